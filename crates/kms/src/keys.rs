@@ -1,0 +1,69 @@
+//! KMS key material and data keys.
+
+use std::fmt;
+
+use zeroize::{ZeroizeOnDrop, Zeroizing};
+
+use crate::aead;
+use crate::error::KmsError;
+use crate::secret::{KEY_LEN, Key32};
+
+/// The 32-byte AES-256 material of a KMS key (a customer key or an AWS-managed key such as
+/// `aws/secretsmanager`). At rest it exists only wrapped by the region's root key
+/// ([`crate::RootKey::wrap_key_material`]). Wiped on drop; `Debug` shows nothing.
+#[derive(Clone)]
+pub struct KeyMaterial(pub(crate) Key32);
+
+impl ZeroizeOnDrop for KeyMaterial {}
+
+impl fmt::Debug for KeyMaterial {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("KeyMaterial(..)")
+    }
+}
+
+impl KeyMaterial {
+    /// Fresh material from the operating system's CSPRNG, for a new KMS key.
+    pub fn generate() -> Self {
+        Self(Key32::random())
+    }
+}
+
+/// A 32-byte AES-256 data key: one per secret version, carried at rest only as a ciphertext
+/// blob under a KMS key ([`crate::generate_data_key`]). Wiped on drop; `Debug` shows nothing.
+pub struct DataKey(pub(crate) Key32);
+
+impl ZeroizeOnDrop for DataKey {}
+
+impl fmt::Debug for DataKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("DataKey(..)")
+    }
+}
+
+impl DataKey {
+    pub(crate) fn generate() -> Self {
+        Self(Key32::random())
+    }
+
+    /// Seals a secret value under this data key with AES-256-GCM. `aad` must bind where the
+    /// value belongs (region, secret ARN, version id) so a sealed value moved to another secret
+    /// or version does not open. Output: `nonce (12, random) || ciphertext || tag (16)`.
+    pub fn seal(&self, aad: &[u8], plaintext: &[u8]) -> Vec<u8> {
+        let mut out = Vec::new();
+        aead::seal_into(self.0.bytes(), aad, plaintext, &mut out);
+        out
+    }
+
+    /// Opens what [`DataKey::seal`] produced with the same `aad`. Anything else (other key, other
+    /// aad, altered bytes) is [`KmsError::InvalidCiphertext`].
+    pub fn open(&self, aad: &[u8], sealed: &[u8]) -> Result<Zeroizing<Vec<u8>>, KmsError> {
+        aead::open(self.0.bytes(), aad, sealed).map_err(|_| KmsError::InvalidCiphertext)
+    }
+
+    /// The raw key bytes, only for answering a KMS `GenerateDataKey` API call, whose response
+    /// carries the plaintext key to the client. Secrets Manager code uses `seal` / `open`.
+    pub fn expose_bytes(&self) -> &[u8; KEY_LEN] {
+        self.0.bytes()
+    }
+}
