@@ -1,1 +1,15 @@
-//! placeholder
+//! Secrets Manager semantics over a Region's store and key service. Every AWS operation lives
+//! in its own file under `ops/`, named after the operation (`ops/get_secret_value.rs`).
+
+pub mod error;
+pub mod model;
+pub mod ops;
+pub mod policy;
+pub mod purge;
+pub mod region;
+pub mod secret;
+pub mod validate;
+pub mod view;
+
+pub use error::{Error, ErrorCode, Result};
+pub use region::{Caller, Clock, RegionService, SystemClock};

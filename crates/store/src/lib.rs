@@ -1,1 +1,103 @@
-//! placeholder
+//! Durable storage for one Region (secrets, versions, KMS keys) and for the deployment's
+//! principals (accounts, users, access keys).
+//!
+//! The store knows no HTTP and no Secrets Manager rules: it keeps records and commits whole
+//! *changes* atomically. Concurrency is optimistic: every secret row carries `row_version`, an
+//! update names the version it read, and a mismatch is [`StoreError::Conflict`] so the caller
+//! reloads and retries. That works the same on one SQLite writer and on several nodes over
+//! PostgreSQL, with no advisory locks.
+//!
+//! Secret values reach this crate only as ciphertext (`wrapped_data_key` + `ciphertext`).
+
+mod records;
+mod schema;
+mod sqlite;
+
+pub use records::*;
+pub use sqlite::{SqliteIamStore, SqliteStore};
+
+use async_trait::async_trait;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// Another writer changed the row first (or a unique name is taken); reload and retry.
+    #[error("the record was changed concurrently")]
+    Conflict,
+    #[error("{0}")]
+    Incompatible(String),
+    #[error("storage error: {0}")]
+    Backend(String),
+}
+
+impl From<sqlx::Error> for StoreError {
+    fn from(err: sqlx::Error) -> Self {
+        if let sqlx::Error::Database(db) = &err
+            && db.is_unique_violation()
+        {
+            return StoreError::Conflict;
+        }
+        StoreError::Backend(err.to_string())
+    }
+}
+
+pub type Result<T> = std::result::Result<T, StoreError>;
+
+/// One atomic change to a secret and its versions.
+#[derive(Debug, Clone)]
+pub enum SecretChange {
+    /// A new secret; fails with `Conflict` when its name or ARN is taken.
+    Insert {
+        secret: SecretRecord,
+        versions: Vec<VersionRecord>,
+    },
+    /// `secret.row_version` must be `expected_row_version + 1`.
+    Update {
+        secret: SecretRecord,
+        expected_row_version: i64,
+        upsert_versions: Vec<VersionRecord>,
+        delete_versions: Vec<String>,
+    },
+    /// Removes the secret and every version.
+    Delete {
+        arn: String,
+        expected_row_version: i64,
+    },
+}
+
+/// Storage of one Region.
+#[async_trait]
+pub trait Store: Send + Sync + 'static {
+    async fn load_secret_by_name(&self, account_id: &str, name: &str) -> Result<Option<Secret>>;
+    async fn load_secret_by_arn(&self, arn: &str) -> Result<Option<Secret>>;
+    /// Every secret of an account, oldest first.
+    async fn list_secrets(&self, account_id: &str) -> Result<Vec<Secret>>;
+    async fn commit(&self, change: SecretChange) -> Result<()>;
+    /// Records a read at day resolution for the secret and one of its versions. Not a
+    /// "change": it never bumps `row_version` nor `LastChangedDate`.
+    async fn record_access(&self, arn: &str, version_id: &str, day: i64) -> Result<()>;
+    /// ARNs of secrets whose recovery window ended at or before `now_ms`.
+    async fn secrets_due_for_purge(&self, now_ms: i64) -> Result<Vec<String>>;
+
+    async fn load_kms_key(&self, key_arn: &str) -> Result<Option<KmsKeyRecord>>;
+    async fn load_kms_alias(
+        &self,
+        account_id: &str,
+        alias_name: &str,
+    ) -> Result<Option<KmsAliasRecord>>;
+    /// Creates a key and, optionally, an alias for it; `Conflict` when the alias exists.
+    async fn create_kms_key(&self, key: KmsKeyRecord, alias: Option<KmsAliasRecord>) -> Result<()>;
+
+    async fn close(&self);
+}
+
+/// Storage of the deployment's principals.
+#[async_trait]
+pub trait IamStore: Send + Sync + 'static {
+    async fn accounts(&self) -> Result<Vec<String>>;
+    async fn create_account(&self, account_id: &str, now_ms: i64) -> Result<()>;
+    async fn create_user(&self, user: UserRecord) -> Result<()>;
+    async fn create_access_key(&self, key: AccessKeyRecord) -> Result<()>;
+    async fn users(&self) -> Result<Vec<UserRecord>>;
+    async fn access_keys(&self) -> Result<Vec<AccessKeyRecord>>;
+    async fn close(&self);
+}

@@ -1,0 +1,186 @@
+//! CreateSecret (spec §4.1).
+
+use coffer_store::{Secret, SecretChange, SecretRecord, VersionRecord};
+use serde::{Deserialize, Serialize};
+use zeroize::Zeroizing;
+
+use super::input::{Blob, TagInput, check_tags, check_value, take_value, to_tags};
+use crate::error::{Error, ErrorCode, Result};
+use crate::model::{arn_suffix, secret_arn};
+use crate::region::{Caller, RegionService};
+use crate::secret::{AWSCURRENT, Failure, version_by_id, with_retry};
+use crate::validate::{Violations, invalid_name, is_valid_name};
+
+#[derive(Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct Input {
+    pub name: Option<String>,
+    pub client_request_token: Option<String>,
+    pub description: Option<String>,
+    pub kms_key_id: Option<String>,
+    pub secret_string: Option<Zeroizing<String>>,
+    pub secret_binary: Option<Blob>,
+    pub tags: Option<Vec<TagInput>>,
+    pub add_replica_regions: Option<Vec<serde_json::Value>>,
+    pub force_overwrite_replica_secret: Option<bool>,
+    #[serde(rename = "Type")]
+    pub secret_type: Option<String>,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct Output {
+    #[serde(rename = "ARN")]
+    pub arn: String,
+    pub name: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub version_id: Option<String>,
+}
+
+pub async fn run(region: &RegionService, caller: &Caller, input: Input) -> Result<Output> {
+    let mut v = Violations::new();
+    if v.required(&input.name, "name") {
+        v.length(input.name.as_deref(), "name", 1, 512);
+    }
+    check_value(
+        &mut v,
+        &input.client_request_token,
+        &input.secret_string,
+        &input.secret_binary,
+    );
+    v.length(input.description.as_deref(), "description", 0, 2048);
+    v.length(input.kms_key_id.as_deref(), "kmsKeyId", 0, 2048);
+    v.length(input.secret_type.as_deref(), "type", 0, 256);
+    check_tags(&mut v, &input.tags, "tags");
+    v.finish()?;
+    let has_value = input.secret_string.is_some() || input.secret_binary.is_some();
+    // [S] a raw request with a value but no token; SDKs always fill one in.
+    if has_value && input.client_request_token.is_none() {
+        return Err(Error::missing_token());
+    }
+    let name = input.name.clone().unwrap_or_default();
+    if !is_valid_name(&name) {
+        return Err(invalid_name());
+    }
+    let value = take_value(input.secret_string, input.secret_binary)?;
+    if input
+        .add_replica_regions
+        .as_ref()
+        .is_some_and(|r| !r.is_empty())
+    {
+        return Err(super::not_yet_available::replication_error());
+    }
+    let token = input
+        .client_request_token
+        .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
+    let key = region
+        .resolve_key(&caller.account_id, input.kms_key_id.as_deref())
+        .await?;
+    let tags = input.tags.map(to_tags);
+
+    with_retry(|| async {
+        if let Some(existing) = region
+            .store
+            .load_secret_by_name(&caller.account_id, &name)
+            .await?
+        {
+            return match existing_secret_error(region, &existing, &token, value.as_ref()).await? {
+                // [V] the same token and value again: answered like the original call.
+                None => Ok(Output {
+                    arn: existing.record.arn.clone(),
+                    name: existing.record.name.clone(),
+                    version_id: Some(token.clone()),
+                }),
+                Some(err) => Err(Failure::Api(err)),
+            };
+        }
+        let now = region.now_ms();
+        let arn = secret_arn(
+            region.partition,
+            &region.region,
+            &caller.account_id,
+            &name,
+            &arn_suffix(),
+        );
+        let mut versions = Vec::new();
+        if let Some(value) = &value {
+            let (wrapped, ciphertext) = region.encrypt_value(&key, &arn, &token, value)?;
+            versions.push(VersionRecord {
+                secret_arn: arn.clone(),
+                version_id: token.clone(),
+                stages: vec![AWSCURRENT.to_string()],
+                created_ms: now,
+                last_accessed_day: None,
+                kms_key_arn: Some(key.arn.clone()),
+                value_kind: value.kind(),
+                wrapped_data_key: Some(wrapped),
+                ciphertext: Some(ciphertext),
+            });
+        }
+        let record = SecretRecord {
+            arn: arn.clone(),
+            account_id: caller.account_id.clone(),
+            name: name.clone(),
+            description: input.description.clone(),
+            kms_key_id: input.kms_key_id.clone().filter(|k| !k.is_empty()),
+            tags: tags.clone(),
+            resource_policy: None,
+            created_ms: now,
+            last_changed_ms: now,
+            last_accessed_day: None,
+            deleted_ms: None,
+            purge_at_ms: None,
+            rotation: None,
+            replication: None,
+            row_version: 1,
+        };
+        region
+            .store
+            .commit(SecretChange::Insert {
+                secret: record,
+                versions,
+            })
+            .await?;
+        Ok(Output {
+            arn,
+            name: name.clone(),
+            version_id: value.is_some().then(|| token.clone()),
+        })
+    })
+    .await
+}
+
+/// What CreateSecret says when the name is taken; `None` for an identical replay.
+async fn existing_secret_error(
+    region: &RegionService,
+    existing: &Secret,
+    token: &str,
+    value: Option<&crate::model::SecretValue>,
+) -> Result<Option<Error>> {
+    if existing.record.deleted_ms.is_some() {
+        // [S]
+        return Ok(Some(Error::invalid_request(
+            "You can't create this secret because a secret with this name is already scheduled for deletion.",
+        )));
+    }
+    if let Some(version) = version_by_id(existing, token) {
+        let same = match value {
+            Some(value) if version.ciphertext.is_some() => {
+                region.decrypt_value(&existing.record.arn, version).await? == *value
+            }
+            _ => false,
+        };
+        if same {
+            return Ok(None);
+        }
+        return Ok(Some(Error::token_in_use(token, &existing.record.arn)));
+    }
+    // [S][V]
+    Ok(Some(Error::new(
+        ErrorCode::ResourceExists,
+        format!(
+            "The operation failed because the secret {} already exists.",
+            existing.record.name
+        ),
+    )))
+}

@@ -1,0 +1,44 @@
+//! DeleteResourcePolicy (spec §4.13).
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::Result;
+use crate::region::{Caller, RegionService};
+use crate::secret::{check_secret_id, commit_update, ensure_not_deleted, load, with_retry};
+use crate::validate::Violations;
+
+#[derive(Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct Input {
+    pub secret_id: Option<String>,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct Output {
+    #[serde(rename = "ARN")]
+    pub arn: String,
+    pub name: String,
+}
+
+pub async fn run(region: &RegionService, caller: &Caller, input: Input) -> Result<Output> {
+    let mut v = Violations::new();
+    check_secret_id(&mut v, &input.secret_id, "secretId");
+    v.finish()?;
+    let secret_id = input.secret_id.unwrap_or_default();
+    with_retry(|| async {
+        let mut secret = load(region, caller, &secret_id).await?;
+        ensure_not_deleted(&secret)?;
+        if secret.record.resource_policy.is_some() {
+            let expected = secret.record.row_version;
+            secret.record.resource_policy = None;
+            secret.record.last_changed_ms = region.now_ms();
+            secret = commit_update(region, secret, expected, Vec::new(), Vec::new()).await?;
+        }
+        Ok(Output {
+            arn: secret.record.arn,
+            name: secret.record.name,
+        })
+    })
+    .await
+}

@@ -1,0 +1,28 @@
+//! DescribeSecret (spec §4.2): works on secrets scheduled for deletion.
+
+use serde::Deserialize;
+
+use crate::error::Result;
+use crate::region::{Caller, RegionService};
+use crate::secret::{check_secret_id, load};
+use crate::validate::Violations;
+use crate::view::{SecretEntry, Shape, entry};
+
+#[derive(Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct Input {
+    pub secret_id: Option<String>,
+}
+
+pub async fn run(region: &RegionService, caller: &Caller, input: Input) -> Result<SecretEntry> {
+    let mut v = Violations::new();
+    check_secret_id(&mut v, &input.secret_id, "secretId");
+    v.finish()?;
+    let secret = load(
+        region,
+        caller,
+        input.secret_id.as_deref().unwrap_or_default(),
+    )
+    .await?;
+    Ok(entry(&secret, Shape::Describe))
+}

@@ -1,0 +1,100 @@
+//! Input members shared by several operations, and their checks.
+
+use base64::Engine;
+use serde::{Deserialize, Deserializer};
+use zeroize::Zeroizing;
+
+use crate::error::{Error, Result};
+use crate::model::SecretValue;
+use crate::validate::Violations;
+
+/// A base64 blob (`SecretBinary`), decoded into memory that is zeroized on drop.
+pub struct Blob(pub Zeroizing<Vec<u8>>);
+
+impl<'de> Deserialize<'de> for Blob {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> std::result::Result<Blob, D::Error> {
+        let text = Zeroizing::new(String::deserialize(d)?);
+        base64::engine::general_purpose::STANDARD
+            .decode(text.as_bytes())
+            .map(|b| Blob(Zeroizing::new(b)))
+            .map_err(|_| serde::de::Error::custom("invalid base64 blob"))
+    }
+}
+
+#[derive(Deserialize, Clone)]
+#[serde(rename_all = "PascalCase")]
+pub struct TagInput {
+    pub key: Option<String>,
+    pub value: Option<String>,
+}
+
+/// Checks a `Tags` list: keys 1–128, values 0–256 (spec §3).
+pub fn check_tags(v: &mut Violations, tags: &Option<Vec<TagInput>>, path: &str) {
+    for (i, tag) in tags.iter().flatten().enumerate() {
+        let key_path = format!("{path}.{}.member.key", i + 1);
+        if v.required(&tag.key, &key_path) {
+            v.length(tag.key.as_deref(), &key_path, 1, 128);
+        }
+        let value_path = format!("{path}.{}.member.value", i + 1);
+        if v.required(&tag.value, &value_path) {
+            v.length(tag.value.as_deref(), &value_path, 0, 256);
+        }
+    }
+}
+
+pub fn to_tags(tags: Vec<TagInput>) -> Vec<coffer_store::Tag> {
+    tags.into_iter()
+        .map(|t| coffer_store::Tag {
+            key: t.key.unwrap_or_default(),
+            value: t.value.unwrap_or_default(),
+        })
+        .collect()
+}
+
+/// Merges tags as TagResource does: an existing key gets the new value in place.
+pub fn merge_tags(existing: &mut Vec<coffer_store::Tag>, new: Vec<coffer_store::Tag>) {
+    for tag in new {
+        match existing.iter_mut().find(|t| t.key == tag.key) {
+            Some(old) => old.value = tag.value,
+            None => existing.push(tag),
+        }
+    }
+}
+
+/// Checks `ClientRequestToken` (32–64) and the value members; returns the value, if any.
+pub fn check_value(
+    v: &mut Violations,
+    token: &Option<String>,
+    string: &Option<Zeroizing<String>>,
+    binary: &Option<Blob>,
+) {
+    v.length(token.as_deref(), "clientRequestToken", 32, 64);
+    v.length_sensitive(
+        string.as_ref().map(|s| s.as_str()),
+        "secretString",
+        1,
+        65536,
+    );
+    if let Some(b) = binary {
+        let n = b.0.len();
+        if !(1..=65536).contains(&n) {
+            v.count(Some(n), "secretBinary", 1, 65536);
+        }
+    }
+}
+
+/// Exactly one of SecretString / SecretBinary, or none.
+pub fn take_value(
+    string: Option<Zeroizing<String>>,
+    binary: Option<Blob>,
+) -> Result<Option<SecretValue>> {
+    match (string, binary) {
+        (Some(_), Some(_)) => Err(Error::invalid_parameter(
+            // [F] 2018 field report (printed by the Java SDK with a typographic apostrophe).
+            "You can't specify both a binary secret value and a string secret value in the same secret.",
+        )),
+        (Some(s), None) => Ok(Some(SecretValue::String(s))),
+        (None, Some(b)) => Ok(Some(SecretValue::Binary(b.0))),
+        (None, None) => Ok(None),
+    }
+}

@@ -1,0 +1,43 @@
+//! TagResource (spec §4.12): merges tags; an existing key gets the new value.
+
+use serde::{Deserialize, Serialize};
+
+use super::input::{TagInput, check_tags, merge_tags, to_tags};
+use crate::error::Result;
+use crate::region::{Caller, RegionService};
+use crate::secret::{check_secret_id, commit_update, ensure_not_deleted, load, with_retry};
+use crate::validate::Violations;
+
+#[derive(Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct Input {
+    pub secret_id: Option<String>,
+    pub tags: Option<Vec<TagInput>>,
+}
+
+/// No output members: `{}` [S].
+#[derive(Serialize)]
+pub struct Output {}
+
+pub async fn run(region: &RegionService, caller: &Caller, input: Input) -> Result<Output> {
+    let mut v = Violations::new();
+    check_secret_id(&mut v, &input.secret_id, "secretId");
+    v.required(&input.tags, "tags");
+    check_tags(&mut v, &input.tags, "tags");
+    v.finish()?;
+    let secret_id = input.secret_id.unwrap_or_default();
+    let tags = to_tags(input.tags.unwrap_or_default());
+    with_retry(|| async {
+        let mut secret = load(region, caller, &secret_id).await?;
+        ensure_not_deleted(&secret)?;
+        let expected = secret.record.row_version;
+        merge_tags(
+            secret.record.tags.get_or_insert_with(Vec::new),
+            tags.clone(),
+        );
+        secret.record.last_changed_ms = region.now_ms();
+        commit_update(region, secret, expected, Vec::new(), Vec::new()).await?;
+        Ok(Output {})
+    })
+    .await
+}

@@ -1,0 +1,44 @@
+//! UntagResource (spec §4.12): removes keys; unknown keys are ignored; `Tags: []` remains.
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::Result;
+use crate::region::{Caller, RegionService};
+use crate::secret::{check_secret_id, commit_update, ensure_not_deleted, load, with_retry};
+use crate::validate::Violations;
+
+#[derive(Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct Input {
+    pub secret_id: Option<String>,
+    pub tag_keys: Option<Vec<String>>,
+}
+
+#[derive(Serialize)]
+pub struct Output {}
+
+pub async fn run(region: &RegionService, caller: &Caller, input: Input) -> Result<Output> {
+    let mut v = Violations::new();
+    check_secret_id(&mut v, &input.secret_id, "secretId");
+    v.required(&input.tag_keys, "tagKeys");
+    for (i, key) in input.tag_keys.iter().flatten().enumerate() {
+        v.length(Some(key), &format!("tagKeys.{}.member", i + 1), 1, 128);
+    }
+    v.finish()?;
+    let secret_id = input.secret_id.unwrap_or_default();
+    let keys = input.tag_keys.unwrap_or_default();
+    with_retry(|| async {
+        let mut secret = load(region, caller, &secret_id).await?;
+        ensure_not_deleted(&secret)?;
+        let expected = secret.record.row_version;
+        secret
+            .record
+            .tags
+            .get_or_insert_with(Vec::new)
+            .retain(|t| !keys.contains(&t.key));
+        secret.record.last_changed_ms = region.now_ms();
+        commit_update(region, secret, expected, Vec::new(), Vec::new()).await?;
+        Ok(Output {})
+    })
+    .await
+}

@@ -1,0 +1,58 @@
+//! ValidateResourcePolicy (spec §4.13).
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::Result;
+use crate::policy::{broad_access_findings, syntax_findings};
+use crate::region::{Caller, RegionService};
+use crate::secret::load;
+use crate::validate::Violations;
+
+#[derive(Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct Input {
+    pub secret_id: Option<String>,
+    pub resource_policy: Option<String>,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct ValidationError {
+    pub check_name: String,
+    pub error_message: String,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct Output {
+    pub policy_validation_passed: bool,
+    pub validation_errors: Vec<ValidationError>,
+}
+
+pub async fn run(region: &RegionService, caller: &Caller, input: Input) -> Result<Output> {
+    let mut v = Violations::new();
+    v.length(input.secret_id.as_deref(), "secretId", 1, 2048);
+    if v.required(&input.resource_policy, "resourcePolicy") {
+        v.length(input.resource_policy.as_deref(), "resourcePolicy", 1, 20480);
+    }
+    v.finish()?;
+    if let Some(id) = &input.secret_id {
+        // [S] the SecretId is resolved (and its name validated) when given.
+        load(region, caller, id).await?;
+    }
+    let policy = input.resource_policy.unwrap_or_default();
+    let mut findings = syntax_findings(&policy);
+    if findings.is_empty() {
+        findings = broad_access_findings(&policy);
+    }
+    Ok(Output {
+        policy_validation_passed: findings.is_empty(),
+        validation_errors: findings
+            .into_iter()
+            .map(|f| ValidationError {
+                check_name: f.check.to_string(),
+                error_message: f.message,
+            })
+            .collect(),
+    })
+}

@@ -1,0 +1,37 @@
+//! The background purge: removes secrets whose recovery window has passed.
+
+use coffer_store::SecretChange;
+
+use crate::error::Result;
+use crate::region::RegionService;
+
+/// Purges every secret of the Region whose window ended; returns how many were removed.
+pub async fn purge_due(region: &RegionService) -> Result<usize> {
+    let now = region.now_ms();
+    let mut purged = 0;
+    for arn in region.store.secrets_due_for_purge(now).await? {
+        let Some(secret) = region.store.load_secret_by_arn(&arn).await? else {
+            continue;
+        };
+        // Re-check on the loaded row: a RestoreSecret may have won the race.
+        if secret.record.purge_at_ms.is_none_or(|t| t > now) {
+            continue;
+        }
+        match region
+            .store
+            .commit(SecretChange::Delete {
+                arn: arn.clone(),
+                expected_row_version: secret.record.row_version,
+            })
+            .await
+        {
+            Ok(()) => {
+                purged += 1;
+                tracing::info!(region = %region.region, arn = %arn, "Purged secret after its recovery window");
+            }
+            Err(coffer_store::StoreError::Conflict) => continue,
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Ok(purged)
+}

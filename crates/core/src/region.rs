@@ -1,0 +1,283 @@
+//! One Region's service: its store, its key service and its clock. Every operation runs
+//! against exactly one `RegionService`, chosen by the SigV4 credential scope.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use coffer_kms::{EncryptionContext, KeyMaterial, RootKey};
+use coffer_store::{KmsAliasRecord, KmsKeyRecord, Store, StoreError};
+use zeroize::Zeroizing;
+
+use crate::error::{Error, ErrorCode, Result};
+use crate::model::{Arn, SecretValue};
+
+/// Time source, injected so tests can move time (deletion windows, day-resolution reads).
+pub trait Clock: Send + Sync {
+    fn now_ms(&self) -> i64;
+}
+
+pub struct SystemClock;
+
+impl Clock for SystemClock {
+    fn now_ms(&self) -> i64 {
+        chrono::Utc::now().timestamp_millis()
+    }
+}
+
+/// Who is calling, as established by SigV4.
+#[derive(Debug, Clone)]
+pub struct Caller {
+    pub account_id: String,
+    pub principal_arn: String,
+}
+
+pub const DEFAULT_KEY_ALIAS: &str = "alias/aws/secretsmanager";
+
+/// A usable KMS key.
+#[derive(Clone)]
+pub struct KeyHandle {
+    pub arn: String,
+    pub material: Arc<KeyMaterial>,
+}
+
+pub struct RegionService {
+    pub region: String,
+    pub partition: &'static str,
+    pub store: Arc<dyn Store>,
+    pub clock: Arc<dyn Clock>,
+    root_key: RootKey,
+    /// Unwrapped key material by key ARN; zeroized when dropped.
+    keys: Mutex<HashMap<String, Arc<KeyMaterial>>>,
+}
+
+impl RegionService {
+    pub fn new(
+        region: String,
+        partition: &'static str,
+        store: Arc<dyn Store>,
+        root_key: RootKey,
+        clock: Arc<dyn Clock>,
+    ) -> RegionService {
+        RegionService {
+            region,
+            partition,
+            store,
+            clock,
+            root_key,
+            keys: Mutex::new(HashMap::new()),
+        }
+    }
+
+    pub fn now_ms(&self) -> i64 {
+        self.clock.now_ms()
+    }
+
+    fn kms_arn(&self, account: &str, resource: &str) -> String {
+        format!(
+            "arn:{}:kms:{}:{account}:{resource}",
+            self.partition, self.region
+        )
+    }
+
+    async fn key_by_arn(&self, key_arn: &str) -> Result<Option<KeyHandle>> {
+        if let Some(m) = self.keys.lock().expect("key cache").get(key_arn) {
+            return Ok(Some(KeyHandle {
+                arn: key_arn.to_string(),
+                material: m.clone(),
+            }));
+        }
+        let Some(record) = self.store.load_kms_key(key_arn).await? else {
+            return Ok(None);
+        };
+        let material = self
+            .root_key
+            .unwrap_key_material(&record.key_arn, &record.wrapped_material)
+            .map_err(|_| Error::internal("root key cannot unwrap a KMS key"))?;
+        let material = Arc::new(material);
+        self.keys
+            .lock()
+            .expect("key cache")
+            .insert(key_arn.to_string(), material.clone());
+        Ok(Some(KeyHandle {
+            arn: key_arn.to_string(),
+            material,
+        }))
+    }
+
+    /// The account's `aws/secretsmanager` key in this Region, created on first use.
+    pub async fn default_key(&self, account: &str) -> Result<KeyHandle> {
+        for _ in 0..3 {
+            if let Some(alias) = self
+                .store
+                .load_kms_alias(account, DEFAULT_KEY_ALIAS)
+                .await?
+                && let Some(key) = self.key_by_arn(&alias.target_key_arn).await?
+            {
+                return Ok(key);
+            }
+            let key_id = uuid::Uuid::new_v4().to_string();
+            let key_arn = self.kms_arn(account, &format!("key/{key_id}"));
+            let material = KeyMaterial::generate();
+            let now = self.now_ms();
+            let metadata = serde_json::json!({
+                "Description": "Default key that protects my Secrets Manager data when no other key is defined",
+                "KeyManager": "AWS",
+                "KeyState": "Enabled",
+                "KeyUsage": "ENCRYPT_DECRYPT",
+                "KeySpec": "SYMMETRIC_DEFAULT",
+                "Origin": "AWS_KMS",
+                "MultiRegion": false,
+            });
+            let record = KmsKeyRecord {
+                key_arn: key_arn.clone(),
+                account_id: account.to_string(),
+                key_id,
+                wrapped_material: self.root_key.wrap_key_material(&key_arn, &material),
+                metadata: metadata.to_string(),
+                created_ms: now,
+            };
+            let alias = KmsAliasRecord {
+                account_id: account.to_string(),
+                alias_name: DEFAULT_KEY_ALIAS.to_string(),
+                target_key_arn: key_arn,
+                created_ms: now,
+            };
+            match self.store.create_kms_key(record, Some(alias)).await {
+                // Someone else created it first: use theirs.
+                Ok(()) | Err(StoreError::Conflict) => continue,
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Err(Error::internal("default KMS key could not be created"))
+    }
+
+    /// Resolves `KmsKeyId` as Secrets Manager accepts it: key id, key ARN, `alias/name` or alias
+    /// ARN; `None`/empty is the default key. Not found is reported as AWS reports it through
+    /// Secrets Manager [F terraform-provider-aws #30272]:
+    /// `Secrets Manager can't encrypt the secret value: Key '<arn>' does not exist`.
+    pub async fn resolve_key(&self, account: &str, key_id: Option<&str>) -> Result<KeyHandle> {
+        let key_id = match key_id {
+            None | Some("") => return self.default_key(account).await,
+            Some(k) => k,
+        };
+        let (alias_account, alias_name) = if let Some(name) = key_id.strip_prefix("alias/") {
+            (account.to_string(), Some(format!("alias/{name}")))
+        } else if let Some(arn) = Arn::parse(key_id)
+            && arn.service == "kms"
+            && arn.resource.starts_with("alias/")
+        {
+            (arn.account.to_string(), Some(arn.resource.to_string()))
+        } else {
+            (account.to_string(), None)
+        };
+        if let Some(alias_name) = alias_name {
+            if alias_name == DEFAULT_KEY_ALIAS && alias_account == account {
+                return self.default_key(account).await;
+            }
+            if let Some(alias) = self
+                .store
+                .load_kms_alias(&alias_account, &alias_name)
+                .await?
+                && let Some(key) = self.key_by_arn(&alias.target_key_arn).await?
+            {
+                return Ok(key);
+            }
+            return Err(Error::new(
+                ErrorCode::EncryptionFailure,
+                format!(
+                    "Secrets Manager can't encrypt the secret value: Alias {} is not found.",
+                    self.kms_arn(&alias_account, &alias_name)
+                ),
+            ));
+        }
+        let key_arn = if key_id.starts_with("arn:") {
+            key_id.to_string()
+        } else {
+            self.kms_arn(account, &format!("key/{key_id}"))
+        };
+        match self.key_by_arn(&key_arn).await? {
+            Some(key) => Ok(key),
+            None => Err(Error::new(
+                ErrorCode::EncryptionFailure,
+                format!(
+                    "Secrets Manager can't encrypt the secret value: Key '{key_arn}' does not exist"
+                ),
+            )),
+        }
+    }
+
+    /// AAD for the value: binds Region, secret ARN and VersionId, so a ciphertext copied to
+    /// another secret, version or Region does not decrypt.
+    fn value_aad(&self, arn: &str, version_id: &str) -> Vec<u8> {
+        let mut aad = Vec::with_capacity(self.region.len() + arn.len() + version_id.len() + 2);
+        aad.extend_from_slice(self.region.as_bytes());
+        aad.push(0);
+        aad.extend_from_slice(arn.as_bytes());
+        aad.push(0);
+        aad.extend_from_slice(version_id.as_bytes());
+        aad
+    }
+
+    fn context(arn: &str, version_id: &str) -> EncryptionContext {
+        // The two pairs Secrets Manager sends to KMS (spec §7.1).
+        let mut ctx = EncryptionContext::new();
+        ctx.insert("SecretARN".into(), arn.into());
+        ctx.insert("SecretVersionId".into(), version_id.into());
+        ctx
+    }
+
+    /// Envelope-encrypts a value: a fresh data key wrapped by `key`, the value sealed by it.
+    /// Returns (wrapped data key, ciphertext).
+    pub fn encrypt_value(
+        &self,
+        key: &KeyHandle,
+        arn: &str,
+        version_id: &str,
+        value: &SecretValue,
+    ) -> Result<(Vec<u8>, Vec<u8>)> {
+        let (data_key, wrapped) =
+            coffer_kms::generate_data_key(&key.material, &key.arn, &Self::context(arn, version_id))
+                .map_err(|_| {
+                    Error::new(
+                        ErrorCode::EncryptionFailure,
+                        "Secrets Manager can't encrypt the secret value.",
+                    )
+                })?;
+        let ciphertext = data_key.seal(&self.value_aad(arn, version_id), value.as_bytes());
+        Ok((wrapped, ciphertext))
+    }
+
+    pub async fn decrypt_value(
+        &self,
+        arn: &str,
+        version: &coffer_store::VersionRecord,
+    ) -> Result<SecretValue> {
+        let failure = || {
+            Error::new(
+                ErrorCode::DecryptionFailure,
+                "Secrets Manager can't decrypt the protected secret text using the provided KMS key.",
+            )
+        };
+        let (Some(wrapped), Some(ciphertext)) = (&version.wrapped_data_key, &version.ciphertext)
+        else {
+            return Err(failure());
+        };
+        let key_arn = coffer_kms::ciphertext_key_id(wrapped).map_err(|_| failure())?;
+        let key = self.key_by_arn(key_arn).await?.ok_or_else(failure)?;
+        let data_key = coffer_kms::decrypt_data_key(
+            &key.material,
+            wrapped,
+            &Self::context(arn, &version.version_id),
+        )
+        .map_err(|_| failure())?;
+        let plain = data_key
+            .open(&self.value_aad(arn, &version.version_id), ciphertext)
+            .map_err(|_| failure())?;
+        Ok(match version.value_kind {
+            coffer_store::ValueKind::String => SecretValue::String(Zeroizing::new(
+                String::from_utf8(plain.to_vec()).map_err(|_| failure())?,
+            )),
+            _ => SecretValue::Binary(plain),
+        })
+    }
+}

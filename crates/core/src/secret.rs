@@ -1,0 +1,405 @@
+//! Loading a secret by `SecretId`, the staging-label rules, and the optimistic
+//! load-modify-commit loop every write goes through.
+
+use std::future::Future;
+
+use coffer_store::{Secret, SecretChange, StoreError, VersionRecord};
+
+use crate::error::{Error, Result};
+use crate::model::Arn;
+use crate::region::{Caller, RegionService};
+use crate::validate::{Violations, invalid_name, is_valid_name};
+
+pub const AWSCURRENT: &str = "AWSCURRENT";
+pub const AWSPREVIOUS: &str = "AWSPREVIOUS";
+pub const AWSPENDING: &str = "AWSPENDING";
+
+/// Validates a `SecretId` member (1–2048 chars) under the given member path.
+pub fn check_secret_id(v: &mut Violations, id: &Option<String>, path: &str) {
+    if v.required(id, path) {
+        v.length(id.as_deref(), path, 1, 2048);
+    }
+}
+
+/// Resolves `SecretId` (spec §2.1): full ARN (exact match, no fallback), partial ARN (the name),
+/// or a name (validated first).
+pub async fn load(region: &RegionService, caller: &Caller, secret_id: &str) -> Result<Secret> {
+    let found = if secret_id.starts_with("arn:") {
+        let arn = Arn::parse(secret_id).ok_or_else(Error::not_found)?;
+        let Some(name) = arn.resource.strip_prefix("secret:") else {
+            return Err(Error::not_found());
+        };
+        // [E] an ARN of another Region or partition names a secret this Region does not hold.
+        if arn.service != "secretsmanager"
+            || arn.region != region.region
+            || arn.partition != region.partition
+            || arn.account != caller.account_id
+        {
+            return Err(Error::not_found());
+        }
+        if has_arn_suffix(name) {
+            // [S] a complete ARN must match exactly; AWS does not fall back to the name.
+            region.store.load_secret_by_arn(secret_id).await?
+        } else {
+            region
+                .store
+                .load_secret_by_name(&caller.account_id, name)
+                .await?
+        }
+    } else {
+        if !is_valid_name(secret_id) {
+            return Err(invalid_name());
+        }
+        region
+            .store
+            .load_secret_by_name(&caller.account_id, secret_id)
+            .await?
+    };
+    found.ok_or_else(Error::not_found)
+}
+
+/// `name-xxxxxx`: ends with a hyphen and exactly six characters.
+fn has_arn_suffix(name: &str) -> bool {
+    let bytes = name.as_bytes();
+    bytes.len() > 7 && bytes[bytes.len() - 7] == b'-'
+}
+
+/// Why an attempt stopped: an API error, or a lost race to retry.
+pub enum Failure {
+    Api(Error),
+    Conflict,
+}
+
+impl From<Error> for Failure {
+    fn from(e: Error) -> Failure {
+        Failure::Api(e)
+    }
+}
+
+impl From<StoreError> for Failure {
+    fn from(e: StoreError) -> Failure {
+        match e {
+            StoreError::Conflict => Failure::Conflict,
+            other => Failure::Api(other.into()),
+        }
+    }
+}
+
+/// Runs a load-modify-commit attempt until it does not lose a race (bounded).
+pub async fn with_retry<T, F, Fut>(mut attempt: F) -> Result<T>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = std::result::Result<T, Failure>>,
+{
+    for _ in 0..20 {
+        match attempt().await {
+            Ok(v) => return Ok(v),
+            Err(Failure::Api(e)) => return Err(e),
+            Err(Failure::Conflict) => tokio::task::yield_now().await,
+        }
+    }
+    Err(Error::internal("too many concurrent changes to one secret"))
+}
+
+/// Commits an update of `secret` (already modified in memory) whose row was read at
+/// `expected`; bumps the row version.
+pub async fn commit_update(
+    region: &RegionService,
+    mut secret: Secret,
+    expected: i64,
+    changed_versions: Vec<VersionRecord>,
+    delete_versions: Vec<String>,
+) -> std::result::Result<Secret, Failure> {
+    secret.record.row_version = expected + 1;
+    region
+        .store
+        .commit(SecretChange::Update {
+            secret: secret.record.clone(),
+            expected_row_version: expected,
+            upsert_versions: changed_versions,
+            delete_versions,
+        })
+        .await?;
+    Ok(secret)
+}
+
+pub fn is_deleted(secret: &Secret) -> bool {
+    secret.record.deleted_ms.is_some()
+}
+
+/// The common guard of operations that a secret scheduled for deletion refuses.
+pub fn ensure_not_deleted(secret: &Secret) -> Result<()> {
+    if is_deleted(secret) {
+        return Err(Error::marked_for_deletion());
+    }
+    Ok(())
+}
+
+pub fn version_with_stage<'a>(secret: &'a Secret, stage: &str) -> Option<&'a VersionRecord> {
+    secret
+        .versions
+        .iter()
+        .find(|v| v.stages.iter().any(|s| s == stage))
+}
+
+pub fn version_by_id<'a>(secret: &'a Secret, id: &str) -> Option<&'a VersionRecord> {
+    secret.versions.iter().find(|v| v.version_id == id)
+}
+
+/// Staging-label rules of PutSecretValue/UpdateSecret (spec §4.5): attaches `stages` to the
+/// version `new_id` (which must already be in `secret.versions`), moving each label away from
+/// whatever version had it; moving AWSCURRENT leaves AWSPREVIOUS on the old current version.
+/// Returns the ids of versions whose labels changed.
+pub fn attach_stages(secret: &mut Secret, new_id: &str, stages: &[String]) -> Vec<String> {
+    let mut touched = vec![new_id.to_string()];
+    let moves_current = stages.iter().any(|s| s == AWSCURRENT);
+    if moves_current {
+        let old_current = version_with_stage(secret, AWSCURRENT).map(|v| v.version_id.clone());
+        if let Some(old) = old_current.filter(|old| old != new_id) {
+            for v in secret.versions.iter_mut() {
+                if v.version_id != old && v.stages.iter().any(|s| s == AWSPREVIOUS) {
+                    v.stages.retain(|s| s != AWSPREVIOUS);
+                    touched.push(v.version_id.clone());
+                }
+            }
+            for v in secret.versions.iter_mut().filter(|v| v.version_id == old) {
+                v.stages.retain(|s| s != AWSCURRENT);
+                if !v.stages.iter().any(|s| s == AWSPREVIOUS) {
+                    v.stages.push(AWSPREVIOUS.to_string());
+                }
+                touched.push(old.clone());
+            }
+        }
+    }
+    for stage in stages {
+        for v in secret.versions.iter_mut() {
+            if v.version_id != new_id && v.stages.contains(stage) {
+                v.stages.retain(|s| s != stage);
+                touched.push(v.version_id.clone());
+            }
+        }
+        if let Some(v) = secret.versions.iter_mut().find(|v| v.version_id == new_id)
+            && !v.stages.contains(stage)
+        {
+            v.stages.push(stage.clone());
+        }
+    }
+    // The AWSPREVIOUS holder that just gained AWSCURRENT must not keep AWSPREVIOUS.
+    if moves_current && let Some(v) = secret.versions.iter_mut().find(|v| v.version_id == new_id) {
+        v.stages.retain(|s| s != AWSPREVIOUS);
+    }
+    touched.sort();
+    touched.dedup();
+    touched
+}
+
+/// How many deprecated (label-less) versions AWS keeps; older ones beyond that are removed,
+/// but never one younger than 24 hours (spec §2).
+pub const MAX_DEPRECATED_VERSIONS: usize = 100;
+const VERSION_MIN_AGE_MS: i64 = 24 * 3600 * 1000;
+
+/// Picks deprecated versions to drop after a change. Errors with LimitExceededException when
+/// the secret would hold more deprecated versions than allowed and none is old enough to drop.
+pub fn prune_deprecated(secret: &mut Secret, now_ms: i64) -> Result<Vec<String>> {
+    let deprecated: Vec<(i64, String)> = secret
+        .versions
+        .iter()
+        .filter(|v| v.stages.is_empty())
+        .map(|v| (v.created_ms, v.version_id.clone()))
+        .collect();
+    if deprecated.len() <= MAX_DEPRECATED_VERSIONS {
+        return Ok(Vec::new());
+    }
+    let excess = deprecated.len() - MAX_DEPRECATED_VERSIONS;
+    let removable: Vec<String> = deprecated
+        .iter()
+        .filter(|(created, _)| now_ms - created >= VERSION_MIN_AGE_MS)
+        .take(excess)
+        .map(|(_, id)| id.clone())
+        .collect();
+    if removable.len() < excess {
+        // [E] AWS documents the quota but not the text; this says what to do.
+        return Err(Error::new(
+            crate::error::ErrorCode::LimitExceeded,
+            "You can't create more versions of this secret: it already has 100 versions without staging labels that are less than 24 hours old. Try again later.",
+        ));
+    }
+    secret
+        .versions
+        .retain(|v| !removable.contains(&v.version_id));
+    Ok(removable)
+}
+
+/// Result of adding a value as a new version (PutSecretValue, UpdateSecret).
+pub enum NewVersion {
+    /// [V] the token names a version with the same value: nothing changes.
+    Replay(Secret),
+    /// The secret as committed.
+    Added(Secret),
+}
+
+/// Adds `value` as version `token` with `stages` (AWSCURRENT when `None`), following the
+/// idempotency rules [V]: the same token and value is a replay, the same token with another
+/// value is an error, and the value-less AWSPENDING placeholder of a rotation is filled in.
+pub async fn add_version(
+    region: &RegionService,
+    mut secret: Secret,
+    token: &str,
+    value: &crate::model::SecretValue,
+    stages: Option<&[String]>,
+) -> std::result::Result<NewVersion, Failure> {
+    let expected = secret.record.row_version;
+    let now = region.now_ms();
+    let arn = secret.record.arn.clone();
+    if let Some(existing) = version_by_id(&secret, token)
+        && existing.ciphertext.is_some()
+    {
+        if region.decrypt_value(&arn, existing).await? == *value {
+            return Ok(NewVersion::Replay(secret));
+        }
+        return Err(Error::token_in_use(token, &arn).into());
+    }
+    let key = region
+        .resolve_key(
+            &secret.record.account_id,
+            secret.record.kms_key_id.as_deref(),
+        )
+        .await?;
+    let (wrapped, ciphertext) = region.encrypt_value(&key, &arn, token, value)?;
+    match secret.versions.iter_mut().find(|v| v.version_id == token) {
+        Some(placeholder) => {
+            placeholder.kms_key_arn = Some(key.arn.clone());
+            placeholder.value_kind = value.kind();
+            placeholder.wrapped_data_key = Some(wrapped);
+            placeholder.ciphertext = Some(ciphertext);
+        }
+        None => secret.versions.push(VersionRecord {
+            secret_arn: arn.clone(),
+            version_id: token.to_string(),
+            stages: Vec::new(),
+            created_ms: now,
+            last_accessed_day: None,
+            kms_key_arn: Some(key.arn.clone()),
+            value_kind: value.kind(),
+            wrapped_data_key: Some(wrapped),
+            ciphertext: Some(ciphertext),
+        }),
+    }
+    let mut stages: Vec<String> = stages
+        .map(<[String]>::to_vec)
+        .unwrap_or_else(|| vec![AWSCURRENT.to_string()]);
+    // [D][S] the first value of a secret becomes AWSCURRENT even when not asked for.
+    let has_current = secret
+        .versions
+        .iter()
+        .any(|v| v.version_id != token && v.stages.iter().any(|s| s == AWSCURRENT));
+    if !has_current && !stages.iter().any(|s| s == AWSCURRENT) {
+        stages.push(AWSCURRENT.to_string());
+    }
+    let touched = attach_stages(&mut secret, token, &stages);
+    let deleted = prune_deprecated(&mut secret, now)?;
+    secret.record.last_changed_ms = now;
+    let changed = secret
+        .versions
+        .iter()
+        .filter(|v| touched.contains(&v.version_id))
+        .cloned()
+        .collect();
+    Ok(NewVersion::Added(
+        commit_update(region, secret, expected, changed, deleted).await?,
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use coffer_store::{SecretRecord, ValueKind};
+
+    fn version(id: &str, stages: &[&str]) -> VersionRecord {
+        VersionRecord {
+            secret_arn: "arn".into(),
+            version_id: id.into(),
+            stages: stages.iter().map(|s| s.to_string()).collect(),
+            created_ms: 0,
+            last_accessed_day: None,
+            kms_key_arn: None,
+            value_kind: ValueKind::String,
+            wrapped_data_key: None,
+            ciphertext: None,
+        }
+    }
+
+    fn secret(versions: Vec<VersionRecord>) -> Secret {
+        Secret {
+            record: SecretRecord {
+                arn: "arn".into(),
+                account_id: "1".into(),
+                name: "n".into(),
+                description: None,
+                kms_key_id: None,
+                tags: None,
+                resource_policy: None,
+                created_ms: 0,
+                last_changed_ms: 0,
+                last_accessed_day: None,
+                deleted_ms: None,
+                purge_at_ms: None,
+                rotation: None,
+                replication: None,
+                row_version: 1,
+            },
+            versions,
+        }
+    }
+
+    fn stages_of(s: &Secret, id: &str) -> Vec<String> {
+        let mut st = version_by_id(s, id).unwrap().stages.clone();
+        st.sort();
+        st
+    }
+
+    #[test]
+    fn new_current_version_pushes_old_current_to_previous() {
+        let mut s = secret(vec![
+            version("v1", &["AWSPREVIOUS"]),
+            version("v2", &["AWSCURRENT"]),
+            version("v3", &[]),
+        ]);
+        attach_stages(&mut s, "v3", &["AWSCURRENT".into()]);
+        assert!(stages_of(&s, "v1").is_empty());
+        assert_eq!(stages_of(&s, "v2"), ["AWSPREVIOUS"]);
+        assert_eq!(stages_of(&s, "v3"), ["AWSCURRENT"]);
+    }
+
+    #[test]
+    fn custom_labels_move_without_touching_current() {
+        // [S] v2 [one,two,three], then v3 [one,two,four] -> v2 keeps [three].
+        let mut s = secret(vec![
+            version("v1", &["AWSCURRENT"]),
+            version("v2", &["one", "two", "three"]),
+            version("v3", &[]),
+        ]);
+        attach_stages(&mut s, "v3", &["one".into(), "two".into(), "four".into()]);
+        assert_eq!(stages_of(&s, "v1"), ["AWSCURRENT"]);
+        assert_eq!(stages_of(&s, "v2"), ["three"]);
+        assert_eq!(stages_of(&s, "v3"), ["four", "one", "two"]);
+    }
+
+    #[test]
+    fn pending_moves_away_from_current_leaving_current_in_place() {
+        let mut s = secret(vec![
+            version("v1", &["AWSCURRENT", "AWSPENDING"]),
+            version("v2", &[]),
+        ]);
+        attach_stages(&mut s, "v2", &["AWSPENDING".into()]);
+        assert_eq!(stages_of(&s, "v1"), ["AWSCURRENT"]);
+        assert_eq!(stages_of(&s, "v2"), ["AWSPENDING"]);
+    }
+
+    #[test]
+    fn complete_arn_suffix_is_recognised() {
+        assert!(has_arn_suffix("Name-a1b2c3"));
+        assert!(!has_arn_suffix("Name-a1b2"));
+        assert!(!has_arn_suffix("s-c64bdc03"));
+    }
+}

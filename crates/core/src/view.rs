@@ -1,0 +1,80 @@
+//! How a stored secret is shown by DescribeSecret and ListSecrets: members only when set
+//! (AWS never sends `null`), timestamps as epoch-second numbers.
+
+use std::collections::BTreeMap;
+
+use coffer_store::{Secret, Tag};
+use serde::Serialize;
+
+use crate::model::Timestamp;
+
+#[derive(Serialize, Default)]
+#[serde(rename_all = "PascalCase")]
+pub struct SecretEntry {
+    #[serde(rename = "ARN")]
+    pub arn: String,
+    pub name: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub kms_key_id: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub last_changed_date: Option<Timestamp>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub last_accessed_date: Option<Timestamp>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub deleted_date: Option<Timestamp>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tags: Option<Vec<Tag>>,
+    /// DescribeSecret's name for the map.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub version_ids_to_stages: Option<BTreeMap<String, Vec<String>>>,
+    /// ListSecrets' name for the same map (spec §4.7).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub secret_versions_to_stages: Option<BTreeMap<String, Vec<String>>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub created_date: Option<Timestamp>,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum Shape {
+    Describe,
+    List,
+}
+
+/// Non-deprecated versions and their labels; `None` when there are none [S].
+fn stages_map(secret: &Secret) -> Option<BTreeMap<String, Vec<String>>> {
+    let map: BTreeMap<String, Vec<String>> = secret
+        .versions
+        .iter()
+        .filter(|v| !v.stages.is_empty())
+        .map(|v| (v.version_id.clone(), v.stages.clone()))
+        .collect();
+    (!map.is_empty()).then_some(map)
+}
+
+pub fn entry(secret: &Secret, shape: Shape) -> SecretEntry {
+    let r = &secret.record;
+    let stages = stages_map(secret);
+    let (version_ids_to_stages, secret_versions_to_stages) = match shape {
+        Shape::Describe => (stages, None),
+        Shape::List => (None, stages),
+    };
+    SecretEntry {
+        arn: r.arn.clone(),
+        name: r.name.clone(),
+        // [S] an empty description is not shown.
+        description: r.description.clone().filter(|d| !d.is_empty()),
+        // [D] the default key is not shown.
+        kms_key_id: r.kms_key_id.clone().filter(|k| !k.is_empty()),
+        last_changed_date: Some(Timestamp(r.last_changed_ms)),
+        last_accessed_date: r.last_accessed_day.map(Timestamp::from_day),
+        // Choice [E]: DeletedDate is when DeleteSecret was called; DeleteSecret's own
+        // DeletionDate answer is when the secret will be purged.
+        deleted_date: r.deleted_ms.map(Timestamp),
+        tags: r.tags.clone(),
+        version_ids_to_stages,
+        secret_versions_to_stages,
+        created_date: Some(Timestamp(r.created_ms)),
+    }
+}

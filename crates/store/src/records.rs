@@ -1,0 +1,117 @@
+//! Plain records as stored. Secret values appear only encrypted.
+
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Tag {
+    #[serde(rename = "Key")]
+    pub key: String,
+    #[serde(rename = "Value")]
+    pub value: String,
+}
+
+/// A secret's metadata row.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SecretRecord {
+    pub arn: String,
+    pub account_id: String,
+    pub name: String,
+    pub description: Option<String>,
+    /// The key as the user named it; `None` is the Region's `aws/secretsmanager` key.
+    pub kms_key_id: Option<String>,
+    /// `None` until first tagged; `Some(vec![])` after every tag was removed (AWS then shows `Tags: []`).
+    pub tags: Option<Vec<Tag>>,
+    pub resource_policy: Option<String>,
+    pub created_ms: i64,
+    pub last_changed_ms: i64,
+    pub last_accessed_day: Option<i64>,
+    pub deleted_ms: Option<i64>,
+    pub purge_at_ms: Option<i64>,
+    /// Rotation configuration as JSON (owned by the rotation feature).
+    pub rotation: Option<String>,
+    /// Replication state as JSON (owned by the replication feature).
+    pub replication: Option<String>,
+    pub row_version: i64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ValueKind {
+    /// The value-less placeholder rotation creates.
+    None = 0,
+    String = 1,
+    Binary = 2,
+}
+
+impl ValueKind {
+    pub fn from_i64(v: i64) -> ValueKind {
+        match v {
+            1 => ValueKind::String,
+            2 => ValueKind::Binary,
+            _ => ValueKind::None,
+        }
+    }
+}
+
+/// One version. `Debug` is safe: the value is only present as ciphertext.
+#[derive(Debug, Clone, PartialEq)]
+pub struct VersionRecord {
+    pub secret_arn: String,
+    pub version_id: String,
+    pub stages: Vec<String>,
+    pub created_ms: i64,
+    pub last_accessed_day: Option<i64>,
+    /// ARN of the KMS key that wrapped the data key.
+    pub kms_key_arn: Option<String>,
+    pub value_kind: ValueKind,
+    pub wrapped_data_key: Option<Vec<u8>>,
+    pub ciphertext: Option<Vec<u8>>,
+}
+
+/// A secret with all its versions (oldest first).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Secret {
+    pub record: SecretRecord,
+    pub versions: Vec<VersionRecord>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct KmsKeyRecord {
+    pub key_arn: String,
+    pub account_id: String,
+    pub key_id: String,
+    /// Key material wrapped by the Region's root key.
+    pub wrapped_material: Vec<u8>,
+    /// KeyMetadata as JSON (state, description, manager, ...).
+    pub metadata: String,
+    pub created_ms: i64,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct KmsAliasRecord {
+    pub account_id: String,
+    /// With the `alias/` prefix.
+    pub alias_name: String,
+    pub target_key_arn: String,
+    pub created_ms: i64,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct UserRecord {
+    pub user_arn: String,
+    pub account_id: String,
+    pub user_name: String,
+    pub user_id: String,
+    pub is_admin: bool,
+    pub created_ms: i64,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct AccessKeyRecord {
+    pub access_key_id: String,
+    pub user_arn: String,
+    pub account_id: String,
+    /// The secret access key, wrapped by the deployment's root key.
+    pub wrapped_secret: Vec<u8>,
+    pub status: String,
+    pub created_ms: i64,
+}

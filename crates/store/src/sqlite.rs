@@ -1,0 +1,570 @@
+//! The embedded default: one SQLite file per store, WAL, one writer connection (SQLite allows
+//! one writer anyway; a pool of one avoids `SQLITE_BUSY`), a small pool of read-only readers,
+//! and `synchronous=FULL` so a commit that returned is on disk.
+
+use std::path::Path;
+use std::str::FromStr;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteRow,
+    SqliteSynchronous,
+};
+use sqlx::{ConnectOptions, Row};
+
+use crate::schema::{StoreKind, check_compatible};
+use crate::{
+    AccessKeyRecord, IamStore, KmsAliasRecord, KmsKeyRecord, Result, Secret, SecretChange,
+    SecretRecord, Store, StoreError, Tag, UserRecord, ValueKind, VersionRecord,
+};
+
+struct Pools {
+    writer: SqlitePool,
+    reader: SqlitePool,
+}
+
+async fn open_pools(path: &Path, kind: StoreKind) -> Result<Pools> {
+    let location = path.display().to_string();
+    let base = SqliteConnectOptions::from_str("sqlite://")
+        .map_err(|e| StoreError::Backend(e.to_string()))?
+        .filename(path)
+        .busy_timeout(Duration::from_secs(10));
+    let existing = std::fs::metadata(path)
+        .map(|m| m.len() > 0)
+        .unwrap_or(false);
+    let mut applied = 0;
+    if existing {
+        // Look before touching: a read-only connection, so a foreign or newer file stays as it was.
+        let mut conn =
+            base.clone().read_only(true).connect().await.map_err(|e| {
+                StoreError::Incompatible(format!("{location} cannot be opened: {e}"))
+            })?;
+        let kind_found: Option<String> =
+            sqlx::query_scalar("SELECT meta_value FROM coffer_meta WHERE meta_key = 'kind'")
+                .fetch_optional(&mut conn)
+                .await
+                .ok()
+                .flatten();
+        let version_found: Option<i64> = sqlx::query_scalar(
+            "SELECT meta_value FROM coffer_meta WHERE meta_key = 'format_version'",
+        )
+        .fetch_optional(&mut conn)
+        .await
+        .ok()
+        .flatten()
+        .and_then(|v: String| v.parse().ok());
+        drop(conn);
+        check_compatible(kind, &location, kind_found.as_deref(), version_found)
+            .map_err(StoreError::Incompatible)?;
+        applied = version_found.unwrap_or(0);
+    }
+    let writer = SqlitePoolOptions::new()
+        .max_connections(1)
+        .min_connections(1)
+        .connect_with(
+            base.clone()
+                .create_if_missing(true)
+                .journal_mode(SqliteJournalMode::Wal)
+                .synchronous(SqliteSynchronous::Full),
+        )
+        .await?;
+    migrate(&writer, kind, applied).await?;
+    let reader = SqlitePoolOptions::new()
+        .max_connections(4)
+        .min_connections(1)
+        .connect_with(base.read_only(true))
+        .await?;
+    Ok(Pools { writer, reader })
+}
+
+async fn migrate(pool: &SqlitePool, kind: StoreKind, applied: i64) -> Result<()> {
+    let migrations = kind.migrations();
+    if applied as usize >= migrations.len() {
+        return Ok(());
+    }
+    let mut tx = pool.begin().await?;
+    for sql in &migrations[applied as usize..] {
+        sqlx::raw_sql(*sql).execute(&mut *tx).await?;
+    }
+    for (key, value) in [
+        ("kind", kind.name().to_string()),
+        ("format_version", migrations.len().to_string()),
+    ] {
+        sqlx::query(
+            "INSERT INTO coffer_meta (meta_key, meta_value) VALUES ($1, $2) \
+             ON CONFLICT (meta_key) DO UPDATE SET meta_value = excluded.meta_value",
+        )
+        .bind(key)
+        .bind(value)
+        .execute(&mut *tx)
+        .await?;
+    }
+    tx.commit().await?;
+    Ok(())
+}
+
+fn json_err(e: serde_json::Error) -> StoreError {
+    StoreError::Backend(format!("corrupt JSON column: {e}"))
+}
+
+fn secret_from_row(row: &SqliteRow) -> Result<SecretRecord> {
+    let tags: Option<String> = row.try_get("tags")?;
+    let tags = match tags {
+        Some(t) => Some(serde_json::from_str::<Vec<Tag>>(&t).map_err(json_err)?),
+        None => None,
+    };
+    Ok(SecretRecord {
+        arn: row.try_get("arn")?,
+        account_id: row.try_get("account_id")?,
+        name: row.try_get("name")?,
+        description: row.try_get("description")?,
+        kms_key_id: row.try_get("kms_key_id")?,
+        tags,
+        resource_policy: row.try_get("resource_policy")?,
+        created_ms: row.try_get("created_ms")?,
+        last_changed_ms: row.try_get("last_changed_ms")?,
+        last_accessed_day: row.try_get("last_accessed_day")?,
+        deleted_ms: row.try_get("deleted_ms")?,
+        purge_at_ms: row.try_get("purge_at_ms")?,
+        rotation: row.try_get("rotation")?,
+        replication: row.try_get("replication")?,
+        row_version: row.try_get("row_version")?,
+    })
+}
+
+fn version_from_row(row: &SqliteRow) -> Result<VersionRecord> {
+    let stages: String = row.try_get("stages")?;
+    Ok(VersionRecord {
+        secret_arn: row.try_get("secret_arn")?,
+        version_id: row.try_get("version_id")?,
+        stages: serde_json::from_str(&stages).map_err(json_err)?,
+        created_ms: row.try_get("created_ms")?,
+        last_accessed_day: row.try_get("last_accessed_day")?,
+        kms_key_arn: row.try_get("kms_key_arn")?,
+        value_kind: ValueKind::from_i64(row.try_get("value_kind")?),
+        wrapped_data_key: row.try_get("wrapped_data_key")?,
+        ciphertext: row.try_get("ciphertext")?,
+    })
+}
+
+fn tags_json(tags: &Option<Vec<Tag>>) -> Option<String> {
+    tags.as_ref()
+        .map(|t| serde_json::to_string(t).expect("tags serialize"))
+}
+
+const SECRET_COLUMNS: &str = "arn, account_id, name, description, kms_key_id, tags, resource_policy, \
+     created_ms, last_changed_ms, last_accessed_day, deleted_ms, purge_at_ms, rotation, replication, row_version";
+
+const VERSION_UPSERT: &str = "INSERT INTO secret_versions (secret_arn, version_id, stages, created_ms, \
+     last_accessed_day, kms_key_arn, value_kind, wrapped_data_key, ciphertext) \
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) \
+     ON CONFLICT (secret_arn, version_id) DO UPDATE SET stages = excluded.stages, \
+     last_accessed_day = excluded.last_accessed_day, kms_key_arn = excluded.kms_key_arn, \
+     value_kind = excluded.value_kind, wrapped_data_key = excluded.wrapped_data_key, \
+     ciphertext = excluded.ciphertext";
+
+async fn upsert_version(conn: &mut sqlx::SqliteConnection, v: &VersionRecord) -> Result<()> {
+    sqlx::query(VERSION_UPSERT)
+        .bind(&v.secret_arn)
+        .bind(&v.version_id)
+        .bind(serde_json::to_string(&v.stages).expect("stages serialize"))
+        .bind(v.created_ms)
+        .bind(v.last_accessed_day)
+        .bind(&v.kms_key_arn)
+        .bind(v.value_kind as i64)
+        .bind(&v.wrapped_data_key)
+        .bind(&v.ciphertext)
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
+pub struct SqliteStore {
+    pools: Pools,
+}
+
+impl SqliteStore {
+    /// Opens (creating and migrating if needed) a Region's store file.
+    pub async fn open(path: &Path) -> Result<SqliteStore> {
+        Ok(SqliteStore {
+            pools: open_pools(path, StoreKind::Region).await?,
+        })
+    }
+
+    async fn load_versions(&self, arns: &[String]) -> Result<Vec<VersionRecord>> {
+        let mut out = Vec::new();
+        for arn in arns {
+            let rows = sqlx::query(
+                "SELECT * FROM secret_versions WHERE secret_arn = $1 ORDER BY created_ms, version_id",
+            )
+            .bind(arn)
+            .fetch_all(&self.pools.reader)
+            .await?;
+            for row in &rows {
+                out.push(version_from_row(row)?);
+            }
+        }
+        Ok(out)
+    }
+
+    async fn load_one(&self, row: Option<SqliteRow>) -> Result<Option<Secret>> {
+        let Some(row) = row else { return Ok(None) };
+        let record = secret_from_row(&row)?;
+        let versions = self
+            .load_versions(std::slice::from_ref(&record.arn))
+            .await?;
+        Ok(Some(Secret { record, versions }))
+    }
+}
+
+#[async_trait]
+impl Store for SqliteStore {
+    async fn load_secret_by_name(&self, account_id: &str, name: &str) -> Result<Option<Secret>> {
+        let row = sqlx::query("SELECT * FROM secrets WHERE account_id = $1 AND name = $2")
+            .bind(account_id)
+            .bind(name)
+            .fetch_optional(&self.pools.reader)
+            .await?;
+        self.load_one(row).await
+    }
+
+    async fn load_secret_by_arn(&self, arn: &str) -> Result<Option<Secret>> {
+        let row = sqlx::query("SELECT * FROM secrets WHERE arn = $1")
+            .bind(arn)
+            .fetch_optional(&self.pools.reader)
+            .await?;
+        self.load_one(row).await
+    }
+
+    async fn list_secrets(&self, account_id: &str) -> Result<Vec<Secret>> {
+        let rows =
+            sqlx::query("SELECT * FROM secrets WHERE account_id = $1 ORDER BY created_ms, arn")
+                .bind(account_id)
+                .fetch_all(&self.pools.reader)
+                .await?;
+        let version_rows = sqlx::query(
+            "SELECT v.* FROM secret_versions v JOIN secrets s ON s.arn = v.secret_arn \
+             WHERE s.account_id = $1 ORDER BY v.created_ms, v.version_id",
+        )
+        .bind(account_id)
+        .fetch_all(&self.pools.reader)
+        .await?;
+        let mut by_arn: std::collections::HashMap<String, Vec<VersionRecord>> =
+            std::collections::HashMap::new();
+        for row in &version_rows {
+            let v = version_from_row(row)?;
+            by_arn.entry(v.secret_arn.clone()).or_default().push(v);
+        }
+        rows.iter()
+            .map(|row| {
+                let record = secret_from_row(row)?;
+                let versions = by_arn.remove(&record.arn).unwrap_or_default();
+                Ok(Secret { record, versions })
+            })
+            .collect()
+    }
+
+    async fn commit(&self, change: SecretChange) -> Result<()> {
+        let mut tx = self.pools.writer.begin().await?;
+        match change {
+            SecretChange::Insert { secret, versions } => {
+                let sql = format!(
+                    "INSERT INTO secrets ({SECRET_COLUMNS}) VALUES \
+                     ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)"
+                );
+                sqlx::query(sqlx::AssertSqlSafe(sql))
+                    .bind(&secret.arn)
+                    .bind(&secret.account_id)
+                    .bind(&secret.name)
+                    .bind(&secret.description)
+                    .bind(&secret.kms_key_id)
+                    .bind(tags_json(&secret.tags))
+                    .bind(&secret.resource_policy)
+                    .bind(secret.created_ms)
+                    .bind(secret.last_changed_ms)
+                    .bind(secret.last_accessed_day)
+                    .bind(secret.deleted_ms)
+                    .bind(secret.purge_at_ms)
+                    .bind(&secret.rotation)
+                    .bind(&secret.replication)
+                    .bind(secret.row_version)
+                    .execute(&mut *tx)
+                    .await?;
+                for v in &versions {
+                    upsert_version(&mut tx, v).await?;
+                }
+            }
+            SecretChange::Update {
+                secret,
+                expected_row_version,
+                upsert_versions,
+                delete_versions,
+            } => {
+                let done = sqlx::query(
+                    "UPDATE secrets SET description = $1, kms_key_id = $2, tags = $3, \
+                     resource_policy = $4, last_changed_ms = $5, last_accessed_day = $6, \
+                     deleted_ms = $7, purge_at_ms = $8, rotation = $9, replication = $10, \
+                     row_version = $11 WHERE arn = $12 AND row_version = $13",
+                )
+                .bind(&secret.description)
+                .bind(&secret.kms_key_id)
+                .bind(tags_json(&secret.tags))
+                .bind(&secret.resource_policy)
+                .bind(secret.last_changed_ms)
+                .bind(secret.last_accessed_day)
+                .bind(secret.deleted_ms)
+                .bind(secret.purge_at_ms)
+                .bind(&secret.rotation)
+                .bind(&secret.replication)
+                .bind(secret.row_version)
+                .bind(&secret.arn)
+                .bind(expected_row_version)
+                .execute(&mut *tx)
+                .await?;
+                if done.rows_affected() != 1 {
+                    return Err(StoreError::Conflict);
+                }
+                for v in &upsert_versions {
+                    upsert_version(&mut tx, v).await?;
+                }
+                for id in &delete_versions {
+                    sqlx::query(
+                        "DELETE FROM secret_versions WHERE secret_arn = $1 AND version_id = $2",
+                    )
+                    .bind(&secret.arn)
+                    .bind(id)
+                    .execute(&mut *tx)
+                    .await?;
+                }
+            }
+            SecretChange::Delete {
+                arn,
+                expected_row_version,
+            } => {
+                let done = sqlx::query("DELETE FROM secrets WHERE arn = $1 AND row_version = $2")
+                    .bind(&arn)
+                    .bind(expected_row_version)
+                    .execute(&mut *tx)
+                    .await?;
+                if done.rows_affected() != 1 {
+                    return Err(StoreError::Conflict);
+                }
+                sqlx::query("DELETE FROM secret_versions WHERE secret_arn = $1")
+                    .bind(&arn)
+                    .execute(&mut *tx)
+                    .await?;
+            }
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn record_access(&self, arn: &str, version_id: &str, day: i64) -> Result<()> {
+        let mut tx = self.pools.writer.begin().await?;
+        sqlx::query("UPDATE secrets SET last_accessed_day = $1 WHERE arn = $2")
+            .bind(day)
+            .bind(arn)
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query(
+            "UPDATE secret_versions SET last_accessed_day = $1 WHERE secret_arn = $2 AND version_id = $3",
+        )
+        .bind(day)
+        .bind(arn)
+        .bind(version_id)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn secrets_due_for_purge(&self, now_ms: i64) -> Result<Vec<String>> {
+        Ok(sqlx::query_scalar(
+            "SELECT arn FROM secrets WHERE purge_at_ms IS NOT NULL AND purge_at_ms <= $1",
+        )
+        .bind(now_ms)
+        .fetch_all(&self.pools.reader)
+        .await?)
+    }
+
+    async fn load_kms_key(&self, key_arn: &str) -> Result<Option<KmsKeyRecord>> {
+        let row = sqlx::query("SELECT * FROM kms_keys WHERE key_arn = $1")
+            .bind(key_arn)
+            .fetch_optional(&self.pools.reader)
+            .await?;
+        row.map(|row| {
+            Ok(KmsKeyRecord {
+                key_arn: row.try_get("key_arn")?,
+                account_id: row.try_get("account_id")?,
+                key_id: row.try_get("key_id")?,
+                wrapped_material: row.try_get("wrapped_material")?,
+                metadata: row.try_get("metadata")?,
+                created_ms: row.try_get("created_ms")?,
+            })
+        })
+        .transpose()
+    }
+
+    async fn load_kms_alias(
+        &self,
+        account_id: &str,
+        alias_name: &str,
+    ) -> Result<Option<KmsAliasRecord>> {
+        let row =
+            sqlx::query("SELECT * FROM kms_aliases WHERE account_id = $1 AND alias_name = $2")
+                .bind(account_id)
+                .bind(alias_name)
+                .fetch_optional(&self.pools.reader)
+                .await?;
+        row.map(|row| {
+            Ok(KmsAliasRecord {
+                account_id: row.try_get("account_id")?,
+                alias_name: row.try_get("alias_name")?,
+                target_key_arn: row.try_get("target_key_arn")?,
+                created_ms: row.try_get("created_ms")?,
+            })
+        })
+        .transpose()
+    }
+
+    async fn create_kms_key(&self, key: KmsKeyRecord, alias: Option<KmsAliasRecord>) -> Result<()> {
+        let mut tx = self.pools.writer.begin().await?;
+        sqlx::query(
+            "INSERT INTO kms_keys (key_arn, account_id, key_id, wrapped_material, metadata, created_ms) \
+             VALUES ($1, $2, $3, $4, $5, $6)",
+        )
+        .bind(&key.key_arn)
+        .bind(&key.account_id)
+        .bind(&key.key_id)
+        .bind(&key.wrapped_material)
+        .bind(&key.metadata)
+        .bind(key.created_ms)
+        .execute(&mut *tx)
+        .await?;
+        if let Some(alias) = alias {
+            sqlx::query(
+                "INSERT INTO kms_aliases (account_id, alias_name, target_key_arn, created_ms) \
+                 VALUES ($1, $2, $3, $4)",
+            )
+            .bind(&alias.account_id)
+            .bind(&alias.alias_name)
+            .bind(&alias.target_key_arn)
+            .bind(alias.created_ms)
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn close(&self) {
+        self.pools.reader.close().await;
+        self.pools.writer.close().await;
+    }
+}
+
+pub struct SqliteIamStore {
+    pools: Pools,
+}
+
+impl SqliteIamStore {
+    pub async fn open(path: &Path) -> Result<SqliteIamStore> {
+        Ok(SqliteIamStore {
+            pools: open_pools(path, StoreKind::Iam).await?,
+        })
+    }
+}
+
+#[async_trait]
+impl IamStore for SqliteIamStore {
+    async fn accounts(&self) -> Result<Vec<String>> {
+        Ok(
+            sqlx::query_scalar("SELECT account_id FROM accounts ORDER BY created_ms")
+                .fetch_all(&self.pools.reader)
+                .await?,
+        )
+    }
+
+    async fn create_account(&self, account_id: &str, now_ms: i64) -> Result<()> {
+        sqlx::query("INSERT INTO accounts (account_id, created_ms) VALUES ($1, $2)")
+            .bind(account_id)
+            .bind(now_ms)
+            .execute(&self.pools.writer)
+            .await?;
+        Ok(())
+    }
+
+    async fn create_user(&self, user: UserRecord) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO users (user_arn, account_id, user_name, user_id, is_admin, created_ms) \
+             VALUES ($1, $2, $3, $4, $5, $6)",
+        )
+        .bind(&user.user_arn)
+        .bind(&user.account_id)
+        .bind(&user.user_name)
+        .bind(&user.user_id)
+        .bind(user.is_admin as i64)
+        .bind(user.created_ms)
+        .execute(&self.pools.writer)
+        .await?;
+        Ok(())
+    }
+
+    async fn create_access_key(&self, key: AccessKeyRecord) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO access_keys (access_key_id, user_arn, account_id, wrapped_secret, status, created_ms) \
+             VALUES ($1, $2, $3, $4, $5, $6)",
+        )
+        .bind(&key.access_key_id)
+        .bind(&key.user_arn)
+        .bind(&key.account_id)
+        .bind(&key.wrapped_secret)
+        .bind(&key.status)
+        .bind(key.created_ms)
+        .execute(&self.pools.writer)
+        .await?;
+        Ok(())
+    }
+
+    async fn users(&self) -> Result<Vec<UserRecord>> {
+        let rows = sqlx::query("SELECT * FROM users ORDER BY created_ms")
+            .fetch_all(&self.pools.reader)
+            .await?;
+        rows.iter()
+            .map(|row| {
+                Ok(UserRecord {
+                    user_arn: row.try_get("user_arn")?,
+                    account_id: row.try_get("account_id")?,
+                    user_name: row.try_get("user_name")?,
+                    user_id: row.try_get("user_id")?,
+                    is_admin: row.try_get::<i64, _>("is_admin")? != 0,
+                    created_ms: row.try_get("created_ms")?,
+                })
+            })
+            .collect()
+    }
+
+    async fn access_keys(&self) -> Result<Vec<AccessKeyRecord>> {
+        let rows = sqlx::query("SELECT * FROM access_keys ORDER BY created_ms")
+            .fetch_all(&self.pools.reader)
+            .await?;
+        rows.iter()
+            .map(|row| {
+                Ok(AccessKeyRecord {
+                    access_key_id: row.try_get("access_key_id")?,
+                    user_arn: row.try_get("user_arn")?,
+                    account_id: row.try_get("account_id")?,
+                    wrapped_secret: row.try_get("wrapped_secret")?,
+                    status: row.try_get("status")?,
+                    created_ms: row.try_get("created_ms")?,
+                })
+            })
+            .collect()
+    }
+
+    async fn close(&self) {
+        self.pools.reader.close().await;
+        self.pools.writer.close().await;
+    }
+}
