@@ -1,1 +1,223 @@
-//! placeholder
+//! The HTTP face of Coffer: one `POST /` for the AWS JSON 1.1 API (dispatch on
+//! `X-Amz-Target`), SigV4 on every request, AWS-shaped errors, and `GET /health`.
+//!
+//! The handler takes the raw body bytes, never a parsed `Json<T>`: SigV4 hashes the exact
+//! bytes the client sent (boto3's JSON has spaces), and every error must leave in AWS's shape.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::sync::{Arc, RwLock};
+
+use axum::Router;
+use axum::body::Body;
+use axum::extract::{Request, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use coffer_core::{Caller, Error, ErrorCode, RegionService};
+use coffer_sigv4::{SigV4Error, Verifier};
+use zeroize::Zeroizing;
+
+/// Largest request body accepted. A 64 KiB binary secret is ~87 KiB of base64; the rest is
+/// headroom for the other members.
+pub const MAX_BODY_BYTES: usize = 512 * 1024;
+
+const JSON_CONTENT_TYPE: &str = "application/x-amz-json-1.1";
+
+/// An access key as the verifier needs it. `Debug` never shows the secret.
+pub struct Credential {
+    pub secret_access_key: Zeroizing<String>,
+    pub caller: Caller,
+}
+
+impl std::fmt::Debug for Credential {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Credential")
+            .field("caller", &self.caller)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Everything one node serves: its Regions and the access keys it accepts.
+pub struct Deployment {
+    pub regions: HashMap<String, Arc<RegionService>>,
+    pub credentials: RwLock<HashMap<String, Arc<Credential>>>,
+    verifier: Verifier,
+}
+
+impl Deployment {
+    pub fn new(
+        regions: HashMap<String, Arc<RegionService>>,
+        credentials: HashMap<String, Arc<Credential>>,
+    ) -> Deployment {
+        Deployment {
+            regions,
+            credentials: RwLock::new(credentials),
+            verifier: Verifier::new(),
+        }
+    }
+
+    fn credential(&self, access_key_id: &str) -> Option<Arc<Credential>> {
+        self.credentials
+            .read()
+            .expect("credentials lock")
+            .get(access_key_id)
+            .cloned()
+    }
+}
+
+pub fn router(deployment: Arc<Deployment>) -> Router {
+    Router::new()
+        .route("/", post(handle))
+        .route("/health", get(health))
+        .fallback(not_found)
+        .with_state(deployment)
+}
+
+/// Serves until `shutdown` resolves, then lets in-flight requests finish.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    deployment: Arc<Deployment>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    axum::serve(listener, router(deployment))
+        .with_graceful_shutdown(shutdown)
+        .await
+}
+
+async fn health(State(deployment): State<Arc<Deployment>>) -> Response {
+    let mut regions: Vec<&str> = deployment.regions.keys().map(String::as_str).collect();
+    regions.sort();
+    let body = serde_json::json!({"status": "ok", "regions": regions});
+    (
+        [(header::CONTENT_TYPE, "application/json")],
+        body.to_string(),
+    )
+        .into_response()
+}
+
+async fn not_found() -> Response {
+    let request_id = uuid::Uuid::new_v4().to_string();
+    error_response(
+        &request_id,
+        StatusCode::NOT_FOUND,
+        "UnknownOperationException",
+        "Coffer serves the AWS API on POST / and its health on GET /health.",
+    )
+}
+
+fn error_response(request_id: &str, status: StatusCode, code: &str, message: &str) -> Response {
+    let body = serde_json::json!({"__type": code, "Message": message}).to_string();
+    let mut response = (status, body).into_response();
+    let headers = response.headers_mut();
+    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(JSON_CONTENT_TYPE));
+    if let Ok(v) = HeaderValue::from_str(code) {
+        headers.insert("x-amzn-ErrorType", v);
+    }
+    if let Ok(v) = HeaderValue::from_str(request_id) {
+        headers.insert("x-amzn-RequestId", v);
+    }
+    response
+}
+
+fn api_error(request_id: &str, err: &Error) -> Response {
+    let status = StatusCode::from_u16(err.code.http_status()).unwrap_or(StatusCode::BAD_REQUEST);
+    error_response(request_id, status, err.code.as_str(), &err.message)
+}
+
+fn auth_error(request_id: &str, err: &SigV4Error) -> Response {
+    error_response(request_id, StatusCode::BAD_REQUEST, err.code(), &err.message())
+}
+
+async fn handle(State(deployment): State<Arc<Deployment>>, request: Request) -> Response {
+    let request_id = uuid::Uuid::new_v4().to_string();
+    let started = std::time::Instant::now();
+    let (parts, body) = request.into_parts();
+    let body = match axum::body::to_bytes(Body::new(body), MAX_BODY_BYTES).await {
+        Ok(b) => b,
+        Err(_) => {
+            return error_response(
+                &request_id,
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "SerializationException",
+                &format!("The request body is larger than {MAX_BODY_BYTES} bytes."),
+            );
+        }
+    };
+    let (service, operation) = match target(&parts.headers) {
+        Some(t) => t,
+        None => (String::new(), String::new()),
+    };
+    let auth = match coffer_sigv4::parse(&parts.headers) {
+        Ok(a) => a,
+        Err(e) => return auth_error(&request_id, &e),
+    };
+    let expected_service = match service.as_str() {
+        "secretsmanager" => "secretsmanager",
+        _ => auth.service.as_str(),
+    };
+    if auth.service != expected_service {
+        return auth_error(&request_id, &SigV4Error::wrong_service(expected_service));
+    }
+    let Some(region) = deployment.regions.get(&auth.region).cloned() else {
+        return auth_error(&request_id, &SigV4Error::invalid_region(&auth.region));
+    };
+    let Some(credential) = deployment.credential(&auth.access_key_id) else {
+        return error_response(
+            &request_id,
+            StatusCode::BAD_REQUEST,
+            "UnrecognizedClientException",
+            "The security token included in the request is invalid.",
+        );
+    };
+    if let Err(e) = deployment.verifier.verify(
+        &auth,
+        &parts.method,
+        &parts.uri,
+        &parts.headers,
+        &body,
+        &credential.secret_access_key,
+        chrono::Utc::now(),
+    ) {
+        return auth_error(&request_id, &e);
+    }
+    let result = if service == "secretsmanager" {
+        coffer_core::ops::dispatch(&region, &credential.caller, &operation, &body).await
+    } else {
+        Err(Error::new(
+            ErrorCode::UnknownOperation,
+            format!(
+                "The X-Amz-Target header must name a Secrets Manager operation, as in 'secretsmanager.GetSecretValue'; got '{service}{}{operation}'.",
+                if service.is_empty() { "" } else { "." }
+            ),
+        ))
+    };
+    let response = match result {
+        Ok(bytes) => {
+            let mut response = (StatusCode::OK, bytes).into_response();
+            let headers = response.headers_mut();
+            headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(JSON_CONTENT_TYPE));
+            if let Ok(v) = HeaderValue::from_str(&request_id) {
+                headers.insert("x-amzn-RequestId", v);
+            }
+            response
+        }
+        Err(e) => api_error(&request_id, &e),
+    };
+    tracing::debug!(
+        request_id,
+        region = %region.region,
+        operation,
+        status = response.status().as_u16(),
+        micros = started.elapsed().as_micros() as u64,
+        "Request served"
+    );
+    response
+}
+
+/// `X-Amz-Target: secretsmanager.GetSecretValue` -> ("secretsmanager", "GetSecretValue").
+fn target(headers: &HeaderMap) -> Option<(String, String)> {
+    let value = headers.get("x-amz-target")?.to_str().ok()?;
+    let (service, operation) = value.split_once('.')?;
+    Some((service.to_string(), operation.to_string()))
+}

@@ -1,1 +1,132 @@
-fn main() {}
+//! `coffer`: the binary. `coffer serve` opens (or initialises) a data directory, hosts every
+//! configured Region behind one endpoint, and shuts down gracefully on SIGTERM/SIGINT.
+
+mod config;
+mod data_dir;
+
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(name = "coffer", version, about = "A self-hosted AWS Secrets Manager, centred on replicating secrets across Regions")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Serve the AWS Secrets Manager API for every configured Region.
+    Serve(config::ServeArgs),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("COFFER_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("coffer: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = match cli.command {
+        Command::Serve(args) => runtime.block_on(serve(args)),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(message) => {
+            eprintln!("coffer: {message}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+async fn serve(args: config::ServeArgs) -> Result<(), String> {
+    let settings = config::Settings::resolve(args)?;
+    let listener = tokio::net::TcpListener::bind(&settings.listen)
+        .await
+        .map_err(|e| format!("cannot listen on {}: {e}", settings.listen))?;
+    let addr = listener
+        .local_addr()
+        .map_err(|e| format!("cannot read the listening address: {e}"))?;
+    let endpoint = format!("http://{addr}");
+    let node = data_dir::open(&settings, &endpoint).await?;
+    println!(
+        "export AWS_SHARED_CREDENTIALS_FILE={} AWS_CONFIG_FILE={}",
+        node.credentials_file.display(),
+        node.config_file.display()
+    );
+    println!("listening on {endpoint}");
+    tracing::info!(
+        endpoint,
+        account = %node.account_id,
+        regions = %settings.regions.join(","),
+        data_dir = %settings.data_dir.display(),
+        "Coffer is ready"
+    );
+
+    let deployment = Arc::new(node.deployment);
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let purge = tokio::spawn(purge_loop(deployment.clone(), stop_rx));
+    coffer_api::serve(listener, deployment.clone(), shutdown_signal())
+        .await
+        .map_err(|e| format!("server failed: {e}"))?;
+    let _ = stop_tx.send(true);
+    let _ = purge.await;
+    for region in deployment.regions.values() {
+        region.store.close().await;
+    }
+    node.iam.close().await;
+    tracing::info!("Coffer stopped; stores closed");
+    Ok(())
+}
+
+/// Removes secrets whose recovery window has passed, once a minute and at start.
+async fn purge_loop(
+    deployment: Arc<coffer_api::Deployment>,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+) {
+    loop {
+        for region in deployment.regions.values() {
+            if let Err(e) = coffer_core::purge::purge_due(region).await {
+                tracing::warn!(region = %region.region, error = %e, "Purge of deleted secrets failed; will retry");
+            }
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(Duration::from_secs(60)) => {}
+            _ = stop.changed() => return,
+        }
+    }
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {}
+        _ = terminate => {}
+    }
+    tracing::info!("Shutting down: finishing in-flight requests");
+}

@@ -170,6 +170,34 @@ impl RootKey {
     }
 }
 
+impl RootKey {
+    /// Seals a short credential (an IAM secret access key) for storage: AES-256-GCM under the
+    /// root key with `label` (the access key id) bound as associated data.
+    pub fn seal_credential(&self, label: &str, plaintext: &[u8]) -> Vec<u8> {
+        let mut out = Vec::with_capacity(1 + aead::NONCE_LEN + plaintext.len() + aead::TAG_LEN);
+        out.push(WRAPPED_KEY_VERSION);
+        aead::seal_into(self.0.bytes(), &credential_aad(label), plaintext, &mut out);
+        out
+    }
+
+    /// Reverses [`RootKey::seal_credential`].
+    pub fn open_credential(&self, label: &str, sealed: &[u8]) -> Result<Zeroizing<Vec<u8>>, KmsError> {
+        let fail = || KmsError::UnwrapKeyMaterial {
+            key_arn: label.to_owned(),
+        };
+        let Some((&WRAPPED_KEY_VERSION, rest)) = sealed.split_first() else {
+            return Err(fail());
+        };
+        aead::open(self.0.bytes(), &credential_aad(label), rest).map_err(|_| fail())
+    }
+}
+
+fn credential_aad(label: &str) -> Vec<u8> {
+    let mut aad = b"coffer credential\0".to_vec();
+    aad.extend_from_slice(label.as_bytes());
+    aad
+}
+
 /// `label || version || key ARN`: the ARN is last, so no length prefix is needed.
 fn wrapping_aad(key_arn: &str) -> Vec<u8> {
     let mut aad = Vec::with_capacity(WRAPPED_KEY_AAD_LABEL.len() + 1 + key_arn.len());

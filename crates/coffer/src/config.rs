@@ -1,0 +1,101 @@
+//! `coffer serve` settings: command-line flags over an optional TOML file over defaults.
+
+use std::path::PathBuf;
+
+use serde::Deserialize;
+
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:7780";
+pub const DEFAULT_DATA_DIR: &str = "./coffer-data";
+pub const DEFAULT_REGIONS: &[&str] = &["us-east-1", "us-east-2", "us-west-2", "eu-west-1"];
+
+#[derive(clap::Args, Debug)]
+pub struct ServeArgs {
+    /// Address to listen on (port 0 picks a free port; the chosen one is printed).
+    #[arg(long)]
+    pub listen: Option<String>,
+    /// Directory holding the stores, root keys and generated AWS config files.
+    #[arg(long)]
+    pub data_dir: Option<PathBuf>,
+    /// Comma-separated AWS Regions this node hosts.
+    #[arg(long, value_delimiter = ',')]
+    pub regions: Option<Vec<String>>,
+    /// Account id for a new data directory (random 12 digits when omitted).
+    #[arg(long)]
+    pub account_id: Option<String>,
+    /// TOML file with the same settings (`listen`, `data_dir`, `regions`, `account_id`).
+    #[arg(long)]
+    pub config: Option<PathBuf>,
+}
+
+#[derive(Deserialize, Default, Debug)]
+#[serde(deny_unknown_fields)]
+struct FileConfig {
+    listen: Option<String>,
+    data_dir: Option<PathBuf>,
+    regions: Option<Vec<String>>,
+    account_id: Option<String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub listen: String,
+    pub data_dir: PathBuf,
+    pub regions: Vec<String>,
+    pub account_id: Option<String>,
+}
+
+impl Settings {
+    pub fn resolve(args: ServeArgs) -> Result<Settings, String> {
+        let file = match &args.config {
+            Some(path) => {
+                let text = std::fs::read_to_string(path)
+                    .map_err(|e| format!("cannot read config file {}: {e}", path.display()))?;
+                toml::from_str::<FileConfig>(&text)
+                    .map_err(|e| format!("config file {} is invalid: {e}", path.display()))?
+            }
+            None => FileConfig::default(),
+        };
+        let regions: Vec<String> = args
+            .regions
+            .or(file.regions)
+            .unwrap_or_else(|| DEFAULT_REGIONS.iter().map(|r| r.to_string()).collect())
+            .into_iter()
+            .map(|r| r.trim().to_string())
+            .filter(|r| !r.is_empty())
+            .collect();
+        if regions.is_empty() {
+            return Err("at least one Region must be configured (--regions)".into());
+        }
+        for r in &regions {
+            if coffer_core::model::partition_of(r).is_none() {
+                return Err(format!(
+                    "'{r}' is not an AWS Region; use names such as us-east-1 or eu-west-1"
+                ));
+            }
+        }
+        let account_id = args.account_id.or(file.account_id);
+        if let Some(id) = &account_id
+            && (id.len() != 12 || !id.chars().all(|c| c.is_ascii_digit()))
+        {
+            return Err(format!("--account-id must be 12 digits, not '{id}'"));
+        }
+        let mut dedup = Vec::new();
+        for r in regions {
+            if !dedup.contains(&r) {
+                dedup.push(r);
+            }
+        }
+        Ok(Settings {
+            listen: args
+                .listen
+                .or(file.listen)
+                .unwrap_or_else(|| DEFAULT_LISTEN.to_string()),
+            data_dir: args
+                .data_dir
+                .or(file.data_dir)
+                .unwrap_or_else(|| PathBuf::from(DEFAULT_DATA_DIR)),
+            regions: dedup,
+            account_id,
+        })
+    }
+}

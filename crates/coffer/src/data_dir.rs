@@ -1,0 +1,252 @@
+//! The data directory: stores, root keys and the generated AWS CLI files.
+//!
+//! ```text
+//! DIR/iam.db                 accounts, users, access keys (secret keys sealed by keys/deployment.key)
+//! DIR/regions/<region>.db    one store per Region
+//! DIR/keys/<region>.key      one root key per Region (mode 0600, never in a database)
+//! DIR/keys/deployment.key    root key of the principals store
+//! DIR/aws/credentials        profile `default` with the admin's access key
+//! DIR/aws/config             profile `default` with `region` and `endpoint_url`
+//! ```
+//!
+//! Stores are checked before anything is written, so a damaged directory or one from an
+//! incompatible version is reported and left untouched.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use coffer_api::{Credential, Deployment};
+use coffer_core::{Caller, RegionService, SystemClock};
+use coffer_kms::RootKey;
+use coffer_store::{AccessKeyRecord, IamStore, SqliteIamStore, SqliteStore, UserRecord};
+use rand::Rng;
+use zeroize::Zeroizing;
+
+use crate::config::Settings;
+
+pub struct Node {
+    pub deployment: Deployment,
+    pub iam: Arc<dyn IamStore>,
+    pub account_id: String,
+    pub credentials_file: PathBuf,
+    pub config_file: PathBuf,
+}
+
+fn create_private_dir(path: &Path) -> Result<(), String> {
+    use std::os::unix::fs::DirBuilderExt;
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(path)
+        .map_err(|e| format!("cannot create directory {}: {e}", path.display()))
+}
+
+/// Loads a root key; creates it only together with a new store, so an existing store never
+/// silently gets a fresh key it cannot decrypt with.
+fn root_key(path: &Path, store_exists: bool) -> Result<RootKey, String> {
+    if store_exists {
+        RootKey::load(path).map_err(|e| {
+            format!("{e} (the store next to it needs this key; restore it from your backup)")
+        })
+    } else {
+        RootKey::load_or_create(path)
+            .map(|(k, _)| k)
+            .map_err(|e| e.to_string())
+    }
+}
+
+fn exists(path: &Path) -> bool {
+    std::fs::metadata(path).map(|m| m.len() > 0).unwrap_or(false)
+}
+
+pub async fn open(settings: &Settings, endpoint: &str) -> Result<Node, String> {
+    let dir = settings.data_dir.clone();
+    create_private_dir(&dir)?;
+    let dir = dir
+        .canonicalize()
+        .map_err(|e| format!("cannot resolve {}: {e}", dir.display()))?;
+    for sub in ["regions", "keys", "aws"] {
+        create_private_dir(&dir.join(sub))?;
+    }
+
+    // Open every store first: each checks its format before writing anything.
+    let iam_path = dir.join("iam.db");
+    let iam_existed = exists(&iam_path);
+    let iam = SqliteIamStore::open(&iam_path)
+        .await
+        .map_err(|e| e.to_string())?;
+    let mut stores = Vec::new();
+    for region in &settings.regions {
+        let path = dir.join("regions").join(format!("{region}.db"));
+        let existed = exists(&path);
+        let store = SqliteStore::open(&path).await.map_err(|e| e.to_string())?;
+        stores.push((region.clone(), store, existed));
+    }
+
+    let deployment_key = root_key(&dir.join("keys").join("deployment.key"), iam_existed)?;
+    let iam: Arc<dyn IamStore> = Arc::new(iam);
+    let account_id = ensure_account(&*iam, &deployment_key, settings.account_id.as_deref()).await?;
+
+    let mut regions = HashMap::new();
+    for (region, store, existed) in stores {
+        let key = root_key(&dir.join("keys").join(format!("{region}.key")), existed)?;
+        let partition = coffer_core::model::partition_of(&region).expect("validated region");
+        regions.insert(
+            region.clone(),
+            Arc::new(RegionService::new(
+                region,
+                partition,
+                Arc::new(store),
+                key,
+                Arc::new(SystemClock),
+            )),
+        );
+    }
+
+    let credentials = load_credentials(&*iam, &deployment_key).await?;
+    let admin = credentials
+        .iter()
+        .find(|(_, c)| c.caller.account_id == account_id)
+        .map(|(id, c)| (id.clone(), c.secret_access_key.clone()))
+        .ok_or("the data directory has no access key for its account")?;
+    let credentials_file = dir.join("aws").join("credentials");
+    let config_file = dir.join("aws").join("config");
+    write_private(
+        &credentials_file,
+        &format!(
+            "[default]\naws_access_key_id = {}\naws_secret_access_key = {}\n",
+            admin.0,
+            admin.1.as_str()
+        ),
+    )?;
+    write_private(
+        &config_file,
+        &format!(
+            "[default]\nregion = {}\nendpoint_url = {endpoint}\n",
+            settings.regions[0]
+        ),
+    )?;
+    Ok(Node {
+        deployment: Deployment::new(regions, credentials),
+        iam,
+        account_id,
+        credentials_file,
+        config_file,
+    })
+}
+
+fn write_private(path: &Path, contents: &str) -> Result<(), String> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let tmp = path.with_extension("tmp");
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(&tmp)
+        .map_err(|e| format!("cannot write {}: {e}", tmp.display()))?;
+    f.write_all(contents.as_bytes())
+        .and_then(|_| f.sync_all())
+        .map_err(|e| format!("cannot write {}: {e}", tmp.display()))?;
+    std::fs::rename(&tmp, path).map_err(|e| format!("cannot write {}: {e}", path.display()))
+}
+
+fn random_from(alphabet: &[u8], n: usize) -> String {
+    let mut rng = rand::thread_rng();
+    (0..n)
+        .map(|_| alphabet[rng.gen_range(0..alphabet.len())] as char)
+        .collect()
+}
+
+/// The account of this data directory; on first start, creates it with an admin user and an
+/// access key.
+async fn ensure_account(
+    iam: &dyn IamStore,
+    deployment_key: &RootKey,
+    wanted: Option<&str>,
+) -> Result<String, String> {
+    let accounts = iam.accounts().await.map_err(|e| e.to_string())?;
+    if let Some(existing) = accounts.first() {
+        if let Some(w) = wanted
+            && w != existing
+        {
+            return Err(format!(
+                "this data directory belongs to account {existing}, not {w}; drop --account-id or use another --data-dir"
+            ));
+        }
+        return Ok(existing.clone());
+    }
+    let account_id = match wanted {
+        Some(id) => id.to_string(),
+        None => {
+            let first = rand::thread_rng().gen_range(1..=9).to_string();
+            first + &random_from(b"0123456789", 11)
+        }
+    };
+    let now = chrono::Utc::now().timestamp_millis();
+    iam.create_account(&account_id, now)
+        .await
+        .map_err(|e| e.to_string())?;
+    let user_arn = format!("arn:aws:iam::{account_id}:user/admin");
+    iam.create_user(UserRecord {
+        user_arn: user_arn.clone(),
+        account_id: account_id.clone(),
+        user_name: "admin".into(),
+        user_id: format!("AIDA{}", random_from(b"ABCDEFGHIJKLMNOPQRSTUVWXYZ234567", 17)),
+        is_admin: true,
+        created_ms: now,
+    })
+    .await
+    .map_err(|e| e.to_string())?;
+    let access_key_id = format!("AKIA{}", random_from(b"ABCDEFGHIJKLMNOPQRSTUVWXYZ234567", 16));
+    let secret = Zeroizing::new(random_from(
+        b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/",
+        40,
+    ));
+    iam.create_access_key(AccessKeyRecord {
+        access_key_id: access_key_id.clone(),
+        user_arn,
+        account_id: account_id.clone(),
+        wrapped_secret: deployment_key.seal_credential(&access_key_id, secret.as_bytes()),
+        status: "Active".into(),
+        created_ms: now,
+    })
+    .await
+    .map_err(|e| e.to_string())?;
+    Ok(account_id)
+}
+
+async fn load_credentials(
+    iam: &dyn IamStore,
+    deployment_key: &RootKey,
+) -> Result<HashMap<String, Arc<Credential>>, String> {
+    let mut out = HashMap::new();
+    for key in iam.access_keys().await.map_err(|e| e.to_string())? {
+        if key.status != "Active" {
+            continue;
+        }
+        let secret = deployment_key
+            .open_credential(&key.access_key_id, &key.wrapped_secret)
+            .map_err(|_| {
+                format!(
+                    "access key {} cannot be decrypted: keys/deployment.key does not belong to this data directory",
+                    key.access_key_id
+                )
+            })?;
+        let secret = String::from_utf8(secret.to_vec())
+            .map_err(|_| format!("access key {} is damaged", key.access_key_id))?;
+        out.insert(
+            key.access_key_id.clone(),
+            Arc::new(Credential {
+                secret_access_key: Zeroizing::new(secret),
+                caller: Caller {
+                    account_id: key.account_id.clone(),
+                    principal_arn: key.user_arn.clone(),
+                },
+            }),
+        );
+    }
+    Ok(out)
+}
