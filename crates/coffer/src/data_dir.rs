@@ -57,7 +57,9 @@ fn root_key(path: &Path, store_exists: bool) -> Result<RootKey, String> {
 }
 
 fn exists(path: &Path) -> bool {
-    std::fs::metadata(path).map(|m| m.len() > 0).unwrap_or(false)
+    std::fs::metadata(path)
+        .map(|m| m.len() > 0)
+        .unwrap_or(false)
 }
 
 pub async fn open(settings: &Settings, endpoint: &str) -> Result<Node, String> {
@@ -194,13 +196,19 @@ async fn ensure_account(
         user_arn: user_arn.clone(),
         account_id: account_id.clone(),
         user_name: "admin".into(),
-        user_id: format!("AIDA{}", random_from(b"ABCDEFGHIJKLMNOPQRSTUVWXYZ234567", 17)),
+        user_id: format!(
+            "AIDA{}",
+            random_from(b"ABCDEFGHIJKLMNOPQRSTUVWXYZ234567", 17)
+        ),
         is_admin: true,
         created_ms: now,
     })
     .await
     .map_err(|e| e.to_string())?;
-    let access_key_id = format!("AKIA{}", random_from(b"ABCDEFGHIJKLMNOPQRSTUVWXYZ234567", 16));
+    let access_key_id = format!(
+        "AKIA{}",
+        random_from(b"ABCDEFGHIJKLMNOPQRSTUVWXYZ234567", 16)
+    );
     let secret = Zeroizing::new(random_from(
         b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/",
         40,

@@ -11,7 +11,11 @@ use std::time::Duration;
 use clap::{Parser, Subcommand};
 
 #[derive(Parser)]
-#[command(name = "coffer", version, about = "A self-hosted AWS Secrets Manager, centred on replicating secrets across Regions")]
+#[command(
+    name = "coffer",
+    version,
+    about = "A self-hosted AWS Secrets Manager, centred on replicating secrets across Regions"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -32,7 +36,10 @@ fn main() -> ExitCode {
         )
         .with_writer(std::io::stderr)
         .init();
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(r) => r,
         Err(e) => {
             eprintln!("coffer: cannot start the async runtime: {e}");

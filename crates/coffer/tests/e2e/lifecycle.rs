@@ -1,0 +1,212 @@
+//! The binary's contract: initialisation, restart, damaged directories, Regions, shutdown.
+
+use crate::server::{Server, coffer_bin, error_of, unique};
+
+#[tokio::test]
+async fn first_start_prints_the_aws_cli_exports_and_writes_profile_files() {
+    let server = Server::start_with(&["--account-id", "123456789012"]);
+    let export = &server.stdout_lines[0];
+    let creds = server
+        .data_dir
+        .join("aws/credentials")
+        .canonicalize()
+        .unwrap();
+    let config = server.data_dir.join("aws/config").canonicalize().unwrap();
+    assert_eq!(
+        export,
+        &format!(
+            "export AWS_SHARED_CREDENTIALS_FILE={} AWS_CONFIG_FILE={}",
+            creds.display(),
+            config.display()
+        )
+    );
+    let config_text = std::fs::read_to_string(&config).unwrap();
+    assert!(config_text.contains("region = us-east-1"));
+    assert!(config_text.contains(&format!("endpoint_url = {}", server.endpoint)));
+    use std::os::unix::fs::PermissionsExt;
+    for key in [
+        "us-east-1",
+        "us-east-2",
+        "us-west-2",
+        "eu-west-1",
+        "deployment",
+    ] {
+        let mode = std::fs::metadata(server.data_dir.join(format!("keys/{key}.key")))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600, "root key {key} is private");
+    }
+    let sm = server.client("us-east-1");
+    let out = sm
+        .create_secret()
+        .name("acct")
+        .secret_string("x")
+        .send()
+        .await
+        .unwrap();
+    assert!(out.arn().unwrap().contains(":123456789012:secret:acct-"));
+}
+
+#[tokio::test]
+async fn secrets_survive_a_restart_on_the_same_directory() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("data");
+    let mut first = Server::start_in(&dir, &[]).unwrap();
+    let name = unique("durable");
+    first
+        .client("us-west-2")
+        .create_secret()
+        .name(&name)
+        .secret_string("kept")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(first.terminate(), Some(0), "SIGTERM is a clean exit");
+    let second = Server::start_in(&dir, &[]).unwrap();
+    assert_eq!(
+        second.access_key, first.access_key,
+        "the admin key is reused"
+    );
+    let got = second
+        .client("us-west-2")
+        .get_secret_value()
+        .secret_id(&name)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(got.secret_string(), Some("kept"));
+}
+
+#[tokio::test]
+async fn a_killed_server_loses_no_acknowledged_write() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("data");
+    let first = Server::start_in(&dir, &[]).unwrap();
+    let sm = first.client("us-east-1");
+    let mut names = Vec::new();
+    for i in 0..20 {
+        let name = unique(&format!("crash{i}"));
+        sm.create_secret()
+            .name(&name)
+            .secret_string(format!("v{i}"))
+            .send()
+            .await
+            .unwrap();
+        names.push(name);
+    }
+    drop(first); // SIGKILL
+    let second = Server::start_in(&dir, &[]).unwrap();
+    let sm = second.client("us-east-1");
+    for (i, name) in names.iter().enumerate() {
+        let got = sm.get_secret_value().secret_id(name).send().await.unwrap();
+        assert_eq!(got.secret_string(), Some(format!("v{i}").as_str()));
+    }
+}
+
+#[tokio::test]
+async fn a_damaged_store_is_reported_and_left_untouched() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("data");
+    drop(Server::start_in(&dir, &[]).unwrap());
+    let store = dir.join("regions/us-east-2.db");
+    let _ = std::fs::remove_file(dir.join("regions/us-east-2.db-wal"));
+    let _ = std::fs::remove_file(dir.join("regions/us-east-2.db-shm"));
+    std::fs::write(&store, b"this is not a database at all, it is garbage").unwrap();
+    let err = Server::start_in(&dir, &[]).err().expect("start must fail");
+    assert!(err.contains("us-east-2.db"), "error names the file: {err}");
+    assert_eq!(
+        std::fs::read(&store).unwrap(),
+        b"this is not a database at all, it is garbage"
+    );
+}
+
+#[tokio::test]
+async fn a_group_readable_root_key_is_refused() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("data");
+    drop(Server::start_in(&dir, &[]).unwrap());
+    use std::os::unix::fs::PermissionsExt;
+    let key = dir.join("keys/us-east-1.key");
+    std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let err = Server::start_in(&dir, &[]).err().expect("start must fail");
+    assert!(err.contains("us-east-1.key"), "{err}");
+}
+
+#[tokio::test]
+async fn regions_are_isolated_and_arns_carry_region_and_partition() {
+    let server = Server::start_with(&["--regions", "us-east-1,eu-west-1,us-gov-west-1"]);
+    let name = unique("iso");
+    let east = server.client("us-east-1");
+    east.create_secret()
+        .name(&name)
+        .secret_string("x")
+        .send()
+        .await
+        .unwrap();
+    let (code, _) = error_of(
+        server
+            .client("eu-west-1")
+            .get_secret_value()
+            .secret_id(&name)
+            .send()
+            .await
+            .unwrap_err(),
+    );
+    assert_eq!(code, "ResourceNotFoundException");
+    let gov = server
+        .client("us-gov-west-1")
+        .create_secret()
+        .name(&name)
+        .secret_string("y")
+        .send()
+        .await
+        .unwrap();
+    assert!(
+        gov.arn()
+            .unwrap()
+            .starts_with("arn:aws-us-gov:secretsmanager:us-gov-west-1:")
+    );
+    let (code, _) = error_of(
+        server
+            .client("us-west-2")
+            .list_secrets()
+            .send()
+            .await
+            .unwrap_err(),
+    );
+    assert_eq!(code, "InvalidSignatureException");
+}
+
+#[test]
+fn unknown_region_flag_is_a_clear_error() {
+    let out = std::process::Command::new(coffer_bin())
+        .args([
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--regions",
+            "moon-east-1",
+            "--data-dir",
+        ])
+        .arg(tempfile::tempdir().unwrap().path())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("'moon-east-1' is not an AWS Region"));
+}
+
+#[test]
+fn health_answers_once_ready() {
+    let server = Server::start();
+    let addr = server.endpoint.trim_start_matches("http://");
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(addr).unwrap();
+    stream
+        .write_all(b"GET /health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        .unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).unwrap();
+    assert!(response.starts_with("HTTP/1.1 200"), "{response}");
+    assert!(response.contains(r#""status":"ok""#));
+}

@@ -1,0 +1,6 @@
+//! End-to-end tests: the real `coffer` binary, driven by aws-sdk-secretsmanager.
+
+mod errors;
+mod lifecycle;
+mod secrets;
+mod server;

@@ -1,0 +1,157 @@
+//! Starts the real `coffer` binary on 127.0.0.1:0 with a temporary data directory and builds
+//! aws-sdk-secretsmanager clients for it.
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use aws_credential_types::Credentials;
+use aws_sdk_secretsmanager::Client;
+use aws_sdk_secretsmanager::config::{BehaviorVersion, Region};
+
+pub struct Server {
+    pub child: Option<Child>,
+    pub data_dir: PathBuf,
+    _tmp: Option<tempfile::TempDir>,
+    pub endpoint: String,
+    pub access_key: String,
+    pub secret_key: String,
+    pub stdout_lines: Vec<String>,
+}
+
+pub fn coffer_bin() -> &'static str {
+    env!("CARGO_BIN_EXE_coffer")
+}
+
+impl Server {
+    pub fn start() -> Server {
+        Server::start_with(&[])
+    }
+
+    pub fn start_with(args: &[&str]) -> Server {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let dir = tmp.path().join("data");
+        let mut s = Server::start_in(&dir, args).expect("server starts");
+        s._tmp = Some(tmp);
+        s
+    }
+
+    /// Starts on an explicit data directory; `Err` carries stderr when the process exits.
+    pub fn start_in(dir: &Path, args: &[&str]) -> Result<Server, String> {
+        let mut child = Command::new(coffer_bin())
+            .arg("serve")
+            .arg("--listen")
+            .arg("127.0.0.1:0")
+            .arg("--data-dir")
+            .arg(dir)
+            .args(args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn coffer");
+        let stdout = child.stdout.take().expect("stdout");
+        let mut lines = Vec::new();
+        let mut endpoint = None;
+        for line in BufReader::new(stdout).lines() {
+            let Ok(line) = line else { break };
+            if let Some(e) = line.strip_prefix("listening on ") {
+                endpoint = Some(e.trim().to_string());
+                lines.push(line);
+                break;
+            }
+            lines.push(line);
+        }
+        let Some(endpoint) = endpoint else {
+            let out = child.wait_with_output().expect("wait");
+            return Err(String::from_utf8_lossy(&out.stderr).into_owned());
+        };
+        let creds = std::fs::read_to_string(dir.join("aws/credentials")).expect("credentials file");
+        let field = |name: &str| {
+            creds
+                .lines()
+                .find_map(|l| l.strip_prefix(&format!("{name} = ")))
+                .expect("credentials field")
+                .to_string()
+        };
+        Ok(Server {
+            access_key: field("aws_access_key_id"),
+            secret_key: field("aws_secret_access_key"),
+            child: Some(child),
+            data_dir: dir.to_path_buf(),
+            _tmp: None,
+            endpoint,
+            stdout_lines: lines,
+        })
+    }
+
+    pub fn client(&self, region: &str) -> Client {
+        self.client_with(region, &self.access_key, &self.secret_key)
+    }
+
+    pub fn client_with(&self, region: &str, access_key: &str, secret_key: &str) -> Client {
+        let config = aws_sdk_secretsmanager::Config::builder()
+            .behavior_version(BehaviorVersion::latest())
+            .region(Region::new(region.to_string()))
+            .endpoint_url(&self.endpoint)
+            .credentials_provider(Credentials::from_keys(access_key, secret_key, None))
+            .http_client(aws_smithy_http_client::Builder::new().build_http())
+            .build();
+        Client::from_conf(config)
+    }
+
+    /// Sends SIGTERM and waits; returns the exit status code.
+    pub fn terminate(&mut self) -> Option<i32> {
+        let mut child = self.child.take()?;
+        Command::new("kill")
+            .arg("-TERM")
+            .arg(child.id().to_string())
+            .status()
+            .expect("kill");
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            if let Some(status) = child.try_wait().expect("try_wait") {
+                return status.code();
+            }
+            assert!(
+                Instant::now() < deadline,
+                "coffer did not stop within 10 s of SIGTERM"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+pub fn unique(prefix: &str) -> String {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static N: AtomicU32 = AtomicU32::new(0);
+    format!(
+        "{prefix}-{}-{}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::Relaxed)
+    )
+}
+
+/// The AWS error code and message of a failed SDK call.
+pub fn error_of<E, R>(err: aws_sdk_secretsmanager::error::SdkError<E, R>) -> (String, String)
+where
+    E: aws_sdk_secretsmanager::error::ProvideErrorMetadata + std::fmt::Debug,
+    R: std::fmt::Debug,
+{
+    let meta = err.as_service_error().map(|e| {
+        (
+            e.code().unwrap_or_default().to_string(),
+            e.message().unwrap_or_default().to_string(),
+        )
+    });
+    meta.unwrap_or_else(|| panic!("expected a service error, got {err:?}"))
+}
