@@ -30,6 +30,7 @@ const FIXTURES = {
   gamma: { Name: 'beta/three', Description: 'asecret', Tags: [{ Key: 'owner', Value: 'alice' }] },
   delta: { Name: 'beta/four', Description: 'thesecret', Tags: [{ Key: 'Team', Value: 'Payments' }] },
   eps: { Name: 'gamma', Description: 'one then two' },
+  zeta: { Name: 'SecretOne/COMPANYthings', Description: 'camel case' },
 };
 
 before(async () => {
@@ -99,6 +100,7 @@ describe('ListSecrets filters', () => {
     assert.deepEqual(sortedNames(await names([{ Key: 'name', Values: [`${run}/alpha`] }])), ['alpha/one', 'alpha/two']);
     assert.deepEqual(await names([{ Key: 'name', Values: [`${run}/ALPHA`] }]), []);
     assert.deepEqual(await names([{ Key: 'name', Values: ['one'] }]), [], 'not a substring match');
+    assert.deepEqual(await names([{ Key: 'name', Values: [`${run}/alpha one`] }]), [], 'spaces are literal');
   });
 
   test('values within one filter are OR-ed', async () => {
@@ -108,7 +110,7 @@ describe('ListSecrets filters', () => {
 
   test('a value starting with ! negates the filter', async () => {
     const got = await names([{ Key: 'name', Values: [`!${run}/beta`] }]);
-    assert.deepEqual(sortedNames(got), ['alpha/one', 'alpha/two', 'gamma']);
+    assert.deepEqual(sortedNames(got), ['SecretOne/COMPANYthings', 'alpha/one', 'alpha/two', 'gamma']);
   });
 
   test('description matches case-insensitive word prefixes', async () => {
@@ -121,7 +123,11 @@ describe('ListSecrets filters', () => {
       'alpha/one',
       'alpha/two',
     ]);
-    assert.deepEqual(sortedNames(await names([{ Key: 'description', Values: ['!a'] }])), ['beta/four', 'gamma']);
+    assert.deepEqual(sortedNames(await names([{ Key: 'description', Values: ['!a'] }])), [
+      'SecretOne/COMPANYthings',
+      'beta/four',
+      'gamma',
+    ]);
     assert.deepEqual(await names([{ Key: 'description', Values: ['O T'] }]), ['gamma']);
   });
 
@@ -154,6 +160,24 @@ describe('ListSecrets filters', () => {
     assert.deepEqual(sortedNames(await names([{ Key: 'all', Values: ['PAYMENTS'] }])), ['alpha/one', 'beta/four']);
   });
 
+  test('the all filter splits names on punctuation and case changes and ignores mid-word fragments', async () => {
+    assert.deepEqual(await names([{ Key: 'all', Values: ['sec'] }]).then(sortedNames), [
+      'SecretOne/COMPANYthings',
+      'alpha/one',
+      'alpha/two',
+    ]);
+    assert.deepEqual(await names([{ Key: 'all', Values: ['one'] }]).then(sortedNames), [
+      'SecretOne/COMPANYthings',
+      'alpha/one',
+      'gamma',
+    ]);
+    assert.deepEqual(await names([{ Key: 'all', Values: ['compan'] }]), ['SecretOne/COMPANYthings']);
+    assert.deepEqual(await names([{ Key: 'all', Values: ['ythings'] }]), ['SecretOne/COMPANYthings']);
+    assert.deepEqual(await names([{ Key: 'all', Values: ['ret'] }]), []);
+    assert.deepEqual(await names([{ Key: 'all', Values: ['pany'] }]), []);
+    assert.deepEqual(await names([{ Key: 'all', Values: ['+'] }]), []);
+  });
+
   test('an unknown filter key is a ValidationException', async () => {
     const err = await rejectsWith(
       sm.send(new ListSecretsCommand({ Filters: [{ Key: 'colour', Values: ['red'] }] })),
@@ -174,7 +198,7 @@ describe('pagination', () => {
       assert.ok(page.SecretList.length <= 2, 'a page holds at most MaxResults entries');
       pages.push(page);
     }
-    assert.ok(pages.length >= 3, `5 secrets in pages of 2 take at least 3 pages, got ${pages.length}`);
+    assert.ok(pages.length >= 3, `6 secrets in pages of 2 take at least 3 pages, got ${pages.length}`);
     for (const p of pages.slice(0, -1)) assert.equal(typeof p.NextToken, 'string');
     assert.equal(pages.at(-1).NextToken, undefined, 'the last page has no NextToken');
     const arns = pages.flatMap((p) => p.SecretList.map((s) => s.ARN));
@@ -202,12 +226,19 @@ describe('pagination', () => {
   test('SortOrder desc reverses the asc order', async () => {
     const asc = await names([], { SortOrder: 'asc' });
     const desc = await names([], { SortOrder: 'desc' });
-    assert.equal(asc.length, 5);
+    assert.equal(asc.length, 6);
     assert.deepEqual(desc, [...asc].reverse());
   });
 
   test('the default order is oldest first', async () => {
-    assert.deepEqual(await names([]), ['alpha/one', 'alpha/two', 'beta/three', 'beta/four', 'gamma']);
+    assert.deepEqual(await names([]), [
+      'alpha/one',
+      'alpha/two',
+      'beta/three',
+      'beta/four',
+      'gamma',
+      'SecretOne/COMPANYthings',
+    ]);
   });
 
   test('an invalid NextToken is an InvalidNextTokenException', async () => {

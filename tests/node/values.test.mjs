@@ -92,6 +92,26 @@ describe('CreateSecret and GetSecretValue', () => {
     assert.equal(byPartial.ARN, created.ARN);
   });
 
+  test('partial ARNs resolve names with hyphens; a name ending in -xxxxxx needs its full ARN', async () => {
+    const base = uniqueName('Valid/_+=.@-Name');
+    for (const name of [`${base}-a1b2`, `${base}-a1b2c3-`, `s-${base.slice(-8)}`]) {
+      const c = await sm.send(new CreateSecretCommand({ Name: name, SecretString: name }));
+      const partial = c.ARN.slice(0, -7);
+      assert.ok(partial.endsWith(`:secret:${name}`));
+      const got = await sm.send(new GetSecretValueCommand({ SecretId: partial }));
+      assert.equal(got.SecretString, name, `partial ARN of ${name}`);
+    }
+    const tricky = `${uniqueName('Invalid/_+=.@-Name')}-a1b2c3`;
+    const c = await sm.send(new CreateSecretCommand({ Name: tricky, SecretString: 'x' }));
+    const err = await rejectsWith(
+      sm.send(new GetSecretValueCommand({ SecretId: c.ARN.slice(0, -7) })),
+      'ResourceNotFoundException',
+    );
+    assert.equal(err.message, NOT_FOUND);
+    assert.equal((await sm.send(new GetSecretValueCommand({ SecretId: c.ARN }))).SecretString, 'x');
+    assert.equal((await sm.send(new GetSecretValueCommand({ SecretId: tricky }))).SecretString, 'x');
+  });
+
   test('a binary secret with all 256 byte values round-trips as a Uint8Array', async () => {
     const bytes = new Uint8Array(256);
     for (let i = 0; i < 256; i++) bytes[i] = i;
@@ -227,6 +247,37 @@ describe('PutSecretValue and staging labels', () => {
     assert.equal((await sm.send(new GetSecretValueCommand({ SecretId: c.ARN }))).SecretString, 'v1');
     const byLabel = await sm.send(new GetSecretValueCommand({ SecretId: c.ARN, VersionStage: 'three' }));
     assert.equal(byLabel.SecretString, 'v2');
+  });
+
+  test('a version whose custom labels all move away is deprecated', async () => {
+    const c = await create({ SecretString: 'v1' });
+    const p2 = await sm.send(
+      new PutSecretValueCommand({ SecretId: c.ARN, SecretString: 'v2', VersionStages: ['one', 'two', 'three'] }),
+    );
+    const p3 = await sm.send(
+      new PutSecretValueCommand({ SecretId: c.ARN, SecretString: 'v3', VersionStages: ['four', 'one', 'three', 'two'] }),
+    );
+    const s = await stages(c.ARN);
+    assert.equal(s[p2.VersionId], undefined, 'v2 lost every label');
+    assert.deepEqual(sorted(s[p3.VersionId]), ['four', 'one', 'three', 'two']);
+    const listed = await sm.send(new ListSecretVersionIdsCommand({ SecretId: c.ARN }));
+    assert.ok(!listed.Versions.some((v) => v.VersionId === p2.VersionId));
+  });
+
+  test('putting AWSPENDING while it sits on the current version moves only AWSPENDING', async () => {
+    const c = await create({ SecretString: 'v1' });
+    await sm.send(
+      new UpdateSecretVersionStageCommand({ SecretId: c.ARN, VersionStage: 'AWSPENDING', MoveToVersionId: c.VersionId }),
+    );
+    assert.deepEqual(sorted((await stages(c.ARN))[c.VersionId]), ['AWSCURRENT', 'AWSPENDING']);
+    const p = await sm.send(
+      new PutSecretValueCommand({ SecretId: c.ARN, SecretString: 'pending', VersionStages: ['AWSPENDING'] }),
+    );
+    assert.deepEqual(p.VersionStages, ['AWSPENDING']);
+    assert.deepEqual(await stages(c.ARN), { [c.VersionId]: ['AWSCURRENT'], [p.VersionId]: ['AWSPENDING'] });
+    assert.equal((await sm.send(new GetSecretValueCommand({ SecretId: c.ARN }))).SecretString, 'v1');
+    const pending = await sm.send(new GetSecretValueCommand({ SecretId: c.ARN, VersionStage: 'AWSPENDING' }));
+    assert.equal(pending.SecretString, 'pending');
   });
 
   test('VersionStages with AWSCURRENT plus a custom label demotes the old current version', async () => {
