@@ -15,6 +15,7 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use coffer_core::{Caller, Error, ErrorCode, RegionService};
+use coffer_replication::Topology;
 use coffer_sigv4::{SigV4Error, Verifier};
 use zeroize::Zeroizing;
 
@@ -38,20 +39,22 @@ impl std::fmt::Debug for Credential {
     }
 }
 
-/// Everything one node serves: its Regions and the access keys it accepts.
+/// Everything one node serves: its Regions (with their peers) and the access keys it accepts.
 pub struct Deployment {
     pub regions: HashMap<String, Arc<RegionService>>,
+    pub topology: Arc<Topology>,
     pub credentials: RwLock<HashMap<String, Arc<Credential>>>,
     verifier: Verifier,
 }
 
 impl Deployment {
     pub fn new(
-        regions: HashMap<String, Arc<RegionService>>,
+        topology: Arc<Topology>,
         credentials: HashMap<String, Arc<Credential>>,
     ) -> Deployment {
         Deployment {
-            regions,
+            regions: topology.local.clone(),
+            topology,
             credentials: RwLock::new(credentials),
             verifier: Verifier::new(),
         }
@@ -70,6 +73,8 @@ pub fn router(deployment: Arc<Deployment>) -> Router {
     Router::new()
         .route("/", post(handle))
         .route("/health", get(health))
+        .route("/metrics", get(metrics))
+        .route(coffer_replication::transport::PATH, post(replication))
         .fallback(not_found)
         .with_state(deployment)
 }
@@ -96,6 +101,59 @@ async fn health(State(deployment): State<Arc<Deployment>>) -> Response {
         .into_response()
 }
 
+/// Prometheus text format: replication lag, queue depth and delivery outcomes.
+async fn metrics(State(deployment): State<Arc<Deployment>>) -> Response {
+    for region in deployment.regions.values() {
+        if let Ok(depths) = region.store.outbox_depth().await {
+            for (dest, depth) in depths {
+                deployment
+                    .topology
+                    .metrics
+                    .set_depth(&region.region, &dest, depth);
+            }
+        }
+    }
+    (
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        deployment.topology.metrics.render(),
+    )
+        .into_response()
+}
+
+/// Sealed replication messages from other Regions (of this node or of peers). The seal, not
+/// SigV4, authenticates them: only the source Region's key can have made it.
+async fn replication(State(deployment): State<Arc<Deployment>>, request: Request) -> Response {
+    let (parts, body) = request.into_parts();
+    let header = |name: &str| {
+        parts
+            .headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .to_string()
+    };
+    let Ok(body) = axum::body::to_bytes(Body::new(body), 64 * 1024 * 1024).await else {
+        return (StatusCode::PAYLOAD_TOO_LARGE, "message too large").into_response();
+    };
+    use coffer_replication::transport::{DEST_HEADER, KIND_HEADER, SOURCE_HEADER};
+    let reply = coffer_replication::receive::receive(
+        &deployment.topology,
+        &header(SOURCE_HEADER),
+        &header(DEST_HEADER),
+        &header(KIND_HEADER),
+        &body,
+    )
+    .await;
+    (
+        StatusCode::from_u16(reply.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
+        reply.body,
+    )
+        .into_response()
+}
+
 async fn not_found() -> Response {
     let request_id = uuid::Uuid::new_v4().to_string();
     error_response(
@@ -110,7 +168,10 @@ fn error_response(request_id: &str, status: StatusCode, code: &str, message: &st
     let body = serde_json::json!({"__type": code, "Message": message}).to_string();
     let mut response = (status, body).into_response();
     let headers = response.headers_mut();
-    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(JSON_CONTENT_TYPE));
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static(JSON_CONTENT_TYPE),
+    );
     if let Ok(v) = HeaderValue::from_str(code) {
         headers.insert("x-amzn-ErrorType", v);
     }
@@ -126,7 +187,12 @@ fn api_error(request_id: &str, err: &Error) -> Response {
 }
 
 fn auth_error(request_id: &str, err: &SigV4Error) -> Response {
-    error_response(request_id, StatusCode::BAD_REQUEST, err.code(), &err.message())
+    error_response(
+        request_id,
+        StatusCode::BAD_REQUEST,
+        err.code(),
+        &err.message(),
+    )
 }
 
 async fn handle(State(deployment): State<Arc<Deployment>>, request: Request) -> Response {
@@ -144,10 +210,7 @@ async fn handle(State(deployment): State<Arc<Deployment>>, request: Request) -> 
             );
         }
     };
-    let (service, operation) = match target(&parts.headers) {
-        Some(t) => t,
-        None => (String::new(), String::new()),
-    };
+    let (service, operation) = target(&parts.headers).unwrap_or_default();
     let auth = match coffer_sigv4::parse(&parts.headers) {
         Ok(a) => a,
         Err(e) => return auth_error(&request_id, &e),
@@ -196,7 +259,10 @@ async fn handle(State(deployment): State<Arc<Deployment>>, request: Request) -> 
         Ok(bytes) => {
             let mut response = (StatusCode::OK, bytes).into_response();
             let headers = response.headers_mut();
-            headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(JSON_CONTENT_TYPE));
+            headers.insert(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static(JSON_CONTENT_TYPE),
+            );
             if let Ok(v) = HeaderValue::from_str(&request_id) {
                 headers.insert("x-amzn-RequestId", v);
             }

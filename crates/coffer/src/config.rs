@@ -22,9 +22,23 @@ pub struct ServeArgs {
     /// Account id for a new data directory (random 12 digits when omitted).
     #[arg(long)]
     pub account_id: Option<String>,
-    /// TOML file with the same settings (`listen`, `data_dir`, `regions`, `account_id`).
+    /// TOML file with the same settings (`listen`, `data_dir`, `regions`, `account_id`,
+    /// `replication_failure_timeout_secs`) plus `[[peers]]` (Regions served by other nodes).
     #[arg(long)]
     pub config: Option<PathBuf>,
+    /// Seconds a replica may stay unreachable before it shows `Failed` (delivery goes on).
+    #[arg(long)]
+    pub replication_failure_timeout_secs: Option<u64>,
+}
+
+/// A Region served by another node: where to reach it and the public key its messages are
+/// sealed with (`coffer public-key` prints it on that node).
+#[derive(Deserialize, Debug, Clone)]
+#[serde(deny_unknown_fields)]
+pub struct PeerConfig {
+    pub region: String,
+    pub url: String,
+    pub public_key: String,
 }
 
 #[derive(Deserialize, Default, Debug)]
@@ -34,6 +48,9 @@ struct FileConfig {
     data_dir: Option<PathBuf>,
     regions: Option<Vec<String>>,
     account_id: Option<String>,
+    replication_failure_timeout_secs: Option<u64>,
+    #[serde(default)]
+    peers: Vec<PeerConfig>,
 }
 
 #[derive(Debug, Clone)]
@@ -42,7 +59,11 @@ pub struct Settings {
     pub data_dir: PathBuf,
     pub regions: Vec<String>,
     pub account_id: Option<String>,
+    pub replication_failure_timeout_secs: u64,
+    pub peers: Vec<PeerConfig>,
 }
+
+pub const DEFAULT_REPLICATION_FAILURE_TIMEOUT_SECS: u64 = 30;
 
 impl Settings {
     pub fn resolve(args: ServeArgs) -> Result<Settings, String> {
@@ -85,6 +106,17 @@ impl Settings {
                 dedup.push(r);
             }
         }
+        for p in &file.peers {
+            if coffer_core::model::partition_of(&p.region).is_none() {
+                return Err(format!("peer Region '{}' is not an AWS Region", p.region));
+            }
+            if dedup.contains(&p.region) {
+                return Err(format!(
+                    "Region {} is both served by this node and listed as a peer",
+                    p.region
+                ));
+            }
+        }
         Ok(Settings {
             listen: args
                 .listen
@@ -96,6 +128,11 @@ impl Settings {
                 .unwrap_or_else(|| PathBuf::from(DEFAULT_DATA_DIR)),
             regions: dedup,
             account_id,
+            replication_failure_timeout_secs: args
+                .replication_failure_timeout_secs
+                .or(file.replication_failure_timeout_secs)
+                .unwrap_or(DEFAULT_REPLICATION_FAILURE_TIMEOUT_SECS),
+            peers: file.peers,
         })
     }
 }

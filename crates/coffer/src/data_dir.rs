@@ -19,6 +19,9 @@ use std::sync::Arc;
 use coffer_api::{Credential, Deployment};
 use coffer_core::{Caller, RegionService, SystemClock};
 use coffer_kms::RootKey;
+use coffer_replication::envelope::{PublicKey, RegionKeyPair};
+use coffer_replication::metrics::Metrics;
+use coffer_replication::{Peer, Topology};
 use coffer_store::{AccessKeyRecord, IamStore, SqliteIamStore, SqliteStore, UserRecord};
 use rand::Rng;
 use zeroize::Zeroizing;
@@ -91,8 +94,10 @@ pub async fn open(settings: &Settings, endpoint: &str) -> Result<Node, String> {
     let account_id = ensure_account(&*iam, &deployment_key, settings.account_id.as_deref()).await?;
 
     let mut regions = HashMap::new();
+    let mut keys = HashMap::new();
     for (region, store, existed) in stores {
         let key = root_key(&dir.join("keys").join(format!("{region}.key")), existed)?;
+        keys.insert(region.clone(), RegionKeyPair::derive(&key, &region));
         let partition = coffer_core::model::partition_of(&region).expect("validated region");
         regions.insert(
             region.clone(),
@@ -129,8 +134,34 @@ pub async fn open(settings: &Settings, endpoint: &str) -> Result<Node, String> {
             settings.regions[0]
         ),
     )?;
+    let mut peers = HashMap::new();
+    for p in &settings.peers {
+        let public_key = PublicKey::from_base64(p.public_key.trim()).map_err(|e| {
+            format!(
+                "peer {}: public_key is not a Coffer public key: {e}",
+                p.region
+            )
+        })?;
+        peers.insert(
+            p.region.clone(),
+            Peer {
+                region: p.region.clone(),
+                url: p.url.clone(),
+                public_key,
+            },
+        );
+    }
+    let topology = Arc::new(Topology {
+        local: regions,
+        keys,
+        peers,
+        self_url: endpoint.to_string(),
+        node_id: uuid::Uuid::new_v4().to_string(),
+        give_up_after_ms: settings.replication_failure_timeout_secs as i64 * 1000,
+        metrics: Metrics::new(),
+    });
     Ok(Node {
-        deployment: Deployment::new(regions, credentials),
+        deployment: Deployment::new(topology, credentials),
         iam,
         account_id,
         credentials_file,
@@ -257,4 +288,16 @@ async fn load_credentials(
         );
     }
     Ok(out)
+}
+
+/// The replication public key of a Region of this data directory (creating its root key on a
+/// new directory), for the `[[peers]]` of other nodes.
+pub fn public_key(dir: &Path, region: &str) -> Result<String, String> {
+    create_private_dir(&dir.join("keys"))?;
+    let store_exists = exists(&dir.join("regions").join(format!("{region}.db")));
+    let key = root_key(
+        &dir.join("keys").join(format!("{region}.key")),
+        store_exists,
+    )?;
+    Ok(RegionKeyPair::derive(&key, region).public_key().to_base64())
 }

@@ -25,6 +25,13 @@ struct Cli {
 enum Command {
     /// Serve the AWS Secrets Manager API for every configured Region.
     Serve(config::ServeArgs),
+    /// Print the replication public key of a Region (for other nodes' `[[peers]]`).
+    PublicKey {
+        #[arg(long, default_value = config::DEFAULT_DATA_DIR)]
+        data_dir: std::path::PathBuf,
+        #[arg(long)]
+        region: String,
+    },
 }
 
 fn main() -> ExitCode {
@@ -48,6 +55,13 @@ fn main() -> ExitCode {
     };
     let result = match cli.command {
         Command::Serve(args) => runtime.block_on(serve(args)),
+        Command::PublicKey { data_dir, region } => {
+            if coffer_core::model::partition_of(&region).is_none() {
+                Err(format!("'{region}' is not an AWS Region"))
+            } else {
+                data_dir::public_key(&data_dir, &region).map(|k| println!("{k}"))
+            }
+        }
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -84,12 +98,17 @@ async fn serve(args: config::ServeArgs) -> Result<(), String> {
 
     let deployment = Arc::new(node.deployment);
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-    let purge = tokio::spawn(purge_loop(deployment.clone(), stop_rx));
+    let purge = tokio::spawn(purge_loop(deployment.clone(), stop_rx.clone()));
+    let replication = tokio::spawn(coffer_replication::worker::run(
+        deployment.topology.clone(),
+        stop_rx,
+    ));
     coffer_api::serve(listener, deployment.clone(), shutdown_signal())
         .await
         .map_err(|e| format!("server failed: {e}"))?;
     let _ = stop_tx.send(true);
     let _ = purge.await;
+    let _ = replication.await;
     for region in deployment.regions.values() {
         region.store.close().await;
     }

@@ -7,6 +7,7 @@ pub mod ops;
 pub mod policy;
 pub mod purge;
 pub mod region;
+pub mod replication;
 pub mod secret;
 pub mod validate;
 pub mod view;

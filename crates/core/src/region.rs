@@ -48,6 +48,8 @@ pub struct RegionService {
     root_key: RootKey,
     /// Unwrapped key material by key ARN; zeroized when dropped.
     keys: Mutex<HashMap<String, Arc<KeyMaterial>>>,
+    /// Wakes the replication workers after a commit that wrote outbox rows.
+    outbox_notify: Arc<tokio::sync::Notify>,
 }
 
 impl RegionService {
@@ -65,7 +67,17 @@ impl RegionService {
             clock,
             root_key,
             keys: Mutex::new(HashMap::new()),
+            outbox_notify: Arc::new(tokio::sync::Notify::new()),
         }
+    }
+
+    /// Tells the replication workers that outbox rows may be waiting.
+    pub fn notify_outbox(&self) {
+        self.outbox_notify.notify_one();
+    }
+
+    pub fn outbox_notifier(&self) -> Arc<tokio::sync::Notify> {
+        self.outbox_notify.clone()
     }
 
     pub fn now_ms(&self) -> i64 {

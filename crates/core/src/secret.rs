@@ -103,24 +103,61 @@ where
 
 /// Commits an update of `secret` (already modified in memory) whose row was read at
 /// `expected`; bumps the row version.
+///
+/// This is the one door for user writes: it refuses replicas (their content comes only from
+/// the primary) and, on a primary, writes one outbox row per replica in the same transaction.
 pub async fn commit_update(
+    region: &RegionService,
+    secret: Secret,
+    expected: i64,
+    changed_versions: Vec<VersionRecord>,
+    delete_versions: Vec<String>,
+) -> std::result::Result<Secret, Failure> {
+    ensure_primary(&secret)?;
+    let outbox = crate::replication::sync_entries(&secret, &[]);
+    commit_update_with(
+        region,
+        secret,
+        expected,
+        changed_versions,
+        delete_versions,
+        outbox,
+    )
+    .await
+}
+
+/// [`commit_update`] with explicit outbox rows and no replica check.
+pub async fn commit_update_with(
     region: &RegionService,
     mut secret: Secret,
     expected: i64,
     changed_versions: Vec<VersionRecord>,
     delete_versions: Vec<String>,
+    outbox: Vec<coffer_store::OutboxEntry>,
 ) -> std::result::Result<Secret, Failure> {
     secret.record.row_version = expected + 1;
     region
         .store
-        .commit(SecretChange::Update {
-            secret: secret.record.clone(),
-            expected_row_version: expected,
-            upsert_versions: changed_versions,
-            delete_versions,
-        })
+        .commit_with(
+            vec![SecretChange::Update {
+                secret: secret.record.clone(),
+                expected_row_version: expected,
+                upsert_versions: changed_versions,
+                delete_versions,
+            }],
+            outbox,
+        )
         .await?;
+    region.notify_outbox();
     Ok(secret)
+}
+
+/// [F] replicas are read-only: every write must be made in the primary's Region.
+pub fn ensure_primary(secret: &Secret) -> Result<()> {
+    if crate::replication::is_replica(secret) {
+        return Err(Error::replica_read_only());
+    }
+    Ok(())
 }
 
 pub fn is_deleted(secret: &Secret) -> bool {

@@ -7,6 +7,7 @@ use coffer_store::{Secret, Tag};
 use serde::Serialize;
 
 use crate::model::Timestamp;
+use crate::replication::{ReplicationState, ReplicationStatusView, replicas, state};
 
 #[derive(Serialize, Default)]
 #[serde(rename_all = "PascalCase")]
@@ -34,6 +35,23 @@ pub struct SecretEntry {
     pub secret_versions_to_stages: Option<BTreeMap<String, Vec<String>>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub created_date: Option<Timestamp>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub primary_region: Option<String>,
+    /// DescribeSecret on a primary only; ListSecrets never shows it (spec §4.7).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub replication_status: Option<Vec<ReplicationStatusView>>,
+}
+
+/// The Region of the primary: the secret's own for a primary with replicas, the primary's for
+/// a replica, none for a secret that is not replicated.
+pub fn primary_region(secret: &Secret, own_region: &str) -> Option<String> {
+    match state(secret) {
+        Some(ReplicationState::Primary { replicas }) if !replicas.is_empty() => {
+            Some(own_region.to_string())
+        }
+        Some(ReplicationState::Replica { primary_region, .. }) => Some(primary_region),
+        _ => None,
+    }
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -53,7 +71,7 @@ fn stages_map(secret: &Secret) -> Option<BTreeMap<String, Vec<String>>> {
     (!map.is_empty()).then_some(map)
 }
 
-pub fn entry(secret: &Secret, shape: Shape) -> SecretEntry {
+pub fn entry(secret: &Secret, shape: Shape, own_region: &str) -> SecretEntry {
     let r = &secret.record;
     let stages = stages_map(secret);
     let (version_ids_to_stages, secret_versions_to_stages) = match shape {
@@ -76,5 +94,13 @@ pub fn entry(secret: &Secret, shape: Shape) -> SecretEntry {
         version_ids_to_stages,
         secret_versions_to_stages,
         created_date: Some(Timestamp(r.created_ms)),
+        primary_region: primary_region(secret, own_region),
+        replication_status: match shape {
+            Shape::Describe => {
+                let list = replicas(secret);
+                (!list.is_empty()).then(|| list.iter().map(|r| r.view()).collect())
+            }
+            Shape::List => None,
+        },
     }
 }

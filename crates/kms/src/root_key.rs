@@ -205,7 +205,11 @@ impl RootKey {
     }
 
     /// Reverses [`RootKey::seal_credential`].
-    pub fn open_credential(&self, label: &str, sealed: &[u8]) -> Result<Zeroizing<Vec<u8>>, KmsError> {
+    pub fn open_credential(
+        &self,
+        label: &str,
+        sealed: &[u8],
+    ) -> Result<Zeroizing<Vec<u8>>, KmsError> {
         let fail = || KmsError::UnwrapKeyMaterial {
             key_arn: label.to_owned(),
         };

@@ -1,1 +1,175 @@
-fn main() {}
+//! `coffer-loadgen`: benchmark tooling for Coffer.
+//!
+//! * `run`     — closed-loop load generator: N keep-alive HTTP/1.1 connections, each
+//!   sending SigV4-signed `secretsmanager.GetSecretValue` requests back to back.
+//! * `trivial` — a hyper HTTP/1.1 server answering every request with a fixed
+//!   GetSecretValue-sized JSON body: the ceiling of this machine + this generator.
+//! * `report`  — merges the JSON output of several `run`s into one markdown table with
+//!   throughput ratios.
+//!
+//! The generator shares the machine with the server under test, so it is built to be
+//! cheap: one runtime thread by default, signatures cached per second, no per-request
+//! allocation beyond what hyper needs.
+
+mod report;
+mod run;
+mod signer;
+mod trivial;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+#[derive(Parser)]
+#[command(
+    name = "coffer-loadgen",
+    version,
+    about = "Load generator and baseline endpoint for benchmarking Coffer"
+)]
+struct Cli {
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Drive SigV4-signed GetSecretValue load against an endpoint.
+    Run(RunArgs),
+    /// Serve a fixed 200 JSON response to every request (the machine's ceiling).
+    Trivial(TrivialArgs),
+    /// Merge JSON outputs of `run` into one markdown table with ratios.
+    Report(ReportArgs),
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum Format {
+    Markdown,
+    Json,
+}
+
+#[derive(Args, Debug)]
+pub struct RunArgs {
+    /// Endpoint URL, e.g. http://127.0.0.1:4566 (plain HTTP only).
+    #[arg(long)]
+    pub endpoint: String,
+    /// Signing region.
+    #[arg(long, default_value = "us-east-1", env = "AWS_REGION")]
+    pub region: String,
+    /// Access key id used for signing.
+    #[arg(long, env = "AWS_ACCESS_KEY_ID", hide_env_values = true)]
+    pub access_key: String,
+    /// Secret access key used for signing (prefer the env var: argv is visible in `ps`).
+    #[arg(long, env = "AWS_SECRET_ACCESS_KEY", hide_env_values = true)]
+    pub secret_key: String,
+    /// SecretId to request.
+    #[arg(long)]
+    pub secret_id: String,
+    /// Comma-separated list of connection counts, run one after the other.
+    #[arg(long, value_delimiter = ',', default_value = "1,8,32,64")]
+    pub concurrency: Vec<usize>,
+    /// Measured duration per concurrency level (e.g. 10s, 500ms, 1m).
+    #[arg(long, value_parser = parse_duration, default_value = "10s")]
+    pub duration: Duration,
+    /// Unmeasured warm-up before each level's measurement.
+    #[arg(long, value_parser = parse_duration, default_value = "2s")]
+    pub warmup: Duration,
+    /// Per-request timeout; a timed-out request counts as an error and its connection is replaced.
+    #[arg(long, value_parser = parse_duration, default_value = "5s")]
+    pub timeout: Duration,
+    /// Output format (on stdout; progress goes to stderr).
+    #[arg(long, value_enum, default_value_t = Format::Markdown)]
+    pub format: Format,
+    /// Name of the target in the output (default: the endpoint's host:port).
+    #[arg(long)]
+    pub label: Option<String>,
+    /// PID of the server under test, to report its CPU use during each window (Linux).
+    #[arg(long)]
+    pub server_pid: Option<u32>,
+    /// Generator runtime threads. 1 (default) keeps the generator to at most one core.
+    #[arg(long, default_value_t = 1)]
+    pub threads: usize,
+}
+
+#[derive(Args, Debug)]
+pub struct TrivialArgs {
+    /// Address to listen on; port 0 picks a free port (printed as `listening on http://...`).
+    #[arg(long, default_value = "127.0.0.1:0")]
+    pub listen: SocketAddr,
+    /// Server runtime threads (default: number of CPUs, like a typical tokio server).
+    #[arg(long)]
+    pub threads: Option<usize>,
+}
+
+#[derive(Args, Debug)]
+pub struct ReportArgs {
+    /// JSON files written by `run --format json`, in the order the targets should appear.
+    #[arg(required = true)]
+    pub files: Vec<PathBuf>,
+    /// Throughput ratio to print, as LABEL/LABEL (repeatable), e.g. coffer/trivial.
+    #[arg(long = "ratio")]
+    pub ratios: Vec<String>,
+}
+
+/// Parses `10s`, `500ms`, `1.5s`, `2m`, or a bare number of seconds.
+pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    let s = s.trim();
+    let (num, mult) = if let Some(n) = s.strip_suffix("ms") {
+        (n, 0.001)
+    } else if let Some(n) = s.strip_suffix('s') {
+        (n, 1.0)
+    } else if let Some(n) = s.strip_suffix('m') {
+        (n, 60.0)
+    } else {
+        (s, 1.0)
+    };
+    let v: f64 = num
+        .trim()
+        .parse()
+        .map_err(|_| format!("invalid duration `{s}` (use e.g. 10s, 500ms, 1m)"))?;
+    if !v.is_finite() || v < 0.0 {
+        return Err(format!("invalid duration `{s}`"));
+    }
+    Ok(Duration::from_secs_f64(v * mult))
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.cmd {
+        Cmd::Run(args) => run::main(args),
+        Cmd::Trivial(args) => trivial::main(args),
+        Cmd::Report(args) => report::main(args),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("coffer-loadgen: error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("10s").unwrap(), Duration::from_secs(10));
+        assert_eq!(parse_duration("500ms").unwrap(), Duration::from_millis(500));
+        assert_eq!(parse_duration("1m").unwrap(), Duration::from_secs(60));
+        assert_eq!(parse_duration("1.5").unwrap(), Duration::from_millis(1500));
+        assert!(parse_duration("x").is_err());
+        assert!(parse_duration("-1s").is_err());
+    }
+
+    #[test]
+    fn cli_parses() {
+        use clap::CommandFactory;
+        Cli::command().debug_assert();
+    }
+}

@@ -71,7 +71,43 @@ pub trait Store: Send + Sync + 'static {
     async fn load_secret_by_arn(&self, arn: &str) -> Result<Option<Secret>>;
     /// Every secret of an account, oldest first.
     async fn list_secrets(&self, account_id: &str) -> Result<Vec<Secret>>;
-    async fn commit(&self, change: SecretChange) -> Result<()>;
+    /// Commits changes and outbox entries in one transaction: all or nothing.
+    async fn commit_with(&self, changes: Vec<SecretChange>, outbox: Vec<OutboxEntry>)
+    -> Result<()>;
+    async fn commit(&self, change: SecretChange) -> Result<()> {
+        self.commit_with(vec![change], Vec::new()).await
+    }
+    async fn enqueue(&self, outbox: Vec<OutboxEntry>) -> Result<()> {
+        self.commit_with(Vec::new(), outbox).await
+    }
+    /// Claims up to `limit` due outbox rows (oldest first) under a lease held by `owner` until
+    /// `now_ms + lease_ms`, so several nodes of a Region never work the same row at once.
+    async fn claim_outbox(
+        &self,
+        now_ms: i64,
+        owner: &str,
+        lease_ms: i64,
+        limit: i64,
+    ) -> Result<Vec<OutboxRow>>;
+    /// Removes the rows of one (secret, destination, kind) up to and including `up_to_id`:
+    /// one delivery of the current state settles every older announcement.
+    async fn finish_outbox(
+        &self,
+        secret_arn: &str,
+        dest_region: &str,
+        kind: &str,
+        up_to_id: i64,
+    ) -> Result<()>;
+    /// Releases a row for a later attempt.
+    async fn retry_outbox(
+        &self,
+        id: i64,
+        attempts: i64,
+        next_attempt_ms: i64,
+        first_failure_ms: Option<i64>,
+    ) -> Result<()>;
+    /// Pending rows per destination Region.
+    async fn outbox_depth(&self) -> Result<Vec<(String, i64)>>;
     /// Records a read at day resolution for the secret and one of its versions. Not a
     /// "change": it never bumps `row_version` nor `LastChangedDate`.
     async fn record_access(&self, arn: &str, version_id: &str, day: i64) -> Result<()>;

@@ -115,3 +115,25 @@ pub struct AccessKeyRecord {
     pub status: String,
     pub created_ms: i64,
 }
+
+/// A replication event to send to another Region.
+#[derive(Debug, Clone, PartialEq)]
+pub struct OutboxEntry {
+    pub secret_arn: String,
+    pub dest_region: String,
+    /// `sync`, `remove`, `detach` or `access`.
+    pub kind: String,
+    /// Kind-specific JSON (never a secret value).
+    pub payload: String,
+}
+
+/// An outbox row as stored.
+#[derive(Debug, Clone, PartialEq)]
+pub struct OutboxRow {
+    pub id: i64,
+    pub entry: OutboxEntry,
+    pub enqueued_ms: i64,
+    pub attempts: i64,
+    pub next_attempt_ms: i64,
+    pub first_failure_ms: Option<i64>,
+}

@@ -19,7 +19,10 @@ impl StoreKind {
 
     pub fn migrations(self) -> &'static [&'static str] {
         match self {
-            StoreKind::Region => &[include_str!("../migrations/region/0001_initial.sql")],
+            StoreKind::Region => &[
+                include_str!("../migrations/region/0001_initial.sql"),
+                include_str!("../migrations/region/0002_replication_outbox.sql"),
+            ],
             StoreKind::Iam => &[include_str!("../migrations/iam/0001_initial.sql")],
         }
     }

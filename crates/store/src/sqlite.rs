@@ -15,8 +15,9 @@ use sqlx::{ConnectOptions, Row};
 
 use crate::schema::{StoreKind, check_compatible};
 use crate::{
-    AccessKeyRecord, IamStore, KmsAliasRecord, KmsKeyRecord, Result, Secret, SecretChange,
-    SecretRecord, Store, StoreError, Tag, UserRecord, ValueKind, VersionRecord,
+    AccessKeyRecord, IamStore, KmsAliasRecord, KmsKeyRecord, OutboxEntry, OutboxRow, Result,
+    Secret, SecretChange, SecretRecord, Store, StoreError, Tag, UserRecord, ValueKind,
+    VersionRecord,
 };
 
 struct Pools {
@@ -180,6 +181,106 @@ async fn upsert_version(conn: &mut sqlx::SqliteConnection, v: &VersionRecord) ->
     Ok(())
 }
 
+async fn apply_change(tx: &mut sqlx::SqliteConnection, change: SecretChange) -> Result<()> {
+    match change {
+        SecretChange::Insert { secret, versions } => {
+            let sql = format!(
+                "INSERT INTO secrets ({SECRET_COLUMNS}) VALUES \
+                     ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)"
+            );
+            sqlx::query(sqlx::AssertSqlSafe(sql))
+                .bind(&secret.arn)
+                .bind(&secret.account_id)
+                .bind(&secret.name)
+                .bind(&secret.description)
+                .bind(&secret.kms_key_id)
+                .bind(tags_json(&secret.tags))
+                .bind(&secret.resource_policy)
+                .bind(secret.created_ms)
+                .bind(secret.last_changed_ms)
+                .bind(secret.last_accessed_day)
+                .bind(secret.deleted_ms)
+                .bind(secret.purge_at_ms)
+                .bind(&secret.rotation)
+                .bind(&secret.replication)
+                .bind(secret.row_version)
+                .execute(&mut *tx)
+                .await?;
+            for v in &versions {
+                upsert_version(tx, v).await?;
+            }
+        }
+        SecretChange::Update {
+            secret,
+            expected_row_version,
+            upsert_versions,
+            delete_versions,
+        } => {
+            let done = sqlx::query(
+                "UPDATE secrets SET description = $1, kms_key_id = $2, tags = $3, \
+                     resource_policy = $4, last_changed_ms = $5, last_accessed_day = $6, \
+                     deleted_ms = $7, purge_at_ms = $8, rotation = $9, replication = $10, \
+                     row_version = $11 WHERE arn = $12 AND row_version = $13",
+            )
+            .bind(&secret.description)
+            .bind(&secret.kms_key_id)
+            .bind(tags_json(&secret.tags))
+            .bind(&secret.resource_policy)
+            .bind(secret.last_changed_ms)
+            .bind(secret.last_accessed_day)
+            .bind(secret.deleted_ms)
+            .bind(secret.purge_at_ms)
+            .bind(&secret.rotation)
+            .bind(&secret.replication)
+            .bind(secret.row_version)
+            .bind(&secret.arn)
+            .bind(expected_row_version)
+            .execute(&mut *tx)
+            .await?;
+            if done.rows_affected() != 1 {
+                return Err(StoreError::Conflict);
+            }
+            for v in &upsert_versions {
+                upsert_version(tx, v).await?;
+            }
+            for id in &delete_versions {
+                sqlx::query(
+                    "DELETE FROM secret_versions WHERE secret_arn = $1 AND version_id = $2",
+                )
+                .bind(&secret.arn)
+                .bind(id)
+                .execute(&mut *tx)
+                .await?;
+            }
+        }
+        SecretChange::Delete {
+            arn,
+            expected_row_version,
+        } => {
+            let done = sqlx::query("DELETE FROM secrets WHERE arn = $1 AND row_version = $2")
+                .bind(&arn)
+                .bind(expected_row_version)
+                .execute(&mut *tx)
+                .await?;
+            if done.rows_affected() != 1 {
+                return Err(StoreError::Conflict);
+            }
+            sqlx::query("DELETE FROM secret_versions WHERE secret_arn = $1")
+                .bind(&arn)
+                .execute(&mut *tx)
+                .await?;
+        }
+    }
+    Ok(())
+}
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
 pub struct SqliteStore {
     pools: Pools,
 }
@@ -265,99 +366,129 @@ impl Store for SqliteStore {
             .collect()
     }
 
-    async fn commit(&self, change: SecretChange) -> Result<()> {
+    async fn commit_with(
+        &self,
+        changes: Vec<SecretChange>,
+        outbox: Vec<OutboxEntry>,
+    ) -> Result<()> {
         let mut tx = self.pools.writer.begin().await?;
-        match change {
-            SecretChange::Insert { secret, versions } => {
-                let sql = format!(
-                    "INSERT INTO secrets ({SECRET_COLUMNS}) VALUES \
-                     ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)"
-                );
-                sqlx::query(sqlx::AssertSqlSafe(sql))
-                    .bind(&secret.arn)
-                    .bind(&secret.account_id)
-                    .bind(&secret.name)
-                    .bind(&secret.description)
-                    .bind(&secret.kms_key_id)
-                    .bind(tags_json(&secret.tags))
-                    .bind(&secret.resource_policy)
-                    .bind(secret.created_ms)
-                    .bind(secret.last_changed_ms)
-                    .bind(secret.last_accessed_day)
-                    .bind(secret.deleted_ms)
-                    .bind(secret.purge_at_ms)
-                    .bind(&secret.rotation)
-                    .bind(&secret.replication)
-                    .bind(secret.row_version)
-                    .execute(&mut *tx)
-                    .await?;
-                for v in &versions {
-                    upsert_version(&mut tx, v).await?;
-                }
-            }
-            SecretChange::Update {
-                secret,
-                expected_row_version,
-                upsert_versions,
-                delete_versions,
-            } => {
-                let done = sqlx::query(
-                    "UPDATE secrets SET description = $1, kms_key_id = $2, tags = $3, \
-                     resource_policy = $4, last_changed_ms = $5, last_accessed_day = $6, \
-                     deleted_ms = $7, purge_at_ms = $8, rotation = $9, replication = $10, \
-                     row_version = $11 WHERE arn = $12 AND row_version = $13",
-                )
-                .bind(&secret.description)
-                .bind(&secret.kms_key_id)
-                .bind(tags_json(&secret.tags))
-                .bind(&secret.resource_policy)
-                .bind(secret.last_changed_ms)
-                .bind(secret.last_accessed_day)
-                .bind(secret.deleted_ms)
-                .bind(secret.purge_at_ms)
-                .bind(&secret.rotation)
-                .bind(&secret.replication)
-                .bind(secret.row_version)
-                .bind(&secret.arn)
-                .bind(expected_row_version)
-                .execute(&mut *tx)
-                .await?;
-                if done.rows_affected() != 1 {
-                    return Err(StoreError::Conflict);
-                }
-                for v in &upsert_versions {
-                    upsert_version(&mut tx, v).await?;
-                }
-                for id in &delete_versions {
-                    sqlx::query(
-                        "DELETE FROM secret_versions WHERE secret_arn = $1 AND version_id = $2",
-                    )
-                    .bind(&secret.arn)
-                    .bind(id)
-                    .execute(&mut *tx)
-                    .await?;
-                }
-            }
-            SecretChange::Delete {
-                arn,
-                expected_row_version,
-            } => {
-                let done = sqlx::query("DELETE FROM secrets WHERE arn = $1 AND row_version = $2")
-                    .bind(&arn)
-                    .bind(expected_row_version)
-                    .execute(&mut *tx)
-                    .await?;
-                if done.rows_affected() != 1 {
-                    return Err(StoreError::Conflict);
-                }
-                sqlx::query("DELETE FROM secret_versions WHERE secret_arn = $1")
-                    .bind(&arn)
-                    .execute(&mut *tx)
-                    .await?;
-            }
+        for change in changes {
+            apply_change(&mut tx, change).await?;
+        }
+        let now = now_ms();
+        for entry in &outbox {
+            sqlx::query(
+                "INSERT INTO replication_outbox (secret_arn, dest_region, kind, payload, enqueued_ms, \
+                 attempts, next_attempt_ms) VALUES ($1, $2, $3, $4, $5, 0, $5)",
+            )
+            .bind(&entry.secret_arn)
+            .bind(&entry.dest_region)
+            .bind(&entry.kind)
+            .bind(&entry.payload)
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
         }
         tx.commit().await?;
         Ok(())
+    }
+
+    async fn claim_outbox(
+        &self,
+        now_ms: i64,
+        owner: &str,
+        lease_ms: i64,
+        limit: i64,
+    ) -> Result<Vec<OutboxRow>> {
+        let rows = sqlx::query(
+            "SELECT * FROM replication_outbox WHERE next_attempt_ms <= $1 \
+             AND (lease_until_ms IS NULL OR lease_until_ms < $1) ORDER BY id LIMIT $2",
+        )
+        .bind(now_ms)
+        .bind(limit)
+        .fetch_all(&self.pools.reader)
+        .await?;
+        let mut claimed = Vec::new();
+        for row in &rows {
+            let id: i64 = row.try_get("id")?;
+            let done = sqlx::query(
+                "UPDATE replication_outbox SET lease_owner = $1, lease_until_ms = $2 \
+                 WHERE id = $3 AND (lease_until_ms IS NULL OR lease_until_ms < $4)",
+            )
+            .bind(owner)
+            .bind(now_ms + lease_ms)
+            .bind(id)
+            .bind(now_ms)
+            .execute(&self.pools.writer)
+            .await?;
+            if done.rows_affected() == 1 {
+                claimed.push(OutboxRow {
+                    id,
+                    entry: OutboxEntry {
+                        secret_arn: row.try_get("secret_arn")?,
+                        dest_region: row.try_get("dest_region")?,
+                        kind: row.try_get("kind")?,
+                        payload: row.try_get("payload")?,
+                    },
+                    enqueued_ms: row.try_get("enqueued_ms")?,
+                    attempts: row.try_get("attempts")?,
+                    next_attempt_ms: row.try_get("next_attempt_ms")?,
+                    first_failure_ms: row.try_get("first_failure_ms")?,
+                });
+            }
+        }
+        Ok(claimed)
+    }
+
+    async fn finish_outbox(
+        &self,
+        secret_arn: &str,
+        dest_region: &str,
+        kind: &str,
+        up_to_id: i64,
+    ) -> Result<()> {
+        sqlx::query(
+            "DELETE FROM replication_outbox WHERE secret_arn = $1 AND dest_region = $2 \
+             AND kind = $3 AND id <= $4",
+        )
+        .bind(secret_arn)
+        .bind(dest_region)
+        .bind(kind)
+        .bind(up_to_id)
+        .execute(&self.pools.writer)
+        .await?;
+        Ok(())
+    }
+
+    async fn retry_outbox(
+        &self,
+        id: i64,
+        attempts: i64,
+        next_attempt_ms: i64,
+        first_failure_ms: Option<i64>,
+    ) -> Result<()> {
+        sqlx::query(
+            "UPDATE replication_outbox SET attempts = $1, next_attempt_ms = $2, first_failure_ms = $3, \
+             lease_owner = NULL, lease_until_ms = NULL WHERE id = $4",
+        )
+        .bind(attempts)
+        .bind(next_attempt_ms)
+        .bind(first_failure_ms)
+        .bind(id)
+        .execute(&self.pools.writer)
+        .await?;
+        Ok(())
+    }
+
+    async fn outbox_depth(&self) -> Result<Vec<(String, i64)>> {
+        let rows = sqlx::query(
+            "SELECT dest_region, COUNT(*) AS n FROM replication_outbox GROUP BY dest_region ORDER BY dest_region",
+        )
+        .fetch_all(&self.pools.reader)
+        .await?;
+        rows.iter()
+            .map(|r| Ok((r.try_get("dest_region")?, r.try_get("n")?)))
+            .collect()
     }
 
     async fn record_access(&self, arn: &str, version_id: &str, day: i64) -> Result<()> {

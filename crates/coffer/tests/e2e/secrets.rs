@@ -18,7 +18,7 @@ async fn create_then_get_returns_the_value_with_awscurrent() {
         .await
         .unwrap();
     let arn = created.arn().unwrap();
-    assert!(arn.starts_with(&format!("arn:aws:secretsmanager:us-east-1:")));
+    assert!(arn.starts_with("arn:aws:secretsmanager:us-east-1:"));
     let suffix = arn.rsplit('-').next().unwrap();
     assert_eq!(suffix.len(), 6, "ARN ends with a 6-character suffix: {arn}");
     let got = sm.get_secret_value().secret_id(&name).send().await.unwrap();

@@ -5,9 +5,11 @@ use serde::{Deserialize, Serialize};
 use zeroize::Zeroizing;
 
 use super::input::{Blob, TagInput, check_tags, check_value, take_value, to_tags};
+use super::replica_regions::{ReplicaRegionType, check_regions, check_shape, merge};
 use crate::error::{Error, ErrorCode, Result};
 use crate::model::{arn_suffix, secret_arn};
 use crate::region::{Caller, RegionService};
+use crate::replication::{ReplicationState, set_state, sync_entries};
 use crate::secret::{AWSCURRENT, Failure, version_by_id, with_retry};
 use crate::validate::{Violations, invalid_name, is_valid_name};
 
@@ -21,7 +23,7 @@ pub struct Input {
     pub secret_string: Option<Zeroizing<String>>,
     pub secret_binary: Option<Blob>,
     pub tags: Option<Vec<TagInput>>,
-    pub add_replica_regions: Option<Vec<serde_json::Value>>,
+    pub add_replica_regions: Option<Vec<ReplicaRegionType>>,
     pub force_overwrite_replica_secret: Option<bool>,
     #[serde(rename = "Type")]
     pub secret_type: Option<String>,
@@ -35,6 +37,9 @@ pub struct Output {
     pub name: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub version_id: Option<String>,
+    /// Only when replicas were requested.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub replication_status: Option<Vec<crate::replication::ReplicationStatusView>>,
 }
 
 pub async fn run(region: &RegionService, caller: &Caller, input: Input) -> Result<Output> {
@@ -52,6 +57,7 @@ pub async fn run(region: &RegionService, caller: &Caller, input: Input) -> Resul
     v.length(input.kms_key_id.as_deref(), "kmsKeyId", 0, 2048);
     v.length(input.secret_type.as_deref(), "type", 0, 256);
     check_tags(&mut v, &input.tags, "tags");
+    check_shape(&mut v, &input.add_replica_regions);
     v.finish()?;
     let has_value = input.secret_string.is_some() || input.secret_binary.is_some();
     // [S] a raw request with a value but no token; SDKs always fill one in.
@@ -63,13 +69,11 @@ pub async fn run(region: &RegionService, caller: &Caller, input: Input) -> Resul
         return Err(invalid_name());
     }
     let value = take_value(input.secret_string, input.secret_binary)?;
-    if input
-        .add_replica_regions
-        .as_ref()
-        .is_some_and(|r| !r.is_empty())
-    {
-        return Err(super::not_yet_available::replication_error());
-    }
+    let requested = input.add_replica_regions.unwrap_or_default();
+    check_regions(region, &requested)?;
+    let force = input.force_overwrite_replica_secret.unwrap_or(false);
+    let mut replicas = Vec::new();
+    let touched = merge(&mut replicas, &requested);
     let token = input
         .client_request_token
         .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
@@ -90,6 +94,7 @@ pub async fn run(region: &RegionService, caller: &Caller, input: Input) -> Resul
                     arn: existing.record.arn.clone(),
                     name: existing.record.name.clone(),
                     version_id: Some(token.clone()),
+                    replication_status: None,
                 }),
                 Some(err) => Err(Failure::Api(err)),
             };
@@ -134,17 +139,34 @@ pub async fn run(region: &RegionService, caller: &Caller, input: Input) -> Resul
             replication: None,
             row_version: 1,
         };
+        let mut secret = Secret { record, versions };
+        if !replicas.is_empty() {
+            set_state(
+                &mut secret,
+                Some(&ReplicationState::Primary {
+                    replicas: replicas.clone(),
+                }),
+            );
+        }
+        let forced: Vec<String> = if force { touched.clone() } else { Vec::new() };
+        let outbox = sync_entries(&secret, &forced);
         region
             .store
-            .commit(SecretChange::Insert {
-                secret: record,
-                versions,
-            })
+            .commit_with(
+                vec![SecretChange::Insert {
+                    secret: secret.record,
+                    versions: secret.versions,
+                }],
+                outbox,
+            )
             .await?;
+        region.notify_outbox();
         Ok(Output {
             arn,
             name: name.clone(),
             version_id: value.is_some().then(|| token.clone()),
+            replication_status: (!replicas.is_empty())
+                .then(|| replicas.iter().map(|r| r.view()).collect()),
         })
     })
     .await

@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 use crate::error::{Error, Result};
 use crate::model::{MS_PER_DAY, Timestamp, secret_arn};
 use crate::region::{Caller, RegionService};
-use crate::secret::{Failure, check_secret_id, commit_update, load, with_retry};
+use crate::secret::{Failure, check_secret_id, commit_update, ensure_primary, load, with_retry};
 use crate::validate::Violations;
 
 #[derive(Deserialize)]
@@ -75,6 +75,17 @@ pub async fn run(region: &RegionService, caller: &Caller, input: Input) -> Resul
             }
             Err(e) => return Err(Failure::Api(e)),
         };
+        ensure_primary(&secret).map_err(Failure::Api)?;
+        let replicas = crate::replication::replicas(&secret);
+        if !replicas.is_empty() {
+            // [F] x3: regions in the order they were added, comma+space, trailing period.
+            let regions: Vec<&str> = replicas.iter().map(|r| r.region.as_str()).collect();
+            return Err(Failure::Api(Error::invalid_parameter(format!(
+                "You can't delete secret {} that still has replica regions [{}].",
+                secret.record.arn,
+                regions.join(", ")
+            ))));
+        }
         let now = region.now_ms();
         if force {
             region

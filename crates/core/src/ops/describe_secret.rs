@@ -24,5 +24,5 @@ pub async fn run(region: &RegionService, caller: &Caller, input: Input) -> Resul
         input.secret_id.as_deref().unwrap_or_default(),
     )
     .await?;
-    Ok(entry(&secret, Shape::Describe))
+    Ok(entry(&secret, Shape::Describe, &region.region))
 }

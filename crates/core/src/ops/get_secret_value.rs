@@ -8,6 +8,7 @@ use zeroize::Zeroizing;
 use crate::error::{Error, Result};
 use crate::model::{SecretValue, Timestamp, day_of};
 use crate::region::{Caller, RegionService};
+use crate::replication::{KIND_ACCESS, RegionPayload, ReplicationState, state};
 use crate::secret::{
     AWSCURRENT, check_secret_id, ensure_not_deleted, load, version_by_id, version_with_stage,
 };
@@ -136,6 +137,25 @@ pub async fn read(
             .store
             .record_access(&secret.record.arn, &version.version_id, today)
             .await?;
+        // [D] a replica's reads show in the primary's ReplicationStatus[].LastAccessedDate.
+        if secret.record.last_accessed_day != Some(today)
+            && let Some(ReplicationState::Replica { primary_region, .. }) = state(secret)
+        {
+            region
+                .store
+                .enqueue(vec![coffer_store::OutboxEntry {
+                    secret_arn: secret.record.arn.clone(),
+                    dest_region: primary_region,
+                    kind: KIND_ACCESS.to_string(),
+                    payload: serde_json::to_string(&RegionPayload {
+                        region: region.region.clone(),
+                        day: Some(today),
+                    })
+                    .expect("payload"),
+                }])
+                .await?;
+            region.notify_outbox();
+        }
     }
     let (secret_string, secret_binary) = match value {
         SecretValue::String(s) => (Some(s), None),

@@ -142,7 +142,7 @@ fn whitespace_words(s: &str) -> Vec<String> {
     s.split_whitespace().map(str::to_string).collect()
 }
 
-fn matches_one(secret: &Secret, key: &str, value: &str) -> bool {
+fn matches_one(secret: &Secret, key: &str, value: &str, primary_region: Option<&str>) -> bool {
     let r = &secret.record;
     let tags = r.tags.as_deref().unwrap_or_default();
     match key {
@@ -153,9 +153,10 @@ fn matches_one(secret: &Secret, key: &str, value: &str) -> bool {
         ),
         "tag-key" => tags.iter().any(|t| t.key.starts_with(value)),
         "tag-value" => tags.iter().any(|t| t.value.starts_with(value)),
-        // Coffer has no AWS-managed secrets, and replication has not landed: neither field
-        // is set, so these filters match nothing (as on AWS for such secrets).
-        "owning-service" | "primary-region" => false,
+        // [E] prefix of PrimaryRegion; a secret that is not replicated never matches.
+        "primary-region" => primary_region.is_some_and(|p| p.starts_with(value)),
+        // Coffer has no AWS-managed secrets: OwningService is never set.
+        "owning-service" => false,
         "all" => {
             let mut text = words(&r.name);
             text.extend(words(r.description.as_deref().unwrap_or_default()));
@@ -169,15 +170,17 @@ fn matches_one(secret: &Secret, key: &str, value: &str) -> bool {
     }
 }
 
-pub fn matches(secret: &Secret, filters: &[Filter]) -> bool {
+pub fn matches(secret: &Secret, filters: &[Filter], own_region: &str) -> bool {
+    let primary = crate::view::primary_region(secret, own_region);
+    let primary = primary.as_deref();
     filters.iter().all(|f| {
         let key = f.key.as_deref().unwrap_or_default();
         f.values
             .iter()
             .flatten()
             .any(|value| match value.strip_prefix('!') {
-                Some(negated) => !matches_one(secret, key, negated),
-                None => matches_one(secret, key, value),
+                Some(negated) => !matches_one(secret, key, negated, primary),
+                None => matches_one(secret, key, value, primary),
             })
     })
 }
@@ -227,7 +230,7 @@ pub async fn select(
         .await?
         .into_iter()
         .filter(|s| include_planned_deletion || s.record.deleted_ms.is_none())
-        .filter(|s| matches(s, filters))
+        .filter(|s| matches(s, filters, &region.region))
         .collect();
     // Oldest first by default [V-weak]; ties broken by ARN so pages are stable.
     match sort_by.unwrap_or("created-date") {
@@ -276,7 +279,10 @@ pub async fn run(region: &RegionService, caller: &Caller, input: Input) -> Resul
     .await?;
     let (page, next_token) = page(secrets, start, input.max_results.unwrap_or(100) as usize);
     Ok(Output {
-        secret_list: page.iter().map(|s| entry(s, Shape::List)).collect(),
+        secret_list: page
+            .iter()
+            .map(|s| entry(s, Shape::List, &region.region))
+            .collect(),
         next_token,
     })
 }

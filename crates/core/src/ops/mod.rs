@@ -22,7 +22,11 @@ pub mod list_secrets;
 pub mod not_yet_available;
 pub mod put_resource_policy;
 pub mod put_secret_value;
+pub mod remove_regions_from_replication;
+pub mod replica_regions;
+pub mod replicate_secret_to_regions;
 pub mod restore_secret;
+pub mod stop_replication_to_replica;
 pub mod tag_resource;
 pub mod untag_resource;
 pub mod update_secret;
@@ -84,11 +88,16 @@ pub async fn dispatch(
             call(update_secret_version_stage::run, region, caller, body).await
         }
         "ValidateResourcePolicy" => call(validate_resource_policy::run, region, caller, body).await,
-        "RotateSecret"
-        | "CancelRotateSecret"
-        | "ReplicateSecretToRegions"
-        | "RemoveRegionsFromReplication"
-        | "StopReplicationToReplica" => {
+        "ReplicateSecretToRegions" => {
+            call(replicate_secret_to_regions::run, region, caller, body).await
+        }
+        "RemoveRegionsFromReplication" => {
+            call(remove_regions_from_replication::run, region, caller, body).await
+        }
+        "StopReplicationToReplica" => {
+            call(stop_replication_to_replica::run, region, caller, body).await
+        }
+        "RotateSecret" | "CancelRotateSecret" => {
             not_yet_available::run(operation, region, caller, body).await
         }
         _ => Err(Error::new(

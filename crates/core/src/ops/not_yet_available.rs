@@ -1,18 +1,9 @@
-//! Operations whose features have not landed yet: rotation (RotateSecret,
-//! CancelRotateSecret) and replication (ReplicateSecretToRegions, RemoveRegionsFromReplication,
-//! StopReplicationToReplica). They are dispatched, validate the secret like the real
-//! operation will, and answer with an error that says plainly what is missing, so a client
+//! Operations whose feature has not landed yet: rotation (RotateSecret, CancelRotateSecret).
+//! They are dispatched and answer with an error that says plainly what is missing, so a client
 //! never mistakes them for success.
 
 use crate::error::{Error, Result};
 use crate::region::{Caller, RegionService};
-
-pub fn replication_error() -> Error {
-    Error::invalid_request(
-        "Coffer does not replicate secrets across Regions yet: ReplicateSecretToRegions, \
-         RemoveRegionsFromReplication, StopReplicationToReplica and AddReplicaRegions are not available in this version.",
-    )
-}
 
 pub fn rotation_error() -> Error {
     Error::invalid_request(
@@ -28,8 +19,6 @@ pub async fn run(
 ) -> Result<Vec<u8>> {
     // Malformed bodies still get the same error as for every other operation.
     let _: serde_json::Map<String, serde_json::Value> = super::parse(body)?;
-    Err(match operation {
-        "RotateSecret" | "CancelRotateSecret" => rotation_error(),
-        _ => replication_error(),
-    })
+    let _ = operation;
+    Err(rotation_error())
 }

@@ -5,7 +5,9 @@ use serde::{Deserialize, Serialize};
 use crate::error::{Error, ErrorCode, Result};
 use crate::policy::{broad_access_findings, syntax_findings};
 use crate::region::{Caller, RegionService};
-use crate::secret::{check_secret_id, commit_update, ensure_not_deleted, load, with_retry};
+use crate::secret::{
+    check_secret_id, commit_update, ensure_not_deleted, ensure_primary, load, with_retry,
+};
 use crate::validate::Violations;
 
 #[derive(Deserialize)]
@@ -51,6 +53,7 @@ pub async fn run(region: &RegionService, caller: &Caller, input: Input) -> Resul
     let secret_id = input.secret_id.unwrap_or_default();
     with_retry(|| async {
         let mut secret = load(region, caller, &secret_id).await?;
+        ensure_primary(&secret)?;
         ensure_not_deleted(&secret)?;
         let expected = secret.record.row_version;
         secret.record.resource_policy = Some(policy.clone());

@@ -7,7 +7,8 @@ use super::input::{Blob, check_value, take_value};
 use crate::error::{Error, Result};
 use crate::region::{Caller, RegionService};
 use crate::secret::{
-    NewVersion, add_version, check_secret_id, ensure_not_deleted, load, version_by_id, with_retry,
+    NewVersion, add_version, check_secret_id, ensure_not_deleted, ensure_primary, load,
+    version_by_id, with_retry,
 };
 use crate::validate::Violations;
 
@@ -72,6 +73,7 @@ pub async fn run(region: &RegionService, caller: &Caller, input: Input) -> Resul
     let stages = input.version_stages;
     let secret = with_retry(|| async {
         let secret = load(region, caller, &secret_id).await?;
+        ensure_primary(&secret)?;
         ensure_not_deleted(&secret)?;
         Ok(
             match add_version(region, secret, &token, &value, stages.as_deref()).await? {

@@ -4,7 +4,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::Result;
 use crate::region::{Caller, RegionService};
-use crate::secret::{check_secret_id, commit_update, load, with_retry};
+use crate::secret::{check_secret_id, commit_update, ensure_primary, load, with_retry};
 use crate::validate::Violations;
 
 #[derive(Deserialize)]
@@ -28,6 +28,7 @@ pub async fn run(region: &RegionService, caller: &Caller, input: Input) -> Resul
     let secret_id = input.secret_id.unwrap_or_default();
     with_retry(|| async {
         let mut secret = load(region, caller, &secret_id).await?;
+        ensure_primary(&secret)?;
         // [E] restoring a secret that is not scheduled for deletion is a no-op success.
         if secret.record.deleted_ms.is_some() {
             let expected = secret.record.row_version;

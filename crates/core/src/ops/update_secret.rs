@@ -8,7 +8,7 @@ use crate::error::{Error, Result};
 use crate::region::{Caller, RegionService};
 use crate::secret::{
     AWSCURRENT, AWSPENDING, AWSPREVIOUS, Failure, NewVersion, add_version, check_secret_id,
-    commit_update, ensure_not_deleted, load, with_retry,
+    commit_update, ensure_not_deleted, ensure_primary, load, with_retry,
 };
 use crate::validate::Violations;
 
@@ -59,6 +59,10 @@ pub async fn run(region: &RegionService, caller: &Caller, input: Input) -> Resul
     let new_key = input.kms_key_id;
     with_retry(|| async {
         let mut secret = load(region, caller, &secret_id).await?;
+        // [E] AWS lets a replica change its key; Coffer refuses every write on a replica and
+        // changes a replica's key through ReplicateSecretToRegions on the primary instead, so
+        // the primary stays the one source of truth.
+        ensure_primary(&secret)?;
         ensure_not_deleted(&secret)?;
         let expected = secret.record.row_version;
         let mut metadata_changed = false;

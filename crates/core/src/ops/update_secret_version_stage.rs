@@ -5,8 +5,8 @@ use serde::{Deserialize, Serialize};
 use crate::error::{Error, Result};
 use crate::region::{Caller, RegionService};
 use crate::secret::{
-    AWSCURRENT, AWSPREVIOUS, Failure, check_secret_id, commit_update, ensure_not_deleted, load,
-    version_by_id, version_with_stage, with_retry,
+    AWSCURRENT, AWSPREVIOUS, Failure, check_secret_id, commit_update, ensure_not_deleted,
+    ensure_primary, load, version_by_id, version_with_stage, with_retry,
 };
 use crate::validate::Violations;
 
@@ -51,6 +51,7 @@ pub async fn run(region: &RegionService, caller: &Caller, input: Input) -> Resul
     let (remove_from, move_to) = (input.remove_from_version_id, input.move_to_version_id);
     with_retry(|| async {
         let mut secret = load(region, caller, &secret_id).await?;
+        ensure_primary(&secret)?;
         ensure_not_deleted(&secret)?;
         let expected = secret.record.row_version;
         for id in remove_from.iter().chain(move_to.iter()) {

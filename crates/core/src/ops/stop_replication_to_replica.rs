@@ -1,0 +1,62 @@
+//! StopReplicationToReplica (spec §5.8), called in the replica's Region: promotes the replica to
+//! a standalone secret at once, whether or not the primary's Region is reachable. A `detach`
+//! outbox row, written in the same transaction, tells the primary to drop this Region; until it
+//! arrives, the primary's syncs are answered `Detached` and never applied.
+
+use coffer_store::OutboxEntry;
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+use crate::region::{Caller, RegionService};
+use crate::replication::{KIND_DETACH, RegionPayload, ReplicationState, set_state, state};
+use crate::secret::{check_secret_id, commit_update_with, load, with_retry};
+use crate::validate::Violations;
+
+#[derive(Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct Input {
+    pub secret_id: Option<String>,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct Output {
+    #[serde(rename = "ARN")]
+    pub arn: String,
+}
+
+pub async fn run(region: &RegionService, caller: &Caller, input: Input) -> Result<Output> {
+    let mut v = Violations::new();
+    check_secret_id(&mut v, &input.secret_id, "secretId");
+    v.finish()?;
+    let secret_id = input.secret_id.unwrap_or_default();
+    with_retry(|| async {
+        let mut secret = load(region, caller, &secret_id).await?;
+        let Some(ReplicationState::Replica { primary_region, .. }) = state(&secret) else {
+            // [E] AWS's text is not recorded; this one says what the call is for.
+            return Err(Error::invalid_request(format!(
+                "Secret {} is not a replica. Call StopReplicationToReplica in the Region of a replica secret to promote it.",
+                secret.record.name
+            ))
+            .into());
+        };
+        let expected = secret.record.row_version;
+        set_state(&mut secret, None);
+        secret.record.last_changed_ms = region.now_ms();
+        let outbox = vec![OutboxEntry {
+            secret_arn: secret.record.arn.clone(),
+            dest_region: primary_region,
+            kind: KIND_DETACH.to_string(),
+            payload: serde_json::to_string(&RegionPayload {
+                region: region.region.clone(),
+                day: None,
+            })
+            .expect("payload"),
+        }];
+        let secret = commit_update_with(region, secret, expected, Vec::new(), Vec::new(), outbox).await?;
+        Ok(Output {
+            arn: secret.record.arn,
+        })
+    })
+    .await
+}

@@ -1,0 +1,555 @@
+//! Replication state of a secret and the two halves of a delivery: building the message at the
+//! primary (values decrypted there) and applying it at the replica (values re-encrypted under
+//! the replica Region's key). Transport, sealing and workers live in `coffer-replication`.
+//!
+//! A message always carries the primary's whole current state, stamped with its `row_version`
+//! as sequence number, so delivery is idempotent: a replica applies a message only when its
+//! sequence is newer than what it holds, and redelivery or reordering is harmless.
+
+use base64::Engine;
+use coffer_store::{
+    OutboxEntry, Secret, SecretChange, SecretRecord, Tag, ValueKind, VersionRecord,
+};
+use serde::{Deserialize, Serialize};
+use zeroize::Zeroizing;
+
+use crate::error::{Error, Result};
+use crate::model::{Arn, SecretValue, Timestamp};
+use crate::region::{DEFAULT_KEY_ALIAS, RegionService};
+
+pub const IN_PROGRESS: &str = "InProgress";
+pub const IN_SYNC: &str = "InSync";
+pub const FAILED: &str = "Failed";
+
+pub const KIND_SYNC: &str = "sync";
+pub const KIND_REMOVE: &str = "remove";
+pub const KIND_DETACH: &str = "detach";
+pub const KIND_ACCESS: &str = "access";
+
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "snake_case")]
+pub enum ReplicationState {
+    /// A primary and its replicas, in the order they were added (AWS lists them so).
+    Primary { replicas: Vec<ReplicaStatus> },
+    /// A read-only replica of `primary_arn`; `seq` is the newest primary state applied.
+    Replica {
+        primary_region: String,
+        primary_arn: String,
+        seq: i64,
+    },
+}
+
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+pub struct ReplicaStatus {
+    pub region: String,
+    pub kms_key_id: Option<String>,
+    pub status: String,
+    pub status_message: Option<String>,
+    pub last_accessed_day: Option<i64>,
+}
+
+/// `ReplicationStatusType` on the wire.
+#[derive(Serialize, Debug, Clone)]
+#[serde(rename_all = "PascalCase")]
+pub struct ReplicationStatusView {
+    pub region: String,
+    pub kms_key_id: String,
+    pub status: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub status_message: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub last_accessed_date: Option<Timestamp>,
+}
+
+impl ReplicaStatus {
+    pub fn view(&self) -> ReplicationStatusView {
+        ReplicationStatusView {
+            region: self.region.clone(),
+            // [D] the default key shows as alias/aws/secretsmanager here.
+            kms_key_id: self
+                .kms_key_id
+                .clone()
+                .filter(|k| !k.is_empty())
+                .unwrap_or_else(|| DEFAULT_KEY_ALIAS.to_string()),
+            status: self.status.clone(),
+            // [D] no message while InProgress.
+            status_message: self
+                .status_message
+                .clone()
+                .filter(|_| self.status != IN_PROGRESS),
+            last_accessed_date: self.last_accessed_day.map(Timestamp::from_day),
+        }
+    }
+}
+
+pub fn state(secret: &Secret) -> Option<ReplicationState> {
+    let json = secret.record.replication.as_deref()?;
+    match serde_json::from_str(json) {
+        Ok(s) => Some(s),
+        Err(e) => {
+            tracing::error!(arn = %secret.record.arn, error = %e, "Unreadable replication state");
+            None
+        }
+    }
+}
+
+pub fn set_state(secret: &mut Secret, state: Option<&ReplicationState>) {
+    secret.record.replication = state.map(|s| serde_json::to_string(s).expect("state serializes"));
+}
+
+pub fn is_replica(secret: &Secret) -> bool {
+    matches!(state(secret), Some(ReplicationState::Replica { .. }))
+}
+
+/// Replicas of a primary, in the order they were added; empty for anything else.
+pub fn replicas(secret: &Secret) -> Vec<ReplicaStatus> {
+    match state(secret) {
+        Some(ReplicationState::Primary { replicas }) => replicas,
+        _ => Vec::new(),
+    }
+}
+
+/// The secret's ARN in another Region (same name, same suffix).
+pub fn arn_in_region(arn: &str, region: &str) -> String {
+    match Arn::parse(arn) {
+        Some(a) => format!(
+            "arn:{}:{}:{region}:{}:{}",
+            a.partition, a.service, a.account, a.resource
+        ),
+        None => arn.to_string(),
+    }
+}
+
+#[derive(Serialize, Deserialize)]
+pub struct SyncPayload {
+    #[serde(default)]
+    pub force: bool,
+}
+
+/// Outbox rows announcing the secret's new state to each of its replicas. `forced` lists the
+/// Regions for which the user asked ForceOverwriteReplicaSecret.
+pub fn sync_entries(secret: &Secret, forced: &[String]) -> Vec<OutboxEntry> {
+    replicas(secret)
+        .into_iter()
+        .map(|r| OutboxEntry {
+            secret_arn: secret.record.arn.clone(),
+            payload: serde_json::to_string(&SyncPayload {
+                force: forced.contains(&r.region),
+            })
+            .expect("payload"),
+            dest_region: r.region,
+            kind: KIND_SYNC.to_string(),
+        })
+        .collect()
+}
+
+/// One version as it travels: the value in plaintext, inside a sealed message only.
+#[derive(Serialize, Deserialize)]
+pub struct VersionPayload {
+    pub version_id: String,
+    pub stages: Vec<String>,
+    pub created_ms: i64,
+    /// base64 of the value; absent for the value-less rotation placeholder.
+    pub value: Option<Zeroizing<String>>,
+    pub binary: bool,
+}
+
+/// The primary's whole state, for one destination Region.
+#[derive(Serialize, Deserialize)]
+pub struct SyncMessage {
+    pub primary_arn: String,
+    pub primary_region: String,
+    pub seq: i64,
+    pub commit_ms: i64,
+    pub force: bool,
+    /// The key the replica must use (`None`: its Region's aws/secretsmanager).
+    pub kms_key_id: Option<String>,
+    pub name: String,
+    pub description: Option<String>,
+    pub tags: Option<Vec<Tag>>,
+    pub resource_policy: Option<String>,
+    pub created_ms: i64,
+    pub last_changed_ms: i64,
+    pub deleted_ms: Option<i64>,
+    pub purge_at_ms: Option<i64>,
+    pub versions: Vec<VersionPayload>,
+}
+
+/// What the replica's Region answers.
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq)]
+#[serde(tag = "outcome", rename_all = "snake_case")]
+pub enum Answer {
+    Applied {
+        applied_ms: i64,
+        last_accessed_day: Option<i64>,
+    },
+    /// The replica cannot be created or updated; the message is the StatusMessage.
+    Failed {
+        message: String,
+    },
+    /// The secret there was promoted to a standalone secret: stop replicating to it.
+    Detached,
+    Done,
+}
+
+/// Builds the message that brings `dest` up to date with `secret` (a primary).
+pub async fn build_sync(
+    region: &RegionService,
+    secret: &Secret,
+    dest: &str,
+    force: bool,
+    commit_ms: i64,
+) -> Result<SyncMessage> {
+    let status = replicas(secret).into_iter().find(|r| r.region == dest);
+    let mut versions = Vec::with_capacity(secret.versions.len());
+    for v in &secret.versions {
+        let value = if v.ciphertext.is_some() {
+            let plain = region.decrypt_value(&secret.record.arn, v).await?;
+            Some(Zeroizing::new(
+                base64::engine::general_purpose::STANDARD.encode(plain.as_bytes()),
+            ))
+        } else {
+            None
+        };
+        versions.push(VersionPayload {
+            version_id: v.version_id.clone(),
+            stages: v.stages.clone(),
+            created_ms: v.created_ms,
+            value,
+            binary: v.value_kind == ValueKind::Binary,
+        });
+    }
+    let r = &secret.record;
+    Ok(SyncMessage {
+        primary_arn: r.arn.clone(),
+        primary_region: region.region.clone(),
+        seq: r.row_version,
+        commit_ms,
+        force,
+        kms_key_id: status.and_then(|s| s.kms_key_id),
+        name: r.name.clone(),
+        description: r.description.clone(),
+        tags: r.tags.clone(),
+        resource_policy: r.resource_policy.clone(),
+        created_ms: r.created_ms,
+        last_changed_ms: r.last_changed_ms,
+        deleted_ms: r.deleted_ms,
+        purge_at_ms: r.purge_at_ms,
+        versions,
+    })
+}
+
+fn failed(message: String) -> Answer {
+    Answer::Failed { message }
+}
+
+/// Applies a primary's state in this (the replica's) Region.
+pub async fn apply_sync(region: &RegionService, msg: SyncMessage) -> Result<Answer> {
+    let Some(primary) = Arn::parse(&msg.primary_arn) else {
+        return Ok(failed("Replication failed: malformed primary ARN.".into()));
+    };
+    let account = primary.account.to_string();
+    let replica_arn = arn_in_region(&msg.primary_arn, &region.region);
+    for _ in 0..20 {
+        let existing = region
+            .store
+            .load_secret_by_name(&account, &msg.name)
+            .await?;
+        let mut replace: Option<&Secret> = None;
+        let mut current: Option<&Secret> = None;
+        if let Some(s) = &existing {
+            match state(s) {
+                Some(ReplicationState::Replica {
+                    primary_arn, seq, ..
+                }) if primary_arn == msg.primary_arn => {
+                    if msg.seq <= seq {
+                        // Redelivered or overtaken: already applied.
+                        return Ok(Answer::Applied {
+                            applied_ms: region.now_ms(),
+                            last_accessed_day: s.record.last_accessed_day,
+                        });
+                    }
+                    current = Some(s);
+                }
+                _ if s.record.arn == replica_arn => return Ok(Answer::Detached),
+                Some(ReplicationState::Replica { primary_region, .. }) => {
+                    // [W] wording recorded in a draft of real AWS output.
+                    return Ok(failed(format!(
+                        "Replication failed: Can't overwrite secret {} that is currently replicated from {primary_region}.",
+                        msg.name
+                    )));
+                }
+                Some(ReplicationState::Primary { replicas }) if !replicas.is_empty() => {
+                    return Ok(failed(format!(
+                        "Replication failed: Can't overwrite secret {} that is currently replicated to other region(s).",
+                        msg.name
+                    )));
+                }
+                _ if !msg.force => {
+                    // [W] the existing secret stays untouched.
+                    return Ok(failed(format!(
+                        "Replication failed: Secret name {} already exists in region {}.",
+                        msg.name, region.region
+                    )));
+                }
+                _ => replace = Some(s),
+            }
+        }
+        let key = match region
+            .resolve_key(&account, msg.kms_key_id.as_deref())
+            .await
+        {
+            Ok(k) => k,
+            Err(e) => return Ok(failed(format!("Replication failed: {}", e.message))),
+        };
+        let now = region.now_ms();
+        let mut versions = Vec::with_capacity(msg.versions.len());
+        for v in &msg.versions {
+            let old =
+                current.and_then(|c| c.versions.iter().find(|o| o.version_id == v.version_id));
+            let mut record = VersionRecord {
+                secret_arn: replica_arn.clone(),
+                version_id: v.version_id.clone(),
+                stages: v.stages.clone(),
+                created_ms: v.created_ms,
+                last_accessed_day: old.and_then(|o| o.last_accessed_day),
+                kms_key_arn: None,
+                value_kind: ValueKind::None,
+                wrapped_data_key: None,
+                ciphertext: None,
+            };
+            if let Some(b64) = &v.value {
+                let bytes = Zeroizing::new(
+                    base64::engine::general_purpose::STANDARD
+                        .decode(b64.as_bytes())
+                        .map_err(|_| Error::internal("replication message carries bad base64"))?,
+                );
+                // Values of a version never change; re-encrypt only what is new or re-keyed.
+                let reuse = old.filter(|o| {
+                    o.ciphertext.is_some() && o.kms_key_arn.as_deref() == Some(key.arn.as_str())
+                });
+                if let Some(o) = reuse {
+                    record.kms_key_arn = o.kms_key_arn.clone();
+                    record.value_kind = o.value_kind;
+                    record.wrapped_data_key = o.wrapped_data_key.clone();
+                    record.ciphertext = o.ciphertext.clone();
+                } else {
+                    let value = if v.binary {
+                        SecretValue::Binary(bytes)
+                    } else {
+                        SecretValue::String(Zeroizing::new(
+                            String::from_utf8(bytes.to_vec())
+                                .map_err(|_| Error::internal("replicated string is not UTF-8"))?,
+                        ))
+                    };
+                    let (wrapped, ciphertext) =
+                        region.encrypt_value(&key, &replica_arn, &v.version_id, &value)?;
+                    record.kms_key_arn = Some(key.arn.clone());
+                    record.value_kind = value.kind();
+                    record.wrapped_data_key = Some(wrapped);
+                    record.ciphertext = Some(ciphertext);
+                }
+            }
+            versions.push(record);
+        }
+        let state = ReplicationState::Replica {
+            primary_region: msg.primary_region.clone(),
+            primary_arn: msg.primary_arn.clone(),
+            seq: msg.seq,
+        };
+        let record = SecretRecord {
+            arn: replica_arn.clone(),
+            account_id: account.clone(),
+            name: msg.name.clone(),
+            description: msg.description.clone(),
+            kms_key_id: msg.kms_key_id.clone().filter(|k| !k.is_empty()),
+            tags: msg.tags.clone(),
+            resource_policy: msg.resource_policy.clone(),
+            created_ms: current.map_or(msg.created_ms, |c| c.record.created_ms),
+            last_changed_ms: msg.last_changed_ms,
+            last_accessed_day: current.and_then(|c| c.record.last_accessed_day),
+            deleted_ms: msg.deleted_ms,
+            purge_at_ms: msg.purge_at_ms,
+            rotation: None,
+            replication: Some(serde_json::to_string(&state).expect("state")),
+            row_version: current.map_or(1, |c| c.record.row_version + 1),
+        };
+        let last_accessed_day = record.last_accessed_day;
+        let mut changes = Vec::new();
+        if let Some(old) = replace {
+            changes.push(SecretChange::Delete {
+                arn: old.record.arn.clone(),
+                expected_row_version: old.record.row_version,
+            });
+        }
+        match current {
+            Some(c) => {
+                let gone: Vec<String> = c
+                    .versions
+                    .iter()
+                    .filter(|o| !versions.iter().any(|v| v.version_id == o.version_id))
+                    .map(|o| o.version_id.clone())
+                    .collect();
+                changes.push(SecretChange::Update {
+                    secret: record,
+                    expected_row_version: c.record.row_version,
+                    upsert_versions: versions,
+                    delete_versions: gone,
+                });
+            }
+            None => changes.push(SecretChange::Insert {
+                secret: record,
+                versions,
+            }),
+        }
+        match region.store.commit_with(changes, Vec::new()).await {
+            Ok(()) => {
+                return Ok(Answer::Applied {
+                    applied_ms: region.now_ms().max(now),
+                    last_accessed_day,
+                });
+            }
+            Err(coffer_store::StoreError::Conflict) => continue,
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Err(Error::internal("replica kept changing while applying"))
+}
+
+/// Deletes the replica of `primary_arn` in this Region (RemoveRegionsFromReplication): no
+/// recovery window. Anything else by that name is left alone.
+pub async fn apply_remove(region: &RegionService, primary_arn: &str) -> Result<Answer> {
+    let replica_arn = arn_in_region(primary_arn, &region.region);
+    for _ in 0..20 {
+        let Some(s) = region.store.load_secret_by_arn(&replica_arn).await? else {
+            return Ok(Answer::Done);
+        };
+        let ours = matches!(state(&s), Some(ReplicationState::Replica { primary_arn: p, .. }) if p == primary_arn);
+        if !ours {
+            return Ok(Answer::Done);
+        }
+        match region
+            .store
+            .commit(SecretChange::Delete {
+                arn: replica_arn.clone(),
+                expected_row_version: s.record.row_version,
+            })
+            .await
+        {
+            Ok(()) => return Ok(Answer::Done),
+            Err(coffer_store::StoreError::Conflict) => continue,
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Err(Error::internal("replica kept changing while removing"))
+}
+
+#[derive(Serialize, Deserialize)]
+pub struct RegionPayload {
+    pub region: String,
+    #[serde(default)]
+    pub day: Option<i64>,
+}
+
+/// Changes the primary's status entry for `replica_region`; `None` from `edit` drops it.
+pub async fn edit_status(
+    region: &RegionService,
+    primary_arn: &str,
+    replica_region: &str,
+    edit: impl Fn(ReplicaStatus) -> Option<ReplicaStatus>,
+) -> Result<()> {
+    for _ in 0..20 {
+        let Some(mut secret) = region.store.load_secret_by_arn(primary_arn).await? else {
+            return Ok(());
+        };
+        let Some(ReplicationState::Primary { replicas }) = state(&secret) else {
+            return Ok(());
+        };
+        let Some(pos) = replicas.iter().position(|r| r.region == replica_region) else {
+            return Ok(());
+        };
+        let mut replicas = replicas;
+        match edit(replicas[pos].clone()) {
+            Some(new) if new == replicas[pos] => return Ok(()),
+            Some(new) => replicas[pos] = new,
+            None => {
+                replicas.remove(pos);
+            }
+        }
+        let new_state = (!replicas.is_empty()).then_some(ReplicationState::Primary { replicas });
+        let expected = secret.record.row_version;
+        set_state(&mut secret, new_state.as_ref());
+        secret.record.row_version = expected + 1;
+        // A status change is local bookkeeping: no outbox rows, no LastChangedDate.
+        match region
+            .store
+            .commit(SecretChange::Update {
+                secret: secret.record,
+                expected_row_version: expected,
+                upsert_versions: Vec::new(),
+                delete_versions: Vec::new(),
+            })
+            .await
+        {
+            Ok(()) => return Ok(()),
+            Err(coffer_store::StoreError::Conflict) => continue,
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Err(Error::internal(
+        "primary kept changing while recording replica status",
+    ))
+}
+
+/// Maps the replica Region's answer onto the primary's ReplicationStatus.
+pub async fn record_answer(
+    region: &RegionService,
+    primary_arn: &str,
+    dest: &str,
+    answer: &Answer,
+) -> Result<()> {
+    match answer {
+        Answer::Applied {
+            last_accessed_day, ..
+        } => {
+            let day = *last_accessed_day;
+            edit_status(region, primary_arn, dest, |mut s| {
+                s.status = IN_SYNC.into();
+                s.status_message = Some("Replication succeeded".into());
+                if day.is_some() {
+                    s.last_accessed_day = day;
+                }
+                Some(s)
+            })
+            .await
+        }
+        Answer::Failed { message } => {
+            edit_status(region, primary_arn, dest, |mut s| {
+                s.status = FAILED.into();
+                s.status_message = Some(message.clone());
+                Some(s)
+            })
+            .await
+        }
+        Answer::Detached => edit_status(region, primary_arn, dest, |_| None).await,
+        Answer::Done => Ok(()),
+    }
+}
+
+/// Marks a replica `Failed` without changing anything else (transport gave up).
+pub async fn mark_failed(
+    region: &RegionService,
+    primary_arn: &str,
+    dest: &str,
+    message: &str,
+) -> Result<()> {
+    record_answer(
+        region,
+        primary_arn,
+        dest,
+        &Answer::Failed {
+            message: message.to_string(),
+        },
+    )
+    .await
+}

@@ -1,0 +1,109 @@
+//! Prometheus metrics of replication, labelled by source and destination Region only (a
+//! bounded set): lag from commit on the primary to apply on the replica, queue depth, and
+//! delivery outcomes.
+
+use std::sync::{Arc, Mutex};
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::Histogram;
+use prometheus_client::registry::Registry;
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct Route {
+    pub source: String,
+    pub destination: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct Outcome {
+    pub source: String,
+    pub destination: String,
+    pub outcome: String,
+}
+
+#[derive(Clone)]
+pub struct Metrics {
+    registry: Arc<Mutex<Registry>>,
+    pub lag_seconds: Family<Route, Histogram>,
+    pub queue_depth: Family<Route, Gauge>,
+    pub deliveries: Family<Outcome, Counter>,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Metrics::new()
+    }
+}
+
+impl Metrics {
+    pub fn new() -> Metrics {
+        let mut registry = Registry::with_prefix("coffer_replication");
+        let lag_seconds = Family::<Route, Histogram>::new_with_constructor(|| {
+            Histogram::new([
+                0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0,
+            ])
+        });
+        let queue_depth = Family::<Route, Gauge>::default();
+        let deliveries = Family::<Outcome, Counter>::default();
+        registry.register(
+            "lag_seconds",
+            "Seconds from commit on the primary to apply on the replica",
+            lag_seconds.clone(),
+        );
+        registry.register(
+            "queue_depth",
+            "Replication events waiting in the outbox, per destination Region",
+            queue_depth.clone(),
+        );
+        registry.register(
+            "deliveries",
+            "Replication deliveries by outcome (applied, failed, detached, network_error, not_enabled)",
+            deliveries.clone(),
+        );
+        Metrics {
+            registry: Arc::new(Mutex::new(registry)),
+            lag_seconds,
+            queue_depth,
+            deliveries,
+        }
+    }
+
+    pub fn count(&self, source: &str, destination: &str, outcome: &str) {
+        self.deliveries
+            .get_or_create(&Outcome {
+                source: source.into(),
+                destination: destination.into(),
+                outcome: outcome.into(),
+            })
+            .inc();
+    }
+
+    pub fn lag(&self, source: &str, destination: &str, seconds: f64) {
+        self.lag_seconds
+            .get_or_create(&Route {
+                source: source.into(),
+                destination: destination.into(),
+            })
+            .observe(seconds.max(0.0));
+    }
+
+    pub fn set_depth(&self, source: &str, destination: &str, depth: i64) {
+        self.queue_depth
+            .get_or_create(&Route {
+                source: source.into(),
+                destination: destination.into(),
+            })
+            .set(depth);
+    }
+
+    /// The text exposition format.
+    pub fn render(&self) -> String {
+        let mut out = String::new();
+        let registry = self.registry.lock().expect("metrics registry");
+        prometheus_client::encoding::text::encode(&mut out, &registry).expect("encode metrics");
+        out
+    }
+}

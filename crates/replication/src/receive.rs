@@ -1,0 +1,119 @@
+//! The receiving side: opens a sealed message addressed to one of this node's Regions, applies
+//! it, and seals the answer back to the sender.
+
+use serde::{Deserialize, Serialize};
+
+use coffer_core::replication::{
+    self, Answer, KIND_ACCESS, KIND_DETACH, KIND_REMOVE, KIND_SYNC, RegionPayload, SyncMessage,
+};
+
+use crate::envelope;
+use crate::topology::Topology;
+use crate::transport::{answer_aad, request_aad};
+
+/// `remove`, `detach` and `access` messages.
+#[derive(Serialize, Deserialize)]
+pub struct Notice {
+    /// The secret's ARN in the sending Region.
+    pub arn: String,
+    #[serde(default)]
+    pub payload: Option<RegionPayload>,
+}
+
+/// An HTTP answer: status and body.
+pub struct Reply {
+    pub status: u16,
+    pub body: Vec<u8>,
+}
+
+fn plain(status: u16, text: &str) -> Reply {
+    Reply {
+        status,
+        body: text.as_bytes().to_vec(),
+    }
+}
+
+pub async fn receive(
+    topology: &Topology,
+    source: &str,
+    dest: &str,
+    kind: &str,
+    body: &[u8],
+) -> Reply {
+    let (Some(region), Some(keys)) = (topology.local.get(dest), topology.keys.get(dest)) else {
+        return plain(421, "this node does not serve the destination Region");
+    };
+    let Some(sender) = topology.public_key(source) else {
+        return plain(403, "unknown source Region");
+    };
+    let Ok(plaintext) = envelope::open(keys, dest, &sender, source, &request_aad(kind), body)
+    else {
+        return plain(
+            403,
+            "the message is not sealed for this Region by the source Region",
+        );
+    };
+    let answer = match apply(region, source, kind, &plaintext).await {
+        Ok(a) => a,
+        Err(e) => {
+            tracing::warn!(source, dest, kind, error = %e, "Replication message could not be applied");
+            return plain(500, "the message could not be applied; it will be retried");
+        }
+    };
+    let json = serde_json::to_vec(&answer).expect("answer serializes");
+    Reply {
+        status: 200,
+        body: envelope::seal(keys, dest, &sender, source, &answer_aad(kind), &json),
+    }
+}
+
+async fn apply(
+    region: &coffer_core::RegionService,
+    source: &str,
+    kind: &str,
+    plaintext: &[u8],
+) -> coffer_core::Result<Answer> {
+    let bad = || coffer_core::Error::internal("malformed replication message");
+    // A notice may only speak for a secret of the Region that sealed it.
+    let notice = |plaintext: &[u8]| -> coffer_core::Result<Notice> {
+        let n: Notice = serde_json::from_slice(plaintext).map_err(|_| bad())?;
+        match coffer_core::model::Arn::parse(&n.arn) {
+            Some(a) if a.region == source => Ok(n),
+            _ => Err(bad()),
+        }
+    };
+    match kind {
+        KIND_SYNC => {
+            let msg: SyncMessage = serde_json::from_slice(plaintext).map_err(|_| bad())?;
+            // The sealed envelope proves the source Region; the message must agree with it.
+            if msg.primary_region != source {
+                return Err(bad());
+            }
+            replication::apply_sync(region, msg).await
+        }
+        KIND_REMOVE => {
+            let n = notice(plaintext)?;
+            replication::apply_remove(region, &n.arn).await
+        }
+        KIND_DETACH => {
+            let n = notice(plaintext)?;
+            let primary_arn = replication::arn_in_region(&n.arn, &region.region);
+            replication::edit_status(region, &primary_arn, source, |_| None).await?;
+            Ok(Answer::Done)
+        }
+        KIND_ACCESS => {
+            let n = notice(plaintext)?;
+            let primary_arn = replication::arn_in_region(&n.arn, &region.region);
+            let day = n.payload.and_then(|p| p.day);
+            replication::edit_status(region, &primary_arn, source, |mut s| {
+                if day > s.last_accessed_day {
+                    s.last_accessed_day = day;
+                }
+                Some(s)
+            })
+            .await?;
+            Ok(Answer::Done)
+        }
+        _ => Err(bad()),
+    }
+}

@@ -1,0 +1,300 @@
+//! Drains a Region's outbox: claims due rows under a lease, delivers them per destination
+//! (destinations progress independently, so one unreachable Region never delays another),
+//! records the answer in the primary's ReplicationStatus, and backs off on network failures.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use coffer_core::RegionService;
+use coffer_core::replication::{
+    self, Answer, KIND_ACCESS, KIND_DETACH, KIND_REMOVE, KIND_SYNC, RegionPayload, SyncPayload,
+};
+use coffer_store::OutboxRow;
+
+use crate::receive::Notice;
+use crate::topology::Topology;
+use crate::transport::{SendError, Transport};
+
+const POLL: Duration = Duration::from_millis(500);
+const LEASE_MS: i64 = 30_000;
+const MAX_BACKOFF_MS: i64 = 30_000;
+
+/// Runs until `stop` turns true: one drain loop per Region of this node.
+pub async fn run(topology: Arc<Topology>, stop: tokio::sync::watch::Receiver<bool>) {
+    let transport = Arc::new(Transport::new());
+    let mut tasks = Vec::new();
+    for region in topology.local.values() {
+        tasks.push(tokio::spawn(drain_loop(
+            topology.clone(),
+            region.clone(),
+            transport.clone(),
+            stop.clone(),
+        )));
+    }
+    for t in tasks {
+        let _ = t.await;
+    }
+}
+
+async fn drain_loop(
+    topology: Arc<Topology>,
+    region: Arc<RegionService>,
+    transport: Arc<Transport>,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+) {
+    let notify = region.outbox_notifier();
+    loop {
+        if *stop.borrow() {
+            return;
+        }
+        let worked = match drain_once(&topology, &region, &transport).await {
+            Ok(n) => n > 0,
+            Err(e) => {
+                tracing::warn!(region = %region.region, error = %e, "Replication outbox could not be read; will retry");
+                false
+            }
+        };
+        if worked {
+            continue;
+        }
+        tokio::select! {
+            _ = notify.notified() => {}
+            _ = tokio::time::sleep(POLL) => {}
+            _ = stop.changed() => return,
+        }
+    }
+}
+
+/// Claims and delivers one batch; returns how many rows were handled.
+pub async fn drain_once(
+    topology: &Topology,
+    region: &RegionService,
+    transport: &Transport,
+) -> coffer_core::Result<usize> {
+    let now = region.now_ms();
+    let rows = region
+        .store
+        .claim_outbox(now, &topology.node_id, LEASE_MS, 200)
+        .await?;
+    for (dest, depth) in region.store.outbox_depth().await? {
+        topology.metrics.set_depth(&region.region, &dest, depth);
+    }
+    if rows.is_empty() {
+        return Ok(0);
+    }
+    let handled = rows.len();
+    let mut by_dest: BTreeMap<String, Vec<OutboxRow>> = BTreeMap::new();
+    for row in rows {
+        by_dest
+            .entry(row.entry.dest_region.clone())
+            .or_default()
+            .push(row);
+    }
+    let deliveries = by_dest
+        .into_iter()
+        .map(|(dest, rows)| deliver_all(topology, region, transport, dest, rows));
+    for result in join_all(deliveries).await {
+        result?;
+    }
+    Ok(handled)
+}
+
+async fn join_all<F: std::future::Future>(futures: impl Iterator<Item = F>) -> Vec<F::Output> {
+    let handles: Vec<_> = futures.collect();
+    let mut out = Vec::with_capacity(handles.len());
+    // Destinations are few; polling them together is enough concurrency.
+    let mut pinned: Vec<_> = handles.into_iter().map(Box::pin).collect();
+    let mut done: Vec<Option<F::Output>> = pinned.iter().map(|_| None).collect();
+    std::future::poll_fn(|cx| {
+        let mut pending = false;
+        for (i, f) in pinned.iter_mut().enumerate() {
+            if done[i].is_none() {
+                match f.as_mut().poll(cx) {
+                    std::task::Poll::Ready(v) => done[i] = Some(v),
+                    std::task::Poll::Pending => pending = true,
+                }
+            }
+        }
+        if pending {
+            std::task::Poll::Pending
+        } else {
+            std::task::Poll::Ready(())
+        }
+    })
+    .await;
+    out.extend(done.into_iter().flatten());
+    out
+}
+
+/// Delivers one destination's rows in order. Rows of the same secret and kind collapse into
+/// one delivery of the current state (the newest row settles the older ones).
+async fn deliver_all(
+    topology: &Topology,
+    region: &RegionService,
+    transport: &Transport,
+    dest: String,
+    rows: Vec<OutboxRow>,
+) -> coffer_core::Result<()> {
+    let mut merged: Vec<(OutboxRow, bool)> = Vec::new();
+    for row in rows {
+        let force = row.entry.kind == KIND_SYNC
+            && serde_json::from_str::<SyncPayload>(&row.entry.payload).is_ok_and(|p| p.force);
+        match merged.iter_mut().find(|(m, _)| {
+            m.entry.kind == row.entry.kind
+                && m.entry.secret_arn == row.entry.secret_arn
+                && row.entry.kind != KIND_ACCESS
+        }) {
+            Some((m, f)) => {
+                *f |= force;
+                if row.id > m.id {
+                    let first_failure = m.first_failure_ms.or(row.first_failure_ms);
+                    let attempts = m.attempts.max(row.attempts);
+                    let enqueued = m.enqueued_ms.min(row.enqueued_ms);
+                    *m = row;
+                    m.first_failure_ms = first_failure;
+                    m.attempts = attempts;
+                    m.enqueued_ms = enqueued;
+                }
+            }
+            None => merged.push((row, force)),
+        }
+    }
+    for (row, force) in merged {
+        deliver(topology, region, transport, &dest, &row, force).await?;
+    }
+    Ok(())
+}
+
+async fn deliver(
+    topology: &Topology,
+    region: &RegionService,
+    transport: &Transport,
+    dest: &str,
+    row: &OutboxRow,
+    force: bool,
+) -> coffer_core::Result<()> {
+    let source = region.region.as_str();
+    let arn = row.entry.secret_arn.as_str();
+    let kind = row.entry.kind.as_str();
+    let finish = || region.store.finish_outbox(arn, dest, kind, row.id);
+    let plaintext = match kind {
+        KIND_SYNC => {
+            let Some(secret) = region.store.load_secret_by_arn(arn).await? else {
+                finish().await?;
+                return Ok(());
+            };
+            if !replication::replicas(&secret)
+                .iter()
+                .any(|r| r.region == dest)
+            {
+                finish().await?;
+                return Ok(());
+            }
+            let msg =
+                replication::build_sync(region, &secret, dest, force, row.enqueued_ms).await?;
+            zeroize::Zeroizing::new(serde_json::to_vec(&msg).expect("message serializes"))
+        }
+        KIND_REMOVE | KIND_DETACH | KIND_ACCESS => zeroize::Zeroizing::new(
+            serde_json::to_vec(&Notice {
+                arn: arn.to_string(),
+                payload: serde_json::from_str::<RegionPayload>(&row.entry.payload).ok(),
+            })
+            .expect("notice serializes"),
+        ),
+        other => {
+            tracing::warn!(kind = other, "Dropping outbox row of unknown kind");
+            finish().await?;
+            return Ok(());
+        }
+    };
+    match transport
+        .send(topology, source, dest, kind, &plaintext)
+        .await
+    {
+        Ok(answer) => {
+            let answer: Answer = match serde_json::from_slice(&answer) {
+                Ok(a) => a,
+                Err(_) => {
+                    return retry(
+                        topology,
+                        region,
+                        dest,
+                        row,
+                        "the answer was unreadable".into(),
+                    )
+                    .await;
+                }
+            };
+            if kind == KIND_SYNC {
+                replication::record_answer(region, arn, dest, &answer).await?;
+            }
+            match &answer {
+                Answer::Applied { applied_ms, .. } => {
+                    topology.metrics.count(source, dest, "applied");
+                    topology.metrics.lag(
+                        source,
+                        dest,
+                        (applied_ms - row.enqueued_ms) as f64 / 1000.0,
+                    );
+                }
+                Answer::Failed { message } => {
+                    topology.metrics.count(source, dest, "failed");
+                    tracing::warn!(source, dest, arn, reason = %message, "Replication failed");
+                }
+                Answer::Detached => topology.metrics.count(source, dest, "detached"),
+                Answer::Done => topology.metrics.count(source, dest, "done"),
+            }
+            finish().await?;
+        }
+        Err(SendError::NotEnabled(message)) => {
+            topology.metrics.count(source, dest, "not_enabled");
+            tracing::warn!(source, dest, arn, kind, reason = %message, "Replication failed");
+            if kind == KIND_SYNC {
+                replication::mark_failed(region, arn, dest, &message).await?;
+                finish().await?;
+            } else {
+                // Removals and notices must not be lost: keep them until the Region returns.
+                retry(topology, region, dest, row, message).await?;
+            }
+        }
+        Err(SendError::Network(message)) => {
+            topology.metrics.count(source, dest, "network_error");
+            retry(topology, region, dest, row, message).await?;
+        }
+    }
+    Ok(())
+}
+
+/// Backs off (100 ms doubling, at most 30 s) and, once the failure has lasted longer than the
+/// deployment allows, shows the replica as `Failed` with the network error — while still
+/// retrying, so the replica heals by itself when the network returns.
+async fn retry(
+    topology: &Topology,
+    region: &RegionService,
+    dest: &str,
+    row: &OutboxRow,
+    message: String,
+) -> coffer_core::Result<()> {
+    let now = region.now_ms();
+    let attempts = row.attempts + 1;
+    let first_failure = row.first_failure_ms.unwrap_or(now);
+    let backoff = (100i64 << attempts.clamp(0, 20)).min(MAX_BACKOFF_MS);
+    if now - first_failure >= topology.give_up_after_ms {
+        if row.entry.kind == KIND_SYNC {
+            replication::mark_failed(region, &row.entry.secret_arn, dest, &message).await?;
+        }
+        if row
+            .first_failure_ms
+            .is_some_and(|f| now - f - backoff < topology.give_up_after_ms)
+            || attempts == 1
+        {
+            tracing::warn!(source = %region.region, dest, arn = %row.entry.secret_arn, kind = %row.entry.kind, reason = %message, "Replication failed; still retrying");
+        }
+    }
+    region
+        .store
+        .retry_outbox(row.id, attempts, now + backoff, Some(first_failure))
+        .await?;
+    Ok(())
+}
