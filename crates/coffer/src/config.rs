@@ -49,6 +49,8 @@ struct FileConfig {
     regions: Option<Vec<String>>,
     account_id: Option<String>,
     replication_failure_timeout_secs: Option<u64>,
+    admin_access_key_id: Option<String>,
+    admin_secret_access_key: Option<String>,
     #[serde(default)]
     peers: Vec<PeerConfig>,
 }
@@ -61,6 +63,9 @@ pub struct Settings {
     pub account_id: Option<String>,
     pub replication_failure_timeout_secs: u64,
     pub peers: Vec<PeerConfig>,
+    /// The admin's access key for a *new* data directory (so several nodes of one deployment
+    /// can share it); random when unset.
+    pub admin_key: Option<(String, zeroize::Zeroizing<String>)>,
 }
 
 pub const DEFAULT_REPLICATION_FAILURE_TIMEOUT_SECS: u64 = 30;
@@ -133,6 +138,33 @@ impl Settings {
                 .or(file.replication_failure_timeout_secs)
                 .unwrap_or(DEFAULT_REPLICATION_FAILURE_TIMEOUT_SECS),
             peers: file.peers,
+            admin_key: admin_key(
+                std::env::var("COFFER_ADMIN_ACCESS_KEY_ID")
+                    .ok()
+                    .or(file.admin_access_key_id),
+                std::env::var("COFFER_ADMIN_SECRET_ACCESS_KEY")
+                    .ok()
+                    .or(file.admin_secret_access_key),
+            )?,
         })
+    }
+}
+
+fn admin_key(
+    id: Option<String>,
+    secret: Option<String>,
+) -> Result<Option<(String, zeroize::Zeroizing<String>)>, String> {
+    match (id, secret) {
+        (None, None) => Ok(None),
+        (Some(id), Some(secret)) => {
+            if id.len() < 16 || !id.chars().all(|c| c.is_ascii_alphanumeric()) {
+                return Err("admin_access_key_id must be at least 16 letters and digits".into());
+            }
+            if secret.len() < 20 {
+                return Err("admin_secret_access_key must be at least 20 characters".into());
+            }
+            Ok(Some((id, zeroize::Zeroizing::new(secret))))
+        }
+        _ => Err("admin_access_key_id and admin_secret_access_key go together (config file or COFFER_ADMIN_ACCESS_KEY_ID / COFFER_ADMIN_SECRET_ACCESS_KEY)".into()),
     }
 }

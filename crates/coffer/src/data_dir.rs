@@ -91,7 +91,13 @@ pub async fn open(settings: &Settings, endpoint: &str) -> Result<Node, String> {
 
     let deployment_key = root_key(&dir.join("keys").join("deployment.key"), iam_existed)?;
     let iam: Arc<dyn IamStore> = Arc::new(iam);
-    let account_id = ensure_account(&*iam, &deployment_key, settings.account_id.as_deref()).await?;
+    let account_id = ensure_account(
+        &*iam,
+        &deployment_key,
+        settings.account_id.as_deref(),
+        settings.admin_key.as_ref(),
+    )
+    .await?;
 
     let mut regions = HashMap::new();
     let mut keys = HashMap::new();
@@ -199,6 +205,7 @@ async fn ensure_account(
     iam: &dyn IamStore,
     deployment_key: &RootKey,
     wanted: Option<&str>,
+    admin_key: Option<&(String, Zeroizing<String>)>,
 ) -> Result<String, String> {
     let accounts = iam.accounts().await.map_err(|e| e.to_string())?;
     if let Some(existing) = accounts.first() {
@@ -236,14 +243,19 @@ async fn ensure_account(
     })
     .await
     .map_err(|e| e.to_string())?;
-    let access_key_id = format!(
-        "AKIA{}",
-        random_from(b"ABCDEFGHIJKLMNOPQRSTUVWXYZ234567", 16)
-    );
-    let secret = Zeroizing::new(random_from(
-        b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/",
-        40,
-    ));
+    let (access_key_id, secret) = match admin_key {
+        Some((id, secret)) => (id.clone(), secret.clone()),
+        None => (
+            format!(
+                "AKIA{}",
+                random_from(b"ABCDEFGHIJKLMNOPQRSTUVWXYZ234567", 16)
+            ),
+            Zeroizing::new(random_from(
+                b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/",
+                40,
+            )),
+        ),
+    };
     iam.create_access_key(AccessKeyRecord {
         access_key_id: access_key_id.clone(),
         user_arn,

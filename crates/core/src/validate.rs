@@ -86,6 +86,26 @@ impl Violations {
         }
     }
 
+    /// Count of a list of strings; the value is echoed as Java renders a list: `[a, b]`.
+    pub fn count_strings(&mut self, values: Option<&[String]>, path: &str, min: usize, max: usize) {
+        let Some(values) = values else { return };
+        let shown = format!("[{}]", values.join(", "));
+        let n = values.len();
+        if n < min {
+            self.push(
+                Some(&shown),
+                path,
+                &format!("Member must have length greater than or equal to {min}"),
+            );
+        } else if n > max {
+            self.push(
+                Some(&shown),
+                path,
+                &format!("Member must have length less than or equal to {max}"),
+            );
+        }
+    }
+
     pub fn range(&mut self, value: Option<i64>, path: &str, min: i64, max: i64) {
         let Some(v) = value else { return };
         let shown = v.to_string();

@@ -39,7 +39,7 @@ pub struct Output {
 pub async fn run(region: &RegionService, caller: &Caller, input: Input) -> Result<Output> {
     let mut v = Violations::new();
     if let Some(ids) = &input.secret_id_list {
-        v.count(Some(ids.len()), "secretIdList", 1, 20);
+        v.count_strings(Some(ids), "secretIdList", 1, 20);
         for (i, id) in ids.iter().enumerate() {
             v.length(Some(id), &format!("secretIdList.{}.member", i + 1), 1, 2048);
         }

@@ -6,7 +6,7 @@ use super::list_secrets::{page, page_token};
 use crate::error::Result;
 use crate::model::Timestamp;
 use crate::region::{Caller, RegionService};
-use crate::secret::{check_secret_id, load};
+use crate::secret::{check_secret_id, ensure_not_deleted, load};
 use crate::validate::Violations;
 
 #[derive(Deserialize)]
@@ -54,6 +54,8 @@ pub async fn run(region: &RegionService, caller: &Caller, input: Input) -> Resul
         input.secret_id.as_deref().unwrap_or_default(),
     )
     .await?;
+    // Spec §4: every operation but a few refuses a secret scheduled for deletion.
+    ensure_not_deleted(&secret)?;
     let include_deprecated = input.include_deprecated.unwrap_or(false);
     let uses_default_key = secret.record.kms_key_id.is_none();
     let all: Vec<VersionEntry> = secret

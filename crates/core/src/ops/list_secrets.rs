@@ -67,12 +67,7 @@ pub fn check_filters(v: &mut Violations, filters: &Option<Vec<Filter>>) -> Resul
             FILTER_KEYS,
         );
         if let Some(values) = &f.values {
-            v.count(
-                Some(values.len()),
-                &format!("filters.{n}.member.values"),
-                1,
-                10,
-            );
+            v.count_strings(Some(values), &format!("filters.{n}.member.values"), 1, 10);
             for (j, value) in values.iter().enumerate() {
                 let path = format!("filters.{n}.member.values.{}.member", j + 1);
                 v.length(Some(value), &path, 0, 512);

@@ -36,7 +36,7 @@ pub struct Output {
 /// Checks a `VersionStages` list: 1–20 labels of 1–256 characters.
 pub fn check_stages(v: &mut Violations, stages: &Option<Vec<String>>) {
     if let Some(stages) = stages {
-        v.count(Some(stages.len()), "versionStages", 1, 20);
+        v.count_strings(Some(stages), "versionStages", 1, 20);
         for (i, s) in stages.iter().enumerate() {
             v.length(Some(s), &format!("versionStages.{}.member", i + 1), 1, 256);
         }

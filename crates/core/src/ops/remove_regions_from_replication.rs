@@ -35,7 +35,7 @@ pub async fn run(region: &RegionService, caller: &Caller, input: Input) -> Resul
     check_secret_id(&mut v, &input.secret_id, "secretId");
     if v.required(&input.remove_replica_regions, "removeReplicaRegions") {
         let regions = input.remove_replica_regions.as_deref().unwrap_or_default();
-        v.count(Some(regions.len()), "removeReplicaRegions", 1, usize::MAX);
+        v.count_strings(Some(regions), "removeReplicaRegions", 1, usize::MAX);
         for (i, r) in regions.iter().enumerate() {
             v.length(
                 Some(r),
