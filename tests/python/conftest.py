@@ -62,10 +62,10 @@ def cli(server, aws_cli, tmp_path):
     env.update(server.profile_env)
     env["HOME"] = str(home)
 
-    def run(*args: str, check: bool = True, input: str | None = None) -> subprocess.CompletedProcess:
+    def run(*args: str, check: bool = True, input: str | None = None, extra_env: dict | None = None):
         done = subprocess.run(
             [aws_cli, *args],
-            env=env,
+            env={**env, **(extra_env or {})},
             capture_output=True,
             text=True,
             timeout=120,
