@@ -105,12 +105,10 @@ async fn health(State(deployment): State<Arc<Deployment>>) -> Response {
 async fn metrics(State(deployment): State<Arc<Deployment>>) -> Response {
     for region in deployment.regions.values() {
         if let Ok(depths) = region.store.outbox_depth().await {
-            for (dest, depth) in depths {
-                deployment
-                    .topology
-                    .metrics
-                    .set_depth(&region.region, &dest, depth);
-            }
+            deployment
+                .topology
+                .metrics
+                .set_depths(&region.region, &depths);
         }
     }
     (

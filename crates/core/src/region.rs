@@ -172,6 +172,23 @@ impl RegionService {
             None | Some("") => return self.default_key(account).await,
             Some(k) => k,
         };
+        // A key lives in one Region: an ARN of another Region (or partition) names no key here.
+        if let Some(arn) = Arn::parse(key_id)
+            && (arn.region != self.region || arn.partition != self.partition)
+        {
+            let what = if arn.resource.starts_with("alias/") {
+                "Alias"
+            } else {
+                "Key"
+            };
+            return Err(Error::new(
+                ErrorCode::EncryptionFailure,
+                format!(
+                    "Secrets Manager can't encrypt the secret value: {what} '{key_id}' does not exist in Region {}: a KMS key can only be used in its own Region.",
+                    self.region
+                ),
+            ));
+        }
         let (alias_account, alias_name) = if let Some(name) = key_id.strip_prefix("alias/") {
             (account.to_string(), Some(format!("alias/{name}")))
         } else if let Some(arn) = Arn::parse(key_id)

@@ -30,6 +30,7 @@ pub struct Metrics {
     pub lag_seconds: Family<Route, Histogram>,
     pub queue_depth: Family<Route, Gauge>,
     pub deliveries: Family<Outcome, Counter>,
+    routes: Arc<Mutex<std::collections::BTreeSet<(String, String)>>>,
 }
 
 impl Default for Metrics {
@@ -68,6 +69,7 @@ impl Metrics {
             lag_seconds,
             queue_depth,
             deliveries,
+            routes: Arc::default(),
         }
     }
 
@@ -90,13 +92,24 @@ impl Metrics {
             .observe(seconds.max(0.0));
     }
 
-    pub fn set_depth(&self, source: &str, destination: &str, depth: i64) {
-        self.queue_depth
-            .get_or_create(&Route {
-                source: source.into(),
-                destination: destination.into(),
-            })
-            .set(depth);
+    /// Sets the queue depth of every destination of `source`: those not listed are empty.
+    pub fn set_depths(&self, source: &str, depths: &[(String, i64)]) {
+        let mut known = self.routes.lock().expect("metrics routes");
+        for (dest, _) in depths {
+            known.insert((source.to_string(), dest.clone()));
+        }
+        for (s, dest) in known.iter().filter(|(s, _)| s == source) {
+            let depth = depths
+                .iter()
+                .find(|(d, _)| d == dest)
+                .map_or(0, |(_, n)| *n);
+            self.queue_depth
+                .get_or_create(&Route {
+                    source: s.clone(),
+                    destination: dest.clone(),
+                })
+                .set(depth);
+        }
     }
 
     /// The text exposition format.

@@ -77,9 +77,8 @@ pub async fn drain_once(
         .store
         .claim_outbox(now, &topology.node_id, LEASE_MS, 200)
         .await?;
-    for (dest, depth) in region.store.outbox_depth().await? {
-        topology.metrics.set_depth(&region.region, &dest, depth);
-    }
+    let depths = region.store.outbox_depth().await?;
+    topology.metrics.set_depths(&region.region, &depths);
     if rows.is_empty() {
         return Ok(0);
     }

@@ -2,5 +2,6 @@
 
 mod errors;
 mod lifecycle;
+mod replication;
 mod secrets;
 mod server;

@@ -6,7 +6,7 @@ use crate::error::{Error, ErrorCode, Result};
 use crate::policy::{broad_access_findings, syntax_findings};
 use crate::region::{Caller, RegionService};
 use crate::secret::{
-    check_secret_id, commit_update, ensure_not_deleted, ensure_primary, load, with_retry,
+    Failure, check_secret_id, commit_update, ensure_not_deleted, ensure_primary, load, with_retry,
 };
 use crate::validate::Violations;
 
@@ -34,27 +34,27 @@ pub async fn run(region: &RegionService, caller: &Caller, input: Input) -> Resul
     }
     v.finish()?;
     let policy = input.resource_policy.unwrap_or_default();
-    if let Some(finding) = syntax_findings(&policy).into_iter().next() {
-        return Err(Error::new(
-            ErrorCode::MalformedPolicyDocument,
-            format!(
-                "This resource policy contains a syntax error: {}",
-                finding.message
-            ),
-        ));
-    }
-    if input.block_public_policy.unwrap_or(false) && !broad_access_findings(&policy).is_empty() {
-        // The model's documentation of PublicPolicyException.
-        return Err(Error::new(
-            ErrorCode::PublicPolicy,
-            "The BlockPublicPolicy parameter is set to true, and the resource policy did not prevent broad access to the secret.",
-        ));
-    }
     let secret_id = input.secret_id.unwrap_or_default();
     with_retry(|| async {
         let mut secret = load(region, caller, &secret_id).await?;
         ensure_primary(&secret)?;
         ensure_not_deleted(&secret)?;
+        if let Some(finding) = syntax_findings(&policy).into_iter().next() {
+            return Err(Failure::Api(Error::new(
+                ErrorCode::MalformedPolicyDocument,
+                format!(
+                    "This resource policy contains a syntax error: {}",
+                    finding.message
+                ),
+            )));
+        }
+        if input.block_public_policy.unwrap_or(false) && !broad_access_findings(&policy).is_empty() {
+            // The model's documentation of PublicPolicyException.
+            return Err(Failure::Api(Error::new(
+                ErrorCode::PublicPolicy,
+                "The BlockPublicPolicy parameter is set to true, and the resource policy did not prevent broad access to the secret.",
+            )));
+        }
         let expected = secret.record.row_version;
         secret.record.resource_policy = Some(policy.clone());
         secret.record.last_changed_ms = region.now_ms();
