@@ -460,3 +460,25 @@ def test_a_version_can_hold_twenty_labels(sm, secret, name, count):
     labels = [f"L{i}" for i in range(count)]
     put = sm.put_secret_value(SecretId=name, SecretString="two", VersionStages=labels)
     assert set(put["VersionStages"]) == set(labels)
+
+
+def test_the_version_quota_refuses_a_101st_young_unlabelled_version(sm, secret, name):
+    # AWS keeps 100 versions without labels and never drops one younger than 24 hours (spec §2, §8).
+    for i in range(101):
+        sm.put_secret_value(SecretId=name, SecretString=f"v{i}")
+    assert len(listed(sm, name, IncludeDeprecated=True, MaxResults=100)) == 100
+    # [E] the text is the server's (secret.rs); AWS documents the code only.
+    expect_error(
+        sm.put_secret_value,
+        "LimitExceededException",
+        "You can't create more versions of this secret: it already has 100 versions without staging labels "
+        "that are less than 24 hours old. Try again later.",
+        SecretId=name,
+        SecretString="one too many",
+    )
+    assert sm.get_secret_value(SecretId=name)["SecretString"] == "v100"
+    versions = sm.list_secret_version_ids(SecretId=name, IncludeDeprecated=True, MaxResults=100)
+    total = len(versions["Versions"]) + len(
+        sm.list_secret_version_ids(SecretId=name, IncludeDeprecated=True, NextToken=versions["NextToken"])["Versions"]
+    )
+    assert total == 102
