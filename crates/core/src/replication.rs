@@ -452,25 +452,26 @@ pub struct RegionPayload {
 }
 
 /// Changes the primary's status entry for `replica_region`; `None` from `edit` drops it.
+/// Returns whether anything changed.
 pub async fn edit_status(
     region: &RegionService,
     primary_arn: &str,
     replica_region: &str,
     edit: impl Fn(ReplicaStatus) -> Option<ReplicaStatus>,
-) -> Result<()> {
+) -> Result<bool> {
     for _ in 0..20 {
         let Some(mut secret) = region.store.load_secret_by_arn(primary_arn).await? else {
-            return Ok(());
+            return Ok(false);
         };
         let Some(ReplicationState::Primary { replicas }) = state(&secret) else {
-            return Ok(());
+            return Ok(false);
         };
         let Some(pos) = replicas.iter().position(|r| r.region == replica_region) else {
-            return Ok(());
+            return Ok(false);
         };
         let mut replicas = replicas;
         match edit(replicas[pos].clone()) {
-            Some(new) if new == replicas[pos] => return Ok(()),
+            Some(new) if new == replicas[pos] => return Ok(false),
             Some(new) => replicas[pos] = new,
             None => {
                 replicas.remove(pos);
@@ -491,7 +492,7 @@ pub async fn edit_status(
             })
             .await
         {
-            Ok(()) => return Ok(()),
+            Ok(()) => return Ok(true),
             Err(coffer_store::StoreError::Conflict) => continue,
             Err(e) => return Err(e.into()),
         }
@@ -501,13 +502,14 @@ pub async fn edit_status(
     ))
 }
 
-/// Maps the replica Region's answer onto the primary's ReplicationStatus.
+/// Maps the replica Region's answer onto the primary's ReplicationStatus; returns whether the
+/// status changed.
 pub async fn record_answer(
     region: &RegionService,
     primary_arn: &str,
     dest: &str,
     answer: &Answer,
-) -> Result<()> {
+) -> Result<bool> {
     match answer {
         Answer::Applied {
             last_accessed_day, ..
@@ -532,7 +534,7 @@ pub async fn record_answer(
             .await
         }
         Answer::Detached => edit_status(region, primary_arn, dest, |_| None).await,
-        Answer::Done => Ok(()),
+        Answer::Done => Ok(false),
     }
 }
 
@@ -542,7 +544,7 @@ pub async fn mark_failed(
     primary_arn: &str,
     dest: &str,
     message: &str,
-) -> Result<()> {
+) -> Result<bool> {
     record_answer(
         region,
         primary_arn,

@@ -33,6 +33,9 @@ pub struct LevelResult {
     /// CPU used by the server process (`--server-pid`) during the window, % of one core.
     #[serde(default)]
     pub server_cpu_pct: Option<f64>,
+    /// CPU busy on the whole machine during the window (all processes), % of one core.
+    #[serde(default)]
+    pub system_cpu_pct: Option<f64>,
     /// First non-200 body or transport error seen (any phase).
     pub first_error: Option<String>,
 }
@@ -73,17 +76,29 @@ fn cpu_cell(v: Option<f64>) -> String {
     v.map_or_else(|| "-".into(), |v| format!("{v:.0}"))
 }
 
-/// `| target | concurrency | req/s | p50 ms | p99 ms | errors | generator CPU % | server CPU % |`
-/// for every level of every report (CPU in % of one core).
+impl LevelResult {
+    /// CPU used by everything except the generator and the server (other processes, the
+    /// kernel's share not charged to either), % of one core: interference with the run.
+    pub fn other_cpu_pct(&self) -> Option<f64> {
+        let others =
+            self.system_cpu_pct? - self.generator_cpu_pct? - self.server_cpu_pct.unwrap_or(0.0);
+        Some(others.max(0.0))
+    }
+}
+
+/// One row per level of every report. CPU columns are % of one core during the measured
+/// window: the generator, the server, and everything else on the machine.
 pub fn markdown_table(reports: &[RunReport]) -> String {
     let mut out = String::new();
-    out.push_str("| target | concurrency | req/s | p50 ms | p99 ms | errors | generator CPU % | server CPU % |\n");
-    out.push_str("|---|---:|---:|---:|---:|---:|---:|---:|\n");
+    out.push_str(
+        "| target | concurrency | req/s | p50 ms | p99 ms | errors | generator CPU % | server CPU % | other CPU % |\n",
+    );
+    out.push_str("|---|---:|---:|---:|---:|---:|---:|---:|---:|\n");
     for rep in reports {
         for r in &rep.results {
             let _ = writeln!(
                 out,
-                "| {} | {} | {:.0} | {} | {} | {} | {} | {} |",
+                "| {} | {} | {:.0} | {} | {} | {} | {} | {} | {} |",
                 rep.label,
                 r.concurrency,
                 r.rps,
@@ -92,6 +107,7 @@ pub fn markdown_table(reports: &[RunReport]) -> String {
                 r.errors,
                 cpu_cell(r.generator_cpu_pct),
                 cpu_cell(r.server_cpu_pct),
+                cpu_cell(r.other_cpu_pct()),
             );
         }
     }
@@ -222,6 +238,7 @@ mod tests {
             mean_ms: 0.6,
             generator_cpu_pct: Some(50.0),
             server_cpu_pct: None,
+            system_cpu_pct: Some(60.0),
             first_error: None,
         }
     }
@@ -244,7 +261,7 @@ mod tests {
         ];
         let out = render(&reps, &["coffer/trivial".into(), "coffer/moto".into()]).unwrap();
         assert!(
-            out.contains("| trivial | 8 | 4000 | 0.500 | 1.250 | 0 | 50 | - |"),
+            out.contains("| trivial | 8 | 4000 | 0.500 | 1.250 | 0 | 50 | - | 10 |"),
             "{out}"
         );
         assert!(out.contains("| coffer/trivial | 0.250× |"), "{out}");

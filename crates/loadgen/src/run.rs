@@ -75,8 +75,15 @@ async fn run_all(args: &RunArgs) -> Result<RunReport, BoxError> {
         );
         let r = run_level(args, &target, c).await?;
         eprintln!(
-            "[{label}] concurrency {c}: {:.0} req/s, p50 {:.3} ms, p99 {:.3} ms, errors {}",
-            r.rps, r.p50_ms, r.p99_ms, r.errors
+            "[{label}] concurrency {c}: {:.0} req/s, p50 {:.3} ms, p99 {:.3} ms, errors {}, \
+             CPU % of a core: generator {}, server {}, other {}",
+            r.rps,
+            r.p50_ms,
+            r.p99_ms,
+            r.errors,
+            pct(r.generator_cpu_pct),
+            pct(r.server_cpu_pct),
+            pct(r.other_cpu_pct()),
         );
         if let Some(e) = &r.first_error {
             eprintln!("[{label}] concurrency {c}: first error: {e}");
@@ -90,6 +97,10 @@ async fn run_all(args: &RunArgs) -> Result<RunReport, BoxError> {
         warmup_s: args.warmup.as_secs_f64(),
         results,
     })
+}
+
+fn pct(v: Option<f64>) -> String {
+    v.map_or_else(|| "-".into(), |v| format!("{v:.0}"))
 }
 
 async fn resolve_target(args: &RunArgs) -> Result<Target, BoxError> {
@@ -208,14 +219,17 @@ async fn run_level(
     let server_pid = args.server_pid.map(|p| p.to_string());
     let gen0 = cpu_ticks("self");
     let srv0 = server_pid.as_deref().and_then(cpu_ticks);
+    let sys0 = system_busy_ticks();
     tokio::time::sleep_until(measure_until.into()).await;
     let gen1 = cpu_ticks("self");
     let srv1 = server_pid.as_deref().and_then(cpu_ticks);
+    let sys1 = system_busy_ticks();
     let cpu_pct = |a: Option<u64>, b: Option<u64>| {
         Some(b?.saturating_sub(a?) as f64 / USER_HZ / args.duration.as_secs_f64() * 100.0)
     };
     let generator_cpu_pct = cpu_pct(gen0, gen1);
     let server_cpu_pct = cpu_pct(srv0, srv1);
+    let system_cpu_pct = cpu_pct(sys0, sys1);
 
     let mut hist = new_histogram()?;
     let (mut ok, mut errors, mut reconnects, mut signs) = (0u64, 0u64, 0u64, 0u64);
@@ -249,6 +263,7 @@ async fn run_level(
         mean_ms: hist.mean() / 1000.0,
         generator_cpu_pct,
         server_cpu_pct,
+        system_cpu_pct,
         first_error,
     })
 }
@@ -257,6 +272,23 @@ async fn run_level(
 fn cpu_ticks(pid: &str) -> Option<u64> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
     parse_stat_ticks(&stat)
+}
+
+/// Busy ticks of all CPUs (`/proc/stat` first line: user..steal minus idle and iowait).
+fn system_busy_ticks() -> Option<u64> {
+    let stat = std::fs::read_to_string("/proc/stat").ok()?;
+    parse_system_busy(stat.lines().next()?)
+}
+
+fn parse_system_busy(cpu_line: &str) -> Option<u64> {
+    let mut it = cpu_line.split_whitespace();
+    if it.next()? != "cpu" {
+        return None;
+    }
+    let v: Vec<u64> = it.take(8).map(|f| f.parse().ok()).collect::<Option<_>>()?;
+    // user nice system idle iowait irq softirq steal
+    let [user, nice, system, _idle, _iowait, irq, softirq, steal] = v.try_into().ok()?;
+    Some(user + nice + system + irq + softirq + steal)
 }
 
 fn parse_stat_ticks(stat: &str) -> Option<u64> {
@@ -420,5 +452,10 @@ mod tests {
             "1234 (tokio (rt) x) S 1 1234 1234 0 -1 4194560 100 0 0 0 250 75 0 0 20 0 3 0 1000 0 0";
         assert_eq!(super::parse_stat_ticks(stat), Some(325));
         assert!(super::cpu_ticks("self").is_some() || !cfg!(target_os = "linux"));
+        assert_eq!(
+            super::parse_system_busy("cpu  100 1 20 5000 7 0 3 2 0 0"),
+            Some(126)
+        );
+        assert_eq!(super::parse_system_busy("cpu0 1 1 1 1 1 1 1 1"), None);
     }
 }

@@ -139,11 +139,14 @@ async fn deliver_all(
     for row in rows {
         let force = row.entry.kind == KIND_SYNC
             && serde_json::from_str::<SyncPayload>(&row.entry.payload).is_ok_and(|p| p.force);
-        match merged.iter_mut().find(|(m, _)| {
-            m.entry.kind == row.entry.kind
-                && m.entry.secret_arn == row.entry.secret_arn
-                && row.entry.kind != KIND_ACCESS
-        }) {
+        // Merge only into the latest row of the same secret, and only when it is of the same
+        // kind: a removal between two syncs must stay between them.
+        let last_of_secret = merged
+            .iter_mut()
+            .rev()
+            .find(|(m, _)| m.entry.secret_arn == row.entry.secret_arn)
+            .filter(|(m, _)| m.entry.kind == row.entry.kind && row.entry.kind != KIND_ACCESS);
+        match last_of_secret {
             Some((m, f)) => {
                 *f |= force;
                 if row.id > m.id {
@@ -279,17 +282,14 @@ async fn retry(
     let attempts = row.attempts + 1;
     let first_failure = row.first_failure_ms.unwrap_or(now);
     let backoff = (100i64 << attempts.clamp(0, 20)).min(MAX_BACKOFF_MS);
-    if now - first_failure >= topology.give_up_after_ms {
-        if row.entry.kind == KIND_SYNC {
-            replication::mark_failed(region, &row.entry.secret_arn, dest, &message).await?;
-        }
-        if row
-            .first_failure_ms
-            .is_some_and(|f| now - f - backoff < topology.give_up_after_ms)
-            || attempts == 1
-        {
-            tracing::warn!(source = %region.region, dest, arn = %row.entry.secret_arn, kind = %row.entry.kind, reason = %message, "Replication failed; still retrying");
-        }
+    if attempts == 1 {
+        tracing::warn!(source = %region.region, dest, arn = %row.entry.secret_arn, kind = %row.entry.kind, reason = %message, "Replication delivery failed; retrying with backoff");
+    }
+    if now - first_failure >= topology.give_up_after_ms
+        && row.entry.kind == KIND_SYNC
+        && replication::mark_failed(region, &row.entry.secret_arn, dest, &message).await?
+    {
+        tracing::warn!(source = %region.region, dest, arn = %row.entry.secret_arn, reason = %message, "Replication failed; replica marked Failed, delivery keeps retrying");
     }
     region
         .store

@@ -3,5 +3,6 @@
 mod errors;
 mod lifecycle;
 mod replication;
+mod replication_property;
 mod secrets;
 mod server;

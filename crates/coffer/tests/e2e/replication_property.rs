@@ -1,0 +1,1 @@
+//! Property test: random sequences of writes end with every replica equal to its primary.
