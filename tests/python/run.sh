@@ -16,7 +16,8 @@ command -v "$python" >/dev/null || die "$python not found: install Python 3 (wit
 export COFFER_BIN="${COFFER_BIN:-$root/target/debug/coffer}"
 [ -x "$COFFER_BIN" ] || die "no Coffer binary at $COFFER_BIN: run 'cargo build -p coffer' first, or set COFFER_BIN"
 
-want="$(sha256sum "$here/requirements.txt" | cut -d' ' -f1)"
+# The stamp covers the pins and the interpreter the venv was made from.
+want="$(sha256sum "$here/requirements.txt" | cut -d' ' -f1) $("$python" -c 'import sys; print(sys.version.split()[0])')"
 have="$(cat "$stamp" 2>/dev/null || true)"
 if [ ! -x "$venv/bin/python" ] || [ "$want" != "$have" ]; then
     echo "tests/python/run.sh: creating $venv from requirements.txt" >&2

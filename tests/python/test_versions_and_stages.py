@@ -482,3 +482,35 @@ def test_the_version_quota_refuses_a_101st_young_unlabelled_version(sm, secret, 
         sm.list_secret_version_ids(SecretId=name, IncludeDeprecated=True, NextToken=versions["NextToken"])["Versions"]
     )
     assert total == 102
+
+
+def test_concurrent_retries_of_one_put_create_exactly_one_version(server, secret, name):
+    # What an SDK does when a response is lost: the same token and value, sent again at once.
+    from concurrent.futures import ThreadPoolExecutor
+
+    t = token()
+    clients = [server.client() for _ in range(8)]
+    with ThreadPoolExecutor(len(clients)) as pool:
+        answers = list(pool.map(lambda c: c.put_secret_value(SecretId=name, SecretString="same", ClientRequestToken=t), clients))
+    assert {a["VersionId"] for a in answers} == {t}
+    sm = clients[0]
+    assert set(listed(sm, name, IncludeDeprecated=True)) == {secret["VersionId"], t}
+    assert stages(sm, name) == {secret["VersionId"]: {"AWSPREVIOUS"}, t: {"AWSCURRENT"}}
+
+
+def test_concurrent_puts_keep_exactly_one_current_and_one_previous(server, secret, name):
+    from concurrent.futures import ThreadPoolExecutor
+
+    clients = [server.client() for _ in range(8)]
+    with ThreadPoolExecutor(len(clients)) as pool:
+        answers = list(
+            pool.map(lambda ic: ic[1].put_secret_value(SecretId=name, SecretString=f"writer {ic[0]}"), enumerate(clients))
+        )
+    sm = clients[0]
+    labels = stages(sm, name)
+    holders = {label: [v for v, ls in labels.items() if label in ls] for label in ("AWSCURRENT", "AWSPREVIOUS")}
+    assert len(holders["AWSCURRENT"]) == 1 and len(holders["AWSPREVIOUS"]) == 1, labels
+    assert set(listed(sm, name, IncludeDeprecated=True)) == {secret["VersionId"]} | {a["VersionId"] for a in answers}
+    current = sm.get_secret_value(SecretId=name)
+    assert current["VersionId"] == holders["AWSCURRENT"][0]
+    assert current["SecretString"].startswith("writer ")
