@@ -74,6 +74,7 @@ fn main() -> ExitCode {
 
 async fn serve(args: config::ServeArgs) -> Result<(), String> {
     let settings = config::Settings::resolve(args)?;
+    let shutdown = shutdown_signal()?;
     let listener = tokio::net::TcpListener::bind(&settings.listen)
         .await
         .map_err(|e| format!("cannot listen on {}: {e}", settings.listen))?;
@@ -103,7 +104,7 @@ async fn serve(args: config::ServeArgs) -> Result<(), String> {
         deployment.topology.clone(),
         stop_rx,
     ));
-    coffer_api::serve(listener, deployment.clone(), shutdown_signal())
+    coffer_api::serve(listener, deployment.clone(), shutdown)
         .await
         .map_err(|e| format!("server failed: {e}"))?;
     let _ = stop_tx.send(true);
@@ -135,24 +136,19 @@ async fn purge_loop(
     }
 }
 
-async fn shutdown_signal() {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
-    #[cfg(unix)]
-    let terminate = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
+/// Installs the SIGTERM/SIGINT handlers now (before anything announces readiness, so a signal
+/// sent right after `listening on` is never fatal) and resolves when one arrives.
+fn shutdown_signal() -> Result<impl std::future::Future<Output = ()> + Send + 'static, String> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut terminate =
+        signal(SignalKind::terminate()).map_err(|e| format!("cannot handle SIGTERM: {e}"))?;
+    let mut interrupt =
+        signal(SignalKind::interrupt()).map_err(|e| format!("cannot handle SIGINT: {e}"))?;
+    Ok(async move {
+        tokio::select! {
+            _ = terminate.recv() => {}
+            _ = interrupt.recv() => {}
         }
-    };
-    #[cfg(not(unix))]
-    let terminate = std::future::pending::<()>();
-    tokio::select! {
-        _ = ctrl_c => {}
-        _ = terminate => {}
-    }
-    tracing::info!("Shutting down: finishing in-flight requests");
+        tracing::info!("Shutting down: finishing in-flight requests");
+    })
 }
