@@ -210,3 +210,34 @@ fn health_answers_once_ready() {
     assert!(response.starts_with("HTTP/1.1 200"), "{response}");
     assert!(response.contains(r#""status":"ok""#));
 }
+
+#[tokio::test]
+async fn a_store_from_a_newer_version_is_refused_and_left_untouched() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("data");
+    let mut first = Server::start_in(&dir, &[]).unwrap();
+    assert_eq!(first.terminate(), Some(0));
+    let store = dir.join("regions/eu-west-1.db");
+    {
+        use sqlx::{ConnectOptions, Connection};
+        let mut conn = sqlx::sqlite::SqliteConnectOptions::new()
+            .filename(&store)
+            .connect()
+            .await
+            .unwrap();
+        sqlx::query("UPDATE coffer_meta SET meta_value = '99' WHERE meta_key = 'format_version'")
+            .execute(&mut conn)
+            .await
+            .unwrap();
+        conn.close().await.unwrap();
+    }
+    let before = std::fs::read(&store).unwrap();
+    let err = Server::start_in(&dir, &[]).err().expect("start must fail");
+    assert!(err.contains("eu-west-1.db"), "{err}");
+    assert!(err.contains("newer Coffer"), "{err}");
+    assert_eq!(
+        std::fs::read(&store).unwrap(),
+        before,
+        "the store is left untouched"
+    );
+}
