@@ -22,7 +22,9 @@ use coffer_kms::RootKey;
 use coffer_replication::envelope::{PublicKey, RegionKeyPair};
 use coffer_replication::metrics::Metrics;
 use coffer_replication::{Peer, Topology};
-use coffer_store::{AccessKeyRecord, IamStore, SqliteIamStore, SqliteStore, UserRecord};
+use coffer_store::{
+    AccessKeyRecord, CachedStore, IamStore, SqliteIamStore, SqliteStore, UserRecord,
+};
 use rand::Rng;
 use zeroize::Zeroizing;
 
@@ -110,7 +112,8 @@ pub async fn open(settings: &Settings, endpoint: &str) -> Result<Node, String> {
             Arc::new(RegionService::new(
                 region,
                 partition,
-                Arc::new(store),
+                // One writer per SQLite file (this process): the cache is exact.
+                Arc::new(CachedStore::new(Arc::new(store))),
                 key,
                 Arc::new(SystemClock),
             )),

@@ -9,10 +9,12 @@
 //!
 //! Secret values reach this crate only as ciphertext (`wrapped_data_key` + `ciphertext`).
 
+mod cache;
 mod records;
 mod schema;
 mod sqlite;
 
+pub use cache::CachedStore;
 pub use records::*;
 pub use sqlite::{SqliteIamStore, SqliteStore};
 
