@@ -31,6 +31,16 @@ pub struct ServeArgs {
     pub replication_failure_timeout_secs: Option<u64>,
 }
 
+/// A rotation function: `name` is the function name in `RotationLambdaARN`
+/// (`arn:aws:lambda:REGION:ACCOUNT:function:NAME`); kind `http` POSTs each step to `url`.
+#[derive(Deserialize, Debug, Clone)]
+#[serde(deny_unknown_fields)]
+pub struct RotatorConfig {
+    pub name: String,
+    pub kind: String,
+    pub url: String,
+}
+
 /// A Region served by another node: where to reach it and the public key its messages are
 /// sealed with (`coffer public-key` prints it on that node).
 #[derive(Deserialize, Debug, Clone)]
@@ -53,6 +63,8 @@ struct FileConfig {
     admin_secret_access_key: Option<String>,
     #[serde(default)]
     peers: Vec<PeerConfig>,
+    #[serde(default)]
+    rotators: Vec<RotatorConfig>,
 }
 
 #[derive(Debug, Clone)]
@@ -63,6 +75,7 @@ pub struct Settings {
     pub account_id: Option<String>,
     pub replication_failure_timeout_secs: u64,
     pub peers: Vec<PeerConfig>,
+    pub rotators: Vec<RotatorConfig>,
     /// The admin's access key for a *new* data directory (so several nodes of one deployment
     /// can share it); random when unset.
     pub admin_key: Option<(String, zeroize::Zeroizing<String>)>,
@@ -138,6 +151,7 @@ impl Settings {
                 .or(file.replication_failure_timeout_secs)
                 .unwrap_or(DEFAULT_REPLICATION_FAILURE_TIMEOUT_SECS),
             peers: file.peers,
+            rotators: check_rotators(file.rotators)?,
             admin_key: admin_key(
                 std::env::var("COFFER_ADMIN_ACCESS_KEY_ID")
                     .ok()
@@ -167,4 +181,25 @@ fn admin_key(
         }
         _ => Err("admin_access_key_id and admin_secret_access_key go together (config file or COFFER_ADMIN_ACCESS_KEY_ID / COFFER_ADMIN_SECRET_ACCESS_KEY)".into()),
     }
+}
+
+fn check_rotators(rotators: Vec<RotatorConfig>) -> Result<Vec<RotatorConfig>, String> {
+    for r in &rotators {
+        if r.kind != "http" {
+            return Err(format!(
+                "rotator {}: kind '{}' is not supported (use kind = \"http\")",
+                r.name, r.kind
+            ));
+        }
+        if !r.url.starts_with("http://") {
+            return Err(format!("rotator {}: url must start with http://", r.name));
+        }
+        if r.name.is_empty() || r.name.contains(':') {
+            return Err(format!(
+                "rotator '{}': name must be a Lambda function name",
+                r.name
+            ));
+        }
+    }
+    Ok(rotators)
 }

@@ -160,6 +160,20 @@ pub async fn open(settings: &Settings, endpoint: &str) -> Result<Node, String> {
             },
         );
     }
+    let configured: HashMap<String, Arc<dyn coffer_rotation::Rotator>> = settings
+        .rotators
+        .iter()
+        .map(|r| {
+            let rotator: Arc<dyn coffer_rotation::Rotator> = Arc::new(
+                coffer_rotation::http::HttpRotator::new(r.name.clone(), r.url.clone()),
+            );
+            (r.name.clone(), rotator)
+        })
+        .collect();
+    let registry = coffer_rotation::Registry::new(configured);
+    for region in regions.values() {
+        region.set_rotation_functions(Arc::new(registry.clone()));
+    }
     let topology = Arc::new(Topology {
         local: regions,
         keys,
@@ -168,6 +182,7 @@ pub async fn open(settings: &Settings, endpoint: &str) -> Result<Node, String> {
         node_id: uuid::Uuid::new_v4().to_string(),
         give_up_after_ms: settings.replication_failure_timeout_secs as i64 * 1000,
         metrics: Metrics::new(),
+        rotation: Some(Arc::new(coffer_rotation::Runner { registry })),
     });
     Ok(Node {
         deployment: Deployment::new(topology, credentials),

@@ -8,6 +8,7 @@ pub mod policy;
 pub mod purge;
 pub mod region;
 pub mod replication;
+pub mod rotation;
 pub mod schedule;
 pub mod secret;
 pub mod validate;

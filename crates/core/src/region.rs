@@ -50,6 +50,8 @@ pub struct RegionService {
     keys: Mutex<HashMap<String, Arc<KeyMaterial>>>,
     /// Wakes the replication workers after a commit that wrote outbox rows.
     outbox_notify: Arc<tokio::sync::Notify>,
+    /// The rotation functions this deployment can call (set once at start).
+    functions: std::sync::OnceLock<Arc<dyn crate::rotation::RotationFunctions>>,
 }
 
 impl RegionService {
@@ -68,7 +70,17 @@ impl RegionService {
             root_key,
             keys: Mutex::new(HashMap::new()),
             outbox_notify: Arc::new(tokio::sync::Notify::new()),
+            functions: std::sync::OnceLock::new(),
         }
+    }
+
+    pub fn set_rotation_functions(&self, functions: Arc<dyn crate::rotation::RotationFunctions>) {
+        let _ = self.functions.set(functions);
+    }
+
+    /// Whether `lambda_arn` names a rotation function this deployment can call.
+    pub fn rotation_function_exists(&self, lambda_arn: &str) -> bool {
+        self.functions.get().is_some_and(|f| f.exists(lambda_arn))
     }
 
     /// Tells the replication workers that outbox rows may be waiting.

@@ -20,6 +20,16 @@ pub struct SecretEntry {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub kms_key_id: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
+    pub rotation_enabled: Option<bool>,
+    #[serde(rename = "RotationLambdaARN", skip_serializing_if = "Option::is_none")]
+    pub rotation_lambda_arn: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rotation_rules: Option<crate::rotation::RotationRules>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub last_rotated_date: Option<Timestamp>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub next_rotation_date: Option<Timestamp>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub last_changed_date: Option<Timestamp>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub last_accessed_date: Option<Timestamp>,
@@ -78,7 +88,15 @@ pub fn entry(secret: &Secret, shape: Shape, own_region: &str) -> SecretEntry {
         Shape::Describe => (stages, None),
         Shape::List => (None, stages),
     };
+    let rotation = crate::rotation::state(secret);
+    let rotation = rotation.as_ref();
     SecretEntry {
+        // [S] present only once rotation was configured; rules and function kept after a cancel.
+        rotation_enabled: rotation.map(|s| s.enabled),
+        rotation_lambda_arn: rotation.and_then(|s| s.lambda_arn.clone()),
+        rotation_rules: rotation.and_then(|s| s.rules.clone()),
+        last_rotated_date: rotation.and_then(|s| s.last_rotated_ms).map(Timestamp),
+        next_rotation_date: rotation.and_then(|s| s.next_rotation_date()),
         arn: r.arn.clone(),
         name: r.name.clone(),
         // [S] an empty description is not shown.

@@ -95,7 +95,9 @@ impl Metrics {
     /// Sets the queue depth of every destination of `source`: those not listed are empty.
     pub fn set_depths(&self, source: &str, depths: &[(String, i64)]) {
         let mut known = self.routes.lock().expect("metrics routes");
-        for (dest, _) in depths {
+        // Rows addressed to the source itself are its queued rotations, not replication.
+        let depths: Vec<&(String, i64)> = depths.iter().filter(|(d, _)| d != source).collect();
+        for (dest, _) in &depths {
             known.insert((source.to_string(), dest.clone()));
         }
         for (s, dest) in known.iter().filter(|(s, _)| s == source) {

@@ -27,6 +27,8 @@ pub struct Topology {
     /// How long delivery may fail on the network before the replica shows `Failed`.
     pub give_up_after_ms: i64,
     pub metrics: Metrics,
+    /// Runs due rotations (outbox rows of kind `rotate` addressed to a local Region).
+    pub rotation: Option<Arc<dyn coffer_core::rotation::RotationRunner>>,
 }
 
 /// Where and how to send to a Region.

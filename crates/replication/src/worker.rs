@@ -10,6 +10,7 @@ use coffer_core::RegionService;
 use coffer_core::replication::{
     self, Answer, KIND_ACCESS, KIND_DETACH, KIND_REMOVE, KIND_SYNC, RegionPayload, SyncPayload,
 };
+use coffer_core::rotation::{KIND_ROTATE, RunOutcome};
 use coffer_store::OutboxRow;
 
 use crate::receive::Notice;
@@ -83,6 +84,9 @@ pub async fn drain_once(
         return Ok(0);
     }
     let handled = rows.len();
+    let (rotations, rows): (Vec<OutboxRow>, Vec<OutboxRow>) = rows
+        .into_iter()
+        .partition(|r| r.entry.kind == KIND_ROTATE && r.entry.dest_region == region.region);
     let mut by_dest: BTreeMap<String, Vec<OutboxRow>> = BTreeMap::new();
     for row in rows {
         by_dest
@@ -93,7 +97,9 @@ pub async fn drain_once(
     let deliveries = by_dest
         .into_iter()
         .map(|(dest, rows)| deliver_all(topology, region, transport, dest, rows));
-    for result in join_all(deliveries).await {
+    let runs = rotations.iter().map(|row| rotate(topology, region, row));
+    let (delivered, ran) = tokio::join!(join_all(deliveries), join_all(runs));
+    for result in delivered.into_iter().chain(ran) {
         result?;
     }
     Ok(handled)
@@ -124,6 +130,50 @@ async fn join_all<F: std::future::Future>(futures: impl Iterator<Item = F>) -> V
     .await;
     out.extend(done.into_iter().flatten());
     out
+}
+
+/// Runs one due rotation and settles its row.
+async fn rotate(
+    topology: &Topology,
+    region: &RegionService,
+    row: &OutboxRow,
+) -> coffer_core::Result<()> {
+    let arn = row.entry.secret_arn.as_str();
+    let finish = || {
+        region
+            .store
+            .finish_outbox(arn, &region.region, KIND_ROTATE, row.id)
+    };
+    let Some(runner) = &topology.rotation else {
+        finish().await?;
+        return Ok(());
+    };
+    match runner.run(region, row).await {
+        RunOutcome::Done => finish().await?,
+        RunOutcome::Later { at_ms } => {
+            region
+                .store
+                .retry_outbox(row.id, row.attempts, at_ms, row.first_failure_ms)
+                .await?
+        }
+        RunOutcome::Retry { error } => {
+            let now = region.now_ms();
+            let attempts = row.attempts + 1;
+            // Rotations retry sooner than replication at first, then settle at five minutes.
+            let backoff = (1000i64 << attempts.clamp(0, 20)).min(300_000);
+            tracing::warn!(region = %region.region, arn, attempts, reason = %error, "Rotation failed; AWSCURRENT is unchanged and the rotation will be retried");
+            region
+                .store
+                .retry_outbox(
+                    row.id,
+                    attempts,
+                    now + backoff,
+                    row.first_failure_ms.or(Some(now)),
+                )
+                .await?;
+        }
+    }
+    Ok(())
 }
 
 /// Delivers one destination's rows in order. Rows of the same secret and kind collapse into

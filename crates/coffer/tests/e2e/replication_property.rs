@@ -766,11 +766,69 @@ impl<'a> Case<'a> {
         }
     }
 
+    /// Two to four writes sent at once: the primary serialises them in some order, and its
+    /// replicas must end up with whichever order won.
+    async fn burst(&mut self) {
+        let n = self.rng.gen_range(2..=4);
+        let mut tasks = tokio::task::JoinSet::new();
+        let mut what = Vec::new();
+        for _ in 0..n {
+            let client = self.primary.clone();
+            let name = self.name.clone();
+            match self.rng.gen_range(0..5) {
+                0 | 1 => {
+                    let token = self.token();
+                    let value = Value::random(&mut self.rng);
+                    let req = client
+                        .put_secret_value()
+                        .secret_id(&name)
+                        .client_request_token(&token);
+                    let req = match &value {
+                        Value::Text(s) => req.secret_string(s),
+                        Value::Bytes(b) => req.secret_binary(Blob::new(b.clone())),
+                    };
+                    what.push(format!("PutSecretValue {} -> {token}", value.short()));
+                    self.versions.push((token, value));
+                    tasks.spawn(async move { req.send().await.map(drop).map_err(error_of) });
+                }
+                2 => {
+                    let k = *TAG_KEYS.choose(&mut self.rng).unwrap();
+                    let v = format!("v{}", self.rng.gen_range(0..5));
+                    what.push(format!("TagResource {k}={v}"));
+                    let req = client
+                        .tag_resource()
+                        .secret_id(&name)
+                        .tags(Tag::builder().key(k).value(v).build());
+                    tasks.spawn(async move { req.send().await.map(drop).map_err(error_of) });
+                }
+                3 => {
+                    let k = *TAG_KEYS.choose(&mut self.rng).unwrap();
+                    what.push(format!("UntagResource {k}"));
+                    let req = client.untag_resource().secret_id(&name).tag_keys(k);
+                    tasks.spawn(async move { req.send().await.map(drop).map_err(error_of) });
+                }
+                _ => {
+                    let d = *DESCRIPTIONS.choose(&mut self.rng).unwrap();
+                    what.push(format!("UpdateSecret Description={d:?}"));
+                    let req = client.update_secret().secret_id(&name).description(d);
+                    tasks.spawn(async move { req.send().await.map(drop).map_err(error_of) });
+                }
+            }
+        }
+        self.note(format!("concurrently: {}", what.join(" | ")));
+        while let Some(result) = tasks.join_next().await {
+            result
+                .expect("request task")
+                .unwrap_or_else(|e| panic!("a concurrent write failed: {e:?}"));
+        }
+    }
+
     async fn step(&mut self) {
         // Weights: writes of values dominate, as in real use.
         let roll = self.rng.gen_range(0..100);
         match roll {
-            0..=19 => self.put_value().await,
+            0..=14 => self.put_value().await,
+            15..=19 => self.burst().await,
             20..=22 => self.replay_put().await,
             23..=34 => self.update_secret().await,
             35..=42 => self.move_current().await,

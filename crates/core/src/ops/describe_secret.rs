@@ -26,3 +26,4 @@ pub async fn run(region: &RegionService, caller: &Caller, input: Input) -> Resul
     .await?;
     Ok(entry(&secret, Shape::Describe, &region.region))
 }
+pub type Output = crate::view::SecretEntry;

@@ -9,6 +9,7 @@ use crate::error::{Error, ErrorCode, Result};
 use crate::region::{Caller, RegionService};
 
 pub mod batch_get_secret_value;
+pub mod cancel_rotate_secret;
 pub mod create_secret;
 pub mod delete_resource_policy;
 pub mod delete_secret;
@@ -19,13 +20,13 @@ pub mod get_secret_value;
 pub mod input;
 pub mod list_secret_version_ids;
 pub mod list_secrets;
-pub mod not_yet_available;
 pub mod put_resource_policy;
 pub mod put_secret_value;
 pub mod remove_regions_from_replication;
 pub mod replica_regions;
 pub mod replicate_secret_to_regions;
 pub mod restore_secret;
+pub mod rotate_secret;
 pub mod stop_replication_to_replica;
 pub mod tag_resource;
 pub mod untag_resource;
@@ -97,9 +98,8 @@ pub async fn dispatch(
         "StopReplicationToReplica" => {
             call(stop_replication_to_replica::run, region, caller, body).await
         }
-        "RotateSecret" | "CancelRotateSecret" => {
-            not_yet_available::run(operation, region, caller, body).await
-        }
+        "RotateSecret" => call(rotate_secret::run, region, caller, body).await,
+        "CancelRotateSecret" => call(cancel_rotate_secret::run, region, caller, body).await,
         _ => Err(Error::new(
             ErrorCode::UnknownOperation,
             format!("Operation {operation} is not supported by Secrets Manager."),
