@@ -179,7 +179,7 @@ pub async fn open(settings: &Settings, endpoint: &str) -> Result<Node, String> {
         keys,
         peers,
         self_url: endpoint.to_string(),
-        node_id: uuid::Uuid::new_v4().to_string(),
+        node_id: node_id(&dir)?,
         give_up_after_ms: settings.replication_failure_timeout_secs as i64 * 1000,
         metrics: Metrics::new(),
         rotation: Some(Arc::new(coffer_rotation::Runner { registry })),
@@ -330,4 +330,18 @@ pub fn public_key(dir: &Path, region: &str) -> Result<String, String> {
         store_exists,
     )?;
     Ok(RegionKeyPair::derive(&key, region).public_key().to_base64())
+}
+
+/// This node's stable identity (`DIR/node-id`), used for outbox leases: a node restarted on the
+/// same directory takes its own unfinished work back at once.
+fn node_id(dir: &Path) -> Result<String, String> {
+    let path = dir.join("node-id");
+    match std::fs::read_to_string(&path) {
+        Ok(id) if !id.trim().is_empty() => Ok(id.trim().to_string()),
+        _ => {
+            let id = uuid::Uuid::new_v4().to_string();
+            write_private(&path, &format!("{id}\n"))?;
+            Ok(id)
+        }
+    }
 }

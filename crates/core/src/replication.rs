@@ -41,6 +41,9 @@ pub enum ReplicationState {
 
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
 pub struct ReplicaStatus {
+    /// The primary's `row_version` this replica must reach to be `InSync` again.
+    #[serde(default)]
+    pub target_seq: i64,
     pub region: String,
     pub kms_key_id: Option<String>,
     pub status: String,
@@ -502,13 +505,33 @@ pub async fn edit_status(
     ))
 }
 
-/// Maps the replica Region's answer onto the primary's ReplicationStatus; returns whether the
-/// status changed.
+/// Marks the replicas a write announces as `InProgress` until they have applied it: an
+/// acknowledged write that has not reached a replica never shows `InSync`.
+pub fn mark_syncing(secret: &mut Secret, dests: &[&str], new_seq: i64) {
+    let Some(ReplicationState::Primary { mut replicas }) = state(secret) else {
+        return;
+    };
+    for r in replicas
+        .iter_mut()
+        .filter(|r| dests.contains(&r.region.as_str()))
+    {
+        r.target_seq = new_seq;
+        if r.status == IN_SYNC {
+            r.status = IN_PROGRESS.into();
+            r.status_message = None;
+        }
+    }
+    set_state(secret, Some(&ReplicationState::Primary { replicas }));
+}
+
+/// Maps the replica Region's answer to the state of sequence `sent_seq` onto the primary's
+/// ReplicationStatus; returns whether the status changed.
 pub async fn record_answer(
     region: &RegionService,
     primary_arn: &str,
     dest: &str,
     answer: &Answer,
+    sent_seq: i64,
 ) -> Result<bool> {
     match answer {
         Answer::Applied {
@@ -516,6 +539,13 @@ pub async fn record_answer(
         } => {
             let day = *last_accessed_day;
             edit_status(region, primary_arn, dest, |mut s| {
+                if day.is_some() {
+                    s.last_accessed_day = day;
+                }
+                // An older state arriving after a newer write keeps the replica InProgress.
+                if sent_seq < s.target_seq {
+                    return Some(s);
+                }
                 s.status = IN_SYNC.into();
                 s.status_message = Some("Replication succeeded".into());
                 if day.is_some() {
@@ -552,6 +582,7 @@ pub async fn mark_failed(
         &Answer::Failed {
             message: message.to_string(),
         },
+        0,
     )
     .await
 }

@@ -136,6 +136,14 @@ pub async fn commit_update_with(
     outbox: Vec<coffer_store::OutboxEntry>,
 ) -> std::result::Result<Secret, Failure> {
     secret.record.row_version = expected + 1;
+    let syncing: Vec<&str> = outbox
+        .iter()
+        .filter(|e| e.kind == crate::replication::KIND_SYNC && e.secret_arn == secret.record.arn)
+        .map(|e| e.dest_region.as_str())
+        .collect();
+    if !syncing.is_empty() {
+        crate::replication::mark_syncing(&mut secret, &syncing, expected + 1);
+    }
     region
         .store
         .commit_with(

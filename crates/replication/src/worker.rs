@@ -230,6 +230,7 @@ async fn deliver(
     let arn = row.entry.secret_arn.as_str();
     let kind = row.entry.kind.as_str();
     let finish = || region.store.finish_outbox(arn, dest, kind, row.id);
+    let mut sent_seq = 0;
     let plaintext = match kind {
         KIND_SYNC => {
             let Some(secret) = region.store.load_secret_by_arn(arn).await? else {
@@ -245,6 +246,7 @@ async fn deliver(
             }
             let msg =
                 replication::build_sync(region, &secret, dest, force, row.enqueued_ms).await?;
+            sent_seq = msg.seq;
             zeroize::Zeroizing::new(serde_json::to_vec(&msg).expect("message serializes"))
         }
         KIND_REMOVE | KIND_DETACH | KIND_ACCESS => zeroize::Zeroizing::new(
@@ -279,7 +281,7 @@ async fn deliver(
                 }
             };
             if kind == KIND_SYNC {
-                replication::record_answer(region, arn, dest, &answer).await?;
+                replication::record_answer(region, arn, dest, &answer, sent_seq).await?;
             }
             match &answer {
                 Answer::Applied { applied_ms, .. } => {

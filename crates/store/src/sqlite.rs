@@ -400,12 +400,16 @@ impl Store for SqliteStore {
         lease_ms: i64,
         limit: i64,
     ) -> Result<Vec<OutboxRow>> {
+        // A node may take back its own leases: after a crash and restart (same node id) it
+        // resumes at once instead of waiting for the lease to expire.
         let rows = sqlx::query(
             "SELECT * FROM replication_outbox WHERE next_attempt_ms <= $1 \
-             AND (lease_until_ms IS NULL OR lease_until_ms < $1) ORDER BY id LIMIT $2",
+             AND (lease_until_ms IS NULL OR lease_until_ms < $1 OR lease_owner = $3) \
+             ORDER BY id LIMIT $2",
         )
         .bind(now_ms)
         .bind(limit)
+        .bind(owner)
         .fetch_all(&self.pools.reader)
         .await?;
         let mut claimed = Vec::new();
@@ -413,7 +417,7 @@ impl Store for SqliteStore {
             let id: i64 = row.try_get("id")?;
             let done = sqlx::query(
                 "UPDATE replication_outbox SET lease_owner = $1, lease_until_ms = $2 \
-                 WHERE id = $3 AND (lease_until_ms IS NULL OR lease_until_ms < $4)",
+                 WHERE id = $3 AND (lease_until_ms IS NULL OR lease_until_ms < $4 OR lease_owner = $1)",
             )
             .bind(owner)
             .bind(now_ms + lease_ms)

@@ -79,6 +79,7 @@ pub fn merge(existing: &mut Vec<ReplicaStatus>, requested: &[ReplicaRegionType])
                 s.status_message = None;
             }
             None => existing.push(ReplicaStatus {
+                target_seq: 0,
                 region: name.clone(),
                 kms_key_id: key,
                 status: IN_PROGRESS.into(),
