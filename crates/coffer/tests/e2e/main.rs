@@ -4,5 +4,6 @@ mod errors;
 mod lifecycle;
 mod replication;
 mod replication_property;
+mod rotation;
 mod secrets;
 mod server;
