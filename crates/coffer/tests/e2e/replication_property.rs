@@ -996,9 +996,6 @@ impl<'a> Case<'a> {
             self.restore().await;
         }
         self.assert_replicas_equal_primary().await;
-        if std::env::var("DBG").is_ok() {
-            eprintln!("{}", self.log.join("\n"));
-        }
         steps
     }
 }
