@@ -33,7 +33,8 @@ pub struct LevelResult {
     /// CPU used by the server process (`--server-pid`) during the window, % of one core.
     #[serde(default)]
     pub server_cpu_pct: Option<f64>,
-    /// CPU busy on the whole machine during the window (all processes), % of one core.
+    /// CPU charged to all processes (user + nice + system) plus steal on the whole machine
+    /// during the window, % of one core (irq/softirq excluded).
     #[serde(default)]
     pub system_cpu_pct: Option<f64>,
     /// First non-200 body or transport error seen (any phase).
@@ -77,8 +78,8 @@ fn cpu_cell(v: Option<f64>) -> String {
 }
 
 impl LevelResult {
-    /// CPU used by everything except the generator and the server (other processes, the
-    /// kernel's share not charged to either), % of one core: interference with the run.
+    /// CPU used by other processes (and stolen by the hypervisor) during the window, % of one
+    /// core: interference with the run.
     pub fn other_cpu_pct(&self) -> Option<f64> {
         let others =
             self.system_cpu_pct? - self.generator_cpu_pct? - self.server_cpu_pct.unwrap_or(0.0);
