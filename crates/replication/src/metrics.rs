@@ -44,7 +44,8 @@ impl Metrics {
         let mut registry = Registry::with_prefix("coffer_replication");
         let lag_seconds = Family::<Route, Histogram>::new_with_constructor(|| {
             Histogram::new([
-                0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0,
+                0.001, 0.002, 0.003, 0.005, 0.0075, 0.01, 0.015, 0.02, 0.03, 0.05, 0.075, 0.1,
+                0.15, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0,
             ])
         });
         let queue_depth = Family::<Route, Gauge>::default();

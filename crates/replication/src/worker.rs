@@ -212,8 +212,27 @@ async fn deliver_all(
             None => merged.push((row, force)),
         }
     }
-    for (row, force) in merged {
-        deliver(topology, region, transport, &dest, &row, force).await?;
+    // Secrets progress independently: deliveries of different secrets are in flight together
+    // (the destination applies them concurrently); one secret's rows stay in order.
+    let mut per_secret: Vec<Vec<(OutboxRow, bool)>> = Vec::new();
+    for item in merged {
+        match per_secret
+            .iter_mut()
+            .find(|g| g[0].0.entry.secret_arn == item.0.entry.secret_arn)
+        {
+            Some(g) => g.push(item),
+            None => per_secret.push(vec![item]),
+        }
+    }
+    let dest = dest.as_str();
+    let chains = per_secret.into_iter().map(|group| async move {
+        for (row, force) in group {
+            deliver(topology, region, transport, dest, &row, force).await?;
+        }
+        Ok::<(), coffer_core::Error>(())
+    });
+    for result in join_all(chains).await {
+        result?;
     }
     Ok(())
 }

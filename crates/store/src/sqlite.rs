@@ -402,6 +402,8 @@ impl Store for SqliteStore {
     ) -> Result<Vec<OutboxRow>> {
         // A node may take back its own leases: after a crash and restart (same node id) it
         // resumes at once instead of waiting for the lease to expire.
+        // One transaction for the whole claim: one fsync, not one per row.
+        let mut tx = self.pools.writer.begin().await?;
         let rows = sqlx::query(
             "SELECT * FROM replication_outbox WHERE next_attempt_ms <= $1 \
              AND (lease_until_ms IS NULL OR lease_until_ms < $1 OR lease_owner = $3) \
@@ -410,7 +412,7 @@ impl Store for SqliteStore {
         .bind(now_ms)
         .bind(limit)
         .bind(owner)
-        .fetch_all(&self.pools.reader)
+        .fetch_all(&mut *tx)
         .await?;
         let mut claimed = Vec::new();
         for row in &rows {
@@ -423,7 +425,7 @@ impl Store for SqliteStore {
             .bind(now_ms + lease_ms)
             .bind(id)
             .bind(now_ms)
-            .execute(&self.pools.writer)
+            .execute(&mut *tx)
             .await?;
             if done.rows_affected() == 1 {
                 claimed.push(OutboxRow {
@@ -441,6 +443,7 @@ impl Store for SqliteStore {
                 });
             }
         }
+        tx.commit().await?;
         Ok(claimed)
     }
 
