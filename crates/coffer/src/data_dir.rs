@@ -174,15 +174,19 @@ pub async fn open(settings: &Settings, endpoint: &str) -> Result<Node, String> {
     for region in regions.values() {
         region.set_rotation_functions(Arc::new(registry.clone()));
     }
+    let node = node_id(&dir)?;
     let topology = Arc::new(Topology {
         local: regions,
         keys,
         peers,
         self_url: endpoint.to_string(),
-        node_id: node_id(&dir)?,
+        node_id: node.clone(),
         give_up_after_ms: settings.replication_failure_timeout_secs as i64 * 1000,
         metrics: Metrics::new(),
-        rotation: Some(Arc::new(coffer_rotation::Runner { registry })),
+        rotation: Some(Arc::new(coffer_rotation::Runner::new(
+            registry,
+            node.clone(),
+        ))),
     });
     Ok(Node {
         deployment: Deployment::new(topology, credentials),

@@ -48,7 +48,15 @@ pub struct Pending {
     pub started_ms: i64,
     pub attempts: i64,
     pub last_error: Option<String>,
+    /// The node running the steps now, and until when its run lease holds. A run can outlast
+    /// the outbox row's lease (four steps of up to a minute each); this lease keeps a second
+    /// node from starting the same steps meanwhile.
+    #[serde(default)]
+    pub running: Option<(String, i64)>,
 }
+
+/// How long a node may run the four steps before another may take over.
+pub const RUN_LEASE_MS: i64 = 5 * 60 * 1000;
 
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
 pub struct RotationState {
@@ -150,8 +158,13 @@ pub enum Begin {
 }
 
 /// Starts (or resumes) the rotation a row of generation `generation` asks for: creates the
-/// value-less AWSPENDING version when the window has come.
-pub async fn begin(region: &RegionService, arn: &str, generation: i64) -> Result<Begin> {
+/// value-less AWSPENDING version when the window has come, and takes the run lease for `node`.
+pub async fn begin(
+    region: &RegionService,
+    arn: &str,
+    generation: i64,
+    node: &str,
+) -> Result<Begin> {
     with_retry(|| async {
         let Some(mut secret) = region.store.load_secret_by_arn(arn).await? else {
             return Ok(Begin::Nothing);
@@ -168,16 +181,25 @@ pub async fn begin(region: &RegionService, arn: &str, generation: i64) -> Result
         let Some(lambda_arn) = st.lambda_arn.clone() else {
             return Ok(Begin::Nothing);
         };
-        if let Some(p) = &st.pending {
-            return Ok(Begin::Run {
-                token: p.token.clone(),
-                lambda_arn,
-            });
+        let now = region.now_ms();
+        if let Some(p) = &mut st.pending {
+            if let Some((owner, until)) = &p.running
+                && owner != node
+                && *until > now
+            {
+                return Ok(Begin::Later { at_ms: *until });
+            }
+            p.running = Some((node.to_string(), now + RUN_LEASE_MS));
+            let token = p.token.clone();
+            let expected = secret.record.row_version;
+            set_state(&mut secret, &st);
+            commit_update_with(region, secret, expected, Vec::new(), Vec::new(), Vec::new())
+                .await?;
+            return Ok(Begin::Run { token, lambda_arn });
         }
         if !st.enabled {
             return Ok(Begin::Nothing);
         }
-        let now = region.now_ms();
         match st.next_window {
             Some((start, _)) if now < start => return Ok(Begin::Later { at_ms: start }),
             Some(_) => {}
@@ -191,6 +213,7 @@ pub async fn begin(region: &RegionService, arn: &str, generation: i64) -> Result
             started_ms: now,
             attempts: 0,
             last_error: None,
+            running: Some((node.to_string(), now + RUN_LEASE_MS)),
         });
         set_state(&mut secret, &st);
         let outbox = crate::replication::sync_entries(&secret, &[]);
@@ -280,6 +303,7 @@ pub async fn fail(region: &RegionService, arn: &str, error: &str) -> Result<i64>
         };
         p.attempts += 1;
         p.last_error = Some(error.to_string());
+        p.running = None;
         let attempts = p.attempts;
         let expected = secret.record.row_version;
         set_state(&mut secret, &st);

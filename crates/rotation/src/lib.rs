@@ -91,6 +91,17 @@ impl RotationFunctions for Registry {
 /// Runs due rotations: the four steps in order, then the bookkeeping of success or failure.
 pub struct Runner {
     pub registry: Registry,
+    /// This node's id (the same as its outbox lease owner), for the rotation's run lease.
+    pub node_id: String,
+}
+
+impl Runner {
+    pub fn new(registry: Registry, node_id: impl Into<String>) -> Runner {
+        Runner {
+            registry,
+            node_id: node_id.into(),
+        }
+    }
 }
 
 #[async_trait]
@@ -100,12 +111,13 @@ impl RotationRunner for Runner {
         let Ok(payload) = serde_json::from_str::<RotatePayload>(&row.entry.payload) else {
             return RunOutcome::Done;
         };
-        let (token, lambda_arn) = match rotation::begin(region, arn, payload.generation).await {
-            Ok(Begin::Run { token, lambda_arn }) => (token, lambda_arn),
-            Ok(Begin::Later { at_ms }) => return RunOutcome::Later { at_ms },
-            Ok(Begin::Nothing) => return RunOutcome::Done,
-            Err(e) => return RunOutcome::Retry { error: e.message },
-        };
+        let (token, lambda_arn) =
+            match rotation::begin(region, arn, payload.generation, &self.node_id).await {
+                Ok(Begin::Run { token, lambda_arn }) => (token, lambda_arn),
+                Ok(Begin::Later { at_ms }) => return RunOutcome::Later { at_ms },
+                Ok(Begin::Nothing) => return RunOutcome::Done,
+                Err(e) => return RunOutcome::Retry { error: e.message },
+            };
         let outcome = self.steps(region, arn, &token, &lambda_arn).await;
         let result = match outcome {
             Ok(()) => rotation::complete(region, arn, &token)

@@ -131,6 +131,7 @@ pub async fn run(region: &RegionService, caller: &Caller, input: Input) -> Resul
                 started_ms: now,
                 attempts: 0,
                 last_error: None,
+                running: None,
             });
             outbox.push(run_entry(&secret, &region.region, st.generation));
         } else if st.plan(st.last_rotated_ms.unwrap_or(now)).is_some() {
