@@ -50,6 +50,11 @@ const REGIONS: &[(&str, &str)] = &[
     ("eusc-de-east-1", "aws-eusc"),
 ];
 
+/// Every AWS Region Coffer knows, with its partition, in a stable order.
+pub fn regions() -> impl Iterator<Item = (&'static str, &'static str)> {
+    REGIONS.iter().copied()
+}
+
 /// The partition of a known AWS Region, `None` for a name AWS does not have.
 pub fn partition_of(region: &str) -> Option<&'static str> {
     REGIONS.iter().find(|(r, _)| *r == region).map(|(_, p)| *p)

@@ -1,0 +1,180 @@
+//! Sign-in with an access key, and sign-out.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use askama::Template;
+use axum::body::Body;
+use axum::extract::{Request, State};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::Response;
+
+use crate::form::Form;
+use crate::session::{self, SIGN_IN_COOKIE, clear_cookie, set_cookie, tokens_match};
+use crate::{Console, Layout, message, render, same_origin, see_other};
+
+#[derive(Template)]
+#[template(path = "sign_in.html")]
+struct SignInPage {
+    layout: Layout,
+    token: String,
+    next: String,
+    access_key_id: String,
+    error: Option<String>,
+    notice: Option<String>,
+}
+
+/// Where to go after signing in: a console page, never another site.
+fn safe_next(next: Option<&str>) -> String {
+    match next {
+        Some(n)
+            if n.starts_with("/console/")
+                && !n.contains("//")
+                && !n.contains('\\')
+                && !n.starts_with("/console/sign-") =>
+        {
+            n.to_string()
+        }
+        _ => "/console".to_string(),
+    }
+}
+
+fn with_cookie(mut response: Response, cookie: &str) -> Response {
+    if let Ok(v) = HeaderValue::from_str(cookie) {
+        response.headers_mut().append(header::SET_COOKIE, v);
+    }
+    response
+}
+
+fn sign_in_page(
+    status: StatusCode,
+    next: String,
+    id: String,
+    error: Option<String>,
+    notice: Option<String>,
+) -> Response {
+    // A fresh double-submit token for each form shown: the sign-in POST must carry the value
+    // of this cookie, which only a page of this origin could have read into the form.
+    let token = session::random_token();
+    let page = SignInPage {
+        layout: Layout::signed_out("Sign in"),
+        token: token.clone(),
+        next,
+        access_key_id: id,
+        error,
+        notice,
+    };
+    with_cookie(render(status, &page), &set_cookie(SIGN_IN_COOKIE, &token))
+}
+
+pub async fn form(State(console): State<Arc<Console>>, request: Request) -> Response {
+    let (parts, _) = request.into_parts();
+    let query = Form::from_query(parts.uri.query());
+    let next = safe_next(query.get("next"));
+    if console.session_of(&parts.headers, false).is_some() {
+        return see_other(&next);
+    }
+    let notice = if query.get("signed_out").is_some() {
+        Some("You are signed out.".to_string())
+    } else if query.get("next").is_some() {
+        Some("Sign in to continue. Sessions end after a while without activity.".to_string())
+    } else {
+        None
+    };
+    sign_in_page(StatusCode::OK, next, String::new(), None, notice)
+}
+
+pub async fn sign_in(State(console): State<Arc<Console>>, request: Request) -> Response {
+    let (parts, body) = request.into_parts();
+    if !same_origin(&parts.headers) {
+        return message(
+            StatusCode::FORBIDDEN,
+            Layout::signed_out("Request refused"),
+            "Request refused",
+            "The console accepts forms only from its own pages.",
+            Some(("/console/sign-in", "Sign in")),
+        );
+    }
+    let Ok(bytes) = axum::body::to_bytes(Body::new(body), 16 * 1024).await else {
+        return message(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            Layout::signed_out("Sign in"),
+            "Too large",
+            "The sign-in form is larger than expected.",
+            Some(("/console/sign-in", "Sign in")),
+        );
+    };
+    let form = Form::parse(&bytes);
+    let next = safe_next(form.get("next"));
+    let token = form.get("token").unwrap_or_default();
+    let cookies = parts
+        .headers
+        .get(header::COOKIE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default();
+    if !session::cookie_values(cookies, SIGN_IN_COOKIE).any(|c| tokens_match(c, token)) {
+        return sign_in_page(
+            StatusCode::FORBIDDEN,
+            next,
+            String::new(),
+            Some("The sign-in form had expired. Enter your access key again.".into()),
+            None,
+        );
+    }
+    let id = form.text("access_key_id");
+    let secret = form.secret("secret_access_key");
+    let key = console.credentials.access_key(&id);
+    let accepted = match &key {
+        Some(k) => tokens_match(&k.secret_access_key, &secret),
+        None => {
+            // Same work as for a known key, so timing does not tell which ids exist.
+            let _ = tokens_match("coffer-console-no-such-access-key", &secret);
+            false
+        }
+    };
+    let Some(key) = key.filter(|_| accepted) else {
+        tracing::warn!(access_key_id = %id, "Console sign-in refused");
+        return sign_in_page(
+            StatusCode::UNAUTHORIZED,
+            next,
+            id,
+            Some("The access key ID or secret access key is not correct.".into()),
+            None,
+        );
+    };
+    let (cookie, _) = console.sessions.start(&id, Instant::now());
+    tracing::info!(access_key_id = %id, principal = %key.caller.principal_arn, "Console sign-in");
+    let response = with_cookie(see_other(&next), &set_cookie(session::COOKIE, &cookie));
+    with_cookie(response, &clear_cookie(SIGN_IN_COOKIE))
+}
+
+pub async fn sign_out(
+    State(console): State<Arc<Console>>,
+    request: Request,
+) -> Result<Response, Response> {
+    let (ctx, _) = console.posted(request).await?;
+    console.sessions.end(&ctx.session);
+    tracing::info!(access_key_id = %ctx.session.access_key_id, "Console sign-out");
+    Ok(with_cookie(
+        see_other("/console/sign-in?signed_out=1"),
+        &clear_cookie(session::COOKIE),
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::safe_next;
+
+    #[test]
+    fn next_stays_inside_the_console() {
+        assert_eq!(
+            safe_next(Some("/console/secret?region=x&name=a")),
+            "/console/secret?region=x&name=a"
+        );
+        assert_eq!(safe_next(Some("https://evil.example/")), "/console");
+        assert_eq!(safe_next(Some("//evil.example/console/")), "/console");
+        assert_eq!(safe_next(Some("/console/..//evil")), "/console");
+        assert_eq!(safe_next(Some("/console/sign-in")), "/console");
+        assert_eq!(safe_next(None), "/console");
+    }
+}

@@ -1,0 +1,145 @@
+//! "Store a new secret": key/value pairs or plaintext, description, encryption key, tags and
+//! replica Regions, in one CreateSecret call.
+
+use std::sync::Arc;
+
+use askama::Template;
+use axum::extract::{Request, State};
+use axum::http::StatusCode;
+use axum::response::Response;
+use coffer_core::ops::create_secret;
+use coffer_core::ops::input::TagInput;
+
+use super::replication::{ReplicaRow, replica_rows, requested_regions};
+use super::value::ValueEditor;
+use crate::form::{Form, url};
+use crate::view::secret_url;
+use crate::{Console, Ctx, Layout, render, see_other};
+
+#[derive(Template)]
+#[template(path = "new_secret.html")]
+struct NewSecretPage {
+    layout: Layout,
+    region: String,
+    name: String,
+    description: String,
+    kms_key: String,
+    editor: ValueEditor,
+    tags: Vec<(String, String)>,
+    rows: Vec<ReplicaRow>,
+    error: Option<String>,
+    back_url: String,
+}
+
+fn tags_of(form: &Form, add_row: bool) -> Vec<(String, String)> {
+    let mut tags: Vec<(String, String)> = form
+        .all("tag_key")
+        .zip(form.all("tag_value"))
+        .map(|(k, v)| (k.trim().to_string(), v.to_string()))
+        .collect();
+    if tags.is_empty() || add_row {
+        tags.push((String::new(), String::new()));
+    }
+    tags
+}
+
+fn page_for(ctx: &Ctx, region: &str, form: Option<&Form>, error: Option<String>) -> Response {
+    let more = form.and_then(|f| f.get("more")).unwrap_or_default();
+    let page = NewSecretPage {
+        layout: ctx.layout("Store a new secret", region),
+        region: region.to_string(),
+        name: form.map(|f| f.text("name")).unwrap_or_default(),
+        description: form.map(|f| f.text("description")).unwrap_or_default(),
+        kms_key: form.map(|f| f.text("kms_key")).unwrap_or_default(),
+        editor: match form {
+            Some(f) => ValueEditor::from_form(f, more == "pair"),
+            None => ValueEditor::empty(),
+        },
+        tags: match form {
+            Some(f) => tags_of(f, more == "tag"),
+            None => vec![(String::new(), String::new())],
+        },
+        rows: replica_rows(&ctx.console, region, form, usize::from(more == "replica")),
+        error,
+        back_url: url("/console/secrets", &[("region", region)]),
+    };
+    let status = if page.error.is_some() {
+        StatusCode::BAD_REQUEST
+    } else {
+        StatusCode::OK
+    };
+    render(status, &page)
+}
+
+pub async fn page(
+    State(console): State<Arc<Console>>,
+    request: Request,
+) -> Result<Response, Response> {
+    let (parts, _) = request.into_parts();
+    let ctx = console.signed_in(&parts, true)?;
+    let q = Form::from_query(parts.uri.query());
+    let region = q
+        .optional("region")
+        .unwrap_or_else(|| console.default_region());
+    ctx.region(&region)?;
+    Ok(page_for(&ctx, &region, None, None))
+}
+
+pub async fn submit(
+    State(console): State<Arc<Console>>,
+    request: Request,
+) -> Result<Response, Response> {
+    let (ctx, form) = console.posted(request).await?;
+    let region_name = form.text("region");
+    let region = ctx.region(&region_name)?;
+    // "Add row", "Add tag", "Add more Regions" and a row's "Remove" redraw the form.
+    if form.get("more").is_some() || form.get("remove_row").is_some() {
+        return Ok(page_for(&ctx, &region_name, Some(&form), None));
+    }
+    let editor = ValueEditor::from_form(&form, false);
+    let value = match editor.value() {
+        Ok(v) => v,
+        Err(e) => return Ok(page_for(&ctx, &region_name, Some(&form), Some(e))),
+    };
+    let tags: Vec<TagInput> = tags_of(&form, false)
+        .into_iter()
+        .filter(|(k, v)| !k.is_empty() || !v.is_empty())
+        .map(|(k, v)| TagInput {
+            key: Some(k),
+            value: Some(v),
+        })
+        .collect();
+    let replicas = requested_regions(&form);
+    let name = form.text("name");
+    let result = ctx
+        .call(
+            &region,
+            "CreateSecret",
+            create_secret::run,
+            create_secret::Input {
+                name: Some(name.clone()),
+                client_request_token: Some(uuid::Uuid::new_v4().to_string()),
+                description: form.optional("description"),
+                kms_key_id: form.optional("kms_key"),
+                secret_string: value,
+                secret_binary: None,
+                tags: (!tags.is_empty()).then_some(tags),
+                add_replica_regions: (!replicas.is_empty()).then_some(replicas),
+                force_overwrite_replica_secret: None,
+                secret_type: None,
+            },
+        )
+        .await;
+    match result {
+        Ok(out) => {
+            let mut text = format!("Stored the secret {}.", out.name);
+            if let Some(status) = &out.replication_status {
+                let regions: Vec<&str> = status.iter().map(|s| s.region.as_str()).collect();
+                text.push_str(&format!(" Replication to {} started.", regions.join(", ")));
+            }
+            ctx.flash(false, text);
+            Ok(see_other(&secret_url(&region_name, &out.name)))
+        }
+        Err(e) => Ok(page_for(&ctx, &region_name, Some(&form), Some(e.message))),
+    }
+}

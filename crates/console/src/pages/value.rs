@@ -1,0 +1,464 @@
+//! The secret value: "Retrieve secret value" (revealed only on that click), and editing it as
+//! key/value pairs or plaintext (GetSecretValue, PutSecretValue).
+//!
+//! The value reaches a page only as the answer to a POST the user made (Retrieve, Edit, or the
+//! user's own form sent back after an error or "Add row"), never through a URL; every console
+//! response is `Cache-Control: no-store`.
+
+use std::sync::Arc;
+
+use askama::Template;
+use axum::extract::{Request, State};
+use axum::http::StatusCode;
+use axum::response::Response;
+use coffer_core::ops::{get_secret_value, put_secret_value};
+use zeroize::{Zeroize, Zeroizing};
+
+use crate::form::Form;
+use crate::view::secret_url;
+use crate::{Console, Ctx, Layout, html, is_htmx, render, see_other};
+
+/// The value editor shared by "Store a new secret" and "Edit secret value".
+pub struct ValueEditor {
+    pub plaintext_mode: bool,
+    pub pairs: Vec<(String, String)>,
+    pub plaintext: String,
+}
+
+impl Drop for ValueEditor {
+    fn drop(&mut self) {
+        for (k, v) in &mut self.pairs {
+            k.zeroize();
+            v.zeroize();
+        }
+        self.plaintext.zeroize();
+    }
+}
+
+impl ValueEditor {
+    pub fn empty() -> ValueEditor {
+        ValueEditor {
+            plaintext_mode: false,
+            pairs: vec![(String::new(), String::new())],
+            plaintext: String::new(),
+        }
+    }
+
+    /// The editor as the user filled it in; `add_row` appends an empty pair.
+    pub fn from_form(form: &Form, add_row: bool) -> ValueEditor {
+        let mut pairs: Vec<(String, String)> = form
+            .all("pair_key")
+            .zip(form.all("pair_value"))
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        if pairs.is_empty() || add_row {
+            pairs.push((String::new(), String::new()));
+        }
+        ValueEditor {
+            plaintext_mode: form.get("value_kind") == Some("plaintext"),
+            pairs,
+            plaintext: form.get("plaintext").unwrap_or_default().to_string(),
+        }
+    }
+
+    /// An editor showing a stored value: pairs when it is a flat JSON object, else plaintext.
+    pub fn from_value(value: &str) -> ValueEditor {
+        match pairs_of(value) {
+            Some(pairs) => ValueEditor {
+                plaintext_mode: false,
+                pairs,
+                plaintext: value.to_string(),
+            },
+            None => ValueEditor {
+                plaintext_mode: true,
+                pairs: vec![(String::new(), String::new())],
+                plaintext: value.to_string(),
+            },
+        }
+    }
+
+    /// The SecretString to store; `None` when nothing was entered.
+    pub fn value(&self) -> Result<Option<Zeroizing<String>>, String> {
+        if self.plaintext_mode {
+            return Ok((!self.plaintext.is_empty()).then(|| Zeroizing::new(self.plaintext.clone())));
+        }
+        let pairs: Vec<&(String, String)> = self
+            .pairs
+            .iter()
+            .filter(|(k, v)| !k.is_empty() || !v.is_empty())
+            .collect();
+        if pairs.is_empty() {
+            return Ok(None);
+        }
+        for (i, (k, _)) in pairs.iter().enumerate() {
+            if k.is_empty() {
+                return Err("Every secret value needs a key.".into());
+            }
+            if pairs[..i].iter().any(|(other, _)| other == k) {
+                return Err(format!("The key '{k}' appears twice; keys must be unique."));
+            }
+        }
+        Ok(Some(json_object(&pairs)))
+    }
+}
+
+/// `{"k":"v",...}` written straight into zeroizing memory, sized up front so it never moves.
+fn json_object(pairs: &[&(String, String)]) -> Zeroizing<String> {
+    let capacity = 2 + pairs
+        .iter()
+        .map(|(k, v)| 6 * (k.len() + v.len()) + 6)
+        .sum::<usize>();
+    let mut out = Zeroizing::new(Vec::with_capacity(capacity));
+    out.push(b'{');
+    for (i, (k, v)) in pairs.iter().enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        serde_json::to_writer(&mut *out, k.as_str()).expect("writing to memory");
+        out.push(b':');
+        serde_json::to_writer(&mut *out, v.as_str()).expect("writing to memory");
+    }
+    out.push(b'}');
+    let bytes = std::mem::take(&mut *out);
+    Zeroizing::new(String::from_utf8(bytes).expect("JSON is UTF-8"))
+}
+
+/// The pairs of a flat JSON object (string, number or boolean values), in the order they are
+/// written, as AWS's console shows a value in its Key/value view; `None` for anything else.
+pub fn pairs_of(value: &str) -> Option<Vec<(String, String)>> {
+    let pairs = serde_json::from_str::<FlatObject>(value).ok()?.0;
+    (!pairs.is_empty()).then_some(pairs)
+}
+
+/// A JSON object with scalar values, keeping the order of its members (serde_json's map
+/// sorts them).
+struct FlatObject(Vec<(String, String)>);
+
+impl<'de> serde::Deserialize<'de> for FlatObject {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<FlatObject, D::Error> {
+        struct Visitor;
+        impl<'de> serde::de::Visitor<'de> for Visitor {
+            type Value = FlatObject;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a JSON object of scalar values")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<FlatObject, A::Error> {
+                let mut pairs = Vec::new();
+                while let Some((k, v)) = map.next_entry::<String, serde_json::Value>()? {
+                    let text = match v {
+                        serde_json::Value::String(s) => s,
+                        serde_json::Value::Number(n) => n.to_string(),
+                        serde_json::Value::Bool(b) => b.to_string(),
+                        _ => return Err(serde::de::Error::custom("not a flat object")),
+                    };
+                    pairs.push((k, text));
+                }
+                Ok(FlatObject(pairs))
+            }
+        }
+        d.deserialize_map(Visitor)
+    }
+}
+
+#[derive(Template)]
+#[template(path = "secret_value.html")]
+pub struct ValueSection {
+    pub csrf: String,
+    pub region: String,
+    pub name: String,
+    pub revealed: bool,
+    pub pairs: Option<Vec<(String, String)>>,
+    pub plaintext: String,
+    pub binary: bool,
+    pub version_id: String,
+    pub stages: String,
+    pub editable: bool,
+    pub error: Option<String>,
+    pub hide_url: String,
+}
+
+impl Drop for ValueSection {
+    fn drop(&mut self) {
+        for (k, v) in self.pairs.iter_mut().flatten() {
+            k.zeroize();
+            v.zeroize();
+        }
+        self.plaintext.zeroize();
+    }
+}
+
+impl ValueSection {
+    pub fn hidden(csrf: &str, region: &str, name: &str, editable: bool) -> ValueSection {
+        ValueSection {
+            csrf: csrf.to_string(),
+            region: region.to_string(),
+            name: name.to_string(),
+            revealed: false,
+            pairs: None,
+            plaintext: String::new(),
+            binary: false,
+            version_id: String::new(),
+            stages: String::new(),
+            editable,
+            error: None,
+            hide_url: secret_url(region, name),
+        }
+    }
+}
+
+pub async fn retrieve(
+    State(console): State<Arc<Console>>,
+    request: Request,
+) -> Result<Response, Response> {
+    let htmx = is_htmx(request.headers());
+    let (ctx, form) = console.posted(request).await?;
+    let region_name = form.text("region");
+    let name = form.text("name");
+    let region = ctx.region(&region_name)?;
+    let result = ctx
+        .call(
+            &region,
+            "GetSecretValue",
+            get_secret_value::run,
+            get_secret_value::Input {
+                secret_id: Some(name.clone()),
+                version_id: form.optional("version_id"),
+                version_stage: None,
+            },
+        )
+        .await;
+    let editable = form.get("editable") == Some("true");
+    let mut section = ValueSection::hidden(&ctx.session.csrf, &region_name, &name, editable);
+    match result {
+        Ok(out) => {
+            section.revealed = true;
+            section.version_id = out.version_id.clone();
+            section.stages = out.version_stages.join(", ");
+            section.editable = editable && out.secret_string.is_some();
+            if let Some(s) = &out.secret_string {
+                section.pairs = pairs_of(s);
+                section.plaintext = s.to_string();
+            } else if let Some(b) = &out.secret_binary {
+                use base64::Engine;
+                section.binary = true;
+                section.plaintext = base64::engine::general_purpose::STANDARD.encode(b.as_slice());
+            }
+        }
+        Err(e) => section.error = Some(e.message),
+    }
+    if htmx {
+        return Ok(match section.render() {
+            Ok(body) => html(StatusCode::OK, body),
+            Err(_) => html(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "The value could not be shown.".into(),
+            ),
+        });
+    }
+    super::details::page_with(&ctx, &region_name, &name, Some(section)).await
+}
+
+#[derive(Template)]
+#[template(path = "edit_value.html")]
+struct EditValuePage {
+    layout: Layout,
+    region: String,
+    name: String,
+    editor: ValueEditor,
+    error: Option<String>,
+    back_url: String,
+}
+
+fn edit_page(
+    ctx: &Ctx,
+    region: &str,
+    name: &str,
+    editor: ValueEditor,
+    error: Option<String>,
+) -> Response {
+    let status = if error.is_some() {
+        StatusCode::BAD_REQUEST
+    } else {
+        StatusCode::OK
+    };
+    render(
+        status,
+        &EditValuePage {
+            layout: ctx.layout(&format!("Edit secret value: {name}"), region),
+            region: region.to_string(),
+            name: name.to_string(),
+            editor,
+            error,
+            back_url: secret_url(region, name),
+        },
+    )
+}
+
+/// "Edit secret value" (a button of the revealed value): the editor, filled with the value.
+pub async fn edit(
+    State(console): State<Arc<Console>>,
+    request: Request,
+) -> Result<Response, Response> {
+    let (ctx, form) = console.posted(request).await?;
+    let region_name = form.text("region");
+    let name = form.text("name");
+    let region = ctx.region(&region_name)?;
+    let result = ctx
+        .call(
+            &region,
+            "GetSecretValue",
+            get_secret_value::run,
+            get_secret_value::Input {
+                secret_id: Some(name.clone()),
+                version_id: None,
+                version_stage: None,
+            },
+        )
+        .await;
+    match result {
+        Ok(out) => match &out.secret_string {
+            Some(s) => Ok(edit_page(
+                &ctx,
+                &region_name,
+                &name,
+                ValueEditor::from_value(s),
+                None,
+            )),
+            None => {
+                ctx.flash(
+                    true,
+                    "This secret has a binary value; change it with PutSecretValue through the API.",
+                );
+                Ok(see_other(&secret_url(&region_name, &name)))
+            }
+        },
+        Err(e) => {
+            ctx.flash(true, e.message);
+            Ok(see_other(&secret_url(&region_name, &name)))
+        }
+    }
+}
+
+/// Saves the edited value as a new AWSCURRENT version (PutSecretValue).
+pub async fn put(
+    State(console): State<Arc<Console>>,
+    request: Request,
+) -> Result<Response, Response> {
+    let (ctx, form) = console.posted(request).await?;
+    let region_name = form.text("region");
+    let name = form.text("name");
+    let region = ctx.region(&region_name)?;
+    let add_row = form.get("more") == Some("pair");
+    let editor = ValueEditor::from_form(&form, add_row);
+    if add_row {
+        return Ok(edit_page(&ctx, &region_name, &name, editor, None));
+    }
+    let value = match editor.value() {
+        Ok(Some(v)) => v,
+        Ok(None) => {
+            return Ok(edit_page(
+                &ctx,
+                &region_name,
+                &name,
+                editor,
+                Some("Enter a secret value.".into()),
+            ));
+        }
+        Err(e) => return Ok(edit_page(&ctx, &region_name, &name, editor, Some(e))),
+    };
+    let result = ctx
+        .call(
+            &region,
+            "PutSecretValue",
+            put_secret_value::run,
+            put_secret_value::Input {
+                secret_id: Some(name.clone()),
+                client_request_token: Some(uuid::Uuid::new_v4().to_string()),
+                secret_string: Some(value),
+                secret_binary: None,
+                version_stages: None,
+                rotation_token: None,
+            },
+        )
+        .await;
+    match result {
+        Ok(out) => {
+            ctx.flash(
+                false,
+                format!(
+                    "Saved the new secret value as version {} (AWSCURRENT).",
+                    out.version_id
+                ),
+            );
+            Ok(see_other(&secret_url(&region_name, &name)))
+        }
+        Err(e) => Ok(edit_page(
+            &ctx,
+            &region_name,
+            &name,
+            editor,
+            Some(e.message),
+        )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn editor(pairs: &[(&str, &str)]) -> ValueEditor {
+        ValueEditor {
+            plaintext_mode: false,
+            pairs: pairs
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+            plaintext: String::new(),
+        }
+    }
+
+    #[test]
+    fn pairs_become_a_json_object_in_order() {
+        let v = editor(&[("username", "app"), ("password", "a\"b\\c"), ("", "")])
+            .value()
+            .unwrap()
+            .unwrap();
+        assert_eq!(v.as_str(), r#"{"username":"app","password":"a\"b\\c"}"#);
+        let back = pairs_of(&v).unwrap();
+        assert_eq!(back[0], ("username".to_string(), "app".to_string()));
+        assert_eq!(back[1].1, "a\"b\\c");
+    }
+
+    #[test]
+    fn keys_are_required_and_unique() {
+        assert!(editor(&[("", "x")]).value().is_err());
+        assert!(editor(&[("a", "1"), ("a", "2")]).value().is_err());
+        assert!(editor(&[("", "")]).value().unwrap().is_none());
+    }
+
+    #[test]
+    fn plaintext_is_kept_exactly() {
+        let e = ValueEditor {
+            plaintext_mode: true,
+            pairs: Vec::new(),
+            plaintext: " two words\n".into(),
+        };
+        assert_eq!(e.value().unwrap().unwrap().as_str(), " two words\n");
+    }
+
+    #[test]
+    fn only_flat_objects_show_as_pairs() {
+        let pairs = pairs_of(r#"{"z":"1","b":2,"c":true}"#).unwrap();
+        let keys: Vec<&str> = pairs.iter().map(|(k, _)| k.as_str()).collect();
+        assert_eq!(keys, ["z", "b", "c"], "written order, not sorted");
+        assert!(pairs_of(r#"{"a":{"nested":1}}"#).is_none());
+        assert!(pairs_of("[1,2]").is_none());
+        assert!(pairs_of("plain words").is_none());
+        assert!(pairs_of("{}").is_none());
+        assert!(ValueEditor::from_value("plain").plaintext_mode);
+        assert!(!ValueEditor::from_value(r#"{"a":"b"}"#).plaintext_mode);
+    }
+}

@@ -1,0 +1,302 @@
+//! The console's sign-in, session and CSRF rules, through its router (no Region needed).
+
+use std::collections::HashMap;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::sync::Arc;
+
+use axum::body::Body;
+use axum::http::{Request, StatusCode, header};
+use tower::ServiceExt;
+use zeroize::Zeroizing;
+
+use super::*;
+
+const KEY_ID: &str = "AKIACONSOLETEST00001";
+const SECRET: &str = "console-test-secret-access-key-0123456789";
+
+struct Keys;
+
+impl Credentials for Keys {
+    fn access_key(&self, access_key_id: &str) -> Option<AccessKey> {
+        (access_key_id == KEY_ID).then(|| AccessKey {
+            secret_access_key: Zeroizing::new(SECRET.to_string()),
+            caller: Caller {
+                account_id: "123456789012".into(),
+                principal_arn: "arn:aws:iam::123456789012:user/admin".into(),
+            },
+        })
+    }
+}
+
+fn app() -> Router {
+    router(
+        &HashMap::new(),
+        Vec::new(),
+        Arc::new(Keys),
+        &Settings::default(),
+    )
+}
+
+async fn send(app: &Router, request: Request<Body>) -> (StatusCode, axum::http::HeaderMap, String) {
+    let response = app.clone().oneshot(request).await.unwrap();
+    let status = response.status();
+    let headers = response.headers().clone();
+    let body = axum::body::to_bytes(response.into_body(), usize::MAX)
+        .await
+        .unwrap();
+    (status, headers, String::from_utf8_lossy(&body).into_owned())
+}
+
+fn get(path: &str, cookie: Option<&str>) -> Request<Body> {
+    let mut b = Request::get(path).header(header::HOST, "127.0.0.1:7780");
+    if let Some(c) = cookie {
+        b = b.header(header::COOKIE, c);
+    }
+    b.body(Body::empty()).unwrap()
+}
+
+fn post(path: &str, cookie: Option<&str>, body: &str) -> Request<Body> {
+    let mut b = Request::post(path)
+        .header(header::HOST, "127.0.0.1:7780")
+        .header(header::ORIGIN, "http://127.0.0.1:7780")
+        .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded");
+    if let Some(c) = cookie {
+        b = b.header(header::COOKIE, c);
+    }
+    b.body(Body::from(body.to_string())).unwrap()
+}
+
+fn set_cookies(headers: &axum::http::HeaderMap) -> Vec<String> {
+    headers
+        .get_all(header::SET_COOKIE)
+        .iter()
+        .map(|v| v.to_str().unwrap().to_string())
+        .collect()
+}
+
+fn cookie_value(set_cookies: &[String], name: &str) -> Option<String> {
+    set_cookies.iter().find_map(|c| {
+        let first = c.split(';').next()?;
+        let (k, v) = first.split_once('=')?;
+        (k == name && !v.is_empty()).then(|| v.to_string())
+    })
+}
+
+/// The value of hidden input `name` in a page.
+fn hidden(body: &str, name: &str) -> String {
+    let marker = format!("name=\"{name}\" value=\"");
+    let start = body.find(&marker).expect("hidden field") + marker.len();
+    body[start..].split('"').next().unwrap().to_string()
+}
+
+/// Signs in and returns (session cookie header, CSRF token).
+async fn sign_in(app: &Router) -> (String, String) {
+    let (status, headers, body) = send(app, get("/console/sign-in", None)).await;
+    assert_eq!(status, StatusCode::OK);
+    let token = cookie_value(&set_cookies(&headers), session::SIGN_IN_COOKIE).unwrap();
+    assert_eq!(hidden(&body, "token"), token);
+    let form = format!(
+        "token={token}&next=%2Fconsole%2Fsecrets&access_key_id={KEY_ID}&secret_access_key={SECRET}"
+    );
+    let cookie = format!("{}={token}", session::SIGN_IN_COOKIE);
+    let (status, headers, _) = send(app, post("/console/sign-in", Some(&cookie), &form)).await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+    assert_eq!(headers[header::LOCATION], "/console/secrets");
+    let cookies = set_cookies(&headers);
+    let session_header = cookies
+        .iter()
+        .find(|c| c.starts_with(&format!("{}=", session::COOKIE)))
+        .unwrap();
+    assert!(session_header.contains("HttpOnly"));
+    assert!(session_header.contains("SameSite=Strict"));
+    assert!(session_header.contains("Path=/console"));
+    let value = cookie_value(&cookies, session::COOKIE).unwrap();
+    let cookie = format!("{}={value}", session::COOKIE);
+    // The CSRF token is on every page of the session.
+    let (_, _, body) = send(app, get("/console/secret?region=x&name=y", Some(&cookie))).await;
+    let csrf = hidden(&body, "csrf");
+    assert_eq!(csrf.len(), 64);
+    (cookie, csrf)
+}
+
+#[tokio::test]
+async fn pages_without_a_session_send_the_browser_to_sign_in() {
+    let app = app();
+    let (status, headers, _) = send(&app, get("/console/secrets?region=us-east-1", None)).await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+    assert_eq!(
+        headers[header::LOCATION],
+        "/console/sign-in?next=%2Fconsole%2Fsecrets%3Fregion%3Dus-east-1"
+    );
+}
+
+#[tokio::test]
+async fn posts_without_a_session_are_refused() {
+    let app = app();
+    let (status, _, body) = send(
+        &app,
+        post(
+            "/console/secrets/new",
+            None,
+            "region=us-east-1&name=x&csrf=abc",
+        ),
+    )
+    .await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    assert!(body.contains("nothing was changed"));
+    let (status, _, _) = send(
+        &app,
+        post(
+            "/console/secrets/new",
+            Some("coffer_console=forged"),
+            "name=x",
+        ),
+    )
+    .await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+}
+
+#[tokio::test]
+async fn sign_in_checks_the_secret_access_key() {
+    let app = app();
+    let (_, headers, _) = send(&app, get("/console/sign-in", None)).await;
+    let token = cookie_value(&set_cookies(&headers), session::SIGN_IN_COOKIE).unwrap();
+    let cookie = format!("{}={token}", session::SIGN_IN_COOKIE);
+    for (id, secret) in [(KEY_ID, "wrong"), ("AKIAUNKNOWN", SECRET), (KEY_ID, "")] {
+        let form = format!("token={token}&access_key_id={id}&secret_access_key={secret}");
+        let (status, headers, body) =
+            send(&app, post("/console/sign-in", Some(&cookie), &form)).await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED, "{id}");
+        assert!(body.contains("not correct"));
+        assert!(cookie_value(&set_cookies(&headers), session::COOKIE).is_none());
+        assert!(!body.contains(SECRET));
+    }
+}
+
+#[tokio::test]
+async fn sign_in_needs_the_token_of_its_own_form() {
+    let app = app();
+    let form = format!("token=abc&access_key_id={KEY_ID}&secret_access_key={SECRET}");
+    let (status, headers, _) = send(&app, post("/console/sign-in", None, &form)).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    assert!(cookie_value(&set_cookies(&headers), session::COOKIE).is_none());
+    let cookie = format!("{}=other", session::SIGN_IN_COOKIE);
+    let (status, _, _) = send(&app, post("/console/sign-in", Some(&cookie), &form)).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+}
+
+#[tokio::test]
+async fn posts_need_this_sessions_csrf_token() {
+    let app = app();
+    let (cookie, csrf) = sign_in(&app).await;
+    let body = "region=nowhere-1&name=x";
+    let (status, _, page) = send(&app, post("/console/secrets/new", Some(&cookie), body)).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    assert!(page.contains("security token"));
+    let wrong = format!("{body}&csrf={}", "0".repeat(64));
+    let (status, _, _) = send(&app, post("/console/secrets/new", Some(&cookie), &wrong)).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    // The right token, as a field or as htmx's header, gets through to the page's own checks
+    // (here: this node serves no Region called nowhere-1).
+    let right = format!("{body}&csrf={csrf}");
+    let (status, _, _) = send(&app, post("/console/secrets/new", Some(&cookie), &right)).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    let mut request = post("/console/secrets/new", Some(&cookie), body);
+    request
+        .headers_mut()
+        .insert(session::CSRF_HEADER, csrf.parse().unwrap());
+    let (status, _, _) = send(&app, request).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+}
+
+#[tokio::test]
+async fn cross_site_posts_are_refused_even_with_a_token() {
+    let app = app();
+    let (cookie, csrf) = sign_in(&app).await;
+    let body = format!("region=nowhere-1&csrf={csrf}");
+    let mut request = post("/console/secrets/new", Some(&cookie), &body);
+    request
+        .headers_mut()
+        .insert(header::ORIGIN, "http://evil.example".parse().unwrap());
+    let (status, _, _) = send(&app, request).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    let mut request = post("/console/secrets/new", Some(&cookie), &body);
+    request
+        .headers_mut()
+        .insert("sec-fetch-site", "cross-site".parse().unwrap());
+    let (status, _, _) = send(&app, request).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+}
+
+#[tokio::test]
+async fn sign_out_ends_the_session() {
+    let app = app();
+    let (cookie, csrf) = sign_in(&app).await;
+    let (status, headers, _) = send(
+        &app,
+        post("/console/sign-out", Some(&cookie), &format!("csrf={csrf}")),
+    )
+    .await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+    assert!(
+        set_cookies(&headers)
+            .iter()
+            .any(|c| c.starts_with("coffer_console=;") && c.contains("Max-Age=0"))
+    );
+    let (status, _, _) = send(&app, get("/console/secrets", Some(&cookie))).await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+    let (status, _, _) = send(
+        &app,
+        post("/console/sign-out", Some(&cookie), &format!("csrf={csrf}")),
+    )
+    .await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+}
+
+#[tokio::test]
+async fn pages_are_never_cached_or_framed_and_htmx_is_cached_for_long() {
+    let app = app();
+    let (_, headers, body) = send(&app, get("/console/sign-in", None)).await;
+    assert_eq!(headers[header::CACHE_CONTROL], "no-store");
+    assert_eq!(headers[header::X_FRAME_OPTIONS], "DENY");
+    let csp = headers[header::CONTENT_SECURITY_POLICY].to_str().unwrap();
+    assert!(csp.contains("script-src 'self'") && !csp.contains("unsafe"));
+    assert!(body.contains(assets::HTMX_URL));
+    let (status, headers, body) = send(&app, get(assets::HTMX_URL, None)).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(
+        headers[header::CACHE_CONTROL]
+            .to_str()
+            .unwrap()
+            .contains("immutable")
+    );
+    assert!(body.contains("2.0.11"));
+}
+
+#[tokio::test]
+async fn a_listener_that_does_not_serve_the_console_says_why() {
+    let app = unavailable("Set console_public = true.".into());
+    let (status, _, body) = send(&app, get("/console/secrets", None)).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    assert!(body.contains("console_public"));
+}
+
+#[test]
+fn the_console_is_served_on_loopback_only_unless_public() {
+    let default = Settings::default();
+    assert!(default.serves(IpAddr::V4(Ipv4Addr::LOCALHOST)));
+    assert!(default.serves(IpAddr::V6(Ipv6Addr::LOCALHOST)));
+    assert!(!default.serves(IpAddr::V4(Ipv4Addr::UNSPECIFIED)));
+    assert!(!default.serves("192.0.2.10".parse().unwrap()));
+    let public = Settings {
+        public: true,
+        ..Settings::default()
+    };
+    assert!(public.serves("192.0.2.10".parse().unwrap()));
+    let off = Settings {
+        enabled: false,
+        ..Settings::default()
+    };
+    assert!(!off.serves(IpAddr::V4(Ipv4Addr::LOCALHOST)));
+    assert_eq!(default.idle_timeout, DEFAULT_IDLE_TIMEOUT);
+}
