@@ -19,6 +19,8 @@ use coffer_replication::Topology;
 use coffer_sigv4::{SigV4Error, Verifier};
 use zeroize::Zeroizing;
 
+pub use coffer_console::Settings as ConsoleSettings;
+
 /// Largest request body accepted. A 64 KiB binary secret is ~87 KiB of base64; the rest is
 /// headroom for the other members.
 pub const MAX_BODY_BYTES: usize = 512 * 1024;
@@ -44,6 +46,8 @@ pub struct Deployment {
     pub regions: HashMap<String, Arc<RegionService>>,
     pub topology: Arc<Topology>,
     pub credentials: RwLock<HashMap<String, Arc<Credential>>>,
+    /// How the web console at /console is served (default: on, loopback addresses only).
+    pub console: coffer_console::Settings,
     verifier: Verifier,
 }
 
@@ -56,6 +60,7 @@ impl Deployment {
             regions: topology.local.clone(),
             topology,
             credentials: RwLock::new(credentials),
+            console: coffer_console::Settings::default(),
             verifier: Verifier::new(),
         }
     }
@@ -79,13 +84,49 @@ pub fn router(deployment: Arc<Deployment>) -> Router {
         .with_state(deployment)
 }
 
+/// The console signs in with the same access keys the API verifies.
+impl coffer_console::Credentials for Deployment {
+    fn access_key(&self, access_key_id: &str) -> Option<coffer_console::AccessKey> {
+        self.credential(access_key_id)
+            .map(|c| coffer_console::AccessKey {
+                secret_access_key: c.secret_access_key.clone(),
+                caller: c.caller.clone(),
+            })
+    }
+}
+
+/// The API's router plus the web console under /console when `console` is true (else
+/// /console says why it is not served).
+pub fn router_with_console(deployment: Arc<Deployment>, console: bool) -> Router {
+    let web = if console {
+        coffer_console::router(
+            &deployment.regions,
+            deployment.topology.peers.keys().cloned(),
+            deployment.clone(),
+            &deployment.console,
+        )
+    } else if deployment.console.enabled {
+        coffer_console::unavailable(
+            "The web console is served only when Coffer listens on a loopback address. Set console_public = true in the config file to serve it on this address (put TLS in front of it).".into(),
+        )
+    } else {
+        coffer_console::unavailable("The web console is turned off (console = false).".into())
+    };
+    router(deployment).merge(web)
+}
+
 /// Serves until `shutdown` resolves, then lets in-flight requests finish.
 pub async fn serve(
     listener: tokio::net::TcpListener,
     deployment: Arc<Deployment>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    axum::serve(listener, router(deployment))
+    let addr = listener.local_addr()?;
+    let console = deployment.console.serves(addr.ip());
+    if console {
+        tracing::info!(url = %format!("http://{addr}/console"), "Web console is served");
+    }
+    axum::serve(listener, router_with_console(deployment, console))
         .with_graceful_shutdown(shutdown)
         .await
 }

@@ -23,7 +23,8 @@ pub struct ServeArgs {
     #[arg(long)]
     pub account_id: Option<String>,
     /// TOML file with the same settings (`listen`, `data_dir`, `regions`, `account_id`,
-    /// `replication_failure_timeout_secs`) plus `[[peers]]` (Regions served by other nodes).
+    /// `replication_failure_timeout_secs`) plus `[[peers]]` (Regions served by other nodes)
+    /// and the web console's `console`, `console_public`, `console_idle_timeout_secs`.
     #[arg(long)]
     pub config: Option<PathBuf>,
     /// Seconds a replica may stay unreachable before it shows `Failed` (delivery goes on).
@@ -65,6 +66,9 @@ struct FileConfig {
     peers: Vec<PeerConfig>,
     #[serde(default)]
     rotators: Vec<RotatorConfig>,
+    console: Option<bool>,
+    console_public: Option<bool>,
+    console_idle_timeout_secs: Option<u64>,
 }
 
 #[derive(Debug, Clone)]
@@ -79,6 +83,12 @@ pub struct Settings {
     /// The admin's access key for a *new* data directory (so several nodes of one deployment
     /// can share it); random when unset.
     pub admin_key: Option<(String, zeroize::Zeroizing<String>)>,
+    /// Serve the web console at /console (default: yes).
+    pub console: bool,
+    /// Also serve the console when the listening address is not a loopback address.
+    pub console_public: bool,
+    /// A console session ends after this many seconds without a request.
+    pub console_idle_timeout_secs: u64,
 }
 
 pub const DEFAULT_REPLICATION_FAILURE_TIMEOUT_SECS: u64 = 30;
@@ -135,7 +145,14 @@ impl Settings {
                 ));
             }
         }
+        let console_idle_timeout_secs = file.console_idle_timeout_secs.unwrap_or(15 * 60);
+        if console_idle_timeout_secs == 0 {
+            return Err("console_idle_timeout_secs must be at least 1".into());
+        }
         Ok(Settings {
+            console: file.console.unwrap_or(true),
+            console_public: file.console_public.unwrap_or(false),
+            console_idle_timeout_secs,
             listen: args
                 .listen
                 .or(file.listen)

@@ -99,7 +99,13 @@ async fn serve(args: config::ServeArgs) -> Result<(), String> {
         "Coffer is ready"
     );
 
-    let deployment = Arc::new(node.deployment);
+    let mut deployment = node.deployment;
+    deployment.console = coffer_api::ConsoleSettings {
+        enabled: settings.console,
+        public: settings.console_public,
+        idle_timeout: Duration::from_secs(settings.console_idle_timeout_secs),
+    };
+    let deployment = Arc::new(deployment);
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let purge = tokio::spawn(purge_loop(deployment.clone(), stop_rx.clone()));
     let replication = tokio::spawn(coffer_replication::worker::run(
