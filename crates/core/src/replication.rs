@@ -462,19 +462,39 @@ pub async fn edit_status(
     replica_region: &str,
     edit: impl Fn(ReplicaStatus) -> Option<ReplicaStatus>,
 ) -> Result<bool> {
+    edit_status_and_finish(region, primary_arn, replica_region, edit, None).await
+}
+
+/// Outbox rows to settle together with a status change: (ARN, destination, kind, up to id).
+pub type Finish<'a> = Option<(&'a str, &'a str, &'a str, i64)>;
+
+/// [`edit_status`] that also settles outbox rows, in the same transaction.
+pub async fn edit_status_and_finish(
+    region: &RegionService,
+    primary_arn: &str,
+    replica_region: &str,
+    edit: impl Fn(ReplicaStatus) -> Option<ReplicaStatus>,
+    finish: Finish<'_>,
+) -> Result<bool> {
+    let settle = async || -> Result<bool> {
+        if let Some((arn, dest, kind, id)) = finish {
+            region.store.finish_outbox(arn, dest, kind, id).await?;
+        }
+        Ok(false)
+    };
     for _ in 0..20 {
         let Some(mut secret) = region.store.load_secret_by_arn(primary_arn).await? else {
-            return Ok(false);
+            return settle().await;
         };
         let Some(ReplicationState::Primary { replicas }) = state(&secret) else {
-            return Ok(false);
+            return settle().await;
         };
         let Some(pos) = replicas.iter().position(|r| r.region == replica_region) else {
-            return Ok(false);
+            return settle().await;
         };
         let mut replicas = replicas;
         match edit(replicas[pos].clone()) {
-            Some(new) if new == replicas[pos] => return Ok(false),
+            Some(new) if new == replicas[pos] => return settle().await,
             Some(new) => replicas[pos] = new,
             None => {
                 replicas.remove(pos);
@@ -485,16 +505,17 @@ pub async fn edit_status(
         set_state(&mut secret, new_state.as_ref());
         secret.record.row_version = expected + 1;
         // A status change is local bookkeeping: no outbox rows, no LastChangedDate.
-        match region
-            .store
-            .commit(SecretChange::Update {
-                secret: secret.record,
-                expected_row_version: expected,
-                upsert_versions: Vec::new(),
-                delete_versions: Vec::new(),
-            })
-            .await
-        {
+        let change = SecretChange::Update {
+            secret: secret.record,
+            expected_row_version: expected,
+            upsert_versions: Vec::new(),
+            delete_versions: Vec::new(),
+        };
+        let committed = match finish {
+            Some(f) => region.store.commit_and_finish(vec![change], f).await,
+            None => region.store.commit(change).await,
+        };
+        match committed {
             Ok(()) => return Ok(true),
             Err(coffer_store::StoreError::Conflict) => continue,
             Err(e) => return Err(e.into()),
@@ -532,39 +553,59 @@ pub async fn record_answer(
     dest: &str,
     answer: &Answer,
     sent_seq: i64,
+    finish: Finish<'_>,
 ) -> Result<bool> {
     match answer {
         Answer::Applied {
             last_accessed_day, ..
         } => {
             let day = *last_accessed_day;
-            edit_status(region, primary_arn, dest, |mut s| {
-                if day.is_some() {
-                    s.last_accessed_day = day;
-                }
-                // An older state arriving after a newer write keeps the replica InProgress.
-                if sent_seq < s.target_seq {
-                    return Some(s);
-                }
-                s.status = IN_SYNC.into();
-                s.status_message = Some("Replication succeeded".into());
-                if day.is_some() {
-                    s.last_accessed_day = day;
-                }
-                Some(s)
-            })
+            edit_status_and_finish(
+                region,
+                primary_arn,
+                dest,
+                |mut s| {
+                    if day.is_some() {
+                        s.last_accessed_day = day;
+                    }
+                    // An older state arriving after a newer write keeps the replica InProgress.
+                    if sent_seq < s.target_seq {
+                        return Some(s);
+                    }
+                    s.status = IN_SYNC.into();
+                    s.status_message = Some("Replication succeeded".into());
+                    if day.is_some() {
+                        s.last_accessed_day = day;
+                    }
+                    Some(s)
+                },
+                finish,
+            )
             .await
         }
         Answer::Failed { message } => {
-            edit_status(region, primary_arn, dest, |mut s| {
-                s.status = FAILED.into();
-                s.status_message = Some(message.clone());
-                Some(s)
-            })
+            edit_status_and_finish(
+                region,
+                primary_arn,
+                dest,
+                |mut s| {
+                    s.status = FAILED.into();
+                    s.status_message = Some(message.clone());
+                    Some(s)
+                },
+                finish,
+            )
             .await
         }
-        Answer::Detached => edit_status(region, primary_arn, dest, |_| None).await,
-        Answer::Done => Ok(false),
+        Answer::Detached => {
+            edit_status_and_finish(region, primary_arn, dest, |_| None, finish).await
+        }
+        Answer::Done => {
+            if let Some((arn, d, kind, id)) = finish {
+                region.store.finish_outbox(arn, d, kind, id).await?;
+            }
+            Ok(false)
+        }
     }
 }
 
@@ -583,6 +624,7 @@ pub async fn mark_failed(
             message: message.to_string(),
         },
         0,
+        None,
     )
     .await
 }

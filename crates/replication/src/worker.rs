@@ -299,9 +299,16 @@ async fn deliver(
                     .await;
                 }
             };
-            if kind == KIND_SYNC {
-                replication::record_answer(region, arn, dest, &answer, sent_seq).await?;
-            }
+            // The status change and the settling of the rows commit together.
+            replication::record_answer(
+                region,
+                arn,
+                dest,
+                &answer,
+                sent_seq,
+                Some((arn, dest, kind, row.id)),
+            )
+            .await?;
             match &answer {
                 Answer::Applied { applied_ms, .. } => {
                     topology.metrics.count(source, dest, "applied");
@@ -318,7 +325,6 @@ async fn deliver(
                 Answer::Detached => topology.metrics.count(source, dest, "detached"),
                 Answer::Done => topology.metrics.count(source, dest, "done"),
             }
-            finish().await?;
         }
         Err(SendError::NotEnabled(message)) => {
             topology.metrics.count(source, dest, "not_enabled");

@@ -135,6 +135,24 @@ impl Store for CachedStore {
         result
     }
 
+    async fn commit_and_finish(
+        &self,
+        changes: Vec<SecretChange>,
+        finish: (&str, &str, &str, i64),
+    ) -> Result<()> {
+        let arns: Vec<String> = changes
+            .iter()
+            .map(|c| match c {
+                SecretChange::Insert { secret, .. } => secret.arn.clone(),
+                SecretChange::Update { secret, .. } => secret.arn.clone(),
+                SecretChange::Delete { arn, .. } => arn.clone(),
+            })
+            .collect();
+        let result = self.inner.commit_and_finish(changes, finish).await;
+        self.forget(&arns.iter().map(String::as_str).collect::<Vec<_>>());
+        result
+    }
+
     async fn record_access(&self, arn: &str, version_id: &str, day: i64) -> Result<()> {
         let result = self.inner.record_access(arn, version_id, day).await;
         self.forget(&[arn]);

@@ -83,7 +83,8 @@ pub trait Store: Send + Sync + 'static {
         self.commit_with(Vec::new(), outbox).await
     }
     /// Claims up to `limit` due outbox rows (oldest first) under a lease held by `owner` until
-    /// `now_ms + lease_ms`, so several nodes of a Region never work the same row at once.
+    /// `now_ms + lease_ms`, so several nodes of a Region never work the same row at once. Rows
+    /// leased by `owner` itself are claimable again (a restarted node resumes its own work).
     async fn claim_outbox(
         &self,
         now_ms: i64,
@@ -100,6 +101,17 @@ pub trait Store: Send + Sync + 'static {
         kind: &str,
         up_to_id: i64,
     ) -> Result<()>;
+    /// Commits `changes` and settles outbox rows as [`Store::finish_outbox`] does, in one
+    /// transaction where the backend can (one fsync for the bookkeeping of a delivery).
+    async fn commit_and_finish(
+        &self,
+        changes: Vec<SecretChange>,
+        finish: (&str, &str, &str, i64),
+    ) -> Result<()> {
+        self.commit_with(changes, Vec::new()).await?;
+        self.finish_outbox(finish.0, finish.1, finish.2, finish.3)
+            .await
+    }
     /// Releases a row for a later attempt.
     async fn retry_outbox(
         &self,

@@ -467,6 +467,29 @@ impl Store for SqliteStore {
         Ok(())
     }
 
+    async fn commit_and_finish(
+        &self,
+        changes: Vec<SecretChange>,
+        finish: (&str, &str, &str, i64),
+    ) -> Result<()> {
+        let mut tx = self.pools.writer.begin().await?;
+        for change in changes {
+            apply_change(&mut tx, change).await?;
+        }
+        sqlx::query(
+            "DELETE FROM replication_outbox WHERE secret_arn = $1 AND dest_region = $2 \
+             AND kind = $3 AND id <= $4",
+        )
+        .bind(finish.0)
+        .bind(finish.1)
+        .bind(finish.2)
+        .bind(finish.3)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
     async fn retry_outbox(
         &self,
         id: i64,
