@@ -24,6 +24,7 @@ use crate::{Console, Ctx, Layout, message, render, see_other};
 
 pub struct VersionRow {
     pub id: String,
+    created_ms: i64,
     pub labels: Vec<String>,
     pub created: String,
     pub last_accessed: String,
@@ -174,12 +175,14 @@ pub async fn page_with(
                     .iter()
                     .map(|v| VersionRow {
                         id: v.version_id.clone(),
+                        created_ms: v.created_date.0,
                         labels: v.version_stages.clone().unwrap_or_default(),
                         created: time(Some(v.created_date)),
                         last_accessed: day(v.last_accessed_date),
                     })
                     .collect();
-                rows.sort_by(|a, b| b.created.cmp(&a.created));
+                // Newest first, as AWS's console lists them.
+                rows.sort_by_key(|r| std::cmp::Reverse(r.created_ms));
                 (rows, None)
             }
             Err(e) => (Vec::new(), Some(e.message)),
