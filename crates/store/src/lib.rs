@@ -7,14 +7,21 @@
 //! reloads and retries. That works the same on one SQLite writer and on several nodes over
 //! PostgreSQL, with no advisory locks.
 //!
+//! Two backends implement both traits: [`SqliteStore`] / [`SqliteIamStore`] (the embedded
+//! default, one file per store) and [`PostgresStore`] / [`PostgresIamStore`] (one schema per
+//! store in a shared database, for several nodes per Region). `tests/conformance.rs` runs the
+//! same behavioural tests against both.
+//!
 //! Secret values reach this crate only as ciphertext (`wrapped_data_key` + `ciphertext`).
 
 mod cache;
+mod postgres;
 mod records;
 mod schema;
 mod sqlite;
 
 pub use cache::CachedStore;
+pub use postgres::{PostgresIamStore, PostgresStore};
 pub use records::*;
 pub use sqlite::{SqliteIamStore, SqliteStore};
 

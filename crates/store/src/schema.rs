@@ -17,6 +17,7 @@ impl StoreKind {
         }
     }
 
+    /// The SQLite migrations; their count is the store format version both backends write.
     pub fn migrations(self) -> &'static [&'static str] {
         match self {
             StoreKind::Region => &[
@@ -26,12 +27,44 @@ impl StoreKind {
             StoreKind::Iam => &[include_str!("../migrations/iam/0001_initial.sql")],
         }
     }
+
+    /// The same schema in PostgreSQL's dialect (BYTEA, an identity column for the outbox id):
+    /// migration N of one backend brings a store to the same format N as on the other.
+    pub fn postgres_migrations(self) -> &'static [&'static str] {
+        match self {
+            StoreKind::Region => &[
+                include_str!("../migrations/postgres/region/0001_initial.sql"),
+                include_str!("../migrations/postgres/region/0002_replication_outbox.sql"),
+            ],
+            StoreKind::Iam => &[include_str!("../migrations/postgres/iam/0001_initial.sql")],
+        }
+    }
 }
 
-/// What the meta table says about an existing store.
+/// What the meta table says about an existing store file.
 pub fn check_compatible(
     kind: StoreKind,
     location: &str,
+    found_kind: Option<&str>,
+    found_version: Option<i64>,
+) -> Result<(), String> {
+    check_compatible_in(
+        kind,
+        location,
+        "the file",
+        "point --data-dir elsewhere",
+        found_kind,
+        found_version,
+    )
+}
+
+/// [`check_compatible`] for a store that is not a file (a PostgreSQL schema): `what` names it in
+/// "... was left untouched", `elsewhere` says how to point Coffer at another one.
+pub fn check_compatible_in(
+    kind: StoreKind,
+    location: &str,
+    what: &str,
+    elsewhere: &str,
     found_kind: Option<&str>,
     found_version: Option<i64>,
 ) -> Result<(), String> {
@@ -40,14 +73,55 @@ pub fn check_compatible(
         (Some(k), Some(v)) if k == kind.name() && v <= supported && v >= 1 => Ok(()),
         (Some(k), Some(v)) if k == kind.name() => Err(format!(
             "{location} was written by a newer Coffer (store format {v}; this version reads up to {supported}). \
-             Upgrade Coffer or point --data-dir elsewhere; the file was left untouched."
+             Upgrade Coffer or {elsewhere}; {what} was left untouched."
         )),
         (Some(k), _) => Err(format!(
-            "{location} is a {k} store, not a {} store; the file was left untouched.",
+            "{location} is a {k} store, not a {} store; {what} was left untouched.",
             kind.name()
         )),
         _ => Err(format!(
-            "{location} is not a Coffer store (no format marker); the file was left untouched."
+            "{location} is not a Coffer store (no format marker); {what} was left untouched."
         )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn both_backends_have_the_same_format_versions() {
+        for kind in [StoreKind::Region, StoreKind::Iam] {
+            assert_eq!(
+                kind.migrations().len(),
+                kind.postgres_migrations().len(),
+                "{}: every migration needs its PostgreSQL dialect",
+                kind.name()
+            );
+        }
+    }
+
+    #[test]
+    fn messages_name_the_store() {
+        let file = check_compatible(
+            StoreKind::Region,
+            "region.db",
+            Some("coffer-region"),
+            Some(99),
+        )
+        .unwrap_err();
+        assert!(file.contains("newer Coffer") && file.contains("the file was left untouched"));
+        let schema = check_compatible_in(
+            StoreKind::Iam,
+            "schema x",
+            "the schema",
+            "use another schema",
+            Some("coffer-region"),
+            Some(1),
+        )
+        .unwrap_err();
+        assert!(
+            schema.contains("not a coffer-iam store") && schema.contains("the schema was left")
+        );
     }
 }

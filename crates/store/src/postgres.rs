@@ -1,0 +1,1217 @@
+//! PostgreSQL: for a Region served by several nodes over one database.
+//!
+//! - **One schema per store.** A Region's tables live in their own schema (`coffer_us_east_1`,
+//!   see [`PostgresStore::schema_for_region`]), created if missing, so several Regions and the
+//!   IAM store can share one database. Every pooled connection sets `search_path` to that schema
+//!   once, so the SQL is the same as SQLite's (`$1` placeholders, no schema prefixes).
+//! - **Look before touching.** `open` first reads `coffer_meta` (`kind`, `format_version`) and
+//!   refuses a foreign or newer schema with [`StoreError::Incompatible`] before writing
+//!   anything.
+//! - **Migrations under a row lock, not an advisory lock.** The runner creates the schema and
+//!   `coffer_meta` idempotently, then, in one transaction, locks the `migration_lock` row of
+//!   `coffer_meta` (`SELECT ... FOR UPDATE`), re-reads the format version and applies only what is
+//!   missing. A second node starting at the same moment waits on that row and then finds nothing
+//!   to do. Runs unchanged on PG-wire distributed databases, which have no advisory locks.
+//! - **Optimistic concurrency** as on SQLite: an update names the `row_version` it read; under
+//!   READ COMMITTED a concurrent writer waits for the first, re-checks the condition, matches no
+//!   row and reports [`StoreError::Conflict`].
+//! - **Outbox leases are columns of the row.** A claim is one conditional
+//!   `UPDATE ... RETURNING`: two claimers never get the same row while its lease is valid (the
+//!   second re-checks the lease after the first commits and skips the row).
+//! - **Retries.** Serialization failures (SQLSTATE 40001, routine on SERIALIZABLE distributed
+//!   databases) and deadlocks (40P01) re-run the whole transaction a few times with a short
+//!   jittered backoff; after that a write reports `Conflict` (the caller reloads and retries) and
+//!   anything else a backend error.
+
+use std::str::FromStr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use sqlx::postgres::{PgConnectOptions, PgConnection, PgPool, PgPoolOptions, PgRow};
+use sqlx::{Connection, Row};
+
+use crate::schema::{StoreKind, check_compatible_in};
+use crate::{
+    AccessKeyRecord, IamStore, KmsAliasRecord, KmsKeyRecord, OutboxEntry, OutboxRow, Result,
+    Secret, SecretChange, SecretRecord, Store, StoreError, Tag, UserRecord, ValueKind,
+    VersionRecord,
+};
+
+/// Re-runs after a serialization failure or a deadlock before giving up.
+const MAX_RETRIES: u32 = 5;
+
+/// Connections per Region store. The database does the work; a node with 2 cores keeps few
+/// requests in flight at once, and every node of a Region (and every Region on the database)
+/// adds its own pool, so stay well under PostgreSQL's default `max_connections` of 100.
+const REGION_POOL: u32 = 8;
+/// Principals are read at start and written rarely.
+const IAM_POOL: u32 = 2;
+
+/// An error inside one attempt: either worth another attempt or final.
+enum PgError {
+    Retry(sqlx::Error),
+    Final(StoreError),
+}
+
+type PgResult<T> = std::result::Result<T, PgError>;
+
+fn sqlstate(err: &sqlx::Error) -> Option<String> {
+    match err {
+        sqlx::Error::Database(db) => db.code().map(|c| c.into_owned()),
+        _ => None,
+    }
+}
+
+impl From<sqlx::Error> for PgError {
+    fn from(err: sqlx::Error) -> Self {
+        match sqlstate(&err).as_deref() {
+            // serialization_failure, deadlock_detected
+            Some("40001") | Some("40P01") => PgError::Retry(err),
+            _ => PgError::Final(StoreError::from(err)),
+        }
+    }
+}
+
+impl From<StoreError> for PgError {
+    fn from(err: StoreError) -> Self {
+        PgError::Final(err)
+    }
+}
+
+/// 5 ms, 10 ms, 20 ms, ... (at most 160 ms) plus up to as much again of jitter, so two nodes
+/// that collided do not collide again in lockstep.
+async fn backoff(attempt: u32) {
+    let base = 5u64 << attempt.saturating_sub(1).min(5);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.subsec_nanos() as u64)
+        .unwrap_or(0);
+    tokio::time::sleep(Duration::from_millis(base + nanos % (base + 1))).await;
+}
+
+/// What a transaction that kept losing to concurrent ones reports.
+#[derive(Clone, Copy)]
+enum Exhausted {
+    /// A write whose caller reloads and retries on `Conflict`.
+    Conflict,
+    Backend,
+}
+
+fn exhausted(what: &str, how: Exhausted, err: sqlx::Error) -> StoreError {
+    tracing::warn!(
+        "{what}: still failing after {} attempts on concurrent transactions: {err}",
+        MAX_RETRIES + 1
+    );
+    match how {
+        Exhausted::Conflict => StoreError::Conflict,
+        Exhausted::Backend => StoreError::Backend(format!(
+            "{what}: still failing after {} attempts on concurrent transactions: {err}",
+            MAX_RETRIES + 1
+        )),
+    }
+}
+
+/// Evaluates `$attempt` (an expression producing a `PgResult` future) until it succeeds, fails
+/// for good, or has been retried `MAX_RETRIES` times.
+macro_rules! retrying {
+    ($what:expr, $how:expr, $attempt:expr) => {{
+        let mut tries: u32 = 0;
+        loop {
+            match $attempt.await {
+                Ok(value) => break Ok(value),
+                Err(PgError::Final(err)) => break Err(err),
+                Err(PgError::Retry(err)) => {
+                    if tries >= MAX_RETRIES {
+                        break Err(exhausted($what, $how, err));
+                    }
+                    tries += 1;
+                    tracing::debug!("{}: retrying ({tries}) after {err}", $what);
+                    backoff(tries).await;
+                }
+            }
+        }
+    }};
+}
+
+/// Schema names are interpolated into SQL (quoted), so they are kept to a safe alphabet.
+fn validate_schema(schema: &str) -> Result<()> {
+    let mut chars = schema.chars();
+    let ok = schema.len() <= 63
+        && chars
+            .next()
+            .is_some_and(|c| c.is_ascii_lowercase() || c == '_')
+        && chars.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
+        && !schema.starts_with("pg_");
+    if ok {
+        Ok(())
+    } else {
+        Err(StoreError::Backend(format!(
+            "invalid PostgreSQL schema name {schema:?}: use 1 to 63 characters among a-z, 0-9 \
+             and _, not starting with a digit or pg_"
+        )))
+    }
+}
+
+/// What `open` found in the schema before writing anything.
+enum Found {
+    /// No tables at all (or no schema yet).
+    Nothing,
+    /// Tables, but no `coffer_meta`.
+    Foreign,
+    /// `coffer_meta` with these markers (both `None` while another node is creating the store).
+    Meta {
+        kind: Option<String>,
+        version: Option<i64>,
+    },
+}
+
+async fn read_meta(
+    conn: &mut PgConnection,
+    table: &str,
+) -> std::result::Result<(Option<String>, Option<i64>), sqlx::Error> {
+    let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+        "SELECT meta_key, meta_value FROM {table} WHERE meta_key IN ('kind', 'format_version')"
+    )))
+    .fetch_all(conn)
+    .await?;
+    let mut kind = None;
+    let mut version = None;
+    for row in &rows {
+        let key: String = row.try_get("meta_key")?;
+        let value: String = row.try_get("meta_value")?;
+        match key.as_str() {
+            "kind" => kind = Some(value),
+            _ => version = value.parse().ok(),
+        }
+    }
+    Ok((kind, version))
+}
+
+async fn inspect(pool: &PgPool, schema: &str, location: &str) -> Result<Found> {
+    let mut conn = pool.acquire().await?;
+    let tables: Vec<String> = sqlx::query_scalar(
+        "SELECT CAST(table_name AS TEXT) FROM information_schema.tables WHERE table_schema = $1",
+    )
+    .bind(schema)
+    .fetch_all(&mut *conn)
+    .await?;
+    if tables.is_empty() {
+        return Ok(Found::Nothing);
+    }
+    if !tables.iter().any(|t| t == "coffer_meta") {
+        return Ok(Found::Foreign);
+    }
+    match read_meta(&mut conn, &format!("\"{schema}\".coffer_meta")).await {
+        Ok((kind, version)) => Ok(Found::Meta { kind, version }),
+        Err(e) => Err(StoreError::Incompatible(format!(
+            "{location} has a coffer_meta table Coffer cannot read ({e}); the schema was left untouched."
+        ))),
+    }
+}
+
+fn is_creation_race(err: &sqlx::Error) -> bool {
+    // Two `CREATE ... IF NOT EXISTS` at once can still collide in the catalog: unique_violation,
+    // duplicate_object (the table's row type), duplicate_schema, duplicate_table.
+    matches!(
+        sqlstate(err).as_deref(),
+        Some("23505" | "42710" | "42P06" | "42P07" | "40001" | "40P01")
+    )
+}
+
+/// Creates the schema, `coffer_meta` and its `migration_lock` row if missing. Idempotent and
+/// safe to run from several nodes at once.
+async fn bootstrap(pool: &PgPool, schema: &str) -> Result<()> {
+    let mut tries = 0;
+    loop {
+        let attempt = async {
+            sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
+                "CREATE SCHEMA IF NOT EXISTS \"{schema}\""
+            )))
+            .execute(pool)
+            .await?;
+            sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
+                "CREATE TABLE IF NOT EXISTS \"{schema}\".coffer_meta \
+                 (meta_key TEXT PRIMARY KEY, meta_value TEXT NOT NULL)"
+            )))
+            .execute(pool)
+            .await?;
+            sqlx::query(sqlx::AssertSqlSafe(format!(
+                "INSERT INTO \"{schema}\".coffer_meta (meta_key, meta_value) \
+                 VALUES ('migration_lock', 'coffer') ON CONFLICT (meta_key) DO NOTHING"
+            )))
+            .execute(pool)
+            .await?;
+            Ok::<(), sqlx::Error>(())
+        };
+        match attempt.await {
+            Ok(()) => return Ok(()),
+            Err(e) if is_creation_race(&e) && tries < MAX_RETRIES => {
+                tries += 1;
+                backoff(tries).await;
+            }
+            Err(e) => {
+                return Err(StoreError::Backend(format!(
+                    "creating schema {schema}: {e}"
+                )));
+            }
+        }
+    }
+}
+
+struct Target<'a> {
+    kind: StoreKind,
+    schema: &'a str,
+    location: &'a str,
+}
+
+impl Target<'_> {
+    fn check(&self, kind: Option<&str>, version: Option<i64>) -> Result<()> {
+        check_compatible_in(
+            self.kind,
+            self.location,
+            "the schema",
+            "point this store at another schema",
+            kind,
+            version,
+        )
+        .map_err(StoreError::Incompatible)
+    }
+}
+
+/// One attempt at migrating under the lock row.
+async fn migrate_locked(pool: &PgPool, target: &Target<'_>) -> PgResult<()> {
+    let migrations = target.kind.postgres_migrations();
+    let mut tx = pool.begin().await?;
+    sqlx::query("SELECT meta_value FROM coffer_meta WHERE meta_key = 'migration_lock' FOR UPDATE")
+        .fetch_optional(&mut *tx)
+        .await?;
+    let (kind, version) = read_meta(&mut tx, "coffer_meta").await?;
+    let applied = match (&kind, version) {
+        (None, None) => 0,
+        _ => {
+            target.check(kind.as_deref(), version)?;
+            version.unwrap_or(0)
+        }
+    };
+    if applied as usize >= migrations.len() {
+        tx.rollback().await?;
+        return Ok(());
+    }
+    for sql in &migrations[applied as usize..] {
+        sqlx::raw_sql(sqlx::AssertSqlSafe(*sql))
+            .execute(&mut *tx)
+            .await?;
+    }
+    for (key, value) in [
+        ("kind", target.kind.name().to_string()),
+        ("format_version", migrations.len().to_string()),
+    ] {
+        sqlx::query(
+            "INSERT INTO coffer_meta (meta_key, meta_value) VALUES ($1, $2) \
+             ON CONFLICT (meta_key) DO UPDATE SET meta_value = excluded.meta_value",
+        )
+        .bind(key)
+        .bind(value)
+        .execute(&mut *tx)
+        .await?;
+    }
+    tx.commit().await?;
+    tracing::info!(
+        "{}: migrated from format {applied} to {}",
+        target.location,
+        migrations.len()
+    );
+    Ok(())
+}
+
+/// Checks, creates and migrates as needed; nothing is written when the check fails.
+async fn prepare(pool: &PgPool, target: &Target<'_>) -> Result<()> {
+    let supported = target.kind.postgres_migrations().len() as i64;
+    match inspect(pool, target.schema, target.location).await? {
+        Found::Nothing => {}
+        Found::Foreign => target.check(None, None)?,
+        // Another node is creating this store right now: the lock row orders us after it.
+        Found::Meta {
+            kind: None,
+            version: None,
+        } => {}
+        Found::Meta { kind, version } => {
+            target.check(kind.as_deref(), version)?;
+            if version == Some(supported) {
+                return Ok(());
+            }
+        }
+    }
+    bootstrap(pool, target.schema).await?;
+    retrying!(
+        "migrating the store",
+        Exhausted::Backend,
+        migrate_locked(pool, target)
+    )
+}
+
+async fn open_pool(url: &str, schema: &str, kind: StoreKind, size: u32) -> Result<PgPool> {
+    validate_schema(schema)?;
+    let options = PgConnectOptions::from_str(url)
+        .map_err(|e| StoreError::Backend(format!("invalid PostgreSQL URL: {e}")))?;
+    // Never the URL itself: it may hold a password.
+    let location = format!(
+        "PostgreSQL schema {schema} in database {} on {}:{}",
+        options.get_database().unwrap_or(options.get_username()),
+        options.get_host(),
+        options.get_port()
+    );
+    // One direct connection first: an unreachable server or a refused login is reported at
+    // once, instead of after the pool's acquire timeout of retrying.
+    let probe = PgConnection::connect_with(&options)
+        .await
+        .map_err(|e| StoreError::Backend(format!("{location}: cannot connect: {e}")))?;
+    probe.close().await.ok();
+    let set_path: Arc<str> = format!("SET search_path TO \"{schema}\"").into();
+    let pool = PgPoolOptions::new()
+        .max_connections(size)
+        .min_connections(0)
+        .acquire_timeout(Duration::from_secs(10))
+        .idle_timeout(Some(Duration::from_secs(300)))
+        .after_connect(move |conn, _meta| {
+            let sql = set_path.clone();
+            Box::pin(async move {
+                sqlx::raw_sql(sqlx::AssertSqlSafe(sql))
+                    .execute(&mut *conn)
+                    .await?;
+                Ok(())
+            })
+        })
+        .connect_with(options)
+        .await
+        .map_err(|e| StoreError::Backend(format!("{location}: cannot connect: {e}")))?;
+    let target = Target {
+        kind,
+        schema,
+        location: &location,
+    };
+    if let Err(e) = prepare(&pool, &target).await {
+        pool.close().await;
+        return Err(e);
+    }
+    Ok(pool)
+}
+
+fn json_err(e: serde_json::Error) -> StoreError {
+    StoreError::Backend(format!("corrupt JSON column: {e}"))
+}
+
+fn secret_from_row(row: &PgRow) -> PgResult<SecretRecord> {
+    let tags: Option<String> = row.try_get("tags")?;
+    let tags = match tags {
+        Some(t) => Some(serde_json::from_str::<Vec<Tag>>(&t).map_err(json_err)?),
+        None => None,
+    };
+    Ok(SecretRecord {
+        arn: row.try_get("arn")?,
+        account_id: row.try_get("account_id")?,
+        name: row.try_get("name")?,
+        description: row.try_get("description")?,
+        kms_key_id: row.try_get("kms_key_id")?,
+        tags,
+        resource_policy: row.try_get("resource_policy")?,
+        created_ms: row.try_get("created_ms")?,
+        last_changed_ms: row.try_get("last_changed_ms")?,
+        last_accessed_day: row.try_get("last_accessed_day")?,
+        deleted_ms: row.try_get("deleted_ms")?,
+        purge_at_ms: row.try_get("purge_at_ms")?,
+        rotation: row.try_get("rotation")?,
+        replication: row.try_get("replication")?,
+        row_version: row.try_get("row_version")?,
+    })
+}
+
+fn version_from_row(row: &PgRow) -> PgResult<VersionRecord> {
+    let stages: String = row.try_get("stages")?;
+    Ok(VersionRecord {
+        secret_arn: row.try_get("secret_arn")?,
+        version_id: row.try_get("version_id")?,
+        stages: serde_json::from_str(&stages).map_err(json_err)?,
+        created_ms: row.try_get("created_ms")?,
+        last_accessed_day: row.try_get("last_accessed_day")?,
+        kms_key_arn: row.try_get("kms_key_arn")?,
+        value_kind: ValueKind::from_i64(row.try_get("value_kind")?),
+        wrapped_data_key: row.try_get("wrapped_data_key")?,
+        ciphertext: row.try_get("ciphertext")?,
+    })
+}
+
+fn outbox_from_row(row: &PgRow) -> PgResult<OutboxRow> {
+    Ok(OutboxRow {
+        id: row.try_get("id")?,
+        entry: OutboxEntry {
+            secret_arn: row.try_get("secret_arn")?,
+            dest_region: row.try_get("dest_region")?,
+            kind: row.try_get("kind")?,
+            payload: row.try_get("payload")?,
+        },
+        enqueued_ms: row.try_get("enqueued_ms")?,
+        attempts: row.try_get("attempts")?,
+        next_attempt_ms: row.try_get("next_attempt_ms")?,
+        first_failure_ms: row.try_get("first_failure_ms")?,
+    })
+}
+
+fn tags_json(tags: &Option<Vec<Tag>>) -> Option<String> {
+    tags.as_ref()
+        .map(|t| serde_json::to_string(t).expect("tags serialize"))
+}
+
+const SECRET_COLUMNS: &str = "arn, account_id, name, description, kms_key_id, tags, resource_policy, \
+     created_ms, last_changed_ms, last_accessed_day, deleted_ms, purge_at_ms, rotation, replication, row_version";
+
+const VERSION_UPSERT: &str = "INSERT INTO secret_versions (secret_arn, version_id, stages, created_ms, \
+     last_accessed_day, kms_key_arn, value_kind, wrapped_data_key, ciphertext) \
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) \
+     ON CONFLICT (secret_arn, version_id) DO UPDATE SET stages = excluded.stages, \
+     last_accessed_day = excluded.last_accessed_day, kms_key_arn = excluded.kms_key_arn, \
+     value_kind = excluded.value_kind, wrapped_data_key = excluded.wrapped_data_key, \
+     ciphertext = excluded.ciphertext";
+
+/// Versions in SQLite's order: text compared byte by byte (`COLLATE "C"`), whatever the
+/// database's default collation.
+const VERSION_ORDER: &str = "ORDER BY created_ms, version_id COLLATE \"C\"";
+
+const FINISH_OUTBOX: &str = "DELETE FROM replication_outbox WHERE secret_arn = $1 \
+     AND dest_region = $2 AND kind = $3 AND id <= $4";
+
+/// Reads see one snapshot (a secret and its versions from the same commit).
+const READ_TX: &str = "BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY";
+
+async fn upsert_version(conn: &mut PgConnection, v: &VersionRecord) -> PgResult<()> {
+    sqlx::query(VERSION_UPSERT)
+        .bind(&v.secret_arn)
+        .bind(&v.version_id)
+        .bind(serde_json::to_string(&v.stages).expect("stages serialize"))
+        .bind(v.created_ms)
+        .bind(v.last_accessed_day)
+        .bind(&v.kms_key_arn)
+        .bind(v.value_kind as i64)
+        .bind(&v.wrapped_data_key)
+        .bind(&v.ciphertext)
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
+async fn apply_change(tx: &mut PgConnection, change: &SecretChange) -> PgResult<()> {
+    match change {
+        SecretChange::Insert { secret, versions } => {
+            let sql = format!(
+                "INSERT INTO secrets ({SECRET_COLUMNS}) VALUES \
+                     ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)"
+            );
+            sqlx::query(sqlx::AssertSqlSafe(sql))
+                .bind(&secret.arn)
+                .bind(&secret.account_id)
+                .bind(&secret.name)
+                .bind(&secret.description)
+                .bind(&secret.kms_key_id)
+                .bind(tags_json(&secret.tags))
+                .bind(&secret.resource_policy)
+                .bind(secret.created_ms)
+                .bind(secret.last_changed_ms)
+                .bind(secret.last_accessed_day)
+                .bind(secret.deleted_ms)
+                .bind(secret.purge_at_ms)
+                .bind(&secret.rotation)
+                .bind(&secret.replication)
+                .bind(secret.row_version)
+                .execute(&mut *tx)
+                .await?;
+            for v in versions {
+                upsert_version(tx, v).await?;
+            }
+        }
+        SecretChange::Update {
+            secret,
+            expected_row_version,
+            upsert_versions,
+            delete_versions,
+        } => {
+            let done = sqlx::query(
+                "UPDATE secrets SET description = $1, kms_key_id = $2, tags = $3, \
+                     resource_policy = $4, last_changed_ms = $5, last_accessed_day = $6, \
+                     deleted_ms = $7, purge_at_ms = $8, rotation = $9, replication = $10, \
+                     row_version = $11 WHERE arn = $12 AND row_version = $13",
+            )
+            .bind(&secret.description)
+            .bind(&secret.kms_key_id)
+            .bind(tags_json(&secret.tags))
+            .bind(&secret.resource_policy)
+            .bind(secret.last_changed_ms)
+            .bind(secret.last_accessed_day)
+            .bind(secret.deleted_ms)
+            .bind(secret.purge_at_ms)
+            .bind(&secret.rotation)
+            .bind(&secret.replication)
+            .bind(secret.row_version)
+            .bind(&secret.arn)
+            .bind(expected_row_version)
+            .execute(&mut *tx)
+            .await?;
+            if done.rows_affected() != 1 {
+                return Err(StoreError::Conflict.into());
+            }
+            for v in upsert_versions {
+                upsert_version(tx, v).await?;
+            }
+            for id in delete_versions {
+                sqlx::query(
+                    "DELETE FROM secret_versions WHERE secret_arn = $1 AND version_id = $2",
+                )
+                .bind(&secret.arn)
+                .bind(id)
+                .execute(&mut *tx)
+                .await?;
+            }
+        }
+        SecretChange::Delete {
+            arn,
+            expected_row_version,
+        } => {
+            let done = sqlx::query("DELETE FROM secrets WHERE arn = $1 AND row_version = $2")
+                .bind(arn)
+                .bind(expected_row_version)
+                .execute(&mut *tx)
+                .await?;
+            if done.rows_affected() != 1 {
+                return Err(StoreError::Conflict.into());
+            }
+            sqlx::query("DELETE FROM secret_versions WHERE secret_arn = $1")
+                .bind(arn)
+                .execute(&mut *tx)
+                .await?;
+        }
+    }
+    Ok(())
+}
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
+/// A Region's store in its own PostgreSQL schema.
+pub struct PostgresStore {
+    pool: PgPool,
+    schema: String,
+}
+
+impl PostgresStore {
+    /// Connects to `url` (`postgres://user[:password]@host[:port]/database[?sslmode=...]`) and
+    /// opens the Region store in `schema`, creating and migrating it if needed. A schema of
+    /// another kind or a newer format is refused with [`StoreError::Incompatible`] and left
+    /// untouched.
+    pub async fn open(url: &str, schema: &str) -> Result<PostgresStore> {
+        Ok(PostgresStore {
+            pool: open_pool(url, schema, StoreKind::Region, REGION_POOL).await?,
+            schema: schema.to_string(),
+        })
+    }
+
+    /// The conventional schema of a Region: `us-east-1` → `coffer_us_east_1`.
+    pub fn schema_for_region(region: &str) -> String {
+        let mut schema = String::from("coffer_");
+        schema.extend(region.chars().map(|c| match c {
+            'a'..='z' | '0'..='9' => c,
+            'A'..='Z' => c.to_ascii_lowercase(),
+            _ => '_',
+        }));
+        schema
+    }
+
+    /// The schema this store lives in.
+    pub fn schema(&self) -> &str {
+        &self.schema
+    }
+
+    async fn versions_of(conn: &mut PgConnection, arn: &str) -> PgResult<Vec<VersionRecord>> {
+        let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT * FROM secret_versions WHERE secret_arn = $1 {VERSION_ORDER}"
+        )))
+        .bind(arn)
+        .fetch_all(conn)
+        .await?;
+        rows.iter().map(version_from_row).collect()
+    }
+
+    /// `filter` is a WHERE clause over `secrets` with `$1`, `$2` bound to `args`.
+    async fn try_load(&self, filter: &'static str, args: &[&str]) -> PgResult<Option<Secret>> {
+        let mut tx = self.pool.begin_with(READ_TX).await?;
+        let mut query = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT * FROM secrets WHERE {filter}"
+        )));
+        for arg in args {
+            query = query.bind(*arg);
+        }
+        let Some(row) = query.fetch_optional(&mut *tx).await? else {
+            tx.rollback().await?;
+            return Ok(None);
+        };
+        let record = secret_from_row(&row)?;
+        let versions = Self::versions_of(&mut tx, &record.arn).await?;
+        tx.commit().await?;
+        Ok(Some(Secret { record, versions }))
+    }
+
+    async fn try_list(&self, account_id: &str) -> PgResult<Vec<Secret>> {
+        let mut tx = self.pool.begin_with(READ_TX).await?;
+        let rows = sqlx::query(
+            "SELECT * FROM secrets WHERE account_id = $1 ORDER BY created_ms, arn COLLATE \"C\"",
+        )
+        .bind(account_id)
+        .fetch_all(&mut *tx)
+        .await?;
+        let version_rows = sqlx::query(
+            "SELECT v.* FROM secret_versions v JOIN secrets s ON s.arn = v.secret_arn \
+             WHERE s.account_id = $1 ORDER BY v.created_ms, v.version_id COLLATE \"C\"",
+        )
+        .bind(account_id)
+        .fetch_all(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        let mut by_arn: std::collections::HashMap<String, Vec<VersionRecord>> =
+            std::collections::HashMap::new();
+        for row in &version_rows {
+            let v = version_from_row(row)?;
+            by_arn.entry(v.secret_arn.clone()).or_default().push(v);
+        }
+        rows.iter()
+            .map(|row| {
+                let record = secret_from_row(row)?;
+                let versions = by_arn.remove(&record.arn).unwrap_or_default();
+                Ok(Secret { record, versions })
+            })
+            .collect()
+    }
+
+    async fn try_commit(&self, changes: &[SecretChange], outbox: &[OutboxEntry]) -> PgResult<()> {
+        let mut tx = self.pool.begin().await?;
+        for change in changes {
+            apply_change(&mut tx, change).await?;
+        }
+        let now = now_ms();
+        for entry in outbox {
+            sqlx::query(
+                "INSERT INTO replication_outbox (secret_arn, dest_region, kind, payload, enqueued_ms, \
+                 attempts, next_attempt_ms) VALUES ($1, $2, $3, $4, $5, 0, $5)",
+            )
+            .bind(&entry.secret_arn)
+            .bind(&entry.dest_region)
+            .bind(&entry.kind)
+            .bind(&entry.payload)
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn try_commit_and_finish(
+        &self,
+        changes: &[SecretChange],
+        finish: (&str, &str, &str, i64),
+    ) -> PgResult<()> {
+        let mut tx = self.pool.begin().await?;
+        for change in changes {
+            apply_change(&mut tx, change).await?;
+        }
+        sqlx::query(FINISH_OUTBOX)
+            .bind(finish.0)
+            .bind(finish.1)
+            .bind(finish.2)
+            .bind(finish.3)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn try_claim(
+        &self,
+        now_ms: i64,
+        owner: &str,
+        lease_ms: i64,
+        limit: i64,
+    ) -> PgResult<Vec<OutboxRow>> {
+        // The outer conditions are re-checked on the latest row version when a concurrent
+        // claimer got there first (READ COMMITTED), so a leased row is skipped, never shared.
+        // A node may take back its own leases: after a crash and restart (same node id) it
+        // resumes at once instead of waiting for the lease to expire.
+        let rows = sqlx::query(
+            "UPDATE replication_outbox SET lease_owner = $1, lease_until_ms = $2 \
+             WHERE id IN (SELECT id FROM replication_outbox WHERE next_attempt_ms <= $3 \
+                 AND (lease_until_ms IS NULL OR lease_until_ms < $3 OR lease_owner = $1) \
+                 ORDER BY id LIMIT $4) \
+             AND next_attempt_ms <= $3 \
+             AND (lease_until_ms IS NULL OR lease_until_ms < $3 OR lease_owner = $1) \
+             RETURNING id, secret_arn, dest_region, kind, payload, enqueued_ms, attempts, \
+                 next_attempt_ms, first_failure_ms",
+        )
+        .bind(owner)
+        .bind(now_ms + lease_ms)
+        .bind(now_ms)
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?;
+        let mut claimed = rows
+            .iter()
+            .map(outbox_from_row)
+            .collect::<PgResult<Vec<_>>>()?;
+        claimed.sort_by_key(|r| r.id);
+        Ok(claimed)
+    }
+
+    async fn try_record_access(&self, arn: &str, version_id: &str, day: i64) -> PgResult<()> {
+        let mut tx = self.pool.begin().await?;
+        sqlx::query("UPDATE secrets SET last_accessed_day = $1 WHERE arn = $2")
+            .bind(day)
+            .bind(arn)
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query(
+            "UPDATE secret_versions SET last_accessed_day = $1 WHERE secret_arn = $2 AND version_id = $3",
+        )
+        .bind(day)
+        .bind(arn)
+        .bind(version_id)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn try_create_kms_key(
+        &self,
+        key: &KmsKeyRecord,
+        alias: Option<&KmsAliasRecord>,
+    ) -> PgResult<()> {
+        let mut tx = self.pool.begin().await?;
+        sqlx::query(
+            "INSERT INTO kms_keys (key_arn, account_id, key_id, wrapped_material, metadata, created_ms) \
+             VALUES ($1, $2, $3, $4, $5, $6)",
+        )
+        .bind(&key.key_arn)
+        .bind(&key.account_id)
+        .bind(&key.key_id)
+        .bind(&key.wrapped_material)
+        .bind(&key.metadata)
+        .bind(key.created_ms)
+        .execute(&mut *tx)
+        .await?;
+        if let Some(alias) = alias {
+            sqlx::query(
+                "INSERT INTO kms_aliases (account_id, alias_name, target_key_arn, created_ms) \
+                 VALUES ($1, $2, $3, $4)",
+            )
+            .bind(&alias.account_id)
+            .bind(&alias.alias_name)
+            .bind(&alias.target_key_arn)
+            .bind(alias.created_ms)
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn try_load_kms_key(&self, key_arn: &str) -> PgResult<Option<KmsKeyRecord>> {
+        let row = sqlx::query("SELECT * FROM kms_keys WHERE key_arn = $1")
+            .bind(key_arn)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.map(|row| {
+            Ok(KmsKeyRecord {
+                key_arn: row.try_get("key_arn")?,
+                account_id: row.try_get("account_id")?,
+                key_id: row.try_get("key_id")?,
+                wrapped_material: row.try_get("wrapped_material")?,
+                metadata: row.try_get("metadata")?,
+                created_ms: row.try_get("created_ms")?,
+            })
+        })
+        .transpose()
+    }
+
+    async fn try_load_kms_alias(
+        &self,
+        account_id: &str,
+        alias_name: &str,
+    ) -> PgResult<Option<KmsAliasRecord>> {
+        let row =
+            sqlx::query("SELECT * FROM kms_aliases WHERE account_id = $1 AND alias_name = $2")
+                .bind(account_id)
+                .bind(alias_name)
+                .fetch_optional(&self.pool)
+                .await?;
+        row.map(|row| {
+            Ok(KmsAliasRecord {
+                account_id: row.try_get("account_id")?,
+                alias_name: row.try_get("alias_name")?,
+                target_key_arn: row.try_get("target_key_arn")?,
+                created_ms: row.try_get("created_ms")?,
+            })
+        })
+        .transpose()
+    }
+
+    async fn try_execute(
+        &self,
+        query: sqlx::query::Query<'_, sqlx::Postgres, sqlx::postgres::PgArguments>,
+    ) -> PgResult<()> {
+        query.execute(&self.pool).await?;
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl Store for PostgresStore {
+    async fn load_secret_by_name(&self, account_id: &str, name: &str) -> Result<Option<Secret>> {
+        retrying!(
+            "loading a secret",
+            Exhausted::Backend,
+            self.try_load("account_id = $1 AND name = $2", &[account_id, name])
+        )
+    }
+
+    async fn load_secret_by_arn(&self, arn: &str) -> Result<Option<Secret>> {
+        retrying!(
+            "loading a secret",
+            Exhausted::Backend,
+            self.try_load("arn = $1", &[arn])
+        )
+    }
+
+    async fn list_secrets(&self, account_id: &str) -> Result<Vec<Secret>> {
+        retrying!(
+            "listing secrets",
+            Exhausted::Backend,
+            self.try_list(account_id)
+        )
+    }
+
+    async fn commit_with(
+        &self,
+        changes: Vec<SecretChange>,
+        outbox: Vec<OutboxEntry>,
+    ) -> Result<()> {
+        retrying!(
+            "committing a change",
+            Exhausted::Conflict,
+            self.try_commit(&changes, &outbox)
+        )
+    }
+
+    async fn claim_outbox(
+        &self,
+        now_ms: i64,
+        owner: &str,
+        lease_ms: i64,
+        limit: i64,
+    ) -> Result<Vec<OutboxRow>> {
+        retrying!(
+            "claiming outbox rows",
+            Exhausted::Backend,
+            self.try_claim(now_ms, owner, lease_ms, limit)
+        )
+    }
+
+    async fn finish_outbox(
+        &self,
+        secret_arn: &str,
+        dest_region: &str,
+        kind: &str,
+        up_to_id: i64,
+    ) -> Result<()> {
+        retrying!(
+            "finishing outbox rows",
+            Exhausted::Backend,
+            self.try_execute(
+                sqlx::query(FINISH_OUTBOX)
+                    .bind(secret_arn)
+                    .bind(dest_region)
+                    .bind(kind)
+                    .bind(up_to_id)
+            )
+        )
+    }
+
+    async fn commit_and_finish(
+        &self,
+        changes: Vec<SecretChange>,
+        finish: (&str, &str, &str, i64),
+    ) -> Result<()> {
+        retrying!(
+            "committing a change and settling outbox rows",
+            Exhausted::Conflict,
+            self.try_commit_and_finish(&changes, finish)
+        )
+    }
+
+    async fn retry_outbox(
+        &self,
+        id: i64,
+        attempts: i64,
+        next_attempt_ms: i64,
+        first_failure_ms: Option<i64>,
+    ) -> Result<()> {
+        retrying!(
+            "releasing an outbox row",
+            Exhausted::Backend,
+            self.try_execute(
+                sqlx::query(
+                    "UPDATE replication_outbox SET attempts = $1, next_attempt_ms = $2, \
+                     first_failure_ms = $3, lease_owner = NULL, lease_until_ms = NULL WHERE id = $4",
+                )
+                .bind(attempts)
+                .bind(next_attempt_ms)
+                .bind(first_failure_ms)
+                .bind(id)
+            )
+        )
+    }
+
+    async fn outbox_depth(&self) -> Result<Vec<(String, i64)>> {
+        retrying!("counting outbox rows", Exhausted::Backend, async {
+            let rows = sqlx::query(
+                "SELECT dest_region, COUNT(*) AS n FROM replication_outbox \
+                 GROUP BY dest_region ORDER BY dest_region COLLATE \"C\"",
+            )
+            .fetch_all(&self.pool)
+            .await?;
+            rows.iter()
+                .map(|r| Ok((r.try_get("dest_region")?, r.try_get("n")?)))
+                .collect::<PgResult<Vec<_>>>()
+        })
+    }
+
+    async fn record_access(&self, arn: &str, version_id: &str, day: i64) -> Result<()> {
+        retrying!(
+            "recording an access",
+            Exhausted::Backend,
+            self.try_record_access(arn, version_id, day)
+        )
+    }
+
+    async fn secrets_due_for_purge(&self, now_ms: i64) -> Result<Vec<String>> {
+        retrying!("listing secrets due for purge", Exhausted::Backend, async {
+            Ok::<_, PgError>(
+                sqlx::query_scalar(
+                    "SELECT arn FROM secrets WHERE purge_at_ms IS NOT NULL AND purge_at_ms <= $1 \
+                     ORDER BY purge_at_ms, arn COLLATE \"C\"",
+                )
+                .bind(now_ms)
+                .fetch_all(&self.pool)
+                .await?,
+            )
+        })
+    }
+
+    async fn load_kms_key(&self, key_arn: &str) -> Result<Option<KmsKeyRecord>> {
+        retrying!(
+            "loading a KMS key",
+            Exhausted::Backend,
+            self.try_load_kms_key(key_arn)
+        )
+    }
+
+    async fn load_kms_alias(
+        &self,
+        account_id: &str,
+        alias_name: &str,
+    ) -> Result<Option<KmsAliasRecord>> {
+        retrying!(
+            "loading a KMS alias",
+            Exhausted::Backend,
+            self.try_load_kms_alias(account_id, alias_name)
+        )
+    }
+
+    async fn create_kms_key(&self, key: KmsKeyRecord, alias: Option<KmsAliasRecord>) -> Result<()> {
+        retrying!(
+            "creating a KMS key",
+            Exhausted::Conflict,
+            self.try_create_kms_key(&key, alias.as_ref())
+        )
+    }
+
+    async fn close(&self) {
+        self.pool.close().await;
+    }
+}
+
+/// The deployment's principals in their own PostgreSQL schema (e.g. `coffer_iam`).
+pub struct PostgresIamStore {
+    pool: PgPool,
+}
+
+impl PostgresIamStore {
+    /// Like [`PostgresStore::open`], for the IAM store.
+    pub async fn open(url: &str, schema: &str) -> Result<PostgresIamStore> {
+        Ok(PostgresIamStore {
+            pool: open_pool(url, schema, StoreKind::Iam, IAM_POOL).await?,
+        })
+    }
+
+    async fn try_execute(
+        &self,
+        query: sqlx::query::Query<'_, sqlx::Postgres, sqlx::postgres::PgArguments>,
+    ) -> PgResult<()> {
+        query.execute(&self.pool).await?;
+        Ok(())
+    }
+
+    async fn try_users(&self) -> PgResult<Vec<UserRecord>> {
+        let rows = sqlx::query("SELECT * FROM users ORDER BY created_ms, user_arn COLLATE \"C\"")
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter()
+            .map(|row| {
+                Ok(UserRecord {
+                    user_arn: row.try_get("user_arn")?,
+                    account_id: row.try_get("account_id")?,
+                    user_name: row.try_get("user_name")?,
+                    user_id: row.try_get("user_id")?,
+                    is_admin: row.try_get::<i64, _>("is_admin")? != 0,
+                    created_ms: row.try_get("created_ms")?,
+                })
+            })
+            .collect()
+    }
+
+    async fn try_access_keys(&self) -> PgResult<Vec<AccessKeyRecord>> {
+        let rows = sqlx::query(
+            "SELECT * FROM access_keys ORDER BY created_ms, access_key_id COLLATE \"C\"",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|row| {
+                Ok(AccessKeyRecord {
+                    access_key_id: row.try_get("access_key_id")?,
+                    user_arn: row.try_get("user_arn")?,
+                    account_id: row.try_get("account_id")?,
+                    wrapped_secret: row.try_get("wrapped_secret")?,
+                    status: row.try_get("status")?,
+                    created_ms: row.try_get("created_ms")?,
+                })
+            })
+            .collect()
+    }
+}
+
+#[async_trait]
+impl IamStore for PostgresIamStore {
+    async fn accounts(&self) -> Result<Vec<String>> {
+        retrying!("listing accounts", Exhausted::Backend, async {
+            Ok::<_, PgError>(
+                sqlx::query_scalar(
+                    "SELECT account_id FROM accounts ORDER BY created_ms, account_id COLLATE \"C\"",
+                )
+                .fetch_all(&self.pool)
+                .await?,
+            )
+        })
+    }
+
+    async fn create_account(&self, account_id: &str, now_ms: i64) -> Result<()> {
+        retrying!(
+            "creating an account",
+            Exhausted::Conflict,
+            self.try_execute(
+                sqlx::query("INSERT INTO accounts (account_id, created_ms) VALUES ($1, $2)")
+                    .bind(account_id)
+                    .bind(now_ms)
+            )
+        )
+    }
+
+    async fn create_user(&self, user: UserRecord) -> Result<()> {
+        retrying!(
+            "creating a user",
+            Exhausted::Conflict,
+            self.try_execute(
+                sqlx::query(
+                    "INSERT INTO users (user_arn, account_id, user_name, user_id, is_admin, created_ms) \
+                     VALUES ($1, $2, $3, $4, $5, $6)",
+                )
+                .bind(&user.user_arn)
+                .bind(&user.account_id)
+                .bind(&user.user_name)
+                .bind(&user.user_id)
+                .bind(user.is_admin as i64)
+                .bind(user.created_ms)
+            )
+        )
+    }
+
+    async fn create_access_key(&self, key: AccessKeyRecord) -> Result<()> {
+        retrying!(
+            "creating an access key",
+            Exhausted::Conflict,
+            self.try_execute(
+                sqlx::query(
+                    "INSERT INTO access_keys (access_key_id, user_arn, account_id, wrapped_secret, \
+                     status, created_ms) VALUES ($1, $2, $3, $4, $5, $6)",
+                )
+                .bind(&key.access_key_id)
+                .bind(&key.user_arn)
+                .bind(&key.account_id)
+                .bind(&key.wrapped_secret)
+                .bind(&key.status)
+                .bind(key.created_ms)
+            )
+        )
+    }
+
+    async fn users(&self) -> Result<Vec<UserRecord>> {
+        retrying!("listing users", Exhausted::Backend, self.try_users())
+    }
+
+    async fn access_keys(&self) -> Result<Vec<AccessKeyRecord>> {
+        retrying!(
+            "listing access keys",
+            Exhausted::Backend,
+            self.try_access_keys()
+        )
+    }
+
+    async fn close(&self) {
+        self.pool.close().await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn schema_names() {
+        assert_eq!(
+            PostgresStore::schema_for_region("us-east-1"),
+            "coffer_us_east_1"
+        );
+        assert!(validate_schema("coffer_us_east_1").is_ok());
+        for bad in [
+            "",
+            "1abc",
+            "Coffer",
+            "a-b",
+            "a\"b",
+            "pg_temp",
+            &"a".repeat(64),
+        ] {
+            assert!(validate_schema(bad).is_err(), "{bad:?}");
+        }
+    }
+}

@@ -1,0 +1,1455 @@
+//! One behavioural suite for every storage backend: each case in [`cases`] is written once
+//! against `Arc<dyn Store>` / `Arc<dyn IamStore>` and runs as `sqlite::<case>` (a temporary
+//! file) and `postgres::<case>` (a fresh schema in the database named by
+//! `COFFER_TEST_POSTGRES_URL`; start one with `eval "$(scripts/postgres.sh start)"`). Without
+//! that variable the PostgreSQL tests fail: they are never skipped.
+//!
+//! [`postgres_only`] adds what only a shared database has: several nodes opening, migrating and
+//! writing one Region at once, and schemas that are not Coffer's.
+
+mod support;
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+
+use coffer_store::{
+    AccessKeyRecord, KmsAliasRecord, KmsKeyRecord, OutboxEntry, OutboxRow, Secret, SecretChange,
+    SecretRecord, Store, StoreError, Tag, UserRecord, ValueKind, VersionRecord,
+};
+
+use support::Backend;
+
+const ACCOUNT: &str = "111122223333";
+const OTHER_ACCOUNT: &str = "444455556666";
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64
+}
+
+fn arn(account: &str, name: &str) -> String {
+    format!("arn:aws:secretsmanager:us-east-1:{account}:secret:{name}-AbCdEf")
+}
+
+fn secret(account: &str, name: &str, created_ms: i64) -> SecretRecord {
+    SecretRecord {
+        arn: arn(account, name),
+        account_id: account.to_string(),
+        name: name.to_string(),
+        description: Some(format!("the {name} secret")),
+        kms_key_id: None,
+        tags: None,
+        resource_policy: None,
+        created_ms,
+        last_changed_ms: created_ms,
+        last_accessed_day: None,
+        deleted_ms: None,
+        purge_at_ms: None,
+        rotation: None,
+        replication: None,
+        row_version: 1,
+    }
+}
+
+fn version(secret_arn: &str, id: &str, created_ms: i64, stages: &[&str]) -> VersionRecord {
+    VersionRecord {
+        secret_arn: secret_arn.to_string(),
+        version_id: id.to_string(),
+        stages: stages.iter().map(|s| s.to_string()).collect(),
+        created_ms,
+        last_accessed_day: None,
+        kms_key_arn: Some("arn:aws:kms:us-east-1:111122223333:key/k1".to_string()),
+        value_kind: ValueKind::String,
+        wrapped_data_key: Some(vec![0, 1, 2, 255, 254]),
+        ciphertext: Some(format!("ciphertext of {id}").into_bytes()),
+    }
+}
+
+async fn insert(store: &Arc<dyn Store>, secret: SecretRecord, versions: Vec<VersionRecord>) {
+    store
+        .commit(SecretChange::Insert { secret, versions })
+        .await
+        .expect("insert");
+}
+
+async fn load(store: &Arc<dyn Store>, arn: &str) -> Secret {
+    store
+        .load_secret_by_arn(arn)
+        .await
+        .expect("load")
+        .unwrap_or_else(|| panic!("{arn} is missing"))
+}
+
+fn update(secret: &SecretRecord) -> SecretChange {
+    let mut next = secret.clone();
+    next.row_version += 1;
+    SecretChange::Update {
+        secret: next,
+        expected_row_version: secret.row_version,
+        upsert_versions: Vec::new(),
+        delete_versions: Vec::new(),
+    }
+}
+
+fn entry(secret_arn: &str, dest: &str, kind: &str, payload: &str) -> OutboxEntry {
+    OutboxEntry {
+        secret_arn: secret_arn.to_string(),
+        dest_region: dest.to_string(),
+        kind: kind.to_string(),
+        payload: payload.to_string(),
+    }
+}
+
+fn assert_conflict<T: std::fmt::Debug>(result: Result<T, StoreError>, what: &str) {
+    match result {
+        Err(StoreError::Conflict) => {}
+        other => panic!("{what}: expected Conflict, got {other:?}"),
+    }
+}
+
+fn ids(rows: &[OutboxRow]) -> Vec<i64> {
+    rows.iter().map(|r| r.id).collect()
+}
+
+/// Generates `sqlite::<case>` and `postgres::<case>` for every case.
+macro_rules! conformance {
+    ($($case:ident),* $(,)?) => {
+        mod sqlite {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $case() {
+                    let backend = crate::support::Backend::sqlite();
+                    crate::cases::$case(&backend).await;
+                    backend.cleanup().await;
+                }
+            )*
+        }
+        mod postgres {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $case() {
+                    let backend = crate::support::Backend::postgres();
+                    crate::cases::$case(&backend).await;
+                    backend.cleanup().await;
+                }
+            )*
+        }
+    };
+}
+
+conformance!(
+    insert_and_load_by_name_and_arn,
+    list_is_oldest_first_per_account,
+    names_and_arns_are_unique,
+    stale_row_version_is_a_conflict,
+    versions_are_upserted_and_deleted,
+    delete_removes_the_secret_and_its_versions,
+    record_access_is_not_a_change,
+    secrets_due_for_purge,
+    kms_keys_and_aliases,
+    outbox_rows_commit_with_the_change_or_not_at_all,
+    claims_hold_a_lease_until_it_expires,
+    an_owner_takes_back_its_own_leases,
+    concurrent_claimers_split_the_rows,
+    finish_retry_and_depth,
+    commit_and_finish_is_all_or_nothing,
+    reopening_keeps_everything,
+    a_newer_format_is_refused_and_left_untouched,
+    a_store_of_another_kind_is_refused,
+    regions_are_independent,
+    iam_accounts_users_and_keys,
+    concurrent_load_modify_commit_loses_no_update,
+);
+
+mod cases {
+    use super::*;
+
+    pub async fn insert_and_load_by_name_and_arn(b: &Backend) {
+        let store = b.region().await;
+        let mut rec = secret(ACCOUNT, "prod/db", 1_000);
+        rec.kms_key_id = Some("alias/mine".into());
+        rec.tags = Some(vec![Tag {
+            key: "team".into(),
+            value: "ünïcødé ✓".into(),
+        }]);
+        rec.resource_policy = Some(r#"{"Version":"2012-10-17"}"#.into());
+        rec.rotation = Some(r#"{"days":30}"#.into());
+        rec.replication = Some(r#"{"Primary":{"replicas":[]}}"#.into());
+        rec.last_accessed_day = Some(19_000);
+        let mut empty = version(&rec.arn, "v-none", 1_001, &[]);
+        empty.value_kind = ValueKind::None;
+        empty.wrapped_data_key = None;
+        empty.ciphertext = None;
+        empty.kms_key_arn = None;
+        let mut binary = version(&rec.arn, "v-bin", 1_002, &["AWSCURRENT", "custom"]);
+        binary.value_kind = ValueKind::Binary;
+        binary.ciphertext = Some((0..=255u8).collect());
+        binary.last_accessed_day = Some(19_001);
+        let versions = vec![version(&rec.arn, "v-old", 1_000, &[]), empty, binary];
+        insert(&store, rec.clone(), versions.clone()).await;
+
+        let by_arn = load(&store, &rec.arn).await;
+        assert_eq!(by_arn.record, rec);
+        assert_eq!(
+            by_arn.versions, versions,
+            "versions oldest first, all fields"
+        );
+        let by_name = store
+            .load_secret_by_name(ACCOUNT, "prod/db")
+            .await
+            .unwrap()
+            .expect("by name");
+        assert_eq!(by_name, by_arn);
+
+        // Tags: `Some(vec![])` stays distinct from `None`.
+        let mut untagged = secret(ACCOUNT, "untagged", 1_000);
+        untagged.tags = Some(Vec::new());
+        insert(&store, untagged.clone(), Vec::new()).await;
+        let loaded = load(&store, &untagged.arn).await;
+        assert_eq!(loaded.record.tags, Some(Vec::new()));
+        assert!(loaded.versions.is_empty());
+
+        assert!(
+            store
+                .load_secret_by_name(OTHER_ACCOUNT, "prod/db")
+                .await
+                .unwrap()
+                .is_none(),
+            "names are per account"
+        );
+        assert!(
+            store
+                .load_secret_by_name(ACCOUNT, "prod/DB")
+                .await
+                .unwrap()
+                .is_none(),
+            "names are case-sensitive"
+        );
+        assert!(
+            store
+                .load_secret_by_arn(&arn(ACCOUNT, "missing"))
+                .await
+                .unwrap()
+                .is_none()
+        );
+        store.close().await;
+    }
+
+    pub async fn list_is_oldest_first_per_account(b: &Backend) {
+        let store = b.region().await;
+        // Ties on created_ms are ordered by ARN, byte by byte ("B" < "a"), on every backend.
+        let third = secret(ACCOUNT, "c-third", 3_000);
+        let first_b = secret(ACCOUNT, "B-first", 1_000);
+        let first_a = secret(ACCOUNT, "a-first", 1_000);
+        let second = secret(ACCOUNT, "second", 2_000);
+        for rec in [&third, &first_a, &second, &first_b] {
+            let versions = vec![
+                version(&rec.arn, "v2", rec.created_ms + 1, &["AWSCURRENT"]),
+                version(&rec.arn, "v1", rec.created_ms, &["AWSPREVIOUS"]),
+                version(&rec.arn, "V3", rec.created_ms + 1, &[]),
+            ];
+            insert(&store, rec.clone(), versions).await;
+        }
+        insert(&store, secret(OTHER_ACCOUNT, "elsewhere", 500), Vec::new()).await;
+
+        let listed = store.list_secrets(ACCOUNT).await.unwrap();
+        let names: Vec<&str> = listed.iter().map(|s| s.record.name.as_str()).collect();
+        assert_eq!(names, ["B-first", "a-first", "second", "c-third"]);
+        for s in &listed {
+            let vids: Vec<&str> = s.versions.iter().map(|v| v.version_id.as_str()).collect();
+            assert_eq!(vids, ["v1", "V3", "v2"], "versions of {}", s.record.name);
+            assert!(s.versions.iter().all(|v| v.secret_arn == s.record.arn));
+            assert_eq!(s, &load(&store, &s.record.arn).await);
+        }
+        let other = store.list_secrets(OTHER_ACCOUNT).await.unwrap();
+        assert_eq!(other.len(), 1);
+        assert!(store.list_secrets("999999999999").await.unwrap().is_empty());
+        store.close().await;
+    }
+
+    pub async fn names_and_arns_are_unique(b: &Backend) {
+        let store = b.region().await;
+        let rec = secret(ACCOUNT, "unique", 1_000);
+        insert(
+            &store,
+            rec.clone(),
+            vec![version(&rec.arn, "v1", 1_000, &[])],
+        )
+        .await;
+
+        // Same name, another ARN suffix.
+        let mut same_name = rec.clone();
+        same_name.arn = rec.arn.replace("AbCdEf", "ZyXwVu");
+        let result = store
+            .commit(SecretChange::Insert {
+                secret: same_name.clone(),
+                versions: vec![version(&same_name.arn, "v9", 2_000, &[])],
+            })
+            .await;
+        assert_conflict(result, "a taken name");
+        assert!(
+            store
+                .load_secret_by_arn(&same_name.arn)
+                .await
+                .unwrap()
+                .is_none()
+        );
+
+        // Same ARN, another name.
+        let mut same_arn = secret(ACCOUNT, "other-name", 1_000);
+        same_arn.arn = rec.arn.clone();
+        let result = store
+            .commit(SecretChange::Insert {
+                secret: same_arn,
+                versions: Vec::new(),
+            })
+            .await;
+        assert_conflict(result, "a taken ARN");
+
+        // The failed inserts left nothing behind, not even their versions.
+        let kept = load(&store, &rec.arn).await;
+        assert_eq!(kept.record, rec);
+        assert_eq!(kept.versions.len(), 1);
+
+        // The same name in another account is another secret.
+        insert(&store, secret(OTHER_ACCOUNT, "unique", 1_000), Vec::new()).await;
+        assert_eq!(store.list_secrets(OTHER_ACCOUNT).await.unwrap().len(), 1);
+
+        // After a conflict the store keeps working.
+        insert(&store, secret(ACCOUNT, "next", 1_000), Vec::new()).await;
+        store.close().await;
+    }
+
+    pub async fn stale_row_version_is_a_conflict(b: &Backend) {
+        let store = b.region().await;
+        let rec = secret(ACCOUNT, "occ", 1_000);
+        insert(&store, rec.clone(), Vec::new()).await;
+
+        let mut changed = rec.clone();
+        changed.description = Some("first writer".into());
+        changed.last_changed_ms = 2_000;
+        store.commit(update(&changed)).await.expect("first update");
+
+        let mut stale = rec.clone();
+        stale.description = Some("second writer".into());
+        assert_conflict(store.commit(update(&stale)).await, "stale row_version");
+
+        let now = load(&store, &rec.arn).await.record;
+        assert_eq!(now.description.as_deref(), Some("first writer"));
+        assert_eq!(now.row_version, 2);
+        assert_eq!(now.last_changed_ms, 2_000);
+
+        // Updating a secret that is not there.
+        let ghost = secret(ACCOUNT, "ghost", 1_000);
+        assert_conflict(store.commit(update(&ghost)).await, "missing secret");
+        assert!(
+            store
+                .load_secret_by_arn(&ghost.arn)
+                .await
+                .unwrap()
+                .is_none()
+        );
+
+        // Every mutable column goes through an update.
+        let mut all = now.clone();
+        all.description = None;
+        all.kms_key_id = Some("arn:aws:kms:us-east-1:111122223333:key/k2".into());
+        all.tags = Some(vec![Tag {
+            key: "k".into(),
+            value: String::new(),
+        }]);
+        all.resource_policy = Some("{}".into());
+        all.last_changed_ms = 3_000;
+        all.last_accessed_day = Some(20_000);
+        all.deleted_ms = Some(3_000);
+        all.purge_at_ms = Some(9_000);
+        all.rotation = Some("{}".into());
+        all.replication = Some("{\"Replica\":{}}".into());
+        store.commit(update(&all)).await.unwrap();
+        let mut expected = all.clone();
+        expected.row_version += 1;
+        assert_eq!(load(&store, &rec.arn).await.record, expected);
+        store.close().await;
+    }
+
+    pub async fn versions_are_upserted_and_deleted(b: &Backend) {
+        let store = b.region().await;
+        let rec = secret(ACCOUNT, "versions", 1_000);
+        let v1 = version(&rec.arn, "v1", 1_000, &["AWSCURRENT"]);
+        let v2 = version(&rec.arn, "v2", 1_100, &["AWSPENDING"]);
+        insert(&store, rec.clone(), vec![v1.clone(), v2.clone()]).await;
+
+        // Promote v3, move v1 to AWSPREVIOUS, drop v2.
+        let mut v1_prev = v1.clone();
+        v1_prev.stages = vec!["AWSPREVIOUS".into()];
+        v1_prev.last_accessed_day = Some(19_500);
+        let v3 = version(&rec.arn, "v3", 1_200, &["AWSCURRENT"]);
+        let mut next = rec.clone();
+        next.row_version = 2;
+        store
+            .commit(SecretChange::Update {
+                secret: next,
+                expected_row_version: 1,
+                upsert_versions: vec![v1_prev.clone(), v3.clone()],
+                delete_versions: vec!["v2".into(), "never-existed".into()],
+            })
+            .await
+            .unwrap();
+        let loaded = load(&store, &rec.arn).await;
+        assert_eq!(loaded.versions, vec![v1_prev, v3]);
+        assert_eq!(loaded.record.row_version, 2);
+
+        // A conflicting update changes no version either.
+        let result = store
+            .commit(SecretChange::Update {
+                secret: rec.clone(),
+                expected_row_version: 1,
+                upsert_versions: vec![version(&rec.arn, "v4", 1_300, &[])],
+                delete_versions: vec!["v1".into()],
+            })
+            .await;
+        assert_conflict(result, "stale update with versions");
+        assert_eq!(load(&store, &rec.arn).await.versions, loaded.versions);
+        store.close().await;
+    }
+
+    pub async fn delete_removes_the_secret_and_its_versions(b: &Backend) {
+        let store = b.region().await;
+        let rec = secret(ACCOUNT, "doomed", 1_000);
+        insert(
+            &store,
+            rec.clone(),
+            vec![version(&rec.arn, "v1", 1_000, &[])],
+        )
+        .await;
+        let keep = secret(ACCOUNT, "kept", 1_000);
+        insert(
+            &store,
+            keep.clone(),
+            vec![version(&keep.arn, "v1", 1_000, &[])],
+        )
+        .await;
+
+        let stale = store
+            .commit(SecretChange::Delete {
+                arn: rec.arn.clone(),
+                expected_row_version: 7,
+            })
+            .await;
+        assert_conflict(stale, "delete with a stale row_version");
+        assert!(store.load_secret_by_arn(&rec.arn).await.unwrap().is_some());
+
+        store
+            .commit(SecretChange::Delete {
+                arn: rec.arn.clone(),
+                expected_row_version: 1,
+            })
+            .await
+            .unwrap();
+        assert!(store.load_secret_by_arn(&rec.arn).await.unwrap().is_none());
+        assert!(
+            store
+                .load_secret_by_name(ACCOUNT, "doomed")
+                .await
+                .unwrap()
+                .is_none()
+        );
+        let again = store
+            .commit(SecretChange::Delete {
+                arn: rec.arn.clone(),
+                expected_row_version: 1,
+            })
+            .await;
+        assert_conflict(again, "deleting twice");
+
+        // The name and ARN are free again, and no old version comes back.
+        insert(&store, rec.clone(), Vec::new()).await;
+        assert!(load(&store, &rec.arn).await.versions.is_empty());
+        assert_eq!(load(&store, &keep.arn).await.versions.len(), 1);
+        store.close().await;
+    }
+
+    pub async fn record_access_is_not_a_change(b: &Backend) {
+        let store = b.region().await;
+        let rec = secret(ACCOUNT, "read-me", 1_000);
+        insert(
+            &store,
+            rec.clone(),
+            vec![
+                version(&rec.arn, "v1", 1_000, &["AWSPREVIOUS"]),
+                version(&rec.arn, "v2", 1_001, &["AWSCURRENT"]),
+            ],
+        )
+        .await;
+        store.record_access(&rec.arn, "v2", 20_100).await.unwrap();
+        let loaded = load(&store, &rec.arn).await;
+        assert_eq!(loaded.record.last_accessed_day, Some(20_100));
+        assert_eq!(loaded.record.row_version, 1, "row_version unchanged");
+        assert_eq!(loaded.record.last_changed_ms, 1_000);
+        assert_eq!(loaded.versions[0].last_accessed_day, None);
+        assert_eq!(loaded.versions[1].last_accessed_day, Some(20_100));
+        // The secret's row_version still admits the update that was read before.
+        store.commit(update(&rec)).await.expect("not a conflict");
+        // Unknown secret or version: nothing happens, nothing fails.
+        store
+            .record_access(&arn(ACCOUNT, "nope"), "v1", 1)
+            .await
+            .unwrap();
+        store.close().await;
+    }
+
+    pub async fn secrets_due_for_purge(b: &Backend) {
+        let store = b.region().await;
+        let live = secret(ACCOUNT, "live", 1_000);
+        let mut due = secret(ACCOUNT, "due", 1_000);
+        due.deleted_ms = Some(2_000);
+        due.purge_at_ms = Some(5_000);
+        let mut exactly = secret(OTHER_ACCOUNT, "exactly", 1_000);
+        exactly.deleted_ms = Some(2_000);
+        exactly.purge_at_ms = Some(6_000);
+        let mut later = secret(ACCOUNT, "later", 1_000);
+        later.deleted_ms = Some(2_000);
+        later.purge_at_ms = Some(6_001);
+        for rec in [&live, &due, &exactly, &later] {
+            insert(&store, rec.clone(), Vec::new()).await;
+        }
+        let found: BTreeSet<String> = store
+            .secrets_due_for_purge(6_000)
+            .await
+            .unwrap()
+            .into_iter()
+            .collect();
+        assert_eq!(
+            found,
+            BTreeSet::from([due.arn.clone(), exactly.arn.clone()])
+        );
+        assert!(store.secrets_due_for_purge(4_999).await.unwrap().is_empty());
+        assert_eq!(
+            store.secrets_due_for_purge(i64::MAX).await.unwrap().len(),
+            3
+        );
+        store.close().await;
+    }
+
+    pub async fn kms_keys_and_aliases(b: &Backend) {
+        let store = b.region().await;
+        let key = |id: &str| KmsKeyRecord {
+            key_arn: format!("arn:aws:kms:us-east-1:{ACCOUNT}:key/{id}"),
+            account_id: ACCOUNT.into(),
+            key_id: id.into(),
+            wrapped_material: vec![9, 0, 8, 255],
+            metadata: format!(r#"{{"KeyId":"{id}","KeyState":"Enabled"}}"#),
+            created_ms: 1_000,
+        };
+        let alias = |name: &str, target: &KmsKeyRecord| KmsAliasRecord {
+            account_id: ACCOUNT.into(),
+            alias_name: name.into(),
+            target_key_arn: target.key_arn.clone(),
+            created_ms: 1_000,
+        };
+        let plain = key("plain");
+        store.create_kms_key(plain.clone(), None).await.unwrap();
+        assert_eq!(
+            store.load_kms_key(&plain.key_arn).await.unwrap(),
+            Some(plain.clone())
+        );
+
+        let managed = key("managed");
+        let managed_alias = alias("alias/aws/secretsmanager", &managed);
+        store
+            .create_kms_key(managed.clone(), Some(managed_alias.clone()))
+            .await
+            .unwrap();
+        assert_eq!(
+            store
+                .load_kms_alias(ACCOUNT, "alias/aws/secretsmanager")
+                .await
+                .unwrap(),
+            Some(managed_alias.clone())
+        );
+        assert!(
+            store
+                .load_kms_alias(OTHER_ACCOUNT, "alias/aws/secretsmanager")
+                .await
+                .unwrap()
+                .is_none()
+        );
+
+        // A second key racing for the same alias: Conflict, and the key is not kept either.
+        let racer = key("racer");
+        let result = store
+            .create_kms_key(
+                racer.clone(),
+                Some(alias("alias/aws/secretsmanager", &racer)),
+            )
+            .await;
+        assert_conflict(result, "alias taken");
+        assert!(store.load_kms_key(&racer.key_arn).await.unwrap().is_none());
+        assert_eq!(
+            store
+                .load_kms_alias(ACCOUNT, "alias/aws/secretsmanager")
+                .await
+                .unwrap(),
+            Some(managed_alias)
+        );
+        assert_conflict(
+            store.create_kms_key(plain.clone(), None).await,
+            "key ARN taken",
+        );
+        assert!(
+            store
+                .load_kms_key("arn:aws:kms:us-east-1:1:key/none")
+                .await
+                .unwrap()
+                .is_none()
+        );
+        store.close().await;
+    }
+
+    pub async fn outbox_rows_commit_with_the_change_or_not_at_all(b: &Backend) {
+        let store = b.region().await;
+        let rec = secret(ACCOUNT, "replicated", 1_000);
+        let before = now_ms();
+        store
+            .commit_with(
+                vec![SecretChange::Insert {
+                    secret: rec.clone(),
+                    versions: Vec::new(),
+                }],
+                vec![
+                    entry(&rec.arn, "eu-west-1", "sync", r#"{"force":true}"#),
+                    entry(&rec.arn, "ap-south-1", "sync", "{}"),
+                ],
+            )
+            .await
+            .unwrap();
+        assert_eq!(
+            store.outbox_depth().await.unwrap(),
+            vec![("ap-south-1".to_string(), 1), ("eu-west-1".to_string(), 1)]
+        );
+
+        // A failed change (taken name) writes no outbox row.
+        let result = store
+            .commit_with(
+                vec![SecretChange::Insert {
+                    secret: rec.clone(),
+                    versions: Vec::new(),
+                }],
+                vec![entry(&rec.arn, "eu-west-1", "sync", "{}")],
+            )
+            .await;
+        assert_conflict(result, "insert of a taken name");
+        // A failed change (stale row_version) among good ones: nothing at all.
+        let good = secret(ACCOUNT, "good", 1_000);
+        let result = store
+            .commit_with(
+                vec![
+                    SecretChange::Insert {
+                        secret: good.clone(),
+                        versions: Vec::new(),
+                    },
+                    SecretChange::Update {
+                        secret: rec.clone(),
+                        expected_row_version: 41,
+                        upsert_versions: Vec::new(),
+                        delete_versions: Vec::new(),
+                    },
+                ],
+                vec![entry(&rec.arn, "us-west-2", "sync", "{}")],
+            )
+            .await;
+        assert_conflict(result, "stale update");
+        assert!(store.load_secret_by_arn(&good.arn).await.unwrap().is_none());
+        assert_eq!(store.outbox_depth().await.unwrap().len(), 2);
+
+        // An outbox row alone (`enqueue`).
+        store
+            .enqueue(vec![entry(&rec.arn, "eu-west-1", "access", r#"{"day":1}"#)])
+            .await
+            .unwrap();
+        let rows = store
+            .claim_outbox(now_ms() + 1_000, "node-a", 30_000, 100)
+            .await
+            .unwrap();
+        assert_eq!(rows.len(), 3);
+        assert!(rows.windows(2).all(|w| w[0].id < w[1].id), "oldest first");
+        let first = &rows[0];
+        assert_eq!(
+            first.entry,
+            entry(&rec.arn, "eu-west-1", "sync", r#"{"force":true}"#)
+        );
+        assert_eq!(first.attempts, 0);
+        assert_eq!(first.first_failure_ms, None);
+        assert!(first.enqueued_ms >= before && first.enqueued_ms <= now_ms());
+        assert_eq!(first.next_attempt_ms, first.enqueued_ms);
+        assert_eq!(rows[2].entry.kind, "access");
+        store.close().await;
+    }
+
+    pub async fn claims_hold_a_lease_until_it_expires(b: &Backend) {
+        let store = b.region().await;
+        let a = arn(ACCOUNT, "a");
+        store
+            .enqueue(
+                (0..5)
+                    .map(|i| entry(&a, "eu-west-1", "sync", &format!("{{\"n\":{i}}}")))
+                    .collect(),
+            )
+            .await
+            .unwrap();
+        let t = now_ms() + 1_000;
+        // Not yet due.
+        assert!(
+            store
+                .claim_outbox(t - 60_000, "node-a", 1_000, 10)
+                .await
+                .unwrap()
+                .is_empty()
+        );
+        let first = store.claim_outbox(t, "node-a", 1_000, 3).await.unwrap();
+        assert_eq!(first.len(), 3, "limit");
+        let rest = store.claim_outbox(t, "node-b", 1_000, 10).await.unwrap();
+        assert_eq!(rest.len(), 2, "the rows node-a does not hold");
+        assert!(ids(&first).iter().all(|id| !ids(&rest).contains(id)));
+        assert!(ids(&first).iter().max() < ids(&rest).iter().min());
+        // While the leases are valid nobody else gets a row.
+        assert!(
+            store
+                .claim_outbox(t + 1_000, "node-c", 1_000, 10)
+                .await
+                .unwrap()
+                .is_empty(),
+            "a lease is valid up to and including its end"
+        );
+        // Expired: claimable again, oldest first.
+        let again = store
+            .claim_outbox(t + 1_001, "node-c", 1_000, 10)
+            .await
+            .unwrap();
+        let mut all = ids(&first);
+        all.extend(ids(&rest));
+        assert_eq!(ids(&again), all);
+        // Claiming does not count as an attempt.
+        assert!(again.iter().all(|r| r.attempts == 0));
+        store.close().await;
+    }
+
+    pub async fn an_owner_takes_back_its_own_leases(b: &Backend) {
+        let store = b.region().await;
+        let a = arn(ACCOUNT, "a");
+        store
+            .enqueue(vec![
+                entry(&a, "eu-west-1", "sync", "{}"),
+                entry(&a, "eu-west-1", "remove", "{}"),
+            ])
+            .await
+            .unwrap();
+        let t = now_ms() + 1_000;
+        let held = store.claim_outbox(t, "node-a", 60_000, 10).await.unwrap();
+        assert_eq!(held.len(), 2);
+        assert!(
+            store
+                .claim_outbox(t + 1, "node-b", 60_000, 10)
+                .await
+                .unwrap()
+                .is_empty()
+        );
+        // node-a restarted: it resumes its own rows without waiting for the lease.
+        let resumed = store
+            .claim_outbox(t + 1, "node-a", 60_000, 10)
+            .await
+            .unwrap();
+        assert_eq!(ids(&resumed), ids(&held));
+        store.close().await;
+    }
+
+    pub async fn concurrent_claimers_split_the_rows(b: &Backend) {
+        let store = b.region().await;
+        let total = 60;
+        store
+            .enqueue(
+                (0..total)
+                    .map(|i| entry(&arn(ACCOUNT, &format!("s{i}")), "eu-west-1", "sync", "{}"))
+                    .collect(),
+            )
+            .await
+            .unwrap();
+        let t = now_ms() + 1_000;
+        let mut tasks = Vec::new();
+        for n in 0..4 {
+            let store = store.clone();
+            tasks.push(tokio::spawn(async move {
+                let mut mine = Vec::new();
+                for k in 0.. {
+                    // A fresh owner per claim: an owner may take back its own leases, so only
+                    // other owners show that a valid lease keeps a row out of reach.
+                    let owner = format!("node-{n}-{k}");
+                    let rows = store.claim_outbox(t, &owner, 60_000, 4).await.unwrap();
+                    if rows.is_empty() {
+                        return mine;
+                    }
+                    mine.extend(ids(&rows));
+                    tokio::task::yield_now().await;
+                }
+                unreachable!()
+            }));
+        }
+        let mut seen = BTreeSet::new();
+        let mut claimed = 0;
+        for task in tasks {
+            for id in task.await.unwrap() {
+                claimed += 1;
+                assert!(seen.insert(id), "row {id} was claimed twice");
+            }
+        }
+        assert_eq!(claimed, total, "every row claimed exactly once");
+        store.close().await;
+    }
+
+    pub async fn finish_retry_and_depth(b: &Backend) {
+        let store = b.region().await;
+        let a = arn(ACCOUNT, "a");
+        let bb = arn(ACCOUNT, "b");
+        store
+            .enqueue(vec![
+                entry(&a, "eu-west-1", "sync", "1"),
+                entry(&a, "eu-west-1", "sync", "2"),
+                entry(&a, "ap-south-1", "sync", "3"),
+                entry(&a, "eu-west-1", "remove", "4"),
+                entry(&bb, "eu-west-1", "sync", "5"),
+            ])
+            .await
+            .unwrap();
+        assert_eq!(
+            store.outbox_depth().await.unwrap(),
+            vec![("ap-south-1".to_string(), 1), ("eu-west-1".to_string(), 4)]
+        );
+        let t = now_ms() + 1_000;
+        let rows = store.claim_outbox(t, "node-a", 60_000, 10).await.unwrap();
+        let id_of = |payload: &str| rows.iter().find(|r| r.entry.payload == payload).unwrap().id;
+
+        // Finishing (a, eu-west-1, sync) up to the first row leaves the second.
+        store
+            .finish_outbox(&a, "eu-west-1", "sync", id_of("1"))
+            .await
+            .unwrap();
+        assert_eq!(
+            store.outbox_depth().await.unwrap(),
+            vec![("ap-south-1".to_string(), 1), ("eu-west-1".to_string(), 3)]
+        );
+        // Up to the last id settles only that secret, destination and kind.
+        store
+            .finish_outbox(&a, "eu-west-1", "sync", i64::MAX)
+            .await
+            .unwrap();
+        assert_eq!(
+            store.outbox_depth().await.unwrap(),
+            vec![("ap-south-1".to_string(), 1), ("eu-west-1".to_string(), 2)]
+        );
+        // Finishing something that is not there is fine.
+        store
+            .finish_outbox(&a, "eu-west-1", "sync", i64::MAX)
+            .await
+            .unwrap();
+
+        // A retry releases the lease and schedules the next attempt.
+        let retried = id_of("5");
+        store
+            .retry_outbox(retried, 3, t + 5_000, Some(t - 10))
+            .await
+            .unwrap();
+        let early = store
+            .claim_outbox(t + 4_999, "node-b", 60_000, 10)
+            .await
+            .unwrap();
+        assert!(
+            early.is_empty(),
+            "not due yet, others still leased: {early:?}"
+        );
+        let due = store
+            .claim_outbox(t + 5_000, "node-b", 60_000, 10)
+            .await
+            .unwrap();
+        assert_eq!(ids(&due), vec![retried]);
+        assert_eq!(due[0].attempts, 3);
+        assert_eq!(due[0].next_attempt_ms, t + 5_000);
+        assert_eq!(due[0].first_failure_ms, Some(t - 10));
+        // A retry back to no failure.
+        store.retry_outbox(retried, 0, t, None).await.unwrap();
+        let back = store.claim_outbox(t, "node-c", 60_000, 10).await.unwrap();
+        assert_eq!(ids(&back), vec![retried]);
+        assert_eq!(back[0].first_failure_ms, None);
+
+        for r in &rows {
+            store
+                .finish_outbox(
+                    &r.entry.secret_arn,
+                    &r.entry.dest_region,
+                    &r.entry.kind,
+                    r.id,
+                )
+                .await
+                .unwrap();
+        }
+        assert!(store.outbox_depth().await.unwrap().is_empty());
+        store.close().await;
+    }
+
+    pub async fn commit_and_finish_is_all_or_nothing(b: &Backend) {
+        let store = b.region().await;
+        let rec = secret(ACCOUNT, "delivered", 1_000);
+        insert(&store, rec.clone(), Vec::new()).await;
+        store
+            .enqueue(vec![
+                entry(&rec.arn, "eu-west-1", "sync", "1"),
+                entry(&rec.arn, "eu-west-1", "sync", "2"),
+                entry(&rec.arn, "eu-west-1", "remove", "3"),
+            ])
+            .await
+            .unwrap();
+        let rows = store
+            .claim_outbox(now_ms() + 1_000, "node-a", 60_000, 10)
+            .await
+            .unwrap();
+        let last_sync = rows[1].id;
+
+        // A stale change: Conflict, and no row is settled.
+        let mut stale = rec.clone();
+        stale.row_version = 5;
+        let result = store
+            .commit_and_finish(
+                vec![update(&stale)],
+                (&rec.arn, "eu-west-1", "sync", last_sync),
+            )
+            .await;
+        assert_conflict(result, "stale change with settling");
+        assert_eq!(
+            store.outbox_depth().await.unwrap(),
+            vec![("eu-west-1".to_string(), 3)]
+        );
+        assert_eq!(load(&store, &rec.arn).await.record.row_version, 1);
+
+        // The status change and the settling together.
+        let mut status = rec.clone();
+        status.replication = Some(r#"{"Primary":{"replicas":["InSync"]}}"#.into());
+        store
+            .commit_and_finish(
+                vec![update(&status)],
+                (&rec.arn, "eu-west-1", "sync", last_sync),
+            )
+            .await
+            .unwrap();
+        let loaded = load(&store, &rec.arn).await.record;
+        assert_eq!(loaded.row_version, 2);
+        assert_eq!(loaded.replication, status.replication);
+        assert_eq!(
+            store.outbox_depth().await.unwrap(),
+            vec![("eu-west-1".to_string(), 1)],
+            "only the remove row is left"
+        );
+        // No change at all: just the settling.
+        store
+            .commit_and_finish(Vec::new(), (&rec.arn, "eu-west-1", "remove", i64::MAX))
+            .await
+            .unwrap();
+        assert!(store.outbox_depth().await.unwrap().is_empty());
+        store.close().await;
+    }
+
+    pub async fn reopening_keeps_everything(b: &Backend) {
+        let store = b.region().await;
+        let rec = secret(ACCOUNT, "durable", 1_000);
+        let versions = vec![version(&rec.arn, "v1", 1_000, &["AWSCURRENT"])];
+        store
+            .commit_with(
+                vec![SecretChange::Insert {
+                    secret: rec.clone(),
+                    versions: versions.clone(),
+                }],
+                vec![entry(&rec.arn, "eu-west-1", "sync", "{}")],
+            )
+            .await
+            .unwrap();
+        let key = KmsKeyRecord {
+            key_arn: "arn:aws:kms:us-east-1:111122223333:key/k".into(),
+            account_id: ACCOUNT.into(),
+            key_id: "k".into(),
+            wrapped_material: vec![1; 60],
+            metadata: "{}".into(),
+            created_ms: 5,
+        };
+        store.create_kms_key(key.clone(), None).await.unwrap();
+        store.close().await;
+        let meta = b.meta("region").await;
+        assert!(meta.contains(&("kind".to_string(), "coffer-region".to_string())));
+        assert!(meta.contains(&("format_version".to_string(), "2".to_string())));
+
+        for _ in 0..2 {
+            let store = b.region().await;
+            let loaded = load(&store, &rec.arn).await;
+            assert_eq!(loaded.record, rec);
+            assert_eq!(loaded.versions, versions);
+            assert_eq!(
+                store.load_kms_key(&key.key_arn).await.unwrap(),
+                Some(key.clone())
+            );
+            assert_eq!(
+                store.outbox_depth().await.unwrap(),
+                vec![("eu-west-1".to_string(), 1)]
+            );
+            store.close().await;
+            assert_eq!(b.meta("region").await, meta, "reopening rewrites no marker");
+        }
+        // New outbox ids keep growing after a reopen.
+        let store = b.region().await;
+        store
+            .enqueue(vec![entry(&rec.arn, "eu-west-1", "sync", "{}")])
+            .await
+            .unwrap();
+        let rows = store
+            .claim_outbox(now_ms() + 1_000, "n", 1_000, 10)
+            .await
+            .unwrap();
+        assert_eq!(rows.len(), 2);
+        assert!(rows[0].id < rows[1].id);
+        store.close().await;
+    }
+
+    pub async fn a_newer_format_is_refused_and_left_untouched(b: &Backend) {
+        let store = b.region().await;
+        let rec = secret(ACCOUNT, "precious", 1_000);
+        insert(&store, rec.clone(), Vec::new()).await;
+        store.close().await;
+
+        b.set_meta("region", "format_version", "999").await;
+        let before = b.meta("region").await;
+        let err = match b.try_region().await {
+            Err(StoreError::Incompatible(message)) => message,
+            Err(other) => panic!("expected Incompatible, got {other:?}"),
+            Ok(_) => panic!("a store of format 999 was opened"),
+        };
+        assert!(err.contains("newer Coffer"), "{err}");
+        assert!(
+            err.contains("999") && err.contains("left untouched"),
+            "{err}"
+        );
+        assert_eq!(b.meta("region").await, before, "the marker was not touched");
+
+        // Back to the real version: the data is all there.
+        b.set_meta("region", "format_version", "2").await;
+        let store = b.region().await;
+        assert_eq!(load(&store, &rec.arn).await.record, rec);
+        store.close().await;
+    }
+
+    pub async fn a_store_of_another_kind_is_refused(b: &Backend) {
+        let store = b.region().await;
+        store.close().await;
+        let before = b.meta("region").await;
+        match b.try_iam_named("region").await {
+            Err(StoreError::Incompatible(message)) => {
+                assert!(message.contains("coffer-region"), "{message}");
+                assert!(message.contains("left untouched"), "{message}");
+            }
+            Err(other) => panic!("expected Incompatible, got {other:?}"),
+            Ok(_) => panic!("a region store opened as the IAM store"),
+        }
+        assert_eq!(b.meta("region").await, before);
+        let iam = b.iam().await;
+        iam.close().await;
+        assert!(matches!(
+            b.try_region_named("iam").await,
+            Err(StoreError::Incompatible(_))
+        ));
+    }
+
+    pub async fn regions_are_independent(b: &Backend) {
+        let east = b.region_named("region").await;
+        let west = b.region_named("region_west").await;
+        let rec = secret(ACCOUNT, "everywhere", 1_000);
+        insert(
+            &east,
+            rec.clone(),
+            vec![version(&rec.arn, "v1", 1_000, &[])],
+        )
+        .await;
+        assert!(west.load_secret_by_arn(&rec.arn).await.unwrap().is_none());
+        insert(&west, rec.clone(), Vec::new()).await;
+        assert_eq!(load(&east, &rec.arn).await.versions.len(), 1);
+        assert!(load(&west, &rec.arn).await.versions.is_empty());
+        east.enqueue(vec![entry(&rec.arn, "us-west-2", "sync", "{}")])
+            .await
+            .unwrap();
+        assert!(west.outbox_depth().await.unwrap().is_empty());
+        east.close().await;
+        west.close().await;
+    }
+
+    pub async fn iam_accounts_users_and_keys(b: &Backend) {
+        let iam = b.iam().await;
+        assert!(iam.accounts().await.unwrap().is_empty());
+        iam.create_account(OTHER_ACCOUNT, 2_000).await.unwrap();
+        iam.create_account(ACCOUNT, 1_000).await.unwrap();
+        assert_conflict(iam.create_account(ACCOUNT, 3_000).await, "account exists");
+        assert_eq!(iam.accounts().await.unwrap(), vec![ACCOUNT, OTHER_ACCOUNT]);
+
+        let admin = UserRecord {
+            user_arn: format!("arn:aws:iam::{ACCOUNT}:user/admin"),
+            account_id: ACCOUNT.into(),
+            user_name: "admin".into(),
+            user_id: "AIDAADMIN".into(),
+            is_admin: true,
+            created_ms: 1_000,
+        };
+        let reader = UserRecord {
+            user_arn: format!("arn:aws:iam::{ACCOUNT}:user/reader"),
+            user_name: "reader".into(),
+            user_id: "AIDAREADER".into(),
+            is_admin: false,
+            created_ms: 2_000,
+            ..admin.clone()
+        };
+        iam.create_user(reader.clone()).await.unwrap();
+        iam.create_user(admin.clone()).await.unwrap();
+        let mut same_name = admin.clone();
+        same_name.user_arn.push_str("-2");
+        assert_conflict(iam.create_user(same_name).await, "user name taken");
+        assert_conflict(iam.create_user(admin.clone()).await, "user ARN taken");
+        let mut elsewhere = admin.clone();
+        elsewhere.account_id = OTHER_ACCOUNT.into();
+        elsewhere.user_arn = format!("arn:aws:iam::{OTHER_ACCOUNT}:user/admin");
+        elsewhere.created_ms = 3_000;
+        iam.create_user(elsewhere.clone()).await.unwrap();
+        assert_eq!(
+            iam.users().await.unwrap(),
+            vec![admin.clone(), reader.clone(), elsewhere]
+        );
+
+        let key = AccessKeyRecord {
+            access_key_id: "AKIAEXAMPLE1".into(),
+            user_arn: admin.user_arn.clone(),
+            account_id: ACCOUNT.into(),
+            wrapped_secret: vec![0, 255, 1, 254],
+            status: "Active".into(),
+            created_ms: 1_500,
+        };
+        let inactive = AccessKeyRecord {
+            access_key_id: "AKIAEXAMPLE2".into(),
+            user_arn: reader.user_arn.clone(),
+            status: "Inactive".into(),
+            created_ms: 1_600,
+            ..key.clone()
+        };
+        iam.create_access_key(inactive.clone()).await.unwrap();
+        iam.create_access_key(key.clone()).await.unwrap();
+        assert_conflict(iam.create_access_key(key.clone()).await, "key id taken");
+        assert_eq!(
+            iam.access_keys().await.unwrap(),
+            vec![key.clone(), inactive.clone()]
+        );
+        iam.close().await;
+
+        let iam = b.iam().await;
+        assert_eq!(iam.accounts().await.unwrap().len(), 2);
+        assert_eq!(iam.users().await.unwrap().len(), 3);
+        assert_eq!(iam.access_keys().await.unwrap(), vec![key, inactive]);
+        iam.close().await;
+        let meta = b.meta("iam").await;
+        assert!(meta.contains(&("kind".to_string(), "coffer-iam".to_string())));
+        assert!(meta.contains(&("format_version".to_string(), "1".to_string())));
+    }
+
+    /// `writers` tasks each add one to a counter kept in the description: load, modify, commit,
+    /// and on `Conflict` start over. Every increment must survive.
+    pub async fn increment_concurrently(stores: &[Arc<dyn Store>], writers: usize) {
+        let rec = secret(ACCOUNT, "counter", 1_000);
+        let mut initial = rec.clone();
+        initial.description = Some("0".into());
+        insert(&stores[0], initial, Vec::new()).await;
+        let mut tasks = Vec::new();
+        for n in 0..writers {
+            let store = stores[n % stores.len()].clone();
+            let arn = rec.arn.clone();
+            tasks.push(tokio::spawn(async move {
+                let mut conflicts = 0;
+                loop {
+                    let current = store.load_secret_by_arn(&arn).await.unwrap().unwrap();
+                    let mut next = current.record.clone();
+                    let count: i64 = next.description.as_deref().unwrap().parse().unwrap();
+                    next.description = Some((count + 1).to_string());
+                    next.row_version += 1;
+                    let version = version(&arn, &format!("v{n}"), 2_000 + n as i64, &[]);
+                    match store
+                        .commit(SecretChange::Update {
+                            secret: next,
+                            expected_row_version: current.record.row_version,
+                            upsert_versions: vec![version],
+                            delete_versions: Vec::new(),
+                        })
+                        .await
+                    {
+                        Ok(()) => return conflicts,
+                        Err(StoreError::Conflict) => {
+                            conflicts += 1;
+                            assert!(conflicts < 10_000, "writer {n} starved");
+                        }
+                        Err(other) => panic!("writer {n}: {other}"),
+                    }
+                }
+            }));
+        }
+        let mut conflicts = 0;
+        for task in tasks {
+            conflicts += task.await.unwrap();
+        }
+        let done = load(&stores[0], &rec.arn).await;
+        assert_eq!(
+            done.record.description.as_deref(),
+            Some(writers.to_string().as_str()),
+            "lost updates ({conflicts} conflicts retried)"
+        );
+        assert_eq!(done.record.row_version, writers as i64 + 1);
+        assert_eq!(done.versions.len(), writers);
+    }
+
+    pub async fn concurrent_load_modify_commit_loses_no_update(b: &Backend) {
+        let store = b.region().await;
+        increment_concurrently(std::slice::from_ref(&store), 24).await;
+        store.close().await;
+    }
+}
+
+/// What only a database shared by several nodes has.
+mod postgres_only {
+    use super::*;
+    use coffer_store::PostgresStore;
+
+    async fn with_backend<F, Fut>(test: F)
+    where
+        F: FnOnce(Arc<Backend>) -> Fut,
+        Fut: std::future::Future<Output = ()>,
+    {
+        let backend = Arc::new(Backend::postgres());
+        test(backend.clone()).await;
+        Arc::into_inner(backend)
+            .expect("the test kept the backend")
+            .cleanup()
+            .await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn nodes_starting_together_migrate_once() {
+        with_backend(|b| async move {
+            let mut opens = Vec::new();
+            for _ in 0..6 {
+                let b = b.clone();
+                opens.push(tokio::spawn(async move { b.try_region().await }));
+            }
+            let mut stores = Vec::new();
+            for open in opens {
+                stores.push(open.await.unwrap().expect("every node opens the store"));
+            }
+            let meta = b.meta("region").await;
+            assert_eq!(
+                meta,
+                vec![
+                    ("format_version".to_string(), "2".to_string()),
+                    ("kind".to_string(), "coffer-region".to_string()),
+                    ("migration_lock".to_string(), "coffer".to_string()),
+                ]
+            );
+            // Every node works on the same tables.
+            let rec = secret(ACCOUNT, "shared", 1_000);
+            insert(&stores[0], rec.clone(), Vec::new()).await;
+            for store in &stores {
+                assert_eq!(load(store, &rec.arn).await.record, rec);
+                store.close().await;
+            }
+        })
+        .await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn two_nodes_lose_no_update() {
+        with_backend(|b| async move {
+            let nodes = [b.region().await, b.region().await];
+            cases::increment_concurrently(&nodes, 24).await;
+            for node in nodes {
+                node.close().await;
+            }
+        })
+        .await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn two_nodes_never_claim_the_same_row() {
+        with_backend(|b| async move {
+            let nodes = [b.region().await, b.region().await];
+            let total = 80;
+            nodes[0]
+                .enqueue(
+                    (0..total)
+                        .map(|i| entry(&arn(ACCOUNT, &format!("s{i}")), "eu-west-1", "sync", "{}"))
+                        .collect(),
+                )
+                .await
+                .unwrap();
+            let t = now_ms() + 1_000;
+            let mut tasks = Vec::new();
+            for n in 0..6 {
+                let node = nodes[n % 2].clone();
+                tasks.push(tokio::spawn(async move {
+                    let owner = format!("node-{n}");
+                    let mut mine = Vec::new();
+                    loop {
+                        let rows = node.claim_outbox(t, &owner, 60_000, 5).await.unwrap();
+                        if rows.is_empty() {
+                            return mine;
+                        }
+                        for r in &rows {
+                            node.finish_outbox(
+                                &r.entry.secret_arn,
+                                &r.entry.dest_region,
+                                &r.entry.kind,
+                                r.id,
+                            )
+                            .await
+                            .unwrap();
+                        }
+                        mine.extend(ids(&rows));
+                    }
+                }));
+            }
+            let mut seen = BTreeSet::new();
+            for task in tasks {
+                for id in task.await.unwrap() {
+                    assert!(seen.insert(id), "row {id} was claimed twice");
+                }
+            }
+            assert_eq!(seen.len(), total);
+            assert!(nodes[1].outbox_depth().await.unwrap().is_empty());
+            for node in nodes {
+                node.close().await;
+            }
+        })
+        .await;
+    }
+
+    /// Under SERIALIZABLE, losers of a race get SQLSTATE 40001 instead of waiting; the store
+    /// retries them, and what cannot succeed becomes `Conflict` for the caller's reload loop.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn serializable_transactions_are_retried() {
+        let b = Arc::new(Backend::postgres_serializable());
+        let nodes = [b.region().await, b.region().await];
+        cases::increment_concurrently(&nodes, 16).await;
+        nodes[0]
+            .enqueue(
+                (0..40)
+                    .map(|i| entry(&arn(ACCOUNT, &format!("s{i}")), "eu-west-1", "sync", "{}"))
+                    .collect(),
+            )
+            .await
+            .unwrap();
+        let t = now_ms() + 1_000;
+        let mut tasks = Vec::new();
+        for n in 0..4 {
+            let node = nodes[n % 2].clone();
+            tasks.push(tokio::spawn(async move {
+                let mut mine = Vec::new();
+                for k in 0.. {
+                    let owner = format!("node-{n}-{k}");
+                    let rows = node.claim_outbox(t, &owner, 60_000, 3).await.unwrap();
+                    if rows.is_empty() {
+                        return mine;
+                    }
+                    mine.extend(ids(&rows));
+                }
+                unreachable!()
+            }));
+        }
+        let mut seen = BTreeSet::new();
+        for task in tasks {
+            for id in task.await.unwrap() {
+                assert!(seen.insert(id), "row {id} was claimed twice");
+            }
+        }
+        assert_eq!(seen.len(), 40);
+        for node in nodes {
+            node.close().await;
+        }
+        Arc::into_inner(b).unwrap().cleanup().await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_schema_of_someone_else_is_refused_and_left_untouched() {
+        with_backend(|b| async move {
+            let schema = b.schema("region");
+            b.pg_execute(format!(
+                "CREATE SCHEMA \"{schema}\"; CREATE TABLE \"{schema}\".orders (id BIGINT); \
+                 INSERT INTO \"{schema}\".orders VALUES (7)"
+            ))
+            .await;
+            match b.try_region().await {
+                Err(StoreError::Incompatible(message)) => {
+                    assert!(message.contains("not a Coffer store"), "{message}");
+                    assert!(message.contains(&schema), "{message}");
+                }
+                Err(other) => panic!("expected Incompatible, got {other:?}"),
+                Ok(_) => panic!("a foreign schema was adopted"),
+            }
+            let tables = b
+                .pg_scalar(format!(
+                    "SELECT COUNT(*) FROM information_schema.tables WHERE table_schema = '{schema}'"
+                ))
+                .await;
+            assert_eq!(tables, 1, "nothing was created next to the foreign table");
+            let rows = b
+                .pg_scalar(format!("SELECT COUNT(*) FROM \"{schema}\".orders"))
+                .await;
+            assert_eq!(rows, 1);
+        })
+        .await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn an_empty_schema_made_by_an_administrator_is_used() {
+        with_backend(|b| async move {
+            b.pg_execute(format!("CREATE SCHEMA \"{}\"", b.schema("region")))
+                .await;
+            let store = b.region().await;
+            insert(&store, secret(ACCOUNT, "s", 1), Vec::new()).await;
+            store.close().await;
+        })
+        .await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn bad_schema_names_and_unreachable_servers_are_errors() {
+        let url = support::postgres_url();
+        for bad in ["Coffer", "us-east-1", "x\"; DROP TABLE y; --", ""] {
+            match PostgresStore::open(&url, bad).await {
+                Err(StoreError::Backend(message)) => {
+                    assert!(message.contains("schema name"), "{message}")
+                }
+                Err(other) => panic!("{bad:?}: {other:?}"),
+                Ok(_) => panic!("{bad:?} accepted"),
+            }
+        }
+        assert_eq!(
+            PostgresStore::schema_for_region("eu-central-2"),
+            "coffer_eu_central_2"
+        );
+        // Port 1 on localhost refuses at once; the password never appears in the error.
+        match PostgresStore::open("postgres://coffer:hunter2@127.0.0.1:1/coffer", "coffer_x").await
+        {
+            Err(StoreError::Backend(message)) => {
+                assert!(!message.contains("hunter2"), "{message}");
+                assert!(message.contains("127.0.0.1:1"), "{message}");
+            }
+            Err(other) => panic!("{other:?}"),
+            Ok(_) => panic!("connected to port 1"),
+        }
+    }
+}
