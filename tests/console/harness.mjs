@@ -7,7 +7,7 @@
 import { spawn } from 'node:child_process';
 import { createHash, createHmac, randomUUID } from 'node:crypto';
 import { existsSync } from 'node:fs';
-import { mkdir, mkdtemp, readFile, rm } from 'node:fs/promises';
+import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -46,15 +46,20 @@ function parseCredentials(text) {
   return { accessKeyId, secretAccessKey };
 }
 
-/** Starts `coffer serve` on a free loopback port with REGIONS. */
-export async function startServer() {
+/**
+ * Starts `coffer serve` on a free port (default on loopback) with REGIONS; `config` is the text
+ * of a config file to pass with --config.
+ */
+export async function startServer({ listen = '127.0.0.1:0', config } = {}) {
   const tmp = await mkdtemp(join(tmpdir(), 'coffer-console-'));
   const dataDir = join(tmp, 'data');
-  const child = spawn(
-    cofferBin(),
-    ['serve', '--listen', '127.0.0.1:0', '--data-dir', dataDir, '--regions', REGIONS.join(',')],
-    { stdio: ['ignore', 'pipe', 'pipe'] },
-  );
+  const args = ['serve', '--listen', listen, '--data-dir', dataDir, '--regions', REGIONS.join(',')];
+  if (config !== undefined) {
+    const file = join(tmp, 'coffer.toml');
+    await writeFile(file, config);
+    args.push('--config', file);
+  }
+  const child = spawn(cofferBin(), args, { stdio: ['ignore', 'pipe', 'pipe'] });
   let stdout = '';
   let stderr = '';
   child.stdout.setEncoding('utf8');
@@ -74,12 +79,13 @@ export async function startServer() {
     child.on('exit', (code, signal) => fail(new Error(`server exited early (${code}, ${signal})`)));
     child.stdout.on('data', (d) => {
       stdout += d;
-      const m = stdout.match(/^listening on (http:\/\/127\.0\.0\.1:\d+)\s*$/m);
+      // A server listening on every address is reached through loopback.
+      const m = stdout.match(/^listening on http:\/\/(?:127\.0\.0\.1|0\.0\.0\.0):(\d+)\s*$/m);
       if (m) {
         clearTimeout(timer);
         child.removeAllListeners('exit');
         child.removeListener('error', fail);
-        resolvePromise(m[1]);
+        resolvePromise(`http://127.0.0.1:${m[1]}`);
       }
     });
   });
