@@ -76,6 +76,17 @@ impl CachedStore {
     }
 }
 
+fn changed_arns(changes: &[SecretChange]) -> Vec<String> {
+    changes
+        .iter()
+        .map(|c| match c {
+            SecretChange::Insert { secret, .. } => secret.arn.clone(),
+            SecretChange::Update { secret, .. } => secret.arn.clone(),
+            SecretChange::Delete { arn, .. } => arn.clone(),
+        })
+        .collect()
+}
+
 #[async_trait]
 impl Store for CachedStore {
     async fn load_secret_by_name(&self, account_id: &str, name: &str) -> Result<Option<Secret>> {
@@ -121,14 +132,7 @@ impl Store for CachedStore {
         changes: Vec<SecretChange>,
         outbox: Vec<OutboxEntry>,
     ) -> Result<()> {
-        let arns: Vec<String> = changes
-            .iter()
-            .map(|c| match c {
-                SecretChange::Insert { secret, .. } => secret.arn.clone(),
-                SecretChange::Update { secret, .. } => secret.arn.clone(),
-                SecretChange::Delete { arn, .. } => arn.clone(),
-            })
-            .collect();
+        let arns = changed_arns(&changes);
         let result = self.inner.commit_with(changes, outbox).await;
         // Forget even on failure: the outcome of a failed commit is not known for sure.
         self.forget(&arns.iter().map(String::as_str).collect::<Vec<_>>());
@@ -140,14 +144,7 @@ impl Store for CachedStore {
         changes: Vec<SecretChange>,
         finish: (&str, &str, &str, i64),
     ) -> Result<()> {
-        let arns: Vec<String> = changes
-            .iter()
-            .map(|c| match c {
-                SecretChange::Insert { secret, .. } => secret.arn.clone(),
-                SecretChange::Update { secret, .. } => secret.arn.clone(),
-                SecretChange::Delete { arn, .. } => arn.clone(),
-            })
-            .collect();
+        let arns = changed_arns(&changes);
         let result = self.inner.commit_and_finish(changes, finish).await;
         self.forget(&arns.iter().map(String::as_str).collect::<Vec<_>>());
         result
