@@ -274,11 +274,88 @@ async fn apply_change(tx: &mut sqlx::SqliteConnection, change: SecretChange) -> 
     Ok(())
 }
 
+/// Lets the next transactions on `conn` commit without their own fsync (still atomic and
+/// ordered in the WAL; the next `synchronous=FULL` commit makes them durable too). Only for
+/// bookkeeping that is redone if a crash loses it.
+async fn relax(conn: &mut sqlx::pool::PoolConnection<sqlx::Sqlite>) -> Result<()> {
+    sqlx::query("PRAGMA synchronous = NORMAL")
+        .execute(&mut **conn)
+        .await?;
+    Ok(())
+}
+
+/// Puts `conn` back to `synchronous=FULL` for acknowledged user writes; a connection that
+/// cannot be put back is closed rather than reused.
+async fn restore(conn: &mut sqlx::pool::PoolConnection<sqlx::Sqlite>) -> Result<()> {
+    if let Err(e) = sqlx::query("PRAGMA synchronous = FULL")
+        .execute(&mut **conn)
+        .await
+    {
+        conn.close_on_drop();
+        return Err(e.into());
+    }
+    Ok(())
+}
+
 fn now_ms() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_millis() as i64)
         .unwrap_or(0)
+}
+
+async fn claim_in(
+    conn: &mut sqlx::SqliteConnection,
+    now_ms: i64,
+    owner: &str,
+    lease_ms: i64,
+    limit: i64,
+) -> Result<Vec<OutboxRow>> {
+    // A node may take back its own leases: after a crash and restart (same node id) it
+    // resumes at once instead of waiting for the lease to expire.
+    // One transaction for the whole claim.
+    let mut tx = sqlx::Connection::begin(conn).await?;
+    let rows = sqlx::query(
+        "SELECT * FROM replication_outbox WHERE next_attempt_ms <= $1 \
+             AND (lease_until_ms IS NULL OR lease_until_ms < $1 OR lease_owner = $3) \
+             ORDER BY id LIMIT $2",
+    )
+    .bind(now_ms)
+    .bind(limit)
+    .bind(owner)
+    .fetch_all(&mut *tx)
+    .await?;
+    let mut claimed = Vec::new();
+    for row in &rows {
+        let id: i64 = row.try_get("id")?;
+        let done = sqlx::query(
+                "UPDATE replication_outbox SET lease_owner = $1, lease_until_ms = $2 \
+                 WHERE id = $3 AND (lease_until_ms IS NULL OR lease_until_ms < $4 OR lease_owner = $1)",
+            )
+            .bind(owner)
+            .bind(now_ms + lease_ms)
+            .bind(id)
+            .bind(now_ms)
+            .execute(&mut *tx)
+            .await?;
+        if done.rows_affected() == 1 {
+            claimed.push(OutboxRow {
+                id,
+                entry: OutboxEntry {
+                    secret_arn: row.try_get("secret_arn")?,
+                    dest_region: row.try_get("dest_region")?,
+                    kind: row.try_get("kind")?,
+                    payload: row.try_get("payload")?,
+                },
+                enqueued_ms: row.try_get("enqueued_ms")?,
+                attempts: row.try_get("attempts")?,
+                next_attempt_ms: row.try_get("next_attempt_ms")?,
+                first_failure_ms: row.try_get("first_failure_ms")?,
+            });
+        }
+    }
+    tx.commit().await?;
+    Ok(claimed)
 }
 
 pub struct SqliteStore {
@@ -400,51 +477,12 @@ impl Store for SqliteStore {
         lease_ms: i64,
         limit: i64,
     ) -> Result<Vec<OutboxRow>> {
-        // A node may take back its own leases: after a crash and restart (same node id) it
-        // resumes at once instead of waiting for the lease to expire.
-        // One transaction for the whole claim: one fsync, not one per row.
-        let mut tx = self.pools.writer.begin().await?;
-        let rows = sqlx::query(
-            "SELECT * FROM replication_outbox WHERE next_attempt_ms <= $1 \
-             AND (lease_until_ms IS NULL OR lease_until_ms < $1 OR lease_owner = $3) \
-             ORDER BY id LIMIT $2",
-        )
-        .bind(now_ms)
-        .bind(limit)
-        .bind(owner)
-        .fetch_all(&mut *tx)
-        .await?;
-        let mut claimed = Vec::new();
-        for row in &rows {
-            let id: i64 = row.try_get("id")?;
-            let done = sqlx::query(
-                "UPDATE replication_outbox SET lease_owner = $1, lease_until_ms = $2 \
-                 WHERE id = $3 AND (lease_until_ms IS NULL OR lease_until_ms < $4 OR lease_owner = $1)",
-            )
-            .bind(owner)
-            .bind(now_ms + lease_ms)
-            .bind(id)
-            .bind(now_ms)
-            .execute(&mut *tx)
-            .await?;
-            if done.rows_affected() == 1 {
-                claimed.push(OutboxRow {
-                    id,
-                    entry: OutboxEntry {
-                        secret_arn: row.try_get("secret_arn")?,
-                        dest_region: row.try_get("dest_region")?,
-                        kind: row.try_get("kind")?,
-                        payload: row.try_get("payload")?,
-                    },
-                    enqueued_ms: row.try_get("enqueued_ms")?,
-                    attempts: row.try_get("attempts")?,
-                    next_attempt_ms: row.try_get("next_attempt_ms")?,
-                    first_failure_ms: row.try_get("first_failure_ms")?,
-                });
-            }
-        }
-        tx.commit().await?;
-        Ok(claimed)
+        // Without its own fsync: a lease lost in a crash only means the row is claimed again.
+        let mut conn = self.pools.writer.acquire().await?;
+        relax(&mut conn).await?;
+        let result = claim_in(&mut conn, now_ms, owner, lease_ms, limit).await;
+        restore(&mut conn).await?;
+        result
     }
 
     async fn finish_outbox(
@@ -478,9 +516,7 @@ impl Store for SqliteStore {
         // atomic and ordered in the WAL); the next user write's fsync makes it durable too.
         // This halves the fsyncs of a primary under replicated writes.
         let mut conn = self.pools.writer.acquire().await?;
-        sqlx::query("PRAGMA synchronous = NORMAL")
-            .execute(&mut *conn)
-            .await?;
+        relax(&mut conn).await?;
         let result = async {
             let mut tx = sqlx::Connection::begin(&mut *conn).await?;
             for change in changes {
@@ -500,15 +536,7 @@ impl Store for SqliteStore {
             Ok::<(), StoreError>(())
         }
         .await;
-        // Back to FULL for every acknowledged user write, whatever happened above; a connection
-        // that cannot be put back is closed rather than reused.
-        if let Err(e) = sqlx::query("PRAGMA synchronous = FULL")
-            .execute(&mut *conn)
-            .await
-        {
-            conn.close_on_drop();
-            return Err(e.into());
-        }
+        restore(&mut conn).await?;
         result
     }
 
