@@ -17,6 +17,7 @@
 mod cache;
 mod postgres;
 mod records;
+mod rows;
 mod schema;
 mod sqlite;
 

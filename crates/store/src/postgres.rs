@@ -28,14 +28,14 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use sqlx::postgres::{PgConnectOptions, PgConnection, PgPool, PgPoolOptions, PgRow};
+use sqlx::postgres::{PgConnectOptions, PgConnection, PgPool, PgPoolOptions};
 use sqlx::{Connection, Row};
 
+use crate::rows::{outbox_from_row, secret_from_row, version_from_row};
 use crate::schema::{StoreKind, check_compatible_in};
 use crate::{
     AccessKeyRecord, IamStore, KmsAliasRecord, KmsKeyRecord, OutboxEntry, OutboxRow, Result,
-    Secret, SecretChange, SecretRecord, Store, StoreError, Tag, UserRecord, ValueKind,
-    VersionRecord,
+    Secret, SecretChange, Store, StoreError, Tag, UserRecord, VersionRecord,
 };
 
 /// Re-runs after a serialization failure or a deadlock before giving up.
@@ -398,66 +398,6 @@ async fn open_pool(url: &str, schema: &str, kind: StoreKind, size: u32) -> Resul
     Ok(pool)
 }
 
-fn json_err(e: serde_json::Error) -> StoreError {
-    StoreError::Backend(format!("corrupt JSON column: {e}"))
-}
-
-fn secret_from_row(row: &PgRow) -> PgResult<SecretRecord> {
-    let tags: Option<String> = row.try_get("tags")?;
-    let tags = match tags {
-        Some(t) => Some(serde_json::from_str::<Vec<Tag>>(&t).map_err(json_err)?),
-        None => None,
-    };
-    Ok(SecretRecord {
-        arn: row.try_get("arn")?,
-        account_id: row.try_get("account_id")?,
-        name: row.try_get("name")?,
-        description: row.try_get("description")?,
-        kms_key_id: row.try_get("kms_key_id")?,
-        tags,
-        resource_policy: row.try_get("resource_policy")?,
-        created_ms: row.try_get("created_ms")?,
-        last_changed_ms: row.try_get("last_changed_ms")?,
-        last_accessed_day: row.try_get("last_accessed_day")?,
-        deleted_ms: row.try_get("deleted_ms")?,
-        purge_at_ms: row.try_get("purge_at_ms")?,
-        rotation: row.try_get("rotation")?,
-        replication: row.try_get("replication")?,
-        row_version: row.try_get("row_version")?,
-    })
-}
-
-fn version_from_row(row: &PgRow) -> PgResult<VersionRecord> {
-    let stages: String = row.try_get("stages")?;
-    Ok(VersionRecord {
-        secret_arn: row.try_get("secret_arn")?,
-        version_id: row.try_get("version_id")?,
-        stages: serde_json::from_str(&stages).map_err(json_err)?,
-        created_ms: row.try_get("created_ms")?,
-        last_accessed_day: row.try_get("last_accessed_day")?,
-        kms_key_arn: row.try_get("kms_key_arn")?,
-        value_kind: ValueKind::from_i64(row.try_get("value_kind")?),
-        wrapped_data_key: row.try_get("wrapped_data_key")?,
-        ciphertext: row.try_get("ciphertext")?,
-    })
-}
-
-fn outbox_from_row(row: &PgRow) -> PgResult<OutboxRow> {
-    Ok(OutboxRow {
-        id: row.try_get("id")?,
-        entry: OutboxEntry {
-            secret_arn: row.try_get("secret_arn")?,
-            dest_region: row.try_get("dest_region")?,
-            kind: row.try_get("kind")?,
-            payload: row.try_get("payload")?,
-        },
-        enqueued_ms: row.try_get("enqueued_ms")?,
-        attempts: row.try_get("attempts")?,
-        next_attempt_ms: row.try_get("next_attempt_ms")?,
-        first_failure_ms: row.try_get("first_failure_ms")?,
-    })
-}
-
 fn tags_json(tags: &Option<Vec<Tag>>) -> Option<String> {
     tags.as_ref()
         .map(|t| serde_json::to_string(t).expect("tags serialize"))
@@ -641,7 +581,9 @@ impl PostgresStore {
         .bind(arn)
         .fetch_all(conn)
         .await?;
-        rows.iter().map(version_from_row).collect()
+        rows.iter()
+            .map(|r| version_from_row(r).map_err(PgError::from))
+            .collect()
     }
 
     /// `filter` is a WHERE clause over `secrets` with `$1`, `$2` bound to `args`.
@@ -766,7 +708,7 @@ impl PostgresStore {
         .await?;
         let mut claimed = rows
             .iter()
-            .map(outbox_from_row)
+            .map(|r| outbox_from_row(r).map_err(PgError::from))
             .collect::<PgResult<Vec<_>>>()?;
         claimed.sort_by_key(|r| r.id);
         Ok(claimed)

@@ -13,11 +13,11 @@ use sqlx::sqlite::{
 };
 use sqlx::{ConnectOptions, Row};
 
+use crate::rows::{outbox_from_row, secret_from_row, version_from_row};
 use crate::schema::{StoreKind, check_compatible};
 use crate::{
     AccessKeyRecord, IamStore, KmsAliasRecord, KmsKeyRecord, OutboxEntry, OutboxRow, Result,
-    Secret, SecretChange, SecretRecord, Store, StoreError, Tag, UserRecord, ValueKind,
-    VersionRecord,
+    Secret, SecretChange, Store, StoreError, Tag, UserRecord, VersionRecord,
 };
 
 struct Pools {
@@ -103,50 +103,6 @@ async fn migrate(pool: &SqlitePool, kind: StoreKind, applied: i64) -> Result<()>
     }
     tx.commit().await?;
     Ok(())
-}
-
-fn json_err(e: serde_json::Error) -> StoreError {
-    StoreError::Backend(format!("corrupt JSON column: {e}"))
-}
-
-fn secret_from_row(row: &SqliteRow) -> Result<SecretRecord> {
-    let tags: Option<String> = row.try_get("tags")?;
-    let tags = match tags {
-        Some(t) => Some(serde_json::from_str::<Vec<Tag>>(&t).map_err(json_err)?),
-        None => None,
-    };
-    Ok(SecretRecord {
-        arn: row.try_get("arn")?,
-        account_id: row.try_get("account_id")?,
-        name: row.try_get("name")?,
-        description: row.try_get("description")?,
-        kms_key_id: row.try_get("kms_key_id")?,
-        tags,
-        resource_policy: row.try_get("resource_policy")?,
-        created_ms: row.try_get("created_ms")?,
-        last_changed_ms: row.try_get("last_changed_ms")?,
-        last_accessed_day: row.try_get("last_accessed_day")?,
-        deleted_ms: row.try_get("deleted_ms")?,
-        purge_at_ms: row.try_get("purge_at_ms")?,
-        rotation: row.try_get("rotation")?,
-        replication: row.try_get("replication")?,
-        row_version: row.try_get("row_version")?,
-    })
-}
-
-fn version_from_row(row: &SqliteRow) -> Result<VersionRecord> {
-    let stages: String = row.try_get("stages")?;
-    Ok(VersionRecord {
-        secret_arn: row.try_get("secret_arn")?,
-        version_id: row.try_get("version_id")?,
-        stages: serde_json::from_str(&stages).map_err(json_err)?,
-        created_ms: row.try_get("created_ms")?,
-        last_accessed_day: row.try_get("last_accessed_day")?,
-        kms_key_arn: row.try_get("kms_key_arn")?,
-        value_kind: ValueKind::from_i64(row.try_get("value_kind")?),
-        wrapped_data_key: row.try_get("wrapped_data_key")?,
-        ciphertext: row.try_get("ciphertext")?,
-    })
 }
 
 fn tags_json(tags: &Option<Vec<Tag>>) -> Option<String> {
@@ -339,19 +295,7 @@ async fn claim_in(
             .execute(&mut *tx)
             .await?;
         if done.rows_affected() == 1 {
-            claimed.push(OutboxRow {
-                id,
-                entry: OutboxEntry {
-                    secret_arn: row.try_get("secret_arn")?,
-                    dest_region: row.try_get("dest_region")?,
-                    kind: row.try_get("kind")?,
-                    payload: row.try_get("payload")?,
-                },
-                enqueued_ms: row.try_get("enqueued_ms")?,
-                attempts: row.try_get("attempts")?,
-                next_attempt_ms: row.try_get("next_attempt_ms")?,
-                first_failure_ms: row.try_get("first_failure_ms")?,
-            });
+            claimed.push(outbox_from_row(row)?);
         }
     }
     tx.commit().await?;
