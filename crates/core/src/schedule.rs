@@ -265,15 +265,6 @@ impl Schedule {
             }
         }
     }
-
-    /// `AutomaticallyAfterDays` as AWS reports it next to a schedule expression [D]: whole
-    /// days between windows, when the schedule has a fixed period of days.
-    pub fn days(&self) -> Option<i64> {
-        match &self.kind {
-            Kind::Days(n) => Some(*n),
-            _ => None,
-        }
-    }
 }
 
 #[cfg(test)]
