@@ -314,10 +314,7 @@ async fn load_credentials(
             key.access_key_id.clone(),
             Arc::new(Credential {
                 secret_access_key: Zeroizing::new(secret),
-                caller: Caller {
-                    account_id: key.account_id.clone(),
-                    principal_arn: key.user_arn.clone(),
-                },
+                caller: Caller::administrator(&key.account_id, &key.user_arn),
             }),
         );
     }

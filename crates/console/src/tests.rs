@@ -20,10 +20,7 @@ impl Credentials for Keys {
     fn access_key(&self, access_key_id: &str) -> Option<AccessKey> {
         (access_key_id == KEY_ID).then(|| AccessKey {
             secret_access_key: Zeroizing::new(SECRET.to_string()),
-            caller: Caller {
-                account_id: "123456789012".into(),
-                principal_arn: "arn:aws:iam::123456789012:user/admin".into(),
-            },
+            caller: Caller::administrator("123456789012", "arn:aws:iam::123456789012:user/admin"),
         })
     }
 }

@@ -24,10 +24,10 @@ impl<'a> SecretsApi<'a> {
         let account = arn.split(':').nth(4).unwrap_or_default().to_string();
         SecretsApi {
             region,
-            caller: Caller {
-                principal_arn: format!("arn:aws:iam::{account}:role/coffer-rotation"),
-                account_id: account,
-            },
+            caller: Caller::administrator(
+                &account,
+                &format!("arn:aws:iam::{account}:role/coffer-rotation"),
+            ),
         }
     }
 

@@ -66,10 +66,7 @@ impl Coffer {
         Coffer {
             _dir: dir,
             region,
-            caller: Caller {
-                account_id: ACCOUNT.into(),
-                principal_arn: format!("arn:aws:iam::{ACCOUNT}:user/tester"),
-            },
+            caller: Caller::administrator(ACCOUNT, &format!("arn:aws:iam::{ACCOUNT}:user/tester")),
             runner: Runner::new(registry, "rotation-test"),
             claimed: Mutex::new(HashMap::new()),
         }

@@ -250,10 +250,7 @@ impl Harness {
     }
 
     fn caller(&self) -> Caller {
-        Caller {
-            account_id: ACCOUNT.into(),
-            principal_arn: format!("arn:aws:iam::{ACCOUNT}:user/admin"),
-        }
+        Caller::administrator(ACCOUNT, &format!("arn:aws:iam::{ACCOUNT}:user/admin"))
     }
 
     async fn create(&self, name: &str, value: &str) -> String {
