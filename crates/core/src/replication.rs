@@ -22,6 +22,9 @@ pub const IN_SYNC: &str = "InSync";
 pub const FAILED: &str = "Failed";
 
 pub const KIND_SYNC: &str = "sync";
+/// Several `sync` messages of different secrets in one sealed message, applied in one replica
+/// transaction; answered by the list of their answers.
+pub const KIND_SYNC_BATCH: &str = "sync-batch";
 pub const KIND_REMOVE: &str = "remove";
 pub const KIND_DETACH: &str = "detach";
 pub const KIND_ACCESS: &str = "access";
@@ -246,169 +249,33 @@ fn failed(message: String) -> Answer {
     Answer::Failed { message }
 }
 
+/// What applying one message would change, worked out from the replica's current state.
+enum Plan {
+    /// Nothing to write (already applied, or refused): the answer as it is.
+    Answer(Answer),
+    /// These changes, committed, make the replica equal to the message.
+    Commit {
+        changes: Vec<SecretChange>,
+        last_accessed_day: Option<i64>,
+        planned_ms: i64,
+    },
+}
+
 /// Applies a primary's state in this (the replica's) Region.
-pub async fn apply_sync(region: &RegionService, msg: SyncMessage) -> Result<Answer> {
-    let Some(primary) = Arn::parse(&msg.primary_arn) else {
-        return Ok(failed("Replication failed: malformed primary ARN.".into()));
-    };
-    let account = primary.account.to_string();
-    let replica_arn = arn_in_region(&msg.primary_arn, &region.region);
+pub async fn apply_sync(region: &RegionService, msg: &SyncMessage) -> Result<Answer> {
     for _ in 0..20 {
-        let existing = region
-            .store
-            .load_secret_by_name(&account, &msg.name)
-            .await?;
-        let mut replace: Option<&Secret> = None;
-        let mut current: Option<&Secret> = None;
-        if let Some(s) = &existing {
-            match state(s) {
-                Some(ReplicationState::Replica {
-                    primary_arn, seq, ..
-                }) if primary_arn == msg.primary_arn => {
-                    if msg.seq <= seq {
-                        // Redelivered or overtaken: already applied.
-                        return Ok(Answer::Applied {
-                            applied_ms: region.now_ms(),
-                            last_accessed_day: s.record.last_accessed_day,
-                        });
-                    }
-                    current = Some(s);
-                }
-                _ if s.record.arn == replica_arn => return Ok(Answer::Detached),
-                Some(ReplicationState::Replica { primary_region, .. }) => {
-                    // [W] wording recorded in a draft of real AWS output.
-                    return Ok(failed(format!(
-                        "Replication failed: Can't overwrite secret {} that is currently replicated from {primary_region}.",
-                        msg.name
-                    )));
-                }
-                Some(ReplicationState::Primary { replicas }) if !replicas.is_empty() => {
-                    return Ok(failed(format!(
-                        "Replication failed: Can't overwrite secret {} that is currently replicated to other region(s).",
-                        msg.name
-                    )));
-                }
-                _ if !msg.force => {
-                    // [W] the existing secret stays untouched.
-                    return Ok(failed(format!(
-                        "Replication failed: Secret name {} already exists in region {}.",
-                        msg.name, region.region
-                    )));
-                }
-                _ => replace = Some(s),
-            }
-        }
-        let key = match region
-            .resolve_key(&account, msg.kms_key_id.as_deref())
-            .await
-        {
-            Ok(k) => k,
-            Err(e) => return Ok(failed(format!("Replication failed: {}", e.message))),
+        let (changes, last_accessed_day, planned_ms) = match plan_sync(region, msg).await? {
+            Plan::Answer(answer) => return Ok(answer),
+            Plan::Commit {
+                changes,
+                last_accessed_day,
+                planned_ms,
+            } => (changes, last_accessed_day, planned_ms),
         };
-        let now = region.now_ms();
-        let mut versions = Vec::with_capacity(msg.versions.len());
-        for v in &msg.versions {
-            let old =
-                current.and_then(|c| c.versions.iter().find(|o| o.version_id == v.version_id));
-            let mut record = VersionRecord {
-                secret_arn: replica_arn.clone(),
-                version_id: v.version_id.clone(),
-                stages: v.stages.clone(),
-                created_ms: v.created_ms,
-                last_accessed_day: old.and_then(|o| o.last_accessed_day),
-                kms_key_arn: None,
-                value_kind: ValueKind::None,
-                wrapped_data_key: None,
-                ciphertext: None,
-            };
-            if let Some(b64) = &v.value {
-                let bytes = Zeroizing::new(
-                    base64::engine::general_purpose::STANDARD
-                        .decode(b64.as_bytes())
-                        .map_err(|_| Error::internal("replication message carries bad base64"))?,
-                );
-                // Values of a version never change; re-encrypt only what is new or re-keyed.
-                let reuse = old.filter(|o| {
-                    o.ciphertext.is_some() && o.kms_key_arn.as_deref() == Some(key.arn.as_str())
-                });
-                if let Some(o) = reuse {
-                    record.kms_key_arn = o.kms_key_arn.clone();
-                    record.value_kind = o.value_kind;
-                    record.wrapped_data_key = o.wrapped_data_key.clone();
-                    record.ciphertext = o.ciphertext.clone();
-                } else {
-                    let value = if v.binary {
-                        SecretValue::Binary(bytes)
-                    } else {
-                        SecretValue::String(Zeroizing::new(
-                            String::from_utf8(bytes.to_vec())
-                                .map_err(|_| Error::internal("replicated string is not UTF-8"))?,
-                        ))
-                    };
-                    let (wrapped, ciphertext) =
-                        region.encrypt_value(&key, &replica_arn, &v.version_id, &value)?;
-                    record.kms_key_arn = Some(key.arn.clone());
-                    record.value_kind = value.kind();
-                    record.wrapped_data_key = Some(wrapped);
-                    record.ciphertext = Some(ciphertext);
-                }
-            }
-            versions.push(record);
-        }
-        let state = ReplicationState::Replica {
-            primary_region: msg.primary_region.clone(),
-            primary_arn: msg.primary_arn.clone(),
-            seq: msg.seq,
-        };
-        let record = SecretRecord {
-            arn: replica_arn.clone(),
-            account_id: account.clone(),
-            name: msg.name.clone(),
-            description: msg.description.clone(),
-            kms_key_id: msg.kms_key_id.clone().filter(|k| !k.is_empty()),
-            tags: msg.tags.clone(),
-            resource_policy: msg.resource_policy.clone(),
-            created_ms: current.map_or(msg.created_ms, |c| c.record.created_ms),
-            last_changed_ms: msg.last_changed_ms,
-            last_accessed_day: current.and_then(|c| c.record.last_accessed_day),
-            deleted_ms: msg.deleted_ms,
-            purge_at_ms: msg.purge_at_ms,
-            rotation: None,
-            replication: Some(serde_json::to_string(&state).expect("state")),
-            row_version: current.map_or(1, |c| c.record.row_version + 1),
-        };
-        let last_accessed_day = record.last_accessed_day;
-        let mut changes = Vec::new();
-        if let Some(old) = replace {
-            changes.push(SecretChange::Delete {
-                arn: old.record.arn.clone(),
-                expected_row_version: old.record.row_version,
-            });
-        }
-        match current {
-            Some(c) => {
-                let gone: Vec<String> = c
-                    .versions
-                    .iter()
-                    .filter(|o| !versions.iter().any(|v| v.version_id == o.version_id))
-                    .map(|o| o.version_id.clone())
-                    .collect();
-                changes.push(SecretChange::Update {
-                    secret: record,
-                    expected_row_version: c.record.row_version,
-                    upsert_versions: versions,
-                    delete_versions: gone,
-                });
-            }
-            None => changes.push(SecretChange::Insert {
-                secret: record,
-                versions,
-            }),
-        }
         match region.store.commit_with(changes, Vec::new()).await {
             Ok(()) => {
                 return Ok(Answer::Applied {
-                    applied_ms: region.now_ms().max(now),
+                    applied_ms: region.now_ms().max(planned_ms),
                     last_accessed_day,
                 });
             }
@@ -419,8 +286,225 @@ pub async fn apply_sync(region: &RegionService, msg: SyncMessage) -> Result<Answ
     Err(Error::internal("replica kept changing while applying"))
 }
 
-/// Deletes the replica of `primary_arn` in this Region (RemoveRegionsFromReplication): no
-/// recovery window. Anything else by that name is left alone.
+/// Applies the states of several secrets (one message per secret) in one store transaction,
+/// so a batch costs the replica's store one durable commit instead of one per secret. When the
+/// batch cannot commit as a whole (a replica changed meanwhile, a name was taken), each message
+/// is applied on its own, so one secret never holds back the others. Answers are in the order
+/// of `msgs`.
+pub async fn apply_sync_batch(region: &RegionService, msgs: &[SyncMessage]) -> Result<Vec<Answer>> {
+    let mut answers: Vec<Option<Answer>> = vec![None; msgs.len()];
+    let mut changes = Vec::new();
+    let mut pending = Vec::new();
+    let mut latest_plan_ms = 0;
+    for (i, msg) in msgs.iter().enumerate() {
+        match plan_sync(region, msg).await? {
+            Plan::Answer(answer) => answers[i] = Some(answer),
+            Plan::Commit {
+                changes: c,
+                last_accessed_day,
+                planned_ms,
+            } => {
+                changes.extend(c);
+                pending.push((i, last_accessed_day));
+                latest_plan_ms = latest_plan_ms.max(planned_ms);
+            }
+        }
+    }
+    if !pending.is_empty() {
+        match region.store.commit_with(changes, Vec::new()).await {
+            Ok(()) => {
+                let applied_ms = region.now_ms().max(latest_plan_ms);
+                for (i, last_accessed_day) in pending {
+                    answers[i] = Some(Answer::Applied {
+                        applied_ms,
+                        last_accessed_day,
+                    });
+                }
+            }
+            Err(_) => {
+                for (i, _) in pending {
+                    answers[i] = Some(apply_sync(region, &msgs[i]).await?);
+                }
+            }
+        }
+    }
+    Ok(answers
+        .into_iter()
+        .map(|a| a.expect("every message answered"))
+        .collect())
+}
+
+/// Works out what applying `msg` changes (nothing is written here).
+async fn plan_sync(region: &RegionService, msg: &SyncMessage) -> Result<Plan> {
+    let Some(primary) = Arn::parse(&msg.primary_arn) else {
+        return Ok(Plan::Answer(failed(
+            "Replication failed: malformed primary ARN.".into(),
+        )));
+    };
+    let account = primary.account.to_string();
+    let replica_arn = arn_in_region(&msg.primary_arn, &region.region);
+    let existing = region
+        .store
+        .load_secret_by_name(&account, &msg.name)
+        .await?;
+    let mut replace: Option<&Secret> = None;
+    let mut current: Option<&Secret> = None;
+    if let Some(s) = &existing {
+        match state(s) {
+            Some(ReplicationState::Replica {
+                primary_arn, seq, ..
+            }) if primary_arn == msg.primary_arn => {
+                if msg.seq <= seq {
+                    // Redelivered or overtaken: already applied.
+                    return Ok(Plan::Answer(Answer::Applied {
+                        applied_ms: region.now_ms(),
+                        last_accessed_day: s.record.last_accessed_day,
+                    }));
+                }
+                current = Some(s);
+            }
+            _ if s.record.arn == replica_arn => return Ok(Plan::Answer(Answer::Detached)),
+            Some(ReplicationState::Replica { primary_region, .. }) => {
+                // [W] wording recorded in a draft of real AWS output.
+                return Ok(Plan::Answer(failed(format!(
+                    "Replication failed: Can't overwrite secret {} that is currently replicated from {primary_region}.",
+                    msg.name
+                ))));
+            }
+            Some(ReplicationState::Primary { replicas }) if !replicas.is_empty() => {
+                return Ok(Plan::Answer(failed(format!(
+                    "Replication failed: Can't overwrite secret {} that is currently replicated to other region(s).",
+                    msg.name
+                ))));
+            }
+            _ if !msg.force => {
+                // [W] the existing secret stays untouched.
+                return Ok(Plan::Answer(failed(format!(
+                    "Replication failed: Secret name {} already exists in region {}.",
+                    msg.name, region.region
+                ))));
+            }
+            _ => replace = Some(s),
+        }
+    }
+    let key = match region
+        .resolve_key(&account, msg.kms_key_id.as_deref())
+        .await
+    {
+        Ok(k) => k,
+        Err(e) => {
+            return Ok(Plan::Answer(failed(format!(
+                "Replication failed: {}",
+                e.message
+            ))));
+        }
+    };
+    let now = region.now_ms();
+    let mut versions = Vec::with_capacity(msg.versions.len());
+    for v in &msg.versions {
+        let old = current.and_then(|c| c.versions.iter().find(|o| o.version_id == v.version_id));
+        let mut record = VersionRecord {
+            secret_arn: replica_arn.clone(),
+            version_id: v.version_id.clone(),
+            stages: v.stages.clone(),
+            created_ms: v.created_ms,
+            last_accessed_day: old.and_then(|o| o.last_accessed_day),
+            kms_key_arn: None,
+            value_kind: ValueKind::None,
+            wrapped_data_key: None,
+            ciphertext: None,
+        };
+        if let Some(b64) = &v.value {
+            let bytes = Zeroizing::new(
+                base64::engine::general_purpose::STANDARD
+                    .decode(b64.as_bytes())
+                    .map_err(|_| Error::internal("replication message carries bad base64"))?,
+            );
+            // Values of a version never change; re-encrypt only what is new or re-keyed.
+            let reuse = old.filter(|o| {
+                o.ciphertext.is_some() && o.kms_key_arn.as_deref() == Some(key.arn.as_str())
+            });
+            if let Some(o) = reuse {
+                record.kms_key_arn = o.kms_key_arn.clone();
+                record.value_kind = o.value_kind;
+                record.wrapped_data_key = o.wrapped_data_key.clone();
+                record.ciphertext = o.ciphertext.clone();
+            } else {
+                let value = if v.binary {
+                    SecretValue::Binary(bytes)
+                } else {
+                    SecretValue::String(Zeroizing::new(
+                        String::from_utf8(bytes.to_vec())
+                            .map_err(|_| Error::internal("replicated string is not UTF-8"))?,
+                    ))
+                };
+                let (wrapped, ciphertext) =
+                    region.encrypt_value(&key, &replica_arn, &v.version_id, &value)?;
+                record.kms_key_arn = Some(key.arn.clone());
+                record.value_kind = value.kind();
+                record.wrapped_data_key = Some(wrapped);
+                record.ciphertext = Some(ciphertext);
+            }
+        }
+        versions.push(record);
+    }
+    let state = ReplicationState::Replica {
+        primary_region: msg.primary_region.clone(),
+        primary_arn: msg.primary_arn.clone(),
+        seq: msg.seq,
+    };
+    let record = SecretRecord {
+        arn: replica_arn.clone(),
+        account_id: account.clone(),
+        name: msg.name.clone(),
+        description: msg.description.clone(),
+        kms_key_id: msg.kms_key_id.clone().filter(|k| !k.is_empty()),
+        tags: msg.tags.clone(),
+        resource_policy: msg.resource_policy.clone(),
+        created_ms: current.map_or(msg.created_ms, |c| c.record.created_ms),
+        last_changed_ms: msg.last_changed_ms,
+        last_accessed_day: current.and_then(|c| c.record.last_accessed_day),
+        deleted_ms: msg.deleted_ms,
+        purge_at_ms: msg.purge_at_ms,
+        rotation: None,
+        replication: Some(serde_json::to_string(&state).expect("state")),
+        row_version: current.map_or(1, |c| c.record.row_version + 1),
+    };
+    let last_accessed_day = record.last_accessed_day;
+    let mut changes = Vec::new();
+    if let Some(old) = replace {
+        changes.push(SecretChange::Delete {
+            arn: old.record.arn.clone(),
+            expected_row_version: old.record.row_version,
+        });
+    }
+    match current {
+        Some(c) => {
+            let gone: Vec<String> = c
+                .versions
+                .iter()
+                .filter(|o| !versions.iter().any(|v| v.version_id == o.version_id))
+                .map(|o| o.version_id.clone())
+                .collect();
+            changes.push(SecretChange::Update {
+                secret: record,
+                expected_row_version: c.record.row_version,
+                upsert_versions: versions,
+                delete_versions: gone,
+            });
+        }
+        None => changes.push(SecretChange::Insert {
+            secret: record,
+            versions,
+        }),
+    }
+    Ok(Plan::Commit {
+        changes,
+        last_accessed_day,
+        planned_ms: now,
+    })
+}
+
 pub async fn apply_remove(region: &RegionService, primary_arn: &str) -> Result<Answer> {
     let replica_arn = arn_in_region(primary_arn, &region.region);
     for _ in 0..20 {

@@ -4,7 +4,8 @@
 use serde::{Deserialize, Serialize};
 
 use coffer_core::replication::{
-    self, Answer, KIND_ACCESS, KIND_DETACH, KIND_REMOVE, KIND_SYNC, RegionPayload, SyncMessage,
+    self, Answer, KIND_ACCESS, KIND_DETACH, KIND_REMOVE, KIND_SYNC, KIND_SYNC_BATCH, RegionPayload,
+    SyncMessage,
 };
 
 use crate::envelope;
@@ -53,27 +54,52 @@ pub async fn receive(
             "the message is not sealed for this Region by the source Region",
         );
     };
-    let answer = match apply(region, source, kind, &plaintext).await {
-        Ok(a) => a,
+    let json = match apply(region, source, kind, &plaintext).await {
+        Ok(json) => json,
         Err(e) => {
             tracing::warn!(source, dest, kind, error = %e, "Replication message could not be applied");
             return plain(500, "the message could not be applied; it will be retried");
         }
     };
-    let json = serde_json::to_vec(&answer).expect("answer serializes");
     Reply {
         status: 200,
         body: envelope::seal(keys, dest, &sender, source, &answer_aad(kind), &json),
     }
 }
 
+/// Applies a message and returns its answer as JSON: one [`Answer`], or a list of them (in
+/// message order) for a batch.
 async fn apply(
     region: &coffer_core::RegionService,
     source: &str,
     kind: &str,
     plaintext: &[u8],
+) -> coffer_core::Result<Vec<u8>> {
+    if kind == KIND_SYNC_BATCH {
+        let msgs: Vec<SyncMessage> = serde_json::from_slice(plaintext).map_err(|_| malformed())?;
+        // The sealed envelope proves the source Region; every message must agree with it.
+        if msgs.iter().any(|m| m.primary_region != source) {
+            return Err(malformed());
+        }
+        let answers = replication::apply_sync_batch(region, &msgs).await?;
+        return Ok(serde_json::to_vec(&answers).expect("answers serialize"));
+    }
+    apply_one(region, source, kind, plaintext)
+        .await
+        .map(|answer| serde_json::to_vec(&answer).expect("answer serializes"))
+}
+
+fn malformed() -> coffer_core::Error {
+    coffer_core::Error::internal("malformed replication message")
+}
+
+async fn apply_one(
+    region: &coffer_core::RegionService,
+    source: &str,
+    kind: &str,
+    plaintext: &[u8],
 ) -> coffer_core::Result<Answer> {
-    let bad = || coffer_core::Error::internal("malformed replication message");
+    let bad = malformed;
     // A notice may only speak for a secret of the Region that sealed it.
     let notice = |plaintext: &[u8]| -> coffer_core::Result<Notice> {
         let n: Notice = serde_json::from_slice(plaintext).map_err(|_| bad())?;
@@ -89,7 +115,7 @@ async fn apply(
             if msg.primary_region != source {
                 return Err(bad());
             }
-            replication::apply_sync(region, msg).await
+            replication::apply_sync(region, &msg).await
         }
         KIND_REMOVE => {
             let n = notice(plaintext)?;

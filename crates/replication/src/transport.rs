@@ -26,7 +26,7 @@ pub fn answer_aad(kind: &str) -> Vec<u8> {
     format!("coffer-replication-answer:{kind}").into_bytes()
 }
 
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub enum SendError {
     /// No node of this deployment serves the Region.
     NotEnabled(String),

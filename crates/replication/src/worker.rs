@@ -8,7 +8,8 @@ use std::time::Duration;
 
 use coffer_core::RegionService;
 use coffer_core::replication::{
-    self, Answer, KIND_ACCESS, KIND_DETACH, KIND_REMOVE, KIND_SYNC, RegionPayload, SyncPayload,
+    self, Answer, KIND_ACCESS, KIND_DETACH, KIND_REMOVE, KIND_SYNC, KIND_SYNC_BATCH, RegionPayload,
+    SyncMessage, SyncPayload,
 };
 use coffer_core::rotation::{KIND_ROTATE, RunOutcome};
 use coffer_store::OutboxRow;
@@ -20,6 +21,8 @@ use crate::transport::{SendError, Transport};
 const POLL: Duration = Duration::from_millis(500);
 const LEASE_MS: i64 = 30_000;
 const MAX_BACKOFF_MS: i64 = 30_000;
+/// Secrets per `sync-batch` message (bounds the message size and the replica transaction).
+const MAX_BATCH: usize = 64;
 
 /// Runs until `stop` turns true: one drain loop per Region of this node.
 pub async fn run(topology: Arc<Topology>, stop: tokio::sync::watch::Receiver<bool>) {
@@ -224,17 +227,123 @@ async fn deliver_all(
             None => per_secret.push(vec![item]),
         }
     }
+    // Secrets with a single sync to deliver (the steady state under write load) travel
+    // together: one sealed message and one replica transaction per batch, so the replica's
+    // store makes one durable commit for many secrets.
+    let (single_syncs, chains): (Vec<_>, Vec<_>) = per_secret
+        .into_iter()
+        .partition(|group| group.len() == 1 && group[0].0.entry.kind == KIND_SYNC);
+    let mut batches: Vec<Vec<(OutboxRow, bool)>> = Vec::new();
+    for (i, group) in single_syncs.into_iter().enumerate() {
+        if i % MAX_BATCH == 0 {
+            batches.push(Vec::new());
+        }
+        batches.last_mut().expect("batch").extend(group);
+    }
     let dest = dest.as_str();
-    let chains = per_secret.into_iter().map(|group| async move {
+    let chains = chains.into_iter().map(|group| async move {
         for (row, force) in group {
             deliver(topology, region, transport, dest, &row, force).await?;
         }
         Ok::<(), coffer_core::Error>(())
     });
-    for result in join_all(chains).await {
+    let batches = batches
+        .into_iter()
+        .map(|batch| deliver_batch(topology, region, transport, dest, batch));
+    let (chains, batches) = tokio::join!(join_all(chains), join_all(batches));
+    for result in chains.into_iter().chain(batches) {
         result?;
     }
     Ok(())
+}
+
+/// Delivers the syncs of several secrets in one `sync-batch` message.
+async fn deliver_batch(
+    topology: &Topology,
+    region: &RegionService,
+    transport: &Transport,
+    dest: &str,
+    batch: Vec<(OutboxRow, bool)>,
+) -> coffer_core::Result<()> {
+    let source = region.region.as_str();
+    let mut rows = Vec::with_capacity(batch.len());
+    let mut msgs = Vec::with_capacity(batch.len());
+    for (row, force) in batch {
+        let arn = row.entry.secret_arn.as_str();
+        match sync_message(region, dest, &row, force).await? {
+            Some(msg) => {
+                msgs.push(msg);
+                rows.push(row);
+            }
+            None => {
+                region
+                    .store
+                    .finish_outbox(arn, dest, KIND_SYNC, row.id)
+                    .await?
+            }
+        }
+    }
+    if msgs.is_empty() {
+        return Ok(());
+    }
+    let plaintext = zeroize::Zeroizing::new(serde_json::to_vec(&msgs).expect("batch serializes"));
+    let sent = transport
+        .send(topology, source, dest, KIND_SYNC_BATCH, &plaintext)
+        .await;
+    let answers = match sent {
+        Ok(answer) => match serde_json::from_slice::<Vec<Answer>>(&answer) {
+            Ok(answers) if answers.len() == rows.len() => answers,
+            _ => {
+                for row in &rows {
+                    retry(
+                        topology,
+                        region,
+                        dest,
+                        row,
+                        "the answer was unreadable".into(),
+                    )
+                    .await?;
+                }
+                return Ok(());
+            }
+        },
+        Err(e) => {
+            for row in &rows {
+                settle_send_error(topology, region, dest, row, e.clone()).await?;
+            }
+            return Ok(());
+        }
+    };
+    for ((row, msg), answer) in rows.iter().zip(&msgs).zip(&answers) {
+        settle(topology, region, dest, row, msg.seq, answer).await?;
+    }
+    Ok(())
+}
+
+/// The sync message for `row`, or `None` when there is nothing to send any more (the secret
+/// is gone, or `dest` is no longer one of its replicas).
+async fn sync_message(
+    region: &RegionService,
+    dest: &str,
+    row: &OutboxRow,
+    force: bool,
+) -> coffer_core::Result<Option<SyncMessage>> {
+    let Some(secret) = region
+        .store
+        .load_secret_by_arn(&row.entry.secret_arn)
+        .await?
+    else {
+        return Ok(None);
+    };
+    if !replication::replicas(&secret)
+        .iter()
+        .any(|r| r.region == dest)
+    {
+        return Ok(None);
+    }
+    replication::build_sync(region, &secret, dest, force, row.enqueued_ms)
+        .await
+        .map(Some)
 }
 
 async fn deliver(
@@ -252,19 +361,10 @@ async fn deliver(
     let mut sent_seq = 0;
     let plaintext = match kind {
         KIND_SYNC => {
-            let Some(secret) = region.store.load_secret_by_arn(arn).await? else {
+            let Some(msg) = sync_message(region, dest, row, force).await? else {
                 finish().await?;
                 return Ok(());
             };
-            if !replication::replicas(&secret)
-                .iter()
-                .any(|r| r.region == dest)
-            {
-                finish().await?;
-                return Ok(());
-            }
-            let msg =
-                replication::build_sync(region, &secret, dest, force, row.enqueued_ms).await?;
             sent_seq = msg.seq;
             zeroize::Zeroizing::new(serde_json::to_vec(&msg).expect("message serializes"))
         }
@@ -285,64 +385,92 @@ async fn deliver(
         .send(topology, source, dest, kind, &plaintext)
         .await
     {
-        Ok(answer) => {
-            let answer: Answer = match serde_json::from_slice(&answer) {
-                Ok(a) => a,
-                Err(_) => {
-                    return retry(
-                        topology,
-                        region,
-                        dest,
-                        row,
-                        "the answer was unreadable".into(),
-                    )
-                    .await;
-                }
-            };
-            // The status change and the settling of the rows commit together.
-            replication::record_answer(
-                region,
-                arn,
-                dest,
-                &answer,
-                sent_seq,
-                Some((arn, dest, kind, row.id)),
-            )
-            .await?;
-            match &answer {
-                Answer::Applied { applied_ms, .. } => {
-                    topology.metrics.count(source, dest, "applied");
-                    topology.metrics.lag(
-                        source,
-                        dest,
-                        (applied_ms - row.enqueued_ms) as f64 / 1000.0,
-                    );
-                }
-                Answer::Failed { message } => {
-                    topology.metrics.count(source, dest, "failed");
-                    tracing::warn!(source, dest, arn, reason = %message, "Replication failed");
-                }
-                Answer::Detached => topology.metrics.count(source, dest, "detached"),
-                Answer::Done => topology.metrics.count(source, dest, "done"),
+        Ok(answer) => match serde_json::from_slice::<Answer>(&answer) {
+            Ok(answer) => settle(topology, region, dest, row, sent_seq, &answer).await,
+            Err(_) => {
+                retry(
+                    topology,
+                    region,
+                    dest,
+                    row,
+                    "the answer was unreadable".into(),
+                )
+                .await
             }
+        },
+        Err(e) => settle_send_error(topology, region, dest, row, e).await,
+    }
+}
+
+/// Records the destination's answer for `row`: the replica's status and the settling of the
+/// row commit together.
+async fn settle(
+    topology: &Topology,
+    region: &RegionService,
+    dest: &str,
+    row: &OutboxRow,
+    sent_seq: i64,
+    answer: &Answer,
+) -> coffer_core::Result<()> {
+    let source = region.region.as_str();
+    let arn = row.entry.secret_arn.as_str();
+    let kind = row.entry.kind.as_str();
+    replication::record_answer(
+        region,
+        arn,
+        dest,
+        answer,
+        sent_seq,
+        Some((arn, dest, kind, row.id)),
+    )
+    .await?;
+    match answer {
+        Answer::Applied { applied_ms, .. } => {
+            topology.metrics.count(source, dest, "applied");
+            topology
+                .metrics
+                .lag(source, dest, (applied_ms - row.enqueued_ms) as f64 / 1000.0);
         }
-        Err(SendError::NotEnabled(message)) => {
+        Answer::Failed { message } => {
+            topology.metrics.count(source, dest, "failed");
+            tracing::warn!(source, dest, arn, reason = %message, "Replication failed");
+        }
+        Answer::Detached => topology.metrics.count(source, dest, "detached"),
+        Answer::Done => topology.metrics.count(source, dest, "done"),
+    }
+    Ok(())
+}
+
+/// A delivery that did not reach the destination: a Region that is not enabled fails a sync at
+/// once; everything else is retried with backoff.
+async fn settle_send_error(
+    topology: &Topology,
+    region: &RegionService,
+    dest: &str,
+    row: &OutboxRow,
+    error: SendError,
+) -> coffer_core::Result<()> {
+    let source = region.region.as_str();
+    let arn = row.entry.secret_arn.as_str();
+    let kind = row.entry.kind.as_str();
+    match error {
+        SendError::NotEnabled(message) => {
             topology.metrics.count(source, dest, "not_enabled");
             tracing::warn!(source, dest, arn, kind, reason = %message, "Replication failed");
             if kind == KIND_SYNC {
                 replication::mark_failed(region, arn, dest, &message).await?;
-                finish().await?;
+                region.store.finish_outbox(arn, dest, kind, row.id).await?;
+                Ok(())
             } else {
                 // Removals and notices must not be lost: keep them until the Region returns.
-                retry(topology, region, dest, row, message).await?;
+                retry(topology, region, dest, row, message).await
             }
         }
-        Err(SendError::Network(message)) => {
+        SendError::Network(message) => {
             topology.metrics.count(source, dest, "network_error");
-            retry(topology, region, dest, row, message).await?;
+            retry(topology, region, dest, row, message).await
         }
     }
-    Ok(())
 }
 
 /// Backs off (100 ms doubling, at most 30 s) and, once the failure has lasted longer than the
