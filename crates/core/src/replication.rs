@@ -560,47 +560,18 @@ pub async fn edit_status_and_finish(
     edit: impl Fn(ReplicaStatus) -> Option<ReplicaStatus>,
     finish: Finish<'_>,
 ) -> Result<bool> {
-    let settle = async || -> Result<bool> {
-        if let Some((arn, dest, kind, id)) = finish {
-            region.store.finish_outbox(arn, dest, kind, id).await?;
-        }
-        Ok(false)
-    };
+    let finish: Vec<_> = finish.into_iter().collect();
     for _ in 0..20 {
-        let Some(mut secret) = region.store.load_secret_by_arn(primary_arn).await? else {
-            return settle().await;
-        };
-        let Some(ReplicationState::Primary { replicas }) = state(&secret) else {
-            return settle().await;
-        };
-        let Some(pos) = replicas.iter().position(|r| r.region == replica_region) else {
-            return settle().await;
-        };
-        let mut replicas = replicas;
-        match edit(replicas[pos].clone()) {
-            Some(new) if new == replicas[pos] => return settle().await,
-            Some(new) => replicas[pos] = new,
-            None => {
-                replicas.remove(pos);
-            }
-        }
-        let new_state = (!replicas.is_empty()).then_some(ReplicationState::Primary { replicas });
-        let expected = secret.record.row_version;
-        set_state(&mut secret, new_state.as_ref());
-        secret.record.row_version = expected + 1;
-        // A status change is local bookkeeping: no outbox rows, no LastChangedDate.
-        let change = SecretChange::Update {
-            secret: secret.record,
-            expected_row_version: expected,
-            upsert_versions: Vec::new(),
-            delete_versions: Vec::new(),
-        };
-        let committed = match finish {
-            Some(f) => region.store.commit_and_finish(vec![change], f).await,
-            None => region.store.commit(change).await,
+        let change = status_change(region, primary_arn, replica_region, &edit).await?;
+        let changed = change.is_some();
+        let committed = match (change, finish.is_empty()) {
+            (None, true) => return Ok(false),
+            (None, false) => region.store.commit_and_finish(Vec::new(), &finish).await,
+            (Some(change), true) => region.store.commit(change).await,
+            (Some(change), false) => region.store.commit_and_finish(vec![change], &finish).await,
         };
         match committed {
-            Ok(()) => return Ok(true),
+            Ok(()) => return Ok(changed),
             Err(coffer_store::StoreError::Conflict) => continue,
             Err(e) => return Err(e.into()),
         }
@@ -608,6 +579,44 @@ pub async fn edit_status_and_finish(
     Err(Error::internal(
         "primary kept changing while recording replica status",
     ))
+}
+
+/// The change that applies `edit` to `replica_region`'s entry in the primary's
+/// ReplicationStatus, or `None` when there is nothing to change (no such secret, entry, or the
+/// edit leaves it as it is).
+async fn status_change(
+    region: &RegionService,
+    primary_arn: &str,
+    replica_region: &str,
+    edit: &impl Fn(ReplicaStatus) -> Option<ReplicaStatus>,
+) -> Result<Option<SecretChange>> {
+    let Some(mut secret) = region.store.load_secret_by_arn(primary_arn).await? else {
+        return Ok(None);
+    };
+    let Some(ReplicationState::Primary { mut replicas }) = state(&secret) else {
+        return Ok(None);
+    };
+    let Some(pos) = replicas.iter().position(|r| r.region == replica_region) else {
+        return Ok(None);
+    };
+    match edit(replicas[pos].clone()) {
+        Some(new) if new == replicas[pos] => return Ok(None),
+        Some(new) => replicas[pos] = new,
+        None => {
+            replicas.remove(pos);
+        }
+    }
+    let new_state = (!replicas.is_empty()).then_some(ReplicationState::Primary { replicas });
+    let expected = secret.record.row_version;
+    set_state(&mut secret, new_state.as_ref());
+    secret.record.row_version = expected + 1;
+    // A status change is local bookkeeping: no outbox rows, no LastChangedDate.
+    Ok(Some(SecretChange::Update {
+        secret: secret.record,
+        expected_row_version: expected,
+        upsert_versions: Vec::new(),
+        delete_versions: Vec::new(),
+    }))
 }
 
 /// Marks the replicas a write announces as `InProgress` until they have applied it: an
@@ -629,8 +638,42 @@ pub fn mark_syncing(secret: &mut Secret, dests: &[&str], new_seq: i64) {
     set_state(secret, Some(&ReplicationState::Primary { replicas }));
 }
 
-/// Maps the replica Region's answer to the state of sequence `sent_seq` onto the primary's
-/// ReplicationStatus; returns whether the status changed.
+/// How an answer changes the replica's status entry (`None`: the answer changes nothing, it
+/// only settles the rows). `sent_seq` is the primary's row_version the delivered state had.
+fn answer_edit(
+    answer: &Answer,
+    sent_seq: i64,
+) -> Option<Box<dyn Fn(ReplicaStatus) -> Option<ReplicaStatus> + Send + Sync + '_>> {
+    match answer {
+        Answer::Applied {
+            last_accessed_day, ..
+        } => {
+            let day = *last_accessed_day;
+            Some(Box::new(move |mut s: ReplicaStatus| {
+                if day.is_some() {
+                    s.last_accessed_day = day;
+                }
+                // An older state arriving after a newer write keeps the replica InProgress.
+                if sent_seq < s.target_seq {
+                    return Some(s);
+                }
+                s.status = IN_SYNC.into();
+                s.status_message = Some("Replication succeeded".into());
+                Some(s)
+            }))
+        }
+        Answer::Failed { message } => Some(Box::new(move |mut s: ReplicaStatus| {
+            s.status = FAILED.into();
+            s.status_message = Some(message.clone());
+            Some(s)
+        })),
+        Answer::Detached => Some(Box::new(|_| None)),
+        Answer::Done => None,
+    }
+}
+
+/// Records a destination's answer in the primary's ReplicationStatus and settles the delivered
+/// outbox rows (`finish`) in the same transaction.
 pub async fn record_answer(
     region: &RegionService,
     primary_arn: &str,
@@ -639,57 +682,63 @@ pub async fn record_answer(
     sent_seq: i64,
     finish: Finish<'_>,
 ) -> Result<bool> {
-    match answer {
-        Answer::Applied {
-            last_accessed_day, ..
-        } => {
-            let day = *last_accessed_day;
-            edit_status_and_finish(
-                region,
-                primary_arn,
-                dest,
-                |mut s| {
-                    if day.is_some() {
-                        s.last_accessed_day = day;
-                    }
-                    // An older state arriving after a newer write keeps the replica InProgress.
-                    if sent_seq < s.target_seq {
-                        return Some(s);
-                    }
-                    s.status = IN_SYNC.into();
-                    s.status_message = Some("Replication succeeded".into());
-                    if day.is_some() {
-                        s.last_accessed_day = day;
-                    }
-                    Some(s)
-                },
-                finish,
-            )
-            .await
-        }
-        Answer::Failed { message } => {
-            edit_status_and_finish(
-                region,
-                primary_arn,
-                dest,
-                |mut s| {
-                    s.status = FAILED.into();
-                    s.status_message = Some(message.clone());
-                    Some(s)
-                },
-                finish,
-            )
-            .await
-        }
-        Answer::Detached => {
-            edit_status_and_finish(region, primary_arn, dest, |_| None, finish).await
-        }
-        Answer::Done => {
-            if let Some((arn, d, kind, id)) = finish {
-                region.store.finish_outbox(arn, d, kind, id).await?;
+    match answer_edit(answer, sent_seq) {
+        Some(edit) => edit_status_and_finish(region, primary_arn, dest, edit, finish).await,
+        None => {
+            if let Some(f) = finish {
+                region.store.commit_and_finish(Vec::new(), &[f]).await?;
             }
             Ok(false)
         }
+    }
+}
+
+/// One delivered message's answer, for [`record_answers`].
+pub struct Settlement<'a> {
+    pub primary_arn: &'a str,
+    pub kind: &'a str,
+    pub row_id: i64,
+    pub sent_seq: i64,
+    pub answer: &'a Answer,
+}
+
+/// [`record_answer`] for the answers of a batch (distinct secrets, one destination): every
+/// status change and every settled row in one transaction. If the batch conflicts with a
+/// concurrent write, each answer is recorded on its own.
+pub async fn record_answers(
+    region: &RegionService,
+    dest: &str,
+    batch: &[Settlement<'_>],
+) -> Result<()> {
+    let mut changes = Vec::new();
+    for item in batch {
+        if let Some(edit) = answer_edit(item.answer, item.sent_seq)
+            && let Some(change) = status_change(region, item.primary_arn, dest, &edit).await?
+        {
+            changes.push(change);
+        }
+    }
+    let finish: Vec<_> = batch
+        .iter()
+        .map(|i| (i.primary_arn, dest, i.kind, i.row_id))
+        .collect();
+    match region.store.commit_and_finish(changes, &finish).await {
+        Ok(()) => Ok(()),
+        Err(coffer_store::StoreError::Conflict) => {
+            for (item, f) in batch.iter().zip(finish) {
+                record_answer(
+                    region,
+                    item.primary_arn,
+                    dest,
+                    item.answer,
+                    item.sent_seq,
+                    Some(f),
+                )
+                .await?;
+            }
+            Ok(())
+        }
+        Err(e) => Err(e.into()),
     }
 }
 

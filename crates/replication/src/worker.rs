@@ -2,8 +2,8 @@
 //! (destinations progress independently, so one unreachable Region never delays another),
 //! records the answer in the primary's ReplicationStatus, and backs off on network failures.
 
-use std::collections::BTreeMap;
-use std::sync::Arc;
+use std::collections::{BTreeMap, HashSet};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use coffer_core::RegionService;
@@ -23,6 +23,9 @@ const LEASE_MS: i64 = 30_000;
 const MAX_BACKOFF_MS: i64 = 30_000;
 /// Secrets per `sync-batch` message (bounds the message size and the replica transaction).
 const MAX_BATCH: usize = 64;
+/// Deliveries of one Region in flight at once: while one is on the wire the next claim goes
+/// out, so a new write never waits for a whole earlier batch to be applied and recorded.
+const MAX_IN_FLIGHT: usize = 4;
 
 /// Runs until `stop` turns true: one drain loop per Region of this node.
 pub async fn run(topology: Arc<Topology>, stop: tokio::sync::watch::Receiver<bool>) {
@@ -48,26 +51,81 @@ async fn drain_loop(
     mut stop: tokio::sync::watch::Receiver<bool>,
 ) {
     let notify = region.outbox_notifier();
+    let slots = Arc::new(tokio::sync::Semaphore::new(MAX_IN_FLIGHT));
+    let busy: Arc<Mutex<HashSet<(String, String)>>> = Arc::default();
     loop {
         if *stop.borrow() {
-            return;
+            break;
         }
-        let worked = match drain_once(&topology, &region, &transport).await {
-            Ok(n) => n > 0,
+        let slot = tokio::select! {
+            slot = slots.clone().acquire_owned() => slot.expect("the semaphore is never closed"),
+            _ = stop.changed() => break,
+        };
+        let rows = match claim(&topology, &region).await {
+            Ok(rows) => rows,
             Err(e) => {
                 tracing::warn!(region = %region.region, error = %e, "Replication outbox could not be read; will retry");
-                false
+                Vec::new()
             }
         };
-        if worked {
+        // A (secret, destination) with a delivery in flight waits for it, so one secret's
+        // messages stay in order; its rows are leased by this node, so a later claim (woken
+        // when the delivery in flight ends) picks them up again.
+        let keys: HashSet<(String, String)> = {
+            let mut busy = busy.lock().expect("busy set");
+            let rows_free: HashSet<_> = rows
+                .iter()
+                .map(delivery_key)
+                .filter(|k| !busy.contains(k))
+                .collect();
+            busy.extend(rows_free.iter().cloned());
+            rows_free
+        };
+        let rows: Vec<OutboxRow> = rows
+            .into_iter()
+            .filter(|r| keys.contains(&delivery_key(r)))
+            .collect();
+        if rows.is_empty() {
+            drop(slot);
+            tokio::select! {
+                _ = notify.notified() => {}
+                _ = tokio::time::sleep(POLL) => {}
+                _ = stop.changed() => break,
+            }
             continue;
         }
-        tokio::select! {
-            _ = notify.notified() => {}
-            _ = tokio::time::sleep(POLL) => {}
-            _ = stop.changed() => return,
-        }
+        let (topology, region, transport, busy) = (
+            topology.clone(),
+            region.clone(),
+            transport.clone(),
+            busy.clone(),
+        );
+        tokio::spawn(async move {
+            if let Err(e) = deliver_rows(&topology, &region, &transport, rows).await {
+                tracing::warn!(region = %region.region, error = %e, "Replication bookkeeping failed; the rows will be delivered again");
+            }
+            busy.lock().expect("busy set").retain(|k| !keys.contains(k));
+            region.outbox_notifier().notify_one();
+            drop(slot);
+        });
     }
+    // Let the deliveries in flight finish before the stores close.
+    let _ = slots.acquire_many(MAX_IN_FLIGHT as u32).await;
+}
+
+fn delivery_key(row: &OutboxRow) -> (String, String) {
+    (row.entry.secret_arn.clone(), row.entry.dest_region.clone())
+}
+
+async fn claim(topology: &Topology, region: &RegionService) -> coffer_core::Result<Vec<OutboxRow>> {
+    let now = region.now_ms();
+    let rows = region
+        .store
+        .claim_outbox(now, &topology.node_id, LEASE_MS, 200)
+        .await?;
+    let depths = region.store.outbox_depth().await?;
+    topology.metrics.set_depths(&region.region, &depths);
+    Ok(rows)
 }
 
 /// Claims and delivers one batch; returns how many rows were handled.
@@ -76,17 +134,22 @@ pub async fn drain_once(
     region: &RegionService,
     transport: &Transport,
 ) -> coffer_core::Result<usize> {
-    let now = region.now_ms();
-    let rows = region
-        .store
-        .claim_outbox(now, &topology.node_id, LEASE_MS, 200)
-        .await?;
-    let depths = region.store.outbox_depth().await?;
-    topology.metrics.set_depths(&region.region, &depths);
-    if rows.is_empty() {
-        return Ok(0);
-    }
+    let rows = claim(topology, region).await?;
     let handled = rows.len();
+    deliver_rows(topology, region, transport, rows).await?;
+    Ok(handled)
+}
+
+/// Delivers claimed rows: each destination's on its own, due rotations alongside.
+async fn deliver_rows(
+    topology: &Topology,
+    region: &RegionService,
+    transport: &Transport,
+    rows: Vec<OutboxRow>,
+) -> coffer_core::Result<()> {
+    if rows.is_empty() {
+        return Ok(());
+    }
     let (rotations, rows): (Vec<OutboxRow>, Vec<OutboxRow>) = rows
         .into_iter()
         .partition(|r| r.entry.kind == KIND_ROTATE && r.entry.dest_region == region.region);
@@ -105,7 +168,7 @@ pub async fn drain_once(
     for result in delivered.into_iter().chain(ran) {
         result?;
     }
-    Ok(handled)
+    Ok(())
 }
 
 async fn join_all<F: std::future::Future>(futures: impl Iterator<Item = F>) -> Vec<F::Output> {
@@ -314,8 +377,21 @@ async fn deliver_batch(
             return Ok(());
         }
     };
-    for ((row, msg), answer) in rows.iter().zip(&msgs).zip(&answers) {
-        settle(topology, region, dest, row, msg.seq, answer).await?;
+    let settlements: Vec<_> = rows
+        .iter()
+        .zip(&msgs)
+        .zip(&answers)
+        .map(|((row, msg), answer)| replication::Settlement {
+            primary_arn: &row.entry.secret_arn,
+            kind: KIND_SYNC,
+            row_id: row.id,
+            sent_seq: msg.seq,
+            answer,
+        })
+        .collect();
+    replication::record_answers(region, dest, &settlements).await?;
+    for (row, answer) in rows.iter().zip(&answers) {
+        observe(topology, source, dest, row, answer);
     }
     Ok(())
 }
@@ -424,6 +500,13 @@ async fn settle(
         Some((arn, dest, kind, row.id)),
     )
     .await?;
+    observe(topology, source, dest, row, answer);
+    Ok(())
+}
+
+/// Metrics and the failure log line of one answer.
+fn observe(topology: &Topology, source: &str, dest: &str, row: &OutboxRow, answer: &Answer) {
+    let arn = row.entry.secret_arn.as_str();
     match answer {
         Answer::Applied { applied_ms, .. } => {
             topology.metrics.count(source, dest, "applied");
@@ -438,7 +521,6 @@ async fn settle(
         Answer::Detached => topology.metrics.count(source, dest, "detached"),
         Answer::Done => topology.metrics.count(source, dest, "done"),
     }
-    Ok(())
 }
 
 /// A delivery that did not reach the destination: a Region that is not enabled fails a sync at

@@ -142,7 +142,7 @@ impl Store for CachedStore {
     async fn commit_and_finish(
         &self,
         changes: Vec<SecretChange>,
-        finish: (&str, &str, &str, i64),
+        finish: &[(&str, &str, &str, i64)],
     ) -> Result<()> {
         let arns = changed_arns(&changes);
         let result = self.inner.commit_and_finish(changes, finish).await;

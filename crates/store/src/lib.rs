@@ -109,16 +109,19 @@ pub trait Store: Send + Sync + 'static {
         kind: &str,
         up_to_id: i64,
     ) -> Result<()>;
-    /// Commits `changes` and settles outbox rows as [`Store::finish_outbox`] does, in one
-    /// transaction where the backend can (one fsync for the bookkeeping of a delivery).
+    /// Commits `changes` and settles outbox rows as [`Store::finish_outbox`] does (each
+    /// `(secret ARN, destination, kind, up to id)`), in one transaction where the backend can:
+    /// the bookkeeping of a whole batch of deliveries costs one commit.
     async fn commit_and_finish(
         &self,
         changes: Vec<SecretChange>,
-        finish: (&str, &str, &str, i64),
+        finish: &[(&str, &str, &str, i64)],
     ) -> Result<()> {
         self.commit_with(changes, Vec::new()).await?;
-        self.finish_outbox(finish.0, finish.1, finish.2, finish.3)
-            .await
+        for f in finish {
+            self.finish_outbox(f.0, f.1, f.2, f.3).await?;
+        }
+        Ok(())
     }
     /// Releases a row for a later attempt.
     async fn retry_outbox(

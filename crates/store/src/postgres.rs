@@ -662,19 +662,21 @@ impl PostgresStore {
     async fn try_commit_and_finish(
         &self,
         changes: &[SecretChange],
-        finish: (&str, &str, &str, i64),
+        finish: &[(&str, &str, &str, i64)],
     ) -> PgResult<()> {
         let mut tx = self.pool.begin().await?;
         for change in changes {
             apply_change(&mut tx, change).await?;
         }
-        sqlx::query(FINISH_OUTBOX)
-            .bind(finish.0)
-            .bind(finish.1)
-            .bind(finish.2)
-            .bind(finish.3)
-            .execute(&mut *tx)
-            .await?;
+        for f in finish {
+            sqlx::query(FINISH_OUTBOX)
+                .bind(f.0)
+                .bind(f.1)
+                .bind(f.2)
+                .bind(f.3)
+                .execute(&mut *tx)
+                .await?;
+        }
         tx.commit().await?;
         Ok(())
     }
@@ -891,7 +893,7 @@ impl Store for PostgresStore {
     async fn commit_and_finish(
         &self,
         changes: Vec<SecretChange>,
-        finish: (&str, &str, &str, i64),
+        finish: &[(&str, &str, &str, i64)],
     ) -> Result<()> {
         retrying!(
             "committing a change and settling outbox rows",

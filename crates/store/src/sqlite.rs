@@ -452,7 +452,7 @@ impl Store for SqliteStore {
     async fn commit_and_finish(
         &self,
         changes: Vec<SecretChange>,
-        finish: (&str, &str, &str, i64),
+        finish: &[(&str, &str, &str, i64)],
     ) -> Result<()> {
         // This is delivery bookkeeping (a replica's status, settled outbox rows): if a crash
         // loses it, the rows are delivered again and the status recorded again (delivery is
@@ -466,16 +466,18 @@ impl Store for SqliteStore {
             for change in changes {
                 apply_change(&mut tx, change).await?;
             }
-            sqlx::query(
-                "DELETE FROM replication_outbox WHERE secret_arn = $1 AND dest_region = $2 \
-                 AND kind = $3 AND id <= $4",
-            )
-            .bind(finish.0)
-            .bind(finish.1)
-            .bind(finish.2)
-            .bind(finish.3)
-            .execute(&mut *tx)
-            .await?;
+            for f in finish {
+                sqlx::query(
+                    "DELETE FROM replication_outbox WHERE secret_arn = $1 AND dest_region = $2 \
+                     AND kind = $3 AND id <= $4",
+                )
+                .bind(f.0)
+                .bind(f.1)
+                .bind(f.2)
+                .bind(f.3)
+                .execute(&mut *tx)
+                .await?;
+            }
             tx.commit().await?;
             Ok::<(), StoreError>(())
         }

@@ -915,13 +915,16 @@ mod cases {
             .unwrap();
         let last_sync = rows[1].id;
 
-        // A stale change: Conflict, and no row is settled.
+        // A stale change: Conflict, and no row is settled (of several settlements, none).
         let mut stale = rec.clone();
         stale.row_version = 5;
         let result = store
             .commit_and_finish(
                 vec![update(&stale)],
-                (&rec.arn, "eu-west-1", "sync", last_sync),
+                &[
+                    (&rec.arn, "eu-west-1", "sync", last_sync),
+                    (&rec.arn, "eu-west-1", "remove", i64::MAX),
+                ],
             )
             .await;
         assert_conflict(result, "stale change with settling");
@@ -937,7 +940,7 @@ mod cases {
         store
             .commit_and_finish(
                 vec![update(&status)],
-                (&rec.arn, "eu-west-1", "sync", last_sync),
+                &[(&rec.arn, "eu-west-1", "sync", last_sync)],
             )
             .await
             .unwrap();
@@ -951,7 +954,7 @@ mod cases {
         );
         // No change at all: just the settling.
         store
-            .commit_and_finish(Vec::new(), (&rec.arn, "eu-west-1", "remove", i64::MAX))
+            .commit_and_finish(Vec::new(), &[(&rec.arn, "eu-west-1", "remove", i64::MAX)])
             .await
             .unwrap();
         assert!(store.outbox_depth().await.unwrap().is_empty());
