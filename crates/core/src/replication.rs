@@ -486,6 +486,11 @@ async fn plan_sync(region: &RegionService, msg: &SyncMessage) -> Result<Plan> {
                 .filter(|o| !versions.iter().any(|v| v.version_id == o.version_id))
                 .map(|o| o.version_id.clone())
                 .collect();
+            // Only what differs is written: a sync usually adds one version and moves labels.
+            let versions: Vec<VersionRecord> = versions
+                .into_iter()
+                .filter(|v| !c.versions.contains(v))
+                .collect();
             changes.push(SecretChange::Update {
                 secret: record,
                 expected_row_version: c.record.row_version,
