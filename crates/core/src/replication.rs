@@ -708,43 +708,45 @@ pub struct Settlement<'a> {
 }
 
 /// [`record_answer`] for the answers of a batch (distinct secrets, one destination): every
-/// status change and every settled row in one transaction. If the batch conflicts with a
-/// concurrent write, each answer is recorded on its own.
+/// status change and every settled row in one transaction. A user write to one of the secrets
+/// in between makes the batch conflict: it is then worked out again, and after a few conflicts
+/// each answer is recorded on its own.
 pub async fn record_answers(
     region: &RegionService,
     dest: &str,
     batch: &[Settlement<'_>],
 ) -> Result<()> {
-    let mut changes = Vec::new();
-    for item in batch {
-        if let Some(edit) = answer_edit(item.answer, item.sent_seq)
-            && let Some(change) = status_change(region, item.primary_arn, dest, &edit).await?
-        {
-            changes.push(change);
-        }
-    }
     let finish: Vec<_> = batch
         .iter()
         .map(|i| (i.primary_arn, dest, i.kind, i.row_id))
         .collect();
-    match region.store.commit_and_finish(changes, &finish).await {
-        Ok(()) => Ok(()),
-        Err(coffer_store::StoreError::Conflict) => {
-            for (item, f) in batch.iter().zip(finish) {
-                record_answer(
-                    region,
-                    item.primary_arn,
-                    dest,
-                    item.answer,
-                    item.sent_seq,
-                    Some(f),
-                )
-                .await?;
+    for _ in 0..5 {
+        let mut changes = Vec::new();
+        for item in batch {
+            if let Some(edit) = answer_edit(item.answer, item.sent_seq)
+                && let Some(change) = status_change(region, item.primary_arn, dest, &edit).await?
+            {
+                changes.push(change);
             }
-            Ok(())
         }
-        Err(e) => Err(e.into()),
+        match region.store.commit_and_finish(changes, &finish).await {
+            Ok(()) => return Ok(()),
+            Err(coffer_store::StoreError::Conflict) => continue,
+            Err(e) => return Err(e.into()),
+        }
     }
+    for (item, f) in batch.iter().zip(finish) {
+        record_answer(
+            region,
+            item.primary_arn,
+            dest,
+            item.answer,
+            item.sent_seq,
+            Some(f),
+        )
+        .await?;
+    }
+    Ok(())
 }
 
 /// Marks a replica `Failed` without changing anything else (transport gave up).
