@@ -4,7 +4,7 @@
 # secrets each replicated to us-east-1 and eu-west-1, lag read from the primary's
 # coffer_replication_lag_seconds histogram (commit on the primary -> apply on the replica).
 #
-# usage: bench/replication-lag.sh [--rate 200] [--seconds 20] [--secrets 200]
+# usage: [COFFER_BIN=path] bench/replication-lag.sh [--rate 200] [--seconds 20] [--secrets 200]
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 cd "$root"
@@ -13,8 +13,12 @@ if [[ ! -x bench/.venv/bin/python ]]; then
     python3 -m venv bench/.venv
     bench/.venv/bin/pip install --quiet -r bench/requirements.txt
 fi
-cargo build --release --locked -p coffer
-export COFFER_BIN="$root/target/release/coffer"
+# COFFER_BIN: a prebuilt release binary to measure instead of building this tree.
+if [[ -z "${COFFER_BIN:-}" ]]; then
+    cargo build --release --locked -p coffer
+    COFFER_BIN="$root/target/release/coffer"
+fi
+export COFFER_BIN
 export COFFER_CLUSTER_DIR
 COFFER_CLUSTER_DIR="$(mktemp -d)"
 export COFFER_PORT_US_WEST_2=17781 COFFER_PORT_US_EAST_1=17782 COFFER_PORT_EU_WEST_1=17783
