@@ -24,7 +24,8 @@ pub struct ServeArgs {
     pub account_id: Option<String>,
     /// TOML file with the same settings (`listen`, `data_dir`, `regions`, `account_id`,
     /// `replication_failure_timeout_secs`) plus `[[peers]]` (Regions served by other nodes)
-    /// and the web console's `console`, `console_public`, `console_idle_timeout_secs`.
+    /// and the web console's `console`, `console_public`, `console_idle_timeout_secs`, and the
+    /// stores: `store`, `iam_store`, `[region_stores]`, `migrate_on_start`.
     #[arg(long)]
     pub config: Option<PathBuf>,
     /// Seconds a replica may stay unreachable before it shows `Failed` (delivery goes on).
@@ -69,6 +70,51 @@ struct FileConfig {
     console: Option<bool>,
     console_public: Option<bool>,
     console_idle_timeout_secs: Option<u64>,
+    /// Where every Region of this node and the IAM store live unless overridden:
+    /// `"sqlite"` (the default: files in the data directory) or a `postgres://` URL.
+    store: Option<String>,
+    /// The IAM store (accounts, users, access keys); default: `store`.
+    iam_store: Option<String>,
+    /// Per-Region overrides of `store`: `"us-east-1" = "postgres://..."`.
+    #[serde(default)]
+    region_stores: std::collections::BTreeMap<String, String>,
+    /// Run the embedded migrations when a PostgreSQL store is opened (default: yes). With
+    /// `false`, `coffer migrate --config FILE` does it and `serve` refuses an older schema.
+    migrate_on_start: Option<bool>,
+}
+
+/// Where a store lives. `Debug` never shows the URL (it may carry a password).
+#[derive(Clone, PartialEq, Eq)]
+pub enum StoreUrl {
+    /// The embedded default: a file in the data directory.
+    Sqlite,
+    /// A PostgreSQL database; the store gets its own schema in it.
+    Postgres(String),
+}
+
+impl std::fmt::Debug for StoreUrl {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            StoreUrl::Sqlite => f.write_str("Sqlite"),
+            StoreUrl::Postgres(_) => f.write_str("Postgres(<url>)"),
+        }
+    }
+}
+
+impl StoreUrl {
+    fn parse(what: &str, value: &str) -> Result<StoreUrl, String> {
+        let value = value.trim();
+        if value == "sqlite" {
+            Ok(StoreUrl::Sqlite)
+        } else if value.starts_with("postgres://") || value.starts_with("postgresql://") {
+            Ok(StoreUrl::Postgres(value.to_string()))
+        } else {
+            // Never echo the value: it may be a URL with a password.
+            Err(format!(
+                "{what} must be \"sqlite\" or a postgres://user@host:port/database URL"
+            ))
+        }
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -89,6 +135,16 @@ pub struct Settings {
     pub console_public: bool,
     /// A console session ends after this many seconds without a request.
     pub console_idle_timeout_secs: u64,
+    /// The store of each Region this node hosts (every Region of `regions` has an entry).
+    pub region_stores: std::collections::BTreeMap<String, StoreUrl>,
+    pub iam_store: StoreUrl,
+    pub migrate_on_start: bool,
+}
+
+impl Settings {
+    pub fn store_of(&self, region: &str) -> &StoreUrl {
+        self.region_stores.get(region).unwrap_or(&StoreUrl::Sqlite)
+    }
 }
 
 pub const DEFAULT_REPLICATION_FAILURE_TIMEOUT_SECS: u64 = 30;
@@ -145,11 +201,39 @@ impl Settings {
                 ));
             }
         }
+        let default_store = match &file.store {
+            Some(v) => StoreUrl::parse("store", v)?,
+            None => StoreUrl::Sqlite,
+        };
+        let iam_store = match &file.iam_store {
+            Some(v) => StoreUrl::parse("iam_store", v)?,
+            None => default_store.clone(),
+        };
+        let mut region_stores = std::collections::BTreeMap::new();
+        for (region, value) in &file.region_stores {
+            if !dedup.contains(region) {
+                return Err(format!(
+                    "[region_stores] names {region}, which this node does not serve (regions = [...])"
+                ));
+            }
+            region_stores.insert(
+                region.clone(),
+                StoreUrl::parse(&format!("region_stores.{region}"), value)?,
+            );
+        }
+        for region in &dedup {
+            region_stores
+                .entry(region.clone())
+                .or_insert_with(|| default_store.clone());
+        }
         let console_idle_timeout_secs = file.console_idle_timeout_secs.unwrap_or(15 * 60);
         if console_idle_timeout_secs == 0 {
             return Err("console_idle_timeout_secs must be at least 1".into());
         }
         Ok(Settings {
+            region_stores,
+            iam_store,
+            migrate_on_start: file.migrate_on_start.unwrap_or(true),
             console: file.console.unwrap_or(true),
             console_public: file.console_public.unwrap_or(false),
             console_idle_timeout_secs,

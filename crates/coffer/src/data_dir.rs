@@ -7,7 +7,13 @@
 //! DIR/keys/deployment.key    root key of the principals store
 //! DIR/aws/credentials        profile `default` with the admin's access key
 //! DIR/aws/config             profile `default` with `region` and `endpoint_url`
+//! DIR/node-id                this node's identity for leases
 //! ```
+//!
+//! A Region (or the IAM store) configured with a `postgres://` URL lives in its own schema of
+//! that database instead of a file (`coffer_<region>`, `coffer_iam`); its keys stay files here,
+//! and every node serving that Region needs copies of the same `keys/<region>.key` and
+//! `keys/deployment.key` (see README "PostgreSQL and several nodes per Region").
 //!
 //! Stores are checked before anything is written, so a damaged directory or one from an
 //! incompatible version is reported and left untouched.
@@ -23,12 +29,13 @@ use coffer_replication::envelope::{PublicKey, RegionKeyPair};
 use coffer_replication::metrics::Metrics;
 use coffer_replication::{Peer, Topology};
 use coffer_store::{
-    AccessKeyRecord, CachedStore, IamStore, SqliteIamStore, SqliteStore, UserRecord,
+    AccessKeyRecord, CachedStore, IamStore, PostgresIamStore, PostgresStore, SqliteIamStore,
+    SqliteStore, Store, UserRecord,
 };
 use rand::Rng;
 use zeroize::Zeroizing;
 
-use crate::config::Settings;
+use crate::config::{Settings, StoreUrl};
 
 pub struct Node {
     pub deployment: Deployment,
@@ -78,21 +85,18 @@ pub async fn open(settings: &Settings, endpoint: &str) -> Result<Node, String> {
     }
 
     // Open every store first: each checks its format before writing anything.
-    let iam_path = dir.join("iam.db");
-    let iam_existed = exists(&iam_path);
-    let iam = SqliteIamStore::open(&iam_path)
-        .await
-        .map_err(|e| e.to_string())?;
+    let (iam, iam_existed) = open_iam_store(settings, &dir, settings.migrate_on_start).await?;
     let mut stores = Vec::new();
     for region in &settings.regions {
-        let path = dir.join("regions").join(format!("{region}.db"));
-        let existed = exists(&path);
-        let store = SqliteStore::open(&path).await.map_err(|e| e.to_string())?;
-        stores.push((region.clone(), store, existed));
+        let store = open_region_store(settings, &dir, region, settings.migrate_on_start).await?;
+        stores.push((region.clone(), store));
     }
 
-    let deployment_key = root_key(&dir.join("keys").join("deployment.key"), iam_existed)?;
-    let iam: Arc<dyn IamStore> = Arc::new(iam);
+    let deployment_key = shared_root_key(
+        &dir.join("keys").join("deployment.key"),
+        iam_existed,
+        matches!(settings.iam_store, StoreUrl::Postgres(_)),
+    )?;
     let account_id = ensure_account(
         &*iam,
         &deployment_key,
@@ -103,22 +107,41 @@ pub async fn open(settings: &Settings, endpoint: &str) -> Result<Node, String> {
 
     let mut regions = HashMap::new();
     let mut keys = HashMap::new();
-    for (region, store, existed) in stores {
-        let key = root_key(&dir.join("keys").join(format!("{region}.key")), existed)?;
-        keys.insert(region.clone(), RegionKeyPair::derive(&key, &region));
-        let partition = coffer_core::model::partition_of(&region).expect("validated region");
-        regions.insert(
-            region.clone(),
-            Arc::new(RegionService::new(
-                region,
-                partition,
+    for (region, opened) in stores {
+        let key_path = dir.join("keys").join(format!("{region}.key"));
+        let store: Arc<dyn Store> = match opened {
+            RegionStore::Sqlite(store, existed) => {
+                let key = root_key(&key_path, existed)?;
+                check_root_key(&store, &key, &account_id, &region, &key_path).await?;
+                keys.insert(region.clone(), RegionKeyPair::derive(&key, &region));
                 // One writer per SQLite file (this process): the cache is exact.
-                Arc::new(CachedStore::new(Arc::new(store))),
-                key,
-                Arc::new(SystemClock),
-            )),
-        );
+                let store = Arc::new(CachedStore::new(Arc::new(store)));
+                regions.insert(region.clone(), (store as Arc<dyn Store>, key));
+                continue;
+            }
+            // Several nodes may write this schema: no in-process cache (it would serve another
+            // node's overwritten rows); every read goes to the database.
+            RegionStore::Postgres(store) => Arc::new(store),
+        };
+        let existed = store
+            .load_kms_alias(&account_id, coffer_core::region::DEFAULT_KEY_ALIAS)
+            .await
+            .map_err(|e| e.to_string())?
+            .is_some();
+        let key = shared_root_key(&key_path, existed, true)?;
+        check_root_key(&*store, &key, &account_id, &region, &key_path).await?;
+        keys.insert(region.clone(), RegionKeyPair::derive(&key, &region));
+        regions.insert(region.clone(), (store, key));
     }
+    let regions: HashMap<String, Arc<RegionService>> = regions
+        .into_iter()
+        .map(|(region, (store, key))| {
+            let partition = coffer_core::model::partition_of(&region).expect("validated region");
+            let service =
+                RegionService::new(region.clone(), partition, store, key, Arc::new(SystemClock));
+            (region, Arc::new(service))
+        })
+        .collect();
 
     let credentials = load_credentials(&*iam, &deployment_key).await?;
     let admin = credentials
@@ -195,6 +218,123 @@ pub async fn open(settings: &Settings, endpoint: &str) -> Result<Node, String> {
         credentials_file,
         config_file,
     })
+}
+
+/// A Region's store as configured, opened and checked (and migrated when `migrate`).
+pub enum RegionStore {
+    /// The file, and whether it existed before.
+    Sqlite(SqliteStore, bool),
+    Postgres(PostgresStore),
+}
+
+impl RegionStore {
+    pub async fn close(&self) {
+        match self {
+            RegionStore::Sqlite(s, _) => s.close().await,
+            RegionStore::Postgres(s) => s.close().await,
+        }
+    }
+}
+
+pub fn region_file(dir: &Path, region: &str) -> PathBuf {
+    dir.join("regions").join(format!("{region}.db"))
+}
+
+pub async fn open_region_store(
+    settings: &Settings,
+    dir: &Path,
+    region: &str,
+    migrate: bool,
+) -> Result<RegionStore, String> {
+    match settings.store_of(region) {
+        StoreUrl::Sqlite => {
+            let path = region_file(dir, region);
+            let existed = exists(&path);
+            let store = SqliteStore::open(&path).await.map_err(|e| e.to_string())?;
+            Ok(RegionStore::Sqlite(store, existed))
+        }
+        StoreUrl::Postgres(url) => {
+            let schema = PostgresStore::schema_for_region(region);
+            let store = PostgresStore::open_with(url, &schema, migrate)
+                .await
+                .map_err(|e| format!("Region {region}: {e}"))?;
+            Ok(RegionStore::Postgres(store))
+        }
+    }
+}
+
+/// The IAM store as configured, and whether it already held an account.
+pub async fn open_iam_store(
+    settings: &Settings,
+    dir: &Path,
+    migrate: bool,
+) -> Result<(Arc<dyn IamStore>, bool), String> {
+    match &settings.iam_store {
+        StoreUrl::Sqlite => {
+            let path = dir.join("iam.db");
+            let existed = exists(&path);
+            let iam = SqliteIamStore::open(&path)
+                .await
+                .map_err(|e| e.to_string())?;
+            Ok((Arc::new(iam), existed))
+        }
+        StoreUrl::Postgres(url) => {
+            let iam = PostgresIamStore::open_with(url, "coffer_iam", migrate)
+                .await
+                .map_err(|e| format!("IAM store: {e}"))?;
+            let existed = !iam.accounts().await.map_err(|e| e.to_string())?.is_empty();
+            Ok((Arc::new(iam), existed))
+        }
+    }
+}
+
+/// [`root_key`] for a store other nodes may share: a missing key file next to a store that
+/// already holds keys means this node was not given the shared key.
+fn shared_root_key(path: &Path, store_has_keys: bool, shared: bool) -> Result<RootKey, String> {
+    if shared && store_has_keys && !path.exists() {
+        return Err(format!(
+            "{} is missing, but the shared PostgreSQL store already holds keys sealed by it: \
+             copy that file from a node already serving this store (every node needs the same \
+             one), then start again",
+            path.display()
+        ));
+    }
+    root_key(path, store_has_keys)
+}
+
+/// Refuses to serve a Region whose stored KMS keys the root key cannot open (a key file from
+/// another deployment or another node's fresh key), before any request could fail on it.
+pub async fn check_root_key(
+    store: &dyn Store,
+    key: &RootKey,
+    account_id: &str,
+    region: &str,
+    key_path: &Path,
+) -> Result<(), String> {
+    let Some(alias) = store
+        .load_kms_alias(account_id, coffer_core::region::DEFAULT_KEY_ALIAS)
+        .await
+        .map_err(|e| e.to_string())?
+    else {
+        return Ok(());
+    };
+    let Some(record) = store
+        .load_kms_key(&alias.target_key_arn)
+        .await
+        .map_err(|e| e.to_string())?
+    else {
+        return Ok(());
+    };
+    key.unwrap_key_material(&record.key_arn, &record.wrapped_material)
+        .map(|_| ())
+        .map_err(|_| {
+            format!(
+                "{} does not open the KMS keys stored for Region {region}: every node serving \
+                 {region} needs the same root key file; copy it from a node already serving \
+                 this store (nothing was changed)",
+                key_path.display()
+            )
+        })
 }
 
 fn write_private(path: &Path, contents: &str) -> Result<(), String> {

@@ -1,6 +1,7 @@
 //! `coffer`: the binary. `coffer serve` opens (or initialises) a data directory, hosts every
 //! configured Region behind one endpoint, and shuts down gracefully on SIGTERM/SIGINT.
 
+mod backup;
 mod config;
 mod data_dir;
 
@@ -25,6 +26,31 @@ struct Cli {
 enum Command {
     /// Serve the AWS Secrets Manager API for every configured Region.
     Serve(config::ServeArgs),
+    /// Create or upgrade every configured store's schema (the embedded migrations), then exit.
+    Migrate(config::ServeArgs),
+    /// Write a consistent, encrypted backup of one Region (readable with keys/<region>.key).
+    Backup {
+        #[command(flatten)]
+        settings: config::ServeArgs,
+        /// The Region to back up.
+        #[arg(long)]
+        region: String,
+        /// The file to create (it must not exist).
+        #[arg(long)]
+        output: std::path::PathBuf,
+    },
+    /// Load a backup into the Region's configured store, which must be empty (stop the nodes
+    /// serving it first).
+    Restore {
+        #[command(flatten)]
+        settings: config::ServeArgs,
+        /// The Region to restore.
+        #[arg(long)]
+        region: String,
+        /// The backup file.
+        #[arg(long)]
+        input: std::path::PathBuf,
+    },
     /// Print the replication public key of a Region (for other nodes' `[[peers]]`).
     PublicKey {
         #[arg(long, default_value = config::DEFAULT_DATA_DIR)]
@@ -57,6 +83,27 @@ fn main() -> ExitCode {
     };
     let result = match cli.command {
         Command::Serve(args) => runtime.block_on(serve(args)),
+        Command::Migrate(args) => runtime.block_on(migrate(args)),
+        Command::Backup {
+            settings,
+            region,
+            output,
+        } => runtime.block_on(async {
+            let settings = config::Settings::resolve(settings)?;
+            let n = backup::backup(&settings, &region, &output).await?;
+            println!("backed up {n} secrets of {region} to {}", output.display());
+            Ok(())
+        }),
+        Command::Restore {
+            settings,
+            region,
+            input,
+        } => runtime.block_on(async {
+            let settings = config::Settings::resolve(settings)?;
+            let n = backup::restore(&settings, &region, &input).await?;
+            println!("restored {n} secrets of {region} from {}", input.display());
+            Ok(())
+        }),
         Command::PublicKey { data_dir, region } => {
             if coffer_core::model::partition_of(&region).is_none() {
                 Err(format!("'{region}' is not an AWS Region"))
@@ -126,13 +173,51 @@ async fn serve(args: config::ServeArgs) -> Result<(), String> {
     Ok(())
 }
 
-/// Removes secrets whose recovery window has passed, once a minute and at start.
+/// `coffer migrate`: opens every configured store with migrations on, then closes them.
+async fn migrate(args: config::ServeArgs) -> Result<(), String> {
+    let settings = config::Settings::resolve(args)?;
+    std::fs::create_dir_all(settings.data_dir.join("regions"))
+        .map_err(|e| format!("cannot create {}: {e}", settings.data_dir.display()))?;
+    let dir = settings.data_dir.clone();
+    let (iam, _) = data_dir::open_iam_store(&settings, &dir, true).await?;
+    iam.close().await;
+    for region in &settings.regions {
+        data_dir::open_region_store(&settings, &dir, region, true)
+            .await?
+            .close()
+            .await;
+        println!("{region}: store is at the current format");
+    }
+    println!("iam: store is at the current format");
+    Ok(())
+}
+
+/// How long a node holds the purge lease of a Region: longer than one pass plus the pause, so
+/// the holder renews it; a dead holder's lease runs out after this and another node takes over.
+const PURGE_LEASE_MS: i64 = 150_000;
+
+/// Removes secrets whose recovery window has passed, once a minute and at start. With several
+/// nodes on one database, only the node holding the Region's `purge` lease runs it (each
+/// deletion is also conditional on the row it read, so even two runs could not purge twice).
 async fn purge_loop(
     deployment: Arc<coffer_api::Deployment>,
     mut stop: tokio::sync::watch::Receiver<bool>,
 ) {
+    let node = deployment.topology.node_id.clone();
     loop {
         for region in deployment.regions.values() {
+            match region
+                .store
+                .try_lease("purge", &node, region.now_ms(), PURGE_LEASE_MS)
+                .await
+            {
+                Ok(true) => {}
+                Ok(false) => continue,
+                Err(e) => {
+                    tracing::warn!(region = %region.region, error = %e, "Cannot take the purge lease; will retry");
+                    continue;
+                }
+            }
             if let Err(e) = coffer_core::purge::purge_due(region).await {
                 tracing::warn!(region = %region.region, error = %e, "Purge of deleted secrets failed; will retry");
             }

@@ -19,11 +19,13 @@ mod postgres;
 mod records;
 mod rows;
 mod schema;
+mod snapshot;
 mod sqlite;
 
 pub use cache::CachedStore;
 pub use postgres::{PostgresIamStore, PostgresStore};
 pub use records::*;
+pub use snapshot::{RegionSnapshot, export_sqlite, import_sqlite};
 pub use sqlite::{SqliteIamStore, SqliteStore};
 
 use async_trait::async_trait;
@@ -138,6 +140,19 @@ pub trait Store: Send + Sync + 'static {
     async fn record_access(&self, arn: &str, version_id: &str, day: i64) -> Result<()>;
     /// ARNs of secrets whose recovery window ended at or before `now_ms`.
     async fn secrets_due_for_purge(&self, now_ms: i64) -> Result<Vec<String>>;
+    /// Takes or renews the named lease for `owner` until `now_ms + lease_ms`; `false` while
+    /// another owner holds it. Background work that must run on one node of a Region at a time
+    /// (the deletion purge) asks first. A backend with a single writer process (SQLite) has
+    /// nobody to share with and always grants it.
+    async fn try_lease(
+        &self,
+        _name: &str,
+        _owner: &str,
+        _now_ms: i64,
+        _lease_ms: i64,
+    ) -> Result<bool> {
+        Ok(true)
+    }
 
     async fn load_kms_key(&self, key_arn: &str) -> Result<Option<KmsKeyRecord>>;
     async fn load_kms_alias(

@@ -325,8 +325,10 @@ async fn migrate_locked(pool: &PgPool, target: &Target<'_>) -> PgResult<()> {
     Ok(())
 }
 
-/// Checks, creates and migrates as needed; nothing is written when the check fails.
-async fn prepare(pool: &PgPool, target: &Target<'_>) -> Result<()> {
+/// Checks, creates and migrates as needed; nothing is written when the check fails. With
+/// `migrate` false (`migrate_on_start = false`), a schema that is not at this version's format
+/// is refused instead, naming `coffer migrate`.
+async fn prepare(pool: &PgPool, target: &Target<'_>, migrate: bool) -> Result<()> {
     let supported = target.kind.postgres_migrations().len() as i64;
     match inspect(pool, target.schema, target.location).await? {
         Found::Nothing => {}
@@ -343,6 +345,13 @@ async fn prepare(pool: &PgPool, target: &Target<'_>) -> Result<()> {
             }
         }
     }
+    if !migrate {
+        return Err(StoreError::Incompatible(format!(
+            "{} is not at store format {supported} and migrate_on_start is false: run \
+             `coffer migrate --config FILE` first; the schema was left untouched.",
+            target.location
+        )));
+    }
     bootstrap(pool, target.schema).await?;
     retrying!(
         "migrating the store",
@@ -351,7 +360,13 @@ async fn prepare(pool: &PgPool, target: &Target<'_>) -> Result<()> {
     )
 }
 
-async fn open_pool(url: &str, schema: &str, kind: StoreKind, size: u32) -> Result<PgPool> {
+async fn open_pool(
+    url: &str,
+    schema: &str,
+    kind: StoreKind,
+    size: u32,
+    migrate: bool,
+) -> Result<PgPool> {
     validate_schema(schema)?;
     let options = PgConnectOptions::from_str(url)
         .map_err(|e| StoreError::Backend(format!("invalid PostgreSQL URL: {e}")))?;
@@ -391,7 +406,7 @@ async fn open_pool(url: &str, schema: &str, kind: StoreKind, size: u32) -> Resul
         schema,
         location: &location,
     };
-    if let Err(e) = prepare(&pool, &target).await {
+    if let Err(e) = prepare(&pool, &target, migrate).await {
         pool.close().await;
         return Err(e);
     }
@@ -552,10 +567,33 @@ impl PostgresStore {
     /// another kind or a newer format is refused with [`StoreError::Incompatible`] and left
     /// untouched.
     pub async fn open(url: &str, schema: &str) -> Result<PostgresStore> {
+        Self::open_with(url, schema, true).await
+    }
+
+    /// [`PostgresStore::open`], migrating only when `migrate` is true; otherwise a schema that
+    /// is missing or at an older format is refused with [`StoreError::Incompatible`].
+    pub async fn open_with(url: &str, schema: &str, migrate: bool) -> Result<PostgresStore> {
         Ok(PostgresStore {
-            pool: open_pool(url, schema, StoreKind::Region, REGION_POOL).await?,
+            pool: open_pool(url, schema, StoreKind::Region, REGION_POOL, migrate).await?,
             schema: schema.to_string(),
         })
+    }
+
+    /// Every record of the Region from one snapshot (REPEATABLE READ), for `coffer backup`.
+    pub async fn export(&self) -> Result<crate::RegionSnapshot> {
+        let mut tx = self.pool.begin_with(READ_TX).await?;
+        let snapshot = crate::snapshot::pg::export(&mut tx).await?;
+        tx.commit().await?;
+        Ok(snapshot)
+    }
+
+    /// Loads a snapshot into this (empty) Region store in one transaction, for `coffer
+    /// restore`; a store that already holds secrets or keys is refused and left as it was.
+    pub async fn import(&self, snapshot: &crate::RegionSnapshot) -> Result<()> {
+        let mut tx = self.pool.begin().await?;
+        crate::snapshot::pg::import(&mut tx, snapshot, &self.schema).await?;
+        tx.commit().await?;
+        Ok(())
     }
 
     /// The conventional schema of a Region: `us-east-1` → `coffer_us_east_1`.
@@ -961,6 +999,29 @@ impl Store for PostgresStore {
         })
     }
 
+    async fn try_lease(&self, name: &str, owner: &str, now_ms: i64, lease_ms: i64) -> Result<bool> {
+        // A row of `coffer_meta` per lease, `"<owner> <until_ms>"`: one conditional upsert, so
+        // of several nodes asking at once exactly one gets it (the others re-check the WHERE on
+        // the winner's row and update nothing). The holder renews it; when it dies, the lease
+        // runs out and the next node to ask takes over.
+        retrying!("taking a lease", Exhausted::Backend, async {
+            let row: Option<String> = sqlx::query_scalar(
+                "INSERT INTO coffer_meta (meta_key, meta_value) VALUES ($1, $2) \
+                 ON CONFLICT (meta_key) DO UPDATE SET meta_value = excluded.meta_value \
+                 WHERE split_part(coffer_meta.meta_value, ' ', 1) = $3 \
+                    OR CAST(split_part(coffer_meta.meta_value, ' ', 2) AS BIGINT) < $4 \
+                 RETURNING meta_key",
+            )
+            .bind(format!("lease:{name}"))
+            .bind(format!("{owner} {}", now_ms + lease_ms))
+            .bind(owner)
+            .bind(now_ms)
+            .fetch_optional(&self.pool)
+            .await?;
+            Ok::<_, PgError>(row.is_some())
+        })
+    }
+
     async fn load_kms_key(&self, key_arn: &str) -> Result<Option<KmsKeyRecord>> {
         retrying!(
             "loading a KMS key",
@@ -1002,8 +1063,13 @@ pub struct PostgresIamStore {
 impl PostgresIamStore {
     /// Like [`PostgresStore::open`], for the IAM store.
     pub async fn open(url: &str, schema: &str) -> Result<PostgresIamStore> {
+        Self::open_with(url, schema, true).await
+    }
+
+    /// Like [`PostgresStore::open_with`], for the IAM store.
+    pub async fn open_with(url: &str, schema: &str, migrate: bool) -> Result<PostgresIamStore> {
         Ok(PostgresIamStore {
-            pool: open_pool(url, schema, StoreKind::Iam, IAM_POOL).await?,
+            pool: open_pool(url, schema, StoreKind::Iam, IAM_POOL, migrate).await?,
         })
     }
 
