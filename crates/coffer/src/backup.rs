@@ -473,6 +473,7 @@ pub async fn restore(settings: &Settings, region: &str, input: &Path) -> Result<
     }
     let bytes =
         std::fs::read(input).map_err(|e| format!("cannot read {}: {e}", input.display()))?;
+    data_dir::create_private_dir(&settings.data_dir.join("regions"))?;
     let dir = resolved_dir(settings)?;
     let key = region_key(&dir, region)?;
     let (header, body) = open_file(&bytes, region, &key)?;

@@ -45,7 +45,7 @@ pub struct Node {
     pub config_file: PathBuf,
 }
 
-fn create_private_dir(path: &Path) -> Result<(), String> {
+pub fn create_private_dir(path: &Path) -> Result<(), String> {
     use std::os::unix::fs::DirBuilderExt;
     std::fs::DirBuilder::new()
         .recursive(true)

@@ -1455,4 +1455,260 @@ mod postgres_only {
             Ok(_) => panic!("connected to port 1"),
         }
     }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn one_node_holds_a_lease_at_a_time_until_it_runs_out() {
+        with_backend(|b| async move {
+            let nodes = [b.region().await, b.region().await];
+            let now = now_ms();
+            assert!(
+                nodes[0]
+                    .try_lease("purge", "node-a", now, 1_000)
+                    .await
+                    .unwrap()
+            );
+            assert!(
+                !nodes[1]
+                    .try_lease("purge", "node-b", now, 1_000)
+                    .await
+                    .unwrap()
+            );
+            // The holder renews; other leases are independent.
+            assert!(
+                nodes[0]
+                    .try_lease("purge", "node-a", now + 500, 1_000)
+                    .await
+                    .unwrap()
+            );
+            assert!(
+                nodes[1]
+                    .try_lease("other", "node-b", now, 1_000)
+                    .await
+                    .unwrap()
+            );
+            assert!(
+                !nodes[1]
+                    .try_lease("purge", "node-b", now + 1_400, 1_000)
+                    .await
+                    .unwrap()
+            );
+            // A dead holder's lease runs out and the next node takes it over.
+            assert!(
+                nodes[1]
+                    .try_lease("purge", "node-b", now + 1_600, 1_000)
+                    .await
+                    .unwrap()
+            );
+            assert!(
+                !nodes[0]
+                    .try_lease("purge", "node-a", now + 1_700, 1_000)
+                    .await
+                    .unwrap()
+            );
+            // Many asking at once: exactly one gets it.
+            let mut asks = Vec::new();
+            for i in 0..8 {
+                let store = nodes[i % 2].clone();
+                asks.push(tokio::spawn(async move {
+                    store
+                        .try_lease("race", &format!("n{i}"), now, 60_000)
+                        .await
+                        .unwrap()
+                }));
+            }
+            let mut granted = 0;
+            for ask in asks {
+                granted += ask.await.unwrap() as usize;
+            }
+            assert_eq!(granted, 1);
+            for node in nodes {
+                node.close().await;
+            }
+        })
+        .await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn without_migrate_on_start_an_unmigrated_schema_is_refused() {
+        with_backend(|b| async move {
+            let schema = b.schema("lazy");
+            match PostgresStore::open_with(b.url(), &schema, false).await {
+                Err(StoreError::Incompatible(message)) => {
+                    assert!(message.contains("coffer migrate"), "{message}")
+                }
+                Err(other) => panic!("{other:?}"),
+                Ok(_) => panic!("an empty schema was opened without migrating"),
+            }
+            let mut conn = <sqlx::PgConnection as sqlx::Connection>::connect(b.url())
+                .await
+                .unwrap();
+            let created: i64 = sqlx::query_scalar(
+                "SELECT COUNT(*) FROM information_schema.schemata WHERE schema_name = $1",
+            )
+            .bind(&schema)
+            .fetch_one(&mut conn)
+            .await
+            .unwrap();
+            assert_eq!(created, 0, "nothing may be written");
+            PostgresStore::open(b.url(), &schema)
+                .await
+                .unwrap()
+                .close()
+                .await;
+            PostgresStore::open_with(b.url(), &schema, false)
+                .await
+                .expect("a migrated schema opens")
+                .close()
+                .await;
+        })
+        .await;
+    }
+
+    /// Everything a Region holds, of every shape.
+    async fn fill(store: &Arc<dyn Store>) {
+        let mut tagged = secret(ACCOUNT, "tagged", 1_000);
+        tagged.tags = Some(vec![Tag {
+            key: "team".into(),
+            value: "orders".into(),
+        }]);
+        tagged.deleted_ms = Some(5_000);
+        tagged.purge_at_ms = Some(9_000);
+        tagged.rotation = Some("{\"enabled\":true}".into());
+        tagged.replication = Some("{\"Primary\":{}}".into());
+        let a = tagged.arn.clone();
+        insert(
+            store,
+            tagged,
+            vec![
+                version(&a, "v1", 1_000, &["AWSPREVIOUS"]),
+                version(&a, "v2", 2_000, &["AWSCURRENT", "MINE"]),
+            ],
+        )
+        .await;
+        let mut pending = version(&a, "v3", 3_000, &["AWSPENDING"]);
+        pending.value_kind = ValueKind::None;
+        pending.wrapped_data_key = None;
+        pending.ciphertext = None;
+        pending.kms_key_arn = None;
+        let loaded = load(store, &a).await;
+        store
+            .commit(SecretChange::Update {
+                secret: SecretRecord {
+                    row_version: loaded.record.row_version + 1,
+                    ..loaded.record.clone()
+                },
+                expected_row_version: loaded.record.row_version,
+                upsert_versions: vec![pending],
+                delete_versions: Vec::new(),
+            })
+            .await
+            .unwrap();
+        insert(store, secret(OTHER_ACCOUNT, "other", 2_000), Vec::new()).await;
+        store
+            .create_kms_key(
+                KmsKeyRecord {
+                    key_arn: "arn:aws:kms:us-east-1:111122223333:key/k1".into(),
+                    account_id: ACCOUNT.into(),
+                    key_id: "k1".into(),
+                    wrapped_material: vec![1, 2, 3, 0, 255],
+                    metadata: "{}".into(),
+                    created_ms: 10,
+                },
+                Some(KmsAliasRecord {
+                    account_id: ACCOUNT.into(),
+                    alias_name: "alias/aws/secretsmanager".into(),
+                    target_key_arn: "arn:aws:kms:us-east-1:111122223333:key/k1".into(),
+                    created_ms: 10,
+                }),
+            )
+            .await
+            .unwrap();
+        store
+            .enqueue(vec![
+                entry(&a, "eu-west-1", "sync", "{\"force\":false}"),
+                entry(&a, "us-east-1", "rotate", "{\"generation\":1}"),
+            ])
+            .await
+            .unwrap();
+        // A leased row comes back unleased.
+        store
+            .claim_outbox(now_ms(), "node-a", 60_000, 1)
+            .await
+            .unwrap();
+    }
+
+    /// A snapshot without what a restore renumbers (outbox ids).
+    fn comparable(mut s: coffer_store::RegionSnapshot) -> coffer_store::RegionSnapshot {
+        for row in &mut s.outbox {
+            row.id = 0;
+        }
+        s
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_snapshot_moves_from_sqlite_to_postgres_and_back() {
+        with_backend(|b| async move {
+            let dir = tempfile::tempdir().unwrap();
+            let lite_path = dir.path().join("west.db");
+            let lite: Arc<dyn Store> =
+                Arc::new(coffer_store::SqliteStore::open(&lite_path).await.unwrap());
+            fill(&lite).await;
+            lite.close().await;
+            let from_lite = coffer_store::export_sqlite(&lite_path).await.unwrap();
+            assert_eq!(from_lite.secrets.len(), 2);
+            assert_eq!(from_lite.secrets[0].versions.len(), 3);
+            assert_eq!(from_lite.outbox.len(), 2);
+            assert_eq!(from_lite.format_version, 2);
+
+            let pg = PostgresStore::open(b.url(), &b.schema("restored"))
+                .await
+                .unwrap();
+            pg.import(&from_lite).await.unwrap();
+            let from_pg = pg.export().await.unwrap();
+            assert_eq!(comparable(from_pg.clone()), comparable(from_lite.clone()));
+            // The restored store works: reads, and the outbox is claimable by any node.
+            let pg: Arc<dyn Store> = Arc::new(pg);
+            let a = arn(ACCOUNT, "tagged");
+            assert_eq!(load(&pg, &a).await, from_lite.secrets[0]);
+            assert_eq!(
+                pg.claim_outbox(now_ms(), "node-b", 1_000, 10)
+                    .await
+                    .unwrap()
+                    .len(),
+                2
+            );
+            assert!(
+                pg.load_kms_alias(ACCOUNT, "alias/aws/secretsmanager")
+                    .await
+                    .unwrap()
+                    .is_some()
+            );
+            // A second import would mix two states: refused, nothing changed.
+            let pg_store = PostgresStore::open(b.url(), &b.schema("restored"))
+                .await
+                .unwrap();
+            match pg_store.import(&from_lite).await {
+                Err(StoreError::Incompatible(m)) => assert!(m.contains("empty"), "{m}"),
+                other => panic!("{other:?}"),
+            }
+            assert_eq!(
+                comparable(pg_store.export().await.unwrap()).secrets,
+                from_lite.secrets
+            );
+            pg_store.close().await;
+            pg.close().await;
+
+            let back_path = dir.path().join("back.db");
+            coffer_store::import_sqlite(&back_path, &from_pg)
+                .await
+                .unwrap();
+            let back = coffer_store::export_sqlite(&back_path).await.unwrap();
+            assert_eq!(comparable(back), comparable(from_lite.clone()));
+            match coffer_store::import_sqlite(&back_path, &from_pg).await {
+                Err(StoreError::Incompatible(m)) => assert!(m.contains("empty"), "{m}"),
+                other => panic!("{other:?}"),
+            }
+        })
+        .await;
+    }
 }
