@@ -52,6 +52,16 @@ pub enum Format {
     Json,
 }
 
+/// What each request does.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum Operation {
+    /// GetSecretValue of `--secret-id` on every connection.
+    Get,
+    /// PutSecretValue of a 100-byte string; connection i writes `<secret-id>-<i mod secrets>`
+    /// (create those secrets first), so writers do not all contend for one row.
+    Put,
+}
+
 #[derive(Args, Debug)]
 pub struct RunArgs {
     /// Endpoint URL, e.g. http://127.0.0.1:4566 (plain HTTP only).
@@ -66,9 +76,15 @@ pub struct RunArgs {
     /// Secret access key used for signing (prefer the env var: argv is visible in `ps`).
     #[arg(long, env = "AWS_SECRET_ACCESS_KEY", hide_env_values = true)]
     pub secret_key: String,
-    /// SecretId to request.
+    /// SecretId to request (with `--operation put`: the prefix of the secrets written).
     #[arg(long)]
     pub secret_id: String,
+    /// The request: GetSecretValue or PutSecretValue.
+    #[arg(long, value_enum, default_value_t = Operation::Get)]
+    pub operation: Operation,
+    /// With `--operation put`: how many secrets (`<secret-id>-0` ...) the connections share.
+    #[arg(long, default_value_t = 64)]
+    pub secrets: usize,
     /// Comma-separated list of connection counts, run one after the other.
     #[arg(long, value_delimiter = ',', default_value = "1,8,32,64")]
     pub concurrency: Vec<usize>,

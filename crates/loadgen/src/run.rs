@@ -16,7 +16,7 @@ use tokio::net::TcpStream;
 
 use crate::report::{LevelResult, RunReport, markdown_table};
 use crate::signer::{self, Signer, SigningConfig};
-use crate::{BoxError, Format, RunArgs};
+use crate::{BoxError, Format, Operation, RunArgs};
 
 /// Latencies are recorded in microseconds, up to 60 s, 3 significant digits.
 const HIST_MAX_US: u64 = 60_000_000;
@@ -122,9 +122,7 @@ async fn resolve_target(args: &RunArgs) -> Result<Target, BoxError> {
         "" => "/",
         p => p,
     };
-    let body = Bytes::from(serde_json::to_vec(
-        &serde_json::json!({ "SecretId": args.secret_id }),
-    )?);
+    let body = body_for(args, 0)?;
     let signing = SigningConfig {
         credentials: Credentials::new(
             args.access_key.clone(),
@@ -136,6 +134,10 @@ async fn resolve_target(args: &RunArgs) -> Result<Target, BoxError> {
         region: args.region.clone(),
         url: format!("http://{authority}{path}"),
         host: authority.as_str().to_owned(),
+        target: match args.operation {
+            Operation::Get => signer::TARGET,
+            Operation::Put => signer::PUT_TARGET,
+        },
         body,
     };
     Ok(Target {
@@ -144,6 +146,19 @@ async fn resolve_target(args: &RunArgs) -> Result<Target, BoxError> {
         host: HeaderValue::from_str(authority.as_str())?,
         signing,
     })
+}
+
+/// The request body of connection `i`.
+fn body_for(args: &RunArgs, i: usize) -> Result<Bytes, BoxError> {
+    let value = match args.operation {
+        Operation::Get => serde_json::json!({ "SecretId": args.secret_id }),
+        Operation::Put => serde_json::json!({
+            "SecretId": format!("{}-{}", args.secret_id, i % args.secrets.max(1)),
+            // No ClientRequestToken: every request is a new version, as a writer's would be.
+            "SecretString": "x".repeat(100),
+        }),
+    };
+    Ok(Bytes::from(serde_json::to_vec(&value)?))
 }
 
 async fn connect(addr: SocketAddr) -> Result<SendRequest<Full<Bytes>>, BoxError> {
@@ -199,10 +214,12 @@ async fn run_level(
     let measure_from = start + args.warmup;
     let measure_until = measure_from + args.duration;
     let mut tasks = Vec::with_capacity(concurrency);
-    for sender in senders {
+    for (i, sender) in senders.into_iter().enumerate() {
         let target = Arc::clone(target);
         let shared = Arc::clone(&shared);
-        let signer = Signer::new(target.signing.clone())?;
+        let mut signing = target.signing.clone();
+        signing.body = body_for(args, i)?;
+        let signer = Signer::new(signing)?;
         let timeout = args.timeout;
         tasks.push(tokio::spawn(worker(
             sender,
@@ -347,10 +364,10 @@ async fn worker(
         signs: 0,
     };
     let content_type = HeaderValue::from_static(signer::CONTENT_TYPE);
-    let x_amz_target = HeaderValue::from_static(signer::TARGET);
+    let x_amz_target = HeaderValue::from_static(signer.target());
     let user_agent =
         HeaderValue::from_static(concat!("coffer-loadgen/", env!("CARGO_PKG_VERSION")));
-    let body = target.signing.body.clone();
+    let body = signer.body().clone();
     let mut sender = Some(sender);
 
     loop {

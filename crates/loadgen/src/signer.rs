@@ -16,6 +16,7 @@ use crate::BoxError;
 
 pub const CONTENT_TYPE: &str = "application/x-amz-json-1.1";
 pub const TARGET: &str = "secretsmanager.GetSecretValue";
+pub const PUT_TARGET: &str = "secretsmanager.PutSecretValue";
 pub const SERVICE: &str = "secretsmanager";
 
 /// Everything needed to sign; shared (cloned) by all connections.
@@ -27,6 +28,8 @@ pub struct SigningConfig {
     pub url: String,
     /// `Host` header value (`host:port` as in the URL).
     pub host: String,
+    /// `X-Amz-Target` ([`TARGET`] or [`PUT_TARGET`]).
+    pub target: &'static str,
     pub body: Bytes,
 }
 
@@ -55,6 +58,16 @@ impl Signer {
     pub fn headers(&mut self, now: SystemTime) -> Result<(&HeaderValue, &HeaderValue), BoxError> {
         self.refresh(now)?;
         Ok((&self.date, &self.authorization))
+    }
+
+    /// The body this signer signs (the same for every request).
+    pub fn body(&self) -> &Bytes {
+        &self.cfg.body
+    }
+
+    /// The `X-Amz-Target` this signer signs.
+    pub fn target(&self) -> &'static str {
+        self.cfg.target
     }
 
     /// How many times this signer actually computed a signature.
@@ -98,7 +111,7 @@ pub fn sign_at(
     let headers = [
         ("content-type", CONTENT_TYPE),
         ("host", cfg.host.as_str()),
-        ("x-amz-target", TARGET),
+        ("x-amz-target", cfg.target),
     ];
     let request = SignableRequest::new(
         "POST",
@@ -140,6 +153,7 @@ mod tests {
             region: "us-east-1".into(),
             url: "http://127.0.0.1:8080/".into(),
             host: "127.0.0.1:8080".into(),
+            target: TARGET,
             body: Bytes::from_static(br#"{"SecretId":"bench-secret"}"#),
         }
     }
