@@ -225,7 +225,6 @@ def test_sigkill_of_the_lease_holder_the_other_node_finishes_replication(tmp_pat
     replica = PgNode(tmp_path, "replica", [REPLICA], [])
     primary_key = public_key(a.data_dir, REGION)
     replica_key = public_key(replica.data_dir, REPLICA)
-    copy_keys(a, b)
     # Node a reaches the replica's Region through a proxy that will swallow its deliveries, so
     # what a claims stays leased to it, in flight, until it dies.
     stall = TcpProxy(replica.port)
@@ -234,6 +233,8 @@ def test_sigkill_of_the_lease_holder_the_other_node_finishes_replication(tmp_pat
         b.peers = [(REPLICA, replica.url, replica_key)]
         replica.peers = [(REGION, a.url, primary_key)]
         for n in (replica, a, b):
+            if n is b:
+                copy_keys(a, b)
             n.start()
             nodes.append(n)
         stall.stall()
@@ -325,7 +326,7 @@ def test_backup_sqlite_restore_postgres_and_back(tmp_path, pg_url, nodes):
     backup = tmp_path / "west.cbk"
     done = lite.coffer("backup", "--region", REGION, "--output", str(backup))
     assert done.returncode == 0, done.stderr
-    assert "backed up 10 secrets" in done.stdout
+    assert "backed up 9 secrets" in done.stdout
     lite.stop()
     raw = backup.read_bytes()
     assert b"s0-new" not in raw and b"app/0" not in raw, "the backup is not encrypted"
@@ -339,7 +340,7 @@ def test_backup_sqlite_restore_postgres_and_back(tmp_path, pg_url, nodes):
     assert done.returncode != 0 and "damaged or was altered" in done.stderr, done.stderr
     done = pg.coffer("restore", "--region", REGION, "--input", str(backup))
     assert done.returncode == 0, done.stderr
-    assert "restored 10 secrets" in done.stdout
+    assert "restored 9 secrets" in done.stdout
     # Restoring twice would mix two states: refused.
     done = pg.coffer("restore", "--region", REGION, "--input", str(backup))
     assert done.returncode != 0 and "empty Region store" in done.stderr, done.stderr

@@ -91,11 +91,25 @@ where
     F: FnMut() -> Fut,
     Fut: Future<Output = std::result::Result<T, Failure>>,
 {
-    for _ in 0..20 {
+    for tries in 0..40u32 {
         match attempt().await {
             Ok(v) => return Ok(v),
             Err(Failure::Api(e)) => return Err(e),
-            Err(Failure::Conflict) => tokio::task::yield_now().await,
+            Err(Failure::Conflict) if tries < 2 => tokio::task::yield_now().await,
+            // Several writers of one secret, possibly on several nodes over one PostgreSQL
+            // database, where every attempt costs round trips: back off with jitter (up to
+            // 1, 2, 4 ... 32 ms) so the losers stop colliding in lockstep and each gets a turn.
+            Err(Failure::Conflict) => {
+                let cap = 1u64 << (tries - 2).min(5);
+                let nanos = std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map(|d| d.subsec_nanos() as u64)
+                    .unwrap_or(0);
+                tokio::time::sleep(std::time::Duration::from_micros(
+                    500 + nanos % (cap * 1000),
+                ))
+                .await;
+            }
         }
     }
     Err(Error::internal("too many concurrent changes to one secret"))
