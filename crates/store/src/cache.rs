@@ -15,7 +15,8 @@ use std::sync::Mutex;
 use async_trait::async_trait;
 
 use crate::{
-    KmsAliasRecord, KmsKeyRecord, OutboxEntry, OutboxRow, Result, Secret, SecretChange, Store,
+    KmsAliasRecord, KmsChange, KmsKeyRecord, OutboxEntry, OutboxRow, Result, Secret, SecretChange,
+    Store,
 };
 
 #[derive(Default)]
@@ -174,6 +175,18 @@ impl Store for CachedStore {
 
     async fn create_kms_key(&self, key: KmsKeyRecord, alias: Option<KmsAliasRecord>) -> Result<()> {
         self.inner.create_kms_key(key, alias).await
+    }
+
+    async fn list_kms_keys(&self, account_id: Option<&str>) -> Result<Vec<KmsKeyRecord>> {
+        self.inner.list_kms_keys(account_id).await
+    }
+
+    async fn list_kms_aliases(&self, account_id: &str) -> Result<Vec<KmsAliasRecord>> {
+        self.inner.list_kms_aliases(account_id).await
+    }
+
+    async fn commit_kms(&self, change: KmsChange) -> Result<()> {
+        self.inner.commit_kms(change).await
     }
 
     async fn claim_outbox(

@@ -162,6 +162,13 @@ pub trait Store: Send + Sync + 'static {
     ) -> Result<Option<KmsAliasRecord>>;
     /// Creates a key and, optionally, an alias for it; `Conflict` when the alias exists.
     async fn create_kms_key(&self, key: KmsKeyRecord, alias: Option<KmsAliasRecord>) -> Result<()>;
+    /// The keys of one account (every account's with `None`), oldest first.
+    async fn list_kms_keys(&self, account_id: Option<&str>) -> Result<Vec<KmsKeyRecord>>;
+    /// The aliases of one account, by name.
+    async fn list_kms_aliases(&self, account_id: &str) -> Result<Vec<KmsAliasRecord>>;
+    /// Commits one change to the KMS keys or aliases (see [`KmsChange`] for when it is a
+    /// `Conflict`).
+    async fn commit_kms(&self, change: KmsChange) -> Result<()>;
 
     async fn close(&self);
 }

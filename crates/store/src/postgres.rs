@@ -34,8 +34,8 @@ use sqlx::{Connection, Row};
 use crate::rows::{outbox_from_row, secret_from_row, version_from_row};
 use crate::schema::{StoreKind, check_compatible_in};
 use crate::{
-    AccessKeyRecord, IamStore, KmsAliasRecord, KmsKeyRecord, OutboxEntry, OutboxRow, Result,
-    Secret, SecretChange, Store, StoreError, Tag, UserRecord, VersionRecord,
+    AccessKeyRecord, IamStore, KmsAliasRecord, KmsChange, KmsKeyRecord, OutboxEntry, OutboxRow,
+    Result, Secret, SecretChange, Store, StoreError, Tag, UserRecord, VersionRecord,
 };
 
 /// Re-runs after a serialization failure or a deadlock before giving up.
@@ -847,6 +847,64 @@ impl PostgresStore {
         .transpose()
     }
 
+    async fn try_list_kms_keys(&self, account_id: Option<&str>) -> PgResult<Vec<KmsKeyRecord>> {
+        let rows = match account_id {
+            Some(account) => {
+                sqlx::query(
+                    "SELECT * FROM kms_keys WHERE account_id = $1 ORDER BY created_ms, key_arn",
+                )
+                .bind(account)
+                .fetch_all(&self.pool)
+                .await?
+            }
+            None => {
+                sqlx::query("SELECT * FROM kms_keys ORDER BY created_ms, key_arn")
+                    .fetch_all(&self.pool)
+                    .await?
+            }
+        };
+        Ok(rows
+            .iter()
+            .map(crate::rows::kms_key_from_row)
+            .collect::<Result<_>>()?)
+    }
+
+    async fn try_list_kms_aliases(&self, account_id: &str) -> PgResult<Vec<KmsAliasRecord>> {
+        let rows =
+            sqlx::query("SELECT * FROM kms_aliases WHERE account_id = $1 ORDER BY alias_name")
+                .bind(account_id)
+                .fetch_all(&self.pool)
+                .await?;
+        Ok(rows
+            .iter()
+            .map(crate::rows::kms_alias_from_row)
+            .collect::<Result<_>>()?)
+    }
+
+    async fn try_commit_kms(&self, change: &KmsChange) -> PgResult<()> {
+        use crate::rows::KmsBind;
+        let mut tx = self.pool.begin().await?;
+        for (i, (sql, binds)) in crate::rows::kms_change_statements(change)
+            .into_iter()
+            .enumerate()
+        {
+            let mut query = sqlx::query(sql);
+            for bind in binds {
+                query = match bind {
+                    KmsBind::Text(t) => query.bind(t),
+                    KmsBind::Bytes(b) => query.bind(b),
+                    KmsBind::Int(n) => query.bind(n),
+                };
+            }
+            let done = query.execute(&mut *tx).await?;
+            if i == 0 && done.rows_affected() == 0 {
+                return Err(PgError::Final(StoreError::Conflict));
+            }
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
     async fn try_execute(
         &self,
         query: sqlx::query::Query<'_, sqlx::Postgres, sqlx::postgres::PgArguments>,
@@ -1047,6 +1105,30 @@ impl Store for PostgresStore {
             "creating a KMS key",
             Exhausted::Conflict,
             self.try_create_kms_key(&key, alias.as_ref())
+        )
+    }
+
+    async fn list_kms_keys(&self, account_id: Option<&str>) -> Result<Vec<KmsKeyRecord>> {
+        retrying!(
+            "listing KMS keys",
+            Exhausted::Backend,
+            self.try_list_kms_keys(account_id)
+        )
+    }
+
+    async fn list_kms_aliases(&self, account_id: &str) -> Result<Vec<KmsAliasRecord>> {
+        retrying!(
+            "listing KMS aliases",
+            Exhausted::Backend,
+            self.try_list_kms_aliases(account_id)
+        )
+    }
+
+    async fn commit_kms(&self, change: KmsChange) -> Result<()> {
+        retrying!(
+            "changing a KMS key or alias",
+            Exhausted::Conflict,
+            self.try_commit_kms(&change)
         )
     }
 

@@ -95,6 +95,27 @@ pub struct KmsAliasRecord {
     pub created_ms: i64,
 }
 
+/// One change to a Region's KMS keys or aliases, committed atomically by
+/// [`crate::Store::commit_kms`].
+#[derive(Debug, Clone, PartialEq)]
+pub enum KmsChange {
+    /// Replaces a key's metadata and wrapped material (state changes, policy, tags, root-key
+    /// re-wrapping); `Conflict` when the key does not exist.
+    UpdateKey(KmsKeyRecord),
+    /// `Conflict` when the alias name is taken in the account.
+    CreateAlias(KmsAliasRecord),
+    /// Points an existing alias at another key; `Conflict` when the alias does not exist.
+    UpdateAlias(KmsAliasRecord),
+    /// `Conflict` when the alias does not exist.
+    DeleteAlias {
+        account_id: String,
+        alias_name: String,
+    },
+    /// Removes a key for good (the end of its deletion window) with every alias pointing at it;
+    /// `Conflict` when the key does not exist.
+    DeleteKey { key_arn: String },
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub struct UserRecord {
     pub user_arn: String,

@@ -111,3 +111,90 @@ where
         first_failure_ms: row.opt_int("first_failure_ms")?,
     })
 }
+
+pub(crate) fn kms_key_from_row<R: RecordRow>(row: &R) -> Result<crate::KmsKeyRecord>
+where
+    for<'a> &'a str: ColumnIndex<R>,
+{
+    Ok(crate::KmsKeyRecord {
+        key_arn: row.text("key_arn")?,
+        account_id: row.text("account_id")?,
+        key_id: row.text("key_id")?,
+        wrapped_material: row.opt_bytes("wrapped_material")?.unwrap_or_default(),
+        metadata: row.text("metadata")?,
+        created_ms: row.int("created_ms")?,
+    })
+}
+
+pub(crate) fn kms_alias_from_row<R: RecordRow>(row: &R) -> Result<crate::KmsAliasRecord>
+where
+    for<'a> &'a str: ColumnIndex<R>,
+{
+    Ok(crate::KmsAliasRecord {
+        account_id: row.text("account_id")?,
+        alias_name: row.text("alias_name")?,
+        target_key_arn: row.text("target_key_arn")?,
+        created_ms: row.int("created_ms")?,
+    })
+}
+
+/// The statements of one [`crate::KmsChange`], the same on both backends: `(sql, binds)` run
+/// in order in one transaction; the first statement must touch a row, else the change is a
+/// `Conflict`.
+pub(crate) enum KmsBind {
+    Text(String),
+    Bytes(Vec<u8>),
+    Int(i64),
+}
+
+pub(crate) fn kms_change_statements(
+    change: &crate::KmsChange,
+) -> Vec<(&'static str, Vec<KmsBind>)> {
+    use crate::KmsChange;
+    use KmsBind::{Bytes, Int, Text};
+    match change {
+        KmsChange::UpdateKey(k) => vec![(
+            "UPDATE kms_keys SET wrapped_material = $1, metadata = $2 WHERE key_arn = $3",
+            vec![
+                Bytes(k.wrapped_material.clone()),
+                Text(k.metadata.clone()),
+                Text(k.key_arn.clone()),
+            ],
+        )],
+        KmsChange::CreateAlias(a) => vec![(
+            "INSERT INTO kms_aliases (account_id, alias_name, target_key_arn, created_ms) \
+             VALUES ($1, $2, $3, $4)",
+            vec![
+                Text(a.account_id.clone()),
+                Text(a.alias_name.clone()),
+                Text(a.target_key_arn.clone()),
+                Int(a.created_ms),
+            ],
+        )],
+        KmsChange::UpdateAlias(a) => vec![(
+            "UPDATE kms_aliases SET target_key_arn = $1 WHERE account_id = $2 AND alias_name = $3",
+            vec![
+                Text(a.target_key_arn.clone()),
+                Text(a.account_id.clone()),
+                Text(a.alias_name.clone()),
+            ],
+        )],
+        KmsChange::DeleteAlias {
+            account_id,
+            alias_name,
+        } => vec![(
+            "DELETE FROM kms_aliases WHERE account_id = $1 AND alias_name = $2",
+            vec![Text(account_id.clone()), Text(alias_name.clone())],
+        )],
+        KmsChange::DeleteKey { key_arn } => vec![
+            (
+                "DELETE FROM kms_keys WHERE key_arn = $1",
+                vec![Text(key_arn.clone())],
+            ),
+            (
+                "DELETE FROM kms_aliases WHERE target_key_arn = $1",
+                vec![Text(key_arn.clone())],
+            ),
+        ],
+    }
+}

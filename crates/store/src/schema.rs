@@ -23,6 +23,7 @@ impl StoreKind {
             StoreKind::Region => &[
                 include_str!("../migrations/region/0001_initial.sql"),
                 include_str!("../migrations/region/0002_replication_outbox.sql"),
+                include_str!("../migrations/region/0003_kms.sql"),
             ],
             StoreKind::Iam => &[include_str!("../migrations/iam/0001_initial.sql")],
         }
@@ -35,6 +36,7 @@ impl StoreKind {
             StoreKind::Region => &[
                 include_str!("../migrations/postgres/region/0001_initial.sql"),
                 include_str!("../migrations/postgres/region/0002_replication_outbox.sql"),
+                include_str!("../migrations/postgres/region/0003_kms.sql"),
             ],
             StoreKind::Iam => &[include_str!("../migrations/postgres/iam/0001_initial.sql")],
         }

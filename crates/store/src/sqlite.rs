@@ -13,11 +13,14 @@ use sqlx::sqlite::{
 };
 use sqlx::{ConnectOptions, Row};
 
-use crate::rows::{outbox_from_row, secret_from_row, version_from_row};
+use crate::rows::{
+    KmsBind, kms_alias_from_row, kms_change_statements, kms_key_from_row, outbox_from_row,
+    secret_from_row, version_from_row,
+};
 use crate::schema::{StoreKind, check_compatible};
 use crate::{
-    AccessKeyRecord, IamStore, KmsAliasRecord, KmsKeyRecord, OutboxEntry, OutboxRow, Result,
-    Secret, SecretChange, Store, StoreError, Tag, UserRecord, VersionRecord,
+    AccessKeyRecord, IamStore, KmsAliasRecord, KmsChange, KmsKeyRecord, OutboxEntry, OutboxRow,
+    Result, Secret, SecretChange, Store, StoreError, Tag, UserRecord, VersionRecord,
 };
 
 struct Pools {
@@ -610,6 +613,55 @@ impl Store for SqliteStore {
             .bind(alias.created_ms)
             .execute(&mut *tx)
             .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn list_kms_keys(&self, account_id: Option<&str>) -> Result<Vec<KmsKeyRecord>> {
+        let rows = match account_id {
+            Some(account) => {
+                sqlx::query(
+                    "SELECT * FROM kms_keys WHERE account_id = $1 ORDER BY created_ms, key_arn",
+                )
+                .bind(account)
+                .fetch_all(&self.pools.reader)
+                .await?
+            }
+            None => {
+                sqlx::query("SELECT * FROM kms_keys ORDER BY created_ms, key_arn")
+                    .fetch_all(&self.pools.reader)
+                    .await?
+            }
+        };
+        rows.iter().map(kms_key_from_row).collect()
+    }
+
+    async fn list_kms_aliases(&self, account_id: &str) -> Result<Vec<KmsAliasRecord>> {
+        sqlx::query("SELECT * FROM kms_aliases WHERE account_id = $1 ORDER BY alias_name")
+            .bind(account_id)
+            .fetch_all(&self.pools.reader)
+            .await?
+            .iter()
+            .map(kms_alias_from_row)
+            .collect()
+    }
+
+    async fn commit_kms(&self, change: KmsChange) -> Result<()> {
+        let mut tx = self.pools.writer.begin().await?;
+        for (i, (sql, binds)) in kms_change_statements(&change).into_iter().enumerate() {
+            let mut query = sqlx::query(sql);
+            for bind in binds {
+                query = match bind {
+                    KmsBind::Text(t) => query.bind(t),
+                    KmsBind::Bytes(b) => query.bind(b),
+                    KmsBind::Int(n) => query.bind(n),
+                };
+            }
+            let done = query.execute(&mut *tx).await?;
+            if i == 0 && done.rows_affected() == 0 {
+                return Err(StoreError::Conflict);
+            }
         }
         tx.commit().await?;
         Ok(())

@@ -13,8 +13,8 @@ use std::collections::BTreeSet;
 use std::sync::Arc;
 
 use coffer_store::{
-    AccessKeyRecord, KmsAliasRecord, KmsKeyRecord, OutboxEntry, OutboxRow, Secret, SecretChange,
-    SecretRecord, Store, StoreError, Tag, UserRecord, ValueKind, VersionRecord,
+    AccessKeyRecord, KmsAliasRecord, KmsChange, KmsKeyRecord, OutboxEntry, OutboxRow, Secret,
+    SecretChange, SecretRecord, Store, StoreError, Tag, UserRecord, ValueKind, VersionRecord,
 };
 
 use support::Backend;
@@ -149,6 +149,7 @@ conformance!(
     record_access_is_not_a_change,
     secrets_due_for_purge,
     kms_keys_and_aliases,
+    kms_keys_are_listed_updated_and_deleted,
     outbox_rows_commit_with_the_change_or_not_at_all,
     claims_hold_a_lease_until_it_expires,
     an_owner_takes_back_its_own_leases,
@@ -529,6 +530,152 @@ mod cases {
         assert_eq!(
             store.secrets_due_for_purge(i64::MAX).await.unwrap().len(),
             3
+        );
+        store.close().await;
+    }
+
+    pub async fn kms_keys_are_listed_updated_and_deleted(b: &Backend) {
+        let store = b.region().await;
+        let key = |account: &str, id: &str, created_ms: i64| KmsKeyRecord {
+            key_arn: format!("arn:aws:kms:us-east-1:{account}:key/{id}"),
+            account_id: account.into(),
+            key_id: id.into(),
+            wrapped_material: vec![1, 2, 3],
+            metadata: r#"{"KeyState":"Enabled"}"#.into(),
+            created_ms,
+        };
+        let alias = |name: &str, target: &KmsKeyRecord| KmsAliasRecord {
+            account_id: target.account_id.clone(),
+            alias_name: name.into(),
+            target_key_arn: target.key_arn.clone(),
+            created_ms: 7,
+        };
+        let (k2, k1, other) = (
+            key(ACCOUNT, "k2", 20),
+            key(ACCOUNT, "k1", 10),
+            key(OTHER_ACCOUNT, "o", 5),
+        );
+        for k in [&k2, &k1, &other] {
+            store.create_kms_key(k.clone(), None).await.unwrap();
+        }
+        let ids = |keys: Vec<KmsKeyRecord>| keys.into_iter().map(|k| k.key_id).collect::<Vec<_>>();
+        assert_eq!(
+            ids(store.list_kms_keys(Some(ACCOUNT)).await.unwrap()),
+            ["k1", "k2"]
+        );
+        assert_eq!(
+            ids(store.list_kms_keys(None).await.unwrap()),
+            ["o", "k1", "k2"]
+        );
+
+        // UpdateKey replaces metadata and material; a missing key is a Conflict.
+        let mut changed = k1.clone();
+        changed.metadata = r#"{"KeyState":"Disabled"}"#.into();
+        changed.wrapped_material = vec![9; 61];
+        store
+            .commit_kms(KmsChange::UpdateKey(changed.clone()))
+            .await
+            .unwrap();
+        assert_eq!(
+            store.load_kms_key(&k1.key_arn).await.unwrap(),
+            Some(changed)
+        );
+        assert_conflict(
+            store
+                .commit_kms(KmsChange::UpdateKey(key(ACCOUNT, "ghost", 1)))
+                .await,
+            "update of a missing key",
+        );
+
+        // Aliases: create (unique per account), list by name, repoint, delete.
+        store
+            .commit_kms(KmsChange::CreateAlias(alias("alias/b", &k1)))
+            .await
+            .unwrap();
+        store
+            .commit_kms(KmsChange::CreateAlias(alias("alias/a", &k2)))
+            .await
+            .unwrap();
+        store
+            .commit_kms(KmsChange::CreateAlias(alias("alias/a", &other)))
+            .await
+            .unwrap();
+        assert_conflict(
+            store
+                .commit_kms(KmsChange::CreateAlias(alias("alias/a", &k1)))
+                .await,
+            "alias name taken",
+        );
+        let names = |aliases: Vec<KmsAliasRecord>| {
+            aliases
+                .into_iter()
+                .map(|a| (a.alias_name, a.target_key_arn))
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(
+            names(store.list_kms_aliases(ACCOUNT).await.unwrap()),
+            [
+                ("alias/a".to_string(), k2.key_arn.clone()),
+                ("alias/b".to_string(), k1.key_arn.clone())
+            ]
+        );
+        store
+            .commit_kms(KmsChange::UpdateAlias(alias("alias/a", &k1)))
+            .await
+            .unwrap();
+        assert_eq!(
+            store
+                .load_kms_alias(ACCOUNT, "alias/a")
+                .await
+                .unwrap()
+                .unwrap()
+                .target_key_arn,
+            k1.key_arn
+        );
+        assert_conflict(
+            store
+                .commit_kms(KmsChange::UpdateAlias(alias("alias/none", &k1)))
+                .await,
+            "repointing a missing alias",
+        );
+        store
+            .commit_kms(KmsChange::DeleteAlias {
+                account_id: ACCOUNT.into(),
+                alias_name: "alias/b".into(),
+            })
+            .await
+            .unwrap();
+        assert_conflict(
+            store
+                .commit_kms(KmsChange::DeleteAlias {
+                    account_id: ACCOUNT.into(),
+                    alias_name: "alias/b".into(),
+                })
+                .await,
+            "deleting a missing alias",
+        );
+
+        // DeleteKey takes the key's aliases with it, and nothing else.
+        store
+            .commit_kms(KmsChange::DeleteKey {
+                key_arn: k1.key_arn.clone(),
+            })
+            .await
+            .unwrap();
+        assert!(store.load_kms_key(&k1.key_arn).await.unwrap().is_none());
+        assert!(store.list_kms_aliases(ACCOUNT).await.unwrap().is_empty());
+        assert_eq!(
+            store.list_kms_aliases(OTHER_ACCOUNT).await.unwrap().len(),
+            1
+        );
+        assert_eq!(ids(store.list_kms_keys(None).await.unwrap()), ["o", "k2"]);
+        assert_conflict(
+            store
+                .commit_kms(KmsChange::DeleteKey {
+                    key_arn: k1.key_arn.clone(),
+                })
+                .await,
+            "deleting a missing key",
         );
         store.close().await;
     }
@@ -987,7 +1134,7 @@ mod cases {
         store.close().await;
         let meta = b.meta("region").await;
         assert!(meta.contains(&("kind".to_string(), "coffer-region".to_string())));
-        assert!(meta.contains(&("format_version".to_string(), "2".to_string())));
+        assert!(meta.contains(&("format_version".to_string(), "3".to_string())));
 
         for _ in 0..2 {
             let store = b.region().await;
@@ -1041,7 +1188,7 @@ mod cases {
         assert_eq!(b.meta("region").await, before, "the marker was not touched");
 
         // Back to the real version: the data is all there.
-        b.set_meta("region", "format_version", "2").await;
+        b.set_meta("region", "format_version", "3").await;
         let store = b.region().await;
         assert_eq!(load(&store, &rec.arn).await.record, rec);
         store.close().await;
@@ -1258,7 +1405,7 @@ mod postgres_only {
             assert_eq!(
                 meta,
                 vec![
-                    ("format_version".to_string(), "2".to_string()),
+                    ("format_version".to_string(), "3".to_string()),
                     ("kind".to_string(), "coffer-region".to_string()),
                     ("migration_lock".to_string(), "coffer".to_string()),
                 ]
@@ -1658,7 +1805,7 @@ mod postgres_only {
             assert_eq!(from_lite.secrets.len(), 2);
             assert_eq!(from_lite.secrets[0].versions.len(), 3);
             assert_eq!(from_lite.outbox.len(), 2);
-            assert_eq!(from_lite.format_version, 2);
+            assert_eq!(from_lite.format_version, 3);
 
             let pg = PostgresStore::open(b.url(), &b.schema("restored"))
                 .await
