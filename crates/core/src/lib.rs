@@ -4,7 +4,6 @@
 pub mod error;
 pub mod model;
 pub mod ops;
-pub mod policy;
 pub mod purge;
 pub mod region;
 pub mod replication;

@@ -8,9 +8,24 @@
 //! - [`evaluate`] an action on a resource by a principal, given the principal's identity
 //!   policies and the resource's policy; [`evaluate_key_policy`] for KMS keys.
 //! - [`access_denied_message`] the text of AWS's AccessDeniedException for a [`Denial`].
+//! - [`Policy::parse_resource_policy`], [`Policy::is_public`] and [`validate_resource_policy`]
+//!   for PutResourcePolicy / ValidateResourcePolicy; [`Policy::parse_identity_policy`] for
+//!   users' inline policies.
+//!
+//! Modules: `policy` (grammar), `condition` (operators, set qualifiers, policy variables),
+//! `eval` (AWS's evaluation logic), `findings` (public-access and validation checks), `glob`
+//! (IAM wildcards). The table-driven tests are in `tests.rs`.
 
+mod condition;
+mod eval;
+mod findings;
+mod glob;
 mod policy;
 
+pub use findings::{
+    BROAD_ACCESS_CHECK, CONDITION_OPERATOR_CHECK, Finding, SERVICE_CHECK, SYNTAX_CHECK,
+    validate_resource_policy,
+};
 pub use policy::{Policy, PolicyError};
 
 use std::collections::BTreeMap;
@@ -99,7 +114,7 @@ impl Decision {
 /// within the resource's account an Allow in either the identity policies or the resource
 /// policy suffices; across accounts both must allow.
 pub fn evaluate(request: &Request, identity: &[Policy], resource: Option<&Policy>) -> Decision {
-    policy::evaluate(request, identity, resource)
+    eval::evaluate(request, identity, resource)
 }
 
 /// KMS key-policy evaluation: the key policy must allow the principal itself, or allow the
@@ -110,7 +125,7 @@ pub fn evaluate_key_policy(
     identity: &[Policy],
     key_policy: &Policy,
 ) -> Decision {
-    policy::evaluate_key_policy(request, identity, key_policy)
+    eval::evaluate_key_policy(request, identity, key_policy)
 }
 
 /// `User: ARN is not authorized to perform: ACTION on resource: ARN because ...`, the message
@@ -133,3 +148,6 @@ pub fn access_denied_message(request: &Request, denial: Denial) -> String {
         request.principal.arn, request.action, request.resource
     )
 }
+
+#[cfg(test)]
+mod tests;

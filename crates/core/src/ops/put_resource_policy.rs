@@ -3,7 +3,6 @@
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, ErrorCode, Result};
-use crate::policy::{broad_access_findings, syntax_findings};
 use crate::region::{Caller, RegionService};
 use crate::secret::{
     Failure, check_secret_id, commit_update, ensure_not_deleted, ensure_primary, load, with_retry,
@@ -39,17 +38,15 @@ pub async fn run(region: &RegionService, caller: &Caller, input: Input) -> Resul
         let mut secret = load(region, caller, &secret_id).await?;
         ensure_primary(&secret)?;
         ensure_not_deleted(&secret)?;
-        if let Some(finding) = syntax_findings(&policy).into_iter().next() {
-            return Err(Failure::Api(Error::new(
+        let parsed = coffer_iam::Policy::parse_resource_policy(&policy).map_err(|e| {
+            Failure::Api(Error::new(
                 ErrorCode::MalformedPolicyDocument,
-                format!(
-                    "This resource policy contains a syntax error: {}",
-                    finding.message
-                ),
-            )));
-        }
-        if input.block_public_policy.unwrap_or(false) && !broad_access_findings(&policy).is_empty() {
-            // The model's documentation of PublicPolicyException.
+                format!("This resource policy contains a syntax error: {e}"),
+            ))
+        })?;
+        if input.block_public_policy.unwrap_or(false) && parsed.is_public() {
+            // The model's documentation of PublicPolicyException. "Public" is defined in
+            // coffer-iam's findings module.
             return Err(Failure::Api(Error::new(
                 ErrorCode::PublicPolicy,
                 "The BlockPublicPolicy parameter is set to true, and the resource policy did not prevent broad access to the secret.",

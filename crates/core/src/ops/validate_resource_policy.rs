@@ -3,7 +3,6 @@
 use serde::{Deserialize, Serialize};
 
 use crate::error::Result;
-use crate::policy::{broad_access_findings, syntax_findings};
 use crate::region::{Caller, RegionService};
 use crate::secret::load;
 use crate::validate::Violations;
@@ -41,10 +40,9 @@ pub async fn run(region: &RegionService, caller: &Caller, input: Input) -> Resul
         load(region, caller, id).await?;
     }
     let policy = input.resource_policy.unwrap_or_default();
-    let mut findings = syntax_findings(&policy);
-    if findings.is_empty() {
-        findings = broad_access_findings(&policy);
-    }
+    // Syntax (with line/column or statement and element), unknown condition operators, broad
+    // access, and actions or resources of other services: coffer-iam's findings module.
+    let findings = coffer_iam::validate_resource_policy(&policy, "secretsmanager");
     Ok(Output {
         policy_validation_passed: findings.is_empty(),
         validation_errors: findings
