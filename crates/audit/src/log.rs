@@ -1,0 +1,392 @@
+//! The appender: one writer thread per log, group commit, fail closed.
+//!
+//! Request tasks serialise their record (in parallel) and hand the bytes to the writer thread
+//! over a channel; the writer drains whatever is queued, chains the records in queue order,
+//! writes the whole group with one `write(2)`, optionally `fdatasync`s it, and only then
+//! answers every request of the group. So a response is never sent before its record is in the
+//! file (durability rule: *written to the file*, i.e. in the kernel's page cache, which
+//! survives a crash of Coffer but not of the machine; with `fsync = true` the group is also on
+//! disk before any of its responses leave).
+//!
+//! A failed write answers every record of the group with an error (the request then fails)
+//! and cuts the file back to its last complete record. If even that fails, the log is
+//! *poisoned*: its state on disk is unknown, so every later record fails too (and the HTTP
+//! layer refuses requests before running them) until Coffer is restarted.
+
+use std::fs::{File, OpenOptions};
+use std::io::{Read, Seek, SeekFrom, Write};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use tokio::sync::{mpsc, oneshot};
+
+use crate::chain;
+use crate::record::Record;
+
+/// Most records chained and written in one group.
+const MAX_GROUP: usize = 4096;
+
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Options {
+    /// `fdatasync` every group before answering its requests.
+    pub fsync: bool,
+}
+
+/// Why a record could not be written. Never carries record contents.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuditError(pub String);
+
+impl std::fmt::Display for AuditError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for AuditError {}
+
+struct Job {
+    canonical: Vec<u8>,
+    done: oneshot::Sender<Result<(), AuditError>>,
+}
+
+/// An open audit log. Cheap to share (`Arc`); the writer thread stops when the last clone is
+/// dropped, after writing everything queued.
+pub struct AuditLog {
+    path: PathBuf,
+    queue: mpsc::UnboundedSender<Job>,
+    poisoned: Arc<AtomicBool>,
+}
+
+impl std::fmt::Debug for AuditLog {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AuditLog")
+            .field("path", &self.path)
+            .finish_non_exhaustive()
+    }
+}
+
+impl AuditLog {
+    /// Opens (creating, mode 0600) the log at `path` and continues its chain: the last
+    /// record's hash is read from the end of the file. A last line without its newline (a
+    /// crash in the middle of a write: no response was sent for it) is cut off. A last line
+    /// that is not a chained record is refused: Coffer must not extend a log it cannot link to.
+    ///
+    /// Something other than a regular file (a FIFO, `/dev/full`) is written to without being
+    /// read.
+    pub fn open(path: &Path, options: Options) -> Result<AuditLog, AuditError> {
+        let err = |what: &str, e: std::io::Error| {
+            AuditError(format!(
+                "cannot {what} the audit log {}: {e}",
+                path.display()
+            ))
+        };
+        let mut file = {
+            let mut o = OpenOptions::new();
+            o.read(true).append(true).create(true);
+            #[cfg(unix)]
+            std::os::unix::fs::OpenOptionsExt::mode(&mut o, 0o600);
+            o.open(path).map_err(|e| err("open", e))?
+        };
+        let meta = file.metadata().map_err(|e| err("read", e))?;
+        let (head, len) = if meta.is_file() {
+            let (head, len) = last_hash(&mut file).map_err(|e| match e {
+                Tail::Io(e) => err("read", e),
+                Tail::Bad(why) => AuditError(format!(
+                    "the audit log {} does not end with a Coffer audit record ({why}); run `coffer audit verify` on it, and move it away to start a new log",
+                    path.display()
+                )),
+            })?;
+            if len < meta.len() {
+                file.set_len(len).map_err(|e| err("repair", e))?;
+            }
+            (head, len)
+        } else {
+            (chain::GENESIS, 0)
+        };
+        let (queue, rx) = mpsc::unbounded_channel();
+        let poisoned = Arc::new(AtomicBool::new(false));
+        let writer = Writer {
+            file,
+            head,
+            len,
+            regular: meta.is_file(),
+            options,
+            poisoned: poisoned.clone(),
+            path: path.to_path_buf(),
+        };
+        std::thread::Builder::new()
+            .name("coffer-audit".into())
+            .spawn(move || writer.run(rx))
+            .map_err(|e| err("start the writer of", e))?;
+        Ok(AuditLog {
+            path: path.to_path_buf(),
+            queue,
+            poisoned,
+        })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// True once a failed write could not be undone: every later record will fail.
+    pub fn is_poisoned(&self) -> bool {
+        self.poisoned.load(Ordering::Relaxed)
+    }
+
+    /// Chains and writes one record; resolves once it is in the file (see the module docs).
+    pub async fn append(&self, record: &Record) -> Result<(), AuditError> {
+        self.append_canonical(record.to_canonical_json()).await
+    }
+
+    /// [`append`](Self::append) for a record already serialised (a JSON object).
+    pub async fn append_canonical(&self, canonical: Vec<u8>) -> Result<(), AuditError> {
+        if self.is_poisoned() {
+            return Err(poisoned_error());
+        }
+        let (done, wait) = oneshot::channel();
+        self.queue
+            .send(Job { canonical, done })
+            .map_err(|_| AuditError("the audit log writer has stopped".into()))?;
+        wait.await
+            .unwrap_or_else(|_| Err(AuditError("the audit log writer has stopped".into())))
+    }
+}
+
+fn poisoned_error() -> AuditError {
+    AuditError(
+        "an earlier write to the audit log failed and could not be undone; restart Coffer once the log is writable".into(),
+    )
+}
+
+struct Writer {
+    file: File,
+    head: [u8; 32],
+    /// Length of the file up to its last complete record.
+    len: u64,
+    regular: bool,
+    options: Options,
+    poisoned: Arc<AtomicBool>,
+    path: PathBuf,
+}
+
+impl Writer {
+    fn run(mut self, mut rx: mpsc::UnboundedReceiver<Job>) {
+        let mut group: Vec<Job> = Vec::new();
+        let mut buf: Vec<u8> = Vec::with_capacity(1 << 20);
+        while let Some(first) = rx.blocking_recv() {
+            group.push(first);
+            while group.len() < MAX_GROUP {
+                match rx.try_recv() {
+                    Ok(job) => group.push(job),
+                    Err(_) => break,
+                }
+            }
+            let result = self.write_group(&group, &mut buf);
+            for job in group.drain(..) {
+                let _ = job.done.send(result.clone());
+            }
+            if buf.capacity() > 16 << 20 {
+                buf = Vec::with_capacity(1 << 20);
+            }
+        }
+    }
+
+    fn write_group(&mut self, group: &[Job], buf: &mut Vec<u8>) -> Result<(), AuditError> {
+        if self.poisoned.load(Ordering::Relaxed) {
+            return Err(poisoned_error());
+        }
+        buf.clear();
+        let mut head = self.head;
+        for job in group {
+            head = chain::write_line(buf, &head, &job.canonical);
+        }
+        let written = self.file.write_all(buf).and_then(|()| {
+            if self.options.fsync {
+                self.file.sync_data()
+            } else {
+                Ok(())
+            }
+        });
+        match written {
+            Ok(()) => {
+                self.head = head;
+                self.len += buf.len() as u64;
+                Ok(())
+            }
+            Err(e) => {
+                // Never the record's contents: only the path and the OS error.
+                let undone = self.regular && self.file.set_len(self.len).is_ok();
+                if !undone {
+                    self.poisoned.store(true, Ordering::Relaxed);
+                }
+                // stderr, not `tracing`: this crate has no logger, and this must be seen.
+                eprintln!(
+                    "coffer: cannot write the audit log {}: {e}{}",
+                    self.path.display(),
+                    if undone {
+                        "; the requests of this group fail"
+                    } else {
+                        "; the log cannot be repaired, so every request fails until Coffer restarts"
+                    }
+                );
+                Err(AuditError(format!("cannot write the audit log: {e}")))
+            }
+        }
+    }
+}
+
+enum Tail {
+    Io(std::io::Error),
+    Bad(String),
+}
+
+/// The hash of the last complete record and the length of the file up to it.
+fn last_hash(file: &mut File) -> Result<([u8; 32], u64), Tail> {
+    let size = file.seek(SeekFrom::End(0)).map_err(Tail::Io)?;
+    if size == 0 {
+        return Ok((chain::GENESIS, 0));
+    }
+    // Read backwards in chunks until the last complete line is in `tail`.
+    let mut tail: Vec<u8> = Vec::new();
+    let mut start = size;
+    loop {
+        let chunk = (64 * 1024u64).min(start);
+        let from = start.saturating_sub(chunk);
+        let mut piece = vec![0u8; (start - from) as usize];
+        file.seek(SeekFrom::Start(from)).map_err(Tail::Io)?;
+        file.read_exact(&mut piece).map_err(Tail::Io)?;
+        piece.extend_from_slice(&tail);
+        tail = piece;
+        start = from;
+        // The end of the last complete line, and the newline before it (or the file's start).
+        if let Some(end) = tail.iter().rposition(|&b| b == b'\n') {
+            let line_start = tail[..end].iter().rposition(|&b| b == b'\n');
+            if line_start.is_some() || start == 0 {
+                let s = line_start.map(|i| i + 1).unwrap_or(0);
+                let parsed = chain::parse_line(&tail[s..end]).map_err(Tail::Bad)?;
+                if chain::link(&parsed.previous, &parsed.canonical) != parsed.hash {
+                    return Err(Tail::Bad("its last record does not match its hash".into()));
+                }
+                return Ok((parsed.hash, start + end as u64 + 1));
+            }
+        } else if start == 0 {
+            // No complete line at all: a first write that was cut short.
+            return Ok((chain::GENESIS, 0));
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::record::Record;
+
+    fn record(name: &str) -> Record {
+        Record::new(
+            "secretsmanager.amazonaws.com".into(),
+            name.into(),
+            "r".into(),
+        )
+    }
+
+    fn verify(path: &Path) -> Result<chain::Summary, chain::Broken> {
+        chain::verify(std::io::BufReader::new(File::open(path).unwrap())).unwrap()
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn records_are_chained_across_reopens_and_concurrent_appends() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("audit.log");
+        {
+            let log = Arc::new(AuditLog::open(&path, Options::default()).unwrap());
+            let mut tasks = Vec::new();
+            for i in 0..200 {
+                let log = log.clone();
+                tasks.push(tokio::spawn(async move {
+                    log.append(&record(&format!("Op{i}"))).await
+                }));
+            }
+            for t in tasks {
+                t.await.unwrap().unwrap();
+            }
+        }
+        assert_eq!(verify(&path).unwrap().records, 200);
+        // A restart continues the chain instead of starting a second one.
+        {
+            let log = AuditLog::open(&path, Options { fsync: true }).unwrap();
+            log.append(&record("AfterRestart")).await.unwrap();
+        }
+        let s = verify(&path).unwrap();
+        assert_eq!(s.records, 201);
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert!(text.lines().last().unwrap().contains("AfterRestart"));
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = std::fs::metadata(&path).unwrap().permissions().mode();
+            assert_eq!(mode & 0o777, 0o600);
+        }
+    }
+
+    #[tokio::test]
+    async fn a_line_cut_short_by_a_crash_is_dropped_on_open() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("audit.log");
+        {
+            let log = AuditLog::open(&path, Options::default()).unwrap();
+            log.append(&record("One")).await.unwrap();
+            log.append(&record("Two")).await.unwrap();
+        }
+        let mut f = OpenOptions::new().append(true).open(&path).unwrap();
+        f.write_all(b"{\"eventVersion\":\"1.08\",\"half").unwrap();
+        drop(f);
+        {
+            let log = AuditLog::open(&path, Options::default()).unwrap();
+            log.append(&record("Three")).await.unwrap();
+        }
+        assert_eq!(verify(&path).unwrap().records, 3);
+    }
+
+    #[tokio::test]
+    async fn a_log_that_does_not_end_with_a_record_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("audit.log");
+        std::fs::write(&path, "hello\n").unwrap();
+        let e = AuditLog::open(&path, Options::default()).unwrap_err();
+        assert!(
+            e.0.contains("does not end with a Coffer audit record"),
+            "{e}"
+        );
+    }
+
+    #[cfg(target_os = "linux")]
+    #[tokio::test]
+    async fn a_full_device_fails_the_record() {
+        let log = AuditLog::open(Path::new("/dev/full"), Options::default()).unwrap();
+        let e = log.append(&record("One")).await.unwrap_err();
+        assert!(e.0.contains("cannot write the audit log"), "{e}");
+        // The write could not be undone on a device: every later record fails at once.
+        assert!(log.is_poisoned());
+        assert!(log.append(&record("Two")).await.is_err());
+    }
+
+    #[tokio::test]
+    async fn a_long_last_record_is_found() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("audit.log");
+        {
+            let log = AuditLog::open(&path, Options::default()).unwrap();
+            log.append(&record("Short")).await.unwrap();
+            let mut long = record("Long");
+            long.request_parameters = serde_json::json!({"Policy": "x".repeat(200_000)});
+            log.append(&long).await.unwrap();
+        }
+        {
+            let log = AuditLog::open(&path, Options::default()).unwrap();
+            log.append(&record("Next")).await.unwrap();
+        }
+        assert_eq!(verify(&path).unwrap().records, 3);
+    }
+}

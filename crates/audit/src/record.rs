@@ -1,0 +1,387 @@
+//! One audit record: a CloudTrail event record (`eventVersion` 1.08 field names), and the
+//! redaction that keeps secret values out of it.
+
+use serde::Serialize;
+use serde_json::Value;
+
+/// What a redacted member's value becomes (CloudTrail's own placeholder).
+pub const REDACTED: &str = "HIDDEN_DUE_TO_SECURITY_REASONS";
+
+/// The CloudTrail record version whose field names the records use.
+pub const EVENT_VERSION: &str = "1.08";
+
+/// Who made the call, as CloudTrail's `userIdentity` block. Fields that are unknown (an
+/// unsigned request has no access key; a bad signature proves no principal) are left out.
+#[derive(Debug, Clone, Default, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct UserIdentity {
+    /// `Root`, `IAMUser`, `AssumedRole`, or `Unknown` when the request did not authenticate.
+    #[serde(rename = "type")]
+    pub kind: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub principal_id: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub arn: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub account_id: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub access_key_id: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub user_name: Option<String>,
+}
+
+impl UserIdentity {
+    /// An authenticated principal. `principalId` follows CloudTrail where Coffer has the same
+    /// fact (the account id for the root user); for IAM users and roles, which have no
+    /// separate unique id in Coffer, it is the principal's name (least surprising stand-in).
+    pub fn authenticated(
+        principal_arn: &str,
+        account_id: &str,
+        user_name: Option<&str>,
+        access_key_id: &str,
+    ) -> UserIdentity {
+        let (kind, principal_id) = if principal_arn.ends_with(":root") {
+            ("Root", account_id.to_string())
+        } else if principal_arn.contains(":assumed-role/") {
+            (
+                "AssumedRole",
+                principal_arn
+                    .split_once(":assumed-role/")
+                    .map(|(_, rest)| rest.to_string())
+                    .unwrap_or_default(),
+            )
+        } else {
+            (
+                "IAMUser",
+                user_name
+                    .map(str::to_string)
+                    .unwrap_or_else(|| principal_arn.rsplit('/').next().unwrap_or("").into()),
+            )
+        };
+        UserIdentity {
+            kind: kind.into(),
+            principal_id: Some(principal_id),
+            arn: Some(principal_arn.into()),
+            account_id: Some(account_id.into()),
+            access_key_id: Some(access_key_id.into()),
+            user_name: user_name.map(str::to_string),
+        }
+    }
+
+    /// A request whose signature did not prove a principal: only the access key id it named.
+    pub fn unauthenticated(access_key_id: Option<&str>) -> UserIdentity {
+        UserIdentity {
+            kind: "Unknown".into(),
+            access_key_id: access_key_id.map(str::to_string),
+            ..UserIdentity::default()
+        }
+    }
+}
+
+/// One API call. Serialised as one JSON object (without the chain fields, which the log
+/// appends); `errorCode`/`errorMessage` only on failures, as in CloudTrail.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Record {
+    pub event_version: &'static str,
+    pub user_identity: UserIdentity,
+    /// `2026-11-28T08:49:41Z` (CloudTrail's format: UTC, whole seconds).
+    pub event_time: String,
+    /// `secretsmanager.amazonaws.com`, `kms.amazonaws.com`, `iam.amazonaws.com`, ...
+    pub event_source: String,
+    /// The operation (`GetSecretValue`), or `Unknown` when the request named none.
+    pub event_name: String,
+    pub aws_region: String,
+    #[serde(rename = "sourceIPAddress")]
+    pub source_ip_address: String,
+    pub user_agent: String,
+    /// The request's members after [`redact`]; `null` when the body was not JSON/form data.
+    pub request_parameters: Value,
+    /// The response's members after [`redact`] for calls that change something; `null` for
+    /// read-only calls and failures (CloudTrail logs response elements only for changes).
+    pub response_elements: Value,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error_code: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error_message: Option<String>,
+    #[serde(rename = "requestID")]
+    pub request_id: String,
+    #[serde(rename = "eventID")]
+    pub event_id: String,
+    pub read_only: bool,
+    pub event_type: &'static str,
+    pub management_event: bool,
+    pub event_category: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub recipient_account_id: Option<String>,
+}
+
+impl Record {
+    /// A record with the fixed fields set; `event_time` is now.
+    pub fn new(event_source: String, event_name: String, request_id: String) -> Record {
+        let read_only = is_read_only(&event_name);
+        Record {
+            event_version: EVENT_VERSION,
+            user_identity: UserIdentity::unauthenticated(None),
+            event_time: chrono::Utc::now().format("%Y-%m-%dT%H:%M:%SZ").to_string(),
+            event_source,
+            event_name,
+            aws_region: String::new(),
+            source_ip_address: String::new(),
+            user_agent: String::new(),
+            request_parameters: Value::Null,
+            response_elements: Value::Null,
+            error_code: None,
+            error_message: None,
+            request_id,
+            event_id: random_uuid(),
+            read_only,
+            event_type: "AwsApiCall",
+            management_event: true,
+            event_category: "Management",
+            recipient_account_id: None,
+        }
+    }
+
+    /// The record's canonical bytes: compact JSON, members in declaration order. This is
+    /// what the chain hashes.
+    pub fn to_canonical_json(&self) -> Vec<u8> {
+        // Serialising these types cannot fail: every key is a string.
+        serde_json::to_vec(self).unwrap_or_else(|_| b"{}".to_vec())
+    }
+}
+
+fn random_uuid() -> String {
+    use std::time::{SystemTime, UNIX_EPOCH};
+    // Unique enough for an event id and without a system call per record: the time, a process
+    // counter and the address of a stack slot, hashed. Not a secret; never used for security.
+    static COUNTER: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    use sha2::Digest;
+    let n = COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or(0);
+    let digest = sha2::Sha256::new()
+        .chain_update(now.to_le_bytes())
+        .chain_update(n.to_le_bytes())
+        .chain_update(std::process::id().to_le_bytes())
+        .finalize();
+    let mut b = [0u8; 16];
+    b.copy_from_slice(&digest[..16]);
+    b[6] = (b[6] & 0x0f) | 0x40;
+    b[8] = (b[8] & 0x3f) | 0x80;
+    let h = hex::encode(b);
+    format!(
+        "{}-{}-{}-{}-{}",
+        &h[0..8],
+        &h[8..12],
+        &h[12..16],
+        &h[16..20],
+        &h[20..32]
+    )
+}
+
+/// Whether a member name carries a secret value, by a **deny-list of name patterns** applied
+/// to every member at every depth (case-insensitive substring match).
+///
+/// Why a deny-list and not an allow-list: the log covers three APIs (Secrets Manager, KMS,
+/// IAM/STS), two of them growing while this is written; a per-operation allow-list would have
+/// to be kept in step with every new member of every operation, and a forgotten entry loses
+/// audit detail silently. The patterns below are the *kinds* of secret the AWS APIs carry
+/// (`SecretString`, `SecretBinary`, `RandomPassword`, KMS `Plaintext`, IAM `SecretAccessKey`,
+/// `Password`/`NewPassword`/`OldPassword`, STS `SessionToken`, `PrivateKey`, imported
+/// `KeyMaterial`), matched as substrings so that variants (`PlaintextBlob`, `ServicePassword`,
+/// `EncryptedKeyMaterial`) are caught too: the match errs towards hiding too much. A new
+/// member carrying a secret under a name matching none of them would leak; the unit tests list
+/// every secret-carrying member of the three APIs to keep that visible.
+pub fn is_sensitive(member: &str) -> bool {
+    const PATTERNS: &[&str] = &[
+        "secretstring",
+        "secretbinary",
+        "password",
+        "plaintext",
+        "secretaccesskey",
+        "sessiontoken",
+        "privatekey",
+        "keymaterial",
+    ];
+    let lower = member.to_ascii_lowercase();
+    PATTERNS.iter().any(|p| lower.contains(p))
+}
+
+/// Replaces the value of every sensitive member (see [`is_sensitive`]), at any depth, with
+/// [`REDACTED`]. `null` stays `null` (nothing to hide, and it keeps "was it sent" visible).
+pub fn redact(value: &mut Value) {
+    match value {
+        Value::Object(map) => {
+            for (key, member) in map.iter_mut() {
+                if is_sensitive(key) {
+                    if !member.is_null() {
+                        *member = Value::String(REDACTED.into());
+                    }
+                } else {
+                    redact(member);
+                }
+            }
+        }
+        Value::Array(items) => items.iter_mut().for_each(redact),
+        _ => {}
+    }
+}
+
+/// CloudTrail's `readOnly`: calls that change nothing. Reads by name (`Get*`, `List*`,
+/// `Describe*`, `BatchGet*`, `Validate*`), KMS's cryptographic operations (CloudTrail marks
+/// them read-only) and STS's credential calls.
+pub fn is_read_only(operation: &str) -> bool {
+    const PREFIXES: &[&str] = &[
+        "Get",
+        "List",
+        "Describe",
+        "BatchGet",
+        "Validate",
+        "Encrypt",
+        "Decrypt",
+        "ReEncrypt",
+        "GenerateDataKey",
+        "GenerateRandom",
+        "GenerateMac",
+        "VerifyMac",
+        "Sign",
+        "Verify",
+        "AssumeRole",
+    ];
+    PREFIXES.iter().any(|p| operation.starts_with(p))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn every_secret_member_of_the_three_apis_is_hidden() {
+        let mut v = json!({
+            "SecretId": "db", "SecretString": "s3cr3t", "SecretBinary": "AAEC",
+            "RandomPassword": "pw", "Plaintext": "cGxhaW4=", "SecretAccessKey": "abc",
+            "Password": "p", "NewPassword": "n", "OldPassword": "o", "SessionToken": "t",
+            "KeyId": "alias/x",
+            "SecretValues": [{"ARN": "a", "SecretString": "in-a-list", "SecretBinary": null}],
+            "Credentials": {"AccessKeyId": "AKIA", "SecretAccessKey": "nested", "SessionToken": "x"},
+            "AccessKey": {"UserName": "u", "SecretAccessKey": "k"},
+            "EncryptedKeyMaterial": "m", "PrivateKeyPlaintext": "pk",
+            "Tags": [{"Key": "Password", "Value": "tagvalue"}]
+        });
+        redact(&mut v);
+        let text = v.to_string();
+        for secret in [
+            "s3cr3t",
+            "AAEC",
+            "\"pw\"",
+            "cGxhaW4=",
+            "\"abc\"",
+            "\"p\"",
+            "\"n\"",
+            "\"o\"",
+            "\"t\"",
+            "in-a-list",
+            "nested",
+            "\"k\"",
+            "\"m\"",
+            "\"pk\"",
+        ] {
+            assert!(!text.contains(secret), "{secret} leaked: {text}");
+        }
+        assert_eq!(v["SecretId"], "db");
+        assert_eq!(v["KeyId"], "alias/x");
+        assert_eq!(v["SecretValues"][0]["ARN"], "a");
+        assert_eq!(v["SecretValues"][0]["SecretString"], REDACTED);
+        assert!(v["SecretValues"][0]["SecretBinary"].is_null());
+        assert_eq!(v["Credentials"]["AccessKeyId"], "AKIA");
+        assert_eq!(v["AccessKey"]["UserName"], "u");
+        // A tag is a Key/Value pair: its *key* naming a password hides nothing (tags are not
+        // secret in AWS either), and the member names Key/Value are not sensitive.
+        assert_eq!(v["Tags"][0]["Value"], "tagvalue");
+    }
+
+    #[test]
+    fn names_that_only_look_alike_are_kept() {
+        for name in [
+            "SecretId",
+            "SecretList",
+            "Name",
+            "KeyId",
+            "ClientRequestToken",
+            "ExcludeCharacters",
+            "VersionId",
+            "AccessKeyId",
+            "CiphertextBlob",
+        ] {
+            assert!(!is_sensitive(name), "{name}");
+        }
+    }
+
+    #[test]
+    fn read_only_follows_cloudtrail() {
+        assert!(is_read_only("GetSecretValue"));
+        assert!(is_read_only("BatchGetSecretValue"));
+        assert!(is_read_only("ListSecrets"));
+        assert!(is_read_only("Decrypt"));
+        assert!(is_read_only("GetRandomPassword"));
+        assert!(!is_read_only("CreateSecret"));
+        assert!(!is_read_only("PutSecretValue"));
+        assert!(!is_read_only("CreateAccessKey"));
+        assert!(!is_read_only("ScheduleKeyDeletion"));
+    }
+
+    #[test]
+    fn record_uses_cloudtrail_names() {
+        let mut r = Record::new(
+            "secretsmanager.amazonaws.com".into(),
+            "GetSecretValue".into(),
+            "req-1".into(),
+        );
+        r.user_identity = UserIdentity::authenticated(
+            "arn:aws:iam::123456789012:user/alice",
+            "123456789012",
+            Some("alice"),
+            "AKIAEXAMPLE",
+        );
+        r.error_code = Some("ResourceNotFoundException".into());
+        let v: Value = serde_json::from_slice(&r.to_canonical_json()).unwrap();
+        for field in [
+            "eventVersion",
+            "userIdentity",
+            "eventTime",
+            "eventSource",
+            "eventName",
+            "awsRegion",
+            "sourceIPAddress",
+            "userAgent",
+            "requestParameters",
+            "responseElements",
+            "errorCode",
+            "requestID",
+            "eventID",
+            "readOnly",
+            "eventType",
+        ] {
+            assert!(v.get(field).is_some(), "{field} missing: {v}");
+        }
+        assert!(v.get("errorMessage").is_none());
+        assert_eq!(v["userIdentity"]["type"], "IAMUser");
+        assert_eq!(v["userIdentity"]["userName"], "alice");
+        assert_eq!(v["userIdentity"]["accessKeyId"], "AKIAEXAMPLE");
+        assert_eq!(v["eventType"], "AwsApiCall");
+        assert_eq!(v["readOnly"], true);
+        assert_eq!(v["eventID"].as_str().unwrap().len(), 36);
+        let root = UserIdentity::authenticated(
+            "arn:aws:iam::123456789012:root",
+            "123456789012",
+            None,
+            "AK",
+        );
+        assert_eq!(root.kind, "Root");
+        assert_eq!(root.principal_id.as_deref(), Some("123456789012"));
+    }
+}
