@@ -15,6 +15,7 @@
 //! Secret values reach this crate only as ciphertext (`wrapped_data_key` + `ciphertext`).
 
 mod cache;
+mod iam_rows;
 mod postgres;
 mod records;
 mod rows;
@@ -182,5 +183,23 @@ pub trait IamStore: Send + Sync + 'static {
     async fn create_access_key(&self, key: AccessKeyRecord) -> Result<()>;
     async fn users(&self) -> Result<Vec<UserRecord>>;
     async fn access_keys(&self) -> Result<Vec<AccessKeyRecord>>;
+    /// One access key (any status).
+    async fn access_key(&self, access_key_id: &str) -> Result<Option<AccessKeyRecord>>;
+    async fn user(&self, user_arn: &str) -> Result<Option<UserRecord>>;
+    /// The access keys of one user, oldest first.
+    async fn user_access_keys(&self, user_arn: &str) -> Result<Vec<AccessKeyRecord>>;
+    /// `false` when no such key exists.
+    async fn set_access_key_status(&self, access_key_id: &str, status: &str) -> Result<bool>;
+    /// `false` when no such key exists.
+    async fn delete_access_key(&self, access_key_id: &str) -> Result<bool>;
+    /// Removes the user row only (the caller checks it has no keys or policies left);
+    /// `false` when no such user exists.
+    async fn delete_user(&self, user_arn: &str) -> Result<bool>;
+    /// Creates or replaces the user's policy of that name.
+    async fn put_user_policy(&self, policy: UserPolicyRecord) -> Result<()>;
+    /// `false` when the user has no policy of that name.
+    async fn delete_user_policy(&self, user_arn: &str, policy_name: &str) -> Result<bool>;
+    /// The inline policies of one user, by name.
+    async fn user_policies(&self, user_arn: &str) -> Result<Vec<UserPolicyRecord>>;
     async fn close(&self);
 }

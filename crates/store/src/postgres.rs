@@ -31,11 +31,13 @@ use async_trait::async_trait;
 use sqlx::postgres::{PgConnectOptions, PgConnection, PgPool, PgPoolOptions};
 use sqlx::{Connection, Row};
 
+use crate::iam_rows::{access_key_from_row, user_from_row, user_policy_from_row};
 use crate::rows::{outbox_from_row, secret_from_row, version_from_row};
 use crate::schema::{StoreKind, check_compatible_in};
 use crate::{
     AccessKeyRecord, IamStore, KmsAliasRecord, KmsChange, KmsKeyRecord, OutboxEntry, OutboxRow,
-    Result, Secret, SecretChange, Store, StoreError, Tag, UserRecord, VersionRecord,
+    Result, Secret, SecretChange, Store, StoreError, Tag, UserPolicyRecord, UserRecord,
+    VersionRecord,
 };
 
 /// Re-runs after a serialization failure or a deadlock before giving up.
@@ -1276,6 +1278,120 @@ impl IamStore for PostgresIamStore {
             Exhausted::Backend,
             self.try_access_keys()
         )
+    }
+
+    async fn access_key(&self, access_key_id: &str) -> Result<Option<AccessKeyRecord>> {
+        retrying!("loading an access key", Exhausted::Backend, async {
+            let row = sqlx::query("SELECT * FROM access_keys WHERE access_key_id = $1")
+                .bind(access_key_id)
+                .fetch_optional(&self.pool)
+                .await?;
+            Ok::<_, PgError>(row.as_ref().map(access_key_from_row).transpose()?)
+        })
+    }
+
+    async fn user(&self, user_arn: &str) -> Result<Option<UserRecord>> {
+        retrying!("loading a user", Exhausted::Backend, async {
+            let row = sqlx::query("SELECT * FROM users WHERE user_arn = $1")
+                .bind(user_arn)
+                .fetch_optional(&self.pool)
+                .await?;
+            Ok::<_, PgError>(row.as_ref().map(user_from_row).transpose()?)
+        })
+    }
+
+    async fn user_access_keys(&self, user_arn: &str) -> Result<Vec<AccessKeyRecord>> {
+        retrying!("listing a user's access keys", Exhausted::Backend, async {
+            let rows = sqlx::query(
+                "SELECT * FROM access_keys WHERE user_arn = $1 \
+                 ORDER BY created_ms, access_key_id COLLATE \"C\"",
+            )
+            .bind(user_arn)
+            .fetch_all(&self.pool)
+            .await?;
+            Ok::<_, PgError>(
+                rows.iter()
+                    .map(access_key_from_row)
+                    .collect::<Result<Vec<_>>>()?,
+            )
+        })
+    }
+
+    async fn set_access_key_status(&self, access_key_id: &str, status: &str) -> Result<bool> {
+        retrying!("updating an access key", Exhausted::Backend, async {
+            let done = sqlx::query("UPDATE access_keys SET status = $1 WHERE access_key_id = $2")
+                .bind(status)
+                .bind(access_key_id)
+                .execute(&self.pool)
+                .await?;
+            Ok::<_, PgError>(done.rows_affected() > 0)
+        })
+    }
+
+    async fn delete_access_key(&self, access_key_id: &str) -> Result<bool> {
+        retrying!("deleting an access key", Exhausted::Backend, async {
+            let done = sqlx::query("DELETE FROM access_keys WHERE access_key_id = $1")
+                .bind(access_key_id)
+                .execute(&self.pool)
+                .await?;
+            Ok::<_, PgError>(done.rows_affected() > 0)
+        })
+    }
+
+    async fn delete_user(&self, user_arn: &str) -> Result<bool> {
+        retrying!("deleting a user", Exhausted::Backend, async {
+            let done = sqlx::query("DELETE FROM users WHERE user_arn = $1")
+                .bind(user_arn)
+                .execute(&self.pool)
+                .await?;
+            Ok::<_, PgError>(done.rows_affected() > 0)
+        })
+    }
+
+    async fn put_user_policy(&self, policy: UserPolicyRecord) -> Result<()> {
+        retrying!(
+            "putting a user policy",
+            Exhausted::Backend,
+            self.try_execute(
+                sqlx::query(
+                    "INSERT INTO user_policies (user_arn, policy_name, document, updated_ms) \
+                     VALUES ($1, $2, $3, $4) ON CONFLICT (user_arn, policy_name) \
+                     DO UPDATE SET document = excluded.document, updated_ms = excluded.updated_ms",
+                )
+                .bind(&policy.user_arn)
+                .bind(&policy.policy_name)
+                .bind(&policy.document)
+                .bind(policy.updated_ms)
+            )
+        )
+    }
+
+    async fn delete_user_policy(&self, user_arn: &str, policy_name: &str) -> Result<bool> {
+        retrying!("deleting a user policy", Exhausted::Backend, async {
+            let done =
+                sqlx::query("DELETE FROM user_policies WHERE user_arn = $1 AND policy_name = $2")
+                    .bind(user_arn)
+                    .bind(policy_name)
+                    .execute(&self.pool)
+                    .await?;
+            Ok::<_, PgError>(done.rows_affected() > 0)
+        })
+    }
+
+    async fn user_policies(&self, user_arn: &str) -> Result<Vec<UserPolicyRecord>> {
+        retrying!("listing a user's policies", Exhausted::Backend, async {
+            let rows = sqlx::query(
+                "SELECT * FROM user_policies WHERE user_arn = $1 ORDER BY policy_name COLLATE \"C\"",
+            )
+            .bind(user_arn)
+            .fetch_all(&self.pool)
+            .await?;
+            Ok::<_, PgError>(
+                rows.iter()
+                    .map(user_policy_from_row)
+                    .collect::<Result<Vec<_>>>()?,
+            )
+        })
     }
 
     async fn close(&self) {

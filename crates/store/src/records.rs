@@ -137,6 +137,16 @@ pub struct AccessKeyRecord {
     pub created_ms: i64,
 }
 
+/// An inline policy of an IAM user (PutUserPolicy).
+#[derive(Debug, Clone, PartialEq)]
+pub struct UserPolicyRecord {
+    pub user_arn: String,
+    pub policy_name: String,
+    /// The JSON document as the caller sent it (GetUserPolicy returns it unchanged).
+    pub document: String,
+    pub updated_ms: i64,
+}
+
 /// A replication event to send to another Region.
 #[derive(Debug, Clone, PartialEq)]
 pub struct OutboxEntry {

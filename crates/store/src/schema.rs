@@ -25,7 +25,10 @@ impl StoreKind {
                 include_str!("../migrations/region/0002_replication_outbox.sql"),
                 include_str!("../migrations/region/0003_kms.sql"),
             ],
-            StoreKind::Iam => &[include_str!("../migrations/iam/0001_initial.sql")],
+            StoreKind::Iam => &[
+                include_str!("../migrations/iam/0001_initial.sql"),
+                include_str!("../migrations/iam/0002_user_policies.sql"),
+            ],
         }
     }
 
@@ -38,7 +41,10 @@ impl StoreKind {
                 include_str!("../migrations/postgres/region/0002_replication_outbox.sql"),
                 include_str!("../migrations/postgres/region/0003_kms.sql"),
             ],
-            StoreKind::Iam => &[include_str!("../migrations/postgres/iam/0001_initial.sql")],
+            StoreKind::Iam => &[
+                include_str!("../migrations/postgres/iam/0001_initial.sql"),
+                include_str!("../migrations/postgres/iam/0002_user_policies.sql"),
+            ],
         }
     }
 }

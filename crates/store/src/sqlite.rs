@@ -13,6 +13,7 @@ use sqlx::sqlite::{
 };
 use sqlx::{ConnectOptions, Row};
 
+use crate::iam_rows::{access_key_from_row, user_from_row, user_policy_from_row};
 use crate::rows::{
     KmsBind, kms_alias_from_row, kms_change_statements, kms_key_from_row, outbox_from_row,
     secret_from_row, version_from_row,
@@ -20,7 +21,8 @@ use crate::rows::{
 use crate::schema::{StoreKind, check_compatible};
 use crate::{
     AccessKeyRecord, IamStore, KmsAliasRecord, KmsChange, KmsKeyRecord, OutboxEntry, OutboxRow,
-    Result, Secret, SecretChange, Store, StoreError, Tag, UserRecord, VersionRecord,
+    Result, Secret, SecretChange, Store, StoreError, Tag, UserPolicyRecord, UserRecord,
+    VersionRecord,
 };
 
 struct Pools {
@@ -769,6 +771,98 @@ impl IamStore for SqliteIamStore {
                     created_ms: row.try_get("created_ms")?,
                 })
             })
+            .collect()
+    }
+
+    async fn access_key(&self, access_key_id: &str) -> Result<Option<AccessKeyRecord>> {
+        sqlx::query("SELECT * FROM access_keys WHERE access_key_id = $1")
+            .bind(access_key_id)
+            .fetch_optional(&self.pools.reader)
+            .await?
+            .as_ref()
+            .map(access_key_from_row)
+            .transpose()
+    }
+
+    async fn user(&self, user_arn: &str) -> Result<Option<UserRecord>> {
+        sqlx::query("SELECT * FROM users WHERE user_arn = $1")
+            .bind(user_arn)
+            .fetch_optional(&self.pools.reader)
+            .await?
+            .as_ref()
+            .map(user_from_row)
+            .transpose()
+    }
+
+    async fn user_access_keys(&self, user_arn: &str) -> Result<Vec<AccessKeyRecord>> {
+        sqlx::query(
+            "SELECT * FROM access_keys WHERE user_arn = $1 ORDER BY created_ms, access_key_id",
+        )
+        .bind(user_arn)
+        .fetch_all(&self.pools.reader)
+        .await?
+        .iter()
+        .map(access_key_from_row)
+        .collect()
+    }
+
+    async fn set_access_key_status(&self, access_key_id: &str, status: &str) -> Result<bool> {
+        let done = sqlx::query("UPDATE access_keys SET status = $1 WHERE access_key_id = $2")
+            .bind(status)
+            .bind(access_key_id)
+            .execute(&self.pools.writer)
+            .await?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    async fn delete_access_key(&self, access_key_id: &str) -> Result<bool> {
+        let done = sqlx::query("DELETE FROM access_keys WHERE access_key_id = $1")
+            .bind(access_key_id)
+            .execute(&self.pools.writer)
+            .await?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    async fn delete_user(&self, user_arn: &str) -> Result<bool> {
+        let done = sqlx::query("DELETE FROM users WHERE user_arn = $1")
+            .bind(user_arn)
+            .execute(&self.pools.writer)
+            .await?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    async fn put_user_policy(&self, policy: UserPolicyRecord) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO user_policies (user_arn, policy_name, document, updated_ms) \
+             VALUES ($1, $2, $3, $4) ON CONFLICT (user_arn, policy_name) \
+             DO UPDATE SET document = excluded.document, updated_ms = excluded.updated_ms",
+        )
+        .bind(&policy.user_arn)
+        .bind(&policy.policy_name)
+        .bind(&policy.document)
+        .bind(policy.updated_ms)
+        .execute(&self.pools.writer)
+        .await?;
+        Ok(())
+    }
+
+    async fn delete_user_policy(&self, user_arn: &str, policy_name: &str) -> Result<bool> {
+        let done =
+            sqlx::query("DELETE FROM user_policies WHERE user_arn = $1 AND policy_name = $2")
+                .bind(user_arn)
+                .bind(policy_name)
+                .execute(&self.pools.writer)
+                .await?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    async fn user_policies(&self, user_arn: &str) -> Result<Vec<UserPolicyRecord>> {
+        sqlx::query("SELECT * FROM user_policies WHERE user_arn = $1 ORDER BY policy_name")
+            .bind(user_arn)
+            .fetch_all(&self.pools.reader)
+            .await?
+            .iter()
+            .map(user_policy_from_row)
             .collect()
     }
 

@@ -14,7 +14,8 @@ use std::sync::Arc;
 
 use coffer_store::{
     AccessKeyRecord, KmsAliasRecord, KmsChange, KmsKeyRecord, OutboxEntry, OutboxRow, Secret,
-    SecretChange, SecretRecord, Store, StoreError, Tag, UserRecord, ValueKind, VersionRecord,
+    SecretChange, SecretRecord, Store, StoreError, Tag, UserPolicyRecord, UserRecord, ValueKind,
+    VersionRecord,
 };
 
 use support::Backend;
@@ -161,6 +162,7 @@ conformance!(
     a_store_of_another_kind_is_refused,
     regions_are_independent,
     iam_accounts_users_and_keys,
+    iam_keys_and_policies_change,
     concurrent_load_modify_commit_loses_no_update,
 );
 
@@ -1308,7 +1310,98 @@ mod cases {
         iam.close().await;
         let meta = b.meta("iam").await;
         assert!(meta.contains(&("kind".to_string(), "coffer-iam".to_string())));
-        assert!(meta.contains(&("format_version".to_string(), "1".to_string())));
+        assert!(meta.contains(&("format_version".to_string(), "2".to_string())));
+    }
+
+    pub async fn iam_keys_and_policies_change(b: &Backend) {
+        let iam = b.iam().await;
+        iam.create_account(ACCOUNT, 1_000).await.unwrap();
+        let bob = UserRecord {
+            user_arn: format!("arn:aws:iam::{ACCOUNT}:user/bob"),
+            account_id: ACCOUNT.into(),
+            user_name: "bob".into(),
+            user_id: "AIDABOB".into(),
+            is_admin: false,
+            created_ms: 1_000,
+        };
+        iam.create_user(bob.clone()).await.unwrap();
+        assert_eq!(iam.user(&bob.user_arn).await.unwrap(), Some(bob.clone()));
+        assert_eq!(iam.user("arn:aws:iam::1:user/none").await.unwrap(), None);
+        let key = AccessKeyRecord {
+            access_key_id: "AKIABOB1".into(),
+            user_arn: bob.user_arn.clone(),
+            account_id: ACCOUNT.into(),
+            wrapped_secret: vec![9, 8, 7],
+            status: "Active".into(),
+            created_ms: 1_100,
+        };
+        let second = AccessKeyRecord {
+            access_key_id: "AKIABOB2".into(),
+            created_ms: 1_200,
+            ..key.clone()
+        };
+        iam.create_access_key(second.clone()).await.unwrap();
+        iam.create_access_key(key.clone()).await.unwrap();
+        assert_eq!(
+            iam.user_access_keys(&bob.user_arn).await.unwrap(),
+            vec![key.clone(), second.clone()]
+        );
+        assert!(
+            iam.set_access_key_status("AKIABOB1", "Inactive")
+                .await
+                .unwrap()
+        );
+        assert!(
+            !iam.set_access_key_status("AKIANONE", "Inactive")
+                .await
+                .unwrap()
+        );
+        assert_eq!(
+            iam.access_key("AKIABOB1").await.unwrap().unwrap().status,
+            "Inactive"
+        );
+        assert!(iam.delete_access_key("AKIABOB2").await.unwrap());
+        assert!(!iam.delete_access_key("AKIABOB2").await.unwrap());
+        assert_eq!(iam.access_key("AKIABOB2").await.unwrap(), None);
+
+        let policy = |name: &str, doc: &str, at: i64| UserPolicyRecord {
+            user_arn: bob.user_arn.clone(),
+            policy_name: name.into(),
+            document: doc.into(),
+            updated_ms: at,
+        };
+        iam.put_user_policy(policy("read", "{\"a\":1}", 2_000))
+            .await
+            .unwrap();
+        iam.put_user_policy(policy("Admin", "{}", 2_100))
+            .await
+            .unwrap();
+        iam.put_user_policy(policy("read", "{\"a\": 2}", 2_200))
+            .await
+            .unwrap();
+        assert_eq!(
+            iam.user_policies(&bob.user_arn).await.unwrap(),
+            vec![
+                policy("Admin", "{}", 2_100),
+                policy("read", "{\"a\": 2}", 2_200)
+            ]
+        );
+        assert!(
+            iam.delete_user_policy(&bob.user_arn, "Admin")
+                .await
+                .unwrap()
+        );
+        assert!(
+            !iam.delete_user_policy(&bob.user_arn, "Admin")
+                .await
+                .unwrap()
+        );
+        assert_eq!(iam.user_policies(&bob.user_arn).await.unwrap().len(), 1);
+
+        assert!(iam.delete_user(&bob.user_arn).await.unwrap());
+        assert!(!iam.delete_user(&bob.user_arn).await.unwrap());
+        assert_eq!(iam.users().await.unwrap(), Vec::new());
+        iam.close().await;
     }
 
     /// `writers` tasks each add one to a counter kept in the description: load, modify, commit,
