@@ -21,6 +21,8 @@ use zeroize::Zeroizing;
 
 pub use coffer_console::Settings as ConsoleSettings;
 
+mod audit;
+
 /// Largest request body accepted. A 64 KiB binary secret is ~87 KiB of base64; the rest is
 /// headroom for the other members.
 pub const MAX_BODY_BYTES: usize = 512 * 1024;
@@ -48,6 +50,8 @@ pub struct Deployment {
     pub credentials: RwLock<HashMap<String, Arc<Credential>>>,
     /// How the web console at /console is served (default: on, loopback addresses only).
     pub console: coffer_console::Settings,
+    /// Where every call on `POST /` is recorded (see `audit.rs`); `None` records nothing.
+    pub audit: Option<Arc<coffer_audit::AuditLog>>,
     verifier: Verifier,
 }
 
@@ -61,6 +65,7 @@ impl Deployment {
             topology,
             credentials: RwLock::new(credentials),
             console: coffer_console::Settings::default(),
+            audit: None,
             verifier: Verifier::new(),
         }
     }
@@ -126,7 +131,10 @@ pub async fn serve(
     if console {
         tracing::info!(url = %format!("http://{addr}/console"), "Web console is served");
     }
-    axum::serve(listener, router_with_console(deployment, console))
+    // With the peer address, so the audit log has each call's source IP.
+    let app = router_with_console(deployment, console)
+        .into_make_service_with_connect_info::<std::net::SocketAddr>();
+    axum::serve(listener, app)
         .with_graceful_shutdown(shutdown)
         .await
 }
@@ -234,8 +242,24 @@ fn auth_error(request_id: &str, err: &SigV4Error) -> Response {
     )
 }
 
+/// `POST /`: every call, whatever its service and outcome, is recorded in the audit log
+/// before its response leaves (see `audit.rs`).
 async fn handle(State(deployment): State<Arc<Deployment>>, request: Request) -> Response {
     let request_id = request_id();
+    let mut facts = audit::Facts::new(&request);
+    if let Some(refused) = audit::refuse(&deployment, &request_id, &facts) {
+        return refused;
+    }
+    let response = serve_api(&deployment, &request_id, request, &mut facts).await;
+    audit::finish(&deployment, &request_id, facts, response).await
+}
+
+async fn serve_api(
+    deployment: &Arc<Deployment>,
+    request_id: &str,
+    request: Request,
+    facts: &mut audit::Facts,
+) -> Response {
     let started = std::time::Instant::now();
     let (parts, body) = request.into_parts();
     let body = match axum::body::to_bytes(Body::new(body), MAX_BODY_BYTES).await {
@@ -249,6 +273,7 @@ async fn handle(State(deployment): State<Arc<Deployment>>, request: Request) -> 
             );
         }
     };
+    facts.body = body.clone();
     let (service, operation) = target(&parts.headers).unwrap_or_default();
     let auth = match coffer_sigv4::parse(&parts.headers) {
         Ok(a) => a,
@@ -283,6 +308,7 @@ async fn handle(State(deployment): State<Arc<Deployment>>, request: Request) -> 
     ) {
         return auth_error(&request_id, &e);
     }
+    facts.authenticated(&credential.caller);
     let result = if service == "secretsmanager" {
         coffer_core::ops::dispatch(&region, &credential.caller, &operation, &body).await
     } else {

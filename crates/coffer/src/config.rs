@@ -25,7 +25,8 @@ pub struct ServeArgs {
     /// TOML file with the same settings (`listen`, `data_dir`, `regions`, `account_id`,
     /// `replication_failure_timeout_secs`) plus `[[peers]]` (Regions served by other nodes)
     /// and the web console's `console`, `console_public`, `console_idle_timeout_secs`, and the
-    /// stores: `store`, `iam_store`, `[region_stores]`, `migrate_on_start`.
+    /// stores: `store`, `iam_store`, `[region_stores]`, `migrate_on_start`, and the audit log:
+    /// `audit_log`, `audit_fsync`.
     #[arg(long)]
     pub config: Option<PathBuf>,
     /// Seconds a replica may stay unreachable before it shows `Failed` (delivery goes on).
@@ -81,6 +82,10 @@ struct FileConfig {
     /// Run the embedded migrations when a PostgreSQL store is opened (default: yes). With
     /// `false`, `coffer migrate --config FILE` does it and `serve` refuses an older schema.
     migrate_on_start: Option<bool>,
+    /// The audit log file (default `<data_dir>/audit.log`); see docs/audit.md.
+    audit_log: Option<PathBuf>,
+    /// `fdatasync` the audit log before answering (default: no, written to the file only).
+    audit_fsync: Option<bool>,
 }
 
 /// Where a store lives. `Debug` never shows the URL (it may carry a password).
@@ -139,11 +144,21 @@ pub struct Settings {
     pub region_stores: std::collections::BTreeMap<String, StoreUrl>,
     pub iam_store: StoreUrl,
     pub migrate_on_start: bool,
+    /// `audit_log` from the config file; [`Settings::audit_log_path`] applies the default.
+    pub audit_log: Option<PathBuf>,
+    pub audit_fsync: bool,
 }
 
 impl Settings {
     pub fn store_of(&self, region: &str) -> &StoreUrl {
         self.region_stores.get(region).unwrap_or(&StoreUrl::Sqlite)
+    }
+
+    /// Where every API call is recorded: `audit_log`, else `<data_dir>/audit.log`.
+    pub fn audit_log_path(&self) -> PathBuf {
+        self.audit_log
+            .clone()
+            .unwrap_or_else(|| self.data_dir.join("audit.log"))
     }
 }
 
@@ -234,6 +249,8 @@ impl Settings {
             region_stores,
             iam_store,
             migrate_on_start: file.migrate_on_start.unwrap_or(true),
+            audit_log: file.audit_log,
+            audit_fsync: file.audit_fsync.unwrap_or(false),
             console: file.console.unwrap_or(true),
             console_public: file.console_public.unwrap_or(false),
             console_idle_timeout_secs,

@@ -1,6 +1,7 @@
 //! `coffer`: the binary. `coffer serve` opens (or initialises) a data directory, hosts every
 //! configured Region behind one endpoint, and shuts down gracefully on SIGTERM/SIGINT.
 
+mod audit_cmd;
 mod backup;
 mod config;
 mod data_dir;
@@ -51,6 +52,11 @@ enum Command {
         #[arg(long)]
         input: std::path::PathBuf,
     },
+    /// Audit log tools.
+    Audit {
+        #[command(subcommand)]
+        command: AuditCommand,
+    },
     /// Print the replication public key of a Region (for other nodes' `[[peers]]`).
     PublicKey {
         #[arg(long, default_value = config::DEFAULT_DATA_DIR)]
@@ -58,6 +64,13 @@ enum Command {
         #[arg(long)]
         region: String,
     },
+}
+
+#[derive(Subcommand)]
+enum AuditCommand {
+    /// Check an audit log's hash chain: exit 0 when intact, 1 naming the first altered,
+    /// removed or reordered record.
+    Verify { file: std::path::PathBuf },
 }
 
 fn main() -> ExitCode {
@@ -71,6 +84,12 @@ fn main() -> ExitCode {
         // Colours only on a terminal: log files and CI output stay plain text.
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
+    if let Command::Audit {
+        command: AuditCommand::Verify { file },
+    } = &cli.command
+    {
+        return audit_cmd::verify(file);
+    }
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -104,6 +123,7 @@ fn main() -> ExitCode {
             println!("restored {n} secrets of {region} from {}", input.display());
             Ok(())
         }),
+        Command::Audit { .. } => Ok(()),
         Command::PublicKey { data_dir, region } => {
             if coffer_core::model::partition_of(&region).is_none() {
                 Err(format!("'{region}' is not an AWS Region"))
@@ -132,6 +152,7 @@ async fn serve(args: config::ServeArgs) -> Result<(), String> {
         .map_err(|e| format!("cannot read the listening address: {e}"))?;
     let endpoint = format!("http://{addr}");
     let node = data_dir::open(&settings, &endpoint).await?;
+    let audit = audit_cmd::open(&settings)?;
     println!(
         "export AWS_SHARED_CREDENTIALS_FILE={} AWS_CONFIG_FILE={}",
         node.credentials_file.display(),
@@ -147,6 +168,7 @@ async fn serve(args: config::ServeArgs) -> Result<(), String> {
     );
 
     let mut deployment = node.deployment;
+    deployment.audit = Some(audit);
     deployment.console = coffer_api::ConsoleSettings {
         enabled: settings.console,
         public: settings.console_public,
