@@ -33,7 +33,7 @@ DURATION = os.environ.get("DURATION", "5s")
 WARMUP = os.environ.get("WARMUP", "1s")
 REGION = "us-east-1"
 KEY = ("AKIABENCHPOSTGRES001", "bench-postgres-secret-key-0123456789abcd")
-PUT_SECRETS = 64
+PUT_SECRETS = 400
 
 
 def free_port() -> int:

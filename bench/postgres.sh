@@ -5,9 +5,9 @@
 #   bench/postgres.sh                          # 32 connections, 5 s per measurement (~1 min)
 #   CONCURRENCY=64 DURATION=10s bench/postgres.sh
 #
-# Builds coffer and coffer-loadgen in release mode (or uses COFFER_BIN / LOADGEN_BIN), starts the
-# throwaway PostgreSQL of scripts/postgres.sh (or reuses the running one), and needs the Python
-# test venv for boto3 (tests/python/run.sh creates it). Fails loudly when something is missing.
+# Builds coffer and coffer-loadgen in release mode (or uses COFFER_BIN / LOADGEN_BIN), starts a
+# PostgreSQL of its own with scripts/postgres.sh (durable: fsync on), and needs the Python test
+# venv for boto3 (tests/python/run.sh creates it). Fails loudly when something is missing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$(pwd)
@@ -23,10 +23,15 @@ fi
 python="$root/tests/python/.venv/bin/python"
 [ -x "$python" ] || die "no Python venv at tests/python/.venv: run tests/python/run.sh once"
 
-started=0
-if [ -z "${COFFER_TEST_POSTGRES_URL:-}" ]; then
-    eval "$(scripts/postgres.sh start)"
-    started=1
-fi
-[ "$started" = 1 ] && trap 'scripts/postgres.sh stop >/dev/null 2>&1 || true' EXIT
+# A cluster of its own (not the test suite's), made as durable as SQLite's synchronous=FULL:
+# scripts/postgres.sh turns fsync off for the tests; a write benchmark must not.
+export COFFER_PG_STATE="${TMPDIR:-/tmp}/coffer-bench-postgres.env"
+eval "$(scripts/postgres.sh start)"
+trap 'COFFER_PG_STATE="$COFFER_PG_STATE" scripts/postgres.sh stop >/dev/null 2>&1 || true' EXIT
+psql="${PG_BIN:-/usr/lib/postgresql/15/bin}/psql"
+for setting in "fsync = on" "synchronous_commit = on" "full_page_writes = on"; do
+    "$psql" "$COFFER_TEST_POSTGRES_URL" -qAt -c "ALTER SYSTEM SET $setting" >&2
+done
+"$psql" "$COFFER_TEST_POSTGRES_URL" -qAt -c "SELECT pg_reload_conf()" >/dev/null
+[ "$("$psql" "$COFFER_TEST_POSTGRES_URL" -qAt -c "SHOW fsync")" = on ] || die "cannot turn fsync on"
 "$python" "$root/bench/postgres.py"

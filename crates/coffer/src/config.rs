@@ -321,3 +321,60 @@ fn check_rotators(rotators: Vec<RotatorConfig>) -> Result<Vec<RotatorConfig>, St
     }
     Ok(rotators)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn resolve(toml: &str) -> Result<Settings, String> {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("node.toml");
+        std::fs::write(&path, toml).unwrap();
+        Settings::resolve(ServeArgs {
+            listen: None,
+            data_dir: None,
+            regions: None,
+            account_id: None,
+            config: Some(path),
+            replication_failure_timeout_secs: None,
+        })
+    }
+
+    #[test]
+    fn sqlite_is_the_default_store() {
+        let s = resolve("regions = [\"us-east-1\"]").unwrap();
+        assert_eq!(s.store_of("us-east-1"), &StoreUrl::Sqlite);
+        assert_eq!(s.iam_store, StoreUrl::Sqlite);
+        assert!(s.migrate_on_start);
+    }
+
+    #[test]
+    fn store_applies_to_every_region_and_iam_unless_overridden() {
+        let s = resolve(
+            "regions = [\"us-east-1\", \"eu-west-1\"]\n\
+             store = \"postgres://coffer:hunter2@db/coffer\"\n\
+             migrate_on_start = false\n\
+             [region_stores]\n\"eu-west-1\" = \"sqlite\"\n",
+        )
+        .unwrap();
+        let pg = StoreUrl::Postgres("postgres://coffer:hunter2@db/coffer".into());
+        assert_eq!(s.store_of("us-east-1"), &pg);
+        assert_eq!(s.store_of("eu-west-1"), &StoreUrl::Sqlite);
+        assert_eq!(s.iam_store, pg);
+        assert!(!s.migrate_on_start);
+        // The password never shows in Debug output.
+        assert!(!format!("{s:?}").contains("hunter2"));
+    }
+
+    #[test]
+    fn bad_store_settings_are_refused_without_echoing_them() {
+        let e = resolve("store = \"mysql://u:hunter2@h/d\"").unwrap_err();
+        assert!(e.contains("postgres://") && !e.contains("hunter2"), "{e}");
+        let e = resolve("regions = [\"us-east-1\"]\n[region_stores]\n\"eu-west-1\" = \"sqlite\"\n")
+            .unwrap_err();
+        assert!(
+            e.contains("eu-west-1") && e.contains("does not serve"),
+            "{e}"
+        );
+    }
+}

@@ -198,8 +198,8 @@ async fn serve(args: config::ServeArgs) -> Result<(), String> {
 /// `coffer migrate`: opens every configured store with migrations on, then closes them.
 async fn migrate(args: config::ServeArgs) -> Result<(), String> {
     let settings = config::Settings::resolve(args)?;
-    std::fs::create_dir_all(settings.data_dir.join("regions"))
-        .map_err(|e| format!("cannot create {}: {e}", settings.data_dir.display()))?;
+    data_dir::create_private_dir(&settings.data_dir)?;
+    data_dir::create_private_dir(&settings.data_dir.join("regions"))?;
     let dir = settings.data_dir.clone();
     let (iam, _) = data_dir::open_iam_store(&settings, &dir, true).await?;
     iam.close().await;

@@ -57,8 +57,8 @@ pub enum Format {
 pub enum Operation {
     /// GetSecretValue of `--secret-id` on every connection.
     Get,
-    /// PutSecretValue of a 100-byte string; connection i writes `<secret-id>-<i mod secrets>`
-    /// (create those secrets first), so writers do not all contend for one row.
+    /// PutSecretValue of a 100-byte string with a fresh ClientRequestToken, spread evenly over
+    /// `<secret-id>-0` ... `<secret-id>-<secrets - 1>` (create those secrets first).
     Put,
 }
 
@@ -82,7 +82,8 @@ pub struct RunArgs {
     /// The request: GetSecretValue or PutSecretValue.
     #[arg(long, value_enum, default_value_t = Operation::Get)]
     pub operation: Operation,
-    /// With `--operation put`: how many secrets (`<secret-id>-0` ...) the connections share.
+    /// With `--operation put`: how many secrets (`<secret-id>-0` ...) the writes go to; each
+    /// takes at most 100 new versions a day (AWS's limit), so give a long run enough of them.
     #[arg(long, default_value_t = 64)]
     pub secrets: usize,
     /// Comma-separated list of connection counts, run one after the other.

@@ -148,13 +148,51 @@ async fn resolve_target(args: &RunArgs) -> Result<Target, BoxError> {
     })
 }
 
+/// Replaced in each PutSecretValue body by a token of the same length.
+const TOKEN_PLACEHOLDER: &str = "00000000-0000-4000-8000-000000000000";
+
+/// A token no other request of this or another generator process uses: process-random prefix,
+/// connection, counter.
+fn token(prefix: u32, connection: usize, n: u64) -> String {
+    format!(
+        "{prefix:08x}-{:04x}-4000-8000-{:012x}",
+        connection & 0xffff,
+        n & 0xffff_ffff_ffff
+    )
+}
+
+/// What a PutSecretValue connection writes: request n of connection c goes to secret
+/// `(c + n * connections) mod secrets`, spreading the writes evenly over every secret (AWS lets a
+/// secret have at most 100 unlabelled versions younger than 24 hours, so a long run needs many).
+struct PutPlan {
+    token_prefix: u32,
+    connection: usize,
+    connections: usize,
+    secrets: usize,
+    secret_id: String,
+}
+
+impl PutPlan {
+    fn body(&self, n: u64) -> Bytes {
+        let k = (self.connection as u64 + n * self.connections as u64) % self.secrets as u64;
+        let value = serde_json::json!({
+            "SecretId": format!("{}-{k}", self.secret_id),
+            "ClientRequestToken": token(self.token_prefix, self.connection, n),
+            "SecretString": "x".repeat(100),
+        });
+        Bytes::from(serde_json::to_vec(&value).expect("JSON serializes"))
+    }
+}
+
 /// The request body of connection `i`.
 fn body_for(args: &RunArgs, i: usize) -> Result<Bytes, BoxError> {
     let value = match args.operation {
         Operation::Get => serde_json::json!({ "SecretId": args.secret_id }),
         Operation::Put => serde_json::json!({
             "SecretId": format!("{}-{}", args.secret_id, i % args.secrets.max(1)),
-            // No ClientRequestToken: every request is a new version, as a writer's would be.
+            // Required outside the SDKs; the worker puts a fresh one into every request, so
+            // every request is a new version, as a writer's would be.
+            "ClientRequestToken": TOKEN_PLACEHOLDER,
             "SecretString": "x".repeat(100),
         }),
     };
@@ -214,6 +252,11 @@ async fn run_level(
     let measure_from = start + args.warmup;
     let measure_until = measure_from + args.duration;
     let mut tasks = Vec::with_capacity(concurrency);
+    let token_prefix = (SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.subsec_nanos())
+        .unwrap_or(0))
+        ^ (std::process::id() << 12);
     for (i, sender) in senders.into_iter().enumerate() {
         let target = Arc::clone(target);
         let shared = Arc::clone(&shared);
@@ -226,6 +269,13 @@ async fn run_level(
             target,
             shared,
             signer,
+            PutPlan {
+                token_prefix,
+                connection: i,
+                connections: concurrency,
+                secrets: args.secrets.max(1),
+                secret_id: args.secret_id.clone(),
+            },
             measure_from,
             measure_until,
             timeout,
@@ -352,6 +402,7 @@ async fn worker(
     target: Arc<Target>,
     shared: Arc<Shared>,
     mut signer: Signer,
+    plan: PutPlan,
     measure_from: Instant,
     measure_until: Instant,
     timeout: std::time::Duration,
@@ -367,7 +418,10 @@ async fn worker(
     let x_amz_target = HeaderValue::from_static(signer.target());
     let user_agent =
         HeaderValue::from_static(concat!("coffer-loadgen/", env!("CARGO_PKG_VERSION")));
-    let body = signer.body().clone();
+    let mut body = signer.body().clone();
+    // PutSecretValue: a fresh ClientRequestToken, so a new body and signature, per request.
+    let put = signer.target() == signer::PUT_TARGET;
+    let mut sent_count: u64 = 0;
     let mut sender = Some(sender);
 
     loop {
@@ -400,8 +454,17 @@ async fn worker(
             continue;
         }
 
-        let (date, auth) = match signer.headers(SystemTime::now()) {
-            Ok((d, a)) => (d.clone(), a.clone()),
+        let signed = if put {
+            sent_count += 1;
+            body = plan.body(sent_count);
+            signer.sign_body(body.clone(), SystemTime::now())
+        } else {
+            signer
+                .headers(SystemTime::now())
+                .map(|(d, a)| (d.clone(), a.clone()))
+        };
+        let (date, auth) = match signed {
+            Ok((d, a)) => (d, a),
             Err(e) => {
                 shared.note_error(|| format!("signing failed: {e}"));
                 stats.errors += 1;

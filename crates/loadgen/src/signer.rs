@@ -70,6 +70,17 @@ impl Signer {
         self.cfg.target
     }
 
+    /// Signs a request with another body (a new `ClientRequestToken` each time); no caching.
+    pub fn sign_body(
+        &mut self,
+        body: Bytes,
+        now: SystemTime,
+    ) -> Result<(HeaderValue, HeaderValue), BoxError> {
+        self.cfg.body = body;
+        self.signs += 1;
+        sign_at(&self.cfg, now)
+    }
+
     /// How many times this signer actually computed a signature.
     pub fn signs(&self) -> u64 {
         self.signs
