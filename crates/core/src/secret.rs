@@ -105,10 +105,8 @@ where
                     .duration_since(std::time::UNIX_EPOCH)
                     .map(|d| d.subsec_nanos() as u64)
                     .unwrap_or(0);
-                tokio::time::sleep(std::time::Duration::from_micros(
-                    500 + nanos % (cap * 1000),
-                ))
-                .await;
+                tokio::time::sleep(std::time::Duration::from_micros(500 + nanos % (cap * 1000)))
+                    .await;
             }
         }
     }
