@@ -138,6 +138,7 @@ def start_server(
     regions: list[str] | None = REGIONS,
     account_id: str | None = ACCOUNT_ID,
     timeout: float = 20,
+    extra_args: list[str] | None = None,
 ) -> CofferServer:
     """Starts `coffer serve` on 127.0.0.1:0 and waits for its `listening on` line."""
     if not (os.path.isfile(COFFER_BIN) and os.access(COFFER_BIN, os.X_OK)):
@@ -150,6 +151,7 @@ def start_server(
         args += ["--regions", ",".join(regions)]
     if account_id is not None:
         args += ["--account-id", account_id]
+    args += extra_args or []
     stderr_path = data_dir.parent / f"{data_dir.name}.stderr.log"
     stderr = open(stderr_path, "ab")
     started = time.monotonic()
