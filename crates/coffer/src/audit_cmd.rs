@@ -37,7 +37,7 @@ pub fn verify(file: &Path) -> ExitCode {
         }
         Ok(Err(broken)) => {
             println!("{}: NOT intact", file.display());
-            println!("{}:{broken}", file.display());
+            println!("{}: {broken}", file.display());
             ExitCode::from(1)
         }
     }
