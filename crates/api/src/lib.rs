@@ -281,6 +281,7 @@ async fn serve_api(
     };
     let expected_service = match service.as_str() {
         "secretsmanager" => "secretsmanager",
+        "TrentService" => "kms",
         _ => auth.service.as_str(),
     };
     if auth.service != expected_service {
@@ -311,6 +312,9 @@ async fn serve_api(
     facts.authenticated(&credential.caller);
     let result = if service == "secretsmanager" {
         coffer_core::ops::dispatch(&region, &credential.caller, &operation, &body).await
+    } else if service == "TrentService" {
+        let regions = &deployment.regions;
+        coffer_core::kms::dispatch(&region, &credential.caller, &operation, &body, regions).await
     } else {
         Err(Error::new(
             ErrorCode::UnknownOperation,

@@ -20,6 +20,18 @@ pub enum ErrorCode {
     Serialization,
     UnknownOperation,
     InternalServiceError,
+    // KMS (TrentService) errors, see `crate::kms`.
+    KmsNotFound,
+    KmsDisabled,
+    KmsInvalidState,
+    KmsAlreadyExists,
+    KmsInvalidAliasName,
+    KmsInvalidCiphertext,
+    KmsIncorrectKey,
+    KmsInvalidMarker,
+    KmsTag,
+    KmsUnsupportedOperation,
+    KmsInternal,
 }
 
 impl ErrorCode {
@@ -41,13 +53,24 @@ impl ErrorCode {
             ErrorCode::Serialization => "SerializationException",
             ErrorCode::UnknownOperation => "UnknownOperationException",
             ErrorCode::InternalServiceError => "InternalServiceError",
+            ErrorCode::KmsNotFound => "NotFoundException",
+            ErrorCode::KmsDisabled => "DisabledException",
+            ErrorCode::KmsInvalidState => "KMSInvalidStateException",
+            ErrorCode::KmsAlreadyExists => "AlreadyExistsException",
+            ErrorCode::KmsInvalidAliasName => "InvalidAliasNameException",
+            ErrorCode::KmsInvalidCiphertext => "InvalidCiphertextException",
+            ErrorCode::KmsIncorrectKey => "IncorrectKeyException",
+            ErrorCode::KmsInvalidMarker => "InvalidMarkerException",
+            ErrorCode::KmsTag => "TagException",
+            ErrorCode::KmsUnsupportedOperation => "UnsupportedOperationException",
+            ErrorCode::KmsInternal => "KMSInternalException",
         }
     }
 
     /// Every client error is 400 on AWS, `ResourceNotFoundException` included (spec §1.3).
     pub fn http_status(self) -> u16 {
         match self {
-            ErrorCode::InternalServiceError => 500,
+            ErrorCode::InternalServiceError | ErrorCode::KmsInternal => 500,
             _ => 400,
         }
     }

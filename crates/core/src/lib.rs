@@ -2,6 +2,7 @@
 //! in its own file under `ops/`, named after the operation (`ops/get_secret_value.rs`).
 
 pub mod error;
+pub mod kms;
 pub mod model;
 pub mod ops;
 pub mod purge;

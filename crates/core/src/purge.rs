@@ -8,6 +8,8 @@ use crate::region::RegionService;
 /// Purges every secret of the Region whose window ended; returns how many were removed.
 pub async fn purge_due(region: &RegionService) -> Result<usize> {
     let now = region.now_ms();
+    // KMS keys whose waiting period ended go first (they are counted in their own log lines).
+    crate::kms::purge::purge_due_keys(region).await?;
     let mut purged = 0;
     for arn in region.store.secrets_due_for_purge(now).await? {
         let Some(secret) = region.store.load_secret_by_arn(&arn).await? else {

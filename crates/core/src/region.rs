@@ -68,12 +68,39 @@ impl Caller {
 
 pub const DEFAULT_KEY_ALIAS: &str = "alias/aws/secretsmanager";
 
-/// A usable KMS key.
+/// A KMS key of this Region: its material (unwrapped), its stored record and its parsed state
+/// and policy.
 #[derive(Clone)]
 pub struct KeyHandle {
     pub arn: String,
     pub material: Arc<KeyMaterial>,
+    pub record: Arc<KmsKeyRecord>,
+    pub meta: Arc<crate::kms::KeyMeta>,
+    pub policy: Arc<coffer_iam::Policy>,
 }
+
+/// What Secrets Manager is about to do with a key: the KMS action it needs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeyUse {
+    /// `kms:GenerateDataKey`: a new secret value is encrypted.
+    Encrypt,
+    /// `kms:Decrypt`: a stored value is read.
+    Decrypt,
+}
+
+impl KeyUse {
+    pub fn action(self) -> &'static str {
+        match self {
+            KeyUse::Encrypt => "kms:GenerateDataKey",
+            KeyUse::Decrypt => "kms:Decrypt",
+        }
+    }
+}
+
+/// How long a node trusts a key's cached state and policy. Changes made through this node are
+/// seen at once (the cache entry is dropped); changes made by another node sharing the Region's
+/// PostgreSQL store are seen within this time.
+const KEY_CACHE_TTL: std::time::Duration = std::time::Duration::from_secs(1);
 
 pub struct RegionService {
     pub region: String,
@@ -81,8 +108,9 @@ pub struct RegionService {
     pub store: Arc<dyn Store>,
     pub clock: Arc<dyn Clock>,
     root_key: RootKey,
-    /// Unwrapped key material by key ARN; zeroized when dropped.
-    keys: Mutex<HashMap<String, Arc<KeyMaterial>>>,
+    /// Loaded keys (material unwrapped, zeroized when dropped) by key ARN, with when they were
+    /// loaded.
+    keys: Mutex<HashMap<String, (std::time::Instant, KeyHandle)>>,
     /// Wakes the replication workers after a commit that wrote outbox rows.
     outbox_notify: Arc<tokio::sync::Notify>,
     /// The rotation functions this deployment can call (set once at start).
@@ -138,29 +166,151 @@ impl RegionService {
         )
     }
 
-    async fn key_by_arn(&self, key_arn: &str) -> Result<Option<KeyHandle>> {
-        if let Some(m) = self.keys.lock().expect("key cache").get(key_arn) {
-            return Ok(Some(KeyHandle {
-                arn: key_arn.to_string(),
-                material: m.clone(),
-            }));
+    /// The root key that wraps this Region's key material.
+    pub fn root_key(&self) -> &RootKey {
+        &self.root_key
+    }
+
+    /// Drops a key from the cache after it was changed (state, policy, material).
+    pub fn forget_key(&self, key_arn: &str) {
+        self.keys.lock().expect("key cache").remove(key_arn);
+    }
+
+    /// A key of this Region by ARN, or `None` when there is no such key.
+    pub async fn key_by_arn(&self, key_arn: &str) -> Result<Option<KeyHandle>> {
+        if let Some((at, handle)) = self.keys.lock().expect("key cache").get(key_arn)
+            && at.elapsed() < KEY_CACHE_TTL
+        {
+            return Ok(Some(handle.clone()));
         }
         let Some(record) = self.store.load_kms_key(key_arn).await? else {
+            self.forget_key(key_arn);
             return Ok(None);
         };
+        let handle = self.handle(record)?;
+        self.keys.lock().expect("key cache").insert(
+            key_arn.to_string(),
+            (std::time::Instant::now(), handle.clone()),
+        );
+        Ok(Some(handle))
+    }
+
+    /// Unwraps and parses a stored key.
+    pub fn handle(&self, record: KmsKeyRecord) -> Result<KeyHandle> {
         let material = self
             .root_key
             .unwrap_key_material(&record.key_arn, &record.wrapped_material)
             .map_err(|_| Error::internal("root key cannot unwrap a KMS key"))?;
-        let material = Arc::new(material);
-        self.keys
-            .lock()
-            .expect("key cache")
-            .insert(key_arn.to_string(), material.clone());
-        Ok(Some(KeyHandle {
-            arn: key_arn.to_string(),
-            material,
-        }))
+        let meta: crate::kms::KeyMeta = serde_json::from_str(&record.metadata)
+            .map_err(|_| Error::internal("stored KMS key metadata is not valid"))?;
+        let document = meta
+            .policy
+            .clone()
+            .unwrap_or_else(|| crate::kms::default_policy(self, &record.account_id, &meta));
+        let policy = coffer_iam::Policy::parse(&document)
+            .map_err(|_| Error::internal("stored KMS key policy is not valid"))?;
+        Ok(KeyHandle {
+            arn: record.key_arn.clone(),
+            material: Arc::new(material),
+            record: Arc::new(record),
+            meta: Arc::new(meta),
+            policy: Arc::new(policy),
+        })
+    }
+
+    /// Whether `caller` may use `key` for `use_` through Secrets Manager, as AWS decides it:
+    /// the `aws/secretsmanager` key only within its account ([S] InvalidRequestException), a
+    /// disabled or pending-deletion key gives EncryptionFailure / DecryptionFailure, and the key
+    /// policy must allow the action (`AccessDeniedException: Access to KMS is not allowed` [F]).
+    pub fn authorize_key_use(&self, caller: &Caller, key: &KeyHandle, use_: KeyUse) -> Result<()> {
+        self.check_key_use(caller, key, use_)
+            .map_err(|d| d.into_error())
+    }
+
+    /// [`RegionService::authorize_key_use`] with the reason kept apart, so replication can put
+    /// the missing permission into a replica's StatusMessage.
+    pub fn check_key_use(
+        &self,
+        caller: &Caller,
+        key: &KeyHandle,
+        use_: KeyUse,
+    ) -> std::result::Result<(), KeyUseDenied> {
+        if key.meta.key_manager == "AWS" && caller.account_id != key.record.account_id {
+            return Err(KeyUseDenied::Error(Error::invalid_request(
+                "You can't access a secret from a different AWS account if you encrypt the secret with the default KMS service key.",
+            )));
+        }
+        let state_problem = match key.meta.key_state.as_str() {
+            "Enabled" => None,
+            "PendingDeletion" => Some(format!("{} is pending deletion.", key.arn)),
+            _ => Some(format!("{} is disabled.", key.arn)),
+        };
+        if let Some(problem) = state_problem {
+            // [E] AWS documents only the error codes here; the KMS reason is appended so the
+            // user sees which key is unusable and why.
+            let (code, text) = match use_ {
+                KeyUse::Encrypt => (
+                    ErrorCode::EncryptionFailure,
+                    "Secrets Manager can't encrypt the secret value",
+                ),
+                KeyUse::Decrypt => (
+                    ErrorCode::DecryptionFailure,
+                    "Secrets Manager can't decrypt the protected secret text using the provided KMS key",
+                ),
+            };
+            return Err(KeyUseDenied::Error(Error::new(
+                code,
+                format!("{text}: {problem}"),
+            )));
+        }
+        let mut context = crate::kms::policy_context(caller);
+        context.set(
+            "kms:ViaService",
+            format!("secretsmanager.{}.amazonaws.com", self.region),
+        );
+        let principal = caller.principal();
+        let request = coffer_iam::Request {
+            principal: &principal,
+            action: use_.action(),
+            resource: &key.arn,
+            resource_account: &key.record.account_id,
+            context: &context,
+        };
+        match coffer_iam::evaluate_key_policy(&request, &caller.policies, &key.policy) {
+            coffer_iam::Decision::Allow => Ok(()),
+            coffer_iam::Decision::Deny(denial) => Err(KeyUseDenied::Policy(
+                coffer_iam::access_denied_message(&request, denial),
+            )),
+        }
+    }
+
+    /// Stores a new customer key (`key_id` a UUID or `mrk-...`) with `material` wrapped under
+    /// this Region's root key. `AlreadyExistsException` when the key id is taken here.
+    pub async fn create_key(
+        &self,
+        account: &str,
+        key_id: &str,
+        meta: crate::kms::KeyMeta,
+        material: KeyMaterial,
+    ) -> Result<KeyHandle> {
+        let key_arn = self.kms_arn(account, &format!("key/{key_id}"));
+        let record = KmsKeyRecord {
+            key_arn: key_arn.clone(),
+            account_id: account.to_string(),
+            key_id: key_id.to_string(),
+            wrapped_material: self.root_key.wrap_key_material(&key_arn, &material),
+            metadata: meta.to_json(),
+            created_ms: self.now_ms(),
+        };
+        match self.store.create_kms_key(record.clone(), None).await {
+            Ok(()) => {}
+            Err(StoreError::Conflict) => {
+                return Err(crate::kms::replicate_key::already_exists(&key_arn));
+            }
+            Err(e) => return Err(e.into()),
+        }
+        self.forget_key(&key_arn);
+        self.handle(record)
     }
 
     /// The account's `aws/secretsmanager` key in this Region, created on first use.
@@ -178,21 +328,15 @@ impl RegionService {
             let key_arn = self.kms_arn(account, &format!("key/{key_id}"));
             let material = KeyMaterial::generate();
             let now = self.now_ms();
-            let metadata = serde_json::json!({
-                "Description": "Default key that protects my Secrets Manager data when no other key is defined",
-                "KeyManager": "AWS",
-                "KeyState": "Enabled",
-                "KeyUsage": "ENCRYPT_DECRYPT",
-                "KeySpec": "SYMMETRIC_DEFAULT",
-                "Origin": "AWS_KMS",
-                "MultiRegion": false,
-            });
+            let metadata = crate::kms::KeyMeta::aws_managed(
+                "Default key that protects my Secrets Manager data when no other key is defined",
+            );
             let record = KmsKeyRecord {
                 key_arn: key_arn.clone(),
                 account_id: account.to_string(),
                 key_id,
                 wrapped_material: self.root_key.wrap_key_material(&key_arn, &material),
-                metadata: metadata.to_string(),
+                metadata: metadata.to_json(),
                 created_ms: now,
             };
             let alias = KmsAliasRecord {
@@ -306,11 +450,13 @@ impl RegionService {
     /// Returns (wrapped data key, ciphertext).
     pub fn encrypt_value(
         &self,
+        caller: &Caller,
         key: &KeyHandle,
         arn: &str,
         version_id: &str,
         value: &SecretValue,
     ) -> Result<(Vec<u8>, Vec<u8>)> {
+        self.authorize_key_use(caller, key, KeyUse::Encrypt)?;
         let (data_key, wrapped) =
             coffer_kms::generate_data_key(&key.material, &key.arn, &Self::context(arn, version_id))
                 .map_err(|_| {
@@ -325,6 +471,7 @@ impl RegionService {
 
     pub async fn decrypt_value(
         &self,
+        caller: &Caller,
         arn: &str,
         version: &coffer_store::VersionRecord,
     ) -> Result<SecretValue> {
@@ -340,6 +487,7 @@ impl RegionService {
         };
         let key_arn = coffer_kms::ciphertext_key_id(wrapped).map_err(|_| failure())?;
         let key = self.key_by_arn(key_arn).await?.ok_or_else(failure)?;
+        self.authorize_key_use(caller, &key, KeyUse::Decrypt)?;
         let data_key = coffer_kms::decrypt_data_key(
             &key.material,
             wrapped,
@@ -355,5 +503,36 @@ impl RegionService {
             )),
             _ => SecretValue::Binary(plain),
         })
+    }
+}
+
+/// Why a key may not be used through Secrets Manager.
+#[derive(Debug, Clone)]
+pub enum KeyUseDenied {
+    /// The key policy (or an identity policy) does not allow the action; the text says who,
+    /// which action and which key.
+    Policy(String),
+    /// Any other reason, already in the error Secrets Manager returns.
+    Error(Error),
+}
+
+impl KeyUseDenied {
+    /// The error Secrets Manager returns: a policy denial is `AccessDeniedException`
+    /// `Access to KMS is not allowed` [F] (AWS does not say more).
+    pub fn into_error(self) -> Error {
+        match self {
+            KeyUseDenied::Policy(_) => {
+                Error::new(ErrorCode::AccessDenied, "Access to KMS is not allowed")
+            }
+            KeyUseDenied::Error(e) => e,
+        }
+    }
+
+    /// A one-line reason for a replica's StatusMessage, naming the missing permission.
+    pub fn describe(&self) -> String {
+        match self {
+            KeyUseDenied::Policy(detail) => format!("Access to KMS is not allowed: {detail}"),
+            KeyUseDenied::Error(e) => e.message.clone(),
+        }
     }
 }

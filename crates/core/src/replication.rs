@@ -210,7 +210,8 @@ pub async fn build_sync(
     let mut versions = Vec::with_capacity(secret.versions.len());
     for v in &secret.versions {
         let value = if v.ciphertext.is_some() {
-            let plain = region.decrypt_value(&secret.record.arn, v).await?;
+            let worker = worker_caller(region, &secret.record.account_id);
+            let plain = region.decrypt_value(&worker, &secret.record.arn, v).await?;
             Some(Zeroizing::new(
                 base64::engine::general_purpose::STANDARD.encode(plain.as_bytes()),
             ))
@@ -243,6 +244,15 @@ pub async fn build_sync(
         purge_at_ms: r.purge_at_ms,
         versions,
     })
+}
+
+/// Replication workers act for the secret's account as its root principal, so the account's
+/// key policies decide what they may encrypt and decrypt.
+fn worker_caller(region: &RegionService, account: &str) -> crate::region::Caller {
+    crate::region::Caller::administrator(
+        account,
+        &format!("arn:{}:iam::{account}:root", region.partition),
+    )
 }
 
 fn failed(message: String) -> Answer {
@@ -399,6 +409,16 @@ async fn plan_sync(region: &RegionService, msg: &SyncMessage) -> Result<Plan> {
             ))));
         }
     };
+    // The replica Region's key must let the account use it (the worker acts as the account's
+    // root); a policy denial or a disabled key fails the replica with a message that names the
+    // missing permission, and a later ReplicateSecretToRegions retries it.
+    let worker = worker_caller(region, &account);
+    if let Err(denied) = region.check_key_use(&worker, &key, crate::region::KeyUse::Encrypt) {
+        return Ok(Plan::Answer(failed(format!(
+            "Replication failed: {}",
+            denied.describe()
+        ))));
+    }
     let now = region.now_ms();
     let mut versions = Vec::with_capacity(msg.versions.len());
     for v in &msg.versions {
@@ -439,7 +459,7 @@ async fn plan_sync(region: &RegionService, msg: &SyncMessage) -> Result<Plan> {
                     ))
                 };
                 let (wrapped, ciphertext) =
-                    region.encrypt_value(&key, &replica_arn, &v.version_id, &value)?;
+                    region.encrypt_value(&worker, &key, &replica_arn, &v.version_id, &value)?;
                 record.kms_key_arn = Some(key.arn.clone());
                 record.value_kind = value.kind();
                 record.wrapped_data_key = Some(wrapped);

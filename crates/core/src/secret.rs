@@ -300,6 +300,7 @@ pub enum NewVersion {
 /// value is an error, and the value-less AWSPENDING placeholder of a rotation is filled in.
 pub async fn add_version(
     region: &RegionService,
+    caller: &Caller,
     mut secret: Secret,
     token: &str,
     value: &crate::model::SecretValue,
@@ -311,7 +312,7 @@ pub async fn add_version(
     if let Some(existing) = version_by_id(&secret, token)
         && existing.ciphertext.is_some()
     {
-        if region.decrypt_value(&arn, existing).await? == *value {
+        if region.decrypt_value(caller, &arn, existing).await? == *value {
             return Ok(NewVersion::Replay(secret));
         }
         return Err(Error::token_in_use(token, &arn).into());
@@ -322,7 +323,7 @@ pub async fn add_version(
             secret.record.kms_key_id.as_deref(),
         )
         .await?;
-    let (wrapped, ciphertext) = region.encrypt_value(&key, &arn, token, value)?;
+    let (wrapped, ciphertext) = region.encrypt_value(caller, &key, &arn, token, value)?;
     match secret.versions.iter_mut().find(|v| v.version_id == token) {
         Some(placeholder) => {
             placeholder.kms_key_arn = Some(key.arn.clone());

@@ -64,7 +64,7 @@ pub async fn run(region: &RegionService, caller: &Caller, input: Input) -> Resul
             for id in ids {
                 let result = async {
                     let secret = load(region, caller, id).await?;
-                    read(region, &secret, None, None).await
+                    read(region, caller, &secret, None, None).await
                 }
                 .await;
                 match result {
@@ -85,7 +85,7 @@ pub async fn run(region: &RegionService, caller: &Caller, input: Input) -> Resul
             let (secrets, next) = page(secrets, start, input.max_results.unwrap_or(20) as usize);
             out.next_token = next;
             for secret in &secrets {
-                match read(region, secret, None, None).await {
+                match read(region, caller, secret, None, None).await {
                     Ok(entry) => out.secret_values.push(entry),
                     Err(e) => out.errors.push(ApiErrorEntry {
                         secret_id: secret.record.arn.clone(),

@@ -88,7 +88,9 @@ pub async fn run(region: &RegionService, caller: &Caller, input: Input) -> Resul
             .load_secret_by_name(&caller.account_id, &name)
             .await?
         {
-            return match existing_secret_error(region, &existing, &token, value.as_ref()).await? {
+            return match existing_secret_error(region, caller, &existing, &token, value.as_ref())
+                .await?
+            {
                 // [V] the same token and value again: answered like the original call.
                 None => Ok(Output {
                     arn: existing.record.arn.clone(),
@@ -109,7 +111,7 @@ pub async fn run(region: &RegionService, caller: &Caller, input: Input) -> Resul
         );
         let mut versions = Vec::new();
         if let Some(value) = &value {
-            let (wrapped, ciphertext) = region.encrypt_value(&key, &arn, &token, value)?;
+            let (wrapped, ciphertext) = region.encrypt_value(caller, &key, &arn, &token, value)?;
             versions.push(VersionRecord {
                 secret_arn: arn.clone(),
                 version_id: token.clone(),
@@ -175,6 +177,7 @@ pub async fn run(region: &RegionService, caller: &Caller, input: Input) -> Resul
 /// What CreateSecret says when the name is taken; `None` for an identical replay.
 async fn existing_secret_error(
     region: &RegionService,
+    caller: &Caller,
     existing: &Secret,
     token: &str,
     value: Option<&crate::model::SecretValue>,
@@ -188,7 +191,10 @@ async fn existing_secret_error(
     if let Some(version) = version_by_id(existing, token) {
         let same = match value {
             Some(value) if version.ciphertext.is_some() => {
-                region.decrypt_value(&existing.record.arn, version).await? == *value
+                region
+                    .decrypt_value(caller, &existing.record.arn, version)
+                    .await?
+                    == *value
             }
             _ => false,
         };

@@ -78,6 +78,7 @@ pub async fn run(region: &RegionService, caller: &Caller, input: Input) -> Resul
     .await?;
     read(
         region,
+        caller,
         &secret,
         input.version_id.as_deref(),
         input.version_stage.as_deref(),
@@ -88,6 +89,7 @@ pub async fn run(region: &RegionService, caller: &Caller, input: Input) -> Resul
 /// Reads one version's value (default AWSCURRENT) and records the access at day resolution.
 pub async fn read(
     region: &RegionService,
+    caller: &Caller,
     secret: &Secret,
     version_id: Option<&str>,
     version_stage: Option<&str>,
@@ -130,7 +132,9 @@ pub async fn read(
             ),
         });
     }
-    let value = region.decrypt_value(&secret.record.arn, version).await?;
+    let value = region
+        .decrypt_value(caller, &secret.record.arn, version)
+        .await?;
     let today = day_of(region.now_ms());
     if version.last_accessed_day != Some(today) || secret.record.last_accessed_day != Some(today) {
         region

@@ -76,7 +76,7 @@ pub async fn run(region: &RegionService, caller: &Caller, input: Input) -> Resul
         ensure_primary(&secret)?;
         ensure_not_deleted(&secret)?;
         Ok(
-            match add_version(region, secret, &token, &value, stages.as_deref()).await? {
+            match add_version(region, caller, secret, &token, &value, stages.as_deref()).await? {
                 NewVersion::Replay(s) | NewVersion::Added(s) => s,
             },
         )

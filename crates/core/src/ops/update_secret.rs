@@ -74,7 +74,8 @@ pub async fn run(region: &RegionService, caller: &Caller, input: Input) -> Resul
         if let Some(k) = &new_key {
             let target = Some(k.clone()).filter(|k| !k.is_empty());
             if target != secret.record.kms_key_id {
-                changed_versions = reencrypt(region, &mut secret, target.as_deref()).await?;
+                changed_versions =
+                    reencrypt(region, caller, &mut secret, target.as_deref()).await?;
                 secret.record.kms_key_id = target;
             }
             metadata_changed = true;
@@ -86,7 +87,7 @@ pub async fn run(region: &RegionService, caller: &Caller, input: Input) -> Resul
                 secret =
                     commit_update(region, secret, expected, changed_versions, Vec::new()).await?;
             }
-            secret = match add_version(region, secret, &token, value, None).await? {
+            secret = match add_version(region, caller, secret, &token, value, None).await? {
                 NewVersion::Replay(s) | NewVersion::Added(s) => s,
             };
             version_id = Some(token.clone());
@@ -106,6 +107,7 @@ pub async fn run(region: &RegionService, caller: &Caller, input: Input) -> Resul
 /// Re-encrypts the AWSCURRENT, AWSPENDING and AWSPREVIOUS versions under a new key [D].
 async fn reencrypt(
     region: &RegionService,
+    caller: &Caller,
     secret: &mut coffer_store::Secret,
     key_id: Option<&str>,
 ) -> Result<Vec<coffer_store::VersionRecord>> {
@@ -122,9 +124,9 @@ async fn reencrypt(
         if !staged || version.ciphertext.is_none() {
             continue;
         }
-        let value = region.decrypt_value(&arn, version).await?;
+        let value = region.decrypt_value(caller, &arn, version).await?;
         let (wrapped, ciphertext) =
-            region.encrypt_value(&key, &arn, &version.version_id, &value)?;
+            region.encrypt_value(caller, &key, &arn, &version.version_id, &value)?;
         version.kms_key_arn = Some(key.arn.clone());
         version.wrapped_data_key = Some(wrapped);
         version.ciphertext = Some(ciphertext);

@@ -1,0 +1,84 @@
+//! KMS `CreateAlias`: a friendly name (`alias/...`) for a key of the same account and Region.
+
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use crate::error::{Error, ErrorCode, Result};
+use crate::region::{Caller, RegionService};
+
+#[derive(Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct Input {
+    pub alias_name: String,
+    pub target_key_id: String,
+}
+
+/// AWS's alias name rules: `alias/` followed by 1–250 of `[a-zA-Z0-9/_-]` (256 in all), and
+/// `alias/aws/` is reserved for AWS-managed keys (`InvalidAliasNameException`).
+pub(crate) fn check_alias_name(name: &str) -> Result<()> {
+    let invalid = |why: &str| Error::new(ErrorCode::KmsInvalidAliasName, why.to_string());
+    if name.is_empty() || name.len() > 256 {
+        return Err(Error::validation(
+            "1 validation error detected: Value at 'aliasName' failed to satisfy constraint: Member must have length between 1 and 256",
+        ));
+    }
+    if !name
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || matches!(c, ':' | '/' | '_' | '-'))
+    {
+        return Err(Error::validation(format!(
+            "1 validation error detected: Value '{name}' at 'aliasName' failed to satisfy constraint: Member must satisfy regular expression pattern: ^[a-zA-Z0-9:/_-]+$"
+        )));
+    }
+    let Some(rest) = name.strip_prefix("alias/") else {
+        return Err(invalid("Alias must start with the prefix \"alias/\"."));
+    };
+    if rest.is_empty() || rest.contains(':') {
+        return Err(invalid("Alias name is not valid."));
+    }
+    if name.starts_with("alias/aws/") {
+        return Err(invalid(
+            "Alias names starting with alias/aws/ are reserved for AWS managed keys.",
+        ));
+    }
+    Ok(())
+}
+
+pub async fn run(region: &RegionService, caller: &Caller, input: Input) -> Result<Value> {
+    check_alias_name(&input.alias_name)?;
+    let key =
+        super::find_authorized(region, caller, &input.target_key_id, "kms:CreateAlias").await?;
+    if input.target_key_id.starts_with("alias/") || input.target_key_id.contains(":alias/") {
+        return Err(Error::validation(
+            "TargetKeyId must be a key id or key ARN, not an alias.",
+        ));
+    }
+    if key.record.account_id != caller.account_id {
+        return Err(super::not_found(format!(
+            "Key '{}' does not exist",
+            key.arn
+        )));
+    }
+    super::require_not_pending_deletion(&key)?;
+    let alias = coffer_store::KmsAliasRecord {
+        account_id: caller.account_id.clone(),
+        alias_name: input.alias_name.clone(),
+        target_key_arn: key.arn.clone(),
+        created_ms: region.now_ms(),
+    };
+    match region
+        .store
+        .commit_kms(coffer_store::KmsChange::CreateAlias(alias))
+        .await
+    {
+        Ok(()) => Ok(json!({})),
+        Err(coffer_store::StoreError::Conflict) => Err(Error::new(
+            ErrorCode::KmsAlreadyExists,
+            format!(
+                "An alias with the name {} already exists",
+                super::kms_arn(region, &caller.account_id, &input.alias_name)
+            ),
+        )),
+        Err(e) => Err(e.into()),
+    }
+}

@@ -1,0 +1,75 @@
+//! KMS `Decrypt`: opens a blob made by `Encrypt` / `GenerateDataKey` with the same encryption
+//! context. The blob names its key; a `KeyId` given must be that key (`IncorrectKeyException`).
+
+use serde::{Deserialize, Serialize};
+use zeroize::Zeroizing;
+
+use super::Context;
+use crate::error::{Error, ErrorCode, Result};
+use crate::region::{Caller, RegionService};
+
+#[derive(Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct Input {
+    #[serde(with = "super::blob")]
+    pub ciphertext_blob: Zeroizing<Vec<u8>>,
+    #[serde(default)]
+    pub encryption_context: Option<Context>,
+    #[serde(default)]
+    pub key_id: Option<String>,
+    #[serde(default)]
+    pub encryption_algorithm: Option<String>,
+    #[serde(default)]
+    pub grant_tokens: Option<Vec<String>>,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct Output {
+    pub key_id: String,
+    #[serde(serialize_with = "plaintext")]
+    pub plaintext: Zeroizing<Vec<u8>>,
+    pub encryption_algorithm: &'static str,
+}
+
+fn plaintext<S: serde::Serializer>(
+    p: &Zeroizing<Vec<u8>>,
+    s: S,
+) -> std::result::Result<S::Ok, S::Error> {
+    super::blob::serialize(p, s)
+}
+
+fn invalid_ciphertext() -> Error {
+    // One answer for every malformed, altered or mismatched blob, as KMS.
+    Error::new(ErrorCode::KmsInvalidCiphertext, "")
+}
+
+pub async fn run(region: &RegionService, caller: &Caller, input: Input) -> Result<Output> {
+    super::encrypt::check_algorithm(input.encryption_algorithm.as_deref())?;
+    let key_arn = coffer_kms::ciphertext_key_id(&input.ciphertext_blob)
+        .map_err(|_| invalid_ciphertext())?
+        .to_string();
+    let key = match region.key_by_arn(&key_arn).await? {
+        Some(k) => k,
+        None => return Err(invalid_ciphertext()),
+    };
+    if let Some(wanted) = input.key_id.as_deref() {
+        let named = super::find_key(region, caller, wanted).await?;
+        if named.arn != key.arn {
+            return Err(Error::new(
+                ErrorCode::KmsIncorrectKey,
+                "The key ID in the request does not identify a CMK that can perform this operation.",
+            ));
+        }
+    }
+    super::authorize(caller, &key, "kms:Decrypt")?;
+    super::require_enabled(&key)?;
+    let context = input.encryption_context.unwrap_or_default();
+    let plain = coffer_kms::decrypt(&key.material, &input.ciphertext_blob, &context)
+        .map_err(|_| invalid_ciphertext())?;
+    Ok(Output {
+        key_id: key.arn.clone(),
+        plaintext: plain,
+        encryption_algorithm: "SYMMETRIC_DEFAULT",
+    })
+}

@@ -1,0 +1,570 @@
+//! The KMS API (`X-Amz-Target: TrentService.<Op>`, signing name `kms`, JSON 1.1) on the same
+//! endpoint as Secrets Manager: one file per operation, named after it (`create_key.rs`, ...);
+//! [`dispatch`] maps the operation name to it. The keys are the same ones Secrets Manager
+//! encrypts with (`RegionService::resolve_key`), so a key created here can be a secret's
+//! `KmsKeyId`, and disabling it or scheduling its deletion stops the secrets under it.
+//!
+//! A key's state, policy, tags and multi-Region links are kept in its stored metadata
+//! ([`KeyMeta`], JSON in `kms_keys.metadata`); its material only wrapped by the Region's root
+//! key. See `docs/keys.md`.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+
+use crate::error::{Error, ErrorCode, Result};
+use crate::model::Arn;
+use crate::region::{Caller, KeyHandle, RegionService};
+
+pub mod cancel_key_deletion;
+pub mod create_alias;
+pub mod create_key;
+pub mod decrypt;
+pub mod delete_alias;
+pub mod describe_key;
+pub mod disable_key;
+pub mod enable_key;
+pub mod encrypt;
+pub mod generate_data_key;
+pub mod generate_data_key_without_plaintext;
+pub mod get_key_policy;
+pub mod list_aliases;
+pub mod list_keys;
+pub mod list_resource_tags;
+pub mod purge;
+pub mod put_key_policy;
+pub mod replicate_key;
+pub mod schedule_key_deletion;
+pub mod tag_resource;
+pub mod untag_resource;
+pub mod update_alias;
+
+/// Every KMS operation Coffer serves.
+pub const OPERATIONS: &[&str] = &[
+    "CancelKeyDeletion",
+    "CreateAlias",
+    "CreateKey",
+    "Decrypt",
+    "DeleteAlias",
+    "DescribeKey",
+    "DisableKey",
+    "EnableKey",
+    "Encrypt",
+    "GenerateDataKey",
+    "GenerateDataKeyWithoutPlaintext",
+    "GetKeyPolicy",
+    "ListAliases",
+    "ListKeys",
+    "ListResourceTags",
+    "PutKeyPolicy",
+    "ReplicateKey",
+    "ScheduleKeyDeletion",
+    "TagResource",
+    "UntagResource",
+    "UpdateAlias",
+];
+
+/// The Regions of this node, for ReplicateKey.
+pub type Regions = HashMap<String, Arc<RegionService>>;
+
+/// Runs KMS `operation` with a JSON request body and returns the JSON response body.
+pub async fn dispatch(
+    region: &RegionService,
+    caller: &Caller,
+    operation: &str,
+    body: &[u8],
+    regions: &Regions,
+) -> Result<Vec<u8>> {
+    let r = region;
+    let c = caller;
+    match operation {
+        "CancelKeyDeletion" => call(cancel_key_deletion::run, r, c, body).await,
+        "CreateAlias" => call(create_alias::run, r, c, body).await,
+        "CreateKey" => call(create_key::run, r, c, body).await,
+        "Decrypt" => call(decrypt::run, r, c, body).await,
+        "DeleteAlias" => call(delete_alias::run, r, c, body).await,
+        "DescribeKey" => call(describe_key::run, r, c, body).await,
+        "DisableKey" => call(disable_key::run, r, c, body).await,
+        "EnableKey" => call(enable_key::run, r, c, body).await,
+        "Encrypt" => call(encrypt::run, r, c, body).await,
+        "GenerateDataKey" => call(generate_data_key::run, r, c, body).await,
+        "GenerateDataKeyWithoutPlaintext" => {
+            call(generate_data_key_without_plaintext::run, r, c, body).await
+        }
+        "GetKeyPolicy" => call(get_key_policy::run, r, c, body).await,
+        "ListAliases" => call(list_aliases::run, r, c, body).await,
+        "ListKeys" => call(list_keys::run, r, c, body).await,
+        "ListResourceTags" => call(list_resource_tags::run, r, c, body).await,
+        "PutKeyPolicy" => call(put_key_policy::run, r, c, body).await,
+        "ReplicateKey" => {
+            let input = crate::ops::parse(body)?;
+            let output = replicate_key::run(r, c, input, regions).await?;
+            Ok(serde_json::to_vec(&output).expect("responses serialize"))
+        }
+        "ScheduleKeyDeletion" => call(schedule_key_deletion::run, r, c, body).await,
+        "TagResource" => call(tag_resource::run, r, c, body).await,
+        "UntagResource" => call(untag_resource::run, r, c, body).await,
+        "UpdateAlias" => call(update_alias::run, r, c, body).await,
+        _ => Err(Error::new(
+            ErrorCode::UnknownOperation,
+            format!("Operation {operation} is not supported by Coffer's KMS."),
+        )),
+    }
+}
+
+async fn call<I, O, F>(
+    f: F,
+    region: &RegionService,
+    caller: &Caller,
+    body: &[u8],
+) -> Result<Vec<u8>>
+where
+    I: DeserializeOwned,
+    O: Serialize,
+    F: AsyncFnOnce(&RegionService, &Caller, I) -> Result<O>,
+{
+    let input: I = crate::ops::parse(body)?;
+    let output = f(region, caller, input).await?;
+    Ok(serde_json::to_vec(&output).expect("responses serialize"))
+}
+
+/// A KMS tag (`TagKey` / `TagValue`, unlike Secrets Manager's `Key` / `Value`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct KmsTag {
+    #[serde(rename = "TagKey")]
+    pub key: String,
+    #[serde(rename = "TagValue")]
+    pub value: String,
+}
+
+/// A key's stored metadata (`kms_keys.metadata`). The field names of what AWS's `KeyMetadata`
+/// shows are AWS's; the rest is Coffer's bookkeeping.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct KeyMeta {
+    #[serde(default)]
+    pub description: String,
+    /// `AWS` (the `aws/secretsmanager` key) or `CUSTOMER`.
+    pub key_manager: String,
+    /// `Enabled`, `Disabled` or `PendingDeletion`.
+    pub key_state: String,
+    #[serde(default = "encrypt_decrypt")]
+    pub key_usage: String,
+    #[serde(default = "symmetric_default")]
+    pub key_spec: String,
+    #[serde(default = "aws_kms")]
+    pub origin: String,
+    #[serde(default)]
+    pub multi_region: bool,
+    /// When a key pending deletion is purged (Unix milliseconds).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deletion_date_ms: Option<i64>,
+    /// The key policy as the user gave it; `None` is AWS's default policy for the key's kind.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub policy: Option<String>,
+    #[serde(default)]
+    pub tags: Vec<KmsTag>,
+    /// Multi-Region replica keys: the Region of the primary key (`None` on a primary).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub primary_region: Option<String>,
+    /// Multi-Region primary keys: the Regions holding replicas.
+    #[serde(default)]
+    pub replica_regions: Vec<String>,
+}
+
+fn encrypt_decrypt() -> String {
+    "ENCRYPT_DECRYPT".into()
+}
+fn symmetric_default() -> String {
+    "SYMMETRIC_DEFAULT".into()
+}
+fn aws_kms() -> String {
+    "AWS_KMS".into()
+}
+
+impl KeyMeta {
+    /// An AWS-managed key (`aws/secretsmanager`).
+    pub fn aws_managed(description: &str) -> KeyMeta {
+        KeyMeta {
+            description: description.into(),
+            key_manager: "AWS".into(),
+            key_state: "Enabled".into(),
+            key_usage: encrypt_decrypt(),
+            key_spec: symmetric_default(),
+            origin: aws_kms(),
+            multi_region: false,
+            deletion_date_ms: None,
+            policy: None,
+            tags: Vec::new(),
+            primary_region: None,
+            replica_regions: Vec::new(),
+        }
+    }
+
+    pub fn to_json(&self) -> String {
+        serde_json::to_string(self).expect("key metadata serializes")
+    }
+}
+
+/// AWS's default key policy [D "Default key policy"]: for a customer key, the account root gets
+/// `kms:*`, so the account's IAM policies decide. For the `aws/secretsmanager` key, the policy
+/// AWS gives its AWS-managed Secrets Manager keys: use through Secrets Manager by principals of
+/// the key's account only, and read access to its metadata for the account.
+pub fn default_policy(region: &RegionService, account: &str, meta: &KeyMeta) -> String {
+    let root = format!("arn:{}:iam::{account}:root", region.partition);
+    let policy = if meta.key_manager == "AWS" {
+        json!({
+            "Version": "2012-10-17",
+            "Id": "auto-secretsmanager-2",
+            "Statement": [
+                {
+                    "Sid": "Allow access through AWS Secrets Manager for all principals in the account that are authorized to use AWS Secrets Manager",
+                    "Effect": "Allow",
+                    "Principal": {"AWS": "*"},
+                    "Action": ["kms:Encrypt", "kms:Decrypt", "kms:ReEncrypt*", "kms:CreateGrant", "kms:DescribeKey", "kms:GenerateDataKey*"],
+                    "Resource": "*",
+                    "Condition": {
+                        "StringEquals": {
+                            "kms:CallerAccount": account,
+                            "kms:ViaService": format!("secretsmanager.{}.amazonaws.com", region.region)
+                        }
+                    }
+                },
+                {
+                    "Sid": "Allow direct access to key metadata to the account",
+                    "Effect": "Allow",
+                    "Principal": {"AWS": root},
+                    "Action": ["kms:Describe*", "kms:Get*", "kms:List*", "kms:RevokeGrant"],
+                    "Resource": "*"
+                }
+            ]
+        })
+    } else {
+        json!({
+            "Version": "2012-10-17",
+            "Id": "key-default-1",
+            "Statement": [{
+                "Sid": "Enable IAM User Permissions",
+                "Effect": "Allow",
+                "Principal": {"AWS": root},
+                "Action": "kms:*",
+                "Resource": "*"
+            }]
+        })
+    };
+    serde_json::to_string_pretty(&policy).expect("policy serializes")
+}
+
+/// The condition keys every KMS authorisation sees.
+pub fn policy_context(caller: &Caller) -> coffer_iam::Context {
+    let mut context = coffer_iam::Context::new();
+    context.set("aws:PrincipalArn", caller.principal_arn.clone());
+    context.set("aws:PrincipalAccount", caller.account_id.clone());
+    if let Some(name) = &caller.user_name {
+        context.set("aws:username", name.clone());
+    }
+    if let Some(ip) = caller.source_ip {
+        context.set("aws:SourceIp", ip.to_string());
+    }
+    context.set("aws:SecureTransport", caller.secure_transport.to_string());
+    context.set(
+        "aws:CurrentTime",
+        chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+    );
+    context.set("kms:CallerAccount", caller.account_id.clone());
+    context
+}
+
+pub(crate) fn not_found(message: impl Into<String>) -> Error {
+    Error::new(ErrorCode::KmsNotFound, message)
+}
+
+pub(crate) fn invalid_state(message: impl Into<String>) -> Error {
+    Error::new(ErrorCode::KmsInvalidState, message)
+}
+
+pub(crate) fn kms_arn(region: &RegionService, account: &str, resource: &str) -> String {
+    format!(
+        "arn:{}:kms:{}:{account}:{resource}",
+        region.partition, region.region
+    )
+}
+
+/// Resolves a `KeyId` as KMS accepts it: key id, key ARN, `alias/name` or alias ARN.
+/// `alias/aws/secretsmanager` is created on first reference, as AWS creates AWS-managed keys.
+pub async fn find_key(region: &RegionService, caller: &Caller, key_id: &str) -> Result<KeyHandle> {
+    let key_id = key_id.trim();
+    if key_id.is_empty() {
+        return Err(Error::validation(
+            "1 validation error detected: Value at 'keyId' failed to satisfy constraint: Member must have length greater than or equal to 1",
+        ));
+    }
+    let (account, alias) = if let Some(name) = key_id.strip_prefix("alias/") {
+        (caller.account_id.clone(), Some(format!("alias/{name}")))
+    } else if let Some(arn) = Arn::parse(key_id) {
+        if arn.service != "kms" || arn.region != region.region || arn.partition != region.partition
+        {
+            return Err(not_found(format!("Invalid arn {key_id}")));
+        }
+        if arn.resource.starts_with("alias/") {
+            (arn.account.to_string(), Some(arn.resource.to_string()))
+        } else {
+            (arn.account.to_string(), None)
+        }
+    } else {
+        (caller.account_id.clone(), None)
+    };
+    if let Some(alias) = alias {
+        if alias == crate::region::DEFAULT_KEY_ALIAS && account == caller.account_id {
+            return region.default_key(&account).await;
+        }
+        let found = region.store.load_kms_alias(&account, &alias).await?;
+        if let Some(found) = found
+            && let Some(key) = region.key_by_arn(&found.target_key_arn).await?
+        {
+            return Ok(key);
+        }
+        return Err(not_found(format!(
+            "Alias {} is not found.",
+            kms_arn(region, &account, &alias)
+        )));
+    }
+    let key_arn = if key_id.starts_with("arn:") {
+        key_id.to_string()
+    } else {
+        kms_arn(region, &account, &format!("key/{key_id}"))
+    };
+    region
+        .key_by_arn(&key_arn)
+        .await?
+        .ok_or_else(|| not_found(format!("Key '{key_arn}' does not exist")))
+}
+
+/// Checks `kms:<Op>` on `key` against its key policy and the caller's identity policies.
+pub fn authorize(caller: &Caller, key: &KeyHandle, action: &str) -> Result<()> {
+    let context = policy_context(caller);
+    let principal = caller.principal();
+    let request = coffer_iam::Request {
+        principal: &principal,
+        action,
+        resource: &key.arn,
+        resource_account: &key.record.account_id,
+        context: &context,
+    };
+    match coffer_iam::evaluate_key_policy(&request, &caller.policies, &key.policy) {
+        coffer_iam::Decision::Allow => Ok(()),
+        coffer_iam::Decision::Deny(denial) => Err(Error::new(
+            ErrorCode::AccessDenied,
+            coffer_iam::access_denied_message(&request, denial),
+        )),
+    }
+}
+
+/// Checks an action without a key (CreateKey, ListKeys, ListAliases) against the caller's
+/// identity policies, on resource `*`.
+pub fn authorize_account(region: &RegionService, caller: &Caller, action: &str) -> Result<()> {
+    let context = policy_context(caller);
+    let principal = caller.principal();
+    let _ = region;
+    let request = coffer_iam::Request {
+        principal: &principal,
+        action,
+        resource: "*",
+        resource_account: &caller.account_id,
+        context: &context,
+    };
+    match coffer_iam::evaluate(&request, &caller.policies, None) {
+        coffer_iam::Decision::Allow => Ok(()),
+        coffer_iam::Decision::Deny(denial) => Err(Error::new(
+            ErrorCode::AccessDenied,
+            coffer_iam::access_denied_message(&request, denial),
+        )),
+    }
+}
+
+/// Finds a key and checks `action` on it, in one step.
+pub async fn find_authorized(
+    region: &RegionService,
+    caller: &Caller,
+    key_id: &str,
+    action: &str,
+) -> Result<KeyHandle> {
+    let key = find_key(region, caller, key_id).await?;
+    authorize(caller, &key, action)?;
+    Ok(key)
+}
+
+/// Keys used for cryptography must be Enabled: `DisabledException` / `KMSInvalidStateException`
+/// with AWS's texts (`<arn> is disabled.`, `<arn> is pending deletion.`).
+pub fn require_enabled(key: &KeyHandle) -> Result<()> {
+    match key.meta.key_state.as_str() {
+        "Enabled" => Ok(()),
+        "PendingDeletion" => Err(invalid_state(format!("{} is pending deletion.", key.arn))),
+        _ => Err(Error::new(
+            ErrorCode::KmsDisabled,
+            format!("{} is disabled.", key.arn),
+        )),
+    }
+}
+
+/// Management operations (Enable/Disable, aliases) refuse keys pending deletion.
+pub fn require_not_pending_deletion(key: &KeyHandle) -> Result<()> {
+    if key.meta.key_state == "PendingDeletion" {
+        return Err(invalid_state(format!("{} is pending deletion.", key.arn)));
+    }
+    Ok(())
+}
+
+/// Writes changed metadata of `key` and drops it from the cache.
+pub async fn save_meta(region: &RegionService, key: &KeyHandle, meta: KeyMeta) -> Result<()> {
+    let mut record = (*key.record).clone();
+    record.metadata = meta.to_json();
+    let result = region
+        .store
+        .commit_kms(coffer_store::KmsChange::UpdateKey(record))
+        .await;
+    region.forget_key(&key.arn);
+    match result {
+        Ok(()) => Ok(()),
+        Err(coffer_store::StoreError::Conflict) => {
+            Err(not_found(format!("Key '{}' does not exist", key.arn)))
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// Seconds since the epoch with milliseconds, as the AWS JSON protocol sends timestamps.
+pub fn epoch_seconds(ms: i64) -> f64 {
+    ms as f64 / 1000.0
+}
+
+/// AWS's `KeyMetadata` of a key.
+pub fn key_metadata(key: &KeyHandle) -> Value {
+    let m = &key.meta;
+    let r = &key.record;
+    let mut out = json!({
+        "AWSAccountId": r.account_id,
+        "KeyId": r.key_id,
+        "Arn": key.arn,
+        "CreationDate": epoch_seconds(r.created_ms),
+        "Enabled": m.key_state == "Enabled",
+        "Description": m.description,
+        "KeyUsage": m.key_usage,
+        "KeyState": m.key_state,
+        "Origin": m.origin,
+        "KeyManager": m.key_manager,
+        "CustomerMasterKeySpec": m.key_spec,
+        "KeySpec": m.key_spec,
+        "EncryptionAlgorithms": ["SYMMETRIC_DEFAULT"],
+        "MultiRegion": m.multi_region,
+    });
+    if let Some(ms) = m.deletion_date_ms {
+        out["DeletionDate"] = json!(epoch_seconds(ms));
+    }
+    if m.multi_region {
+        // ARNs of the same key id in other Regions of the partition.
+        let arn_in = |region: &str| {
+            let parsed = Arn::parse(&key.arn).expect("stored key ARNs parse");
+            format!(
+                "arn:{}:kms:{region}:{}:{}",
+                parsed.partition, parsed.account, parsed.resource
+            )
+        };
+        let own_region = Arn::parse(&key.arn)
+            .map(|a| a.region.to_string())
+            .unwrap_or_default();
+        let (kind, primary_region, replicas): (&str, String, Vec<String>) = match &m.primary_region
+        {
+            None => ("PRIMARY", own_region.clone(), m.replica_regions.clone()),
+            // A replica knows its primary; the primary's other replicas are listed there.
+            Some(primary) => ("REPLICA", primary.clone(), vec![own_region.clone()]),
+        };
+        out["MultiRegionConfiguration"] = json!({
+            "MultiRegionKeyType": kind,
+            "PrimaryKey": {"Arn": arn_in(&primary_region), "Region": primary_region},
+            "ReplicaKeys": replicas
+                .iter()
+                .map(|r| json!({"Arn": arn_in(r), "Region": r}))
+                .collect::<Vec<_>>(),
+        });
+    }
+    out
+}
+
+/// Validates a key policy document: JSON, parseable, at most 32 KiB
+/// (`MalformedPolicyDocumentException` otherwise, as KMS).
+pub fn check_policy(document: &str) -> Result<()> {
+    let malformed = |why: &str| {
+        Error::new(
+            ErrorCode::MalformedPolicyDocument,
+            format!("The key policy is not a valid policy document: {why}"),
+        )
+    };
+    if document.len() > 32 * 1024 {
+        return Err(Error::validation(
+            "1 validation error detected: Value at 'policy' failed to satisfy constraint: Member must have length less than or equal to 32768",
+        ));
+    }
+    let parsed: Value =
+        serde_json::from_str(document).map_err(|_| malformed("The policy is not valid JSON."))?;
+    if parsed.get("Statement").is_none() {
+        return Err(malformed("The policy has no Statement."));
+    }
+    coffer_iam::Policy::parse(document).map_err(|e| malformed(&e.to_string()))?;
+    Ok(())
+}
+
+/// Checks KMS tags (`TagException` for a bad key or value, as KMS).
+pub fn check_tags(tags: &[KmsTag]) -> Result<()> {
+    for t in tags {
+        if t.key.is_empty() || t.key.chars().count() > 128 || t.value.chars().count() > 256 {
+            return Err(Error::new(
+                ErrorCode::KmsTag,
+                "Tag keys must be 1 to 128 characters and tag values at most 256 characters.",
+            ));
+        }
+        if t.key.starts_with("aws:") {
+            return Err(Error::new(
+                ErrorCode::KmsTag,
+                "Tags beginning with aws: are reserved.",
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Merges tags: a new value replaces the old one of the same key.
+pub fn merge_tags(existing: &mut Vec<KmsTag>, new: Vec<KmsTag>) {
+    for tag in new {
+        match existing.iter_mut().find(|t| t.key == tag.key) {
+            Some(t) => t.value = tag.value,
+            None => existing.push(tag),
+        }
+    }
+}
+
+/// Decodes the `EncryptionContext` member.
+pub type Context = std::collections::BTreeMap<String, String>;
+
+/// Base64 `Blob` members, as the AWS JSON protocol sends them.
+pub mod blob {
+    use base64::Engine;
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(bytes: &[u8], s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&base64::engine::general_purpose::STANDARD.encode(bytes))
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(
+        d: D,
+    ) -> Result<zeroize::Zeroizing<Vec<u8>>, D::Error> {
+        let text = String::deserialize(d)?;
+        base64::engine::general_purpose::STANDARD
+            .decode(text.as_bytes())
+            .map(zeroize::Zeroizing::new)
+            .map_err(|_| serde::de::Error::custom("a blob member is not valid base64"))
+    }
+}

@@ -1,0 +1,31 @@
+//! KMS `TagResource`: adds or replaces tags of a key (`TagKey` / `TagValue`).
+
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use super::KmsTag;
+use crate::error::Result;
+use crate::region::{Caller, RegionService};
+
+#[derive(Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct Input {
+    pub key_id: String,
+    pub tags: Vec<KmsTag>,
+}
+
+pub async fn run(region: &RegionService, caller: &Caller, input: Input) -> Result<Value> {
+    let key = super::find_authorized(region, caller, &input.key_id, "kms:TagResource").await?;
+    super::check_tags(&input.tags)?;
+    super::require_not_pending_deletion(&key)?;
+    let mut meta = (*key.meta).clone();
+    super::merge_tags(&mut meta.tags, input.tags);
+    if meta.tags.len() > 50 {
+        return Err(crate::error::Error::new(
+            crate::error::ErrorCode::KmsTag,
+            "A key can have at most 50 tags.",
+        ));
+    }
+    super::save_meta(region, &key, meta).await?;
+    Ok(json!({}))
+}
