@@ -496,6 +496,27 @@ pub async fn restore(settings: &Settings, region: &str, input: &Path) -> Result<
             })?;
     }
 
+    // The Region store must be empty: checked here before the principals are written, and
+    // again inside the import's transaction.
+    let store =
+        data_dir::open_region_store(settings, &dir, region, settings.migrate_on_start).await?;
+    let held = match &store {
+        RegionStore::Sqlite(s, _) => {
+            s.close().await;
+            coffer_store::export_sqlite(&data_dir::region_file(&dir, region)).await
+        }
+        RegionStore::Postgres(s) => s.export().await,
+    };
+    store.close().await;
+    let held = held.map_err(|e| e.to_string())?;
+    if !held.secrets.is_empty() || !held.kms_keys.is_empty() {
+        return Err(format!(
+            "the {region} store already holds secrets or KMS keys; restore only into an empty \
+             Region store (a new data directory, or a new PostgreSQL database). Nothing was \
+             written."
+        ));
+    }
+
     let (iam, _) = data_dir::open_iam_store(settings, &dir, settings.migrate_on_start).await?;
     let result = restore_iam(&*iam, &body).await;
     iam.close().await;
