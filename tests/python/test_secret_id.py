@@ -72,9 +72,17 @@ def test_names_are_case_sensitive(sm):
     expect_error(sm.describe_secret, "ResourceNotFoundException", NOT_FOUND, SecretId=name.lower())
 
 
-def test_arn_of_another_account_is_not_found(sm, secret):
+def test_arn_of_another_account_is_a_cross_account_request(sm, secret):
+    # A full ARN of another account names that account's secret; without a resource policy
+    # there granting access the request is denied, whether or not the secret exists, so the
+    # caller learns nothing about the other account (docs/access-control.md).
     other = secret["ARN"].replace(":123456789012:", ":210987654321:")
-    expect_error(sm.describe_secret, "ResourceNotFoundException", NOT_FOUND, SecretId=other)
+    expect_error(
+        sm.describe_secret,
+        "AccessDeniedException",
+        f"User: arn:aws:iam::123456789012:user/admin is not authorized to perform: secretsmanager:DescribeSecret on resource: {other} because no resource-based policy allows the secretsmanager:DescribeSecret action",
+        SecretId=other,
+    )
 
 
 def test_exclamation_mark_is_accepted_in_lookups(sm):

@@ -1,6 +1,7 @@
 //! Secrets Manager semantics over a Region's store and key service. Every AWS operation lives
 //! in its own file under `ops/`, named after the operation (`ops/get_secret_value.rs`).
 
+pub mod authorize;
 pub mod error;
 pub mod kms;
 pub mod model;

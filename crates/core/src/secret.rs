@@ -5,7 +5,8 @@ use std::future::Future;
 
 use coffer_store::{Secret, SecretChange, StoreError, VersionRecord};
 
-use crate::error::{Error, Result};
+use crate::authorize::{Access, Target, authorize, named_arn};
+use crate::error::{Error, ErrorCode, Result};
 use crate::model::Arn;
 use crate::region::{Caller, RegionService};
 use crate::validate::{Violations, invalid_name, is_valid_name};
@@ -21,9 +22,42 @@ pub fn check_secret_id(v: &mut Violations, id: &Option<String>, path: &str) {
     }
 }
 
-/// Resolves `SecretId` (spec §2.1): full ARN (exact match, no fallback), partial ARN (the name),
-/// or a name (validated first).
-pub async fn load(region: &RegionService, caller: &Caller, secret_id: &str) -> Result<Secret> {
+/// Resolves `SecretId` (spec §2.1) and checks that `caller` may do `access` on it
+/// (authorize.rs: authorisation before existence, so a denied caller does not learn whether
+/// the secret exists).
+pub async fn load(
+    region: &RegionService,
+    caller: &Caller,
+    secret_id: &str,
+    access: &Access,
+) -> Result<Secret> {
+    match find(region, caller, secret_id).await {
+        Ok(secret) => {
+            authorize(region, caller, access, Target::Secret(&secret))?;
+            Ok(secret)
+        }
+        Err(e) if e.code == ErrorCode::ResourceNotFound => {
+            let (arn, account) = named_arn(region, caller, secret_id);
+            authorize(
+                region,
+                caller,
+                access,
+                Target::Named {
+                    arn: &arn,
+                    account: &account,
+                },
+            )?;
+            Err(e)
+        }
+        Err(e) => Err(e),
+    }
+}
+
+/// Finds the secret a `SecretId` names: full ARN (exact match, no fallback), partial ARN (the
+/// name), or a name (validated first). A full ARN of another account names that account's
+/// secret (cross-account access; the policies decide); names and partial ARNs resolve in the
+/// caller's account only, as on AWS, where cross-account access needs the full ARN.
+async fn find(region: &RegionService, caller: &Caller, secret_id: &str) -> Result<Secret> {
     let found = if secret_id.starts_with("arn:") {
         let arn = Arn::parse(secret_id).ok_or_else(Error::not_found)?;
         let Some(name) = arn.resource.strip_prefix("secret:") else {
@@ -33,18 +67,23 @@ pub async fn load(region: &RegionService, caller: &Caller, secret_id: &str) -> R
         if arn.service != "secretsmanager"
             || arn.region != region.region
             || arn.partition != region.partition
-            || arn.account != caller.account_id
         {
             return Err(Error::not_found());
         }
         if has_arn_suffix(name) {
             // [S] a complete ARN must match exactly; AWS does not fall back to the name.
-            region.store.load_secret_by_arn(secret_id).await?
-        } else {
+            region
+                .store
+                .load_secret_by_arn(secret_id)
+                .await?
+                .filter(|s| s.record.account_id == arn.account)
+        } else if arn.account == caller.account_id {
             region
                 .store
                 .load_secret_by_name(&caller.account_id, name)
                 .await?
+        } else {
+            None
         }
     } else {
         if !is_valid_name(secret_id) {

@@ -4,6 +4,7 @@ use serde::{Deserialize, Serialize};
 
 use super::get_secret_value::{Output as SecretValueEntry, read};
 use super::list_secrets::{Filter, check_filter_values, check_filters, page, page_token, select};
+use crate::authorize::{Access, Target, authorize};
 use crate::error::{Error, Result};
 use crate::region::{Caller, RegionService};
 use crate::secret::load;
@@ -48,6 +49,15 @@ pub async fn run(region: &RegionService, caller: &Caller, input: Input) -> Resul
     v.range(input.max_results, "maxResults", 1, 20);
     v.length(input.next_token.as_deref(), "nextToken", 1, 4096);
     v.finish()?;
+    // AWS checks BatchGetSecretValue (no resource), then GetSecretValue per secret; a secret
+    // the caller may not read is an entry of Errors (AccessDeniedException).
+    authorize(
+        region,
+        caller,
+        &Access::new("secretsmanager:BatchGetSecretValue"),
+        Target::Everything,
+    )?;
+    let get = Access::new("secretsmanager:GetSecretValue");
     let mut out = Output {
         secret_values: Vec::new(),
         errors: Vec::new(),
@@ -63,7 +73,7 @@ pub async fn run(region: &RegionService, caller: &Caller, input: Input) -> Resul
             }
             for id in ids {
                 let result = async {
-                    let secret = load(region, caller, id).await?;
+                    let secret = load(region, caller, id, &get).await?;
                     read(region, caller, &secret, None, None).await
                 }
                 .await;
@@ -85,7 +95,11 @@ pub async fn run(region: &RegionService, caller: &Caller, input: Input) -> Resul
             let (secrets, next) = page(secrets, start, input.max_results.unwrap_or(20) as usize);
             out.next_token = next;
             for secret in &secrets {
-                match read(region, caller, secret, None, None).await {
+                let result = match authorize(region, caller, &get, Target::Secret(secret)) {
+                    Ok(()) => read(region, caller, secret, None, None).await,
+                    Err(e) => Err(e),
+                };
+                match result {
                     Ok(entry) => out.secret_values.push(entry),
                     Err(e) => out.errors.push(ApiErrorEntry {
                         secret_id: secret.record.arn.clone(),

@@ -3,6 +3,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::authorize::Access;
 use crate::error::{Error, Result};
 use crate::region::{Caller, RegionService};
 use crate::rotation::{set_state, state};
@@ -33,7 +34,13 @@ pub async fn run(region: &RegionService, caller: &Caller, input: Input) -> Resul
     v.finish()?;
     let secret_id = input.secret_id.unwrap_or_default();
     with_retry(|| async {
-        let mut secret = load(region, caller, &secret_id).await?;
+        let mut secret = load(
+            region,
+            caller,
+            &secret_id,
+            &Access::new("secretsmanager:CancelRotateSecret"),
+        )
+        .await?;
         ensure_primary(&secret)?;
         ensure_not_deleted(&secret)?;
         let Some(mut st) = state(&secret) else {

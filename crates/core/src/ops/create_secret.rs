@@ -6,6 +6,7 @@ use zeroize::Zeroizing;
 
 use super::input::{Blob, TagInput, check_tags, check_value, take_value, to_tags};
 use super::replica_regions::{ReplicaRegionType, check_regions, check_shape, merge};
+use crate::authorize::{Access, Target, authorize};
 use crate::error::{Error, ErrorCode, Result};
 use crate::model::{arn_suffix, secret_arn};
 use crate::region::{Caller, RegionService};
@@ -68,6 +69,53 @@ pub async fn run(region: &RegionService, caller: &Caller, input: Input) -> Resul
     if !is_valid_name(&name) {
         return Err(invalid_name());
     }
+    // Authorisation before anything is looked up (authorize.rs), against the ARN the new
+    // secret will have; the suffix is drawn once so every retry creates that same ARN.
+    let suffix = arn_suffix();
+    let new_arn = secret_arn(
+        region.partition,
+        &region.region,
+        &caller.account_id,
+        &name,
+        &suffix,
+    );
+    let request_tags = input.tags.as_ref().map(|tags| {
+        tags.iter()
+            .filter_map(|t| Some((t.key.as_deref()?, t.value.as_deref().unwrap_or_default())))
+            .collect::<Vec<_>>()
+    });
+    let mut access = Access::new("secretsmanager:CreateSecret")
+        .with("secretsmanager:Name", Some(name.as_str()))
+        .with("secretsmanager:Description", input.description.clone())
+        .with("secretsmanager:KmsKeyId", input.kms_key_id.clone())
+        .with_all(
+            "secretsmanager:AddReplicaRegions",
+            input
+                .add_replica_regions
+                .as_ref()
+                .map(|r| r.iter().filter_map(|r| r.region.clone()).collect()),
+        )
+        .with(
+            "secretsmanager:ForceOverwriteReplicaSecret",
+            input.force_overwrite_replica_secret.map(|b| b.to_string()),
+        )
+        .with_request_tags(request_tags.clone());
+    // CreateSecret also supports secretsmanager:ResourceTag/<key>: the tags the new secret
+    // is created with.
+    for (key, value) in request_tags.iter().flatten() {
+        access
+            .context
+            .set(&format!("secretsmanager:ResourceTag/{key}"), *value);
+    }
+    authorize(
+        region,
+        caller,
+        &access,
+        Target::Named {
+            arn: &new_arn,
+            account: &caller.account_id,
+        },
+    )?;
     let value = take_value(input.secret_string, input.secret_binary)?;
     let requested = input.add_replica_regions.unwrap_or_default();
     check_regions(region, &requested)?;
@@ -102,13 +150,7 @@ pub async fn run(region: &RegionService, caller: &Caller, input: Input) -> Resul
             };
         }
         let now = region.now_ms();
-        let arn = secret_arn(
-            region.partition,
-            &region.region,
-            &caller.account_id,
-            &name,
-            &arn_suffix(),
-        );
+        let arn = new_arn.clone();
         let mut versions = Vec::new();
         if let Some(value) = &value {
             let (wrapped, ciphertext) = region.encrypt_value(caller, &key, &arn, &token, value)?;

@@ -2,6 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::authorize::Access;
 use crate::error::Result;
 use crate::region::{Caller, RegionService};
 use crate::secret::{
@@ -29,7 +30,13 @@ pub async fn run(region: &RegionService, caller: &Caller, input: Input) -> Resul
     v.finish()?;
     let secret_id = input.secret_id.unwrap_or_default();
     with_retry(|| async {
-        let mut secret = load(region, caller, &secret_id).await?;
+        let mut secret = load(
+            region,
+            caller,
+            &secret_id,
+            &Access::new("secretsmanager:DeleteResourcePolicy"),
+        )
+        .await?;
         ensure_primary(&secret)?;
         ensure_not_deleted(&secret)?;
         if secret.record.resource_policy.is_some() {

@@ -5,6 +5,7 @@
 use coffer_store::SecretChange;
 use serde::{Deserialize, Serialize};
 
+use crate::authorize::Access;
 use crate::error::{Error, Result};
 use crate::model::{MS_PER_DAY, Timestamp, secret_arn};
 use crate::region::{Caller, RegionService};
@@ -32,6 +33,16 @@ pub async fn run(region: &RegionService, caller: &Caller, input: Input) -> Resul
     let mut v = Violations::new();
     check_secret_id(&mut v, &input.secret_id, "secretId");
     v.finish()?;
+    // Authorisation before existence (authorize.rs).
+    let access = Access::new("secretsmanager:DeleteSecret")
+        .with(
+            "secretsmanager:RecoveryWindowInDays",
+            input.recovery_window_in_days.map(|d| d.to_string()),
+        )
+        .with(
+            "secretsmanager:ForceDeleteWithoutRecovery",
+            input.force_delete_without_recovery.map(|b| b.to_string()),
+        );
     let force = input.force_delete_without_recovery.unwrap_or(false);
     if force && input.recovery_window_in_days.is_some() {
         // [E] moto's wording.
@@ -48,7 +59,7 @@ pub async fn run(region: &RegionService, caller: &Caller, input: Input) -> Resul
     }
     let secret_id = input.secret_id.unwrap_or_default();
     with_retry(|| async {
-        let secret = match load(region, caller, &secret_id).await {
+        let secret = match load(region, caller, &secret_id, &access).await {
             Ok(s) => s,
             // [S] force-deleting a secret that does not exist succeeds, echoing the id.
             Err(e) if force && e.code == crate::ErrorCode::ResourceNotFound => {

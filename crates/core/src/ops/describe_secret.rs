@@ -2,6 +2,7 @@
 
 use serde::Deserialize;
 
+use crate::authorize::Access;
 use crate::error::Result;
 use crate::region::{Caller, RegionService};
 use crate::secret::{check_secret_id, load};
@@ -22,6 +23,7 @@ pub async fn run(region: &RegionService, caller: &Caller, input: Input) -> Resul
         region,
         caller,
         input.secret_id.as_deref().unwrap_or_default(),
+        &Access::new("secretsmanager:DescribeSecret"),
     )
     .await?;
     Ok(entry(&secret, Shape::Describe, &region.region))

@@ -4,6 +4,7 @@ use coffer_kms::password::{PasswordError, PasswordRules, generate};
 use serde::{Deserialize, Serialize};
 use zeroize::Zeroizing;
 
+use crate::authorize::{Access, Target, authorize};
 use crate::error::{Error, Result};
 use crate::region::{Caller, RegionService};
 use crate::validate::Violations;
@@ -27,7 +28,7 @@ pub struct Output {
     pub random_password: Zeroizing<String>,
 }
 
-pub async fn run(_region: &RegionService, _caller: &Caller, input: Input) -> Result<Output> {
+pub async fn run(region: &RegionService, caller: &Caller, input: Input) -> Result<Output> {
     let mut v = Violations::new();
     v.range(input.password_length, "passwordLength", 1, 4096);
     v.length(
@@ -37,6 +38,12 @@ pub async fn run(_region: &RegionService, _caller: &Caller, input: Input) -> Res
         4096,
     );
     v.finish()?;
+    authorize(
+        region,
+        caller,
+        &Access::new("secretsmanager:GetRandomPassword"),
+        Target::Everything,
+    )?;
     let rules = PasswordRules {
         length: input.password_length.unwrap_or(32) as u64,
         exclude_characters: input.exclude_characters.unwrap_or_default(),

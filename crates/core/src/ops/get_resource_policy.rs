@@ -2,6 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::authorize::Access;
 use crate::error::Result;
 use crate::region::{Caller, RegionService};
 use crate::secret::{check_secret_id, ensure_not_deleted, load};
@@ -31,6 +32,7 @@ pub async fn run(region: &RegionService, caller: &Caller, input: Input) -> Resul
         region,
         caller,
         input.secret_id.as_deref().unwrap_or_default(),
+        &Access::new("secretsmanager:GetResourcePolicy"),
     )
     .await?;
     // [F] refused while scheduled for deletion.

@@ -5,6 +5,7 @@ use coffer_store::Secret;
 use serde::{Deserialize, Serialize, Serializer};
 use zeroize::Zeroizing;
 
+use crate::authorize::Access;
 use crate::error::{Error, Result};
 use crate::model::{SecretValue, Timestamp, day_of};
 use crate::region::{Caller, RegionService};
@@ -70,10 +71,15 @@ pub async fn run(region: &RegionService, caller: &Caller, input: Input) -> Resul
     v.length(input.version_id.as_deref(), "versionId", 32, 64);
     v.length(input.version_stage.as_deref(), "versionStage", 1, 256);
     v.finish()?;
+    // Authorisation before existence (authorize.rs).
+    let access = Access::new("secretsmanager:GetSecretValue")
+        .with("secretsmanager:VersionId", input.version_id.clone())
+        .with("secretsmanager:VersionStage", input.version_stage.clone());
     let secret = load(
         region,
         caller,
         input.secret_id.as_deref().unwrap_or_default(),
+        &access,
     )
     .await?;
     read(

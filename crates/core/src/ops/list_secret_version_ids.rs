@@ -3,6 +3,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::list_secrets::{page, page_token};
+use crate::authorize::Access;
 use crate::error::Result;
 use crate::model::Timestamp;
 use crate::region::{Caller, RegionService};
@@ -52,6 +53,7 @@ pub async fn run(region: &RegionService, caller: &Caller, input: Input) -> Resul
         region,
         caller,
         input.secret_id.as_deref().unwrap_or_default(),
+        &Access::new("secretsmanager:ListSecretVersionIds"),
     )
     .await?;
     // Spec §4: every operation but a few refuses a secret scheduled for deletion.

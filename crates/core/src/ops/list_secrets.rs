@@ -5,6 +5,7 @@ use base64::Engine;
 use coffer_store::Secret;
 use serde::{Deserialize, Serialize};
 
+use crate::authorize::{Access, Target, authorize};
 use crate::error::{Error, ErrorCode, Result};
 use crate::region::{Caller, RegionService};
 use crate::validate::Violations;
@@ -261,6 +262,12 @@ pub async fn run(region: &RegionService, caller: &Caller, input: Input) -> Resul
     );
     check_filters(&mut v, &input.filters)?;
     v.finish()?;
+    authorize(
+        region,
+        caller,
+        &Access::new("secretsmanager:ListSecrets"),
+        Target::Everything,
+    )?;
     check_filter_values(&input.filters)?;
     let start = page_token(input.next_token.as_deref())?;
     let secrets = select(

@@ -2,6 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::authorize::Access;
 use crate::error::{Error, ErrorCode, Result};
 use crate::region::{Caller, RegionService};
 use crate::secret::{
@@ -32,10 +33,15 @@ pub async fn run(region: &RegionService, caller: &Caller, input: Input) -> Resul
         v.length(input.resource_policy.as_deref(), "resourcePolicy", 1, 20480);
     }
     v.finish()?;
+    // Authorisation before existence (authorize.rs).
+    let access = Access::new("secretsmanager:PutResourcePolicy").with(
+        "secretsmanager:BlockPublicPolicy",
+        input.block_public_policy.map(|b| b.to_string()),
+    );
     let policy = input.resource_policy.unwrap_or_default();
     let secret_id = input.secret_id.unwrap_or_default();
     with_retry(|| async {
-        let mut secret = load(region, caller, &secret_id).await?;
+        let mut secret = load(region, caller, &secret_id, &access).await?;
         ensure_primary(&secret)?;
         ensure_not_deleted(&secret)?;
         let parsed = coffer_iam::Policy::parse_resource_policy(&policy).map_err(|e| {

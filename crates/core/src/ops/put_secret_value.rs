@@ -4,6 +4,7 @@ use serde::{Deserialize, Serialize};
 use zeroize::Zeroizing;
 
 use super::input::{Blob, check_value, take_value};
+use crate::authorize::Access;
 use crate::error::{Error, Result};
 use crate::region::{Caller, RegionService};
 use crate::secret::{
@@ -72,7 +73,13 @@ pub async fn run(region: &RegionService, caller: &Caller, input: Input) -> Resul
     let secret_id = input.secret_id.unwrap_or_default();
     let stages = input.version_stages;
     let secret = with_retry(|| async {
-        let secret = load(region, caller, &secret_id).await?;
+        let secret = load(
+            region,
+            caller,
+            &secret_id,
+            &Access::new("secretsmanager:PutSecretValue"),
+        )
+        .await?;
         ensure_primary(&secret)?;
         ensure_not_deleted(&secret)?;
         Ok(

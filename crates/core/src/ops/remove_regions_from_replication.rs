@@ -6,6 +6,7 @@
 use coffer_store::OutboxEntry;
 use serde::{Deserialize, Serialize};
 
+use crate::authorize::Access;
 use crate::error::Result;
 use crate::region::{Caller, RegionService};
 use crate::replication::{
@@ -49,7 +50,13 @@ pub async fn run(region: &RegionService, caller: &Caller, input: Input) -> Resul
     let remove = input.remove_replica_regions.unwrap_or_default();
     let secret_id = input.secret_id.unwrap_or_default();
     with_retry(|| async {
-        let mut secret = load(region, caller, &secret_id).await?;
+        let mut secret = load(
+            region,
+            caller,
+            &secret_id,
+            &Access::new("secretsmanager:RemoveRegionsFromReplication"),
+        )
+        .await?;
         ensure_primary(&secret)?;
         let expected = secret.record.row_version;
         let (gone, kept): (Vec<_>, Vec<_>) = replicas(&secret)

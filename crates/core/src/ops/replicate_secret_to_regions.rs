@@ -5,6 +5,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::replica_regions::{ReplicaRegionType, check_regions, check_shape, merge};
+use crate::authorize::Access;
 use crate::error::Result;
 use crate::region::{Caller, RegionService};
 use crate::replication::{
@@ -37,11 +38,24 @@ pub async fn run(region: &RegionService, caller: &Caller, input: Input) -> Resul
     v.required(&input.add_replica_regions, "addReplicaRegions");
     check_shape(&mut v, &input.add_replica_regions);
     v.finish()?;
+    // Authorisation before existence (authorize.rs).
+    let access = Access::new("secretsmanager:ReplicateSecretToRegions")
+        .with_all(
+            "secretsmanager:AddReplicaRegions",
+            input
+                .add_replica_regions
+                .as_ref()
+                .map(|r| r.iter().filter_map(|r| r.region.clone()).collect()),
+        )
+        .with(
+            "secretsmanager:ForceOverwriteReplicaSecret",
+            input.force_overwrite_replica_secret.map(|b| b.to_string()),
+        );
     let requested = input.add_replica_regions.unwrap_or_default();
     let force = input.force_overwrite_replica_secret.unwrap_or(false);
     let secret_id = input.secret_id.unwrap_or_default();
     with_retry(|| async {
-        let mut secret = load(region, caller, &secret_id).await?;
+        let mut secret = load(region, caller, &secret_id, &access).await?;
         ensure_primary(&secret)?;
         ensure_not_deleted(&secret)?;
         check_regions(region, &requested)?;

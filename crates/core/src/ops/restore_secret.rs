@@ -2,6 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::authorize::Access;
 use crate::error::Result;
 use crate::region::{Caller, RegionService};
 use crate::secret::{check_secret_id, commit_update, ensure_primary, load, with_retry};
@@ -27,7 +28,13 @@ pub async fn run(region: &RegionService, caller: &Caller, input: Input) -> Resul
     v.finish()?;
     let secret_id = input.secret_id.unwrap_or_default();
     with_retry(|| async {
-        let mut secret = load(region, caller, &secret_id).await?;
+        let mut secret = load(
+            region,
+            caller,
+            &secret_id,
+            &Access::new("secretsmanager:RestoreSecret"),
+        )
+        .await?;
         ensure_primary(&secret)?;
         // [E] restoring a secret that is not scheduled for deletion is a no-op success.
         if secret.record.deleted_ms.is_some() {

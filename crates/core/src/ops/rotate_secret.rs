@@ -4,6 +4,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::authorize::Access;
 use crate::error::{Error, ErrorCode, Result};
 use crate::region::{Caller, RegionService};
 use crate::rotation::{
@@ -75,6 +76,20 @@ pub async fn run(region: &RegionService, caller: &Caller, input: Input) -> Resul
         v.length(r.duration.as_deref(), "rotationRules.duration", 2, 3);
     }
     v.finish()?;
+    // Authorisation before existence (authorize.rs).
+    let access = Access::new("secretsmanager:RotateSecret")
+        .with(
+            "secretsmanager:RotationLambdaARN",
+            input.rotation_lambda_arn.clone(),
+        )
+        .with(
+            "secretsmanager:RotateImmediately",
+            input.rotate_immediately.map(|b| b.to_string()),
+        )
+        .with(
+            "secretsmanager:ModifyRotationRules",
+            input.rotation_rules.as_ref().map(|_| "true"),
+        );
     // [S] for this operation AWS says InvalidParameterException (not InvalidRequest).
     let Some(token) = input.client_request_token else {
         return Err(Error::invalid_parameter(
@@ -89,7 +104,7 @@ pub async fn run(region: &RegionService, caller: &Caller, input: Input) -> Resul
     let secret_id = input.secret_id.unwrap_or_default();
     let lambda_in = input.rotation_lambda_arn.filter(|l| !l.is_empty());
     with_retry(|| async {
-        let mut secret = load(region, caller, &secret_id).await?;
+        let mut secret = load(region, caller, &secret_id, &access).await?;
         ensure_primary(&secret)?;
         ensure_not_deleted(&secret)?;
         let mut st: RotationState = state(&secret).unwrap_or_default();

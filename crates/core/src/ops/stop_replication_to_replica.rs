@@ -6,6 +6,7 @@
 use coffer_store::OutboxEntry;
 use serde::{Deserialize, Serialize};
 
+use crate::authorize::Access;
 use crate::error::{Error, Result};
 use crate::region::{Caller, RegionService};
 use crate::replication::{KIND_DETACH, RegionPayload, ReplicationState, set_state, state};
@@ -31,7 +32,7 @@ pub async fn run(region: &RegionService, caller: &Caller, input: Input) -> Resul
     v.finish()?;
     let secret_id = input.secret_id.unwrap_or_default();
     with_retry(|| async {
-        let mut secret = load(region, caller, &secret_id).await?;
+        let mut secret = load(region, caller, &secret_id, &Access::new("secretsmanager:StopReplicationToReplica")).await?;
         let Some(ReplicationState::Replica { primary_region, .. }) = state(&secret) else {
             // [E] AWS's text is not recorded; this one says what the call is for.
             return Err(Error::invalid_request(format!(

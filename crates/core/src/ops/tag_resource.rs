@@ -3,6 +3,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::input::{TagInput, check_tags, merge_tags, to_tags};
+use crate::authorize::Access;
 use crate::error::Result;
 use crate::region::{Caller, RegionService};
 use crate::secret::{
@@ -27,10 +28,17 @@ pub async fn run(region: &RegionService, caller: &Caller, input: Input) -> Resul
     v.required(&input.tags, "tags");
     check_tags(&mut v, &input.tags, "tags");
     v.finish()?;
+    // Authorisation before existence (authorize.rs).
+    let access = Access::new("secretsmanager:TagResource").with_request_tags(
+        input.tags.as_ref().map(|tags| {
+            tags.iter()
+                .filter_map(|t| Some((t.key.as_deref()?, t.value.as_deref().unwrap_or_default())))
+        }),
+    );
     let secret_id = input.secret_id.unwrap_or_default();
     let tags = to_tags(input.tags.unwrap_or_default());
     with_retry(|| async {
-        let mut secret = load(region, caller, &secret_id).await?;
+        let mut secret = load(region, caller, &secret_id, &access).await?;
         ensure_primary(&secret)?;
         ensure_not_deleted(&secret)?;
         let expected = secret.record.row_version;

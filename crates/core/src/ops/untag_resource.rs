@@ -2,6 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::authorize::Access;
 use crate::error::Result;
 use crate::region::{Caller, RegionService};
 use crate::secret::{
@@ -27,10 +28,13 @@ pub async fn run(region: &RegionService, caller: &Caller, input: Input) -> Resul
         v.length(Some(key), &format!("tagKeys.{}.member", i + 1), 1, 128);
     }
     v.finish()?;
+    // Authorisation before existence (authorize.rs).
+    let access =
+        Access::new("secretsmanager:UntagResource").with_all("aws:TagKeys", input.tag_keys.clone());
     let secret_id = input.secret_id.unwrap_or_default();
     let keys = input.tag_keys.unwrap_or_default();
     with_retry(|| async {
-        let mut secret = load(region, caller, &secret_id).await?;
+        let mut secret = load(region, caller, &secret_id, &access).await?;
         ensure_primary(&secret)?;
         ensure_not_deleted(&secret)?;
         let expected = secret.record.row_version;

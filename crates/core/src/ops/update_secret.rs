@@ -4,6 +4,7 @@ use serde::{Deserialize, Serialize};
 use zeroize::Zeroizing;
 
 use super::input::{Blob, check_value, take_value};
+use crate::authorize::Access;
 use crate::error::{Error, Result};
 use crate::region::{Caller, RegionService};
 use crate::secret::{
@@ -48,6 +49,10 @@ pub async fn run(region: &RegionService, caller: &Caller, input: Input) -> Resul
     v.length(input.kms_key_id.as_deref(), "kmsKeyId", 0, 2048);
     v.length(input.secret_type.as_deref(), "type", 0, 256);
     v.finish()?;
+    // Authorisation before existence (authorize.rs).
+    let access = Access::new("secretsmanager:UpdateSecret")
+        .with("secretsmanager:Description", input.description.clone())
+        .with("secretsmanager:KmsKeyId", input.kms_key_id.clone());
     let value = take_value(input.secret_string, input.secret_binary)?;
     if value.is_some() && input.client_request_token.is_none() {
         return Err(Error::missing_token());
@@ -58,7 +63,7 @@ pub async fn run(region: &RegionService, caller: &Caller, input: Input) -> Resul
     // `""` reverts to the default key [D].
     let new_key = input.kms_key_id;
     with_retry(|| async {
-        let mut secret = load(region, caller, &secret_id).await?;
+        let mut secret = load(region, caller, &secret_id, &access).await?;
         // [E] AWS lets a replica change its key; Coffer refuses every write on a replica and
         // changes a replica's key through ReplicateSecretToRegions on the primary instead, so
         // the primary stays the one source of truth.

@@ -2,6 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::authorize::Access;
 use crate::error::{Error, Result};
 use crate::region::{Caller, RegionService};
 use crate::secret::{
@@ -46,11 +47,14 @@ pub async fn run(region: &RegionService, caller: &Caller, input: Input) -> Resul
         64,
     );
     v.finish()?;
+    // Authorisation before existence (authorize.rs).
+    let access = Access::new("secretsmanager:UpdateSecretVersionStage")
+        .with("secretsmanager:VersionStage", input.version_stage.clone());
     let secret_id = input.secret_id.unwrap_or_default();
     let stage = input.version_stage.unwrap_or_default();
     let (remove_from, move_to) = (input.remove_from_version_id, input.move_to_version_id);
     with_retry(|| async {
-        let mut secret = load(region, caller, &secret_id).await?;
+        let mut secret = load(region, caller, &secret_id, &access).await?;
         ensure_primary(&secret)?;
         ensure_not_deleted(&secret)?;
         let expected = secret.record.row_version;

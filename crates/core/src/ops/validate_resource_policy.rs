@@ -2,6 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::authorize::{Access, Target, authorize};
 use crate::error::Result;
 use crate::region::{Caller, RegionService};
 use crate::secret::load;
@@ -35,9 +36,13 @@ pub async fn run(region: &RegionService, caller: &Caller, input: Input) -> Resul
         v.length(input.resource_policy.as_deref(), "resourcePolicy", 1, 20480);
     }
     v.finish()?;
-    if let Some(id) = &input.secret_id {
+    let access = Access::new("secretsmanager:ValidateResourcePolicy");
+    match &input.secret_id {
         // [S] the SecretId is resolved (and its name validated) when given.
-        load(region, caller, id).await?;
+        Some(id) => {
+            load(region, caller, id, &access).await?;
+        }
+        None => authorize(region, caller, &access, Target::Everything)?,
     }
     let policy = input.resource_policy.unwrap_or_default();
     // Syntax (with line/column or statement and element), unknown condition operators, broad
