@@ -22,6 +22,11 @@ use zeroize::Zeroizing;
 pub use coffer_console::Settings as ConsoleSettings;
 
 mod audit;
+mod iam;
+pub mod principals;
+mod query;
+
+pub use principals::Principals;
 
 /// Largest request body accepted. A 64 KiB binary secret is ~87 KiB of base64; the rest is
 /// headroom for the other members.
@@ -52,6 +57,8 @@ pub struct Deployment {
     pub console: coffer_console::Settings,
     /// Where every call on `POST /` is recorded (see `audit.rs`); `None` records nothing.
     pub audit: Option<Arc<coffer_audit::AuditLog>>,
+    /// The IAM store behind `credentials` (see `principals.rs`); unset: a fixed set of keys.
+    principals: std::sync::OnceLock<Arc<Principals>>,
     verifier: Verifier,
 }
 
@@ -66,6 +73,7 @@ impl Deployment {
             credentials: RwLock::new(credentials),
             console: coffer_console::Settings::default(),
             audit: None,
+            principals: std::sync::OnceLock::new(),
             verifier: Verifier::new(),
         }
     }
@@ -274,6 +282,9 @@ async fn serve_api(
         }
     };
     facts.body = body.clone();
+    if iam::is_query(&parts.headers) {
+        return iam::handle(deployment, request_id, &parts, &body, facts).await;
+    }
     let (service, operation) = target(&parts.headers).unwrap_or_default();
     let auth = match coffer_sigv4::parse(&parts.headers) {
         Ok(a) => a,
@@ -290,7 +301,7 @@ async fn serve_api(
     let Some(region) = deployment.regions.get(&auth.region).cloned() else {
         return auth_error(&request_id, &SigV4Error::invalid_region(&auth.region));
     };
-    let Some(credential) = deployment.credential(&auth.access_key_id) else {
+    let Some(credential) = deployment.resolve_credential(&auth.access_key_id).await else {
         return error_response(
             &request_id,
             StatusCode::BAD_REQUEST,

@@ -22,8 +22,8 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use coffer_api::{Credential, Deployment};
-use coffer_core::{Caller, RegionService, SystemClock};
+use coffer_api::{Credential, Deployment, Principals};
+use coffer_core::{RegionService, SystemClock};
 use coffer_kms::RootKey;
 use coffer_replication::envelope::{PublicKey, RegionKeyPair};
 use coffer_replication::metrics::Metrics;
@@ -143,22 +143,25 @@ pub async fn open(settings: &Settings, endpoint: &str) -> Result<Node, String> {
         })
         .collect();
 
-    let credentials = load_credentials(&*iam, &deployment_key).await?;
-    let admin = credentials
-        .iter()
-        .find(|(_, c)| c.caller.account_id == account_id)
-        .map(|(id, c)| (id.clone(), c.secret_access_key.clone()))
-        .ok_or("the data directory has no access key for its account")?;
+    let principals = Arc::new(Principals::new(iam.clone(), deployment_key));
+    let credentials = principals.load_all().await?;
+    let admin = admin_key_of(&*iam, &credentials, &account_id).await?;
     let credentials_file = dir.join("aws").join("credentials");
     let config_file = dir.join("aws").join("config");
-    write_private(
-        &credentials_file,
-        &format!(
-            "[default]\naws_access_key_id = {}\naws_secret_access_key = {}\n",
-            admin.0,
-            admin.1.as_str()
+    match &admin {
+        Some((id, secret)) => write_private(
+            &credentials_file,
+            &format!(
+                "[default]\naws_access_key_id = {id}\naws_secret_access_key = {}\n",
+                secret.as_str()
+            ),
+        )?,
+        // Its keys were deleted through DeleteAccessKey: the file (if any) is left as it is.
+        None => tracing::warn!(
+            "the administrator of account {account_id} has no active access key; {} was not rewritten",
+            credentials_file.display()
         ),
-    )?;
+    }
     write_private(
         &config_file,
         &format!(
@@ -211,8 +214,10 @@ pub async fn open(settings: &Settings, endpoint: &str) -> Result<Node, String> {
             node.clone(),
         ))),
     });
+    let deployment = Deployment::new(topology, credentials);
+    deployment.set_principals(principals);
     Ok(Node {
-        deployment: Deployment::new(topology, credentials),
+        deployment,
         iam,
         account_id,
         credentials_file,
@@ -382,24 +387,40 @@ async fn ensure_account(
     }
     let account_id = match wanted {
         Some(id) => id.to_string(),
-        None => {
-            let first = rand::thread_rng().gen_range(1..=9).to_string();
-            first + &random_from(b"0123456789", 11)
-        }
+        None => new_account_id(),
     };
+    create_account(iam, deployment_key, &account_id, admin_key).await?;
+    Ok(account_id)
+}
+
+/// A random 12-digit account id.
+pub fn new_account_id() -> String {
+    let first = rand::thread_rng().gen_range(1..=9).to_string();
+    first + &random_from(b"0123456789", 11)
+}
+
+/// Creates an account with its administrator (user `admin`, AdministratorAccess) and one
+/// access key for it (`admin_key`, or a new one); returns the key. `Conflict` text when the
+/// account exists.
+pub async fn create_account(
+    iam: &dyn IamStore,
+    deployment_key: &RootKey,
+    account_id: &str,
+    admin_key: Option<&(String, Zeroizing<String>)>,
+) -> Result<(String, Zeroizing<String>), String> {
     let now = chrono::Utc::now().timestamp_millis();
-    iam.create_account(&account_id, now)
+    iam.create_account(account_id, now)
         .await
-        .map_err(|e| e.to_string())?;
+        .map_err(|e| match e {
+            coffer_store::StoreError::Conflict => format!("account {account_id} already exists"),
+            e => e.to_string(),
+        })?;
     let user_arn = format!("arn:aws:iam::{account_id}:user/admin");
     iam.create_user(UserRecord {
         user_arn: user_arn.clone(),
-        account_id: account_id.clone(),
+        account_id: account_id.to_string(),
         user_name: "admin".into(),
-        user_id: format!(
-            "AIDA{}",
-            random_from(b"ABCDEFGHIJKLMNOPQRSTUVWXYZ234567", 17)
-        ),
+        user_id: coffer_api::principals::new_user_id(),
         is_admin: true,
         created_ms: now,
     })
@@ -408,57 +429,48 @@ async fn ensure_account(
     let (access_key_id, secret) = match admin_key {
         Some((id, secret)) => (id.clone(), secret.clone()),
         None => (
-            format!(
-                "AKIA{}",
-                random_from(b"ABCDEFGHIJKLMNOPQRSTUVWXYZ234567", 16)
-            ),
-            Zeroizing::new(random_from(
-                b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/",
-                40,
-            )),
+            coffer_api::principals::new_access_key_id(),
+            coffer_api::principals::new_secret_access_key(),
         ),
     };
     iam.create_access_key(AccessKeyRecord {
         access_key_id: access_key_id.clone(),
         user_arn,
-        account_id: account_id.clone(),
+        account_id: account_id.to_string(),
         wrapped_secret: deployment_key.seal_credential(&access_key_id, secret.as_bytes()),
         status: "Active".into(),
         created_ms: now,
     })
     .await
     .map_err(|e| e.to_string())?;
-    Ok(account_id)
+    Ok((access_key_id, secret))
 }
 
-async fn load_credentials(
+/// The oldest active access key of the account's administrator (for `aws/credentials`).
+async fn admin_key_of(
     iam: &dyn IamStore,
-    deployment_key: &RootKey,
-) -> Result<HashMap<String, Arc<Credential>>, String> {
-    let mut out = HashMap::new();
+    credentials: &HashMap<String, Arc<Credential>>,
+    account_id: &str,
+) -> Result<Option<(String, Zeroizing<String>)>, String> {
+    let admins: Vec<String> = iam
+        .users()
+        .await
+        .map_err(|e| e.to_string())?
+        .into_iter()
+        .filter(|u| u.is_admin && u.account_id == account_id)
+        .map(|u| u.user_arn)
+        .collect();
     for key in iam.access_keys().await.map_err(|e| e.to_string())? {
-        if key.status != "Active" {
-            continue;
+        if admins.contains(&key.user_arn)
+            && let Some(c) = credentials.get(&key.access_key_id)
+        {
+            return Ok(Some((
+                key.access_key_id.clone(),
+                c.secret_access_key.clone(),
+            )));
         }
-        let secret = deployment_key
-            .open_credential(&key.access_key_id, &key.wrapped_secret)
-            .map_err(|_| {
-                format!(
-                    "access key {} cannot be decrypted: keys/deployment.key does not belong to this data directory",
-                    key.access_key_id
-                )
-            })?;
-        let secret = String::from_utf8(secret.to_vec())
-            .map_err(|_| format!("access key {} is damaged", key.access_key_id))?;
-        out.insert(
-            key.access_key_id.clone(),
-            Arc::new(Credential {
-                secret_access_key: Zeroizing::new(secret),
-                caller: Caller::administrator(&key.account_id, &key.user_arn),
-            }),
-        );
     }
-    Ok(out)
+    Ok(None)
 }
 
 /// The replication public key of a Region of this data directory (creating its root key on a

@@ -1,6 +1,7 @@
 //! `coffer`: the binary. `coffer serve` opens (or initialises) a data directory, hosts every
 //! configured Region behind one endpoint, and shuts down gracefully on SIGTERM/SIGINT.
 
+mod account;
 mod audit_cmd;
 mod backup;
 mod config;
@@ -57,12 +58,34 @@ enum Command {
         #[command(subcommand)]
         command: AuditCommand,
     },
+    /// Manage the deployment's accounts.
+    Account {
+        #[command(subcommand)]
+        command: AccountCommand,
+    },
     /// Print the replication public key of a Region (for other nodes' `[[peers]]`).
     PublicKey {
         #[arg(long, default_value = config::DEFAULT_DATA_DIR)]
         data_dir: std::path::PathBuf,
         #[arg(long)]
         region: String,
+    },
+}
+
+#[derive(Subcommand)]
+enum AccountCommand {
+    /// Create an account with an administrator (user `admin`) and print its access key as an
+    /// AWS CLI profile. Works while the server runs (it accepts the key at once).
+    Create {
+        /// Data directory of the deployment (its IAM store and keys/deployment.key).
+        #[arg(long)]
+        data_dir: Option<std::path::PathBuf>,
+        /// The server's config file, when its IAM store is in PostgreSQL (`iam_store`).
+        #[arg(long)]
+        config: Option<std::path::PathBuf>,
+        /// The new account's id (12 digits; random when omitted).
+        #[arg(long)]
+        account_id: Option<String>,
     },
 }
 
@@ -124,6 +147,14 @@ fn main() -> ExitCode {
             Ok(())
         }),
         Command::Audit { .. } => Ok(()),
+        Command::Account {
+            command:
+                AccountCommand::Create {
+                    data_dir,
+                    config,
+                    account_id,
+                },
+        } => runtime.block_on(account::create(data_dir, config, account_id)),
         Command::PublicKey { data_dir, region } => {
             if coffer_core::model::partition_of(&region).is_none() {
                 Err(format!("'{region}' is not an AWS Region"))
