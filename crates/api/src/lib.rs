@@ -321,11 +321,20 @@ async fn serve_api(
         return auth_error(&request_id, &e);
     }
     facts.authenticated(&credential.caller);
+    // The request facts policies test (aws:SourceIp, aws:SecureTransport), on a per-request
+    // copy of the caller. Coffer serves plain HTTP, so SecureTransport is false: a TLS proxy in
+    // front of it is not trusted to say otherwise.
+    let mut caller = credential.caller.clone();
+    caller.source_ip = parts
+        .extensions
+        .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+        .map(|c| c.0.ip());
+    caller.secure_transport = false;
     let result = if service == "secretsmanager" {
-        coffer_core::ops::dispatch(&region, &credential.caller, &operation, &body).await
+        coffer_core::ops::dispatch(&region, &caller, &operation, &body).await
     } else if service == "TrentService" {
         let regions = &deployment.regions;
-        coffer_core::kms::dispatch(&region, &credential.caller, &operation, &body, regions).await
+        coffer_core::kms::dispatch(&region, &caller, &operation, &body, regions).await
     } else {
         Err(Error::new(
             ErrorCode::UnknownOperation,
