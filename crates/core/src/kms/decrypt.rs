@@ -49,7 +49,15 @@ pub async fn run(region: &RegionService, caller: &Caller, input: Input) -> Resul
     let key_arn = coffer_kms::ciphertext_key_id(&input.ciphertext_blob)
         .map_err(|_| invalid_ciphertext())?
         .to_string();
-    let key = match region.key_by_arn(&key_arn).await? {
+    // A multi-Region key's blob names the key in the Region that made it; every replica shares
+    // the material, so the same key id in this Region opens it (as AWS's multi-Region keys).
+    let local_arn = match crate::model::Arn::parse(&key_arn) {
+        Some(arn) if arn.resource.starts_with("key/mrk-") && arn.region != region.region => {
+            super::kms_arn(region, arn.account, arn.resource)
+        }
+        _ => key_arn.clone(),
+    };
+    let key = match region.key_by_arn(&local_arn).await? {
         Some(k) => k,
         None => return Err(invalid_ciphertext()),
     };

@@ -1,0 +1,529 @@
+"""The key service (issue 4 §3, spec §7): the KMS API through boto3's `kms` client and the AWS
+CLI, and what keys do to the secrets encrypted under them — key states, key policies, a new
+KmsKeyId on UpdateSecret, multi-Region keys, and replicas under the destination Region's key."""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import json
+import time
+
+import boto3
+import pytest
+
+from helpers import ACCOUNT_ID, CLIENT_CONFIG, DEFAULT_REGION, expect_error, expect_error_matching, unique
+
+EAST, WEST, EAST2 = "us-east-1", "us-west-2", "us-east-2"
+ROOT = f"arn:aws:iam::{ACCOUNT_ID}:root"
+KMS_DENIED = "Access to KMS is not allowed"
+
+
+def kms_client(server, region: str = DEFAULT_REGION):
+    key_id, secret = server.access_key
+    return boto3.client(
+        "kms",
+        region_name=region,
+        endpoint_url=server.endpoint,
+        aws_access_key_id=key_id,
+        aws_secret_access_key=secret,
+        config=CLIENT_CONFIG,
+    )
+
+
+@pytest.fixture(scope="module")
+def kms(server):
+    return kms_client(server)
+
+
+def key_arn(key_id: str, region: str = EAST) -> str:
+    return f"arn:aws:kms:{region}:{ACCOUNT_ID}:key/{key_id}"
+
+
+def policy(*statements: dict) -> str:
+    return json.dumps({"Version": "2012-10-17", "Statement": list(statements)})
+
+
+ALLOW_ROOT = {"Sid": "root", "Effect": "Allow", "Principal": {"AWS": ROOT}, "Action": "kms:*", "Resource": "*"}
+
+
+def deny_everyone(*actions: str) -> dict:
+    return {"Sid": "deny", "Effect": "Deny", "Principal": {"AWS": "*"}, "Action": list(actions), "Resource": "*"}
+
+
+def new_key(kms, **params) -> dict:
+    return kms.create_key(Description=params.pop("Description", "test key"), **params)["KeyMetadata"]
+
+
+# ---------------------------------------------------------------------------------------------
+# Keys, aliases, tags
+
+
+def test_create_key_describes_a_symmetric_customer_key(kms):
+    before = time.time()
+    meta = new_key(kms, Description="orders", Tags=[{"TagKey": "team", "TagValue": "pay"}])
+    assert meta["KeyId"] and len(meta["KeyId"]) == 36
+    assert meta["Arn"] == key_arn(meta["KeyId"])
+    assert meta["AWSAccountId"] == ACCOUNT_ID
+    assert meta["Description"] == "orders"
+    assert (meta["Enabled"], meta["KeyState"]) == (True, "Enabled")
+    assert (meta["KeyUsage"], meta["KeySpec"], meta["KeyManager"]) == ("ENCRYPT_DECRYPT", "SYMMETRIC_DEFAULT", "CUSTOMER")
+    assert meta["EncryptionAlgorithms"] == ["SYMMETRIC_DEFAULT"]
+    assert meta["MultiRegion"] is False
+    assert before - 2 <= meta["CreationDate"].timestamp() <= time.time() + 2
+    for key_id in (meta["KeyId"], meta["Arn"]):
+        assert kms.describe_key(KeyId=key_id)["KeyMetadata"] == meta
+    listed = kms.list_keys(Limit=1000)["Keys"]
+    assert {"KeyId": meta["KeyId"], "KeyArn": meta["Arn"]} in listed
+    assert kms.list_resource_tags(KeyId=meta["KeyId"])["Tags"] == [{"TagKey": "team", "TagValue": "pay"}]
+
+
+def test_create_key_refuses_what_coffer_does_not_make(kms):
+    expect_error(kms.create_key, "ValidationException", None, KeySpec="RSA_2048")
+    expect_error(kms.create_key, "ValidationException", None, KeyUsage="SIGN_VERIFY")
+    expect_error(kms.create_key, "MalformedPolicyDocumentException", None, Policy="{not json")
+
+
+def test_list_keys_pages_with_marker(kms):
+    for _ in range(3):
+        new_key(kms)
+    everything = kms.list_keys(Limit=1000)["Keys"]
+    first = kms.list_keys(Limit=2)
+    assert first["Truncated"] is True and len(first["Keys"]) == 2
+    rest = kms.list_keys(Limit=1000, Marker=first["NextMarker"])
+    assert rest["Truncated"] is False and "NextMarker" not in rest
+    assert first["Keys"] + rest["Keys"] == everything
+    expect_error(kms.list_keys, "InvalidMarkerException", None, Marker="nonsense")
+
+
+def test_unknown_keys_and_aliases_are_not_found(kms):
+    missing = "11111111-2222-3333-4444-555555555555"
+    expect_error(kms.describe_key, "NotFoundException", f"Key '{key_arn(missing)}' does not exist", KeyId=missing)
+    expect_error(
+        kms.describe_key,
+        "NotFoundException",
+        f"Alias arn:aws:kms:{EAST}:{ACCOUNT_ID}:alias/none-such is not found.",
+        KeyId="alias/none-such",
+    )
+    expect_error(kms.enable_key, "NotFoundException", None, KeyId=missing)
+
+
+def test_aliases_are_created_listed_repointed_and_deleted(kms):
+    one, two = new_key(kms), new_key(kms)
+    alias = f"alias/{unique('app')}"
+    alias_arn = f"arn:aws:kms:{EAST}:{ACCOUNT_ID}:{alias}"
+    kms.create_alias(AliasName=alias, TargetKeyId=one["KeyId"])
+    assert kms.describe_key(KeyId=alias)["KeyMetadata"]["KeyId"] == one["KeyId"]
+    assert kms.describe_key(KeyId=alias_arn)["KeyMetadata"]["KeyId"] == one["KeyId"]
+    listed = [a for a in kms.list_aliases(Limit=1000)["Aliases"] if a["AliasName"] == alias]
+    assert len(listed) == 1
+    assert (listed[0]["AliasArn"], listed[0]["TargetKeyId"]) == (alias_arn, one["KeyId"])
+    assert [a["AliasName"] for a in kms.list_aliases(KeyId=one["KeyId"])["Aliases"]] == [alias]
+    expect_error(
+        kms.create_alias,
+        "AlreadyExistsException",
+        f"An alias with the name {alias_arn} already exists",
+        AliasName=alias,
+        TargetKeyId=two["KeyId"],
+    )
+
+    kms.update_alias(AliasName=alias, TargetKeyId=two["Arn"])
+    assert kms.describe_key(KeyId=alias)["KeyMetadata"]["KeyId"] == two["KeyId"]
+    assert kms.list_aliases(KeyId=one["KeyId"])["Aliases"] == []
+
+    kms.delete_alias(AliasName=alias)
+    expect_error(kms.describe_key, "NotFoundException", f"Alias {alias_arn} is not found.", KeyId=alias)
+    expect_error(kms.delete_alias, "NotFoundException", f"Alias {alias_arn} is not found.", AliasName=alias)
+    # The key is not affected by losing its alias.
+    assert kms.describe_key(KeyId=two["KeyId"])["KeyMetadata"]["KeyState"] == "Enabled"
+
+
+def test_alias_names_are_checked(kms):
+    key = new_key(kms)
+    for bad in ("alias/aws/mine", "no-prefix"):
+        expect_error(kms.create_alias, "InvalidAliasNameException", None, AliasName=bad, TargetKeyId=key["KeyId"])
+    expect_error(kms.create_alias, "ValidationException", None, AliasName="alias/sp ace", TargetKeyId=key["KeyId"])
+    expect_error(kms.delete_alias, "InvalidAliasNameException", None, AliasName="alias/aws/secretsmanager")
+
+
+def test_tags_are_added_replaced_and_removed(kms):
+    key = new_key(kms)["KeyId"]
+    kms.tag_resource(KeyId=key, Tags=[{"TagKey": "a", "TagValue": "1"}, {"TagKey": "b", "TagValue": "2"}])
+    kms.tag_resource(KeyId=key, Tags=[{"TagKey": "a", "TagValue": "changed"}])
+    assert kms.list_resource_tags(KeyId=key)["Tags"] == [
+        {"TagKey": "a", "TagValue": "changed"},
+        {"TagKey": "b", "TagValue": "2"},
+    ]
+    kms.untag_resource(KeyId=key, TagKeys=["a", "not-there"])
+    assert kms.list_resource_tags(KeyId=key)["Tags"] == [{"TagKey": "b", "TagValue": "2"}]
+    expect_error(kms.tag_resource, "TagException", None, KeyId=key, Tags=[{"TagKey": "aws:x", "TagValue": "1"}])
+
+
+# ---------------------------------------------------------------------------------------------
+# Cryptography
+
+
+def test_encrypt_decrypt_round_trip_with_encryption_context(kms):
+    key = new_key(kms)
+    context = {"purpose": "test", "tenant": "a"}
+    out = kms.encrypt(KeyId=key["KeyId"], Plaintext=b"attack at dawn", EncryptionContext=context)
+    assert out["KeyId"] == key["Arn"] and out["EncryptionAlgorithm"] == "SYMMETRIC_DEFAULT"
+    blob = out["CiphertextBlob"]
+    assert b"attack at dawn" not in blob
+    back = kms.decrypt(CiphertextBlob=blob, EncryptionContext=context)
+    assert (back["Plaintext"], back["KeyId"]) == (b"attack at dawn", key["Arn"])
+    assert kms.decrypt(CiphertextBlob=blob, EncryptionContext=context, KeyId=key["Arn"])["Plaintext"] == b"attack at dawn"
+
+    expect_error(kms.decrypt, "InvalidCiphertextException", None, CiphertextBlob=blob, EncryptionContext={"purpose": "other"})
+    expect_error(kms.decrypt, "InvalidCiphertextException", None, CiphertextBlob=blob)
+    tampered = bytearray(blob)
+    tampered[-1] ^= 1
+    expect_error(kms.decrypt, "InvalidCiphertextException", None, CiphertextBlob=bytes(tampered), EncryptionContext=context)
+    expect_error(kms.decrypt, "InvalidCiphertextException", None, CiphertextBlob=b"not a blob at all")
+    other = new_key(kms)
+    expect_error(kms.decrypt, "IncorrectKeyException", None, CiphertextBlob=blob, EncryptionContext=context, KeyId=other["KeyId"])
+    expect_error(kms.encrypt, "ValidationException", None, KeyId=key["KeyId"], Plaintext=b"x" * 4097)
+
+
+def test_generate_data_key_and_without_plaintext(kms):
+    key = new_key(kms)
+    out = kms.generate_data_key(KeyId=key["KeyId"], KeySpec="AES_256", EncryptionContext={"k": "v"})
+    assert len(out["Plaintext"]) == 32 and out["KeyId"] == key["Arn"]
+    assert kms.decrypt(CiphertextBlob=out["CiphertextBlob"], EncryptionContext={"k": "v"})["Plaintext"] == out["Plaintext"]
+    assert len(kms.generate_data_key(KeyId=key["KeyId"], KeySpec="AES_128")["Plaintext"]) == 16
+    assert len(kms.generate_data_key(KeyId=key["KeyId"], NumberOfBytes=64)["Plaintext"]) == 64
+    bare = kms.generate_data_key_without_plaintext(KeyId=key["KeyId"], KeySpec="AES_256")
+    assert "Plaintext" not in bare
+    assert len(kms.decrypt(CiphertextBlob=bare["CiphertextBlob"])["Plaintext"]) == 32
+    expect_error(kms.generate_data_key, "ValidationException", None, KeyId=key["KeyId"])
+
+
+def test_disable_and_enable_key(kms):
+    key = new_key(kms)
+    blob = kms.encrypt(KeyId=key["KeyId"], Plaintext=b"x")["CiphertextBlob"]
+    kms.disable_key(KeyId=key["KeyId"])
+    meta = kms.describe_key(KeyId=key["KeyId"])["KeyMetadata"]
+    assert (meta["Enabled"], meta["KeyState"]) == (False, "Disabled")
+    disabled = f"{key['Arn']} is disabled."
+    expect_error(kms.encrypt, "DisabledException", disabled, KeyId=key["KeyId"], Plaintext=b"x")
+    expect_error(kms.decrypt, "DisabledException", disabled, CiphertextBlob=blob)
+    expect_error(kms.generate_data_key, "DisabledException", disabled, KeyId=key["KeyId"], KeySpec="AES_256")
+    kms.enable_key(KeyId=key["KeyId"])
+    assert kms.decrypt(CiphertextBlob=blob)["Plaintext"] == b"x"
+
+
+def test_schedule_and_cancel_key_deletion(kms):
+    key = new_key(kms)
+    for days in (6, 31):
+        expect_error(kms.schedule_key_deletion, "ValidationException", None, KeyId=key["KeyId"], PendingWindowInDays=days)
+    out = kms.schedule_key_deletion(KeyId=key["KeyId"], PendingWindowInDays=7)
+    assert (out["KeyId"], out["KeyState"], out["PendingWindowInDays"]) == (key["Arn"], "PendingDeletion", 7)
+    expected = dt.datetime.now(dt.timezone.utc) + dt.timedelta(days=7)
+    assert abs((out["DeletionDate"] - expected).total_seconds()) < 60
+    meta = kms.describe_key(KeyId=key["KeyId"])["KeyMetadata"]
+    assert meta["KeyState"] == "PendingDeletion" and meta["Enabled"] is False
+    assert meta["DeletionDate"] == out["DeletionDate"]
+    pending = f"{key['Arn']} is pending deletion."
+    expect_error(kms.encrypt, "KMSInvalidStateException", pending, KeyId=key["KeyId"], Plaintext=b"x")
+    expect_error(kms.enable_key, "KMSInvalidStateException", pending, KeyId=key["KeyId"])
+    expect_error(kms.schedule_key_deletion, "KMSInvalidStateException", pending, KeyId=key["KeyId"])
+    alias = f"alias/{unique('doomed')}"
+    expect_error(kms.create_alias, "KMSInvalidStateException", pending, AliasName=alias, TargetKeyId=key["KeyId"])
+
+    assert kms.cancel_key_deletion(KeyId=key["KeyId"])["KeyId"] == key["Arn"]
+    meta = kms.describe_key(KeyId=key["KeyId"])["KeyMetadata"]
+    assert meta["KeyState"] == "Disabled" and "DeletionDate" not in meta
+    expect_error(
+        kms.cancel_key_deletion, "KMSInvalidStateException", f"{key['Arn']} is not pending deletion.", KeyId=key["KeyId"]
+    )
+    kms.enable_key(KeyId=key["KeyId"])
+    assert kms.encrypt(KeyId=key["KeyId"], Plaintext=b"x")["KeyId"] == key["Arn"]
+
+
+def test_key_policy_default_put_and_enforced(kms):
+    key = new_key(kms)
+    default = json.loads(kms.get_key_policy(KeyId=key["KeyId"], PolicyName="default")["Policy"])
+    assert default["Statement"] == [
+        {"Sid": "Enable IAM User Permissions", "Effect": "Allow", "Principal": {"AWS": ROOT}, "Action": "kms:*", "Resource": "*"}
+    ]
+    expect_error(kms.put_key_policy, "MalformedPolicyDocumentException", None, KeyId=key["KeyId"], PolicyName="default", Policy="{")
+    expect_error(kms.get_key_policy, "ValidationException", None, KeyId=key["KeyId"], PolicyName="other")
+
+    denying = policy(ALLOW_ROOT, deny_everyone("kms:Encrypt"))
+    kms.put_key_policy(KeyId=key["KeyId"], PolicyName="default", Policy=denying)
+    assert json.loads(kms.get_key_policy(KeyId=key["KeyId"])["Policy"]) == json.loads(denying)
+    expect_error_matching(
+        kms.encrypt,
+        "AccessDeniedException",
+        rf"User: arn:aws:iam::{ACCOUNT_ID}:\S+ is not authorized to perform: kms:Encrypt on resource: {key['Arn']} .*",
+        KeyId=key["KeyId"],
+        Plaintext=b"x",
+    )
+    # Other actions are still allowed by the root statement.
+    kms.generate_data_key(KeyId=key["KeyId"], KeySpec="AES_256")
+    kms.put_key_policy(KeyId=key["KeyId"], PolicyName="default", Policy=policy(ALLOW_ROOT))
+    kms.encrypt(KeyId=key["KeyId"], Plaintext=b"x")
+
+
+def test_aws_managed_secretsmanager_key(kms):
+    meta = kms.describe_key(KeyId="alias/aws/secretsmanager")["KeyMetadata"]
+    assert meta["KeyManager"] == "AWS" and meta["KeyState"] == "Enabled"
+    aliases = kms.list_aliases(KeyId=meta["KeyId"])["Aliases"]
+    assert [a["AliasName"] for a in aliases] == ["alias/aws/secretsmanager"]
+    # Its policy allows use only through Secrets Manager and metadata reads by the account.
+    expect_error(kms.encrypt, "AccessDeniedException", None, KeyId="alias/aws/secretsmanager", Plaintext=b"x")
+    expect_error(kms.disable_key, "AccessDeniedException", None, KeyId=meta["KeyId"])
+    expect_error(kms.schedule_key_deletion, "AccessDeniedException", None, KeyId=meta["KeyId"])
+    assert "kms:ViaService" in kms.get_key_policy(KeyId=meta["KeyId"])["Policy"]
+
+
+def test_kms_through_the_aws_cli(cli, tmp_path):
+    created = json.loads(cli("kms", "create-key", "--description", "from the cli").stdout)["KeyMetadata"]
+    alias = f"alias/{unique('cli')}"
+    cli("kms", "create-alias", "--alias-name", alias, "--target-key-id", created["KeyId"])
+    plain = tmp_path / "plain.bin"
+    plain.write_bytes(b"\x00\x01 cli bytes")
+    blob_b64 = cli(
+        "kms", "encrypt", "--key-id", alias, "--plaintext", f"fileb://{plain}", "--query", "CiphertextBlob", "--output", "text"
+    ).stdout.strip()
+    blob = tmp_path / "blob.bin"
+    blob.write_bytes(base64.b64decode(blob_b64))
+    back = cli(
+        "kms", "decrypt", "--ciphertext-blob", f"fileb://{blob}", "--query", "Plaintext", "--output", "text"
+    ).stdout.strip()
+    assert base64.b64decode(back) == b"\x00\x01 cli bytes"
+    listed = json.loads(cli("kms", "list-aliases", "--key-id", created["KeyId"]).stdout)["Aliases"]
+    assert [a["AliasName"] for a in listed] == [alias]
+    failed = cli("kms", "describe-key", "--key-id", "alias/nope-nope", check=False)
+    assert failed.returncode != 0 and "NotFoundException" in failed.stderr
+
+
+# ---------------------------------------------------------------------------------------------
+# Secrets under keys
+
+
+def test_secret_under_a_customer_key(kms, sm):
+    key = new_key(kms)
+    alias = f"alias/{unique('sec')}"
+    kms.create_alias(AliasName=alias, TargetKeyId=key["KeyId"])
+    name = unique()
+    sm.create_secret(Name=name, SecretString="under my key", KmsKeyId=alias)
+    assert sm.get_secret_value(SecretId=name)["SecretString"] == "under my key"
+    assert sm.describe_secret(SecretId=name)["KmsKeyId"] == alias
+    # Also by key id and key ARN.
+    for key_id in (key["KeyId"], key["Arn"]):
+        other = unique()
+        sm.create_secret(Name=other, SecretString="v", KmsKeyId=key_id)
+        assert sm.get_secret_value(SecretId=other)["SecretString"] == "v"
+
+
+def test_disabled_or_pending_deletion_key_stops_the_secret(kms, sm):
+    key = new_key(kms)
+    name = unique()
+    sm.create_secret(Name=name, SecretString="v1", KmsKeyId=key["KeyId"])
+    kms.disable_key(KeyId=key["KeyId"])
+    expect_error(
+        sm.get_secret_value,
+        "DecryptionFailure",
+        f"Secrets Manager can't decrypt the protected secret text using the provided KMS key: {key['Arn']} is disabled.",
+        SecretId=name,
+    )
+    expect_error(
+        sm.put_secret_value,
+        "EncryptionFailure",
+        f"Secrets Manager can't encrypt the secret value: {key['Arn']} is disabled.",
+        SecretId=name,
+        SecretString="v2",
+    )
+    expect_error(sm.create_secret, "EncryptionFailure", None, Name=unique(), SecretString="x", KmsKeyId=key["KeyId"])
+    kms.enable_key(KeyId=key["KeyId"])
+    assert sm.get_secret_value(SecretId=name)["SecretString"] == "v1"
+
+    kms.schedule_key_deletion(KeyId=key["KeyId"], PendingWindowInDays=7)
+    expect_error(
+        sm.get_secret_value,
+        "DecryptionFailure",
+        f"Secrets Manager can't decrypt the protected secret text using the provided KMS key: {key['Arn']} is pending deletion.",
+        SecretId=name,
+    )
+    expect_error(
+        sm.put_secret_value,
+        "EncryptionFailure",
+        f"Secrets Manager can't encrypt the secret value: {key['Arn']} is pending deletion.",
+        SecretId=name,
+        SecretString="v2",
+    )
+    kms.cancel_key_deletion(KeyId=key["KeyId"])
+    kms.enable_key(KeyId=key["KeyId"])
+    sm.put_secret_value(SecretId=name, SecretString="v2")
+    assert sm.get_secret_value(SecretId=name)["SecretString"] == "v2"
+
+
+def test_key_policy_denials_for_secret_reads_and_writes(kms, sm):
+    key = new_key(kms)
+    name = unique()
+    sm.create_secret(Name=name, SecretString="guarded", KmsKeyId=key["KeyId"])
+
+    kms.put_key_policy(KeyId=key["KeyId"], PolicyName="default", Policy=policy(ALLOW_ROOT, deny_everyone("kms:Decrypt")))
+    expect_error(sm.get_secret_value, "AccessDeniedException", KMS_DENIED, SecretId=name)
+    # Writing needs kms:GenerateDataKey only, which is still allowed.
+    sm.put_secret_value(SecretId=name, SecretString="written blind")
+
+    kms.put_key_policy(
+        KeyId=key["KeyId"], PolicyName="default", Policy=policy(ALLOW_ROOT, deny_everyone("kms:GenerateDataKey"))
+    )
+    assert sm.get_secret_value(SecretId=name)["SecretString"] == "written blind"
+    expect_error(sm.put_secret_value, "AccessDeniedException", KMS_DENIED, SecretId=name, SecretString="nope")
+    expect_error(sm.create_secret, "AccessDeniedException", KMS_DENIED, Name=unique(), SecretString="x", KmsKeyId=key["KeyId"])
+
+    kms.put_key_policy(KeyId=key["KeyId"], PolicyName="default", Policy=policy(ALLOW_ROOT))
+    sm.put_secret_value(SecretId=name, SecretString="allowed again")
+    assert sm.get_secret_value(SecretId=name)["SecretString"] == "allowed again"
+
+
+def test_update_secret_with_a_new_key_reencrypts_the_staged_versions(kms, sm):
+    name = unique()
+    sm.create_secret(Name=name, SecretString="one")
+    sm.put_secret_value(SecretId=name, SecretString="two")
+    key = new_key(kms)
+    sm.update_secret(SecretId=name, KmsKeyId=key["KeyId"])
+    assert sm.describe_secret(SecretId=name)["KmsKeyId"] == key["KeyId"]
+    assert sm.get_secret_value(SecretId=name)["SecretString"] == "two"
+    assert sm.get_secret_value(SecretId=name, VersionStage="AWSPREVIOUS")["SecretString"] == "one"
+    # Both staged versions now depend on the new key alone.
+    kms.disable_key(KeyId=key["KeyId"])
+    for stage in ("AWSCURRENT", "AWSPREVIOUS"):
+        expect_error(sm.get_secret_value, "DecryptionFailure", None, SecretId=name, VersionStage=stage)
+    kms.enable_key(KeyId=key["KeyId"])
+    # Back to the default key with KmsKeyId="": the new key is no longer needed.
+    sm.update_secret(SecretId=name, KmsKeyId="")
+    kms.disable_key(KeyId=key["KeyId"])
+    assert sm.get_secret_value(SecretId=name)["SecretString"] == "two"
+    assert "KmsKeyId" not in sm.describe_secret(SecretId=name)
+
+
+def test_update_secret_needs_decrypt_on_the_old_key(kms, sm):
+    old = new_key(kms)
+    name = unique()
+    sm.create_secret(Name=name, SecretString="s", KmsKeyId=old["KeyId"])
+    kms.disable_key(KeyId=old["KeyId"])
+    new = new_key(kms)
+    expect_error(sm.update_secret, "DecryptionFailure", None, SecretId=name, KmsKeyId=new["KeyId"])
+    kms.enable_key(KeyId=old["KeyId"])
+    sm.update_secret(SecretId=name, KmsKeyId=new["KeyId"])
+    assert sm.get_secret_value(SecretId=name)["SecretString"] == "s"
+
+
+# ---------------------------------------------------------------------------------------------
+# Multi-Region keys and replicas
+
+
+def wait_for(check, timeout=15.0):
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            result = check()
+        except Exception:  # noqa: BLE001 - not there yet
+            result = None
+        if result:
+            return result
+        if time.monotonic() > deadline:
+            raise AssertionError(f"condition not met within {timeout}s")
+        time.sleep(0.05)
+
+
+def settled(sm, secret_id, region):
+    def check():
+        for entry in sm.describe_secret(SecretId=secret_id).get("ReplicationStatus", []):
+            if entry["Region"] == region and entry["Status"] != "InProgress":
+                return entry
+        return None
+
+    return wait_for(check)
+
+
+def test_multi_region_key_replicates_with_the_same_id_and_material(server, kms):
+    west = kms_client(server, WEST)
+    primary = new_key(kms, MultiRegion=True, Description="global")
+    key_id = primary["KeyId"]
+    assert key_id.startswith("mrk-") and len(key_id) == 36 and primary["MultiRegion"] is True
+    assert primary["MultiRegionConfiguration"] == {
+        "MultiRegionKeyType": "PRIMARY",
+        "PrimaryKey": {"Arn": key_arn(key_id, EAST), "Region": EAST},
+        "ReplicaKeys": [],
+    }
+    out = kms.replicate_key(KeyId=key_id, ReplicaRegion=WEST)
+    replica = out["ReplicaKeyMetadata"]
+    assert (replica["KeyId"], replica["Arn"]) == (key_id, key_arn(key_id, WEST))
+    assert replica["MultiRegionConfiguration"]["MultiRegionKeyType"] == "REPLICA"
+    assert replica["MultiRegionConfiguration"]["PrimaryKey"] == {"Arn": key_arn(key_id, EAST), "Region": EAST}
+    assert replica["Description"] == "global"
+    assert west.describe_key(KeyId=key_id)["KeyMetadata"]["Arn"] == key_arn(key_id, WEST)
+    assert kms.describe_key(KeyId=key_id)["KeyMetadata"]["MultiRegionConfiguration"]["ReplicaKeys"] == [
+        {"Arn": key_arn(key_id, WEST), "Region": WEST}
+    ]
+    # Same material: encrypted in one Region, decrypted in the other.
+    blob = kms.encrypt(KeyId=key_id, Plaintext=b"everywhere", EncryptionContext={"a": "b"})["CiphertextBlob"]
+    assert west.decrypt(CiphertextBlob=blob, EncryptionContext={"a": "b"})["Plaintext"] == b"everywhere"
+    back = west.encrypt(KeyId=key_id, Plaintext=b"back east")["CiphertextBlob"]
+    assert kms.decrypt(CiphertextBlob=back)["Plaintext"] == b"back east"
+
+    expect_error(kms.replicate_key, "AlreadyExistsException", None, KeyId=key_id, ReplicaRegion=WEST)
+    expect_error(west.replicate_key, "UnsupportedOperationException", None, KeyId=key_id, ReplicaRegion=EAST2)
+    single = new_key(kms)
+    expect_error(kms.replicate_key, "UnsupportedOperationException", None, KeyId=single["KeyId"], ReplicaRegion=WEST)
+    expect_error(kms.replicate_key, "UnsupportedOperationException", None, KeyId=key_id, ReplicaRegion="ap-south-1")
+    # A primary with replicas cannot be scheduled for deletion before them.
+    expect_error(kms.schedule_key_deletion, "KMSInvalidStateException", None, KeyId=key_id, PendingWindowInDays=7)
+
+
+def test_secret_replica_uses_the_same_multi_region_key(server, kms, sm):
+    key_id = new_key(kms, MultiRegion=True)["KeyId"]
+    kms.replicate_key(KeyId=key_id, ReplicaRegion=WEST)
+    name = unique()
+    sm.create_secret(
+        Name=name,
+        SecretString="same key on both sides",
+        KmsKeyId=key_id,
+        AddReplicaRegions=[{"Region": WEST, "KmsKeyId": key_id}],
+    )
+    entry = settled(sm, name, WEST)
+    assert entry["Status"] == "InSync", entry
+    assert entry["KmsKeyId"] == key_id
+    west_sm = server.client(WEST)
+    assert west_sm.get_secret_value(SecretId=name)["SecretString"] == "same key on both sides"
+    # The replica really is under the West copy of the key.
+    west = kms_client(server, WEST)
+    west.disable_key(KeyId=key_id)
+    expect_error(west_sm.get_secret_value, "DecryptionFailure", None, SecretId=name)
+    west.enable_key(KeyId=key_id)
+    assert west_sm.get_secret_value(SecretId=name)["SecretString"] == "same key on both sides"
+
+
+def test_replica_fails_on_the_destination_key_policy_and_retry_succeeds(server, kms, sm):
+    east2 = kms_client(server, EAST2)
+    dest = new_key(east2, Policy=policy(ALLOW_ROOT, deny_everyone("kms:GenerateDataKey")))
+    name = unique()
+    sm.create_secret(Name=name, SecretString="to be replicated")
+    sm.replicate_secret_to_regions(SecretId=name, AddReplicaRegions=[{"Region": EAST2, "KmsKeyId": dest["KeyId"]}])
+    entry = settled(sm, name, EAST2)
+    assert entry["Status"] == "Failed", entry
+    assert "kms:GenerateDataKey" in entry["StatusMessage"], entry
+    assert dest["Arn"] in entry["StatusMessage"], entry
+
+    east2.put_key_policy(KeyId=dest["KeyId"], PolicyName="default", Policy=policy(ALLOW_ROOT))
+    sm.replicate_secret_to_regions(SecretId=name, AddReplicaRegions=[{"Region": EAST2, "KmsKeyId": dest["KeyId"]}])
+    entry = settled(sm, name, EAST2)
+    assert entry["Status"] == "InSync", entry
+    assert server.client(EAST2).get_secret_value(SecretId=name)["SecretString"] == "to be replicated"
+
+
+def test_replica_fails_on_a_disabled_destination_key(server, kms, sm):
+    east2 = kms_client(server, EAST2)
+    dest = new_key(east2)
+    east2.disable_key(KeyId=dest["KeyId"])
+    name = unique()
+    sm.create_secret(Name=name, SecretString="v", AddReplicaRegions=[{"Region": EAST2, "KmsKeyId": dest["KeyId"]}])
+    entry = settled(sm, name, EAST2)
+    assert entry["Status"] == "Failed", entry
+    assert f"{dest['Arn']} is disabled." in entry["StatusMessage"], entry
