@@ -166,11 +166,23 @@ def test_missing_x_amz_target_gets_unknown_operation_exception(server):
 
 def test_target_of_another_service_gets_unknown_operation_exception(server):
     assert_raw_error(
-        raw_post(server, None, {}, extra_headers={"X-Amz-Target": "TrentService.Decrypt"}),
+        raw_post(server, None, {}, extra_headers={"X-Amz-Target": "DynamoDB_20120810.ListTables"}),
         "UnknownOperationException",
         "The X-Amz-Target header must name a Secrets Manager operation, as in "
-        "'secretsmanager.GetSecretValue'; got 'TrentService.Decrypt'.",
+        "'secretsmanager.GetSecretValue'; got 'DynamoDB_20120810.ListTables'.",
     )
+
+
+def test_kms_target_must_be_signed_for_kms(server):
+    # The KMS API (TrentService) is served on the same endpoint, under signing name `kms`.
+    assert_raw_error(
+        raw_post(server, None, {}, extra_headers={"X-Amz-Target": "TrentService.ListKeys"}),
+        "InvalidSignatureException",
+        "Credential should be scoped to correct service: 'kms'. ",
+    )
+    listed = raw_post(server, None, {}, service="kms", extra_headers={"X-Amz-Target": "TrentService.ListKeys"})
+    assert listed.status_code == 200, listed.text
+    assert listed.json()["Truncated"] is False
 
 
 def test_malformed_json_gets_serialization_exception(server):
