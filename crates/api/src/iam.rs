@@ -594,8 +594,7 @@ impl Ctx<'_> {
             })
             .collect();
         Ok(Some(format!(
-            "{}<AccessKeyMetadata>{members}</AccessKeyMetadata>{marker}",
-            element("UserName", &user.user_name)
+            "<AccessKeyMetadata>{members}</AccessKeyMetadata>{marker}"
         )))
     }
 
