@@ -11,11 +11,13 @@ import os
 import subprocess
 from pathlib import Path
 
+import boto3
 import pytest
 from botocore.exceptions import ClientError
 
 from helpers import (
     ACCOUNT_ID,
+    CLIENT_CONFIG,
     COFFER_BIN,
     DEFAULT_REGION,
     raw_post,
@@ -273,3 +275,64 @@ def test_an_audit_log_that_cannot_be_opened_stops_the_start(tmp_path):
     assert done.returncode != 0
     assert "listening on" not in done.stdout
     assert "audit log" in done.stderr, done.stderr
+
+
+def test_kms_iam_and_sts_calls_and_policy_denials_are_recorded_without_secrets(fresh_server):
+    def client(service, key=None):
+        key_id, secret = key or fresh_server.access_key
+        return boto3.client(
+            service, region_name=DEFAULT_REGION, endpoint_url=fresh_server.endpoint,
+            aws_access_key_id=key_id, aws_secret_access_key=secret, config=CLIENT_CONFIG,
+        )
+
+    kms, iam, sts = client("kms"), client("iam"), client("sts")
+    key_id = kms.create_key(Description="audit")["KeyMetadata"]["KeyId"]
+    plaintext = f"kms-plaintext-{unique()}".encode()
+    encrypted = kms.encrypt(KeyId=key_id, Plaintext=plaintext)
+    data_key = kms.generate_data_key(KeyId=key_id, KeySpec="AES_256")
+    user = unique("auditor")
+    iam.create_user(UserName=user)
+    access_key = iam.create_access_key(UserName=user)["AccessKey"]
+    sts.get_caller_identity()
+    # The new user has no policy: its read is denied, and the denial is recorded under its name.
+    name = unique("guarded")
+    fresh_server.client().create_secret(Name=name, SecretString="guarded-value")
+    denied_client = fresh_server.client(access_key=(access_key["AccessKeyId"], access_key["SecretAccessKey"]))
+    with pytest.raises(ClientError) as info:
+        denied_client.get_secret_value(SecretId=name)
+    assert info.value.response["Error"]["Code"] == "AccessDeniedException"
+
+    rec = by_request_id(fresh_server, encrypted["ResponseMetadata"]["RequestId"])
+    assert rec["eventSource"] == "kms.amazonaws.com"
+    assert rec["eventName"] == "Encrypt"
+    assert rec["requestParameters"]["Plaintext"] == REDACTED
+    assert rec["requestParameters"]["KeyId"] == key_id
+    rec = by_request_id(fresh_server, data_key["ResponseMetadata"]["RequestId"])
+    assert rec["eventName"] == "GenerateDataKey" and rec["readOnly"] is True
+
+    recs = records(fresh_server)
+    iam_recs = [r for r in recs if r["eventSource"] == "iam.amazonaws.com"]
+    assert [r["eventName"] for r in iam_recs] == ["CreateUser", "CreateAccessKey"], iam_recs
+    assert iam_recs[1]["requestParameters"] == {"UserName": user}
+    assert iam_recs[1]["readOnly"] is False
+    sts_recs = [r for r in recs if r["eventSource"] == "sts.amazonaws.com"]
+    assert [r["eventName"] for r in sts_recs] == ["GetCallerIdentity"]
+
+    denied = [r for r in recs if r["eventName"] == "GetSecretValue" and r.get("errorCode")]
+    assert len(denied) == 1, denied
+    assert denied[0]["errorCode"] == "AccessDeniedException"
+    assert denied[0]["userIdentity"]["userName"] == user
+    assert denied[0]["userIdentity"]["type"] == "IAMUser"
+    assert denied[0]["userIdentity"]["accessKeyId"] == access_key["AccessKeyId"]
+    assert user in denied[0]["errorMessage"]
+
+    raw = (fresh_server.data_dir / "audit.log").read_bytes()
+    for secret in [
+        plaintext,
+        base64.b64encode(plaintext),
+        base64.b64encode(data_key["Plaintext"]),
+        access_key["SecretAccessKey"].encode(),
+        b"guarded-value",
+    ]:
+        assert secret not in raw, secret
+    assert verify(fresh_server.data_dir / "audit.log").returncode == 0
