@@ -274,7 +274,7 @@ async fn serve_api(
         Ok(b) => b,
         Err(_) => {
             return error_response(
-                &request_id,
+                request_id,
                 StatusCode::PAYLOAD_TOO_LARGE,
                 "SerializationException",
                 &format!("The request body is larger than {MAX_BODY_BYTES} bytes."),
@@ -288,7 +288,7 @@ async fn serve_api(
     let (service, operation) = target(&parts.headers).unwrap_or_default();
     let auth = match coffer_sigv4::parse(&parts.headers) {
         Ok(a) => a,
-        Err(e) => return auth_error(&request_id, &e),
+        Err(e) => return auth_error(request_id, &e),
     };
     let expected_service = match service.as_str() {
         "secretsmanager" => "secretsmanager",
@@ -296,14 +296,14 @@ async fn serve_api(
         _ => auth.service.as_str(),
     };
     if auth.service != expected_service {
-        return auth_error(&request_id, &SigV4Error::wrong_service(expected_service));
+        return auth_error(request_id, &SigV4Error::wrong_service(expected_service));
     }
     let Some(region) = deployment.regions.get(&auth.region).cloned() else {
-        return auth_error(&request_id, &SigV4Error::invalid_region(&auth.region));
+        return auth_error(request_id, &SigV4Error::invalid_region(&auth.region));
     };
     let Some(credential) = deployment.resolve_credential(&auth.access_key_id).await else {
         return error_response(
-            &request_id,
+            request_id,
             StatusCode::BAD_REQUEST,
             "UnrecognizedClientException",
             "The security token included in the request is invalid.",
@@ -318,7 +318,7 @@ async fn serve_api(
         &credential.secret_access_key,
         chrono::Utc::now(),
     ) {
-        return auth_error(&request_id, &e);
+        return auth_error(request_id, &e);
     }
     facts.authenticated(&credential.caller);
     // The request facts policies test (aws:SourceIp, aws:SecureTransport), on a per-request
@@ -352,12 +352,12 @@ async fn serve_api(
                 header::CONTENT_TYPE,
                 HeaderValue::from_static(JSON_CONTENT_TYPE),
             );
-            if let Ok(v) = HeaderValue::from_str(&request_id) {
+            if let Ok(v) = HeaderValue::from_str(request_id) {
                 headers.insert("x-amzn-RequestId", v);
             }
             response
         }
-        Err(e) => api_error(&request_id, &e),
+        Err(e) => api_error(request_id, &e),
     };
     tracing::debug!(
         request_id,
