@@ -660,3 +660,80 @@ def test_account_create_needs_an_initialised_data_dir(tmp_path):
     )
     assert done.returncode == 2
     assert "start `coffer serve`" in done.stderr
+
+
+# --------------------------------------------------------------------------------------------
+# Several nodes sharing one PostgreSQL IAM store
+
+from test_postgres_nodes import PgNode, copy_keys, nodes, pg_url  # noqa: E402,F401 - fixtures
+
+
+def test_key_and_policy_changes_reach_the_other_node(tmp_path, pg_url, nodes):
+    from cluster import ADMIN_KEY
+
+    store = [f'store = "{pg_url}"']
+    a = PgNode(tmp_path, "a", ["us-west-2"], store)
+    b = PgNode(tmp_path, "b", ["us-west-2"], store)
+    a.start()
+    nodes.append(a)
+    copy_keys(a, b)
+    b.start()
+    nodes.append(b)
+
+    def on(node, service: str, key: tuple[str, str]):
+        return boto3.client(
+            service,
+            region_name="us-west-2",
+            endpoint_url=node.url,
+            aws_access_key_id=key[0],
+            aws_secret_access_key=key[1],
+            config=CLIENT_CONFIG,
+        )
+
+    iam_a = on(a, "iam", ADMIN_KEY)
+    secret = on(a, "secretsmanager", ADMIN_KEY).create_secret(Name="shared", SecretString="s")
+    name = user_name()
+    iam_a.create_user(UserName=name)
+    created = iam_a.create_access_key(UserName=name)["AccessKey"]
+    key = (created["AccessKeyId"], created["SecretAccessKey"])
+    # A key created on node a works on node b at once.
+    assert on(b, "sts", key).get_caller_identity()["Arn"].endswith(f":user/{name}")
+    sm_b = on(b, "secretsmanager", key)
+    expect_error(sm_b.get_secret_value, "AccessDeniedException", None, 400, SecretId=secret["ARN"])
+
+    # A policy put through node a applies on node b within the credential TTL (2 s).
+    iam_a.put_user_policy(
+        UserName=name,
+        PolicyName="read",
+        PolicyDocument=json.dumps(allow("secretsmanager:GetSecretValue", secret["ARN"])),
+    )
+
+    def eventually(check, what: str, timeout: float = 5.0):
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                return check()
+            except (ClientError, AssertionError):
+                if time.monotonic() > deadline:
+                    raise AssertionError(f"{what} not within {timeout}s")
+                time.sleep(0.2)
+
+    started = time.monotonic()
+    eventually(lambda: sm_b.get_secret_value(SecretId=secret["ARN"]), "the policy on node b")
+    assert time.monotonic() - started < 4
+
+    # A key deactivated through node a is refused by node b within the TTL, too.
+    iam_a.update_access_key(UserName=name, AccessKeyId=key[0], Status="Inactive")
+
+    def refused():
+        try:
+            sm_b.get_secret_value(SecretId=secret["ARN"])
+        except ClientError as e:
+            assert e.response["Error"]["Code"] == "UnrecognizedClientException", e.response
+            return
+        raise AssertionError("still accepted")
+
+    started = time.monotonic()
+    eventually(refused, "the deactivation on node b")
+    assert time.monotonic() - started < 4
+    expect_error(on(a, "sts", key).get_caller_identity, "InvalidClientTokenId", INVALID_TOKEN, 403)
