@@ -375,6 +375,13 @@ def test_a_node_with_another_root_key_refuses_to_start(tmp_path, pg_url, nodes):
     a = PgNode(tmp_path, "a", [REGION], [f'store = "{pg_url}"'])
     a.start()
     nodes.append(a)
+    # Before any secret (so before any KMS key): a node with its own Region key is refused.
+    early = PgNode(tmp_path, "early", [REGION], [f'store = "{pg_url}"'])
+    copy_keys(a, early)
+    os.remove(early.data_dir / "keys" / f"{REGION}.key")
+    public_key(early.data_dir, REGION)  # a new, different key
+    err = early.start_expecting_failure()
+    assert "is not the root key" in err and "fingerprint" in err, err
     a.client().create_secret(Name="x", SecretString="y")
     # No key files at all: refused, naming the file to copy.
     b = PgNode(tmp_path, "b", [REGION], [f'store = "{pg_url}"'])

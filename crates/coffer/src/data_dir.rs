@@ -130,6 +130,23 @@ pub async fn open(settings: &Settings, endpoint: &str) -> Result<Node, String> {
             .is_some();
         let key = shared_root_key(&key_path, existed, true)?;
         check_root_key(&*store, &key, &account_id, &region, &key_path).await?;
+        // Also before any KMS key exists: the first node to start records its root key's
+        // (non-secret) fingerprint, and a node with another key file is refused, instead of the
+        // two nodes sealing keys the other cannot open.
+        let ours = key.fingerprint();
+        let recorded = store
+            .claim_meta("root_key_fingerprint", &ours)
+            .await
+            .map_err(|e| e.to_string())?;
+        if recorded != ours {
+            return Err(format!(
+                "{} is not the root key Region {region}'s shared store was created with \
+                 (fingerprint {ours}; the store expects {recorded}): every node serving \
+                 {region} needs the same root key file; copy it from a node already serving \
+                 this store (nothing was changed)",
+                key_path.display()
+            ));
+        }
         keys.insert(region.clone(), RegionKeyPair::derive(&key, &region));
         regions.insert(region.clone(), (store, key));
     }

@@ -155,6 +155,14 @@ pub trait Store: Send + Sync + 'static {
         Ok(true)
     }
 
+    /// Records `value` under `key` in the store's metadata unless a value is there already,
+    /// and returns the stored one: nodes sharing a store agree on facts such as the fingerprint
+    /// of the root key the store was created with. A store only one process opens (SQLite)
+    /// keeps nothing and returns `value`.
+    async fn claim_meta(&self, _key: &str, value: &str) -> Result<String> {
+        Ok(value.to_string())
+    }
+
     async fn load_kms_key(&self, key_arn: &str) -> Result<Option<KmsKeyRecord>>;
     async fn load_kms_alias(
         &self,

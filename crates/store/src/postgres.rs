@@ -1091,6 +1091,25 @@ impl Store for PostgresStore {
         })
     }
 
+    async fn claim_meta(&self, key: &str, value: &str) -> Result<String> {
+        retrying!("recording store metadata", Exhausted::Backend, async {
+            sqlx::query(
+                "INSERT INTO coffer_meta (meta_key, meta_value) VALUES ($1, $2) \
+                 ON CONFLICT (meta_key) DO NOTHING",
+            )
+            .bind(key)
+            .bind(value)
+            .execute(&self.pool)
+            .await?;
+            let stored: String =
+                sqlx::query_scalar("SELECT meta_value FROM coffer_meta WHERE meta_key = $1")
+                    .bind(key)
+                    .fetch_one(&self.pool)
+                    .await?;
+            Ok::<_, PgError>(stored)
+        })
+    }
+
     async fn load_kms_key(&self, key_arn: &str) -> Result<Option<KmsKeyRecord>> {
         retrying!(
             "loading a KMS key",
