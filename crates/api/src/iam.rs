@@ -188,7 +188,13 @@ async fn authenticate(
             chrono::Utc::now(),
         )
         .map_err(|e| auth_error(&e))?;
-    Ok(credential.caller.clone())
+    // aws:SourceIp as for the JSON services; SecureTransport stays false (plain HTTP).
+    let mut caller = credential.caller.clone();
+    caller.source_ip = parts
+        .extensions
+        .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+        .map(|c| c.0.ip());
+    Ok(caller)
 }
 
 fn check_version(params: &Params, action: &str, version: &str) -> Result<()> {
@@ -294,6 +300,11 @@ impl Ctx<'_> {
             context.set("aws:username", user.as_str());
         }
         if let Some(ip) = caller.source_ip {
+            // An IPv4 peer of a dual-stack socket is reported as IPv4.
+            let ip = match ip {
+                std::net::IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, std::net::IpAddr::V4),
+                v4 => v4,
+            };
             context.set("aws:SourceIp", ip.to_string());
         }
         context.set(
@@ -557,6 +568,8 @@ impl Ctx<'_> {
         iam.create_access_key(record.clone())
             .await
             .map_err(internal)?;
+        // Into this node's cache now, so the web console (which reads only the cache) takes it.
+        self.deployment.resolve_credential(&access_key_id).await;
         // The only time the secret leaves Coffer.
         Ok(Some(format!(
             "<AccessKey>{}{}{}{}{}</AccessKey>",
@@ -774,5 +787,58 @@ impl Ctx<'_> {
         Ok(Some(format!(
             "<PolicyNames>{members}</PolicyNames>{marker}"
         )))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_follow_iams_pattern_and_length() {
+        assert!(check_name("a-b_c+d=e,f.g@h", "userName", 64).is_ok());
+        assert!(check_name(&"a".repeat(64), "userName", 64).is_ok());
+        let long = check_name(&"a".repeat(65), "userName", 64).unwrap_err();
+        assert_eq!(long.code, "ValidationError");
+        assert!(
+            long.message
+                .ends_with("Member must have length less than or equal to 64")
+        );
+        for bad in ["a b", "a/b", "é", "a:b"] {
+            let e = check_name(bad, "userName", 64).unwrap_err();
+            assert!(e.message.contains("regular expression pattern"), "{bad}");
+        }
+        assert!(check_name("", "policyName", 128).is_err());
+    }
+
+    #[test]
+    fn query_requests_are_recognised_by_their_content_type() {
+        let mut headers = HeaderMap::new();
+        assert!(!is_query(&headers));
+        headers.insert(
+            header::CONTENT_TYPE,
+            "application/x-www-form-urlencoded; charset=utf-8"
+                .parse()
+                .unwrap(),
+        );
+        assert!(is_query(&headers));
+        headers.insert(
+            header::CONTENT_TYPE,
+            "application/x-amz-json-1.1".parse().unwrap(),
+        );
+        assert!(!is_query(&headers));
+    }
+
+    #[test]
+    fn signature_failures_use_the_query_protocols_codes() {
+        assert_eq!(
+            auth_error(&SigV4Error::MissingAuthenticationToken).code,
+            "MissingAuthenticationToken"
+        );
+        let wrong = auth_error(&SigV4Error::wrong_service("iam"));
+        assert_eq!(
+            (wrong.code, wrong.status),
+            ("SignatureDoesNotMatch", StatusCode::FORBIDDEN)
+        );
     }
 }
