@@ -7,12 +7,24 @@ from __future__ import annotations
 import base64
 import datetime as dt
 import json
+import os
+import subprocess
 import time
 
 import boto3
 import pytest
 
-from helpers import ACCOUNT_ID, CLIENT_CONFIG, DEFAULT_REGION, expect_error, expect_error_matching, unique
+from helpers import (
+    ACCOUNT_ID,
+    CLIENT_CONFIG,
+    COFFER_BIN,
+    DEFAULT_REGION,
+    REGIONS,
+    expect_error,
+    expect_error_matching,
+    start_server,
+    unique,
+)
 
 EAST, WEST, EAST2 = "us-east-1", "us-west-2", "us-east-2"
 ROOT = f"arn:aws:iam::{ACCOUNT_ID}:root"
@@ -527,3 +539,90 @@ def test_replica_fails_on_a_disabled_destination_key(server, kms, sm):
     entry = settled(sm, name, EAST2)
     assert entry["Status"] == "Failed", entry
     assert f"{dest['Arn']} is disabled." in entry["StatusMessage"], entry
+
+
+# ---------------------------------------------------------------------------------------------
+# Root keys (issue 4 §4): from the environment, and rotation while the server runs
+
+
+def rotate_root_key(data_dir, *extra: str) -> str:
+    done = subprocess.run(
+        [COFFER_BIN, "rotate-root-key", "--data-dir", str(data_dir), "--region", EAST, *extra],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 0, done.stderr
+    return done.stdout
+
+
+def test_root_key_rotation_while_the_server_runs(tmp_path):
+    data = tmp_path / "data"
+    srv = start_server(data)
+    try:
+        kms, sm = kms_client(srv), srv.client(EAST)
+        key = new_key(kms)
+        sm.create_secret(Name="under-customer-key", SecretString="c", KmsKeyId=key["KeyId"])
+        sm.create_secret(Name="under-default-key", SecretString="d")
+        blob = kms.encrypt(KeyId=key["KeyId"], Plaintext=b"kept")["CiphertextBlob"]
+        key_file = data / "keys" / f"{EAST}.key"
+        before = key_file.read_text()
+
+        out = rotate_root_key(data)
+        assert "re-wrapped 2 KMS keys" in out, out
+        after = key_file.read_text()
+        assert after != before and len(after.strip()) == 64
+        assert oct(key_file.stat().st_mode & 0o777) == "0o600"
+        retired = list((data / "keys").glob(f"{EAST}.key.old-*"))
+        assert [p.read_text() for p in retired] == [before]
+
+        time.sleep(1.2)  # the server's cached key state expires
+        assert sm.get_secret_value(SecretId="under-customer-key")["SecretString"] == "c"
+        assert sm.get_secret_value(SecretId="under-default-key")["SecretString"] == "d"
+        assert kms.decrypt(CiphertextBlob=blob)["Plaintext"] == b"kept"
+        later = new_key(kms)
+        sm.create_secret(Name="after-rotation", SecretString="a", KmsKeyId=later["KeyId"])
+    finally:
+        srv.stop()
+
+    # Everything is under the new key now: the old one can go.
+    assert "re-wrapped 0 KMS keys" in rotate_root_key(data, "--rewrap-only")
+    for p in retired:
+        p.unlink()
+    srv = start_server(data)
+    try:
+        sm = srv.client(EAST)
+        for name, value in (("under-customer-key", "c"), ("under-default-key", "d"), ("after-rotation", "a")):
+            assert sm.get_secret_value(SecretId=name)["SecretString"] == value
+    finally:
+        srv.stop()
+
+
+def test_root_key_from_the_environment(tmp_path, monkeypatch):
+    data = tmp_path / "data"
+    srv = start_server(data)
+    try:
+        srv.client(EAST).create_secret(Name="env", SecretString="from env")
+    finally:
+        srv.stop()
+    key_file = data / "keys" / f"{EAST}.key"
+    hex_key = key_file.read_text().strip()
+    key_file.rename(tmp_path / "kept-elsewhere.key")
+
+    # A wrong key is refused at start, naming the variable's Region and changing nothing.
+    wrong = subprocess.run(
+        [COFFER_BIN, "serve", "--listen", "127.0.0.1:0", "--data-dir", str(data), "--regions", ",".join(REGIONS)],
+        env={**os.environ, "COFFER_ROOT_KEY_US_EAST_1": "ab" * 32},
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert wrong.returncode != 0 and "does not open the KMS keys stored for Region us-east-1" in wrong.stderr, wrong.stderr
+
+    monkeypatch.setenv("COFFER_ROOT_KEY_US_EAST_1", hex_key)
+    srv = start_server(data)
+    try:
+        assert srv.client(EAST).get_secret_value(SecretId="env")["SecretString"] == "from env"
+        assert not key_file.exists(), "no key file is written when the key comes from the environment"
+    finally:
+        srv.stop()

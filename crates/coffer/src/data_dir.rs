@@ -111,7 +111,7 @@ pub async fn open(settings: &Settings, endpoint: &str) -> Result<Node, String> {
         let key_path = dir.join("keys").join(format!("{region}.key"));
         let store: Arc<dyn Store> = match opened {
             RegionStore::Sqlite(store, existed) => {
-                let key = root_key(&key_path, existed)?;
+                let key = crate::root_keys::from_env_or(&region, || root_key(&key_path, existed))?;
                 check_root_key(&store, &key, &account_id, &region, &key_path).await?;
                 keys.insert(region.clone(), RegionKeyPair::derive(&key, &region));
                 // One writer per SQLite file (this process): the cache is exact.
@@ -128,7 +128,8 @@ pub async fn open(settings: &Settings, endpoint: &str) -> Result<Node, String> {
             .await
             .map_err(|e| e.to_string())?
             .is_some();
-        let key = shared_root_key(&key_path, existed, true)?;
+        let key =
+            crate::root_keys::from_env_or(&region, || shared_root_key(&key_path, existed, true))?;
         check_root_key(&*store, &key, &account_id, &region, &key_path).await?;
         // Also before any KMS key exists: the first node to start records its root key's
         // (non-secret) fingerprint, and a node with another key file is refused, instead of the
@@ -159,6 +160,9 @@ pub async fn open(settings: &Settings, endpoint: &str) -> Result<Node, String> {
             (region, Arc::new(service))
         })
         .collect();
+    for (region, service) in &regions {
+        crate::root_keys::attach(service, &dir.join("keys").join(format!("{region}.key")));
+    }
 
     let principals = Arc::new(Principals::new(iam.clone(), deployment_key));
     let credentials = principals.load_all().await?;
@@ -347,8 +351,15 @@ pub async fn check_root_key(
     else {
         return Ok(());
     };
-    key.unwrap_key_material(&record.key_arn, &record.wrapped_material)
+    // A retired key still opens what a rotation did not re-wrap yet.
+    std::iter::once(key)
+        .chain(&crate::root_keys::other_keys(key_path))
+        .find_map(|k| {
+            k.unwrap_key_material(&record.key_arn, &record.wrapped_material)
+                .ok()
+        })
         .map(|_| ())
+        .ok_or(())
         .map_err(|_| {
             format!(
                 "{} does not open the KMS keys stored for Region {region}: every node serving \

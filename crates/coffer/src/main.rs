@@ -6,6 +6,7 @@ mod audit_cmd;
 mod backup;
 mod config;
 mod data_dir;
+mod root_keys;
 
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -62,6 +63,17 @@ enum Command {
     Account {
         #[command(subcommand)]
         command: AccountCommand,
+    },
+    /// Re-wrap a Region's KMS keys under a new root key, while the server runs (docs/keys.md).
+    RotateRootKey {
+        #[command(flatten)]
+        settings: config::ServeArgs,
+        /// The Region whose root key is rotated.
+        #[arg(long)]
+        region: String,
+        /// Re-wrap what is still under an old key with the current one; no new key.
+        #[arg(long)]
+        rewrap_only: bool,
     },
     /// Print the replication public key of a Region (for other nodes' `[[peers]]`).
     PublicKey {
@@ -147,6 +159,18 @@ fn main() -> ExitCode {
             Ok(())
         }),
         Command::Audit { .. } => Ok(()),
+        Command::RotateRootKey {
+            settings,
+            region,
+            rewrap_only,
+        } => runtime.block_on(async {
+            let settings = config::Settings::resolve(settings)?;
+            println!(
+                "{}",
+                root_keys::rotate(&settings, &region, rewrap_only).await?
+            );
+            Ok(())
+        }),
         Command::Account {
             command:
                 AccountCommand::Create {

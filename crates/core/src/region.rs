@@ -66,6 +66,9 @@ impl Caller {
     }
 }
 
+/// Reads a Region's root key files again (the current key first).
+pub type RootKeyReloader = Box<dyn Fn() -> Vec<RootKey> + Send + Sync>;
+
 pub const DEFAULT_KEY_ALIAS: &str = "alias/aws/secretsmanager";
 
 /// A KMS key of this Region: its material (unwrapped), its stored record and its parsed state
@@ -107,7 +110,13 @@ pub struct RegionService {
     pub partition: &'static str,
     pub store: Arc<dyn Store>,
     pub clock: Arc<dyn Clock>,
-    root_key: RootKey,
+    /// The root key new key material is wrapped under; replaced when a rotated key file is
+    /// found (see [`RegionService::set_root_key_reloader`]).
+    root_key: std::sync::RwLock<Arc<RootKey>>,
+    /// Earlier (or, during a rotation, next) root keys: used only to unwrap.
+    unwrap_keys: std::sync::RwLock<Vec<Arc<RootKey>>>,
+    /// Reads the Region's root key files again: the current key first, then others.
+    reloader: std::sync::OnceLock<RootKeyReloader>,
     /// Loaded keys (material unwrapped, zeroized when dropped) by key ARN, with when they were
     /// loaded.
     keys: Mutex<HashMap<String, (std::time::Instant, KeyHandle)>>,
@@ -130,7 +139,9 @@ impl RegionService {
             partition,
             store,
             clock,
-            root_key,
+            root_key: std::sync::RwLock::new(Arc::new(root_key)),
+            unwrap_keys: std::sync::RwLock::new(Vec::new()),
+            reloader: std::sync::OnceLock::new(),
             keys: Mutex::new(HashMap::new()),
             outbox_notify: Arc::new(tokio::sync::Notify::new()),
             functions: std::sync::OnceLock::new(),
@@ -166,9 +177,74 @@ impl RegionService {
         )
     }
 
-    /// The root key that wraps this Region's key material.
-    pub fn root_key(&self) -> &RootKey {
-        &self.root_key
+    /// The root key that wraps this Region's new key material.
+    pub fn root_key(&self) -> Arc<RootKey> {
+        self.root_key.read().expect("root key lock").clone()
+    }
+
+    /// Adds a root key that only unwraps (a retired key whose material was not yet re-wrapped).
+    pub fn add_unwrap_key(&self, key: RootKey) {
+        self.unwrap_keys
+            .write()
+            .expect("root key lock")
+            .push(Arc::new(key));
+    }
+
+    /// Root-key rotation without a restart (`coffer rotate-root-key`, docs/keys.md): when stored
+    /// material opens under none of the known root keys, `reload` is called for the key files
+    /// as they are now (the current key first); keys not seen before are added for unwrapping,
+    /// and a new current key also becomes the key new material is wrapped under.
+    pub fn set_root_key_reloader(&self, reload: RootKeyReloader) {
+        let _ = self.reloader.set(reload);
+    }
+
+    /// Wraps key material under the current root key.
+    pub fn wrap_material(&self, key_arn: &str, material: &KeyMaterial) -> Vec<u8> {
+        self.root_key().wrap_key_material(key_arn, material)
+    }
+
+    /// Unwraps stored key material under the current, retired or freshly rotated root key.
+    pub fn unwrap_material(&self, key_arn: &str, wrapped: &[u8]) -> Result<KeyMaterial> {
+        if let Some(m) = self.try_unwrap(key_arn, wrapped) {
+            return Ok(m);
+        }
+        if let Some(reload) = self.reloader.get() {
+            let mut known: Vec<String> = self
+                .unwrap_keys
+                .read()
+                .expect("root key lock")
+                .iter()
+                .map(|k| k.fingerprint())
+                .collect();
+            known.push(self.root_key().fingerprint());
+            for (i, key) in reload().into_iter().enumerate() {
+                let fingerprint = key.fingerprint();
+                let key = Arc::new(key);
+                if i == 0 && fingerprint != self.root_key().fingerprint() {
+                    tracing::info!(region = %self.region, fingerprint, "Rotated root key in use");
+                    let old =
+                        std::mem::replace(&mut *self.root_key.write().expect("root key lock"), key);
+                    self.unwrap_keys.write().expect("root key lock").push(old);
+                } else if !known.contains(&fingerprint) {
+                    self.unwrap_keys.write().expect("root key lock").push(key);
+                }
+                known.push(fingerprint);
+            }
+            if let Some(m) = self.try_unwrap(key_arn, wrapped) {
+                return Ok(m);
+            }
+        }
+        Err(Error::internal("root key cannot unwrap a KMS key"))
+    }
+
+    fn try_unwrap(&self, key_arn: &str, wrapped: &[u8]) -> Option<KeyMaterial> {
+        if let Ok(m) = self.root_key().unwrap_key_material(key_arn, wrapped) {
+            return Some(m);
+        }
+        let others = self.unwrap_keys.read().expect("root key lock").clone();
+        others
+            .iter()
+            .find_map(|k| k.unwrap_key_material(key_arn, wrapped).ok())
     }
 
     /// Drops a key from the cache after it was changed (state, policy, material).
@@ -197,10 +273,7 @@ impl RegionService {
 
     /// Unwraps and parses a stored key.
     pub fn handle(&self, record: KmsKeyRecord) -> Result<KeyHandle> {
-        let material = self
-            .root_key
-            .unwrap_key_material(&record.key_arn, &record.wrapped_material)
-            .map_err(|_| Error::internal("root key cannot unwrap a KMS key"))?;
+        let material = self.unwrap_material(&record.key_arn, &record.wrapped_material)?;
         let meta: crate::kms::KeyMeta = serde_json::from_str(&record.metadata)
             .map_err(|_| Error::internal("stored KMS key metadata is not valid"))?;
         let document = meta
@@ -298,7 +371,7 @@ impl RegionService {
             key_arn: key_arn.clone(),
             account_id: account.to_string(),
             key_id: key_id.to_string(),
-            wrapped_material: self.root_key.wrap_key_material(&key_arn, &material),
+            wrapped_material: self.wrap_material(&key_arn, &material),
             metadata: meta.to_json(),
             created_ms: self.now_ms(),
         };
@@ -335,7 +408,7 @@ impl RegionService {
                 key_arn: key_arn.clone(),
                 account_id: account.to_string(),
                 key_id,
-                wrapped_material: self.root_key.wrap_key_material(&key_arn, &material),
+                wrapped_material: self.wrap_material(&key_arn, &material),
                 metadata: metadata.to_json(),
                 created_ms: now,
             };
