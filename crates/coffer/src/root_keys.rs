@@ -87,11 +87,11 @@ pub fn other_keys(key_path: &Path) -> Vec<RootKey> {
 /// Nothing to do when the key comes from the environment (rotate by changing the variable and
 /// restarting, see docs/keys.md).
 pub fn attach(service: &RegionService, key_path: &Path) {
-    if std::env::var(env_var(&service.region)).is_ok() {
-        return;
-    }
     for key in other_keys(key_path) {
         service.add_unwrap_key(key);
+    }
+    if std::env::var(env_var(&service.region)).is_ok() {
+        return;
     }
     let path = key_path.to_path_buf();
     service.set_root_key_reloader(Box::new(move || {
@@ -113,9 +113,11 @@ pub async fn rotate(
     region: &str,
     rewrap_only: bool,
 ) -> Result<String, String> {
-    if std::env::var(env_var(region)).is_ok() {
+    let from_env = std::env::var(env_var(region)).is_ok();
+    if from_env && !rewrap_only {
         return Err(format!(
-            "the root key of {region} comes from {}: rotate it by hand (docs/keys.md)",
+            "the root key of {region} comes from {}: rotate it by hand, then run with \
+             --rewrap-only (docs/keys.md)",
             env_var(region)
         ));
     }
@@ -126,10 +128,15 @@ pub async fn rotate(
         )
     })?;
     let key_path = dir.join("keys").join(format!("{region}.key"));
-    let current = RootKey::load(&key_path).map_err(|e| e.to_string())?;
+    let load_current = || {
+        from_env_or(region, || {
+            RootKey::load(&key_path).map_err(|e| e.to_string())
+        })
+    };
+    let current = load_current()?;
     let next_path = with_suffix(&key_path, ".next");
     let target = if rewrap_only {
-        RootKey::load(&key_path).map_err(|e| e.to_string())?
+        load_current()?
     } else {
         RootKey::load_or_create(&next_path)
             .map_err(|e| e.to_string())?
