@@ -626,3 +626,89 @@ def test_root_key_from_the_environment(tmp_path, monkeypatch):
         assert not key_file.exists(), "no key file is written when the key comes from the environment"
     finally:
         srv.stop()
+
+
+# ---------------------------------------------------------------------------------------------
+# Other principals: IAM users of the account, and another account
+
+
+def iam_client(server):
+    key_id, secret = server.access_key
+    return boto3.client(
+        "iam",
+        region_name=DEFAULT_REGION,
+        endpoint_url=server.endpoint,
+        aws_access_key_id=key_id,
+        aws_secret_access_key=secret,
+        config=CLIENT_CONFIG,
+    )
+
+
+def test_an_iam_user_needs_kms_permissions_for_a_customer_key(server, kms, sm):
+    iam = iam_client(server)
+    user = unique("kmsuser")
+    iam.create_user(UserName=user)
+    only_sm = policy({"Effect": "Allow", "Action": "secretsmanager:*", "Resource": "*"})
+    iam.put_user_policy(UserName=user, PolicyName="p", PolicyDocument=only_sm)
+    access = iam.create_access_key(UserName=user)["AccessKey"]
+    as_user = server.client(EAST, access_key=(access["AccessKeyId"], access["SecretAccessKey"]))
+    time.sleep(0.2)
+
+    key = new_key(kms)
+    under_key, under_default = unique(), unique()
+    sm.create_secret(Name=under_key, SecretString="k", KmsKeyId=key["KeyId"])
+    sm.create_secret(Name=under_default, SecretString="d")
+    # aws/secretsmanager lets every principal of the account use it through Secrets Manager.
+    assert as_user.get_secret_value(SecretId=under_default)["SecretString"] == "d"
+    # A customer key's default policy delegates to IAM: the user's policy has no kms:Decrypt.
+    expect_error(as_user.get_secret_value, "AccessDeniedException", KMS_DENIED, SecretId=under_key)
+    expect_error(as_user.put_secret_value, "AccessDeniedException", KMS_DENIED, SecretId=under_key, SecretString="x")
+
+    with_decrypt = policy(
+        {"Effect": "Allow", "Action": "secretsmanager:*", "Resource": "*"},
+        {"Effect": "Allow", "Action": "kms:Decrypt", "Resource": key["Arn"]},
+    )
+    iam.put_user_policy(UserName=user, PolicyName="p", PolicyDocument=with_decrypt)
+    time.sleep(0.2)
+    assert as_user.get_secret_value(SecretId=under_key)["SecretString"] == "k"
+    expect_error(as_user.put_secret_value, "AccessDeniedException", KMS_DENIED, SecretId=under_key, SecretString="x")
+
+
+@pytest.fixture(scope="module")
+def account_b(server):
+    done = subprocess.run(
+        [COFFER_BIN, "account", "create", "--data-dir", str(server.data_dir)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.strip().splitlines()
+    account = lines[0].strip("[]")
+    fields = dict(line.split(" = ", 1) for line in lines[1:])
+    return account, server.client(EAST, access_key=(fields["aws_access_key_id"], fields["aws_secret_access_key"]))
+
+
+def test_another_account_reads_a_secret_under_a_customer_key_its_policy_allows(kms, sm, account_b):
+    account, other = account_b
+    other_root = f"arn:aws:iam::{account}:root"
+    key = new_key(kms)
+    name = unique()
+    arn = sm.create_secret(Name=name, SecretString="shared", KmsKeyId=key["Arn"])["ARN"]
+    sm.put_resource_policy(
+        SecretId=name,
+        ResourcePolicy=policy(
+            {"Effect": "Allow", "Principal": {"AWS": other_root}, "Action": "secretsmanager:GetSecretValue", "Resource": "*"}
+        ),
+    )
+    # The key's default policy knows only its own account.
+    expect_error(other.get_secret_value, "AccessDeniedException", KMS_DENIED, SecretId=arn)
+    kms.put_key_policy(
+        KeyId=key["KeyId"],
+        PolicyName="default",
+        Policy=policy(
+            ALLOW_ROOT,
+            {"Effect": "Allow", "Principal": {"AWS": other_root}, "Action": "kms:Decrypt", "Resource": "*"},
+        ),
+    )
+    assert other.get_secret_value(SecretId=arn)["SecretString"] == "shared"
