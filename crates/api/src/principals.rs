@@ -186,12 +186,19 @@ impl Principals {
         Ok(out)
     }
 
+    /// Whether a cached entry is still fresh. A stale one is claimed for reloading by the
+    /// first request that sees it (its time is reset), so concurrent requests keep using the
+    /// cached entry meanwhile instead of all reading the store at once.
     fn fresh(&self, access_key_id: &str) -> bool {
-        self.loaded
-            .lock()
-            .expect("loaded lock")
-            .get(access_key_id)
-            .is_some_and(|at| at.elapsed() < CREDENTIAL_TTL)
+        let mut loaded = self.loaded.lock().expect("loaded lock");
+        match loaded.get_mut(access_key_id) {
+            Some(at) if at.elapsed() < CREDENTIAL_TTL => true,
+            Some(at) => {
+                *at = Instant::now();
+                false
+            }
+            None => false,
+        }
     }
 
     fn mark(&self, access_key_id: &str, present: bool) {
