@@ -593,6 +593,33 @@ def test_the_aws_cli_manages_users_and_keys(cli, server):
     assert admin["Arn"] == ADMIN_ARN
 
 
+def test_users_keys_and_policies_survive_a_restart(tmp_path):
+    from helpers import start_server
+
+    first = start_server(tmp_path / "data")
+    try:
+        admin_iam = client(first, "iam")
+        sm = first.client(DEFAULT_REGION)
+        readable = sm.create_secret(Name="kept/readable", SecretString="r")
+        hidden = sm.create_secret(Name="kept/hidden", SecretString="h")
+        name, key = new_user(admin_iam, {"read": allow("secretsmanager:GetSecretValue", readable["ARN"])})
+        spare = admin_iam.create_access_key(UserName=name)["AccessKey"]
+        admin_iam.update_access_key(UserName=name, AccessKeyId=spare["AccessKeyId"], Status="Inactive")
+    finally:
+        assert first.stop() == 0
+    second = start_server(tmp_path / "data")
+    try:
+        assert second.access_key == first.access_key  # the admin's profile is unchanged
+        user_sm = second.client(DEFAULT_REGION, access_key=key)
+        assert user_sm.get_secret_value(SecretId=readable["ARN"])["SecretString"] == "r"
+        expect_error(user_sm.get_secret_value, "AccessDeniedException", None, 400, SecretId=hidden["ARN"])
+        inactive = second.client(DEFAULT_REGION, access_key=(spare["AccessKeyId"], spare["SecretAccessKey"]))
+        expect_error(inactive.list_secrets, "UnrecognizedClientException", INVALID_TOKEN, 400)
+        assert client(second, "iam").list_user_policies(UserName=name)["PolicyNames"] == ["read"]
+    finally:
+        second.stop()
+
+
 # --------------------------------------------------------------------------------------------
 # Accounts
 
