@@ -71,9 +71,9 @@ pub fn new_user_id() -> String {
 }
 
 /// Whether `id` can be an access key id at all: IAM's are [A-Z0-9]{16,128}; an id configured
-/// with `admin_access_key_id` may use any ASCII letters and digits.
+/// with `admin_access_key_id` may use any ASCII letters and digits, and be longer.
 fn plausible_key_id(id: &str) -> bool {
-    (1..=128).contains(&id.len()) && id.bytes().all(|b| b.is_ascii_alphanumeric())
+    (1..=1024).contains(&id.len()) && id.bytes().all(|b| b.is_ascii_alphanumeric())
 }
 
 impl Principals {
@@ -281,6 +281,7 @@ mod tests {
         assert!(new_user_id().starts_with("AIDA"));
         assert!(!plausible_key_id("AKIA/000000000000000"));
         assert!(!plausible_key_id(""));
-        assert!(!plausible_key_id(&"A".repeat(129)));
+        assert!(plausible_key_id(&"A".repeat(129)));
+        assert!(!plausible_key_id(&"A".repeat(1025)));
     }
 }
