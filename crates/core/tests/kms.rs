@@ -1,0 +1,192 @@
+//! The key service with controlled time and root keys: a `RegionService` over a real SQLite
+//! store, driven through `kms::dispatch` as the HTTP layer drives it.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, Ordering};
+
+use coffer_core::kms::{self, KeyMeta};
+use coffer_core::{Caller, Clock, ErrorCode, RegionService};
+use coffer_kms::RootKey;
+use coffer_store::{SqliteStore, Store};
+use serde_json::{Value, json};
+
+const ACCOUNT: &str = "111122223333";
+const DAY_MS: i64 = 24 * 60 * 60 * 1000;
+
+struct ManualClock(AtomicI64);
+
+impl Clock for ManualClock {
+    fn now_ms(&self) -> i64 {
+        self.0.load(Ordering::SeqCst)
+    }
+}
+
+fn admin() -> Caller {
+    Caller::administrator(ACCOUNT, &format!("arn:aws:iam::{ACCOUNT}:user/admin"))
+}
+
+struct Fixture {
+    region: RegionService,
+    clock: Arc<ManualClock>,
+    _dir: tempfile::TempDir,
+}
+
+async fn fixture(root: RootKey) -> Fixture {
+    let dir = tempfile::tempdir().unwrap();
+    let store: Arc<dyn Store> =
+        Arc::new(SqliteStore::open(&dir.path().join("r.db")).await.unwrap());
+    let clock = Arc::new(ManualClock(AtomicI64::new(1_700_000_000_000)));
+    let region = RegionService::new("us-east-1".into(), "aws", store, root, clock.clone());
+    Fixture {
+        region,
+        clock,
+        _dir: dir,
+    }
+}
+
+fn root(byte: u8) -> RootKey {
+    RootKey::from_hex(&format!("{byte:02x}").repeat(32)).unwrap()
+}
+
+async fn call(region: &RegionService, op: &str, body: Value) -> coffer_core::Result<Value> {
+    let out = kms::dispatch(
+        region,
+        &admin(),
+        op,
+        body.to_string().as_bytes(),
+        &HashMap::new(),
+    )
+    .await?;
+    Ok(serde_json::from_slice(&out).unwrap())
+}
+
+#[tokio::test]
+async fn a_key_is_purged_with_its_aliases_when_its_waiting_period_ends() {
+    let f = fixture(root(1)).await;
+    let key = call(&f.region, "CreateKey", json!({})).await.unwrap()["KeyMetadata"]["KeyId"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    call(
+        &f.region,
+        "CreateAlias",
+        json!({"AliasName": "alias/doomed", "TargetKeyId": key}),
+    )
+    .await
+    .unwrap();
+    let scheduled = call(
+        &f.region,
+        "ScheduleKeyDeletion",
+        json!({"KeyId": key, "PendingWindowInDays": 7}),
+    )
+    .await
+    .unwrap();
+    let deletion_ms = (scheduled["DeletionDate"].as_f64().unwrap() * 1000.0).round() as i64;
+    assert_eq!(deletion_ms, f.clock.now_ms() + 7 * DAY_MS);
+
+    // One millisecond early: still there.
+    f.clock.0.store(deletion_ms - 1, Ordering::SeqCst);
+    coffer_core::purge::purge_due(&f.region).await.unwrap();
+    let meta = call(&f.region, "DescribeKey", json!({"KeyId": key}))
+        .await
+        .unwrap();
+    assert_eq!(meta["KeyMetadata"]["KeyState"], "PendingDeletion");
+
+    f.clock.0.store(deletion_ms, Ordering::SeqCst);
+    coffer_core::purge::purge_due(&f.region).await.unwrap();
+    let gone = call(&f.region, "DescribeKey", json!({"KeyId": key}))
+        .await
+        .unwrap_err();
+    assert_eq!(gone.code, ErrorCode::KmsNotFound);
+    let aliases = call(&f.region, "ListAliases", json!({})).await.unwrap();
+    assert_eq!(aliases["Aliases"], json!([]));
+}
+
+#[tokio::test]
+async fn a_cancelled_deletion_is_not_purged() {
+    let f = fixture(root(1)).await;
+    let key = call(&f.region, "CreateKey", json!({})).await.unwrap()["KeyMetadata"]["KeyId"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    call(
+        &f.region,
+        "ScheduleKeyDeletion",
+        json!({"KeyId": key, "PendingWindowInDays": 7}),
+    )
+    .await
+    .unwrap();
+    call(&f.region, "CancelKeyDeletion", json!({"KeyId": key}))
+        .await
+        .unwrap();
+    f.clock.0.fetch_add(30 * DAY_MS, Ordering::SeqCst);
+    coffer_core::purge::purge_due(&f.region).await.unwrap();
+    let meta = call(&f.region, "DescribeKey", json!({"KeyId": key}))
+        .await
+        .unwrap();
+    assert_eq!(meta["KeyMetadata"]["KeyState"], "Disabled");
+}
+
+#[test]
+fn metadata_written_before_the_kms_api_still_reads() {
+    // What RegionService::default_key stored before key states and policies existed.
+    let old = r#"{"Description":"Default key that protects my Secrets Manager data when no other key is defined","KeyManager":"AWS","KeyState":"Enabled","KeyUsage":"ENCRYPT_DECRYPT","KeySpec":"SYMMETRIC_DEFAULT","Origin":"AWS_KMS","MultiRegion":false}"#;
+    let meta: KeyMeta = serde_json::from_str(old).unwrap();
+    assert_eq!(meta.key_manager, "AWS");
+    assert_eq!(meta.key_state, "Enabled");
+    assert!(meta.policy.is_none() && meta.tags.is_empty() && meta.replica_regions.is_empty());
+}
+
+#[tokio::test]
+async fn material_wrapped_under_a_rotated_root_key_is_found_through_the_reloader() {
+    let f = fixture(root(1)).await;
+    let created = call(&f.region, "CreateKey", json!({})).await.unwrap();
+    let arn = created["KeyMetadata"]["Arn"].as_str().unwrap().to_string();
+    let blob = call(
+        &f.region,
+        "Encrypt",
+        json!({"KeyId": arn, "Plaintext": "aGVsbG8="}),
+    )
+    .await
+    .unwrap()["CiphertextBlob"]
+        .clone();
+
+    // Re-wrap the stored material under root key 2, as `coffer rotate-root-key` does.
+    let mut record = f.region.store.load_kms_key(&arn).await.unwrap().unwrap();
+    let material = root(1)
+        .unwrap_key_material(&arn, &record.wrapped_material)
+        .unwrap();
+    record.wrapped_material = root(2).wrap_key_material(&arn, &material);
+    f.region
+        .store
+        .commit_kms(coffer_store::KmsChange::UpdateKey(record))
+        .await
+        .unwrap();
+    f.region.forget_key(&arn);
+
+    // Without a way to find the new key, the material cannot be opened.
+    assert!(f.region.key_by_arn(&arn).await.is_err());
+    f.region
+        .set_root_key_reloader(Box::new(|| vec![root(2), root(1)]));
+    let back = call(&f.region, "Decrypt", json!({"CiphertextBlob": blob}))
+        .await
+        .unwrap();
+    assert_eq!(back["Plaintext"], "aGVsbG8=");
+    // The rotated key is now the one new material is wrapped under.
+    assert_eq!(f.region.root_key().fingerprint(), root(2).fingerprint());
+    let later = call(&f.region, "CreateKey", json!({})).await.unwrap();
+    let later_arn = later["KeyMetadata"]["Arn"].as_str().unwrap();
+    let stored = f
+        .region
+        .store
+        .load_kms_key(later_arn)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(
+        root(2)
+            .unwrap_key_material(later_arn, &stored.wrapped_material)
+            .is_ok()
+    );
+}
