@@ -30,6 +30,24 @@ pub(crate) fn push_literal(out: &mut Vec<Tok>, text: &str) {
 
 /// Whether `text` matches `pattern`; `fold` compares ASCII case-insensitively (actions).
 pub(crate) fn matches(pattern: &[Tok], text: &str, fold: bool) -> bool {
+    // The common cases without allocating: `*`, and patterns without wildcards.
+    if let [Tok::Star] = pattern {
+        return true;
+    }
+    if pattern.iter().all(|t| matches!(t, Tok::Lit(_))) {
+        let mut chars = text.chars();
+        let same = pattern.iter().all(|t| match (t, chars.next()) {
+            (Tok::Lit(p), Some(c)) => {
+                if fold {
+                    p.eq_ignore_ascii_case(&c)
+                } else {
+                    *p == c
+                }
+            }
+            _ => false,
+        });
+        return same && chars.next().is_none();
+    }
     let text: Vec<char> = text.chars().collect();
     let eq = |a: char, b: char| {
         if fold {

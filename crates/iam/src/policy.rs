@@ -419,6 +419,19 @@ impl Policy {
         .expect("the administrator policy parses")
     }
 
+    /// Whether evaluating this policy can consult the request context: some statement has a
+    /// Condition or a policy variable in its Resource. When no policy of a request does, the
+    /// caller may skip building the context (the decision cannot depend on it).
+    pub fn uses_context(&self) -> bool {
+        self.statements.iter().any(|st| {
+            !st.conditions.is_empty()
+                || st
+                    .resources
+                    .as_ref()
+                    .is_some_and(|r| r.items.iter().any(|p| matches!(p, Pattern::Variables(_))))
+        })
+    }
+
     /// How many statements the policy has.
     pub fn statement_count(&self) -> usize {
         self.statements.len()

@@ -1372,3 +1372,13 @@ fn administrator_access_allows_everything_in_its_account() {
     assert!(decision.is_allowed());
     assert_eq!(Policy::administrator_access().statement_count(), 1);
 }
+
+#[test]
+fn policies_say_whether_they_use_the_context() {
+    assert!(!Policy::administrator_access().uses_context());
+    assert!(identity(r#"{"Effect":"Allow","Action":"*","Resource":"*","Condition":{"Bool":{"aws:SecureTransport":"true"}}}"#).uses_context());
+    assert!(identity(r#"{"Effect":"Allow","Action":"*","Resource":"arn:aws:secretsmanager:*:*:secret:${aws:username}"}"#).uses_context());
+    // Under 2008-10-17 "${...}" is literal text.
+    let literal = Policy::parse(r#"{"Statement":{"Effect":"Allow","Action":"*","Resource":"arn:aws:secretsmanager:*:*:secret:${aws:username}"}}"#).unwrap();
+    assert!(!literal.uses_context());
+}
