@@ -139,7 +139,15 @@ pub async fn open(settings: &Settings, endpoint: &str) -> Result<Node, String> {
             .claim_meta("root_key_fingerprint", &ours)
             .await
             .map_err(|e| e.to_string())?;
-        if recorded != ours {
+        // After `coffer rotate-root-key` the recorded fingerprint is the previous key's: that
+        // is fine when this node holds it as a retired key, or when this key opens the KMS keys
+        // already stored (the rotation re-wrapped them).
+        let successor = recorded != ours
+            && (crate::root_keys::other_keys(&key_path)
+                .iter()
+                .any(|k| k.fingerprint() == recorded)
+                || current_key_opens_stored(&*store, &key, &account_id).await?);
+        if recorded != ours && !successor {
             return Err(format!(
                 "{} is not the root key Region {region}'s shared store was created with \
                  (fingerprint {ours}; the store expects {recorded}): every node serving \
@@ -326,6 +334,31 @@ fn shared_root_key(path: &Path, store_has_keys: bool, shared: bool) -> Result<Ro
         ));
     }
     root_key(path, store_has_keys)
+}
+
+/// Whether `key` itself (not a retired key) opens the account's default KMS key in `store`.
+async fn current_key_opens_stored(
+    store: &dyn Store,
+    key: &RootKey,
+    account_id: &str,
+) -> Result<bool, String> {
+    let Some(alias) = store
+        .load_kms_alias(account_id, coffer_core::region::DEFAULT_KEY_ALIAS)
+        .await
+        .map_err(|e| e.to_string())?
+    else {
+        return Ok(false);
+    };
+    let Some(record) = store
+        .load_kms_key(&alias.target_key_arn)
+        .await
+        .map_err(|e| e.to_string())?
+    else {
+        return Ok(false);
+    };
+    Ok(key
+        .unwrap_key_material(&record.key_arn, &record.wrapped_material)
+        .is_ok())
 }
 
 /// Refuses to serve a Region whose stored KMS keys the root key cannot open (a key file from
