@@ -476,7 +476,14 @@ pub async fn restore(settings: &Settings, region: &str, input: &Path) -> Result<
     data_dir::create_private_dir(&settings.data_dir.join("regions"))?;
     let dir = resolved_dir(settings)?;
     let key = region_key(&dir, region)?;
-    let (header, body) = open_file(&bytes, region, &key)?;
+    // A backup made before `coffer rotate-root-key` is sealed under the retired key
+    // (`keys/<region>.key.old-<fingerprint>`), which still opens it and its KMS keys.
+    let retired = crate::root_keys::other_keys(&dir.join("keys").join(format!("{region}.key")));
+    let (header, body) = std::iter::once(&key)
+        .chain(&retired)
+        .find_map(|k| open_file(&bytes, region, k).ok())
+        .map(Ok)
+        .unwrap_or_else(|| open_file(&bytes, region, &key))?;
     let current = RegionSnapshot::current_format_version();
     if header.format_version != current {
         return Err(format!(
@@ -488,8 +495,13 @@ pub async fn restore(settings: &Settings, region: &str, input: &Path) -> Result<
     let snapshot = snapshot_from(&body, header.format_version)?;
     // Every KMS key in the backup must open under this root key before anything is written.
     for k in &snapshot.kms_keys {
-        key.unwrap_key_material(&k.key_arn, &k.wrapped_material)
-            .map_err(|_| {
+        std::iter::once(&key)
+            .chain(&retired)
+            .find_map(|root| {
+                root.unwrap_key_material(&k.key_arn, &k.wrapped_material)
+                    .ok()
+            })
+            .ok_or_else(|| {
                 format!(
                     "keys/{region}.key does not open the backup's KMS keys; nothing was restored"
                 )
