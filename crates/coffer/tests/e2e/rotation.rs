@@ -267,24 +267,46 @@ async fn rotation_runs_in_the_primary_and_reaches_replicas_and_promoted_secrets_
         .send()
         .await
         .unwrap();
-    rotated(&east, &name).await;
-    let promoted = east
-        .get_secret_value()
-        .secret_id(&name)
-        .send()
-        .await
-        .unwrap();
-    assert_ne!(promoted.secret_string(), primary_value.secret_string());
-    let status = west
-        .describe_secret()
-        .secret_id(&name)
-        .send()
-        .await
-        .unwrap();
-    assert!(
-        status
+    // LastRotatedDate came over from the primary, so `rotated` alone could return before the
+    // promoted secret's own rotation: wait for its value to change.
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        rotated(&east, &name).await;
+        let promoted = east
+            .get_secret_value()
+            .secret_id(&name)
+            .send()
+            .await
+            .unwrap();
+        if promoted.secret_string() != primary_value.secret_string() {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the promoted secret did not rotate on its own"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // The primary learns of the promotion asynchronously and drops the Region.
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let status = west
+            .describe_secret()
+            .secret_id(&name)
+            .send()
+            .await
+            .unwrap();
+        if status
             .replication_status()
             .iter()
-            .all(|s| s.status() != Some(&StatusType::InSync) || s.region() != Some("us-east-1"))
-    );
+            .all(|s| s.region() != Some("us-east-1"))
+        {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the primary still lists the promoted Region: {status:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 }
