@@ -3,7 +3,7 @@
 use std::time::{Duration, Instant};
 
 use aws_sdk_secretsmanager::Client;
-use aws_sdk_secretsmanager::types::{ReplicaRegionType, RotationRulesType, StatusType};
+use aws_sdk_secretsmanager::types::{ReplicaRegionType, RotationRulesType};
 
 use crate::server::{Server, error_of, unique};
 
