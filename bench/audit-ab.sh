@@ -21,7 +21,7 @@ one() {
     local bin="$1" label="$2" data="$WORK/$2-$3"
     "$bin" serve --listen 127.0.0.1:0 --data-dir "$data" >"$data.out" 2>"$data.err" &
     PID=$!
-    for _ in $(seq 200); do grep -q '^listening on ' "$data.out" 2>/dev/null && break; sleep 0.05; done
+    for _ in $(seq 1200); do grep -q '^listening on ' "$data.out" 2>/dev/null && break; sleep 0.05; done
     local url akid sk
     url="$(sed -n 's/^listening on //p' "$data.out")"
     akid="$(sed -n 's/^aws_access_key_id *= *//p' "$data/aws/credentials")"

@@ -1,12 +1,13 @@
-//! The appender: one writer thread per log, group commit, fail closed.
+//! The appender: fail closed, and a response never leaves before its record is in the file.
 //!
-//! Request tasks serialise their record (in parallel) and hand the bytes to the writer thread
-//! over a channel; the writer drains whatever is queued, chains the records in queue order,
-//! writes the whole group with one `write(2)`, optionally `fdatasync`s it, and only then
-//! answers every request of the group. So a response is never sent before its record is in the
-//! file (durability rule: *written to the file*, i.e. in the kernel's page cache, which
-//! survives a crash of Coffer but not of the machine; with `fsync = true` the group is also on
-//! disk before any of its responses leave).
+//! Request tasks serialise their record in parallel. Without fsync (the default), the task then
+//! chains and writes its own record under a lock: one `write(2)` into the page cache, no
+//! hand-off to another thread (measured faster than a writer thread on 2 cores, see
+//! docs/benchmarks.md). With `fsync = true`, records go over a channel to a writer thread,
+//! which drains whatever is queued, chains it in queue order, writes the group with one
+//! `write(2)` and one `fdatasync`, and only then answers every request of the group (group
+//! commit). Durability rule: *written to the file* (the kernel's page cache: survives a crash
+//! of Coffer, not of the machine); with fsync, on disk.
 //!
 //! A failed write answers every record of the group with an error (the request then fails)
 //! and cuts the file back to its last complete record. If even that fails, the log is
@@ -54,8 +55,16 @@ struct Job {
 /// dropped, after writing everything queued.
 pub struct AuditLog {
     path: PathBuf,
-    queue: mpsc::UnboundedSender<Job>,
+    mode: Mode,
     poisoned: Arc<AtomicBool>,
+}
+
+/// Without fsync, the request task writes its own record under a lock (one `write(2)` into
+/// the page cache, a few µs; no hand-off to another thread). With fsync, records go to the
+/// writer thread, which syncs once per group of concurrent records.
+enum Mode {
+    Inline(std::sync::Mutex<(Writer, Vec<u8>)>),
+    Thread(mpsc::UnboundedSender<Job>),
 }
 
 impl std::fmt::Debug for AuditLog {
@@ -104,7 +113,6 @@ impl AuditLog {
         } else {
             (chain::GENESIS, 0)
         };
-        let (queue, rx) = mpsc::unbounded_channel();
         let poisoned = Arc::new(AtomicBool::new(false));
         let writer = Writer {
             file,
@@ -115,13 +123,19 @@ impl AuditLog {
             poisoned: poisoned.clone(),
             path: path.to_path_buf(),
         };
-        std::thread::Builder::new()
-            .name("coffer-audit".into())
-            .spawn(move || writer.run(rx))
-            .map_err(|e| err("start the writer of", e))?;
+        let mode = if options.fsync {
+            let (queue, rx) = mpsc::unbounded_channel();
+            std::thread::Builder::new()
+                .name("coffer-audit".into())
+                .spawn(move || writer.run(rx))
+                .map_err(|e| err("start the writer of", e))?;
+            Mode::Thread(queue)
+        } else {
+            Mode::Inline(std::sync::Mutex::new((writer, Vec::with_capacity(4096))))
+        };
         Ok(AuditLog {
             path: path.to_path_buf(),
-            queue,
+            mode,
             poisoned,
         })
     }
@@ -145,8 +159,18 @@ impl AuditLog {
         if self.is_poisoned() {
             return Err(poisoned_error());
         }
+        let queue = match &self.mode {
+            Mode::Inline(writer) => {
+                let mut guard = writer
+                    .lock()
+                    .map_err(|_| AuditError("the audit log writer failed".into()))?;
+                let (writer, buf) = &mut *guard;
+                return writer.write_group(&[canonical], buf);
+            }
+            Mode::Thread(queue) => queue,
+        };
         let (done, wait) = oneshot::channel();
-        self.queue
+        queue
             .send(Job { canonical, done })
             .map_err(|_| AuditError("the audit log writer has stopped".into()))?;
         wait.await
@@ -183,7 +207,11 @@ impl Writer {
                     Err(_) => break,
                 }
             }
-            let result = self.write_group(&group, &mut buf);
+            let records: Vec<Vec<u8>> = group
+                .iter_mut()
+                .map(|job| std::mem::take(&mut job.canonical))
+                .collect();
+            let result = self.write_group(&records, &mut buf);
             for job in group.drain(..) {
                 let _ = job.done.send(result.clone());
             }
@@ -193,14 +221,14 @@ impl Writer {
         }
     }
 
-    fn write_group(&mut self, group: &[Job], buf: &mut Vec<u8>) -> Result<(), AuditError> {
+    fn write_group(&mut self, group: &[Vec<u8>], buf: &mut Vec<u8>) -> Result<(), AuditError> {
         if self.poisoned.load(Ordering::Relaxed) {
             return Err(poisoned_error());
         }
         buf.clear();
         let mut head = self.head;
-        for job in group {
-            head = chain::write_line(buf, &head, &job.canonical);
+        for canonical in group {
+            head = chain::write_line(buf, &head, canonical);
         }
         let written = self.file.write_all(buf).and_then(|()| {
             if self.options.fsync {
