@@ -23,6 +23,7 @@ import time
 import uuid
 from pathlib import Path
 
+import boto3
 import pytest
 from botocore.exceptions import ClientError
 
@@ -322,6 +323,21 @@ def test_backup_sqlite_restore_postgres_and_back(tmp_path, pg_url, nodes):
     lite.start()
     nodes.append(lite)
     expect = fill_region(lite.client())
+    # A user whose only permission is an inline policy: the backup carries both.
+    iam = boto3.client(
+        "iam",
+        region_name=REGION,
+        endpoint_url=lite.url,
+        aws_access_key_id=ADMIN_KEY[0],
+        aws_secret_access_key=ADMIN_KEY[1],
+    )
+    iam.create_user(UserName="restored-reader")
+    iam.put_user_policy(
+        UserName="restored-reader",
+        PolicyName="read",
+        PolicyDocument='{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"secretsmanager:GetSecretValue","Resource":"*"}]}',
+    )
+    reader_key = iam.create_access_key(UserName="restored-reader")["AccessKey"]
     # A backup is consistent while the node serves; here the node is stopped afterwards anyway.
     backup = tmp_path / "west.cbk"
     done = lite.coffer("backup", "--region", REGION, "--output", str(backup))
@@ -349,6 +365,17 @@ def test_backup_sqlite_restore_postgres_and_back(tmp_path, pg_url, nodes):
     nodes.append(pg)
     client = pg.client()
     check_region(client, expect)
+    reader = boto3.client(
+        "secretsmanager",
+        region_name=REGION,
+        endpoint_url=pg.url,
+        aws_access_key_id=reader_key["AccessKeyId"],
+        aws_secret_access_key=reader_key["SecretAccessKey"],
+    )
+    assert reader.get_secret_value(SecretId="app/1")["SecretString"] == expect["app/1"]
+    with pytest.raises(ClientError) as denied:
+        reader.describe_secret(SecretId="app/1")
+    assert denied.value.response["Error"]["Code"] == "AccessDeniedException"
     client.put_secret_value(SecretId="app/2", SecretString="written on postgres")
     expect["app/2"] = "written on postgres"
     back = tmp_path / "back.cbk"

@@ -25,7 +25,8 @@ use base64::engine::general_purpose::STANDARD as B64;
 use coffer_kms::RootKey;
 use coffer_store::{
     AccessKeyRecord, IamStore, KmsAliasRecord, KmsKeyRecord, OutboxEntry, OutboxRow,
-    RegionSnapshot, Secret, SecretRecord, Store, Tag, UserRecord, ValueKind, VersionRecord,
+    RegionSnapshot, Secret, SecretRecord, Store, Tag, UserPolicyRecord, UserRecord, ValueKind,
+    VersionRecord,
 };
 use serde::{Deserialize, Serialize};
 
@@ -51,6 +52,17 @@ struct Body {
     accounts: Vec<String>,
     users: Vec<UserOut>,
     access_keys: Vec<AccessKeyOut>,
+    /// Users' inline policies (absent in backups made before they existed).
+    #[serde(default)]
+    user_policies: Vec<UserPolicyOut>,
+}
+
+#[derive(Serialize, Deserialize)]
+struct UserPolicyOut {
+    user_arn: String,
+    policy_name: String,
+    document: String,
+    updated_ms: i64,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -153,6 +165,7 @@ fn body_from(
     accounts: Vec<String>,
     users: Vec<UserRecord>,
     keys: Vec<AccessKeyRecord>,
+    policies: Vec<UserPolicyRecord>,
 ) -> Body {
     Body {
         secrets: snapshot
@@ -250,6 +263,15 @@ fn body_from(
                 wrapped_secret: b64(&k.wrapped_secret),
                 status: k.status,
                 created_ms: k.created_ms,
+            })
+            .collect(),
+        user_policies: policies
+            .into_iter()
+            .map(|p| UserPolicyOut {
+                user_arn: p.user_arn,
+                policy_name: p.policy_name,
+                document: p.document,
+                updated_ms: p.updated_ms,
             })
             .collect(),
     }
@@ -398,6 +420,14 @@ pub async fn backup(settings: &Settings, region: &str, output: &Path) -> Result<
     let accounts = iam.accounts().await.map_err(|e| e.to_string())?;
     let users = iam.users().await.map_err(|e| e.to_string())?;
     let access_keys = iam.access_keys().await.map_err(|e| e.to_string())?;
+    let mut user_policies = Vec::new();
+    for user in &users {
+        user_policies.extend(
+            iam.user_policies(&user.user_arn)
+                .await
+                .map_err(|e| e.to_string())?,
+        );
+    }
     iam.close().await;
     let header = Header {
         region: region.to_string(),
@@ -408,8 +438,14 @@ pub async fn backup(settings: &Settings, region: &str, output: &Path) -> Result<
     let count = header.secrets;
     let header_line = serde_json::to_string(&header).expect("header serializes");
     let body = zeroize::Zeroizing::new(
-        serde_json::to_vec(&body_from(snapshot, accounts, users, access_keys))
-            .expect("backup serializes"),
+        serde_json::to_vec(&body_from(
+            snapshot,
+            accounts,
+            users,
+            access_keys,
+            user_policies,
+        ))
+        .expect("backup serializes"),
     );
     let sealed = backup_key(&key, region).seal_credential(&header_line, &body);
     let mut file = Vec::with_capacity(MAGIC.len() + header_line.len() + 1 + sealed.len());
@@ -593,6 +629,16 @@ async fn restore_iam(iam: &dyn IamStore, body: &Body) -> Result<(), String> {
         .await
         .map_err(|e| e.to_string())?;
     }
+    for p in &body.user_policies {
+        iam.put_user_policy(UserPolicyRecord {
+            user_arn: p.user_arn.clone(),
+            policy_name: p.policy_name.clone(),
+            document: p.document.clone(),
+            updated_ms: p.updated_ms,
+        })
+        .await
+        .map_err(|e| e.to_string())?;
+    }
     Ok(())
 }
 
@@ -615,6 +661,7 @@ mod tests {
         let body = serde_json::to_vec(&body_from(
             RegionSnapshot::default(),
             vec!["111122223333".into()],
+            vec![],
             vec![],
             vec![],
         ))
