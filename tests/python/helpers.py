@@ -276,3 +276,32 @@ def assert_raw_error(response: requests.Response, code: str, message: str | None
     if message is not None:
         assert body.get("Message") == message, body
     return body
+
+
+def service_client(server, service: str, key: tuple[str, str] | None = None, region: str = DEFAULT_REGION):
+    """A boto3 client of any service Coffer serves (`secretsmanager`, `kms`, `iam`, `sts`),
+    signed with `key` (default: the admin's)."""
+    key_id, secret = key or server.access_key
+    return boto3.client(
+        service,
+        region_name=region,
+        endpoint_url=server.endpoint,
+        aws_access_key_id=key_id,
+        aws_secret_access_key=secret,
+        config=CLIENT_CONFIG,
+    )
+
+
+def create_account(server) -> tuple[str, tuple[str, str]]:
+    """A new account of the server's deployment (`coffer account create`, while it runs):
+    its id and its admin's access key."""
+    done = subprocess.run(
+        [COFFER_BIN, "account", "create", "--data-dir", str(server.data_dir)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.strip().splitlines()
+    fields = dict(line.split(" = ", 1) for line in lines[1:])
+    return lines[0].strip("[]"), (fields["aws_access_key_id"], fields["aws_secret_access_key"])

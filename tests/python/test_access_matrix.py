@@ -18,11 +18,10 @@ import subprocess
 from dataclasses import dataclass
 from typing import Callable
 
-import boto3
 import pytest
 from botocore.exceptions import ClientError
 
-from helpers import ACCOUNT_ID, CLIENT_CONFIG, COFFER_BIN, DEFAULT_REGION, unique
+from helpers import ACCOUNT_ID, DEFAULT_REGION, create_account, service_client, unique
 
 SM = "secretsmanager"
 
@@ -55,15 +54,7 @@ class World:
     blob: bytes  # a ciphertext of the "open" key
 
     def client(self, principal: str, service: str = SM):
-        key_id, secret = self.keys[principal]
-        return boto3.client(
-            service,
-            region_name=DEFAULT_REGION,
-            endpoint_url=self.server.endpoint,
-            aws_access_key_id=key_id,
-            aws_secret_access_key=secret,
-            config=CLIENT_CONFIG,
-        )
+        return service_client(self.server, service, self.keys[principal])
 
     def name(self, short: str) -> str:
         return f"{self.tag}/{short}"
@@ -73,46 +64,13 @@ class World:
 def world(server) -> World:
     tag = unique("mx")
     admin_sm = server.client(DEFAULT_REGION)
-    admin = boto3.client(
-        "iam",
-        region_name=DEFAULT_REGION,
-        endpoint_url=server.endpoint,
-        aws_access_key_id=server.access_key[0],
-        aws_secret_access_key=server.access_key[1],
-        config=CLIENT_CONFIG,
-    )
-    admin_kms = boto3.client(
-        "kms",
-        region_name=DEFAULT_REGION,
-        endpoint_url=server.endpoint,
-        aws_access_key_id=server.access_key[0],
-        aws_secret_access_key=server.access_key[1],
-        config=CLIENT_CONFIG,
-    )
+    admin = service_client(server, "iam")
+    admin_kms = service_client(server, "kms")
 
     # Account B, created while the server runs.
-    done = subprocess.run(
-        [COFFER_BIN, "account", "create", "--data-dir", str(server.data_dir)],
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-    assert done.returncode == 0, done.stderr
-    lines = done.stdout.strip().splitlines()
-    account_b = lines[0].strip("[]")
-    fields = dict(line.split(" = ", 1) for line in lines[1:])
-    keys: dict[str, tuple[str, str]] = {
-        "admin": server.access_key,
-        "b-admin": (fields["aws_access_key_id"], fields["aws_secret_access_key"]),
-    }
-    iam_b = boto3.client(
-        "iam",
-        region_name=DEFAULT_REGION,
-        endpoint_url=server.endpoint,
-        aws_access_key_id=keys["b-admin"][0],
-        aws_secret_access_key=keys["b-admin"][1],
-        config=CLIENT_CONFIG,
-    )
+    account_b, b_key = create_account(server)
+    keys: dict[str, tuple[str, str]] = {"admin": server.access_key, "b-admin": b_key}
+    iam_b = service_client(server, "iam", b_key)
 
     def user(iam, short: str, *statements: dict) -> str:
         name = f"{tag.replace('/', '-')}-{short}"

@@ -6,26 +6,17 @@ server. Users are made with the IAM Query API on the same endpoint; a second acc
 from __future__ import annotations
 
 import json
-import subprocess
 
 import boto3
 import pytest
 
-from helpers import ACCOUNT_ID, CLIENT_CONFIG, COFFER_BIN, DEFAULT_REGION, expect_error, unique
+from helpers import ACCOUNT_ID, DEFAULT_REGION, create_account, expect_error, service_client, unique
 
 SM = "secretsmanager"
 
 
 def iam_client(server, key: tuple[str, str] | None = None):
-    key_id, secret = key or server.access_key
-    return boto3.client(
-        "iam",
-        region_name=DEFAULT_REGION,
-        endpoint_url=server.endpoint,
-        aws_access_key_id=key_id,
-        aws_secret_access_key=secret,
-        config=CLIENT_CONFIG,
-    )
+    return service_client(server, "iam", key)
 
 
 @pytest.fixture(scope="module")
@@ -414,17 +405,7 @@ def test_batch_get_reports_denied_secrets_in_errors(server, iam, sm):
 @pytest.fixture(scope="module")
 def other_account(server):
     """A second account of the same deployment: (account id, its admin's Secrets Manager client)."""
-    done = subprocess.run(
-        [COFFER_BIN, "account", "create", "--data-dir", str(server.data_dir)],
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-    assert done.returncode == 0, done.stderr
-    lines = done.stdout.strip().splitlines()
-    account = lines[0].strip("[]")
-    fields = dict(line.split(" = ", 1) for line in lines[1:])
-    key = (fields["aws_access_key_id"], fields["aws_secret_access_key"])
+    account, key = create_account(server)
     return account, server.client(DEFAULT_REGION, access_key=key), key
 
 

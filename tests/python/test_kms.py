@@ -11,17 +11,17 @@ import os
 import subprocess
 import time
 
-import boto3
 import pytest
 
 from helpers import (
     ACCOUNT_ID,
-    CLIENT_CONFIG,
     COFFER_BIN,
     DEFAULT_REGION,
     REGIONS,
+    create_account,
     expect_error,
     expect_error_matching,
+    service_client,
     start_server,
     unique,
 )
@@ -32,15 +32,7 @@ KMS_DENIED = "Access to KMS is not allowed"
 
 
 def kms_client(server, region: str = DEFAULT_REGION):
-    key_id, secret = server.access_key
-    return boto3.client(
-        "kms",
-        region_name=region,
-        endpoint_url=server.endpoint,
-        aws_access_key_id=key_id,
-        aws_secret_access_key=secret,
-        config=CLIENT_CONFIG,
-    )
+    return service_client(server, "kms", region=region)
 
 
 @pytest.fixture(scope="module")
@@ -633,15 +625,7 @@ def test_root_key_from_the_environment(tmp_path, monkeypatch):
 
 
 def iam_client(server):
-    key_id, secret = server.access_key
-    return boto3.client(
-        "iam",
-        region_name=DEFAULT_REGION,
-        endpoint_url=server.endpoint,
-        aws_access_key_id=key_id,
-        aws_secret_access_key=secret,
-        config=CLIENT_CONFIG,
-    )
+    return service_client(server, "iam")
 
 
 def test_an_iam_user_needs_kms_permissions_for_a_customer_key(server, kms, sm):
@@ -676,17 +660,8 @@ def test_an_iam_user_needs_kms_permissions_for_a_customer_key(server, kms, sm):
 
 @pytest.fixture(scope="module")
 def account_b(server):
-    done = subprocess.run(
-        [COFFER_BIN, "account", "create", "--data-dir", str(server.data_dir)],
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-    assert done.returncode == 0, done.stderr
-    lines = done.stdout.strip().splitlines()
-    account = lines[0].strip("[]")
-    fields = dict(line.split(" = ", 1) for line in lines[1:])
-    return account, server.client(EAST, access_key=(fields["aws_access_key_id"], fields["aws_secret_access_key"]))
+    account, key = create_account(server)
+    return account, server.client(EAST, access_key=key)
 
 
 def test_another_account_reads_a_secret_under_a_customer_key_its_policy_allows(kms, sm, account_b):

@@ -293,34 +293,13 @@ impl Ctx<'_> {
     fn authorize(&self, action: &str, resource: &str) -> Result<()> {
         let caller = self.caller;
         let mut context = Context::new();
-        context.set("aws:PrincipalArn", caller.principal_arn.as_str());
-        context.set("aws:PrincipalAccount", caller.account_id.as_str());
-        context.set("aws:PrincipalType", "User");
-        if let Some(user) = &caller.user_name {
-            context.set("aws:username", user.as_str());
-        }
-        if let Some(ip) = caller.source_ip {
-            // An IPv4 peer of a dual-stack socket is reported as IPv4.
-            let ip = match ip {
-                std::net::IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, std::net::IpAddr::V4),
-                v4 => v4,
-            };
-            context.set("aws:SourceIp", ip.to_string());
-        }
-        context.set(
-            "aws:SecureTransport",
-            if caller.secure_transport {
-                "true"
-            } else {
-                "false"
-            },
+        // IAM is global: AWS serves it from us-east-1, which is its aws:RequestedRegion.
+        coffer_core::authorize::global_context_at(
+            "us-east-1",
+            chrono::Utc::now().timestamp_millis(),
+            caller,
+            &mut context,
         );
-        let now = chrono::Utc::now();
-        context.set(
-            "aws:CurrentTime",
-            now.format("%Y-%m-%dT%H:%M:%SZ").to_string(),
-        );
-        context.set("aws:EpochTime", now.timestamp().to_string());
         let principal = caller.principal();
         let action = format!("iam:{action}");
         let request = Request {
