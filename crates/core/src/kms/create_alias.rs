@@ -44,11 +44,18 @@ pub(crate) fn check_alias_name(name: &str) -> Result<()> {
     Ok(())
 }
 
-pub async fn run(region: &RegionService, caller: &Caller, input: Input) -> Result<Value> {
-    check_alias_name(&input.alias_name)?;
-    let key =
-        super::find_authorized(region, caller, &input.target_key_id, "kms:CreateAlias").await?;
-    if input.target_key_id.starts_with("alias/") || input.target_key_id.contains(":alias/") {
+/// The alias `alias_name` pointing at `target_key_id` (a key id or key ARN of the caller's
+/// account, not pending deletion), once the caller may do `action` on that key; shared by
+/// CreateAlias and UpdateAlias.
+pub(super) async fn alias_record(
+    region: &RegionService,
+    caller: &Caller,
+    alias_name: &str,
+    target_key_id: &str,
+    action: &str,
+) -> Result<coffer_store::KmsAliasRecord> {
+    let key = super::find_authorized(region, caller, target_key_id, action).await?;
+    if target_key_id.starts_with("alias/") || target_key_id.contains(":alias/") {
         return Err(Error::validation(
             "TargetKeyId must be a key id or key ARN, not an alias.",
         ));
@@ -60,12 +67,24 @@ pub async fn run(region: &RegionService, caller: &Caller, input: Input) -> Resul
         )));
     }
     super::require_not_pending_deletion(&key)?;
-    let alias = coffer_store::KmsAliasRecord {
+    Ok(coffer_store::KmsAliasRecord {
         account_id: caller.account_id.clone(),
-        alias_name: input.alias_name.clone(),
+        alias_name: alias_name.to_string(),
         target_key_arn: key.arn.clone(),
         created_ms: region.now_ms(),
-    };
+    })
+}
+
+pub async fn run(region: &RegionService, caller: &Caller, input: Input) -> Result<Value> {
+    check_alias_name(&input.alias_name)?;
+    let alias = alias_record(
+        region,
+        caller,
+        &input.alias_name,
+        &input.target_key_id,
+        "kms:CreateAlias",
+    )
+    .await?;
     match region
         .store
         .commit_kms(coffer_store::KmsChange::CreateAlias(alias))

@@ -11,12 +11,12 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 use crate::error::{Error, ErrorCode, Result};
 use crate::model::Arn;
+use crate::ops::call;
 use crate::region::{Caller, KeyHandle, RegionService};
 
 pub mod cancel_key_deletion;
@@ -113,22 +113,6 @@ pub async fn dispatch(
             format!("Operation {operation} is not supported by Coffer's KMS."),
         )),
     }
-}
-
-async fn call<I, O, F>(
-    f: F,
-    region: &RegionService,
-    caller: &Caller,
-    body: &[u8],
-) -> Result<Vec<u8>>
-where
-    I: DeserializeOwned,
-    O: Serialize,
-    F: AsyncFnOnce(&RegionService, &Caller, I) -> Result<O>,
-{
-    let input: I = crate::ops::parse(body)?;
-    let output = f(region, caller, input).await?;
-    Ok(serde_json::to_vec(&output).expect("responses serialize"))
 }
 
 /// A KMS tag (`TagKey` / `TagValue`, unlike Secrets Manager's `Key` / `Value`).

@@ -3,7 +3,7 @@
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::region::{Caller, RegionService};
 
 #[derive(Deserialize)]
@@ -15,26 +15,14 @@ pub struct Input {
 
 pub async fn run(region: &RegionService, caller: &Caller, input: Input) -> Result<Value> {
     super::create_alias::check_alias_name(&input.alias_name)?;
-    let key =
-        super::find_authorized(region, caller, &input.target_key_id, "kms:UpdateAlias").await?;
-    if input.target_key_id.starts_with("alias/") || input.target_key_id.contains(":alias/") {
-        return Err(Error::validation(
-            "TargetKeyId must be a key id or key ARN, not an alias.",
-        ));
-    }
-    if key.record.account_id != caller.account_id {
-        return Err(super::not_found(format!(
-            "Key '{}' does not exist",
-            key.arn
-        )));
-    }
-    super::require_not_pending_deletion(&key)?;
-    let alias = coffer_store::KmsAliasRecord {
-        account_id: caller.account_id.clone(),
-        alias_name: input.alias_name.clone(),
-        target_key_arn: key.arn.clone(),
-        created_ms: region.now_ms(),
-    };
+    let alias = super::create_alias::alias_record(
+        region,
+        caller,
+        &input.alias_name,
+        &input.target_key_id,
+        "kms:UpdateAlias",
+    )
+    .await?;
     match region
         .store
         .commit_kms(coffer_store::KmsChange::UpdateAlias(alias))

@@ -107,7 +107,8 @@ pub async fn dispatch(
     }
 }
 
-async fn call<I, O, F>(
+/// Parses the input, runs the operation, serializes its output (also used by the KMS API).
+pub(crate) async fn call<I, O, F>(
     f: F,
     region: &RegionService,
     caller: &Caller,
