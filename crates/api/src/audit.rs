@@ -44,6 +44,9 @@ pub(crate) struct Facts {
     pub body: Bytes,
     /// The caller, set only once the signature verified.
     caller: Option<(String, String, Option<String>)>,
+    /// The parsed `Authorization` header, handed to the handler by [`Facts::take_auth`] so
+    /// that the header is parsed once per request.
+    auth: Option<Result<coffer_sigv4::Authorization, coffer_sigv4::SigV4Error>>,
 }
 
 impl Facts {
@@ -55,7 +58,8 @@ impl Facts {
                 .and_then(|v| v.to_str().ok())
                 .map(str::to_string)
         };
-        let auth = coffer_sigv4::parse(headers).ok();
+        let parsed = coffer_sigv4::parse(headers);
+        let auth = parsed.as_ref().ok();
         Facts {
             source_ip: request
                 .extensions()
@@ -71,10 +75,21 @@ impl Facts {
                 .is_some_and(|c| c.starts_with("application/x-www-form-urlencoded")),
             access_key_id: auth.as_ref().map(|a| a.access_key_id.clone()),
             region: auth.as_ref().map(|a| a.region.clone()),
-            scope_service: auth.map(|a| a.service),
+            scope_service: auth.map(|a| a.service.clone()),
             body: Bytes::new(),
             caller: None,
+            auth: Some(parsed),
         }
+    }
+
+    /// The request's parsed `Authorization` header (parsed again if already taken).
+    pub(crate) fn take_auth(
+        &mut self,
+        headers: &axum::http::HeaderMap,
+    ) -> Result<coffer_sigv4::Authorization, coffer_sigv4::SigV4Error> {
+        self.auth
+            .take()
+            .unwrap_or_else(|| coffer_sigv4::parse(headers))
     }
 
     /// The signature verified: the record names this caller.

@@ -110,7 +110,9 @@ async fn serve(
         .unwrap_or_default()
         .to_string();
     let fail = |e: QueryError| (action.clone(), e);
-    let auth = coffer_sigv4::parse(&parts.headers).map_err(|e| fail(auth_error(&e)))?;
+    let auth = facts
+        .take_auth(&parts.headers)
+        .map_err(|e| fail(auth_error(&e)))?;
     if auth.service != "iam" && auth.service != "sts" {
         return Err(fail(auth_error(&SigV4Error::wrong_service("iam"))));
     }

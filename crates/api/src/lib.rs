@@ -286,7 +286,7 @@ async fn serve_api(
         return iam::handle(deployment, request_id, &parts, &body, facts).await;
     }
     let (service, operation) = target(&parts.headers).unwrap_or_default();
-    let auth = match coffer_sigv4::parse(&parts.headers) {
+    let auth = match facts.take_auth(&parts.headers) {
         Ok(a) => a,
         Err(e) => return auth_error(request_id, &e),
     };

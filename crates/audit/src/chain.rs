@@ -42,12 +42,20 @@ pub fn write_line(out: &mut Vec<u8>, previous: &[u8; 32], canonical: &[u8]) -> [
     let body = canonical.strip_suffix(b"}").unwrap_or(canonical);
     out.extend_from_slice(body);
     out.extend_from_slice(PREV);
-    out.extend_from_slice(hex::encode(previous).as_bytes());
+    out.extend_from_slice(&hex64(previous));
     out.extend_from_slice(MID);
-    out.extend_from_slice(hex::encode(hash).as_bytes());
+    out.extend_from_slice(&hex64(&hash));
     out.extend_from_slice(END);
     out.push(b'\n');
     hash
+}
+
+/// Lower-case hex of a hash, on the stack.
+fn hex64(hash: &[u8; 32]) -> [u8; 64] {
+    let mut text = [0u8; 64];
+    // The buffer is exactly twice the input's length, so encoding cannot fail.
+    let _ = hex::encode_to_slice(hash, &mut text);
+    text
 }
 
 /// A line split into its canonical record bytes and its chain members.

@@ -123,7 +123,7 @@ impl Record {
         Record {
             event_version: EVENT_VERSION,
             user_identity: UserIdentity::unauthenticated(None),
-            event_time: chrono::Utc::now().format("%Y-%m-%dT%H:%M:%SZ").to_string(),
+            event_time: event_time_now(),
             event_source,
             event_name,
             aws_region: String::new(),
@@ -151,35 +151,29 @@ impl Record {
     }
 }
 
+/// A random (v4) UUID from the thread-local CSPRNG: no system call per record.
 fn random_uuid() -> String {
-    use std::time::{SystemTime, UNIX_EPOCH};
-    // Unique enough for an event id and without a system call per record: the time, a process
-    // counter and the address of a stack slot, hashed. Not a secret; never used for security.
-    static COUNTER: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
-    use sha2::Digest;
-    let n = COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    let now = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_nanos())
-        .unwrap_or(0);
-    let digest = sha2::Sha256::new()
-        .chain_update(now.to_le_bytes())
-        .chain_update(n.to_le_bytes())
-        .chain_update(std::process::id().to_le_bytes())
-        .finalize();
-    let mut b = [0u8; 16];
-    b.copy_from_slice(&digest[..16]);
-    b[6] = (b[6] & 0x0f) | 0x40;
-    b[8] = (b[8] & 0x3f) | 0x80;
-    let h = hex::encode(b);
-    format!(
-        "{}-{}-{}-{}-{}",
-        &h[0..8],
-        &h[8..12],
-        &h[12..16],
-        &h[16..20],
-        &h[20..32]
-    )
+    uuid::Builder::from_random_bytes(rand::random())
+        .into_uuid()
+        .to_string()
+}
+
+/// Now in CloudTrail's format (`2026-11-28T08:49:41Z`), formatted once per second per
+/// thread: records of the same second share the text.
+fn event_time_now() -> String {
+    use std::cell::RefCell;
+    thread_local! {
+        static LAST: RefCell<(i64, String)> = const { RefCell::new((i64::MIN, String::new())) };
+    }
+    let now = chrono::Utc::now();
+    let secs = now.timestamp();
+    LAST.with(|last| {
+        let mut last = last.borrow_mut();
+        if last.0 != secs {
+            *last = (secs, now.format("%Y-%m-%dT%H:%M:%SZ").to_string());
+        }
+        last.1.clone()
+    })
 }
 
 /// Whether a member name carries a secret value, by a **deny-list of name patterns** applied
