@@ -27,6 +27,23 @@ impl KeyMaterial {
     pub fn generate() -> Self {
         Self(Key32::random())
     }
+
+    /// The raw material, only for sending a multi-Region key to a replica Region inside a
+    /// sealed replication message (and checking that a redelivered one is the same key).
+    pub fn expose_bytes(&self) -> &[u8; KEY_LEN] {
+        self.0.bytes()
+    }
+
+    /// Material received from another Region (a multi-Region replica key, out of a sealed
+    /// replication message); `None` unless `bytes` is exactly 32 bytes long.
+    pub fn from_bytes(bytes: &[u8]) -> Option<Self> {
+        if bytes.len() != KEY_LEN {
+            return None;
+        }
+        let mut key = Key32::zeroed();
+        key.bytes_mut().copy_from_slice(bytes);
+        Some(Self(key))
+    }
 }
 
 /// A 32-byte AES-256 data key: one per secret version, carried at rest only as a ciphertext

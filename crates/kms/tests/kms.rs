@@ -841,3 +841,18 @@ fn keys_can_be_shared_between_threads() {
     assert_send_sync::<DataKey>();
     assert_send_sync::<KmsError>();
 }
+
+#[test]
+fn key_material_rebuilt_from_its_bytes_decrypts_what_the_original_encrypted() {
+    // A multi-Region replica key is the primary's material, carried as bytes to another Region.
+    let original = KeyMaterial::generate();
+    let blob = encrypt(&original, KEY_ARN, b"everywhere", &context("v1")).unwrap();
+    let copy = KeyMaterial::from_bytes(original.expose_bytes()).unwrap();
+    assert_eq!(
+        &decrypt(&copy, &blob, &context("v1")).unwrap()[..],
+        b"everywhere"
+    );
+    assert!(KeyMaterial::from_bytes(&[7u8; 31]).is_none());
+    assert!(KeyMaterial::from_bytes(&[7u8; 33]).is_none());
+    assert!(KeyMaterial::from_bytes(&[]).is_none());
+}

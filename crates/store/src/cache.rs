@@ -185,8 +185,8 @@ impl Store for CachedStore {
         self.inner.list_kms_aliases(account_id).await
     }
 
-    async fn commit_kms(&self, change: KmsChange) -> Result<()> {
-        self.inner.commit_kms(change).await
+    async fn commit_kms_with(&self, change: KmsChange, outbox: Vec<OutboxEntry>) -> Result<()> {
+        self.inner.commit_kms_with(change, outbox).await
     }
 
     async fn claim_outbox(

@@ -177,7 +177,12 @@ pub trait Store: Send + Sync + 'static {
     async fn list_kms_aliases(&self, account_id: &str) -> Result<Vec<KmsAliasRecord>>;
     /// Commits one change to the KMS keys or aliases (see [`KmsChange`] for when it is a
     /// `Conflict`).
-    async fn commit_kms(&self, change: KmsChange) -> Result<()>;
+    async fn commit_kms(&self, change: KmsChange) -> Result<()> {
+        self.commit_kms_with(change, Vec::new()).await
+    }
+    /// [`Store::commit_kms`] and outbox entries in one transaction: all or nothing (KMS
+    /// `ReplicateKey` to a Region of another node records the replica and the delivery so).
+    async fn commit_kms_with(&self, change: KmsChange, outbox: Vec<OutboxEntry>) -> Result<()>;
 
     async fn close(&self);
 }

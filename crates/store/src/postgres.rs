@@ -892,7 +892,7 @@ impl PostgresStore {
             .collect::<Result<_>>()?)
     }
 
-    async fn try_commit_kms(&self, change: &KmsChange) -> PgResult<()> {
+    async fn try_commit_kms(&self, change: &KmsChange, outbox: &[OutboxEntry]) -> PgResult<()> {
         use crate::rows::KmsBind;
         let mut tx = self.pool.begin().await?;
         for (i, (sql, binds)) in crate::rows::kms_change_statements(change)
@@ -911,6 +911,20 @@ impl PostgresStore {
             if i == 0 && done.rows_affected() == 0 {
                 return Err(PgError::Final(StoreError::Conflict));
             }
+        }
+        let now = now_ms();
+        for entry in outbox {
+            sqlx::query(
+                "INSERT INTO replication_outbox (secret_arn, dest_region, kind, payload, enqueued_ms, \
+                 attempts, next_attempt_ms) VALUES ($1, $2, $3, $4, $5, 0, $5)",
+            )
+            .bind(&entry.secret_arn)
+            .bind(&entry.dest_region)
+            .bind(&entry.kind)
+            .bind(&entry.payload)
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
         }
         tx.commit().await?;
         Ok(())
@@ -1154,11 +1168,11 @@ impl Store for PostgresStore {
         )
     }
 
-    async fn commit_kms(&self, change: KmsChange) -> Result<()> {
+    async fn commit_kms_with(&self, change: KmsChange, outbox: Vec<OutboxEntry>) -> Result<()> {
         retrying!(
             "changing a KMS key or alias",
             Exhausted::Conflict,
-            self.try_commit_kms(&change)
+            self.try_commit_kms(&change, &outbox)
         )
     }
 

@@ -649,7 +649,7 @@ impl Store for SqliteStore {
             .collect()
     }
 
-    async fn commit_kms(&self, change: KmsChange) -> Result<()> {
+    async fn commit_kms_with(&self, change: KmsChange, outbox: Vec<OutboxEntry>) -> Result<()> {
         let mut tx = self.pools.writer.begin().await?;
         for (i, (sql, binds)) in kms_change_statements(&change).into_iter().enumerate() {
             let mut query = sqlx::query(sql);
@@ -664,6 +664,20 @@ impl Store for SqliteStore {
             if i == 0 && done.rows_affected() == 0 {
                 return Err(StoreError::Conflict);
             }
+        }
+        let now = now_ms();
+        for entry in &outbox {
+            sqlx::query(
+                "INSERT INTO replication_outbox (secret_arn, dest_region, kind, payload, enqueued_ms, \
+                 attempts, next_attempt_ms) VALUES ($1, $2, $3, $4, $5, 0, $5)",
+            )
+            .bind(&entry.secret_arn)
+            .bind(&entry.dest_region)
+            .bind(&entry.kind)
+            .bind(&entry.payload)
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
         }
         tx.commit().await?;
         Ok(())

@@ -152,6 +152,7 @@ conformance!(
     kms_keys_and_aliases,
     kms_keys_are_listed_updated_and_deleted,
     outbox_rows_commit_with_the_change_or_not_at_all,
+    outbox_rows_commit_with_a_kms_change_or_not_at_all,
     claims_hold_a_lease_until_it_expires,
     an_owner_takes_back_its_own_leases,
     concurrent_claimers_split_the_rows,
@@ -753,6 +754,71 @@ mod cases {
                 .await
                 .unwrap()
                 .is_none()
+        );
+        store.close().await;
+    }
+
+    pub async fn outbox_rows_commit_with_a_kms_change_or_not_at_all(b: &Backend) {
+        let store = b.region().await;
+        let mut key = KmsKeyRecord {
+            key_arn: format!("arn:aws:kms:us-east-1:{ACCOUNT}:key/mrk-1"),
+            account_id: ACCOUNT.into(),
+            key_id: "mrk-1".into(),
+            wrapped_material: vec![1, 2, 3],
+            metadata: r#"{"ReplicaRegions":[]}"#.into(),
+            created_ms: 5,
+        };
+        store.create_kms_key(key.clone(), None).await.unwrap();
+        key.metadata = r#"{"ReplicaRegions":["eu-west-1"]}"#.into();
+        store
+            .commit_kms_with(
+                KmsChange::UpdateKey(key.clone()),
+                vec![entry(
+                    &key.key_arn,
+                    "eu-west-1",
+                    "key",
+                    r#"{"Description":"d"}"#,
+                )],
+            )
+            .await
+            .unwrap();
+        assert_eq!(store.load_kms_key(&key.key_arn).await.unwrap(), Some(key));
+        let rows = store
+            .claim_outbox(now_ms(), "node", 30_000, 10)
+            .await
+            .unwrap();
+        assert_eq!(rows.len(), 1);
+        assert_eq!(
+            rows[0].entry,
+            entry(
+                &format!("arn:aws:kms:us-east-1:{ACCOUNT}:key/mrk-1"),
+                "eu-west-1",
+                "key",
+                r#"{"Description":"d"}"#
+            )
+        );
+
+        // A change that fails (no such key) writes no outbox row.
+        let ghost = KmsKeyRecord {
+            key_arn: format!("arn:aws:kms:us-east-1:{ACCOUNT}:key/mrk-ghost"),
+            account_id: ACCOUNT.into(),
+            key_id: "mrk-ghost".into(),
+            wrapped_material: vec![4, 5, 6],
+            metadata: "{}".into(),
+            created_ms: 6,
+        };
+        assert_conflict(
+            store
+                .commit_kms_with(
+                    KmsChange::UpdateKey(ghost.clone()),
+                    vec![entry(&ghost.key_arn, "ap-south-1", "key", "{}")],
+                )
+                .await,
+            "update of a missing key",
+        );
+        assert_eq!(
+            store.outbox_depth().await.unwrap(),
+            vec![("eu-west-1".to_string(), 1)]
         );
         store.close().await;
     }
