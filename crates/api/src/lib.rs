@@ -333,7 +333,8 @@ async fn serve_api(
     let result = if service == "secretsmanager" {
         coffer_core::ops::dispatch(&region, &caller, &operation, &body).await
     } else if service == "TrentService" {
-        let regions = &deployment.regions;
+        // This node's Regions and its peers' (ReplicateKey).
+        let regions = &*deployment.topology;
         coffer_core::kms::dispatch(&region, &caller, &operation, &body, regions).await
     } else {
         Err(Error::new(

@@ -28,6 +28,11 @@ pub const KIND_SYNC_BATCH: &str = "sync-batch";
 pub const KIND_REMOVE: &str = "remove";
 pub const KIND_DETACH: &str = "detach";
 pub const KIND_ACCESS: &str = "access";
+/// A multi-Region KMS key's replica, to be created in a Region of another node (KMS
+/// `ReplicateKey`). The row's `secret_arn` column holds the primary key's ARN and its payload
+/// the replica's own description, policy and tags (`kms::replicate_key::ReplicaPayload`); the
+/// key material is read from the primary when the row is delivered, never stored in the row.
+pub const KIND_KEY: &str = "key";
 
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
 #[serde(rename_all = "snake_case")]

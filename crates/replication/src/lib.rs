@@ -1,11 +1,13 @@
 //! Replication between Regions: who the Regions are and how to reach them (`topology`), sealed
 //! messages (`envelope`), delivery (`transport`), the outbox drain (`worker`), the receiving
-//! side (`receive`) and Prometheus metrics (`metrics`).
+//! side (`receive`), multi-Region KMS replica keys for other nodes (`keys`) and Prometheus
+//! metrics (`metrics`).
 //!
 //! A Region in this process and a Region in another process are reached the same way: an
 //! HTTP POST of a sealed message to that node's `/internal/replication`.
 
 pub mod envelope;
+pub mod keys;
 pub mod metrics;
 pub mod receive;
 pub mod topology;

@@ -55,3 +55,14 @@ impl Topology {
         self.route(region).map(|r| r.public_key)
     }
 }
+
+/// KMS `ReplicateKey` reaches this node's Regions directly and the peers' through the outbox.
+impl coffer_core::kms::RegionDirectory for Topology {
+    fn local(&self, region: &str) -> Option<&Arc<RegionService>> {
+        self.local.get(region)
+    }
+
+    fn is_peer(&self, region: &str) -> bool {
+        !self.local.contains_key(region) && self.peers.contains_key(region)
+    }
+}

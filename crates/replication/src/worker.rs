@@ -8,8 +8,8 @@ use std::time::Duration;
 
 use coffer_core::RegionService;
 use coffer_core::replication::{
-    self, Answer, KIND_ACCESS, KIND_DETACH, KIND_REMOVE, KIND_SYNC, KIND_SYNC_BATCH, RegionPayload,
-    SyncMessage, SyncPayload,
+    self, Answer, KIND_ACCESS, KIND_DETACH, KIND_KEY, KIND_REMOVE, KIND_SYNC, KIND_SYNC_BATCH,
+    RegionPayload, SyncMessage, SyncPayload,
 };
 use coffer_core::rotation::{KIND_ROTATE, RunOutcome};
 use coffer_store::OutboxRow;
@@ -444,6 +444,8 @@ async fn deliver(
             sent_seq = msg.seq;
             zeroize::Zeroizing::new(serde_json::to_vec(&msg).expect("message serializes"))
         }
+        // Multi-Region KMS keys have their own delivery (keys.rs).
+        KIND_KEY => return crate::keys::deliver(topology, region, transport, dest, row).await,
         KIND_REMOVE | KIND_DETACH | KIND_ACCESS => zeroize::Zeroizing::new(
             serde_json::to_vec(&Notice {
                 arn: arn.to_string(),
@@ -525,7 +527,7 @@ fn observe(topology: &Topology, source: &str, dest: &str, row: &OutboxRow, answe
 
 /// A delivery that did not reach the destination: a Region that is not enabled fails a sync at
 /// once; everything else is retried with backoff.
-async fn settle_send_error(
+pub(crate) async fn settle_send_error(
     topology: &Topology,
     region: &RegionService,
     dest: &str,
@@ -558,7 +560,7 @@ async fn settle_send_error(
 /// Backs off (100 ms doubling, at most 30 s) and, once the failure has lasted longer than the
 /// deployment allows, shows the replica as `Failed` with the network error — while still
 /// retrying, so the replica heals by itself when the network returns.
-async fn retry(
+pub(crate) async fn retry(
     topology: &Topology,
     region: &RegionService,
     dest: &str,

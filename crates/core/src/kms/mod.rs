@@ -70,13 +70,34 @@ pub const OPERATIONS: &[&str] = &[
 /// The Regions of this node, for ReplicateKey.
 pub type Regions = HashMap<String, Arc<RegionService>>;
 
+/// The Regions a KMS request can name besides its own (ReplicateKey's `ReplicaRegion`): those
+/// of this node, reached directly, and those served by peer nodes, reached through the
+/// replication outbox (`coffer_replication::Topology` implements it).
+pub trait RegionDirectory: Sync {
+    /// A Region served by this node.
+    fn local(&self, region: &str) -> Option<&Arc<RegionService>>;
+    /// Whether another node of the deployment serves `region` (a `[[peers]]` entry).
+    fn is_peer(&self, region: &str) -> bool;
+}
+
+/// Only this node's Regions: no peers.
+impl RegionDirectory for Regions {
+    fn local(&self, region: &str) -> Option<&Arc<RegionService>> {
+        self.get(region)
+    }
+
+    fn is_peer(&self, _region: &str) -> bool {
+        false
+    }
+}
+
 /// Runs KMS `operation` with a JSON request body and returns the JSON response body.
 pub async fn dispatch(
     region: &RegionService,
     caller: &Caller,
     operation: &str,
     body: &[u8],
-    regions: &Regions,
+    regions: &dyn RegionDirectory,
 ) -> Result<Vec<u8>> {
     let r = region;
     let c = caller;
@@ -427,13 +448,24 @@ pub fn epoch_seconds(ms: i64) -> f64 {
 
 /// AWS's `KeyMetadata` of a key.
 pub fn key_metadata(key: &KeyHandle) -> Value {
-    let m = &key.meta;
     let r = &key.record;
+    metadata_of(&key.arn, &r.account_id, &r.key_id, r.created_ms, &key.meta)
+}
+
+/// AWS's `KeyMetadata` of a key described by its parts (a replica key being created in a
+/// Region of another node has no local record yet).
+pub fn metadata_of(
+    arn: &str,
+    account_id: &str,
+    key_id: &str,
+    created_ms: i64,
+    m: &KeyMeta,
+) -> Value {
     let mut out = json!({
-        "AWSAccountId": r.account_id,
-        "KeyId": r.key_id,
-        "Arn": key.arn,
-        "CreationDate": epoch_seconds(r.created_ms),
+        "AWSAccountId": account_id,
+        "KeyId": key_id,
+        "Arn": arn,
+        "CreationDate": epoch_seconds(created_ms),
         "Enabled": m.key_state == "Enabled",
         "Description": m.description,
         "KeyUsage": m.key_usage,
@@ -451,13 +483,13 @@ pub fn key_metadata(key: &KeyHandle) -> Value {
     if m.multi_region {
         // ARNs of the same key id in other Regions of the partition.
         let arn_in = |region: &str| {
-            let parsed = Arn::parse(&key.arn).expect("stored key ARNs parse");
+            let parsed = Arn::parse(arn).expect("stored key ARNs parse");
             format!(
                 "arn:{}:kms:{region}:{}:{}",
                 parsed.partition, parsed.account, parsed.resource
             )
         };
-        let own_region = Arn::parse(&key.arn)
+        let own_region = Arn::parse(arn)
             .map(|a| a.region.to_string())
             .unwrap_or_default();
         let (kind, primary_region, replicas): (&str, String, Vec<String>) = match &m.primary_region

@@ -2,16 +2,25 @@
 //! the same key id and the same key material, wrapped under that Region's root key, so data
 //! encrypted in one Region decrypts in the other.
 //!
-//! Only Regions served by this node can receive a replica: the key material would otherwise
-//! have to travel to the peer, which the replication transport does not carry today. A Region
-//! served by a peer gets an `UnsupportedOperationException` that says so (see docs/keys.md).
+//! - A Region of this node gets its replica at once, in the call: the answer shows it `Enabled`.
+//! - A Region served by a peer node (`[[peers]]`) gets it asynchronously, as AWS creates replicas:
+//!   the answer shows the replica `Creating`, and the primary lists the Region among its
+//!   `ReplicaKeys` at once. The primary's metadata and an outbox row of kind
+//!   [`crate::replication::KIND_KEY`] commit in one transaction; the replication worker then
+//!   reads the material from the primary and sends it, with the replica's metadata, in a sealed
+//!   message only the destination Region can open (`coffer_replication::keys`). The peer
+//!   creates the key under its own root key, and it becomes usable there (`Enabled`). An
+//!   unreachable peer is retried with backoff until it answers.
+//! - A Region no node serves: `UnsupportedOperationException` naming the Region.
+//!
+//! See docs/keys.md.
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
-use super::{KeyMeta, KmsTag, Regions};
+use super::{KeyMeta, KmsTag, RegionDirectory};
 use crate::error::{Error, ErrorCode, Result};
-use crate::region::{Caller, RegionService};
+use crate::region::{Caller, KeyHandle, RegionService};
 
 #[derive(Deserialize)]
 #[serde(rename_all = "PascalCase")]
@@ -28,11 +37,52 @@ pub struct Input {
     pub bypass_policy_lockout_safety_check: Option<bool>,
 }
 
+/// What a replica in a Region of another node gets besides the primary's material: the payload
+/// of its outbox row (not secret: no key material).
+#[derive(Serialize, Deserialize, Debug, Clone, Default)]
+#[serde(rename_all = "PascalCase")]
+pub struct ReplicaPayload {
+    #[serde(default)]
+    pub description: Option<String>,
+    #[serde(default)]
+    pub policy: Option<String>,
+    #[serde(default)]
+    pub tags: Vec<KmsTag>,
+}
+
+/// The stored metadata of `primary`'s replica (in whatever Region), as the replica's Region
+/// keeps it: its own description (the primary's unless given), policy and tags, `Enabled`.
+pub fn replica_meta(primary: &KeyHandle, primary_region: &str, payload: ReplicaPayload) -> KeyMeta {
+    KeyMeta {
+        description: payload
+            .description
+            .unwrap_or_else(|| primary.meta.description.clone()),
+        key_manager: "CUSTOMER".into(),
+        key_state: "Enabled".into(),
+        key_usage: primary.meta.key_usage.clone(),
+        key_spec: primary.meta.key_spec.clone(),
+        origin: primary.meta.origin.clone(),
+        multi_region: true,
+        deletion_date_ms: None,
+        policy: payload.policy,
+        tags: payload.tags,
+        primary_region: Some(primary_region.to_string()),
+        replica_regions: Vec::new(),
+    }
+}
+
+fn already_replicated(key: &KeyHandle, replica_region: &str) -> Error {
+    Error::new(
+        ErrorCode::KmsAlreadyExists,
+        format!("Key {} already has a replica in {replica_region}.", key.arn),
+    )
+}
+
 pub async fn run(
     region: &RegionService,
     caller: &Caller,
     input: Input,
-    regions: &Regions,
+    regions: &dyn RegionDirectory,
 ) -> Result<Value> {
     let key = super::find_authorized(region, caller, &input.key_id, "kms:ReplicateKey").await?;
     if !key.meta.multi_region {
@@ -57,36 +107,41 @@ pub async fn run(
             region.region
         )));
     }
-    let Some(dest) = regions.get(&input.replica_region) else {
+    let dest = regions.local(&input.replica_region);
+    if dest.is_none() && !regions.is_peer(&input.replica_region) {
         return Err(Error::new(
             ErrorCode::KmsUnsupportedOperation,
             format!(
-                "Region {} is not served by this Coffer node: a multi-Region key can be replicated only to a Region of the same node (see docs/keys.md).",
+                "Region {} is not enabled in this deployment: no Coffer node serves it. Add it to the Regions of a node (--regions) or to the peers of this node's config file (see docs/keys.md).",
                 input.replica_region
             ),
         ));
-    };
+    }
     if let Some(policy) = &input.policy {
         super::check_policy(policy)?;
     }
     let tags = input.tags.unwrap_or_default();
     super::check_tags(&tags)?;
-    let meta = KeyMeta {
-        description: input
-            .description
-            .unwrap_or_else(|| key.meta.description.clone()),
-        key_manager: "CUSTOMER".into(),
-        key_state: "Enabled".into(),
-        key_usage: key.meta.key_usage.clone(),
-        key_spec: key.meta.key_spec.clone(),
-        origin: key.meta.origin.clone(),
-        multi_region: true,
-        deletion_date_ms: None,
+    let payload = ReplicaPayload {
+        description: input.description,
         policy: input.policy,
         tags,
-        primary_region: Some(region.region.clone()),
-        replica_regions: Vec::new(),
     };
+    match dest {
+        Some(dest) => replicate_here(region, &key, dest, &input.replica_region, payload).await,
+        None => replicate_to_peer(region, &key, &input.replica_region, payload).await,
+    }
+}
+
+/// A Region of this node: the replica is created in the call.
+async fn replicate_here(
+    region: &RegionService,
+    key: &KeyHandle,
+    dest: &RegionService,
+    replica_region: &str,
+    payload: ReplicaPayload,
+) -> Result<Value> {
+    let meta = replica_meta(key, &region.region, payload);
     let replica = match dest
         .create_key(
             &key.record.account_id,
@@ -98,21 +153,15 @@ pub async fn run(
     {
         Ok(k) => k,
         Err(e) if e.code == ErrorCode::KmsAlreadyExists => {
-            return Err(Error::new(
-                ErrorCode::KmsAlreadyExists,
-                format!(
-                    "Key {} already has a replica in {}.",
-                    key.arn, input.replica_region
-                ),
-            ));
+            return Err(already_replicated(key, replica_region));
         }
         Err(e) => return Err(e),
     };
     let mut primary = (*key.meta).clone();
-    if !primary.replica_regions.contains(&input.replica_region) {
-        primary.replica_regions.push(input.replica_region.clone());
+    if !primary.replica_regions.iter().any(|r| r == replica_region) {
+        primary.replica_regions.push(replica_region.to_string());
     }
-    super::save_meta(region, &key, primary).await?;
+    super::save_meta(region, key, primary).await?;
     let policy =
         replica.meta.policy.clone().unwrap_or_else(|| {
             super::default_policy(dest, &replica.record.account_id, &replica.meta)
@@ -121,6 +170,67 @@ pub async fn run(
         "ReplicaKeyMetadata": super::key_metadata(&replica),
         "ReplicaPolicy": policy,
         "ReplicaTags": replica.meta.tags,
+    }))
+}
+
+/// A Region of another node: the primary records the Region and the delivery in one
+/// transaction; the replica is `Creating` until the peer has created it.
+async fn replicate_to_peer(
+    region: &RegionService,
+    key: &KeyHandle,
+    replica_region: &str,
+    payload: ReplicaPayload,
+) -> Result<Value> {
+    // The primary's list is the record of replicas in other nodes' Regions (the peer may be
+    // down now): a Region already on it has, or is getting, its replica.
+    if key.meta.replica_regions.iter().any(|r| r == replica_region) {
+        return Err(already_replicated(key, replica_region));
+    }
+    let mut primary = (*key.meta).clone();
+    primary.replica_regions.push(replica_region.to_string());
+    let mut record = (*key.record).clone();
+    record.metadata = primary.to_json();
+    let row = coffer_store::OutboxEntry {
+        // The outbox names what it delivers in `secret_arn`: here the primary key's ARN.
+        secret_arn: key.arn.clone(),
+        dest_region: replica_region.to_string(),
+        kind: crate::replication::KIND_KEY.to_string(),
+        payload: serde_json::to_string(&payload).expect("payload serializes"),
+    };
+    let committed = region
+        .store
+        .commit_kms_with(coffer_store::KmsChange::UpdateKey(record), vec![row])
+        .await;
+    region.forget_key(&key.arn);
+    match committed {
+        Ok(()) => region.notify_outbox(),
+        Err(coffer_store::StoreError::Conflict) => {
+            return Err(super::not_found(format!(
+                "Key '{}' does not exist",
+                key.arn
+            )));
+        }
+        Err(e) => return Err(e.into()),
+    }
+    // [D] AWS answers ReplicateKey with the new replica `Creating`; it turns `Enabled` once
+    // created. Its ARN is the primary's with the replica's Region.
+    let mut meta = replica_meta(key, &region.region, payload);
+    meta.key_state = "Creating".into();
+    let arn = crate::replication::arn_in_region(&key.arn, replica_region);
+    let policy = meta
+        .policy
+        .clone()
+        .unwrap_or_else(|| super::default_policy(region, &key.record.account_id, &meta));
+    Ok(json!({
+        "ReplicaKeyMetadata": super::metadata_of(
+            &arn,
+            &key.record.account_id,
+            &key.record.key_id,
+            region.now_ms(),
+            &meta,
+        ),
+        "ReplicaPolicy": policy,
+        "ReplicaTags": meta.tags,
     }))
 }
 

@@ -1,0 +1,191 @@
+//! Multi-Region KMS keys across nodes: delivering a replica key (KMS `ReplicateKey` to a Region
+//! of another node) and creating it on arrival.
+//!
+//! The primary's Region commits an outbox row of kind [`KIND_KEY`] with the primary key's ARN
+//! in the row's `secret_arn` column (see `coffer_core::kms::replicate_key`). [`deliver`] reads
+//! the primary key when the row is due — its material (unwrapped with the Region's root key)
+//! and the replica's metadata — and sends them as one [`KeyMessage`] over the sealed transport:
+//! HPKE to the destination Region's public key, authenticated by the source Region's key, so
+//! only the destination can open it and it knows which Region sent it. The plaintext is
+//! zeroized after sealing. [`apply`] creates the key in the destination Region, wrapped under
+//! that Region's root key; a redelivery of the same key is a success.
+//!
+//! Answers: `Done` (created, or already there with the same material) settles the row;
+//! `Failed` (a different key of that id exists there) drops the Region from the primary's
+//! replicas, so DescribeKey does not list a replica that will never exist and ReplicateKey can
+//! be called again; a network failure is retried with the usual backoff, for as long as it
+//! takes (the replica stays `Creating`, i.e. absent in its Region, until then).
+
+use base64::Engine;
+use serde::{Deserialize, Serialize};
+use zeroize::Zeroizing;
+
+use coffer_core::RegionService;
+use coffer_core::kms::KeyMeta;
+use coffer_core::kms::replicate_key::{ReplicaPayload, replica_meta};
+use coffer_core::replication::{Answer, KIND_KEY};
+use coffer_store::OutboxRow;
+
+use crate::topology::Topology;
+use crate::transport::Transport;
+
+/// A replica key as it travels, inside a sealed message only (no `Debug`: it holds material).
+#[derive(Serialize, Deserialize)]
+pub struct KeyMessage {
+    pub account_id: String,
+    pub key_id: String,
+    /// The replica's stored metadata (`primary_region` is the sending Region).
+    pub metadata: KeyMeta,
+    /// base64 of the 32 bytes of key material.
+    pub material: Zeroizing<String>,
+}
+
+/// The message that creates `row`'s replica key in `dest`, or `None` when there is nothing to
+/// send any more (the primary key is gone, or no longer lists `dest` among its replicas).
+pub async fn build(
+    region: &RegionService,
+    dest: &str,
+    row: &OutboxRow,
+) -> coffer_core::Result<Option<Zeroizing<Vec<u8>>>> {
+    let Some(key) = region.key_by_arn(&row.entry.secret_arn).await? else {
+        return Ok(None);
+    };
+    if key.meta.primary_region.is_some() || !key.meta.replica_regions.iter().any(|r| r == dest) {
+        return Ok(None);
+    }
+    let payload: ReplicaPayload = serde_json::from_str(&row.entry.payload)
+        .map_err(|_| coffer_core::Error::internal("unreadable replica key payload"))?;
+    let message = KeyMessage {
+        account_id: key.record.account_id.clone(),
+        key_id: key.record.key_id.clone(),
+        metadata: replica_meta(&key, &region.region, payload),
+        material: Zeroizing::new(
+            base64::engine::general_purpose::STANDARD.encode(key.material.expose_bytes()),
+        ),
+    };
+    Ok(Some(Zeroizing::new(
+        serde_json::to_vec(&message).expect("key message serializes"),
+    )))
+}
+
+/// Delivers one `key` row to `dest` and settles it.
+pub async fn deliver(
+    topology: &Topology,
+    region: &RegionService,
+    transport: &Transport,
+    dest: &str,
+    row: &OutboxRow,
+) -> coffer_core::Result<()> {
+    let source = region.region.as_str();
+    let arn = row.entry.secret_arn.as_str();
+    let finish = || region.store.finish_outbox(arn, dest, KIND_KEY, row.id);
+    let Some(plaintext) = build(region, dest, row).await? else {
+        return finish().await.map_err(Into::into);
+    };
+    let answer = match transport
+        .send(topology, source, dest, KIND_KEY, &plaintext)
+        .await
+    {
+        Ok(answer) => answer,
+        Err(e) => return crate::worker::settle_send_error(topology, region, dest, row, e).await,
+    };
+    drop(plaintext);
+    match serde_json::from_slice::<Answer>(&answer) {
+        Ok(Answer::Done | Answer::Applied { .. }) => {
+            topology.metrics.count(source, dest, "key_created");
+            tracing::info!(source, dest, key = arn, "Multi-Region replica key created");
+        }
+        Ok(Answer::Failed { message }) => {
+            topology.metrics.count(source, dest, "failed");
+            tracing::warn!(source, dest, key = arn, reason = %message, "Multi-Region replica key could not be created; the Region is dropped from the primary's replicas");
+            drop_replica_region(region, arn, dest).await?;
+        }
+        Ok(Answer::Detached) | Err(_) => {
+            return crate::worker::retry(
+                topology,
+                region,
+                dest,
+                row,
+                "the answer was unreadable".into(),
+            )
+            .await;
+        }
+    }
+    finish().await.map_err(Into::into)
+}
+
+/// Takes `dest` off the primary key's replicas (a replica that could not be created).
+async fn drop_replica_region(
+    region: &RegionService,
+    key_arn: &str,
+    dest: &str,
+) -> coffer_core::Result<()> {
+    region.forget_key(key_arn);
+    let Some(key) = region.key_by_arn(key_arn).await? else {
+        return Ok(());
+    };
+    let mut meta = (*key.meta).clone();
+    meta.replica_regions.retain(|r| r != dest);
+    coffer_core::kms::save_meta(region, &key, meta).await
+}
+
+fn malformed() -> coffer_core::Error {
+    coffer_core::Error::internal("malformed replica key message")
+}
+
+/// Creates the replica key a [`KeyMessage`] from `source` carries, in `region`.
+pub async fn apply(
+    region: &RegionService,
+    source: &str,
+    plaintext: &[u8],
+) -> coffer_core::Result<Answer> {
+    let msg: KeyMessage = serde_json::from_slice(plaintext).map_err(|_| malformed())?;
+    // The sealed envelope proves the source Region; the message must agree with it, and name a
+    // multi-Region key id of an account.
+    let well_formed = msg.metadata.primary_region.as_deref() == Some(source)
+        && msg.metadata.multi_region
+        && msg.key_id.starts_with("mrk-")
+        && msg.key_id.len() == 36
+        && msg.key_id[4..].bytes().all(|b| b.is_ascii_hexdigit())
+        && msg.account_id.len() == 12
+        && msg.account_id.bytes().all(|b| b.is_ascii_digit());
+    if !well_formed {
+        return Err(malformed());
+    }
+    let bytes = Zeroizing::new(
+        base64::engine::general_purpose::STANDARD
+            .decode(msg.material.as_bytes())
+            .map_err(|_| malformed())?,
+    );
+    let material = coffer_kms::KeyMaterial::from_bytes(&bytes).ok_or_else(malformed)?;
+    match region
+        .create_key(&msg.account_id, &msg.key_id, msg.metadata, material)
+        .await
+    {
+        Ok(_) => Ok(Answer::Done),
+        Err(e) if e.code == coffer_core::ErrorCode::KmsAlreadyExists => {
+            // A redelivery (the answer was lost) finds its own key: success. Anything else of
+            // that id is not this key's replica, and stays untouched.
+            let arn = format!(
+                "arn:{}:kms:{}:{}:key/{}",
+                region.partition, region.region, msg.account_id, msg.key_id
+            );
+            let existing = region.key_by_arn(&arn).await?;
+            let same = existing.as_ref().is_some_and(|k| {
+                k.meta.primary_region.as_deref() == Some(source)
+                    && k.material.expose_bytes()[..] == bytes[..]
+            });
+            if same {
+                Ok(Answer::Done)
+            } else {
+                Ok(Answer::Failed {
+                    message: format!(
+                        "Key {arn} already exists in {} and is not a replica of the key in {source}.",
+                        region.region
+                    ),
+                })
+            }
+        }
+        Err(e) => Err(e),
+    }
+}

@@ -1,0 +1,239 @@
+//! Multi-Region KMS replica keys for a Region of another node (`coffer_replication::keys`):
+//! ReplicateKey in the primary's Region writes the outbox row, `build` turns it into the
+//! message, `apply` creates the key in the destination Region. Two `RegionService`s over real
+//! SQLite stores with their own root keys; the sealed transport between them is tested in
+//! `envelope.rs` and end to end in `tests/python/test_kms_replicate_peers.py`.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use base64::Engine;
+use coffer_core::kms::{self, RegionDirectory};
+use coffer_core::replication::{Answer, KIND_KEY};
+use coffer_core::{Caller, RegionService, SystemClock};
+use coffer_kms::RootKey;
+use coffer_replication::keys;
+use coffer_store::{OutboxRow, SqliteStore, Store};
+use serde_json::{Value, json};
+
+const ACCOUNT: &str = "111122223333";
+const WEST: &str = "us-west-2";
+const EAST: &str = "us-east-1";
+
+fn admin() -> Caller {
+    Caller::administrator(ACCOUNT, &format!("arn:aws:iam::{ACCOUNT}:user/admin"))
+}
+
+async fn region(dir: &tempfile::TempDir, name: &str, root_byte: u8) -> RegionService {
+    let store: Arc<dyn Store> = Arc::new(
+        SqliteStore::open(&dir.path().join(format!("{name}.db")))
+            .await
+            .unwrap(),
+    );
+    let root = RootKey::from_hex(&format!("{root_byte:02x}").repeat(32)).unwrap();
+    RegionService::new(name.into(), "aws", store, root, Arc::new(SystemClock))
+}
+
+/// The primary's node: it serves us-west-2 only and knows us-east-1 as a peer.
+struct WestNode;
+
+impl RegionDirectory for WestNode {
+    fn local(&self, _region: &str) -> Option<&Arc<RegionService>> {
+        None
+    }
+
+    fn is_peer(&self, region: &str) -> bool {
+        region == EAST
+    }
+}
+
+async fn call(
+    region: &RegionService,
+    directory: &dyn RegionDirectory,
+    op: &str,
+    body: Value,
+) -> coffer_core::Result<Value> {
+    let out = kms::dispatch(region, &admin(), op, body.to_string().as_bytes(), directory).await?;
+    Ok(serde_json::from_slice(&out).unwrap())
+}
+
+async fn claim(region: &RegionService) -> Vec<OutboxRow> {
+    region
+        .store
+        .claim_outbox(region.now_ms(), "test", 30_000, 10)
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn a_replica_key_for_a_peer_is_queued_built_and_created_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let west = region(&dir, WEST, 0x11).await;
+    let east = region(&dir, EAST, 0x22).await;
+    let none: HashMap<String, Arc<RegionService>> = HashMap::new();
+
+    let key_id = call(&west, &none, "CreateKey", json!({"MultiRegion": true}))
+        .await
+        .unwrap()["KeyMetadata"]["KeyId"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    // Without the peer, the Region is not enabled: nothing is queued.
+    let refused = call(
+        &west,
+        &none,
+        "ReplicateKey",
+        json!({"KeyId": key_id, "ReplicaRegion": EAST}),
+    )
+    .await
+    .unwrap_err();
+    assert_eq!(
+        refused.code,
+        coffer_core::ErrorCode::KmsUnsupportedOperation
+    );
+    assert!(claim(&west).await.is_empty());
+
+    let out = call(
+        &west,
+        &WestNode,
+        "ReplicateKey",
+        json!({"KeyId": key_id, "ReplicaRegion": EAST, "Description": "east copy"}),
+    )
+    .await
+    .unwrap();
+    assert_eq!(out["ReplicaKeyMetadata"]["KeyState"], "Creating");
+    let rows = claim(&west).await;
+    assert_eq!(rows.len(), 1);
+    let row = &rows[0];
+    assert_eq!(
+        (
+            row.entry.kind.as_str(),
+            row.entry.dest_region.as_str(),
+            row.entry.secret_arn.as_str()
+        ),
+        (
+            KIND_KEY,
+            EAST,
+            format!("arn:aws:kms:{WEST}:{ACCOUNT}:key/{key_id}").as_str()
+        )
+    );
+    // The row holds no key material, only the replica's own settings.
+    let primary = west
+        .key_by_arn(&row.entry.secret_arn)
+        .await
+        .unwrap()
+        .unwrap();
+    let material_b64 =
+        base64::engine::general_purpose::STANDARD.encode(primary.material.expose_bytes());
+    assert!(!row.entry.payload.contains(&material_b64));
+
+    let message = keys::build(&west, EAST, row).await.unwrap().unwrap();
+    // Only us-west-2 may speak for a key whose primary is there.
+    assert!(keys::apply(&east, "eu-west-1", &message).await.is_err());
+    assert!(
+        east.key_by_arn(&format!("arn:aws:kms:{EAST}:{ACCOUNT}:key/{key_id}"))
+            .await
+            .unwrap()
+            .is_none()
+    );
+
+    assert_eq!(
+        keys::apply(&east, WEST, &message).await.unwrap(),
+        Answer::Done
+    );
+    // A redelivery (the answer was lost) is a success that changes nothing.
+    assert_eq!(
+        keys::apply(&east, WEST, &message).await.unwrap(),
+        Answer::Done
+    );
+
+    let replica = call(&east, &none, "DescribeKey", json!({"KeyId": key_id}))
+        .await
+        .unwrap()["KeyMetadata"]
+        .clone();
+    assert_eq!(replica["KeyState"], "Enabled");
+    assert_eq!(replica["Description"], "east copy");
+    assert_eq!(
+        replica["MultiRegionConfiguration"]["PrimaryKey"]["Region"],
+        WEST
+    );
+    // The same material, wrapped under us-east-1's own root key.
+    let blob = call(
+        &west,
+        &none,
+        "Encrypt",
+        json!({"KeyId": key_id, "Plaintext": base64::engine::general_purpose::STANDARD.encode(b"hello")}),
+    )
+    .await
+    .unwrap()["CiphertextBlob"]
+        .clone();
+    let plain = call(&east, &none, "Decrypt", json!({"CiphertextBlob": blob}))
+        .await
+        .unwrap()["Plaintext"]
+        .clone();
+    assert_eq!(
+        plain,
+        base64::engine::general_purpose::STANDARD.encode(b"hello")
+    );
+
+    // Another key of the same id (other material) is not this key's replica: refused, and the
+    // existing key stays as it is.
+    let mut forged: Value = serde_json::from_slice(&message).unwrap();
+    forged["material"] = json!(base64::engine::general_purpose::STANDARD.encode([9u8; 32]));
+    let answer = keys::apply(&east, WEST, forged.to_string().as_bytes())
+        .await
+        .unwrap();
+    assert!(
+        matches!(&answer, Answer::Failed { message } if message.contains("already exists")),
+        "{answer:?}"
+    );
+    let plain = call(&east, &none, "Decrypt", json!({"CiphertextBlob": blob}))
+        .await
+        .unwrap()["Plaintext"]
+        .clone();
+    assert_eq!(
+        plain,
+        base64::engine::general_purpose::STANDARD.encode(b"hello")
+    );
+
+    // Material of the wrong length is refused.
+    forged["material"] = json!(base64::engine::general_purpose::STANDARD.encode([9u8; 16]));
+    assert!(
+        keys::apply(&east, WEST, forged.to_string().as_bytes())
+            .await
+            .is_err()
+    );
+}
+
+#[tokio::test]
+async fn nothing_is_sent_for_a_key_that_no_longer_lists_the_region() {
+    let dir = tempfile::tempdir().unwrap();
+    let west = region(&dir, WEST, 0x11).await;
+    let none: HashMap<String, Arc<RegionService>> = HashMap::new();
+    let key_id = call(&west, &none, "CreateKey", json!({"MultiRegion": true}))
+        .await
+        .unwrap()["KeyMetadata"]["KeyId"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    call(
+        &west,
+        &WestNode,
+        "ReplicateKey",
+        json!({"KeyId": key_id, "ReplicaRegion": EAST}),
+    )
+    .await
+    .unwrap();
+    let rows = claim(&west).await;
+    let mut row = rows[0].clone();
+    row.entry.dest_region = "eu-west-1".into();
+    assert!(
+        keys::build(&west, "eu-west-1", &row)
+            .await
+            .unwrap()
+            .is_none()
+    );
+    row.entry.secret_arn =
+        format!("arn:aws:kms:{WEST}:{ACCOUNT}:key/mrk-00000000000000000000000000000000");
+    assert!(keys::build(&west, EAST, &row).await.unwrap().is_none());
+}
