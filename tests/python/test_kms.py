@@ -522,6 +522,27 @@ def test_replica_fails_on_the_destination_key_policy_and_retry_succeeds(server, 
     assert server.client(EAST2).get_secret_value(SecretId=name)["SecretString"] == "to be replicated"
 
 
+def test_replica_fails_when_the_primarys_key_denies_decrypt_and_retry_succeeds(server, kms, sm):
+    # The source-side mirror of the destination check: the worker (the account root) must be
+    # able to read the values at the primary; a denial is a Failed replica naming kms:Decrypt,
+    # not an endless internal retry.
+    key = new_key(kms, Policy=policy(ALLOW_ROOT, deny_everyone("kms:Decrypt")))
+    name = unique()
+    sm.create_secret(Name=name, SecretString="unreadable here", KmsKeyId=key["KeyId"])
+    sm.replicate_secret_to_regions(SecretId=name, AddReplicaRegions=[{"Region": EAST2}])
+    entry = settled(sm, name, EAST2)
+    assert entry["Status"] == "Failed", entry
+    assert entry["StatusMessage"].startswith("Replication failed: Access to KMS is not allowed: "), entry
+    assert f"kms:Decrypt on resource: {key['Arn']}" in entry["StatusMessage"], entry
+    expect_error(server.client(EAST2).get_secret_value, "ResourceNotFoundException", None, SecretId=name)
+
+    kms.put_key_policy(KeyId=key["KeyId"], PolicyName="default", Policy=policy(ALLOW_ROOT))
+    sm.replicate_secret_to_regions(SecretId=name, AddReplicaRegions=[{"Region": EAST2}])
+    entry = settled(sm, name, EAST2)
+    assert entry["Status"] == "InSync", entry
+    assert server.client(EAST2).get_secret_value(SecretId=name)["SecretString"] == "unreadable here"
+
+
 def test_replica_fails_on_a_disabled_destination_key(server, kms, sm):
     east2 = kms_client(server, EAST2)
     dest = new_key(east2)

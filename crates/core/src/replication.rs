@@ -251,6 +251,36 @@ pub async fn build_sync(
     })
 }
 
+/// Why the replication worker cannot read `secret`'s values in its (the primary's) Region, as
+/// a replica's StatusMessage: a key whose policy does not let the account root `kms:Decrypt`,
+/// or a disabled or pending-deletion key. `None` when nothing about the keys stops it (the
+/// caller then treats a failed [`build_sync`] as an internal error, retried). The mirror of
+/// the destination-side check in the replica's Region.
+pub async fn source_key_problem(region: &RegionService, secret: &Secret) -> Result<Option<String>> {
+    let worker = worker_caller(region, &secret.record.account_id);
+    let mut checked: Vec<&str> = Vec::new();
+    for v in &secret.versions {
+        let Some(key_arn) = v
+            .wrapped_data_key
+            .as_deref()
+            .and_then(|w| coffer_kms::ciphertext_key_id(w).ok())
+        else {
+            continue;
+        };
+        if checked.contains(&key_arn) {
+            continue;
+        }
+        checked.push(key_arn);
+        let Some(key) = region.key_by_arn(key_arn).await? else {
+            continue;
+        };
+        if let Err(denied) = region.check_key_use(&worker, &key, crate::region::KeyUse::Decrypt) {
+            return Ok(Some(format!("Replication failed: {}", denied.describe())));
+        }
+    }
+    Ok(None)
+}
+
 /// Replication workers act for the secret's account as its root principal, so the account's
 /// key policies decide what they may encrypt and decrypt.
 fn worker_caller(region: &RegionService, account: &str) -> crate::region::Caller {

@@ -417,9 +417,18 @@ async fn sync_message(
     {
         return Ok(None);
     }
-    replication::build_sync(region, &secret, dest, force, row.enqueued_ms)
-        .await
-        .map(Some)
+    match replication::build_sync(region, &secret, dest, force, row.enqueued_ms).await {
+        Ok(msg) => Ok(Some(msg)),
+        // The primary's key stops the worker from reading the values: the replica shows
+        // `Failed` with the missing permission (a later write or ReplicateSecretToRegions retries).
+        Err(e) => match replication::source_key_problem(region, &secret).await? {
+            Some(message) => {
+                replication::mark_failed(region, &secret.record.arn, dest, &message).await?;
+                Ok(None)
+            }
+            None => Err(e),
+        },
+    }
 }
 
 async fn deliver(
