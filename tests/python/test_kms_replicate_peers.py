@@ -10,6 +10,8 @@ encrypted in one Region decrypts in the other, and a secret's replica can use th
 from __future__ import annotations
 
 import json
+import os
+import subprocess
 
 import boto3
 import pytest
@@ -204,3 +206,53 @@ def test_replica_key_for_a_peer_that_is_down_is_created_when_it_returns(three):
     created = metric(three.nodes[WEST].metrics(), "coffer_replication_deliveries_total",
                      source=WEST, destination=EAST, outcome="key_created")
     assert created == 1, created
+
+
+def test_readme_commands_through_the_aws_cli(three, tmp_path, aws_cli):
+    """The README's "A multi-Region key in two processes", as a user types it (one AWS CLI
+    profile per Region, each with its node's endpoint)."""
+    config, credentials = tmp_path / "config", tmp_path / "credentials"
+    config.write_text(
+        "".join(
+            f"[profile {r}]\nregion = {r}\nendpoint_url = {three.node_of(r).url}\noutput = json\n\n"
+            for r in (WEST, EAST)
+        )
+    )
+    credentials.write_text(
+        "".join(
+            f"[{r}]\naws_access_key_id = {ADMIN_KEY[0]}\naws_secret_access_key = {ADMIN_KEY[1]}\n\n"
+            for r in (WEST, EAST)
+        )
+    )
+    env = {
+        **os.environ,
+        "AWS_CONFIG_FILE": str(config),
+        "AWS_SHARED_CREDENTIALS_FILE": str(credentials),
+        "AWS_MAX_ATTEMPTS": "1",
+    }
+
+    def aws(*args: str) -> str:
+        done = subprocess.run([aws_cli, *args], capture_output=True, text=True, env=env, timeout=60)
+        assert done.returncode == 0, done.stderr
+        return done.stdout.strip()
+
+    key = aws("kms", "create-key", "--multi-region", "--query", "KeyMetadata.KeyId", "--output", "text",
+              "--profile", WEST)
+    assert key.startswith("mrk-")
+    state = aws("kms", "replicate-key", "--key-id", key, "--replica-region", EAST, "--profile", WEST,
+                "--query", "ReplicaKeyMetadata.KeyState")
+    assert json.loads(state) == "Creating"
+    wait_for(
+        lambda: json.loads(aws("kms", "describe-key", "--key-id", key, "--profile", EAST,
+                               "--query", "KeyMetadata.KeyState")) == "Enabled",
+        20,
+        interval=0.2,
+        what="the replica key is Enabled in us-east-1",
+    )
+    name = unique()
+    aws("secretsmanager", "create-secret", "--name", name, "--secret-string", "t0ken", "--kms-key-id", key,
+        "--add-replica-regions", f"Region={EAST},KmsKeyId={key}", "--profile", WEST)
+    in_sync(three.client(WEST), name, EAST)
+    value = aws("secretsmanager", "get-secret-value", "--secret-id", name, "--profile", EAST,
+                "--query", "SecretString", "--output", "text")
+    assert value == "t0ken"
