@@ -33,6 +33,10 @@ pub const KIND_ACCESS: &str = "access";
 /// the replica's own description, policy and tags (`kms::replicate_key::ReplicaPayload`); the
 /// key material is read from the primary when the row is delivered, never stored in the row.
 pub const KIND_KEY: &str = "key";
+/// A multi-Region replica key was deleted (its waiting period ended): its primary's Region drops
+/// it from the primary's replicas. Sent by the replica's Region to the primary's (also within
+/// one node); `secret_arn` holds the replica key's ARN.
+pub const KIND_KEY_REMOVED: &str = "key-removed";
 
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
 #[serde(rename_all = "snake_case")]

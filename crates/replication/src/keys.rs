@@ -23,7 +23,7 @@ use zeroize::Zeroizing;
 use coffer_core::RegionService;
 use coffer_core::kms::KeyMeta;
 use coffer_core::kms::replicate_key::{ReplicaPayload, replica_meta};
-use coffer_core::replication::{Answer, KIND_KEY};
+use coffer_core::replication::{Answer, KIND_KEY, KIND_KEY_REMOVED};
 use coffer_store::OutboxRow;
 
 use crate::topology::Topology;
@@ -47,6 +47,9 @@ pub async fn build(
     dest: &str,
     row: &OutboxRow,
 ) -> coffer_core::Result<Option<Zeroizing<Vec<u8>>>> {
+    // Read the key from the store, not the cache: with several nodes per Region, this node may
+    // hold the key as it was before another node's ReplicateKey added `dest`.
+    region.forget_key(&row.entry.secret_arn);
     let Some(key) = region.key_by_arn(&row.entry.secret_arn).await? else {
         return Ok(None);
     };
@@ -68,7 +71,14 @@ pub async fn build(
     )))
 }
 
-/// Delivers one `key` row to `dest` and settles it.
+/// A deleted replica key, for its primary's Region ([`KIND_KEY_REMOVED`]).
+#[derive(Serialize, Deserialize)]
+pub struct KeyRemoved {
+    /// The replica key's ARN (in the sending Region).
+    pub arn: String,
+}
+
+/// Delivers one `key` or `key-removed` row to `dest` and settles it.
 pub async fn deliver(
     topology: &Topology,
     region: &RegionService,
@@ -78,12 +88,27 @@ pub async fn deliver(
 ) -> coffer_core::Result<()> {
     let source = region.region.as_str();
     let arn = row.entry.secret_arn.as_str();
-    let finish = || region.store.finish_outbox(arn, dest, KIND_KEY, row.id);
-    let Some(plaintext) = build(region, dest, row).await? else {
-        return finish().await.map_err(Into::into);
+    let kind = if row.entry.kind == KIND_KEY_REMOVED {
+        KIND_KEY_REMOVED
+    } else {
+        KIND_KEY
+    };
+    let finish = || region.store.finish_outbox(arn, dest, kind, row.id);
+    let plaintext = if kind == KIND_KEY {
+        let Some(plaintext) = build(region, dest, row).await? else {
+            return finish().await.map_err(Into::into);
+        };
+        plaintext
+    } else {
+        Zeroizing::new(
+            serde_json::to_vec(&KeyRemoved {
+                arn: arn.to_string(),
+            })
+            .expect("notice serializes"),
+        )
     };
     let answer = match transport
-        .send(topology, source, dest, KIND_KEY, &plaintext)
+        .send(topology, source, dest, kind, &plaintext)
         .await
     {
         Ok(answer) => answer,
@@ -91,16 +116,21 @@ pub async fn deliver(
     };
     drop(plaintext);
     match serde_json::from_slice::<Answer>(&answer) {
-        Ok(Answer::Done | Answer::Applied { .. }) => {
+        Ok(Answer::Done | Answer::Applied { .. }) if kind == KIND_KEY => {
             topology.metrics.count(source, dest, "key_created");
             tracing::info!(source, dest, key = arn, "Multi-Region replica key created");
         }
+        Ok(Answer::Done | Answer::Applied { .. }) => topology.metrics.count(source, dest, "done"),
         Ok(Answer::Failed { message }) => {
             topology.metrics.count(source, dest, "failed");
-            tracing::warn!(source, dest, key = arn, reason = %message, "Multi-Region replica key could not be created; the Region is dropped from the primary's replicas");
-            drop_replica_region(region, arn, dest).await?;
+            tracing::warn!(source, dest, key = arn, kind, reason = %message, "Multi-Region key message refused");
+            if kind == KIND_KEY {
+                // The replica will never exist: the primary stops listing it.
+                drop_replica_region(region, arn, dest).await?;
+            }
         }
-        Ok(Answer::Detached) | Err(_) => {
+        // Nothing else answers a key message: try again later.
+        _ => {
             return crate::worker::retry(
                 topology,
                 region,
@@ -188,4 +218,33 @@ pub async fn apply(
         }
         Err(e) => Err(e),
     }
+}
+
+/// Drops the sending Region from the replicas of the primary key a [`KeyRemoved`] names (the
+/// replica there was deleted). Unknown keys and Regions are a success: nothing to drop.
+pub async fn apply_removed(
+    region: &RegionService,
+    source: &str,
+    plaintext: &[u8],
+) -> coffer_core::Result<Answer> {
+    let msg: KeyRemoved = serde_json::from_slice(plaintext).map_err(|_| malformed())?;
+    // Only the replica's own Region may say it is gone.
+    match coffer_core::model::Arn::parse(&msg.arn) {
+        Some(a)
+            if a.service == "kms" && a.region == source && a.resource.starts_with("key/mrk-") => {}
+        _ => return Err(malformed()),
+    }
+    let primary_arn = coffer_core::replication::arn_in_region(&msg.arn, &region.region);
+    region.forget_key(&primary_arn);
+    let Some(key) = region.key_by_arn(&primary_arn).await? else {
+        return Ok(Answer::Done);
+    };
+    if key.meta.primary_region.is_some() || !key.meta.replica_regions.iter().any(|r| r == source) {
+        return Ok(Answer::Done);
+    }
+    let mut meta = (*key.meta).clone();
+    meta.replica_regions.retain(|r| r != source);
+    coffer_core::kms::save_meta(region, &key, meta).await?;
+    tracing::info!(region = %region.region, key = %primary_arn, replica_region = source, "Multi-Region replica key deleted; dropped from the primary's replicas");
+    Ok(Answer::Done)
 }

@@ -4,8 +4,8 @@
 use serde::{Deserialize, Serialize};
 
 use coffer_core::replication::{
-    self, Answer, KIND_ACCESS, KIND_DETACH, KIND_KEY, KIND_REMOVE, KIND_SYNC, KIND_SYNC_BATCH,
-    RegionPayload, SyncMessage,
+    self, Answer, KIND_ACCESS, KIND_DETACH, KIND_KEY, KIND_KEY_REMOVED, KIND_REMOVE, KIND_SYNC,
+    KIND_SYNC_BATCH, RegionPayload, SyncMessage,
 };
 
 use crate::envelope;
@@ -118,6 +118,7 @@ async fn apply_one(
             replication::apply_sync(region, &msg).await
         }
         KIND_KEY => crate::keys::apply(region, source, plaintext).await,
+        KIND_KEY_REMOVED => crate::keys::apply_removed(region, source, plaintext).await,
         KIND_REMOVE => {
             let n = notice(plaintext)?;
             replication::apply_remove(region, &n.arn).await

@@ -8,8 +8,8 @@ use std::time::Duration;
 
 use coffer_core::RegionService;
 use coffer_core::replication::{
-    self, Answer, KIND_ACCESS, KIND_DETACH, KIND_KEY, KIND_REMOVE, KIND_SYNC, KIND_SYNC_BATCH,
-    RegionPayload, SyncMessage, SyncPayload,
+    self, Answer, KIND_ACCESS, KIND_DETACH, KIND_KEY, KIND_KEY_REMOVED, KIND_REMOVE, KIND_SYNC,
+    KIND_SYNC_BATCH, RegionPayload, SyncMessage, SyncPayload,
 };
 use coffer_core::rotation::{KIND_ROTATE, RunOutcome};
 use coffer_store::OutboxRow;
@@ -454,7 +454,9 @@ async fn deliver(
             zeroize::Zeroizing::new(serde_json::to_vec(&msg).expect("message serializes"))
         }
         // Multi-Region KMS keys have their own delivery (keys.rs).
-        KIND_KEY => return crate::keys::deliver(topology, region, transport, dest, row).await,
+        KIND_KEY | KIND_KEY_REMOVED => {
+            return crate::keys::deliver(topology, region, transport, dest, row).await;
+        }
         KIND_REMOVE | KIND_DETACH | KIND_ACCESS => zeroize::Zeroizing::new(
             serde_json::to_vec(&Notice {
                 arn: arn.to_string(),

@@ -6,11 +6,12 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, Ordering};
 
 use base64::Engine;
 use coffer_core::kms::{self, RegionDirectory};
-use coffer_core::replication::{Answer, KIND_KEY};
-use coffer_core::{Caller, RegionService, SystemClock};
+use coffer_core::replication::{Answer, KIND_KEY, KIND_KEY_REMOVED};
+use coffer_core::{Caller, Clock, RegionService, SystemClock};
 use coffer_kms::RootKey;
 use coffer_replication::keys;
 use coffer_store::{OutboxRow, SqliteStore, Store};
@@ -25,13 +26,30 @@ fn admin() -> Caller {
 }
 
 async fn region(dir: &tempfile::TempDir, name: &str, root_byte: u8) -> RegionService {
+    region_with_clock(dir, name, root_byte, Arc::new(SystemClock)).await
+}
+
+struct ManualClock(AtomicI64);
+
+impl Clock for ManualClock {
+    fn now_ms(&self) -> i64 {
+        self.0.load(Ordering::SeqCst)
+    }
+}
+
+async fn region_with_clock(
+    dir: &tempfile::TempDir,
+    name: &str,
+    root_byte: u8,
+    clock: Arc<dyn Clock>,
+) -> RegionService {
     let store: Arc<dyn Store> = Arc::new(
         SqliteStore::open(&dir.path().join(format!("{name}.db")))
             .await
             .unwrap(),
     );
     let root = RootKey::from_hex(&format!("{root_byte:02x}").repeat(32)).unwrap();
-    RegionService::new(name.into(), "aws", store, root, Arc::new(SystemClock))
+    RegionService::new(name.into(), "aws", store, root, clock)
 }
 
 /// The primary's node: it serves us-west-2 only and knows us-east-1 as a peer.
@@ -236,4 +254,103 @@ async fn nothing_is_sent_for_a_key_that_no_longer_lists_the_region() {
     row.entry.secret_arn =
         format!("arn:aws:kms:{WEST}:{ACCOUNT}:key/mrk-00000000000000000000000000000000");
     assert!(keys::build(&west, EAST, &row).await.unwrap().is_none());
+}
+
+#[tokio::test]
+async fn a_deleted_replica_leaves_its_primarys_replicas_and_the_primary_can_then_be_deleted() {
+    const DAY_MS: i64 = 24 * 60 * 60 * 1000;
+    let dir = tempfile::tempdir().unwrap();
+    let west = region(&dir, WEST, 0x11).await;
+    let clock = Arc::new(ManualClock(AtomicI64::new(SystemClock.now_ms())));
+    let east = region_with_clock(&dir, EAST, 0x22, clock.clone()).await;
+    let none: HashMap<String, Arc<RegionService>> = HashMap::new();
+    let key_id = call(&west, &none, "CreateKey", json!({"MultiRegion": true}))
+        .await
+        .unwrap()["KeyMetadata"]["KeyId"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    call(
+        &west,
+        &WestNode,
+        "ReplicateKey",
+        json!({"KeyId": key_id, "ReplicaRegion": EAST}),
+    )
+    .await
+    .unwrap();
+    let row = claim(&west).await.remove(0);
+    let message = keys::build(&west, EAST, &row).await.unwrap().unwrap();
+    assert_eq!(
+        keys::apply(&east, WEST, &message).await.unwrap(),
+        Answer::Done
+    );
+
+    // A primary with a replica cannot be deleted first.
+    let refused = call(
+        &west,
+        &none,
+        "ScheduleKeyDeletion",
+        json!({"KeyId": key_id, "PendingWindowInDays": 7}),
+    )
+    .await
+    .unwrap_err();
+    assert_eq!(refused.code, coffer_core::ErrorCode::KmsInvalidState);
+
+    call(
+        &east,
+        &none,
+        "ScheduleKeyDeletion",
+        json!({"KeyId": key_id, "PendingWindowInDays": 7}),
+    )
+    .await
+    .unwrap();
+    // Pending deletion is not deleted: the primary hears nothing yet.
+    clock.0.fetch_add(7 * DAY_MS - 1, Ordering::SeqCst);
+    assert_eq!(kms::purge::purge_due_keys(&east).await.unwrap(), 0);
+    assert!(claim(&east).await.is_empty());
+    clock.0.fetch_add(1, Ordering::SeqCst);
+    assert_eq!(kms::purge::purge_due_keys(&east).await.unwrap(), 1);
+    let rows = claim(&east).await;
+    assert_eq!(rows.len(), 1);
+    let replica_arn = format!("arn:aws:kms:{EAST}:{ACCOUNT}:key/{key_id}");
+    assert_eq!(
+        (
+            rows[0].entry.kind.as_str(),
+            rows[0].entry.dest_region.as_str(),
+            rows[0].entry.secret_arn.as_str()
+        ),
+        (KIND_KEY_REMOVED, WEST, replica_arn.as_str())
+    );
+
+    let notice = serde_json::to_vec(&keys::KeyRemoved { arn: replica_arn }).unwrap();
+    // Only the replica's own Region may say it is gone.
+    assert!(
+        keys::apply_removed(&west, "eu-west-1", &notice)
+            .await
+            .is_err()
+    );
+    assert_eq!(
+        keys::apply_removed(&west, EAST, &notice).await.unwrap(),
+        Answer::Done
+    );
+    // A redelivery changes nothing.
+    assert_eq!(
+        keys::apply_removed(&west, EAST, &notice).await.unwrap(),
+        Answer::Done
+    );
+    let primary = call(&west, &none, "DescribeKey", json!({"KeyId": key_id}))
+        .await
+        .unwrap();
+    assert_eq!(
+        primary["KeyMetadata"]["MultiRegionConfiguration"]["ReplicaKeys"],
+        json!([])
+    );
+    call(
+        &west,
+        &none,
+        "ScheduleKeyDeletion",
+        json!({"KeyId": key_id, "PendingWindowInDays": 7}),
+    )
+    .await
+    .unwrap();
 }

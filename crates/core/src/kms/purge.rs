@@ -15,13 +15,30 @@ pub async fn purge_due_keys(region: &RegionService) -> Result<usize> {
         if meta.key_state != "PendingDeletion" || meta.deletion_date_ms.is_none_or(|d| d > now) {
             continue;
         }
+        // A multi-Region replica tells its primary's Region, in the same transaction, so the
+        // primary stops listing it (and can then be deleted itself), as AWS does.
+        let notices: Vec<_> = meta
+            .primary_region
+            .iter()
+            .map(|primary| coffer_store::OutboxEntry {
+                secret_arn: record.key_arn.clone(),
+                dest_region: primary.clone(),
+                kind: crate::replication::KIND_KEY_REMOVED.to_string(),
+                payload: "{}".into(),
+            })
+            .collect();
+        let notify = !notices.is_empty();
         match region
             .store
-            .commit_kms(coffer_store::KmsChange::DeleteKey {
-                key_arn: record.key_arn.clone(),
-            })
+            .commit_kms_with(
+                coffer_store::KmsChange::DeleteKey {
+                    key_arn: record.key_arn.clone(),
+                },
+                notices,
+            )
             .await
         {
+            Ok(()) if notify => region.notify_outbox(),
             Ok(()) | Err(coffer_store::StoreError::Conflict) => {}
             Err(e) => return Err(e.into()),
         }
