@@ -164,9 +164,15 @@ pub struct VersionPayload {
     pub version_id: String,
     pub stages: Vec<String>,
     pub created_ms: i64,
-    /// base64 of the value; absent for the value-less rotation placeholder.
+    /// base64 of the value; absent for the value-less rotation placeholder, and when
+    /// `omitted`.
     pub value: Option<Zeroizing<String>>,
     pub binary: bool,
+    /// The value is left out because the destination already holds it (a version's value
+    /// never changes): the replica reuses its own ciphertext, or answers [`Answer::Resend`]
+    /// if it does not have one under the right key.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub omitted: bool,
 }
 
 /// The primary's whole state, for one destination Region.
@@ -205,20 +211,29 @@ pub enum Answer {
     /// The secret there was promoted to a standalone secret: stop replicating to it.
     Detached,
     Done,
+    /// The message left out a value the replica does not hold (under the replica's key):
+    /// nothing was applied; send the whole state again, values included.
+    Resend,
 }
 
 /// Builds the message that brings `dest` up to date with `secret` (a primary).
+///
+/// `held`: versions whose values `dest` is known to hold already (under the key it uses for
+/// this secret); their values are left out (`omitted`), so a sync costs one decryption per
+/// new version instead of one per version the secret has.
 pub async fn build_sync(
     region: &RegionService,
     secret: &Secret,
     dest: &str,
     force: bool,
     commit_ms: i64,
+    held: &(dyn Fn(&str) -> bool + Sync),
 ) -> Result<SyncMessage> {
     let status = replicas(secret).into_iter().find(|r| r.region == dest);
     let mut versions = Vec::with_capacity(secret.versions.len());
     for v in &secret.versions {
-        let value = if v.ciphertext.is_some() {
+        let omitted = v.ciphertext.is_some() && held(&v.version_id);
+        let value = if v.ciphertext.is_some() && !omitted {
             let worker = worker_caller(region, &secret.record.account_id);
             let plain = region.decrypt_value(&worker, &secret.record.arn, v).await?;
             Some(Zeroizing::new(
@@ -233,6 +248,7 @@ pub async fn build_sync(
             created_ms: v.created_ms,
             value,
             binary: v.value_kind == ValueKind::Binary,
+            omitted,
         });
     }
     let r = &secret.record;
@@ -473,7 +489,19 @@ async fn plan_sync(region: &RegionService, msg: &SyncMessage) -> Result<Plan> {
             wrapped_data_key: None,
             ciphertext: None,
         };
-        if let Some(b64) = &v.value {
+        if v.omitted {
+            // Values of a version never change: the replica's own ciphertext of it stands,
+            // when it has one under the key this replica uses.
+            let Some(o) = old.filter(|o| {
+                o.ciphertext.is_some() && o.kms_key_arn.as_deref() == Some(key.arn.as_str())
+            }) else {
+                return Ok(Plan::Answer(Answer::Resend));
+            };
+            record.kms_key_arn = o.kms_key_arn.clone();
+            record.value_kind = o.value_kind;
+            record.wrapped_data_key = o.wrapped_data_key.clone();
+            record.ciphertext = o.ciphertext.clone();
+        } else if let Some(b64) = &v.value {
             let bytes = Zeroizing::new(
                 base64::engine::general_purpose::STANDARD
                     .decode(b64.as_bytes())
@@ -732,7 +760,7 @@ fn answer_edit(
             Some(s)
         })),
         Answer::Detached => Some(Box::new(|_| None)),
-        Answer::Done => None,
+        Answer::Done | Answer::Resend => None,
     }
 }
 

@@ -1,5 +1,6 @@
 //! Replication between Regions: who the Regions are and how to reach them (`topology`), sealed
-//! messages (`envelope`), delivery (`transport`), the outbox drain (`worker`), the receiving
+//! messages (`envelope`), delivery (`transport`), what each destination already holds (`held`), the outbox
+//! drain (`worker`), the receiving
 //! side (`receive`), multi-Region KMS replica keys for other nodes (`keys`) and Prometheus
 //! metrics (`metrics`).
 //!
@@ -7,6 +8,7 @@
 //! HTTP POST of a sealed message to that node's `/internal/replication`.
 
 pub mod envelope;
+pub mod held;
 pub mod keys;
 pub mod metrics;
 pub mod receive;

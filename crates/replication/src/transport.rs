@@ -36,6 +36,8 @@ pub enum SendError {
 
 pub struct Transport {
     client: Client<HttpConnector, Full<Bytes>>,
+    /// The versions each destination acknowledged, so syncs leave their values out.
+    pub held: crate::held::Held,
 }
 
 impl Default for Transport {
@@ -53,6 +55,7 @@ impl Transport {
             client: Client::builder(TokioExecutor::new())
                 .pool_idle_timeout(Duration::from_secs(30))
                 .build(connector),
+            held: crate::held::Held::default(),
         }
     }
 

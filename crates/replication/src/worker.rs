@@ -333,7 +333,7 @@ async fn deliver_batch(
     let mut msgs = Vec::with_capacity(batch.len());
     for (row, force) in batch {
         let arn = row.entry.secret_arn.as_str();
-        match sync_message(region, dest, &row, force).await? {
+        match sync_message(region, transport, dest, &row, force).await? {
             Some(msg) => {
                 msgs.push(msg);
                 rows.push(row);
@@ -377,10 +377,14 @@ async fn deliver_batch(
             return Ok(());
         }
     };
+    for ((row, msg), answer) in rows.iter().zip(&msgs).zip(&answers) {
+        remember(transport, dest, &row.entry.secret_arn, msg, answer);
+    }
     let settlements: Vec<_> = rows
         .iter()
         .zip(&msgs)
         .zip(&answers)
+        .filter(|(_, answer)| **answer != Answer::Resend)
         .map(|((row, msg), answer)| replication::Settlement {
             primary_arn: &row.entry.secret_arn,
             kind: KIND_SYNC,
@@ -391,8 +395,30 @@ async fn deliver_batch(
         .collect();
     replication::record_answers(region, dest, &settlements).await?;
     for (row, answer) in rows.iter().zip(&answers) {
+        if *answer == Answer::Resend {
+            resend(region, row).await?;
+        }
         observe(topology, source, dest, row, answer);
     }
+    Ok(())
+}
+
+/// Keeps [`Held`](crate::held::Held) up to date with a sync's answer.
+fn remember(transport: &Transport, dest: &str, arn: &str, msg: &SyncMessage, answer: &Answer) {
+    match answer {
+        Answer::Applied { .. } => transport.held.applied(dest, msg),
+        _ => transport.held.forget(arn, dest),
+    }
+}
+
+/// The replica lacked a value the sync left out: the row is due again at once (not a failure:
+/// no backoff, no attempt counted), and with the destination's versions forgotten the next
+/// sync carries every value.
+async fn resend(region: &RegionService, row: &OutboxRow) -> coffer_core::Result<()> {
+    region
+        .store
+        .retry_outbox(row.id, row.attempts, region.now_ms(), row.first_failure_ms)
+        .await?;
     Ok(())
 }
 
@@ -400,6 +426,7 @@ async fn deliver_batch(
 /// is gone, or `dest` is no longer one of its replicas).
 async fn sync_message(
     region: &RegionService,
+    transport: &Transport,
     dest: &str,
     row: &OutboxRow,
     force: bool,
@@ -411,13 +438,25 @@ async fn sync_message(
     else {
         return Ok(None);
     };
-    if !replication::replicas(&secret)
-        .iter()
-        .any(|r| r.region == dest)
-    {
+    let Some(status) = replication::replicas(&secret)
+        .into_iter()
+        .find(|r| r.region == dest)
+    else {
         return Ok(None);
-    }
-    match replication::build_sync(region, &secret, dest, force, row.enqueued_ms).await {
+    };
+    // A forced sync (overwrite an existing secret there) carries every value.
+    let held = if force {
+        Default::default()
+    } else {
+        transport
+            .held
+            .versions(&secret.record.arn, dest, status.kms_key_id.as_deref())
+    };
+    let built = replication::build_sync(region, &secret, dest, force, row.enqueued_ms, &|id| {
+        held.contains(id)
+    })
+    .await;
+    match built {
         Ok(msg) => Ok(Some(msg)),
         // The primary's key stops the worker from reading the values: the replica shows
         // `Failed` with the missing permission (a later write or ReplicateSecretToRegions retries).
@@ -443,15 +482,17 @@ async fn deliver(
     let arn = row.entry.secret_arn.as_str();
     let kind = row.entry.kind.as_str();
     let finish = || region.store.finish_outbox(arn, dest, kind, row.id);
-    let mut sent_seq = 0;
+    let mut sent: Option<SyncMessage> = None;
     let plaintext = match kind {
         KIND_SYNC => {
-            let Some(msg) = sync_message(region, dest, row, force).await? else {
+            let Some(msg) = sync_message(region, transport, dest, row, force).await? else {
                 finish().await?;
                 return Ok(());
             };
-            sent_seq = msg.seq;
-            zeroize::Zeroizing::new(serde_json::to_vec(&msg).expect("message serializes"))
+            let plaintext =
+                zeroize::Zeroizing::new(serde_json::to_vec(&msg).expect("message serializes"));
+            sent = Some(msg);
+            plaintext
         }
         // Multi-Region KMS keys have their own delivery (keys.rs).
         KIND_KEY | KIND_KEY_REMOVED => {
@@ -475,7 +516,17 @@ async fn deliver(
         .await
     {
         Ok(answer) => match serde_json::from_slice::<Answer>(&answer) {
-            Ok(answer) => settle(topology, region, dest, row, sent_seq, &answer).await,
+            Ok(answer) => {
+                if let Some(msg) = &sent {
+                    remember(transport, dest, arn, msg, &answer);
+                    if answer == Answer::Resend {
+                        observe(topology, source, dest, row, &answer);
+                        return resend(region, row).await;
+                    }
+                }
+                let sent_seq = sent.as_ref().map_or(0, |m| m.seq);
+                settle(topology, region, dest, row, sent_seq, &answer).await
+            }
             Err(_) => {
                 retry(
                     topology,
@@ -533,6 +584,7 @@ fn observe(topology: &Topology, source: &str, dest: &str, row: &OutboxRow, answe
         }
         Answer::Detached => topology.metrics.count(source, dest, "detached"),
         Answer::Done => topology.metrics.count(source, dest, "done"),
+        Answer::Resend => topology.metrics.count(source, dest, "resend"),
     }
 }
 

@@ -753,14 +753,7 @@ async fn metrics_expose_replication_lag_and_queue_depth() {
         .await
         .unwrap();
     settled(&west, &name, "us-east-1").await;
-    let addr = server.endpoint.trim_start_matches("http://");
-    use std::io::{Read, Write};
-    let mut stream = std::net::TcpStream::connect(addr).unwrap();
-    stream
-        .write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
-        .unwrap();
-    let mut text = String::new();
-    stream.read_to_string(&mut text).unwrap();
+    let text = metrics(&server);
     assert!(
         text.contains(
             r#"coffer_replication_lag_seconds_count{source="us-west-2",destination="us-east-1"} 1"#
@@ -774,4 +767,104 @@ async fn metrics_expose_replication_lag_and_queue_depth() {
         "{text}"
     );
     assert!(text.contains(r#"coffer_replication_deliveries_total{source="us-west-2",destination="us-east-1",outcome="applied"} 1"#), "{text}");
+}
+
+/// The server's `/metrics` text.
+fn metrics(server: &Server) -> String {
+    let addr = server.endpoint.trim_start_matches("http://");
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(addr).unwrap();
+    stream
+        .write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        .unwrap();
+    let mut text = String::new();
+    stream.read_to_string(&mut text).unwrap();
+    text
+}
+
+/// Syncs leave out the values a replica already acknowledged. A replica removed and added
+/// again no longer has them: it asks for them (`resend`), and gets every version's value.
+#[tokio::test]
+async fn a_replica_removed_and_added_again_gets_every_value_back() {
+    let server = server();
+    let west = server.client("us-west-2");
+    let east = server.client("us-east-1");
+    let name = unique("readded");
+    west.create_secret()
+        .name(&name)
+        .secret_string("value-1")
+        .add_replica_regions(replica("us-east-1"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        settled(&west, &name, "us-east-1").await.0,
+        StatusType::InSync
+    );
+    let mut ids = vec![
+        west.describe_secret()
+            .secret_id(&name)
+            .send()
+            .await
+            .unwrap()
+            .version_ids_to_stages()
+            .unwrap()
+            .keys()
+            .next()
+            .unwrap()
+            .clone(),
+    ];
+    for n in 2..=3 {
+        let put = west
+            .put_secret_value()
+            .secret_id(&name)
+            .secret_string(format!("value-{n}"))
+            .send()
+            .await
+            .unwrap();
+        ids.push(put.version_id().unwrap().to_string());
+        assert_eq!(
+            settled(&west, &name, "us-east-1").await.0,
+            StatusType::InSync
+        );
+    }
+    west.remove_regions_from_replication()
+        .secret_id(&name)
+        .remove_replica_regions("us-east-1")
+        .send()
+        .await
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while east.describe_secret().secret_id(&name).send().await.is_ok() {
+        assert!(Instant::now() < deadline, "the replica was not removed");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    west.replicate_secret_to_regions()
+        .secret_id(&name)
+        .add_replica_regions(replica("us-east-1"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        settled(&west, &name, "us-east-1").await.0,
+        StatusType::InSync
+    );
+    for (n, id) in ids.iter().enumerate() {
+        let got = east
+            .get_secret_value()
+            .secret_id(&name)
+            .version_id(id)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(
+            got.secret_string(),
+            Some(format!("value-{}", n + 1).as_str())
+        );
+    }
+    let text = metrics(&server);
+    assert!(
+        text.contains(r#"coffer_replication_deliveries_total{source="us-west-2",destination="us-east-1",outcome="resend"} 1"#),
+        "{text}"
+    );
 }
