@@ -3,10 +3,14 @@
 //! plaintext value.
 //!
 //! It is exact when this process is the only writer of the store (the embedded SQLite default):
-//! every change goes through [`Store::commit_with`] or [`Store::record_access`] here, which
-//! drop the affected entries. A generation counter closes the race in which a reader that
-//! loaded the old state puts it back after a writer dropped it: an entry is only inserted if no
-//! change happened since the read began.
+//! every change goes through [`Store::commit_with`] or [`Store::record_access`] here. A
+//! committed change is written through: the cached secret becomes the committed state (so the
+//! replication worker's read right after a write, and the next write's read, are hits),
+//! computed the way the store applies the change; when the cached state is not the one the
+//! change was based on (`expected_row_version`), or the commit failed, the entry is dropped
+//! instead. A generation counter closes the race in which a reader that loaded the old state
+//! puts it back after a writer changed it: an entry is only inserted by a reader if no change
+//! happened since the read began.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -77,15 +81,94 @@ impl CachedStore {
     }
 }
 
-fn changed_arns(changes: &[SecretChange]) -> Vec<String> {
-    changes
+impl CachedStore {
+    /// After a commit: every changed secret's entry becomes its committed state (`Ok`), or is
+    /// dropped (`Err`, or an entry that was not the state the change was based on).
+    fn after_commit(&self, changes: Vec<SecretChange>, committed: bool) {
+        let mut e = self.lock();
+        e.generation += 1;
+        for change in changes {
+            match change {
+                SecretChange::Insert { secret, versions } if committed => {
+                    let mut versions = versions;
+                    sort_versions(&mut versions);
+                    if e.by_arn.len() >= MAX_ENTRIES {
+                        e.by_arn.clear();
+                        e.arn_by_name.clear();
+                    }
+                    e.arn_by_name.insert(
+                        (secret.account_id.clone(), secret.name.clone()),
+                        secret.arn.clone(),
+                    );
+                    e.by_arn.insert(
+                        secret.arn.clone(),
+                        Arc::new(Secret {
+                            record: secret,
+                            versions,
+                        }),
+                    );
+                }
+                SecretChange::Update {
+                    secret,
+                    expected_row_version,
+                    upsert_versions,
+                    delete_versions,
+                } if committed => {
+                    let Some(old) = e.by_arn.remove(&secret.arn) else {
+                        continue;
+                    };
+                    if old.record.row_version != expected_row_version {
+                        continue;
+                    }
+                    let updated = updated(&old, secret, upsert_versions, &delete_versions);
+                    e.by_arn
+                        .insert(updated.record.arn.clone(), Arc::new(updated));
+                }
+                SecretChange::Insert { secret: r, .. } | SecretChange::Update { secret: r, .. } => {
+                    e.by_arn.remove(&r.arn);
+                }
+                SecretChange::Delete { arn, .. } => {
+                    e.by_arn.remove(&arn);
+                }
+            }
+        }
+    }
+}
+
+/// The order the stores load versions in.
+fn sort_versions(versions: &mut [crate::VersionRecord]) {
+    versions.sort_by(|a, b| (a.created_ms, &a.version_id).cmp(&(b.created_ms, &b.version_id)));
+}
+
+/// `old` after an `Update`, as the stores apply it: the secret's identity (ARN, account, name,
+/// creation time) is never updated; an upserted version that exists keeps its creation time.
+fn updated(
+    old: &Secret,
+    mut record: crate::SecretRecord,
+    upsert: Vec<crate::VersionRecord>,
+    delete: &[String],
+) -> Secret {
+    record.account_id.clone_from(&old.record.account_id);
+    record.name.clone_from(&old.record.name);
+    record.created_ms = old.record.created_ms;
+    let mut versions: Vec<crate::VersionRecord> = old
+        .versions
         .iter()
-        .map(|c| match c {
-            SecretChange::Insert { secret, .. } => secret.arn.clone(),
-            SecretChange::Update { secret, .. } => secret.arn.clone(),
-            SecretChange::Delete { arn, .. } => arn.clone(),
-        })
-        .collect()
+        .filter(|v| !delete.contains(&v.version_id))
+        .cloned()
+        .collect();
+    for mut v in upsert {
+        match versions.iter_mut().find(|o| o.version_id == v.version_id) {
+            Some(o) => {
+                v.created_ms = o.created_ms;
+                v.secret_arn.clone_from(&o.secret_arn);
+                *o = v;
+            }
+            None => versions.push(v),
+        }
+    }
+    sort_versions(&mut versions);
+    Secret { record, versions }
 }
 
 #[async_trait]
@@ -133,10 +216,9 @@ impl Store for CachedStore {
         changes: Vec<SecretChange>,
         outbox: Vec<OutboxEntry>,
     ) -> Result<()> {
-        let arns = changed_arns(&changes);
-        let result = self.inner.commit_with(changes, outbox).await;
-        // Forget even on failure: the outcome of a failed commit is not known for sure.
-        self.forget(&arns.iter().map(String::as_str).collect::<Vec<_>>());
+        let result = self.inner.commit_with(changes.clone(), outbox).await;
+        // Dropped even on failure: the outcome of a failed commit is not known for sure.
+        self.after_commit(changes, result.is_ok());
         result
     }
 
@@ -145,9 +227,8 @@ impl Store for CachedStore {
         changes: Vec<SecretChange>,
         finish: &[(&str, &str, &str, i64)],
     ) -> Result<()> {
-        let arns = changed_arns(&changes);
-        let result = self.inner.commit_and_finish(changes, finish).await;
-        self.forget(&arns.iter().map(String::as_str).collect::<Vec<_>>());
+        let result = self.inner.commit_and_finish(changes.clone(), finish).await;
+        self.after_commit(changes, result.is_ok());
         result
     }
 
@@ -312,6 +393,103 @@ mod tests {
                 .unwrap()
                 .is_none()
         );
+    }
+
+    fn version(arn: &str, id: &str, created_ms: i64, stages: &[&str]) -> crate::VersionRecord {
+        crate::VersionRecord {
+            secret_arn: arn.into(),
+            version_id: id.into(),
+            stages: stages.iter().map(|s| s.to_string()).collect(),
+            created_ms,
+            last_accessed_day: None,
+            kms_key_arn: Some("arn:aws:kms:us-east-1:123456789012:key/k".into()),
+            value_kind: crate::ValueKind::String,
+            wrapped_data_key: Some(vec![1, 2, 3]),
+            ciphertext: Some(id.as_bytes().to_vec()),
+        }
+    }
+
+    /// Written through: after every commit the cached secret is a hit, equal to what the store
+    /// itself loads; an update based on another state than the cached one drops the entry.
+    #[tokio::test]
+    async fn committed_changes_are_written_through_exactly_as_the_store_applies_them() {
+        let dir = tempfile::tempdir().unwrap();
+        let inner: Arc<dyn Store> =
+            Arc::new(SqliteStore::open(&dir.path().join("r.db")).await.unwrap());
+        let store = CachedStore::new(inner);
+        let r = record("w", 1, "one");
+        let arn = r.arn.clone();
+        let same_as_store = |what: &'static str| {
+            let store = &store;
+            let arn = arn.clone();
+            async move {
+                let cached = store.lock().by_arn.get(&arn).cloned();
+                let fresh = store.inner.load_secret_by_arn(&arn).await.unwrap();
+                assert_eq!(cached.as_deref(), fresh.as_ref(), "{what}");
+                assert!(cached.is_some(), "{what}: not cached");
+            }
+        };
+        store
+            .commit(SecretChange::Insert {
+                secret: r.clone(),
+                versions: vec![
+                    version(&arn, "v2", 5, &["AWSCURRENT"]),
+                    version(&arn, "v1", 5, &[]),
+                ],
+            })
+            .await
+            .unwrap();
+        same_as_store("insert").await;
+        let mut r2 = record("w", 2, "two");
+        r2.created_ms = 99; // never updated by the store
+        let mut moved = version(&arn, "v2", 77, &["AWSPREVIOUS"]);
+        moved.last_accessed_day = Some(3);
+        store
+            .commit(SecretChange::Update {
+                secret: r2,
+                expected_row_version: 1,
+                upsert_versions: vec![moved, version(&arn, "v3", 7, &["AWSCURRENT"])],
+                delete_versions: vec!["v1".into()],
+            })
+            .await
+            .unwrap();
+        same_as_store("update").await;
+        // A change the cache did not see (another writer): the next update drops the entry.
+        store
+            .inner
+            .commit(SecretChange::Update {
+                secret: record("w", 3, "three"),
+                expected_row_version: 2,
+                upsert_versions: vec![],
+                delete_versions: vec![],
+            })
+            .await
+            .unwrap();
+        store
+            .commit(SecretChange::Update {
+                secret: record("w", 4, "four"),
+                expected_row_version: 3,
+                upsert_versions: vec![],
+                delete_versions: vec![],
+            })
+            .await
+            .unwrap();
+        assert!(!store.lock().by_arn.contains_key(&arn));
+        let loaded = store.load_secret_by_arn(&arn).await.unwrap().unwrap();
+        assert_eq!(loaded.record.description.as_deref(), Some("four"));
+        // A failed commit (a stale row_version) leaves no entry behind.
+        assert!(
+            store
+                .commit(SecretChange::Update {
+                    secret: record("w", 4, "stale"),
+                    expected_row_version: 3,
+                    upsert_versions: vec![],
+                    delete_versions: vec![],
+                })
+                .await
+                .is_err()
+        );
+        assert!(!store.lock().by_arn.contains_key(&arn));
     }
 
     #[tokio::test]
