@@ -546,6 +546,25 @@ async fn apply_change(tx: &mut PgConnection, change: &SecretChange) -> PgResult<
     Ok(())
 }
 
+/// Queues `outbox` rows (due now) in the transaction of the change they belong to.
+async fn insert_outbox(tx: &mut sqlx::PgConnection, outbox: &[OutboxEntry]) -> Result<()> {
+    let now = now_ms();
+    for entry in outbox {
+        sqlx::query(
+            "INSERT INTO replication_outbox (secret_arn, dest_region, kind, payload, enqueued_ms, \
+             attempts, next_attempt_ms) VALUES ($1, $2, $3, $4, $5, 0, $5)",
+        )
+        .bind(&entry.secret_arn)
+        .bind(&entry.dest_region)
+        .bind(&entry.kind)
+        .bind(&entry.payload)
+        .bind(now)
+        .execute(&mut *tx)
+        .await?;
+    }
+    Ok(())
+}
+
 fn now_ms() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -690,20 +709,7 @@ impl PostgresStore {
         for change in changes {
             apply_change(&mut tx, change).await?;
         }
-        let now = now_ms();
-        for entry in outbox {
-            sqlx::query(
-                "INSERT INTO replication_outbox (secret_arn, dest_region, kind, payload, enqueued_ms, \
-                 attempts, next_attempt_ms) VALUES ($1, $2, $3, $4, $5, 0, $5)",
-            )
-            .bind(&entry.secret_arn)
-            .bind(&entry.dest_region)
-            .bind(&entry.kind)
-            .bind(&entry.payload)
-            .bind(now)
-            .execute(&mut *tx)
-            .await?;
-        }
+        insert_outbox(&mut tx, outbox).await?;
         tx.commit().await?;
         Ok(())
     }
@@ -912,20 +918,7 @@ impl PostgresStore {
                 return Err(PgError::Final(StoreError::Conflict));
             }
         }
-        let now = now_ms();
-        for entry in outbox {
-            sqlx::query(
-                "INSERT INTO replication_outbox (secret_arn, dest_region, kind, payload, enqueued_ms, \
-                 attempts, next_attempt_ms) VALUES ($1, $2, $3, $4, $5, 0, $5)",
-            )
-            .bind(&entry.secret_arn)
-            .bind(&entry.dest_region)
-            .bind(&entry.kind)
-            .bind(&entry.payload)
-            .bind(now)
-            .execute(&mut *tx)
-            .await?;
-        }
+        insert_outbox(&mut tx, outbox).await?;
         tx.commit().await?;
         Ok(())
     }
