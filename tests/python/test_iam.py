@@ -236,6 +236,25 @@ def test_list_users_pages(iam):
 # Access keys
 
 
+def test_concurrent_create_access_key_calls_never_exceed_the_quota(iam):
+    name = user_name()
+    iam.create_user(UserName=name)
+    from concurrent.futures import ThreadPoolExecutor
+
+    def create(_):
+        try:
+            return iam.create_access_key(UserName=name)["AccessKey"]["AccessKeyId"]
+        except ClientError as e:
+            assert e.response["Error"]["Code"] == "LimitExceeded", e.response
+            return None
+
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        created = [k for k in pool.map(create, range(8)) if k]
+    assert len(created) == 2
+    listed = iam.list_access_keys(UserName=name)["AccessKeyMetadata"]
+    assert sorted(k["AccessKeyId"] for k in listed) == sorted(created)
+
+
 def test_access_keys_are_shown_once_and_limited_to_two(server, iam):
     name = user_name()
     iam.create_user(UserName=name)

@@ -521,21 +521,6 @@ impl Ctx<'_> {
         self.authorize("CreateAccessKey", &self.user_arn(&name))?;
         let user = self.existing_user(&name).await?;
         let iam = &self.principals.iam;
-        // Check, then insert: two concurrent calls may both pass with one key in place (a
-        // third key); the quota is a guard against accumulation, not a security boundary.
-        if iam
-            .user_access_keys(&user.user_arn)
-            .await
-            .map_err(internal)?
-            .len()
-            >= ACCESS_KEYS_PER_USER
-        {
-            return Err(QueryError::new(
-                StatusCode::CONFLICT,
-                "LimitExceeded",
-                format!("Cannot exceed quota for AccessKeysPerUser: {ACCESS_KEYS_PER_USER}"),
-            ));
-        }
         let access_key_id = new_access_key_id();
         let secret = new_secret_access_key();
         let record = AccessKeyRecord {
@@ -546,9 +531,19 @@ impl Ctx<'_> {
             status: "Active".into(),
             created_ms: chrono::Utc::now().timestamp_millis(),
         };
-        iam.create_access_key(record.clone())
+        // The quota check and the insert are one atomic step in the store: concurrent calls
+        // never give a user a third key.
+        if !iam
+            .create_access_key_within(record.clone(), ACCESS_KEYS_PER_USER as i64)
             .await
-            .map_err(internal)?;
+            .map_err(internal)?
+        {
+            return Err(QueryError::new(
+                StatusCode::CONFLICT,
+                "LimitExceeded",
+                format!("Cannot exceed quota for AccessKeysPerUser: {ACCESS_KEYS_PER_USER}"),
+            ));
+        }
         // Into this node's cache now, so the web console (which reads only the cache) takes it.
         self.deployment.resolve_credential(&access_key_id).await;
         // The only time the secret leaves Coffer.

@@ -194,6 +194,14 @@ pub trait IamStore: Send + Sync + 'static {
     async fn create_account(&self, account_id: &str, now_ms: i64) -> Result<()>;
     async fn create_user(&self, user: UserRecord) -> Result<()>;
     async fn create_access_key(&self, key: AccessKeyRecord) -> Result<()>;
+    /// [`create_access_key`](Self::create_access_key) unless the key's user already has
+    /// `max_per_user` keys (any status): `Ok(false)`, nothing written. The count and the insert
+    /// are one atomic step, so concurrent calls never exceed the quota.
+    async fn create_access_key_within(
+        &self,
+        key: AccessKeyRecord,
+        max_per_user: i64,
+    ) -> Result<bool>;
     async fn users(&self) -> Result<Vec<UserRecord>>;
     async fn access_keys(&self) -> Result<Vec<AccessKeyRecord>>;
     /// One access key (any status).

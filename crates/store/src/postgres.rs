@@ -1200,6 +1200,36 @@ impl PostgresIamStore {
         Ok(())
     }
 
+    /// The user's row is locked first, so concurrent creations for one user (on any node)
+    /// take turns, and each one's count sees the keys committed before it.
+    async fn try_create_access_key_within(
+        &self,
+        key: &AccessKeyRecord,
+        max_per_user: i64,
+    ) -> PgResult<bool> {
+        let mut tx = self.pool.begin().await?;
+        sqlx::query("SELECT 1 FROM users WHERE user_arn = $1 FOR UPDATE")
+            .bind(&key.user_arn)
+            .execute(&mut *tx)
+            .await?;
+        let done = sqlx::query(
+            "INSERT INTO access_keys (access_key_id, user_arn, account_id, wrapped_secret, \
+             status, created_ms) SELECT $1, $2, $3, $4, $5, $6 \
+             WHERE (SELECT COUNT(*) FROM access_keys WHERE user_arn = $2) < $7",
+        )
+        .bind(&key.access_key_id)
+        .bind(&key.user_arn)
+        .bind(&key.account_id)
+        .bind(&key.wrapped_secret)
+        .bind(&key.status)
+        .bind(key.created_ms)
+        .bind(max_per_user)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(done.rows_affected() == 1)
+    }
+
     async fn try_users(&self) -> PgResult<Vec<UserRecord>> {
         let rows = sqlx::query("SELECT * FROM users ORDER BY created_ms, user_arn COLLATE \"C\"")
             .fetch_all(&self.pool)
@@ -1300,6 +1330,18 @@ impl IamStore for PostgresIamStore {
                 .bind(&key.status)
                 .bind(key.created_ms)
             )
+        )
+    }
+
+    async fn create_access_key_within(
+        &self,
+        key: AccessKeyRecord,
+        max_per_user: i64,
+    ) -> Result<bool> {
+        retrying!(
+            "creating an access key",
+            Exhausted::Conflict,
+            self.try_create_access_key_within(&key, max_per_user)
         )
     }
 

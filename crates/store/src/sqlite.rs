@@ -790,6 +790,29 @@ impl IamStore for SqliteIamStore {
         Ok(())
     }
 
+    async fn create_access_key_within(
+        &self,
+        key: AccessKeyRecord,
+        max_per_user: i64,
+    ) -> Result<bool> {
+        // One statement on the one writer connection: the count cannot change under it.
+        let done = sqlx::query(
+            "INSERT INTO access_keys (access_key_id, user_arn, account_id, wrapped_secret, status, created_ms) \
+             SELECT $1, $2, $3, $4, $5, $6 \
+             WHERE (SELECT COUNT(*) FROM access_keys WHERE user_arn = $2) < $7",
+        )
+        .bind(&key.access_key_id)
+        .bind(&key.user_arn)
+        .bind(&key.account_id)
+        .bind(&key.wrapped_secret)
+        .bind(&key.status)
+        .bind(key.created_ms)
+        .bind(max_per_user)
+        .execute(&self.pools.writer)
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
     async fn users(&self) -> Result<Vec<UserRecord>> {
         let rows = sqlx::query("SELECT * FROM users ORDER BY created_ms")
             .fetch_all(&self.pools.reader)

@@ -141,6 +141,7 @@ macro_rules! conformance {
 }
 
 conformance!(
+    access_key_quota_holds_under_concurrent_creations,
     insert_and_load_by_name_and_arn,
     list_is_oldest_first_per_account,
     names_and_arns_are_unique,
@@ -1377,6 +1378,44 @@ mod cases {
         let meta = b.meta("iam").await;
         assert!(meta.contains(&("kind".to_string(), "coffer-iam".to_string())));
         assert!(meta.contains(&("format_version".to_string(), "2".to_string())));
+    }
+
+    /// The per-user key quota holds under concurrent creations: of eight at once with room for
+    /// two, exactly two are written.
+    pub async fn access_key_quota_holds_under_concurrent_creations(b: &Backend) {
+        let iam = b.iam().await;
+        iam.create_account(ACCOUNT, 1_000).await.unwrap();
+        let carol = UserRecord {
+            user_arn: format!("arn:aws:iam::{ACCOUNT}:user/carol"),
+            account_id: ACCOUNT.into(),
+            user_name: "carol".into(),
+            user_id: "AIDACAROL".into(),
+            is_admin: false,
+            created_ms: 1_000,
+        };
+        iam.create_user(carol.clone()).await.unwrap();
+        let tries = (0..8).map(|i| {
+            let iam = iam.clone();
+            let key = AccessKeyRecord {
+                access_key_id: format!("AKIACAROL{i}"),
+                user_arn: carol.user_arn.clone(),
+                account_id: ACCOUNT.into(),
+                wrapped_secret: vec![i],
+                status: "Active".into(),
+                created_ms: 1_100 + i as i64,
+            };
+            tokio::spawn(async move { iam.create_access_key_within(key, 2).await.unwrap() })
+        });
+        let mut created = 0;
+        for t in tries {
+            created += t.await.unwrap() as usize;
+        }
+        assert_eq!(created, 2);
+        assert_eq!(
+            iam.user_access_keys(&carol.user_arn).await.unwrap().len(),
+            2
+        );
+        iam.close().await;
     }
 
     pub async fn iam_keys_and_policies_change(b: &Backend) {
