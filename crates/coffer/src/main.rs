@@ -108,6 +108,11 @@ enum AuditCommand {
     Verify { file: std::path::PathBuf },
 }
 
+/// mimalloc instead of glibc's malloc: the request path allocates many small, short-lived
+/// buffers (headers, JSON, the audit record); see docs/benchmarks.md for the measurement.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     tracing_subscriber::fmt()
