@@ -16,6 +16,7 @@ skips, without it), each test on a database of its own.
 from __future__ import annotations
 
 import os
+import secrets
 import shutil
 import subprocess
 import threading
@@ -217,6 +218,45 @@ def test_two_nodes_concurrent_writes_lose_nothing(tmp_path, pg_url, nodes):
         assert got["SecretString"] == written[current[0]]
         stages = client.describe_secret(SecretId=arn)["VersionIdsToStages"]
         assert stages[current[0]] == ["AWSCURRENT"] and stages[previous[0]] == ["AWSPREVIOUS"]
+
+
+def test_two_nodes_started_at_once_on_an_empty_database_share_one_account(tmp_path, pg_url, nodes):
+    """An orchestrator starts two nodes together on a new database, keys provisioned beforehand:
+    one of them creates the account and its admin, the other takes that account, and both
+    serve it."""
+    store = [f'store = "{pg_url}"']
+    a = PgNode(tmp_path, "a", [REGION], store)
+    b = PgNode(tmp_path, "b", [REGION], store)
+    public_key(a.data_dir, REGION)  # creates keys/us-west-2.key
+    deployment_key = a.data_dir / "keys" / "deployment.key"
+    deployment_key.write_text(secrets.token_hex(32) + "\n")
+    os.chmod(deployment_key, 0o600)
+    copy_keys(a, b)
+    for n in (a, b):
+        n.write_config()
+    go = threading.Barrier(2)
+
+    def start(node: PgNode) -> None:
+        go.wait()
+        try:
+            node.start()
+        except BaseException:  # noqa: BLE001 - pytest.fail in a thread; checked below
+            pass
+
+    threads = [threading.Thread(target=start, args=(n,)) for n in (a, b)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    nodes.extend([a, b])
+    for n in (a, b):
+        assert n.process is not None and n.process.poll() is None, f"{n.name} exited:\n{n.log_tail()}"
+        assert f"listening on {n.url}" in n.stdout_lines, n.stdout_lines
+    assert psql(pg_url, "SELECT count(*) FROM coffer_iam.accounts") == "1"
+    assert psql(pg_url, "SELECT count(*) FROM coffer_iam.users") == "1"
+    arn = a.client().create_secret(Name="first/secret", SecretString="s")["ARN"]
+    assert b.client().get_secret_value(SecretId=arn)["SecretString"] == "s"
+    assert f":{ACCOUNT_ID}:" in arn
 
 
 def test_sigkill_of_the_lease_holder_the_other_node_finishes_replication(tmp_path, pg_url, nodes):

@@ -450,8 +450,57 @@ async fn ensure_account(
         Some(id) => id.to_string(),
         None => new_account_id(),
     };
-    create_account(iam, deployment_key, &account_id, admin_key).await?;
-    Ok(account_id)
+    let now = chrono::Utc::now().timestamp_millis();
+    let (admin, key, _) = admin_records(deployment_key, &account_id, admin_key, now);
+    // Atomic: of nodes starting at the same instant on one empty shared store, one creates the
+    // account and the others take it.
+    let first = iam
+        .bootstrap_account(now, admin, key)
+        .await
+        .map_err(|e| e.to_string())?;
+    if first != account_id
+        && let Some(w) = wanted
+    {
+        return Err(format!(
+            "this deployment's store belongs to account {first} (created by another node just now), not {w}; drop --account-id"
+        ));
+    }
+    Ok(first)
+}
+
+/// The administrator (user `admin`, AdministratorAccess) of a new account and its access key
+/// (`admin_key`, or a new one, sealed under the deployment key); also the key in clear.
+fn admin_records(
+    deployment_key: &RootKey,
+    account_id: &str,
+    admin_key: Option<&(String, Zeroizing<String>)>,
+    now: i64,
+) -> (UserRecord, AccessKeyRecord, (String, Zeroizing<String>)) {
+    let user_arn = format!("arn:aws:iam::{account_id}:user/admin");
+    let admin = UserRecord {
+        user_arn: user_arn.clone(),
+        account_id: account_id.to_string(),
+        user_name: "admin".into(),
+        user_id: coffer_api::principals::new_user_id(),
+        is_admin: true,
+        created_ms: now,
+    };
+    let (access_key_id, secret) = match admin_key {
+        Some((id, secret)) => (id.clone(), secret.clone()),
+        None => (
+            coffer_api::principals::new_access_key_id(),
+            coffer_api::principals::new_secret_access_key(),
+        ),
+    };
+    let key = AccessKeyRecord {
+        access_key_id: access_key_id.clone(),
+        user_arn,
+        account_id: account_id.to_string(),
+        wrapped_secret: deployment_key.seal_credential(&access_key_id, secret.as_bytes()),
+        status: "Active".into(),
+        created_ms: now,
+    };
+    (admin, key, (access_key_id, secret))
 }
 
 /// A random 12-digit account id.
@@ -476,35 +525,12 @@ pub async fn create_account(
             coffer_store::StoreError::Conflict => format!("account {account_id} already exists"),
             e => e.to_string(),
         })?;
-    let user_arn = format!("arn:aws:iam::{account_id}:user/admin");
-    iam.create_user(UserRecord {
-        user_arn: user_arn.clone(),
-        account_id: account_id.to_string(),
-        user_name: "admin".into(),
-        user_id: coffer_api::principals::new_user_id(),
-        is_admin: true,
-        created_ms: now,
-    })
-    .await
-    .map_err(|e| e.to_string())?;
-    let (access_key_id, secret) = match admin_key {
-        Some((id, secret)) => (id.clone(), secret.clone()),
-        None => (
-            coffer_api::principals::new_access_key_id(),
-            coffer_api::principals::new_secret_access_key(),
-        ),
-    };
-    iam.create_access_key(AccessKeyRecord {
-        access_key_id: access_key_id.clone(),
-        user_arn,
-        account_id: account_id.to_string(),
-        wrapped_secret: deployment_key.seal_credential(&access_key_id, secret.as_bytes()),
-        status: "Active".into(),
-        created_ms: now,
-    })
-    .await
-    .map_err(|e| e.to_string())?;
-    Ok((access_key_id, secret))
+    let (admin, key, clear) = admin_records(deployment_key, account_id, admin_key, now);
+    iam.create_user(admin).await.map_err(|e| e.to_string())?;
+    iam.create_access_key(key)
+        .await
+        .map_err(|e| e.to_string())?;
+    Ok(clear)
 }
 
 /// The oldest active access key of the account's administrator (for `aws/credentials`).

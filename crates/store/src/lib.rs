@@ -192,6 +192,16 @@ pub trait Store: Send + Sync + 'static {
 pub trait IamStore: Send + Sync + 'static {
     async fn accounts(&self) -> Result<Vec<String>>;
     async fn create_account(&self, account_id: &str, now_ms: i64) -> Result<()>;
+    /// First start of a deployment: when the store holds no account yet, creates `admin`'s
+    /// account, `admin` and `key` in one transaction and returns the account id; otherwise
+    /// writes nothing and returns the oldest account. Nodes starting at the same instant on
+    /// one empty database take turns, so the deployment gets exactly one first account.
+    async fn bootstrap_account(
+        &self,
+        now_ms: i64,
+        admin: UserRecord,
+        key: AccessKeyRecord,
+    ) -> Result<String>;
     async fn create_user(&self, user: UserRecord) -> Result<()>;
     async fn create_access_key(&self, key: AccessKeyRecord) -> Result<()>;
     /// [`create_access_key`](Self::create_access_key) unless the key's user already has

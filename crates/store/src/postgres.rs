@@ -1230,6 +1230,59 @@ impl PostgresIamStore {
         Ok(done.rows_affected() == 1)
     }
 
+    /// `EXCLUSIVE` on `accounts` conflicts with itself: nodes bootstrapping at the same
+    /// instant take turns, and the second sees the first's account.
+    async fn try_bootstrap_account(
+        &self,
+        now_ms: i64,
+        admin: &UserRecord,
+        key: &AccessKeyRecord,
+    ) -> PgResult<String> {
+        let mut tx = self.pool.begin().await?;
+        sqlx::query("LOCK TABLE accounts IN EXCLUSIVE MODE")
+            .execute(&mut *tx)
+            .await?;
+        if let Some(existing) = sqlx::query_scalar::<_, String>(
+            "SELECT account_id FROM accounts ORDER BY created_ms, account_id LIMIT 1",
+        )
+        .fetch_optional(&mut *tx)
+        .await?
+        {
+            return Ok(existing);
+        }
+        sqlx::query("INSERT INTO accounts (account_id, created_ms) VALUES ($1, $2)")
+            .bind(&admin.account_id)
+            .bind(now_ms)
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query(
+            "INSERT INTO users (user_arn, account_id, user_name, user_id, is_admin, created_ms) \
+             VALUES ($1, $2, $3, $4, $5, $6)",
+        )
+        .bind(&admin.user_arn)
+        .bind(&admin.account_id)
+        .bind(&admin.user_name)
+        .bind(&admin.user_id)
+        .bind(admin.is_admin as i64)
+        .bind(admin.created_ms)
+        .execute(&mut *tx)
+        .await?;
+        sqlx::query(
+            "INSERT INTO access_keys (access_key_id, user_arn, account_id, wrapped_secret, \
+             status, created_ms) VALUES ($1, $2, $3, $4, $5, $6)",
+        )
+        .bind(&key.access_key_id)
+        .bind(&key.user_arn)
+        .bind(&key.account_id)
+        .bind(&key.wrapped_secret)
+        .bind(&key.status)
+        .bind(key.created_ms)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(admin.account_id.clone())
+    }
+
     async fn try_users(&self) -> PgResult<Vec<UserRecord>> {
         let rows = sqlx::query("SELECT * FROM users ORDER BY created_ms, user_arn COLLATE \"C\"")
             .fetch_all(&self.pool)
@@ -1292,6 +1345,19 @@ impl IamStore for PostgresIamStore {
                     .bind(account_id)
                     .bind(now_ms)
             )
+        )
+    }
+
+    async fn bootstrap_account(
+        &self,
+        now_ms: i64,
+        admin: UserRecord,
+        key: AccessKeyRecord,
+    ) -> Result<String> {
+        retrying!(
+            "creating the first account",
+            Exhausted::Conflict,
+            self.try_bootstrap_account(now_ms, &admin, &key)
         )
     }
 

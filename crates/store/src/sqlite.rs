@@ -758,6 +758,55 @@ impl IamStore for SqliteIamStore {
         Ok(())
     }
 
+    async fn bootstrap_account(
+        &self,
+        now_ms: i64,
+        admin: UserRecord,
+        key: AccessKeyRecord,
+    ) -> Result<String> {
+        // The one writer connection: the look and the inserts cannot interleave with another.
+        let mut tx = self.pools.writer.begin().await?;
+        if let Some(existing) = sqlx::query_scalar::<_, String>(
+            "SELECT account_id FROM accounts ORDER BY created_ms, account_id LIMIT 1",
+        )
+        .fetch_optional(&mut *tx)
+        .await?
+        {
+            return Ok(existing);
+        }
+        sqlx::query("INSERT INTO accounts (account_id, created_ms) VALUES ($1, $2)")
+            .bind(&admin.account_id)
+            .bind(now_ms)
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query(
+            "INSERT INTO users (user_arn, account_id, user_name, user_id, is_admin, created_ms) \
+             VALUES ($1, $2, $3, $4, $5, $6)",
+        )
+        .bind(&admin.user_arn)
+        .bind(&admin.account_id)
+        .bind(&admin.user_name)
+        .bind(&admin.user_id)
+        .bind(admin.is_admin as i64)
+        .bind(admin.created_ms)
+        .execute(&mut *tx)
+        .await?;
+        sqlx::query(
+            "INSERT INTO access_keys (access_key_id, user_arn, account_id, wrapped_secret, \
+             status, created_ms) VALUES ($1, $2, $3, $4, $5, $6)",
+        )
+        .bind(&key.access_key_id)
+        .bind(&key.user_arn)
+        .bind(&key.account_id)
+        .bind(&key.wrapped_secret)
+        .bind(&key.status)
+        .bind(key.created_ms)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(admin.account_id)
+    }
+
     async fn create_user(&self, user: UserRecord) -> Result<()> {
         sqlx::query(
             "INSERT INTO users (user_arn, account_id, user_name, user_id, is_admin, created_ms) \

@@ -142,6 +142,7 @@ macro_rules! conformance {
 
 conformance!(
     access_key_quota_holds_under_concurrent_creations,
+    the_first_account_is_bootstrapped_once,
     insert_and_load_by_name_and_arn,
     list_is_oldest_first_per_account,
     names_and_arns_are_unique,
@@ -1415,6 +1416,68 @@ mod cases {
             iam.user_access_keys(&carol.user_arn).await.unwrap().len(),
             2
         );
+        iam.close().await;
+    }
+
+    /// Nodes bootstrapping one empty store at the same instant: one account is created, and
+    /// every node is told that one.
+    pub async fn the_first_account_is_bootstrapped_once(b: &Backend) {
+        let iam = b.iam().await;
+        let tries = (0..6).map(|i| {
+            let iam = iam.clone();
+            let account = format!("10000000000{i}");
+            let admin = UserRecord {
+                user_arn: format!("arn:aws:iam::{account}:user/admin"),
+                account_id: account.clone(),
+                user_name: "admin".into(),
+                user_id: format!("AIDAADMIN{i}"),
+                is_admin: true,
+                created_ms: 1_000,
+            };
+            let key = AccessKeyRecord {
+                access_key_id: format!("AKIAADMIN{i}"),
+                user_arn: admin.user_arn.clone(),
+                account_id: account,
+                wrapped_secret: vec![i],
+                status: "Active".into(),
+                created_ms: 1_000,
+            };
+            tokio::spawn(async move { iam.bootstrap_account(1_000, admin, key).await.unwrap() })
+        });
+        let mut firsts = Vec::new();
+        for t in tries {
+            firsts.push(t.await.unwrap());
+        }
+        let accounts = iam.accounts().await.unwrap();
+        assert_eq!(accounts.len(), 1, "{accounts:?}");
+        assert!(firsts.iter().all(|f| *f == accounts[0]), "{firsts:?}");
+        assert_eq!(iam.users().await.unwrap().len(), 1);
+        assert_eq!(iam.access_keys().await.unwrap().len(), 1);
+        // Later starts write nothing and learn the same account.
+        let again = iam
+            .bootstrap_account(
+                2_000,
+                UserRecord {
+                    user_arn: "arn:aws:iam::999999999999:user/admin".into(),
+                    account_id: "999999999999".into(),
+                    user_name: "admin".into(),
+                    user_id: "AIDALATE".into(),
+                    is_admin: true,
+                    created_ms: 2_000,
+                },
+                AccessKeyRecord {
+                    access_key_id: "AKIALATE".into(),
+                    user_arn: "arn:aws:iam::999999999999:user/admin".into(),
+                    account_id: "999999999999".into(),
+                    wrapped_secret: vec![],
+                    status: "Active".into(),
+                    created_ms: 2_000,
+                },
+            )
+            .await
+            .unwrap();
+        assert_eq!(again, accounts[0]);
+        assert_eq!(iam.accounts().await.unwrap(), accounts);
         iam.close().await;
     }
 
