@@ -62,7 +62,7 @@ impl Metrics {
         );
         registry.register(
             "deliveries",
-            "Replication deliveries by outcome (applied, failed, detached, network_error, not_enabled)",
+            "Replication deliveries by outcome (applied, failed, detached, resend, network_error, not_enabled)",
             deliveries.clone(),
         );
         Metrics {
@@ -75,6 +75,14 @@ impl Metrics {
     }
 
     pub fn count(&self, source: &str, destination: &str, outcome: &str) {
+        // A destination delivered to has a queue-depth gauge from then on (0 once drained),
+        // even if no depth refresh happened to see rows queued for it.
+        if source != destination {
+            self.routes
+                .lock()
+                .expect("metrics routes")
+                .insert((source.to_string(), destination.to_string()));
+        }
         self.deliveries
             .get_or_create(&Outcome {
                 source: source.into(),

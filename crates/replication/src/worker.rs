@@ -26,6 +26,8 @@ const MAX_BATCH: usize = 64;
 /// Deliveries of one Region in flight at once: while one is on the wire the next claim goes
 /// out, so a new write never waits for a whole earlier batch to be applied and recorded.
 const MAX_IN_FLIGHT: usize = 4;
+/// How often the queue-depth gauges are refreshed while claims keep finding rows.
+const DEPTH_EVERY: Duration = Duration::from_millis(250);
 
 /// Runs until `stop` turns true: one drain loop per Region of this node.
 pub async fn run(topology: Arc<Topology>, stop: tokio::sync::watch::Receiver<bool>) {
@@ -53,6 +55,7 @@ async fn drain_loop(
     let notify = region.outbox_notifier();
     let slots = Arc::new(tokio::sync::Semaphore::new(MAX_IN_FLIGHT));
     let busy: Arc<Mutex<HashSet<(String, String)>>> = Arc::default();
+    let mut depths_at = std::time::Instant::now();
     loop {
         if *stop.borrow() {
             break;
@@ -68,6 +71,14 @@ async fn drain_loop(
                 Vec::new()
             }
         };
+        // The queue-depth gauges: at most every DEPTH_EVERY under load, and whenever a claim
+        // finds nothing (so a drained queue shows 0 at once).
+        if rows.is_empty() || depths_at.elapsed() >= DEPTH_EVERY {
+            depths_at = std::time::Instant::now();
+            if let Err(e) = refresh_depths(&topology, &region).await {
+                tracing::warn!(region = %region.region, error = %e, "Replication queue depth could not be read; will retry");
+            }
+        }
         // A (secret, destination) with a delivery in flight waits for it, so one secret's
         // messages stay in order; its rows are leased by this node, so a later claim (woken
         // when the delivery in flight ends) picks them up again.
@@ -119,13 +130,17 @@ fn delivery_key(row: &OutboxRow) -> (String, String) {
 
 async fn claim(topology: &Topology, region: &RegionService) -> coffer_core::Result<Vec<OutboxRow>> {
     let now = region.now_ms();
-    let rows = region
+    Ok(region
         .store
         .claim_outbox(now, &topology.node_id, LEASE_MS, 200)
-        .await?;
+        .await?)
+}
+
+/// Updates the queue-depth gauges of `region` (one query over the outbox).
+async fn refresh_depths(topology: &Topology, region: &RegionService) -> coffer_core::Result<()> {
     let depths = region.store.outbox_depth().await?;
     topology.metrics.set_depths(&region.region, &depths);
-    Ok(rows)
+    Ok(())
 }
 
 /// Claims and delivers one batch; returns how many rows were handled.
@@ -135,6 +150,7 @@ pub async fn drain_once(
     transport: &Transport,
 ) -> coffer_core::Result<usize> {
     let rows = claim(topology, region).await?;
+    refresh_depths(topology, region).await?;
     let handled = rows.len();
     deliver_rows(topology, region, transport, rows).await?;
     Ok(handled)
