@@ -114,6 +114,11 @@ pub struct Record {
     pub event_category: &'static str,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub recipient_account_id: Option<String>,
+    /// `"true"` on records of actions taken in the web console (CloudTrail's field for calls
+    /// made from an AWS Management Console session, a string as there); absent otherwise, so
+    /// API records are unchanged.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub session_credential_from_console: Option<&'static str>,
 }
 
 impl Record {
@@ -140,6 +145,7 @@ impl Record {
             management_event: true,
             event_category: "Management",
             recipient_account_id: None,
+            session_credential_from_console: None,
         }
     }
 

@@ -14,7 +14,7 @@ use crate::replication::{ReplicationState, set_state, sync_entries};
 use crate::secret::{AWSCURRENT, Failure, version_by_id, with_retry};
 use crate::validate::{Violations, invalid_name, is_valid_name};
 
-#[derive(Deserialize)]
+#[derive(Deserialize, Serialize)]
 #[serde(rename_all = "PascalCase")]
 pub struct Input {
     pub name: Option<String>,

@@ -12,7 +12,7 @@ use crate::region::{Caller, RegionService};
 use crate::secret::{Failure, check_secret_id, commit_update, ensure_primary, load, with_retry};
 use crate::validate::Violations;
 
-#[derive(Deserialize)]
+#[derive(Deserialize, Serialize)]
 #[serde(rename_all = "PascalCase")]
 pub struct Input {
     pub secret_id: Option<String>,

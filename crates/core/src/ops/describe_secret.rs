@@ -1,6 +1,6 @@
 //! DescribeSecret (spec §4.2): works on secrets scheduled for deletion.
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 use crate::authorize::Access;
 use crate::error::Result;
@@ -9,7 +9,7 @@ use crate::secret::{check_secret_id, load};
 use crate::validate::Violations;
 use crate::view::{SecretEntry, Shape, entry};
 
-#[derive(Deserialize)]
+#[derive(Deserialize, Serialize)]
 #[serde(rename_all = "PascalCase")]
 pub struct Input {
     pub secret_id: Option<String>,

@@ -1,7 +1,7 @@
 //! Input members shared by several operations, and their checks.
 
 use base64::Engine;
-use serde::{Deserialize, Deserializer};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use zeroize::Zeroizing;
 
 use crate::error::{Error, Result};
@@ -10,6 +10,15 @@ use crate::validate::Violations;
 
 /// A base64 blob (`SecretBinary`), decoded into memory that is zeroized on drop.
 pub struct Blob(pub Zeroizing<Vec<u8>>);
+
+/// Serialised as the API sends it (base64), so an input can be shown as its request (the web
+/// console's audit records, where `SecretBinary` is then redacted).
+impl Serialize for Blob {
+    fn serialize<S: Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        let text = Zeroizing::new(base64::engine::general_purpose::STANDARD.encode(&*self.0));
+        s.serialize_str(&text)
+    }
+}
 
 impl<'de> Deserialize<'de> for Blob {
     fn deserialize<D: Deserializer<'de>>(d: D) -> std::result::Result<Blob, D::Error> {
@@ -21,7 +30,7 @@ impl<'de> Deserialize<'de> for Blob {
     }
 }
 
-#[derive(Deserialize, Clone)]
+#[derive(Deserialize, Serialize, Clone)]
 #[serde(rename_all = "PascalCase")]
 pub struct TagInput {
     pub key: Option<String>,

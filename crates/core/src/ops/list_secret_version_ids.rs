@@ -10,7 +10,7 @@ use crate::region::{Caller, RegionService};
 use crate::secret::{check_secret_id, ensure_not_deleted, load};
 use crate::validate::Violations;
 
-#[derive(Deserialize)]
+#[derive(Deserialize, Serialize)]
 #[serde(rename_all = "PascalCase")]
 pub struct Input {
     pub secret_id: Option<String>,

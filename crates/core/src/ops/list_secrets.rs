@@ -11,14 +11,14 @@ use crate::region::{Caller, RegionService};
 use crate::validate::Violations;
 use crate::view::{SecretEntry, Shape, entry};
 
-#[derive(Deserialize, Clone)]
+#[derive(Deserialize, Serialize, Clone)]
 #[serde(rename_all = "PascalCase")]
 pub struct Filter {
     pub key: Option<String>,
     pub values: Option<Vec<String>>,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, Serialize)]
 #[serde(rename_all = "PascalCase")]
 pub struct Input {
     pub include_planned_deletion: Option<bool>,

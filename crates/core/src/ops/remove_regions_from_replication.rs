@@ -15,7 +15,7 @@ use crate::replication::{
 use crate::secret::{check_secret_id, commit_update_with, ensure_primary, load, with_retry};
 use crate::validate::Violations;
 
-#[derive(Deserialize)]
+#[derive(Deserialize, Serialize)]
 #[serde(rename_all = "PascalCase")]
 pub struct Input {
     pub secret_id: Option<String>,

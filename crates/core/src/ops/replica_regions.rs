@@ -1,6 +1,6 @@
 //! The `AddReplicaRegions` member shared by CreateSecret and ReplicateSecretToRegions.
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
 use crate::model::partition_of;
@@ -8,7 +8,7 @@ use crate::region::RegionService;
 use crate::replication::{IN_PROGRESS, ReplicaStatus};
 use crate::validate::Violations;
 
-#[derive(Deserialize, Clone)]
+#[derive(Deserialize, Serialize, Clone)]
 #[serde(rename_all = "PascalCase")]
 pub struct ReplicaRegionType {
     pub region: Option<String>,

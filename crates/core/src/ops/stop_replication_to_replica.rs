@@ -13,7 +13,7 @@ use crate::replication::{KIND_DETACH, RegionPayload, ReplicationState, set_state
 use crate::secret::{check_secret_id, commit_update_with, load, with_retry};
 use crate::validate::Violations;
 
-#[derive(Deserialize)]
+#[derive(Deserialize, Serialize)]
 #[serde(rename_all = "PascalCase")]
 pub struct Input {
     pub secret_id: Option<String>,

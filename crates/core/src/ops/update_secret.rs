@@ -13,7 +13,7 @@ use crate::secret::{
 };
 use crate::validate::Violations;
 
-#[derive(Deserialize)]
+#[derive(Deserialize, Serialize)]
 #[serde(rename_all = "PascalCase")]
 pub struct Input {
     pub secret_id: Option<String>,
