@@ -117,6 +117,7 @@ pub fn router_with_console(deployment: Arc<Deployment>, console: bool) -> Router
             deployment.topology.peers.keys().cloned(),
             deployment.clone(),
             &deployment.console,
+            deployment.audit.clone(),
         )
     } else if deployment.console.enabled {
         coffer_console::unavailable(

@@ -31,6 +31,7 @@ use coffer_core::{Caller, RegionService};
 use zeroize::Zeroizing;
 
 mod assets;
+pub mod audit;
 mod form;
 mod guidance;
 mod pages;
@@ -102,14 +103,18 @@ pub struct Console {
     peers: BTreeSet<String>,
     credentials: Arc<dyn Credentials>,
     sessions: Sessions,
+    /// The audit log every console action and sign-in is recorded in (`None`: not recorded).
+    audit: Option<Arc<coffer_audit::AuditLog>>,
 }
 
-/// The console's routes under [`BASE`], for `merge` into the server's router.
+/// The console's routes under [`BASE`], for `merge` into the server's router. Every
+/// operation and sign-in attempt is recorded in `audit` (see [`audit`]).
 pub fn router(
     regions: &HashMap<String, Arc<RegionService>>,
     peers: impl IntoIterator<Item = String>,
     credentials: Arc<dyn Credentials>,
     settings: &Settings,
+    audit: Option<Arc<coffer_audit::AuditLog>>,
 ) -> Router {
     let console = Arc::new(Console {
         regions: regions
@@ -119,6 +124,7 @@ pub fn router(
         peers: peers.into_iter().collect(),
         credentials,
         sessions: Sessions::new(settings.idle_timeout),
+        audit,
     });
     pages::routes()
         .with_state(console)
@@ -177,6 +183,8 @@ pub(crate) struct Ctx {
     pub console: Arc<Console>,
     pub session: Session,
     pub caller: Caller,
+    /// The request's source address and User-Agent, for its audit records.
+    pub origin: audit::Origin,
 }
 
 /// The frame every page shares (header, Region switcher, flash message).
@@ -329,6 +337,7 @@ impl Console {
                 console: self.clone(),
                 session,
                 caller: key.caller,
+                origin: audit::Origin::of(parts),
             }),
             (session, _) => {
                 if let Some(s) = session {
@@ -463,8 +472,10 @@ impl Ctx {
         })
     }
 
-    /// Runs an operation as the signed-in user and records it like an API request (the
-    /// operation and its outcome, never a value).
+    /// Runs an operation as the signed-in user and records it in the audit log like an API
+    /// call (see [`audit`]): the one place every console page runs an operation. Fails
+    /// closed: refused before it runs when the log is poisoned, and an error
+    /// ([`audit::not_recorded`]) instead of its result when its record cannot be written.
     pub async fn call<I, O, F>(
         &self,
         region: &RegionService,
@@ -473,10 +484,33 @@ impl Ctx {
         input: I,
     ) -> coffer_core::Result<O>
     where
+        I: serde::Serialize,
+        O: serde::Serialize,
         F: AsyncFnOnce(&RegionService, &Caller, I) -> coffer_core::Result<O>,
     {
         let started = Instant::now();
-        let result = f(region, &self.caller, input).await;
+        let log = self.console.audit.as_ref();
+        if log.is_some_and(|l| l.is_poisoned()) {
+            return Err(audit::not_recorded());
+        }
+        // Taken before the input is moved into the operation; redacted at once.
+        let parameters = log.map(|_| audit::request_parameters(&input));
+        let mut result = f(region, &self.caller, input).await;
+        if let (Some(log), Some(parameters)) = (log, parameters) {
+            let record = audit::operation_record(
+                operation,
+                &region.region,
+                &self.caller,
+                &self.session.access_key_id,
+                &self.origin,
+                parameters,
+                &result,
+            );
+            if let Err(e) = log.append(&record).await {
+                tracing::error!(operation, error = %e, "Console action refused: its audit record cannot be written");
+                result = Err(audit::not_recorded());
+            }
+        }
         tracing::debug!(
             region = %region.region,
             operation,

@@ -26,11 +26,16 @@ impl Credentials for Keys {
 }
 
 fn app() -> Router {
+    app_with(None)
+}
+
+fn app_with(audit: Option<Arc<coffer_audit::AuditLog>>) -> Router {
     router(
         &HashMap::new(),
         Vec::new(),
         Arc::new(Keys),
         &Settings::default(),
+        audit,
     )
 }
 
@@ -296,4 +301,152 @@ fn the_console_is_served_on_loopback_only_unless_public() {
     };
     assert!(!off.serves(IpAddr::V4(Ipv4Addr::LOCALHOST)));
     assert_eq!(default.idle_timeout, DEFAULT_IDLE_TIMEOUT);
+}
+
+fn audit_lines(path: &std::path::Path) -> Vec<serde_json::Value> {
+    std::fs::read_to_string(path)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
+#[tokio::test]
+async fn every_sign_in_attempt_is_recorded_without_the_secret() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("audit.log");
+    let log =
+        Arc::new(coffer_audit::AuditLog::open(&path, coffer_audit::Options::default()).unwrap());
+    let app = app_with(Some(log));
+    let (_, headers, _) = send(&app, get("/console/sign-in", None)).await;
+    let token = cookie_value(&set_cookies(&headers), session::SIGN_IN_COOKIE).unwrap();
+    let cookie = format!("{}={token}", session::SIGN_IN_COOKIE);
+    // A wrong secret for a known key, and the secret pasted into the id field.
+    for (id, secret) in [(KEY_ID, "wrong-typed-secret"), (SECRET, SECRET)] {
+        let form = format!("token={token}&access_key_id={id}&secret_access_key={secret}");
+        let (status, _, _) = send(&app, post("/console/sign-in", Some(&cookie), &form)).await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED);
+    }
+    sign_in(&app).await;
+    let records = audit_lines(&path);
+    assert_eq!(records.len(), 3, "{records:?}");
+    for r in &records {
+        assert_eq!(r["eventSource"], "signin.amazonaws.com");
+        assert_eq!(r["eventName"], "ConsoleLogin");
+        assert_eq!(r["eventType"], "AwsConsoleSignIn");
+        assert_eq!(r["sessionCredentialFromConsole"], "true");
+    }
+    assert_eq!(records[0]["responseElements"]["ConsoleLogin"], "Failure");
+    assert_eq!(records[0]["errorMessage"], "Failed authentication");
+    assert_eq!(records[0]["userIdentity"]["accessKeyId"], KEY_ID);
+    assert_eq!(records[1]["responseElements"]["ConsoleLogin"], "Failure");
+    assert_eq!(
+        records[1]["userIdentity"],
+        serde_json::json!({"type": "Unknown", "accessKeyId": coffer_audit::REDACTED})
+    );
+    assert_eq!(records[2]["responseElements"]["ConsoleLogin"], "Success");
+    assert!(records[2].get("errorMessage").is_none());
+    assert_eq!(
+        records[2]["userIdentity"]["arn"],
+        "arn:aws:iam::123456789012:user/admin"
+    );
+    let text = std::fs::read_to_string(&path).unwrap();
+    assert!(!text.contains(SECRET));
+    assert!(!text.contains("wrong-typed-secret"));
+    let summary =
+        coffer_audit::verify(std::io::BufReader::new(std::fs::File::open(&path).unwrap()))
+            .unwrap()
+            .unwrap();
+    assert_eq!(summary.records, 3);
+}
+
+#[cfg(target_os = "linux")]
+#[tokio::test]
+async fn a_sign_in_that_cannot_be_recorded_starts_no_session() {
+    let log = Arc::new(
+        coffer_audit::AuditLog::open(
+            std::path::Path::new("/dev/full"),
+            coffer_audit::Options::default(),
+        )
+        .unwrap(),
+    );
+    let app = app_with(Some(log));
+    let (_, headers, _) = send(&app, get("/console/sign-in", None)).await;
+    let token = cookie_value(&set_cookies(&headers), session::SIGN_IN_COOKIE).unwrap();
+    let cookie = format!("{}={token}", session::SIGN_IN_COOKIE);
+    let form = format!("token={token}&access_key_id={KEY_ID}&secret_access_key={SECRET}");
+    for _ in 0..2 {
+        // The first attempt fails to write (and poisons the log); the second is refused
+        // before its credentials are checked.
+        let (status, headers, body) =
+            send(&app, post("/console/sign-in", Some(&cookie), &form)).await;
+        assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR);
+        assert!(
+            body.contains("could not be recorded in the audit log"),
+            "{body}"
+        );
+        assert!(cookie_value(&set_cookies(&headers), session::COOKIE).is_none());
+    }
+}
+
+#[test]
+fn operation_records_have_the_api_shape_without_values() {
+    use coffer_core::ops::create_secret;
+    let input = create_secret::Input {
+        name: Some("prod/db".into()),
+        client_request_token: Some("tok".into()),
+        description: None,
+        kms_key_id: None,
+        secret_string: Some(Zeroizing::new("hunter2-value".into())),
+        secret_binary: None,
+        tags: None,
+        add_replica_regions: None,
+        force_overwrite_replica_secret: None,
+        secret_type: None,
+    };
+    let params = audit::request_parameters(&input);
+    assert_eq!(
+        params,
+        serde_json::json!({"Name": "prod/db", "ClientRequestToken": "tok",
+                           "SecretString": coffer_audit::REDACTED})
+    );
+    let caller = Caller::administrator("123456789012", "arn:aws:iam::123456789012:user/admin");
+    let origin = audit::Origin {
+        source_ip: "127.0.0.1".into(),
+        user_agent: "Mozilla/5.0".into(),
+    };
+    let ok: coffer_core::Result<serde_json::Value> =
+        Ok(serde_json::json!({"ARN": "arn", "Name": "prod/db"}));
+    let r = audit::operation_record(
+        "CreateSecret",
+        "eu-west-1",
+        &caller,
+        KEY_ID,
+        &origin,
+        params.clone(),
+        &ok,
+    );
+    let v: serde_json::Value = serde_json::from_slice(&r.to_canonical_json()).unwrap();
+    assert_eq!(v["eventSource"], "secretsmanager.amazonaws.com");
+    assert_eq!(v["eventName"], "CreateSecret");
+    assert_eq!(v["awsRegion"], "eu-west-1");
+    assert_eq!(v["sourceIPAddress"], "127.0.0.1");
+    assert_eq!(v["userAgent"], "Mozilla/5.0");
+    assert_eq!(v["userIdentity"]["accessKeyId"], KEY_ID);
+    assert_eq!(v["responseElements"]["Name"], "prod/db");
+    assert_eq!(v["sessionCredentialFromConsole"], "true");
+    assert!(v.get("errorCode").is_none());
+    let err: coffer_core::Result<serde_json::Value> = Err(coffer_core::Error::not_found());
+    let r = audit::operation_record(
+        "GetSecretValue",
+        "eu-west-1",
+        &caller,
+        KEY_ID,
+        &origin,
+        params,
+        &err,
+    );
+    assert_eq!(r.error_code.as_deref(), Some("ResourceNotFoundException"));
+    assert!(r.response_elements.is_null());
+    assert!(r.read_only);
 }

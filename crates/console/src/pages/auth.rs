@@ -122,6 +122,12 @@ pub async fn sign_in(State(console): State<Arc<Console>>, request: Request) -> R
         );
     }
     let id = form.text("access_key_id");
+    let origin = crate::audit::Origin::of(&parts);
+    // Fail closed: with a log known to be unwritable, nobody signs in (nothing they did would
+    // be recorded).
+    if console.audit.as_ref().is_some_and(|l| l.is_poisoned()) {
+        return not_recorded_page(next, id);
+    }
     let secret = form.secret("secret_access_key");
     let key = console.credentials.access_key(&id);
     let accepted = match &key {
@@ -132,6 +138,21 @@ pub async fn sign_in(State(console): State<Arc<Console>>, request: Request) -> R
             false
         }
     };
+    // The attempt is recorded in the Region the console opens on (CloudTrail records a
+    // sign-in in the Region of the sign-in endpoint; the console has no other).
+    let record = crate::audit::sign_in_record(
+        &console.default_region(),
+        &id,
+        key.as_ref().map(|k| &k.caller),
+        accepted,
+        &origin,
+    );
+    if let Some(log) = &console.audit
+        && let Err(e) = log.append(&record).await
+    {
+        tracing::error!(error = %e, "Console sign-in refused: its audit record cannot be written");
+        return not_recorded_page(next, id);
+    }
     let Some(key) = key.filter(|_| accepted) else {
         tracing::warn!(access_key_id = %id, "Console sign-in refused");
         return sign_in_page(
@@ -146,6 +167,19 @@ pub async fn sign_in(State(console): State<Arc<Console>>, request: Request) -> R
     tracing::info!(access_key_id = %id, principal = %key.caller.principal_arn, "Console sign-in");
     let response = with_cookie(see_other(&next), &set_cookie(session::COOKIE, &cookie));
     with_cookie(response, &clear_cookie(SIGN_IN_COOKIE))
+}
+
+/// The sign-in form again, saying the attempt could not be recorded (no session started).
+fn not_recorded_page(next: String, id: String) -> Response {
+    sign_in_page(
+        StatusCode::INTERNAL_SERVER_ERROR,
+        next,
+        id,
+        Some(
+            "The sign-in could not be recorded in the audit log, so you were not signed in. Contact the administrator of this Coffer deployment.".into(),
+        ),
+        None,
+    )
 }
 
 pub async fn sign_out(
