@@ -30,7 +30,7 @@ const CHROMIUM_FLAGS = [
   '--disable-sync',
 ];
 
-function cofferBin() {
+export function cofferBin() {
   const bin = process.env.COFFER_BIN || join(repoRoot, 'target', 'debug', 'coffer');
   if (!existsSync(bin)) {
     throw new Error(`Coffer binary not found at ${bin}: run 'cargo build -p coffer' or set COFFER_BIN`);
@@ -95,6 +95,7 @@ export async function startServer({ listen = '127.0.0.1:0', config } = {}) {
   return {
     endpoint,
     credentials,
+    dataDir,
     serverLog: () => stderr,
     api: (region, operation, body) => callApi(endpoint, credentials, region, operation, body),
     async stop() {
