@@ -24,12 +24,34 @@ use coffer_core::{Caller, Error, ErrorCode};
 use serde::Serialize;
 use serde_json::Value;
 
-/// What the page says when an action's record cannot be written.
-pub const NOT_RECORDED: &str = "The action could not be recorded in the audit log, so it was refused. It may have taken effect. Contact the administrator of this Coffer deployment.";
+/// When an action's record could not be written, and so what the page can say about it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum NotRecorded {
+    /// The log was known to be unwritable: the action was refused before it ran.
+    BeforeRunning,
+    /// A read ran, but its record failed: its result is not shown.
+    Read,
+    /// A change ran, but its record failed: it may have taken effect.
+    Change,
+}
 
 /// The error an action returns when its record cannot be written (or the log is poisoned).
-pub fn not_recorded() -> Error {
-    Error::new(ErrorCode::InternalServiceError, NOT_RECORDED)
+pub fn not_recorded(when: NotRecorded) -> Error {
+    let what = match when {
+        NotRecorded::BeforeRunning => {
+            "The action was refused because the audit log cannot be written; nothing was done."
+        }
+        NotRecorded::Read => {
+            "The action could not be recorded in the audit log, so its result is not shown."
+        }
+        NotRecorded::Change => {
+            "The action could not be recorded in the audit log, so it was refused. It may have taken effect: reload the page once the log is writable to see the secret's state."
+        }
+    };
+    Error::new(
+        ErrorCode::InternalServiceError,
+        format!("{what} Contact the administrator of this Coffer deployment."),
+    )
 }
 
 /// Where a console request came from: the TCP peer and the browser's `User-Agent`.

@@ -491,7 +491,7 @@ impl Ctx {
         let started = Instant::now();
         let log = self.console.audit.as_ref();
         if log.is_some_and(|l| l.is_poisoned()) {
-            return Err(audit::not_recorded());
+            return Err(audit::not_recorded(audit::NotRecorded::BeforeRunning));
         }
         // Taken before the input is moved into the operation; redacted at once.
         let parameters = log.map(|_| audit::request_parameters(&input));
@@ -508,7 +508,11 @@ impl Ctx {
             );
             if let Err(e) = log.append(&record).await {
                 tracing::error!(operation, error = %e, "Console action refused: its audit record cannot be written");
-                result = Err(audit::not_recorded());
+                result = Err(audit::not_recorded(if record.read_only {
+                    audit::NotRecorded::Read
+                } else {
+                    audit::NotRecorded::Change
+                }));
             }
         }
         tracing::debug!(
