@@ -5,6 +5,17 @@ use sqlx::ColumnIndex;
 use crate::rows::RecordRow;
 use crate::{AccessKeyRecord, Result, StoreError, UserPolicyRecord, UserRecord};
 
+pub(crate) const ACCOUNT_INSERT: &str =
+    "INSERT INTO accounts (account_id, created_ms) VALUES ($1, $2)";
+pub(crate) const USER_INSERT: &str = "INSERT INTO users (user_arn, account_id, user_name, \
+     user_id, is_admin, created_ms) VALUES ($1, $2, $3, $4, $5, $6)";
+pub(crate) const ACCESS_KEY_INSERT: &str = "INSERT INTO access_keys (access_key_id, user_arn, \
+     account_id, wrapped_secret, status, created_ms) VALUES ($1, $2, $3, $4, $5, $6)";
+/// [`ACCESS_KEY_INSERT`] unless the key's user already has `$7` keys (one statement).
+pub(crate) const ACCESS_KEY_INSERT_WITHIN: &str = "INSERT INTO access_keys (access_key_id, \
+     user_arn, account_id, wrapped_secret, status, created_ms) SELECT $1, $2, $3, $4, $5, $6 \
+     WHERE (SELECT COUNT(*) FROM access_keys WHERE user_arn = $2) < $7";
+
 pub(crate) fn user_from_row<R: RecordRow>(row: &R) -> Result<UserRecord>
 where
     for<'a> &'a str: ColumnIndex<R>,

@@ -31,7 +31,10 @@ use async_trait::async_trait;
 use sqlx::postgres::{PgConnectOptions, PgConnection, PgPool, PgPoolOptions};
 use sqlx::{Connection, Row};
 
-use crate::iam_rows::{access_key_from_row, user_from_row, user_policy_from_row};
+use crate::iam_rows::{
+    ACCESS_KEY_INSERT, ACCESS_KEY_INSERT_WITHIN, ACCOUNT_INSERT, USER_INSERT, access_key_from_row,
+    user_from_row, user_policy_from_row,
+};
 use crate::rows::{outbox_from_row, secret_from_row, version_from_row};
 use crate::schema::{StoreKind, check_compatible_in};
 use crate::{
@@ -1179,6 +1182,37 @@ pub struct PostgresIamStore {
     pool: PgPool,
 }
 
+/// The statement inserting `user` ([`USER_INSERT`]), bound.
+fn insert_user(
+    user: &UserRecord,
+) -> sqlx::query::Query<'_, sqlx::Postgres, sqlx::postgres::PgArguments> {
+    sqlx::query(USER_INSERT)
+        .bind(&user.user_arn)
+        .bind(&user.account_id)
+        .bind(&user.user_name)
+        .bind(&user.user_id)
+        .bind(user.is_admin as i64)
+        .bind(user.created_ms)
+}
+
+/// `sql` ([`ACCESS_KEY_INSERT`] or [`ACCESS_KEY_INSERT_WITHIN`]) with `key`'s six columns bound.
+fn insert_access_key<'q>(
+    sql: &'static str,
+    key: &'q AccessKeyRecord,
+) -> sqlx::query::Query<'q, sqlx::Postgres, sqlx::postgres::PgArguments> {
+    sqlx::query(sql)
+        .bind(&key.access_key_id)
+        .bind(&key.user_arn)
+        .bind(&key.account_id)
+        .bind(&key.wrapped_secret)
+        .bind(&key.status)
+        .bind(key.created_ms)
+}
+
+/// The accounts, oldest first.
+const ACCOUNTS: &str =
+    "SELECT account_id FROM accounts ORDER BY created_ms, account_id COLLATE \"C\"";
+
 impl PostgresIamStore {
     /// Like [`PostgresStore::open`], for the IAM store.
     pub async fn open(url: &str, schema: &str) -> Result<PostgresIamStore> {
@@ -1212,20 +1246,10 @@ impl PostgresIamStore {
             .bind(&key.user_arn)
             .execute(&mut *tx)
             .await?;
-        let done = sqlx::query(
-            "INSERT INTO access_keys (access_key_id, user_arn, account_id, wrapped_secret, \
-             status, created_ms) SELECT $1, $2, $3, $4, $5, $6 \
-             WHERE (SELECT COUNT(*) FROM access_keys WHERE user_arn = $2) < $7",
-        )
-        .bind(&key.access_key_id)
-        .bind(&key.user_arn)
-        .bind(&key.account_id)
-        .bind(&key.wrapped_secret)
-        .bind(&key.status)
-        .bind(key.created_ms)
-        .bind(max_per_user)
-        .execute(&mut *tx)
-        .await?;
+        let done = insert_access_key(ACCESS_KEY_INSERT_WITHIN, key)
+            .bind(max_per_user)
+            .execute(&mut *tx)
+            .await?;
         tx.commit().await?;
         Ok(done.rows_affected() == 1)
     }
@@ -1242,43 +1266,21 @@ impl PostgresIamStore {
         sqlx::query("LOCK TABLE accounts IN EXCLUSIVE MODE")
             .execute(&mut *tx)
             .await?;
-        if let Some(existing) = sqlx::query_scalar::<_, String>(
-            "SELECT account_id FROM accounts ORDER BY created_ms, account_id LIMIT 1",
-        )
-        .fetch_optional(&mut *tx)
-        .await?
-        {
+        let first = sqlx::query_scalar::<_, String>(ACCOUNTS)
+            .fetch_optional(&mut *tx)
+            .await?;
+        if let Some(existing) = first {
             return Ok(existing);
         }
-        sqlx::query("INSERT INTO accounts (account_id, created_ms) VALUES ($1, $2)")
+        sqlx::query(ACCOUNT_INSERT)
             .bind(&admin.account_id)
             .bind(now_ms)
             .execute(&mut *tx)
             .await?;
-        sqlx::query(
-            "INSERT INTO users (user_arn, account_id, user_name, user_id, is_admin, created_ms) \
-             VALUES ($1, $2, $3, $4, $5, $6)",
-        )
-        .bind(&admin.user_arn)
-        .bind(&admin.account_id)
-        .bind(&admin.user_name)
-        .bind(&admin.user_id)
-        .bind(admin.is_admin as i64)
-        .bind(admin.created_ms)
-        .execute(&mut *tx)
-        .await?;
-        sqlx::query(
-            "INSERT INTO access_keys (access_key_id, user_arn, account_id, wrapped_secret, \
-             status, created_ms) VALUES ($1, $2, $3, $4, $5, $6)",
-        )
-        .bind(&key.access_key_id)
-        .bind(&key.user_arn)
-        .bind(&key.account_id)
-        .bind(&key.wrapped_secret)
-        .bind(&key.status)
-        .bind(key.created_ms)
-        .execute(&mut *tx)
-        .await?;
+        insert_user(admin).execute(&mut *tx).await?;
+        insert_access_key(ACCESS_KEY_INSERT, key)
+            .execute(&mut *tx)
+            .await?;
         tx.commit().await?;
         Ok(admin.account_id.clone())
     }
@@ -1326,13 +1328,7 @@ impl PostgresIamStore {
 impl IamStore for PostgresIamStore {
     async fn accounts(&self) -> Result<Vec<String>> {
         retrying!("listing accounts", Exhausted::Backend, async {
-            Ok::<_, PgError>(
-                sqlx::query_scalar(
-                    "SELECT account_id FROM accounts ORDER BY created_ms, account_id COLLATE \"C\"",
-                )
-                .fetch_all(&self.pool)
-                .await?,
-            )
+            Ok::<_, PgError>(sqlx::query_scalar(ACCOUNTS).fetch_all(&self.pool).await?)
         })
     }
 
@@ -1340,11 +1336,7 @@ impl IamStore for PostgresIamStore {
         retrying!(
             "creating an account",
             Exhausted::Conflict,
-            self.try_execute(
-                sqlx::query("INSERT INTO accounts (account_id, created_ms) VALUES ($1, $2)")
-                    .bind(account_id)
-                    .bind(now_ms)
-            )
+            self.try_execute(sqlx::query(ACCOUNT_INSERT).bind(account_id).bind(now_ms))
         )
     }
 
@@ -1365,18 +1357,7 @@ impl IamStore for PostgresIamStore {
         retrying!(
             "creating a user",
             Exhausted::Conflict,
-            self.try_execute(
-                sqlx::query(
-                    "INSERT INTO users (user_arn, account_id, user_name, user_id, is_admin, created_ms) \
-                     VALUES ($1, $2, $3, $4, $5, $6)",
-                )
-                .bind(&user.user_arn)
-                .bind(&user.account_id)
-                .bind(&user.user_name)
-                .bind(&user.user_id)
-                .bind(user.is_admin as i64)
-                .bind(user.created_ms)
-            )
+            self.try_execute(insert_user(&user))
         )
     }
 
@@ -1384,18 +1365,7 @@ impl IamStore for PostgresIamStore {
         retrying!(
             "creating an access key",
             Exhausted::Conflict,
-            self.try_execute(
-                sqlx::query(
-                    "INSERT INTO access_keys (access_key_id, user_arn, account_id, wrapped_secret, \
-                     status, created_ms) VALUES ($1, $2, $3, $4, $5, $6)",
-                )
-                .bind(&key.access_key_id)
-                .bind(&key.user_arn)
-                .bind(&key.account_id)
-                .bind(&key.wrapped_secret)
-                .bind(&key.status)
-                .bind(key.created_ms)
-            )
+            self.try_execute(insert_access_key(ACCESS_KEY_INSERT, &key))
         )
     }
 

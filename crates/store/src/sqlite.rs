@@ -13,7 +13,10 @@ use sqlx::sqlite::{
 };
 use sqlx::{ConnectOptions, Row};
 
-use crate::iam_rows::{access_key_from_row, user_from_row, user_policy_from_row};
+use crate::iam_rows::{
+    ACCESS_KEY_INSERT, ACCESS_KEY_INSERT_WITHIN, ACCOUNT_INSERT, USER_INSERT, access_key_from_row,
+    user_from_row, user_policy_from_row,
+};
 use crate::rows::{
     KmsBind, kms_alias_from_row, kms_change_statements, kms_key_from_row, outbox_from_row,
     secret_from_row, version_from_row,
@@ -739,18 +742,46 @@ impl SqliteIamStore {
     }
 }
 
+/// The statement inserting `user` ([`USER_INSERT`]), bound.
+fn insert_user(
+    user: &UserRecord,
+) -> sqlx::query::Query<'_, sqlx::Sqlite, sqlx::sqlite::SqliteArguments> {
+    sqlx::query(USER_INSERT)
+        .bind(&user.user_arn)
+        .bind(&user.account_id)
+        .bind(&user.user_name)
+        .bind(&user.user_id)
+        .bind(user.is_admin as i64)
+        .bind(user.created_ms)
+}
+
+/// `sql` ([`ACCESS_KEY_INSERT`] or [`ACCESS_KEY_INSERT_WITHIN`]) with `key`'s six columns bound.
+fn insert_access_key<'q>(
+    sql: &'static str,
+    key: &'q AccessKeyRecord,
+) -> sqlx::query::Query<'q, sqlx::Sqlite, sqlx::sqlite::SqliteArguments> {
+    sqlx::query(sql)
+        .bind(&key.access_key_id)
+        .bind(&key.user_arn)
+        .bind(&key.account_id)
+        .bind(&key.wrapped_secret)
+        .bind(&key.status)
+        .bind(key.created_ms)
+}
+
+/// The accounts, oldest first.
+const ACCOUNTS: &str = "SELECT account_id FROM accounts ORDER BY created_ms";
+
 #[async_trait]
 impl IamStore for SqliteIamStore {
     async fn accounts(&self) -> Result<Vec<String>> {
-        Ok(
-            sqlx::query_scalar("SELECT account_id FROM accounts ORDER BY created_ms")
-                .fetch_all(&self.pools.reader)
-                .await?,
-        )
+        Ok(sqlx::query_scalar(ACCOUNTS)
+            .fetch_all(&self.pools.reader)
+            .await?)
     }
 
     async fn create_account(&self, account_id: &str, now_ms: i64) -> Result<()> {
-        sqlx::query("INSERT INTO accounts (account_id, created_ms) VALUES ($1, $2)")
+        sqlx::query(ACCOUNT_INSERT)
             .bind(account_id)
             .bind(now_ms)
             .execute(&self.pools.writer)
@@ -766,76 +797,34 @@ impl IamStore for SqliteIamStore {
     ) -> Result<String> {
         // The one writer connection: the look and the inserts cannot interleave with another.
         let mut tx = self.pools.writer.begin().await?;
-        if let Some(existing) = sqlx::query_scalar::<_, String>(
-            "SELECT account_id FROM accounts ORDER BY created_ms, account_id LIMIT 1",
-        )
-        .fetch_optional(&mut *tx)
-        .await?
-        {
+        let first = sqlx::query_scalar::<_, String>(ACCOUNTS)
+            .fetch_optional(&mut *tx)
+            .await?;
+        if let Some(existing) = first {
             return Ok(existing);
         }
-        sqlx::query("INSERT INTO accounts (account_id, created_ms) VALUES ($1, $2)")
+        sqlx::query(ACCOUNT_INSERT)
             .bind(&admin.account_id)
             .bind(now_ms)
             .execute(&mut *tx)
             .await?;
-        sqlx::query(
-            "INSERT INTO users (user_arn, account_id, user_name, user_id, is_admin, created_ms) \
-             VALUES ($1, $2, $3, $4, $5, $6)",
-        )
-        .bind(&admin.user_arn)
-        .bind(&admin.account_id)
-        .bind(&admin.user_name)
-        .bind(&admin.user_id)
-        .bind(admin.is_admin as i64)
-        .bind(admin.created_ms)
-        .execute(&mut *tx)
-        .await?;
-        sqlx::query(
-            "INSERT INTO access_keys (access_key_id, user_arn, account_id, wrapped_secret, \
-             status, created_ms) VALUES ($1, $2, $3, $4, $5, $6)",
-        )
-        .bind(&key.access_key_id)
-        .bind(&key.user_arn)
-        .bind(&key.account_id)
-        .bind(&key.wrapped_secret)
-        .bind(&key.status)
-        .bind(key.created_ms)
-        .execute(&mut *tx)
-        .await?;
+        insert_user(&admin).execute(&mut *tx).await?;
+        insert_access_key(ACCESS_KEY_INSERT, &key)
+            .execute(&mut *tx)
+            .await?;
         tx.commit().await?;
         Ok(admin.account_id)
     }
 
     async fn create_user(&self, user: UserRecord) -> Result<()> {
-        sqlx::query(
-            "INSERT INTO users (user_arn, account_id, user_name, user_id, is_admin, created_ms) \
-             VALUES ($1, $2, $3, $4, $5, $6)",
-        )
-        .bind(&user.user_arn)
-        .bind(&user.account_id)
-        .bind(&user.user_name)
-        .bind(&user.user_id)
-        .bind(user.is_admin as i64)
-        .bind(user.created_ms)
-        .execute(&self.pools.writer)
-        .await?;
+        insert_user(&user).execute(&self.pools.writer).await?;
         Ok(())
     }
 
     async fn create_access_key(&self, key: AccessKeyRecord) -> Result<()> {
-        sqlx::query(
-            "INSERT INTO access_keys (access_key_id, user_arn, account_id, wrapped_secret, status, created_ms) \
-             VALUES ($1, $2, $3, $4, $5, $6)",
-        )
-        .bind(&key.access_key_id)
-        .bind(&key.user_arn)
-        .bind(&key.account_id)
-        .bind(&key.wrapped_secret)
-        .bind(&key.status)
-        .bind(key.created_ms)
-        .execute(&self.pools.writer)
-        .await?;
+        insert_access_key(ACCESS_KEY_INSERT, &key)
+            .execute(&self.pools.writer)
+            .await?;
         Ok(())
     }
 
@@ -845,20 +834,10 @@ impl IamStore for SqliteIamStore {
         max_per_user: i64,
     ) -> Result<bool> {
         // One statement on the one writer connection: the count cannot change under it.
-        let done = sqlx::query(
-            "INSERT INTO access_keys (access_key_id, user_arn, account_id, wrapped_secret, status, created_ms) \
-             SELECT $1, $2, $3, $4, $5, $6 \
-             WHERE (SELECT COUNT(*) FROM access_keys WHERE user_arn = $2) < $7",
-        )
-        .bind(&key.access_key_id)
-        .bind(&key.user_arn)
-        .bind(&key.account_id)
-        .bind(&key.wrapped_secret)
-        .bind(&key.status)
-        .bind(key.created_ms)
-        .bind(max_per_user)
-        .execute(&self.pools.writer)
-        .await?;
+        let done = insert_access_key(ACCESS_KEY_INSERT_WITHIN, &key)
+            .bind(max_per_user)
+            .execute(&self.pools.writer)
+            .await?;
         Ok(done.rows_affected() == 1)
     }
 
