@@ -35,6 +35,20 @@ struct Entries {
 /// Most secrets a cache holds before it starts over (a bound on memory, not a policy).
 const MAX_ENTRIES: usize = 100_000;
 
+impl Entries {
+    /// Caches `secret` (by ARN and by name).
+    fn put(&mut self, secret: Secret) {
+        if self.by_arn.len() >= MAX_ENTRIES {
+            self.by_arn.clear();
+            self.arn_by_name.clear();
+        }
+        let r = &secret.record;
+        self.arn_by_name
+            .insert((r.account_id.clone(), r.name.clone()), r.arn.clone());
+        self.by_arn.insert(r.arn.clone(), Arc::new(secret));
+    }
+}
+
 pub struct CachedStore {
     inner: Arc<dyn Store>,
     entries: Mutex<Entries>,
@@ -62,14 +76,7 @@ impl CachedStore {
         if e.generation != since {
             return;
         }
-        if e.by_arn.len() >= MAX_ENTRIES {
-            e.by_arn.clear();
-            e.arn_by_name.clear();
-        }
-        let r = &secret.record;
-        e.arn_by_name
-            .insert((r.account_id.clone(), r.name.clone()), r.arn.clone());
-        e.by_arn.insert(r.arn.clone(), Arc::new(secret.clone()));
+        e.put(secret.clone());
     }
 
     fn forget(&self, arns: &[&str]) {
@@ -79,9 +86,7 @@ impl CachedStore {
             e.by_arn.remove(*arn);
         }
     }
-}
 
-impl CachedStore {
     /// After a commit: every changed secret's entry becomes its committed state (`Ok`), or is
     /// dropped (`Err`, or an entry that was not the state the change was based on).
     fn after_commit(&self, changes: Vec<SecretChange>, committed: bool) {
@@ -89,24 +94,15 @@ impl CachedStore {
         e.generation += 1;
         for change in changes {
             match change {
-                SecretChange::Insert { secret, versions } if committed => {
-                    let mut versions = versions;
+                SecretChange::Insert {
+                    secret,
+                    mut versions,
+                } if committed => {
                     sort_versions(&mut versions);
-                    if e.by_arn.len() >= MAX_ENTRIES {
-                        e.by_arn.clear();
-                        e.arn_by_name.clear();
-                    }
-                    e.arn_by_name.insert(
-                        (secret.account_id.clone(), secret.name.clone()),
-                        secret.arn.clone(),
-                    );
-                    e.by_arn.insert(
-                        secret.arn.clone(),
-                        Arc::new(Secret {
-                            record: secret,
-                            versions,
-                        }),
-                    );
+                    e.put(Secret {
+                        record: secret,
+                        versions,
+                    });
                 }
                 SecretChange::Update {
                     secret,
@@ -120,9 +116,7 @@ impl CachedStore {
                     if old.record.row_version != expected_row_version {
                         continue;
                     }
-                    let updated = updated(&old, secret, upsert_versions, &delete_versions);
-                    e.by_arn
-                        .insert(updated.record.arn.clone(), Arc::new(updated));
+                    e.put(updated(&old, secret, upsert_versions, &delete_versions));
                 }
                 SecretChange::Insert { secret: r, .. } | SecretChange::Update { secret: r, .. } => {
                     e.by_arn.remove(&r.arn);
