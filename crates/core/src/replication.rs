@@ -489,34 +489,24 @@ async fn plan_sync(region: &RegionService, msg: &SyncMessage) -> Result<Plan> {
             wrapped_data_key: None,
             ciphertext: None,
         };
-        if v.omitted {
-            // Values of a version never change: the replica's own ciphertext of it stands,
-            // when it has one under the key this replica uses.
-            let Some(o) = old.filter(|o| {
-                o.ciphertext.is_some() && o.kms_key_arn.as_deref() == Some(key.arn.as_str())
-            }) else {
-                return Ok(Plan::Answer(Answer::Resend));
-            };
-            record.kms_key_arn = o.kms_key_arn.clone();
-            record.value_kind = o.value_kind;
-            record.wrapped_data_key = o.wrapped_data_key.clone();
-            record.ciphertext = o.ciphertext.clone();
-        } else if let Some(b64) = &v.value {
-            let bytes = Zeroizing::new(
-                base64::engine::general_purpose::STANDARD
-                    .decode(b64.as_bytes())
-                    .map_err(|_| Error::internal("replication message carries bad base64"))?,
-            );
-            // Values of a version never change; re-encrypt only what is new or re-keyed.
-            let reuse = old.filter(|o| {
-                o.ciphertext.is_some() && o.kms_key_arn.as_deref() == Some(key.arn.as_str())
-            });
+        // Values of a version never change: the replica's own ciphertext of a version stands
+        // when it has one under the key this replica uses; only new or re-keyed values are
+        // encrypted. A value the message left out (`omitted`) must be one the replica has.
+        let reuse = old.filter(|o| {
+            o.ciphertext.is_some() && o.kms_key_arn.as_deref() == Some(key.arn.as_str())
+        });
+        if v.omitted || v.value.is_some() {
             if let Some(o) = reuse {
                 record.kms_key_arn = o.kms_key_arn.clone();
                 record.value_kind = o.value_kind;
                 record.wrapped_data_key = o.wrapped_data_key.clone();
                 record.ciphertext = o.ciphertext.clone();
-            } else {
+            } else if let Some(b64) = &v.value {
+                let bytes = Zeroizing::new(
+                    base64::engine::general_purpose::STANDARD
+                        .decode(b64.as_bytes())
+                        .map_err(|_| Error::internal("replication message carries bad base64"))?,
+                );
                 let value = if v.binary {
                     SecretValue::Binary(bytes)
                 } else {
@@ -531,6 +521,8 @@ async fn plan_sync(region: &RegionService, msg: &SyncMessage) -> Result<Plan> {
                 record.value_kind = value.kind();
                 record.wrapped_data_key = Some(wrapped);
                 record.ciphertext = Some(ciphertext);
+            } else {
+                return Ok(Plan::Answer(Answer::Resend));
             }
         }
         versions.push(record);
