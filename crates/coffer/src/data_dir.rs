@@ -435,34 +435,28 @@ async fn ensure_account(
     wanted: Option<&str>,
     admin_key: Option<&(String, Zeroizing<String>)>,
 ) -> Result<String, String> {
-    let accounts = iam.accounts().await.map_err(|e| e.to_string())?;
-    if let Some(existing) = accounts.first() {
-        if let Some(w) = wanted
-            && w != existing
-        {
-            return Err(format!(
-                "this data directory belongs to account {existing}, not {w}; drop --account-id or use another --data-dir"
-            ));
+    let existing = iam.accounts().await.map_err(|e| e.to_string())?;
+    let first = match existing.into_iter().next() {
+        Some(existing) => existing,
+        None => {
+            let account_id = match wanted {
+                Some(id) => id.to_string(),
+                None => new_account_id(),
+            };
+            let now = chrono::Utc::now().timestamp_millis();
+            let (admin, key, _) = admin_records(deployment_key, &account_id, admin_key, now);
+            // Atomic: of nodes starting at the same instant on one empty shared store, one
+            // creates the account and the others take it.
+            iam.bootstrap_account(now, admin, key)
+                .await
+                .map_err(|e| e.to_string())?
         }
-        return Ok(existing.clone());
-    }
-    let account_id = match wanted {
-        Some(id) => id.to_string(),
-        None => new_account_id(),
     };
-    let now = chrono::Utc::now().timestamp_millis();
-    let (admin, key, _) = admin_records(deployment_key, &account_id, admin_key, now);
-    // Atomic: of nodes starting at the same instant on one empty shared store, one creates the
-    // account and the others take it.
-    let first = iam
-        .bootstrap_account(now, admin, key)
-        .await
-        .map_err(|e| e.to_string())?;
-    if first != account_id
-        && let Some(w) = wanted
+    if let Some(w) = wanted
+        && w != first
     {
         return Err(format!(
-            "this deployment's store belongs to account {first} (created by another node just now), not {w}; drop --account-id"
+            "this data directory belongs to account {first}, not {w}; drop --account-id or use another --data-dir"
         ));
     }
     Ok(first)
