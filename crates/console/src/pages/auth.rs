@@ -140,15 +140,16 @@ pub async fn sign_in(State(console): State<Arc<Console>>, request: Request) -> R
     };
     // The attempt is recorded in the Region the console opens on (CloudTrail records a
     // sign-in in the Region of the sign-in endpoint; the console has no other).
-    let record = crate::audit::sign_in_record(
-        &console.default_region(),
-        &id,
-        key.as_ref().map(|k| &k.caller),
-        accepted,
-        &origin,
-    );
     if let Some(log) = &console.audit
-        && let Err(e) = log.append(&record).await
+        && let Err(e) = log
+            .append(&crate::audit::sign_in_record(
+                &console.default_region(),
+                &id,
+                key.as_ref().map(|k| &k.caller),
+                accepted,
+                &origin,
+            ))
+            .await
     {
         tracing::error!(error = %e, "Console sign-in refused: its audit record cannot be written");
         return not_recorded_page(next, id);
