@@ -2,6 +2,7 @@
 staging labels and ClientRequestToken idempotency (spec §2, §4.5, §4.6, §4.8, §4.9)."""
 
 import datetime as dt
+import json
 import time
 
 import pytest
@@ -105,6 +106,37 @@ def test_put_awspending_moves_it_off_the_current_version_and_leaves_awscurrent(s
     assert stages(sm, name) == {v1: {"AWSCURRENT"}, v2["VersionId"]: {"AWSPENDING"}}
     assert sm.get_secret_value(SecretId=name)["SecretString"] == "first value"
     assert sm.get_secret_value(SecretId=name, VersionStage="AWSPENDING")["SecretString"] == "pending"
+
+
+def test_plain_put_after_awspending_joined_awscurrent_leaves_the_old_version_only_awsprevious(sm, secret, name):
+    # Recorded on AWS (issue 12): when the current version also carries AWSPENDING (moved there
+    # by UpdateSecretVersionStage), a plain PutSecretValue leaves the old version with
+    # AWSPREVIOUS only; AWSPENDING is on no version afterwards.
+    v1 = secret["VersionId"]
+    sm.update_secret_version_stage(SecretId=name, VersionStage="AWSPENDING", MoveToVersionId=v1)
+    assert stages(sm, name) == {v1: {"AWSCURRENT", "AWSPENDING"}}
+    v2 = sm.put_secret_value(SecretId=name, SecretString="second")["VersionId"]
+    assert stages(sm, name) == {v1: {"AWSPREVIOUS"}, v2: {"AWSCURRENT"}}
+    expect_error(
+        sm.get_secret_value,
+        "ResourceNotFoundException",
+        "Secrets Manager can't find the specified secret value for staging label: AWSPENDING",
+        SecretId=name,
+        VersionStage="AWSPENDING",
+    )
+
+
+def test_cli_put_after_awspending_joined_awscurrent_drops_awspending(cli):
+    name = unique()
+    v1 = json.loads(cli("secretsmanager", "create-secret", "--name", name, "--secret-string", "one").stdout)["VersionId"]
+    cli("secretsmanager", "update-secret-version-stage", "--secret-id", name, "--version-stage", "AWSPENDING",
+        "--move-to-version-id", v1)
+    v2 = json.loads(cli("secretsmanager", "put-secret-value", "--secret-id", name, "--secret-string", "two").stdout)
+    described = json.loads(cli("secretsmanager", "describe-secret", "--secret-id", name).stdout)
+    assert {k: sorted(v) for k, v in described["VersionIdsToStages"].items()} == {
+        v1: ["AWSPREVIOUS"],
+        v2["VersionId"]: ["AWSCURRENT"],
+    }
 
 
 def test_put_replayed_with_same_token_and_value_creates_no_new_version(sm, secret, name):

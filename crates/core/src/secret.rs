@@ -393,7 +393,19 @@ pub async fn add_version(
     if !has_current && !stages.iter().any(|s| s == AWSCURRENT) {
         stages.push(AWSCURRENT.to_string());
     }
-    let touched = attach_stages(&mut secret, token, &stages);
+    let old_current = version_with_stage(&secret, AWSCURRENT).map(|v| v.version_id.clone());
+    let mut touched = attach_stages(&mut secret, token, &stages);
+    // [W] recorded on AWS: a new value that becomes AWSCURRENT takes AWSPENDING off the
+    // version it replaces (which keeps only AWSPREVIOUS), unlike UpdateSecretVersionStage,
+    // which leaves AWSPENDING where it is.
+    if stages.iter().any(|s| s == AWSCURRENT)
+        && let Some(old) = old_current.filter(|old| old != token)
+        && let Some(v) = secret.versions.iter_mut().find(|v| v.version_id == old)
+        && v.stages.iter().any(|s| s == AWSPENDING)
+    {
+        v.stages.retain(|s| s != AWSPENDING);
+        touched.push(old);
+    }
     let deleted = prune_deprecated(&mut secret, now)?;
     secret.record.last_changed_ms = now;
     let changed = secret
