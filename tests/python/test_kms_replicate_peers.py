@@ -203,8 +203,13 @@ def test_replica_key_for_a_peer_that_is_down_is_created_when_it_returns(three):
     meta = enabled_in(east, key_id, timeout=60)
     assert meta["Description"] == "patient"
     assert east.decrypt(CiphertextBlob=blob)["Plaintext"] == b"written while east was down"
-    created = metric(three.nodes[WEST].metrics(), "coffer_replication_deliveries_total",
-                     source=WEST, destination=EAST, outcome="key_created")
+    # The primary counts the delivery when the answer is back, just after the replica exists.
+    created = wait_for(
+        lambda: metric(three.nodes[WEST].metrics(), "coffer_replication_deliveries_total",
+                       source=WEST, destination=EAST, outcome="key_created"),
+        5,
+        what="the primary counts the created replica key",
+    )
     assert created == 1, created
 
 

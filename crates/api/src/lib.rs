@@ -191,10 +191,38 @@ async fn replication(State(deployment): State<Arc<Deployment>>, request: Request
             .unwrap_or_default()
             .to_string()
     };
-    let Ok(body) = axum::body::to_bytes(Body::new(body), 64 * 1024 * 1024).await else {
+    use coffer_replication::transport::{DEST_HEADER, KIND_HEADER, SOURCE_HEADER};
+    // Refused on the headers alone, before any of the body is read: an unknown or unproven
+    // sender, or a length beyond the bound, costs the node no memory.
+    let length = parts
+        .headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    let now_secs = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64);
+    let refused = coffer_replication::receive::admit(
+        &deployment.topology,
+        &header(SOURCE_HEADER),
+        &header(DEST_HEADER),
+        &header(KIND_HEADER),
+        length,
+        &header(coffer_replication::proof::PROOF_HEADER),
+        now_secs,
+    );
+    if let Some(reply) = refused {
+        return (
+            StatusCode::from_u16(reply.status).unwrap_or(StatusCode::FORBIDDEN),
+            [(header::CONNECTION, "close")],
+            reply.body,
+        )
+            .into_response();
+    }
+    let limit = length.unwrap_or(0) as usize;
+    let Ok(body) = axum::body::to_bytes(Body::new(body), limit).await else {
         return (StatusCode::PAYLOAD_TOO_LARGE, "message too large").into_response();
     };
-    use coffer_replication::transport::{DEST_HEADER, KIND_HEADER, SOURCE_HEADER};
     let reply = coffer_replication::receive::receive(
         &deployment.topology,
         &header(SOURCE_HEADER),

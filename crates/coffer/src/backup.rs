@@ -55,6 +55,9 @@ struct Body {
     /// Users' inline policies (absent in backups made before they existed).
     #[serde(default)]
     user_policies: Vec<UserPolicyOut>,
+    /// Promoted replicas (absent in backups made before they were recorded).
+    #[serde(default)]
+    detachments: Vec<coffer_store::Detachment>,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -242,6 +245,7 @@ fn body_from(
                 first_failure_ms: o.first_failure_ms,
             })
             .collect(),
+        detachments: snapshot.detachments,
         accounts,
         users: users
             .into_iter()
@@ -357,8 +361,12 @@ fn snapshot_from(body: &Body, format_version: i64) -> Result<RegionSnapshot, Str
                 first_failure_ms: o.first_failure_ms,
             })
             .collect(),
+        detachments: body.detachments.clone(),
     })
 }
+
+/// The oldest store format whose backups this Coffer restores.
+const RESTORABLE_SINCE_FORMAT: i64 = 3;
 
 /// The key a Region's backups are sealed with, derived from its root key.
 fn backup_key(root: &RootKey, region: &str) -> RootKey {
@@ -521,7 +529,10 @@ pub async fn restore(settings: &Settings, region: &str, input: &Path) -> Result<
         .map(Ok)
         .unwrap_or_else(|| open_file(&bytes, region, &key))?;
     let current = RegionSnapshot::current_format_version();
-    if header.format_version != current {
+    // Format 4 only added a table (replica detachments, empty in an older backup), so a
+    // format-3 backup restores as it is. A later migration that changes what a backup holds
+    // must raise this bound.
+    if !(RESTORABLE_SINCE_FORMAT..=current).contains(&header.format_version) {
         return Err(format!(
             "the backup has store format {}, this Coffer writes {current}: restore it with the \
              Coffer version that made it",

@@ -23,7 +23,7 @@ pub struct ServeArgs {
     #[arg(long)]
     pub account_id: Option<String>,
     /// TOML file with the same settings (`listen`, `data_dir`, `regions`, `account_id`,
-    /// `replication_failure_timeout_secs`) plus `[[peers]]` (Regions served by other nodes)
+    /// `replication_failure_timeout_secs`, `replication_max_message_bytes`) plus `[[peers]]` (Regions served by other nodes)
     /// and the web console's `console`, `console_public`, `console_idle_timeout_secs`, and the
     /// stores: `store`, `iam_store`, `[region_stores]`, `migrate_on_start`, and the audit log:
     /// `audit_log`, `audit_fsync`.
@@ -62,6 +62,9 @@ struct FileConfig {
     regions: Option<Vec<String>>,
     account_id: Option<String>,
     replication_failure_timeout_secs: Option<u64>,
+    /// The largest replication message a node reads, in bytes (default 64 MiB); a larger one
+    /// is refused before its body is read.
+    replication_max_message_bytes: Option<u64>,
     admin_access_key_id: Option<String>,
     admin_secret_access_key: Option<String>,
     #[serde(default)]
@@ -129,6 +132,7 @@ pub struct Settings {
     pub regions: Vec<String>,
     pub account_id: Option<String>,
     pub replication_failure_timeout_secs: u64,
+    pub replication_max_message_bytes: usize,
     pub peers: Vec<PeerConfig>,
     pub rotators: Vec<RotatorConfig>,
     /// The admin's access key for a *new* data directory (so several nodes of one deployment
@@ -268,6 +272,15 @@ impl Settings {
                 .replication_failure_timeout_secs
                 .or(file.replication_failure_timeout_secs)
                 .unwrap_or(DEFAULT_REPLICATION_FAILURE_TIMEOUT_SECS),
+            replication_max_message_bytes: match file.replication_max_message_bytes {
+                None => coffer_replication::topology::DEFAULT_MAX_MESSAGE_BYTES,
+                Some(n) if (1024..=1 << 30).contains(&n) => n as usize,
+                Some(_) => {
+                    return Err(
+                        "replication_max_message_bytes must be between 1024 and 1073741824".into(),
+                    );
+                }
+            },
             peers: file.peers,
             rotators: check_rotators(file.rotators)?,
             admin_key: admin_key(

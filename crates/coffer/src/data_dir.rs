@@ -237,6 +237,8 @@ pub async fn open(settings: &Settings, endpoint: &str) -> Result<Node, String> {
         self_url: endpoint.to_string(),
         node_id: node.clone(),
         give_up_after_ms: settings.replication_failure_timeout_secs as i64 * 1000,
+        max_message_bytes: settings.replication_max_message_bytes,
+        links: Default::default(),
         metrics: Metrics::new(),
         rotation: Some(Arc::new(coffer_rotation::Runner::new(
             registry,

@@ -48,6 +48,10 @@ pub enum ReplicationState {
         primary_region: String,
         primary_arn: String,
         seq: i64,
+        /// The primary's epoch of this replication (see [`ReplicaStatus::epoch`]); 0 for
+        /// replicas made before epochs existed.
+        #[serde(default)]
+        epoch: i64,
     },
 }
 
@@ -61,6 +65,14 @@ pub struct ReplicaStatus {
     pub status: String,
     pub status_message: Option<String>,
     pub last_accessed_day: Option<i64>,
+    /// Which replication to this Region this is: the primary's `row_version` when the Region
+    /// was added (so a Region added again after a promotion has a higher one). A promoted
+    /// replica remembers the epoch it was promoted at (`Store::load_detachment`) and answers
+    /// the messages of that epoch or older `Detached`, whatever order they arrive in; a
+    /// message of a newer epoch is a new replication, which meets the promoted secret as a
+    /// name clash. 0 for Regions added before epochs existed.
+    #[serde(default)]
+    pub epoch: i64,
 }
 
 /// `ReplicationStatusType` on the wire.
@@ -181,6 +193,9 @@ pub struct SyncMessage {
     pub primary_arn: String,
     pub primary_region: String,
     pub seq: i64,
+    /// The primary's epoch of the replication to this Region ([`ReplicaStatus::epoch`]).
+    #[serde(default)]
+    pub epoch: i64,
     pub commit_ms: i64,
     pub force: bool,
     /// The key the replica must use (`None`: its Region's aws/secretsmanager).
@@ -252,10 +267,12 @@ pub async fn build_sync(
         });
     }
     let r = &secret.record;
+    let epoch = status.as_ref().map_or(0, |s| s.epoch);
     Ok(SyncMessage {
         primary_arn: r.arn.clone(),
         primary_region: region.region.clone(),
         seq: r.row_version,
+        epoch,
         commit_ms,
         force,
         kms_key_id: status.and_then(|s| s.kms_key_id),
@@ -412,6 +429,18 @@ async fn plan_sync(region: &RegionService, msg: &SyncMessage) -> Result<Plan> {
         .store
         .load_secret_by_name(&account, &msg.name)
         .await?;
+    let ours = |s: &Secret| matches!(state(s), Some(ReplicationState::Replica { primary_arn, .. }) if primary_arn == msg.primary_arn);
+    if !existing.as_ref().is_some_and(ours) {
+        // This copy was promoted at some epoch: that replication, and every older message of
+        // it, is over, even if the promoted secret has since been deleted. The primary drops
+        // the Region when it hears so.
+        if let Some(d) = region.store.load_detachment(&replica_arn).await?
+            && d.primary_arn == msg.primary_arn
+            && msg.epoch <= d.epoch
+        {
+            return Ok(Plan::Answer(Answer::Detached));
+        }
+    }
     let mut replace: Option<&Secret> = None;
     let mut current: Option<&Secret> = None;
     if let Some(s) = &existing {
@@ -428,7 +457,10 @@ async fn plan_sync(region: &RegionService, msg: &SyncMessage) -> Result<Plan> {
                 }
                 current = Some(s);
             }
-            _ if s.record.arn == replica_arn => return Ok(Plan::Answer(Answer::Detached)),
+            // A promoted copy from before epochs existed (no record of the promotion).
+            _ if s.record.arn == replica_arn && msg.epoch == 0 => {
+                return Ok(Plan::Answer(Answer::Detached));
+            }
             Some(ReplicationState::Replica { primary_region, .. }) => {
                 // [W] wording recorded in a draft of real AWS output.
                 return Ok(Plan::Answer(failed(format!(
@@ -531,6 +563,7 @@ async fn plan_sync(region: &RegionService, msg: &SyncMessage) -> Result<Plan> {
         primary_region: msg.primary_region.clone(),
         primary_arn: msg.primary_arn.clone(),
         seq: msg.seq,
+        epoch: msg.epoch,
     };
     let record = SecretRecord {
         arn: replica_arn.clone(),
@@ -620,6 +653,10 @@ pub struct RegionPayload {
     pub region: String,
     #[serde(default)]
     pub day: Option<i64>,
+    /// For `detach`: the epoch of the replication that was stopped (absent from older nodes:
+    /// any entry is dropped).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub epoch: Option<i64>,
 }
 
 /// Changes the primary's status entry for `replica_region`; `None` from `edit` drops it.
@@ -727,6 +764,7 @@ pub fn mark_syncing(secret: &mut Secret, dests: &[&str], new_seq: i64) {
 fn answer_edit(
     answer: &Answer,
     sent_seq: i64,
+    sent_epoch: i64,
 ) -> Option<Box<dyn Fn(ReplicaStatus) -> Option<ReplicaStatus> + Send + Sync + '_>> {
     match answer {
         Answer::Applied {
@@ -751,7 +789,11 @@ fn answer_edit(
             s.status_message = Some(message.clone());
             Some(s)
         })),
-        Answer::Detached => Some(Box::new(|_| None)),
+        // Only the replication the message belonged to is over: a Region added again since
+        // (a newer epoch) stays.
+        Answer::Detached => Some(Box::new(move |s: ReplicaStatus| {
+            (s.epoch > sent_epoch).then_some(s)
+        })),
         Answer::Done | Answer::Resend => None,
     }
 }
@@ -763,10 +805,11 @@ pub async fn record_answer(
     primary_arn: &str,
     dest: &str,
     answer: &Answer,
-    sent_seq: i64,
+    sent: (i64, i64),
     finish: Finish<'_>,
 ) -> Result<bool> {
-    match answer_edit(answer, sent_seq) {
+    let (sent_seq, sent_epoch) = sent;
+    match answer_edit(answer, sent_seq, sent_epoch) {
         Some(edit) => edit_status_and_finish(region, primary_arn, dest, edit, finish).await,
         None => {
             if let Some(f) = finish {
@@ -783,6 +826,7 @@ pub struct Settlement<'a> {
     pub kind: &'a str,
     pub row_id: i64,
     pub sent_seq: i64,
+    pub sent_epoch: i64,
     pub answer: &'a Answer,
 }
 
@@ -802,7 +846,7 @@ pub async fn record_answers(
     for _ in 0..5 {
         let mut changes = Vec::new();
         for item in batch {
-            if let Some(edit) = answer_edit(item.answer, item.sent_seq)
+            if let Some(edit) = answer_edit(item.answer, item.sent_seq, item.sent_epoch)
                 && let Some(change) = status_change(region, item.primary_arn, dest, &edit).await?
             {
                 changes.push(change);
@@ -820,7 +864,7 @@ pub async fn record_answers(
             item.primary_arn,
             dest,
             item.answer,
-            item.sent_seq,
+            (item.sent_seq, item.sent_epoch),
             Some(f),
         )
         .await?;
@@ -842,7 +886,7 @@ pub async fn mark_failed(
         &Answer::Failed {
             message: message.to_string(),
         },
-        0,
+        (0, 0),
         None,
     )
     .await

@@ -211,6 +211,28 @@ pub async fn commit_update_with(
     Ok(secret)
 }
 
+/// Commits a secret's new record (no version changes) together with `extra` changes and
+/// outbox rows, in one transaction.
+pub async fn commit_update_and(
+    region: &RegionService,
+    mut secret: Secret,
+    expected: i64,
+    extra: Vec<SecretChange>,
+    outbox: Vec<coffer_store::OutboxEntry>,
+) -> std::result::Result<Secret, Failure> {
+    secret.record.row_version = expected + 1;
+    let mut changes = vec![SecretChange::Update {
+        secret: secret.record.clone(),
+        expected_row_version: expected,
+        upsert_versions: Vec::new(),
+        delete_versions: Vec::new(),
+    }];
+    changes.extend(extra);
+    region.store.commit_with(changes, outbox).await?;
+    region.notify_outbox();
+    Ok(secret)
+}
+
 /// [F] replicas are read-only: every write must be made in the primary's Region.
 pub fn ensure_primary(secret: &Secret) -> Result<()> {
     if crate::replication::is_replica(secret) {

@@ -148,6 +148,20 @@ impl RegionKeyPair {
         RegionKeyPair { secret, public }
     }
 
+    /// The static-static X25519 secret shared with the holder of `peer`'s private key (the
+    /// same value on both sides: `DH(a, B) = DH(b, A)`), for the sender's proof header
+    /// ([`crate::proof`]), which lets a node refuse a message before it reads its body.
+    pub fn shared_secret(&self, peer: &PublicKey) -> Zeroizing<[u8; 32]> {
+        let mut mine: Zeroizing<[u8; 32]> = Zeroizing::new([0u8; 32]);
+        mine.copy_from_slice(&self.secret.to_bytes());
+        let secret = x25519_dalek::StaticSecret::from(*mine);
+        Zeroizing::new(
+            secret
+                .diffie_hellman(&x25519_dalek::PublicKey::from(peer.0))
+                .to_bytes(),
+        )
+    }
+
     /// The public half, to give to the Region's peers.
     pub fn public_key(&self) -> PublicKey {
         let bytes: [u8; PUBLIC_KEY_LEN] = self.public.to_bytes().into();

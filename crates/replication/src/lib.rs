@@ -11,6 +11,7 @@ pub mod envelope;
 pub mod held;
 pub mod keys;
 pub mod metrics;
+pub mod proof;
 pub mod receive;
 pub mod topology;
 pub mod transport;

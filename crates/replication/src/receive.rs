@@ -34,6 +34,46 @@ fn plain(status: u16, text: &str) -> Reply {
     }
 }
 
+/// Decides on the headers alone, before any of the body is read, whether a message may come
+/// in: the destination is served here, the source is a known Region, the announced length is
+/// within the deployment's bound, and the sender's proof ([`crate::proof`]) is valid. `None`
+/// admits it; otherwise the refusal to send.
+pub fn admit(
+    topology: &Topology,
+    source: &str,
+    dest: &str,
+    kind: &str,
+    length: Option<u64>,
+    proof: &str,
+    now_secs: i64,
+) -> Option<Reply> {
+    let Some(keys) = topology.keys.get(dest) else {
+        return Some(plain(
+            421,
+            "this node does not serve the destination Region",
+        ));
+    };
+    let Some(sender) = topology.public_key(source) else {
+        return Some(plain(403, "unknown source Region"));
+    };
+    let Some(length) = length else {
+        return Some(plain(411, "a replication message needs a Content-Length"));
+    };
+    if length > topology.max_message_bytes as u64 {
+        return Some(plain(
+            413,
+            "the message is larger than replication_max_message_bytes",
+        ));
+    }
+    if !crate::proof::check(keys, &sender, source, dest, kind, length, proof, now_secs) {
+        return Some(plain(
+            403,
+            "the sender's proof does not hold for these Regions, kind, length and time",
+        ));
+    }
+    None
+}
+
 pub async fn receive(
     topology: &Topology,
     source: &str,
@@ -126,7 +166,13 @@ async fn apply_one(
         KIND_DETACH => {
             let n = notice(plaintext)?;
             let primary_arn = replication::arn_in_region(&n.arn, &region.region);
-            replication::edit_status(region, &primary_arn, source, |_| None).await?;
+            // Only the replication that was stopped ends: a Region added again since (a newer
+            // epoch) stays. A notice without an epoch (an older node) ends any.
+            let stopped = n.payload.and_then(|p| p.epoch).unwrap_or(i64::MAX);
+            replication::edit_status(region, &primary_arn, source, |s| {
+                (s.epoch > stopped).then_some(s)
+            })
+            .await?;
             Ok(Answer::Done)
         }
         KIND_ACCESS => {

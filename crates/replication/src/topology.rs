@@ -26,10 +26,47 @@ pub struct Topology {
     pub node_id: String,
     /// How long delivery may fail on the network before the replica shows `Failed`.
     pub give_up_after_ms: i64,
+    /// The largest replication message this node reads (`replication_max_message_bytes`).
+    pub max_message_bytes: usize,
+    /// Since when each link from a Region of this node has been failing.
+    pub links: LinkHealth,
     pub metrics: Metrics,
     /// Runs due rotations (outbox rows of kind `rotate` addressed to a local Region).
     pub rotation: Option<Arc<dyn coffer_core::rotation::RotationRunner>>,
 }
+
+/// Since when each link (source Region -> destination Region) has been failing on the network,
+/// in memory. A delivery that fails counts from when its link went down, not from its own
+/// first attempt, so a replica whose secret keeps being written shows `Failed` on time too
+/// (each write brings a row that has never failed by itself).
+#[derive(Default, Debug)]
+pub struct LinkHealth(std::sync::Mutex<HashMap<(String, String), i64>>);
+
+impl LinkHealth {
+    /// A delivery from `source` to `dest` failed at `now_ms`; returns since when the link has
+    /// been down.
+    pub fn failed(&self, source: &str, dest: &str, now_ms: i64) -> i64 {
+        *self
+            .0
+            .lock()
+            .expect("link health")
+            .entry((source.to_string(), dest.to_string()))
+            .or_insert(now_ms)
+    }
+
+    /// `dest` answered `source`: the link is up.
+    pub fn answered(&self, source: &str, dest: &str) {
+        let mut links = self.0.lock().expect("link health");
+        if !links.is_empty() {
+            links.remove(&(source.to_string(), dest.to_string()));
+        }
+    }
+}
+
+/// Default of `replication_max_message_bytes`: a full sync of a secret with 100 versions of
+/// 64 KiB values, base64 and sealed, is about 9 MiB; a batch of 64 secrets each adding a value
+/// is about 6 MiB.
+pub const DEFAULT_MAX_MESSAGE_BYTES: usize = 64 * 1024 * 1024;
 
 /// Where and how to send to a Region.
 pub struct Route {

@@ -86,7 +86,20 @@ impl Transport {
             &request_aad(kind),
             plaintext,
         );
+        let now_secs = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs() as i64);
+        let proof = crate::proof::make(
+            keys,
+            &route.public_key,
+            source,
+            dest,
+            kind,
+            sealed.len() as u64,
+            now_secs,
+        );
         let request = http::Request::post(format!("{}{PATH}", route.url.trim_end_matches('/')))
+            .header(crate::proof::PROOF_HEADER, proof)
             .header(SOURCE_HEADER, source)
             .header(DEST_HEADER, dest)
             .header(KIND_HEADER, kind)

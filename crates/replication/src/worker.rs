@@ -29,12 +29,12 @@ const MAX_IN_FLIGHT: usize = 4;
 /// How often the queue-depth gauges are refreshed while claims keep finding rows.
 const DEPTH_EVERY: Duration = Duration::from_millis(250);
 
-/// Runs until `stop` turns true: one drain loop per Region of this node.
+/// Runs until `stop` turns true: for each Region of this node, one lane per destination Region.
 pub async fn run(topology: Arc<Topology>, stop: tokio::sync::watch::Receiver<bool>) {
     let transport = Arc::new(Transport::new());
     let mut tasks = Vec::new();
     for region in topology.local.values() {
-        tasks.push(tokio::spawn(drain_loop(
+        tasks.push(tokio::spawn(region_loop(
             topology.clone(),
             region.clone(),
             transport.clone(),
@@ -46,16 +46,97 @@ pub async fn run(topology: Arc<Topology>, stop: tokio::sync::watch::Receiver<boo
     }
 }
 
-async fn drain_loop(
+/// Wakes a Region's lanes when it commits rows, starts a lane for each destination that has
+/// rows (Regions of the deployment get theirs at once; a Region no node serves gets one when
+/// rows for it appear, to fail them as "not enabled"), and keeps the queue-depth gauges.
+async fn region_loop(
     topology: Arc<Topology>,
     region: Arc<RegionService>,
     transport: Arc<Transport>,
     mut stop: tokio::sync::watch::Receiver<bool>,
 ) {
     let notify = region.outbox_notifier();
+    // A lane that found nothing to claim asks for the gauges at once (a drained queue shows 0).
+    let drained = Arc::new(tokio::sync::Notify::new());
+    let lane_stop = stop.clone();
+    let mut lanes: BTreeMap<String, Lane> = BTreeMap::new();
+    let start = |dest: &str, lanes: &mut BTreeMap<String, Lane>| {
+        if lanes.contains_key(dest) {
+            return;
+        }
+        let wake = Arc::new(tokio::sync::Notify::new());
+        let task = tokio::spawn(lane_loop(
+            topology.clone(),
+            region.clone(),
+            transport.clone(),
+            dest.to_string(),
+            wake.clone(),
+            drained.clone(),
+            lane_stop.clone(),
+        ));
+        lanes.insert(dest.to_string(), Lane { wake, task });
+    };
+    let mut known: Vec<&String> = topology.local.keys().chain(topology.peers.keys()).collect();
+    known.sort();
+    for dest in known {
+        start(dest, &mut lanes);
+    }
+    let mut depths_at: Option<std::time::Instant> = None;
+    let mut refresh = true;
+    loop {
+        if *stop.borrow() {
+            break;
+        }
+        if refresh || depths_at.is_none_or(|at| at.elapsed() >= DEPTH_EVERY) {
+            depths_at = Some(std::time::Instant::now());
+            match region.store.outbox_depth().await {
+                Ok(depths) => {
+                    topology.metrics.set_depths(&region.region, &depths);
+                    for (dest, n) in &depths {
+                        if *n > 0 {
+                            start(dest, &mut lanes);
+                        }
+                    }
+                }
+                Err(e) => {
+                    tracing::warn!(region = %region.region, error = %e, "Replication queue depth could not be read; will retry");
+                }
+            }
+        }
+        refresh = tokio::select! {
+            _ = notify.notified() => false,
+            _ = drained.notified() => true,
+            _ = tokio::time::sleep(POLL) => false,
+            _ = stop.changed() => break,
+        };
+        for lane in lanes.values() {
+            lane.wake.notify_one();
+        }
+    }
+    for lane in lanes.into_values() {
+        let _ = lane.task.await;
+    }
+}
+
+struct Lane {
+    wake: Arc<tokio::sync::Notify>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+/// Drains the rows of one (source Region, destination Region): its own claims, its own
+/// deliveries in flight, its own backoff. A destination that refuses, black-holes or crawls
+/// holds up only its own lane (the transport's connection pool is per destination too).
+async fn lane_loop(
+    topology: Arc<Topology>,
+    region: Arc<RegionService>,
+    transport: Arc<Transport>,
+    dest: String,
+    wake: Arc<tokio::sync::Notify>,
+    drained: Arc<tokio::sync::Notify>,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+) {
     let slots = Arc::new(tokio::sync::Semaphore::new(MAX_IN_FLIGHT));
-    let busy: Arc<Mutex<HashSet<(String, String)>>> = Arc::default();
-    let mut depths_at = std::time::Instant::now();
+    let busy: Arc<Mutex<HashSet<String>>> = Arc::default();
     loop {
         if *stop.borrow() {
             break;
@@ -64,59 +145,55 @@ async fn drain_loop(
             slot = slots.clone().acquire_owned() => slot.expect("the semaphore is never closed"),
             _ = stop.changed() => break,
         };
-        let rows = match claim(&topology, &region).await {
+        let rows = match claim(&topology, &region, Some(&dest)).await {
             Ok(rows) => rows,
             Err(e) => {
-                tracing::warn!(region = %region.region, error = %e, "Replication outbox could not be read; will retry");
+                tracing::warn!(region = %region.region, dest, error = %e, "Replication outbox could not be read; will retry");
                 Vec::new()
             }
         };
-        // The queue-depth gauges: at most every DEPTH_EVERY under load, and whenever a claim
-        // finds nothing (so a drained queue shows 0 at once).
-        if rows.is_empty() || depths_at.elapsed() >= DEPTH_EVERY {
-            depths_at = std::time::Instant::now();
-            if let Err(e) = refresh_depths(&topology, &region).await {
-                tracing::warn!(region = %region.region, error = %e, "Replication queue depth could not be read; will retry");
-            }
+        if rows.is_empty() {
+            drained.notify_one();
         }
-        // A (secret, destination) with a delivery in flight waits for it, so one secret's
-        // messages stay in order; its rows are leased by this node, so a later claim (woken
-        // when the delivery in flight ends) picks them up again.
-        let keys: HashSet<(String, String)> = {
+        // A secret with a delivery in flight waits for it, so one secret's messages stay in
+        // order; its rows are leased by this node, so a later claim (woken when the delivery
+        // in flight ends) picks them up again.
+        let keys: HashSet<String> = {
             let mut busy = busy.lock().expect("busy set");
-            let rows_free: HashSet<_> = rows
+            let free: HashSet<String> = rows
                 .iter()
-                .map(delivery_key)
+                .map(|r| r.entry.secret_arn.clone())
                 .filter(|k| !busy.contains(k))
                 .collect();
-            busy.extend(rows_free.iter().cloned());
-            rows_free
+            busy.extend(free.iter().cloned());
+            free
         };
         let rows: Vec<OutboxRow> = rows
             .into_iter()
-            .filter(|r| keys.contains(&delivery_key(r)))
+            .filter(|r| keys.contains(&r.entry.secret_arn))
             .collect();
         if rows.is_empty() {
             drop(slot);
             tokio::select! {
-                _ = notify.notified() => {}
+                _ = wake.notified() => {}
                 _ = tokio::time::sleep(POLL) => {}
                 _ = stop.changed() => break,
             }
             continue;
         }
-        let (topology, region, transport, busy) = (
+        let (topology, region, transport, busy, wake) = (
             topology.clone(),
             region.clone(),
             transport.clone(),
             busy.clone(),
+            wake.clone(),
         );
         tokio::spawn(async move {
             if let Err(e) = deliver_rows(&topology, &region, &transport, rows).await {
                 tracing::warn!(region = %region.region, error = %e, "Replication bookkeeping failed; the rows will be delivered again");
             }
             busy.lock().expect("busy set").retain(|k| !keys.contains(k));
-            region.outbox_notifier().notify_one();
+            wake.notify_one();
             drop(slot);
         });
     }
@@ -124,33 +201,27 @@ async fn drain_loop(
     let _ = slots.acquire_many(MAX_IN_FLIGHT as u32).await;
 }
 
-fn delivery_key(row: &OutboxRow) -> (String, String) {
-    (row.entry.secret_arn.clone(), row.entry.dest_region.clone())
-}
-
-async fn claim(topology: &Topology, region: &RegionService) -> coffer_core::Result<Vec<OutboxRow>> {
+async fn claim(
+    topology: &Topology,
+    region: &RegionService,
+    dest: Option<&str>,
+) -> coffer_core::Result<Vec<OutboxRow>> {
     let now = region.now_ms();
     Ok(region
         .store
-        .claim_outbox(now, &topology.node_id, LEASE_MS, 200)
+        .claim_outbox_to(now, &topology.node_id, LEASE_MS, 200, dest)
         .await?)
 }
 
-/// Updates the queue-depth gauges of `region` (one query over the outbox).
-async fn refresh_depths(topology: &Topology, region: &RegionService) -> coffer_core::Result<()> {
-    let depths = region.store.outbox_depth().await?;
-    topology.metrics.set_depths(&region.region, &depths);
-    Ok(())
-}
-
-/// Claims and delivers one batch; returns how many rows were handled.
+/// Claims and delivers one batch (every destination); returns how many rows were handled.
 pub async fn drain_once(
     topology: &Topology,
     region: &RegionService,
     transport: &Transport,
 ) -> coffer_core::Result<usize> {
-    let rows = claim(topology, region).await?;
-    refresh_depths(topology, region).await?;
+    let rows = claim(topology, region, None).await?;
+    let depths = region.store.outbox_depth().await?;
+    topology.metrics.set_depths(&region.region, &depths);
     let handled = rows.len();
     deliver_rows(topology, region, transport, rows).await?;
     Ok(handled)
@@ -406,6 +477,7 @@ async fn deliver_batch(
             kind: KIND_SYNC,
             row_id: row.id,
             sent_seq: msg.seq,
+            sent_epoch: msg.epoch,
             answer,
         })
         .collect();
@@ -540,7 +612,7 @@ async fn deliver(
                         return resend(region, row).await;
                     }
                 }
-                let sent_seq = sent.as_ref().map_or(0, |m| m.seq);
+                let sent_seq = sent.as_ref().map_or((0, 0), |m| (m.seq, m.epoch));
                 settle(topology, region, dest, row, sent_seq, &answer).await
             }
             Err(_) => {
@@ -565,7 +637,7 @@ async fn settle(
     region: &RegionService,
     dest: &str,
     row: &OutboxRow,
-    sent_seq: i64,
+    sent: (i64, i64),
     answer: &Answer,
 ) -> coffer_core::Result<()> {
     let source = region.region.as_str();
@@ -576,7 +648,7 @@ async fn settle(
         arn,
         dest,
         answer,
-        sent_seq,
+        sent,
         Some((arn, dest, kind, row.id)),
     )
     .await?;
@@ -586,6 +658,7 @@ async fn settle(
 
 /// Metrics and the failure log line of one answer.
 fn observe(topology: &Topology, source: &str, dest: &str, row: &OutboxRow, answer: &Answer) {
+    topology.links.answered(source, dest);
     let arn = row.entry.secret_arn.as_str();
     match answer {
         Answer::Applied { applied_ms, .. } => {
@@ -631,6 +704,7 @@ pub(crate) async fn settle_send_error(
         }
         SendError::Network(message) => {
             topology.metrics.count(source, dest, "network_error");
+            topology.links.failed(source, dest, region.now_ms());
             retry(topology, region, dest, row, message).await
         }
     }
@@ -648,8 +722,17 @@ pub(crate) async fn retry(
 ) -> coffer_core::Result<()> {
     let now = region.now_ms();
     let attempts = row.attempts + 1;
-    let first_failure = row.first_failure_ms.unwrap_or(now);
-    let backoff = (100i64 << attempts.clamp(0, 20)).min(MAX_BACKOFF_MS);
+    // The failure started when the row first failed or when its link went down, whichever
+    // was first (a row written during an outage has never failed on its own).
+    let link_down = topology.links.failed(&region.region, dest, now).min(now);
+    let first_failure = row.first_failure_ms.unwrap_or(now).min(link_down);
+    let mut next = now + (100i64 << attempts.clamp(0, 20)).min(MAX_BACKOFF_MS);
+    // The attempt after the failure timeout comes right at it, so `Failed` shows within the
+    // configured time rather than at the end of a long backoff.
+    let deadline = first_failure + topology.give_up_after_ms;
+    if now < deadline {
+        next = next.min(deadline);
+    }
     if attempts == 1 {
         tracing::warn!(source = %region.region, dest, arn = %row.entry.secret_arn, kind = %row.entry.kind, reason = %message, "Replication delivery failed; retrying with backoff");
     }
@@ -661,7 +744,7 @@ pub(crate) async fn retry(
     }
     region
         .store
-        .retry_outbox(row.id, attempts, now + backoff, Some(first_failure))
+        .retry_outbox(row.id, attempts, next, Some(first_failure))
         .await?;
     Ok(())
 }

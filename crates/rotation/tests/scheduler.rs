@@ -419,6 +419,8 @@ async fn open_node(
         self_url: "http://127.0.0.1:9/".into(),
         node_id: node_id.into(),
         give_up_after_ms: 30_000,
+        max_message_bytes: coffer_replication::topology::DEFAULT_MAX_MESSAGE_BYTES,
+        links: Default::default(),
         metrics: Metrics::new(),
         rotation: Some(Arc::new(Runner::new(registry, node_id))),
     });

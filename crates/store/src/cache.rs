@@ -124,6 +124,7 @@ impl CachedStore {
                 SecretChange::Delete { arn, .. } => {
                     e.by_arn.remove(&arn);
                 }
+                SecretChange::RecordDetachment(_) => {}
             }
         }
     }
@@ -264,15 +265,20 @@ impl Store for CachedStore {
         self.inner.commit_kms_with(change, outbox).await
     }
 
-    async fn claim_outbox(
+    async fn load_detachment(&self, arn: &str) -> Result<Option<crate::Detachment>> {
+        self.inner.load_detachment(arn).await
+    }
+
+    async fn claim_outbox_to(
         &self,
         now_ms: i64,
         owner: &str,
         lease_ms: i64,
         limit: i64,
+        dest_region: Option<&str>,
     ) -> Result<Vec<OutboxRow>> {
         self.inner
-            .claim_outbox(now_ms, owner, lease_ms, limit)
+            .claim_outbox_to(now_ms, owner, lease_ms, limit, dest_region)
             .await
     }
 

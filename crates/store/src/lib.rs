@@ -75,6 +75,18 @@ pub enum SecretChange {
         arn: String,
         expected_row_version: i64,
     },
+    /// Records that the replica `arn` was promoted (replaces an earlier record of that ARN).
+    RecordDetachment(Detachment),
+}
+
+/// A replica promoted to a standalone secret: the messages of `primary_arn` up to `epoch` are
+/// answered "detached" and never applied, even after the promoted secret was deleted.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Detachment {
+    pub arn: String,
+    pub primary_arn: String,
+    pub epoch: i64,
+    pub detached_ms: i64,
 }
 
 /// Storage of one Region.
@@ -82,6 +94,8 @@ pub enum SecretChange {
 pub trait Store: Send + Sync + 'static {
     async fn load_secret_by_name(&self, account_id: &str, name: &str) -> Result<Option<Secret>>;
     async fn load_secret_by_arn(&self, arn: &str) -> Result<Option<Secret>>;
+    /// The record of the promotion of the replica `arn`, if it was ever promoted.
+    async fn load_detachment(&self, arn: &str) -> Result<Option<Detachment>>;
     /// Every secret of an account, oldest first.
     async fn list_secrets(&self, account_id: &str) -> Result<Vec<Secret>>;
     /// Commits changes and outbox entries in one transaction: all or nothing.
@@ -102,6 +116,20 @@ pub trait Store: Send + Sync + 'static {
         owner: &str,
         lease_ms: i64,
         limit: i64,
+    ) -> Result<Vec<OutboxRow>> {
+        self.claim_outbox_to(now_ms, owner, lease_ms, limit, None)
+            .await
+    }
+    /// [`Store::claim_outbox`] for the rows of one destination Region only (`None`: any), so
+    /// each destination is drained on its own and one that never answers cannot fill the
+    /// claims of the others.
+    async fn claim_outbox_to(
+        &self,
+        now_ms: i64,
+        owner: &str,
+        lease_ms: i64,
+        limit: i64,
+        dest_region: Option<&str>,
     ) -> Result<Vec<OutboxRow>>;
     /// Removes the rows of one (secret, destination, kind) up to and including `up_to_id`:
     /// one delivery of the current state settles every older announcement.
@@ -126,7 +154,9 @@ pub trait Store: Send + Sync + 'static {
         }
         Ok(())
     }
-    /// Releases a row for a later attempt.
+    /// Releases a row for a later attempt, together with the older rows of its (secret,
+    /// destination, kind): one delivery of the newest row stands for all of them, so they
+    /// wait and fail together instead of being retried one by one.
     async fn retry_outbox(
         &self,
         id: i64,

@@ -456,6 +456,11 @@ async fn upsert_version(conn: &mut PgConnection, v: &VersionRecord) -> PgResult<
     Ok(())
 }
 
+const DETACHMENT_UPSERT: &str = "INSERT INTO replica_detachments (arn, primary_arn, epoch, detached_ms) \
+     VALUES ($1, $2, $3, $4) ON CONFLICT (arn) DO UPDATE SET \
+     primary_arn = excluded.primary_arn, epoch = excluded.epoch, \
+     detached_ms = excluded.detached_ms";
+
 async fn apply_change(tx: &mut PgConnection, change: &SecretChange) -> PgResult<()> {
     match change {
         SecretChange::Insert { secret, versions } => {
@@ -542,6 +547,15 @@ async fn apply_change(tx: &mut PgConnection, change: &SecretChange) -> PgResult<
             }
             sqlx::query("DELETE FROM secret_versions WHERE secret_arn = $1")
                 .bind(arn)
+                .execute(&mut *tx)
+                .await?;
+        }
+        SecretChange::RecordDetachment(d) => {
+            sqlx::query(DETACHMENT_UPSERT)
+                .bind(&d.arn)
+                .bind(&d.primary_arn)
+                .bind(d.epoch)
+                .bind(d.detached_ms)
                 .execute(&mut *tx)
                 .await?;
         }
@@ -745,6 +759,7 @@ impl PostgresStore {
         owner: &str,
         lease_ms: i64,
         limit: i64,
+        dest_region: Option<&str>,
     ) -> PgResult<Vec<OutboxRow>> {
         // The outer conditions are re-checked on the latest row version when a concurrent
         // claimer got there first (READ COMMITTED), so a leased row is skipped, never shared.
@@ -754,6 +769,7 @@ impl PostgresStore {
             "UPDATE replication_outbox SET lease_owner = $1, lease_until_ms = $2 \
              WHERE id IN (SELECT id FROM replication_outbox WHERE next_attempt_ms <= $3 \
                  AND (lease_until_ms IS NULL OR lease_until_ms < $3 OR lease_owner = $1) \
+                 AND ($5::text IS NULL OR dest_region = $5::text) \
                  ORDER BY id LIMIT $4) \
              AND next_attempt_ms <= $3 \
              AND (lease_until_ms IS NULL OR lease_until_ms < $3 OR lease_owner = $1) \
@@ -764,6 +780,7 @@ impl PostgresStore {
         .bind(now_ms + lease_ms)
         .bind(now_ms)
         .bind(limit)
+        .bind(dest_region)
         .fetch_all(&self.pool)
         .await?;
         let mut claimed = rows
@@ -953,6 +970,19 @@ impl Store for PostgresStore {
         )
     }
 
+    async fn load_detachment(&self, arn: &str) -> Result<Option<crate::Detachment>> {
+        retrying!("loading a detachment", Exhausted::Backend, async {
+            let row = sqlx::query("SELECT * FROM replica_detachments WHERE arn = $1")
+                .bind(arn)
+                .fetch_optional(&self.pool)
+                .await?;
+            row.as_ref()
+                .map(crate::rows::detachment_from_row)
+                .transpose()
+                .map_err(PgError::from)
+        })
+    }
+
     async fn list_secrets(&self, account_id: &str) -> Result<Vec<Secret>> {
         retrying!(
             "listing secrets",
@@ -973,17 +1003,18 @@ impl Store for PostgresStore {
         )
     }
 
-    async fn claim_outbox(
+    async fn claim_outbox_to(
         &self,
         now_ms: i64,
         owner: &str,
         lease_ms: i64,
         limit: i64,
+        dest_region: Option<&str>,
     ) -> Result<Vec<OutboxRow>> {
         retrying!(
             "claiming outbox rows",
             Exhausted::Backend,
-            self.try_claim(now_ms, owner, lease_ms, limit)
+            self.try_claim(now_ms, owner, lease_ms, limit, dest_region)
         )
     }
 
@@ -1032,7 +1063,9 @@ impl Store for PostgresStore {
             self.try_execute(
                 sqlx::query(
                     "UPDATE replication_outbox SET attempts = $1, next_attempt_ms = $2, \
-                     first_failure_ms = $3, lease_owner = NULL, lease_until_ms = NULL WHERE id = $4",
+                     first_failure_ms = $3, lease_owner = NULL, lease_until_ms = NULL \
+                     WHERE id = $4 OR (id < $4 AND (secret_arn, dest_region, kind) = \
+                     (SELECT secret_arn, dest_region, kind FROM replication_outbox WHERE id = $4))",
                 )
                 .bind(attempts)
                 .bind(next_attempt_ms)

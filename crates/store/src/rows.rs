@@ -112,6 +112,18 @@ where
     })
 }
 
+pub(crate) fn detachment_from_row<R: RecordRow>(row: &R) -> Result<crate::Detachment>
+where
+    for<'a> &'a str: ColumnIndex<R>,
+{
+    Ok(crate::Detachment {
+        arn: row.text("arn")?,
+        primary_arn: row.text("primary_arn")?,
+        epoch: row.int("epoch")?,
+        detached_ms: row.int("detached_ms")?,
+    })
+}
+
 pub(crate) fn kms_key_from_row<R: RecordRow>(row: &R) -> Result<crate::KmsKeyRecord>
 where
     for<'a> &'a str: ColumnIndex<R>,

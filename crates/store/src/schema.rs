@@ -24,6 +24,7 @@ impl StoreKind {
                 include_str!("../migrations/region/0001_initial.sql"),
                 include_str!("../migrations/region/0002_replication_outbox.sql"),
                 include_str!("../migrations/region/0003_kms.sql"),
+                include_str!("../migrations/region/0004_replica_detachments.sql"),
             ],
             StoreKind::Iam => &[
                 include_str!("../migrations/iam/0001_initial.sql"),
@@ -40,6 +41,7 @@ impl StoreKind {
                 include_str!("../migrations/postgres/region/0001_initial.sql"),
                 include_str!("../migrations/postgres/region/0002_replication_outbox.sql"),
                 include_str!("../migrations/postgres/region/0003_kms.sql"),
+                include_str!("../migrations/postgres/region/0004_replica_detachments.sql"),
             ],
             StoreKind::Iam => &[
                 include_str!("../migrations/postgres/iam/0001_initial.sql"),

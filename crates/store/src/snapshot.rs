@@ -29,6 +29,8 @@ pub struct RegionSnapshot {
     pub kms_aliases: Vec<KmsAliasRecord>,
     /// Pending outbox rows, oldest first; a restore clears their leases and gives them new ids.
     pub outbox: Vec<OutboxRow>,
+    /// Replicas that were promoted (kept after the promoted secret is deleted).
+    pub detachments: Vec<crate::Detachment>,
 }
 
 impl RegionSnapshot {
@@ -113,6 +115,14 @@ macro_rules! snapshot_sql {
                 .await?
                 {
                     snapshot.outbox.push(outbox_from_row(&row)?);
+                }
+                for row in sqlx::query("SELECT * FROM replica_detachments ORDER BY arn")
+                    .fetch_all(&mut *conn)
+                    .await?
+                {
+                    snapshot
+                        .detachments
+                        .push(crate::rows::detachment_from_row(&row)?);
                 }
                 Ok(snapshot)
             }
@@ -223,6 +233,18 @@ macro_rules! snapshot_sql {
                     .execute(&mut *conn)
                     .await?;
                 }
+                for d in &snapshot.detachments {
+                    sqlx::query(
+                        "INSERT INTO replica_detachments (arn, primary_arn, epoch, detached_ms) \
+                         VALUES ($1, $2, $3, $4)",
+                    )
+                    .bind(&d.arn)
+                    .bind(&d.primary_arn)
+                    .bind(d.epoch)
+                    .bind(d.detached_ms)
+                    .execute(&mut *conn)
+                    .await?;
+                }
                 Ok(())
             }
         }
@@ -278,7 +300,8 @@ mod tests {
         assert_eq!(
             RegionSnapshot::current_format_version(),
             // 3: 0003_kms.sql adds only indexes.
-            3,
+            // 4: 0004_replica_detachments.sql: `detachments` (snapshot and backup body).
+            4,
             "a new Region store migration: make export/import in snapshot.rs (and the backup \
              file's body in crates/coffer/src/backup.rs) carry its tables and columns, then \
              update this number"

@@ -189,6 +189,11 @@ async fn upsert_version(conn: &mut sqlx::SqliteConnection, v: &VersionRecord) ->
     Ok(())
 }
 
+const DETACHMENT_UPSERT: &str = "INSERT INTO replica_detachments (arn, primary_arn, epoch, detached_ms) \
+     VALUES ($1, $2, $3, $4) ON CONFLICT (arn) DO UPDATE SET \
+     primary_arn = excluded.primary_arn, epoch = excluded.epoch, \
+     detached_ms = excluded.detached_ms";
+
 async fn apply_change(tx: &mut sqlx::SqliteConnection, change: SecretChange) -> Result<()> {
     match change {
         SecretChange::Insert { secret, versions } => {
@@ -278,6 +283,15 @@ async fn apply_change(tx: &mut sqlx::SqliteConnection, change: SecretChange) -> 
                 .execute(&mut *tx)
                 .await?;
         }
+        SecretChange::RecordDetachment(d) => {
+            sqlx::query(DETACHMENT_UPSERT)
+                .bind(&d.arn)
+                .bind(&d.primary_arn)
+                .bind(d.epoch)
+                .bind(d.detached_ms)
+                .execute(&mut *tx)
+                .await?;
+        }
     }
     Ok(())
 }
@@ -337,6 +351,7 @@ async fn claim_in(
     owner: &str,
     lease_ms: i64,
     limit: i64,
+    dest_region: Option<&str>,
 ) -> Result<Vec<OutboxRow>> {
     // A node may take back its own leases: after a crash and restart (same node id) it
     // resumes at once instead of waiting for the lease to expire.
@@ -345,11 +360,13 @@ async fn claim_in(
     let rows = sqlx::query(
         "SELECT * FROM replication_outbox WHERE next_attempt_ms <= $1 \
              AND (lease_until_ms IS NULL OR lease_until_ms < $1 OR lease_owner = $3) \
+             AND ($4 IS NULL OR dest_region = $4) \
              ORDER BY id LIMIT $2",
     )
     .bind(now_ms)
     .bind(limit)
     .bind(owner)
+    .bind(dest_region)
     .fetch_all(&mut *tx)
     .await?;
     let mut claimed = Vec::new();
@@ -430,6 +447,17 @@ impl Store for SqliteStore {
         self.load_one(row).await
     }
 
+    async fn load_detachment(&self, arn: &str) -> Result<Option<crate::Detachment>> {
+        let row = sqlx::query("SELECT * FROM replica_detachments WHERE arn = $1")
+            .bind(arn)
+            .fetch_optional(&self.pools.reader)
+            .await?;
+        Ok(row
+            .as_ref()
+            .map(crate::rows::detachment_from_row)
+            .transpose()?)
+    }
+
     async fn list_secrets(&self, account_id: &str) -> Result<Vec<Secret>> {
         let rows =
             sqlx::query("SELECT * FROM secrets WHERE account_id = $1 ORDER BY created_ms, arn")
@@ -472,17 +500,18 @@ impl Store for SqliteStore {
         Ok(())
     }
 
-    async fn claim_outbox(
+    async fn claim_outbox_to(
         &self,
         now_ms: i64,
         owner: &str,
         lease_ms: i64,
         limit: i64,
+        dest_region: Option<&str>,
     ) -> Result<Vec<OutboxRow>> {
         // Without its own fsync: a lease lost in a crash only means the row is claimed again.
         let mut conn = self.pools.writer.acquire().await?;
         relax(&mut conn).await?;
-        let result = claim_in(&mut conn, now_ms, owner, lease_ms, limit).await;
+        let result = claim_in(&mut conn, now_ms, owner, lease_ms, limit, dest_region).await;
         restore(&mut conn).await?;
         result
     }
@@ -553,7 +582,9 @@ impl Store for SqliteStore {
     ) -> Result<()> {
         sqlx::query(
             "UPDATE replication_outbox SET attempts = $1, next_attempt_ms = $2, first_failure_ms = $3, \
-             lease_owner = NULL, lease_until_ms = NULL WHERE id = $4",
+             lease_owner = NULL, lease_until_ms = NULL WHERE id = $4 OR (id < $4 AND \
+             (secret_arn, dest_region, kind) = (SELECT secret_arn, dest_region, kind \
+              FROM replication_outbox WHERE id = $4))",
         )
         .bind(attempts)
         .bind(next_attempt_ms)

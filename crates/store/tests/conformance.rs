@@ -30,6 +30,11 @@ fn now_ms() -> i64 {
         .as_millis() as i64
 }
 
+/// The Region store format this Coffer writes (the number of its migrations).
+fn current_format() -> String {
+    coffer_store::RegionSnapshot::current_format_version().to_string()
+}
+
 fn arn(account: &str, name: &str) -> String {
     format!("arn:aws:secretsmanager:us-east-1:{account}:secret:{name}-AbCdEf")
 }
@@ -159,6 +164,8 @@ conformance!(
     an_owner_takes_back_its_own_leases,
     concurrent_claimers_split_the_rows,
     finish_retry_and_depth,
+    each_destination_is_claimed_on_its_own_and_a_retry_holds_back_older_rows,
+    a_promotion_is_remembered_after_the_secret_is_deleted,
     commit_and_finish_is_all_or_nothing,
     reopening_keeps_everything,
     a_newer_format_is_refused_and_left_untouched,
@@ -1025,6 +1032,121 @@ mod cases {
         store.close().await;
     }
 
+    pub async fn each_destination_is_claimed_on_its_own_and_a_retry_holds_back_older_rows(
+        b: &Backend,
+    ) {
+        let store = b.region().await;
+        let a = arn(ACCOUNT, "a");
+        store
+            .enqueue(vec![
+                entry(&a, "us-east-1", "sync", "1"),
+                entry(&a, "eu-west-1", "sync", "2"),
+                entry(&a, "us-east-1", "sync", "3"),
+                entry(&a, "eu-west-1", "sync", "4"),
+                entry(&a, "eu-west-1", "remove", "5"),
+            ])
+            .await
+            .unwrap();
+        let t = now_ms() + 1_000;
+        let payloads = |rows: &[OutboxRow]| -> Vec<String> {
+            rows.iter().map(|r| r.entry.payload.clone()).collect()
+        };
+        let eu = store
+            .claim_outbox_to(t, "node-a", 60_000, 10, Some("eu-west-1"))
+            .await
+            .unwrap();
+        assert_eq!(payloads(&eu), ["2", "4", "5"]);
+        // Another node claims only what is left, of the other destination.
+        let rest = store.claim_outbox(t, "node-b", 60_000, 10).await.unwrap();
+        assert_eq!(payloads(&rest), ["1", "3"]);
+
+        // Retrying the newest sync to eu-west-1 reschedules the older one it stands for, but
+        // not the removal (another kind) nor the other destination's rows.
+        let newest = eu.iter().find(|r| r.entry.payload == "4").unwrap().id;
+        store
+            .retry_outbox(newest, 2, t + 5_000, Some(t - 1))
+            .await
+            .unwrap();
+        let later = store
+            .claim_outbox_to(t + 4_999, "node-c", 60_000, 10, Some("eu-west-1"))
+            .await
+            .unwrap();
+        assert!(later.is_empty(), "{later:?}");
+        let due = store
+            .claim_outbox_to(t + 5_000, "node-c", 60_000, 10, Some("eu-west-1"))
+            .await
+            .unwrap();
+        assert_eq!(payloads(&due), ["2", "4"]);
+        assert!(
+            due.iter()
+                .all(|r| r.attempts == 2 && r.first_failure_ms == Some(t - 1))
+        );
+    }
+
+    pub async fn a_promotion_is_remembered_after_the_secret_is_deleted(b: &Backend) {
+        let store = b.region().await;
+        let rec = secret(ACCOUNT, "promoted", 1_000);
+        let primary_arn = rec.arn.replace("us-east-1", "us-west-2");
+        insert(&store, rec.clone(), Vec::new()).await;
+        assert_eq!(store.load_detachment(&rec.arn).await.unwrap(), None);
+        let detachment = |epoch| {
+            SecretChange::RecordDetachment(coffer_store::Detachment {
+                arn: rec.arn.clone(),
+                primary_arn: primary_arn.clone(),
+                epoch,
+                detached_ms: 2_000 + epoch,
+            })
+        };
+        // With a stale promotion (a conflict), nothing is recorded.
+        let mut stale = rec.clone();
+        stale.row_version = 5;
+        assert_conflict(
+            store
+                .commit_with(
+                    vec![
+                        SecretChange::Update {
+                            secret: stale,
+                            expected_row_version: 4,
+                            upsert_versions: Vec::new(),
+                            delete_versions: Vec::new(),
+                        },
+                        detachment(3),
+                    ],
+                    Vec::new(),
+                )
+                .await,
+            "stale promotion",
+        );
+        assert_eq!(store.load_detachment(&rec.arn).await.unwrap(), None);
+        store
+            .commit_with(vec![update(&rec), detachment(3)], Vec::new())
+            .await
+            .unwrap();
+        store
+            .commit(SecretChange::Delete {
+                arn: rec.arn.clone(),
+                expected_row_version: 2,
+            })
+            .await
+            .unwrap();
+        let kept = store.load_detachment(&rec.arn).await.unwrap().unwrap();
+        assert_eq!(
+            (kept.primary_arn.as_str(), kept.epoch, kept.detached_ms),
+            (primary_arn.as_str(), 3, 2_003)
+        );
+        // A later promotion of the same ARN replaces the record.
+        store.commit(detachment(9)).await.unwrap();
+        assert_eq!(
+            store
+                .load_detachment(&rec.arn)
+                .await
+                .unwrap()
+                .unwrap()
+                .epoch,
+            9
+        );
+    }
+
     pub async fn finish_retry_and_depth(b: &Backend) {
         let store = b.region().await;
         let a = arn(ACCOUNT, "a");
@@ -1204,7 +1326,7 @@ mod cases {
         store.close().await;
         let meta = b.meta("region").await;
         assert!(meta.contains(&("kind".to_string(), "coffer-region".to_string())));
-        assert!(meta.contains(&("format_version".to_string(), "3".to_string())));
+        assert!(meta.contains(&("format_version".to_string(), current_format())));
 
         for _ in 0..2 {
             let store = b.region().await;
@@ -1258,7 +1380,7 @@ mod cases {
         assert_eq!(b.meta("region").await, before, "the marker was not touched");
 
         // Back to the real version: the data is all there.
-        b.set_meta("region", "format_version", "3").await;
+        b.set_meta("region", "format_version", &current_format()).await;
         let store = b.region().await;
         assert_eq!(load(&store, &rec.arn).await.record, rec);
         store.close().await;
@@ -1666,7 +1788,7 @@ mod postgres_only {
             assert_eq!(
                 meta,
                 vec![
-                    ("format_version".to_string(), "3".to_string()),
+                    ("format_version".to_string(), current_format()),
                     ("kind".to_string(), "coffer-region".to_string()),
                     ("migration_lock".to_string(), "coffer".to_string()),
                 ]
@@ -2013,6 +2135,15 @@ mod postgres_only {
             .unwrap();
         insert(store, secret(OTHER_ACCOUNT, "other", 2_000), Vec::new()).await;
         store
+            .commit(SecretChange::RecordDetachment(coffer_store::Detachment {
+                arn: arn(ACCOUNT, "promoted"),
+                primary_arn: arn(ACCOUNT, "promoted").replace("us-east-1", "us-west-2"),
+                epoch: 7,
+                detached_ms: 4_000,
+            }))
+            .await
+            .unwrap();
+        store
             .create_kms_key(
                 KmsKeyRecord {
                     key_arn: "arn:aws:kms:us-east-1:111122223333:key/k1".into(),
@@ -2066,7 +2197,8 @@ mod postgres_only {
             assert_eq!(from_lite.secrets.len(), 2);
             assert_eq!(from_lite.secrets[0].versions.len(), 3);
             assert_eq!(from_lite.outbox.len(), 2);
-            assert_eq!(from_lite.format_version, 3);
+            assert_eq!(from_lite.format_version, 4);
+            assert_eq!(from_lite.detachments.len(), 1);
 
             let pg = PostgresStore::open(b.url(), &b.schema("restored"))
                 .await

@@ -160,6 +160,7 @@ pub async fn read(
                     payload: serde_json::to_string(&RegionPayload {
                         region: region.region.clone(),
                         day: Some(today),
+                        epoch: None,
                     })
                     .expect("payload"),
                 }])

@@ -64,8 +64,13 @@ pub fn check_regions(region: &RegionService, regions: &[ReplicaRegionType]) -> R
 }
 
 /// Adds (or, for a Region already listed, restarts) each requested replica, keeping the order
-/// in which Regions were first added and never listing a Region twice.
-pub fn merge(existing: &mut Vec<ReplicaStatus>, requested: &[ReplicaRegionType]) -> Vec<String> {
+/// in which Regions were first added and never listing a Region twice. A newly listed Region
+/// gets `epoch` (the `row_version` the secret is committed with).
+pub fn merge(
+    existing: &mut Vec<ReplicaStatus>,
+    requested: &[ReplicaRegionType],
+    epoch: i64,
+) -> Vec<String> {
     let mut touched = Vec::new();
     for r in requested {
         let name = r.region.clone().unwrap_or_default();
@@ -85,6 +90,7 @@ pub fn merge(existing: &mut Vec<ReplicaStatus>, requested: &[ReplicaRegionType])
                 status: IN_PROGRESS.into(),
                 status_message: None,
                 last_accessed_day: None,
+                epoch,
             }),
         }
         if !touched.contains(&name) {
@@ -117,8 +123,9 @@ mod tests {
         merge(
             &mut list,
             &[req("eu-west-1"), req("us-west-2"), req("eu-west-1")],
+            2,
         );
-        merge(&mut list, &[req("us-west-2")]);
+        merge(&mut list, &[req("us-west-2")], 3);
         let regions: Vec<_> = list.iter().map(|s| s.region.as_str()).collect();
         assert_eq!(regions, ["eu-west-1", "us-west-2"]);
     }

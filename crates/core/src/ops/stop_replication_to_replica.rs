@@ -1,16 +1,18 @@
 //! StopReplicationToReplica (spec §5.8), called in the replica's Region: promotes the replica to
 //! a standalone secret at once, whether or not the primary's Region is reachable. A `detach`
 //! outbox row, written in the same transaction, tells the primary to drop this Region; until it
-//! arrives, the primary's syncs are answered `Detached` and never applied.
+//! arrives, the primary's syncs are answered `Detached` and never applied. The promotion is also
+//! recorded apart from the secret (`Store::load_detachment`), so the old primary's messages stay
+//! refused after the promoted secret is deleted, however long that primary was down.
 
-use coffer_store::OutboxEntry;
+use coffer_store::{Detachment, OutboxEntry, SecretChange};
 use serde::{Deserialize, Serialize};
 
 use crate::authorize::Access;
 use crate::error::{Error, Result};
 use crate::region::{Caller, RegionService};
 use crate::replication::{KIND_DETACH, RegionPayload, ReplicationState, set_state, state};
-use crate::secret::{check_secret_id, commit_update_with, load, with_retry};
+use crate::secret::{check_secret_id, commit_update_and, load, with_retry};
 use crate::validate::Violations;
 
 #[derive(Deserialize, Serialize)]
@@ -33,7 +35,13 @@ pub async fn run(region: &RegionService, caller: &Caller, input: Input) -> Resul
     let secret_id = input.secret_id.unwrap_or_default();
     with_retry(|| async {
         let mut secret = load(region, caller, &secret_id, &Access::new("secretsmanager:StopReplicationToReplica")).await?;
-        let Some(ReplicationState::Replica { primary_region, .. }) = state(&secret) else {
+        let Some(ReplicationState::Replica {
+            primary_region,
+            primary_arn,
+            epoch,
+            ..
+        }) = state(&secret)
+        else {
             // [E] AWS's text is not recorded; this one says what the call is for.
             return Err(Error::invalid_request(format!(
                 "Secret {} is not a replica. Call StopReplicationToReplica in the Region of a replica secret to promote it.",
@@ -51,10 +59,19 @@ pub async fn run(region: &RegionService, caller: &Caller, input: Input) -> Resul
             payload: serde_json::to_string(&RegionPayload {
                 region: region.region.clone(),
                 day: None,
+                epoch: Some(epoch),
             })
             .expect("payload"),
         }];
-        let secret = commit_update_with(region, secret, expected, Vec::new(), Vec::new(), outbox).await?;
+        // The promotion is remembered apart from the secret, in the same transaction: a late
+        // message of the old primary must not recreate it even after it has been deleted.
+        let detachment = SecretChange::RecordDetachment(Detachment {
+            arn: secret.record.arn.clone(),
+            primary_arn,
+            epoch,
+            detached_ms: region.now_ms(),
+        });
+        let secret = commit_update_and(region, secret, expected, vec![detachment], outbox).await?;
         Ok(Output {
             arn: secret.record.arn,
         })
