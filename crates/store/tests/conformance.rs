@@ -1380,7 +1380,8 @@ mod cases {
         assert_eq!(b.meta("region").await, before, "the marker was not touched");
 
         // Back to the real version: the data is all there.
-        b.set_meta("region", "format_version", &current_format()).await;
+        b.set_meta("region", "format_version", &current_format())
+            .await;
         let store = b.region().await;
         assert_eq!(load(&store, &rec.arn).await.record, rec);
         store.close().await;

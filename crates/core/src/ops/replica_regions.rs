@@ -64,7 +64,7 @@ pub fn check_regions(region: &RegionService, regions: &[ReplicaRegionType]) -> R
 }
 
 /// Adds (or, for a Region already listed, restarts) each requested replica, keeping the order
-/// in which Regions were first added and never listing a Region twice. A newly listed Region
+/// in which Regions were first added and never listing a Region twice. Each requested Region
 /// gets `epoch` (the `row_version` the secret is committed with).
 pub fn merge(
     existing: &mut Vec<ReplicaStatus>,
@@ -82,6 +82,10 @@ pub fn merge(
                 }
                 s.status = IN_PROGRESS.into();
                 s.status_message = None;
+                // Asking again starts a new replication: if the copy there was promoted
+                // meanwhile (and this primary has not heard yet), the promotion's late notice
+                // must not drop this request, and the copy shows as a name clash.
+                s.epoch = epoch;
             }
             None => existing.push(ReplicaStatus {
                 target_seq: 0,
