@@ -754,7 +754,8 @@ fn evaluation_logic() {
     let not_alice = not_principal(
         r#"["arn:aws:iam::111122223333:user/alice","arn:aws:iam::111122223333:root"]"#,
     );
-    let not_alice_by_id = not_principal(r#"["arn:aws:iam::111122223333:user/alice","111122223333"]"#);
+    let not_alice_by_id =
+        not_principal(r#"["arn:aws:iam::111122223333:user/alice","111122223333"]"#);
     let not_alice_alone = not_principal(r#""arn:aws:iam::111122223333:user/alice""#);
     let not_account_a = not_principal(r#""arn:aws:iam::111122223333:root""#);
     let not_anyone = not_principal(r#""*""#);
