@@ -363,6 +363,32 @@ fn conditions() {
             &[("secretsmanager:Name", &["prod/db"])],
             false,
         ),
+        // BinaryEquals: base64 in the policy, the key's bytes in the request.
+        (
+            r#"{"BinaryEquals":{"aws:ResourceTag/team":"Ymx1ZQ=="}}"#,
+            &[("aws:ResourceTag/team", &["blue"])],
+            true,
+        ),
+        (
+            r#"{"BinaryEquals":{"aws:ResourceTag/team":["cmVk","Ymx1ZXM="]}}"#,
+            &[("aws:ResourceTag/team", &["blues"])],
+            true,
+        ),
+        (
+            r#"{"BinaryEquals":{"aws:ResourceTag/team":"Ymx1ZQ=="}}"#,
+            &[("aws:ResourceTag/team", &["Ymx1ZQ=="])],
+            false,
+        ),
+        (
+            r#"{"BinaryEquals":{"aws:ResourceTag/team":"Ymx1ZQ=="}}"#,
+            &[("aws:ResourceTag/team", &["BLUE"])],
+            false,
+        ),
+        (
+            r#"{"BinaryEquals":{"aws:ResourceTag/team":"Ymx1ZQ=="}}"#,
+            &[],
+            false,
+        ),
         (
             r#"{"StringLike":{"secretsmanager:Name":"prod/*"}}"#,
             &[("secretsmanager:Name", &["prod/db"])],
@@ -1183,6 +1209,14 @@ fn parse_errors_are_precise() {
         (
             r#"{"Statement":{"Effect":"Allow","Action":"*","Resource":"*","Condition":{"IpAddress":{"aws:SourceIp":"10.0.0.0/33"}}}}"#,
             "is not an IP address or CIDR block",
+        ),
+        (
+            r#"{"Statement":{"Effect":"Allow","Action":"*","Resource":"*","Condition":{"BinaryEquals":{"aws:ResourceTag/team":"team=blue"}}}}"#,
+            "\"team=blue\" is not base64-encoded",
+        ),
+        (
+            r#"{"Statement":{"Effect":"Allow","Action":"*","Resource":"*","Condition":{"BinaryEquals":{"aws:ResourceTag/team":"Ymx1ZR=="}}}}"#,
+            "\"Ymx1ZR==\" is not base64-encoded",
         ),
         (
             r#"{"Statement":{"Effect":"Allow","Action":"*","Resource":"*","Condition":{"Bool":{"aws:SecureTransport":"yes"}}}}"#,
