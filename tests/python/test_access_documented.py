@@ -19,7 +19,7 @@ import re
 import pytest
 from botocore.exceptions import ClientError
 
-from helpers import ACCOUNT_ID, DEFAULT_REGION, expect_error, expect_error_matching, unique
+from helpers import ACCOUNT_ID, DEFAULT_REGION, expect_error, expect_error_matching, service_client, unique
 from test_access_policies import (
     SM,
     document,
@@ -309,3 +309,186 @@ def test_not_principal_without_the_account_denies_the_named_user_too(server, iam
         explicit_deny(user_arn(bob), "GetSecretValue", arn, "a resource-based"),
         SecretId=arn,
     )
+
+
+# --- Condition keys and operators: one allowed and one denied request each -------------------
+
+
+def reader_with(server, iam, condition: dict, action: str = f"{SM}:GetSecretValue", *extra: dict):
+    """A Secrets Manager client of a user allowed `action` under `condition` (and `extra`
+    statements)."""
+    _, key = make_user(iam, statement("Allow", action, condition=condition), *extra)
+    return server.client(DEFAULT_REGION, access_key=key)
+
+
+def tagged(sm, key: str, value: str) -> str:
+    """A new secret tagged key=value, with the value "v"; its ARN."""
+    return sm.create_secret(Name=unique("ck"), SecretString="v", Tags=[{"Key": key, "Value": value}])["ARN"]
+
+
+def test_requested_region(server, iam, sm):
+    here = sm.create_secret(Name=unique("rr"), SecretString="v")["ARN"]
+    there = server.client("us-east-2").create_secret(Name=unique("rr"), SecretString="v")["ARN"]
+    _, key = make_user(iam, statement("Allow", f"{SM}:GetSecretValue", condition={"StringEquals": {"aws:RequestedRegion": DEFAULT_REGION}}))
+    assert server.client(DEFAULT_REGION, access_key=key).get_secret_value(SecretId=here)["SecretString"] == "v"
+    expect_error(server.client("us-east-2", access_key=key).get_secret_value, DENIED, None, SecretId=there)
+
+
+def test_principal_type(server, iam, sm):
+    arn = sm.create_secret(Name=unique("pt"), SecretString="v")["ARN"]
+    as_user_type = reader_with(server, iam, {"StringEquals": {"aws:PrincipalType": "User"}})
+    assert as_user_type.get_secret_value(SecretId=arn)["SecretString"] == "v"
+    as_account_type = reader_with(server, iam, {"StringEquals": {"aws:PrincipalType": "Account"}})
+    expect_error(as_account_type.get_secret_value, DENIED, None, SecretId=arn)
+
+
+@pytest.mark.parametrize(
+    "allowed, denied",
+    [
+        ({"NumericGreaterThan": {"aws:EpochTime": "1577836800"}}, {"NumericLessThan": {"aws:EpochTime": "1577836800"}}),
+        ({"DateGreaterThan": {"aws:EpochTime": "2020-01-01T00:00:00Z"}}, {"DateLessThan": {"aws:EpochTime": "2020-01-01T00:00:00Z"}}),
+    ],
+    ids=["numeric", "date"],
+)
+def test_epoch_time(server, iam, sm, allowed, denied):
+    arn = sm.create_secret(Name=unique("et"), SecretString="v")["ARN"]
+    assert reader_with(server, iam, allowed).get_secret_value(SecretId=arn)["SecretString"] == "v"
+    expect_error(reader_with(server, iam, denied).get_secret_value, DENIED, None, SecretId=arn)
+
+
+@pytest.mark.parametrize(
+    "operator, limit, allowed, denied",
+    [
+        ("NumericEquals", 7, 7, 8),
+        ("NumericNotEquals", 7, 8, 7),
+        ("NumericLessThan", 10, 7, 10),
+        ("NumericLessThanEquals", 10, 10, 11),
+        ("NumericGreaterThan", 10, 11, 10),
+        ("NumericGreaterThanEquals", 10, 10, 9),
+    ],
+)
+def test_numeric_operators_on_recovery_window(server, iam, sm, operator, limit, allowed, denied):
+    arn = sm.create_secret(Name=unique("nw"), SecretString="v")["ARN"]
+    client = reader_with(server, iam, {operator: {"secretsmanager:RecoveryWindowInDays": str(limit)}}, f"{SM}:DeleteSecret")
+    expect_error(client.delete_secret, DENIED, None, SecretId=arn, RecoveryWindowInDays=denied)
+    deleted = client.delete_secret(SecretId=arn, RecoveryWindowInDays=allowed)
+    assert deleted["ARN"] == arn
+
+
+def test_a_numeric_condition_on_an_absent_recovery_window_does_not_hold(server, iam, sm):
+    arn = sm.create_secret(Name=unique("nw"), SecretString="v")["ARN"]
+    client = reader_with(server, iam, {"NumericLessThanEquals": {"secretsmanager:RecoveryWindowInDays": "30"}}, f"{SM}:DeleteSecret")
+    expect_error(client.delete_secret, DENIED, None, SecretId=arn)
+    lenient = reader_with(server, iam, {"NumericLessThanEqualsIfExists": {"secretsmanager:RecoveryWindowInDays": "30"}}, f"{SM}:DeleteSecret")
+    assert lenient.delete_secret(SecretId=arn)["ARN"] == arn
+
+
+@pytest.mark.parametrize(
+    "operator, key, policy_value, allowed_tag, denied_tag",
+    [
+        ("StringEqualsIgnoreCase", "team", "BLUE", "blue", "red"),
+        ("StringNotEqualsIgnoreCase", "team", "BLUE", "red", "Blue"),
+        # The same instant written two ways; another day.
+        ("DateEquals", "expires", "2026-01-01T01:00:00+01:00", "2026-01-01T00:00:00Z", "2026-01-02T00:00:00Z"),
+        ("DateNotEquals", "expires", "2026-01-01T01:00:00+01:00", "2026-01-02T00:00:00Z", "2026-01-01T00:00:00Z"),
+        # base64 of "blue": the tag's bytes, compared byte for byte.
+        ("BinaryEquals", "team", "Ymx1ZQ==", "blue", "red"),
+    ],
+)
+def test_operators_on_resource_tags(server, iam, sm, operator, key, policy_value, allowed_tag, denied_tag):
+    client = reader_with(server, iam, {operator: {f"aws:ResourceTag/{key}": policy_value}})
+    assert client.get_secret_value(SecretId=tagged(sm, key, allowed_tag))["SecretString"] == "v"
+    expect_error(client.get_secret_value, DENIED, None, SecretId=tagged(sm, key, denied_tag))
+
+
+def test_arn_not_equals_and_arn_not_like(server, iam, sm):
+    prefix = unique("an")
+    hidden = sm.create_secret(Name=f"{prefix}-hidden", SecretString="h")["ARN"]
+    shown = sm.create_secret(Name=f"{prefix}-shown", SecretString="s")["ARN"]
+    not_equals = reader_with(server, iam, {"ArnNotEquals": {"secretsmanager:SecretId": hidden}})
+    assert not_equals.get_secret_value(SecretId=shown)["SecretString"] == "s"
+    expect_error(not_equals.get_secret_value, DENIED, None, SecretId=hidden)
+    not_like = reader_with(
+        server, iam, {"ArnNotLike": {"secretsmanager:SecretId": f"arn:aws:secretsmanager:*:*:secret:{prefix}-hid*"}}
+    )
+    assert not_like.get_secret_value(SecretId=shown)["SecretString"] == "s"
+    expect_error(not_like.get_secret_value, DENIED, None, SecretId=hidden)
+
+
+@pytest.mark.parametrize(
+    "operator, policy_value, allowed, denied",
+    [
+        # ${*} and ${?} are a literal * and ?, not wildcards.
+        ("StringLike", "cost${*}", "cost*", "costly"),
+        ("StringLike", "one${?}", "one?", "ones"),
+        # ${$} is a literal $: "${$}{aws:username}" is the text "${aws:username}", not the name.
+        ("StringEquals", "${$}{aws:username}", "${aws:username}", None),
+    ],
+    ids=["star", "question-mark", "dollar"],
+)
+def test_escapes_in_condition_values(server, iam, operator, policy_value, allowed, denied):
+    user, key = make_user(
+        iam, statement("Allow", f"{SM}:CreateSecret", condition={operator: {"secretsmanager:Description": policy_value}})
+    )
+    client = server.client(DEFAULT_REGION, access_key=key)
+    client.create_secret(Name=unique("esc"), Description=allowed)
+    expect_error(client.create_secret, DENIED, None, Name=unique("esc"), Description=denied or user)
+
+
+def test_description_on_create_and_update(server, iam, sm):
+    condition = {"StringEquals": {"secretsmanager:Description": "approved"}}
+    client = reader_with(server, iam, condition, [f"{SM}:CreateSecret", f"{SM}:UpdateSecret"])
+    arn = client.create_secret(Name=unique("ds"), Description="approved")["ARN"]
+    expect_error(client.create_secret, DENIED, None, Name=unique("ds"), Description="other")
+    client.update_secret(SecretId=arn, Description="approved")
+    expect_error(client.update_secret, DENIED, None, SecretId=arn, Description="other")
+    assert sm.describe_secret(SecretId=arn)["Description"] == "approved"
+
+
+def test_kms_key_id_on_create_and_update(server, iam, sm):
+    kms = service_client(server, "kms")
+    key_arn = kms.create_key()["KeyMetadata"]["Arn"]
+    condition = {"StringEquals": {"secretsmanager:KmsKeyId": key_arn}}
+    client = reader_with(server, iam, condition, [f"{SM}:CreateSecret", f"{SM}:UpdateSecret"], statement("Allow", "kms:*"))
+    arn = client.create_secret(Name=unique("kk"), SecretString="v", KmsKeyId=key_arn)["ARN"]
+    expect_error(client.create_secret, DENIED, None, Name=unique("kk"), SecretString="v", KmsKeyId="alias/aws/secretsmanager")
+    client.update_secret(SecretId=arn, KmsKeyId=key_arn)
+    expect_error(client.update_secret, DENIED, None, SecretId=arn, KmsKeyId="alias/aws/secretsmanager")
+    assert sm.describe_secret(SecretId=arn)["KmsKeyId"] == key_arn
+
+
+def test_add_replica_regions_on_create_and_replicate(server, iam, sm):
+    condition = {"ForAllValues:StringEquals": {"secretsmanager:AddReplicaRegions": ["us-east-2"]}}
+    client = reader_with(server, iam, condition, [f"{SM}:CreateSecret", f"{SM}:ReplicateSecretToRegions"])
+    created = client.create_secret(Name=unique("ar"), SecretString="v", AddReplicaRegions=[{"Region": "us-east-2"}])
+    assert [r["Region"] for r in created["ReplicationStatus"]] == ["us-east-2"]
+    expect_error(
+        client.create_secret, DENIED, None, Name=unique("ar"), SecretString="v",
+        AddReplicaRegions=[{"Region": "us-east-2"}, {"Region": "eu-west-1"}],
+    )
+    arn = sm.create_secret(Name=unique("ar"), SecretString="v")["ARN"]
+    expect_error(client.replicate_secret_to_regions, DENIED, None, SecretId=arn, AddReplicaRegions=[{"Region": "eu-west-1"}])
+    replicated = client.replicate_secret_to_regions(SecretId=arn, AddReplicaRegions=[{"Region": "us-east-2"}])
+    assert [r["Region"] for r in replicated["ReplicationStatus"]] == ["us-east-2"]
+
+
+def test_rotation_lambda_arn(server, iam):
+    functions = f"arn:aws:lambda:{DEFAULT_REGION}:{ACCOUNT_ID}:function"
+    client = reader_with(server, iam, {"ArnLike": {"secretsmanager:RotationLambdaARN": f"{functions}:approved-*"}}, f"{SM}:RotateSecret")
+    # The secret does not exist: only an allowed caller learns that.
+    missing_name = unique("rl")
+    expect_error(
+        client.rotate_secret, "ResourceNotFoundException", None, SecretId=missing_name, RotationLambdaARN=f"{functions}:approved-rotator"
+    )
+    expect_error(client.rotate_secret, DENIED, None, SecretId=missing_name, RotationLambdaARN=f"{functions}:other")
+    expect_error(client.rotate_secret, DENIED, None, SecretId=missing_name)
+
+
+def test_block_public_policy(server, iam, sm):
+    arn = sm.create_secret(Name=unique("bp"), SecretString="v")["ARN"]
+    client = reader_with(server, iam, {"Bool": {"secretsmanager:BlockPublicPolicy": "true"}}, f"{SM}:PutResourcePolicy")
+    policy = json.dumps(document(statement("Allow", f"{SM}:GetSecretValue", Principal={"AWS": ACCOUNT_ID})))
+    expect_error(client.put_resource_policy, DENIED, None, SecretId=arn, ResourcePolicy=policy, BlockPublicPolicy=False)
+    expect_error(client.put_resource_policy, DENIED, None, SecretId=arn, ResourcePolicy=policy)
+    client.put_resource_policy(SecretId=arn, ResourcePolicy=policy, BlockPublicPolicy=True)
+    assert json.loads(sm.get_resource_policy(SecretId=arn)["ResourcePolicy"]) == json.loads(policy)
