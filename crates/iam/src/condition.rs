@@ -346,7 +346,7 @@ fn typed(base: Base, raw: &[String], version: Version) -> Result<Values, String>
 /// Standard base64 (RFC 4648, `+/`, padded), as IAM's BinaryEquals takes its values.
 fn decode_base64(s: &str) -> Option<Vec<u8>> {
     let text = s.trim().as_bytes();
-    if text.is_empty() || text.len() % 4 != 0 {
+    if text.is_empty() || !text.len().is_multiple_of(4) {
         return None;
     }
     let sextet = |c: u8| match c {

@@ -68,7 +68,7 @@ fn not_principal_spares(principals: &Principals, caller: &Principal) -> bool {
         .iter()
         .any(|p| named_account(p) == Some(caller.account_id.as_str()));
     let is_root = named_account(&caller.arn) == Some(caller.account_id.as_str());
-    account && (is_root || principals.aws.iter().any(|p| *p == caller.arn))
+    account && (is_root || principals.aws.contains(&caller.arn))
 }
 
 fn action_matches(st: &Statement, action: &str) -> bool {
