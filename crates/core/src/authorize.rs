@@ -20,6 +20,9 @@
 //!   resource policy or tags, and only an allowed caller gets ResourceNotFoundException.
 //!   Input validation (ValidationException) still comes first, as on AWS.
 //! - Denial: AccessDeniedException (HTTP 400) with AWS's message.
+//! - Tag changes (TagResource, UntagResource, CreateSecret's Tags) are also refused when they
+//!   would take away one of the caller's own permissions on the secret
+//!   ([`ensure_tags_keep_access`]); CreateSecret with tags also needs TagResource.
 //!
 //! Resource policies are parsed once per distinct document (a small cache), so reads of a
 //! secret with a policy do not re-parse it.
