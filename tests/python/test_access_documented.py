@@ -314,7 +314,7 @@ def test_not_principal_without_the_account_denies_the_named_user_too(server, iam
 # --- Condition keys and operators: one allowed and one denied request each -------------------
 
 
-def reader_with(server, iam, condition: dict, action: str = f"{SM}:GetSecretValue", *extra: dict):
+def allowed_under(server, iam, condition: dict, action: str = f"{SM}:GetSecretValue", *extra: dict):
     """A Secrets Manager client of a user allowed `action` under `condition` (and `extra`
     statements)."""
     _, key = make_user(iam, statement("Allow", action, condition=condition), *extra)
@@ -336,9 +336,9 @@ def test_requested_region(server, iam, sm):
 
 def test_principal_type(server, iam, sm):
     arn = sm.create_secret(Name=unique("pt"), SecretString="v")["ARN"]
-    as_user_type = reader_with(server, iam, {"StringEquals": {"aws:PrincipalType": "User"}})
+    as_user_type = allowed_under(server, iam, {"StringEquals": {"aws:PrincipalType": "User"}})
     assert as_user_type.get_secret_value(SecretId=arn)["SecretString"] == "v"
-    as_account_type = reader_with(server, iam, {"StringEquals": {"aws:PrincipalType": "Account"}})
+    as_account_type = allowed_under(server, iam, {"StringEquals": {"aws:PrincipalType": "Account"}})
     expect_error(as_account_type.get_secret_value, DENIED, None, SecretId=arn)
 
 
@@ -352,8 +352,8 @@ def test_principal_type(server, iam, sm):
 )
 def test_epoch_time(server, iam, sm, allowed, denied):
     arn = sm.create_secret(Name=unique("et"), SecretString="v")["ARN"]
-    assert reader_with(server, iam, allowed).get_secret_value(SecretId=arn)["SecretString"] == "v"
-    expect_error(reader_with(server, iam, denied).get_secret_value, DENIED, None, SecretId=arn)
+    assert allowed_under(server, iam, allowed).get_secret_value(SecretId=arn)["SecretString"] == "v"
+    expect_error(allowed_under(server, iam, denied).get_secret_value, DENIED, None, SecretId=arn)
 
 
 @pytest.mark.parametrize(
@@ -369,7 +369,7 @@ def test_epoch_time(server, iam, sm, allowed, denied):
 )
 def test_numeric_operators_on_recovery_window(server, iam, sm, operator, limit, allowed, denied):
     arn = sm.create_secret(Name=unique("nw"), SecretString="v")["ARN"]
-    client = reader_with(server, iam, {operator: {"secretsmanager:RecoveryWindowInDays": str(limit)}}, f"{SM}:DeleteSecret")
+    client = allowed_under(server, iam, {operator: {"secretsmanager:RecoveryWindowInDays": str(limit)}}, f"{SM}:DeleteSecret")
     expect_error(client.delete_secret, DENIED, None, SecretId=arn, RecoveryWindowInDays=denied)
     deleted = client.delete_secret(SecretId=arn, RecoveryWindowInDays=allowed)
     assert deleted["ARN"] == arn
@@ -377,9 +377,9 @@ def test_numeric_operators_on_recovery_window(server, iam, sm, operator, limit, 
 
 def test_a_numeric_condition_on_an_absent_recovery_window_does_not_hold(server, iam, sm):
     arn = sm.create_secret(Name=unique("nw"), SecretString="v")["ARN"]
-    client = reader_with(server, iam, {"NumericLessThanEquals": {"secretsmanager:RecoveryWindowInDays": "30"}}, f"{SM}:DeleteSecret")
+    client = allowed_under(server, iam, {"NumericLessThanEquals": {"secretsmanager:RecoveryWindowInDays": "30"}}, f"{SM}:DeleteSecret")
     expect_error(client.delete_secret, DENIED, None, SecretId=arn)
-    lenient = reader_with(server, iam, {"NumericLessThanEqualsIfExists": {"secretsmanager:RecoveryWindowInDays": "30"}}, f"{SM}:DeleteSecret")
+    lenient = allowed_under(server, iam, {"NumericLessThanEqualsIfExists": {"secretsmanager:RecoveryWindowInDays": "30"}}, f"{SM}:DeleteSecret")
     assert lenient.delete_secret(SecretId=arn)["ARN"] == arn
 
 
@@ -396,7 +396,7 @@ def test_a_numeric_condition_on_an_absent_recovery_window_does_not_hold(server, 
     ],
 )
 def test_operators_on_resource_tags(server, iam, sm, operator, key, policy_value, allowed_tag, denied_tag):
-    client = reader_with(server, iam, {operator: {f"aws:ResourceTag/{key}": policy_value}})
+    client = allowed_under(server, iam, {operator: {f"aws:ResourceTag/{key}": policy_value}})
     assert client.get_secret_value(SecretId=tagged(sm, key, allowed_tag))["SecretString"] == "v"
     expect_error(client.get_secret_value, DENIED, None, SecretId=tagged(sm, key, denied_tag))
 
@@ -405,10 +405,10 @@ def test_arn_not_equals_and_arn_not_like(server, iam, sm):
     prefix = unique("an")
     hidden = sm.create_secret(Name=f"{prefix}-hidden", SecretString="h")["ARN"]
     shown = sm.create_secret(Name=f"{prefix}-shown", SecretString="s")["ARN"]
-    not_equals = reader_with(server, iam, {"ArnNotEquals": {"secretsmanager:SecretId": hidden}})
+    not_equals = allowed_under(server, iam, {"ArnNotEquals": {"secretsmanager:SecretId": hidden}})
     assert not_equals.get_secret_value(SecretId=shown)["SecretString"] == "s"
     expect_error(not_equals.get_secret_value, DENIED, None, SecretId=hidden)
-    not_like = reader_with(
+    not_like = allowed_under(
         server, iam, {"ArnNotLike": {"secretsmanager:SecretId": f"arn:aws:secretsmanager:*:*:secret:{prefix}-hid*"}}
     )
     assert not_like.get_secret_value(SecretId=shown)["SecretString"] == "s"
@@ -437,7 +437,7 @@ def test_escapes_in_condition_values(server, iam, operator, policy_value, allowe
 
 def test_description_on_create_and_update(server, iam, sm):
     condition = {"StringEquals": {"secretsmanager:Description": "approved"}}
-    client = reader_with(server, iam, condition, [f"{SM}:CreateSecret", f"{SM}:UpdateSecret"])
+    client = allowed_under(server, iam, condition, [f"{SM}:CreateSecret", f"{SM}:UpdateSecret"])
     arn = client.create_secret(Name=unique("ds"), Description="approved")["ARN"]
     expect_error(client.create_secret, DENIED, None, Name=unique("ds"), Description="other")
     client.update_secret(SecretId=arn, Description="approved")
@@ -449,7 +449,7 @@ def test_kms_key_id_on_create_and_update(server, iam, sm):
     kms = service_client(server, "kms")
     key_arn = kms.create_key()["KeyMetadata"]["Arn"]
     condition = {"StringEquals": {"secretsmanager:KmsKeyId": key_arn}}
-    client = reader_with(server, iam, condition, [f"{SM}:CreateSecret", f"{SM}:UpdateSecret"], statement("Allow", "kms:*"))
+    client = allowed_under(server, iam, condition, [f"{SM}:CreateSecret", f"{SM}:UpdateSecret"], statement("Allow", "kms:*"))
     arn = client.create_secret(Name=unique("kk"), SecretString="v", KmsKeyId=key_arn)["ARN"]
     expect_error(client.create_secret, DENIED, None, Name=unique("kk"), SecretString="v", KmsKeyId="alias/aws/secretsmanager")
     client.update_secret(SecretId=arn, KmsKeyId=key_arn)
@@ -459,7 +459,7 @@ def test_kms_key_id_on_create_and_update(server, iam, sm):
 
 def test_add_replica_regions_on_create_and_replicate(server, iam, sm):
     condition = {"ForAllValues:StringEquals": {"secretsmanager:AddReplicaRegions": ["us-east-2"]}}
-    client = reader_with(server, iam, condition, [f"{SM}:CreateSecret", f"{SM}:ReplicateSecretToRegions"])
+    client = allowed_under(server, iam, condition, [f"{SM}:CreateSecret", f"{SM}:ReplicateSecretToRegions"])
     created = client.create_secret(Name=unique("ar"), SecretString="v", AddReplicaRegions=[{"Region": "us-east-2"}])
     assert [r["Region"] for r in created["ReplicationStatus"]] == ["us-east-2"]
     expect_error(
@@ -474,7 +474,7 @@ def test_add_replica_regions_on_create_and_replicate(server, iam, sm):
 
 def test_rotation_lambda_arn(server, iam):
     functions = f"arn:aws:lambda:{DEFAULT_REGION}:{ACCOUNT_ID}:function"
-    client = reader_with(server, iam, {"ArnLike": {"secretsmanager:RotationLambdaARN": f"{functions}:approved-*"}}, f"{SM}:RotateSecret")
+    client = allowed_under(server, iam, {"ArnLike": {"secretsmanager:RotationLambdaARN": f"{functions}:approved-*"}}, f"{SM}:RotateSecret")
     # The secret does not exist: only an allowed caller learns that.
     missing_name = unique("rl")
     expect_error(
@@ -486,7 +486,7 @@ def test_rotation_lambda_arn(server, iam):
 
 def test_block_public_policy(server, iam, sm):
     arn = sm.create_secret(Name=unique("bp"), SecretString="v")["ARN"]
-    client = reader_with(server, iam, {"Bool": {"secretsmanager:BlockPublicPolicy": "true"}}, f"{SM}:PutResourcePolicy")
+    client = allowed_under(server, iam, {"Bool": {"secretsmanager:BlockPublicPolicy": "true"}}, f"{SM}:PutResourcePolicy")
     policy = json.dumps(document(statement("Allow", f"{SM}:GetSecretValue", Principal={"AWS": ACCOUNT_ID})))
     expect_error(client.put_resource_policy, DENIED, None, SecretId=arn, ResourcePolicy=policy, BlockPublicPolicy=False)
     expect_error(client.put_resource_policy, DENIED, None, SecretId=arn, ResourcePolicy=policy)
