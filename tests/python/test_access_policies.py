@@ -35,16 +35,21 @@ def document(*statements: dict) -> dict:
     return {"Version": "2012-10-17", "Statement": list(statements)}
 
 
-def new_user(server, iam, *statements: dict, account_iam=None) -> tuple[str, "boto3.client"]:
+def make_user(iam, *statements: dict) -> tuple[str, tuple[str, str]]:
     """A user whose inline policy holds `statements` (none: no policy at all); returns its name
-    and a Secrets Manager client signed with its key."""
-    iam = account_iam or iam
+    and its access key."""
     name = unique("u")
     iam.create_user(UserName=name)
     if statements:
         iam.put_user_policy(UserName=name, PolicyName="p", PolicyDocument=json.dumps(document(*statements)))
     key = iam.create_access_key(UserName=name)["AccessKey"]
-    return name, server.client(DEFAULT_REGION, access_key=(key["AccessKeyId"], key["SecretAccessKey"]))
+    return name, (key["AccessKeyId"], key["SecretAccessKey"])
+
+
+def new_user(server, iam, *statements: dict, account_iam=None) -> tuple[str, "boto3.client"]:
+    """[make_user], with a Secrets Manager client signed with the user's key."""
+    name, key = make_user(account_iam or iam, *statements)
+    return name, server.client(DEFAULT_REGION, access_key=key)
 
 
 def user_arn(name: str, account: str = ACCOUNT_ID) -> str:

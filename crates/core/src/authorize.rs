@@ -20,6 +20,9 @@
 //!   resource policy or tags, and only an allowed caller gets ResourceNotFoundException.
 //!   Input validation (ValidationException) still comes first, as on AWS.
 //! - Denial: AccessDeniedException (HTTP 400) with AWS's message.
+//! - Tag changes (TagResource, UntagResource, CreateSecret's Tags) are also refused when they
+//!   would take away one of the caller's own permissions on the secret
+//!   ([`ensure_tags_keep_access`]); CreateSecret with tags also needs TagResource.
 //!
 //! Resource policies are parsed once per distinct document (a small cache), so reads of a
 //! secret with a policy do not re-parse it.
@@ -28,7 +31,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex, OnceLock};
 
 use coffer_iam::{Context, Decision, Policy, Request};
-use coffer_store::Secret;
+use coffer_store::{Secret, Tag};
 
 use crate::error::{Error, ErrorCode, Result};
 use crate::model::Arn;
@@ -85,6 +88,7 @@ impl Access {
 }
 
 /// What the operation acts on.
+#[derive(Clone, Copy)]
 pub enum Target<'a> {
     /// `*`: actions without a resource (ListSecrets, GetRandomPassword, ...).
     Everything,
@@ -93,6 +97,35 @@ pub enum Target<'a> {
     /// A secret that does not exist (yet): CreateSecret's new ARN, or the ARN a SecretId names
     /// when nothing is there.
     Named { arn: &'a str, account: &'a str },
+    /// A secret as it is or would be with `tags` (the lockout check of a tag change,
+    /// [`ensure_tags_keep_access`]): its ARN, account, tags and resource policy.
+    Tagged {
+        arn: &'a str,
+        account: &'a str,
+        tags: &'a [Tag],
+        policy: Option<&'a str>,
+    },
+}
+
+impl<'a> Target<'a> {
+    /// `secret` with `tags` in place of its own.
+    pub fn retagged(secret: &'a Secret, tags: &'a [Tag]) -> Target<'a> {
+        Target::Tagged {
+            arn: &secret.record.arn,
+            account: &secret.record.account_id,
+            tags,
+            policy: secret.record.resource_policy.as_deref(),
+        }
+    }
+
+    /// The resource policy document, if any.
+    fn policy(&self) -> Option<&'a str> {
+        match *self {
+            Target::Secret(secret) => secret.record.resource_policy.as_deref(),
+            Target::Tagged { policy, .. } => policy,
+            Target::Everything | Target::Named { .. } => None,
+        }
+    }
 }
 
 /// `YYYY-MM-DDTHH:MM:SSZ`.
@@ -179,15 +212,13 @@ pub fn context_for(
     match target {
         Target::Everything => {}
         Target::Secret(secret) => {
-            context.set("secretsmanager:SecretId", secret.record.arn.as_str());
-            for tag in secret.record.tags.iter().flatten() {
-                context.set(&format!("aws:ResourceTag/{}", tag.key), tag.value.as_str());
-                context.set(
-                    &format!("secretsmanager:ResourceTag/{}", tag.key),
-                    tag.value.as_str(),
-                );
-            }
+            secret_keys(
+                &mut context,
+                &secret.record.arn,
+                secret.record.tags.as_deref().unwrap_or_default(),
+            );
         }
+        Target::Tagged { arn, tags, .. } => secret_keys(&mut context, arn, tags),
         Target::Named { arn, .. } => {
             if access.action != "secretsmanager:CreateSecret" {
                 context.set("secretsmanager:SecretId", *arn);
@@ -195,6 +226,18 @@ pub fn context_for(
         }
     }
     context
+}
+
+/// The keys of an existing secret: `secretsmanager:SecretId` and its tags.
+fn secret_keys(context: &mut Context, arn: &str, tags: &[Tag]) {
+    context.set("secretsmanager:SecretId", arn);
+    for tag in tags {
+        context.set(&format!("aws:ResourceTag/{}", tag.key), tag.value.as_str());
+        context.set(
+            &format!("secretsmanager:ResourceTag/{}", tag.key),
+            tag.value.as_str(),
+        );
+    }
 }
 
 /// Checks `access` on `target`; AccessDeniedException when the policies do not allow it.
@@ -220,13 +263,12 @@ pub fn authorize_at(
         Target::Secret(secret) => (
             secret.record.arn.as_str(),
             secret.record.account_id.as_str(),
-            secret
-                .record
-                .resource_policy
-                .as_deref()
-                .and_then(parsed_policy),
+            target.policy().and_then(parsed_policy),
         ),
         Target::Named { arn, account } => (*arn, *account, None),
+        Target::Tagged { arn, account, .. } => {
+            (*arn, *account, target.policy().and_then(parsed_policy))
+        }
     };
     // The context is built only when a policy can look at it (conditions, policy variables):
     // GetSecretValue by an administrator then costs no context at all.
@@ -252,6 +294,68 @@ pub fn authorize_at(
             coffer_iam::access_denied_message(&request, denial),
         )),
     }
+}
+
+/// The actions on an existing secret: what a caller may lose by a tag change.
+const SECRET_ACTIONS: [&str; 19] = [
+    "secretsmanager:DescribeSecret",
+    "secretsmanager:GetSecretValue",
+    "secretsmanager:ListSecretVersionIds",
+    "secretsmanager:PutSecretValue",
+    "secretsmanager:UpdateSecret",
+    "secretsmanager:UpdateSecretVersionStage",
+    "secretsmanager:RotateSecret",
+    "secretsmanager:CancelRotateSecret",
+    "secretsmanager:DeleteSecret",
+    "secretsmanager:RestoreSecret",
+    "secretsmanager:TagResource",
+    "secretsmanager:UntagResource",
+    "secretsmanager:GetResourcePolicy",
+    "secretsmanager:PutResourcePolicy",
+    "secretsmanager:DeleteResourcePolicy",
+    "secretsmanager:ValidateResourcePolicy",
+    "secretsmanager:ReplicateSecretToRegions",
+    "secretsmanager:RemoveRegionsFromReplication",
+    "secretsmanager:StopReplicationToReplica",
+];
+
+/// AWS (TagResource, UntagResource, CreateSecret's Tags): "If successfully completing this
+/// operation would result in you losing your permissions for this secret, then the operation
+/// is blocked and returns an Access Denied error."
+///
+/// AWS does not say which permissions count. Coffer's reading: every action on the secret
+/// ([`SECRET_ACTIONS`]) the caller may take with the tags `before` (its identity policies and
+/// the secret's resource policy, the request's own keys aside) must still be allowed with the
+/// tags `after`; losing any one blocks the change. The error is the denial the caller would
+/// get for the first lost action after the change (`action`, the tag change's own action,
+/// is tried first), so it names what would be lost, in the words of every other denial.
+pub fn ensure_tags_keep_access(
+    region: &RegionService,
+    caller: &Caller,
+    action: &'static str,
+    before: Target,
+    after: Target,
+) -> Result<()> {
+    // Tags reach a decision only through conditions and policy variables.
+    let uses_context = caller.policies.iter().any(Policy::uses_context)
+        || [before.policy(), after.policy()]
+            .into_iter()
+            .flatten()
+            .filter_map(parsed_policy)
+            .any(|p| p.uses_context());
+    if !uses_context {
+        return Ok(());
+    }
+    let now = region.now_ms();
+    let actions =
+        std::iter::once(action).chain(SECRET_ACTIONS.into_iter().filter(|a| *a != action));
+    for action in actions {
+        let access = Access::new(action);
+        if authorize_at(&region.region, now, caller, &access, before).is_ok() {
+            authorize_at(&region.region, now, caller, &access, after)?;
+        }
+    }
+    Ok(())
 }
 
 /// The ARN a `SecretId` names when no secret answers to it, and its account: a full or

@@ -154,8 +154,10 @@ impl Cidr {
 /// The policy's values for one key, parsed for the operator.
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) enum Values {
-    /// StringEquals(IgnoreCase), BinaryEquals; may hold policy variables.
+    /// StringEquals(IgnoreCase); may hold policy variables.
     Text(Vec<String>),
+    /// BinaryEquals: the policy's base64 values, decoded.
+    Bytes(Vec<Vec<u8>>),
     /// StringLike, Arn*.
     Patterns(Vec<Pattern>),
     Numbers(Vec<f64>),
@@ -300,6 +302,7 @@ fn expected(base: Base) -> &'static str {
         }
         Base::Bool | Base::Null => "\"true\" or \"false\"",
         Base::IpAddress => "an IP address or CIDR block",
+        Base::BinaryEquals => "base64-encoded (such as \"Ymx1ZQ==\" for blue)",
         _ => "a valid value",
     }
 }
@@ -314,9 +317,8 @@ fn typed(base: Base, raw: &[String], version: Version) -> Result<Values, String>
         _ => None,
     };
     Ok(match base {
-        Base::StringEquals | Base::StringEqualsIgnoreCase | Base::BinaryEquals => {
-            Values::Text(raw.to_vec())
-        }
+        Base::StringEquals | Base::StringEqualsIgnoreCase => Values::Text(raw.to_vec()),
+        Base::BinaryEquals => Values::Bytes(all(raw, decode_base64)?),
         Base::StringLike | Base::Arn => {
             Values::Patterns(raw.iter().map(|r| Pattern::new(r, version)).collect())
         }
@@ -339,6 +341,44 @@ fn typed(base: Base, raw: &[String], version: Version) -> Result<Values, String>
             Values::Null(b[0])
         }
     })
+}
+
+/// Standard base64 (RFC 4648, `+/`, padded), as IAM's BinaryEquals takes its values.
+fn decode_base64(s: &str) -> Option<Vec<u8>> {
+    let text = s.trim().as_bytes();
+    if text.is_empty() || !text.len().is_multiple_of(4) {
+        return None;
+    }
+    let sextet = |c: u8| match c {
+        b'A'..=b'Z' => Some(c - b'A'),
+        b'a'..=b'z' => Some(c - b'a' + 26),
+        b'0'..=b'9' => Some(c - b'0' + 52),
+        b'+' => Some(62),
+        b'/' => Some(63),
+        _ => None,
+    };
+    let padding = text.iter().rev().take_while(|&&c| c == b'=').count();
+    if padding > 2 {
+        return None;
+    }
+    let mut out = Vec::with_capacity(text.len() / 4 * 3);
+    let mut bits = 0u32;
+    for (i, &c) in text[..text.len() - padding].iter().enumerate() {
+        bits = (bits << 6) | u32::from(sextet(c)?);
+        if i % 4 == 3 {
+            out.extend_from_slice(&bits.to_be_bytes()[1..]);
+            bits = 0;
+        }
+    }
+    match padding {
+        // "xx==": 12 bits, one byte (the low 4 bits must be zero).
+        2 if bits & 0xF == 0 => out.push((bits >> 4) as u8),
+        // "xxx=": 18 bits, two bytes (the low 2 bits must be zero).
+        1 if bits & 0x3 == 0 => out.extend_from_slice(&((bits >> 2) as u16).to_be_bytes()),
+        0 => {}
+        _ => return None,
+    }
+    Some(out)
 }
 
 fn parse_number(s: &str) -> Option<f64> {
@@ -571,6 +611,9 @@ impl Condition {
                     _ => expected == value,
                 }
             }),
+            // A request value is its UTF-8 bytes: Coffer's keys are all text, so BinaryEquals
+            // compares a key's text with the decoded policy value byte for byte.
+            Values::Bytes(items) => items.iter().any(|b| b.as_slice() == value.as_bytes()),
             Values::Patterns(items) => items
                 .iter()
                 .any(|p| facts.pattern_matches(p, value, self.base == Base::Arn)),

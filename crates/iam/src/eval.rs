@@ -17,43 +17,58 @@ enum Named {
     ByAccount,
 }
 
-fn names(principals: &Principals, caller: &Principal) -> Named {
-    let mut named = if principals.everyone {
-        Named::Directly
+/// The account a Principal value names as a whole: an account id, or the account's root ARN
+/// (`arn:aws:iam::ACCOUNT:root`).
+fn named_account(p: &str) -> Option<&str> {
+    if is_account_id(p) {
+        Some(p)
     } else {
-        Named::No
-    };
-    for p in &principals.aws {
-        if named == Named::Directly {
-            break;
-        }
-        if *p == caller.arn {
-            named = Named::Directly;
-            continue;
-        }
-        let account = if is_account_id(p) {
-            Some(p.as_str())
+        p.strip_prefix("arn:")
+            .and_then(|rest| rest.split_once(":iam::"))
+            .and_then(|(_, rest)| rest.strip_suffix(":root"))
+    }
+}
+
+fn names(principals: &Principals, caller: &Principal) -> Named {
+    if principals.negated {
+        return if not_principal_spares(principals, caller) {
+            Named::No
         } else {
-            p.strip_prefix("arn:")
-                .and_then(|rest| rest.split_once(":iam::"))
-                .and_then(|(_, rest)| rest.strip_suffix(":root"))
+            Named::Directly
         };
-        if account == Some(caller.account_id.as_str()) {
+    }
+    if principals.everyone {
+        return Named::Directly;
+    }
+    let mut named = Named::No;
+    for p in &principals.aws {
+        if *p == caller.arn {
+            return Named::Directly;
+        }
+        if named_account(p) == Some(caller.account_id.as_str()) {
             named = Named::ByAccount;
         }
     }
-    if principals.negated {
-        // NotPrincipal: the statement applies to everyone it does not name. (AWS also checks
-        // the account of a named user separately; Coffer applies the same matching as
-        // Principal, so NotPrincipal naming an account excludes all of its principals.)
-        if named == Named::No {
-            Named::Directly
-        } else {
-            Named::No
-        }
-    } else {
-        named
+    named
+}
+
+/// Whether a NotPrincipal leaves the caller out. AWS validates a principal link by link —
+/// "AWS might validate the account first and then the user" — and documents that a
+/// NotPrincipal must name the account (its root ARN or id) *and* the user for that user to be
+/// spared: naming the account alone spares only the account's root, naming the user alone
+/// spares no one of that account ("Otherwise, the policy might deny access to the entire
+/// account containing the principal"). Coffer follows that strict reading, so a policy that
+/// works here works on AWS. `*` spares everyone.
+fn not_principal_spares(principals: &Principals, caller: &Principal) -> bool {
+    if principals.everyone {
+        return true;
     }
+    let account = principals
+        .aws
+        .iter()
+        .any(|p| named_account(p) == Some(caller.account_id.as_str()));
+    let is_root = named_account(&caller.arn) == Some(caller.account_id.as_str());
+    account && (is_root || principals.aws.contains(&caller.arn))
 }
 
 fn action_matches(st: &Statement, action: &str) -> bool {

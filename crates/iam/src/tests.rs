@@ -363,6 +363,32 @@ fn conditions() {
             &[("secretsmanager:Name", &["prod/db"])],
             false,
         ),
+        // BinaryEquals: base64 in the policy, the key's bytes in the request.
+        (
+            r#"{"BinaryEquals":{"aws:ResourceTag/team":"Ymx1ZQ=="}}"#,
+            &[("aws:ResourceTag/team", &["blue"])],
+            true,
+        ),
+        (
+            r#"{"BinaryEquals":{"aws:ResourceTag/team":["cmVk","Ymx1ZXM="]}}"#,
+            &[("aws:ResourceTag/team", &["blues"])],
+            true,
+        ),
+        (
+            r#"{"BinaryEquals":{"aws:ResourceTag/team":"Ymx1ZQ=="}}"#,
+            &[("aws:ResourceTag/team", &["Ymx1ZQ=="])],
+            false,
+        ),
+        (
+            r#"{"BinaryEquals":{"aws:ResourceTag/team":"Ymx1ZQ=="}}"#,
+            &[("aws:ResourceTag/team", &["BLUE"])],
+            false,
+        ),
+        (
+            r#"{"BinaryEquals":{"aws:ResourceTag/team":"Ymx1ZQ=="}}"#,
+            &[],
+            false,
+        ),
         (
             r#"{"StringLike":{"secretsmanager:Name":"prod/*"}}"#,
             &[("secretsmanager:Name", &["prod/db"])],
@@ -744,10 +770,23 @@ fn evaluation_logic() {
     let everyone = resource(r#""*""#, "Allow");
     let everyone_aws = resource(r#"{"AWS":"*"}"#, "Allow");
     let deny_everyone = resource(r#"{"AWS":"*"}"#, "Deny");
-    let not_alice = Policy::parse_resource_policy(
-        r#"{"Version":"2012-10-17","Statement":[{"Effect":"Deny","NotPrincipal":{"AWS":"arn:aws:iam::111122223333:user/alice"},"Action":"*","Resource":"*"}]}"#,
-    )
-    .unwrap();
+    let not_principal = |principals: &str| {
+        Policy::parse_resource_policy(&format!(
+            r#"{{"Version":"2012-10-17","Statement":[{{"Effect":"Deny","NotPrincipal":{{"AWS":{principals}}},"Action":"*","Resource":"*"}}]}}"#
+        ))
+        .unwrap()
+    };
+    // AWS's documented form: the user and its account.
+    let not_alice = not_principal(
+        r#"["arn:aws:iam::111122223333:user/alice","arn:aws:iam::111122223333:root"]"#,
+    );
+    let not_alice_by_id =
+        not_principal(r#"["arn:aws:iam::111122223333:user/alice","111122223333"]"#);
+    let not_alice_alone = not_principal(r#""arn:aws:iam::111122223333:user/alice""#);
+    let not_account_a = not_principal(r#""arn:aws:iam::111122223333:root""#);
+    let not_anyone = not_principal(r#""*""#);
+    let carol = user(ACCOUNT, "carol");
+    let root_a = root(ACCOUNT);
     let get = "secretsmanager:GetSecretValue";
     let cases: Vec<EvalCase> = vec![
         (
@@ -834,6 +873,62 @@ fn evaluation_logic() {
             vec![allow_all.clone()],
             Some(&not_alice),
             Decision::Deny(Denial::ExplicitResource),
+        ),
+        (
+            "NotPrincipal deny hits another user of alice's account",
+            &carol,
+            vec![allow_all.clone()],
+            Some(&not_alice),
+            Decision::Deny(Denial::ExplicitResource),
+        ),
+        (
+            "NotPrincipal naming the account spares its root",
+            &root_a,
+            vec![allow_all.clone()],
+            Some(&not_alice),
+            Decision::Allow,
+        ),
+        (
+            "NotPrincipal by account id spares alice",
+            &alice,
+            vec![allow_all.clone()],
+            Some(&not_alice_by_id),
+            Decision::Allow,
+        ),
+        (
+            "NotPrincipal by account id hits carol",
+            &carol,
+            vec![allow_all.clone()],
+            Some(&not_alice_by_id),
+            Decision::Deny(Denial::ExplicitResource),
+        ),
+        (
+            "NotPrincipal without the account hits the user too",
+            &alice,
+            vec![allow_all.clone()],
+            Some(&not_alice_alone),
+            Decision::Deny(Denial::ExplicitResource),
+        ),
+        (
+            "NotPrincipal naming only the account hits its users",
+            &alice,
+            vec![allow_all.clone()],
+            Some(&not_account_a),
+            Decision::Deny(Denial::ExplicitResource),
+        ),
+        (
+            "NotPrincipal naming only the account spares its root",
+            &root_a,
+            vec![allow_all.clone()],
+            Some(&not_account_a),
+            Decision::Allow,
+        ),
+        (
+            "NotPrincipal star spares everyone",
+            &bob_b,
+            vec![allow_all.clone()],
+            Some(&not_anyone),
+            Decision::Deny(Denial::NoResourceAllow),
         ),
         (
             "cross-account needs the resource policy",
@@ -1114,6 +1209,14 @@ fn parse_errors_are_precise() {
         (
             r#"{"Statement":{"Effect":"Allow","Action":"*","Resource":"*","Condition":{"IpAddress":{"aws:SourceIp":"10.0.0.0/33"}}}}"#,
             "is not an IP address or CIDR block",
+        ),
+        (
+            r#"{"Statement":{"Effect":"Allow","Action":"*","Resource":"*","Condition":{"BinaryEquals":{"aws:ResourceTag/team":"team=blue"}}}}"#,
+            "\"team=blue\" is not base64-encoded",
+        ),
+        (
+            r#"{"Statement":{"Effect":"Allow","Action":"*","Resource":"*","Condition":{"BinaryEquals":{"aws:ResourceTag/team":"Ymx1ZR=="}}}}"#,
+            "\"Ymx1ZR==\" is not base64-encoded",
         ),
         (
             r#"{"Statement":{"Effect":"Allow","Action":"*","Resource":"*","Condition":{"Bool":{"aws:SecureTransport":"yes"}}}}"#,

@@ -6,7 +6,7 @@ use zeroize::Zeroizing;
 
 use super::input::{Blob, TagInput, check_tags, check_value, take_value, to_tags};
 use super::replica_regions::{ReplicaRegionType, check_regions, check_shape, merge};
-use crate::authorize::{Access, Target, authorize};
+use crate::authorize::{Access, Target, authorize, ensure_tags_keep_access};
 use crate::error::{Error, ErrorCode, Result};
 use crate::model::{arn_suffix, secret_arn};
 use crate::region::{Caller, RegionService};
@@ -107,15 +107,31 @@ pub async fn run(region: &RegionService, caller: &Caller, input: Input) -> Resul
             .context
             .set(&format!("secretsmanager:ResourceTag/{key}"), *value);
     }
-    authorize(
-        region,
-        caller,
-        &access,
-        Target::Named {
+    let target = Target::Named {
+        arn: &new_arn,
+        account: &caller.account_id,
+    };
+    authorize(region, caller, &access, target)?;
+    let tags = input.tags.map(to_tags);
+    if let Some(tags) = tags.as_deref().filter(|t| !t.is_empty()) {
+        // AWS: "If you include tags in the secret, you also need secretsmanager:TagResource."
+        // Checked with the same request keys (aws:RequestTag/*, aws:TagKeys). An empty tag
+        // list includes no tags and needs nothing more.
+        let tag_access = Access {
+            action: "secretsmanager:TagResource",
+            context: access.context.clone(),
+        };
+        authorize(region, caller, &tag_access, target)?;
+        // ... and tags that would cost the creator a permission on the new secret are
+        // refused, as for TagResource: the secret without tags against the secret with them.
+        let tagged = |tags| Target::Tagged {
             arn: &new_arn,
             account: &caller.account_id,
-        },
-    )?;
+            tags,
+            policy: None,
+        };
+        ensure_tags_keep_access(region, caller, tag_access.action, tagged(&[]), tagged(tags))?;
+    }
     let value = take_value(input.secret_string, input.secret_binary)?;
     let requested = input.add_replica_regions.unwrap_or_default();
     check_regions(region, &requested)?;
@@ -129,7 +145,6 @@ pub async fn run(region: &RegionService, caller: &Caller, input: Input) -> Resul
     let key = region
         .resolve_key(&caller.account_id, input.kms_key_id.as_deref())
         .await?;
-    let tags = input.tags.map(to_tags);
 
     with_retry(|| async {
         if let Some(existing) = region

@@ -3,7 +3,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::input::{TagInput, check_tags, merge_tags, to_tags};
-use crate::authorize::Access;
+use crate::authorize::{Access, Target, ensure_tags_keep_access};
 use crate::error::Result;
 use crate::region::{Caller, RegionService};
 use crate::secret::{
@@ -42,10 +42,16 @@ pub async fn run(region: &RegionService, caller: &Caller, input: Input) -> Resul
         ensure_primary(&secret)?;
         ensure_not_deleted(&secret)?;
         let expected = secret.record.row_version;
-        merge_tags(
-            secret.record.tags.get_or_insert_with(Vec::new),
-            tags.clone(),
-        );
+        let mut merged = secret.record.tags.clone().unwrap_or_default();
+        merge_tags(&mut merged, tags.clone());
+        ensure_tags_keep_access(
+            region,
+            caller,
+            access.action,
+            Target::Secret(&secret),
+            Target::retagged(&secret, &merged),
+        )?;
+        secret.record.tags = Some(merged);
         secret.record.last_changed_ms = region.now_ms();
         commit_update(region, secret, expected, Vec::new(), Vec::new()).await?;
         Ok(Output {})

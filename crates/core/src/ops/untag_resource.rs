@@ -2,7 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::authorize::Access;
+use crate::authorize::{Access, Target, ensure_tags_keep_access};
 use crate::error::Result;
 use crate::region::{Caller, RegionService};
 use crate::secret::{
@@ -38,11 +38,16 @@ pub async fn run(region: &RegionService, caller: &Caller, input: Input) -> Resul
         ensure_primary(&secret)?;
         ensure_not_deleted(&secret)?;
         let expected = secret.record.row_version;
-        secret
-            .record
-            .tags
-            .get_or_insert_with(Vec::new)
-            .retain(|t| !keys.contains(&t.key));
+        let mut kept = secret.record.tags.clone().unwrap_or_default();
+        kept.retain(|t| !keys.contains(&t.key));
+        ensure_tags_keep_access(
+            region,
+            caller,
+            access.action,
+            Target::Secret(&secret),
+            Target::retagged(&secret, &kept),
+        )?;
+        secret.record.tags = Some(kept);
         secret.record.last_changed_ms = region.now_ms();
         commit_update(region, secret, expected, Vec::new(), Vec::new()).await?;
         Ok(Output {})
