@@ -65,14 +65,22 @@ pub struct ReplicaStatus {
     pub status: String,
     pub status_message: Option<String>,
     pub last_accessed_day: Option<i64>,
-    /// Which replication to this Region this is: the primary's `row_version` when the Region
-    /// was added (so a Region added again after a promotion has a higher one). A promoted
+    /// Which replication to this Region this is: the primary Region's clock (ms) when the
+    /// Region was asked for (so a Region asked for again after a promotion has a higher one).
+    /// Not the secret's `row_version`: an ARN can come back as a new secret (a replica of it,
+    /// promoted, after the original was deleted) whose `row_version` starts again at 1, while
+    /// its old replications' promotions are still remembered. A promoted
     /// replica remembers the epoch it was promoted at (`Store::load_detachment`) and answers
     /// the messages of that epoch or older `Detached`, whatever order they arrive in; a
     /// message of a newer epoch is a new replication, which meets the promoted secret as a
     /// name clash. 0 for Regions added before epochs existed.
     #[serde(default)]
     pub epoch: i64,
+    /// ForceOverwriteReplicaSecret was asked for this replication and no delivery has been
+    /// answered since: every sync carries it until one is, so a later write's sync that
+    /// overtakes the forced one (which was waiting out a network failure) still overwrites.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub overwrite: bool,
 }
 
 /// `ReplicationStatusType` on the wire.
@@ -781,12 +789,17 @@ fn answer_edit(
                 }
                 s.status = IN_SYNC.into();
                 s.status_message = Some("Replication succeeded".into());
+                s.overwrite = false;
                 Some(s)
             }))
         }
         Answer::Failed { message } => Some(Box::new(move |mut s: ReplicaStatus| {
             s.status = FAILED.into();
             s.status_message = Some(message.clone());
+            // The overwrite that was asked has had its answer (an older epoch's has not).
+            if sent_epoch >= s.epoch {
+                s.overwrite = false;
+            }
             Some(s)
         })),
         // Only the replication the message belonged to is over: a Region added again since

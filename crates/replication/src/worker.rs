@@ -534,6 +534,9 @@ async fn sync_message(
     else {
         return Ok(None);
     };
+    // An overwrite asked for and not yet answered travels with every sync (see
+    // `ReplicaStatus::overwrite`).
+    let force = force || status.overwrite;
     // A forced sync (overwrite an existing secret there) carries every value.
     let held = if force {
         Default::default()

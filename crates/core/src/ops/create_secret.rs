@@ -137,8 +137,7 @@ pub async fn run(region: &RegionService, caller: &Caller, input: Input) -> Resul
     check_regions(region, &requested)?;
     let force = input.force_overwrite_replica_secret.unwrap_or(false);
     let mut replicas = Vec::new();
-    // A new secret is committed with row_version 1.
-    let touched = merge(&mut replicas, &requested, 1);
+    let touched = merge(&mut replicas, &requested, region.now_ms(), force);
     let token = input
         .client_request_token
         .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());

@@ -65,11 +65,13 @@ pub fn check_regions(region: &RegionService, regions: &[ReplicaRegionType]) -> R
 
 /// Adds (or, for a Region already listed, restarts) each requested replica, keeping the order
 /// in which Regions were first added and never listing a Region twice. Each requested Region
-/// gets `epoch` (the `row_version` the secret is committed with).
+/// gets `epoch` (the primary Region's clock now, see `ReplicaStatus::epoch`) and `overwrite`
+/// (ForceOverwriteReplicaSecret).
 pub fn merge(
     existing: &mut Vec<ReplicaStatus>,
     requested: &[ReplicaRegionType],
     epoch: i64,
+    overwrite: bool,
 ) -> Vec<String> {
     let mut touched = Vec::new();
     for r in requested {
@@ -86,6 +88,7 @@ pub fn merge(
                 // meanwhile (and this primary has not heard yet), the promotion's late notice
                 // must not drop this request, and the copy shows as a name clash.
                 s.epoch = epoch;
+                s.overwrite = overwrite;
             }
             None => existing.push(ReplicaStatus {
                 target_seq: 0,
@@ -95,6 +98,7 @@ pub fn merge(
                 status_message: None,
                 last_accessed_day: None,
                 epoch,
+                overwrite,
             }),
         }
         if !touched.contains(&name) {
@@ -128,8 +132,9 @@ mod tests {
             &mut list,
             &[req("eu-west-1"), req("us-west-2"), req("eu-west-1")],
             2,
+            false,
         );
-        merge(&mut list, &[req("us-west-2")], 3);
+        merge(&mut list, &[req("us-west-2")], 3, false);
         let regions: Vec<_> = list.iter().map(|s| s.region.as_str()).collect();
         assert_eq!(regions, ["eu-west-1", "us-west-2"]);
     }

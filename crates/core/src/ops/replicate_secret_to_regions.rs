@@ -61,7 +61,7 @@ pub async fn run(region: &RegionService, caller: &Caller, input: Input) -> Resul
         check_regions(region, &requested)?;
         let expected = secret.record.row_version;
         let mut list = replicas(&secret);
-        let touched = merge(&mut list, &requested, expected + 1);
+        let touched = merge(&mut list, &requested, region.now_ms(), force);
         set_state(
             &mut secret,
             Some(&ReplicationState::Primary {
