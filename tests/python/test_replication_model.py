@@ -87,6 +87,10 @@ class Run:
         # Copies a forced overwrite may or may not have replaced before the replica was removed
         # again: at the next quiescent point each is either gone or exactly as it was.
         self.unknown: dict[tuple[str, str], Copy] = {}
+        # Failed replications (primary Region, name, replica Region) whose blocking copy changed
+        # while a forced delivery may still have been on its way: at the next quiescent point
+        # each is either still a name clash or, overwritten, an InSync replica.
+        self.unsure: set[tuple[str, str, str]] = set()
 
     def close(self):
         for p in self.proxies.values():
@@ -109,8 +113,11 @@ class Run:
     def replica_outcome(self, name: str, dest: str, force: bool, primary: str) -> str:
         """The final status of replicating `name` to `dest`; updates the model's copy there."""
         there = self.model.get((dest, name))
+        # A replica the model expects to be made is settling until a quiescent point has seen
+        # it: another primary's delivery to the same name there may arrive first.
         if there is None:
             self.model[(dest, name)] = Copy("replica", primary_region=primary)
+            self.settling.add((dest, name))
             return "InSync"
         if there.kind == "replica":
             if there.primary_region == primary:
@@ -121,7 +128,15 @@ class Run:
         if not force:
             return "Failed:" + CLASH.format(name=name, region=dest)
         self.model[(dest, name)] = Copy("replica", primary_region=primary, replaced=there)
+        self.settling.add((dest, name))
         return "InSync"
+
+    def copy_changed(self, region: str, name: str):
+        """The copy of `name` in `region` stopped being replicated to (or from) somewhere."""
+        for (r, n), c in self.model.items():
+            if n == name and c.kind == "primary" and c.replicas.get(region, "").startswith("Failed"):
+                self.unsure.add((r, name, region))
+                self.settling.add((region, name))
 
     def clashes_with(self, region: str, name: str) -> bool:
         """Some primary expects a Failed status because of this copy."""
@@ -161,7 +176,10 @@ class Run:
         return self.alive[region]
 
     def pick_copy(self, pred):
-        found = sorted(k for k, c in self.model.items() if self.live(k[0]) and pred(k, c))
+        found = sorted(
+            k for k, c in self.model.items()
+            if self.live(k[0]) and k not in self.settling and pred(k, c)
+        )
         return self.rng.choice(found) if found else None
 
     def op_create(self):
@@ -237,13 +255,24 @@ class Run:
         self.note(f"remove {dest} from {name} in {region}")
         self.client(region).remove_regions_from_replication(SecretId=name, RemoveReplicaRegions=[dest])
         del copy.replicas[dest]
+        self.copy_changed(region, name)
         there = self.model.get((dest, name))
+        if (region, name, dest) in self.unsure and there is not None:
+            # A forced overwrite may have replaced the copy there, which this removal then
+            # deletes: either it is gone or it is as it was.
+            self.unsure.discard((region, name, dest))
+            del self.model[(dest, name)]
+            self.unknown[(dest, name)] = there
+            self.settling.add((dest, name))
+            self.copy_changed(dest, name)
+            return
         if there is not None and there.kind == "replica" and there.primary_region == region:
             del self.model[(dest, name)]
             self.settling.add((dest, name))
             if there.replaced is not None:
                 # A removal cancels a replication that has not been delivered yet.
                 self.unknown[(dest, name)] = there.replaced
+                self.copy_changed(dest, name)
 
     def op_promote(self):
         key = self.pick_copy(lambda k, c: c.kind == "replica")
@@ -266,10 +295,12 @@ class Run:
         assert value in history, f"promoted value {value} was never written in {primary}: {history}"
         self.model[key] = Copy("primary", value=value, history=[value])
         self.model[(primary, name)].replicas.pop(region, None)
+        self.copy_changed(region, name)
         # The old primary lists the promoted Region until the notice arrives: until the next
         # quiescent point it is not overwritten by force (it may still count as "replicated to
         # other regions").
         self.settling.add((primary, name))
+        self.copy_changed(primary, name)
 
     def op_delete(self):
         key = self.pick_copy(
@@ -365,13 +396,19 @@ class Run:
 
         wait_for(quiet, timeout=60, interval=0.25, what="every queue drained, no replica InProgress")
         for (region, name), before in self.unknown.items():
-            got = self.state_of(region, name)
-            if got is not None:
-                described, value, _ = got
-                assert "PrimaryRegion" not in described and value == before.value, (
-                    f"{name} in {region}: neither removed nor left as it was: {described}, {value}")
-                self.model[(region, name)] = before
+            if self.state_of(region, name) is not None:
+                self.model[(region, name)] = before  # then checked below like any other copy
         self.unknown.clear()
+        for region, name, dest in sorted(self.unsure):
+            copy = self.model.get((region, name))
+            if copy is None or not copy.replicas.get(dest, "").startswith("Failed"):
+                continue
+            listed = self.client(region).describe_secret(SecretId=name).get("ReplicationStatus", [])
+            status = next((s for s in listed if s["Region"] == dest), None)
+            if status and status["Status"] == "InSync":
+                copy.replicas[dest] = "InSync"
+                self.model[(dest, name)] = Copy("replica", primary_region=region)
+        self.unsure.clear()
         self.check()
         self.settling.clear()
 

@@ -105,14 +105,19 @@ async fn region_loop(
                 }
             }
         }
+        // A commit (or the poll) wakes every lane; a lane that drained its queue only asks for
+        // the gauges (waking the lanes then would make them claim again, find nothing, and
+        // report drained again: a loop).
         refresh = tokio::select! {
             _ = notify.notified() => false,
             _ = drained.notified() => true,
             _ = tokio::time::sleep(POLL) => false,
             _ = stop.changed() => break,
         };
-        for lane in lanes.values() {
-            lane.wake.notify_one();
+        if !refresh {
+            for lane in lanes.values() {
+                lane.wake.notify_one();
+            }
         }
     }
     for lane in lanes.into_values() {
@@ -139,6 +144,9 @@ async fn lane_loop(
 ) {
     let slots = Arc::new(tokio::sync::Semaphore::new(MAX_IN_FLIGHT));
     let busy: Arc<Mutex<HashSet<String>>> = Arc::default();
+    // Whether the last claim found rows: the first empty claim after some reports the queue
+    // drained (once, not on every idle wake-up).
+    let mut had_rows = false;
     loop {
         if *stop.borrow() {
             break;
@@ -154,9 +162,10 @@ async fn lane_loop(
                 Vec::new()
             }
         };
-        if rows.is_empty() {
+        if rows.is_empty() && std::mem::take(&mut had_rows) {
             drained.notify_one();
         }
+        had_rows |= !rows.is_empty();
         // A secret with a delivery in flight waits for it, so one secret's messages stay in
         // order; its rows are leased by this node, so a later claim (woken when the delivery
         // in flight ends) picks them up again.
