@@ -1,20 +1,8 @@
-//! What a replica's failure means and what to do about it, from its `StatusMessage`.
-//!
-//! The messages are written by `coffer_core::replication::apply_sync` (name clash, a secret
-//! already replicated, a key the replica Region cannot use) and by the replication transport
-//! (network error, Region not enabled). Matching their words keeps the console free of any
-//! second source of truth: an unknown message still shows, with the generic advice.
+//! What a replica's failure means and what to do about it, from the cause stored with its
+//! status (`coffer_core::replication::FailureCause`, set where the failure is found: the
+//! replica Region's answer or the transport), never from the words of its message.
 
-/// The kind of failure, which decides the advice and the default of the Retry dialog.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Cause {
-    NameExists,
-    ReplicatedElsewhere,
-    Key,
-    Network,
-    RegionNotEnabled,
-    Other,
-}
+pub use coffer_core::replication::FailureCause as Cause;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Advice {
@@ -28,46 +16,20 @@ pub struct Advice {
 impl Advice {
     /// Whether retrying with Overwrite is the fix.
     pub fn suggests_overwrite(&self) -> bool {
-        self.cause == Cause::NameExists
+        self.cause == Cause::NameClash
     }
 }
 
-pub fn classify(message: &str) -> Cause {
-    let m = message.to_ascii_lowercase();
-    if m.contains("already exists in region") {
-        Cause::NameExists
-    } else if m.contains("currently replicated") {
-        Cause::ReplicatedElsewhere
-    } else if m.contains("is not enabled") {
-        Cause::RegionNotEnabled
-    } else if m.contains("network error") || m.contains("could not reach") {
-        Cause::Network
-    } else if m.contains("encrypt")
-        || m.contains("decrypt")
-        || m.contains("kms")
-        || m.contains("key '")
-        || m.contains("alias ")
-        || m.contains("key policy")
-        || m.contains("accessdenied")
-        || m.contains("not authorized")
-    {
-        Cause::Key
-    } else {
-        Cause::Other
-    }
-}
-
-/// Advice for a replica in `region` whose status message is `message`.
-pub fn advise(region: &str, message: &str) -> Advice {
-    let cause = classify(message);
+/// Advice for a replica in `region` that failed for `cause`.
+pub fn advise(region: &str, cause: Cause) -> Advice {
     let (reason, remedy) = match cause {
-        Cause::NameExists => (
+        Cause::NameClash => (
             "A secret with this name already exists there",
             format!(
                 "Choose Actions, then Retry replication, and select Overwrite to replace the secret in {region} with a replica of this one. Or delete that secret in {region} first, then retry."
             ),
         ),
-        Cause::ReplicatedElsewhere => (
+        Cause::NameReplicated => (
             "The secret there belongs to another replication",
             format!(
                 "The secret of this name in {region} is a primary or a replica of another secret, which Overwrite never replaces. Remove it from that replication (or delete it) in its primary Region, then choose Retry replication."
@@ -108,56 +70,21 @@ mod tests {
     use super::*;
 
     #[test]
-    fn each_failure_of_the_replication_path_gets_its_remedy() {
-        let cases = [
-            (
-                "Replication failed: Secret name db already exists in region eu-west-1.",
-                Cause::NameExists,
-            ),
-            (
-                "Replication failed: Can't overwrite secret db that is currently replicated from us-east-2.",
-                Cause::ReplicatedElsewhere,
-            ),
-            (
-                "Replication failed: Secrets Manager can't encrypt the secret value: Key 'arn:aws:kms:eu-west-1:1:key/x' does not exist",
-                Cause::Key,
-            ),
-            (
-                "Replication failed: Secrets Manager can't encrypt the secret value: Alias arn:aws:kms:eu-west-1:1:alias/nope is not found.",
-                Cause::Key,
-            ),
-            (
-                "Replication failed: network error reaching Region eu-west-1 at http://10.0.0.1:7780: connection refused",
-                Cause::Network,
-            ),
-            (
-                "Replication failed: Region ap-south-1 is not enabled in this deployment. Add it to the Regions of a node (--regions) or to the peers of this node's config file, then call ReplicateSecretToRegions again.",
-                Cause::RegionNotEnabled,
-            ),
-            ("Something new", Cause::Other),
-        ];
-        for (message, cause) in cases {
-            assert_eq!(classify(message), cause, "{message}");
-        }
-    }
-
-    #[test]
     fn only_a_name_clash_suggests_overwrite() {
-        let a = advise(
-            "eu-west-1",
-            "Replication failed: Secret name db already exists in region eu-west-1.",
-        );
+        let a = advise("eu-west-1", Cause::NameClash);
         assert!(a.suggests_overwrite());
         assert!(a.remedy.contains("Overwrite"));
         assert!(a.remedy.contains("eu-west-1"));
-        let k = advise("eu-west-1", "Key 'x' does not exist");
+        let k = advise("eu-west-1", Cause::Key);
         assert!(!k.suggests_overwrite());
         assert!(k.remedy.contains("key policy"));
+        assert!(!advise("eu-west-1", Cause::NameReplicated).suggests_overwrite());
         assert!(
-            advise("ap-south-1", "Region ap-south-1 is not enabled")
+            advise("ap-south-1", Cause::RegionNotEnabled)
                 .remedy
                 .contains("Enable ap-south-1")
         );
-        assert!(advise("x", "network error").remedy.contains("Retry"));
+        assert!(advise("x", Cause::Network).remedy.contains("Retry"));
+        assert_eq!(advise("x", Cause::Other).reason, "Replication failed");
     }
 }

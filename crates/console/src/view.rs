@@ -61,11 +61,12 @@ impl Role {
 }
 
 /// The badge class of a replication status.
-pub fn status_class(status: &str) -> &'static str {
+pub fn status_class(status: coffer_core::replication::ReplicaState) -> &'static str {
+    use coffer_core::replication::ReplicaState;
     match status {
-        coffer_core::replication::IN_SYNC => "badge badge-ok",
-        coffer_core::replication::FAILED => "badge badge-failed",
-        _ => "badge badge-progress",
+        ReplicaState::InSync => "badge badge-ok",
+        ReplicaState::Failed => "badge badge-failed",
+        ReplicaState::InProgress => "badge badge-progress",
     }
 }
 

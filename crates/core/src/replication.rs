@@ -17,9 +17,43 @@ use crate::error::{Error, Result};
 use crate::model::{Arn, SecretValue, Timestamp};
 use crate::region::{DEFAULT_KEY_ALIAS, RegionService};
 
-pub const IN_PROGRESS: &str = "InProgress";
-pub const IN_SYNC: &str = "InSync";
-pub const FAILED: &str = "Failed";
+/// A replica's `Status` in the primary's ReplicationStatus (stored and sent as AWS's words).
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ReplicaState {
+    InProgress,
+    InSync,
+    Failed,
+}
+
+impl ReplicaState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ReplicaState::InProgress => "InProgress",
+            ReplicaState::InSync => "InSync",
+            ReplicaState::Failed => "Failed",
+        }
+    }
+}
+
+/// Why a replica is `Failed`, stored with the status so that the console (and anyone reading
+/// the state) explains a failure from its cause, not by searching the message.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum FailureCause {
+    /// Another secret of that name exists in the replica's Region.
+    NameClash,
+    /// The name there is a replica of another primary, or a primary with replicas of its own.
+    NameReplicated,
+    /// A KMS key (of the primary or the replica Region) cannot be used.
+    Key,
+    /// The replica's Region could not be reached.
+    Network,
+    /// No node of the deployment serves the replica's Region.
+    RegionNotEnabled,
+    /// Anything else (and failures recorded before causes were).
+    #[default]
+    Other,
+}
 
 pub const KIND_SYNC: &str = "sync";
 /// Several `sync` messages of different secrets in one sealed message, applied in one replica
@@ -62,8 +96,11 @@ pub struct ReplicaStatus {
     pub target_seq: i64,
     pub region: String,
     pub kms_key_id: Option<String>,
-    pub status: String,
+    pub status: ReplicaState,
     pub status_message: Option<String>,
+    /// Why it is `Failed` (absent otherwise).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cause: Option<FailureCause>,
     pub last_accessed_day: Option<i64>,
     /// Which replication to this Region this is: the primary Region's clock (ms) when the
     /// Region was asked for (so a Region asked for again after a promotion has a higher one).
@@ -89,11 +126,14 @@ pub struct ReplicaStatus {
 pub struct ReplicationStatusView {
     pub region: String,
     pub kms_key_id: String,
-    pub status: String,
+    pub status: ReplicaState,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub status_message: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub last_accessed_date: Option<Timestamp>,
+    /// Why it failed, for Coffer's own readers (the console); not part of AWS's shape.
+    #[serde(skip)]
+    pub cause: Option<FailureCause>,
 }
 
 impl ReplicaStatus {
@@ -106,13 +146,14 @@ impl ReplicaStatus {
                 .clone()
                 .filter(|k| !k.is_empty())
                 .unwrap_or_else(|| DEFAULT_KEY_ALIAS.to_string()),
-            status: self.status.clone(),
+            status: self.status,
             // [D] no message while InProgress.
             status_message: self
                 .status_message
                 .clone()
-                .filter(|_| self.status != IN_PROGRESS),
+                .filter(|_| self.status != ReplicaState::InProgress),
             last_accessed_date: self.last_accessed_day.map(Timestamp::from_day),
+            cause: self.cause.filter(|_| self.status == ReplicaState::Failed),
         }
     }
 }
@@ -126,6 +167,18 @@ pub fn state(secret: &Secret) -> Option<ReplicationState> {
             None
         }
     }
+}
+
+/// The replication state, or an error when it cannot be read. Writes use this: a secret whose
+/// state is unreadable may be a replica, so it is never treated as "not a replica".
+pub fn checked_state(secret: &Secret) -> Result<Option<ReplicationState>> {
+    let Some(json) = secret.record.replication.as_deref() else {
+        return Ok(None);
+    };
+    serde_json::from_str(json).map(Some).map_err(|e| {
+        tracing::error!(arn = %secret.record.arn, error = %e, "Unreadable replication state; writes to the secret are refused");
+        Error::internal("unreadable replication state")
+    })
 }
 
 pub fn set_state(secret: &mut Secret, state: Option<&ReplicationState>) {
@@ -230,6 +283,9 @@ pub enum Answer {
     /// The replica cannot be created or updated; the message is the StatusMessage.
     Failed {
         message: String,
+        /// Absent from nodes older than causes: `Other`.
+        #[serde(default)]
+        cause: FailureCause,
     },
     /// The secret there was promoted to a standalone secret: stop replicating to it.
     Detached,
@@ -335,8 +391,8 @@ fn worker_caller(region: &RegionService, account: &str) -> crate::region::Caller
     )
 }
 
-fn failed(message: String) -> Answer {
-    Answer::Failed { message }
+fn failed(cause: FailureCause, message: String) -> Answer {
+    Answer::Failed { message, cause }
 }
 
 /// What applying one message would change, worked out from the replica's current state.
@@ -428,6 +484,7 @@ pub async fn apply_sync_batch(region: &RegionService, msgs: &[SyncMessage]) -> R
 async fn plan_sync(region: &RegionService, msg: &SyncMessage) -> Result<Plan> {
     let Some(primary) = Arn::parse(&msg.primary_arn) else {
         return Ok(Plan::Answer(failed(
+            FailureCause::Other,
             "Replication failed: malformed primary ARN.".into(),
         )));
     };
@@ -471,23 +528,32 @@ async fn plan_sync(region: &RegionService, msg: &SyncMessage) -> Result<Plan> {
             }
             Some(ReplicationState::Replica { primary_region, .. }) => {
                 // [W] wording recorded in a draft of real AWS output.
-                return Ok(Plan::Answer(failed(format!(
-                    "Replication failed: Can't overwrite secret {} that is currently replicated from {primary_region}.",
-                    msg.name
-                ))));
+                return Ok(Plan::Answer(failed(
+                    FailureCause::NameReplicated,
+                    format!(
+                        "Replication failed: Can't overwrite secret {} that is currently replicated from {primary_region}.",
+                        msg.name
+                    ),
+                )));
             }
             Some(ReplicationState::Primary { replicas }) if !replicas.is_empty() => {
-                return Ok(Plan::Answer(failed(format!(
-                    "Replication failed: Can't overwrite secret {} that is currently replicated to other region(s).",
-                    msg.name
-                ))));
+                return Ok(Plan::Answer(failed(
+                    FailureCause::NameReplicated,
+                    format!(
+                        "Replication failed: Can't overwrite secret {} that is currently replicated to other region(s).",
+                        msg.name
+                    ),
+                )));
             }
             _ if !msg.force => {
                 // [W] the existing secret stays untouched.
-                return Ok(Plan::Answer(failed(format!(
-                    "Replication failed: Secret name {} already exists in region {}.",
-                    msg.name, region.region
-                ))));
+                return Ok(Plan::Answer(failed(
+                    FailureCause::NameClash,
+                    format!(
+                        "Replication failed: Secret name {} already exists in region {}.",
+                        msg.name, region.region
+                    ),
+                )));
             }
             _ => replace = Some(s),
         }
@@ -498,10 +564,10 @@ async fn plan_sync(region: &RegionService, msg: &SyncMessage) -> Result<Plan> {
     {
         Ok(k) => k,
         Err(e) => {
-            return Ok(Plan::Answer(failed(format!(
-                "Replication failed: {}",
-                e.message
-            ))));
+            return Ok(Plan::Answer(failed(
+                FailureCause::Key,
+                format!("Replication failed: {}", e.message),
+            )));
         }
     };
     // The replica Region's key must let the account use it (the worker acts as the account's
@@ -509,10 +575,10 @@ async fn plan_sync(region: &RegionService, msg: &SyncMessage) -> Result<Plan> {
     // missing permission, and a later ReplicateSecretToRegions retries it.
     let worker = worker_caller(region, &account);
     if let Err(denied) = region.check_key_use(&worker, &key, crate::region::KeyUse::Encrypt) {
-        return Ok(Plan::Answer(failed(format!(
-            "Replication failed: {}",
-            denied.describe()
-        ))));
+        return Ok(Plan::Answer(failed(
+            FailureCause::Key,
+            format!("Replication failed: {}", denied.describe()),
+        )));
     }
     let now = region.now_ms();
     let mut versions = Vec::with_capacity(msg.versions.len());
@@ -759,8 +825,8 @@ pub fn mark_syncing(secret: &mut Secret, dests: &[&str], new_seq: i64) {
         .filter(|r| dests.contains(&r.region.as_str()))
     {
         r.target_seq = new_seq;
-        if r.status == IN_SYNC {
-            r.status = IN_PROGRESS.into();
+        if r.status == ReplicaState::InSync {
+            r.status = ReplicaState::InProgress;
             r.status_message = None;
         }
     }
@@ -787,15 +853,17 @@ fn answer_edit(
                 if sent_seq < s.target_seq {
                     return Some(s);
                 }
-                s.status = IN_SYNC.into();
+                s.status = ReplicaState::InSync;
                 s.status_message = Some("Replication succeeded".into());
+                s.cause = None;
                 s.overwrite = false;
                 Some(s)
             }))
         }
-        Answer::Failed { message } => Some(Box::new(move |mut s: ReplicaStatus| {
-            s.status = FAILED.into();
+        Answer::Failed { message, cause } => Some(Box::new(move |mut s: ReplicaStatus| {
+            s.status = ReplicaState::Failed;
             s.status_message = Some(message.clone());
+            s.cause = Some(*cause);
             // The overwrite that was asked has had its answer (an older epoch's has not).
             if sent_epoch >= s.epoch {
                 s.overwrite = false;
@@ -890,6 +958,7 @@ pub async fn mark_failed(
     region: &RegionService,
     primary_arn: &str,
     dest: &str,
+    cause: FailureCause,
     message: &str,
 ) -> Result<bool> {
     record_answer(
@@ -898,6 +967,7 @@ pub async fn mark_failed(
         dest,
         &Answer::Failed {
             message: message.to_string(),
+            cause,
         },
         (0, 0),
         None,

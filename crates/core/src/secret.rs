@@ -234,11 +234,14 @@ pub async fn commit_update_and(
 }
 
 /// [F] replicas are read-only: every write must be made in the primary's Region.
+/// A secret whose replication state cannot be read is refused too (it may be a replica).
 pub fn ensure_primary(secret: &Secret) -> Result<()> {
-    if crate::replication::is_replica(secret) {
-        return Err(Error::replica_read_only());
+    match crate::replication::checked_state(secret)? {
+        Some(crate::replication::ReplicationState::Replica { .. }) => {
+            Err(Error::replica_read_only())
+        }
+        _ => Ok(()),
     }
-    Ok(())
 }
 
 pub fn is_deleted(secret: &Secret) -> bool {
@@ -445,6 +448,22 @@ pub async fn add_version(
 mod tests {
     use super::*;
     use coffer_store::{SecretRecord, ValueKind};
+
+    #[test]
+    fn an_unreadable_replication_state_refuses_writes_instead_of_passing_as_a_primary() {
+        let mut s = secret(vec![version("v1", &["AWSCURRENT"])]);
+        s.record.replication = Some(r#"{"Replica":{"primary_region":"#.into());
+        let err = ensure_primary(&s).unwrap_err();
+        assert_eq!(err.code, crate::error::ErrorCode::InternalServiceError);
+        s.record.replication =
+            Some(r#"{"replica":{"primary_region":"us-west-2","primary_arn":"a","seq":1}}"#.into());
+        assert_eq!(
+            ensure_primary(&s).unwrap_err().message,
+            Error::replica_read_only().message
+        );
+        s.record.replication = None;
+        assert!(ensure_primary(&s).is_ok());
+    }
 
     fn version(id: &str, stages: &[&str]) -> VersionRecord {
         VersionRecord {

@@ -121,7 +121,7 @@ pub async fn deliver(
             tracing::info!(source, dest, key = arn, "Multi-Region replica key created");
         }
         Ok(Answer::Done | Answer::Applied { .. }) => topology.metrics.count(source, dest, "done"),
-        Ok(Answer::Failed { message }) => {
+        Ok(Answer::Failed { message, .. }) => {
             topology.metrics.count(source, dest, "failed");
             tracing::warn!(source, dest, key = arn, kind, reason = %message, "Multi-Region key message refused");
             if kind == KIND_KEY {
@@ -213,6 +213,7 @@ pub async fn apply(
                         "Key {arn} already exists in {} and is not a replica of the key in {source}.",
                         region.region
                     ),
+                    cause: coffer_core::replication::FailureCause::NameClash,
                 })
             }
         }

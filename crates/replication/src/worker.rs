@@ -8,8 +8,8 @@ use std::time::Duration;
 
 use coffer_core::RegionService;
 use coffer_core::replication::{
-    self, Answer, KIND_ACCESS, KIND_DETACH, KIND_KEY, KIND_KEY_REMOVED, KIND_REMOVE, KIND_SYNC,
-    KIND_SYNC_BATCH, RegionPayload, SyncMessage, SyncPayload,
+    self, Answer, FailureCause, KIND_ACCESS, KIND_DETACH, KIND_KEY, KIND_KEY_REMOVED, KIND_REMOVE,
+    KIND_SYNC, KIND_SYNC_BATCH, RegionPayload, SyncMessage, SyncPayload,
 };
 use coffer_core::rotation::{KIND_ROTATE, RunOutcome};
 use coffer_store::OutboxRow;
@@ -564,7 +564,14 @@ async fn sync_message(
         // `Failed` with the missing permission (a later write or ReplicateSecretToRegions retries).
         Err(e) => match replication::source_key_problem(region, &secret).await? {
             Some(message) => {
-                replication::mark_failed(region, &secret.record.arn, dest, &message).await?;
+                replication::mark_failed(
+                    region,
+                    &secret.record.arn,
+                    dest,
+                    FailureCause::Key,
+                    &message,
+                )
+                .await?;
                 Ok(None)
             }
             None => Err(e),
@@ -681,7 +688,7 @@ fn observe(topology: &Topology, source: &str, dest: &str, row: &OutboxRow, answe
                 .metrics
                 .lag(source, dest, (applied_ms - row.enqueued_ms) as f64 / 1000.0);
         }
-        Answer::Failed { message } => {
+        Answer::Failed { message, .. } => {
             topology.metrics.count(source, dest, "failed");
             tracing::warn!(source, dest, arn, reason = %message, "Replication failed");
         }
@@ -708,7 +715,14 @@ pub(crate) async fn settle_send_error(
             topology.metrics.count(source, dest, "not_enabled");
             tracing::warn!(source, dest, arn, kind, reason = %message, "Replication failed");
             if kind == KIND_SYNC {
-                replication::mark_failed(region, arn, dest, &message).await?;
+                replication::mark_failed(
+                    region,
+                    arn,
+                    dest,
+                    FailureCause::RegionNotEnabled,
+                    &message,
+                )
+                .await?;
                 region.store.finish_outbox(arn, dest, kind, row.id).await?;
                 Ok(())
             } else {
@@ -752,7 +766,14 @@ pub(crate) async fn retry(
     }
     if now - first_failure >= topology.give_up_after_ms
         && row.entry.kind == KIND_SYNC
-        && replication::mark_failed(region, &row.entry.secret_arn, dest, &message).await?
+        && replication::mark_failed(
+            region,
+            &row.entry.secret_arn,
+            dest,
+            FailureCause::Network,
+            &message,
+        )
+        .await?
     {
         tracing::warn!(source = %region.region, dest, arn = %row.entry.secret_arn, reason = %message, "Replication failed; replica marked Failed, delivery keeps retrying");
     }

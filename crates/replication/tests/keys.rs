@@ -202,7 +202,7 @@ async fn a_replica_key_for_a_peer_is_queued_built_and_created_once() {
         .await
         .unwrap();
     assert!(
-        matches!(&answer, Answer::Failed { message } if message.contains("already exists")),
+        matches!(&answer, Answer::Failed { message, .. } if message.contains("already exists")),
         "{answer:?}"
     );
     let plain = call(&east, &none, "Decrypt", json!({"CiphertextBlob": blob}))

@@ -184,14 +184,14 @@ pub fn build_section(
         .iter()
         .flatten()
         .map(|r| {
-            let failed = r.status == coffer_core::replication::FAILED;
+            let failed = r.status == coffer_core::replication::ReplicaState::Failed;
             let message = r.status_message.clone().unwrap_or_default();
             ReplicaView {
                 region: r.region.clone(),
                 key: r.kms_key_id.clone(),
-                status: r.status.clone(),
-                status_class: status_class(&r.status),
-                advice: failed.then(|| advise(&r.region, &message)),
+                status: r.status.as_str().to_string(),
+                status_class: status_class(r.status),
+                advice: failed.then(|| advise(&r.region, r.cause.unwrap_or_default())),
                 message: if message.is_empty() {
                     "—".to_string()
                 } else {
@@ -457,15 +457,15 @@ pub async fn retry_page(
         }
     };
     let message_text = status.status_message.clone().unwrap_or_default();
-    let advice = (status.status == coffer_core::replication::FAILED)
-        .then(|| advise(&replica, &message_text));
+    let advice = (status.status == coffer_core::replication::ReplicaState::Failed)
+        .then(|| advise(&replica, status.cause.unwrap_or_default()));
     let page = RetryPage {
         layout: ctx.layout(&format!("Retry replication: {name}"), &region_name),
         back_url: format!("{}#replication", secret_url(&region_name, &name)),
         region: region_name,
         name,
-        status_class: status_class(&status.status),
-        status: status.status,
+        status_class: status_class(status.status),
+        status: status.status.as_str().to_string(),
         message: if message_text.is_empty() {
             "—".into()
         } else {

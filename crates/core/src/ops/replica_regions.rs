@@ -5,7 +5,7 @@ use serde::{Deserialize, Serialize};
 use crate::error::{Error, Result};
 use crate::model::partition_of;
 use crate::region::RegionService;
-use crate::replication::{IN_PROGRESS, ReplicaStatus};
+use crate::replication::{ReplicaState, ReplicaStatus};
 use crate::validate::Violations;
 
 #[derive(Deserialize, Serialize, Clone)]
@@ -82,8 +82,9 @@ pub fn merge(
                 if key.is_some() {
                     s.kms_key_id = key;
                 }
-                s.status = IN_PROGRESS.into();
+                s.status = ReplicaState::InProgress;
                 s.status_message = None;
+                s.cause = None;
                 // Asking again starts a new replication: if the copy there was promoted
                 // meanwhile (and this primary has not heard yet), the promotion's late notice
                 // must not drop this request, and the copy shows as a name clash.
@@ -94,8 +95,9 @@ pub fn merge(
                 target_seq: 0,
                 region: name.clone(),
                 kms_key_id: key,
-                status: IN_PROGRESS.into(),
+                status: ReplicaState::InProgress,
                 status_message: None,
+                cause: None,
                 last_accessed_day: None,
                 epoch,
                 overwrite,
