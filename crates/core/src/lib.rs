@@ -6,6 +6,7 @@ pub mod error;
 pub mod kms;
 pub mod model;
 pub mod ops;
+pub mod outbox;
 pub mod purge;
 pub mod region;
 pub mod replication;

@@ -55,22 +55,12 @@ pub enum FailureCause {
     Other,
 }
 
-pub const KIND_SYNC: &str = "sync";
-/// Several `sync` messages of different secrets in one sealed message, applied in one replica
-/// transaction; answered by the list of their answers.
-pub const KIND_SYNC_BATCH: &str = "sync-batch";
-pub const KIND_REMOVE: &str = "remove";
-pub const KIND_DETACH: &str = "detach";
-pub const KIND_ACCESS: &str = "access";
-/// A multi-Region KMS key's replica, to be created in a Region of another node (KMS
-/// `ReplicateKey`). The row's `secret_arn` column holds the primary key's ARN and its payload
-/// the replica's own description, policy and tags (`kms::replicate_key::ReplicaPayload`); the
-/// key material is read from the primary when the row is delivered, never stored in the row.
-pub const KIND_KEY: &str = "key";
-/// A multi-Region replica key was deleted (its waiting period ended): its primary's Region drops
-/// it from the primary's replicas. Sent by the replica's Region to the primary's (also within
-/// one node); `secret_arn` holds the replica key's ARN.
-pub const KIND_KEY_REMOVED: &str = "key-removed";
+// The outbox kinds and their payloads are `crate::outbox` (one place); re-exported for the
+// wire, where a message's kind names it.
+pub use crate::outbox::{
+    KIND_ACCESS, KIND_DETACH, KIND_KEY, KIND_KEY_REMOVED, KIND_REMOVE, KIND_SYNC, KIND_SYNC_BATCH,
+    RegionPayload,
+};
 
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
 #[serde(rename_all = "snake_case")]
@@ -208,25 +198,16 @@ pub fn arn_in_region(arn: &str, region: &str) -> String {
     }
 }
 
-#[derive(Serialize, Deserialize)]
-pub struct SyncPayload {
-    #[serde(default)]
-    pub force: bool,
-}
-
 /// Outbox rows announcing the secret's new state to each of its replicas. `forced` lists the
 /// Regions for which the user asked ForceOverwriteReplicaSecret.
 pub fn sync_entries(secret: &Secret, forced: &[String]) -> Vec<OutboxEntry> {
     replicas(secret)
         .into_iter()
-        .map(|r| OutboxEntry {
-            secret_arn: secret.record.arn.clone(),
-            payload: serde_json::to_string(&SyncPayload {
+        .map(|r| {
+            crate::outbox::OutboxMessage::Sync {
                 force: forced.contains(&r.region),
-            })
-            .expect("payload"),
-            dest_region: r.region,
-            kind: KIND_SYNC.to_string(),
+            }
+            .entry(&secret.record.arn, &r.region)
         })
         .collect()
 }
@@ -720,17 +701,6 @@ pub async fn apply_remove(region: &RegionService, primary_arn: &str) -> Result<A
         }
     }
     Err(Error::internal("replica kept changing while removing"))
-}
-
-#[derive(Serialize, Deserialize)]
-pub struct RegionPayload {
-    pub region: String,
-    #[serde(default)]
-    pub day: Option<i64>,
-    /// For `detach`: the epoch of the replication that was stopped (absent from older nodes:
-    /// any entry is dropped).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub epoch: Option<i64>,
 }
 
 /// Changes the primary's status entry for `replica_region`; `None` from `edit` drops it.

@@ -17,7 +17,7 @@ use crate::secret::{
     AWSCURRENT, AWSPENDING, Failure, attach_stages, commit_update_with, with_retry,
 };
 
-pub const KIND_ROTATE: &str = "rotate";
+pub use crate::outbox::KIND_ROTATE;
 
 /// The rules as the user gave them (and as DescribeSecret shows them).
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
@@ -71,12 +71,6 @@ pub struct RotationState {
     pub pending: Option<Pending>,
 }
 
-/// What a queued run carries.
-#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
-pub struct RotatePayload {
-    pub generation: i64,
-}
-
 pub fn state(secret: &Secret) -> Option<RotationState> {
     let json = secret.record.rotation.as_deref()?;
     match serde_json::from_str(json) {
@@ -111,12 +105,7 @@ impl RotationState {
 /// The queued run of `secret`'s rotation. It is queued due now; when the runner finds the
 /// window has not started it reschedules the row for the window's start.
 pub fn run_entry(secret: &Secret, region: &str, generation: i64) -> OutboxEntry {
-    OutboxEntry {
-        secret_arn: secret.record.arn.clone(),
-        dest_region: region.to_string(),
-        kind: KIND_ROTATE.to_string(),
-        payload: serde_json::to_string(&RotatePayload { generation }).expect("payload"),
-    }
+    crate::outbox::OutboxMessage::Rotate { generation }.entry(&secret.record.arn, region)
 }
 
 /// Which rotation functions exist (built-in names and configured ones). RotateSecret refuses a

@@ -22,7 +22,7 @@ use zeroize::Zeroizing;
 
 use coffer_core::RegionService;
 use coffer_core::kms::KeyMeta;
-use coffer_core::kms::replicate_key::{ReplicaPayload, replica_meta};
+use coffer_core::kms::replicate_key::replica_meta;
 use coffer_core::replication::{Answer, KIND_KEY, KIND_KEY_REMOVED};
 use coffer_store::OutboxRow;
 
@@ -56,8 +56,13 @@ pub async fn build(
     if key.meta.primary_region.is_some() || !key.meta.replica_regions.iter().any(|r| r == dest) {
         return Ok(None);
     }
-    let payload: ReplicaPayload = serde_json::from_str(&row.entry.payload)
-        .map_err(|_| coffer_core::Error::internal("unreadable replica key payload"))?;
+    let Ok(coffer_core::outbox::OutboxMessage::Key(payload)) =
+        coffer_core::outbox::OutboxMessage::from_entry(&row.entry)
+    else {
+        return Err(coffer_core::Error::internal(
+            "unreadable replica key payload",
+        ));
+    };
     let message = KeyMessage {
         account_id: key.record.account_id.clone(),
         key_id: key.record.key_id.clone(),

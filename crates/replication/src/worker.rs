@@ -7,9 +7,9 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use coffer_core::RegionService;
+use coffer_core::outbox::OutboxMessage;
 use coffer_core::replication::{
-    self, Answer, FailureCause, KIND_ACCESS, KIND_DETACH, KIND_KEY, KIND_KEY_REMOVED, KIND_REMOVE,
-    KIND_SYNC, KIND_SYNC_BATCH, RegionPayload, SyncMessage, SyncPayload,
+    self, Answer, FailureCause, KIND_ACCESS, KIND_SYNC, KIND_SYNC_BATCH, SyncMessage,
 };
 use coffer_core::rotation::{KIND_ROTATE, RunOutcome};
 use coffer_store::OutboxRow;
@@ -351,8 +351,10 @@ async fn deliver_all(
 ) -> coffer_core::Result<()> {
     let mut merged: Vec<(OutboxRow, bool)> = Vec::new();
     for row in rows {
-        let force = row.entry.kind == KIND_SYNC
-            && serde_json::from_str::<SyncPayload>(&row.entry.payload).is_ok_and(|p| p.force);
+        let force = matches!(
+            OutboxMessage::from_entry(&row.entry),
+            Ok(OutboxMessage::Sync { force: true })
+        );
         // Merge only into the latest row of the same secret, and only when it is of the same
         // kind: a removal between two syncs must stay between them.
         let last_of_secret = merged
@@ -592,8 +594,19 @@ async fn deliver(
     let kind = row.entry.kind.as_str();
     let finish = || region.store.finish_outbox(arn, dest, kind, row.id);
     let mut sent: Option<SyncMessage> = None;
-    let plaintext = match kind {
-        KIND_SYNC => {
+    let message = match OutboxMessage::from_entry(&row.entry) {
+        Ok(message) => message,
+        Err(e) => {
+            // Written by a newer or broken node: reported, and dropped rather than retried
+            // forever (or delivered with a guessed payload).
+            tracing::error!(source, dest, arn, error = %e, "Dropping an unreadable outbox row");
+            topology.metrics.count(source, dest, "unreadable");
+            finish().await?;
+            return Ok(());
+        }
+    };
+    let plaintext = match &message {
+        OutboxMessage::Sync { .. } => {
             let Some(msg) = sync_message(region, transport, dest, row, force).await? else {
                 finish().await?;
                 return Ok(());
@@ -604,18 +617,20 @@ async fn deliver(
             plaintext
         }
         // Multi-Region KMS keys have their own delivery (keys.rs).
-        KIND_KEY | KIND_KEY_REMOVED => {
+        OutboxMessage::Key(_) | OutboxMessage::KeyRemoved => {
             return crate::keys::deliver(topology, region, transport, dest, row).await;
         }
-        KIND_REMOVE | KIND_DETACH | KIND_ACCESS => zeroize::Zeroizing::new(
-            serde_json::to_vec(&Notice {
-                arn: arn.to_string(),
-                payload: serde_json::from_str::<RegionPayload>(&row.entry.payload).ok(),
-            })
-            .expect("notice serializes"),
-        ),
-        other => {
-            tracing::warn!(kind = other, "Dropping outbox row of unknown kind");
+        OutboxMessage::Remove | OutboxMessage::Detach { .. } | OutboxMessage::Access { .. } => {
+            zeroize::Zeroizing::new(
+                serde_json::to_vec(&Notice {
+                    arn: arn.to_string(),
+                    payload: message.region_payload(),
+                })
+                .expect("notice serializes"),
+            )
+        }
+        // Rotations run where they are queued (deliver_rows); one addressed elsewhere is stale.
+        OutboxMessage::Rotate { .. } => {
             finish().await?;
             return Ok(());
         }

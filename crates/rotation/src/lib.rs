@@ -22,9 +22,7 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use coffer_core::RegionService;
-use coffer_core::rotation::{
-    self, Begin, RotatePayload, RotationFunctions, RotationRunner, RunOutcome,
-};
+use coffer_core::rotation::{self, Begin, RotationFunctions, RotationRunner, RunOutcome};
 use coffer_store::OutboxRow;
 use serde::Serialize;
 
@@ -108,11 +106,15 @@ impl Runner {
 impl RotationRunner for Runner {
     async fn run(&self, region: &RegionService, row: &OutboxRow) -> RunOutcome {
         let arn = row.entry.secret_arn.as_str();
-        let Ok(payload) = serde_json::from_str::<RotatePayload>(&row.entry.payload) else {
-            return RunOutcome::Done;
+        let generation = match coffer_core::outbox::OutboxMessage::from_entry(&row.entry) {
+            Ok(coffer_core::outbox::OutboxMessage::Rotate { generation }) => generation,
+            other => {
+                tracing::error!(arn, row = ?other.err(), "Dropping an unreadable rotation row");
+                return RunOutcome::Done;
+            }
         };
         let (token, lambda_arn) =
-            match rotation::begin(region, arn, payload.generation, &self.node_id).await {
+            match rotation::begin(region, arn, generation, &self.node_id).await {
                 Ok(Begin::Run { token, lambda_arn }) => (token, lambda_arn),
                 Ok(Begin::Later { at_ms }) => return RunOutcome::Later { at_ms },
                 Ok(Begin::Nothing) => return RunOutcome::Done,

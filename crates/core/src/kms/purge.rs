@@ -20,12 +20,7 @@ pub async fn purge_due_keys(region: &RegionService) -> Result<usize> {
         let notices: Vec<_> = meta
             .primary_region
             .iter()
-            .map(|primary| coffer_store::OutboxEntry {
-                secret_arn: record.key_arn.clone(),
-                dest_region: primary.clone(),
-                kind: crate::replication::KIND_KEY_REMOVED.to_string(),
-                payload: "{}".into(),
-            })
+            .map(|primary| crate::outbox::OutboxMessage::KeyRemoved.entry(&record.key_arn, primary))
             .collect();
         let notify = !notices.is_empty();
         match region

@@ -39,7 +39,7 @@ pub struct Input {
 
 /// What a replica in a Region of another node gets besides the primary's material: the payload
 /// of its outbox row (not secret: no key material).
-#[derive(Serialize, Deserialize, Debug, Clone, Default)]
+#[derive(Serialize, Deserialize, Debug, Clone, Default, PartialEq)]
 #[serde(rename_all = "PascalCase")]
 pub struct ReplicaPayload {
     #[serde(default)]
@@ -190,13 +190,8 @@ async fn replicate_to_peer(
     primary.replica_regions.push(replica_region.to_string());
     let mut record = (*key.record).clone();
     record.metadata = primary.to_json();
-    let row = coffer_store::OutboxEntry {
-        // The outbox names what it delivers in `secret_arn`: here the primary key's ARN.
-        secret_arn: key.arn.clone(),
-        dest_region: replica_region.to_string(),
-        kind: crate::replication::KIND_KEY.to_string(),
-        payload: serde_json::to_string(&payload).expect("payload serializes"),
-    };
+    // The outbox names what it delivers in `secret_arn`: here the primary key's ARN.
+    let row = crate::outbox::OutboxMessage::Key(payload.clone()).entry(&key.arn, replica_region);
     let committed = region
         .store
         .commit_kms_with(coffer_store::KmsChange::UpdateKey(record), vec![row])

@@ -8,8 +8,9 @@ use zeroize::Zeroizing;
 use crate::authorize::Access;
 use crate::error::{Error, Result};
 use crate::model::{SecretValue, Timestamp, day_of};
+use crate::outbox::OutboxMessage;
 use crate::region::{Caller, RegionService};
-use crate::replication::{KIND_ACCESS, RegionPayload, ReplicationState, state};
+use crate::replication::{ReplicationState, state};
 use crate::secret::{
     AWSCURRENT, check_secret_id, ensure_not_deleted, load, version_by_id, version_with_stage,
 };
@@ -153,17 +154,13 @@ pub async fn read(
         {
             region
                 .store
-                .enqueue(vec![coffer_store::OutboxEntry {
-                    secret_arn: secret.record.arn.clone(),
-                    dest_region: primary_region,
-                    kind: KIND_ACCESS.to_string(),
-                    payload: serde_json::to_string(&RegionPayload {
+                .enqueue(vec![
+                    OutboxMessage::Access {
                         region: region.region.clone(),
                         day: Some(today),
-                        epoch: None,
-                    })
-                    .expect("payload"),
-                }])
+                    }
+                    .entry(&secret.record.arn, &primary_region),
+                ])
                 .await?;
             region.notify_outbox();
         }

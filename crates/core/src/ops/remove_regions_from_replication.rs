@@ -8,10 +8,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::authorize::Access;
 use crate::error::Result;
+use crate::outbox::OutboxMessage;
 use crate::region::{Caller, RegionService};
-use crate::replication::{
-    KIND_REMOVE, ReplicationState, ReplicationStatusView, replicas, set_state,
-};
+use crate::replication::{ReplicationState, ReplicationStatusView, replicas, set_state};
 use crate::secret::{check_secret_id, commit_update_with, ensure_primary, load, with_retry};
 use crate::validate::Violations;
 
@@ -65,12 +64,7 @@ pub async fn run(region: &RegionService, caller: &Caller, input: Input) -> Resul
         // [E] a Region that is not a replica is a no-op.
         let outbox: Vec<OutboxEntry> = gone
             .iter()
-            .map(|r| OutboxEntry {
-                secret_arn: secret.record.arn.clone(),
-                dest_region: r.region.clone(),
-                kind: KIND_REMOVE.to_string(),
-                payload: "{}".to_string(),
-            })
+            .map(|r| OutboxMessage::Remove.entry(&secret.record.arn, &r.region))
             .collect();
         // [E] with no replica left, the secret is no longer shown as replicated.
         let state = (!kept.is_empty()).then(|| ReplicationState::Primary {

@@ -5,13 +5,14 @@
 //! recorded apart from the secret (`Store::load_detachment`), so the old primary's messages stay
 //! refused after the promoted secret is deleted, however long that primary was down.
 
-use coffer_store::{Detachment, OutboxEntry, SecretChange};
+use coffer_store::{Detachment, SecretChange};
 use serde::{Deserialize, Serialize};
 
 use crate::authorize::Access;
 use crate::error::{Error, Result};
+use crate::outbox::OutboxMessage;
 use crate::region::{Caller, RegionService};
-use crate::replication::{KIND_DETACH, RegionPayload, ReplicationState, set_state, state};
+use crate::replication::{ReplicationState, set_state, state};
 use crate::secret::{check_secret_id, commit_update_and, load, with_retry};
 use crate::validate::Violations;
 
@@ -52,17 +53,13 @@ pub async fn run(region: &RegionService, caller: &Caller, input: Input) -> Resul
         let expected = secret.record.row_version;
         set_state(&mut secret, None);
         secret.record.last_changed_ms = region.now_ms();
-        let outbox = vec![OutboxEntry {
-            secret_arn: secret.record.arn.clone(),
-            dest_region: primary_region,
-            kind: KIND_DETACH.to_string(),
-            payload: serde_json::to_string(&RegionPayload {
+        let outbox = vec![
+            OutboxMessage::Detach {
                 region: region.region.clone(),
-                day: None,
                 epoch: Some(epoch),
-            })
-            .expect("payload"),
-        }];
+            }
+            .entry(&secret.record.arn, &primary_region),
+        ];
         // The promotion is remembered apart from the secret, in the same transaction: a late
         // message of the old primary must not recreate it even after it has been deleted.
         let detachment = SecretChange::RecordDetachment(Detachment {
