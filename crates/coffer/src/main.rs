@@ -303,6 +303,11 @@ async fn purge_loop(
             if let Err(e) = coffer_core::purge::purge_due(region).await {
                 tracing::warn!(region = %region.region, error = %e, "Purge of deleted secrets failed; will retry");
             }
+            if let Err(e) =
+                coffer_core::kms::rotation::rotate_due_keys(region, &*deployment.topology).await
+            {
+                tracing::warn!(region = %region.region, error = %e, "Automatic rotation of KMS keys failed; will retry");
+            }
         }
         tokio::select! {
             _ = tokio::time::sleep(Duration::from_secs(60)) => {}

@@ -4,6 +4,7 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
+use base64::Engine;
 use coffer_kms::{EncryptionContext, KeyMaterial, RootKey};
 use coffer_store::{KmsAliasRecord, KmsKeyRecord, Store, StoreError};
 use zeroize::Zeroizing;
@@ -76,10 +77,30 @@ pub const DEFAULT_KEY_ALIAS: &str = "alias/aws/secretsmanager";
 #[derive(Clone)]
 pub struct KeyHandle {
     pub arn: String,
+    /// The current material: what encrypts now.
     pub material: Arc<KeyMaterial>,
+    /// Its id (`CurrentKeyMaterialId`).
+    pub material_id: String,
+    /// The earlier materials of a rotated key, oldest first: they still decrypt.
+    pub previous: Arc<Vec<KeyMaterial>>,
     pub record: Arc<KmsKeyRecord>,
     pub meta: Arc<crate::kms::KeyMeta>,
     pub policy: Arc<coffer_iam::Policy>,
+}
+
+impl KeyHandle {
+    /// The materials that may open `blob`: the one it names, or, for a blob made before keys
+    /// could be rotated (which names none), the key's first material and then the others.
+    pub fn materials_for(&self, blob: &[u8]) -> Vec<&KeyMaterial> {
+        let all = self
+            .previous
+            .iter()
+            .chain(std::iter::once(&*self.material));
+        match coffer_kms::ciphertext_material_id(blob) {
+            Ok(Some(id)) => all.filter(|m| m.id() == id).collect(),
+            _ => all.collect(),
+        }
+    }
 }
 
 /// What Secrets Manager is about to do with a key: the KMS action it needs.
@@ -282,9 +303,22 @@ impl RegionService {
             .unwrap_or_else(|| crate::kms::default_policy(self, &record.account_id, &meta));
         let policy = coffer_iam::Policy::parse(&document)
             .map_err(|_| Error::internal("stored KMS key policy is not valid"))?;
+        let previous = meta
+            .previous_materials
+            .iter()
+            .map(|p| {
+                let sealed = base64::engine::general_purpose::STANDARD
+                    .decode(&p.sealed)
+                    .ok()?;
+                material.open_previous(&record.key_id, &sealed).ok()
+            })
+            .collect::<Option<Vec<_>>>()
+            .ok_or_else(|| Error::internal("a stored earlier KMS key material does not open"))?;
         Ok(KeyHandle {
             arn: record.key_arn.clone(),
+            material_id: material.id(),
             material: Arc::new(material),
+            previous: Arc::new(previous),
             record: Arc::new(record),
             meta: Arc::new(meta),
             policy: Arc::new(policy),
@@ -561,12 +595,12 @@ impl RegionService {
         let key_arn = coffer_kms::ciphertext_key_id(wrapped).map_err(|_| failure())?;
         let key = self.key_by_arn(key_arn).await?.ok_or_else(failure)?;
         self.authorize_key_use(caller, &key, KeyUse::Decrypt)?;
-        let data_key = coffer_kms::decrypt_data_key(
-            &key.material,
-            wrapped,
-            &Self::context(arn, &version.version_id),
-        )
-        .map_err(|_| failure())?;
+        let context = Self::context(arn, &version.version_id);
+        let data_key = key
+            .materials_for(wrapped)
+            .into_iter()
+            .find_map(|m| coffer_kms::decrypt_data_key(m, wrapped, &context).ok())
+            .ok_or_else(failure)?;
         let plain = data_key
             .open(&self.value_aad(arn, &version.version_id), ciphertext)
             .map_err(|_| failure())?;

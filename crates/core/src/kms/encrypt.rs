@@ -42,10 +42,18 @@ pub(crate) fn check_algorithm(algorithm: Option<&str>) -> Result<()> {
 }
 
 pub async fn run(region: &RegionService, caller: &Caller, input: Input) -> Result<Output> {
-    if input.plaintext.is_empty() || input.plaintext.len() > coffer_kms::MAX_PLAINTEXT_LEN {
-        return Err(Error::validation(
-            "1 validation error detected: Value at 'plaintext' failed to satisfy constraint: Member must have length between 1 and 4096",
-        ));
+    // [L test_plaintext_size_for_encrypt] AWS names the bound that was crossed.
+    let bound = if input.plaintext.is_empty() {
+        Some("greater than or equal to 1")
+    } else if input.plaintext.len() > coffer_kms::MAX_PLAINTEXT_LEN {
+        Some("less than or equal to 4096")
+    } else {
+        None
+    };
+    if let Some(bound) = bound {
+        return Err(Error::validation(format!(
+            "1 validation error detected: Value at 'plaintext' failed to satisfy constraint: Member must have length {bound}"
+        )));
     }
     check_algorithm(input.encryption_algorithm.as_deref())?;
     let key = super::find_authorized(region, caller, &input.key_id, "kms:Encrypt").await?;
