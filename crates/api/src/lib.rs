@@ -23,6 +23,7 @@ pub use coffer_console::Settings as ConsoleSettings;
 
 mod audit;
 mod iam;
+mod iam_tags;
 pub mod principals;
 mod query;
 

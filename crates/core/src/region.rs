@@ -92,10 +92,7 @@ impl KeyHandle {
     /// The materials that may open `blob`: the one it names, or, for a blob made before keys
     /// could be rotated (which names none), the key's first material and then the others.
     pub fn materials_for(&self, blob: &[u8]) -> Vec<&KeyMaterial> {
-        let all = self
-            .previous
-            .iter()
-            .chain(std::iter::once(&*self.material));
+        let all = self.previous.iter().chain(std::iter::once(&*self.material));
         match coffer_kms::ciphertext_material_id(blob) {
             Ok(Some(id)) => all.filter(|m| m.id() == id).collect(),
             _ => all.collect(),

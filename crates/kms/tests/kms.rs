@@ -876,7 +876,11 @@ fn a_previous_material_opens_only_under_the_current_material_and_key_id_it_was_s
     let opened = current.open_previous("key-1", &sealed).unwrap();
     assert_eq!(opened.id(), previous.id());
     assert!(current.open_previous("key-2", &sealed).is_err());
-    assert!(KeyMaterial::generate().open_previous("key-1", &sealed).is_err());
+    assert!(
+        KeyMaterial::generate()
+            .open_previous("key-1", &sealed)
+            .is_err()
+    );
     let mut altered = sealed.clone();
     altered[20] ^= 1;
     assert!(current.open_previous("key-1", &altered).is_err());

@@ -14,9 +14,8 @@ pub struct Input {
 }
 
 pub async fn run(region: &RegionService, caller: &Caller, input: Input) -> Result<Value> {
-    let key =
-        super::find_authorized_key(region, caller, &input.key_id, "kms:GetKeyRotationStatus")
-            .await?;
+    let key = super::find_authorized_key(region, caller, &input.key_id, "kms:GetKeyRotationStatus")
+        .await?;
     let mut out = json!({ "KeyId": key.arn, "KeyRotationEnabled": false });
     if let Some((days, next)) = super::rotation::schedule(&key.meta, key.record.created_ms) {
         out["KeyRotationEnabled"] = json!(true);

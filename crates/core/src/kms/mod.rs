@@ -698,7 +698,10 @@ pub fn check_tags(tags: &[KmsTag]) -> Result<()> {
         if t.value.chars().count() > 256 {
             return Err(at("tagValue", &t.value, "less than or equal to 256"));
         }
-        if t.key.get(..4).is_some_and(|p| p.eq_ignore_ascii_case("aws:")) {
+        if t.key
+            .get(..4)
+            .is_some_and(|p| p.eq_ignore_ascii_case("aws:"))
+        {
             return Err(Error::new(
                 ErrorCode::KmsTag,
                 "Tags beginning with aws: are reserved",

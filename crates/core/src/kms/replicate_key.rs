@@ -79,7 +79,13 @@ pub fn replica_meta(primary: &KeyHandle, primary_region: &str, payload: ReplicaP
 
 /// ReplicateKey's answer [L test_replicate_key]: the replica `Creating` (not yet `Enabled`,
 /// no `CurrentKeyMaterialId`), its policy, and `ReplicaTags` when tags were given.
-fn answer(arn: &str, primary: &KeyHandle, created_ms: i64, mut meta: KeyMeta, policy: String) -> Value {
+fn answer(
+    arn: &str,
+    primary: &KeyHandle,
+    created_ms: i64,
+    mut meta: KeyMeta,
+    policy: String,
+) -> Value {
     meta.key_state = "Creating".into();
     let mut out = json!({
         "ReplicaKeyMetadata": super::metadata_of(

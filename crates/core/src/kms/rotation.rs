@@ -62,12 +62,7 @@ pub fn require_not_replica(key: &KeyHandle) -> Result<()> {
 
 /// `meta` after a rotation to `new` made at `now_ms`: every earlier material (and the one that
 /// was current) sealed under the new one, and the rotation recorded.
-fn rotated_meta(
-    key: &KeyHandle,
-    new: &KeyMaterial,
-    rotation_type: &str,
-    now_ms: i64,
-) -> KeyMeta {
+fn rotated_meta(key: &KeyHandle, new: &KeyMaterial, rotation_type: &str, now_ms: i64) -> KeyMeta {
     let b64 = base64::engine::general_purpose::STANDARD;
     let mut meta = (*key.meta).clone();
     meta.previous_materials = key
@@ -146,13 +141,22 @@ pub async fn rotate(
         let meta = rotated_meta(replica, &new, rotation_type, now);
         save(dest, replica, &new, meta).await?;
     }
-    save(region, key, &new, rotated_meta(key, &new, rotation_type, now)).await?;
+    save(
+        region,
+        key,
+        &new,
+        rotated_meta(key, &new, rotation_type, now),
+    )
+    .await?;
     tracing::info!(region = %region.region, key = %key.arn, rotation_type, "Rotated KMS key material");
     Ok(())
 }
 
 /// Rotates every Enabled key of the Region whose automatic rotation is due; returns how many.
-pub async fn rotate_due_keys(region: &RegionService, regions: &dyn RegionDirectory) -> Result<usize> {
+pub async fn rotate_due_keys(
+    region: &RegionService,
+    regions: &dyn RegionDirectory,
+) -> Result<usize> {
     let now = region.now_ms();
     let mut rotated = 0;
     for record in region.store.list_kms_keys(None).await? {

@@ -28,8 +28,8 @@ pub async fn run(region: &RegionService, caller: &Caller, input: Input) -> Resul
             "1 validation error detected: Value '{days}' at 'pendingWindowInDays' failed to satisfy constraint: Member must have value between 7 and 30"
         )));
     }
-    let key =
-        super::find_authorized_key(region, caller, &input.key_id, "kms:ScheduleKeyDeletion").await?;
+    let key = super::find_authorized_key(region, caller, &input.key_id, "kms:ScheduleKeyDeletion")
+        .await?;
     super::require_not_pending_deletion(&key)?;
     let mut meta = (*key.meta).clone();
     if meta.primary_region.is_none() && !meta.replica_regions.is_empty() {

@@ -16,9 +16,8 @@ pub struct Input {
 
 pub async fn run(region: &RegionService, caller: &Caller, input: Input) -> Result<Value> {
     super::create_key::check_description(&input.description)?;
-    let key =
-        super::find_authorized_key(region, caller, &input.key_id, "kms:UpdateKeyDescription")
-            .await?;
+    let key = super::find_authorized_key(region, caller, &input.key_id, "kms:UpdateKeyDescription")
+        .await?;
     super::require_not_pending_deletion(&key)?;
     let mut meta = (*key.meta).clone();
     meta.description = input.description;
