@@ -166,6 +166,7 @@ conformance!(
     regions_are_independent,
     iam_accounts_users_and_keys,
     iam_keys_and_policies_change,
+    iam_user_tags_are_swapped_only_from_what_was_read,
     concurrent_load_modify_commit_loses_no_update,
 );
 
@@ -1378,7 +1379,7 @@ mod cases {
         iam.close().await;
         let meta = b.meta("iam").await;
         assert!(meta.contains(&("kind".to_string(), "coffer-iam".to_string())));
-        assert!(meta.contains(&("format_version".to_string(), "2".to_string())));
+        assert!(meta.contains(&("format_version".to_string(), "3".to_string())));
     }
 
     /// The per-user key quota holds under concurrent creations: of eight at once with room for
@@ -1569,6 +1570,48 @@ mod cases {
         assert!(iam.delete_user(&bob.user_arn).await.unwrap());
         assert!(!iam.delete_user(&bob.user_arn).await.unwrap());
         assert_eq!(iam.users().await.unwrap(), Vec::new());
+        iam.close().await;
+    }
+
+    pub async fn iam_user_tags_are_swapped_only_from_what_was_read(b: &Backend) {
+        let iam = b.iam().await;
+        iam.create_account(ACCOUNT, 1_000).await.unwrap();
+        let carol = UserRecord {
+            user_arn: format!("arn:aws:iam::{ACCOUNT}:user/carol"),
+            account_id: ACCOUNT.into(),
+            user_name: "carol".into(),
+            user_id: "AIDACAROL".into(),
+            is_admin: false,
+            created_ms: 1_000,
+        };
+        iam.create_user(carol.clone()).await.unwrap();
+        // A new user (and every user of a store made before tags existed) has none.
+        assert_eq!(
+            iam.user_tags(&carol.user_arn).await.unwrap().as_deref(),
+            Some("[]")
+        );
+        let one = r#"[{"Key":"a","Value":"1"}]"#;
+        assert!(
+            iam.replace_user_tags(&carol.user_arn, "[]", one)
+                .await
+                .unwrap()
+        );
+        // A writer that read the old tags loses: nothing is overwritten.
+        assert!(
+            !iam.replace_user_tags(&carol.user_arn, "[]", "[]")
+                .await
+                .unwrap()
+        );
+        assert_eq!(
+            iam.user_tags(&carol.user_arn).await.unwrap().as_deref(),
+            Some(one)
+        );
+        assert_eq!(iam.user_tags("arn:aws:iam::1:user/none").await.unwrap(), None);
+        assert!(
+            !iam.replace_user_tags("arn:aws:iam::1:user/none", "[]", one)
+                .await
+                .unwrap()
+        );
         iam.close().await;
     }
 
