@@ -346,7 +346,9 @@ impl RegionService {
         }
         let state_problem = match key.meta.key_state.as_str() {
             "Enabled" => None,
-            "PendingDeletion" => Some(format!("{} is pending deletion.", key.arn)),
+            "PendingDeletion" | "PendingReplicaDeletion" => {
+                Some(format!("{} is pending deletion.", key.arn))
+            }
             _ => Some(format!("{} is disabled.", key.arn)),
         };
         if let Some(problem) = state_problem {

@@ -196,7 +196,10 @@ async fn a_key_with_rotation_enabled_gets_new_material_when_its_period_ends_and_
  {
     let f = fixture(root(1)).await;
     let created = call(&f.region, "CreateKey", json!({})).await.unwrap();
-    let key = created["KeyMetadata"]["KeyId"].as_str().unwrap().to_string();
+    let key = created["KeyMetadata"]["KeyId"]
+        .as_str()
+        .unwrap()
+        .to_string();
     let first = created["KeyMetadata"]["CurrentKeyMaterialId"].clone();
     let blob = call(
         &f.region,
@@ -216,12 +219,16 @@ async fn a_key_with_rotation_enabled_gets_new_material_when_its_period_ends_and_
     let none: HashMap<String, Arc<RegionService>> = HashMap::new();
     f.clock.0.fetch_add(90 * DAY_MS - 1, Ordering::SeqCst);
     assert_eq!(
-        kms::rotation::rotate_due_keys(&f.region, &none).await.unwrap(),
+        kms::rotation::rotate_due_keys(&f.region, &none)
+            .await
+            .unwrap(),
         0
     );
     f.clock.0.fetch_add(1, Ordering::SeqCst);
     assert_eq!(
-        kms::rotation::rotate_due_keys(&f.region, &none).await.unwrap(),
+        kms::rotation::rotate_due_keys(&f.region, &none)
+            .await
+            .unwrap(),
         1
     );
     let described = call(&f.region, "DescribeKey", json!({"KeyId": key}))
@@ -243,14 +250,19 @@ async fn a_key_with_rotation_enabled_gets_new_material_when_its_period_ends_and_
     let opened = call(&f.region, "Decrypt", json!({"CiphertextBlob": blob}))
         .await
         .unwrap();
-    assert_eq!((&opened["Plaintext"], &opened["KeyMaterialId"]), (&json!("b2xk"), &first));
+    assert_eq!(
+        (&opened["Plaintext"], &opened["KeyMaterialId"]),
+        (&json!("b2xk"), &first)
+    );
     // A disabled key is not rotated.
     call(&f.region, "DisableKey", json!({"KeyId": key}))
         .await
         .unwrap();
     f.clock.0.fetch_add(91 * DAY_MS, Ordering::SeqCst);
     assert_eq!(
-        kms::rotation::rotate_due_keys(&f.region, &none).await.unwrap(),
+        kms::rotation::rotate_due_keys(&f.region, &none)
+            .await
+            .unwrap(),
         0
     );
 }

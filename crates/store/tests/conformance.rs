@@ -1606,7 +1606,10 @@ mod cases {
             iam.user_tags(&carol.user_arn).await.unwrap().as_deref(),
             Some(one)
         );
-        assert_eq!(iam.user_tags("arn:aws:iam::1:user/none").await.unwrap(), None);
+        assert_eq!(
+            iam.user_tags("arn:aws:iam::1:user/none").await.unwrap(),
+            None
+        );
         assert!(
             !iam.replace_user_tags("arn:aws:iam::1:user/none", "[]", one)
                 .await
