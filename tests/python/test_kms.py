@@ -1054,3 +1054,13 @@ def test_rotation_description_and_random_through_the_aws_cli(cli):
     assert len(base64.b64decode(random)) == 48
     failed = cli("kms", "enable-key", "--key-id", "alias/whatever", check=False)
     assert failed.returncode != 0 and "Invalid keyId 'alias/whatever'" in failed.stderr
+
+
+def test_operations_coffer_does_not_implement_answer_a_clear_error(kms):
+    key_id = new_key(kms)["KeyId"]
+    for call, params, op in (
+        (kms.create_grant, {"KeyId": key_id, "GranteePrincipal": ROOT, "Operations": ["Decrypt"]}, "CreateGrant"),
+        (kms.get_public_key, {"KeyId": key_id}, "GetPublicKey"),
+        (kms.list_key_policies, {"KeyId": key_id}, "ListKeyPolicies"),
+    ):
+        expect_error(call, "UnknownOperationException", f"Operation {op} is not supported by Coffer's KMS.", **params)
