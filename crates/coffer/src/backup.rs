@@ -55,6 +55,16 @@ struct Body {
     /// Users' inline policies (absent in backups made before they existed).
     #[serde(default)]
     user_policies: Vec<UserPolicyOut>,
+    /// Users' tags, of the users that have any (absent in backups made before they existed).
+    #[serde(default)]
+    user_tags: Vec<UserTagsOut>,
+}
+
+#[derive(Serialize, Deserialize)]
+struct UserTagsOut {
+    user_arn: String,
+    /// As the IAM store keeps them: a JSON array of `{"Key", "Value"}`.
+    tags: String,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -274,6 +284,7 @@ fn body_from(
                 updated_ms: p.updated_ms,
             })
             .collect(),
+        user_tags: Vec::new(),
     }
 }
 
@@ -421,12 +432,24 @@ pub async fn backup(settings: &Settings, region: &str, output: &Path) -> Result<
     let users = iam.users().await.map_err(|e| e.to_string())?;
     let access_keys = iam.access_keys().await.map_err(|e| e.to_string())?;
     let mut user_policies = Vec::new();
+    let mut user_tags = Vec::new();
     for user in &users {
         user_policies.extend(
             iam.user_policies(&user.user_arn)
                 .await
                 .map_err(|e| e.to_string())?,
         );
+        if let Some(tags) = iam
+            .user_tags(&user.user_arn)
+            .await
+            .map_err(|e| e.to_string())?
+            .filter(|t| t != "[]")
+        {
+            user_tags.push(UserTagsOut {
+                user_arn: user.user_arn.clone(),
+                tags,
+            });
+        }
     }
     iam.close().await;
     let header = Header {
@@ -437,16 +460,9 @@ pub async fn backup(settings: &Settings, region: &str, output: &Path) -> Result<
     };
     let count = header.secrets;
     let header_line = serde_json::to_string(&header).expect("header serializes");
-    let body = zeroize::Zeroizing::new(
-        serde_json::to_vec(&body_from(
-            snapshot,
-            accounts,
-            users,
-            access_keys,
-            user_policies,
-        ))
-        .expect("backup serializes"),
-    );
+    let mut out = body_from(snapshot, accounts, users, access_keys, user_policies);
+    out.user_tags = user_tags;
+    let body = zeroize::Zeroizing::new(serde_json::to_vec(&out).expect("backup serializes"));
     let sealed = backup_key(&key, region).seal_credential(&header_line, &body);
     let mut file = Vec::with_capacity(MAGIC.len() + header_line.len() + 1 + sealed.len());
     file.extend_from_slice(MAGIC.as_bytes());
@@ -638,6 +654,11 @@ async fn restore_iam(iam: &dyn IamStore, body: &Body) -> Result<(), String> {
         })
         .await
         .map_err(|e| e.to_string())?;
+    }
+    for t in &body.user_tags {
+        iam.replace_user_tags(&t.user_arn, "[]", &t.tags)
+            .await
+            .map_err(|e| e.to_string())?;
     }
     Ok(())
 }
