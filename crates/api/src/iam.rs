@@ -495,39 +495,46 @@ impl Ctx<'_> {
         ))
     }
 
-    async fn tag_user(&self) -> Result<Option<String>> {
+    /// The tag operations' `UserName` (required, up to 128 characters).
+    fn tagged_user_name(&self) -> Result<&str> {
         let name = required(self.params, "UserName", "userName")?;
         check_name(name, "userName", 128)?;
+        Ok(name)
+    }
+
+    /// `iam:<action>` on the user named `name`, then the user (NoSuchEntity if none).
+    async fn authorized_user(&self, action: &str, name: &str) -> Result<UserRecord> {
+        self.authorize(action, &self.user_arn(name))?;
+        self.existing_user(name).await
+    }
+
+    async fn tag_user(&self) -> Result<Option<String>> {
+        let name = self.tagged_user_name()?;
         let new = tags::tags_param(self.params)?;
         if new.is_empty() {
             return Err(QueryError::validation(
                 "1 validation error detected: Value null at 'tags' failed to satisfy constraint: Member must not be null",
             ));
         }
-        self.authorize("TagUser", &self.user_arn(name))?;
-        let user = self.existing_user(name).await?;
+        let user = self.authorized_user("TagUser", name).await?;
         self.change_tags(&user, |old| tags::merged(old, new.clone()))
             .await?;
         Ok(None)
     }
 
     async fn untag_user(&self) -> Result<Option<String>> {
-        let name = required(self.params, "UserName", "userName")?;
-        check_name(name, "userName", 128)?;
+        let name = self.tagged_user_name()?;
         let keys = tags::tag_keys_param(self.params)?;
-        self.authorize("UntagUser", &self.user_arn(name))?;
-        let user = self.existing_user(name).await?;
+        let user = self.authorized_user("UntagUser", name).await?;
         self.change_tags(&user, |old| Ok(tags::without(old, &keys)))
             .await?;
         Ok(None)
     }
 
     async fn list_user_tags(&self) -> Result<Option<String>> {
-        let name = required(self.params, "UserName", "userName")?;
-        check_name(name, "userName", 128)?;
+        let name = self.tagged_user_name()?;
         let max_items = self.max_items()?;
-        self.authorize("ListUserTags", &self.user_arn(name))?;
-        let user = self.existing_user(name).await?;
+        let user = self.authorized_user("ListUserTags", name).await?;
         let all = self.user_tags(&user).await?;
         let (page, marker) = self.page(all, max_items, |t| t.key.to_lowercase())?;
         Ok(Some(format!(

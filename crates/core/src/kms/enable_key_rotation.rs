@@ -4,7 +4,7 @@
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::region::{Caller, RegionService};
 
 #[derive(Deserialize)]
@@ -17,18 +17,7 @@ pub struct Input {
 
 pub async fn run(region: &RegionService, caller: &Caller, input: Input) -> Result<Value> {
     let days = input.rotation_period_in_days.unwrap_or(365);
-    let bound = if days < 90 {
-        Some("greater than or equal to 90")
-    } else if days > 2560 {
-        Some("less than or equal to 2560")
-    } else {
-        None
-    };
-    if let Some(bound) = bound {
-        return Err(Error::validation(format!(
-            "1 validation error detected: Value '{days}' at 'rotationPeriodInDays' failed to satisfy constraint: Member must have value {bound}"
-        )));
-    }
+    super::check_value_range(days, "rotationPeriodInDays", 90, 2560)?;
     let key =
         super::find_authorized_key(region, caller, &input.key_id, "kms:EnableKeyRotation").await?;
     super::require_enabled(&key)?;

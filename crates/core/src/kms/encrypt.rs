@@ -43,14 +43,8 @@ pub(crate) fn check_algorithm(algorithm: Option<&str>) -> Result<()> {
 
 pub async fn run(region: &RegionService, caller: &Caller, input: Input) -> Result<Output> {
     // [L test_plaintext_size_for_encrypt] AWS names the bound that was crossed.
-    let bound = if input.plaintext.is_empty() {
-        Some("greater than or equal to 1")
-    } else if input.plaintext.len() > coffer_kms::MAX_PLAINTEXT_LEN {
-        Some("less than or equal to 4096")
-    } else {
-        None
-    };
-    if let Some(bound) = bound {
+    let len = input.plaintext.len() as i64;
+    if let Some(bound) = super::crossed_bound(len, 1, coffer_kms::MAX_PLAINTEXT_LEN as i64) {
         return Err(Error::validation(format!(
             "1 validation error detected: Value at 'plaintext' failed to satisfy constraint: Member must have length {bound}"
         )));

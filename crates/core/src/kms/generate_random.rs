@@ -26,18 +26,7 @@ pub async fn run(region: &RegionService, caller: &Caller, input: Input) -> Resul
     let Some(n) = input.number_of_bytes else {
         return Err(Error::validation("NumberOfBytes is required."));
     };
-    let bound = if n < 1 {
-        Some("greater than or equal to 1")
-    } else if n > 1024 {
-        Some("less than or equal to 1024")
-    } else {
-        None
-    };
-    if let Some(bound) = bound {
-        return Err(Error::validation(format!(
-            "1 validation error detected: Value '{n}' at 'numberOfBytes' failed to satisfy constraint: Member must have value {bound}"
-        )));
-    }
+    super::check_value_range(n, "numberOfBytes", 1, 1024)?;
     if input.custom_key_store_id.is_some() {
         return Err(Error::new(
             crate::error::ErrorCode::KmsUnsupportedOperation,

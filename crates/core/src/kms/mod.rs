@@ -552,8 +552,22 @@ pub fn is_pending_deletion(meta: &KeyMeta) -> bool {
 
 /// Writes changed metadata of `key` and drops it from the cache.
 pub async fn save_meta(region: &RegionService, key: &KeyHandle, meta: KeyMeta) -> Result<()> {
+    save_key(region, key, meta, None).await
+}
+
+/// Writes changed metadata of `key`, and new current material when given (wrapped under the
+/// Region's root key), and drops it from the cache.
+pub async fn save_key(
+    region: &RegionService,
+    key: &KeyHandle,
+    meta: KeyMeta,
+    material: Option<&coffer_kms::KeyMaterial>,
+) -> Result<()> {
     let mut record = (*key.record).clone();
     record.metadata = meta.to_json();
+    if let Some(material) = material {
+        record.wrapped_material = region.wrap_material(&key.arn, material);
+    }
     let result = region
         .store
         .commit_kms(coffer_store::KmsChange::UpdateKey(record))
@@ -565,6 +579,29 @@ pub async fn save_meta(region: &RegionService, key: &KeyHandle, meta: KeyMeta) -
             Err(not_found(format!("Key '{}' does not exist", key.arn)))
         }
         Err(e) => Err(e.into()),
+    }
+}
+
+/// The bound `n` crosses, as AWS's validation messages word it (`greater than or equal to 1`),
+/// or `None` when `min <= n <= max`.
+pub(crate) fn crossed_bound(n: i64, min: i64, max: i64) -> Option<String> {
+    if n < min {
+        Some(format!("greater than or equal to {min}"))
+    } else if n > max {
+        Some(format!("less than or equal to {max}"))
+    } else {
+        None
+    }
+}
+
+/// `1 validation error detected: Value '<n>' at '<member>' ... Member must have value <bound>`
+/// unless `min <= n <= max`.
+pub(crate) fn check_value_range(n: i64, member: &str, min: i64, max: i64) -> Result<()> {
+    match crossed_bound(n, min, max) {
+        None => Ok(()),
+        Some(bound) => Err(Error::validation(format!(
+            "1 validation error detected: Value '{n}' at '{member}' failed to satisfy constraint: Member must have value {bound}"
+        ))),
     }
 }
 

@@ -88,31 +88,6 @@ fn rotated_meta(key: &KeyHandle, new: &KeyMaterial, rotation_type: &str, now_ms:
     meta
 }
 
-/// Stores `key` with `new` as its current material (wrapped under `region`'s root key).
-async fn save(
-    region: &RegionService,
-    key: &KeyHandle,
-    new: &KeyMaterial,
-    meta: KeyMeta,
-) -> Result<()> {
-    let mut record = (*key.record).clone();
-    record.wrapped_material = region.wrap_material(&key.arn, new);
-    record.metadata = meta.to_json();
-    let result = region
-        .store
-        .commit_kms(coffer_store::KmsChange::UpdateKey(record))
-        .await;
-    region.forget_key(&key.arn);
-    match result {
-        Ok(()) => Ok(()),
-        Err(coffer_store::StoreError::Conflict) => Err(super::not_found(format!(
-            "Key '{}' does not exist",
-            key.arn
-        ))),
-        Err(e) => Err(e.into()),
-    }
-}
-
 /// Rotates `key` (and the replicas of a multi-Region primary) to fresh material.
 pub async fn rotate(
     region: &RegionService,
@@ -139,15 +114,10 @@ pub async fn rotate(
     // Replicas first: should the primary's write fail, they still open all it made.
     for (dest, replica) in &replicas {
         let meta = rotated_meta(replica, &new, rotation_type, now);
-        save(dest, replica, &new, meta).await?;
+        super::save_key(dest, replica, meta, Some(&new)).await?;
     }
-    save(
-        region,
-        key,
-        &new,
-        rotated_meta(key, &new, rotation_type, now),
-    )
-    .await?;
+    let meta = rotated_meta(key, &new, rotation_type, now);
+    super::save_key(region, key, meta, Some(&new)).await?;
     tracing::info!(region = %region.region, key = %key.arn, rotation_type, "Rotated KMS key material");
     Ok(())
 }
