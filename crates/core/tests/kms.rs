@@ -266,3 +266,37 @@ async fn a_key_with_rotation_enabled_gets_new_material_when_its_period_ends_and_
         0
     );
 }
+
+#[tokio::test]
+async fn a_change_made_from_a_key_read_before_a_rotation_does_not_undo_the_rotation() {
+    let f = fixture(root(1)).await;
+    let created = call(&f.region, "CreateKey", json!({})).await.unwrap();
+    let arn = created["KeyMetadata"]["Arn"].as_str().unwrap().to_string();
+    // A request that read the key (a TagResource, say, on this or another node) ...
+    let stale = f.region.key_by_arn(&arn).await.unwrap().unwrap();
+    // ... while the key is rotated and the new material encrypts.
+    call(&f.region, "RotateKeyOnDemand", json!({"KeyId": arn}))
+        .await
+        .unwrap();
+    let blob = call(
+        &f.region,
+        "Encrypt",
+        json!({"KeyId": arn, "Plaintext": "bmV3"}),
+    )
+    .await
+    .unwrap()["CiphertextBlob"]
+        .clone();
+    let mut meta = (*stale.meta).clone();
+    meta.description = "from a stale read".into();
+    let refused = kms::save_meta(&f.region, &stale, meta).await.unwrap_err();
+    assert_eq!(refused.code, ErrorCode::KmsInternal);
+    assert!(refused.message.contains("try again"), "{}", refused.message);
+    let opened = call(&f.region, "Decrypt", json!({"CiphertextBlob": blob}))
+        .await
+        .unwrap();
+    assert_eq!(opened["Plaintext"], "bmV3");
+    let described = call(&f.region, "DescribeKey", json!({"KeyId": arn}))
+        .await
+        .unwrap();
+    assert_eq!(described["KeyMetadata"]["Description"], "");
+}

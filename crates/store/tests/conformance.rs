@@ -584,13 +584,40 @@ mod cases {
             .unwrap();
         assert_eq!(
             store.load_kms_key(&k1.key_arn).await.unwrap(),
-            Some(changed)
+            Some(changed.clone())
         );
         assert_conflict(
             store
                 .commit_kms(KmsChange::UpdateKey(key(ACCOUNT, "ghost", 1)))
                 .await,
             "update of a missing key",
+        );
+        // UpdateKeyIf writes only over the metadata the writer read.
+        let mut rotated = changed.clone();
+        rotated.metadata = r#"{"KeyState":"Disabled","Rotations":[1]}"#.into();
+        rotated.wrapped_material = vec![8; 61];
+        let stale = KmsChange::UpdateKeyIf {
+            key: rotated.clone(),
+            expected: k1.clone(),
+        };
+        assert_conflict(store.commit_kms(stale).await, "update over a newer write");
+        let mut rewrapped = changed.clone();
+        rewrapped.wrapped_material = vec![7; 61];
+        let stale = KmsChange::UpdateKeyIf {
+            key: rotated.clone(),
+            expected: rewrapped,
+        };
+        assert_conflict(store.commit_kms(stale).await, "update over other material");
+        store
+            .commit_kms(KmsChange::UpdateKeyIf {
+                key: rotated.clone(),
+                expected: changed.clone(),
+            })
+            .await
+            .unwrap();
+        assert_eq!(
+            store.load_kms_key(&k1.key_arn).await.unwrap(),
+            Some(rotated)
         );
 
         // Aliases: create (unique per account), list by name, repoint, delete.

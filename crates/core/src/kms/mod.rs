@@ -556,7 +556,10 @@ pub async fn save_meta(region: &RegionService, key: &KeyHandle, meta: KeyMeta) -
 }
 
 /// Writes changed metadata of `key`, and new current material when given (wrapped under the
-/// Region's root key), and drops it from the cache.
+/// Region's root key), and drops it from the cache. Written only over the state `key` was read
+/// in (`UpdateKeyIf`): a concurrent change of the same key (another node's, or a rotation)
+/// is never undone; the later writer gets `KMSInternalException` and may try again (the SDKs
+/// retry it by themselves).
 pub async fn save_key(
     region: &RegionService,
     key: &KeyHandle,
@@ -568,15 +571,42 @@ pub async fn save_key(
     if let Some(material) = material {
         record.wrapped_material = region.wrap_material(&key.arn, material);
     }
-    let result = region
-        .store
-        .commit_kms(coffer_store::KmsChange::UpdateKey(record))
-        .await;
+    commit_key(region, key, record, Vec::new()).await
+}
+
+/// Commits `record` (the new state of `key`) with `outbox` rows, only over the state `key` was
+/// read in; see [`save_key`].
+pub async fn commit_key(
+    region: &RegionService,
+    key: &KeyHandle,
+    record: coffer_store::KmsKeyRecord,
+    outbox: Vec<coffer_store::OutboxEntry>,
+) -> Result<()> {
+    let notify = !outbox.is_empty();
+    let change = coffer_store::KmsChange::UpdateKeyIf {
+        key: record,
+        expected: (*key.record).clone(),
+    };
+    let result = region.store.commit_kms_with(change, outbox).await;
     region.forget_key(&key.arn);
     match result {
-        Ok(()) => Ok(()),
+        Ok(()) => {
+            if notify {
+                region.notify_outbox();
+            }
+            Ok(())
+        }
         Err(coffer_store::StoreError::Conflict) => {
-            Err(not_found(format!("Key '{}' does not exist", key.arn)))
+            if region.store.load_kms_key(&key.arn).await?.is_none() {
+                return Err(not_found(format!("Key '{}' does not exist", key.arn)));
+            }
+            Err(Error::new(
+                ErrorCode::KmsInternal,
+                format!(
+                    "{} was changed by another request at the same time; try again.",
+                    key.arn
+                ),
+            ))
         }
         Err(e) => Err(e.into()),
     }

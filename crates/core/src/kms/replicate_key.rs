@@ -229,21 +229,7 @@ async fn replicate_to_peer(
         kind: crate::replication::KIND_KEY.to_string(),
         payload: serde_json::to_string(&payload).expect("payload serializes"),
     };
-    let committed = region
-        .store
-        .commit_kms_with(coffer_store::KmsChange::UpdateKey(record), vec![row])
-        .await;
-    region.forget_key(&key.arn);
-    match committed {
-        Ok(()) => region.notify_outbox(),
-        Err(coffer_store::StoreError::Conflict) => {
-            return Err(super::not_found(format!(
-                "Key '{}' does not exist",
-                key.arn
-            )));
-        }
-        Err(e) => return Err(e.into()),
-    }
+    super::commit_key(region, key, record, vec![row]).await?;
     // [D] AWS answers ReplicateKey with the new replica `Creating`; it turns `Enabled` once
     // created. Its ARN is the primary's with the replica's Region.
     let meta = replica_meta(key, &region.region, payload);
