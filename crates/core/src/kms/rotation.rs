@@ -88,7 +88,10 @@ fn rotated_meta(key: &KeyHandle, new: &KeyMaterial, rotation_type: &str, now_ms:
     meta
 }
 
-/// Rotates `key` (and the replicas of a multi-Region primary) to fresh material.
+/// Rotates `key` (and the replicas of a multi-Region primary) to fresh material. The primary's
+/// write decides: it is conditional on the key as read, so of two concurrent rotations one
+/// wins and the other changes nothing (`KMSInternalException`, try again). The replicas then
+/// take the winner's material, each written over its own latest state.
 pub async fn rotate(
     region: &RegionService,
     key: &KeyHandle,
@@ -104,20 +107,27 @@ pub async fn rotate(
                 key.arn
             )));
         };
-        let arn = crate::replication::arn_in_region(&key.arn, name);
-        if let Some(replica) = dest.key_by_arn(&arn).await? {
-            replicas.push((dest, replica));
-        }
+        replicas.push((dest, crate::replication::arn_in_region(&key.arn, name)));
     }
     let new = KeyMaterial::generate();
     let now = region.now_ms();
-    // Replicas first: should the primary's write fail, they still open all it made.
-    for (dest, replica) in &replicas {
-        let meta = rotated_meta(replica, &new, rotation_type, now);
-        super::save_key(dest, replica, meta, Some(&new)).await?;
-    }
     let meta = rotated_meta(key, &new, rotation_type, now);
     super::save_key(region, key, meta, Some(&new)).await?;
+    for (dest, arn) in replicas {
+        // A replica changed meanwhile (its tags, its state) is read again.
+        for attempt in 1.. {
+            dest.forget_key(&arn);
+            let Some(replica) = dest.key_by_arn(&arn).await? else {
+                break;
+            };
+            let meta = rotated_meta(&replica, &new, rotation_type, now);
+            match super::save_key(dest, &replica, meta, Some(&new)).await {
+                Ok(()) => break,
+                Err(e) if e.code == ErrorCode::KmsInternal && attempt < 5 => continue,
+                Err(e) => return Err(e),
+            }
+        }
+    }
     tracing::info!(region = %region.region, key = %key.arn, rotation_type, "Rotated KMS key material");
     Ok(())
 }
