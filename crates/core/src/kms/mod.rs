@@ -4,9 +4,11 @@
 //! encrypts with (`RegionService::resolve_key`), so a key created here can be a secret's
 //! `KmsKeyId`, and disabling it or scheduling its deletion stops the secrets under it.
 //!
-//! A key's state, policy, tags and multi-Region links are kept in its stored metadata
-//! ([`KeyMeta`], JSON in `kms_keys.metadata`); its material only wrapped by the Region's root
-//! key. See `docs/keys.md`.
+//! A key's state, policy, tags, multi-Region links and rotations are kept in its stored metadata
+//! ([`KeyMeta`], JSON in `kms_keys.metadata`); its current material only wrapped by the Region's
+//! root key, its earlier materials (a rotated key) in the metadata, sealed under the current one.
+//! Errors go out with their text in `message` (KMS's error shapes), see `coffer_api`. See
+//! `docs/keys.md`.
 
 use std::collections::HashMap;
 use std::sync::Arc;
