@@ -133,6 +133,17 @@ def test_replica_key_in_a_peer_region_is_creating_then_enabled_and_works_both_wa
     # A single-Region key has no replicas.
     single = west.create_key()["KeyMetadata"]["KeyId"]
     expect_error(west.replicate_key, "UnsupportedOperationException", None, KeyId=single, ReplicaRegion=EAST)
+    # Coffer does not rotate a key whose replicas live on other nodes (docs/keys.md): refused,
+    # nothing changed.
+    before = west.describe_key(KeyId=key_id)["KeyMetadata"]["CurrentKeyMaterialId"]
+    expect_error(
+        west.rotate_key_on_demand,
+        "UnsupportedOperationException",
+        f"{key_arn(key_id, WEST)} has a replica in {EAST}, a Region of another Coffer node: Coffer rotates multi-Region keys only when all their replicas are in Regions of this node.",
+        KeyId=key_id,
+    )
+    assert west.describe_key(KeyId=key_id)["KeyMetadata"]["CurrentKeyMaterialId"] == before
+    assert east.describe_key(KeyId=key_id)["KeyMetadata"]["CurrentKeyMaterialId"] == before
     # The primary, having replicas, waits for them before its waiting period starts (as AWS).
     out = west.schedule_key_deletion(KeyId=key_id, PendingWindowInDays=7)
     assert out["KeyState"] == "PendingReplicaDeletion" and "DeletionDate" not in out
