@@ -881,3 +881,31 @@ def test_the_aws_cli_tags_users(cli):
     assert listed == [{"Key": "env", "Value": "prod"}, {"Key": "team", "Value": "orders"}]
     cli("iam", "untag-user", "--user-name", name, "--tag-keys", "team")
     assert json.loads(cli("iam", "get-user", "--user-name", name).stdout)["User"]["Tags"] == [{"Key": "env", "Value": "prod"}]
+
+
+def test_a_users_tags_are_its_principal_tags_in_policies(server, iam):
+    team_a, team_b = unique("teama"), unique("teamb")
+    admin_sm = server.client()
+    for team in (team_a, team_b):
+        admin_sm.create_secret(Name=f"{team}/db", SecretString=f"{team} secret")
+    policy = {
+        "Version": "2012-10-17",
+        "Statement": [
+            {
+                "Effect": "Allow",
+                "Action": "secretsmanager:GetSecretValue",
+                "Resource": "arn:aws:secretsmanager:*:*:secret:${aws:PrincipalTag/team}/*",
+            }
+        ],
+    }
+    name, key = new_user(iam, {"by-team": policy})
+    own = server.client(access_key=key)
+    # Untagged, the variable has no value and the statement matches nothing.
+    expect_error(own.get_secret_value, "AccessDeniedException", None, SecretId=f"{team_a}/db")
+    iam.tag_user(UserName=name, Tags=[{"Key": "team", "Value": team_a}])
+    assert own.get_secret_value(SecretId=f"{team_a}/db")["SecretString"] == f"{team_a} secret"
+    expect_error(own.get_secret_value, "AccessDeniedException", None, SecretId=f"{team_b}/db")
+    # A new tag value takes effect with the next request.
+    iam.tag_user(UserName=name, Tags=[{"Key": "team", "Value": team_b}])
+    assert own.get_secret_value(SecretId=f"{team_b}/db")["SecretString"] == f"{team_b} secret"
+    expect_error(own.get_secret_value, "AccessDeniedException", None, SecretId=f"{team_a}/db")

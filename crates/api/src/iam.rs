@@ -485,6 +485,8 @@ impl Ctx<'_> {
                 .await
                 .map_err(internal)?
             {
+                // The user's requests see their new aws:PrincipalTag values at once.
+                self.deployment.forget_credentials(&user.user_arn, None);
                 return Ok(());
             }
         }

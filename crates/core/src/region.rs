@@ -39,6 +39,8 @@ pub struct Caller {
     pub source_ip: Option<std::net::IpAddr>,
     /// `aws:SecureTransport`: whether this request arrived over TLS.
     pub secure_transport: bool,
+    /// `aws:PrincipalTag/<key>`: the IAM user's tags (none for roots and Coffer's workers).
+    pub principal_tags: Arc<[(String, String)]>,
 }
 
 impl Caller {
@@ -54,10 +56,18 @@ impl Caller {
             policies: Arc::from(vec![coffer_iam::Policy::administrator_access()]),
             source_ip: None,
             secure_transport: false,
+            principal_tags: Arc::from(Vec::new()),
         }
     }
 
     /// The principal as policy evaluation sees it.
+    /// Sets `aws:PrincipalTag/<key>` for each of the caller's tags.
+    pub fn set_principal_tags(&self, context: &mut coffer_iam::Context) {
+        for (key, value) in self.principal_tags.iter() {
+            context.set(&format!("aws:PrincipalTag/{key}"), value.as_str());
+        }
+    }
+
     pub fn principal(&self) -> coffer_iam::Principal {
         coffer_iam::Principal {
             arn: self.principal_arn.clone(),

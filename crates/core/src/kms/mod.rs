@@ -348,6 +348,7 @@ pub fn policy_context(caller: &Caller) -> coffer_iam::Context {
     if let Some(name) = &caller.user_name {
         context.set("aws:username", name.clone());
     }
+    caller.set_principal_tags(&mut context);
     if let Some(ip) = caller.source_ip {
         context.set("aws:SourceIp", ip.to_string());
     }
