@@ -116,7 +116,11 @@ export async function startServer() {
     serverLog: () => stderr,
     /** A client for `region` (default us-east-1); `overrides` are merged into the config. */
     client(region = 'us-east-1', overrides = {}) {
-      const c = new SecretsManagerClient({
+      return this.serviceClient(SecretsManagerClient, region, overrides);
+    },
+    /** A client of another service Coffer serves (`KMSClient`, `IAMClient`), same settings. */
+    serviceClient(Client, region = 'us-east-1', overrides = {}) {
+      const c = new Client({
         endpoint,
         region,
         credentials,

@@ -10,6 +10,7 @@ import subprocess
 import time
 import uuid
 import xml.etree.ElementTree as ET
+from unittest.mock import ANY
 
 import boto3
 import pytest
@@ -783,3 +784,128 @@ def test_key_and_policy_changes_reach_the_other_node(tmp_path, pg_url, nodes):
     eventually(refused, "the deactivation on node b")
     assert time.monotonic() - started < 4
     expect_error(on(a, "sts", key).get_caller_identity, "InvalidClientTokenId", INVALID_TOKEN, 403)
+
+
+# --------------------------------------------------------------------------------------------
+# User tags
+
+
+def test_create_user_with_tags_returns_and_keeps_them(iam):
+    name = user_name()
+    tags = [{"Key": "team", "Value": "payments"}, {"Key": "Env", "Value": ""}]
+    created = iam.create_user(UserName=name, Tags=tags)["User"]
+    expected = [{"Key": "Env", "Value": ""}, {"Key": "team", "Value": "payments"}]
+    assert created["Tags"] == expected
+    assert iam.get_user(UserName=name)["User"]["Tags"] == expected
+    assert iam.list_user_tags(UserName=name) == {"Tags": expected, "IsTruncated": False, "ResponseMetadata": ANY}
+    # A user without tags has no Tags member, as on AWS.
+    bare = user_name()
+    assert "Tags" not in iam.create_user(UserName=bare)["User"]
+    assert "Tags" not in iam.get_user(UserName=bare)["User"]
+    assert iam.list_user_tags(UserName=bare)["Tags"] == []
+
+
+def test_tag_user_adds_and_replaces_and_untag_user_removes(iam):
+    name = user_name()
+    iam.create_user(UserName=name, Tags=[{"Key": "a", "Value": "1"}])
+    iam.tag_user(UserName=name, Tags=[{"Key": "b", "Value": "2"}, {"Key": "A", "Value": "changed"}])
+    # Keys are unique without regard to case: "A" replaced "a".
+    assert iam.list_user_tags(UserName=name)["Tags"] == [{"Key": "A", "Value": "changed"}, {"Key": "b", "Value": "2"}]
+    iam.untag_user(UserName=name, TagKeys=["a", "not-there"])
+    assert iam.list_user_tags(UserName=name)["Tags"] == [{"Key": "b", "Value": "2"}]
+    first = iam.list_user_tags(UserName=name, MaxItems=1)
+    assert first["IsTruncated"] is False and len(first["Tags"]) == 1
+
+
+def test_user_tags_are_checked_as_iam_checks_them(iam):
+    name = user_name()
+    iam.create_user(UserName=name)
+    expect_error(
+        iam.tag_user,
+        "InvalidInput",
+        "Duplicate tag keys found. Please note that Tag keys are case insensitive.",
+        UserName=name,
+        Tags=[{"Key": "k", "Value": "1"}, {"Key": "K", "Value": "2"}],
+    )
+    expect_error(iam.tag_user, "InvalidInput", None, UserName=name, Tags=[{"Key": "aws:x", "Value": "1"}])
+    expect_error(
+        iam.tag_user,
+        "ValidationError",
+        f"1 validation error detected: Value '{'k' * 129}' at 'tags.1.member.key' failed to satisfy constraint: Member must have length less than or equal to 128",
+        UserName=name,
+        Tags=[{"Key": "k" * 129, "Value": "1"}],
+    )
+    iam.tag_user(UserName=name, Tags=[{"Key": f"k{i}", "Value": "v"} for i in range(50)])
+    expect_error(
+        iam.tag_user, "LimitExceeded", "Cannot exceed quota for TagsPerUser: 50", 409, UserName=name, Tags=[{"Key": "one-more", "Value": "v"}]
+    )
+    expect_error(
+        iam.create_user,
+        "LimitExceeded",
+        "Cannot exceed quota for TagsPerUser: 50",
+        409,
+        UserName=user_name(),
+        Tags=[{"Key": f"k{i}", "Value": "v"} for i in range(51)],
+    )
+    missing = user_name()
+    for call, params in (
+        (iam.tag_user, {"Tags": [{"Key": "k", "Value": "v"}]}),
+        (iam.untag_user, {"TagKeys": ["k"]}),
+        (iam.list_user_tags, {}),
+    ):
+        expect_error(call, "NoSuchEntity", f"The user with name {missing} cannot be found.", 404, UserName=missing, **params)
+
+
+def test_tagging_a_user_needs_iam_tag_user(server, iam):
+    name, key = new_user(iam, {"p": allow("iam:CreateUser")})
+    own = client(server, "iam", key)
+    target = user_name()
+    expect_error(own.create_user, "AccessDenied", None, 403, UserName=target, Tags=[{"Key": "k", "Value": "v"}])
+    own.create_user(UserName=target)
+    expect_error(
+        own.tag_user,
+        "AccessDenied",
+        denied_message(name, "iam:TagUser", f"arn:aws:iam::{ACCOUNT_ID}:user/{target}"),
+        403,
+        UserName=target,
+        Tags=[{"Key": "k", "Value": "v"}],
+    )
+
+
+def test_the_aws_cli_tags_users(cli):
+    name = user_name()
+    created = json.loads(cli("iam", "create-user", "--user-name", name, "--tags", "Key=team,Value=orders").stdout)["User"]
+    assert created["Tags"] == [{"Key": "team", "Value": "orders"}]
+    cli("iam", "tag-user", "--user-name", name, "--tags", "Key=env,Value=prod")
+    listed = json.loads(cli("iam", "list-user-tags", "--user-name", name).stdout)["Tags"]
+    assert listed == [{"Key": "env", "Value": "prod"}, {"Key": "team", "Value": "orders"}]
+    cli("iam", "untag-user", "--user-name", name, "--tag-keys", "team")
+    assert json.loads(cli("iam", "get-user", "--user-name", name).stdout)["User"]["Tags"] == [{"Key": "env", "Value": "prod"}]
+
+
+def test_a_users_tags_are_its_principal_tags_in_policies(server, iam):
+    team_a, team_b = unique("teama"), unique("teamb")
+    admin_sm = server.client()
+    for team in (team_a, team_b):
+        admin_sm.create_secret(Name=f"{team}/db", SecretString=f"{team} secret")
+    policy = {
+        "Version": "2012-10-17",
+        "Statement": [
+            {
+                "Effect": "Allow",
+                "Action": "secretsmanager:GetSecretValue",
+                "Resource": "arn:aws:secretsmanager:*:*:secret:${aws:PrincipalTag/team}/*",
+            }
+        ],
+    }
+    name, key = new_user(iam, {"by-team": policy})
+    own = server.client(access_key=key)
+    # Untagged, the variable has no value and the statement matches nothing.
+    expect_error(own.get_secret_value, "AccessDeniedException", None, SecretId=f"{team_a}/db")
+    iam.tag_user(UserName=name, Tags=[{"Key": "team", "Value": team_a}])
+    assert own.get_secret_value(SecretId=f"{team_a}/db")["SecretString"] == f"{team_a} secret"
+    expect_error(own.get_secret_value, "AccessDeniedException", None, SecretId=f"{team_b}/db")
+    # A new tag value takes effect with the next request.
+    iam.tag_user(UserName=name, Tags=[{"Key": "team", "Value": team_b}])
+    assert own.get_secret_value(SecretId=f"{team_b}/db")["SecretString"] == f"{team_b} secret"
+    expect_error(own.get_secret_value, "AccessDeniedException", None, SecretId=f"{team_a}/db")

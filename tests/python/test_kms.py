@@ -21,6 +21,7 @@ from helpers import (
     create_account,
     expect_error,
     expect_error_matching,
+    raw_post,
     service_client,
     start_server,
     unique,
@@ -38,6 +39,24 @@ def kms_client(server, region: str = DEFAULT_REGION):
 @pytest.fixture(scope="module")
 def kms(server):
     return kms_client(server)
+
+
+@pytest.fixture(scope="module")
+def kms_unchecked(server):
+    """A kms client that sends what botocore would refuse to (AWS's own validation answers)."""
+    import boto3
+    from botocore.config import Config
+
+    from helpers import CLIENT_CONFIG
+
+    return boto3.client(
+        "kms",
+        region_name=DEFAULT_REGION,
+        endpoint_url=server.endpoint,
+        aws_access_key_id=server.access_key[0],
+        aws_secret_access_key=server.access_key[1],
+        config=CLIENT_CONFIG.merge(Config(parameter_validation=False)),
+    )
 
 
 def key_arn(key_id: str, region: str = EAST) -> str:
@@ -144,8 +163,7 @@ def test_aliases_are_created_listed_repointed_and_deleted(kms):
 
 def test_alias_names_are_checked(kms):
     key = new_key(kms)
-    for bad in ("alias/aws/mine", "no-prefix"):
-        expect_error(kms.create_alias, "InvalidAliasNameException", None, AliasName=bad, TargetKeyId=key["KeyId"])
+    expect_error(kms.create_alias, "InvalidAliasNameException", None, AliasName="alias/aws/mine", TargetKeyId=key["KeyId"])
     expect_error(kms.create_alias, "ValidationException", None, AliasName="alias/sp ace", TargetKeyId=key["KeyId"])
     expect_error(kms.delete_alias, "InvalidAliasNameException", None, AliasName="alias/aws/secretsmanager")
 
@@ -461,7 +479,6 @@ def test_multi_region_key_replicates_with_the_same_id_and_material(server, kms):
     assert (replica["KeyId"], replica["Arn"]) == (key_id, key_arn(key_id, WEST))
     assert replica["MultiRegionConfiguration"]["MultiRegionKeyType"] == "REPLICA"
     assert replica["MultiRegionConfiguration"]["PrimaryKey"] == {"Arn": key_arn(key_id, EAST), "Region": EAST}
-    assert replica["Description"] == "global"
     assert west.describe_key(KeyId=key_id)["KeyMetadata"]["Arn"] == key_arn(key_id, WEST)
     assert kms.describe_key(KeyId=key_id)["KeyMetadata"]["MultiRegionConfiguration"]["ReplicaKeys"] == [
         {"Arn": key_arn(key_id, WEST), "Region": WEST}
@@ -477,8 +494,6 @@ def test_multi_region_key_replicates_with_the_same_id_and_material(server, kms):
     single = new_key(kms)
     expect_error(kms.replicate_key, "UnsupportedOperationException", None, KeyId=single["KeyId"], ReplicaRegion=WEST)
     expect_error(kms.replicate_key, "UnsupportedOperationException", None, KeyId=key_id, ReplicaRegion="ap-south-1")
-    # A primary with replicas cannot be scheduled for deletion before them.
-    expect_error(kms.schedule_key_deletion, "KMSInvalidStateException", None, KeyId=key_id, PendingWindowInDays=7)
 
 
 def test_secret_replica_uses_the_same_multi_region_key(server, kms, sm):
@@ -708,3 +723,344 @@ def test_another_account_reads_a_secret_under_a_customer_key_its_policy_allows(k
         ),
     )
     assert other.get_secret_value(SecretId=arn)["SecretString"] == "shared"
+
+
+# ---------------------------------------------------------------------------------------------
+# AWS's answers, as recorded on AWS (LocalStack's tests/aws/services/kms snapshots)
+
+
+def test_kms_errors_carry_their_text_in_the_lowercase_message_member(kms):
+    missing = "11111111-2222-3333-4444-555555555555"
+    response = expect_error(kms.describe_key, "NotFoundException", None, KeyId=missing)
+    # boto3 fills the modelled `message` member only from a `message` key of the body.
+    assert response["message"] == f"Key '{key_arn(missing)}' does not exist"
+
+
+def test_kms_errors_are_sent_with_a_lowercase_message_key(server):
+    answer = raw_post(
+        server,
+        None,
+        {"KeyId": "11111111-2222-3333-4444-555555555555"},
+        extra_headers={"X-Amz-Target": "TrentService.DescribeKey"},
+        service="kms",
+    )
+    assert answer.status_code == 400
+    assert set(answer.json()) == {"__type", "message"}
+
+
+def is_material_id(value: str) -> bool:
+    return len(value) == 64 and all(c in "0123456789abcdef" for c in value)
+
+
+def test_create_and_describe_key_show_the_current_key_material_id(kms):
+    meta = new_key(kms)
+    assert is_material_id(meta["CurrentKeyMaterialId"])
+    assert kms.describe_key(KeyId=meta["KeyId"])["KeyMetadata"]["CurrentKeyMaterialId"] == meta["CurrentKeyMaterialId"]
+    assert is_material_id(kms.describe_key(KeyId="alias/aws/secretsmanager")["KeyMetadata"]["CurrentKeyMaterialId"])
+
+
+def test_decrypt_answers_the_key_material_id_it_used(kms):
+    meta = new_key(kms)
+    blob = kms.encrypt(KeyId=meta["KeyId"], Plaintext=b"x")["CiphertextBlob"]
+    assert kms.decrypt(CiphertextBlob=blob)["KeyMaterialId"] == meta["CurrentKeyMaterialId"]
+
+
+def test_an_alias_name_without_the_alias_prefix_is_a_validation_error(kms):
+    key = new_key(kms)
+    expect_error(
+        kms.create_alias,
+        "ValidationException",
+        'Alias must start with the prefix "alias/". Please see https://docs.aws.amazon.com/kms/latest/developerguide/kms-alias.html',
+        AliasName="no-prefix",
+        TargetKeyId=key["KeyId"],
+    )
+
+
+def test_tags_beginning_with_aws_in_any_case_are_reserved(kms):
+    reserved = "Tags beginning with aws: are reserved"
+    for key in ("aws:key1", "AWS:key1", "Aws:x"):
+        response = expect_error(kms.create_key, "TagException", reserved, Tags=[{"TagKey": key, "TagValue": "v"}])
+        assert response["message"] == reserved
+    key_id = new_key(kms)["KeyId"]
+    expect_error(kms.tag_resource, "TagException", reserved, KeyId=key_id, Tags=[{"TagKey": "AWS:key1", "TagValue": "v"}])
+
+
+def test_more_than_fifty_tags_are_too_many(kms):
+    tags = [{"TagKey": f"key{i}", "TagValue": f"value{i}"} for i in range(51)]
+    expect_error(kms.create_key, "TagException", "Too many tags", Tags=tags)
+    key_id = new_key(kms, Tags=tags[:50])["KeyId"]
+    expect_error(kms.tag_resource, "TagException", "Too many tags", KeyId=key_id, Tags=[{"TagKey": "one-more", "TagValue": "v"}])
+
+
+def test_duplicate_tag_keys_are_refused(kms):
+    key_id = new_key(kms)["KeyId"]
+    tags = [{"TagKey": "tag1", "TagValue": "value1"}, {"TagKey": "tag1", "TagValue": "another-value1"}]
+    expect_error(kms.tag_resource, "TagException", "Duplicate tag keys", KeyId=key_id, Tags=tags)
+    expect_error(kms.create_key, "TagException", "Duplicate tag keys", Tags=tags)
+
+
+def test_overlong_tag_keys_and_values_are_validation_errors_naming_the_tag(kms):
+    long_key, long_value = "a" * 129, "v" * 257
+    expect_error(
+        kms.create_key,
+        "ValidationException",
+        f"1 validation error detected: Value '{long_key}' at 'tags.1.member.tagKey' failed to satisfy constraint: Member must have length less than or equal to 128",
+        Tags=[{"TagKey": long_key, "TagValue": "value1"}],
+    )
+    expect_error(
+        kms.create_key,
+        "ValidationException",
+        f"1 validation error detected: Value '{long_value}' at 'tags.2.member.tagValue' failed to satisfy constraint: Member must have length less than or equal to 256",
+        Tags=[{"TagKey": "fine", "TagValue": "x"}, {"TagKey": "tag", "TagValue": long_value}],
+    )
+
+
+def test_identifiers_that_are_not_key_ids_are_invalid_key_ids(kms):
+    for bad in ("fake-key-id", "mrk-fake-key-id", "134f2428cec14b25a1ae9048164dba47"):
+        expect_error(kms.describe_key, "NotFoundException", f"Invalid keyId '{bad}'", KeyId=bad)
+    # Well-formed ids of keys that do not exist are another answer.
+    mrk = "mrk-d3b95762d3b95762d3b95762d3b95762"
+    expect_error(kms.describe_key, "NotFoundException", f"Key '{key_arn(mrk)}' does not exist", KeyId=mrk)
+
+
+def test_an_arn_of_another_region_is_an_invalid_arn_naming_that_region(kms):
+    key = new_key(kms)
+    expect_error(kms.describe_key, "NotFoundException", f"Invalid arn {WEST}", KeyId=key_arn(key["KeyId"], WEST))
+
+
+def test_encrypting_more_than_4096_bytes_names_the_upper_bound(kms):
+    key_id = new_key(kms)["KeyId"]
+    expect_error(
+        kms.encrypt,
+        "ValidationException",
+        "1 validation error detected: Value at 'plaintext' failed to satisfy constraint: Member must have length less than or equal to 4096",
+        KeyId=key_id,
+        Plaintext=b"x" * 4097,
+    )
+
+
+def test_enable_key_takes_a_key_id_or_arn_not_an_alias(kms):
+    key = new_key(kms)
+    alias = f"alias/{unique('named')}"
+    kms.create_alias(AliasName=alias, TargetKeyId=key["KeyId"])
+    kms.disable_key(KeyId=key["KeyId"])
+    expect_error(kms.enable_key, "NotFoundException", f"Invalid keyId '{alias}'", KeyId=alias)
+    alias_arn = f"arn:aws:kms:{EAST}:{ACCOUNT_ID}:{alias}"
+    expect_error(kms.enable_key, "NotFoundException", f"Invalid keyId '{alias_arn}'", KeyId=alias_arn)
+    assert kms.describe_key(KeyId=alias)["KeyMetadata"]["KeyState"] == "Disabled"
+    kms.enable_key(KeyId=key["Arn"])
+    assert kms.describe_key(KeyId=alias)["KeyMetadata"]["KeyState"] == "Enabled"
+
+
+def test_replicate_key_answers_the_replica_creating_without_the_primarys_description(server, kms):
+    west = kms_client(server, WEST)
+    key_id = new_key(kms, MultiRegion=True, Description="test replicated key")["KeyId"]
+    out = kms.replicate_key(KeyId=key_id, ReplicaRegion=WEST)
+    replica = out["ReplicaKeyMetadata"]
+    assert (replica["KeyState"], replica["Enabled"], replica["Description"]) == ("Creating", False, "")
+    assert "ReplicaTags" not in out and "CurrentKeyMaterialId" not in replica
+    assert json.loads(out["ReplicaPolicy"])["Id"] == "key-default-1"
+    described = wait_for(lambda: (m := west.describe_key(KeyId=key_id)["KeyMetadata"])["KeyState"] == "Enabled" and m)
+    assert described["Description"] == ""
+    # Same material on both sides: the same material id.
+    assert described["CurrentKeyMaterialId"] == kms.describe_key(KeyId=key_id)["KeyMetadata"]["CurrentKeyMaterialId"]
+    tagged = new_key(kms, MultiRegion=True)["KeyId"]
+    out = kms.replicate_key(KeyId=tagged, ReplicaRegion=WEST, Description="west copy", Tags=[{"TagKey": "t", "TagValue": "v"}])
+    assert out["ReplicaTags"] == [{"TagKey": "t", "TagValue": "v"}]
+    assert out["ReplicaKeyMetadata"]["Description"] == "west copy"
+
+
+def test_a_replica_key_is_not_a_multi_region_primary_key(server, kms):
+    west = kms_client(server, WEST)
+    key_id = new_key(kms, MultiRegion=True)["KeyId"]
+    kms.replicate_key(KeyId=key_id, ReplicaRegion=WEST)
+    expect_error(
+        west.replicate_key,
+        "UnsupportedOperationException",
+        f"{key_arn(key_id, WEST)} is not a multi-region primary key.",
+        KeyId=key_id,
+        ReplicaRegion=EAST2,
+    )
+
+
+def test_deleting_a_primary_with_replicas_waits_for_them_in_pending_replica_deletion(server, kms):
+    key_id = new_key(kms, MultiRegion=True)["KeyId"]
+    kms.replicate_key(KeyId=key_id, ReplicaRegion=WEST)
+    out = kms.schedule_key_deletion(KeyId=key_id, PendingWindowInDays=7)
+    assert (out["KeyId"], out["KeyState"], out["PendingWindowInDays"]) == (key_arn(key_id), "PendingReplicaDeletion", 7)
+    assert "DeletionDate" not in out
+    meta = kms.describe_key(KeyId=key_id)["KeyMetadata"]
+    assert (meta["KeyState"], meta["Enabled"]) == ("PendingReplicaDeletion", False) and "DeletionDate" not in meta
+    expect_error(kms.encrypt, "KMSInvalidStateException", f"{key_arn(key_id)} is pending deletion.", KeyId=key_id, Plaintext=b"x")
+    # The replica is untouched and usable.
+    west = kms_client(server, WEST)
+    assert west.describe_key(KeyId=key_id)["KeyMetadata"]["KeyState"] == "Enabled"
+    west.encrypt(KeyId=key_id, Plaintext=b"still fine")
+    assert kms.cancel_key_deletion(KeyId=key_id)["KeyId"] == key_arn(key_id)
+    assert kms.describe_key(KeyId=key_id)["KeyMetadata"]["KeyState"] == "Disabled"
+
+
+# ---------------------------------------------------------------------------------------------
+# Key rotation, descriptions, random bytes
+
+
+def test_key_rotation_is_off_until_enabled_with_a_period(kms, kms_unchecked):
+    key = new_key(kms)
+    status = kms.get_key_rotation_status(KeyId=key["KeyId"])
+    assert (status["KeyId"], status["KeyRotationEnabled"]) == (key["Arn"], False)
+    assert "RotationPeriodInDays" not in status and "NextRotationDate" not in status
+    kms.enable_key_rotation(KeyId=key["KeyId"], RotationPeriodInDays=90)
+    status = kms.get_key_rotation_status(KeyId=key["Arn"])
+    assert (status["KeyRotationEnabled"], status["RotationPeriodInDays"]) == (True, 90)
+    expected = dt.datetime.now(dt.timezone.utc) + dt.timedelta(days=90)
+    assert abs((status["NextRotationDate"] - expected).total_seconds()) < 60
+    kms.enable_key_rotation(KeyId=key["KeyId"])
+    assert kms.get_key_rotation_status(KeyId=key["KeyId"])["RotationPeriodInDays"] == 365
+    kms.disable_key_rotation(KeyId=key["KeyId"])
+    assert kms.get_key_rotation_status(KeyId=key["KeyId"])["KeyRotationEnabled"] is False
+    for days, bound in ((89, "greater than or equal to 90"), (2561, "less than or equal to 2560")):
+        expect_error(
+            kms_unchecked.enable_key_rotation,
+            "ValidationException",
+            f"1 validation error detected: Value '{days}' at 'rotationPeriodInDays' failed to satisfy constraint: Member must have value {bound}",
+            KeyId=key["KeyId"],
+            RotationPeriodInDays=days,
+        )
+    kms.disable_key(KeyId=key["KeyId"])
+    expect_error(kms.enable_key_rotation, "DisabledException", f"{key['Arn']} is disabled.", KeyId=key["KeyId"])
+    # The aws/secretsmanager key rotates every year, always.
+    managed = kms.get_key_rotation_status(KeyId=kms.describe_key(KeyId="alias/aws/secretsmanager")["KeyMetadata"]["KeyId"])
+    assert (managed["KeyRotationEnabled"], managed["RotationPeriodInDays"]) == (True, 365)
+
+
+def test_rotating_a_key_on_demand_changes_its_material_and_old_ciphertexts_still_decrypt(kms, sm):
+    key = new_key(kms)
+    before = key["CurrentKeyMaterialId"]
+    old_blob = kms.encrypt(KeyId=key["KeyId"], Plaintext=b"before", EncryptionContext={"k": "v"})["CiphertextBlob"]
+    name = unique()
+    sm.create_secret(Name=name, SecretString="sealed before the rotation", KmsKeyId=key["KeyId"])
+
+    assert kms.rotate_key_on_demand(KeyId=key["KeyId"])["KeyId"] == key["Arn"]
+    after = kms.describe_key(KeyId=key["KeyId"])["KeyMetadata"]["CurrentKeyMaterialId"]
+    assert is_material_id(after) and after != before
+    old = kms.decrypt(CiphertextBlob=old_blob, EncryptionContext={"k": "v"})
+    assert (old["Plaintext"], old["KeyMaterialId"]) == (b"before", before)
+    new_blob = kms.encrypt(KeyId=key["KeyId"], Plaintext=b"after")["CiphertextBlob"]
+    assert kms.decrypt(CiphertextBlob=new_blob)["KeyMaterialId"] == after
+    assert sm.get_secret_value(SecretId=name)["SecretString"] == "sealed before the rotation"
+    sm.put_secret_value(SecretId=name, SecretString="sealed after")
+    assert sm.get_secret_value(SecretId=name)["SecretString"] == "sealed after"
+    # An altered blob is still refused.
+    expect_error(kms.decrypt, "InvalidCiphertextException", "", CiphertextBlob=old_blob + b"bad_data", EncryptionContext={"k": "v"})
+
+    rotations = kms.list_key_rotations(KeyId=key["KeyId"])
+    assert rotations["Truncated"] is False
+    [rotation] = rotations["Rotations"]
+    assert (rotation["KeyId"], rotation["KeyMaterialId"], rotation["RotationType"]) == (key["Arn"], after, "ON_DEMAND")
+    assert abs(rotation["RotationDate"].timestamp() - time.time()) < 60
+    # On-demand rotation leaves the automatic setting as it was.
+    assert kms.get_key_rotation_status(KeyId=key["KeyId"])["KeyRotationEnabled"] is False
+
+
+def test_on_demand_rotations_are_limited_to_ten_per_key(kms):
+    key = new_key(kms)
+    for _ in range(10):
+        kms.rotate_key_on_demand(KeyId=key["KeyId"])
+    expect_error(
+        kms.rotate_key_on_demand,
+        "LimitExceededException",
+        "The on-demand rotations limit has been reached for the given keyId. No more on-demand rotations can be performed for this key: "
+        + key["Arn"],
+        KeyId=key["KeyId"],
+    )
+    first = kms.list_key_rotations(KeyId=key["KeyId"], Limit=4)
+    assert len(first["Rotations"]) == 4 and first["Truncated"] is True
+    rest = kms.list_key_rotations(KeyId=key["KeyId"], Marker=first["NextMarker"])
+    assert len(rest["Rotations"]) == 6 and rest["Truncated"] is False
+    ids = [r["KeyMaterialId"] for r in first["Rotations"] + rest["Rotations"]]
+    assert len(set(ids)) == 10 and ids[-1] == kms.describe_key(KeyId=key["KeyId"])["KeyMetadata"]["CurrentKeyMaterialId"]
+
+
+def test_rotate_key_on_demand_refuses_disabled_and_unknown_keys(kms):
+    key = new_key(kms)
+    kms.disable_key(KeyId=key["KeyId"])
+    expect_error(kms.rotate_key_on_demand, "DisabledException", f"{key['Arn']} is disabled.", KeyId=key["KeyId"])
+    missing = "11111111-2222-3333-4444-555555555555"
+    expect_error(kms.rotate_key_on_demand, "NotFoundException", f"Key '{key_arn(missing)}' does not exist", KeyId=missing)
+
+
+def test_rotating_a_multi_region_primary_rotates_its_replica_too(server, kms):
+    west = kms_client(server, WEST)
+    key_id = new_key(kms, MultiRegion=True)["KeyId"]
+    kms.replicate_key(KeyId=key_id, ReplicaRegion=WEST)
+    old = kms.encrypt(KeyId=key_id, Plaintext=b"old")["CiphertextBlob"]
+    kms.rotate_key_on_demand(KeyId=key_id)
+    current = kms.describe_key(KeyId=key_id)["KeyMetadata"]["CurrentKeyMaterialId"]
+    assert west.describe_key(KeyId=key_id)["KeyMetadata"]["CurrentKeyMaterialId"] == current
+    new = kms.encrypt(KeyId=key_id, Plaintext=b"new")["CiphertextBlob"]
+    assert west.decrypt(CiphertextBlob=new)["Plaintext"] == b"new"
+    assert west.decrypt(CiphertextBlob=old)["Plaintext"] == b"old"
+    expect_error(
+        west.rotate_key_on_demand,
+        "UnsupportedOperationException",
+        f"{key_arn(key_id, WEST)} is a multi-Region replica key: rotate its primary key.",
+        KeyId=key_id,
+    )
+
+
+def test_update_key_description_replaces_it(kms):
+    key = new_key(kms, Description="old_description")
+    kms.update_key_description(KeyId=key["KeyId"], Description="new_description")
+    assert kms.describe_key(KeyId=key["KeyId"])["KeyMetadata"]["Description"] == "new_description"
+    kms.update_key_description(KeyId=key["Arn"], Description="")
+    assert kms.describe_key(KeyId=key["KeyId"])["KeyMetadata"]["Description"] == ""
+    expect_error(kms.update_key_description, "ValidationException", None, KeyId=key["KeyId"], Description="d" * 8193)
+    kms.schedule_key_deletion(KeyId=key["KeyId"], PendingWindowInDays=7)
+    expect_error(
+        kms.update_key_description, "KMSInvalidStateException", f"{key['Arn']} is pending deletion.", KeyId=key["KeyId"], Description="x"
+    )
+
+
+def test_generate_random_gives_the_bytes_asked_for(kms, kms_unchecked):
+    for n in (1, 12, 1024):
+        assert len(kms.generate_random(NumberOfBytes=n)["Plaintext"]) == n
+    assert kms.generate_random(NumberOfBytes=32)["Plaintext"] != kms.generate_random(NumberOfBytes=32)["Plaintext"]
+    expect_error(kms.generate_random, "ValidationException", "NumberOfBytes is required.")
+    for n, bound in ((0, "greater than or equal to 1"), (1025, "less than or equal to 1024")):
+        expect_error(
+            kms_unchecked.generate_random,
+            "ValidationException",
+            f"1 validation error detected: Value '{n}' at 'numberOfBytes' failed to satisfy constraint: Member must have value {bound}",
+            NumberOfBytes=n,
+        )
+
+
+def test_rotation_description_and_random_through_the_aws_cli(cli):
+    key = json.loads(cli("kms", "create-key", "--description", "cli rotation").stdout)["KeyMetadata"]
+    cli("kms", "enable-key-rotation", "--key-id", key["KeyId"], "--rotation-period-in-days", "180")
+    status = json.loads(cli("kms", "get-key-rotation-status", "--key-id", key["KeyId"]).stdout)
+    assert (status["KeyRotationEnabled"], status["RotationPeriodInDays"]) == (True, 180)
+    cli("kms", "disable-key-rotation", "--key-id", key["KeyId"])
+    assert json.loads(cli("kms", "get-key-rotation-status", "--key-id", key["KeyId"]).stdout)["KeyRotationEnabled"] is False
+    rotated = json.loads(cli("kms", "rotate-key-on-demand", "--key-id", key["KeyId"]).stdout)
+    assert rotated == {"KeyId": key["Arn"]}
+    listed = json.loads(cli("kms", "list-key-rotations", "--key-id", key["KeyId"]).stdout)["Rotations"]
+    assert [r["RotationType"] for r in listed] == ["ON_DEMAND"]
+    described = json.loads(cli("kms", "describe-key", "--key-id", key["KeyId"]).stdout)["KeyMetadata"]
+    assert described["CurrentKeyMaterialId"] == listed[0]["KeyMaterialId"] != key["CurrentKeyMaterialId"]
+    cli("kms", "update-key-description", "--key-id", key["KeyId"], "--description", "renamed")
+    assert json.loads(cli("kms", "describe-key", "--key-id", key["KeyId"]).stdout)["KeyMetadata"]["Description"] == "renamed"
+    random = cli("kms", "generate-random", "--number-of-bytes", "48", "--query", "Plaintext", "--output", "text").stdout.strip()
+    assert len(base64.b64decode(random)) == 48
+    failed = cli("kms", "enable-key", "--key-id", "alias/whatever", check=False)
+    assert failed.returncode != 0 and "Invalid keyId 'alias/whatever'" in failed.stderr
+
+
+def test_operations_coffer_does_not_implement_answer_a_clear_error(kms):
+    key_id = new_key(kms)["KeyId"]
+    for call, params, op in (
+        (kms.create_grant, {"KeyId": key_id, "GranteePrincipal": ROOT, "Operations": ["Decrypt"]}, "CreateGrant"),
+        (kms.get_public_key, {"KeyId": key_id}, "GetPublicKey"),
+        (kms.list_key_policies, {"KeyId": key_id}, "ListKeyPolicies"),
+    ):
+        expect_error(call, "UnknownOperationException", f"Operation {op} is not supported by Coffer's KMS.", **params)

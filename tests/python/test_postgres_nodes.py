@@ -358,20 +358,24 @@ def check_region(client, expect: dict) -> None:
     assert names == set(expect) | {"bin", "app/7"}
 
 
+def admin_iam(node):
+    return boto3.client(
+        "iam",
+        region_name=REGION,
+        endpoint_url=node.url,
+        aws_access_key_id=ADMIN_KEY[0],
+        aws_secret_access_key=ADMIN_KEY[1],
+    )
+
+
 def test_backup_sqlite_restore_postgres_and_back(tmp_path, pg_url, nodes):
     lite = PgNode(tmp_path, "lite", [REGION], [])
     lite.start()
     nodes.append(lite)
     expect = fill_region(lite.client())
     # A user whose only permission is an inline policy: the backup carries both.
-    iam = boto3.client(
-        "iam",
-        region_name=REGION,
-        endpoint_url=lite.url,
-        aws_access_key_id=ADMIN_KEY[0],
-        aws_secret_access_key=ADMIN_KEY[1],
-    )
-    iam.create_user(UserName="restored-reader")
+    iam = admin_iam(lite)
+    iam.create_user(UserName="restored-reader", Tags=[{"Key": "team", "Value": "readers"}])
     iam.put_user_policy(
         UserName="restored-reader",
         PolicyName="read",
@@ -413,6 +417,8 @@ def test_backup_sqlite_restore_postgres_and_back(tmp_path, pg_url, nodes):
         aws_secret_access_key=reader_key["SecretAccessKey"],
     )
     assert reader.get_secret_value(SecretId="app/1")["SecretString"] == expect["app/1"]
+    # The user's tags came along.
+    assert admin_iam(pg).list_user_tags(UserName="restored-reader")["Tags"] == [{"Key": "team", "Value": "readers"}]
     with pytest.raises(ClientError) as denied:
         reader.describe_secret(SecretId="app/1")
     assert denied.value.response["Error"]["Code"] == "AccessDeniedException"

@@ -3,7 +3,7 @@
 //!
 //! CreateUser, GetUser, DeleteUser, ListUsers, CreateAccessKey, ListAccessKeys,
 //! UpdateAccessKey, DeleteAccessKey, PutUserPolicy, GetUserPolicy, DeleteUserPolicy,
-//! ListUserPolicies, and GetCallerIdentity.
+//! ListUserPolicies, TagUser, UntagUser, ListUserTags (`iam_tags.rs`), and GetCallerIdentity.
 //!
 //! IAM is global: requests are accepted whatever Region they are signed for. Every IAM
 //! operation acts on the caller's own account and is authorised with `coffer_iam::evaluate`
@@ -25,6 +25,7 @@ use coffer_store::{AccessKeyRecord, UserPolicyRecord, UserRecord};
 
 use crate::Deployment;
 use crate::audit::Facts;
+use crate::iam_tags as tags;
 use crate::principals::{Principals, new_access_key_id, new_secret_access_key, new_user_id};
 use crate::query::{
     IAM_NAMESPACE, Params, QueryError, STS_NAMESPACE, element, iso_date, success, url_encode,
@@ -161,6 +162,9 @@ async fn serve(
             "GetUserPolicy" => ctx.get_user_policy().await,
             "DeleteUserPolicy" => ctx.delete_user_policy().await,
             "ListUserPolicies" => ctx.list_user_policies().await,
+            "TagUser" => ctx.tag_user().await,
+            "UntagUser" => ctx.untag_user().await,
+            "ListUserTags" => ctx.list_user_tags().await,
             _ => Err(invalid_action(&action, IAM_VERSION)),
         }
     };
@@ -275,6 +279,18 @@ fn user_xml(user: &UserRecord) -> String {
     )
 }
 
+/// GetUser's and CreateUser's `<Tags>`, absent when the user has none (as AWS).
+fn tags_xml(tags: &[tags::Tag]) -> String {
+    if tags.is_empty() {
+        return String::new();
+    }
+    format!("<Tags>{}</Tags>", tags::members_xml(tags))
+}
+
+fn no_such_user(name: &str) -> QueryError {
+    QueryError::no_such_entity(format!("The user with name {name} cannot be found."))
+}
+
 fn user_name_of(arn: &str) -> &str {
     arn.rsplit('/').next().unwrap_or(arn)
 }
@@ -345,9 +361,9 @@ impl Ctx<'_> {
     }
 
     async fn existing_user(&self, name: &str) -> Result<UserRecord> {
-        self.find_user(name).await?.ok_or_else(|| {
-            QueryError::no_such_entity(format!("The user with name {name} cannot be found."))
-        })
+        self.find_user(name)
+            .await?
+            .ok_or_else(|| no_such_user(name))
     }
 
     async fn get_caller_identity(&self) -> Result<Option<String>> {
@@ -377,7 +393,12 @@ impl Ctx<'_> {
         {
             return Err(constraint(path, "path", "Coffer supports only the path /"));
         }
+        let tags = tags::merged(Vec::new(), tags::tags_param(self.params)?)?;
         self.authorize("CreateUser", &self.user_arn(name))?;
+        // [D CreateUser] tagging while creating also needs iam:TagUser.
+        if !tags.is_empty() {
+            self.authorize("TagUser", &self.user_arn(name))?;
+        }
         if self.find_user(name).await?.is_some() {
             return Err(QueryError::new(
                 StatusCode::CONFLICT,
@@ -404,14 +425,124 @@ impl Ctx<'_> {
             }
             Err(e) => return Err(internal(e)),
         }
-        Ok(Some(format!("<User>{}</User>", user_xml(&user))))
+        if !tags.is_empty() {
+            let iam = &self.principals.iam;
+            if let Err(e) = iam
+                .replace_user_tags(&user.user_arn, "[]", &tags::to_json(&tags))
+                .await
+            {
+                // Not half-created: without its tags the user goes again.
+                let _ = iam.delete_user(&user.user_arn).await;
+                return Err(internal(e));
+            }
+        }
+        Ok(Some(format!(
+            "<User>{}{}</User>",
+            user_xml(&user),
+            tags_xml(&tags)
+        )))
     }
 
     async fn get_user(&self) -> Result<Option<String>> {
         let name = self.target_name()?;
         self.authorize("GetUser", &self.user_arn(&name))?;
         let user = self.existing_user(&name).await?;
-        Ok(Some(format!("<User>{}</User>", user_xml(&user))))
+        let tags = self.user_tags(&user).await?;
+        Ok(Some(format!(
+            "<User>{}{}</User>",
+            user_xml(&user),
+            tags_xml(&tags)
+        )))
+    }
+
+    async fn user_tags(&self, user: &UserRecord) -> Result<Vec<tags::Tag>> {
+        let stored = self
+            .principals
+            .iam
+            .user_tags(&user.user_arn)
+            .await
+            .map_err(internal)?
+            .ok_or_else(|| no_such_user(&user.user_name))?;
+        Ok(tags::parse(&stored))
+    }
+
+    /// Applies `change` to the user's tags, again if another request changed them meanwhile.
+    async fn change_tags(
+        &self,
+        user: &UserRecord,
+        change: impl Fn(Vec<tags::Tag>) -> Result<Vec<tags::Tag>>,
+    ) -> Result<()> {
+        let iam = &self.principals.iam;
+        for _ in 0..8 {
+            let stored = iam
+                .user_tags(&user.user_arn)
+                .await
+                .map_err(internal)?
+                .ok_or_else(|| no_such_user(&user.user_name))?;
+            let new = tags::to_json(&change(tags::parse(&stored))?);
+            if iam
+                .replace_user_tags(&user.user_arn, &stored, &new)
+                .await
+                .map_err(internal)?
+            {
+                // The user's requests see their new aws:PrincipalTag values at once.
+                self.deployment.forget_credentials(&user.user_arn, None);
+                return Ok(());
+            }
+        }
+        Err(QueryError::new(
+            StatusCode::CONFLICT,
+            "ConcurrentModification",
+            "The user's tags were being changed by other requests; try again.",
+        ))
+    }
+
+    /// The tag operations' `UserName` (required, up to 128 characters).
+    fn tagged_user_name(&self) -> Result<&str> {
+        let name = required(self.params, "UserName", "userName")?;
+        check_name(name, "userName", 128)?;
+        Ok(name)
+    }
+
+    /// `iam:<action>` on the user named `name`, then the user (NoSuchEntity if none).
+    async fn authorized_user(&self, action: &str, name: &str) -> Result<UserRecord> {
+        self.authorize(action, &self.user_arn(name))?;
+        self.existing_user(name).await
+    }
+
+    async fn tag_user(&self) -> Result<Option<String>> {
+        let name = self.tagged_user_name()?;
+        let new = tags::tags_param(self.params)?;
+        if new.is_empty() {
+            return Err(QueryError::validation(
+                "1 validation error detected: Value null at 'tags' failed to satisfy constraint: Member must not be null",
+            ));
+        }
+        let user = self.authorized_user("TagUser", name).await?;
+        self.change_tags(&user, |old| tags::merged(old, new.clone()))
+            .await?;
+        Ok(None)
+    }
+
+    async fn untag_user(&self) -> Result<Option<String>> {
+        let name = self.tagged_user_name()?;
+        let keys = tags::tag_keys_param(self.params)?;
+        let user = self.authorized_user("UntagUser", name).await?;
+        self.change_tags(&user, |old| Ok(tags::without(old, &keys)))
+            .await?;
+        Ok(None)
+    }
+
+    async fn list_user_tags(&self) -> Result<Option<String>> {
+        let name = self.tagged_user_name()?;
+        let max_items = self.max_items()?;
+        let user = self.authorized_user("ListUserTags", name).await?;
+        let all = self.user_tags(&user).await?;
+        let (page, marker) = self.page(all, max_items, |t| t.key.to_lowercase())?;
+        Ok(Some(format!(
+            "<Tags>{}</Tags>{marker}",
+            tags::members_xml(&page)
+        )))
     }
 
     async fn delete_user(&self) -> Result<Option<String>> {

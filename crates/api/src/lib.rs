@@ -23,6 +23,7 @@ pub use coffer_console::Settings as ConsoleSettings;
 
 mod audit;
 mod iam;
+mod iam_tags;
 pub mod principals;
 mod query;
 
@@ -249,7 +250,19 @@ async fn not_found() -> Response {
 }
 
 fn error_response(request_id: &str, status: StatusCode, code: &str, message: &str) -> Response {
-    let body = serde_json::json!({"__type": code, "Message": message}).to_string();
+    error_response_with(request_id, status, code, "Message", message)
+}
+
+/// The member the message goes in: `Message` for Secrets Manager; `message` for KMS, whose
+/// error shapes name it so (clients read it from there: boto3's `response["message"]`).
+fn error_response_with(
+    request_id: &str,
+    status: StatusCode,
+    code: &str,
+    member: &str,
+    message: &str,
+) -> Response {
+    let body = serde_json::json!({"__type": code, member: message}).to_string();
     let mut response = (status, body).into_response();
     let headers = response.headers_mut();
     headers.insert(
@@ -265,9 +278,9 @@ fn error_response(request_id: &str, status: StatusCode, code: &str, message: &st
     response
 }
 
-fn api_error(request_id: &str, err: &Error) -> Response {
+fn api_error(request_id: &str, err: &Error, member: &str) -> Response {
     let status = StatusCode::from_u16(err.code.http_status()).unwrap_or(StatusCode::BAD_REQUEST);
-    error_response(request_id, status, err.code.as_str(), &err.message)
+    error_response_with(request_id, status, err.code.as_str(), member, &err.message)
 }
 
 fn auth_error(request_id: &str, err: &SigV4Error) -> Response {
@@ -387,7 +400,8 @@ async fn serve_api(
             }
             response
         }
-        Err(e) => api_error(request_id, &e),
+        Err(e) if service == "TrentService" => api_error(request_id, &e, "message"),
+        Err(e) => api_error(request_id, &e, "Message"),
     };
     tracing::debug!(
         request_id,

@@ -92,7 +92,8 @@ impl Principals {
     }
 
     /// The caller a user's requests act as: its inline policies (and, for the administrator
-    /// created with the account, AdministratorAccess before them).
+    /// created with the account, AdministratorAccess before them) and its tags
+    /// (`aws:PrincipalTag/<key>`).
     pub async fn caller_of(&self, user: &UserRecord) -> Result<Caller, String> {
         let mut policies = Vec::new();
         if user.is_admin {
@@ -114,6 +115,13 @@ impl Principals {
                 )
             })?);
         }
+        let tags = self
+            .iam
+            .user_tags(&user.user_arn)
+            .await
+            .map_err(|e| e.to_string())?
+            .map(|stored| crate::iam_tags::parse(&stored))
+            .unwrap_or_default();
         Ok(Caller {
             account_id: user.account_id.clone(),
             principal_arn: user.user_arn.clone(),
@@ -121,6 +129,7 @@ impl Principals {
             policies: Arc::from(policies),
             source_ip: None,
             secure_transport: false,
+            principal_tags: tags.into_iter().map(|t| (t.key, t.value)).collect(),
         })
     }
 

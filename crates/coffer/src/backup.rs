@@ -58,6 +58,16 @@ struct Body {
     /// Promoted replicas (absent in backups made before they were recorded).
     #[serde(default)]
     detachments: Vec<coffer_store::Detachment>,
+    /// Users' tags, of the users that have any (absent in backups made before they existed).
+    #[serde(default)]
+    user_tags: Vec<UserTagsOut>,
+}
+
+#[derive(Serialize, Deserialize)]
+struct UserTagsOut {
+    user_arn: String,
+    /// As the IAM store keeps them: a JSON array of `{"Key", "Value"}`.
+    tags: String,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -278,6 +288,7 @@ fn body_from(
                 updated_ms: p.updated_ms,
             })
             .collect(),
+        user_tags: Vec::new(),
     }
 }
 
@@ -429,12 +440,24 @@ pub async fn backup(settings: &Settings, region: &str, output: &Path) -> Result<
     let users = iam.users().await.map_err(|e| e.to_string())?;
     let access_keys = iam.access_keys().await.map_err(|e| e.to_string())?;
     let mut user_policies = Vec::new();
+    let mut user_tags = Vec::new();
     for user in &users {
         user_policies.extend(
             iam.user_policies(&user.user_arn)
                 .await
                 .map_err(|e| e.to_string())?,
         );
+        if let Some(tags) = iam
+            .user_tags(&user.user_arn)
+            .await
+            .map_err(|e| e.to_string())?
+            .filter(|t| t != "[]")
+        {
+            user_tags.push(UserTagsOut {
+                user_arn: user.user_arn.clone(),
+                tags,
+            });
+        }
     }
     iam.close().await;
     let header = Header {
@@ -445,16 +468,9 @@ pub async fn backup(settings: &Settings, region: &str, output: &Path) -> Result<
     };
     let count = header.secrets;
     let header_line = serde_json::to_string(&header).expect("header serializes");
-    let body = zeroize::Zeroizing::new(
-        serde_json::to_vec(&body_from(
-            snapshot,
-            accounts,
-            users,
-            access_keys,
-            user_policies,
-        ))
-        .expect("backup serializes"),
-    );
+    let mut out = body_from(snapshot, accounts, users, access_keys, user_policies);
+    out.user_tags = user_tags;
+    let body = zeroize::Zeroizing::new(serde_json::to_vec(&out).expect("backup serializes"));
     let sealed = backup_key(&key, region).seal_credential(&header_line, &body);
     let mut file = Vec::with_capacity(MAGIC.len() + header_line.len() + 1 + sealed.len());
     file.extend_from_slice(MAGIC.as_bytes());
@@ -649,6 +665,11 @@ async fn restore_iam(iam: &dyn IamStore, body: &Body) -> Result<(), String> {
         })
         .await
         .map_err(|e| e.to_string())?;
+    }
+    for t in &body.user_tags {
+        iam.replace_user_tags(&t.user_arn, "[]", &t.tags)
+            .await
+            .map_err(|e| e.to_string())?;
     }
     Ok(())
 }

@@ -278,7 +278,8 @@ async fn migrate(args: config::ServeArgs) -> Result<(), String> {
 /// the holder renews it; a dead holder's lease runs out after this and another node takes over.
 const PURGE_LEASE_MS: i64 = 150_000;
 
-/// Removes secrets whose recovery window has passed, once a minute and at start. With several
+/// Removes secrets whose recovery window has passed (and KMS keys whose waiting period has), and
+/// rotates KMS keys whose automatic rotation is due, once a minute and at start. With several
 /// nodes on one database, only the node holding the Region's `purge` lease runs it (each
 /// deletion is also conditional on the row it read, so even two runs could not purge twice).
 async fn purge_loop(
@@ -302,6 +303,11 @@ async fn purge_loop(
             }
             if let Err(e) = coffer_core::purge::purge_due(region).await {
                 tracing::warn!(region = %region.region, error = %e, "Purge of deleted secrets failed; will retry");
+            }
+            if let Err(e) =
+                coffer_core::kms::rotation::rotate_due_keys(region, &*deployment.topology).await
+            {
+                tracing::warn!(region = %region.region, error = %e, "Automatic rotation of KMS keys failed; will retry");
             }
         }
         tokio::select! {

@@ -151,33 +151,49 @@ pub async fn rotate(
     sources.extend(other_keys(&key_path));
     let mut rewrapped = 0;
     let mut already = 0;
-    for mut record in store.list_kms_keys(None).await.map_err(|e| e.to_string())? {
-        if target
-            .unwrap_key_material(&record.key_arn, &record.wrapped_material)
-            .is_ok()
-        {
-            already += 1;
-            continue;
+    for listed in store.list_kms_keys(None).await.map_err(|e| e.to_string())? {
+        // Only over the row as read: a key the running server changes meanwhile (a rotation
+        // writes new material) is read again and re-wrapped as it is now.
+        let mut current = Some(listed);
+        while let Some(mut record) = current.take() {
+            if target
+                .unwrap_key_material(&record.key_arn, &record.wrapped_material)
+                .is_ok()
+            {
+                already += 1;
+                break;
+            }
+            let material = sources
+                .iter()
+                .find_map(|k| {
+                    k.unwrap_key_material(&record.key_arn, &record.wrapped_material)
+                        .ok()
+                })
+                .ok_or_else(|| {
+                    format!(
+                        "{} opens under none of the root keys in {} (nothing more was changed)",
+                        record.key_arn,
+                        dir.join("keys").display()
+                    )
+                })?;
+            let expected = record.clone();
+            record.wrapped_material = target.wrap_key_material(&record.key_arn, &material);
+            let arn = record.key_arn.clone();
+            match store
+                .commit_kms(KmsChange::UpdateKeyIf {
+                    key: record,
+                    expected,
+                })
+                .await
+            {
+                Ok(()) => rewrapped += 1,
+                Err(coffer_store::StoreError::Conflict) => {
+                    // Changed (read it again) or deleted (nothing to re-wrap).
+                    current = store.load_kms_key(&arn).await.map_err(|e| e.to_string())?;
+                }
+                Err(e) => return Err(e.to_string()),
+            }
         }
-        let material = sources
-            .iter()
-            .find_map(|k| {
-                k.unwrap_key_material(&record.key_arn, &record.wrapped_material)
-                    .ok()
-            })
-            .ok_or_else(|| {
-                format!(
-                    "{} opens under none of the root keys in {} (nothing more was changed)",
-                    record.key_arn,
-                    dir.join("keys").display()
-                )
-            })?;
-        record.wrapped_material = target.wrap_key_material(&record.key_arn, &material);
-        store
-            .commit_kms(KmsChange::UpdateKey(record))
-            .await
-            .map_err(|e| e.to_string())?;
-        rewrapped += 1;
     }
     store.close().await;
     if rewrap_only {

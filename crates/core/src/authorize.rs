@@ -6,7 +6,7 @@
 //!   ListSecrets, GetRandomPassword, BatchGetSecretValue (which then checks GetSecretValue per
 //!   secret) and ValidateResourcePolicy without a SecretId.
 //! - Context keys: the global ones ([`global_context`]: aws:PrincipalArn, aws:PrincipalAccount,
-//!   aws:PrincipalType, aws:username, aws:SourceIp, aws:SecureTransport, aws:CurrentTime,
+//!   aws:PrincipalType, aws:username, aws:PrincipalTag/*, aws:SourceIp, aws:SecureTransport, aws:CurrentTime,
 //!   aws:EpochTime, aws:RequestedRegion), the secret's (aws:ResourceTag/*,
 //!   secretsmanager:ResourceTag/*, secretsmanager:SecretId = the secret's full ARN), and those
 //!   an operation takes from its request ([`Access::with`]: secretsmanager:Name,
@@ -154,6 +154,7 @@ pub fn global_context_at(region: &str, now_ms: i64, caller: &Caller, context: &m
     if let Some(user) = &caller.user_name {
         context.set("aws:username", user.as_str());
     }
+    caller.set_principal_tags(context);
     if let Some(ip) = caller.source_ip {
         // An IPv4 peer of a dual-stack socket is reported as IPv4.
         let ip = match ip {

@@ -32,6 +32,7 @@ pub enum ErrorCode {
     KmsTag,
     KmsUnsupportedOperation,
     KmsInternal,
+    KmsLimitExceeded,
 }
 
 impl ErrorCode {
@@ -64,6 +65,7 @@ impl ErrorCode {
             ErrorCode::KmsTag => "TagException",
             ErrorCode::KmsUnsupportedOperation => "UnsupportedOperationException",
             ErrorCode::KmsInternal => "KMSInternalException",
+            ErrorCode::KmsLimitExceeded => "LimitExceededException",
         }
     }
 

@@ -4,6 +4,7 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
+use base64::Engine;
 use coffer_kms::{EncryptionContext, KeyMaterial, RootKey};
 use coffer_store::{KmsAliasRecord, KmsKeyRecord, Store, StoreError};
 use zeroize::Zeroizing;
@@ -38,6 +39,8 @@ pub struct Caller {
     pub source_ip: Option<std::net::IpAddr>,
     /// `aws:SecureTransport`: whether this request arrived over TLS.
     pub secure_transport: bool,
+    /// `aws:PrincipalTag/<key>`: the IAM user's tags (none for roots and Coffer's workers).
+    pub principal_tags: Arc<[(String, String)]>,
 }
 
 impl Caller {
@@ -53,10 +56,18 @@ impl Caller {
             policies: Arc::from(vec![coffer_iam::Policy::administrator_access()]),
             source_ip: None,
             secure_transport: false,
+            principal_tags: Arc::from(Vec::new()),
         }
     }
 
     /// The principal as policy evaluation sees it.
+    /// Sets `aws:PrincipalTag/<key>` for each of the caller's tags.
+    pub fn set_principal_tags(&self, context: &mut coffer_iam::Context) {
+        for (key, value) in self.principal_tags.iter() {
+            context.set(&format!("aws:PrincipalTag/{key}"), value.as_str());
+        }
+    }
+
     pub fn principal(&self) -> coffer_iam::Principal {
         coffer_iam::Principal {
             arn: self.principal_arn.clone(),
@@ -76,10 +87,27 @@ pub const DEFAULT_KEY_ALIAS: &str = "alias/aws/secretsmanager";
 #[derive(Clone)]
 pub struct KeyHandle {
     pub arn: String,
+    /// The current material: what encrypts now.
     pub material: Arc<KeyMaterial>,
+    /// Its id (`CurrentKeyMaterialId`).
+    pub material_id: String,
+    /// The earlier materials of a rotated key, oldest first: they still decrypt.
+    pub previous: Arc<Vec<KeyMaterial>>,
     pub record: Arc<KmsKeyRecord>,
     pub meta: Arc<crate::kms::KeyMeta>,
     pub policy: Arc<coffer_iam::Policy>,
+}
+
+impl KeyHandle {
+    /// The materials that may open `blob`: the one it names, or, for a blob made before keys
+    /// could be rotated (which names none), the key's first material and then the others.
+    pub fn materials_for(&self, blob: &[u8]) -> Vec<&KeyMaterial> {
+        let all = self.previous.iter().chain(std::iter::once(&*self.material));
+        match coffer_kms::ciphertext_material_id(blob) {
+            Ok(Some(id)) => all.filter(|m| m.id() == id).collect(),
+            _ => all.collect(),
+        }
+    }
 }
 
 /// What Secrets Manager is about to do with a key: the KMS action it needs.
@@ -282,9 +310,22 @@ impl RegionService {
             .unwrap_or_else(|| crate::kms::default_policy(self, &record.account_id, &meta));
         let policy = coffer_iam::Policy::parse(&document)
             .map_err(|_| Error::internal("stored KMS key policy is not valid"))?;
+        let previous = meta
+            .previous_materials
+            .iter()
+            .map(|p| {
+                let sealed = base64::engine::general_purpose::STANDARD
+                    .decode(&p.sealed)
+                    .ok()?;
+                material.open_previous(&record.key_id, &sealed).ok()
+            })
+            .collect::<Option<Vec<_>>>()
+            .ok_or_else(|| Error::internal("a stored earlier KMS key material does not open"))?;
         Ok(KeyHandle {
             arn: record.key_arn.clone(),
+            material_id: material.id(),
             material: Arc::new(material),
+            previous: Arc::new(previous),
             record: Arc::new(record),
             meta: Arc::new(meta),
             policy: Arc::new(policy),
@@ -315,7 +356,9 @@ impl RegionService {
         }
         let state_problem = match key.meta.key_state.as_str() {
             "Enabled" => None,
-            "PendingDeletion" => Some(format!("{} is pending deletion.", key.arn)),
+            "PendingDeletion" | "PendingReplicaDeletion" => {
+                Some(format!("{} is pending deletion.", key.arn))
+            }
             _ => Some(format!("{} is disabled.", key.arn)),
         };
         if let Some(problem) = state_problem {
@@ -561,12 +604,12 @@ impl RegionService {
         let key_arn = coffer_kms::ciphertext_key_id(wrapped).map_err(|_| failure())?;
         let key = self.key_by_arn(key_arn).await?.ok_or_else(failure)?;
         self.authorize_key_use(caller, &key, KeyUse::Decrypt)?;
-        let data_key = coffer_kms::decrypt_data_key(
-            &key.material,
-            wrapped,
-            &Self::context(arn, &version.version_id),
-        )
-        .map_err(|_| failure())?;
+        let context = Self::context(arn, &version.version_id);
+        let data_key = key
+            .materials_for(wrapped)
+            .into_iter()
+            .find_map(|m| coffer_kms::decrypt_data_key(m, wrapped, &context).ok())
+            .ok_or_else(failure)?;
         let plain = data_key
             .open(&self.value_aad(arn, &version.version_id), ciphertext)
             .map_err(|_| failure())?;

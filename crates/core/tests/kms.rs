@@ -190,3 +190,113 @@ async fn material_wrapped_under_a_rotated_root_key_is_found_through_the_reloader
             .is_ok()
     );
 }
+
+#[tokio::test]
+async fn a_key_with_rotation_enabled_gets_new_material_when_its_period_ends_and_old_blobs_still_open()
+ {
+    let f = fixture(root(1)).await;
+    let created = call(&f.region, "CreateKey", json!({})).await.unwrap();
+    let key = created["KeyMetadata"]["KeyId"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let first = created["KeyMetadata"]["CurrentKeyMaterialId"].clone();
+    let blob = call(
+        &f.region,
+        "Encrypt",
+        json!({"KeyId": key, "Plaintext": "b2xk"}),
+    )
+    .await
+    .unwrap()["CiphertextBlob"]
+        .clone();
+    call(
+        &f.region,
+        "EnableKeyRotation",
+        json!({"KeyId": key, "RotationPeriodInDays": 90}),
+    )
+    .await
+    .unwrap();
+    let none: HashMap<String, Arc<RegionService>> = HashMap::new();
+    f.clock.0.fetch_add(90 * DAY_MS - 1, Ordering::SeqCst);
+    assert_eq!(
+        kms::rotation::rotate_due_keys(&f.region, &none)
+            .await
+            .unwrap(),
+        0
+    );
+    f.clock.0.fetch_add(1, Ordering::SeqCst);
+    assert_eq!(
+        kms::rotation::rotate_due_keys(&f.region, &none)
+            .await
+            .unwrap(),
+        1
+    );
+    let described = call(&f.region, "DescribeKey", json!({"KeyId": key}))
+        .await
+        .unwrap();
+    let second = described["KeyMetadata"]["CurrentKeyMaterialId"].clone();
+    assert_ne!(second, first);
+    let rotations = call(&f.region, "ListKeyRotations", json!({"KeyId": key}))
+        .await
+        .unwrap();
+    assert_eq!(rotations["Rotations"][0]["RotationType"], "AUTOMATIC");
+    assert_eq!(rotations["Rotations"][0]["KeyMaterialId"], second);
+    // The next rotation is a period after this one.
+    let status = call(&f.region, "GetKeyRotationStatus", json!({"KeyId": key}))
+        .await
+        .unwrap();
+    let next = status["NextRotationDate"].as_f64().unwrap();
+    assert_eq!(next, (f.clock.now_ms() + 90 * DAY_MS) as f64 / 1000.0);
+    let opened = call(&f.region, "Decrypt", json!({"CiphertextBlob": blob}))
+        .await
+        .unwrap();
+    assert_eq!(
+        (&opened["Plaintext"], &opened["KeyMaterialId"]),
+        (&json!("b2xk"), &first)
+    );
+    // A disabled key is not rotated.
+    call(&f.region, "DisableKey", json!({"KeyId": key}))
+        .await
+        .unwrap();
+    f.clock.0.fetch_add(91 * DAY_MS, Ordering::SeqCst);
+    assert_eq!(
+        kms::rotation::rotate_due_keys(&f.region, &none)
+            .await
+            .unwrap(),
+        0
+    );
+}
+
+#[tokio::test]
+async fn a_change_made_from_a_key_read_before_a_rotation_does_not_undo_the_rotation() {
+    let f = fixture(root(1)).await;
+    let created = call(&f.region, "CreateKey", json!({})).await.unwrap();
+    let arn = created["KeyMetadata"]["Arn"].as_str().unwrap().to_string();
+    // A request that read the key (a TagResource, say, on this or another node) ...
+    let stale = f.region.key_by_arn(&arn).await.unwrap().unwrap();
+    // ... while the key is rotated and the new material encrypts.
+    call(&f.region, "RotateKeyOnDemand", json!({"KeyId": arn}))
+        .await
+        .unwrap();
+    let blob = call(
+        &f.region,
+        "Encrypt",
+        json!({"KeyId": arn, "Plaintext": "bmV3"}),
+    )
+    .await
+    .unwrap()["CiphertextBlob"]
+        .clone();
+    let mut meta = (*stale.meta).clone();
+    meta.description = "from a stale read".into();
+    let refused = kms::save_meta(&f.region, &stale, meta).await.unwrap_err();
+    assert_eq!(refused.code, ErrorCode::KmsInternal);
+    assert!(refused.message.contains("try again"), "{}", refused.message);
+    let opened = call(&f.region, "Decrypt", json!({"CiphertextBlob": blob}))
+        .await
+        .unwrap();
+    assert_eq!(opened["Plaintext"], "bmV3");
+    let described = call(&f.region, "DescribeKey", json!({"KeyId": arn}))
+        .await
+        .unwrap();
+    assert_eq!(described["KeyMetadata"]["Description"], "");
+}

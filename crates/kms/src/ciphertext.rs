@@ -7,7 +7,7 @@ use zeroize::Zeroizing;
 
 use crate::aead;
 use crate::error::KmsError;
-use crate::keys::{DataKey, KeyMaterial};
+use crate::keys::{DataKey, KeyMaterial, MATERIAL_ID_LEN};
 use crate::secret::{KEY_LEN, Key32};
 
 /// KMS encryption context: non-secret string pairs that must be presented again to decrypt.
@@ -20,8 +20,11 @@ pub const MAX_PLAINTEXT_LEN: usize = 4096;
 /// limit the blob stays under the 6144 bytes KMS allows for `CiphertextBlob`.
 pub const MAX_KEY_ID_LEN: usize = 1024;
 
-/// First byte of every blob.
-const BLOB_VERSION: u8 = 1;
+/// First byte of the blobs made before keys could be rotated: they name only the key, and were
+/// all made with its first material. Still opened, never written.
+const BLOB_VERSION_1: u8 = 1;
+/// First byte of every blob made now: it also names the key material it was made with.
+const BLOB_VERSION: u8 = 2;
 /// Domain separation for the blob AAD.
 const BLOB_AAD_LABEL: &[u8] = b"coffer-kms ciphertext blob\0";
 /// `version (1) || key id length (2)`.
@@ -29,9 +32,11 @@ const HEADER_FIXED_LEN: usize = 3;
 
 /// A parsed blob, borrowing from the input.
 struct Blob<'a> {
-    /// `version || key id length || key id`: authenticated as part of the AAD.
+    /// `version || key id length || key id [|| material id]`: authenticated as part of the AAD.
     header: &'a [u8],
     key_id: &'a str,
+    /// The material the blob was made with (`None` in a version 1 blob).
+    material_id: Option<&'a [u8; MATERIAL_ID_LEN]>,
     /// `nonce || ciphertext || tag`.
     sealed: &'a [u8],
 }
@@ -42,21 +47,25 @@ fn parse(blob: &[u8]) -> Result<Blob<'_>, KmsError> {
         return Err(malformed);
     };
     let [version, len_hi, len_lo] = *fixed;
-    if version != BLOB_VERSION {
-        return Err(malformed);
-    }
+    let id_len = match version {
+        BLOB_VERSION_1 => 0,
+        BLOB_VERSION => MATERIAL_ID_LEN,
+        _ => return Err(malformed),
+    };
     let key_id_len = usize::from(u16::from_be_bytes([len_hi, len_lo]));
-    if key_id_len == 0 || key_id_len > MAX_KEY_ID_LEN || rest.len() < key_id_len {
+    if key_id_len == 0 || key_id_len > MAX_KEY_ID_LEN || rest.len() < key_id_len + id_len {
         return Err(malformed);
     }
-    let (key_id, sealed) = rest.split_at(key_id_len);
+    let (key_id, rest) = rest.split_at(key_id_len);
+    let (material_id, sealed) = rest.split_at(id_len);
     let key_id = std::str::from_utf8(key_id).map_err(|_| KmsError::InvalidCiphertext)?;
     if aead::plaintext_len(sealed).is_none() {
         return Err(KmsError::InvalidCiphertext);
     }
     Ok(Blob {
-        header: &blob[..HEADER_FIXED_LEN + key_id_len],
+        header: &blob[..HEADER_FIXED_LEN + key_id_len + id_len],
         key_id,
+        material_id: material_id.try_into().ok(),
         sealed,
     })
 }
@@ -86,9 +95,9 @@ pub(crate) fn canonical_context_into(context: &EncryptionContext, out: &mut Vec<
     }
 }
 
-/// KMS `Encrypt`: seals `plaintext` (1 to 4096 bytes) under the KMS key `key` into a blob that
-/// names `key_id` (normally the key ARN, so `Decrypt` needs no `KeyId`) and is bound to
-/// `context`.
+/// KMS `Encrypt`: seals `plaintext` (1 to 4096 bytes) under the KMS key material `key` into a
+/// blob that names `key_id` (normally the key ARN, so `Decrypt` needs no `KeyId`) and the
+/// material's id (so `Decrypt` finds it after the key was rotated), bound to `context`.
 pub fn encrypt(
     key: &KeyMaterial,
     key_id: &str,
@@ -104,12 +113,13 @@ pub fn encrypt(
         .ok()
         .filter(|&len| len > 0 && usize::from(len) <= MAX_KEY_ID_LEN)
         .ok_or(KmsError::InvalidKeyId { len: key_id.len() })?;
-    let header_len = HEADER_FIXED_LEN + key_id.len();
+    let header_len = HEADER_FIXED_LEN + key_id.len() + MATERIAL_ID_LEN;
     let mut blob =
         Vec::with_capacity(header_len + aead::NONCE_LEN + plaintext.len() + aead::TAG_LEN);
     blob.push(BLOB_VERSION);
     blob.extend_from_slice(&key_id_len.to_be_bytes());
     blob.extend_from_slice(key_id.as_bytes());
+    blob.extend_from_slice(&key.id_bytes());
     let aad = blob_aad(&blob, context);
     aead::seal_into(key.0.bytes(), &aad, plaintext, &mut blob);
     Ok(blob)
@@ -120,6 +130,13 @@ pub fn encrypt(
 /// id makes decryption fail). Malformed blobs are [`KmsError::InvalidCiphertext`].
 pub fn ciphertext_key_id(blob: &[u8]) -> Result<&str, KmsError> {
     parse(blob).map(|blob| blob.key_id)
+}
+
+/// The id of the key material a blob was made with ([`KeyMaterial::id`]), or `None` for a blob
+/// made before keys could be rotated (with the key's first material). Not authenticated until
+/// [`decrypt`] succeeds, like [`ciphertext_key_id`].
+pub fn ciphertext_material_id(blob: &[u8]) -> Result<Option<String>, KmsError> {
+    parse(blob).map(|blob| blob.material_id.map(hex::encode))
 }
 
 /// KMS `Decrypt`. A blob made under another key, altered in any byte, or presented with a
@@ -201,13 +218,43 @@ mod tests {
     }
 
     #[test]
-    fn blob_layout_is_version_key_id_nonce_ciphertext_tag() {
+    fn blob_layout_is_version_key_id_material_id_nonce_ciphertext_tag() {
         let key = KeyMaterial::generate();
         let blob = encrypt(&key, "key-1", b"abc", &EncryptionContext::new()).unwrap();
         assert_eq!(blob[0], BLOB_VERSION);
         assert_eq!(&blob[1..3], &[0, 5]);
         assert_eq!(&blob[3..8], b"key-1");
-        assert_eq!(blob.len(), 8 + aead::NONCE_LEN + 3 + aead::TAG_LEN);
+        assert_eq!(&blob[8..40], &key.id_bytes());
+        assert_eq!(blob.len(), 40 + aead::NONCE_LEN + 3 + aead::TAG_LEN);
+        assert_eq!(ciphertext_material_id(&blob).unwrap(), Some(key.id()));
+    }
+
+    /// A blob as Coffer wrote them before keys could be rotated (version 1: no material id).
+    fn version_1_blob(key: &KeyMaterial, key_id: &str, plaintext: &[u8]) -> Vec<u8> {
+        let mut blob = vec![BLOB_VERSION_1];
+        blob.extend_from_slice(&(key_id.len() as u16).to_be_bytes());
+        blob.extend_from_slice(key_id.as_bytes());
+        let aad = blob_aad(&blob, &EncryptionContext::new());
+        aead::seal_into(key.0.bytes(), &aad, plaintext, &mut blob);
+        blob
+    }
+
+    #[test]
+    fn blobs_written_before_rotation_existed_still_decrypt() {
+        let key = KeyMaterial::generate();
+        let blob = version_1_blob(&key, "key-1", b"old");
+        assert_eq!(ciphertext_key_id(&blob).unwrap(), "key-1");
+        assert_eq!(ciphertext_material_id(&blob).unwrap(), None);
+        let plain = decrypt(&key, &blob, &EncryptionContext::new()).unwrap();
+        assert_eq!(&plain[..], b"old");
+    }
+
+    #[test]
+    fn a_rewritten_material_id_makes_decryption_fail() {
+        let key = KeyMaterial::generate();
+        let mut blob = encrypt(&key, "key-1", b"abc", &EncryptionContext::new()).unwrap();
+        blob[8] ^= 1;
+        assert!(decrypt(&key, &blob, &EncryptionContext::new()).is_err());
     }
 
     #[test]

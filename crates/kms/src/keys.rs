@@ -4,9 +4,21 @@ use std::fmt;
 
 use zeroize::{ZeroizeOnDrop, Zeroizing};
 
+use hkdf::Hkdf;
+use sha2::Sha256;
+
 use crate::aead;
 use crate::error::KmsError;
 use crate::secret::{KEY_LEN, Key32};
+
+/// HKDF `info` of a material's id (see [`KeyMaterial::id`]).
+const MATERIAL_ID_INFO: &[u8] = b"coffer-kms key material id\0";
+/// Domain separation for [`KeyMaterial::seal_previous`].
+const PREVIOUS_AAD_LABEL: &[u8] = b"coffer-kms previous key material\0";
+/// First byte of a sealed previous material.
+const PREVIOUS_VERSION: u8 = 1;
+/// Length of a material id in bytes (64 hexadecimal digits as AWS shows it).
+pub const MATERIAL_ID_LEN: usize = 32;
 
 /// The 32-byte AES-256 material of a KMS key (a customer key or an AWS-managed key such as
 /// `aws/secretsmanager`). At rest it exists only wrapped by the region's root key
@@ -44,6 +56,61 @@ impl KeyMaterial {
         key.bytes_mut().copy_from_slice(bytes);
         Some(Self(key))
     }
+
+    /// The id of this material (AWS's `KeyMaterialId`, `CurrentKeyMaterialId`): 64 hexadecimal
+    /// digits. HKDF-SHA256 of the material with a fixed label, so it is the same wherever the
+    /// material is (the Regions of a multi-Region key) and reveals nothing about it.
+    pub fn id(&self) -> String {
+        hex::encode(self.id_bytes())
+    }
+
+    pub(crate) fn id_bytes(&self) -> [u8; MATERIAL_ID_LEN] {
+        let mut id = [0u8; MATERIAL_ID_LEN];
+        Hkdf::<Sha256>::new(None, self.0.bytes())
+            .expand(MATERIAL_ID_INFO, &mut id)
+            .expect("32 bytes is within HKDF-SHA256's output limit");
+        id
+    }
+
+    /// Seals `previous` (an earlier material of a rotated key) under this, the key's current
+    /// material, bound to the key id: `version (1) || nonce (12) || ciphertext (32) || tag (16)`.
+    /// A key's earlier materials are kept this way, so they are as safe as the current one (which
+    /// the root key wraps) and a root key rotation re-wraps nothing more.
+    pub fn seal_previous(&self, key_id: &str, previous: &KeyMaterial) -> Vec<u8> {
+        let mut out = vec![PREVIOUS_VERSION];
+        aead::seal_into(
+            self.0.bytes(),
+            &previous_aad(key_id),
+            previous.0.bytes(),
+            &mut out,
+        );
+        out
+    }
+
+    /// Reverses [`KeyMaterial::seal_previous`] ([`KmsError::InvalidCiphertext`] otherwise).
+    pub fn open_previous(&self, key_id: &str, sealed: &[u8]) -> Result<KeyMaterial, KmsError> {
+        let Some((&PREVIOUS_VERSION, sealed)) = sealed.split_first() else {
+            return Err(KmsError::InvalidCiphertext);
+        };
+        if aead::plaintext_len(sealed) != Some(KEY_LEN) {
+            return Err(KmsError::InvalidCiphertext);
+        }
+        let mut material = Key32::zeroed();
+        aead::open_into(
+            self.0.bytes(),
+            &previous_aad(key_id),
+            sealed,
+            material.bytes_mut(),
+        )
+        .map_err(|_| KmsError::InvalidCiphertext)?;
+        Ok(KeyMaterial(material))
+    }
+}
+
+fn previous_aad(key_id: &str) -> Vec<u8> {
+    let mut aad = PREVIOUS_AAD_LABEL.to_vec();
+    aad.extend_from_slice(key_id.as_bytes());
+    aad
 }
 
 /// A 32-byte AES-256 data key: one per secret version, carried at rest only as a ciphertext

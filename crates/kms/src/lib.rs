@@ -45,19 +45,31 @@
 //! **Ciphertext blob** (KMS `CiphertextBlob`, the encrypted data key of a secret version):
 //!
 //! ```text
-//! version=1 (1) || key id length (2, big-endian, 1..=1024) || key id (UTF-8)
-//!   || nonce (12) || AES-256-GCM(KMS key material, plaintext) || tag (16)
+//! version=2 (1) || key id length (2, big-endian, 1..=1024) || key id (UTF-8)
+//!   || key material id (32) || nonce (12) || AES-256-GCM(KMS key material, plaintext) || tag (16)
 //! AAD = "coffer-kms ciphertext blob\0" || version || key id length || key id
-//!   || canonical encryption context
+//!   || key material id || canonical encryption context
 //! ```
 //!
 //! Like an AWS blob it is self-describing: [`ciphertext_key_id`] finds the key, so `Decrypt`
-//! needs no `KeyId`. The key id is authenticated, and the encryption context must be presented
+//! needs no `KeyId`, and [`ciphertext_material_id`] the key material it was made with, so a
+//! rotated key still opens what its earlier materials sealed. Version 1 blobs (written before
+//! keys could be rotated) lack the material id: they were made with the key's first material.
+//! The key id and material id are authenticated, and the encryption context must be presented
 //! again, identical, to decrypt; anything else is [`KmsError::InvalidCiphertext`]. The canonical
 //! context is `count (u64 BE)` followed, in byte-wise key order, by
 //! `len (u64 BE) || key || len (u64 BE) || value` per pair: length prefixes, not `k=v&…`
 //! separators, so no two different contexts encode alike. A 4096-byte plaintext under a 1024-byte
 //! key id still fits the 6144 bytes KMS allows for a blob.
+//!
+//! **Key material id** ([`KeyMaterial::id`]): HKDF-SHA256 of the material with the fixed label
+//! `"coffer-kms key material id\0"`; AWS's `KeyMaterialId`, shown as 64 hexadecimal digits.
+//!
+//! **Previous key material** of a rotated key ([`KeyMaterial::seal_previous`]), kept in the key's
+//! metadata: `version=1 (1) || nonce (12) || AES-256-GCM(current material, previous) (32) ||
+//! tag (16)`, AAD = `"coffer-kms previous key material\0" || key id`. Sealed under the current
+//! material, so the root key still protects everything and its rotation re-wraps only the current
+//! material; the key id (the same in every Region of a multi-Region key) binds it to its key.
 //!
 //! **Sealed secret value** ([`DataKey::seal`]): `nonce (12) || ciphertext || tag (16)`, with the
 //! caller's AAD binding region, secret ARN and version id. No version byte of its own: the blob
@@ -80,9 +92,9 @@ mod root_key;
 mod secret;
 
 pub use ciphertext::{
-    EncryptionContext, MAX_KEY_ID_LEN, MAX_PLAINTEXT_LEN, ciphertext_key_id, decrypt,
-    decrypt_data_key, encrypt, generate_data_key,
+    EncryptionContext, MAX_KEY_ID_LEN, MAX_PLAINTEXT_LEN, ciphertext_key_id,
+    ciphertext_material_id, decrypt, decrypt_data_key, encrypt, generate_data_key,
 };
 pub use error::{KmsError, RootKeyFileProblem};
-pub use keys::{DataKey, KeyMaterial};
+pub use keys::{DataKey, KeyMaterial, MATERIAL_ID_LEN};
 pub use root_key::RootKey;

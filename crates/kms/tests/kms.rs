@@ -123,7 +123,7 @@ fn malformed_blobs_have_no_key_id() {
     let key = KeyMaterial::generate();
     let blob = encrypt(&key, KEY_ARN, b"hello", &context("v1")).unwrap();
     let mut other_version = blob.clone();
-    other_version[0] = 2;
+    other_version[0] = 3;
     let mut bad_utf8 = blob.clone();
     bad_utf8[3] = 0xFF;
     let mut long_length = blob.clone();
@@ -132,7 +132,7 @@ fn malformed_blobs_have_no_key_id() {
         &[][..],
         &[1][..],
         &blob[..3],
-        &blob[..3 + KEY_ARN.len() + 27],
+        &blob[..3 + KEY_ARN.len() + 32 + 27],
         &other_version,
         &bad_utf8,
         &long_length,
@@ -855,4 +855,33 @@ fn key_material_rebuilt_from_its_bytes_decrypts_what_the_original_encrypted() {
     assert!(KeyMaterial::from_bytes(&[7u8; 31]).is_none());
     assert!(KeyMaterial::from_bytes(&[7u8; 33]).is_none());
     assert!(KeyMaterial::from_bytes(&[]).is_none());
+}
+
+#[test]
+fn a_material_id_is_64_hex_digits_the_same_for_the_same_material_and_differs_for_another() {
+    let key = KeyMaterial::generate();
+    let id = key.id();
+    assert_eq!(id.len(), 64);
+    assert!(id.chars().all(|c| c.is_ascii_hexdigit()));
+    let copy = KeyMaterial::from_bytes(key.expose_bytes()).unwrap();
+    assert_eq!(copy.id(), id);
+    assert_ne!(KeyMaterial::generate().id(), id);
+}
+
+#[test]
+fn a_previous_material_opens_only_under_the_current_material_and_key_id_it_was_sealed_with() {
+    let current = KeyMaterial::generate();
+    let previous = KeyMaterial::generate();
+    let sealed = current.seal_previous("key-1", &previous);
+    let opened = current.open_previous("key-1", &sealed).unwrap();
+    assert_eq!(opened.id(), previous.id());
+    assert!(current.open_previous("key-2", &sealed).is_err());
+    assert!(
+        KeyMaterial::generate()
+            .open_previous("key-1", &sealed)
+            .is_err()
+    );
+    let mut altered = sealed.clone();
+    altered[20] ^= 1;
+    assert!(current.open_previous("key-1", &altered).is_err());
 }

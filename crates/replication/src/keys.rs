@@ -161,6 +161,7 @@ async fn drop_replica_region(
     };
     let mut meta = (*key.meta).clone();
     meta.replica_regions.retain(|r| r != dest);
+    coffer_core::kms::schedule_key_deletion::replicas_gone(&mut meta, region.now_ms());
     coffer_core::kms::save_meta(region, &key, meta).await
 }
 
@@ -250,6 +251,7 @@ pub async fn apply_removed(
     }
     let mut meta = (*key.meta).clone();
     meta.replica_regions.retain(|r| r != source);
+    coffer_core::kms::schedule_key_deletion::replicas_gone(&mut meta, region.now_ms());
     coffer_core::kms::save_meta(region, &key, meta).await?;
     tracing::info!(region = %region.region, key = %primary_arn, replica_region = source, "Multi-Region replica key deleted; dropped from the primary's replicas");
     Ok(Answer::Done)

@@ -257,7 +257,8 @@ async fn nothing_is_sent_for_a_key_that_no_longer_lists_the_region() {
 }
 
 #[tokio::test]
-async fn a_deleted_replica_leaves_its_primarys_replicas_and_the_primary_can_then_be_deleted() {
+async fn a_deleted_replica_leaves_its_primarys_replicas_and_a_primary_waiting_for_it_starts_its_deletion_window()
+ {
     const DAY_MS: i64 = 24 * 60 * 60 * 1000;
     let dir = tempfile::tempdir().unwrap();
     let west = region(&dir, WEST, 0x11).await;
@@ -285,16 +286,17 @@ async fn a_deleted_replica_leaves_its_primarys_replicas_and_the_primary_can_then
         Answer::Done
     );
 
-    // A primary with a replica cannot be deleted first.
-    let refused = call(
+    // A primary with a replica waits for it (as AWS): no deletion date yet.
+    let waiting = call(
         &west,
         &none,
         "ScheduleKeyDeletion",
         json!({"KeyId": key_id, "PendingWindowInDays": 7}),
     )
     .await
-    .unwrap_err();
-    assert_eq!(refused.code, coffer_core::ErrorCode::KmsInvalidState);
+    .unwrap();
+    assert_eq!(waiting["KeyState"], "PendingReplicaDeletion");
+    assert!(waiting.get("DeletionDate").is_none());
 
     call(
         &east,
@@ -345,12 +347,12 @@ async fn a_deleted_replica_leaves_its_primarys_replicas_and_the_primary_can_then
         primary["KeyMetadata"]["MultiRegionConfiguration"]["ReplicaKeys"],
         json!([])
     );
-    call(
-        &west,
-        &none,
-        "ScheduleKeyDeletion",
-        json!({"KeyId": key_id, "PendingWindowInDays": 7}),
-    )
-    .await
-    .unwrap();
+    // Its last replica gone, the primary's 7-day window starts.
+    assert_eq!(primary["KeyMetadata"]["KeyState"], "PendingDeletion");
+    let deletion = primary["KeyMetadata"]["DeletionDate"].as_f64().unwrap();
+    let expected = (SystemClock.now_ms() + 7 * DAY_MS) as f64 / 1000.0;
+    assert!(
+        (deletion - expected).abs() < 60.0,
+        "{deletion} vs {expected}"
+    );
 }

@@ -16,6 +16,10 @@ pub(crate) const ACCESS_KEY_INSERT_WITHIN: &str = "INSERT INTO access_keys (acce
      user_arn, account_id, wrapped_secret, status, created_ms) SELECT $1, $2, $3, $4, $5, $6 \
      WHERE (SELECT COUNT(*) FROM access_keys WHERE user_arn = $2) < $7";
 
+/// Compare and swap of a user's tags: `$1` new, `$2` user ARN, `$3` the tags read before.
+pub(crate) const USER_TAGS_REPLACE: &str =
+    "UPDATE users SET tags = $1 WHERE user_arn = $2 AND tags = $3";
+
 pub(crate) fn user_from_row<R: RecordRow>(row: &R) -> Result<UserRecord>
 where
     for<'a> &'a str: ColumnIndex<R>,

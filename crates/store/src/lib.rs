@@ -262,5 +262,10 @@ pub trait IamStore: Send + Sync + 'static {
     async fn delete_user_policy(&self, user_arn: &str, policy_name: &str) -> Result<bool>;
     /// The inline policies of one user, by name.
     async fn user_policies(&self, user_arn: &str) -> Result<Vec<UserPolicyRecord>>;
+    /// The user's tags as stored (a JSON array), or `None` when no such user exists.
+    async fn user_tags(&self, user_arn: &str) -> Result<Option<String>>;
+    /// Replaces the user's tags with `new` if they still are `old` (compare and swap, so
+    /// concurrent tag changes never lose one); `false` when they changed or the user is gone.
+    async fn replace_user_tags(&self, user_arn: &str, old: &str, new: &str) -> Result<bool>;
     async fn close(&self);
 }

@@ -1540,6 +1540,28 @@ impl IamStore for PostgresIamStore {
         })
     }
 
+    async fn user_tags(&self, user_arn: &str) -> Result<Option<String>> {
+        retrying!("loading a user's tags", Exhausted::Backend, async {
+            let row = sqlx::query("SELECT tags FROM users WHERE user_arn = $1")
+                .bind(user_arn)
+                .fetch_optional(&self.pool)
+                .await?;
+            Ok::<_, PgError>(row.map(|r| r.try_get::<String, _>("tags")).transpose()?)
+        })
+    }
+
+    async fn replace_user_tags(&self, user_arn: &str, old: &str, new: &str) -> Result<bool> {
+        retrying!("replacing a user's tags", Exhausted::Backend, async {
+            let done = sqlx::query(crate::iam_rows::USER_TAGS_REPLACE)
+                .bind(new)
+                .bind(user_arn)
+                .bind(old)
+                .execute(&self.pool)
+                .await?;
+            Ok::<_, PgError>(done.rows_affected() > 0)
+        })
+    }
+
     async fn close(&self) {
         self.pool.close().await;
     }

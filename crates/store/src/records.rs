@@ -102,6 +102,14 @@ pub enum KmsChange {
     /// Replaces a key's metadata and wrapped material (state changes, policy, tags, root-key
     /// re-wrapping); `Conflict` when the key does not exist.
     UpdateKey(KmsKeyRecord),
+    /// [`KmsChange::UpdateKey`] only if the key's stored metadata and wrapped material are
+    /// still `expected` (what the writer read): `Conflict` when another write came in between,
+    /// or the key is gone. Every change made from a key as read uses it, so none undoes another
+    /// (a rotation's new material, a root key re-wrap).
+    UpdateKeyIf {
+        key: KmsKeyRecord,
+        expected: KmsKeyRecord,
+    },
     /// `Conflict` when the alias name is taken in the account.
     CreateAlias(KmsAliasRecord),
     /// Points an existing alias at another key; `Conflict` when the alias does not exist.

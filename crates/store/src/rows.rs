@@ -173,6 +173,17 @@ pub(crate) fn kms_change_statements(
                 Text(k.key_arn.clone()),
             ],
         )],
+        KmsChange::UpdateKeyIf { key: k, expected } => vec![(
+            "UPDATE kms_keys SET wrapped_material = $1, metadata = $2 \
+             WHERE key_arn = $3 AND metadata = $4 AND wrapped_material = $5",
+            vec![
+                Bytes(k.wrapped_material.clone()),
+                Text(k.metadata.clone()),
+                Text(k.key_arn.clone()),
+                Text(expected.metadata.clone()),
+                Bytes(expected.wrapped_material.clone()),
+            ],
+        )],
         KmsChange::CreateAlias(a) => vec![(
             "INSERT INTO kms_aliases (account_id, alias_name, target_key_arn, created_ms) \
              VALUES ($1, $2, $3, $4)",

@@ -29,6 +29,7 @@ impl StoreKind {
             StoreKind::Iam => &[
                 include_str!("../migrations/iam/0001_initial.sql"),
                 include_str!("../migrations/iam/0002_user_policies.sql"),
+                include_str!("../migrations/iam/0003_user_tags.sql"),
             ],
         }
     }
@@ -46,6 +47,7 @@ impl StoreKind {
             StoreKind::Iam => &[
                 include_str!("../migrations/postgres/iam/0001_initial.sql"),
                 include_str!("../migrations/postgres/iam/0002_user_policies.sql"),
+                include_str!("../migrations/postgres/iam/0003_user_tags.sql"),
             ],
         }
     }

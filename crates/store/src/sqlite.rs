@@ -1000,6 +1000,25 @@ impl IamStore for SqliteIamStore {
             .collect()
     }
 
+    async fn user_tags(&self, user_arn: &str) -> Result<Option<String>> {
+        let row = sqlx::query("SELECT tags FROM users WHERE user_arn = $1")
+            .bind(user_arn)
+            .fetch_optional(&self.pools.reader)
+            .await?;
+        row.map(|r| r.try_get::<String, _>("tags").map_err(Into::into))
+            .transpose()
+    }
+
+    async fn replace_user_tags(&self, user_arn: &str, old: &str, new: &str) -> Result<bool> {
+        let done = sqlx::query(crate::iam_rows::USER_TAGS_REPLACE)
+            .bind(new)
+            .bind(user_arn)
+            .bind(old)
+            .execute(&self.pools.writer)
+            .await?;
+        Ok(done.rows_affected() > 0)
+    }
+
     async fn close(&self) {
         self.pools.reader.close().await;
         self.pools.writer.close().await;

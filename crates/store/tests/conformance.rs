@@ -173,6 +173,7 @@ conformance!(
     regions_are_independent,
     iam_accounts_users_and_keys,
     iam_keys_and_policies_change,
+    iam_user_tags_are_swapped_only_from_what_was_read,
     concurrent_load_modify_commit_loses_no_update,
 );
 
@@ -590,13 +591,40 @@ mod cases {
             .unwrap();
         assert_eq!(
             store.load_kms_key(&k1.key_arn).await.unwrap(),
-            Some(changed)
+            Some(changed.clone())
         );
         assert_conflict(
             store
                 .commit_kms(KmsChange::UpdateKey(key(ACCOUNT, "ghost", 1)))
                 .await,
             "update of a missing key",
+        );
+        // UpdateKeyIf writes only over the metadata the writer read.
+        let mut rotated = changed.clone();
+        rotated.metadata = r#"{"KeyState":"Disabled","Rotations":[1]}"#.into();
+        rotated.wrapped_material = vec![8; 61];
+        let stale = KmsChange::UpdateKeyIf {
+            key: rotated.clone(),
+            expected: k1.clone(),
+        };
+        assert_conflict(store.commit_kms(stale).await, "update over a newer write");
+        let mut rewrapped = changed.clone();
+        rewrapped.wrapped_material = vec![7; 61];
+        let stale = KmsChange::UpdateKeyIf {
+            key: rotated.clone(),
+            expected: rewrapped,
+        };
+        assert_conflict(store.commit_kms(stale).await, "update over other material");
+        store
+            .commit_kms(KmsChange::UpdateKeyIf {
+                key: rotated.clone(),
+                expected: changed.clone(),
+            })
+            .await
+            .unwrap();
+        assert_eq!(
+            store.load_kms_key(&k1.key_arn).await.unwrap(),
+            Some(rotated)
         );
 
         // Aliases: create (unique per account), list by name, repoint, delete.
@@ -1501,7 +1529,7 @@ mod cases {
         iam.close().await;
         let meta = b.meta("iam").await;
         assert!(meta.contains(&("kind".to_string(), "coffer-iam".to_string())));
-        assert!(meta.contains(&("format_version".to_string(), "2".to_string())));
+        assert!(meta.contains(&("format_version".to_string(), "3".to_string())));
     }
 
     /// The per-user key quota holds under concurrent creations: of eight at once with room for
@@ -1692,6 +1720,51 @@ mod cases {
         assert!(iam.delete_user(&bob.user_arn).await.unwrap());
         assert!(!iam.delete_user(&bob.user_arn).await.unwrap());
         assert_eq!(iam.users().await.unwrap(), Vec::new());
+        iam.close().await;
+    }
+
+    pub async fn iam_user_tags_are_swapped_only_from_what_was_read(b: &Backend) {
+        let iam = b.iam().await;
+        iam.create_account(ACCOUNT, 1_000).await.unwrap();
+        let carol = UserRecord {
+            user_arn: format!("arn:aws:iam::{ACCOUNT}:user/carol"),
+            account_id: ACCOUNT.into(),
+            user_name: "carol".into(),
+            user_id: "AIDACAROL".into(),
+            is_admin: false,
+            created_ms: 1_000,
+        };
+        iam.create_user(carol.clone()).await.unwrap();
+        // A new user (and every user of a store made before tags existed) has none.
+        assert_eq!(
+            iam.user_tags(&carol.user_arn).await.unwrap().as_deref(),
+            Some("[]")
+        );
+        let one = r#"[{"Key":"a","Value":"1"}]"#;
+        assert!(
+            iam.replace_user_tags(&carol.user_arn, "[]", one)
+                .await
+                .unwrap()
+        );
+        // A writer that read the old tags loses: nothing is overwritten.
+        assert!(
+            !iam.replace_user_tags(&carol.user_arn, "[]", "[]")
+                .await
+                .unwrap()
+        );
+        assert_eq!(
+            iam.user_tags(&carol.user_arn).await.unwrap().as_deref(),
+            Some(one)
+        );
+        assert_eq!(
+            iam.user_tags("arn:aws:iam::1:user/none").await.unwrap(),
+            None
+        );
+        assert!(
+            !iam.replace_user_tags("arn:aws:iam::1:user/none", "[]", one)
+                .await
+                .unwrap()
+        );
         iam.close().await;
     }
 

@@ -26,6 +26,7 @@ fn user(account: &str, name: &str, policies: &[&str]) -> Caller {
         policies: Arc::from(policies),
         source_ip: None,
         secure_transport: false,
+        principal_tags: Arc::from(Vec::new()),
     }
 }
 

@@ -15,8 +15,8 @@ pub struct Input {
 
 pub async fn run(region: &RegionService, caller: &Caller, input: Input) -> Result<Value> {
     let key =
-        super::find_authorized(region, caller, &input.key_id, "kms:CancelKeyDeletion").await?;
-    if key.meta.key_state != "PendingDeletion" {
+        super::find_authorized_key(region, caller, &input.key_id, "kms:CancelKeyDeletion").await?;
+    if !super::is_pending_deletion(&key.meta) {
         return Err(super::invalid_state(format!(
             "{} is not pending deletion.",
             key.arn
@@ -25,6 +25,7 @@ pub async fn run(region: &RegionService, caller: &Caller, input: Input) -> Resul
     let mut meta = (*key.meta).clone();
     meta.key_state = "Disabled".into();
     meta.deletion_date_ms = None;
+    meta.pending_window_days = None;
     super::save_meta(region, &key, meta).await?;
     Ok(json!({ "KeyId": key.arn }))
 }

@@ -31,7 +31,10 @@ pub(crate) fn check_alias_name(name: &str) -> Result<()> {
         )));
     }
     let Some(rest) = name.strip_prefix("alias/") else {
-        return Err(invalid("Alias must start with the prefix \"alias/\"."));
+        // [L test_create_alias] a ValidationException, with AWS's pointer to the guide.
+        return Err(Error::validation(
+            "Alias must start with the prefix \"alias/\". Please see https://docs.aws.amazon.com/kms/latest/developerguide/kms-alias.html",
+        ));
     };
     if rest.is_empty() || rest.contains(':') {
         return Err(invalid("Alias name is not valid."));

@@ -22,6 +22,16 @@ pub struct Input {
     pub bypass_policy_lockout_safety_check: Option<bool>,
 }
 
+/// A key description: at most 8192 characters.
+pub(crate) fn check_description(description: &str) -> Result<()> {
+    if description.chars().count() > 8192 {
+        return Err(Error::validation(
+            "1 validation error detected: Value at 'description' failed to satisfy constraint: Member must have length less than or equal to 8192",
+        ));
+    }
+    Ok(())
+}
+
 pub async fn run(region: &RegionService, caller: &Caller, input: Input) -> Result<Value> {
     super::authorize_account(region, caller, "kms:CreateKey")?;
     if let Some(usage) = input.key_usage.as_deref()
@@ -52,11 +62,7 @@ pub async fn run(region: &RegionService, caller: &Caller, input: Input) -> Resul
         ));
     }
     let description = input.description.unwrap_or_default();
-    if description.chars().count() > 8192 {
-        return Err(Error::validation(
-            "1 validation error detected: Value at 'description' failed to satisfy constraint: Member must have length less than or equal to 8192",
-        ));
-    }
+    check_description(&description)?;
     if let Some(policy) = &input.policy {
         super::check_policy(policy)?;
     }
@@ -69,18 +75,10 @@ pub async fn run(region: &RegionService, caller: &Caller, input: Input) -> Resul
         uuid::Uuid::new_v4().to_string()
     };
     let meta = KeyMeta {
-        description,
-        key_manager: "CUSTOMER".into(),
-        key_state: "Enabled".into(),
-        key_usage: "ENCRYPT_DECRYPT".into(),
-        key_spec: "SYMMETRIC_DEFAULT".into(),
-        origin: "AWS_KMS".into(),
         multi_region,
-        deletion_date_ms: None,
         policy: input.policy,
         tags,
-        primary_region: None,
-        replica_regions: Vec::new(),
+        ..KeyMeta::customer(&description)
     };
     let key = region
         .create_key(

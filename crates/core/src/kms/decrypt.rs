@@ -27,12 +27,14 @@ pub struct Input {
 #[serde(rename_all = "PascalCase")]
 pub struct Output {
     pub key_id: String,
+    /// The key material that made the blob (AWS answers it for symmetric keys).
+    pub key_material_id: String,
     #[serde(serialize_with = "plaintext")]
     pub plaintext: Zeroizing<Vec<u8>>,
     pub encryption_algorithm: &'static str,
 }
 
-fn plaintext<S: serde::Serializer>(
+pub(super) fn plaintext<S: serde::Serializer>(
     p: &Zeroizing<Vec<u8>>,
     s: S,
 ) -> std::result::Result<S::Ok, S::Error> {
@@ -73,10 +75,19 @@ pub async fn run(region: &RegionService, caller: &Caller, input: Input) -> Resul
     super::authorize(caller, &key, "kms:Decrypt")?;
     super::require_enabled(&key)?;
     let context = input.encryption_context.unwrap_or_default();
-    let plain = coffer_kms::decrypt(&key.material, &input.ciphertext_blob, &context)
-        .map_err(|_| invalid_ciphertext())?;
+    // The blob names the material it was made with; a key rotated since still has it.
+    let (plain, material_id) = key
+        .materials_for(&input.ciphertext_blob)
+        .into_iter()
+        .find_map(|m| {
+            coffer_kms::decrypt(m, &input.ciphertext_blob, &context)
+                .ok()
+                .map(|p| (p, m.id()))
+        })
+        .ok_or_else(invalid_ciphertext)?;
     Ok(Output {
         key_id: key.arn.clone(),
+        key_material_id: material_id,
         plaintext: plain,
         encryption_algorithm: "SYMMETRIC_DEFAULT",
     })

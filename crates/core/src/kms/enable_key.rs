@@ -14,7 +14,7 @@ pub struct Input {
 }
 
 pub async fn run(region: &RegionService, caller: &Caller, input: Input) -> Result<Value> {
-    let key = super::find_authorized(region, caller, &input.key_id, "kms:EnableKey").await?;
+    let key = super::find_authorized_key(region, caller, &input.key_id, "kms:EnableKey").await?;
     super::require_not_pending_deletion(&key)?;
     let mut meta = (*key.meta).clone();
     meta.key_state = "Enabled".into();

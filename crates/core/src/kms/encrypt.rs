@@ -42,10 +42,12 @@ pub(crate) fn check_algorithm(algorithm: Option<&str>) -> Result<()> {
 }
 
 pub async fn run(region: &RegionService, caller: &Caller, input: Input) -> Result<Output> {
-    if input.plaintext.is_empty() || input.plaintext.len() > coffer_kms::MAX_PLAINTEXT_LEN {
-        return Err(Error::validation(
-            "1 validation error detected: Value at 'plaintext' failed to satisfy constraint: Member must have length between 1 and 4096",
-        ));
+    // [L test_plaintext_size_for_encrypt] AWS names the bound that was crossed.
+    let len = input.plaintext.len() as i64;
+    if let Some(bound) = super::crossed_bound(len, 1, coffer_kms::MAX_PLAINTEXT_LEN as i64) {
+        return Err(Error::validation(format!(
+            "1 validation error detected: Value at 'plaintext' failed to satisfy constraint: Member must have length {bound}"
+        )));
     }
     check_algorithm(input.encryption_algorithm.as_deref())?;
     let key = super::find_authorized(region, caller, &input.key_id, "kms:Encrypt").await?;

@@ -25,7 +25,7 @@ pub(crate) fn check_policy_name(name: Option<&str>) -> Result<()> {
 
 pub async fn run(region: &RegionService, caller: &Caller, input: Input) -> Result<Value> {
     check_policy_name(input.policy_name.as_deref())?;
-    let key = super::find_authorized(region, caller, &input.key_id, "kms:GetKeyPolicy").await?;
+    let key = super::find_authorized_key(region, caller, &input.key_id, "kms:GetKeyPolicy").await?;
     let policy = key
         .meta
         .policy

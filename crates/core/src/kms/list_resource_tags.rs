@@ -17,7 +17,8 @@ pub struct Input {
 }
 
 pub async fn run(region: &RegionService, caller: &Caller, input: Input) -> Result<Value> {
-    let key = super::find_authorized(region, caller, &input.key_id, "kms:ListResourceTags").await?;
+    let key =
+        super::find_authorized_key(region, caller, &input.key_id, "kms:ListResourceTags").await?;
     let tags: Vec<Value> = key
         .meta
         .tags

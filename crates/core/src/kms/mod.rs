@@ -4,9 +4,11 @@
 //! encrypts with (`RegionService::resolve_key`), so a key created here can be a secret's
 //! `KmsKeyId`, and disabling it or scheduling its deletion stops the secrets under it.
 //!
-//! A key's state, policy, tags and multi-Region links are kept in its stored metadata
-//! ([`KeyMeta`], JSON in `kms_keys.metadata`); its material only wrapped by the Region's root
-//! key. See `docs/keys.md`.
+//! A key's state, policy, tags, multi-Region links and rotations are kept in its stored metadata
+//! ([`KeyMeta`], JSON in `kms_keys.metadata`); its current material only wrapped by the Region's
+//! root key, its earlier materials (a rotated key) in the metadata, sealed under the current one.
+//! Errors go out with their text in `message` (KMS's error shapes), see `coffer_api`. See
+//! `docs/keys.md`.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -26,21 +28,29 @@ pub mod decrypt;
 pub mod delete_alias;
 pub mod describe_key;
 pub mod disable_key;
+pub mod disable_key_rotation;
 pub mod enable_key;
+pub mod enable_key_rotation;
 pub mod encrypt;
 pub mod generate_data_key;
 pub mod generate_data_key_without_plaintext;
+pub mod generate_random;
 pub mod get_key_policy;
+pub mod get_key_rotation_status;
 pub mod list_aliases;
+pub mod list_key_rotations;
 pub mod list_keys;
 pub mod list_resource_tags;
 pub mod purge;
 pub mod put_key_policy;
 pub mod replicate_key;
+pub mod rotate_key_on_demand;
+pub mod rotation;
 pub mod schedule_key_deletion;
 pub mod tag_resource;
 pub mod untag_resource;
 pub mod update_alias;
+pub mod update_key_description;
 
 /// Every KMS operation Coffer serves.
 pub const OPERATIONS: &[&str] = &[
@@ -51,20 +61,27 @@ pub const OPERATIONS: &[&str] = &[
     "DeleteAlias",
     "DescribeKey",
     "DisableKey",
+    "DisableKeyRotation",
     "EnableKey",
+    "EnableKeyRotation",
     "Encrypt",
     "GenerateDataKey",
     "GenerateDataKeyWithoutPlaintext",
+    "GenerateRandom",
     "GetKeyPolicy",
+    "GetKeyRotationStatus",
     "ListAliases",
+    "ListKeyRotations",
     "ListKeys",
     "ListResourceTags",
     "PutKeyPolicy",
     "ReplicateKey",
+    "RotateKeyOnDemand",
     "ScheduleKeyDeletion",
     "TagResource",
     "UntagResource",
     "UpdateAlias",
+    "UpdateKeyDescription",
 ];
 
 /// The Regions of this node, for ReplicateKey.
@@ -109,14 +126,19 @@ pub async fn dispatch(
         "DeleteAlias" => call(delete_alias::run, r, c, body).await,
         "DescribeKey" => call(describe_key::run, r, c, body).await,
         "DisableKey" => call(disable_key::run, r, c, body).await,
+        "DisableKeyRotation" => call(disable_key_rotation::run, r, c, body).await,
         "EnableKey" => call(enable_key::run, r, c, body).await,
+        "EnableKeyRotation" => call(enable_key_rotation::run, r, c, body).await,
         "Encrypt" => call(encrypt::run, r, c, body).await,
         "GenerateDataKey" => call(generate_data_key::run, r, c, body).await,
         "GenerateDataKeyWithoutPlaintext" => {
             call(generate_data_key_without_plaintext::run, r, c, body).await
         }
+        "GenerateRandom" => call(generate_random::run, r, c, body).await,
         "GetKeyPolicy" => call(get_key_policy::run, r, c, body).await,
+        "GetKeyRotationStatus" => call(get_key_rotation_status::run, r, c, body).await,
         "ListAliases" => call(list_aliases::run, r, c, body).await,
+        "ListKeyRotations" => call(list_key_rotations::run, r, c, body).await,
         "ListKeys" => call(list_keys::run, r, c, body).await,
         "ListResourceTags" => call(list_resource_tags::run, r, c, body).await,
         "PutKeyPolicy" => call(put_key_policy::run, r, c, body).await,
@@ -125,10 +147,16 @@ pub async fn dispatch(
             let output = replicate_key::run(r, c, input, regions).await?;
             Ok(serde_json::to_vec(&output).expect("responses serialize"))
         }
+        "RotateKeyOnDemand" => {
+            let input = crate::ops::parse(body)?;
+            let output = rotate_key_on_demand::run(r, c, input, regions).await?;
+            Ok(serde_json::to_vec(&output).expect("responses serialize"))
+        }
         "ScheduleKeyDeletion" => call(schedule_key_deletion::run, r, c, body).await,
         "TagResource" => call(tag_resource::run, r, c, body).await,
         "UntagResource" => call(untag_resource::run, r, c, body).await,
         "UpdateAlias" => call(update_alias::run, r, c, body).await,
+        "UpdateKeyDescription" => call(update_key_description::run, r, c, body).await,
         _ => Err(Error::new(
             ErrorCode::UnknownOperation,
             format!("Operation {operation} is not supported by Coffer's KMS."),
@@ -178,6 +206,42 @@ pub struct KeyMeta {
     /// Multi-Region primary keys: the Regions holding replicas.
     #[serde(default)]
     pub replica_regions: Vec<String>,
+    /// The key's earlier materials (rotations), oldest first, each sealed under the current
+    /// material ([`coffer_kms::KeyMaterial::seal_previous`]).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub previous_materials: Vec<PreviousMaterial>,
+    /// Every rotation of the key, oldest first (`ListKeyRotations`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub rotations: Vec<Rotation>,
+    /// Automatic rotation: its period in days while enabled (`EnableKeyRotation`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rotation_period_days: Option<i64>,
+    /// When automatic rotation next rotates the key (Unix milliseconds).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next_rotation_ms: Option<i64>,
+    /// A primary scheduled for deletion while it still has replicas (`PendingReplicaDeletion`):
+    /// the waiting period that starts once the last replica is gone.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pending_window_days: Option<i64>,
+}
+
+/// An earlier material of a rotated key.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct PreviousMaterial {
+    pub key_material_id: String,
+    /// base64 of the material sealed under the key's current material.
+    pub sealed: String,
+}
+
+/// One rotation of a key: the material it made current, when, and why.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct Rotation {
+    pub key_material_id: String,
+    pub rotation_date_ms: i64,
+    /// `AUTOMATIC` or `ON_DEMAND`.
+    pub rotation_type: String,
 }
 
 fn encrypt_decrypt() -> String {
@@ -194,8 +258,16 @@ impl KeyMeta {
     /// An AWS-managed key (`aws/secretsmanager`).
     pub fn aws_managed(description: &str) -> KeyMeta {
         KeyMeta {
-            description: description.into(),
             key_manager: "AWS".into(),
+            ..KeyMeta::customer(description)
+        }
+    }
+
+    /// A new, Enabled customer key (single-Region, default policy, no tags).
+    pub fn customer(description: &str) -> KeyMeta {
+        KeyMeta {
+            description: description.into(),
+            key_manager: "CUSTOMER".into(),
             key_state: "Enabled".into(),
             key_usage: encrypt_decrypt(),
             key_spec: symmetric_default(),
@@ -206,6 +278,11 @@ impl KeyMeta {
             tags: Vec::new(),
             primary_region: None,
             replica_regions: Vec::new(),
+            previous_materials: Vec::new(),
+            rotations: Vec::new(),
+            rotation_period_days: None,
+            next_rotation_ms: None,
+            pending_window_days: None,
         }
     }
 
@@ -271,6 +348,7 @@ pub fn policy_context(caller: &Caller) -> coffer_iam::Context {
     if let Some(name) = &caller.user_name {
         context.set("aws:username", name.clone());
     }
+    caller.set_principal_tags(&mut context);
     if let Some(ip) = caller.source_ip {
         context.set("aws:SourceIp", ip.to_string());
     }
@@ -310,8 +388,11 @@ pub async fn find_key(region: &RegionService, caller: &Caller, key_id: &str) -> 
     let (account, alias) = if let Some(name) = key_id.strip_prefix("alias/") {
         (caller.account_id.clone(), Some(format!("alias/{name}")))
     } else if let Some(arn) = Arn::parse(key_id) {
-        if arn.service != "kms" || arn.region != region.region || arn.partition != region.partition
-        {
+        // [L test_get_key_in_different_region] AWS names the other Region only.
+        if arn.service == "kms" && arn.region != region.region {
+            return Err(not_found(format!("Invalid arn {}", arn.region)));
+        }
+        if arn.service != "kms" || arn.partition != region.partition {
             return Err(not_found(format!("Invalid arn {key_id}")));
         }
         if arn.resource.starts_with("alias/") {
@@ -340,12 +421,51 @@ pub async fn find_key(region: &RegionService, caller: &Caller, key_id: &str) -> 
     let key_arn = if key_id.starts_with("arn:") {
         key_id.to_string()
     } else {
+        if !is_key_id(key_id) {
+            return Err(invalid_key_id(key_id));
+        }
         kms_arn(region, &account, &format!("key/{key_id}"))
     };
     region
         .key_by_arn(&key_arn)
         .await?
         .ok_or_else(|| not_found(format!("Key '{key_arn}' does not exist")))
+}
+
+/// Whether `key_id` has the form of a key id: a UUID (`8-4-4-4-12` hexadecimal digits) or
+/// `mrk-` and 32 hexadecimal digits (a multi-Region key).
+pub fn is_key_id(key_id: &str) -> bool {
+    let hex = |s: &str| s.chars().all(|c| c.is_ascii_hexdigit());
+    if let Some(rest) = key_id.strip_prefix("mrk-") {
+        return rest.len() == 32 && hex(rest);
+    }
+    let groups: Vec<&str> = key_id.split('-').collect();
+    groups.iter().map(|g| g.len()).eq([8, 4, 4, 4, 12]) && groups.iter().all(|g| hex(g))
+}
+
+/// [L test_get_key_invalid_uuid] `NotFoundException: Invalid keyId '<id>'`.
+fn invalid_key_id(key_id: &str) -> Error {
+    not_found(format!("Invalid keyId '{key_id}'"))
+}
+
+/// [`find_authorized`] for the operations whose `KeyId` is a key id or key ARN only, as AWS
+/// documents them (EnableKey, DisableKey, the deletion, tag, policy, rotation and replication
+/// operations, UpdateKeyDescription). An alias or alias ARN is refused as a malformed key id
+/// (`Invalid keyId 'alias/x'`): AWS's exact answer is not recorded, and this is the answer it
+/// gives other identifiers that are not key ids.
+pub async fn find_authorized_key(
+    region: &RegionService,
+    caller: &Caller,
+    key_id: &str,
+    action: &str,
+) -> Result<KeyHandle> {
+    let trimmed = key_id.trim();
+    if trimmed.starts_with("alias/")
+        || Arn::parse(trimmed).is_some_and(|a| a.resource.starts_with("alias/"))
+    {
+        return Err(invalid_key_id(trimmed));
+    }
+    find_authorized(region, caller, key_id, action).await
 }
 
 /// Checks `kms:<Op>` on `key` against its key policy and the caller's identity policies.
@@ -407,7 +527,9 @@ pub async fn find_authorized(
 pub fn require_enabled(key: &KeyHandle) -> Result<()> {
     match key.meta.key_state.as_str() {
         "Enabled" => Ok(()),
-        "PendingDeletion" => Err(invalid_state(format!("{} is pending deletion.", key.arn))),
+        "PendingDeletion" | "PendingReplicaDeletion" => {
+            Err(invalid_state(format!("{} is pending deletion.", key.arn)))
+        }
         _ => Err(Error::new(
             ErrorCode::KmsDisabled,
             format!("{} is disabled.", key.arn),
@@ -417,27 +539,102 @@ pub fn require_enabled(key: &KeyHandle) -> Result<()> {
 
 /// Management operations (Enable/Disable, aliases) refuse keys pending deletion.
 pub fn require_not_pending_deletion(key: &KeyHandle) -> Result<()> {
-    if key.meta.key_state == "PendingDeletion" {
+    if is_pending_deletion(&key.meta) {
         return Err(invalid_state(format!("{} is pending deletion.", key.arn)));
     }
     Ok(())
 }
 
+/// `PendingDeletion`, or `PendingReplicaDeletion` (a primary waiting for its replicas to go).
+pub fn is_pending_deletion(meta: &KeyMeta) -> bool {
+    matches!(
+        meta.key_state.as_str(),
+        "PendingDeletion" | "PendingReplicaDeletion"
+    )
+}
+
 /// Writes changed metadata of `key` and drops it from the cache.
 pub async fn save_meta(region: &RegionService, key: &KeyHandle, meta: KeyMeta) -> Result<()> {
+    save_key(region, key, meta, None).await
+}
+
+/// Writes changed metadata of `key`, and new current material when given (wrapped under the
+/// Region's root key), and drops it from the cache. Written only over the state `key` was read
+/// in (`UpdateKeyIf`): a concurrent change of the same key (another node's, or a rotation)
+/// is never undone; the later writer gets `KMSInternalException` and may try again (the SDKs
+/// retry it by themselves).
+pub async fn save_key(
+    region: &RegionService,
+    key: &KeyHandle,
+    meta: KeyMeta,
+    material: Option<&coffer_kms::KeyMaterial>,
+) -> Result<()> {
     let mut record = (*key.record).clone();
     record.metadata = meta.to_json();
-    let result = region
-        .store
-        .commit_kms(coffer_store::KmsChange::UpdateKey(record))
-        .await;
+    if let Some(material) = material {
+        record.wrapped_material = region.wrap_material(&key.arn, material);
+    }
+    commit_key(region, key, record, Vec::new()).await
+}
+
+/// Commits `record` (the new state of `key`) with `outbox` rows, only over the state `key` was
+/// read in; see [`save_key`].
+pub async fn commit_key(
+    region: &RegionService,
+    key: &KeyHandle,
+    record: coffer_store::KmsKeyRecord,
+    outbox: Vec<coffer_store::OutboxEntry>,
+) -> Result<()> {
+    let notify = !outbox.is_empty();
+    let change = coffer_store::KmsChange::UpdateKeyIf {
+        key: record,
+        expected: (*key.record).clone(),
+    };
+    let result = region.store.commit_kms_with(change, outbox).await;
     region.forget_key(&key.arn);
     match result {
-        Ok(()) => Ok(()),
+        Ok(()) => {
+            if notify {
+                region.notify_outbox();
+            }
+            Ok(())
+        }
         Err(coffer_store::StoreError::Conflict) => {
-            Err(not_found(format!("Key '{}' does not exist", key.arn)))
+            if region.store.load_kms_key(&key.arn).await?.is_none() {
+                return Err(not_found(format!("Key '{}' does not exist", key.arn)));
+            }
+            Err(Error::new(
+                ErrorCode::KmsInternal,
+                format!(
+                    "{} was changed by another request at the same time; try again.",
+                    key.arn
+                ),
+            ))
         }
         Err(e) => Err(e.into()),
+    }
+}
+
+/// The bound `n` crosses, as AWS's validation messages word it (`greater than or equal to 1`),
+/// or `None` when `min <= n <= max`.
+pub(crate) fn crossed_bound(n: i64, min: i64, max: i64) -> Option<String> {
+    if n < min {
+        Some(format!("greater than or equal to {min}"))
+    } else if n > max {
+        Some(format!("less than or equal to {max}"))
+    } else {
+        None
+    }
+}
+
+/// `1 validation error detected: Value '<n>' at '<member>' ... Member must have value <bound>`
+/// unless `min <= n <= max`.
+pub(crate) fn check_value_range(n: i64, member: &str, min: i64, max: i64) -> Result<()> {
+    match crossed_bound(n, min, max) {
+        None => Ok(()),
+        Some(bound) => Err(Error::validation(format!(
+            "1 validation error detected: Value '{n}' at '{member}' failed to satisfy constraint: Member must have value {bound}"
+        ))),
     }
 }
 
@@ -449,11 +646,13 @@ pub fn epoch_seconds(ms: i64) -> f64 {
 /// AWS's `KeyMetadata` of a key.
 pub fn key_metadata(key: &KeyHandle) -> Value {
     let r = &key.record;
-    metadata_of(&key.arn, &r.account_id, &r.key_id, r.created_ms, &key.meta)
+    let mut out = metadata_of(&key.arn, &r.account_id, &r.key_id, r.created_ms, &key.meta);
+    out["CurrentKeyMaterialId"] = json!(key.material_id);
+    out
 }
 
-/// AWS's `KeyMetadata` of a key described by its parts (a replica key being created in a
-/// Region of another node has no local record yet).
+/// AWS's `KeyMetadata` of a key described by its parts, without `CurrentKeyMaterialId` (a
+/// replica key being created has none yet, as in AWS's ReplicateKey answer).
 pub fn metadata_of(
     arn: &str,
     account_id: &str,
@@ -533,19 +732,49 @@ pub fn check_policy(document: &str) -> Result<()> {
     Ok(())
 }
 
-/// Checks KMS tags (`TagException` for a bad key or value, as KMS).
+/// The most tags a key can have.
+pub const MAX_TAGS: usize = 50;
+
+/// `TagException: Too many tags` [L test_create_key_with_too_many_tags_raises_error].
+pub fn too_many_tags() -> Error {
+    Error::new(ErrorCode::KmsTag, "Too many tags")
+}
+
+/// Checks the `Tags` of a request as AWS does [L test_kms.snapshot.json], in its order:
+/// duplicate keys and more than 50 tags are `TagException`s, then each tag (numbered from 1)
+/// must have a key of 1–128 and a value of at most 256 characters (`ValidationException`), and
+/// no key may begin with `aws:` in any case (`TagException`).
 pub fn check_tags(tags: &[KmsTag]) -> Result<()> {
-    for t in tags {
-        if t.key.is_empty() || t.key.chars().count() > 128 || t.value.chars().count() > 256 {
-            return Err(Error::new(
-                ErrorCode::KmsTag,
-                "Tag keys must be 1 to 128 characters and tag values at most 256 characters.",
-            ));
+    let keys: std::collections::HashSet<&str> = tags.iter().map(|t| t.key.as_str()).collect();
+    if keys.len() < tags.len() {
+        return Err(Error::new(ErrorCode::KmsTag, "Duplicate tag keys"));
+    }
+    if tags.len() > MAX_TAGS {
+        return Err(too_many_tags());
+    }
+    for (i, t) in tags.iter().enumerate() {
+        let at = |member: &str, value: &str, rule: &str| {
+            Error::validation(format!(
+                "1 validation error detected: Value '{value}' at 'tags.{}.member.{member}' failed to satisfy constraint: Member must have length {rule}",
+                i + 1
+            ))
+        };
+        if t.key.is_empty() {
+            return Err(at("tagKey", &t.key, "greater than or equal to 1"));
         }
-        if t.key.starts_with("aws:") {
+        if t.key.chars().count() > 128 {
+            return Err(at("tagKey", &t.key, "less than or equal to 128"));
+        }
+        if t.value.chars().count() > 256 {
+            return Err(at("tagValue", &t.value, "less than or equal to 256"));
+        }
+        if t.key
+            .get(..4)
+            .is_some_and(|p| p.eq_ignore_ascii_case("aws:"))
+        {
             return Err(Error::new(
                 ErrorCode::KmsTag,
-                "Tags beginning with aws: are reserved.",
+                "Tags beginning with aws: are reserved",
             ));
         }
     }

@@ -20,7 +20,7 @@ pub struct Input {
 
 pub async fn run(region: &RegionService, caller: &Caller, input: Input) -> Result<Value> {
     super::get_key_policy::check_policy_name(input.policy_name.as_deref())?;
-    let key = super::find_authorized(region, caller, &input.key_id, "kms:PutKeyPolicy").await?;
+    let key = super::find_authorized_key(region, caller, &input.key_id, "kms:PutKeyPolicy").await?;
     super::check_policy(&input.policy)?;
     let mut meta = (*key.meta).clone();
     meta.policy = Some(input.policy);

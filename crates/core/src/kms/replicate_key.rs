@@ -2,7 +2,8 @@
 //! the same key id and the same key material, wrapped under that Region's root key, so data
 //! encrypted in one Region decrypts in the other.
 //!
-//! - A Region of this node gets its replica at once, in the call: the answer shows it `Enabled`.
+//! - A Region of this node gets its replica at once, in the call. The answer still shows it
+//!   `Creating` (as AWS's always does); it is `Enabled` by the time DescribeKey can ask.
 //! - A Region served by a peer node (`[[peers]]`) gets it asynchronously, as AWS creates replicas:
 //!   the answer shows the replica `Creating`, and the primary lists the Region among its
 //!   `ReplicaKeys` at once. The primary's metadata and an outbox row of kind
@@ -51,12 +52,12 @@ pub struct ReplicaPayload {
 }
 
 /// The stored metadata of `primary`'s replica (in whatever Region), as the replica's Region
-/// keeps it: its own description (the primary's unless given), policy and tags, `Enabled`.
+/// keeps it: its own description (empty unless given: AWS does not share descriptions), policy
+/// and tags, `Enabled`; and the primary's earlier materials (sealed under the material they
+/// share), so the replica decrypts what the primary encrypted before a rotation.
 pub fn replica_meta(primary: &KeyHandle, primary_region: &str, payload: ReplicaPayload) -> KeyMeta {
     KeyMeta {
-        description: payload
-            .description
-            .unwrap_or_else(|| primary.meta.description.clone()),
+        description: payload.description.unwrap_or_default(),
         key_manager: "CUSTOMER".into(),
         key_state: "Enabled".into(),
         key_usage: primary.meta.key_usage.clone(),
@@ -68,7 +69,38 @@ pub fn replica_meta(primary: &KeyHandle, primary_region: &str, payload: ReplicaP
         tags: payload.tags,
         primary_region: Some(primary_region.to_string()),
         replica_regions: Vec::new(),
+        previous_materials: primary.meta.previous_materials.clone(),
+        rotations: primary.meta.rotations.clone(),
+        rotation_period_days: None,
+        next_rotation_ms: None,
+        pending_window_days: None,
     }
+}
+
+/// ReplicateKey's answer [L test_replicate_key]: the replica `Creating` (not yet `Enabled`,
+/// no `CurrentKeyMaterialId`), its policy, and `ReplicaTags` when tags were given.
+fn answer(
+    arn: &str,
+    primary: &KeyHandle,
+    created_ms: i64,
+    mut meta: KeyMeta,
+    policy: String,
+) -> Value {
+    meta.key_state = "Creating".into();
+    let mut out = json!({
+        "ReplicaKeyMetadata": super::metadata_of(
+            arn,
+            &primary.record.account_id,
+            &primary.record.key_id,
+            created_ms,
+            &meta,
+        ),
+        "ReplicaPolicy": policy,
+    });
+    if !meta.tags.is_empty() {
+        out["ReplicaTags"] = json!(meta.tags);
+    }
+    out
 }
 
 fn already_replicated(key: &KeyHandle, replica_region: &str) -> Error {
@@ -84,7 +116,7 @@ pub async fn run(
     input: Input,
     regions: &dyn RegionDirectory,
 ) -> Result<Value> {
-    let key = super::find_authorized(region, caller, &input.key_id, "kms:ReplicateKey").await?;
+    let key = super::find_authorized_key(region, caller, &input.key_id, "kms:ReplicateKey").await?;
     if !key.meta.multi_region {
         return Err(Error::new(
             ErrorCode::KmsUnsupportedOperation,
@@ -92,12 +124,10 @@ pub async fn run(
         ));
     }
     if key.meta.primary_region.is_some() {
+        // [L test_replicate_replica_key_should_fail]
         return Err(Error::new(
             ErrorCode::KmsUnsupportedOperation,
-            format!(
-                "{} is a replica key; replicate the primary key instead.",
-                key.arn
-            ),
+            format!("{} is not a multi-region primary key.", key.arn),
         ));
     }
     super::require_not_pending_deletion(&key)?;
@@ -166,11 +196,13 @@ async fn replicate_here(
         replica.meta.policy.clone().unwrap_or_else(|| {
             super::default_policy(dest, &replica.record.account_id, &replica.meta)
         });
-    Ok(json!({
-        "ReplicaKeyMetadata": super::key_metadata(&replica),
-        "ReplicaPolicy": policy,
-        "ReplicaTags": replica.meta.tags,
-    }))
+    Ok(answer(
+        &replica.arn,
+        key,
+        replica.record.created_ms,
+        (*replica.meta).clone(),
+        policy,
+    ))
 }
 
 /// A Region of another node: the primary records the Region and the delivery in one
@@ -192,41 +224,16 @@ async fn replicate_to_peer(
     record.metadata = primary.to_json();
     // The outbox names what it delivers in `secret_arn`: here the primary key's ARN.
     let row = crate::outbox::OutboxMessage::Key(payload.clone()).entry(&key.arn, replica_region);
-    let committed = region
-        .store
-        .commit_kms_with(coffer_store::KmsChange::UpdateKey(record), vec![row])
-        .await;
-    region.forget_key(&key.arn);
-    match committed {
-        Ok(()) => region.notify_outbox(),
-        Err(coffer_store::StoreError::Conflict) => {
-            return Err(super::not_found(format!(
-                "Key '{}' does not exist",
-                key.arn
-            )));
-        }
-        Err(e) => return Err(e.into()),
-    }
+    super::commit_key(region, key, record, vec![row]).await?;
     // [D] AWS answers ReplicateKey with the new replica `Creating`; it turns `Enabled` once
     // created. Its ARN is the primary's with the replica's Region.
-    let mut meta = replica_meta(key, &region.region, payload);
-    meta.key_state = "Creating".into();
+    let meta = replica_meta(key, &region.region, payload);
     let arn = crate::replication::arn_in_region(&key.arn, replica_region);
     let policy = meta
         .policy
         .clone()
         .unwrap_or_else(|| super::default_policy(region, &key.record.account_id, &meta));
-    Ok(json!({
-        "ReplicaKeyMetadata": super::metadata_of(
-            &arn,
-            &key.record.account_id,
-            &key.record.key_id,
-            region.now_ms(),
-            &meta,
-        ),
-        "ReplicaPolicy": policy,
-        "ReplicaTags": meta.tags,
-    }))
+    Ok(answer(&arn, key, region.now_ms(), meta, policy))
 }
 
 /// Used by `RegionService::create_key`: a key id taken in the Region.

@@ -1,5 +1,9 @@
 //! KMS `ScheduleKeyDeletion`: the key becomes PendingDeletion for `PendingWindowInDays` (7–30,
 //! default 30) and is purged, with its aliases, when the window ends (`kms::purge`).
+//!
+//! A multi-Region primary key that still has replicas becomes `PendingReplicaDeletion`, as in
+//! AWS: unusable, with no deletion date yet; when its last replica is gone ([`replicas_gone`])
+//! it becomes `PendingDeletion` and its waiting period starts.
 
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -24,25 +28,23 @@ pub async fn run(region: &RegionService, caller: &Caller, input: Input) -> Resul
             "1 validation error detected: Value '{days}' at 'pendingWindowInDays' failed to satisfy constraint: Member must have value between 7 and 30"
         )));
     }
-    let key =
-        super::find_authorized(region, caller, &input.key_id, "kms:ScheduleKeyDeletion").await?;
+    let key = super::find_authorized_key(region, caller, &input.key_id, "kms:ScheduleKeyDeletion")
+        .await?;
     super::require_not_pending_deletion(&key)?;
-    if key.meta.multi_region
-        && key.meta.primary_region.is_none()
-        && !key.meta.replica_regions.is_empty()
-    {
-        // As AWS: a primary multi-Region key with replicas cannot be deleted first.
-        return Err(Error::new(
-            crate::error::ErrorCode::KmsInvalidState,
-            format!(
-                "{} is a primary multi-Region key with replicas in {}; delete the replicas first.",
-                key.arn,
-                key.meta.replica_regions.join(", ")
-            ),
-        ));
+    let mut meta = (*key.meta).clone();
+    if meta.primary_region.is_none() && !meta.replica_regions.is_empty() {
+        // The API reference: "If the KMS key is a multi-Region primary key with replica keys,
+        // [DeletionDate] is omitted."
+        meta.key_state = "PendingReplicaDeletion".into();
+        meta.pending_window_days = Some(days);
+        super::save_meta(region, &key, meta).await?;
+        return Ok(json!({
+            "KeyId": key.arn,
+            "KeyState": "PendingReplicaDeletion",
+            "PendingWindowInDays": days,
+        }));
     }
     let deletion = region.now_ms() + days * DAY_MS;
-    let mut meta = (*key.meta).clone();
     meta.key_state = "PendingDeletion".into();
     meta.deletion_date_ms = Some(deletion);
     super::save_meta(region, &key, meta).await?;
@@ -52,4 +54,14 @@ pub async fn run(region: &RegionService, caller: &Caller, input: Input) -> Resul
         "KeyState": "PendingDeletion",
         "PendingWindowInDays": days,
     }))
+}
+
+/// Called when a primary key has lost a replica (`meta.replica_regions` already without it): a
+/// key `PendingReplicaDeletion` whose last replica is gone starts its waiting period.
+pub fn replicas_gone(meta: &mut super::KeyMeta, now_ms: i64) {
+    if meta.key_state == "PendingReplicaDeletion" && meta.replica_regions.is_empty() {
+        let days = meta.pending_window_days.take().unwrap_or(30);
+        meta.key_state = "PendingDeletion".into();
+        meta.deletion_date_ms = Some(now_ms + days * DAY_MS);
+    }
 }

@@ -15,16 +15,13 @@ pub struct Input {
 }
 
 pub async fn run(region: &RegionService, caller: &Caller, input: Input) -> Result<Value> {
-    let key = super::find_authorized(region, caller, &input.key_id, "kms:TagResource").await?;
+    let key = super::find_authorized_key(region, caller, &input.key_id, "kms:TagResource").await?;
     super::check_tags(&input.tags)?;
     super::require_not_pending_deletion(&key)?;
     let mut meta = (*key.meta).clone();
     super::merge_tags(&mut meta.tags, input.tags);
-    if meta.tags.len() > 50 {
-        return Err(crate::error::Error::new(
-            crate::error::ErrorCode::KmsTag,
-            "A key can have at most 50 tags.",
-        ));
+    if meta.tags.len() > super::MAX_TAGS {
+        return Err(super::too_many_tags());
     }
     super::save_meta(region, &key, meta).await?;
     Ok(json!({}))

@@ -14,7 +14,8 @@ pub struct Input {
 }
 
 pub async fn run(region: &RegionService, caller: &Caller, input: Input) -> Result<Value> {
-    let key = super::find_authorized(region, caller, &input.key_id, "kms:UntagResource").await?;
+    let key =
+        super::find_authorized_key(region, caller, &input.key_id, "kms:UntagResource").await?;
     super::require_not_pending_deletion(&key)?;
     let mut meta = (*key.meta).clone();
     meta.tags.retain(|t| !input.tag_keys.contains(&t.key));
