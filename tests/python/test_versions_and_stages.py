@@ -97,6 +97,18 @@ def test_put_with_awscurrent_and_a_custom_label_behaves_like_a_plain_put_plus_th
     assert stages(sm, name) == {v1: {"AWSPREVIOUS"}, put["VersionId"]: {"AWSCURRENT", "PUT0"}}
 
 
+def test_put_asking_for_awscurrent_and_awsprevious_leaves_awsprevious_on_the_old_current(sm, secret, name):
+    # Found by the label property test (seed 448664834). AWS's answer is not recorded; the spec
+    # says a put with AWSCURRENT behaves like a plain put plus the other labels, and a plain put
+    # leaves AWSPREVIOUS on the version AWSCURRENT left. A version cannot be both, so the
+    # AWSPREVIOUS asked for is that one (before, AWSPREVIOUS ended up on no version at all).
+    v1 = secret["VersionId"]
+    put = sm.put_secret_value(SecretId=name, SecretString="two", VersionStages=["AWSCURRENT", "AWSPREVIOUS"])
+    assert put["VersionStages"] == ["AWSCURRENT"]
+    assert stages(sm, name) == {v1: {"AWSPREVIOUS"}, put["VersionId"]: {"AWSCURRENT"}}
+    assert sm.get_secret_value(SecretId=name, VersionStage="AWSPREVIOUS")["SecretString"] == "first value"
+
+
 def test_put_awspending_moves_it_off_the_current_version_and_leaves_awscurrent(sm, secret, name):
     v1 = secret["VersionId"]
     sm.update_secret_version_stage(SecretId=name, VersionStage="AWSPENDING", MoveToVersionId=v1)
