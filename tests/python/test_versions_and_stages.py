@@ -421,6 +421,22 @@ def test_moving_awscurrent_back_to_awsprevious_swaps_them(sm, secret, name):
     assert stages(sm, name) == {v1: {"AWSCURRENT"}, v2: {"AWSPREVIOUS"}}
 
 
+@pytest.mark.parametrize("remove_from", [True, False])
+def test_moving_awscurrent_onto_the_version_that_has_it_changes_no_label(sm, secret, name, remove_from):
+    # Found by the label property test (seed 1216). AWSCURRENT does not move, so nothing moves
+    # with it: the version keeps an AWSPREVIOUS moved onto it (before, it lost it and no
+    # version was AWSPREVIOUS). AWS's answer is not recorded; the spec says a target keeps its
+    # other labels.
+    v1 = secret["VersionId"]
+    v2 = sm.put_secret_value(SecretId=name, SecretString="two")["VersionId"]
+    sm.update_secret_version_stage(SecretId=name, VersionStage="AWSPREVIOUS", RemoveFromVersionId=v1, MoveToVersionId=v2)
+    assert stages(sm, name) == {v2: {"AWSCURRENT", "AWSPREVIOUS"}}
+    extra = {"RemoveFromVersionId": v2} if remove_from else {}
+    sm.update_secret_version_stage(SecretId=name, VersionStage="AWSCURRENT", MoveToVersionId=v2, **extra)
+    assert stages(sm, name) == {v2: {"AWSCURRENT", "AWSPREVIOUS"}}
+    assert sm.get_secret_value(SecretId=name, VersionStage="AWSPREVIOUS")["VersionId"] == v2
+
+
 def test_removing_a_custom_label_keeps_the_others(sm, secret, name):
     v1 = secret["VersionId"]
     sm.update_secret_version_stage(SecretId=name, VersionStage="PENDING", MoveToVersionId=v1)

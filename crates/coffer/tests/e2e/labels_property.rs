@@ -44,7 +44,9 @@ const FIRST_SEED: u64 = 0x1ABE_1500;
 /// the fixed range:
 /// - 448664833: PutSecretValue VersionStages=[AWSCURRENT, AWSPREVIOUS] left AWSPREVIOUS on no
 ///   version instead of on the version AWSCURRENT left.
-const REGRESSION_SEEDS: &[u64] = &[448_664_833];
+/// - 1216: UpdateSecretVersionStage moving AWSCURRENT onto the version that had it took
+///   AWSPREVIOUS off that version.
+const REGRESSION_SEEDS: &[u64] = &[448_664_833, 1216];
 const CURRENT: &str = "AWSCURRENT";
 const PREVIOUS: &str = "AWSPREVIOUS";
 const PENDING: &str = "AWSPENDING";

@@ -114,10 +114,11 @@ pub async fn run(region: &RegionService, caller: &Caller, input: Input) -> Resul
                     }
                 }
             }
+            // The loop above took AWSPREVIOUS off the target when AWSCURRENT moves to it.
+            // [E] AWSCURRENT "moved" onto the version that has it moves nothing, so that
+            // version keeps an AWSPREVIOUS moved onto it before (the spec: a target keeps its
+            // other labels).
             for v in secret.versions.iter_mut().filter(|v| &v.version_id == to) {
-                if stage == AWSCURRENT {
-                    v.stages.retain(|s| s != AWSPREVIOUS);
-                }
                 if !v.stages.contains(&stage) {
                     v.stages.push(stage.clone());
                 }
