@@ -479,6 +479,26 @@ def test_moving_a_label_held_elsewhere_without_remove_from_version_id_is_refused
     assert stages(sm, name) == {v1: {"AWSCURRENT"}, v2: {"BLUE"}}
 
 
+@pytest.mark.parametrize("label", ["AWSCURRENT", "BLUE", "UNATTACHED"])
+def test_a_remove_from_version_id_without_the_label_is_refused_saying_so(sm, secret, name, label):
+    # [E] moto's wording for this case; AWS's text is not recorded. (Before, the message said
+    # RemoveFromVersionId "can't be empty" although it was given, and named version "(none)"
+    # for a label on no version.)
+    v1 = secret["VersionId"]
+    v2 = sm.put_secret_value(SecretId=name, SecretString="two", VersionStages=["BLUE"])["VersionId"]
+    wrong = v2 if label == "AWSCURRENT" else v1
+    expect_error(
+        sm.update_secret_version_stage,
+        "InvalidParameterException",
+        f"Version stage {label} not found in version {wrong}",
+        SecretId=name,
+        VersionStage=label,
+        RemoveFromVersionId=wrong,
+        MoveToVersionId=v2 if label == "UNATTACHED" else v1,
+    )
+    assert stages(sm, name) == {v1: {"AWSCURRENT"}, v2: {"BLUE"}}
+
+
 def test_update_secret_version_stage_with_an_unknown_version_is_refused(sm, secret, name):
     missing = token()
     # [E] the server's wording (documented in update_secret_version_stage.rs).

@@ -219,23 +219,23 @@ impl Model {
             }
         }
         let holder = self.holder(label);
-        let must_name_holder = |h: &str| {
-            api_error(
-                "InvalidParameterException",
-                format!(
-                    "The parameter RemoveFromVersionId can't be empty. Staging label {label} is currently attached to version {h}, so you must explicitly reference that version in RemoveFromVersionId."
-                ),
-            )
-        };
         if let Some(from) = remove_from
             && holder.as_deref() != Some(from)
         {
-            return Err(must_name_holder(holder.as_deref().unwrap_or("(none)")));
+            return Err(api_error(
+                "InvalidParameterException",
+                format!("Version stage {label} not found in version {from}"),
+            ));
         }
         if let (Some(to), Some(h), None) = (move_to, holder.as_deref(), remove_from)
             && h != to
         {
-            return Err(must_name_holder(h));
+            return Err(api_error(
+                "InvalidParameterException",
+                format!(
+                    "The parameter RemoveFromVersionId can't be empty. Staging label {label} is currently attached to version {h}, so you must explicitly reference that version in RemoveFromVersionId."
+                ),
+            ));
         }
         if label == CURRENT && move_to.is_none() {
             return Err(api_error(
