@@ -97,6 +97,18 @@ def test_put_with_awscurrent_and_a_custom_label_behaves_like_a_plain_put_plus_th
     assert stages(sm, name) == {v1: {"AWSPREVIOUS"}, put["VersionId"]: {"AWSCURRENT", "PUT0"}}
 
 
+def test_put_asking_for_awscurrent_and_awsprevious_leaves_awsprevious_on_the_old_current(sm, secret, name):
+    # Found by the label property test (seed 448664834). AWS's answer is not recorded; the spec
+    # says a put with AWSCURRENT behaves like a plain put plus the other labels, and a plain put
+    # leaves AWSPREVIOUS on the version AWSCURRENT left. A version cannot be both, so the
+    # AWSPREVIOUS asked for is that one (before, AWSPREVIOUS ended up on no version at all).
+    v1 = secret["VersionId"]
+    put = sm.put_secret_value(SecretId=name, SecretString="two", VersionStages=["AWSCURRENT", "AWSPREVIOUS"])
+    assert put["VersionStages"] == ["AWSCURRENT"]
+    assert stages(sm, name) == {v1: {"AWSPREVIOUS"}, put["VersionId"]: {"AWSCURRENT"}}
+    assert sm.get_secret_value(SecretId=name, VersionStage="AWSPREVIOUS")["SecretString"] == "first value"
+
+
 def test_put_awspending_moves_it_off_the_current_version_and_leaves_awscurrent(sm, secret, name):
     v1 = secret["VersionId"]
     sm.update_secret_version_stage(SecretId=name, VersionStage="AWSPENDING", MoveToVersionId=v1)
@@ -409,6 +421,22 @@ def test_moving_awscurrent_back_to_awsprevious_swaps_them(sm, secret, name):
     assert stages(sm, name) == {v1: {"AWSCURRENT"}, v2: {"AWSPREVIOUS"}}
 
 
+@pytest.mark.parametrize("remove_from", [True, False])
+def test_moving_awscurrent_onto_the_version_that_has_it_changes_no_label(sm, secret, name, remove_from):
+    # Found by the label property test (seed 1216). AWSCURRENT does not move, so nothing moves
+    # with it: the version keeps an AWSPREVIOUS moved onto it (before, it lost it and no
+    # version was AWSPREVIOUS). AWS's answer is not recorded; the spec says a target keeps its
+    # other labels.
+    v1 = secret["VersionId"]
+    v2 = sm.put_secret_value(SecretId=name, SecretString="two")["VersionId"]
+    sm.update_secret_version_stage(SecretId=name, VersionStage="AWSPREVIOUS", RemoveFromVersionId=v1, MoveToVersionId=v2)
+    assert stages(sm, name) == {v2: {"AWSCURRENT", "AWSPREVIOUS"}}
+    extra = {"RemoveFromVersionId": v2} if remove_from else {}
+    sm.update_secret_version_stage(SecretId=name, VersionStage="AWSCURRENT", MoveToVersionId=v2, **extra)
+    assert stages(sm, name) == {v2: {"AWSCURRENT", "AWSPREVIOUS"}}
+    assert sm.get_secret_value(SecretId=name, VersionStage="AWSPREVIOUS")["VersionId"] == v2
+
+
 def test_removing_a_custom_label_keeps_the_others(sm, secret, name):
     v1 = secret["VersionId"]
     sm.update_secret_version_stage(SecretId=name, VersionStage="PENDING", MoveToVersionId=v1)
@@ -447,6 +475,26 @@ def test_moving_a_label_held_elsewhere_without_remove_from_version_id_is_refused
         SecretId=name,
         VersionStage="AWSCURRENT",
         MoveToVersionId=v2,
+    )
+    assert stages(sm, name) == {v1: {"AWSCURRENT"}, v2: {"BLUE"}}
+
+
+@pytest.mark.parametrize("label", ["AWSCURRENT", "BLUE", "UNATTACHED"])
+def test_a_remove_from_version_id_without_the_label_is_refused_saying_so(sm, secret, name, label):
+    # [E] moto's wording for this case; AWS's text is not recorded. (Before, the message said
+    # RemoveFromVersionId "can't be empty" although it was given, and named version "(none)"
+    # for a label on no version.)
+    v1 = secret["VersionId"]
+    v2 = sm.put_secret_value(SecretId=name, SecretString="two", VersionStages=["BLUE"])["VersionId"]
+    wrong = v2 if label == "AWSCURRENT" else v1
+    expect_error(
+        sm.update_secret_version_stage,
+        "InvalidParameterException",
+        f"Version stage {label} not found in version {wrong}",
+        SecretId=name,
+        VersionStage=label,
+        RemoveFromVersionId=wrong,
+        MoveToVersionId=v2 if label == "UNATTACHED" else v1,
     )
     assert stages(sm, name) == {v1: {"AWSCURRENT"}, v2: {"BLUE"}}
 

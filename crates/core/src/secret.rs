@@ -273,25 +273,13 @@ pub fn version_by_id<'a>(secret: &'a Secret, id: &str) -> Option<&'a VersionReco
 /// Returns the ids of versions whose labels changed.
 pub fn attach_stages(secret: &mut Secret, new_id: &str, stages: &[String]) -> Vec<String> {
     let mut touched = vec![new_id.to_string()];
-    let moves_current = stages.iter().any(|s| s == AWSCURRENT);
-    if moves_current {
-        let old_current = version_with_stage(secret, AWSCURRENT).map(|v| v.version_id.clone());
-        if let Some(old) = old_current.filter(|old| old != new_id) {
-            for v in secret.versions.iter_mut() {
-                if v.version_id != old && v.stages.iter().any(|s| s == AWSPREVIOUS) {
-                    v.stages.retain(|s| s != AWSPREVIOUS);
-                    touched.push(v.version_id.clone());
-                }
-            }
-            for v in secret.versions.iter_mut().filter(|v| v.version_id == old) {
-                v.stages.retain(|s| s != AWSCURRENT);
-                if !v.stages.iter().any(|s| s == AWSPREVIOUS) {
-                    v.stages.push(AWSPREVIOUS.to_string());
-                }
-                touched.push(old.clone());
-            }
-        }
-    }
+    let old_current = if stages.iter().any(|s| s == AWSCURRENT) {
+        version_with_stage(secret, AWSCURRENT)
+            .map(|v| v.version_id.clone())
+            .filter(|old| old != new_id)
+    } else {
+        None
+    };
     for stage in stages {
         for v in secret.versions.iter_mut() {
             if v.version_id != new_id && v.stages.contains(stage) {
@@ -305,9 +293,21 @@ pub fn attach_stages(secret: &mut Secret, new_id: &str, stages: &[String]) -> Ve
             v.stages.push(stage.clone());
         }
     }
-    // The AWSPREVIOUS holder that just gained AWSCURRENT must not keep AWSPREVIOUS.
-    if moves_current && let Some(v) = secret.versions.iter_mut().find(|v| v.version_id == new_id) {
-        v.stages.retain(|s| s != AWSPREVIOUS);
+    // [S] The version AWSCURRENT left becomes AWSPREVIOUS, and no other version keeps it. This
+    // comes after the labels asked for: [E] an AWSPREVIOUS asked for together with AWSCURRENT
+    // cannot stay on the new current version, so it goes where a plain put puts it (before,
+    // it ended up on no version at all).
+    if let Some(old) = old_current {
+        for v in secret.versions.iter_mut() {
+            let has_previous = v.stages.iter().any(|s| s == AWSPREVIOUS);
+            if v.version_id == old && !has_previous {
+                v.stages.push(AWSPREVIOUS.to_string());
+                touched.push(old.clone());
+            } else if v.version_id != old && has_previous {
+                v.stages.retain(|s| s != AWSPREVIOUS);
+                touched.push(v.version_id.clone());
+            }
+        }
     }
     touched.sort();
     touched.dedup();
@@ -518,6 +518,19 @@ mod tests {
         attach_stages(&mut s, "v3", &["AWSCURRENT".into()]);
         assert!(stages_of(&s, "v1").is_empty());
         assert_eq!(stages_of(&s, "v2"), ["AWSPREVIOUS"]);
+        assert_eq!(stages_of(&s, "v3"), ["AWSCURRENT"]);
+    }
+
+    #[test]
+    fn awsprevious_asked_for_with_awscurrent_goes_to_the_old_current_version() {
+        let mut s = secret(vec![
+            version("v1", &["AWSPREVIOUS"]),
+            version("v2", &["AWSCURRENT", "blue"]),
+            version("v3", &[]),
+        ]);
+        attach_stages(&mut s, "v3", &["AWSCURRENT".into(), "AWSPREVIOUS".into()]);
+        assert!(stages_of(&s, "v1").is_empty());
+        assert_eq!(stages_of(&s, "v2"), ["AWSPREVIOUS", "blue"]);
         assert_eq!(stages_of(&s, "v3"), ["AWSCURRENT"]);
     }
 

@@ -14,13 +14,14 @@ use std::time::{Duration, Instant};
 
 use aws_sdk_secretsmanager::Client;
 use aws_sdk_secretsmanager::operation::describe_secret::DescribeSecretOutput;
+use aws_sdk_secretsmanager::operation::get_secret_value::GetSecretValueOutput;
 use aws_sdk_secretsmanager::primitives::Blob;
 use aws_sdk_secretsmanager::types::{ReplicaRegionType, StatusType, Tag};
 use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};
 
-use crate::server::{Server, error_of, unique};
+use crate::server::{Server, error_of, property_seeds, unique};
 
 const PRIMARY: &str = "us-west-2";
 const REPLICAS: [&str; 2] = ["us-east-1", "eu-west-1"];
@@ -54,13 +55,13 @@ fn replica(region: &str) -> ReplicaRegionType {
 }
 
 #[derive(Clone, Debug, PartialEq)]
-enum Value {
+pub(crate) enum Value {
     Text(String),
     Bytes(Vec<u8>),
 }
 
 impl Value {
-    fn random(rng: &mut StdRng) -> Value {
+    pub(crate) fn random(rng: &mut StdRng) -> Value {
         if rng.gen_bool(0.3) {
             let len = rng.gen_range(1..64);
             Value::Bytes((0..len).map(|_| rng.r#gen::<u8>()).collect())
@@ -74,7 +75,19 @@ impl Value {
         }
     }
 
-    fn short(&self) -> String {
+    /// The value a GetSecretValue answer holds: exactly one of string and binary.
+    pub(crate) fn of(o: &GetSecretValueOutput) -> Value {
+        match (o.secret_string(), o.secret_binary()) {
+            (Some(s), None) => Value::Text(s.to_string()),
+            (None, Some(b)) => Value::Bytes(b.as_ref().to_vec()),
+            _ => panic!(
+                "version {:?} holds not exactly one of string and binary",
+                o.version_id()
+            ),
+        }
+    }
+
+    pub(crate) fn short(&self) -> String {
         match self {
             Value::Text(s) => format!("string({} chars)", s.chars().count()),
             Value::Bytes(b) => format!("binary({} bytes)", b.len()),
@@ -137,14 +150,7 @@ async fn snapshot(client: &Client, name: &str, ids: &[String]) -> Result<Snapsho
             .send()
             .await
         {
-            Ok(o) => {
-                let value = match (o.secret_string(), o.secret_binary()) {
-                    (Some(s), None) => Value::Text(s.to_string()),
-                    (None, Some(b)) => Value::Bytes(b.as_ref().to_vec()),
-                    other => panic!("version {id} holds string and binary: {other:?}"),
-                };
-                Ok((value, o.version_stages().to_vec()))
-            }
+            Ok(o) => Ok((Value::of(&o), o.version_stages().to_vec())),
             Err(e) => Err(error_of(e).0),
         };
         values.insert(id.clone(), got);
@@ -1003,18 +1009,7 @@ impl<'a> Case<'a> {
 #[tokio::test]
 async fn random_write_sequences_leave_every_replica_equal_to_its_primary() {
     let server = server();
-    // COFFER_PROPERTY_SEED=<seed> reruns one case; COFFER_PROPERTY_CASES=<n> runs n cases
-    // from there (for exploring beyond the fixed set).
-    let env = |name: &str| {
-        std::env::var(name).ok().map(|v| {
-            v.parse::<u64>()
-                .unwrap_or_else(|_| panic!("{name} is a number"))
-        })
-    };
-    let first = env("COFFER_PROPERTY_SEED");
-    let count = env("COFFER_PROPERTY_CASES").unwrap_or(if first.is_some() { 1 } else { CASES });
-    let first = first.unwrap_or(FIRST_SEED);
-    let seeds: Vec<u64> = (first..first + count).collect();
+    let seeds = property_seeds(FIRST_SEED, CASES, &[]);
     let started = Instant::now();
     let mut total = 0;
     for seed in &seeds {

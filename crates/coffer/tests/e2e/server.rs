@@ -155,3 +155,27 @@ where
     });
     meta.unwrap_or_else(|| panic!("expected a service error, got {err:?}"))
 }
+
+/// The seeds a property test runs: by default `cases` seeds from `first`, then the
+/// `regressions` not among them. `COFFER_PROPERTY_SEED=<seed>` reruns one case instead, and
+/// `COFFER_PROPERTY_CASES=<n>` runs n cases from there (for exploring beyond the fixed set).
+pub fn property_seeds(first: u64, cases: u64, regressions: &[u64]) -> Vec<u64> {
+    let env = |name: &str| {
+        std::env::var(name).ok().map(|v| {
+            v.parse::<u64>()
+                .unwrap_or_else(|_| panic!("{name} is a number"))
+        })
+    };
+    let chosen = env("COFFER_PROPERTY_SEED");
+    let count = env("COFFER_PROPERTY_CASES").unwrap_or(if chosen.is_some() { 1 } else { cases });
+    let start = chosen.unwrap_or(first);
+    let mut seeds: Vec<u64> = (start..start + count).collect();
+    if chosen.is_none() {
+        for seed in regressions {
+            if !seeds.contains(seed) {
+                seeds.push(*seed);
+            }
+        }
+    }
+    seeds
+}

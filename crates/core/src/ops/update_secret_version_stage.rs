@@ -70,10 +70,9 @@ pub async fn run(region: &RegionService, caller: &Caller, input: Input) -> Resul
         if let Some(remove_from) = &remove_from
             && holder.as_deref() != Some(remove_from.as_str())
         {
-            // [E] moto's wording.
+            // [E] moto's wording for a RemoveFromVersionId that does not have the label.
             return Err(Failure::Api(Error::invalid_parameter(format!(
-                "The parameter RemoveFromVersionId can't be empty. Staging label {stage} is currently attached to version {}, so you must explicitly reference that version in RemoveFromVersionId.",
-                holder.as_deref().unwrap_or("(none)")
+                "Version stage {stage} not found in version {remove_from}"
             ))));
         }
         if move_to.is_some()
@@ -81,6 +80,7 @@ pub async fn run(region: &RegionService, caller: &Caller, input: Input) -> Resul
             && remove_from.is_none()
             && Some(h) != move_to.as_ref()
         {
+            // [E] moto's wording.
             return Err(Failure::Api(Error::invalid_parameter(format!(
                 "The parameter RemoveFromVersionId can't be empty. Staging label {stage} is currently attached to version {h}, so you must explicitly reference that version in RemoveFromVersionId."
             ))));
@@ -114,10 +114,11 @@ pub async fn run(region: &RegionService, caller: &Caller, input: Input) -> Resul
                     }
                 }
             }
+            // The loop above took AWSPREVIOUS off the target when AWSCURRENT moves to it.
+            // [E] AWSCURRENT "moved" onto the version that has it moves nothing, so that
+            // version keeps an AWSPREVIOUS moved onto it before (the spec: a target keeps its
+            // other labels).
             for v in secret.versions.iter_mut().filter(|v| &v.version_id == to) {
-                if stage == AWSCURRENT {
-                    v.stages.retain(|s| s != AWSPREVIOUS);
-                }
                 if !v.stages.contains(&stage) {
                     v.stages.push(stage.clone());
                 }
