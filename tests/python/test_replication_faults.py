@@ -235,7 +235,11 @@ def test_a_black_holed_region_does_not_delay_replication_to_a_healthy_one(make_c
             thread.join(30)
         assert not errors, errors
         assert proxy.stalled_connections >= 1, "the black hole was never reached"
-        assert max(delays) < 2.0, f"eu-west-1 delays with us-east-1 black-holed: {[round(d, 2) for d in delays]}"
+        # Healthy: ~0.1 s; before lanes: 5 s, then more than 15 s. The bounds leave room for a
+        # loaded machine, not for a stall.
+        shown = [round(d, 2) for d in delays]
+        assert sorted(delays)[len(delays) // 2] < 1.0, f"eu-west-1 delays with us-east-1 black-holed: {shown}"
+        assert max(delays) < 3.0, f"eu-west-1 delays with us-east-1 black-holed: {shown}"
         # The busy secret's eu-west-1 replica keeps up as well.
         last = west.describe_secret(SecretId="busy")["Description"]
         wait_for(lambda: eu.describe_secret(SecretId="busy")["Description"] == last, timeout=3,
