@@ -909,3 +909,28 @@ def test_a_users_tags_are_its_principal_tags_in_policies(server, iam):
     iam.tag_user(UserName=name, Tags=[{"Key": "team", "Value": team_b}])
     assert own.get_secret_value(SecretId=f"{team_b}/db")["SecretString"] == f"{team_b} secret"
     expect_error(own.get_secret_value, "AccessDeniedException", None, SecretId=f"{team_a}/db")
+
+
+def test_the_aws_principaltag_condition_key_reads_the_users_real_tags(server, iam):
+    secret = unique("ptag")
+    server.client().create_secret(Name=secret, SecretString="for the blue team")
+    policy = {
+        "Version": "2012-10-17",
+        "Statement": [
+            {
+                "Effect": "Allow",
+                "Action": "secretsmanager:GetSecretValue",
+                "Resource": "*",
+                "Condition": {"StringEquals": {"aws:PrincipalTag/team": "blue"}},
+            }
+        ],
+    }
+    name, key = new_user(iam, {"blue-only": policy})
+    own = server.client(access_key=key)
+    expect_error(own.get_secret_value, "AccessDeniedException", None, SecretId=secret)
+    iam.tag_user(UserName=name, Tags=[{"Key": "team", "Value": "blue"}])
+    assert own.get_secret_value(SecretId=secret)["SecretString"] == "for the blue team"
+    iam.tag_user(UserName=name, Tags=[{"Key": "team", "Value": "red"}])
+    expect_error(own.get_secret_value, "AccessDeniedException", None, SecretId=secret)
+    iam.untag_user(UserName=name, TagKeys=["team"])
+    expect_error(own.get_secret_value, "AccessDeniedException", None, SecretId=secret)
