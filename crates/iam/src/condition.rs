@@ -343,42 +343,15 @@ fn typed(base: Base, raw: &[String], version: Version) -> Result<Values, String>
     })
 }
 
-/// Standard base64 (RFC 4648, `+/`, padded), as IAM's BinaryEquals takes its values.
+/// Standard base64 (RFC 4648, `+/`, padded, canonical), as IAM's BinaryEquals takes its
+/// values; anything else is refused.
 fn decode_base64(s: &str) -> Option<Vec<u8>> {
-    let text = s.trim().as_bytes();
-    if text.is_empty() || !text.len().is_multiple_of(4) {
+    use base64::Engine as _;
+    let text = s.trim();
+    if text.is_empty() {
         return None;
     }
-    let sextet = |c: u8| match c {
-        b'A'..=b'Z' => Some(c - b'A'),
-        b'a'..=b'z' => Some(c - b'a' + 26),
-        b'0'..=b'9' => Some(c - b'0' + 52),
-        b'+' => Some(62),
-        b'/' => Some(63),
-        _ => None,
-    };
-    let padding = text.iter().rev().take_while(|&&c| c == b'=').count();
-    if padding > 2 {
-        return None;
-    }
-    let mut out = Vec::with_capacity(text.len() / 4 * 3);
-    let mut bits = 0u32;
-    for (i, &c) in text[..text.len() - padding].iter().enumerate() {
-        bits = (bits << 6) | u32::from(sextet(c)?);
-        if i % 4 == 3 {
-            out.extend_from_slice(&bits.to_be_bytes()[1..]);
-            bits = 0;
-        }
-    }
-    match padding {
-        // "xx==": 12 bits, one byte (the low 4 bits must be zero).
-        2 if bits & 0xF == 0 => out.push((bits >> 4) as u8),
-        // "xxx=": 18 bits, two bytes (the low 2 bits must be zero).
-        1 if bits & 0x3 == 0 => out.extend_from_slice(&((bits >> 2) as u16).to_be_bytes()),
-        0 => {}
-        _ => return None,
-    }
-    Some(out)
+    base64::engine::general_purpose::STANDARD.decode(text).ok()
 }
 
 fn parse_number(s: &str) -> Option<f64> {
