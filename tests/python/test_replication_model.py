@@ -269,6 +269,9 @@ class Run:
         if there is not None and there.kind == "replica" and there.primary_region == region:
             del self.model[(dest, name)]
             self.settling.add((dest, name))
+            # The name there is free once the removal arrives: another primary's delivery that
+            # failed on it may then make its replica there.
+            self.copy_changed(dest, name)
             if there.replaced is not None:
                 # A removal cancels a replication that has not been delivered yet.
                 self.unknown[(dest, name)] = there.replaced
