@@ -580,7 +580,11 @@ impl Store for SqliteStore {
         next_attempt_ms: i64,
         first_failure_ms: Option<i64>,
     ) -> Result<()> {
-        sqlx::query(
+        // Without its own fsync, like a claim: a retry schedule lost in a crash only means the
+        // row is attempted again sooner. Under an outage every failed delivery writes one.
+        let mut conn = self.pools.writer.acquire().await?;
+        relax(&mut conn).await?;
+        let result = sqlx::query(
             "UPDATE replication_outbox SET attempts = $1, next_attempt_ms = $2, first_failure_ms = $3, \
              lease_owner = NULL, lease_until_ms = NULL WHERE id = $4 OR (id < $4 AND \
              (secret_arn, dest_region, kind) = (SELECT secret_arn, dest_region, kind \
@@ -590,8 +594,10 @@ impl Store for SqliteStore {
         .bind(next_attempt_ms)
         .bind(first_failure_ms)
         .bind(id)
-        .execute(&self.pools.writer)
-        .await?;
+        .execute(&mut *conn)
+        .await;
+        restore(&mut conn).await?;
+        result?;
         Ok(())
     }
 

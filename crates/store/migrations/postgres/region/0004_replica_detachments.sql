@@ -6,3 +6,4 @@ CREATE TABLE replica_detachments (
     detached_ms BIGINT NOT NULL
 );
 CREATE INDEX replication_outbox_by_destination ON replication_outbox (dest_region, next_attempt_ms);
+CREATE INDEX replication_outbox_by_secret ON replication_outbox (secret_arn, dest_region, kind, id);
