@@ -14,12 +14,12 @@
 #              load: the isolation benchmark reads eu-west-1's lag with us-east-1 silent
 #
 # usage: [COFFER_BIN=path] [LOADGEN_BIN=path] bench/replication-lag.sh [--mode direct]
-#        [--runs 1] [--rate 1000] [--seconds 60] [--secrets 1000] [--connections 64] [--keep]
+#        [--runs 1] [--rate 1000] [--seconds 60] [--secrets 1000] [--connections 128] [--keep]
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 cd "$root"
 
-modes=direct runs=1 rate=1000 seconds=60 secrets=1000 connections=64 keep=false
+modes=direct runs=1 rate=1000 seconds=60 secrets=1000 connections=128 keep=false
 while [[ $# -gt 0 ]]; do
     case "$1" in
         --mode) modes="$2"; shift 2 ;;
@@ -55,11 +55,12 @@ west=17781 east=17782 eu=17783 proxy_port=17784
 primary="http://127.0.0.1:$west"
 helper=(python3 "$root/bench/replication_lag.py")
 rows="$(mktemp)"
-cluster_pid="" proxy_pid="" dir=""
+cluster_pid="" proxy_pid="" watcher_pid="" dir=""
 stop_run() {
+    [[ -n "$watcher_pid" ]] && { kill "$watcher_pid" 2>/dev/null || true; wait "$watcher_pid" 2>/dev/null || true; }
     [[ -n "$cluster_pid" ]] && { kill -TERM "$cluster_pid" 2>/dev/null || true; wait "$cluster_pid" 2>/dev/null || true; }
     [[ -n "$proxy_pid" ]] && { kill -TERM "$proxy_pid" 2>/dev/null || true; wait "$proxy_pid" 2>/dev/null || true; }
-    cluster_pid="" proxy_pid=""
+    cluster_pid="" proxy_pid="" watcher_pid=""
     if [[ -n "$dir" ]] && ! $keep; then rm -rf "$dir"; fi
 }
 trap 'stop_run; rm -f "$rows"' EXIT
@@ -108,15 +109,19 @@ one_run() {
     if [[ -n "$proxy_pid" ]]; then pids="$pids,$proxy_pid"; fi
     "${helper[@]}" scrape "$primary/metrics" --pids ${pids//,/ } >"$dir/before.json"
     echo "[$label] $mode: $rate writes/s for $seconds s over $secrets secrets; $load_before" >&2
+    "${helper[@]}" watch "$primary/metrics" >"$dir/depths.jsonl" &
+    watcher_pid=$!
     "$LOADGEN_BIN" run --operation put --endpoint "$primary" --secret-id lag --secrets "$secrets" \
         --rate "$rate" --duration "${seconds}s" --warmup 0s --concurrency "$connections" \
         --server-pid "$(cat "$dir/us-west-2/node.pid")" --label "$label" --format json >"$dir/load.json"
     "${helper[@]}" scrape "$primary/metrics" --pids ${pids//,/ } >"$dir/loaded.json"
     "${helper[@]}" wait "$primary/metrics" --dests "$dests" --timeout 120 || true
+    kill "$watcher_pid"; wait "$watcher_pid" 2>/dev/null || true
+    watcher_pid=""
     "${helper[@]}" scrape "$primary/metrics" --pids ${pids//,/ } >"$dir/after.json"
     "${helper[@]}" report --before "$dir/before.json" --loaded "$dir/loaded.json" \
         --after "$dir/after.json" --load "$dir/load.json" --label "$label" \
-        --pids "$pids" --names "$names" --dests "$dests" | tee -a "$rows"
+        --pids "$pids" --names "$names" --dests "$dests" --depths "$dir/depths.jsonl" | tee -a "$rows"
     $keep && echo "[$label] kept $dir" >&2
     stop_run
     dir=""

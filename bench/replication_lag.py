@@ -7,6 +7,8 @@
     replication_lag.py wait URL --dests a,b [--applied N] [--timeout S]
         waits until the queues to those destinations are empty (and, with --applied, until
         each has N applied deliveries), with the delivery counters still for half a second.
+    replication_lag.py watch URL [--every 0.5] > depths.jsonl
+        samples the queue depth per destination until killed (one JSON line per sample).
     replication_lag.py report --before A --loaded B --after C --load LOADGEN.json ...
         prints markdown table rows: lag p50/p99 per destination (C - A: every delivery of
         the run, also those that finished after the load), write rate and errors (the load
@@ -96,6 +98,30 @@ def wait(args):
     return 1
 
 
+def watch(args):
+    start = time.time()
+    while True:
+        try:
+            depth = metrics(args.url)["depth"]
+        except OSError:
+            depth = None
+        print(json.dumps({"t": round(time.time() - start, 2), "depth": depth}), flush=True)
+        time.sleep(args.every)
+
+
+def max_depths(path):
+    top = {}
+    if path and os.path.exists(path):
+        for line in open(path):
+            try:
+                depth = json.loads(line)["depth"] or {}
+            except ValueError:
+                continue
+            for d, n in depth.items():
+                top[d] = max(top.get(d, 0), n)
+    return top
+
+
 def quantile(before, after, q):
     """Linear interpolation inside the bucket of the q-quantile of after - before."""
     prev = dict((le, n) for le, n in before)
@@ -145,6 +171,7 @@ def report(args):
     writes = (f"{level['rps']:.0f} ({level['errors']} errors, {level.get('missed', 0)} missed)")
     client = f"{level['p50_ms']:.1f} / {level['p99_ms']:.1f}"
     loadavg = f"{a['loadavg'][0]:.1f} → {c['loadavg'][0]:.1f}"
+    deepest = max_depths(args.depths)
     for dest in sorted(c["lag"]):
         if args.dests and dest not in args.dests.split(","):
             continue
@@ -153,15 +180,15 @@ def report(args):
         p99, _ = quantile(before, c["lag"][dest], 0.99)
         top = slowest(before, c["lag"][dest])
         print(f"| {args.label} | {loadavg} | {other:.0f} | {writes} | {client} | {dest} | {n} "
-              f"| {ms(p50)} | {ms(p99)} | {ms(top)} | {cpu_cell} |")
+              f"| {ms(p50)} | {ms(p99)} | {ms(top)} | {deepest.get(dest, '-')} | {cpu_cell} |")
     if level.get("first_error"):
         print(f"first error of the load: {level['first_error'][:300]}", file=sys.stderr)
 
 
 HEADER = (
     "| run | load average before → after | other CPU % | writes/s reached | PutSecretValue p50 / p99 ms "
-    "| destination | deliveries | p50 lag ms | p99 lag ms | slowest ≤ ms | CPU % {names} / loadgen |\n"
-    "|---|---|---:|---|---|---|---:|---:|---:|---:|---|"
+    "| destination | deliveries | p50 lag ms | p99 lag ms | slowest ≤ ms | max queue | CPU % {names} / loadgen |\n"
+    "|---|---|---:|---|---|---|---:|---:|---:|---:|---:|---|"
 )
 
 
@@ -180,6 +207,10 @@ def main():
     for name in ("before", "loaded", "after", "load", "label", "pids", "names"):
         r.add_argument(f"--{name}", required=True)
     r.add_argument("--dests", help="only these destinations (default: all)")
+    r.add_argument("--depths", help="the output of watch during the load")
+    wa = sub.add_parser("watch")
+    wa.add_argument("url")
+    wa.add_argument("--every", type=float, default=0.5)
     h = sub.add_parser("header")
     h.add_argument("--names", required=True)
     args = ap.parse_args()
@@ -187,6 +218,8 @@ def main():
         scrape(args)
     elif args.cmd == "wait":
         sys.exit(wait(args))
+    elif args.cmd == "watch":
+        watch(args)
     elif args.cmd == "report":
         report(args)
     else:
