@@ -15,11 +15,12 @@
 #
 # usage: [COFFER_BIN=path] [LOADGEN_BIN=path] bench/replication-lag.sh [--mode direct]
 #        [--runs 1] [--rate 1000] [--seconds 60] [--secrets 1000] [--connections 128] [--keep]
+#        [--data-under /tmp]   (where the nodes' data directories go; /dev/shm: no disk syncs)
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 cd "$root"
 
-modes=direct runs=1 rate=1000 seconds=60 secrets=1000 connections=128 keep=false
+modes=direct runs=1 rate=1000 seconds=60 secrets=1000 connections=128 keep=false data_under=/tmp
 while [[ $# -gt 0 ]]; do
     case "$1" in
         --mode) modes="$2"; shift 2 ;;
@@ -29,7 +30,8 @@ while [[ $# -gt 0 ]]; do
         --secrets) secrets="$2"; shift 2 ;;
         --connections) connections="$2"; shift 2 ;;
         --keep) keep=true; shift ;;
-        *) sed -n '2,17p' "$0" >&2; exit 2 ;;
+        --data-under) data_under="$2"; shift 2 ;;
+        *) sed -n '2,18p' "$0" >&2; exit 2 ;;
     esac
 done
 for m in ${modes//,/ }; do
@@ -67,7 +69,7 @@ trap 'stop_run; rm -f "$rows"' EXIT
 
 one_run() {
     local label="$1" mode="$2"
-    dir="$(mktemp -d /tmp/coffer-lag.XXXXXX)"
+    dir="$(mktemp -d "$data_under/coffer-lag.XXXXXX")"
     export COFFER_CLUSTER_DIR="$dir"
     export COFFER_PORT_US_WEST_2=$west COFFER_PORT_US_EAST_1=$east COFFER_PORT_EU_WEST_1=$eu
     scripts/three-regions.sh --prepare >/dev/null
@@ -135,7 +137,7 @@ for r in $(seq 1 "$runs"); do
     done
 done
 echo
-echo "commit $(git rev-parse --short HEAD)$(git diff --quiet HEAD -- crates || echo ' + uncommitted changes'), $rate writes/s, $seconds s, $secrets secrets, $connections connections, $(date -u '+%Y-%m-%d %H:%M UTC')"
+echo "commit $(git rev-parse --short HEAD)$(git diff --quiet HEAD -- crates || echo ' + uncommitted changes'), $rate writes/s, $seconds s, $secrets secrets, $connections connections, data under $data_under, $(date -u '+%Y-%m-%d %H:%M UTC')"
 echo
 "${helper[@]}" header --names us-west-2,us-east-1,eu-west-1,proxy
 cat "$rows"
