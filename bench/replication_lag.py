@@ -1,52 +1,139 @@
-"""Replication lag under a steady write load across processes.
+"""Reads and reports what bench/replication-lag.sh measures (Python standard library only).
 
-Starts nothing itself: bench/replication-lag.sh starts a three-process cluster
-(scripts/three-regions.sh) and calls this with its profiles. This script creates N secrets in
-us-west-2 replicated to us-east-1 and eu-west-1, waits until they are InSync, writes
-PutSecretValue at a fixed rate spread over the secrets, waits until the outbox is empty, and
-reads the primary's own lag histogram (`coffer_replication_lag_seconds`: seconds from commit on
-the primary to apply on the replica) before and after to report p50/p99 per destination.
+    replication_lag.py scrape URL [--pids PID ...] > snapshot.json
+        the primary's replication metrics (lag histogram, queue depth, deliveries by outcome,
+        per destination), the CPU time of the given processes and of the machine, the load
+        average, the time.
+    replication_lag.py wait URL --dests a,b [--applied N] [--timeout S]
+        waits until the queues to those destinations are empty (and, with --applied, until
+        each has N applied deliveries), with the delivery counters still for half a second.
+    replication_lag.py watch URL [--every 0.5] > depths.jsonl
+        samples the queue depth per destination until killed (one JSON line per sample).
+    replication_lag.py report --before A --loaded B --after C --load LOADGEN.json ...
+        prints markdown table rows: lag p50/p99 per destination (C - A: every delivery of
+        the run, also those that finished after the load), write rate and errors (the load
+        generator's JSON), CPU of each process and of the rest of the machine (B - A: the
+        load's window).
 """
 
 import argparse
+import json
+import math
+import os
 import re
-import threading
+import sys
 import time
 import urllib.request
-import uuid
 
-import boto3
-from botocore.config import Config
+LINE = re.compile(r"^(?P<name>[a-z_]+)(?:\{(?P<labels>[^}]*)\})? (?P<value>\S+)$")
+USER_HZ = os.sysconf("SC_CLK_TCK")
 
 
-def histogram(metrics_url):
-    text = urllib.request.urlopen(metrics_url, timeout=5).read().decode()
-    buckets = {}
+def metrics(url):
+    text = urllib.request.urlopen(url, timeout=5).read().decode()
+    lag, depth, deliveries = {}, {}, {}
     for line in text.splitlines():
-        m = re.match(r'coffer_replication_lag_seconds_bucket\{le="([^"]+)",source="([^"]+)",destination="([^"]+)"\} (\d+)', line)
-        if m:
-            le = float("inf") if m.group(1) == "+Inf" else float(m.group(1))
-            buckets.setdefault(m.group(3), []).append((le, int(m.group(4))))
-    return {d: sorted(b) for d, b in buckets.items()}
+        m = LINE.match(line)
+        if not m:
+            continue
+        labels = dict(re.findall(r'(\w+)="([^"]*)"', m["labels"] or ""))
+        dest = labels.get("destination")
+        value = float(m["value"])
+        if m["name"] == "coffer_replication_lag_seconds_bucket":
+            le = math.inf if labels["le"] == "+Inf" else float(labels["le"])
+            lag.setdefault(dest, []).append((le, int(value)))
+        elif m["name"] == "coffer_replication_queue_depth":
+            depth[dest] = int(value)
+        elif m["name"] == "coffer_replication_deliveries_total":
+            deliveries.setdefault(dest, {})[labels["outcome"]] = int(value)
+    return {
+        "lag": {d: sorted(b) for d, b in lag.items()},
+        "depth": depth,
+        "deliveries": deliveries,
+    }
 
 
-def depth(metrics_url):
-    text = urllib.request.urlopen(metrics_url, timeout=5).read().decode()
-    return sum(int(v) for v in re.findall(r'coffer_replication_queue_depth\{[^}]*\} (\d+)', text))
+def ticks(pid):
+    """utime + stime of a process (all threads), in clock ticks."""
+    with open(f"/proc/{pid}/stat") as f:
+        rest = f.read().rsplit(")", 1)[1].split()
+    return int(rest[11]) + int(rest[12])
+
+
+def machine_busy():
+    """user + nice + system + steal of all CPUs, in clock ticks."""
+    with open("/proc/stat") as f:
+        v = [int(x) for x in f.readline().split()[1:9]]
+    return v[0] + v[1] + v[2] + v[7]
+
+
+def scrape(args):
+    snap = metrics(args.url)
+    snap["time"] = time.time()
+    snap["cpu"] = {str(p): ticks(p) for p in args.pids}
+    snap["machine"] = machine_busy()
+    with open("/proc/loadavg") as f:
+        snap["loadavg"] = [float(x) for x in f.read().split()[:3]]
+    json.dump(snap, sys.stdout)
+
+
+def wait(args):
+    dests = args.dests.split(",")
+    deadline = time.time() + args.timeout
+    last, still_since = None, None
+    while time.time() < deadline:
+        m = metrics(args.url)
+        empty = all(m["depth"].get(d, 0) == 0 for d in dests)
+        applied = all(m["deliveries"].get(d, {}).get("applied", 0) >= args.applied for d in dests)
+        counters = json.dumps(m["deliveries"], sort_keys=True)
+        if empty and applied and counters == last:
+            if time.time() - still_since >= 0.5:
+                return 0
+        else:
+            still_since = time.time()
+        last = counters
+        time.sleep(0.1)
+    print(f"replication_lag.py: queues to {args.dests} not drained within {args.timeout} s: "
+          f"{metrics(args.url)['depth']}", file=sys.stderr)
+    return 1
+
+
+def watch(args):
+    start = time.time()
+    while True:
+        try:
+            depth = metrics(args.url)["depth"]
+        except OSError:
+            depth = None
+        print(json.dumps({"t": round(time.time() - start, 2), "depth": depth}), flush=True)
+        time.sleep(args.every)
+
+
+def max_depths(path):
+    top = {}
+    if path and os.path.exists(path):
+        for line in open(path):
+            try:
+                depth = json.loads(line)["depth"] or {}
+            except ValueError:
+                continue
+            for d, n in depth.items():
+                top[d] = max(top.get(d, 0), n)
+    return top
 
 
 def quantile(before, after, q):
-    """Linear interpolation inside the cumulative-bucket delta."""
-    prev = dict(before)
+    """Linear interpolation inside the bucket of the q-quantile of after - before."""
+    prev = dict((le, n) for le, n in before)
     cum = [(le, n - prev.get(le, 0)) for le, n in after]
-    total = cum[-1][1]
+    total = cum[-1][1] if cum else 0
     if total == 0:
-        return float("nan"), 0
+        return math.nan, 0
     target = q * total
     lo_le, lo_n = 0.0, 0
     for le, n in cum:
         if n >= target:
-            if le == float("inf"):
+            if le == math.inf:
                 return lo_le, total
             frac = (target - lo_n) / max(n - lo_n, 1)
             return lo_le + (le - lo_le) * frac, total
@@ -54,78 +141,89 @@ def quantile(before, after, q):
     return cum[-1][0], total
 
 
+def slowest(before, after):
+    """The upper bound of the highest bucket that gained a delivery (the max, to a bucket)."""
+    prev = dict((le, n) for le, n in before)
+    top, seen = math.nan, 0
+    for le, n in after:
+        n -= prev.get(le, 0)
+        if n > seen:
+            top, seen = le, n
+    return top
+
+
+def ms(v):
+    return "-" if math.isnan(v) else ("> 60000" if math.isinf(v) else f"{v * 1000:.1f}")
+
+
+def report(args):
+    load = lambda p: json.load(open(p))  # noqa: E731
+    a, b, c = load(args.before), load(args.loaded), load(args.after)
+    level = load(args.load)["results"][0]
+    secs = b["time"] - a["time"]
+    pct = lambda t: 100.0 * t / USER_HZ / secs  # noqa: E731
+    names = dict(zip(args.pids.split(","), args.names.split(",")))
+    cpu = {names[p]: pct(b["cpu"][p] - a["cpu"][p]) for p in a["cpu"]}
+    mine = sum(cpu.values()) + (level.get("generator_cpu_pct") or 0.0)
+    other = max(0.0, pct(b["machine"] - a["machine"]) - mine)
+    cpu_cell = " / ".join(f"{cpu[n]:.0f}" if n in cpu else "-" for n in args.names.split(","))
+    cpu_cell += f" / {level.get('generator_cpu_pct') or 0:.0f}"
+    writes = (f"{level['rps']:.0f} ({level['errors']} errors, {level.get('missed', 0)} missed)")
+    client = f"{level['p50_ms']:.1f} / {level['p99_ms']:.1f}"
+    loadavg = f"{a['loadavg'][0]:.1f} → {c['loadavg'][0]:.1f}"
+    deepest = max_depths(args.depths)
+    for dest in sorted(c["lag"]):
+        if args.dests and dest not in args.dests.split(","):
+            continue
+        before = a["lag"].get(dest, [])
+        p50, n = quantile(before, c["lag"][dest], 0.50)
+        p99, _ = quantile(before, c["lag"][dest], 0.99)
+        top = slowest(before, c["lag"][dest])
+        print(f"| {args.label} | {loadavg} | {other:.0f} | {writes} | {client} | {dest} | {n} "
+              f"| {ms(p50)} | {ms(p99)} | {ms(top)} | {deepest.get(dest, '-')} | {cpu_cell} |")
+    if level.get("first_error"):
+        print(f"first error of the load: {level['first_error'][:300]}", file=sys.stderr)
+
+
+HEADER = (
+    "| run | load average before → after | other CPU % | writes/s reached | PutSecretValue p50 / p99 ms "
+    "| destination | deliveries | p50 lag ms | p99 lag ms | slowest ≤ ms | max queue | CPU % {names} / loadgen |\n"
+    "|---|---|---:|---|---|---|---:|---:|---:|---:|---:|---|"
+)
+
+
 def main():
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--primary", default="http://127.0.0.1:7781")
-    ap.add_argument("--rate", type=float, default=200.0)
-    ap.add_argument("--seconds", type=float, default=20.0)
-    ap.add_argument("--secrets", type=int, default=200)
-    ap.add_argument("--threads", type=int, default=4)
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = ap.add_subparsers(dest="cmd", required=True)
+    s = sub.add_parser("scrape")
+    s.add_argument("url")
+    s.add_argument("--pids", nargs="*", type=int, default=[])
+    w = sub.add_parser("wait")
+    w.add_argument("url")
+    w.add_argument("--dests", required=True)
+    w.add_argument("--applied", type=int, default=0)
+    w.add_argument("--timeout", type=float, default=120.0)
+    r = sub.add_parser("report")
+    for name in ("before", "loaded", "after", "load", "label", "pids", "names"):
+        r.add_argument(f"--{name}", required=True)
+    r.add_argument("--dests", help="only these destinations (default: all)")
+    r.add_argument("--depths", help="the output of watch during the load")
+    wa = sub.add_parser("watch")
+    wa.add_argument("url")
+    wa.add_argument("--every", type=float, default=0.5)
+    h = sub.add_parser("header")
+    h.add_argument("--names", required=True)
     args = ap.parse_args()
-
-    cfg = Config(retries={"max_attempts": 1}, max_pool_connections=args.threads + 2)
-    west = boto3.client("secretsmanager", region_name="us-west-2", endpoint_url=args.primary, config=cfg)
-    run = uuid.uuid4().hex[:8]
-    names = [f"lag-{run}-{i}" for i in range(args.secrets)]
-    for n in names:
-        west.create_secret(Name=n, SecretString="v0",
-                           AddReplicaRegions=[{"Region": "us-east-1"}, {"Region": "eu-west-1"}])
-    deadline = time.time() + 120
-    while time.time() < deadline:
-        pending = [n for n in names[:: max(1, len(names) // 20)]
-                   if any(s["Status"] != "InSync" for s in west.describe_secret(SecretId=n)["ReplicationStatus"])]
-        if not pending and depth(args.primary + "/metrics") == 0:
-            break
-        time.sleep(0.2)
-    before = histogram(args.primary + "/metrics")
-
-    total = int(args.rate * args.seconds)
-    start = time.time() + 0.2
-    done = [0]
-    errors = [0]
-    lock = threading.Lock()
-    next_index = [0]
-
-    def worker():
-        client = boto3.client("secretsmanager", region_name="us-west-2", endpoint_url=args.primary, config=cfg)
-        while True:
-            with lock:
-                i = next_index[0]
-                next_index[0] += 1
-            if i >= total:
-                return
-            due = start + i / args.rate
-            wait = due - time.time()
-            if wait > 0:
-                time.sleep(wait)
-            try:
-                client.put_secret_value(SecretId=names[i % len(names)], SecretString=f"v{i}")
-                with lock:
-                    done[0] += 1
-            except Exception:  # noqa: BLE001 - counted and reported
-                with lock:
-                    errors[0] += 1
-
-    threads = [threading.Thread(target=worker) for _ in range(args.threads)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    elapsed = time.time() - start
-    drain_start = time.time()
-    while depth(args.primary + "/metrics") > 0 and time.time() - drain_start < 120:
-        time.sleep(0.05)
-    after = histogram(args.primary + "/metrics")
-
-    print(f"writes: {done[0]} acknowledged, {errors[0]} errors, {done[0] / elapsed:.1f} writes/s "
-          f"over {elapsed:.1f} s ({args.secrets} secrets, each replicated to 2 Regions)")
-    print()
-    print("| destination | deliveries | p50 lag ms | p99 lag ms |")
-    print("|---|---:|---:|---:|")
-    for dest in sorted(after):
-        p50, n = quantile(before.get(dest, []), after[dest], 0.50)
-        p99, _ = quantile(before.get(dest, []), after[dest], 0.99)
-        print(f"| {dest} | {n} | {p50 * 1000:.1f} | {p99 * 1000:.1f} |")
+    if args.cmd == "scrape":
+        scrape(args)
+    elif args.cmd == "wait":
+        sys.exit(wait(args))
+    elif args.cmd == "watch":
+        watch(args)
+    elif args.cmd == "report":
+        report(args)
+    else:
+        print(HEADER.format(names=" / ".join(args.names.split(","))))
 
 
 if __name__ == "__main__":

@@ -18,6 +18,8 @@
 # The first run creates the directory; later runs reuse it as it is (node.toml files that you
 # edited are kept; delete a file to have it written again). The script stays in the foreground
 # and stops the three nodes on Ctrl-C or SIGTERM; <region>/node.pid holds each node's process id.
+# `three-regions.sh --prepare` only writes the directory and exits, so that a node.toml can be
+# edited before the first start (bench/replication-lag.sh points a peer URL at a proxy that way).
 #
 # Settings (environment): COFFER_BIN (default: `cargo build --release -p coffer`, then
 # target/release/coffer), COFFER_CLUSTER_DIR, COFFER_HOST (127.0.0.1), the three ports above,
@@ -26,6 +28,12 @@
 set -euo pipefail
 
 root="$(cd "$(dirname "$0")/.." && pwd)"
+prepare_only=false
+case "${1:-}" in
+    --prepare) prepare_only=true ;;
+    "") ;;
+    *) printf 'usage: three-regions.sh [--prepare]\n' >&2; exit 2 ;;
+esac
 regions=(us-west-2 us-east-1 eu-west-1)
 host="${COFFER_HOST:-127.0.0.1}"
 declare -A port=(
@@ -130,6 +138,11 @@ mkdir -p "$cluster/aws"
         say ""
     done
 } >"$cluster/aws/credentials"
+
+if $prepare_only; then
+    say "Prepared $cluster (not started)"
+    exit 0
+fi
 
 # --- run --------------------------------------------------------------------------------------
 declare -A pid

@@ -1,7 +1,12 @@
 //! `coffer-loadgen`: benchmark tooling for Coffer.
 //!
-//! * `run`     — closed-loop load generator: N keep-alive HTTP/1.1 connections, each
-//!   sending SigV4-signed `secretsmanager.GetSecretValue` requests back to back.
+//! * `run`     — load generator: N keep-alive HTTP/1.1 connections sending SigV4-signed
+//!   `GetSecretValue` or `PutSecretValue` requests, either back to back (closed loop) or at a
+//!   fixed rate (`--rate`, open loop).
+//! * `create`  — creates `<prefix>-0` ... `<prefix>-<N-1>` (optionally with replicas in other
+//!   Regions), for `run --operation put`.
+//! * `proxy`   — a TCP proxy that forwards or black-holes (accepts, never answers) a link;
+//!   SIGUSR1 / SIGUSR2 switch it.
 //! * `trivial` — a hyper HTTP/1.1 server answering every request with a fixed
 //!   GetSecretValue-sized JSON body: the ceiling of this machine + this generator.
 //! * `report`  — merges the JSON output of several `run`s into one markdown table with
@@ -11,6 +16,8 @@
 //! cheap: one runtime thread by default, signatures cached per second, no per-request
 //! allocation beyond what hyper needs.
 
+mod create;
+mod proxy;
 mod report;
 mod run;
 mod signer;
@@ -38,8 +45,12 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Cmd {
-    /// Drive SigV4-signed GetSecretValue load against an endpoint.
+    /// Drive SigV4-signed GetSecretValue or PutSecretValue load against an endpoint.
     Run(RunArgs),
+    /// Create the secrets `run --operation put` writes to (with replicas, if asked).
+    Create(CreateArgs),
+    /// Forward a TCP link, or black-hole it (accept, never answer); signals switch the mode.
+    Proxy(ProxyArgs),
     /// Serve a fixed 200 JSON response to every request (the machine's ceiling).
     Trivial(TrivialArgs),
     /// Merge JSON outputs of `run` into one markdown table with ratios.
@@ -64,18 +75,8 @@ pub enum Operation {
 
 #[derive(Args, Debug)]
 pub struct RunArgs {
-    /// Endpoint URL, e.g. http://127.0.0.1:4566 (plain HTTP only).
-    #[arg(long)]
-    pub endpoint: String,
-    /// Signing region.
-    #[arg(long, default_value = "us-east-1", env = "AWS_REGION")]
-    pub region: String,
-    /// Access key id used for signing.
-    #[arg(long, env = "AWS_ACCESS_KEY_ID", hide_env_values = true)]
-    pub access_key: String,
-    /// Secret access key used for signing (prefer the env var: argv is visible in `ps`).
-    #[arg(long, env = "AWS_SECRET_ACCESS_KEY", hide_env_values = true)]
-    pub secret_key: String,
+    #[command(flatten)]
+    pub endpoint: EndpointArgs,
     /// SecretId to request (with `--operation put`: the prefix of the secrets written).
     #[arg(long)]
     pub secret_id: String,
@@ -110,6 +111,75 @@ pub struct RunArgs {
     /// Generator runtime threads. 1 (default) keeps the generator to at most one core.
     #[arg(long, default_value_t = 1)]
     pub threads: usize,
+    /// Open loop at this many requests per second (over all connections) instead of closed
+    /// loop: request i is due at start + i / rate and goes out on the next free connection;
+    /// its latency counts from when it was due, so a server (or generator) that falls behind
+    /// shows in the percentiles. Requests due in the window but not sent by its end are
+    /// reported as missed. `--concurrency` is then the number of connections (requests in
+    /// flight at most); with `--operation put`, request i writes `<secret-id>-<i mod secrets>`.
+    #[arg(long)]
+    pub rate: Option<f64>,
+}
+
+/// Common connection and credential settings.
+#[derive(Args, Debug)]
+pub struct EndpointArgs {
+    /// Endpoint URL, e.g. http://127.0.0.1:4566 (plain HTTP only).
+    #[arg(long)]
+    pub endpoint: String,
+    /// Signing region.
+    #[arg(long, default_value = "us-east-1", env = "AWS_REGION")]
+    pub region: String,
+    /// Access key id used for signing.
+    #[arg(long, env = "AWS_ACCESS_KEY_ID", hide_env_values = true)]
+    pub access_key: String,
+    /// Secret access key used for signing (prefer the env var: argv is visible in `ps`).
+    #[arg(long, env = "AWS_SECRET_ACCESS_KEY", hide_env_values = true)]
+    pub secret_key: String,
+}
+
+#[derive(Args, Debug)]
+pub struct CreateArgs {
+    #[command(flatten)]
+    pub endpoint: EndpointArgs,
+    /// Name prefix: creates `<secret-id>-0` ... `<secret-id>-<secrets - 1>`.
+    #[arg(long)]
+    pub secret_id: String,
+    /// How many secrets to create.
+    #[arg(long, default_value_t = 64)]
+    pub secrets: usize,
+    /// Comma-separated Regions each secret is replicated to (CreateSecret's AddReplicaRegions).
+    #[arg(long, value_delimiter = ',')]
+    pub replica_regions: Vec<String>,
+    /// CreateSecret calls in flight at once (one connection each).
+    #[arg(long, default_value_t = 8)]
+    pub concurrency: usize,
+    /// Per-request timeout.
+    #[arg(long, value_parser = parse_duration, default_value = "10s")]
+    pub timeout: Duration,
+}
+
+/// What the proxy does with a connection.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum ProxyMode {
+    /// Connect to `--upstream` and copy bytes both ways.
+    Forward,
+    /// Accept, read and discard whatever arrives, never answer, never close.
+    Blackhole,
+}
+
+#[derive(Args, Debug)]
+pub struct ProxyArgs {
+    /// Address to listen on; port 0 picks a free port (printed as `listening on ADDR`).
+    #[arg(long, default_value = "127.0.0.1:0")]
+    pub listen: SocketAddr,
+    /// Where forwarded connections go, e.g. 127.0.0.1:7782.
+    #[arg(long)]
+    pub upstream: SocketAddr,
+    /// Mode at start. SIGUSR1 switches to blackhole, SIGUSR2 to forward; a switch drops the
+    /// connections open at that moment (as a broken path would), new ones get the new mode.
+    #[arg(long, value_enum, default_value_t = ProxyMode::Forward)]
+    pub mode: ProxyMode,
 }
 
 #[derive(Args, Debug)]
@@ -158,6 +228,8 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.cmd {
         Cmd::Run(args) => run::main(args),
+        Cmd::Create(args) => create::main(args),
+        Cmd::Proxy(args) => proxy::main(args),
         Cmd::Trivial(args) => trivial::main(args),
         Cmd::Report(args) => report::main(args),
     };

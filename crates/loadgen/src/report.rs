@@ -39,6 +39,17 @@ pub struct LevelResult {
     pub system_cpu_pct: Option<f64>,
     /// First non-200 body or transport error seen (any phase).
     pub first_error: Option<String>,
+    /// Open loop (`run --rate`): the requested rate, requests per second.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rate: Option<f64>,
+    /// Open loop: requests due inside the window (`rate × duration`). In open loop `requests`
+    /// and `errors` count the requests due inside the window, wherever they completed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scheduled: Option<u64>,
+    /// Open loop: requests due inside the window that were never sent (every connection was
+    /// still busy when the window ended).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub missed: Option<u64>,
 }
 
 /// All levels of one target, as printed by `run --format json`.
@@ -241,6 +252,9 @@ mod tests {
             server_cpu_pct: None,
             system_cpu_pct: Some(60.0),
             first_error: None,
+            rate: None,
+            scheduled: None,
+            missed: None,
         }
     }
 

@@ -1,8 +1,10 @@
-//! `run`: closed-loop load over N keep-alive HTTP/1.1 connections.
+//! `run`: load over N keep-alive HTTP/1.1 connections, closed loop (each connection sends its
+//! next request when the previous answer is in) or open loop at a fixed rate (`--rate`).
 
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Instant, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
 
 use aws_credential_types::Credentials;
 use bytes::Bytes;
@@ -16,7 +18,7 @@ use tokio::net::TcpStream;
 
 use crate::report::{LevelResult, RunReport, markdown_table};
 use crate::signer::{self, Signer, SigningConfig};
-use crate::{BoxError, Format, Operation, RunArgs};
+use crate::{BoxError, EndpointArgs, Format, Operation, RunArgs};
 
 /// Latencies are recorded in microseconds, up to 60 s, 3 significant digits.
 const HIST_MAX_US: u64 = 60_000_000;
@@ -28,12 +30,12 @@ const USER_HZ: f64 = 100.0;
 /// Longest error body kept for the report.
 const MAX_ERROR_BODY: usize = 2048;
 
-struct Target {
-    addr: SocketAddr,
+pub(crate) struct Target {
+    pub(crate) addr: SocketAddr,
     /// Origin-form request target, e.g. `/`.
     path: Uri,
-    host: HeaderValue,
-    signing: SigningConfig,
+    pub(crate) host: HeaderValue,
+    pub(crate) signing: SigningConfig,
 }
 
 pub fn main(args: RunArgs) -> Result<(), BoxError> {
@@ -42,6 +44,9 @@ pub fn main(args: RunArgs) -> Result<(), BoxError> {
     }
     if args.duration.is_zero() {
         return Err("--duration must be positive".into());
+    }
+    if args.rate.is_some_and(|r| !(r.is_finite() && r > 0.0)) {
+        return Err("--rate must be a positive number of requests per second".into());
     }
     let runtime = if args.threads <= 1 {
         tokio::runtime::Builder::new_current_thread()
@@ -62,18 +67,30 @@ pub fn main(args: RunArgs) -> Result<(), BoxError> {
 }
 
 async fn run_all(args: &RunArgs) -> Result<RunReport, BoxError> {
-    let target = Arc::new(resolve_target(args).await?);
+    let operation = match args.operation {
+        Operation::Get => signer::TARGET,
+        Operation::Put => signer::PUT_TARGET,
+    };
+    let target = Arc::new(resolve_target(&args.endpoint, operation, body_for(args, 0)?).await?);
     let label = args
         .label
         .clone()
         .unwrap_or_else(|| target.host.to_str().unwrap_or("target").to_owned());
     let mut results = Vec::with_capacity(args.concurrency.len());
     for &c in &args.concurrency {
+        let pace = args
+            .rate
+            .map_or_else(String::new, |r| format!(" at {r} req/s"));
         eprintln!(
-            "[{label}] concurrency {c}: warm-up {:?}, measuring {:?} ...",
+            "[{label}] concurrency {c}{pace}: warm-up {:?}, measuring {:?} ...",
             args.warmup, args.duration
         );
         let r = run_level(args, &target, c).await?;
+        if let (Some(scheduled), Some(missed)) = (r.scheduled, r.missed) {
+            eprintln!(
+                "[{label}] concurrency {c}: {scheduled} requests due in the window, {missed} of them never sent"
+            );
+        }
         eprintln!(
             "[{label}] concurrency {c}: {:.0} req/s, p50 {:.3} ms, p99 {:.3} ms, errors {}, \
              CPU % of a core: generator {}, server {}, other {}",
@@ -92,7 +109,7 @@ async fn run_all(args: &RunArgs) -> Result<RunReport, BoxError> {
     }
     Ok(RunReport {
         label,
-        endpoint: args.endpoint.clone(),
+        endpoint: args.endpoint.endpoint.clone(),
         generator_threads: args.threads.max(1),
         warmup_s: args.warmup.as_secs_f64(),
         results,
@@ -103,8 +120,14 @@ fn pct(v: Option<f64>) -> String {
     v.map_or_else(|| "-".into(), |v| format!("{v:.0}"))
 }
 
-async fn resolve_target(args: &RunArgs) -> Result<Target, BoxError> {
-    let uri: Uri = args.endpoint.parse()?;
+/// Resolves `--endpoint` and prepares signing for the `X-Amz-Target` `operation` (`body` is
+/// the first request's; requests with other bodies are signed with [`Signer::sign_body`]).
+pub(crate) async fn resolve_target(
+    ep: &EndpointArgs,
+    operation: &'static str,
+    body: Bytes,
+) -> Result<Target, BoxError> {
+    let uri: Uri = ep.endpoint.parse()?;
     match uri.scheme_str() {
         Some("http") => {}
         Some(other) => {
@@ -122,22 +145,18 @@ async fn resolve_target(args: &RunArgs) -> Result<Target, BoxError> {
         "" => "/",
         p => p,
     };
-    let body = body_for(args, 0)?;
     let signing = SigningConfig {
         credentials: Credentials::new(
-            args.access_key.clone(),
-            args.secret_key.clone(),
+            ep.access_key.clone(),
+            ep.secret_key.clone(),
             None,
             None,
             "coffer-loadgen",
         ),
-        region: args.region.clone(),
+        region: ep.region.clone(),
         url: format!("http://{authority}{path}"),
         host: authority.as_str().to_owned(),
-        target: match args.operation {
-            Operation::Get => signer::TARGET,
-            Operation::Put => signer::PUT_TARGET,
-        },
+        target: operation,
         body,
     };
     Ok(Target {
@@ -153,7 +172,7 @@ const TOKEN_PLACEHOLDER: &str = "00000000-0000-4000-8000-000000000000";
 
 /// A token no other request of this or another generator process uses: process-random prefix,
 /// connection, counter.
-fn token(prefix: u32, connection: usize, n: u64) -> String {
+pub(crate) fn token(prefix: u32, connection: usize, n: u64) -> String {
     format!(
         "{prefix:08x}-{:04x}-4000-8000-{:012x}",
         connection & 0xffff,
@@ -199,7 +218,7 @@ fn body_for(args: &RunArgs, i: usize) -> Result<Bytes, BoxError> {
     Ok(Bytes::from(serde_json::to_vec(&value)?))
 }
 
-async fn connect(addr: SocketAddr) -> Result<SendRequest<Full<Bytes>>, BoxError> {
+pub(crate) async fn connect(addr: SocketAddr) -> Result<SendRequest<Full<Bytes>>, BoxError> {
     let stream = TcpStream::connect(addr).await?;
     stream.set_nodelay(true)?;
     let (sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream)).await?;
@@ -211,16 +230,29 @@ async fn connect(addr: SocketAddr) -> Result<SendRequest<Full<Bytes>>, BoxError>
 }
 
 /// Shared by the workers of one level.
-struct Shared {
+pub(crate) struct Shared {
     first_error: Mutex<Option<String>>,
 }
 
 impl Shared {
+    pub(crate) fn new() -> Shared {
+        Shared {
+            first_error: Mutex::new(None),
+        }
+    }
+
     fn note_error(&self, msg: impl FnOnce() -> String) {
         let mut slot = self.first_error.lock().unwrap_or_else(|p| p.into_inner());
         if slot.is_none() {
             *slot = Some(msg());
         }
+    }
+
+    pub(crate) fn take_first_error(&self) -> Option<String> {
+        self.first_error
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take()
     }
 }
 
@@ -230,6 +262,54 @@ struct WorkerStats {
     errors: u64,
     reconnects: u64,
     signs: u64,
+}
+
+impl WorkerStats {
+    fn new() -> WorkerStats {
+        WorkerStats {
+            hist: new_histogram().expect("static histogram bounds are valid"),
+            ok: 0,
+            errors: 0,
+            reconnects: 0,
+            signs: 0,
+        }
+    }
+
+    fn record(&mut self, from: Instant, done: Instant) {
+        let us = done.saturating_duration_since(from).as_micros();
+        self.hist
+            .saturating_record(u64::try_from(us).unwrap_or(u64::MAX).max(1));
+        self.ok += 1;
+    }
+}
+
+/// The open-loop schedule of one level: request `i` is due at `start + i / rate`.
+struct Schedule {
+    start: Instant,
+    rate: f64,
+    next: AtomicU64,
+}
+
+impl Schedule {
+    fn due(&self, i: u64) -> Instant {
+        self.start + Duration::from_secs_f64(i as f64 / self.rate)
+    }
+
+    /// How many requests are due in `[from, until)`.
+    fn due_between(&self, from: Instant, until: Instant) -> u64 {
+        let index_at = |t: Instant| {
+            (t.saturating_duration_since(self.start).as_secs_f64() * self.rate).ceil() as u64
+        };
+        index_at(until).saturating_sub(index_at(from))
+    }
+}
+
+/// What a level's workers need to know about timing.
+struct Window {
+    measure_from: Instant,
+    measure_until: Instant,
+    /// `Some` in open-loop mode.
+    schedule: Option<Arc<Schedule>>,
 }
 
 async fn run_level(
@@ -245,40 +325,48 @@ async fn run_level(
             .map_err(|e| format!("cannot connect to {}: {e}", target.addr))?;
         senders.push(s);
     }
-    let shared = Arc::new(Shared {
-        first_error: Mutex::new(None),
-    });
+    let shared = Arc::new(Shared::new());
     let start = Instant::now();
     let measure_from = start + args.warmup;
     let measure_until = measure_from + args.duration;
+    let schedule = args.rate.map(|rate| {
+        Arc::new(Schedule {
+            start,
+            rate,
+            next: AtomicU64::new(0),
+        })
+    });
+    let window = Arc::new(Window {
+        measure_from,
+        measure_until,
+        schedule: schedule.clone(),
+    });
     let mut tasks = Vec::with_capacity(concurrency);
-    let token_prefix = (SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.subsec_nanos())
-        .unwrap_or(0))
-        ^ (std::process::id() << 12);
+    let token_prefix = token_prefix();
     for (i, sender) in senders.into_iter().enumerate() {
-        let target = Arc::clone(target);
-        let shared = Arc::clone(&shared);
         let mut signing = target.signing.clone();
         signing.body = body_for(args, i)?;
         let signer = Signer::new(signing)?;
-        let timeout = args.timeout;
+        // Open loop: one plan for every connection (request i of the schedule writes secret
+        // i mod secrets); closed loop: each connection its own share of the secrets.
+        let (connection, connections) = if schedule.is_some() {
+            (0, 1)
+        } else {
+            (i, concurrency)
+        };
+        let plan = PutPlan {
+            token_prefix,
+            connection,
+            connections,
+            secrets: args.secrets.max(1),
+            secret_id: args.secret_id.clone(),
+        };
         tasks.push(tokio::spawn(worker(
-            sender,
-            target,
-            shared,
+            Conn::new(sender, Arc::clone(target), Arc::clone(&shared)),
             signer,
-            PutPlan {
-                token_prefix,
-                connection: i,
-                connections: concurrency,
-                secrets: args.secrets.max(1),
-                secret_id: args.secret_id.clone(),
-            },
-            measure_from,
-            measure_until,
-            timeout,
+            plan,
+            Arc::clone(&window),
+            args.timeout,
         )));
     }
     // CPU used by this process and by the server during the measured window.
@@ -308,13 +396,11 @@ async fn run_level(
         reconnects += s.reconnects;
         signs += s.signs;
     }
+    let scheduled = schedule
+        .as_ref()
+        .map(|s| s.due_between(measure_from, measure_until));
     let secs = args.duration.as_secs_f64();
     let ms = |us: u64| us as f64 / 1000.0;
-    let first_error = shared
-        .first_error
-        .lock()
-        .unwrap_or_else(|p| p.into_inner())
-        .take();
     Ok(LevelResult {
         concurrency,
         duration_s: secs,
@@ -331,8 +417,20 @@ async fn run_level(
         generator_cpu_pct,
         server_cpu_pct,
         system_cpu_pct,
-        first_error,
+        first_error: shared.take_first_error(),
+        rate: args.rate,
+        scheduled,
+        missed: scheduled.map(|n| n.saturating_sub(ok + errors)),
     })
+}
+
+/// A prefix for ClientRequestTokens that another generator process is unlikely to use.
+pub(crate) fn token_prefix() -> u32 {
+    (SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.subsec_nanos())
+        .unwrap_or(0))
+        ^ (std::process::id() << 12)
 }
 
 /// utime + stime of `/proc/<pid>/stat` (all threads), in USER_HZ ticks; `None` off Linux.
@@ -396,138 +494,323 @@ async fn exchange(
     }
 }
 
-#[allow(clippy::too_many_arguments)]
-async fn worker(
-    sender: SendRequest<Full<Bytes>>,
+/// One keep-alive connection of a worker, reopened when the server closes it.
+pub(crate) struct Conn {
+    sender: Option<SendRequest<Full<Bytes>>>,
     target: Arc<Target>,
     shared: Arc<Shared>,
-    mut signer: Signer,
-    plan: PutPlan,
-    measure_from: Instant,
-    measure_until: Instant,
-    timeout: std::time::Duration,
-) -> WorkerStats {
-    let mut stats = WorkerStats {
-        hist: new_histogram().expect("static histogram bounds are valid"),
-        ok: 0,
-        errors: 0,
-        reconnects: 0,
-        signs: 0,
-    };
-    let content_type = HeaderValue::from_static(signer::CONTENT_TYPE);
-    let x_amz_target = HeaderValue::from_static(signer.target());
-    let user_agent =
-        HeaderValue::from_static(concat!("coffer-loadgen/", env!("CARGO_PKG_VERSION")));
-    let mut body = signer.body().clone();
-    // PutSecretValue: a fresh ClientRequestToken, so a new body and signature, per request.
-    let put = signer.target() == signer::PUT_TARGET;
-    let mut sent_count: u64 = 0;
-    let mut sender = Some(sender);
+    reconnects: u64,
+}
 
-    loop {
-        let now = Instant::now();
-        if now >= measure_until {
-            break;
+/// How one request ended.
+pub(crate) struct Sent {
+    pub(crate) ok: bool,
+    /// Just before the request was written.
+    pub(crate) at: Instant,
+    /// When the whole answer was read (or the request failed).
+    pub(crate) done: Instant,
+}
+
+impl Conn {
+    pub(crate) fn new(
+        sender: SendRequest<Full<Bytes>>,
+        target: Arc<Target>,
+        shared: Arc<Shared>,
+    ) -> Conn {
+        Conn {
+            sender: Some(sender),
+            target,
+            shared,
+            reconnects: 0,
         }
-        let in_window = |t: Instant| t >= measure_from && t <= measure_until;
+    }
 
-        // (Re)connect if the server closed the connection.
-        let s = match sender.as_mut() {
-            Some(s) if !s.is_closed() => s,
-            _ => {
-                stats.reconnects += 1;
-                match connect(target.addr).await {
-                    Ok(s) => sender.insert(s),
+    /// A ready sender, reconnecting if the server closed the connection; `None` (the error
+    /// noted) when the server cannot be reached.
+    async fn ready(&mut self) -> Option<&mut SendRequest<Full<Bytes>>> {
+        for _ in 0..3 {
+            if self.sender.as_ref().is_none_or(|s| s.is_closed()) {
+                self.reconnects += 1;
+                match connect(self.target.addr).await {
+                    Ok(s) => self.sender = Some(s),
                     Err(e) => {
-                        if in_window(Instant::now()) {
-                            stats.errors += 1;
-                        }
-                        shared.note_error(|| format!("reconnect failed: {e}"));
-                        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-                        continue;
+                        self.shared.note_error(|| format!("reconnect failed: {e}"));
+                        tokio::time::sleep(Duration::from_millis(20)).await;
+                        return None;
                     }
                 }
             }
-        };
-        if s.ready().await.is_err() {
-            sender = None;
-            continue;
+            let ready = match self.sender.as_mut() {
+                Some(s) => s.ready().await.is_ok(),
+                None => false,
+            };
+            if ready {
+                return self.sender.as_mut();
+            }
+            self.sender = None;
         }
+        None
+    }
 
-        let signed = if put {
-            sent_count += 1;
-            body = plan.body(sent_count);
-            signer.sign_body(body.clone(), SystemTime::now())
-        } else {
-            signer
+    /// Signs and sends one request (`body`, or the signer's fixed body with its per-second
+    /// signature) and reads the whole answer; a non-200 answer or a failure is noted.
+    pub(crate) async fn send(
+        &mut self,
+        signer: &mut Signer,
+        body: Option<Bytes>,
+        timeout: Duration,
+    ) -> Sent {
+        let failed = |at: Instant| Sent {
+            ok: false,
+            at,
+            done: Instant::now(),
+        };
+        let start = Instant::now();
+        let shared = Arc::clone(&self.shared);
+        let target = Arc::clone(&self.target);
+        let Some(s) = self.ready().await else {
+            return failed(start);
+        };
+        let signed = match &body {
+            Some(body) => signer.sign_body(body.clone(), SystemTime::now()),
+            None => signer
                 .headers(SystemTime::now())
-                .map(|(d, a)| (d.clone(), a.clone()))
+                .map(|(d, a)| (d.clone(), a.clone())),
         };
         let (date, auth) = match signed {
-            Ok((d, a)) => (d, a),
+            Ok(v) => v,
             Err(e) => {
                 shared.note_error(|| format!("signing failed: {e}"));
-                stats.errors += 1;
-                break;
+                return failed(start);
             }
         };
-        let mut req = Request::new(Full::new(body.clone()));
+        let body = body.unwrap_or_else(|| signer.body().clone());
+        let mut req = Request::new(Full::new(body));
         *req.method_mut() = Method::POST;
         *req.uri_mut() = target.path.clone();
         let h = req.headers_mut();
         h.insert(HOST, target.host.clone());
-        h.insert(CONTENT_TYPE, content_type.clone());
-        h.insert(X_AMZ_TARGET, x_amz_target.clone());
+        h.insert(CONTENT_TYPE, HeaderValue::from_static(signer::CONTENT_TYPE));
+        h.insert(X_AMZ_TARGET, HeaderValue::from_static(signer.target()));
         h.insert(X_AMZ_DATE, date);
         h.insert(AUTHORIZATION, auth);
-        h.insert(USER_AGENT, user_agent.clone());
-
-        let sent = Instant::now();
+        h.insert(
+            USER_AGENT,
+            HeaderValue::from_static(concat!("coffer-loadgen/", env!("CARGO_PKG_VERSION"))),
+        );
+        let at = Instant::now();
         let result = tokio::time::timeout(timeout, exchange(s, req)).await;
         let done = Instant::now();
-        let counted = in_window(done);
-        match result {
-            Ok(Ok(Outcome::Ok)) => {
-                if counted {
-                    let us = done.duration_since(sent).as_micros();
-                    stats
-                        .hist
-                        .saturating_record(u64::try_from(us).unwrap_or(u64::MAX).max(1));
-                    stats.ok += 1;
-                }
-            }
+        let ok = match result {
+            Ok(Ok(Outcome::Ok)) => true,
             Ok(Ok(Outcome::Status(status, body))) => {
-                if counted {
-                    stats.errors += 1;
-                }
                 shared.note_error(|| {
                     let text = String::from_utf8_lossy(&body[..body.len().min(MAX_ERROR_BODY)])
                         .into_owned();
                     format!("HTTP {status}: {text}")
                 });
+                false
             }
             Ok(Err(e)) => {
-                if counted {
-                    stats.errors += 1;
-                }
                 shared.note_error(|| format!("request failed: {e}"));
-                sender = None;
+                self.sender = None;
+                false
             }
             Err(_) => {
-                if counted {
-                    stats.errors += 1;
-                }
                 shared.note_error(|| format!("request timed out after {timeout:?}"));
-                sender = None;
+                self.sender = None;
+                false
+            }
+        };
+        Sent { ok, at, done }
+    }
+}
+
+/// Closed loop: sends the next request as soon as the previous answer is in, and counts those
+/// that complete inside the window. Open loop (`window.schedule`): takes the next due request
+/// of the schedule, waits until it is due, and counts it if it was due inside the window, its
+/// latency measured from when it was due.
+async fn worker(
+    mut conn: Conn,
+    mut signer: Signer,
+    plan: PutPlan,
+    window: Arc<Window>,
+    timeout: Duration,
+) -> WorkerStats {
+    let mut stats = WorkerStats::new();
+    // PutSecretValue: a fresh ClientRequestToken, so a new body and signature, per request.
+    let put = signer.target() == signer::PUT_TARGET;
+    let in_window = |t: Instant| t >= window.measure_from && t < window.measure_until;
+    let mut sent_count: u64 = 0;
+    loop {
+        // Open loop: the request's index in the schedule and when it is due.
+        let due = match &window.schedule {
+            Some(schedule) => {
+                let i = schedule.next.fetch_add(1, Ordering::Relaxed);
+                let due = schedule.due(i);
+                if due >= window.measure_until {
+                    break;
+                }
+                sent_count = i;
+                tokio::time::sleep_until(due.into()).await;
+                Some(due)
+            }
+            None => {
+                sent_count += 1;
+                None
+            }
+        };
+        if Instant::now() >= window.measure_until {
+            break;
+        }
+        let body = put.then(|| plan.body(sent_count));
+        let sent = conn.send(&mut signer, body, timeout).await;
+        let (counted, from) = match due {
+            Some(due) => (in_window(due), due),
+            None => (in_window(sent.done), sent.at),
+        };
+        if counted {
+            if sent.ok {
+                stats.record(from, sent.done);
+            } else {
+                stats.errors += 1;
             }
         }
     }
+    stats.reconnects = conn.reconnects;
     stats.signs = signer.signs();
     stats
 }
 
 #[cfg(test)]
 mod tests {
+    use std::sync::{Arc, Mutex};
+    use std::time::Duration;
+
+    use bytes::Bytes;
+    use http_body_util::{BodyExt, Full};
+    use hyper::service::service_fn;
+    use hyper_util::rt::TokioIo;
+
+    use crate::{EndpointArgs, Format, Operation, RunArgs};
+
+    /// A server that answers 200 after `delay` and keeps every request body.
+    async fn recording_server(delay: Duration) -> (String, Arc<Mutex<Vec<serde_json::Value>>>) {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let seen: Arc<Mutex<Vec<serde_json::Value>>> = Arc::default();
+        let kept = Arc::clone(&seen);
+        tokio::spawn(async move {
+            loop {
+                let (stream, _) = listener.accept().await.unwrap();
+                stream.set_nodelay(true).unwrap();
+                let kept = Arc::clone(&kept);
+                tokio::spawn(async move {
+                    let service = service_fn(move |req: http::Request<hyper::body::Incoming>| {
+                        let kept = Arc::clone(&kept);
+                        async move {
+                            let body = req.into_body().collect().await?.to_bytes();
+                            kept.lock()
+                                .unwrap()
+                                .push(serde_json::from_slice(&body).unwrap());
+                            tokio::time::sleep(delay).await;
+                            Ok::<_, hyper::Error>(http::Response::new(Full::new(
+                                Bytes::from_static(b"{}"),
+                            )))
+                        }
+                    });
+                    let _ = hyper::server::conn::http1::Builder::new()
+                        .serve_connection(TokioIo::new(stream), service)
+                        .await;
+                });
+            }
+        });
+        (url, seen)
+    }
+
+    fn put_args(endpoint: String, rate: f64, connections: usize, secrets: usize) -> RunArgs {
+        RunArgs {
+            endpoint: EndpointArgs {
+                endpoint,
+                region: "us-west-2".into(),
+                access_key: "AKID".into(),
+                secret_key: "SK".into(),
+            },
+            secret_id: "lag".into(),
+            operation: Operation::Put,
+            secrets,
+            concurrency: vec![connections],
+            duration: Duration::from_millis(500),
+            warmup: Duration::ZERO,
+            timeout: Duration::from_secs(5),
+            format: Format::Json,
+            label: None,
+            server_pid: None,
+            threads: 1,
+            rate: Some(rate),
+        }
+    }
+
+    #[tokio::test]
+    async fn open_loop_sends_what_is_due_and_accounts_for_every_request() {
+        let (url, seen) = recording_server(Duration::from_millis(1)).await;
+        let report = super::run_all(&put_args(url, 100.0, 8, 10)).await.unwrap();
+        let r = &report.results[0];
+        // 100/s for 0.5 s: 50 due, each answered, failed or (on a starved machine) missed;
+        // never more than the schedule.
+        assert_eq!(r.scheduled, Some(50));
+        assert_eq!(r.requests + r.errors + r.missed.unwrap(), 50);
+        assert_eq!(r.errors, 0);
+        let seen = seen.lock().unwrap();
+        assert_eq!(seen.len() as u64, r.requests);
+        let tokens: std::collections::HashSet<&str> = seen
+            .iter()
+            .map(|v| v["ClientRequestToken"].as_str().unwrap())
+            .collect();
+        assert_eq!(
+            tokens.len(),
+            seen.len(),
+            "a ClientRequestToken was used twice"
+        );
+    }
+
+    #[test]
+    fn open_loop_request_i_writes_secret_i_mod_secrets() {
+        let plan = super::PutPlan {
+            token_prefix: 1,
+            connection: 0,
+            connections: 1,
+            secrets: 1000,
+            secret_id: "lag".into(),
+        };
+        let secret = |i: u64| -> String {
+            let v: serde_json::Value = serde_json::from_slice(&plan.body(i)).unwrap();
+            v["SecretId"].as_str().unwrap().to_owned()
+        };
+        assert_eq!(secret(0), "lag-0");
+        assert_eq!(secret(999), "lag-999");
+        assert_eq!(secret(1000), "lag-0");
+        assert_eq!(secret(61_234), "lag-234");
+    }
+
+    #[tokio::test]
+    async fn open_loop_counts_the_wait_of_a_server_that_falls_behind() {
+        // Two connections to a server that takes 50 ms: at most 40 requests/s get through, so
+        // at 100/s the requests queue up, their latency (from when each was due) grows far
+        // beyond 50 ms, and those due at the end of the window are never sent.
+        let (url, _) = recording_server(Duration::from_millis(50)).await;
+        let report = super::run_all(&put_args(url, 100.0, 2, 10)).await.unwrap();
+        let r = &report.results[0];
+        assert_eq!(r.scheduled, Some(50));
+        assert!(
+            r.requests <= 22,
+            "{} requests through 2 connections of 50 ms",
+            r.requests
+        );
+        assert_eq!(r.missed, Some(50 - r.requests - r.errors));
+        assert!(r.p99_ms > 200.0, "p99 {} ms hides the queueing", r.p99_ms);
+    }
+
     #[test]
     fn stat_ticks() {
         let stat =

@@ -17,6 +17,7 @@ use crate::BoxError;
 pub const CONTENT_TYPE: &str = "application/x-amz-json-1.1";
 pub const TARGET: &str = "secretsmanager.GetSecretValue";
 pub const PUT_TARGET: &str = "secretsmanager.PutSecretValue";
+pub const CREATE_TARGET: &str = "secretsmanager.CreateSecret";
 pub const SERVICE: &str = "secretsmanager";
 
 /// Everything needed to sign; shared (cloned) by all connections.

@@ -1,0 +1,138 @@
+//! `create`: creates the secrets `run --operation put` writes to, `<prefix>-0` ...
+//! `<prefix>-<N-1>`, each with a 100-byte value and, if asked, replicas in other Regions
+//! (CreateSecret with `AddReplicaRegions`). Creation is not measured; it only has to be quick
+//! (a few hundred per second rather than one AWS CLI process per secret).
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Instant;
+
+use bytes::Bytes;
+
+use crate::run::{Conn, Shared, connect, resolve_target, token, token_prefix};
+use crate::signer::{self, Signer};
+use crate::{BoxError, CreateArgs};
+
+pub fn main(args: CreateArgs) -> Result<(), BoxError> {
+    if args.secrets == 0 || args.concurrency == 0 {
+        return Err("--secrets and --concurrency must be positive".into());
+    }
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?
+        .block_on(create_all(&args))
+}
+
+/// The CreateSecret requests of one run.
+struct Bodies {
+    name_prefix: String,
+    replica_regions: Vec<String>,
+    token_prefix: u32,
+}
+
+impl Bodies {
+    /// The CreateSecret body of secret `i`.
+    fn body(&self, i: usize) -> Bytes {
+        let mut value = serde_json::json!({
+            "Name": format!("{}-{i}", self.name_prefix),
+            // Required outside the SDKs (they make one up); unique per secret and process.
+            "ClientRequestToken": token(self.token_prefix, 0xc0, i as u64),
+            "SecretString": "x".repeat(100),
+        });
+        if !self.replica_regions.is_empty() {
+            value["AddReplicaRegions"] = self
+                .replica_regions
+                .iter()
+                .map(|r| serde_json::json!({ "Region": r }))
+                .collect();
+        }
+        Bytes::from(serde_json::to_vec(&value).expect("JSON serializes"))
+    }
+}
+
+async fn create_all(args: &CreateArgs) -> Result<(), BoxError> {
+    let bodies = Arc::new(Bodies {
+        name_prefix: args.secret_id.clone(),
+        replica_regions: args.replica_regions.clone(),
+        token_prefix: token_prefix(),
+    });
+    let target =
+        Arc::new(resolve_target(&args.endpoint, signer::CREATE_TARGET, bodies.body(0)).await?);
+    let shared = Arc::new(Shared::new());
+    let next = Arc::new(AtomicUsize::new(0));
+    let started = Instant::now();
+    let mut tasks = Vec::new();
+    for _ in 0..args.concurrency.min(args.secrets) {
+        let sender = connect(target.addr)
+            .await
+            .map_err(|e| format!("cannot connect to {}: {e}", target.addr))?;
+        let mut conn = Conn::new(sender, Arc::clone(&target), Arc::clone(&shared));
+        let mut signer = Signer::new(target.signing.clone())?;
+        let (next, bodies, timeout) = (Arc::clone(&next), Arc::clone(&bodies), args.timeout);
+        let total = args.secrets;
+        tasks.push(tokio::spawn(async move {
+            let (mut ok, mut failed) = (0usize, 0usize);
+            loop {
+                let i = next.fetch_add(1, Ordering::Relaxed);
+                if i >= total {
+                    break;
+                }
+                if conn
+                    .send(&mut signer, Some(bodies.body(i)), timeout)
+                    .await
+                    .ok
+                {
+                    ok += 1;
+                } else {
+                    failed += 1;
+                }
+            }
+            (ok, failed)
+        }));
+    }
+    let (mut ok, mut failed) = (0, 0);
+    for t in tasks {
+        let (o, f) = t.await?;
+        ok += o;
+        failed += f;
+    }
+    let secs = started.elapsed().as_secs_f64();
+    eprintln!(
+        "created {ok} secrets ({}-0 ... {}-{}) in {secs:.1} s ({:.0}/s), {failed} errors",
+        args.secret_id,
+        args.secret_id,
+        args.secrets - 1,
+        ok as f64 / secs.max(1e-9),
+    );
+    if failed > 0 {
+        let first = shared.take_first_error().unwrap_or_default();
+        return Err(format!("{failed} CreateSecret calls failed; the first: {first}").into());
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bodies_name_the_secret_and_its_replicas() {
+        let bodies = Bodies {
+            name_prefix: "lag".into(),
+            replica_regions: vec!["us-east-1".into(), "eu-west-1".into()],
+            token_prefix: 7,
+        };
+        let v: serde_json::Value = serde_json::from_slice(&bodies.body(2)).unwrap();
+        assert_eq!(v["Name"], "lag-2");
+        assert_eq!(
+            v["AddReplicaRegions"],
+            serde_json::json!([{ "Region": "us-east-1" }, { "Region": "eu-west-1" }])
+        );
+        assert_eq!(v["SecretString"].as_str().unwrap().len(), 100);
+        // AWS requires 32-64 characters; two secrets never share one.
+        let token = v["ClientRequestToken"].as_str().unwrap();
+        assert!((32..=64).contains(&token.len()));
+        let other: serde_json::Value = serde_json::from_slice(&bodies.body(1)).unwrap();
+        assert_ne!(other["ClientRequestToken"], v["ClientRequestToken"]);
+    }
+}
