@@ -764,12 +764,16 @@ impl PostgresStore {
         // The outer conditions are re-checked on the latest row version when a concurrent
         // claimer got there first (READ COMMITTED), so a leased row is skipped, never shared.
         // A node may take back its own leases: after a crash and restart (same node id) it
-        // resumes at once instead of waiting for the lease to expire.
+        // resumes at once instead of waiting for the lease to expire. A row waits while an
+        // older row of the same (secret, destination) waits out a backoff (messages in order).
         let rows = sqlx::query(
             "UPDATE replication_outbox SET lease_owner = $1, lease_until_ms = $2 \
-             WHERE id IN (SELECT id FROM replication_outbox WHERE next_attempt_ms <= $3 \
+             WHERE id IN (SELECT id FROM replication_outbox o WHERE next_attempt_ms <= $3 \
                  AND (lease_until_ms IS NULL OR lease_until_ms < $3 OR lease_owner = $1) \
                  AND ($5::text IS NULL OR dest_region = $5::text) \
+                 AND NOT EXISTS (SELECT 1 FROM replication_outbox w \
+                     WHERE w.secret_arn = o.secret_arn AND w.dest_region = o.dest_region \
+                     AND w.id < o.id AND w.next_attempt_ms > $3) \
                  ORDER BY id LIMIT $4) \
              AND next_attempt_ms <= $3 \
              AND (lease_until_ms IS NULL OR lease_until_ms < $3 OR lease_owner = $1) \

@@ -166,6 +166,7 @@ conformance!(
     finish_retry_and_depth,
     each_destination_is_claimed_on_its_own_and_a_retry_holds_back_older_rows,
     a_promotion_is_remembered_after_the_secret_is_deleted,
+    a_row_waits_behind_an_older_row_of_its_secret_in_backoff,
     commit_and_finish_is_all_or_nothing,
     reopening_keeps_everything,
     a_newer_format_is_refused_and_left_untouched,
@@ -1109,6 +1110,44 @@ mod cases {
             due.iter()
                 .all(|r| r.attempts == 2 && r.first_failure_ms == Some(t - 1))
         );
+    }
+
+    pub async fn a_row_waits_behind_an_older_row_of_its_secret_in_backoff(b: &Backend) {
+        let store = b.region().await;
+        let (a, other) = (arn(ACCOUNT, "a"), arn(ACCOUNT, "other"));
+        store
+            .enqueue(vec![entry(&a, "eu-west-1", "remove", "1")])
+            .await
+            .unwrap();
+        let t = now_ms() + 1_000;
+        let first = store.claim_outbox(t, "node-a", 60_000, 10).await.unwrap();
+        // The removal fails and backs off; a sync of the same secret comes after it.
+        store
+            .retry_outbox(first[0].id, 1, t + 5_000, Some(t))
+            .await
+            .unwrap();
+        store
+            .enqueue(vec![
+                entry(&a, "eu-west-1", "sync", "2"),
+                entry(&a, "us-east-1", "sync", "3"),
+                entry(&other, "eu-west-1", "sync", "4"),
+            ])
+            .await
+            .unwrap();
+        let payloads = |rows: &[OutboxRow]| -> Vec<String> {
+            rows.iter().map(|r| r.entry.payload.clone()).collect()
+        };
+        // The sync may not overtake the removal; other destinations and secrets go on.
+        let now = store
+            .claim_outbox(t + 1, "node-a", 60_000, 10)
+            .await
+            .unwrap();
+        assert_eq!(payloads(&now), ["3", "4"]);
+        let later = store
+            .claim_outbox(t + 5_000, "node-b", 60_000, 10)
+            .await
+            .unwrap();
+        assert_eq!(payloads(&later), ["1", "2"]);
     }
 
     pub async fn a_promotion_is_remembered_after_the_secret_is_deleted(b: &Backend) {
