@@ -190,7 +190,7 @@ done
 
 cat <<EOF
 
-Three Coffer nodes are running, one Region each (account $COFFER_ACCOUNT_ID):
+Three Coffer nodes are running (account $COFFER_ACCOUNT_ID); each hosts the Regions of its config file:
 
   us-west-2  ${url[us-west-2]}   config $cluster/us-west-2/node.toml   log $cluster/us-west-2/node.log
   us-east-1  ${url[us-east-1]}   config $cluster/us-east-1/node.toml   log $cluster/us-east-1/node.log

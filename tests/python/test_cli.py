@@ -260,3 +260,25 @@ def test_too_long_name_prints_the_coral_message(cli):
     cli_error(done, "ValidationException", "CreateSecret",
               f"1 validation error detected: Value '{name}' at 'name' failed to satisfy constraint: "
               "Member must have length less than or equal to 512")
+
+
+def test_backup_counts_its_secrets_in_english(fresh_server, tmp_path):
+    """`coffer backup` says what it saved: "1 secret", "2 secrets" (not "1 secrets")."""
+    from helpers import COFFER_BIN
+
+    sm = fresh_server.client()
+    outputs = []
+    for n in (1, 2):
+        sm.create_secret(Name=unique("backup"), SecretString="v")
+        output = tmp_path / f"us-east-1-{n}.cbk"
+        done = subprocess.run(
+            [COFFER_BIN, "backup", "--data-dir", str(fresh_server.data_dir), "--region", "us-east-1",
+             "--output", str(output)],
+            capture_output=True, text=True, timeout=60,
+        )
+        assert done.returncode == 0, done.stderr
+        outputs.append(done.stdout)
+    assert outputs == [
+        f"backed up 1 secret of us-east-1 to {tmp_path / 'us-east-1-1.cbk'}\n",
+        f"backed up 2 secrets of us-east-1 to {tmp_path / 'us-east-1-2.cbk'}\n",
+    ]

@@ -227,7 +227,7 @@ def test_replica_key_for_a_peer_that_is_down_is_created_when_it_returns(three):
 
 
 def test_readme_commands_through_the_aws_cli(three, tmp_path, aws_cli):
-    """The README's "A multi-Region key in two processes", as a user types it (one AWS CLI
+    """docs/replication.md's "A multi-Region key in two processes", as a user types it (one AWS CLI
     profile per Region, each with its node's endpoint)."""
     config, credentials = tmp_path / "config", tmp_path / "credentials"
     config.write_text(

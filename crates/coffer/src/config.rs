@@ -22,11 +22,8 @@ pub struct ServeArgs {
     /// Account id for a new data directory (random 12 digits when omitted).
     #[arg(long)]
     pub account_id: Option<String>,
-    /// TOML file with the same settings (`listen`, `data_dir`, `regions`, `account_id`,
-    /// `replication_failure_timeout_secs`, `replication_max_message_bytes`) plus `[[peers]]` (Regions served by other nodes)
-    /// and the web console's `console`, `console_public`, `console_idle_timeout_secs`, and the
-    /// stores: `store`, `iam_store`, `[region_stores]`, `migrate_on_start`, and the audit log:
-    /// `audit_log`, `audit_fsync`.
+    /// TOML file with the same settings and more (`[[peers]]`, the stores, the audit log, the
+    /// console, `[[rotators]]`); every key: docs/configuration.md. An unknown key is refused.
     #[arg(long)]
     pub config: Option<PathBuf>,
     /// Seconds a replica may stay unreachable before it shows `Failed` (delivery goes on).
@@ -389,5 +386,145 @@ mod tests {
             e.contains("eu-west-1") && e.contains("does not serve"),
             "{e}"
         );
+    }
+
+    /// The field names serde knows for `T` (what `deny_unknown_fields` accepts), read from the
+    /// `fields` list serde hands to `deserialize_struct`.
+    fn field_names<'de, T: Deserialize<'de>>() -> Vec<&'static str> {
+        struct Fields(Vec<&'static str>);
+        #[derive(Debug)]
+        struct Stop;
+        impl std::fmt::Display for Stop {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("stop")
+            }
+        }
+        impl std::error::Error for Stop {}
+        impl serde::de::Error for Stop {
+            fn custom<M: std::fmt::Display>(_: M) -> Self {
+                Stop
+            }
+        }
+        impl<'de> serde::Deserializer<'de> for &mut Fields {
+            type Error = Stop;
+            fn deserialize_any<V: serde::de::Visitor<'de>>(self, _: V) -> Result<V::Value, Stop> {
+                Err(Stop)
+            }
+            fn deserialize_struct<V: serde::de::Visitor<'de>>(
+                self,
+                _: &'static str,
+                fields: &'static [&'static str],
+                _: V,
+            ) -> Result<V::Value, Stop> {
+                self.0.extend_from_slice(fields);
+                Err(Stop)
+            }
+            serde::forward_to_deserialize_any! {
+                bool i8 i16 i32 i64 i128 u8 u16 u32 u64 u128 f32 f64 char str string bytes
+                byte_buf option unit unit_struct newtype_struct seq tuple tuple_struct map
+                enum identifier ignored_any
+            }
+        }
+        let mut fields = Fields(Vec::new());
+        let _ = T::deserialize(&mut fields);
+        assert!(!fields.0.is_empty(), "no fields found");
+        fields.0
+    }
+
+    const DOC: &str = include_str!("../../../docs/configuration.md");
+
+    /// The backticked names in the first column of the tables of the doc's section `heading`.
+    fn documented(heading: &str) -> std::collections::BTreeSet<String> {
+        let start = DOC
+            .find(&format!("\n## {heading}\n"))
+            .unwrap_or_else(|| panic!("docs/configuration.md has no section '{heading}'"));
+        let section = &DOC[start + 1..];
+        let section = &section[..section[3..].find("\n## ").map_or(section.len(), |e| e + 3)];
+        section
+            .lines()
+            .filter_map(|l| l.strip_prefix("| `"))
+            .map(|l| l.split('`').next().unwrap().to_string())
+            .collect()
+    }
+
+    #[test]
+    fn docs_name_every_key_and_flag() {
+        use std::collections::BTreeSet;
+        // Config file keys: the struct's fields, and those of [[peers]] and [[rotators]].
+        let mut keys: BTreeSet<String> = field_names::<FileConfig>()
+            .into_iter()
+            .map(String::from)
+            .collect();
+        for (table, fields) in [
+            ("peers", field_names::<PeerConfig>()),
+            ("rotators", field_names::<RotatorConfig>()),
+        ] {
+            assert!(keys.contains(table), "{table} is not a field of FileConfig");
+            keys.extend(fields.iter().map(|f| format!("{table}.{f}")));
+        }
+        assert_eq!(
+            documented("The config file"),
+            keys,
+            "docs/configuration.md's config file table (left) and FileConfig (right) differ"
+        );
+
+        // Flags: what clap accepts for `coffer serve`.
+        let cmd = <ServeArgs as clap::Args>::augment_args(clap::Command::new("serve"));
+        let flags: BTreeSet<String> = cmd
+            .get_arguments()
+            .filter_map(|a| a.get_long())
+            .map(|l| format!("--{l}"))
+            .collect();
+        assert_eq!(
+            documented("Command-line flags"),
+            flags,
+            "docs/configuration.md's flag table (left) and ServeArgs (right) differ"
+        );
+
+        // The complete example names every key (so it shows each one) and is accepted by
+        // `coffer serve` as written: `deny_unknown_fields` refuses a key the struct lacks.
+        let start = DOC
+            .find("<!-- config-example -->\n```toml\n")
+            .expect("the example");
+        let example = &DOC[start..];
+        let example = &example[example.find("```toml\n").unwrap() + 8..];
+        let example = &example[..example.find("```").unwrap()];
+        let table: toml::Table = toml::from_str(example).unwrap();
+        let mut named: BTreeSet<String> = table.keys().cloned().collect();
+        for list in ["peers", "rotators"] {
+            for entry in table[list].as_array().unwrap() {
+                named.extend(
+                    entry
+                        .as_table()
+                        .unwrap()
+                        .keys()
+                        .map(|k| format!("{list}.{k}")),
+                );
+            }
+        }
+        assert_eq!(
+            named, keys,
+            "the example (left) does not show every key (right)"
+        );
+        let s = resolve(example).unwrap();
+        assert_eq!(s.listen, "127.0.0.1:7781");
+        assert_eq!(s.store_of("eu-west-1"), &StoreUrl::Sqlite);
+        assert_eq!(s.peers.len(), 1);
+        assert_eq!(s.rotators.len(), 1);
+    }
+
+    #[test]
+    fn unknown_keys_fail_loudly() {
+        // A misspelt key (here `listen` as `lisen`) stops the start and says which key.
+        let e = resolve("lisen = \"0.0.0.0:7780\"\n").unwrap_err();
+        assert!(e.contains("unknown field `lisen`"), "{e}");
+        let e = resolve("[[peers]]\nregion = \"us-east-1\"\nurl = \"http://h\"\npublic_key = \"k\"\npublickey = \"k\"\n")
+            .unwrap_err();
+        assert!(e.contains("unknown field `publickey`"), "{e}");
+        let e = resolve(
+            "[[rotators]]\nname = \"f\"\nkind = \"http\"\nurl = \"http://h\"\nkinds = \"x\"\n",
+        )
+        .unwrap_err();
+        assert!(e.contains("unknown field `kinds`"), "{e}");
     }
 }

@@ -13,7 +13,7 @@
 //! A Region (or the IAM store) configured with a `postgres://` URL lives in its own schema of
 //! that database instead of a file (`coffer_<region>`, `coffer_iam`); its keys stay files here,
 //! and every node serving that Region needs copies of the same `keys/<region>.key` and
-//! `keys/deployment.key` (see README "PostgreSQL and several nodes per Region").
+//! `keys/deployment.key` (see docs/postgresql.md).
 //!
 //! Stores are checked before anything is written, so a damaged directory or one from an
 //! incompatible version is reported and left untouched.

@@ -150,7 +150,8 @@ fn main() -> ExitCode {
         } => runtime.block_on(async {
             let settings = config::Settings::resolve(settings)?;
             let n = backup::backup(&settings, &region, &output).await?;
-            println!("backed up {n} secrets of {region} to {}", output.display());
+            let noun = if n == 1 { "secret" } else { "secrets" };
+            println!("backed up {n} {noun} of {region} to {}", output.display());
             Ok(())
         }),
         Command::Restore {
