@@ -259,7 +259,9 @@ class Run:
         del copy.replicas[dest]
         self.copy_changed(region, name)
         there = self.model.get((dest, name))
-        if (region, name, dest) in self.unsure and there is not None:
+        # (A copy that has replicas of its own is never overwritten: "replicated to other
+        # regions" refuses even a forced delivery.)
+        if (region, name, dest) in self.unsure and there is not None and not there.replicas:
             # A forced overwrite may have replaced the copy there, which this removal then
             # deletes: either it is gone or it is as it was.
             self.unsure.discard((region, name, dest))

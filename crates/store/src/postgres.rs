@@ -773,7 +773,7 @@ impl PostgresStore {
                  AND ($5::text IS NULL OR dest_region = $5::text) \
                  AND NOT EXISTS (SELECT 1 FROM replication_outbox w \
                      WHERE w.secret_arn = o.secret_arn AND w.dest_region = o.dest_region \
-                     AND w.id < o.id AND w.next_attempt_ms > $3) \
+                     AND w.id < o.id AND w.next_attempt_ms > $3 AND w.kind <> 'rotate') \
                  ORDER BY id LIMIT $4) \
              AND next_attempt_ms <= $3 \
              AND (lease_until_ms IS NULL OR lease_until_ms < $3 OR lease_owner = $1) \

@@ -357,14 +357,16 @@ async fn claim_in(
     // resumes at once instead of waiting for the lease to expire. A row waits while an older
     // row of the same (secret, destination) waits out a backoff, so one secret's messages to
     // a Region never overtake each other (a sync must not reach a Region before the removal
-    // queued ahead of it). One transaction for the whole claim.
+    // queued ahead of it). A rotation row is a schedule, not a message: it neither waits nor
+    // holds anything back. One transaction for the whole claim.
     let mut tx = sqlx::Connection::begin(conn).await?;
     let rows = sqlx::query(
         "SELECT * FROM replication_outbox o WHERE next_attempt_ms <= $1 \
              AND (lease_until_ms IS NULL OR lease_until_ms < $1 OR lease_owner = $3) \
              AND ($4 IS NULL OR dest_region = $4) \
              AND NOT EXISTS (SELECT 1 FROM replication_outbox w WHERE w.secret_arn = o.secret_arn \
-                 AND w.dest_region = o.dest_region AND w.id < o.id AND w.next_attempt_ms > $1) \
+                 AND w.dest_region = o.dest_region AND w.id < o.id AND w.next_attempt_ms > $1 \
+                 AND w.kind <> 'rotate') \
              ORDER BY id LIMIT $2",
     )
     .bind(now_ms)

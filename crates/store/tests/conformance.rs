@@ -1148,6 +1148,32 @@ mod cases {
             .await
             .unwrap();
         assert_eq!(payloads(&later), ["1", "2"]);
+
+        // A rotation scheduled for later is a schedule, not a message: a rotation asked for now
+        // (RotateSecret) does not wait for it.
+        let own = arn(ACCOUNT, "rotated");
+        store
+            .enqueue(vec![entry(&own, "us-east-1", "rotate", "5")])
+            .await
+            .unwrap();
+        let scheduled = store
+            .claim_outbox(t + 5_001, "node-z", 60_000, 10)
+            .await
+            .unwrap();
+        assert_eq!(payloads(&scheduled), ["5"]);
+        store
+            .retry_outbox(scheduled[0].id, 0, t + 86_400_000, None)
+            .await
+            .unwrap();
+        store
+            .enqueue(vec![entry(&own, "us-east-1", "rotate", "6")])
+            .await
+            .unwrap();
+        let now = store
+            .claim_outbox(t + 5_001, "node-z", 60_000, 10)
+            .await
+            .unwrap();
+        assert_eq!(payloads(&now), ["6"]);
     }
 
     pub async fn a_promotion_is_remembered_after_the_secret_is_deleted(b: &Backend) {
