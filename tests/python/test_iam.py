@@ -32,10 +32,10 @@ ADMIN_ARN = f"arn:aws:iam::{ACCOUNT_ID}:user/admin"
 INVALID_TOKEN = "The security token included in the request is invalid."
 
 
-
 def all_user_names(client) -> list[str]:
     """Every user's name, all pages (the shared server holds more than one page of users)."""
     return [u["UserName"] for page in client.get_paginator("list_users").paginate() for u in page["Users"]]
+
 
 def client(server, service: str, key: tuple[str, str] | None = None, region: str = "us-east-1"):
     key_id, secret = key or server.access_key
