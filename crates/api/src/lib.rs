@@ -200,9 +200,6 @@ async fn replication(State(deployment): State<Arc<Deployment>>, request: Request
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok());
-    let now_secs = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs() as i64);
     let refused = coffer_replication::receive::admit(
         &deployment.topology,
         &header(SOURCE_HEADER),
@@ -210,7 +207,7 @@ async fn replication(State(deployment): State<Arc<Deployment>>, request: Request
         &header(KIND_HEADER),
         length,
         &header(coffer_replication::proof::PROOF_HEADER),
-        now_secs,
+        coffer_replication::proof::now_secs(),
     );
     if let Some(reply) = refused {
         return (

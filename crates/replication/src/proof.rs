@@ -26,6 +26,14 @@ pub const PROOF_HEADER: &str = "x-coffer-sender-proof";
 /// How far the proof's time may be from the receiver's clock, either way.
 pub const MAX_SKEW_SECS: i64 = 300;
 
+/// The wall clock the proof is made and checked with, in seconds (not a Region's clock: the
+/// proof's freshness is about the network).
+pub fn now_secs() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64)
+}
+
 fn mac(
     own: &RegionKeyPair,
     other: &PublicKey,

@@ -43,15 +43,22 @@ pub struct Topology {
 pub struct LinkHealth(std::sync::Mutex<HashMap<(String, String), i64>>);
 
 impl LinkHealth {
-    /// A delivery from `source` to `dest` failed at `now_ms`; returns since when the link has
-    /// been down.
-    pub fn failed(&self, source: &str, dest: &str, now_ms: i64) -> i64 {
-        *self
-            .0
+    /// A delivery from `source` to `dest` failed on the network at `now_ms`.
+    pub fn failed(&self, source: &str, dest: &str, now_ms: i64) {
+        self.0
             .lock()
             .expect("link health")
             .entry((source.to_string(), dest.to_string()))
-            .or_insert(now_ms)
+            .or_insert(now_ms);
+    }
+
+    /// Since when the link from `source` to `dest` has been failing, if it is.
+    pub fn down_since(&self, source: &str, dest: &str) -> Option<i64> {
+        self.0
+            .lock()
+            .expect("link health")
+            .get(&(source.to_string(), dest.to_string()))
+            .copied()
     }
 
     /// `dest` answered `source`: the link is up.

@@ -86,9 +86,6 @@ impl Transport {
             &request_aad(kind),
             plaintext,
         );
-        let now_secs = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_secs() as i64);
         let proof = crate::proof::make(
             keys,
             &route.public_key,
@@ -96,7 +93,7 @@ impl Transport {
             dest,
             kind,
             sealed.len() as u64,
-            now_secs,
+            crate::proof::now_secs(),
         );
         let request = http::Request::post(format!("{}{PATH}", route.url.trim_end_matches('/')))
             .header(crate::proof::PROOF_HEADER, proof)

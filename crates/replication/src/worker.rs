@@ -767,8 +767,14 @@ pub(crate) async fn retry(
     let attempts = row.attempts + 1;
     // The failure started when the row first failed or when its link went down, whichever
     // was first (a row written during an outage has never failed on its own).
-    let link_down = topology.links.failed(&region.region, dest, now).min(now);
-    let first_failure = row.first_failure_ms.unwrap_or(now).min(link_down);
+    let first_failure = [
+        row.first_failure_ms,
+        topology.links.down_since(&region.region, dest),
+    ]
+    .into_iter()
+    .flatten()
+    .min()
+    .unwrap_or(now);
     let mut next = now + (100i64 << attempts.clamp(0, 20)).min(MAX_BACKOFF_MS);
     // The attempt after the failure timeout comes right at it, so `Failed` shows within the
     // configured time rather than at the end of a long backoff.
