@@ -28,6 +28,19 @@ if [ ! -x "$venv/bin/python" ] || [ "$want" != "$have" ]; then
     echo "$want" > "$stamp"
 fi
 
+# The AWS Secrets Manager Agent (a Rust binary on crates.io), pinned, for test_agent.py: built once
+# into target/tools (a few minutes on a fresh machine; `cargo install` does nothing when that
+# version is already there).
+agent_version=2.1.0
+if [ -z "${COFFER_AGENT_BIN:-}" ]; then
+    command -v cargo >/dev/null || die "cargo not found: install Rust (rustup) to build the Secrets Manager Agent"
+    cargo install --quiet --locked --debug --root "$root/target/tools" --target-dir "$root/target/tools-build" \
+        "aws_secretsmanager_agent@$agent_version" \
+        || die "cannot build aws_secretsmanager_agent $agent_version from crates.io"
+    export COFFER_AGENT_BIN="$root/target/tools/bin/aws_secretsmanager_agent"
+fi
+[ -x "$COFFER_AGENT_BIN" ] || die "no Secrets Manager Agent at $COFFER_AGENT_BIN"
+
 export PATH="$venv/bin:$PATH"
 # The suite drives the AWS CLI exactly as a user types it: it must be this venv's.
 [ "$(command -v aws)" = "$venv/bin/aws" ] || die "the venv has no 'aws' command"
