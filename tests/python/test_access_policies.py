@@ -525,3 +525,51 @@ def test_validate_resource_policy_findings(sm):
     assert checks(json.dumps(document(statement("Allow", f"{SM}:GetSecretValue", Principal={"AWS": ACCOUNT_ID})))) == []
     message = sm.validate_resource_policy(ResourcePolicy="{\n  \"Statement\": [,]\n}")["ValidationErrors"][0]["ErrorMessage"]
     assert "line 2" in message
+
+
+def test_a_stored_resource_policy_that_no_longer_parses_fails_closed_until_replaced(tmp_path):
+    """A policy stored before the grammar got stricter (here: written into the store file while
+    the node was down) may hold Denies; ignoring it would let through what its owner refused.
+    Coffer denies every action on the secret, except the resource policy operations, so the
+    owner can repair it (docs/access-control.md)."""
+    import sqlite3
+
+    from helpers import start_server
+
+    srv = start_server(tmp_path / "data")
+    try:
+        sm = srv.client()
+        name = unique("broken-policy")
+        sm.create_secret(Name=name, SecretString="guarded")
+        deny_reads = document(statement("Deny", "secretsmanager:GetSecretValue", Principal="*"))
+        sm.put_resource_policy(SecretId=name, ResourcePolicy=json.dumps(deny_reads))
+    finally:
+        srv.stop()
+
+    # The same Deny, under a condition operator Coffer does not know.
+    broken = document(statement("Deny", "secretsmanager:GetSecretValue", Principal="*",
+                                condition={"NoSuchOperator": {"aws:SourceIp": "0.0.0.0/0"}}))
+    db = sqlite3.connect(tmp_path / "data" / "regions" / f"{DEFAULT_REGION}.db")
+    with db:
+        changed = db.execute("UPDATE secrets SET resource_policy = ? WHERE name = ?", (json.dumps(broken), name))
+        assert changed.rowcount == 1
+    db.close()
+
+    srv = start_server(tmp_path / "data")
+    try:
+        sm = srv.client()
+        for call, args in [
+            (sm.get_secret_value, {}),
+            (sm.describe_secret, {}),
+            (sm.put_secret_value, {"SecretString": "x"}),
+        ]:
+            with pytest.raises(sm.exceptions.ClientError) as denied:
+                call(SecretId=name, **args)
+            assert denied.value.response["Error"]["Code"] == "AccessDeniedException"
+            assert "with an explicit deny in a resource-based policy" in denied.value.response["Error"]["Message"]
+        # The owner reads and deletes the broken policy; then the secret answers again.
+        assert json.loads(sm.get_resource_policy(SecretId=name)["ResourcePolicy"]) == broken
+        sm.delete_resource_policy(SecretId=name)
+        assert sm.get_secret_value(SecretId=name)["SecretString"] == "guarded"
+    finally:
+        srv.stop()

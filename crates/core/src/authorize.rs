@@ -186,11 +186,13 @@ fn parsed_policy(document: &str) -> Option<Arc<Policy>> {
         return hit.clone();
     }
     // Policies are checked by PutResourcePolicy; one stored before the grammar got stricter
-    // may not parse. It is then ignored (its Allows and Denies alike), and said so in the log
-    // without its content.
+    // (or restored from an old backup) may not parse. `authorize_at` then fails closed; said
+    // so in the log without the policy's content.
     let parsed = Policy::parse(document).ok().map(Arc::new);
     if parsed.is_none() {
-        tracing::warn!("a stored resource policy no longer parses; it is ignored until replaced");
+        tracing::warn!(
+            "a stored resource policy no longer parses; every action on its secret is denied except the resource policy operations, until it is replaced or deleted"
+        );
     }
     let mut cache = cache.lock().expect("policy cache");
     if cache.len() >= POLICY_CACHE_LIMIT {
@@ -259,17 +261,21 @@ pub fn authorize_at(
     access: &Access,
     target: Target,
 ) -> Result<()> {
-    let (resource, account, policy) = match &target {
-        Target::Everything => ("*", caller.account_id.as_str(), None),
+    let (resource, account) = match &target {
+        Target::Everything => ("*", caller.account_id.as_str()),
         Target::Secret(secret) => (
             secret.record.arn.as_str(),
             secret.record.account_id.as_str(),
-            target.policy().and_then(parsed_policy),
         ),
-        Target::Named { arn, account } => (*arn, *account, None),
-        Target::Tagged { arn, account, .. } => {
-            (*arn, *account, target.policy().and_then(parsed_policy))
-        }
+        Target::Named { arn, account } => (*arn, *account),
+        Target::Tagged { arn, account, .. } => (*arn, *account),
+    };
+    let policy = match target.policy() {
+        None => None,
+        Some(document) => match parsed_policy(document) {
+            Some(policy) => Some(policy),
+            None => return unreadable_policy(region, now_ms, caller, access, &target),
+        },
     };
     // The context is built only when a policy can look at it (conditions, policy variables):
     // GetSecretValue by an administrator then costs no context at all.
@@ -295,6 +301,61 @@ pub fn authorize_at(
             coffer_iam::access_denied_message(&request, denial),
         )),
     }
+}
+
+/// A stored resource policy that no longer parses could hold Denies, so ignoring it could let
+/// through what its owner meant to refuse: Coffer fails closed, as it does for an unreadable
+/// key policy. Every action on the secret is denied (as by an explicit deny in the resource
+/// policy), except the three resource policy operations, which the owner account's identity
+/// policies alone decide, so the owner can read, replace or delete the broken policy. (AWS
+/// validates every policy it stores, so it has no such case; this is Coffer's choice. With only
+/// local access, `coffer` can also remove the policy.)
+fn unreadable_policy(
+    region: &str,
+    now_ms: i64,
+    caller: &Caller,
+    access: &Access,
+    target: &Target,
+) -> Result<()> {
+    let (resource, account, tags): (&str, &str, &[Tag]) = match *target {
+        Target::Secret(secret) => (
+            &secret.record.arn,
+            &secret.record.account_id,
+            secret.record.tags.as_deref().unwrap_or_default(),
+        ),
+        Target::Tagged {
+            arn, account, tags, ..
+        } => (arn, account, tags),
+        // Only a secret has a policy.
+        Target::Everything | Target::Named { .. } => ("*", caller.account_id.as_str(), &[]),
+    };
+    const REPAIR: [&str; 3] = [
+        "secretsmanager:GetResourcePolicy",
+        "secretsmanager:PutResourcePolicy",
+        "secretsmanager:DeleteResourcePolicy",
+    ];
+    if REPAIR.contains(&access.action) && caller.account_id == account {
+        let without_policy = Target::Tagged {
+            arn: resource,
+            account,
+            tags,
+            policy: None,
+        };
+        return authorize_at(region, now_ms, caller, access, without_policy);
+    }
+    let principal = caller.principal();
+    let context = Context::new();
+    let request = Request {
+        principal: &principal,
+        action: access.action,
+        resource,
+        resource_account: account,
+        context: &context,
+    };
+    Err(Error::new(
+        ErrorCode::AccessDenied,
+        coffer_iam::access_denied_message(&request, coffer_iam::Denial::ExplicitResource),
+    ))
 }
 
 /// The actions on an existing secret: what a caller may lose by a tag change.
