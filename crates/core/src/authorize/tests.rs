@@ -322,13 +322,30 @@ fn resource_policies_grant_and_deny() {
     let b_reader = user(B, "erin", &[&allow("secretsmanager:GetSecretValue")]);
     assert!(check(&b_reader, &get, Target::Secret(&secret(&[], Some(grant_b)))).is_ok());
 
-    // A stored policy that no longer parses is ignored: it grants nothing.
+    // A stored policy that no longer parses grants nothing and fails closed (it may have held
+    // Denies), even for the administrator, except the resource policy operations, which the
+    // identity policies decide so the owner can repair it.
     let broken = secret(
         &[],
         Some(r#"{"Statement":{"Effect":"Allow","Principal":"*","Action":"GetSecretValue"}}"#),
     );
     assert!(check(&carol, &get, Target::Secret(&broken)).is_err());
-    assert!(check(&admin, &get, Target::Secret(&broken)).is_ok());
+    let denied = check(&admin, &get, Target::Secret(&broken)).unwrap_err();
+    assert!(
+        denied
+            .message
+            .contains("with an explicit deny in a resource-based policy"),
+        "{}",
+        denied.message
+    );
+    for repair in [
+        "secretsmanager:GetResourcePolicy",
+        "secretsmanager:DeleteResourcePolicy",
+        "secretsmanager:PutResourcePolicy",
+    ] {
+        assert!(check(&admin, &Access::new(repair), Target::Secret(&broken)).is_ok());
+        assert!(check(&carol, &Access::new(repair), Target::Secret(&broken)).is_err());
+    }
 }
 
 #[test]
