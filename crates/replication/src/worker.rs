@@ -171,7 +171,7 @@ async fn lane_loop(
         // order; its rows are leased by this node, so a later claim (woken when the delivery
         // in flight ends) picks them up again.
         let keys: HashSet<String> = {
-            let mut busy = busy.lock().expect("busy set");
+            let mut busy = busy.lock().unwrap_or_else(|e| e.into_inner());
             let free: HashSet<String> = rows
                 .iter()
                 .map(|r| r.entry.secret_arn.clone())
@@ -193,24 +193,52 @@ async fn lane_loop(
             }
             continue;
         }
-        let (topology, region, transport, busy, wake) = (
-            topology.clone(),
-            region.clone(),
-            transport.clone(),
-            busy.clone(),
-            wake.clone(),
-        );
+        let (topology, region, transport) = (topology.clone(), region.clone(), transport.clone());
+        let in_flight = InFlight {
+            busy: busy.clone(),
+            keys,
+            wake: wake.clone(),
+            dest: dest.clone(),
+        };
         tokio::spawn(async move {
             if let Err(e) = deliver_rows(&topology, &region, &transport, rows).await {
                 tracing::warn!(region = %region.region, error = %e, "Replication bookkeeping failed; the rows will be delivered again");
             }
-            busy.lock().expect("busy set").retain(|k| !keys.contains(k));
-            wake.notify_one();
+            drop(in_flight);
             drop(slot);
         });
     }
     // Let the deliveries in flight finish before the stores close.
     let _ = slots.acquire_many(MAX_IN_FLIGHT as u32).await;
+}
+
+/// The secrets of one delivery in flight. Dropped when the delivery ends, however it ends
+/// (a panic included): the secrets leave the lane's busy set and the lane claims again, so a
+/// delivery that panicked does not keep its secrets from ever being delivered (their rows are
+/// claimed again once their lease ends). A panic is logged.
+struct InFlight {
+    busy: Arc<Mutex<HashSet<String>>>,
+    keys: HashSet<String>,
+    wake: Arc<tokio::sync::Notify>,
+    dest: String,
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            tracing::error!(
+                dest = %self.dest,
+                secrets = self.keys.len(),
+                "A replication delivery panicked; its rows will be delivered again when their lease ends"
+            );
+        }
+        // A poisoned lock only means another delivery panicked while holding it; the set is
+        // still a set.
+        let mut busy = self.busy.lock().unwrap_or_else(|e| e.into_inner());
+        busy.retain(|k| !self.keys.contains(k));
+        drop(busy);
+        self.wake.notify_one();
+    }
 }
 
 async fn claim(
@@ -804,4 +832,37 @@ pub(crate) async fn retry(
         .retry_outbox(row.id, attempts, next, Some(first_failure))
         .await?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A delivery task that panics still frees its secrets and wakes its lane; otherwise those
+    /// secrets would be skipped by every later claim of the node.
+    #[tokio::test]
+    async fn a_delivery_that_panics_frees_its_secrets_and_wakes_the_lane() {
+        let busy: Arc<Mutex<HashSet<String>>> = Arc::default();
+        let wake = Arc::new(tokio::sync::Notify::new());
+        let keys: HashSet<String> = ["arn:a".to_string(), "arn:b".to_string()].into();
+        busy.lock().unwrap().extend(keys.iter().cloned());
+        busy.lock().unwrap().insert("arn:other".into());
+        let in_flight = InFlight {
+            busy: busy.clone(),
+            keys,
+            wake: wake.clone(),
+            dest: "us-east-1".into(),
+        };
+        let task = tokio::spawn(async move {
+            let _in_flight = in_flight;
+            panic!("a delivery bug");
+        });
+        assert!(task.await.unwrap_err().is_panic());
+        let left: Vec<String> = busy.lock().unwrap().iter().cloned().collect();
+        assert_eq!(left, vec!["arn:other".to_string()]);
+        // The lane was told to claim again.
+        tokio::time::timeout(Duration::from_secs(1), wake.notified())
+            .await
+            .expect("the lane is woken");
+    }
 }
