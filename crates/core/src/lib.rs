@@ -3,6 +3,7 @@
 
 pub mod authorize;
 pub mod error;
+pub mod failover;
 pub mod kms;
 pub mod model;
 pub mod ops;

@@ -4,8 +4,8 @@
 use serde::{Deserialize, Serialize};
 
 use coffer_core::replication::{
-    self, Answer, KIND_ACCESS, KIND_DETACH, KIND_KEY, KIND_KEY_REMOVED, KIND_REMOVE, KIND_SYNC,
-    KIND_SYNC_BATCH, RegionPayload, SyncMessage,
+    self, Answer, KIND_ACCESS, KIND_DETACH, KIND_HEADS, KIND_KEY, KIND_KEY_REMOVED, KIND_REMOVE,
+    KIND_SYNC, KIND_SYNC_BATCH, RegionPayload, SyncMessage,
 };
 
 use crate::envelope;
@@ -156,6 +156,18 @@ async fn apply_one(
                 return Err(bad());
             }
             replication::apply_sync(region, &msg).await
+        }
+        KIND_HEADS => {
+            let heads: Vec<coffer_core::failover::Head> =
+                serde_json::from_slice(plaintext).map_err(|_| bad())?;
+            // Like a notice, a head may only speak for a secret of the Region that sealed it.
+            let own = |h: &coffer_core::failover::Head| {
+                coffer_core::model::Arn::parse(&h.primary_arn).is_some_and(|a| a.region == source)
+            };
+            if !heads.iter().all(own) {
+                return Err(bad());
+            }
+            coffer_core::failover::apply_heads(region, source, &heads).await
         }
         KIND_KEY => crate::keys::apply(region, source, plaintext).await,
         KIND_KEY_REMOVED => crate::keys::apply_removed(region, source, plaintext).await,

@@ -1,0 +1,183 @@
+"""Region failover and failback (issue 19, docs/failover.md) across three `coffer serve`
+processes: us-west-2 is the primary Region, its replicas live in us-east-1 (reached through a
+proxy the test controls) and eu-west-1. The primary node is SIGKILLed under write load, the
+operator fails us-east-1 over with `coffer region failover` (SigV4 over HTTP), writes continue
+on the promoted secrets through boto3, the report names exactly the writes that had not
+arrived, and after the old primary returns a failback makes its copies replicas again.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import threading
+import time
+
+import pytest
+
+from cluster import ADMIN_KEY, COFFER_BIN, TcpProxy, metric, wait_for
+from test_replication_processes import (
+    EAST,
+    EU,
+    THREE,
+    WEST,
+    in_sync,
+    make_cluster,  # noqa: F401 - pytest fixture
+    status_of,
+)
+
+
+def coffer_region(*args: str, timeout: float = 300) -> subprocess.CompletedProcess:
+    """`coffer region ...` as an operator types it, with the admin key in the environment."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
+    env.update(AWS_ACCESS_KEY_ID=ADMIN_KEY[0], AWS_SECRET_ACCESS_KEY=ADMIN_KEY[1])
+    return subprocess.run(
+        [COFFER_BIN, "region", *args], env=env, capture_output=True, text=True, timeout=timeout
+    )
+
+
+def failover(node, region: str, source: str) -> dict:
+    done = coffer_region("failover", "--region", region, "--from", source, "--endpoint", node.url)
+    assert done.returncode == 0, f"coffer region failover failed: {done.stderr}"
+    return json.loads(done.stdout)
+
+
+def point(node, region: str) -> dict:
+    done = coffer_region("point", "--region", region, "--endpoint", node.url)
+    assert done.returncode == 0, f"coffer region point failed: {done.stderr}"
+    return json.loads(done.stdout)
+
+
+def link(answer: dict, source: str) -> dict | None:
+    return next((l for l in answer["Links"] if l["PrimaryRegion"] == source), None)
+
+
+def current_version(client, secret_id: str) -> str:
+    return client.get_secret_value(SecretId=secret_id)["VersionId"]
+
+
+def audit_events(node, name: str) -> list[dict]:
+    path = node.data_dir / "audit.log"
+    events = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    return [e for e in events if e.get("eventName") == name]
+
+
+def through_proxy(make_cluster, **kw):
+    c = make_cluster(THREE, **kw)
+    proxy = TcpProxy(c.nodes[EAST].port)
+    c.peer_urls[(WEST, EAST)] = proxy.url
+    c.start()
+    return c, proxy
+
+
+def test_failover_under_write_load_reports_exactly_the_writes_that_had_not_arrived(make_cluster):
+    c, proxy = through_proxy(make_cluster)
+    try:
+        west, east, eu = c.client(WEST), c.client(EAST), c.client(EU)
+        names = [f"dr/app-{i}" for i in range(8)]
+        for n in names:
+            west.create_secret(Name=n, SecretString=f"{n}=v0", AddReplicaRegions=[{"Region": EAST}])
+        # Secrets replicated to eu-west-1 only: the write load of the primary node, on another
+        # link, until it dies.
+        loaded = [f"dr/load-{i}" for i in range(3)]
+        for n in loaded:
+            west.create_secret(Name=n, SecretString="l0", AddReplicaRegions=[{"Region": EU}])
+        killing, errors, load_writes = threading.Event(), [], []
+
+        def load():
+            i = 0
+            try:
+                while not killing.is_set():
+                    i += 1
+                    west.put_secret_value(SecretId=loaded[i % len(loaded)], SecretString=f"l{i}")
+                    load_writes.append(i)
+            except Exception as e:  # noqa: BLE001 - the node is killed under it
+                if not killing.is_set():
+                    errors.append(e)
+
+        writer = threading.Thread(target=load, daemon=True)
+        writer.start()
+
+        # Writes to the us-east-1 secrets under load, all of which arrive.
+        for round_ in range(1, 4):
+            for n in names:
+                west.put_secret_value(SecretId=n, SecretString=f"{n}=v{round_}")
+        for n in names:
+            in_sync(west, n, EAST, timeout=30)
+        arrived = {n: current_version(east, n) for n in names}
+        for n in names:
+            assert arrived[n] == current_version(west, n)
+
+        # The replication point before anything goes wrong: nothing lags (API, CLI, metrics).
+        before = link(point(c.nodes[EAST], EAST), WEST)
+        assert before["ReplicaCount"] == len(names)
+        assert before["UnappliedSecretCount"] == 0
+        assert before["SecondsSinceLastApplied"] < 60
+        text = c.nodes[EAST].metrics()
+        assert metric(text, "coffer_replication_rpo_unapplied_secrets", source=WEST, destination=EAST) == 0
+        assert metric(text, "coffer_replication_rpo_seconds", source=WEST, destination=EAST) is not None
+
+        # The link starts losing the syncs (small messages still pass): these writes are
+        # acknowledged by the primary and never arrive.
+        proxy.drop_kinds("sync", "sync-batch")
+        lost_names = names[:3]
+        lost = {n: west.put_secret_value(SecretId=n, SecretString=f"{n}=lost")["VersionId"] for n in lost_names}
+        # us-east-1 learns that it lags (the heads the primary announces), before the primary dies.
+        wait_for(
+            lambda: link(point(c.nodes[EAST], EAST), WEST)["UnappliedSecretCount"] == len(lost),
+            timeout=30,
+            what="us-east-1 knows which secrets lag",
+        )
+        assert metric(c.nodes[EAST].metrics(), "coffer_replication_rpo_unapplied_secrets",
+                      source=WEST, destination=EAST) == len(lost)
+        for n in lost_names:
+            assert current_version(east, n) == arrived[n], "a lost write arrived after all"
+
+        # The primary node dies under write load.
+        assert writer.is_alive() and load_writes, errors
+        killing.set()
+        c.nodes[WEST].kill()
+        writer.join(timeout=10)
+
+        # Failover, while us-west-2 is unreachable.
+        report = failover(c.nodes[EAST], EAST, WEST)
+        assert report["Status"] == "Complete"
+        assert report["Region"] == EAST and report["FromRegion"] == WEST
+        assert report["PromotedCount"] == len(names)
+        assert report["PossiblyLostCount"] == len(lost)
+        by_name = {s["Name"]: s for s in report["Secrets"]}
+        assert sorted(by_name) == sorted(names)
+        for n in names:
+            s = by_name[n]
+            assert s["Status"] == "Promoted"
+            assert s["VersionId"] == arrived[n]
+            assert s["AppliedDate"] > 0
+            assert s["ARN"].split(":")[3] == EAST and s["PrimaryARN"].split(":")[3] == WEST
+            if n in lost:
+                assert s["PrimaryHadNewerVersion"] is True
+                assert s["PrimaryNewerVersionId"] == lost[n]
+            else:
+                assert s["PrimaryHadNewerVersion"] is False
+                assert "PrimaryNewerVersionId" not in s
+
+        # Writes continue on the promoted secrets (boto3), which are primaries now.
+        for n in names:
+            described = east.describe_secret(SecretId=n)
+            assert "PrimaryRegion" not in described
+            east.put_secret_value(SecretId=n, SecretString=f"{n}=east-after")
+            assert east.get_secret_value(SecretId=n)["SecretString"] == f"{n}=east-after"
+
+        # Running it again promotes nothing more and reports the same failover.
+        again = failover(c.nodes[EAST], EAST, WEST)
+        assert again["FailoverId"] == report["FailoverId"]
+        assert again["PromotedCount"] == len(names)
+
+        # Nothing lags any more: us-east-1 holds no replica of us-west-2.
+        assert link(point(c.nodes[EAST], EAST), WEST) is None
+        # The operation is in the audit log with its report.
+        [event] = audit_events(c.nodes[EAST], "FailoverRegion")[:1]
+        assert event["responseElements"]["PossiblyLostCount"] == len(lost)
+        assert not errors, errors
+    finally:
+        proxy.close()
