@@ -592,6 +592,25 @@ fn is_replica_of(secret: &Secret, primary_arn: &str) -> bool {
     matches!(state(secret), Some(ReplicationState::Replica { primary_arn: p, .. }) if p == primary_arn)
 }
 
+/// The input of `Coffer.FailoverRegion`.
+#[derive(Serialize, Deserialize, Debug, Default)]
+#[serde(rename_all = "PascalCase")]
+pub struct FailoverInput {
+    pub from_region: Option<String>,
+}
+
+/// `Coffer.FailoverRegion` (the API, the CLI and the console's "Fail over" all run this).
+pub async fn failover_region(
+    region: &RegionService,
+    caller: &Caller,
+    input: FailoverInput,
+) -> Result<Report> {
+    let mut v = crate::validate::Violations::new();
+    v.required(&input.from_region, "fromRegion");
+    v.finish()?;
+    run(region, caller, &input.from_region.unwrap_or_default()).await
+}
+
 /// `X-Amz-Target: Coffer.<operation>`: Coffer's own operations (not part of AWS's API),
 /// signed with SigV4 like any call (credential scope service `secretsmanager`).
 pub async fn dispatch(
@@ -600,11 +619,6 @@ pub async fn dispatch(
     operation: &str,
     body: &[u8],
 ) -> Result<Vec<u8>> {
-    #[derive(Deserialize)]
-    #[serde(rename_all = "PascalCase")]
-    struct FailoverInput {
-        from_region: Option<String>,
-    }
     match operation {
         "GetReplicationPoint" => {
             authorize(
@@ -621,11 +635,7 @@ pub async fn dispatch(
             .expect("serializes"))
         }
         "FailoverRegion" => {
-            let input: FailoverInput = crate::ops::parse(body)?;
-            let mut v = crate::validate::Violations::new();
-            v.required(&input.from_region, "fromRegion");
-            v.finish()?;
-            let report = run(region, caller, &input.from_region.unwrap_or_default()).await?;
+            let report = failover_region(region, caller, crate::ops::parse(body)?).await?;
             Ok(serde_json::to_vec(&report).expect("serializes"))
         }
         _ => Err(Error::new(
