@@ -181,3 +181,62 @@ def test_failover_under_write_load_reports_exactly_the_writes_that_had_not_arriv
         assert not errors, errors
     finally:
         proxy.close()
+
+
+def test_a_failover_interrupted_by_sigkill_finishes_when_the_node_restarts(make_cluster):
+    c = make_cluster(THREE).start()
+    west, east = c.client(WEST), c.client(EAST)
+    total = 1000
+    names = [f"dr/many-{i:04d}" for i in range(total)]
+
+    def create(chunk):
+        client = c.client(WEST)
+        for n in chunk:
+            client.create_secret(Name=n, SecretString=n, AddReplicaRegions=[{"Region": EAST}])
+
+    threads = [threading.Thread(target=create, args=(names[i::6],)) for i in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    wait_for(
+        lambda: link(point(c.nodes[EAST], EAST), WEST)["ReplicaCount"] == total,
+        timeout=120,
+        interval=0.5,
+        what=f"{total} replicas in us-east-1",
+    )
+    # The primary's node is gone; the failover starts and the replica node is killed in the
+    # middle of it.
+    c.nodes[WEST].kill()
+    node = c.nodes[EAST]
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
+    env.update(AWS_ACCESS_KEY_ID=ADMIN_KEY[0], AWS_SECRET_ACCESS_KEY=ADMIN_KEY[1])
+    running = subprocess.Popen(
+        [COFFER_BIN, "region", "failover", "--region", EAST, "--from", WEST, "--endpoint", node.url],
+        env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+    wait_for(lambda: "Region failover progress" in node.log_path.read_text(), timeout=60, interval=0.005,
+             what="the failover promoted its first chunk")
+    node.kill()
+    _, err = running.communicate(timeout=30)
+    assert running.returncode != 0, "the failover finished before the node was killed"
+    log = node.log_path.read_text()
+    assert "Region failover complete" not in log
+
+    # Restarted, the node finishes the failover by itself: no call needed.
+    node.start()
+    east = node.client(EAST)
+    wait_for(lambda: "Region failover complete" in node.log_path.read_text(), timeout=120, interval=0.2,
+             what="the resumed failover completes")
+    assert "Resuming an unfinished Region failover" in node.log_path.read_text()
+    for n in names[:: total // 50]:
+        assert "PrimaryRegion" not in east.describe_secret(SecretId=n)
+    assert link(point(node, EAST), WEST) is None, "a replica of us-west-2 is left in us-east-1"
+
+    # Asked again, the node reports that one failover, every secret promoted once.
+    report = failover(node, EAST, WEST)
+    assert report["Status"] == "Complete"
+    assert report["PromotedCount"] == total
+    assert sorted(s["Name"] for s in report["Secrets"]) == names
+    assert {s["Status"] for s in report["Secrets"]} == {"Promoted"}
+    assert len(report["Secrets"]) == total

@@ -13,9 +13,10 @@
 //! **Failover.** `Coffer.FailoverRegion` (or `coffer region failover`) in Region R from P plans
 //! first (every replica in R whose primary is in P, with what R holds and what P announced),
 //! saves the plan (`Store::save_document`), then promotes in chunks, each chunk one store
-//! transaction of exactly what StopReplicationToReplica commits per secret, saving progress
-//! after each. A node killed halfway resumes the saved failover at start ([`resume`]); a
-//! secret already promoted is found promoted and reported so. Nothing here needs P.
+//! transaction of exactly what StopReplicationToReplica commits per secret, and saves the
+//! report at the end. A node killed halfway resumes the saved failover at start ([`resume`]);
+//! a secret already promoted is found promoted (its recorded promotion) and reported so.
+//! Nothing here needs P.
 
 use std::collections::HashMap;
 
@@ -28,7 +29,7 @@ use crate::model::Timestamp;
 use crate::region::{Caller, RegionService};
 use crate::replication::{Answer, ReplicationState, arn_in_region, state};
 
-/// Promotions committed per store transaction (and progress saved after each chunk).
+/// Promotions committed per store transaction.
 const CHUNK: usize = 100;
 const DOC_PREFIX: &str = "failover/";
 
@@ -499,9 +500,14 @@ async fn finish(region: &RegionService, f: &mut Failover) -> Result<()> {
     let planned: Vec<usize> = (0..f.entries.len())
         .filter(|&i| f.entries[i].state == EntryState::Planned)
         .collect();
+    // Progress is not saved per chunk: after a crash, a planned secret that is no longer a
+    // replica and whose promotion was recorded since the failover started is found promoted
+    // (`promote_chunk`), so the saved plan is all a resume needs.
+    let mut done = f.entries.len() - planned.len();
     for chunk in planned.chunks(CHUNK) {
         promote_chunk(region, f, chunk).await?;
-        save(region, f).await?;
+        done += chunk.len();
+        tracing::info!(region = %region.region, from = %f.from_region, done, of = f.entries.len(), "Region failover progress");
     }
     let promoted: Vec<String> = f
         .entries
