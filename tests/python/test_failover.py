@@ -179,8 +179,113 @@ def test_failover_under_write_load_reports_exactly_the_writes_that_had_not_arriv
         [event] = audit_events(c.nodes[EAST], "FailoverRegion")[:1]
         assert event["responseElements"]["PossiblyLostCount"] == len(lost)
         assert not errors, errors
+
+        # The old primary returns (the link heals) and hears of the promotions; one of its
+        # copies is written there meanwhile (a write that diverges after the promotion).
+        proxy.restore()
+        c.nodes[WEST].start()
+        west = c.client(WEST)
+        for n in names:
+            wait_for(lambda n=n: status_of(west, n, EAST) is None, timeout=30,
+                     what=f"us-west-2 drops the promoted {n}")
+        late = names[3]
+        late_version = west.put_secret_value(SecretId=late, SecretString=f"{late}=west-late")["VersionId"]
+
+        # Dry run: per secret, the writes us-west-2 has that us-east-1 does not; nothing changes.
+        dry = failback(c.nodes[EAST], EAST, WEST, "--dry-run")
+        assert dry["DryRun"] is True
+        assert dry["DivergedVersionCount"] == len(lost) + 1
+        by_name = {s["Name"]: s for s in dry["Secrets"]}
+        assert sorted(by_name) == sorted(names)
+        for n in names:
+            versions = by_name[n]["DivergedVersions"]
+            if n in lost:
+                assert [(v["VersionId"], v["AfterPromotion"]) for v in versions] == [(lost[n], False)]
+                assert "AWSCURRENT" in versions[0]["VersionStages"]
+            elif n == late:
+                assert [(v["VersionId"], v["AfterPromotion"]) for v in versions] == [(late_version, True)]
+                assert by_name[n]["ChangedInPrimaryAfterPromotion"] is True
+            else:
+                assert versions == []
+        assert west.get_secret_value(SecretId=late)["SecretString"] == f"{late}=west-late"
+        assert "ReplicationStatus" not in east.describe_secret(SecretId=late)
+
+        # Failback with overwrite: us-west-2's copies become replicas of the promoted secrets.
+        done = failback(c.nodes[EAST], EAST, WEST, "--mode", "overwrite")
+        assert done["DryRun"] is False and done["Mode"] == "Overwrite"
+        assert done["DivergedVersionCount"] == len(lost) + 1
+        assert {s["Status"] for s in done["Secrets"]} == {"Replicating"}
+        for n in names:
+            in_sync(east, n, WEST, timeout=30)
+            assert west.describe_secret(SecretId=n)["PrimaryRegion"] == EAST
+            assert west.get_secret_value(SecretId=n)["SecretString"] == f"{n}=east-after"
+            assert current_version(west, n) == current_version(east, n)
+        # Writes on us-east-1 keep arriving in us-west-2.
+        east.put_secret_value(SecretId=late, SecretString="after-failback")
+        wait_for(lambda: west.get_secret_value(SecretId=late)["SecretString"] == "after-failback",
+                 what="a write in us-east-1 reaches us-west-2")
+        in_sync(east, late, WEST)
+        # The diverged writes are in the audit log.
+        [event] = [e for e in audit_events(c.nodes[EAST], "FailbackRegion")
+                   if not e["responseElements"]["DryRun"]]
+        logged = {v["VersionId"] for s in event["responseElements"]["Secrets"] for v in s["DivergedVersions"]}
+        assert logged == set(lost.values()) | {late_version}
     finally:
         proxy.close()
+
+
+def failback(node, region: str, to: str, *args: str) -> dict:
+    done = coffer_region("failback", "--region", region, "--to", to, "--endpoint", node.url, *args)
+    assert done.returncode == 0, f"coffer region failback failed: {done.stderr}"
+    return json.loads(done.stdout)
+
+
+def test_failback_swapping_roles_gives_the_old_primary_its_secrets_back_with_the_latest_values(make_cluster):
+    c = make_cluster(THREE).start()
+    west, east = c.client(WEST), c.client(EAST)
+    names = ["dr/swap-a", "dr/swap-b"]
+    for n in names:
+        west.create_secret(Name=n, SecretString=f"{n}=v1", AddReplicaRegions=[{"Region": EAST}])
+    for n in names:
+        in_sync(west, n, EAST)
+    c.nodes[WEST].kill()
+    report = failover(c.nodes[EAST], EAST, WEST)
+    assert report["PromotedCount"] == len(names)
+    for n in names:
+        east.put_secret_value(SecretId=n, SecretString=f"{n}=written-in-east")
+    c.nodes[WEST].start()
+    west = c.client(WEST)
+    for n in names:
+        wait_for(lambda n=n: status_of(west, n, EAST) is None, timeout=30,
+                 what=f"us-west-2 drops the promoted {n}")
+
+    # Without a mode the command refuses to guess.
+    refused = coffer_region("failback", "--region", EAST, "--to", WEST, "--endpoint", c.nodes[EAST].url)
+    assert refused.returncode != 0 and "--mode" in refused.stderr
+
+    done = failback(c.nodes[EAST], EAST, WEST, "--mode", "swap-roles")
+    assert done["Mode"] == "SwapRoles"
+    assert {s["Status"] for s in done["Secrets"]} == {"HandedBack"}
+    for n in names:
+        # us-west-2 is the primary again, with the value written in us-east-1 ...
+        wait_for(lambda n=n: east.describe_secret(SecretId=n).get("PrimaryRegion") == WEST,
+                 timeout=30, what=f"{n} in us-east-1 is a replica of us-west-2 again")
+        # (A primary with replicas names its own Region as PrimaryRegion, as AWS does.)
+        assert [r["Region"] for r in west.describe_secret(SecretId=n)["ReplicationStatus"]] == [EAST]
+        assert west.describe_secret(SecretId=n)["PrimaryRegion"] == WEST
+        assert west.get_secret_value(SecretId=n)["SecretString"] == f"{n}=written-in-east"
+        in_sync(west, n, EAST)
+        assert current_version(west, n) == current_version(east, n)
+        # ... and its writes reach us-east-1 again; us-east-1 refuses writes as a replica.
+        west.put_secret_value(SecretId=n, SecretString=f"{n}=back-in-west")
+        wait_for(lambda n=n: east.get_secret_value(SecretId=n)["SecretString"] == f"{n}=back-in-west",
+                 what=f"{n}: a write in us-west-2 reaches us-east-1")
+        with pytest.raises(Exception) as refused_write:
+            east.put_secret_value(SecretId=n, SecretString="nope")
+        assert "replica" in str(refused_write.value)
+    # Running it again changes nothing.
+    again = failback(c.nodes[EAST], EAST, WEST, "--mode", "swap-roles")
+    assert {s["Status"] for s in again["Secrets"]} == {"HandedBack"}
 
 
 def test_a_failover_interrupted_by_sigkill_finishes_when_the_node_restarts(make_cluster):

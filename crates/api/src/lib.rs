@@ -379,6 +379,9 @@ async fn serve_api(
     caller.secure_transport = false;
     let result = if service == "secretsmanager" {
         coffer_core::ops::dispatch(&region, &caller, &operation, &body).await
+    } else if service == "Coffer" && operation == "FailbackRegion" {
+        // Failback talks to the old primary Region's node: it needs the replication transport.
+        coffer_replication::failback::run(&deployment.topology, &region, &caller, &body).await
     } else if service == "Coffer" {
         coffer_core::failover::dispatch(&region, &caller, &operation, &body).await
     } else if service == "TrentService" {

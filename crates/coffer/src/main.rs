@@ -123,6 +123,26 @@ enum RegionCommand {
         #[arg(long)]
         endpoint: String,
     },
+    /// After a failover of REGION from TO, once TO is reachable: list what TO changed that
+    /// REGION's promoted secrets do not have (--dry-run), or make TO's copies replicas of
+    /// them (--mode overwrite), or give TO its primaries back with REGION's latest values
+    /// (--mode swap-roles). Prints the report, diverged writes included.
+    Failback {
+        /// The Region that was failed over (served by the node at --endpoint).
+        #[arg(long)]
+        region: String,
+        /// The old primary Region.
+        #[arg(long)]
+        to: String,
+        #[arg(long)]
+        endpoint: String,
+        /// Only list the diverged writes; change nothing.
+        #[arg(long)]
+        dry_run: bool,
+        /// `overwrite` or `swap-roles` (required unless --dry-run).
+        #[arg(long, value_parser = ["overwrite", "swap-roles"])]
+        mode: Option<String>,
+    },
     /// The replication point of every link into REGION: per primary Region, seconds since its
     /// newest state was applied and how many secrets lag behind what it announced.
     Point {
@@ -229,6 +249,24 @@ fn main() -> ExitCode {
                     "FailoverRegion",
                     serde_json::json!({ "FromRegion": from }),
                 ),
+                RegionCommand::Failback {
+                    region,
+                    to,
+                    endpoint,
+                    dry_run,
+                    mode,
+                } => {
+                    if mode.is_none() && !dry_run {
+                        return Err("failback needs --mode overwrite or --mode swap-roles (or --dry-run to see the diverged writes first)".to_string());
+                    }
+                    let mode = mode.map(|m| if m == "overwrite" { "Overwrite" } else { "SwapRoles" });
+                    (
+                        endpoint,
+                        region,
+                        "FailbackRegion",
+                        serde_json::json!({ "ToRegion": to, "Mode": mode, "DryRun": dry_run }),
+                    )
+                }
                 RegionCommand::Point { region, endpoint } => (
                     endpoint,
                     region,

@@ -58,8 +58,8 @@ pub enum FailureCause {
 // The outbox kinds and their payloads are `crate::outbox` (one place); re-exported for the
 // wire, where a message's kind names it.
 pub use crate::outbox::{
-    KIND_ACCESS, KIND_DETACH, KIND_HEADS, KIND_KEY, KIND_KEY_REMOVED, KIND_REMOVE, KIND_SYNC,
-    KIND_SYNC_BATCH, RegionPayload,
+    KIND_ACCESS, KIND_DETACH, KIND_HANDBACK, KIND_HEADS, KIND_INSPECT, KIND_KEY, KIND_KEY_REMOVED,
+    KIND_REMOVE, KIND_SYNC, KIND_SYNC_BATCH, RegionPayload,
 };
 
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
