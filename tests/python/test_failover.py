@@ -345,3 +345,52 @@ def test_a_failover_interrupted_by_sigkill_finishes_when_the_node_restarts(make_
     assert sorted(s["Name"] for s in report["Secrets"]) == names
     assert {s["Status"] for s in report["Secrets"]} == {"Promoted"}
     assert len(report["Secrets"]) == total
+
+
+def test_failover_and_failback_refuse_bad_input_with_aws_shaped_errors(make_cluster):
+    c = make_cluster({EAST: [EAST]}).start()
+    node = c.nodes[EAST]
+    same = coffer_region("failover", "--region", EAST, "--from", EAST, "--endpoint", node.url)
+    assert same.returncode != 0
+    assert same.stderr.strip() == (
+        "coffer: InvalidParameterException: FromRegion must be another Region than the one "
+        "failed over to (us-east-1)."
+    )
+    nothing = coffer_region("failback", "--region", EAST, "--to", WEST, "--endpoint", node.url, "--dry-run")
+    assert nothing.returncode != 0
+    assert nothing.stderr.strip() == (
+        "coffer: InvalidRequestException: us-east-1 has no completed failover from us-west-2 to "
+        "fail back. Run `coffer region failover` first."
+    )
+    # A failover from a Region with no replicas here promotes nothing and says so.
+    empty = failover(node, EAST, WEST)
+    assert empty["PromotedCount"] == 0 and empty["Secrets"] == []
+    # A wrong secret key is refused by SigV4 like any call.
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
+    env.update(AWS_ACCESS_KEY_ID=ADMIN_KEY[0], AWS_SECRET_ACCESS_KEY="wrong")
+    denied = subprocess.run(
+        [COFFER_BIN, "region", "point", "--region", EAST, "--endpoint", node.url],
+        env=env, capture_output=True, text=True, timeout=60,
+    )
+    assert denied.returncode != 0 and "InvalidSignatureException" in denied.stderr
+    # The operation name must be one of Coffer's; the body must be JSON.
+    import requests
+    from botocore.auth import SigV4Auth
+    from botocore.awsrequest import AWSRequest
+    from botocore.credentials import Credentials
+
+    def call(target: str, body: str):
+        request = AWSRequest(method="POST", url=node.url + "/", data=body,
+                             headers={"Content-Type": "application/x-amz-json-1.1", "X-Amz-Target": target})
+        SigV4Auth(Credentials(*ADMIN_KEY), "secretsmanager", EAST).add_auth(request)
+        return requests.post(node.url + "/", data=body, headers=dict(request.headers), timeout=10)
+
+    unknown = call("Coffer.Teleport", "{}")
+    assert unknown.status_code == 400
+    assert unknown.json()["__type"] == "UnknownOperationException"
+    broken = call("Coffer.FailoverRegion", "{not json")
+    assert broken.status_code == 400
+    assert broken.json()["__type"] == "SerializationException"
+    missing = call("Coffer.FailoverRegion", "{}")
+    assert missing.json()["__type"] == "ValidationException"
+    assert "fromRegion" in missing.json()["Message"]
