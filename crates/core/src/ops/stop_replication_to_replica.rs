@@ -59,6 +59,12 @@ pub async fn promote(
     let (changes, outbox) = promotion(region, secret)?;
     region.store.commit_with(changes, outbox).await?;
     region.notify_outbox();
+    // What the old primary announced about it no longer counts toward this Region's
+    // replication point (docs/failover.md); a leftover head is ignored anyway, so a failure
+    // here only leaves a row behind.
+    if let Err(e) = region.store.delete_heads(std::slice::from_ref(&arn)).await {
+        tracing::warn!(arn = %arn, error = %e, "Could not forget the promoted replica's announced head");
+    }
     Ok(arn)
 }
 
