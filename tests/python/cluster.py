@@ -255,7 +255,10 @@ class Cluster:
 class TcpProxy:
     """A TCP forwarder from a local port to 127.0.0.1:`target_port` that can cut the link:
     while cut, open connections are reset and new ones are accepted and reset at once; while
-    stalled, connections are accepted and what they send is swallowed, never answered."""
+    stalled, connections are accepted and what they send is swallowed, never answered; while
+    dropping kinds, each replication request is read whole and, when its `x-coffer-kind` is one
+    of them, its connection is reset instead of forwarding it (the message is lost, the others
+    still pass: a link that loses big messages and carries small ones)."""
 
     def __init__(self, target_port: int):
         self.target_port = target_port
@@ -267,6 +270,8 @@ class TcpProxy:
         self.port = self._listener.getsockname()[1]
         self._up = True
         self._stalled = False
+        self._drop_kinds: frozenset[str] = frozenset()
+        self.dropped: list[str] = []
         self._closed = False
         self._lock = threading.Lock()
         self._sockets: set[socket.socket] = set()
@@ -318,8 +323,9 @@ class TcpProxy:
             with self._lock:
                 self._sockets.update((client, upstream))
                 self.connections += 1
-            for src, dst in ((client, upstream), (upstream, client)):
-                threading.Thread(target=self._pump, args=(src, dst), daemon=True).start()
+            requests_pump = self._pump_requests if self._drop_kinds else self._pump
+            threading.Thread(target=requests_pump, args=(client, upstream), daemon=True).start()
+            threading.Thread(target=self._pump, args=(upstream, client), daemon=True).start()
 
     def _pump(self, src: socket.socket, dst: socket.socket) -> None:
         try:
@@ -343,6 +349,58 @@ class TcpProxy:
                     s.close()
                 except OSError:
                     pass
+
+    def _pump_requests(self, src: socket.socket, dst: socket.socket) -> None:
+        """Forwards HTTP/1.1 requests one by one (Content-Length bodies, as Coffer's transport
+        sends them), resetting the connection on a request of a dropped kind."""
+        buffer = b""
+        try:
+            while True:
+                while b"\r\n\r\n" not in buffer:
+                    data = src.recv(65536)
+                    if not data:
+                        raise OSError("closed")
+                    buffer += data
+                head, buffer = buffer.split(b"\r\n\r\n", 1)
+                headers = {}
+                for line in head.split(b"\r\n")[1:]:
+                    name, _, value = line.partition(b":")
+                    headers[name.strip().lower().decode()] = value.strip().decode()
+                length = int(headers.get("content-length", "0"))
+                while len(buffer) < length:
+                    data = src.recv(65536)
+                    if not data:
+                        raise OSError("closed")
+                    buffer += data
+                body, buffer = buffer[:length], buffer[length:]
+                kind = headers.get("x-coffer-kind", "")
+                if kind in self._drop_kinds:
+                    self.dropped.append(kind)
+                    self._reset(src)
+                    self._reset(dst)
+                    return
+                dst.sendall(head + b"\r\n\r\n" + body)
+        except OSError:
+            pass
+        finally:
+            with self._lock:
+                self._sockets.discard(src)
+                self._sockets.discard(dst)
+            for sock in (src, dst):
+                try:
+                    sock.shutdown(socket.SHUT_RDWR)
+                except OSError:
+                    pass
+                try:
+                    sock.close()
+                except OSError:
+                    pass
+
+    def drop_kinds(self, *kinds: str) -> None:
+        """Loses every replication message of these kinds (`sync`, `sync-batch`, ...) and
+        passes the others; `restore()` ends it."""
+        self._drop_kinds = frozenset(kinds)
+        self._drop_all()
 
     def _swallow(self, sock: socket.socket) -> None:
         try:
@@ -369,6 +427,7 @@ class TcpProxy:
     def restore(self) -> None:
         self._up = True
         self._stalled = False
+        self._drop_kinds = frozenset()
         self._drop_all()
 
     def close(self) -> None:

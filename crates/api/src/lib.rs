@@ -169,6 +169,12 @@ async fn metrics(State(deployment): State<Arc<Deployment>>) -> Response {
                 .metrics
                 .set_depths(&region.region, &depths);
         }
+        match coffer_core::failover::replication_points(region).await {
+            Ok(points) => deployment.topology.metrics.set_points(&points),
+            Err(e) => {
+                tracing::warn!(region = %region.region, error = %e, "Replication point could not be measured")
+            }
+        }
     }
     (
         [(
@@ -332,6 +338,8 @@ async fn serve_api(
     let expected_service = match service.as_str() {
         "secretsmanager" => "secretsmanager",
         "TrentService" => "kms",
+        // Coffer's own operations are signed as Secrets Manager calls (the same profile).
+        "Coffer" => "secretsmanager",
         _ => auth.service.as_str(),
     };
     if auth.service != expected_service {
@@ -371,6 +379,11 @@ async fn serve_api(
     caller.secure_transport = false;
     let result = if service == "secretsmanager" {
         coffer_core::ops::dispatch(&region, &caller, &operation, &body).await
+    } else if service == "Coffer" && operation == "FailbackRegion" {
+        // Failback talks to the old primary Region's node: it needs the replication transport.
+        coffer_replication::failback::run(&deployment.topology, &region, &caller, &body).await
+    } else if service == "Coffer" {
+        coffer_core::failover::dispatch(&region, &caller, &operation, &body).await
     } else if service == "TrentService" {
         // This node's Regions and its peers' (ReplicateKey).
         let regions = &*deployment.topology;

@@ -6,6 +6,7 @@ mod audit_cmd;
 mod backup;
 mod config;
 mod data_dir;
+mod region_cmd;
 mod root_keys;
 
 use std::process::ExitCode;
@@ -75,6 +76,11 @@ enum Command {
         #[arg(long)]
         rewrap_only: bool,
     },
+    /// Region failover and failback, on a running node (docs/failover.md).
+    Region {
+        #[command(subcommand)]
+        command: RegionCommand,
+    },
     /// Print the replication public key of a Region (for other nodes' `[[peers]]`).
     PublicKey {
         #[arg(long, default_value = config::DEFAULT_DATA_DIR)]
@@ -98,6 +104,52 @@ enum AccountCommand {
         /// The new account's id (12 digits; random when omitted).
         #[arg(long)]
         account_id: Option<String>,
+    },
+}
+
+#[derive(Subcommand)]
+enum RegionCommand {
+    /// Promote every replica in REGION whose primary is in FROM (as StopReplicationToReplica
+    /// does for one), even while FROM is unreachable; prints the report, including the writes
+    /// FROM is known to have had that never arrived. Running it again resumes or reports again.
+    Failover {
+        /// The Region whose replicas become primaries (served by the node at --endpoint).
+        #[arg(long)]
+        region: String,
+        /// The primary Region that is lost.
+        #[arg(long)]
+        from: String,
+        /// The URL of the node that hosts REGION, e.g. http://127.0.0.1:8080.
+        #[arg(long)]
+        endpoint: String,
+    },
+    /// After a failover of REGION from TO, once TO is reachable: list what TO changed that
+    /// REGION's promoted secrets do not have (--dry-run), or make TO's copies replicas of
+    /// them (--mode overwrite), or give TO its primaries back with REGION's latest values
+    /// (--mode swap-roles). Prints the report, diverged writes included.
+    Failback {
+        /// The Region that was failed over (served by the node at --endpoint).
+        #[arg(long)]
+        region: String,
+        /// The old primary Region.
+        #[arg(long)]
+        to: String,
+        #[arg(long)]
+        endpoint: String,
+        /// Only list the diverged writes; change nothing.
+        #[arg(long)]
+        dry_run: bool,
+        /// `overwrite` or `swap-roles` (required unless --dry-run).
+        #[arg(long, value_parser = ["overwrite", "swap-roles"])]
+        mode: Option<String>,
+    },
+    /// The replication point of every link into REGION: per primary Region, seconds since its
+    /// newest state was applied and how many secrets lag behind what it announced.
+    Point {
+        #[arg(long)]
+        region: String,
+        #[arg(long)]
+        endpoint: String,
     },
 }
 
@@ -185,6 +237,50 @@ fn main() -> ExitCode {
                     account_id,
                 },
         } => runtime.block_on(account::create(data_dir, config, account_id)),
+        Command::Region { command } => runtime.block_on(async {
+            let (endpoint, region, operation, body) = match command {
+                RegionCommand::Failover {
+                    region,
+                    from,
+                    endpoint,
+                } => (
+                    endpoint,
+                    region,
+                    "FailoverRegion",
+                    serde_json::json!({ "FromRegion": from }),
+                ),
+                RegionCommand::Failback {
+                    region,
+                    to,
+                    endpoint,
+                    dry_run,
+                    mode,
+                } => {
+                    if mode.is_none() && !dry_run {
+                        return Err("failback needs --mode overwrite or --mode swap-roles (or --dry-run to see the diverged writes first)".to_string());
+                    }
+                    let mode = mode.map(|m| if m == "overwrite" { "Overwrite" } else { "SwapRoles" });
+                    (
+                        endpoint,
+                        region,
+                        "FailbackRegion",
+                        serde_json::json!({ "ToRegion": to, "Mode": mode, "DryRun": dry_run }),
+                    )
+                }
+                RegionCommand::Point { region, endpoint } => (
+                    endpoint,
+                    region,
+                    "GetReplicationPoint",
+                    serde_json::json!({}),
+                ),
+            };
+            let answer = region_cmd::call(&endpoint, &region, operation, &body).await?;
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&answer).expect("JSON prints")
+            );
+            Ok(())
+        }),
         Command::PublicKey { data_dir, region } => {
             if coffer_core::model::partition_of(&region).is_none() {
                 Err(format!("'{region}' is not an AWS Region"))
@@ -238,6 +334,14 @@ async fn serve(args: config::ServeArgs) -> Result<(), String> {
     let deployment = Arc::new(deployment);
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let purge = tokio::spawn(purge_loop(deployment.clone(), stop_rx.clone()));
+    // A Region failover this node was killed in the middle of finishes now (docs/failover.md).
+    for region in deployment.regions.values().cloned() {
+        tokio::spawn(async move {
+            if let Err(e) = coffer_core::failover::resume(&region).await {
+                tracing::error!(region = %region.region, error = %e, "An unfinished Region failover could not be resumed; run `coffer region failover` again");
+            }
+        });
+    }
     let replication = tokio::spawn(coffer_replication::worker::run(
         deployment.topology.clone(),
         stop_rx,

@@ -3,6 +3,8 @@
 
 pub mod authorize;
 pub mod error;
+pub mod failback;
+pub mod failover;
 pub mod kms;
 pub mod model;
 pub mod ops;

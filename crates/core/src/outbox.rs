@@ -46,6 +46,14 @@ pub const KIND_SYNC: &str = "sync";
 /// a row), applied in one replica transaction; answered by the list of their answers.
 pub const KIND_SYNC_BATCH: &str = "sync-batch";
 pub const KIND_REMOVE: &str = "remove";
+/// What a primary announces about secrets whose syncs it could not deliver (a wire kind only,
+/// never a row): `Vec<crate::failover::Head>`, answered `Done` (docs/failover.md).
+pub const KIND_HEADS: &str = "heads";
+/// Failback (wire kinds only): the failed-over Region asks the old primary Region about its
+/// copies (`crate::failback::InspectRequest`, answered with their versions, never values), and
+/// hands a secret back to it (`crate::failback::HandbackRequest`, answered `Done`/`Failed`).
+pub const KIND_INSPECT: &str = "inspect";
+pub const KIND_HANDBACK: &str = "handback";
 pub const KIND_DETACH: &str = "detach";
 pub const KIND_ACCESS: &str = "access";
 pub const KIND_KEY: &str = "key";

@@ -58,8 +58,8 @@ pub enum FailureCause {
 // The outbox kinds and their payloads are `crate::outbox` (one place); re-exported for the
 // wire, where a message's kind names it.
 pub use crate::outbox::{
-    KIND_ACCESS, KIND_DETACH, KIND_KEY, KIND_KEY_REMOVED, KIND_REMOVE, KIND_SYNC, KIND_SYNC_BATCH,
-    RegionPayload,
+    KIND_ACCESS, KIND_DETACH, KIND_HANDBACK, KIND_HEADS, KIND_INSPECT, KIND_KEY, KIND_KEY_REMOVED,
+    KIND_REMOVE, KIND_SYNC, KIND_SYNC_BATCH, RegionPayload,
 };
 
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
@@ -76,6 +76,11 @@ pub enum ReplicationState {
         /// replicas made before epochs existed.
         #[serde(default)]
         epoch: i64,
+        /// When this Region applied that state (its clock, ms); 0 for replicas written
+        /// before it was kept. Region failover reports it, and the replication point is
+        /// measured from the newest one of each primary Region.
+        #[serde(default)]
+        applied_ms: i64,
     },
 }
 
@@ -619,6 +624,7 @@ async fn plan_sync(region: &RegionService, msg: &SyncMessage) -> Result<Plan> {
         primary_arn: msg.primary_arn.clone(),
         seq: msg.seq,
         epoch: msg.epoch,
+        applied_ms: now,
     };
     let record = SecretRecord {
         arn: replica_arn.clone(),
@@ -695,7 +701,11 @@ pub async fn apply_remove(region: &RegionService, primary_arn: &str) -> Result<A
             })
             .await
         {
-            Ok(()) => return Ok(Answer::Done),
+            Ok(()) => {
+                // What the primary announced about it no longer matters.
+                region.store.delete_heads(&[replica_arn]).await?;
+                return Ok(Answer::Done);
+            }
             Err(coffer_store::StoreError::Conflict) => continue,
             Err(e) => return Err(e.into()),
         }

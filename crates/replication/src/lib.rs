@@ -8,6 +8,7 @@
 //! HTTP POST of a sealed message to that node's `/internal/replication`.
 
 pub mod envelope;
+pub mod failback;
 pub mod held;
 pub mod keys;
 pub mod metrics;

@@ -30,6 +30,9 @@ pub struct Metrics {
     pub lag_seconds: Family<Route, Histogram>,
     pub queue_depth: Family<Route, Gauge>,
     pub deliveries: Family<Outcome, Counter>,
+    /// The replication point of each link into this node's Regions (docs/failover.md).
+    pub rpo_seconds: Family<Route, Gauge<f64, std::sync::atomic::AtomicU64>>,
+    pub rpo_unapplied: Family<Route, Gauge>,
     routes: Arc<Mutex<std::collections::BTreeSet<(String, String)>>>,
 }
 
@@ -65,11 +68,25 @@ impl Metrics {
             "Replication deliveries by outcome (applied, failed, detached, resend, network_error, not_enabled)",
             deliveries.clone(),
         );
+        let rpo_seconds = Family::<Route, Gauge<f64, std::sync::atomic::AtomicU64>>::default();
+        let rpo_unapplied = Family::<Route, Gauge>::default();
+        registry.register(
+            "rpo_seconds",
+            "Seconds since the newest state from the source (primary) Region was applied in the destination (replica) Region, measured at the replica",
+            rpo_seconds.clone(),
+        );
+        registry.register(
+            "rpo_unapplied_secrets",
+            "Replicas in the destination Region whose newest state announced by the source (primary) Region is not applied there",
+            rpo_unapplied.clone(),
+        );
         Metrics {
             registry: Arc::new(Mutex::new(registry)),
             lag_seconds,
             queue_depth,
             deliveries,
+            rpo_seconds,
+            rpo_unapplied,
             routes: Arc::default(),
         }
     }
@@ -120,6 +137,22 @@ impl Metrics {
                     destination: dest.clone(),
                 })
                 .set(depth);
+        }
+    }
+
+    /// Sets the replication point of each link into `points`' replica Region.
+    pub fn set_points(&self, points: &[coffer_core::failover::LinkPoint]) {
+        for p in points {
+            let route = Route {
+                source: p.primary_region.clone(),
+                destination: p.replica_region.clone(),
+            };
+            if let Some(s) = p.seconds_since_last_applied {
+                self.rpo_seconds.get_or_create(&route).set(s);
+            }
+            self.rpo_unapplied
+                .get_or_create(&route)
+                .set(p.unapplied_secret_count as i64);
         }
     }
 

@@ -4,8 +4,8 @@
 use serde::{Deserialize, Serialize};
 
 use coffer_core::replication::{
-    self, Answer, KIND_ACCESS, KIND_DETACH, KIND_KEY, KIND_KEY_REMOVED, KIND_REMOVE, KIND_SYNC,
-    KIND_SYNC_BATCH, RegionPayload, SyncMessage,
+    self, Answer, KIND_ACCESS, KIND_DETACH, KIND_HANDBACK, KIND_HEADS, KIND_INSPECT, KIND_KEY,
+    KIND_KEY_REMOVED, KIND_REMOVE, KIND_SYNC, KIND_SYNC_BATCH, RegionPayload, SyncMessage,
 };
 
 use crate::envelope;
@@ -124,6 +124,12 @@ async fn apply(
         let answers = replication::apply_sync_batch(region, &msgs).await?;
         return Ok(serde_json::to_vec(&answers).expect("answers serialize"));
     }
+    if kind == KIND_INSPECT {
+        let request: coffer_core::failback::InspectRequest =
+            serde_json::from_slice(plaintext).map_err(|_| malformed())?;
+        let copies = coffer_core::failback::inspect(region, &request).await?;
+        return Ok(serde_json::to_vec(&copies).expect("copies serialize"));
+    }
     apply_one(region, source, kind, plaintext)
         .await
         .map(|answer| serde_json::to_vec(&answer).expect("answer serializes"))
@@ -156,6 +162,28 @@ async fn apply_one(
                 return Err(bad());
             }
             replication::apply_sync(region, &msg).await
+        }
+        KIND_HEADS => {
+            let heads: Vec<coffer_core::failover::Head> =
+                serde_json::from_slice(plaintext).map_err(|_| bad())?;
+            // Like a notice, a head may only speak for a secret of the Region that sealed it.
+            let own = |h: &coffer_core::failover::Head| {
+                coffer_core::model::Arn::parse(&h.primary_arn).is_some_and(|a| a.region == source)
+            };
+            if !heads.iter().all(own) {
+                return Err(bad());
+            }
+            coffer_core::failover::apply_heads(region, source, &heads).await
+        }
+        KIND_HANDBACK => {
+            let request: coffer_core::failback::HandbackRequest =
+                serde_json::from_slice(plaintext).map_err(|_| bad())?;
+            // Only the Region of the promoted secret may hand it back.
+            match coffer_core::model::Arn::parse(&request.primary_arn) {
+                Some(a) if a.region == source => {}
+                _ => return Err(bad()),
+            }
+            coffer_core::failback::handback(region, source, &request).await
         }
         KIND_KEY => crate::keys::apply(region, source, plaintext).await,
         KIND_KEY_REMOVED => crate::keys::apply_removed(region, source, plaintext).await,

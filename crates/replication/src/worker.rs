@@ -9,7 +9,7 @@ use std::time::Duration;
 use coffer_core::RegionService;
 use coffer_core::outbox::OutboxMessage;
 use coffer_core::replication::{
-    self, Answer, FailureCause, KIND_ACCESS, KIND_SYNC, KIND_SYNC_BATCH, SyncMessage,
+    self, Answer, FailureCause, KIND_ACCESS, KIND_HEADS, KIND_SYNC, KIND_SYNC_BATCH, SyncMessage,
 };
 use coffer_core::rotation::{KIND_ROTATE, RunOutcome};
 use coffer_store::OutboxRow;
@@ -503,6 +503,9 @@ async fn deliver_batch(
             for row in &rows {
                 settle_send_error(topology, region, dest, row, e.clone()).await?;
             }
+            if matches!(e, SendError::Network(_)) {
+                announce_heads(topology, region, transport, dest, &msgs).await;
+            }
             return Ok(());
         }
     };
@@ -691,8 +694,45 @@ async fn deliver(
                 .await
             }
         },
-        Err(e) => settle_send_error(topology, region, dest, row, e).await,
+        Err(e) => {
+            let network = matches!(e, SendError::Network(_));
+            settle_send_error(topology, region, dest, row, e).await?;
+            if let (true, Some(msg)) = (network, &sent) {
+                announce_heads(topology, region, transport, dest, std::slice::from_ref(msg)).await;
+            }
+            Ok(())
+        }
     }
+}
+
+/// How long a `heads` message may take: it is a hint, never worth holding a lane up for.
+const HEADS_TIMEOUT: Duration = Duration::from_secs(1);
+
+/// After syncs did not arrive: tells `dest` what it is missing (each secret's sequence,
+/// AWSCURRENT version and LastChangedDate) in a small message of its own, so the replica
+/// Region knows which replicas lag and a failover there reports the writes that may be lost
+/// (docs/failover.md). Best effort: a link that carries nothing learns nothing. Its success
+/// does not count as the link answering (the syncs still fail).
+async fn announce_heads(
+    topology: &Topology,
+    region: &RegionService,
+    transport: &Transport,
+    dest: &str,
+    msgs: &[SyncMessage],
+) {
+    let source = region.region.as_str();
+    let heads: Vec<coffer_core::failover::Head> = msgs.iter().map(Into::into).collect();
+    let plaintext = serde_json::to_vec(&heads).expect("heads serialize");
+    let sent = tokio::time::timeout(
+        HEADS_TIMEOUT,
+        transport.send(topology, source, dest, KIND_HEADS, &plaintext),
+    )
+    .await;
+    let outcome = match sent {
+        Ok(Ok(_)) => "heads_announced",
+        _ => "heads_lost",
+    };
+    topology.metrics.count(source, dest, outcome);
 }
 
 /// Records the destination's answer for `row`: the replica's status and the settling of the

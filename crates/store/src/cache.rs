@@ -265,6 +265,30 @@ impl Store for CachedStore {
         self.inner.commit_kms_with(change, outbox).await
     }
 
+    async fn record_heads(&self, heads: &[crate::ReplicaHead]) -> Result<()> {
+        self.inner.record_heads(heads).await
+    }
+
+    async fn replica_heads(&self) -> Result<Vec<crate::ReplicaHead>> {
+        self.inner.replica_heads().await
+    }
+
+    async fn delete_heads(&self, arns: &[String]) -> Result<()> {
+        self.inner.delete_heads(arns).await
+    }
+
+    async fn replica_states(&self) -> Result<Vec<(String, String)>> {
+        self.inner.replica_states().await
+    }
+
+    async fn save_document(&self, key: &str, body: &str, now_ms: i64) -> Result<()> {
+        self.inner.save_document(key, body, now_ms).await
+    }
+
+    async fn load_documents(&self, prefix: &str) -> Result<Vec<(String, String)>> {
+        self.inner.load_documents(prefix).await
+    }
+
     async fn load_detachment(&self, arn: &str) -> Result<Option<crate::Detachment>> {
         self.inner.load_detachment(arn).await
     }

@@ -15,6 +15,7 @@
 //! Secret values reach this crate only as ciphertext (`wrapped_data_key` + `ciphertext`).
 
 mod cache;
+mod failover_rows;
 mod iam_rows;
 mod postgres;
 mod records;
@@ -192,6 +193,21 @@ pub trait Store: Send + Sync + 'static {
     async fn claim_meta(&self, _key: &str, value: &str) -> Result<String> {
         Ok(value.to_string())
     }
+
+    /// Records what primaries announced about replicas of this Region (a head only moves
+    /// forward: an older announcement changes nothing).
+    async fn record_heads(&self, heads: &[ReplicaHead]) -> Result<()>;
+    /// Every recorded head, by replica ARN.
+    async fn replica_heads(&self) -> Result<Vec<ReplicaHead>>;
+    /// Forgets the heads of these replicas (promoted, or removed by their primary).
+    async fn delete_heads(&self, arns: &[String]) -> Result<()>;
+    /// `(ARN, replication state JSON)` of every replica in this Region, every account, by ARN:
+    /// what a Region failover promotes and what the replication point is measured over.
+    async fn replica_states(&self) -> Result<Vec<(String, String)>>;
+    /// Creates or replaces a small JSON document (a failover's progress and report).
+    async fn save_document(&self, key: &str, body: &str, now_ms: i64) -> Result<()>;
+    /// The documents whose key starts with `prefix`, by key.
+    async fn load_documents(&self, prefix: &str) -> Result<Vec<(String, String)>>;
 
     async fn load_kms_key(&self, key_arn: &str) -> Result<Option<KmsKeyRecord>>;
     async fn load_kms_alias(

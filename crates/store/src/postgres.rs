@@ -974,6 +974,54 @@ impl Store for PostgresStore {
         )
     }
 
+    async fn record_heads(&self, heads: &[crate::ReplicaHead]) -> Result<()> {
+        retrying!("recording replica heads", Exhausted::Backend, async {
+            crate::failover_rows::postgres::record_heads(&self.pool, heads)
+                .await
+                .map_err(PgError::from)
+        })
+    }
+
+    async fn replica_heads(&self) -> Result<Vec<crate::ReplicaHead>> {
+        retrying!("loading replica heads", Exhausted::Backend, async {
+            crate::failover_rows::postgres::replica_heads(&self.pool)
+                .await
+                .map_err(PgError::from)
+        })
+    }
+
+    async fn delete_heads(&self, arns: &[String]) -> Result<()> {
+        retrying!("deleting replica heads", Exhausted::Backend, async {
+            crate::failover_rows::postgres::delete_heads(&self.pool, arns)
+                .await
+                .map_err(PgError::from)
+        })
+    }
+
+    async fn replica_states(&self) -> Result<Vec<(String, String)>> {
+        retrying!("listing replicas", Exhausted::Backend, async {
+            crate::failover_rows::postgres::replica_states(&self.pool)
+                .await
+                .map_err(PgError::from)
+        })
+    }
+
+    async fn save_document(&self, key: &str, body: &str, now_ms: i64) -> Result<()> {
+        retrying!("saving a document", Exhausted::Backend, async {
+            crate::failover_rows::postgres::save_document(&self.pool, key, body, now_ms)
+                .await
+                .map_err(PgError::from)
+        })
+    }
+
+    async fn load_documents(&self, prefix: &str) -> Result<Vec<(String, String)>> {
+        retrying!("loading documents", Exhausted::Backend, async {
+            crate::failover_rows::postgres::load_documents(&self.pool, prefix)
+                .await
+                .map_err(PgError::from)
+        })
+    }
+
     async fn load_detachment(&self, arn: &str) -> Result<Option<crate::Detachment>> {
         retrying!("loading a detachment", Exhausted::Backend, async {
             let row = sqlx::query("SELECT * FROM replica_detachments WHERE arn = $1")

@@ -176,3 +176,17 @@ pub struct OutboxRow {
     pub next_attempt_ms: i64,
     pub first_failure_ms: Option<i64>,
 }
+
+/// The newest state a primary announced for one replica of this Region (`arn`: the replica's
+/// ARN here), whether or not that state has arrived: `seq` is the primary's `row_version`,
+/// `version_id` its AWSCURRENT version then, `commit_ms` when the primary committed it,
+/// `heard_ms` when this Region heard of it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReplicaHead {
+    pub arn: String,
+    pub primary_region: String,
+    pub seq: i64,
+    pub version_id: Option<String>,
+    pub commit_ms: i64,
+    pub heard_ms: i64,
+}

@@ -25,6 +25,7 @@ impl StoreKind {
                 include_str!("../migrations/region/0002_replication_outbox.sql"),
                 include_str!("../migrations/region/0003_kms.sql"),
                 include_str!("../migrations/region/0004_replica_detachments.sql"),
+                include_str!("../migrations/region/0005_failover.sql"),
             ],
             StoreKind::Iam => &[
                 include_str!("../migrations/iam/0001_initial.sql"),
@@ -43,6 +44,7 @@ impl StoreKind {
                 include_str!("../migrations/postgres/region/0002_replication_outbox.sql"),
                 include_str!("../migrations/postgres/region/0003_kms.sql"),
                 include_str!("../migrations/postgres/region/0004_replica_detachments.sql"),
+                include_str!("../migrations/postgres/region/0005_failover.sql"),
             ],
             StoreKind::Iam => &[
                 include_str!("../migrations/postgres/iam/0001_initial.sql"),

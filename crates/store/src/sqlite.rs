@@ -453,6 +453,33 @@ impl Store for SqliteStore {
         self.load_one(row).await
     }
 
+    async fn record_heads(&self, heads: &[crate::ReplicaHead]) -> Result<()> {
+        Ok(crate::failover_rows::sqlite::record_heads(&self.pools.writer, heads).await?)
+    }
+
+    async fn replica_heads(&self) -> Result<Vec<crate::ReplicaHead>> {
+        Ok(crate::failover_rows::sqlite::replica_heads(&self.pools.reader).await?)
+    }
+
+    async fn delete_heads(&self, arns: &[String]) -> Result<()> {
+        Ok(crate::failover_rows::sqlite::delete_heads(&self.pools.writer, arns).await?)
+    }
+
+    async fn replica_states(&self) -> Result<Vec<(String, String)>> {
+        Ok(crate::failover_rows::sqlite::replica_states(&self.pools.reader).await?)
+    }
+
+    async fn save_document(&self, key: &str, body: &str, now_ms: i64) -> Result<()> {
+        Ok(
+            crate::failover_rows::sqlite::save_document(&self.pools.writer, key, body, now_ms)
+                .await?,
+        )
+    }
+
+    async fn load_documents(&self, prefix: &str) -> Result<Vec<(String, String)>> {
+        Ok(crate::failover_rows::sqlite::load_documents(&self.pools.reader, prefix).await?)
+    }
+
     async fn load_detachment(&self, arn: &str) -> Result<Option<crate::Detachment>> {
         let row = sqlx::query("SELECT * FROM replica_detachments WHERE arn = $1")
             .bind(arn)

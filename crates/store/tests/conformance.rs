@@ -166,6 +166,7 @@ conformance!(
     finish_retry_and_depth,
     each_destination_is_claimed_on_its_own_and_a_retry_holds_back_older_rows,
     a_promotion_is_remembered_after_the_secret_is_deleted,
+    replica_heads_only_move_forward_and_replicas_are_listed,
     a_row_waits_behind_an_older_row_of_its_secret_in_backoff,
     commit_and_finish_is_all_or_nothing,
     reopening_keeps_everything,
@@ -1174,6 +1175,66 @@ mod cases {
             .await
             .unwrap();
         assert_eq!(payloads(&now), ["6"]);
+    }
+
+    pub async fn replica_heads_only_move_forward_and_replicas_are_listed(b: &Backend) {
+        let store = b.region().await;
+        let head = |arn: &str, seq, version: &str| coffer_store::ReplicaHead {
+            arn: arn.into(),
+            primary_region: "us-west-2".into(),
+            seq,
+            version_id: Some(version.into()),
+            commit_ms: seq * 10,
+            heard_ms: 1,
+        };
+        store
+            .record_heads(&[head("a", 5, "v5"), head("b", 2, "v2")])
+            .await
+            .unwrap();
+        // An older announcement arriving late changes nothing; a newer one replaces it.
+        store
+            .record_heads(&[head("a", 4, "v4"), head("b", 3, "v3")])
+            .await
+            .unwrap();
+        assert_eq!(
+            store.replica_heads().await.unwrap(),
+            vec![head("a", 5, "v5"), head("b", 3, "v3")]
+        );
+        store.delete_heads(&["a".to_string()]).await.unwrap();
+        assert_eq!(
+            store.replica_heads().await.unwrap(),
+            vec![head("b", 3, "v3")]
+        );
+
+        // Only replicas are listed, with their state as stored.
+        let mut replica = secret(ACCOUNT, "dr/replica", 1_000);
+        let state = r#"{"replica":{"primary_region":"us-west-2","primary_arn":"x","seq":3}}"#;
+        replica.replication = Some(state.into());
+        let mut primary = secret(ACCOUNT, "dr/primary", 1_001);
+        primary.replication = Some(r#"{"primary":{"replicas":[]}}"#.into());
+        let plain = secret(ACCOUNT, "dr/plain", 1_002);
+        let replica_arn = replica.arn.clone();
+        insert(&store, replica, Vec::new()).await;
+        insert(&store, primary, Vec::new()).await;
+        insert(&store, plain, Vec::new()).await;
+        assert_eq!(
+            store.replica_states().await.unwrap(),
+            vec![(replica_arn, state.to_string())]
+        );
+
+        // Documents by key prefix, replaced in place; `_` and `%` are not wildcards.
+        store.save_document("failover/a_1", "{}", 1).await.unwrap();
+        store
+            .save_document("failover/a_1", "{\"n\":2}", 2)
+            .await
+            .unwrap();
+        store.save_document("failover/ab", "{}", 3).await.unwrap();
+        store.save_document("other/x", "{}", 4).await.unwrap();
+        assert_eq!(
+            store.load_documents("failover/a_").await.unwrap(),
+            vec![("failover/a_1".to_string(), "{\"n\":2}".to_string())]
+        );
+        assert_eq!(store.load_documents("failover/").await.unwrap().len(), 2);
     }
 
     pub async fn a_promotion_is_remembered_after_the_secret_is_deleted(b: &Backend) {

@@ -14,6 +14,7 @@ mod auth;
 mod create;
 mod details;
 mod list;
+mod regions;
 mod replication;
 mod value;
 
@@ -66,6 +67,11 @@ pub(crate) fn routes() -> Router<Arc<Console>> {
         .route(
             "/console/secret/promote",
             get(replication::promote_page).post(replication::promote_submit),
+        )
+        .route("/console/regions", get(regions::page))
+        .route(
+            "/console/regions/failover",
+            get(regions::failover_page).post(regions::failover_submit),
         )
         .route("/console/static/{file}", get(assets::serve))
         .route("/console/{*rest}", any(not_found))
