@@ -269,6 +269,7 @@ struct AddRegionsPage {
     error: Option<String>,
     back_url: String,
     replicated: bool,
+    overwrite: bool,
 }
 
 fn add_regions_page(
@@ -277,6 +278,7 @@ fn add_regions_page(
     name: &str,
     rows: Vec<ReplicaRow>,
     replicated: bool,
+    overwrite: bool,
     error: Option<String>,
 ) -> Response {
     let status = if error.is_some() {
@@ -294,6 +296,7 @@ fn add_regions_page(
             error,
             back_url: format!("{}#replication", secret_url(region, name)),
             replicated,
+            overwrite,
         },
     )
 }
@@ -328,6 +331,7 @@ pub async fn add_page(
         &name,
         rows,
         replicated,
+        false,
         None,
     ))
 }
@@ -341,6 +345,7 @@ pub async fn add_submit(
     let name = form.text("name");
     let region = ctx.region(&region_name)?;
     let replicated = form.checked("replicated");
+    let overwrite = form.checked("overwrite");
     if form.get("more") == Some("replica") || form.get("remove_row").is_some() {
         let extra = usize::from(form.get("more").is_some());
         let rows = replica_rows(&console, &region_name, Some(&form), extra);
@@ -350,6 +355,7 @@ pub async fn add_submit(
             &name,
             rows,
             replicated,
+            overwrite,
             None,
         ));
     }
@@ -362,6 +368,7 @@ pub async fn add_submit(
             &name,
             rows,
             replicated,
+            overwrite,
             Some("Choose at least one Region.".into()),
         ));
     }
@@ -374,7 +381,9 @@ pub async fn add_submit(
             replicate_secret_to_regions::Input {
                 secret_id: Some(name.clone()),
                 add_replica_regions: Some(requested),
-                force_overwrite_replica_secret: None,
+                // "Overwrite" as on the Retry dialog: a Region that already holds a secret of
+                // this name (a promoted replica, say) takes this secret's value.
+                force_overwrite_replica_secret: overwrite.then_some(true),
             },
         )
         .await;
@@ -400,6 +409,7 @@ pub async fn add_submit(
                 &name,
                 rows,
                 replicated,
+                overwrite,
                 Some(e.message),
             ))
         }

@@ -1,0 +1,102 @@
+// The rough edges a person hits in the first hour (issue 15), each driven in a real browser:
+// re-adding a promoted Region, storing without a value, the Actions menu, Post/Redirect/Get,
+// delete confirmation, inline field errors, a narrow window, a lost connection and a restart,
+// and the smaller ones (default Region, status polling, KMS keys page, list sorting).
+
+import assert from 'node:assert/strict';
+import { after, before, describe, test } from 'node:test';
+
+import { eventually, startBrowser, startServer, uniqueName } from './harness.mjs';
+
+const PRIMARY = 'us-west-2';
+let server;
+let browser;
+let page;
+
+async function signIn(p, srv = server) {
+  await p.goto(`${srv.endpoint}/console/sign-in`);
+  await p.fill('#access_key_id', srv.credentials.accessKeyId);
+  await p.fill('#secret_access_key', srv.credentials.secretAccessKey);
+  await p.click('button:has-text("Sign in")');
+  await p.waitForURL('**/console/secrets?**');
+}
+
+async function openSecret(region, name, p = page) {
+  await p.goto(`${server.endpoint}/console/secret?region=${region}&name=${encodeURIComponent(name)}`);
+}
+
+async function replicaStatuses(p = page) {
+  return p.$$eval('#replication tbody tr', (rows) =>
+    Object.fromEntries(rows.map((r) => [r.querySelector('th').textContent.trim(), r.dataset.status])),
+  );
+}
+
+async function flash(p = page) {
+  return (await p.textContent('.flash')).trim();
+}
+
+async function createReplicated(name, regions) {
+  await server.api(PRIMARY, 'CreateSecret', {
+    Name: name,
+    SecretString: 'value-1',
+    AddReplicaRegions: regions.map((Region) => ({ Region })),
+    ClientRequestToken: crypto.randomUUID(),
+  });
+  await eventually(
+    async () => {
+      const d = await server.api(PRIMARY, 'DescribeSecret', { SecretId: name });
+      return d.ReplicationStatus.every((r) => r.Status === 'InSync');
+    },
+    { what: `${name} InSync` },
+  );
+}
+
+before(async () => {
+  server = await startServer();
+  browser = await startBrowser();
+  page = browser.page;
+  page.on('pageerror', (err) => {
+    throw new Error(`script error on ${page.url()}: ${err.message}`);
+  });
+  await signIn(page);
+});
+
+after(async () => {
+  await browser?.close();
+  await server?.stop();
+});
+
+describe('1: re-adding a Region after promotion', () => {
+  test('the row stays with the name-clash failure, and Add Region offers Overwrite', async () => {
+    const name = uniqueName('promoted');
+    await createReplicated(name, ['us-east-1']);
+    await server.api('us-east-1', 'StopReplicationToReplica', { SecretId: name });
+    await openSecret(PRIMARY, name);
+    await eventually(async () => Object.keys(await replicaStatuses()).length === 0, {
+      what: 'us-east-1 gone from the primary',
+    });
+    await page.click('#replicate-secret');
+    await page.selectOption('#replica-region-0', 'us-east-1');
+    await page.click('#replicate');
+    await page.waitForURL('**/console/secret?**');
+    assert.match(await flash(), /Replication to us-east-1 started/);
+    await eventually(async () => (await replicaStatuses())['us-east-1'] === 'Failed', {
+      what: 'us-east-1 Failed',
+    });
+    // It stays through several refreshes.
+    await page.waitForTimeout(7000);
+    assert.equal((await replicaStatuses())['us-east-1'], 'Failed');
+    assert.match(await page.textContent('#replica-us-east-1 .message'), /already exists in region us-east-1/);
+    await page.click('#add-region');
+    await page.waitForURL('**/console/secret/replicate?**');
+    await page.selectOption('#replica-region-0', 'us-east-1');
+    await page.check('#overwrite');
+    await page.click('#replicate');
+    await page.waitForURL('**/console/secret?**');
+    await eventually(async () => (await replicaStatuses())['us-east-1'] === 'InSync', {
+      what: 'us-east-1 InSync after overwrite',
+    });
+    const replica = await server.api('us-east-1', 'DescribeSecret', { SecretId: name });
+    assert.equal(replica.PrimaryRegion, PRIMARY);
+  });
+});
