@@ -280,8 +280,8 @@ describe('web console', () => {
   });
 
   test('edit the value as a new version', async () => {
-    await page.click('button:has-text("Edit secret value")');
-    await page.waitForURL('**/console/secret/edit-value');
+    await page.click('#edit-value');
+    await page.waitForURL('**/console/secret/edit-value?**');
     assert.equal(await page.inputValue('#pair-value-2'), VALUE.password);
     await page.fill('#pair-value-2', 'a-new-password-value');
     await page.click('button:has-text("Save")');

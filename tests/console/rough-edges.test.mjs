@@ -100,3 +100,35 @@ describe('1: re-adding a Region after promotion', () => {
     assert.equal(replica.PrimaryRegion, PRIMARY);
   });
 });
+
+describe('2: a secret needs a value', () => {
+  test('Store with the key/value row left empty is refused at the value, and nothing is stored', async () => {
+    const name = uniqueName('no-value');
+    await page.goto(`${server.endpoint}/console/secrets/new?region=${PRIMARY}`);
+    await page.fill('#name', name);
+    await page.click('#store');
+    await page.waitForURL('**/console/secrets/new?**');
+    assert.match(await page.textContent('.value-editor .field-error'), /Enter a secret value/);
+    assert.equal(await page.getAttribute('#pair-key-1', 'aria-invalid'), 'true');
+    assert.equal(await page.inputValue('#name'), name, 'what was typed is kept');
+    const found = await server.api(PRIMARY, 'ListSecrets', { Filters: [{ Key: 'name', Values: [name] }] });
+    assert.deepEqual(found.SecretList, []);
+  });
+
+  test('a secret stored without a value (through the API) can be given one', async () => {
+    const name = uniqueName('empty');
+    await server.api(PRIMARY, 'CreateSecret', { Name: name, ClientRequestToken: crypto.randomUUID() });
+    await openSecret(PRIMARY, name);
+    assert.match(await page.textContent('#versions'), /no value yet/);
+    await page.click('#set-value');
+    await page.waitForURL('**/console/secret/edit-value?**');
+    assert.match(await page.textContent('h1'), /Set secret value/);
+    await page.fill('#pair-key-1', 'token');
+    await page.fill('#pair-value-1', 'first-token-value');
+    await page.click('#save-value');
+    await page.waitForURL('**/console/secret?**');
+    assert.match(await flash(), /Saved the new secret value/);
+    const stored = await server.api(PRIMARY, 'GetSecretValue', { SecretId: name });
+    assert.deepEqual(JSON.parse(stored.SecretString), { token: 'first-token-value' });
+  });
+});

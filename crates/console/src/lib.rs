@@ -32,12 +32,14 @@ use zeroize::Zeroizing;
 
 mod assets;
 pub mod audit;
+mod drafts;
 mod form;
 mod guidance;
 mod pages;
 pub mod session;
 mod view;
 
+use drafts::Problem;
 use form::Form;
 use session::{Flash, Session, Sessions};
 
@@ -103,6 +105,8 @@ pub struct Console {
     peers: BTreeSet<String>,
     credentials: Arc<dyn Credentials>,
     sessions: Sessions,
+    /// Forms kept between a POST and the GET page that shows them again.
+    drafts: drafts::Drafts,
     /// The audit log every console action and sign-in is recorded in (`None`: not recorded).
     audit: Option<Arc<coffer_audit::AuditLog>>,
 }
@@ -124,6 +128,7 @@ pub fn router(
         peers: peers.into_iter().collect(),
         credentials,
         sessions: Sessions::new(settings.idle_timeout),
+        drafts: drafts::Drafts::default(),
         audit,
     });
     pages::routes()
@@ -455,6 +460,30 @@ impl Ctx {
                 text: text.into(),
             },
         );
+    }
+
+    /// Post/Redirect/Get: keeps `form` (with what was wrong with it) and answers 303 to the GET
+    /// page `page` (a URL with a query), which shows it again, scrolled to `anchor`.
+    pub fn redirect_with_draft(
+        &self,
+        page: &str,
+        form: &Form,
+        problem: Option<Problem>,
+        anchor: &str,
+    ) -> Response {
+        let id = self.console.drafts.save(&self.session, form, problem);
+        see_other(&format!("{page}&draft={id}{anchor}"))
+    }
+
+    /// The draft a GET page's query names (`None`: it names none); a draft that is gone (too
+    /// old, or another session's) is the problem that says so.
+    pub fn draft(&self, query: &Form) -> Option<Result<(Form, Option<Problem>), Problem>> {
+        let id = query.get("draft")?;
+        Some(self.console.drafts.load(&self.session, id).ok_or_else(|| {
+            Problem::form(
+                "What you typed in this form is no longer kept (it is kept for 15 minutes, for this session only). Fill it in again.",
+            )
+        }))
     }
 
     /// The Region a request names, or a page saying this node does not serve it.

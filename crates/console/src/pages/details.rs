@@ -71,6 +71,7 @@ struct SecretPage {
     policy: Option<String>,
     rotation: RotationView,
     list_url: String,
+    edit_url: String,
 }
 
 impl SecretPage {
@@ -252,6 +253,7 @@ pub async fn page_with(
         policy,
         rotation: rotation_view(&entry),
         list_url: url("/console/secrets", &[("region", region_name)]),
+        edit_url: super::value::edit_url(region_name, &name),
         name,
     };
     Ok(render(StatusCode::OK, &page))

@@ -30,7 +30,7 @@ pub(crate) fn routes() -> Router<Arc<Console>> {
         )
         .route("/console/secret", get(details::page))
         .route("/console/secret/value", post(value::retrieve))
-        .route("/console/secret/edit-value", post(value::edit))
+        .route("/console/secret/edit-value", get(value::edit))
         .route("/console/secret/put-value", post(value::put))
         .route("/console/secret/update", post(details::update))
         .route("/console/secret/tag", post(details::tag))

@@ -17,6 +17,7 @@ use coffer_core::ops::{
 };
 use coffer_core::region::DEFAULT_KEY_ALIAS;
 
+use crate::drafts::{FormState, Problem};
 use crate::form::{Form, url};
 use crate::guidance::{Advice, advise};
 use crate::view::{Role, day, secret_page_url, secret_url, status_class};
@@ -266,42 +267,18 @@ struct AddRegionsPage {
     region: String,
     name: String,
     rows: Vec<ReplicaRow>,
-    error: Option<String>,
+    fs: FormState,
     back_url: String,
     replicated: bool,
     overwrite: bool,
 }
 
-fn add_regions_page(
-    ctx: &Ctx,
-    region: &str,
-    name: &str,
-    rows: Vec<ReplicaRow>,
-    replicated: bool,
-    overwrite: bool,
-    error: Option<String>,
-) -> Response {
-    let status = if error.is_some() {
-        StatusCode::BAD_REQUEST
-    } else {
-        StatusCode::OK
-    };
-    render(
-        status,
-        &AddRegionsPage {
-            layout: ctx.layout(&format!("Add replica Regions: {name}"), region),
-            region: region.to_string(),
-            name: name.to_string(),
-            rows,
-            error,
-            back_url: format!("{}#replication", secret_url(region, name)),
-            replicated,
-            overwrite,
-        },
-    )
+fn add_url(region: &str, name: &str) -> String {
+    secret_page_url("replicate", region, name)
 }
 
-/// "Replicate secret" / "Add Region": the "Add replica Regions" form.
+/// "Replicate secret" / "Add Region": the "Add replica Regions" form, or the form as the user
+/// left it when it came back (Post/Redirect/Get, see [`crate::drafts`]).
 pub async fn add_page(
     State(console): State<Arc<Console>>,
     request: Request,
@@ -324,15 +301,46 @@ pub async fn add_page(
             ));
         }
     };
-    let rows = replica_rows(&console, &region_name, None, 1);
-    Ok(add_regions_page(
-        &ctx,
-        &region_name,
-        &name,
-        rows,
-        replicated,
-        false,
-        None,
+    let (rows, fs, overwrite) = match ctx.draft(&q) {
+        Some(Ok((form, problem))) => {
+            let extra = usize::from(form.get("more").is_some());
+            let rows = replica_rows(&console, &region_name, Some(&form), extra);
+            let focus = if extra > 0 {
+                format!("replica-region-{}", rows.len().saturating_sub(1))
+            } else if form.get("remove_row").is_some() {
+                "add-more-regions".to_string()
+            } else {
+                String::new()
+            };
+            (
+                rows,
+                FormState::new(problem, focus),
+                form.checked("overwrite"),
+            )
+        }
+        Some(Err(problem)) => (
+            replica_rows(&console, &region_name, None, 1),
+            FormState::new(Some(problem), ""),
+            false,
+        ),
+        None => (
+            replica_rows(&console, &region_name, None, 1),
+            FormState::default(),
+            false,
+        ),
+    };
+    Ok(render(
+        StatusCode::OK,
+        &AddRegionsPage {
+            layout: ctx.layout(&format!("Add replica Regions: {name}"), &region_name),
+            back_url: format!("{}#replication", secret_url(&region_name, &name)),
+            region: region_name,
+            name,
+            rows,
+            fs,
+            replicated,
+            overwrite,
+        },
     ))
 }
 
@@ -344,33 +352,19 @@ pub async fn add_submit(
     let region_name = form.text("region");
     let name = form.text("name");
     let region = ctx.region(&region_name)?;
-    let replicated = form.checked("replicated");
     let overwrite = form.checked("overwrite");
-    if form.get("more") == Some("replica") || form.get("remove_row").is_some() {
-        let extra = usize::from(form.get("more").is_some());
-        let rows = replica_rows(&console, &region_name, Some(&form), extra);
-        return Ok(add_regions_page(
-            &ctx,
-            &region_name,
-            &name,
-            rows,
-            replicated,
-            overwrite,
-            None,
-        ));
+    let again = add_url(&region_name, &name);
+    if form.get("more") == Some("replica") {
+        let anchor = format!("#replica-region-{}", form.all("replica_region").count());
+        return Ok(ctx.redirect_with_draft(&again, &form, None, &anchor));
+    }
+    if form.get("remove_row").is_some() {
+        return Ok(ctx.redirect_with_draft(&again, &form, None, "#add-more-regions"));
     }
     let requested = requested_regions(&form);
     if requested.is_empty() {
-        let rows = replica_rows(&console, &region_name, Some(&form), 0);
-        return Ok(add_regions_page(
-            &ctx,
-            &region_name,
-            &name,
-            rows,
-            replicated,
-            overwrite,
-            Some("Choose at least one Region.".into()),
-        ));
+        let problem = Problem::field("replica-region-0", "Choose at least one Region.");
+        return Ok(ctx.redirect_with_draft(&again, &form, Some(problem), ""));
     }
     let regions: Vec<String> = requested.iter().filter_map(|r| r.region.clone()).collect();
     let result = ctx
@@ -401,18 +395,7 @@ pub async fn add_submit(
                 secret_url(&region_name, &name)
             )))
         }
-        Err(e) => {
-            let rows = replica_rows(&console, &region_name, Some(&form), 0);
-            Ok(add_regions_page(
-                &ctx,
-                &region_name,
-                &name,
-                rows,
-                replicated,
-                overwrite,
-                Some(e.message),
-            ))
-        }
+        Err(e) => Ok(ctx.redirect_with_draft(&again, &form, Some(Problem::form(e.message)), "")),
     }
 }
 
