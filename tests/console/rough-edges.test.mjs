@@ -132,3 +132,35 @@ describe('2: a secret needs a value', () => {
     assert.deepEqual(JSON.parse(stored.SecretString), { token: 'first-token-value' });
   });
 });
+
+/** Whether an element is clipped by a scrolling or clipping ancestor; the ancestor's class. */
+async function clippedBy(locator) {
+  return locator.evaluate((el) => {
+    const r = el.getBoundingClientRect();
+    for (let a = el.parentElement; a && a !== document.body; a = a.parentElement) {
+      const s = getComputedStyle(a);
+      if (s.overflowX === 'visible' && s.overflowY === 'visible') continue;
+      const c = a.getBoundingClientRect();
+      if (r.top < c.top - 0.5 || r.bottom > c.bottom + 0.5 || r.left < c.left - 0.5 || r.right > c.right + 0.5) {
+        return a.className || a.tagName;
+      }
+    }
+    return null;
+  });
+}
+
+describe('3: the Actions menu', () => {
+  test('with one replica, Retry and Remove are shown in full, not clipped by the table', async () => {
+    const name = uniqueName('one-replica');
+    await createReplicated(name, ['eu-west-1']);
+    await openSecret(PRIMARY, name);
+    await page.click('#actions-eu-west-1');
+    for (const text of ['Retry replication', 'Remove replica']) {
+      const item = page.locator('#replica-eu-west-1 .menu a', { hasText: text });
+      assert.ok(await item.isVisible(), text);
+      assert.equal(await clippedBy(item), null, `${text} is clipped`);
+    }
+    await page.click('#replica-eu-west-1 >> text=Remove replica');
+    await page.waitForURL('**/console/secret/remove-replica?**');
+  });
+});
