@@ -114,13 +114,14 @@ describe('web console', () => {
     assert.deepEqual(JSON.parse(stored.SecretString), VALUE);
   });
 
-  test('an error of the API is shown with its message', async () => {
+  test('an error of the API is shown with its message, at the field it is about', async () => {
     await page.goto(`${server.endpoint}/console/secrets/new?region=${PRIMARY}`);
     await page.fill('#pair-key-1', 'k');
     await page.fill('#pair-value-1', 'v');
     await page.fill('#name', name);
     await page.click('button:has-text("Store")');
-    assert.match(await flash(), new RegExp(`The operation failed because the secret ${name} already exists`));
+    await page.waitForURL('**/console/secrets/new?**');
+    assert.match(await page.textContent('#name-error'), new RegExp(`The operation failed because the secret ${name} already exists`));
   });
 
   test('replicate to two Regions; the status refreshes without a reload', async () => {
@@ -431,7 +432,7 @@ describe('web console without JavaScript', () => {
     await p.waitForURL('**/console/secret?**');
     assert.ok(await p.$('#replication'));
     await p.click('#retrieve-value');
-    await p.waitForURL('**/console/secret/value');
+    await p.waitForSelector('#secret-value-table');
     assert.equal(
       await p.$$eval('#secret-value-table tbody td', (cells) => cells[1].textContent.trim()),
       'a-new-password-value',

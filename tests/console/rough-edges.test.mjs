@@ -164,3 +164,99 @@ describe('3: the Actions menu', () => {
     await page.waitForURL('**/console/secret/remove-replica?**');
   });
 });
+
+/** Back or Forward; fails on Chrome's "Confirm Form Resubmission" (ERR_CACHE_MISS) page. */
+async function travel(p, direction) {
+  const outcome = await (direction === 'back' ? p.goBack() : p.goForward()).catch((err) => err);
+  assert.ok(!(outcome instanceof Error), `${direction}: ${outcome?.message}`);
+  assert.ok(p.url().startsWith(server.endpoint), `${direction} landed on ${p.url()}`);
+  assert.ok(!(await p.content()).includes('ERR_CACHE_MISS'), `${direction}: resubmission page`);
+}
+
+async function focusedId(p = page) {
+  return p.evaluate(() => document.activeElement?.id);
+}
+
+async function inViewport(selector, p = page) {
+  return p.$eval(selector, (el) => {
+    const r = el.getBoundingClientRect();
+    return r.top >= 0 && r.bottom <= window.innerHeight;
+  });
+}
+
+describe('5: Post/Redirect/Get', () => {
+  test('"Add row" and "Add tag" keep the focus and the position, and Back/Forward never resubmit', async () => {
+    await page.setViewportSize({ width: 1280, height: 600 });
+    try {
+      const name = uniqueName('prg');
+      await page.goto(`${server.endpoint}/console/secrets/new?region=${PRIMARY}`);
+      await page.fill('#pair-key-1', 'user');
+      await page.fill('#pair-value-1', 'app');
+      await page.fill('#name', name);
+      await page.click('#add-tag');
+      await page.waitForURL('**/console/secrets/new?**draft=**');
+      assert.equal(await focusedId(), 'tag-key-2');
+      assert.ok(await inViewport('#tag-key-2'), 'the new tag row is in view');
+      assert.ok(await page.evaluate(() => window.scrollY > 0), 'not back at the top');
+      await page.click('#add-row');
+      assert.equal(await focusedId(), 'pair-key-2');
+      assert.ok(await inViewport('#pair-key-2'));
+      await page.click('#add-more-regions');
+      assert.equal(await focusedId(), 'replica-region-0');
+      // Leave the form, then come back to it and go forward again.
+      await page.click('main a.button:has-text("Cancel")');
+      await page.waitForURL('**/console/secrets?**');
+      await travel(page, 'back');
+      assert.equal(await page.inputValue('#pair-key-1'), 'user', 'what was typed is shown again');
+      assert.equal(await page.inputValue('#name'), name);
+      await travel(page, 'back');
+      await travel(page, 'forward');
+      await travel(page, 'forward');
+      assert.match(page.url(), /\/console\/secrets\?region=/);
+      // "Edit secret value" and its "Add row" are pages one can go back to as well.
+      await server.api(PRIMARY, 'CreateSecret', { Name: name, SecretString: '{"a":"1"}', ClientRequestToken: crypto.randomUUID() });
+      await openSecret(PRIMARY, name);
+      await page.click('#retrieve-value');
+      await page.click('#edit-value');
+      await page.waitForURL('**/console/secret/edit-value?**');
+      await page.click('#add-row');
+      assert.equal(await focusedId(), 'pair-key-2');
+      await page.click('main a.button:has-text("Cancel")');
+      await page.waitForURL('**/console/secret?**');
+      await travel(page, 'back');
+      assert.equal(await page.inputValue('#pair-key-1'), 'a');
+      await travel(page, 'back');
+      await travel(page, 'forward');
+    } finally {
+      await page.setViewportSize({ width: 1280, height: 900 });
+    }
+  });
+
+  test('without JavaScript, a retrieved value and a refused sign-in are pages Back and Forward reach', async () => {
+    const plain = await startBrowser({ javaScriptEnabled: false });
+    try {
+      const p = plain.page;
+      const name = uniqueName('prg-plain');
+      await server.api(PRIMARY, 'CreateSecret', { Name: name, SecretString: 'plain-value-1', ClientRequestToken: crypto.randomUUID() });
+      await p.goto(`${server.endpoint}/console/sign-in`);
+      await p.fill('#access_key_id', server.credentials.accessKeyId);
+      await p.fill('#secret_access_key', 'wrong-secret');
+      await p.click('button:has-text("Sign in")');
+      assert.match(await p.textContent('#sign-in-error'), /not correct/);
+      assert.equal(await p.inputValue('#access_key_id'), server.credentials.accessKeyId);
+      await p.fill('#secret_access_key', server.credentials.secretAccessKey);
+      await p.click('button:has-text("Sign in")');
+      await p.waitForURL('**/console/secrets?**');
+      await p.goto(`${server.endpoint}/console/secret?region=${PRIMARY}&name=${encodeURIComponent(name)}`);
+      await p.click('#retrieve-value');
+      assert.equal((await p.textContent('#secret-value-plaintext')).trim(), 'plain-value-1');
+      await p.click('#hide-value');
+      await p.waitForSelector('#retrieve-value');
+      await travel(p, 'back');
+      assert.equal((await p.textContent('#secret-value-plaintext')).trim(), 'plain-value-1');
+      await travel(p, 'forward');
+    } finally {
+      await plain.close();
+    }
+  });
+});

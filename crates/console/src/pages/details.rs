@@ -266,7 +266,13 @@ pub async fn page(
     let (parts, _) = request.into_parts();
     let ctx = console.signed_in(&parts, true)?;
     let q = Form::from_query(parts.uri.query());
-    page_with(&ctx, &q.text("region"), &q.text("name"), None).await
+    let (region, name) = (q.text("region"), q.text("name"));
+    // A draft here is a "Retrieve secret value" sent without JavaScript.
+    let value = match ctx.draft(&q) {
+        Some(Ok((form, _))) => Some(super::value::reveal(&ctx, &region, &name, &form).await?),
+        _ => None,
+    };
+    page_with(&ctx, &region, &name, value).await
 }
 
 /// A signed-in POST about one secret: the context, the form, the Region and the name.

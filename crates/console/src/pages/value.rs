@@ -1,9 +1,11 @@
 //! The secret value: "Retrieve secret value" (revealed only on that click), and editing it as
 //! key/value pairs or plaintext (GetSecretValue, PutSecretValue).
 //!
-//! The value reaches a page only as the answer to a POST the user made (Retrieve, Edit, or the
-//! user's own form sent back after an error or "Add row"), never through a URL; every console
-//! response is `Cache-Control: no-store`.
+//! The value reaches a page only when the user asks for it: "Retrieve secret value" (a POST;
+//! without JavaScript it redirects to the secret's page with a draft id that only this session
+//! can use), "Edit secret value", or the user's own form shown again after an error or "Add
+//! row" (see [`crate::drafts`]). It never goes in a URL; every console response is
+//! `Cache-Control: no-store`.
 
 use std::sync::Arc;
 
@@ -18,7 +20,7 @@ use zeroize::{Zeroize, Zeroizing};
 use crate::drafts::{FormState, Problem};
 use crate::form::{Form, url};
 use crate::view::secret_url;
-use crate::{Console, Layout, html, is_htmx, render, see_other};
+use crate::{Console, Ctx, Layout, html, is_htmx, render, see_other};
 
 /// The value editor shared by "Store a new secret" and "Edit secret value".
 pub struct ValueEditor {
@@ -258,6 +260,9 @@ impl ValueSection {
     }
 }
 
+/// "Retrieve secret value": with htmx the section alone is swapped in; without JavaScript
+/// the POST answers 303 to the secret's page, which retrieves the value again for the draft it
+/// names (Post/Redirect/Get: Back and Forward never ask to resend the form).
 pub async fn retrieve(
     State(console): State<Arc<Console>>,
     request: Request,
@@ -266,21 +271,47 @@ pub async fn retrieve(
     let (ctx, form) = console.posted(request).await?;
     let region_name = form.text("region");
     let name = form.text("name");
-    let region = ctx.region(&region_name)?;
+    if !htmx {
+        ctx.region(&region_name)?;
+        return Ok(ctx.redirect_with_draft(
+            &secret_url(&region_name, &name),
+            &form,
+            None,
+            "#secret-value",
+        ));
+    }
+    let section = reveal(&ctx, &region_name, &name, &form).await?;
+    Ok(match section.render() {
+        Ok(body) => html(StatusCode::OK, body),
+        Err(_) => html(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "The value could not be shown.".into(),
+        ),
+    })
+}
+
+/// The value section with the value read now (GetSecretValue), as `form` asked for it.
+pub async fn reveal(
+    ctx: &Ctx,
+    region_name: &str,
+    name: &str,
+    form: &Form,
+) -> Result<ValueSection, Response> {
+    let region = ctx.region(region_name)?;
     let result = ctx
         .call(
             &region,
             "GetSecretValue",
             get_secret_value::run,
             get_secret_value::Input {
-                secret_id: Some(name.clone()),
+                secret_id: Some(name.to_string()),
                 version_id: form.optional("version_id"),
                 version_stage: None,
             },
         )
         .await;
     let editable = form.get("editable") == Some("true");
-    let mut section = ValueSection::hidden(&ctx.session.csrf, &region_name, &name, editable);
+    let mut section = ValueSection::hidden(&ctx.session.csrf, region_name, name, editable);
     match result {
         Ok(out) => {
             section.revealed = true;
@@ -302,16 +333,7 @@ pub async fn retrieve(
             section.error = Some(e.message);
         }
     }
-    if htmx {
-        return Ok(match section.render() {
-            Ok(body) => html(StatusCode::OK, body),
-            Err(_) => html(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "The value could not be shown.".into(),
-            ),
-        });
-    }
-    super::details::page_with(&ctx, &region_name, &name, Some(section)).await
+    Ok(section)
 }
 
 #[derive(Template)]
@@ -513,7 +535,7 @@ mod tests {
     #[test]
     fn an_oversized_value_names_the_json_it_is_stored_as() {
         let big = "x".repeat(40_000);
-        let e = editor(&[("a", "1"), ("b", &big), ("c", &big)])
+        let e = editor(&[("a", "1"), ("b", &big), ("c", &big[..30_000])])
             .value()
             .unwrap_err();
         assert_eq!(e.field.as_deref(), Some("pair-value-2"));
