@@ -69,6 +69,8 @@ describe('console actions in the audit log', () => {
 
     await page.fill('#recovery-window', '7');
     await page.click('#delete-secret');
+    await page.waitForURL('**/console/secret/delete?**');
+    await page.click('#confirm');
     await page.waitForURL('**/console/secret?**');
     assert.match((await page.textContent('.flash')).trim(), /scheduled for deletion/);
     const stored = await server.api(REGION, 'DescribeSecret', { SecretId: name });

@@ -379,6 +379,8 @@ describe('web console', () => {
     await page.waitForURL('**/console/secret?**');
     await page.fill('#recovery-window', '7');
     await page.click('#delete-secret');
+    await page.waitForURL('**/console/secret/delete?**');
+    await page.click('#confirm');
     await page.waitForURL('**/console/secret?**');
     assert.match(await flash(), /scheduled for deletion/);
     assert.ok(await page.$('#restore'));

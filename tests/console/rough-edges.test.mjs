@@ -260,3 +260,35 @@ describe('5: Post/Redirect/Get', () => {
     }
   });
 });
+
+describe('7: delete asks first', () => {
+  test('Delete opens a confirmation with the waiting period and the day it ends; nothing is deleted before Confirm', async () => {
+    const name = uniqueName('to-delete');
+    await server.api(PRIMARY, 'CreateSecret', { Name: name, SecretString: 'x', ClientRequestToken: crypto.randomUUID() });
+    await openSecret(PRIMARY, name);
+    await page.fill('#recovery-window', '9');
+    await page.click('#delete-secret');
+    await page.waitForURL('**/console/secret/delete?**');
+    const expected = new Date(Date.now() + 9 * 86_400_000).toISOString().slice(0, 10);
+    assert.equal(await page.inputValue('#recovery-window'), '9');
+    assert.equal((await page.textContent('#deletion-date')).trim(), expected);
+    assert.equal((await server.api(PRIMARY, 'DescribeSecret', { SecretId: name })).DeletedDate, undefined, 'not yet');
+    await page.click('#confirm');
+    await page.waitForURL('**/console/secret?**');
+    assert.match(await flash(), /scheduled for deletion/);
+    assert.ok((await server.api(PRIMARY, 'DescribeSecret', { SecretId: name })).DeletedDate);
+  });
+
+  test('a primary with replicas gets the hint to remove them first, not the raw API error', async () => {
+    const name = uniqueName('primary-delete');
+    await createReplicated(name, ['eu-west-1']);
+    await openSecret(PRIMARY, name);
+    await page.click('#delete-secret');
+    await page.waitForURL('**/console/secret/delete?**');
+    assert.match(await page.textContent('#replica-hint'), /replicas in eu-west-1/);
+    assert.match(await page.textContent('#replica-hint'), /Remove the replica Regions first/);
+    assert.equal(await page.$('#confirm'), null);
+    await page.click('#replica-hint a');
+    await page.waitForURL('**/console/secret?**#replication');
+  });
+});

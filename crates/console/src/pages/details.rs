@@ -72,6 +72,8 @@ struct SecretPage {
     rotation: RotationView,
     list_url: String,
     edit_url: String,
+    /// The Regions this secret (a primary) replicates to.
+    replication_regions: Vec<String>,
 }
 
 impl SecretPage {
@@ -254,6 +256,7 @@ pub async fn page_with(
         rotation: rotation_view(&entry),
         list_url: url("/console/secrets", &[("region", region_name)]),
         edit_url: super::value::edit_url(region_name, &name),
+        replication_regions: replica_regions(&entry),
         name,
     };
     Ok(render(StatusCode::OK, &page))
@@ -472,6 +475,80 @@ pub async fn cancel_rotation(
     Ok(done(&ctx, &region.region, &name, result, "#rotation"))
 }
 
+fn replica_regions(entry: &describe_secret::Output) -> Vec<String> {
+    entry
+        .replication_status
+        .iter()
+        .flatten()
+        .map(|r| r.region.clone())
+        .collect()
+}
+
+#[derive(Template)]
+#[template(path = "delete.html")]
+struct DeletePage {
+    layout: Layout,
+    region: String,
+    name: String,
+    days: i64,
+    deletion_date: String,
+    replicas: Vec<String>,
+    replication_url: String,
+    back_url: String,
+}
+
+/// "Delete secret": the confirmation, with the waiting period and the day it ends, as AWS's
+/// console asks. A primary with replicas gets the way out instead: DeleteSecret refuses it
+/// until its replica Regions are removed.
+pub async fn delete_page(
+    State(console): State<Arc<Console>>,
+    request: Request,
+) -> Result<Response, Response> {
+    let (parts, _) = request.into_parts();
+    let ctx = console.signed_in(&parts, true)?;
+    let q = Form::from_query(parts.uri.query());
+    let region_name = q.text("region");
+    let name = q.text("name");
+    let region = ctx.region(&region_name)?;
+    let entry = match ctx
+        .call(
+            &region,
+            "DescribeSecret",
+            describe_secret::run,
+            describe_secret::Input {
+                secret_id: Some(name.clone()),
+            },
+        )
+        .await
+    {
+        Ok(e) => e,
+        Err(e) => {
+            ctx.flash(true, e.message);
+            return Ok(see_other(&secret_url(&region_name, &name)));
+        }
+    };
+    let days = q
+        .text("recovery_window")
+        .parse::<i64>()
+        .unwrap_or(30)
+        .clamp(7, 30);
+    let deletion_date = (chrono::Utc::now() + chrono::Duration::days(days))
+        .format("%Y-%m-%d")
+        .to_string();
+    let back_url = secret_url(&region_name, &entry.name);
+    let page = DeletePage {
+        layout: ctx.layout(&format!("Delete secret: {}", entry.name), &region_name),
+        region: region_name,
+        name: entry.name.clone(),
+        days,
+        deletion_date,
+        replicas: replica_regions(&entry),
+        replication_url: format!("{back_url}#replication"),
+        back_url,
+    };
+    Ok(render(StatusCode::OK, &page))
+}
+
 pub async fn delete(
     State(console): State<Arc<Console>>,
     request: Request,
@@ -495,6 +572,14 @@ pub async fn delete(
                 "{name} is scheduled for deletion on {}. Until then you can cancel the deletion.",
                 time(Some(out.deletion_date))
             )
+        })
+        .map_err(|mut e| {
+            if e.message.contains("still has replica regions") {
+                e.message.push_str(
+                    " Remove the replica Regions first: in Replication, choose Actions, then Remove replica.",
+                );
+            }
+            e
         });
     Ok(done(&ctx, &region.region, &name, result, ""))
 }

@@ -45,7 +45,10 @@ pub(crate) fn routes() -> Router<Arc<Console>> {
             "/console/secret/rotation/cancel",
             post(details::cancel_rotation),
         )
-        .route("/console/secret/delete", post(details::delete))
+        .route(
+            "/console/secret/delete",
+            get(details::delete_page).post(details::delete),
+        )
         .route("/console/secret/restore", post(details::restore))
         .route(
             "/console/secret/replication",
