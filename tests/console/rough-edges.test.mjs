@@ -292,3 +292,40 @@ describe('7: delete asks first', () => {
     await page.waitForURL('**/console/secret?**#replication');
   });
 });
+
+describe('8: errors at the field', () => {
+  test('an invalid name is marked at the name field, which gets the focus; the hint lists "!"', async () => {
+    await page.goto(`${server.endpoint}/console/secrets/new?region=${PRIMARY}`);
+    assert.match(await page.textContent('#name-hint'), /!/);
+    await page.fill('#pair-key-1', 'k');
+    await page.fill('#pair-value-1', 'v');
+    await page.fill('#name', 'has a space');
+    await page.click('#store');
+    await page.waitForURL('**/console/secrets/new?**');
+    assert.equal(await page.getAttribute('#name', 'aria-invalid'), 'true');
+    assert.match(await page.textContent('#name-error'), /Invalid name/);
+    assert.equal(await focusedId(), 'name');
+    assert.equal(await page.$('main > .flash-error'), null, 'no banner at the top');
+    // "!" is accepted, as the hint says.
+    const bang = uniqueName('bang!');
+    await page.fill('#name', bang);
+    await page.click('#store');
+    await page.waitForURL('**/console/secret?**');
+    assert.match(await flash(), /Stored the secret/);
+  });
+
+  test('an over-size key/value value says the pairs are stored as JSON, at the value', async () => {
+    await page.goto(`${server.endpoint}/console/secrets/new?region=${PRIMARY}`);
+    await page.fill('#pair-key-1', 'blob');
+    await page.fill('#pair-value-1', 'x'.repeat(65_530));
+    await page.fill('#name', uniqueName('too-big'));
+    await page.click('#store');
+    await page.waitForURL('**/console/secrets/new?**');
+    assert.equal(await page.getAttribute('#pair-value-1', 'aria-invalid'), 'true');
+    const text = await page.textContent('#pair-value-1-error');
+    assert.match(text, /stored as one JSON text/);
+    assert.match(text, /65,5\d\d characters|6554\d characters/);
+    assert.doesNotMatch(text, /secretString/);
+    assert.equal(await focusedId(), 'pair-value-1');
+  });
+});
