@@ -329,3 +329,70 @@ describe('8: errors at the field', () => {
     assert.equal(await focusedId(), 'pair-value-1');
   });
 });
+
+/** How far the page scrolls sideways (0: it fits). */
+async function sidewaysOverflow(p) {
+  return p.evaluate(() => document.documentElement.scrollWidth - document.documentElement.clientWidth);
+}
+
+/** The characters after which the text of `selector` wraps to a new line. */
+async function breaksIn(p, selector) {
+  return p.$eval(selector, (el) => {
+    const range = document.createRange();
+    const walker = document.createTreeWalker(el, NodeFilter.SHOW_TEXT);
+    const breaks = [];
+    let top = null;
+    let previous = null;
+    for (let node = walker.nextNode(); node; node = walker.nextNode()) {
+      for (let i = 0; i < node.textContent.length; i += 1) {
+        range.setStart(node, i);
+        range.setEnd(node, i + 1);
+        const rect = range.getClientRects()[0];
+        if (!rect) continue;
+        if (top !== null && rect.top > top + 2) breaks.push(previous);
+        top = rect.top;
+        previous = node.textContent[i];
+      }
+    }
+    return breaks;
+  });
+}
+
+describe('6: a narrow window (390 px)', () => {
+  test('no page scrolls sideways, names break at "/", and the Actions are on screen', async () => {
+    const name = uniqueName('prod/production/database/us-west-primary');
+    await createReplicated(name, ['eu-west-1']);
+    await server.api(PRIMARY, 'TagResource', { SecretId: name, Tags: [{ Key: 'team', Value: 'orders' }] });
+    const narrow = await browser.context.newPage();
+    await narrow.setViewportSize({ width: 390, height: 844 });
+    try {
+      const pages = [
+        `/console/secrets?region=${PRIMARY}&field=name&q=${encodeURIComponent(name)}`,
+        `/console/secret?region=${PRIMARY}&name=${encodeURIComponent(name)}`,
+        `/console/secret?region=eu-west-1&name=${encodeURIComponent(name)}`,
+        `/console/secrets/new?region=${PRIMARY}`,
+        `/console/secret/replicate?region=${PRIMARY}&name=${encodeURIComponent(name)}`,
+        `/console/secret/edit-value?region=${PRIMARY}&name=${encodeURIComponent(name)}`,
+        `/console/secret/retry?region=${PRIMARY}&name=${encodeURIComponent(name)}&replica=eu-west-1`,
+        `/console/secret/delete?region=${PRIMARY}&name=${encodeURIComponent(name)}`,
+      ];
+      for (const path of pages) {
+        await narrow.goto(`${server.endpoint}${path}`);
+        assert.equal(await sidewaysOverflow(narrow), 0, `${path} scrolls sideways`);
+      }
+      await narrow.goto(`${server.endpoint}${pages[0]}`);
+      const breaks = await breaksIn(narrow, 'table.list tbody th a');
+      assert.ok(breaks.length > 0, 'the long name wraps');
+      assert.deepEqual(breaks.filter((c) => c !== '/' && c !== '-'), [], `breaks after ${breaks.join(' ')}`);
+      await narrow.goto(`${server.endpoint}${pages[1]}`);
+      const actions = await narrow.$eval('#actions-eu-west-1', (el) => el.getBoundingClientRect().right);
+      assert.ok(actions <= 390, `Actions at x=${actions}`);
+      await narrow.click('#actions-eu-west-1');
+      assert.equal(await sidewaysOverflow(narrow), 0, 'the open menu fits');
+      const remove = narrow.locator('#replica-eu-west-1 .menu a', { hasText: 'Remove replica' });
+      assert.equal(await clippedBy(remove), null);
+    } finally {
+      await narrow.close();
+    }
+  });
+});

@@ -18,6 +18,24 @@ pub fn day(ts: Option<Timestamp>) -> String {
         .unwrap_or_else(|| "—".to_string())
 }
 
+/// A secret name as HTML that a narrow column wraps after a "/" (`<wbr>`), never in the middle
+/// of a path segment: `prod/<wbr>orders/<wbr>db`. Everything else is escaped.
+pub fn breakable_name(name: &str) -> String {
+    let mut out = String::with_capacity(name.len() + 8);
+    for c in name.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            '/' => out.push_str("/<wbr>"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
 pub fn or_dash(s: Option<&str>) -> String {
     match s {
         Some(s) if !s.is_empty() => s.to_string(),
@@ -84,6 +102,14 @@ pub fn secret_page_url(page: &str, region: &str, name: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn names_break_after_slashes_and_are_escaped() {
+        assert_eq!(
+            breakable_name("prod/a<b>&\"'"),
+            "prod/<wbr>a&lt;b&gt;&amp;&quot;&#39;"
+        );
+    }
 
     #[test]
     fn dates_are_utc_and_days_have_no_time() {

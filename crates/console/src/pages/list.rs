@@ -24,7 +24,8 @@ const FIELDS: &[(&str, &str)] = &[
 ];
 
 pub struct Row {
-    pub name: String,
+    /// The name, escaped, with a line-break opportunity after each "/".
+    pub name_html: String,
     pub url: String,
     pub description: String,
     pub role: Role,
@@ -116,7 +117,7 @@ pub async fn page(
                 .secret_list
                 .iter()
                 .map(|s| Row {
-                    name: s.name.clone(),
+                    name_html: crate::view::breakable_name(&s.name),
                     url: secret_url(&region_name, &s.name),
                     description: or_dash(s.description.as_deref()),
                     role: Role::of(s.primary_region.as_deref(), &region_name),
