@@ -396,3 +396,72 @@ describe('6: a narrow window (390 px)', () => {
     }
   });
 });
+
+describe('4: a server that stops or restarts', () => {
+  test('the page says the connection is lost, and after a restart the session and a filled form go on', async () => {
+    const own = await startServer();
+    const b = await startBrowser();
+    try {
+      const p = b.page;
+      await signIn(p, own);
+      const name = uniqueName('restart');
+      await own.api(PRIMARY, 'CreateSecret', {
+        Name: name,
+        SecretString: 'v1',
+        AddReplicaRegions: [{ Region: 'us-east-1' }],
+        ClientRequestToken: crypto.randomUUID(),
+      });
+      await p.goto(`${own.endpoint}/console/secret?region=${PRIMARY}&name=${encodeURIComponent(name)}`);
+      await eventually(async () => (await replicaStatuses(p))['us-east-1'] === 'InSync', { what: 'InSync' });
+      assert.ok(await p.isVisible('#status-live'));
+      await own.halt();
+      await p.waitForSelector('#connection-notice.flash-error', { timeout: 10_000 });
+      assert.match(await p.textContent('#connection-notice'), /Connection to the Coffer server lost/);
+      assert.ok(await p.isVisible('#status-stale'), 'the status says it is not updating');
+      assert.ok(!(await p.isVisible('#status-live')));
+      // Retrieve while the server is down says so too, rather than nothing.
+      await p.evaluate(() => document.getElementById('connection-notice').remove());
+      await p.click('#retrieve-value');
+      await p.waitForSelector('#connection-notice.flash-error', { timeout: 10_000 });
+
+      // A form filled in while the server is down is sent after it restarts: the session lives on.
+      const form = await b.context.newPage();
+      await own.resume();
+      await p.waitForSelector('#connection-notice.flash-ok', { timeout: 10_000 });
+      assert.ok(await p.isVisible('#status-live'));
+      await form.goto(`${own.endpoint}/console/secrets/new?region=${PRIMARY}`);
+      assert.match(form.url(), /\/console\/secrets\/new/, 'still signed in after the restart');
+      await form.fill('#pair-key-1', 'k');
+      await form.fill('#pair-value-1', 'v');
+      const second = uniqueName('after-restart');
+      await form.fill('#name', second);
+      await own.halt();
+      await own.resume();
+      await form.click('#store');
+      await form.waitForURL('**/console/secret?**');
+      assert.match((await form.textContent('.flash')).trim(), new RegExp(`Stored the secret ${second}`));
+    } finally {
+      await b.close();
+      await own.stop();
+    }
+  });
+
+  test('two tabs on the sign-in page do not break each other', async () => {
+    const b = await startBrowser();
+    try {
+      const first = b.page;
+      const second = await b.context.newPage();
+      for (const p of [first, second]) {
+        await p.goto(`${server.endpoint}/console/sign-in`);
+        await p.fill('#access_key_id', server.credentials.accessKeyId);
+        await p.fill('#secret_access_key', server.credentials.secretAccessKey);
+      }
+      await first.click('button:has-text("Sign in")');
+      await first.waitForURL('**/console/secrets?**');
+      await second.click('button:has-text("Sign in")');
+      await second.waitForURL('**/console/secrets?**');
+    } finally {
+      await b.close();
+    }
+  });
+});

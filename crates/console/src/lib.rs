@@ -59,6 +59,9 @@ pub struct Settings {
     pub public: bool,
     /// A session ends after this long without a request (default: 15 minutes).
     pub idle_timeout: Duration,
+    /// Where sessions are kept so they survive a restart (`coffer serve`: the data
+    /// directory's `console-sessions.json`; `None`: in memory only). See [`session::persist`].
+    pub session_file: Option<std::path::PathBuf>,
 }
 
 impl Default for Settings {
@@ -67,6 +70,7 @@ impl Default for Settings {
             enabled: true,
             public: false,
             idle_timeout: DEFAULT_IDLE_TIMEOUT,
+            session_file: None,
         }
     }
 }
@@ -105,6 +109,9 @@ pub struct Console {
     peers: BTreeSet<String>,
     credentials: Arc<dyn Credentials>,
     sessions: Sessions,
+    session_file: Option<std::path::PathBuf>,
+    /// When the session file was last written for activity.
+    sessions_saved: std::sync::Mutex<Instant>,
     /// Forms kept between a POST and the GET page that shows them again.
     drafts: drafts::Drafts,
     /// The audit log every console action and sign-in is recorded in (`None`: not recorded).
@@ -120,6 +127,15 @@ pub fn router(
     settings: &Settings,
     audit: Option<Arc<coffer_audit::AuditLog>>,
 ) -> Router {
+    let sessions = Sessions::new(settings.idle_timeout);
+    if let Some(path) = &settings.session_file {
+        match session::persist::load(&sessions, path) {
+            Ok(n) => tracing::info!(sessions = n, "Console sessions restored"),
+            Err(e) => {
+                tracing::warn!(error = %e, path = %path.display(), "Console sessions could not be restored; everyone signs in again")
+            }
+        }
+    }
     let console = Arc::new(Console {
         regions: regions
             .iter()
@@ -127,7 +143,9 @@ pub fn router(
             .collect(),
         peers: peers.into_iter().collect(),
         credentials,
-        sessions: Sessions::new(settings.idle_timeout),
+        sessions,
+        session_file: settings.session_file.clone(),
+        sessions_saved: std::sync::Mutex::new(Instant::now()),
         drafts: drafts::Drafts::default(),
         audit,
     });
@@ -326,8 +344,33 @@ impl Console {
     fn session_of(&self, headers: &HeaderMap, touch: bool) -> Option<Session> {
         let cookies = headers.get(header::COOKIE)?.to_str().ok()?;
         let now = Instant::now();
-        session::cookie_values(cookies, session::COOKIE)
-            .find_map(|value| self.sessions.resume(value, now, touch))
+        let session = session::cookie_values(cookies, session::COOKIE)
+            .find_map(|value| self.sessions.resume(value, now, touch));
+        if touch && session.is_some() {
+            // Activity reaches the file at most once a minute.
+            let due = {
+                let mut saved = self.sessions_saved.lock().expect("sessions_saved lock");
+                let due = now.saturating_duration_since(*saved) >= Duration::from_secs(60);
+                if due {
+                    *saved = now;
+                }
+                due
+            };
+            if due {
+                self.sessions_changed();
+            }
+        }
+        session
+    }
+
+    /// Writes the session table to the session file, if there is one (a session started or
+    /// ended). A failure is logged; the sessions in memory go on working.
+    pub(crate) fn sessions_changed(&self) {
+        if let Some(path) = &self.session_file
+            && let Err(e) = session::persist::save(&self.sessions, path)
+        {
+            tracing::warn!(error = %e, path = %path.display(), "Console sessions could not be saved");
+        }
     }
 
     /// The signed-in user of a request, or the response that turns it away: a page load goes
@@ -348,6 +391,7 @@ impl Console {
                 if let Some(s) = session {
                     // The access key was deleted or rotated away: the session ends with it.
                     self.sessions.end(&s);
+                    self.sessions_changed();
                 }
                 Err(turn_away(parts))
             }

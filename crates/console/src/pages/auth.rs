@@ -187,6 +187,7 @@ pub async fn sign_in(State(console): State<Arc<Console>>, request: Request) -> R
         return refused(&next, "key", &id);
     };
     let (cookie, _) = console.sessions.start(&id, Instant::now());
+    console.sessions_changed();
     tracing::info!(access_key_id = %id, principal = %key.caller.principal_arn, "Console sign-in");
     with_cookie(see_other(&next), &set_cookie(session::COOKIE, &cookie))
 }
@@ -211,6 +212,7 @@ pub async fn sign_out(
 ) -> Result<Response, Response> {
     let (ctx, _) = console.posted(request).await?;
     console.sessions.end(&ctx.session);
+    console.sessions_changed();
     tracing::info!(access_key_id = %ctx.session.access_key_id, "Console sign-out");
     Ok(with_cookie(
         see_other("/console/sign-in?signed_out=1"),
