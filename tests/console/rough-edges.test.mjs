@@ -4,6 +4,8 @@
 // and the smaller ones (default Region, status polling, KMS keys page, list sorting).
 
 import assert from 'node:assert/strict';
+import { readFile } from 'node:fs/promises';
+import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 
 import { eventually, startBrowser, startServer, uniqueName } from './harness.mjs';
@@ -463,5 +465,72 @@ describe('4: a server that stops or restarts', () => {
     } finally {
       await b.close();
     }
+  });
+});
+
+async function auditRecords(srv = server) {
+  const text = await readFile(join(srv.dataDir, 'audit.log'), 'utf8');
+  return text.trim().split('\n').map((l) => JSON.parse(l));
+}
+
+describe('9: the smaller ones', () => {
+  test('sign-in opens the node\'s default Region (the first of --regions), not the first by name', async () => {
+    const b = await startBrowser();
+    try {
+      await signIn(b.page);
+      assert.match(b.page.url(), new RegExp(`/console/secrets\\?region=${PRIMARY}$`));
+      assert.equal(await b.page.inputValue('#region-switch'), PRIMARY);
+    } finally {
+      await b.close();
+    }
+  });
+
+  test('the status refresh writes no audit record per poll; the page load is recorded', async () => {
+    const name = uniqueName('polled');
+    await createReplicated(name, ['us-east-1']);
+    await openSecret(PRIMARY, name);
+    const described = async () =>
+      (await auditRecords()).filter(
+        (r) => r.eventName === 'DescribeSecret' && r.sessionCredentialFromConsole === 'true' && r.requestParameters?.SecretId === name,
+      ).length;
+    await eventually(async () => (await described()) >= 1, { what: 'the page load recorded' });
+    const atLoad = await described();
+    // Three or more refreshes (every 3 s) later:
+    let polls = 0;
+    page.on('request', (r) => {
+      if (r.url().includes('/console/secret/replication?')) polls += 1;
+    });
+    await page.waitForTimeout(10_000);
+    assert.ok(polls >= 3, `${polls} refreshes`);
+    assert.equal(await described(), atLoad, 'no record per refresh');
+  });
+
+  test('Retry is offered only for a failed replica, and its dialog does not say "Choose Actions"', async () => {
+    const name = uniqueName('retry-offer');
+    await server.api('eu-west-1', 'CreateSecret', { Name: name, SecretString: 'theirs', ClientRequestToken: crypto.randomUUID() });
+    await server.api(PRIMARY, 'CreateSecret', {
+      Name: name,
+      SecretString: 'ours',
+      AddReplicaRegions: [{ Region: 'us-east-1' }, { Region: 'eu-west-1' }],
+      ClientRequestToken: crypto.randomUUID(),
+    });
+    await openSecret(PRIMARY, name);
+    await eventually(
+      async () => {
+        const s = await replicaStatuses();
+        return s['us-east-1'] === 'InSync' && s['eu-west-1'] === 'Failed';
+      },
+      { what: 'one InSync, one Failed' },
+    );
+    await page.click('#actions-us-east-1');
+    assert.equal(await page.locator('#replica-us-east-1 .menu a', { hasText: 'Retry replication' }).count(), 0);
+    assert.equal(await page.locator('#replica-us-east-1 .menu a', { hasText: 'Remove replica' }).count(), 1);
+    await page.keyboard.press('Escape');
+    await page.click('#actions-eu-west-1');
+    await page.locator('#replica-eu-west-1 .menu a', { hasText: 'Retry replication' }).click();
+    await page.waitForURL('**/console/secret/retry?**');
+    const advice = await page.textContent('.advice');
+    assert.doesNotMatch(advice, /Choose Actions/);
+    assert.match(advice, /Select Overwrite/);
   });
 });

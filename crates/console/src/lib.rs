@@ -62,6 +62,10 @@ pub struct Settings {
     /// Where sessions are kept so they survive a restart (`coffer serve`: the data
     /// directory's `console-sessions.json`; `None`: in memory only). See [`session::persist`].
     pub session_file: Option<std::path::PathBuf>,
+    /// The Region the console opens on after sign-in (`coffer serve`: the first of
+    /// `--regions`, the Region of the AWS config it writes); `None` or a Region this node
+    /// does not serve: the first of its Regions by name.
+    pub default_region: Option<String>,
 }
 
 impl Default for Settings {
@@ -71,6 +75,7 @@ impl Default for Settings {
             public: false,
             idle_timeout: DEFAULT_IDLE_TIMEOUT,
             session_file: None,
+            default_region: None,
         }
     }
 }
@@ -110,6 +115,7 @@ pub struct Console {
     credentials: Arc<dyn Credentials>,
     sessions: Sessions,
     session_file: Option<std::path::PathBuf>,
+    default_region: Option<String>,
     /// When the session file was last written for activity.
     sessions_saved: std::sync::Mutex<Instant>,
     /// Forms kept between a POST and the GET page that shows them again.
@@ -145,6 +151,7 @@ pub fn router(
         credentials,
         sessions,
         session_file: settings.session_file.clone(),
+        default_region: settings.default_region.clone(),
         sessions_saved: std::sync::Mutex::new(Instant::now()),
         drafts: drafts::Drafts::default(),
         audit,
@@ -338,7 +345,10 @@ impl Console {
     }
 
     fn default_region(&self) -> String {
-        self.regions.keys().next().cloned().unwrap_or_default()
+        match &self.default_region {
+            Some(r) if self.regions.contains_key(r) => r.clone(),
+            _ => self.regions.keys().next().cloned().unwrap_or_default(),
+        }
     }
 
     fn session_of(&self, headers: &HeaderMap, touch: bool) -> Option<Session> {

@@ -122,6 +122,8 @@ pub struct ReplicaView {
     pub message: String,
     pub last_accessed: String,
     pub advice: Option<Advice>,
+    /// Retry is offered only for a replica whose replication failed, as in AWS's console.
+    pub failed: bool,
     pub retry_url: String,
     pub remove_url: String,
     /// The replica's own page, when this node serves its Region.
@@ -199,6 +201,7 @@ pub fn build_section(
                     message
                 },
                 last_accessed: day(r.last_accessed_date),
+                failed,
                 retry_url: url(
                     "/console/secret/retry",
                     &[("region", region), ("name", name), ("replica", &r.region)],
@@ -240,7 +243,19 @@ pub async fn section_fragment(
     let region_name = q.text("region");
     let name = q.text("name");
     let region = ctx.region(&region_name)?;
-    let section = match describe(&ctx, &region, &name).await {
+    // The periodic refresh reads the status as the signed-in user (the same authorization as
+    // DescribeSecret) but writes no audit record: nobody asked for this read, and a page left
+    // open would otherwise add a record every few seconds. The page load that started it was
+    // recorded, as is everything the person does.
+    let status = describe_secret::run(
+        &region,
+        &ctx.caller,
+        describe_secret::Input {
+            secret_id: Some(name.clone()),
+        },
+    )
+    .await;
+    let section = match status {
         Ok(entry) => build_section(&console, &region_name, &name, &entry),
         Err(e) => ReplicationSection {
             refresh_url: secret_page_url("replication", &region_name, &name),
@@ -451,7 +466,7 @@ pub async fn retry_page(
     };
     let message_text = status.status_message.clone().unwrap_or_default();
     let advice = (status.status == coffer_core::replication::ReplicaState::Failed)
-        .then(|| advise(&replica, status.cause.unwrap_or_default()));
+        .then(|| advise(&replica, status.cause.unwrap_or_default()).in_retry_dialog());
     let page = RetryPage {
         layout: ctx.layout(&format!("Retry replication: {name}"), &region_name),
         back_url: format!("{}#replication", secret_url(&region_name, &name)),
