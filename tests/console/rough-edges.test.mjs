@@ -534,3 +534,40 @@ describe('9: the smaller ones', () => {
     assert.match(advice, /Select Overwrite/);
   });
 });
+
+describe('9: the list', () => {
+  test('sorting by a column, a page size, a count, and Region names', async () => {
+    const region = 'eu-west-1';
+    const prefix = uniqueName('sorted');
+    for (const n of ['b', 'c', 'a']) {
+      await server.api(region, 'CreateSecret', { Name: `${prefix}/${n}`, SecretString: n, ClientRequestToken: crypto.randomUUID() });
+    }
+    const names = () => page.$$eval('table.list tbody th a', (links) => links.map((a) => a.textContent));
+    await page.goto(`${server.endpoint}/console/secrets?region=${region}&field=name&q=${prefix}`);
+    assert.deepEqual(await names(), [`${prefix}/b`, `${prefix}/c`, `${prefix}/a`], 'oldest first');
+    assert.equal((await page.textContent('#secret-count')).trim(), '(3)');
+    await page.click('thead a.sort:has-text("Name")');
+    assert.deepEqual(await names(), [`${prefix}/a`, `${prefix}/b`, `${prefix}/c`]);
+    assert.equal(await page.getAttribute('th[aria-sort="ascending"] a', 'href').then((h) => h.includes('sort=name')), true);
+    await page.click('thead a.sort:has-text("Name")');
+    assert.deepEqual(await names(), [`${prefix}/c`, `${prefix}/b`, `${prefix}/a`]);
+    // The search keeps the sort; a page size of 10 pages a longer list.
+    for (let i = 0; i < 12; i += 1) {
+      await server.api(region, 'CreateSecret', { Name: `${prefix}/z${String(i).padStart(2, '0')}`, SecretString: 'x', ClientRequestToken: crypto.randomUUID() });
+    }
+    await page.goto(`${server.endpoint}/console/secrets?region=${region}&field=name&q=${prefix}&sort=name&order=asc`);
+    assert.equal((await names()).length, 15);
+    await page.selectOption('#page-size', '10');
+    await page.waitForURL('**size=10**');
+    assert.equal((await names()).length, 10);
+    assert.equal((await names())[0], `${prefix}/a`, 'still sorted by name');
+    assert.match(await page.textContent('.pager'), /1–10 of 15/);
+    await page.click('a[rel=next]');
+    assert.equal((await names()).length, 5);
+    assert.match(await page.textContent('.pager'), /11–15 of 15/);
+    // Regions by their names.
+    assert.match(await page.textContent(`#region-switch option[value="${PRIMARY}"]`), /US West \(Oregon\)/);
+    await page.goto(`${server.endpoint}/console/secret/replicate?region=${region}&name=${encodeURIComponent(`${prefix}/a`)}`);
+    assert.match(await page.textContent('#replica-region-0 option[value="us-east-1"]'), /US East \(N\. Virginia\)/);
+  });
+});

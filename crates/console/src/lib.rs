@@ -224,8 +224,8 @@ pub(crate) struct Layout {
     pub csrf: String,
     pub principal: String,
     pub region: String,
-    /// The Region switcher's choices: (Region, selected).
-    pub regions: Vec<(String, bool)>,
+    /// The Region switcher's choices: (Region, its label, selected).
+    pub regions: Vec<(String, String, bool)>,
     pub flash: Option<Flash>,
     pub css: String,
     pub js: String,
@@ -498,7 +498,7 @@ impl Ctx {
             regions: console
                 .regions
                 .keys()
-                .map(|r| (r.clone(), *r == region))
+                .map(|r| (r.clone(), view::region_label(r), *r == region))
                 .collect(),
             region,
             flash: console.sessions.take_flash(&self.session),

@@ -26,6 +26,8 @@ use crate::{Console, Ctx, Layout, html, message, render, see_other};
 /// One choice of the Region select.
 pub struct RegionOption {
     pub name: String,
+    /// AWS's name and the code: `Europe (Ireland) · eu-west-1`.
+    pub label: String,
     pub selected: bool,
 }
 
@@ -85,6 +87,7 @@ pub fn replica_rows(
     let options = |list: &[String], selected: &str| {
         list.iter()
             .map(|r| RegionOption {
+                label: crate::view::region_label(r),
                 name: r.clone(),
                 selected: r == selected,
             })
