@@ -535,6 +535,28 @@ describe('9: the smaller ones', () => {
   });
 });
 
+describe('9: a replica of a rotating secret', () => {
+  test('the replica\'s page shows its primary\'s rotation, not "Not configured"', async () => {
+    const name = uniqueName('rotating');
+    await createReplicated(name, ['us-east-1']);
+    const described = await server.api(PRIMARY, 'DescribeSecret', { SecretId: name });
+    const account = described.ARN.split(':')[4];
+    await server.api(PRIMARY, 'RotateSecret', {
+      SecretId: name,
+      RotationLambdaARN: `arn:aws:lambda:${PRIMARY}:${account}:function:coffer-password`,
+      RotationRules: { ScheduleExpression: 'rate(30 days)' },
+      RotateImmediately: false,
+      ClientRequestToken: crypto.randomUUID(),
+    });
+    await openSecret('us-east-1', name);
+    const rotation = await page.textContent('#rotation');
+    assert.doesNotMatch(rotation, /Not configured/);
+    assert.match(rotation, /Enabled/);
+    assert.match(rotation, /rate\(30 days\)/);
+    assert.match(await page.textContent('#rotation-managed'), new RegExp(`primary secret in ${PRIMARY}`));
+  });
+});
+
 describe('9: the list', () => {
   test('sorting by a column, a page size, a count, and Region names', async () => {
     const region = 'eu-west-1';

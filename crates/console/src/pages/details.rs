@@ -43,6 +43,9 @@ pub struct RotationView {
     pub schedule_input: String,
     pub duration_input: String,
     pub function_input: String,
+    /// On a replica: the primary Region whose rotation this shows (rotation is configured and
+    /// run on the primary; each new version reaches the replica).
+    pub managed_by: Option<String>,
 }
 
 #[derive(Template)]
@@ -115,7 +118,39 @@ fn rotation_view(entry: &describe_secret::Output) -> RotationView {
             .unwrap_or_default(),
         duration_input: rules.duration.unwrap_or_default(),
         function_input: entry.rotation_lambda_arn.clone().unwrap_or_default(),
+        managed_by: None,
     }
+}
+
+/// A replica's rotation is its primary's: read from the primary when this node serves its
+/// Region (else the replica's own, which says "Not configured").
+async fn replica_rotation(ctx: &Ctx, entry: &describe_secret::Output) -> RotationView {
+    let Some(primary) = entry.primary_region.clone() else {
+        return rotation_view(entry);
+    };
+    let from_primary = match ctx.console.region(&primary) {
+        Some(region) => ctx
+            .call(
+                &region,
+                "DescribeSecret",
+                describe_secret::run,
+                describe_secret::Input {
+                    secret_id: Some(entry.name.clone()),
+                },
+            )
+            .await
+            .ok(),
+        None => None,
+    };
+    let mut view = match &from_primary {
+        Some(p) => rotation_view(p),
+        None => rotation_view(entry),
+    };
+    if from_primary.is_none() && entry.rotation_enabled.is_none() {
+        view.state = "Managed by the primary secret";
+    }
+    view.managed_by = Some(primary);
+    view
 }
 
 /// The secret's page; `value` is the revealed value section after "Retrieve secret value"
@@ -253,7 +288,11 @@ pub async fn page_with(
             .map(|t| (t.key.clone(), t.value.clone()))
             .collect(),
         policy,
-        rotation: rotation_view(&entry),
+        rotation: if role == Role::Replica {
+            replica_rotation(ctx, &entry).await
+        } else {
+            rotation_view(&entry)
+        },
         list_url: url("/console/secrets", &[("region", region_name)]),
         edit_url: super::value::edit_url(region_name, &name),
         replication_regions: replica_regions(&entry),
