@@ -153,16 +153,24 @@ async function clippedBy(locator) {
 
 describe('3: the Actions menu', () => {
   test('with one replica, Retry and Remove are shown in full, not clipped by the table', async () => {
+    // One replica, failed on a name clash (so the menu offers Retry as well as Remove).
     const name = uniqueName('one-replica');
-    await createReplicated(name, ['eu-west-1']);
+    await server.api('eu-west-1', 'CreateSecret', { Name: name, SecretString: 'theirs', ClientRequestToken: crypto.randomUUID() });
+    await server.api(PRIMARY, 'CreateSecret', {
+      Name: name,
+      SecretString: 'ours',
+      AddReplicaRegions: [{ Region: 'eu-west-1' }],
+      ClientRequestToken: crypto.randomUUID(),
+    });
     await openSecret(PRIMARY, name);
+    await eventually(async () => (await replicaStatuses())['eu-west-1'] === 'Failed', { what: 'Failed' });
     await page.click('#actions-eu-west-1');
     for (const text of ['Retry replication', 'Remove replica']) {
       const item = page.locator('#replica-eu-west-1 .menu a', { hasText: text });
       assert.ok(await item.isVisible(), text);
       assert.equal(await clippedBy(item), null, `${text} is clipped`);
     }
-    await page.click('#replica-eu-west-1 >> text=Remove replica');
+    await page.locator('#replica-eu-west-1 .menu a', { hasText: 'Remove replica' }).click();
     await page.waitForURL('**/console/secret/remove-replica?**');
   });
 });
@@ -377,10 +385,15 @@ describe('6: a narrow window (390 px)', () => {
         `/console/secret/edit-value?region=${PRIMARY}&name=${encodeURIComponent(name)}`,
         `/console/secret/retry?region=${PRIMARY}&name=${encodeURIComponent(name)}&replica=eu-west-1`,
         `/console/secret/delete?region=${PRIMARY}&name=${encodeURIComponent(name)}`,
+        `/console/keys?region=${PRIMARY}`,
       ];
-      for (const path of pages) {
-        await narrow.goto(`${server.endpoint}${path}`);
-        assert.equal(await sidewaysOverflow(narrow), 0, `${path} scrolls sideways`);
+      // 390 px (a phone), and 360 px, the narrowest the layout is made for.
+      for (const width of [360, 390]) {
+        await narrow.setViewportSize({ width, height: 844 });
+        for (const path of pages) {
+          await narrow.goto(`${server.endpoint}${path}`);
+          assert.equal(await sidewaysOverflow(narrow), 0, `${path} scrolls sideways at ${width} px`);
+        }
       }
       await narrow.goto(`${server.endpoint}${pages[0]}`);
       const breaks = await breaksIn(narrow, 'table.list tbody th a');
@@ -392,6 +405,7 @@ describe('6: a narrow window (390 px)', () => {
       await narrow.click('#actions-eu-west-1');
       assert.equal(await sidewaysOverflow(narrow), 0, 'the open menu fits');
       const remove = narrow.locator('#replica-eu-west-1 .menu a', { hasText: 'Remove replica' });
+      assert.ok(await remove.isVisible());
       assert.equal(await clippedBy(remove), null);
     } finally {
       await narrow.close();
@@ -591,5 +605,65 @@ describe('9: the list', () => {
     assert.match(await page.textContent(`#region-switch option[value="${PRIMARY}"]`), /US West \(Oregon\)/);
     await page.goto(`${server.endpoint}/console/secret/replicate?region=${region}&name=${encodeURIComponent(`${prefix}/a`)}`);
     assert.match(await page.textContent('#replica-region-0 option[value="us-east-1"]'), /US East \(N\. Virginia\)/);
+  });
+});
+
+describe('9: KMS keys page and key picker', () => {
+  test('create a key with an alias, pick it for a secret, disable and enable it, add an alias', async () => {
+    const alias = `alias/${uniqueName('orders')}`;
+    await page.goto(`${server.endpoint}/console/secrets?region=${PRIMARY}`);
+    await page.click('#nav-keys');
+    await page.waitForURL(`**/console/keys?region=${PRIMARY}`);
+    await page.fill('#key-alias', alias);
+    await page.fill('#key-description', 'Orders secrets');
+    await page.click('#create-key-button');
+    await page.waitForURL('**/console/keys?**');
+    assert.match(await flash(), new RegExp(`Created the key ${alias}`));
+    const row = page.locator('#keys tbody tr', { has: page.locator(`code.alias:text-is("${alias}")`) });
+    assert.equal(await row.getAttribute('data-state'), 'Enabled');
+    const keyId = (await row.getAttribute('id')).slice('key-'.length);
+
+    // The picker of "Store a new secret" offers it.
+    await page.goto(`${server.endpoint}/console/secrets/new?region=${PRIMARY}`);
+    assert.equal(await page.getAttribute('#kms_key', 'list'), `keys-${PRIMARY}`);
+    const offered = () => page.$$eval(`#keys-${PRIMARY} option`, (os) => os.map((o) => o.value));
+    assert.ok((await offered()).includes(alias), `${alias} offered`);
+    const name = uniqueName('under-cmk');
+    await page.fill('#pair-key-1', 'k');
+    await page.fill('#pair-value-1', 'v');
+    await page.fill('#kms_key', alias);
+    await page.fill('#name', name);
+    await page.click('#store');
+    await page.waitForURL('**/console/secret?**');
+    const described = await server.api(PRIMARY, 'DescribeSecret', { SecretId: name });
+    assert.ok([alias, keyId].some((k) => described.KmsKeyId.includes(k)), described.KmsKeyId);
+    assert.equal((await server.api(PRIMARY, 'GetSecretValue', { SecretId: name })).SecretString, '{"k":"v"}');
+
+    // Disable: the key is no longer offered, and the secret cannot be read; enable again.
+    await page.goto(`${server.endpoint}/console/keys?region=${PRIMARY}`);
+    await row.locator('button:has-text("Disable")').click();
+    await page.waitForURL('**/console/keys?**');
+    assert.equal(await row.getAttribute('data-state'), 'Disabled');
+    await assert.rejects(server.api(PRIMARY, 'GetSecretValue', { SecretId: name }));
+    await page.goto(`${server.endpoint}/console/secrets/new?region=${PRIMARY}`);
+    assert.ok(!(await offered()).includes(alias), 'a disabled key is not offered');
+    await page.goto(`${server.endpoint}/console/keys?region=${PRIMARY}`);
+    await row.locator('button:has-text("Enable")').click();
+    await page.waitForURL('**/console/keys?**');
+    assert.equal(await row.getAttribute('data-state'), 'Enabled');
+    assert.equal((await server.api(PRIMARY, 'GetSecretValue', { SecretId: name })).SecretString, '{"k":"v"}');
+
+    // A second alias.
+    await row.locator('summary:has-text("Add alias")').click();
+    await row.locator('input[name="alias"]').fill(`${alias}-2`);
+    await row.locator('button:has-text("Add")').click();
+    await page.waitForURL('**/console/keys?**');
+    assert.equal(await page.locator(`#key-${keyId} code.alias`).count(), 2);
+
+    // A replica row offers the keys of the Region chosen in it.
+    await page.goto(`${server.endpoint}/console/secret/replicate?region=${PRIMARY}&name=${encodeURIComponent(name)}`);
+    await page.selectOption('#replica-region-0', 'us-east-1');
+    assert.equal(await page.getAttribute('#replica-key-0', 'list'), 'keys-us-east-1');
+    assert.ok(await page.$('datalist#keys-us-east-1'));
   });
 });

@@ -255,6 +255,10 @@ impl Layout {
     pub fn list_url(&self, region: &str) -> String {
         form::url("/console/secrets", &[("region", region)])
     }
+
+    pub fn keys_url(&self, region: &str) -> String {
+        form::url("/console/keys", &[("region", region)])
+    }
 }
 
 #[derive(Template)]
@@ -571,16 +575,67 @@ impl Ctx {
         O: serde::Serialize,
         F: AsyncFnOnce(&RegionService, &Caller, I) -> coffer_core::Result<O>,
     {
+        // Taken before the input is moved into the operation; redacted at once.
+        let parameters = self
+            .console
+            .audit
+            .as_ref()
+            .map(|_| audit::request_parameters(&input));
+        let run = f(region, &self.caller, input);
+        self.recorded(
+            "secretsmanager.amazonaws.com",
+            region,
+            operation,
+            parameters,
+            run,
+        )
+        .await
+    }
+
+    /// A KMS operation (the keys page), recorded as `kms.amazonaws.com`; `params` is its
+    /// request as the KMS API takes it (`{"KeyId": ...}`).
+    pub async fn kms<I, F>(
+        &self,
+        region: &RegionService,
+        operation: &'static str,
+        f: F,
+        params: serde_json::Value,
+    ) -> coffer_core::Result<serde_json::Value>
+    where
+        I: serde::de::DeserializeOwned,
+        F: AsyncFnOnce(&RegionService, &Caller, I) -> coffer_core::Result<serde_json::Value>,
+    {
+        let parameters = self
+            .console
+            .audit
+            .as_ref()
+            .map(|_| audit::request_parameters(&params));
+        let input: I = serde_json::from_value(params)
+            .map_err(|e| coffer_core::Error::validation(e.to_string()))?;
+        let run = f(region, &self.caller, input);
+        self.recorded("kms.amazonaws.com", region, operation, parameters, run)
+            .await
+    }
+
+    /// Runs `run` (an operation of the service `source`) and records it with its request
+    /// `parameters` (`None`: there is no audit log).
+    async fn recorded<O: serde::Serialize>(
+        &self,
+        source: &str,
+        region: &RegionService,
+        operation: &'static str,
+        parameters: Option<serde_json::Value>,
+        run: impl std::future::Future<Output = coffer_core::Result<O>>,
+    ) -> coffer_core::Result<O> {
         let started = Instant::now();
         let log = self.console.audit.as_ref();
         if log.is_some_and(|l| l.is_poisoned()) {
             return Err(audit::not_recorded(audit::NotRecorded::BeforeRunning));
         }
-        // Taken before the input is moved into the operation; redacted at once.
-        let parameters = log.map(|_| audit::request_parameters(&input));
-        let mut result = f(region, &self.caller, input).await;
+        let mut result = run.await;
         if let (Some(log), Some(parameters)) = (log, parameters) {
-            let record = audit::operation_record(
+            let record = audit::operation_record_of(
+                source,
                 operation,
                 &region.region,
                 &self.caller,

@@ -11,6 +11,12 @@
     if (target.matches && target.matches('select[data-autosubmit]') && target.form) {
       target.form.requestSubmit();
     }
+    // A replica row's key field offers the keys of the Region just chosen.
+    if (target.matches && target.matches('select[name="replica_region"]')) {
+      var row = target.closest('.replica-row');
+      var key = row && row.querySelector('input[name="replica_key"]');
+      if (key) key.setAttribute('list', 'keys-' + target.value);
+    }
   });
 
   document.addEventListener('htmx:beforeRequest', function (event) {

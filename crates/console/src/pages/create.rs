@@ -10,6 +10,7 @@ use axum::response::Response;
 use coffer_core::ops::create_secret;
 use coffer_core::ops::input::TagInput;
 
+use super::keys::{KeyChoice, pickers};
 use super::replication::{ReplicaRow, replica_rows, requested_regions};
 use super::value::ValueEditor;
 use crate::drafts::{FormState, Problem};
@@ -21,6 +22,7 @@ use crate::{Console, Ctx, Layout, render, see_other};
 #[template(path = "new_secret.html")]
 struct NewSecretPage {
     layout: Layout,
+    pickers: Vec<(String, Vec<KeyChoice>)>,
     region: String,
     name: String,
     description: String,
@@ -48,7 +50,12 @@ fn new_url(region: &str) -> String {
     url("/console/secrets/new", &[("region", region)])
 }
 
-fn page_for(ctx: &Ctx, region: &str, form: Option<&Form>, problem: Option<Problem>) -> Response {
+async fn page_for(
+    ctx: &Ctx,
+    region: &str,
+    form: Option<&Form>,
+    problem: Option<Problem>,
+) -> Response {
     let more = form.and_then(|f| f.get("more")).unwrap_or_default();
     let editor = match form {
         Some(f) => ValueEditor::from_form(f, more == "pair"),
@@ -69,6 +76,12 @@ fn page_for(ctx: &Ctx, region: &str, form: Option<&Form>, problem: Option<Proble
     };
     let page = NewSecretPage {
         layout: ctx.layout("Store a new secret", region),
+        pickers: pickers(
+            &ctx.console,
+            &ctx.caller,
+            ctx.console.regions.keys().cloned(),
+        )
+        .await,
         region: region.to_string(),
         name: form.map(|f| f.text("name")).unwrap_or_default(),
         description: form.map(|f| f.text("description")).unwrap_or_default(),
@@ -94,9 +107,9 @@ pub async fn page(
         .unwrap_or_else(|| console.default_region());
     ctx.region(&region)?;
     Ok(match ctx.draft(&q) {
-        Some(Ok((form, problem))) => page_for(&ctx, &region, Some(&form), problem),
-        Some(Err(problem)) => page_for(&ctx, &region, None, Some(problem)),
-        None => page_for(&ctx, &region, None, None),
+        Some(Ok((form, problem))) => page_for(&ctx, &region, Some(&form), problem).await,
+        Some(Err(problem)) => page_for(&ctx, &region, None, Some(problem)).await,
+        None => page_for(&ctx, &region, None, None).await,
     })
 }
 

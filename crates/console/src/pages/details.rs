@@ -52,6 +52,7 @@ pub struct RotationView {
 #[template(path = "secret.html")]
 struct SecretPage {
     layout: Layout,
+    pickers: Vec<(String, Vec<super::keys::KeyChoice>)>,
     region: String,
     name: String,
     arn: String,
@@ -256,8 +257,14 @@ pub async fn page_with(
             String::new()
         })
     };
+    let pickers = if editable {
+        super::keys::pickers(&ctx.console, &ctx.caller, [region_name.to_string()]).await
+    } else {
+        Vec::new()
+    };
     let page = SecretPage {
         layout: ctx.layout(&name, region_name),
+        pickers,
         region: region_name.to_string(),
         arn: entry.arn.clone(),
         description: or_dash(entry.description.as_deref()),

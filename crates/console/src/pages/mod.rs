@@ -13,6 +13,7 @@ use crate::{Console, Layout, assets, message, see_other};
 mod auth;
 mod create;
 mod details;
+mod keys;
 mod list;
 mod replication;
 mod value;
@@ -70,6 +71,10 @@ pub(crate) fn routes() -> Router<Arc<Console>> {
             "/console/secret/promote",
             get(replication::promote_page).post(replication::promote_submit),
         )
+        .route("/console/keys", get(keys::page))
+        .route("/console/keys/create", post(keys::create))
+        .route("/console/keys/alias", post(keys::alias))
+        .route("/console/keys/state", post(keys::state))
         .route("/console/static/{file}", get(assets::serve))
         .route("/console/{*rest}", any(not_found))
 }

@@ -17,6 +17,7 @@ use coffer_core::ops::{
 };
 use coffer_core::region::DEFAULT_KEY_ALIAS;
 
+use super::keys::{KeyChoice, pickers};
 use crate::drafts::{FormState, Problem};
 use crate::form::{Form, url};
 use crate::guidance::{Advice, advise};
@@ -34,6 +35,8 @@ pub struct RegionOption {
 /// One row of "Add replica Regions": a Region and an optional key of that Region.
 pub struct ReplicaRow {
     pub index: usize,
+    /// The Region chosen ("" when none yet): its keys are the key field's picker.
+    pub region: String,
     pub deployment: Vec<RegionOption>,
     pub others: Vec<RegionOption>,
     pub key: String,
@@ -59,6 +62,16 @@ fn choices(console: &Console, own: &str) -> (Vec<String>, Vec<String>) {
         .collect();
     others.sort();
     (deployment, others)
+}
+
+/// The Regions this node serves other than `own`: those whose keys a replica row can pick.
+pub fn replica_pickers(console: &Console, own: &str) -> Vec<String> {
+    console
+        .regions
+        .keys()
+        .filter(|r| r.as_str() != own)
+        .cloned()
+        .collect()
 }
 
 /// The replica rows of a form (`replica_region`, `replica_key`), with `extra` empty rows.
@@ -98,6 +111,7 @@ pub fn replica_rows(
         .enumerate()
         .map(|(index, (region, key))| ReplicaRow {
             index,
+            region: region.clone(),
             deployment: options(&deployment, &region),
             others: options(&others, &region),
             key,
@@ -282,6 +296,7 @@ pub async fn section_fragment(
 #[template(path = "replicate.html")]
 struct AddRegionsPage {
     layout: Layout,
+    pickers: Vec<(String, Vec<KeyChoice>)>,
     region: String,
     name: String,
     rows: Vec<ReplicaRow>,
@@ -351,6 +366,12 @@ pub async fn add_page(
         StatusCode::OK,
         &AddRegionsPage {
             layout: ctx.layout(&format!("Add replica Regions: {name}"), &region_name),
+            pickers: pickers(
+                &console,
+                &ctx.caller,
+                replica_pickers(&console, &region_name),
+            )
+            .await,
             back_url: format!("{}#replication", secret_url(&region_name, &name)),
             region: region_name,
             name,
@@ -421,6 +442,7 @@ pub async fn add_submit(
 #[template(path = "retry.html")]
 struct RetryPage {
     layout: Layout,
+    pickers: Vec<(String, Vec<KeyChoice>)>,
     region: String,
     name: String,
     replica: String,
@@ -472,6 +494,7 @@ pub async fn retry_page(
         .then(|| advise(&replica, status.cause.unwrap_or_default()).in_retry_dialog());
     let page = RetryPage {
         layout: ctx.layout(&format!("Retry replication: {name}"), &region_name),
+        pickers: pickers(&console, &ctx.caller, [replica.clone()]).await,
         back_url: format!("{}#replication", secret_url(&region_name, &name)),
         region: region_name,
         name,
