@@ -8,7 +8,7 @@ import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 
-import { eventually, startBrowser, startServer, uniqueName } from './harness.mjs';
+import { eventually, screenshot, startBrowser, startServer, uniqueName } from './harness.mjs';
 
 const PRIMARY = 'us-west-2';
 let server;
@@ -282,6 +282,7 @@ describe('7: delete asks first', () => {
     const expected = new Date(Date.now() + 9 * 86_400_000).toISOString().slice(0, 10);
     assert.equal(await page.inputValue('#recovery-window'), '9');
     assert.equal((await page.textContent('#deletion-date')).trim(), expected);
+    await screenshot(page, 'delete-secret');
     assert.equal((await server.api(PRIMARY, 'DescribeSecret', { SecretId: name })).DeletedDate, undefined, 'not yet');
     await page.click('#confirm');
     await page.waitForURL('**/console/secret?**');
@@ -315,6 +316,7 @@ describe('8: errors at the field', () => {
     assert.equal(await page.getAttribute('#name', 'aria-invalid'), 'true');
     assert.match(await page.textContent('#name-error'), /Invalid name/);
     assert.equal(await focusedId(), 'name');
+    await screenshot(page.locator('#name').locator('xpath=ancestor::fieldset'), 'field-error');
     assert.equal(await page.$('main > .flash-error'), null, 'no banner at the top');
     // "!" is accepted, as the hint says.
     const bang = uniqueName('bang!');
@@ -400,6 +402,7 @@ describe('6: a narrow window (390 px)', () => {
       assert.ok(breaks.length > 0, 'the long name wraps');
       assert.deepEqual(breaks.filter((c) => c !== '/' && c !== '-'), [], `breaks after ${breaks.join(' ')}`);
       await narrow.goto(`${server.endpoint}${pages[1]}`);
+      await screenshot(narrow, 'narrow-secret-390px', { fullPage: true });
       const actions = await narrow.$eval('#actions-eu-west-1', (el) => el.getBoundingClientRect().right);
       assert.ok(actions <= 390, `Actions at x=${actions}`);
       await narrow.click('#actions-eu-west-1');
@@ -435,6 +438,7 @@ describe('4: a server that stops or restarts', () => {
       assert.match(await p.textContent('#connection-notice'), /Connection to the Coffer server lost/);
       assert.ok(await p.isVisible('#status-stale'), 'the status says it is not updating');
       assert.ok(!(await p.isVisible('#status-live')));
+      await screenshot(p, 'connection-lost');
       // Retrieve while the server is down says so too, rather than nothing.
       await p.evaluate(() => document.getElementById('connection-notice').remove());
       await p.click('#retrieve-value');
@@ -659,6 +663,7 @@ describe('9: KMS keys page and key picker', () => {
     await row.locator('button:has-text("Add")').click();
     await page.waitForURL('**/console/keys?**');
     assert.equal(await page.locator(`#key-${keyId} code.alias`).count(), 2);
+    await screenshot(page, 'encryption-keys', { fullPage: true });
 
     // A replica row offers the keys of the Region chosen in it.
     await page.goto(`${server.endpoint}/console/secret/replicate?region=${PRIMARY}&name=${encodeURIComponent(name)}`);
