@@ -326,6 +326,20 @@ describe('8: errors at the field', () => {
     assert.match(await flash(), /Stored the secret/);
   });
 
+  test('a key that cannot be used is marked at the encryption key field', async () => {
+    await page.goto(`${server.endpoint}/console/secrets/new?region=${PRIMARY}`);
+    await page.fill('#pair-key-1', 'k');
+    await page.fill('#pair-value-1', 'v');
+    await page.fill('#kms_key', 'alias/no-such-key');
+    await page.fill('#name', uniqueName('bad-key'));
+    await page.click('#store');
+    await page.waitForURL('**/console/secrets/new?**');
+    assert.equal(await page.getAttribute('#kms_key', 'aria-invalid'), 'true');
+    assert.match(await page.textContent('#kms_key-error'), /alias\/no-such-key is not found/i);
+    assert.equal(await focusedId(), 'kms_key');
+    assert.equal(await page.inputValue('#pair-value-1'), 'v', 'the value typed is kept');
+  });
+
   test('an over-size key/value value says the pairs are stored as JSON, at the value', async () => {
     await page.goto(`${server.endpoint}/console/secrets/new?region=${PRIMARY}`);
     await page.fill('#pair-key-1', 'blob');

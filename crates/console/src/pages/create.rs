@@ -114,14 +114,14 @@ pub async fn page(
 }
 
 /// The field an error of CreateSecret is about: the name for a clash or an invalid name, the
-/// key for a key that cannot be used; else the form as a whole.
+/// encryption key for a key that cannot be used (EncryptionFailure); else the form as a whole.
 fn problem_of(e: &coffer_core::Error) -> Problem {
     use coffer_core::ErrorCode;
     let m = &e.message;
     if e.code == ErrorCode::ResourceExists || m.starts_with("Invalid name") || m.contains("'name'")
     {
         Problem::field("name", m.clone())
-    } else if m.contains("kmsKeyId") || m.contains("KMS key") || m.contains("Key ") {
+    } else if e.code == ErrorCode::EncryptionFailure || m.contains("'kmsKeyId'") {
         Problem::field("kms_key", m.clone())
     } else {
         Problem::form(m.clone())
