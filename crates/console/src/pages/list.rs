@@ -72,8 +72,9 @@ struct ListPage {
     sort: String,
     order: String,
     sizes: Vec<(i64, bool)>,
-    /// Secrets matching, over every page (`None` when they could not be counted).
-    total: Option<usize>,
+    /// Secrets matching, over every page, as shown: `23`, or `1000+` past [`MAX_COUNTED`]
+    /// (`None` when they could not be counted).
+    total: Option<String>,
     first_shown: usize,
     last_shown: usize,
 }
@@ -241,19 +242,22 @@ pub async fn page(
     Ok(render(status, &page))
 }
 
+/// Secrets counted at most; past it the count shows as `1000+`.
+const MAX_COUNTED: usize = 1000;
+
 /// How many secrets match, over every page, for "Secrets (N)". ListSecrets has no count, so
-/// this pages through it (100 at a time, at most 10,000) as the signed-in user, without an
-/// audit record per page: the list's own ListSecrets call is recorded, and this is part of
-/// showing it. `None` when the list cannot be read or is longer.
+/// this pages through it (100 at a time, up to [`MAX_COUNTED`]) as the signed-in user,
+/// without an audit record per page: the list's own ListSecrets call is recorded, and this is
+/// part of showing it. `None` when the list cannot be read.
 async fn count(
     ctx: &crate::Ctx,
     region: &coffer_core::RegionService,
     show_deleted: bool,
     filters: Option<Vec<list_secrets::Filter>>,
-) -> Option<usize> {
+) -> Option<String> {
     let mut total = 0;
     let mut token = None;
-    for _ in 0..100 {
+    while total < MAX_COUNTED {
         let out = list_secrets::run(
             region,
             &ctx.caller,
@@ -271,8 +275,8 @@ async fn count(
         total += out.secret_list.len();
         match out.next_token {
             Some(t) => token = Some(t),
-            None => return Some(total),
+            None => return Some(total.to_string()),
         }
     }
-    None
+    Some(format!("{total}+"))
 }
