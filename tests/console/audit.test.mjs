@@ -60,8 +60,8 @@ describe('console actions in the audit log', () => {
     await page.click('#retrieve-value');
     await page.waitForFunction((v) => document.querySelector('#secret-value')?.textContent.includes(v), FIRST);
 
-    await page.click('button:has-text("Edit secret value")');
-    await page.waitForURL('**/console/secret/edit-value');
+    await page.click('#edit-value');
+    await page.waitForURL('**/console/secret/edit-value?**');
     await page.fill('#plaintext', SECOND);
     await page.click('button:has-text("Save")');
     await page.waitForURL('**/console/secret?**');
@@ -69,6 +69,8 @@ describe('console actions in the audit log', () => {
 
     await page.fill('#recovery-window', '7');
     await page.click('#delete-secret');
+    await page.waitForURL('**/console/secret/delete?**');
+    await page.click('#confirm');
     await page.waitForURL('**/console/secret?**');
     assert.match((await page.textContent('.flash')).trim(), /scheduled for deletion/);
     const stored = await server.api(REGION, 'DescribeSecret', { SecretId: name });

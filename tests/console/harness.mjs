@@ -46,9 +46,55 @@ function parseCredentials(text) {
   return { accessKeyId, secretAccessKey };
 }
 
+/** Spawns `coffer serve` with `args`; resolves with the child, its endpoint and its output. */
+async function launch(args) {
+  const child = spawn(cofferBin(), args, { stdio: ['ignore', 'pipe', 'pipe'] });
+  const out = { stdout: '', stderr: '' };
+  child.stdout.setEncoding('utf8');
+  child.stderr.setEncoding('utf8');
+  child.stderr.on('data', (d) => {
+    out.stderr += d;
+  });
+  const endpoint = await new Promise((resolvePromise, reject) => {
+    const fail = (err) => {
+      clearTimeout(timer);
+      child.kill('SIGKILL');
+      err.message += `\n--- stdout ---\n${out.stdout}\n--- stderr ---\n${out.stderr}`;
+      reject(err);
+    };
+    const timer = setTimeout(() => fail(new Error('server did not start in time')), STARTUP_TIMEOUT_MS);
+    child.on('error', fail);
+    child.on('exit', (code, signal) => fail(new Error(`server exited early (${code}, ${signal})`)));
+    child.stdout.on('data', (d) => {
+      out.stdout += d;
+      // A server listening on every address is reached through loopback.
+      const m = out.stdout.match(/^listening on http:\/\/(?:127\.0\.0\.1|0\.0\.0\.0):(\d+)\s*$/m);
+      if (m) {
+        clearTimeout(timer);
+        child.removeAllListeners('exit');
+        child.removeListener('error', fail);
+        resolvePromise(`http://127.0.0.1:${m[1]}`);
+      }
+    });
+  });
+  const exited = new Promise((r) => child.once('exit', r));
+  return { child, endpoint, out, exited };
+}
+
+/** Stops a launched server (SIGTERM, then SIGKILL after 10 s). */
+async function halt({ child, exited }) {
+  if (child.exitCode === null && child.signalCode === null) {
+    child.kill('SIGTERM');
+    const killer = setTimeout(() => child.kill('SIGKILL'), 10_000);
+    await exited;
+    clearTimeout(killer);
+  }
+}
+
 /**
  * Starts `coffer serve` on a free port (default on loopback) with REGIONS; `config` is the text
- * of a config file to pass with --config.
+ * of a config file to pass with --config. `halt()` stops the server and `resume()` starts it
+ * again on the same port and data directory (a restart, as a browser sees it).
  */
 export async function startServer({ listen = '127.0.0.1:0', config } = {}) {
   const tmp = await mkdtemp(join(tmpdir(), 'coffer-console-'));
@@ -59,52 +105,27 @@ export async function startServer({ listen = '127.0.0.1:0', config } = {}) {
     await writeFile(file, config);
     args.push('--config', file);
   }
-  const child = spawn(cofferBin(), args, { stdio: ['ignore', 'pipe', 'pipe'] });
-  let stdout = '';
-  let stderr = '';
-  child.stdout.setEncoding('utf8');
-  child.stderr.setEncoding('utf8');
-  child.stderr.on('data', (d) => {
-    stderr += d;
-  });
-  const endpoint = await new Promise((resolvePromise, reject) => {
-    const fail = (err) => {
-      clearTimeout(timer);
-      child.kill('SIGKILL');
-      err.message += `\n--- stdout ---\n${stdout}\n--- stderr ---\n${stderr}`;
-      reject(err);
-    };
-    const timer = setTimeout(() => fail(new Error('server did not start in time')), STARTUP_TIMEOUT_MS);
-    child.on('error', fail);
-    child.on('exit', (code, signal) => fail(new Error(`server exited early (${code}, ${signal})`)));
-    child.stdout.on('data', (d) => {
-      stdout += d;
-      // A server listening on every address is reached through loopback.
-      const m = stdout.match(/^listening on http:\/\/(?:127\.0\.0\.1|0\.0\.0\.0):(\d+)\s*$/m);
-      if (m) {
-        clearTimeout(timer);
-        child.removeAllListeners('exit');
-        child.removeListener('error', fail);
-        resolvePromise(`http://127.0.0.1:${m[1]}`);
-      }
-    });
-  });
-  const file = stdout.match(/^export AWS_SHARED_CREDENTIALS_FILE=(\S+) /m)?.[1];
+  let running = await launch(args);
+  const { endpoint } = running;
+  const file = running.out.stdout.match(/^export AWS_SHARED_CREDENTIALS_FILE=(\S+) /m)?.[1];
   const credentials = parseCredentials(await readFile(file, 'utf8'));
-  const exited = new Promise((r) => child.once('exit', r));
+  let earlierLog = '';
   return {
     endpoint,
     credentials,
     dataDir,
-    serverLog: () => stderr,
+    serverLog: () => earlierLog + running.out.stderr,
     api: (region, operation, body) => callApi(endpoint, credentials, region, operation, body),
+    async halt() {
+      await halt(running);
+    },
+    async resume() {
+      earlierLog += running.out.stderr;
+      const again = args.map((a) => (a === listen ? new URL(endpoint).host : a));
+      running = await launch(again);
+    },
     async stop() {
-      if (child.exitCode === null && child.signalCode === null) {
-        child.kill('SIGTERM');
-        const killer = setTimeout(() => child.kill('SIGKILL'), 10_000);
-        await exited;
-        clearTimeout(killer);
-      }
+      await halt(running);
       await rm(tmp, { recursive: true, force: true });
     },
   };

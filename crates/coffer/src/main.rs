@@ -330,6 +330,8 @@ async fn serve(args: config::ServeArgs) -> Result<(), String> {
         enabled: settings.console,
         public: settings.console_public,
         idle_timeout: Duration::from_secs(settings.console_idle_timeout_secs),
+        session_file: Some(settings.data_dir.join("console-sessions.json")),
+        default_region: settings.regions.first().cloned(),
     };
     let deployment = Arc::new(deployment);
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);

@@ -99,7 +99,7 @@ fn drop_nulls(value: &mut Value) {
     }
 }
 
-/// The record of one operation run from the console.
+/// The record of one Secrets Manager operation run from the console.
 pub fn operation_record<O: Serialize>(
     operation: &str,
     region: &str,
@@ -109,8 +109,33 @@ pub fn operation_record<O: Serialize>(
     request_parameters: Value,
     result: &coffer_core::Result<O>,
 ) -> Record {
+    operation_record_of(
+        "secretsmanager.amazonaws.com",
+        operation,
+        region,
+        caller,
+        access_key_id,
+        origin,
+        request_parameters,
+        result,
+    )
+}
+
+/// The record of one operation of the service `source` (`kms.amazonaws.com` for the KMS keys
+/// page) run from the console.
+#[allow(clippy::too_many_arguments)]
+pub fn operation_record_of<O: Serialize>(
+    source: &str,
+    operation: &str,
+    region: &str,
+    caller: &Caller,
+    access_key_id: &str,
+    origin: &Origin,
+    request_parameters: Value,
+    result: &coffer_core::Result<O>,
+) -> Record {
     let mut record = Record::new(
-        "secretsmanager.amazonaws.com".into(),
+        source.into(),
         operation.into(),
         uuid::Uuid::new_v4().to_string(),
     );

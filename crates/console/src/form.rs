@@ -4,6 +4,7 @@
 
 use zeroize::Zeroizing;
 
+#[derive(Clone)]
 pub struct Form {
     fields: Vec<(String, Zeroizing<String>)>,
 }

@@ -18,6 +18,23 @@ impl Advice {
     pub fn suggests_overwrite(&self) -> bool {
         self.cause == Cause::NameClash
     }
+
+    /// The advice as the Retry dialog shows it: the person is already in it, so "choose
+    /// Actions, then Retry replication" becomes what to do on this form.
+    pub fn in_retry_dialog(mut self) -> Advice {
+        self.remedy = self
+            .remedy
+            .replace(
+                "Choose Actions, then Retry replication, and select",
+                "Select",
+            )
+            .replace(
+                "then retry.",
+                "then choose Retry replication below without Overwrite.",
+            )
+            .replace("choose Retry replication", "choose Retry replication below");
+        self
+    }
 }
 
 /// Advice for a replica in `region` that failed for `cause`.
@@ -86,5 +103,19 @@ mod tests {
         );
         assert!(advise("x", Cause::Network).remedy.contains("Retry"));
         assert_eq!(advise("x", Cause::Other).reason, "Replication failed");
+    }
+
+    #[test]
+    fn the_retry_dialog_does_not_send_the_person_to_the_menu_they_came_from() {
+        for cause in [Cause::NameClash, Cause::Key, Cause::Network, Cause::Other] {
+            let a = advise("eu-west-1", cause).in_retry_dialog();
+            assert!(!a.remedy.contains("Choose Actions"), "{}", a.remedy);
+        }
+        assert!(
+            advise("eu-west-1", Cause::NameClash)
+                .in_retry_dialog()
+                .remedy
+                .starts_with("Select Overwrite")
+        );
     }
 }

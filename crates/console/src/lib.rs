@@ -32,12 +32,14 @@ use zeroize::Zeroizing;
 
 mod assets;
 pub mod audit;
+mod drafts;
 mod form;
 mod guidance;
 mod pages;
 pub mod session;
 mod view;
 
+use drafts::Problem;
 use form::Form;
 use session::{Flash, Session, Sessions};
 
@@ -57,6 +59,13 @@ pub struct Settings {
     pub public: bool,
     /// A session ends after this long without a request (default: 15 minutes).
     pub idle_timeout: Duration,
+    /// Where sessions are kept so they survive a restart (`coffer serve`: the data
+    /// directory's `console-sessions.json`; `None`: in memory only). See [`session::persist`].
+    pub session_file: Option<std::path::PathBuf>,
+    /// The Region the console opens on after sign-in (`coffer serve`: the first of
+    /// `--regions`, the Region of the AWS config it writes); `None` or a Region this node
+    /// does not serve: the first of its Regions by name.
+    pub default_region: Option<String>,
 }
 
 impl Default for Settings {
@@ -65,6 +74,8 @@ impl Default for Settings {
             enabled: true,
             public: false,
             idle_timeout: DEFAULT_IDLE_TIMEOUT,
+            session_file: None,
+            default_region: None,
         }
     }
 }
@@ -103,6 +114,12 @@ pub struct Console {
     peers: BTreeSet<String>,
     credentials: Arc<dyn Credentials>,
     sessions: Sessions,
+    session_file: Option<std::path::PathBuf>,
+    default_region: Option<String>,
+    /// When the session file was last written for activity.
+    sessions_saved: std::sync::Mutex<Instant>,
+    /// Forms kept between a POST and the GET page that shows them again.
+    drafts: drafts::Drafts,
     /// The audit log every console action and sign-in is recorded in (`None`: not recorded).
     audit: Option<Arc<coffer_audit::AuditLog>>,
 }
@@ -116,6 +133,15 @@ pub fn router(
     settings: &Settings,
     audit: Option<Arc<coffer_audit::AuditLog>>,
 ) -> Router {
+    let sessions = Sessions::new(settings.idle_timeout);
+    if let Some(path) = &settings.session_file {
+        match session::persist::load(&sessions, path) {
+            Ok(n) => tracing::info!(sessions = n, "Console sessions restored"),
+            Err(e) => {
+                tracing::warn!(error = %e, path = %path.display(), "Console sessions could not be restored; everyone signs in again")
+            }
+        }
+    }
     let console = Arc::new(Console {
         regions: regions
             .iter()
@@ -123,7 +149,11 @@ pub fn router(
             .collect(),
         peers: peers.into_iter().collect(),
         credentials,
-        sessions: Sessions::new(settings.idle_timeout),
+        sessions,
+        session_file: settings.session_file.clone(),
+        default_region: settings.default_region.clone(),
+        sessions_saved: std::sync::Mutex::new(Instant::now()),
+        drafts: drafts::Drafts::default(),
         audit,
     });
     pages::routes()
@@ -194,8 +224,8 @@ pub(crate) struct Layout {
     pub csrf: String,
     pub principal: String,
     pub region: String,
-    /// The Region switcher's choices: (Region, selected).
-    pub regions: Vec<(String, bool)>,
+    /// The Region switcher's choices: (Region, its label, selected).
+    pub regions: Vec<(String, String, bool)>,
     pub flash: Option<Flash>,
     pub css: String,
     pub js: String,
@@ -224,6 +254,10 @@ impl Layout {
 
     pub fn list_url(&self, region: &str) -> String {
         form::url("/console/secrets", &[("region", region)])
+    }
+
+    pub fn keys_url(&self, region: &str) -> String {
+        form::url("/console/keys", &[("region", region)])
     }
 }
 
@@ -315,14 +349,42 @@ impl Console {
     }
 
     fn default_region(&self) -> String {
-        self.regions.keys().next().cloned().unwrap_or_default()
+        match &self.default_region {
+            Some(r) if self.regions.contains_key(r) => r.clone(),
+            _ => self.regions.keys().next().cloned().unwrap_or_default(),
+        }
     }
 
     fn session_of(&self, headers: &HeaderMap, touch: bool) -> Option<Session> {
         let cookies = headers.get(header::COOKIE)?.to_str().ok()?;
         let now = Instant::now();
-        session::cookie_values(cookies, session::COOKIE)
-            .find_map(|value| self.sessions.resume(value, now, touch))
+        let session = session::cookie_values(cookies, session::COOKIE)
+            .find_map(|value| self.sessions.resume(value, now, touch));
+        if touch && session.is_some() {
+            // Activity reaches the file at most once a minute.
+            let due = {
+                let mut saved = self.sessions_saved.lock().expect("sessions_saved lock");
+                let due = now.saturating_duration_since(*saved) >= Duration::from_secs(60);
+                if due {
+                    *saved = now;
+                }
+                due
+            };
+            if due {
+                self.sessions_changed();
+            }
+        }
+        session
+    }
+
+    /// Writes the session table to the session file, if there is one (a session started or
+    /// ended). A failure is logged; the sessions in memory go on working.
+    pub(crate) fn sessions_changed(&self) {
+        if let Some(path) = &self.session_file
+            && let Err(e) = session::persist::save(&self.sessions, path)
+        {
+            tracing::warn!(error = %e, path = %path.display(), "Console sessions could not be saved");
+        }
     }
 
     /// The signed-in user of a request, or the response that turns it away: a page load goes
@@ -343,6 +405,7 @@ impl Console {
                 if let Some(s) = session {
                     // The access key was deleted or rotated away: the session ends with it.
                     self.sessions.end(&s);
+                    self.sessions_changed();
                 }
                 Err(turn_away(parts))
             }
@@ -439,7 +502,7 @@ impl Ctx {
             regions: console
                 .regions
                 .keys()
-                .map(|r| (r.clone(), *r == region))
+                .map(|r| (r.clone(), view::region_label(r), *r == region))
                 .collect(),
             region,
             flash: console.sessions.take_flash(&self.session),
@@ -455,6 +518,30 @@ impl Ctx {
                 text: text.into(),
             },
         );
+    }
+
+    /// Post/Redirect/Get: keeps `form` (with what was wrong with it) and answers 303 to the GET
+    /// page `page` (a URL with a query), which shows it again, scrolled to `anchor`.
+    pub fn redirect_with_draft(
+        &self,
+        page: &str,
+        form: &Form,
+        problem: Option<Problem>,
+        anchor: &str,
+    ) -> Response {
+        let id = self.console.drafts.save(&self.session, form, problem);
+        see_other(&format!("{page}&draft={id}{anchor}"))
+    }
+
+    /// The draft a GET page's query names (`None`: it names none); a draft that is gone (too
+    /// old, or another session's) is the problem that says so.
+    pub fn draft(&self, query: &Form) -> Option<Result<(Form, Option<Problem>), Problem>> {
+        let id = query.get("draft")?;
+        Some(self.console.drafts.load(&self.session, id).ok_or_else(|| {
+            Problem::form(
+                "What you typed in this form is no longer kept (it is kept for 15 minutes, for this session only). Fill it in again.",
+            )
+        }))
     }
 
     /// The Region a request names, or a page saying this node does not serve it.
@@ -488,16 +575,67 @@ impl Ctx {
         O: serde::Serialize,
         F: AsyncFnOnce(&RegionService, &Caller, I) -> coffer_core::Result<O>,
     {
+        // Taken before the input is moved into the operation; redacted at once.
+        let parameters = self
+            .console
+            .audit
+            .as_ref()
+            .map(|_| audit::request_parameters(&input));
+        let run = f(region, &self.caller, input);
+        self.recorded(
+            "secretsmanager.amazonaws.com",
+            region,
+            operation,
+            parameters,
+            run,
+        )
+        .await
+    }
+
+    /// A KMS operation (the keys page), recorded as `kms.amazonaws.com`; `params` is its
+    /// request as the KMS API takes it (`{"KeyId": ...}`).
+    pub async fn kms<I, F>(
+        &self,
+        region: &RegionService,
+        operation: &'static str,
+        f: F,
+        params: serde_json::Value,
+    ) -> coffer_core::Result<serde_json::Value>
+    where
+        I: serde::de::DeserializeOwned,
+        F: AsyncFnOnce(&RegionService, &Caller, I) -> coffer_core::Result<serde_json::Value>,
+    {
+        let parameters = self
+            .console
+            .audit
+            .as_ref()
+            .map(|_| audit::request_parameters(&params));
+        let input: I = serde_json::from_value(params)
+            .map_err(|e| coffer_core::Error::validation(e.to_string()))?;
+        let run = f(region, &self.caller, input);
+        self.recorded("kms.amazonaws.com", region, operation, parameters, run)
+            .await
+    }
+
+    /// Runs `run` (an operation of the service `source`) and records it with its request
+    /// `parameters` (`None`: there is no audit log).
+    async fn recorded<O: serde::Serialize>(
+        &self,
+        source: &str,
+        region: &RegionService,
+        operation: &'static str,
+        parameters: Option<serde_json::Value>,
+        run: impl std::future::Future<Output = coffer_core::Result<O>>,
+    ) -> coffer_core::Result<O> {
         let started = Instant::now();
         let log = self.console.audit.as_ref();
         if log.is_some_and(|l| l.is_poisoned()) {
             return Err(audit::not_recorded(audit::NotRecorded::BeforeRunning));
         }
-        // Taken before the input is moved into the operation; redacted at once.
-        let parameters = log.map(|_| audit::request_parameters(&input));
-        let mut result = f(region, &self.caller, input).await;
+        let mut result = run.await;
         if let (Some(log), Some(parameters)) = (log, parameters) {
-            let record = audit::operation_record(
+            let record = audit::operation_record_of(
+                source,
                 operation,
                 &region.region,
                 &self.caller,

@@ -15,6 +15,8 @@ use rand::RngCore;
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
+pub mod persist;
+
 pub const COOKIE: &str = "coffer_console";
 /// The sign-in form's double-submit token (there is no session yet to bind a CSRF token to).
 pub const SIGN_IN_COOKIE: &str = "coffer_console_sign_in";

@@ -166,11 +166,15 @@ async fn sign_in_checks_the_secret_access_key() {
     let cookie = format!("{}={token}", session::SIGN_IN_COOKIE);
     for (id, secret) in [(KEY_ID, "wrong"), ("AKIAUNKNOWN", SECRET), (KEY_ID, "")] {
         let form = format!("token={token}&access_key_id={id}&secret_access_key={secret}");
-        let (status, headers, body) =
-            send(&app, post("/console/sign-in", Some(&cookie), &form)).await;
-        assert_eq!(status, StatusCode::UNAUTHORIZED, "{id}");
-        assert!(body.contains("not correct"));
+        let (status, headers, _) = send(&app, post("/console/sign-in", Some(&cookie), &form)).await;
+        // Post/Redirect/Get: back to the form, which says why.
+        assert_eq!(status, StatusCode::SEE_OTHER, "{id}");
         assert!(cookie_value(&set_cookies(&headers), session::COOKIE).is_none());
+        let location = headers[header::LOCATION].to_str().unwrap();
+        assert!(location.contains("refused=key"), "{location}");
+        assert!(!location.contains(SECRET));
+        let (_, _, body) = send(&app, get(location, Some(&cookie))).await;
+        assert!(body.contains("not correct"));
         assert!(!body.contains(SECRET));
     }
 }
@@ -180,11 +184,18 @@ async fn sign_in_needs_the_token_of_its_own_form() {
     let app = app();
     let form = format!("token=abc&access_key_id={KEY_ID}&secret_access_key={SECRET}");
     let (status, headers, _) = send(&app, post("/console/sign-in", None, &form)).await;
-    assert_eq!(status, StatusCode::FORBIDDEN);
+    assert_eq!(status, StatusCode::SEE_OTHER);
+    assert!(
+        headers[header::LOCATION]
+            .to_str()
+            .unwrap()
+            .contains("refused=expired")
+    );
     assert!(cookie_value(&set_cookies(&headers), session::COOKIE).is_none());
     let cookie = format!("{}=other", session::SIGN_IN_COOKIE);
-    let (status, _, _) = send(&app, post("/console/sign-in", Some(&cookie), &form)).await;
-    assert_eq!(status, StatusCode::FORBIDDEN);
+    let (status, headers, _) = send(&app, post("/console/sign-in", Some(&cookie), &form)).await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+    assert!(cookie_value(&set_cookies(&headers), session::COOKIE).is_none());
 }
 
 #[tokio::test]
@@ -324,8 +335,10 @@ async fn every_sign_in_attempt_is_recorded_without_the_secret() {
     // A wrong secret for a known key, and the secret pasted into the id field.
     for (id, secret) in [(KEY_ID, "wrong-typed-secret"), (SECRET, SECRET)] {
         let form = format!("token={token}&access_key_id={id}&secret_access_key={secret}");
-        let (status, _, _) = send(&app, post("/console/sign-in", Some(&cookie), &form)).await;
-        assert_eq!(status, StatusCode::UNAUTHORIZED);
+        let (status, headers, _) = send(&app, post("/console/sign-in", Some(&cookie), &form)).await;
+        assert_eq!(status, StatusCode::SEE_OTHER);
+        let location = headers[header::LOCATION].to_str().unwrap();
+        assert!(!location.contains(SECRET), "the secret never goes in a URL");
     }
     sign_in(&app).await;
     let records = audit_lines(&path);

@@ -1,7 +1,7 @@
 // Coffer console: small enhancements, hand-written (no build step). Every page works without
 // this file; with it, the Region switcher switches on change, an open Actions menu pauses the
-// replication section's refresh (so the menu does not close under the pointer), and Escape
-// closes an open menu.
+// replication section's refresh (so the menu does not close under the pointer), Escape
+// closes an open menu, and a lost connection to the server is said out loud (below).
 (function () {
   'use strict';
   document.documentElement.classList.add('js');
@@ -10,6 +10,12 @@
     var target = event.target;
     if (target.matches && target.matches('select[data-autosubmit]') && target.form) {
       target.form.requestSubmit();
+    }
+    // A replica row's key field offers the keys of the Region just chosen.
+    if (target.matches && target.matches('select[name="replica_region"]')) {
+      var row = target.closest('.replica-row');
+      var key = row && row.querySelector('input[name="replica_key"]');
+      if (key) key.setAttribute('list', 'keys-' + target.value);
     }
   });
 
@@ -34,5 +40,43 @@
     document.querySelectorAll('details.menu[open]').forEach(function (menu) {
       if (!menu.contains(event.target)) menu.open = false;
     });
+  });
+
+  // Connection lost: a refresh or an action that htmx could not send (the server stopped or
+  // is restarting) shows a notice and marks the replication status as not updating; the
+  // section's own refresh keeps trying, and the first answer that arrives clears both.
+  function connectionNotice() {
+    var notice = document.getElementById('connection-notice');
+    if (!notice) {
+      notice = document.createElement('div');
+      notice.id = 'connection-notice';
+      var main = document.getElementById('main');
+      if (!main) return null;
+      main.insertBefore(notice, main.firstChild);
+    }
+    return notice;
+  }
+
+  document.addEventListener('htmx:sendError', function () {
+    var notice = connectionNotice();
+    if (!notice) return;
+    notice.className = 'flash flash-error connection';
+    notice.setAttribute('role', 'alert');
+    notice.textContent = 'Connection to the Coffer server lost. Reconnecting\u2026 What this page shows may be out of date, and nothing you do here reaches the server until the connection is back.';
+    document.documentElement.classList.add('offline');
+  });
+
+  document.addEventListener('htmx:afterOnLoad', function () {
+    var root = document.documentElement;
+    if (!root.classList.contains('offline')) return;
+    root.classList.remove('offline');
+    var notice = connectionNotice();
+    if (!notice) return;
+    notice.className = 'flash flash-ok connection';
+    notice.setAttribute('role', 'status');
+    notice.textContent = 'Connection to the Coffer server is back.';
+    setTimeout(function () {
+      if (!root.classList.contains('offline')) notice.remove();
+    }, 5000);
   });
 })();

@@ -6,7 +6,7 @@ use std::time::Instant;
 use askama::Template;
 use axum::body::Body;
 use axum::extract::{Request, State};
-use axum::http::{HeaderValue, StatusCode, header};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::Response;
 
 use crate::form::Form;
@@ -52,10 +52,18 @@ fn sign_in_page(
     id: String,
     error: Option<String>,
     notice: Option<String>,
+    headers: &HeaderMap,
 ) -> Response {
-    // A fresh double-submit token for each form shown: the sign-in POST must carry the value
-    // of this cookie, which only a page of this origin could have read into the form.
-    let token = session::random_token();
+    // A double-submit token: the sign-in POST must carry the value of this cookie, which only
+    // a page of this origin could have read into the form. A browser that has one keeps it, so
+    // two tabs on the sign-in page do not invalidate each other's form.
+    let token = headers
+        .get(header::COOKIE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|c| session::cookie_values(c, SIGN_IN_COOKIE).next())
+        .filter(|t| t.len() == 64 && t.bytes().all(|b| b.is_ascii_hexdigit()))
+        .map(str::to_string)
+        .unwrap_or_else(session::random_token);
     let page = SignInPage {
         layout: Layout::signed_out("Sign in"),
         token: token.clone(),
@@ -74,6 +82,12 @@ pub async fn form(State(console): State<Arc<Console>>, request: Request) -> Resp
     if console.session_of(&parts.headers, false).is_some() {
         return see_other(&next);
     }
+    // A refused sign-in comes back here (Post/Redirect/Get), saying why.
+    let error = match query.get("refused") {
+        Some("key") => Some("The access key ID or secret access key is not correct.".to_string()),
+        Some(_) => Some("The sign-in form had expired. Enter your access key again.".to_string()),
+        None => None,
+    };
     let notice = if query.get("signed_out").is_some() {
         Some("You are signed out.".to_string())
     } else if query.get("next").is_some() {
@@ -81,7 +95,23 @@ pub async fn form(State(console): State<Arc<Console>>, request: Request) -> Resp
     } else {
         None
     };
-    sign_in_page(StatusCode::OK, next, String::new(), None, notice)
+    let id = query.text("access_key_id");
+    sign_in_page(StatusCode::OK, next, id, error, notice, &parts.headers)
+}
+
+/// Post/Redirect/Get for a refused sign-in: back to the form, with the reason and the access
+/// key ID filled in again. The ID goes in the URL only when it looks like one (uppercase
+/// letters and digits), so a secret access key pasted into the wrong field never does.
+fn refused(next: &str, reason: &str, id: &str) -> Response {
+    let looks_like_an_id = (16..=128).contains(&id.len())
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit());
+    let id = if looks_like_an_id { id } else { "" };
+    see_other(&crate::form::url(
+        "/console/sign-in",
+        &[("next", next), ("refused", reason), ("access_key_id", id)],
+    ))
 }
 
 pub async fn sign_in(State(console): State<Arc<Console>>, request: Request) -> Response {
@@ -113,20 +143,18 @@ pub async fn sign_in(State(console): State<Arc<Console>>, request: Request) -> R
         .and_then(|v| v.to_str().ok())
         .unwrap_or_default();
     if !session::cookie_values(cookies, SIGN_IN_COOKIE).any(|c| tokens_match(c, token)) {
-        return sign_in_page(
-            StatusCode::FORBIDDEN,
-            next,
-            String::new(),
-            Some("The sign-in form had expired. Enter your access key again.".into()),
-            None,
-        );
+        if console.session_of(&parts.headers, false).is_some() {
+            // Signed in meanwhile (in another tab): nothing to do but go on.
+            return see_other(&next);
+        }
+        return refused(&next, "expired", "");
     }
     let id = form.text("access_key_id");
     let origin = crate::audit::Origin::of(&parts);
     // Fail closed: with a log known to be unwritable, nobody signs in (nothing they did would
     // be recorded).
     if console.audit.as_ref().is_some_and(|l| l.is_poisoned()) {
-        return not_recorded_page(next, id);
+        return not_recorded_page(next, id, &parts.headers);
     }
     let secret = form.secret("secret_access_key");
     let key = console.credentials.access_key(&id);
@@ -152,26 +180,20 @@ pub async fn sign_in(State(console): State<Arc<Console>>, request: Request) -> R
             .await
     {
         tracing::error!(error = %e, "Console sign-in refused: its audit record cannot be written");
-        return not_recorded_page(next, id);
+        return not_recorded_page(next, id, &parts.headers);
     }
     let Some(key) = key.filter(|_| accepted) else {
         tracing::warn!(access_key_id = %id, "Console sign-in refused");
-        return sign_in_page(
-            StatusCode::UNAUTHORIZED,
-            next,
-            id,
-            Some("The access key ID or secret access key is not correct.".into()),
-            None,
-        );
+        return refused(&next, "key", &id);
     };
     let (cookie, _) = console.sessions.start(&id, Instant::now());
+    console.sessions_changed();
     tracing::info!(access_key_id = %id, principal = %key.caller.principal_arn, "Console sign-in");
-    let response = with_cookie(see_other(&next), &set_cookie(session::COOKIE, &cookie));
-    with_cookie(response, &clear_cookie(SIGN_IN_COOKIE))
+    with_cookie(see_other(&next), &set_cookie(session::COOKIE, &cookie))
 }
 
 /// The sign-in form again, saying the attempt could not be recorded (no session started).
-fn not_recorded_page(next: String, id: String) -> Response {
+fn not_recorded_page(next: String, id: String, headers: &HeaderMap) -> Response {
     sign_in_page(
         StatusCode::INTERNAL_SERVER_ERROR,
         next,
@@ -180,6 +202,7 @@ fn not_recorded_page(next: String, id: String) -> Response {
             "The sign-in could not be recorded in the audit log, so you were not signed in. Contact the administrator of this Coffer deployment.".into(),
         ),
         None,
+        headers,
     )
 }
 
@@ -189,6 +212,7 @@ pub async fn sign_out(
 ) -> Result<Response, Response> {
     let (ctx, _) = console.posted(request).await?;
     console.sessions.end(&ctx.session);
+    console.sessions_changed();
     tracing::info!(access_key_id = %ctx.session.access_key_id, "Console sign-out");
     Ok(with_cookie(
         see_other("/console/sign-in?signed_out=1"),

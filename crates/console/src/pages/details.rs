@@ -43,12 +43,16 @@ pub struct RotationView {
     pub schedule_input: String,
     pub duration_input: String,
     pub function_input: String,
+    /// On a replica: the primary Region whose rotation this shows (rotation is configured and
+    /// run on the primary; each new version reaches the replica).
+    pub managed_by: Option<String>,
 }
 
 #[derive(Template)]
 #[template(path = "secret.html")]
 struct SecretPage {
     layout: Layout,
+    pickers: Vec<(String, Vec<super::keys::KeyChoice>)>,
     region: String,
     name: String,
     arn: String,
@@ -71,6 +75,9 @@ struct SecretPage {
     policy: Option<String>,
     rotation: RotationView,
     list_url: String,
+    edit_url: String,
+    /// The Regions this secret (a primary) replicates to.
+    replication_regions: Vec<String>,
 }
 
 impl SecretPage {
@@ -112,7 +119,39 @@ fn rotation_view(entry: &describe_secret::Output) -> RotationView {
             .unwrap_or_default(),
         duration_input: rules.duration.unwrap_or_default(),
         function_input: entry.rotation_lambda_arn.clone().unwrap_or_default(),
+        managed_by: None,
     }
+}
+
+/// A replica's rotation is its primary's: read from the primary when this node serves its
+/// Region (else the replica's own, which says "Not configured").
+async fn replica_rotation(ctx: &Ctx, entry: &describe_secret::Output) -> RotationView {
+    let Some(primary) = entry.primary_region.clone() else {
+        return rotation_view(entry);
+    };
+    let from_primary = match ctx.console.region(&primary) {
+        Some(region) => ctx
+            .call(
+                &region,
+                "DescribeSecret",
+                describe_secret::run,
+                describe_secret::Input {
+                    secret_id: Some(entry.name.clone()),
+                },
+            )
+            .await
+            .ok(),
+        None => None,
+    };
+    let mut view = match &from_primary {
+        Some(p) => rotation_view(p),
+        None => rotation_view(entry),
+    };
+    if from_primary.is_none() && entry.rotation_enabled.is_none() {
+        view.state = "Managed by the primary secret";
+    }
+    view.managed_by = Some(primary);
+    view
 }
 
 /// The secret's page; `value` is the revealed value section after "Retrieve secret value"
@@ -218,8 +257,14 @@ pub async fn page_with(
             String::new()
         })
     };
+    let pickers = if editable {
+        super::keys::pickers(&ctx.console, &ctx.caller, [region_name.to_string()]).await
+    } else {
+        Vec::new()
+    };
     let page = SecretPage {
         layout: ctx.layout(&name, region_name),
+        pickers,
         region: region_name.to_string(),
         arn: entry.arn.clone(),
         description: or_dash(entry.description.as_deref()),
@@ -250,8 +295,14 @@ pub async fn page_with(
             .map(|t| (t.key.clone(), t.value.clone()))
             .collect(),
         policy,
-        rotation: rotation_view(&entry),
+        rotation: if role == Role::Replica {
+            replica_rotation(ctx, &entry).await
+        } else {
+            rotation_view(&entry)
+        },
         list_url: url("/console/secrets", &[("region", region_name)]),
+        edit_url: super::value::edit_url(region_name, &name),
+        replication_regions: replica_regions(&entry),
         name,
     };
     Ok(render(StatusCode::OK, &page))
@@ -264,7 +315,13 @@ pub async fn page(
     let (parts, _) = request.into_parts();
     let ctx = console.signed_in(&parts, true)?;
     let q = Form::from_query(parts.uri.query());
-    page_with(&ctx, &q.text("region"), &q.text("name"), None).await
+    let (region, name) = (q.text("region"), q.text("name"));
+    // A draft here is a "Retrieve secret value" sent without JavaScript.
+    let value = match ctx.draft(&q) {
+        Some(Ok((form, _))) => Some(super::value::reveal(&ctx, &region, &name, &form).await?),
+        _ => None,
+    };
+    page_with(&ctx, &region, &name, value).await
 }
 
 /// A signed-in POST about one secret: the context, the form, the Region and the name.
@@ -464,6 +521,80 @@ pub async fn cancel_rotation(
     Ok(done(&ctx, &region.region, &name, result, "#rotation"))
 }
 
+fn replica_regions(entry: &describe_secret::Output) -> Vec<String> {
+    entry
+        .replication_status
+        .iter()
+        .flatten()
+        .map(|r| r.region.clone())
+        .collect()
+}
+
+#[derive(Template)]
+#[template(path = "delete.html")]
+struct DeletePage {
+    layout: Layout,
+    region: String,
+    name: String,
+    days: i64,
+    deletion_date: String,
+    replicas: Vec<String>,
+    replication_url: String,
+    back_url: String,
+}
+
+/// "Delete secret": the confirmation, with the waiting period and the day it ends, as AWS's
+/// console asks. A primary with replicas gets the way out instead: DeleteSecret refuses it
+/// until its replica Regions are removed.
+pub async fn delete_page(
+    State(console): State<Arc<Console>>,
+    request: Request,
+) -> Result<Response, Response> {
+    let (parts, _) = request.into_parts();
+    let ctx = console.signed_in(&parts, true)?;
+    let q = Form::from_query(parts.uri.query());
+    let region_name = q.text("region");
+    let name = q.text("name");
+    let region = ctx.region(&region_name)?;
+    let entry = match ctx
+        .call(
+            &region,
+            "DescribeSecret",
+            describe_secret::run,
+            describe_secret::Input {
+                secret_id: Some(name.clone()),
+            },
+        )
+        .await
+    {
+        Ok(e) => e,
+        Err(e) => {
+            ctx.flash(true, e.message);
+            return Ok(see_other(&secret_url(&region_name, &name)));
+        }
+    };
+    let days = q
+        .text("recovery_window")
+        .parse::<i64>()
+        .unwrap_or(30)
+        .clamp(7, 30);
+    let deletion_date = (chrono::Utc::now() + chrono::Duration::days(days))
+        .format("%Y-%m-%d")
+        .to_string();
+    let back_url = secret_url(&region_name, &entry.name);
+    let page = DeletePage {
+        layout: ctx.layout(&format!("Delete secret: {}", entry.name), &region_name),
+        region: region_name,
+        name: entry.name.clone(),
+        days,
+        deletion_date,
+        replicas: replica_regions(&entry),
+        replication_url: format!("{back_url}#replication"),
+        back_url,
+    };
+    Ok(render(StatusCode::OK, &page))
+}
+
 pub async fn delete(
     State(console): State<Arc<Console>>,
     request: Request,
@@ -487,6 +618,14 @@ pub async fn delete(
                 "{name} is scheduled for deletion on {}. Until then you can cancel the deletion.",
                 time(Some(out.deletion_date))
             )
+        })
+        .map_err(|mut e| {
+            if e.message.contains("still has replica regions") {
+                e.message.push_str(
+                    " Remove the replica Regions first: in Replication, choose Actions, then Remove replica.",
+                );
+            }
+            e
         });
     Ok(done(&ctx, &region.region, &name, result, ""))
 }

@@ -13,6 +13,7 @@ use crate::{Console, Layout, assets, message, see_other};
 mod auth;
 mod create;
 mod details;
+mod keys;
 mod list;
 mod regions;
 mod replication;
@@ -31,7 +32,7 @@ pub(crate) fn routes() -> Router<Arc<Console>> {
         )
         .route("/console/secret", get(details::page))
         .route("/console/secret/value", post(value::retrieve))
-        .route("/console/secret/edit-value", post(value::edit))
+        .route("/console/secret/edit-value", get(value::edit))
         .route("/console/secret/put-value", post(value::put))
         .route("/console/secret/update", post(details::update))
         .route("/console/secret/tag", post(details::tag))
@@ -46,7 +47,10 @@ pub(crate) fn routes() -> Router<Arc<Console>> {
             "/console/secret/rotation/cancel",
             post(details::cancel_rotation),
         )
-        .route("/console/secret/delete", post(details::delete))
+        .route(
+            "/console/secret/delete",
+            get(details::delete_page).post(details::delete),
+        )
         .route("/console/secret/restore", post(details::restore))
         .route(
             "/console/secret/replication",
@@ -73,6 +77,10 @@ pub(crate) fn routes() -> Router<Arc<Console>> {
             "/console/regions/failover",
             get(regions::failover_page).post(regions::failover_submit),
         )
+        .route("/console/keys", get(keys::page))
+        .route("/console/keys/create", post(keys::create))
+        .route("/console/keys/alias", post(keys::alias))
+        .route("/console/keys/state", post(keys::state))
         .route("/console/static/{file}", get(assets::serve))
         .route("/console/{*rest}", any(not_found))
 }

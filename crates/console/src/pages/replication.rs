@@ -17,6 +17,8 @@ use coffer_core::ops::{
 };
 use coffer_core::region::DEFAULT_KEY_ALIAS;
 
+use super::keys::{KeyChoice, pickers};
+use crate::drafts::{FormState, Problem};
 use crate::form::{Form, url};
 use crate::guidance::{Advice, advise};
 use crate::view::{Role, day, secret_page_url, secret_url, status_class};
@@ -25,12 +27,16 @@ use crate::{Console, Ctx, Layout, html, message, render, see_other};
 /// One choice of the Region select.
 pub struct RegionOption {
     pub name: String,
+    /// AWS's name and the code: `Europe (Ireland) · eu-west-1`.
+    pub label: String,
     pub selected: bool,
 }
 
 /// One row of "Add replica Regions": a Region and an optional key of that Region.
 pub struct ReplicaRow {
     pub index: usize,
+    /// The Region chosen ("" when none yet): its keys are the key field's picker.
+    pub region: String,
     pub deployment: Vec<RegionOption>,
     pub others: Vec<RegionOption>,
     pub key: String,
@@ -56,6 +62,16 @@ fn choices(console: &Console, own: &str) -> (Vec<String>, Vec<String>) {
         .collect();
     others.sort();
     (deployment, others)
+}
+
+/// The Regions this node serves other than `own`: those whose keys a replica row can pick.
+pub fn replica_pickers(console: &Console, own: &str) -> Vec<String> {
+    console
+        .regions
+        .keys()
+        .filter(|r| r.as_str() != own)
+        .cloned()
+        .collect()
 }
 
 /// The replica rows of a form (`replica_region`, `replica_key`), with `extra` empty rows.
@@ -84,6 +100,7 @@ pub fn replica_rows(
     let options = |list: &[String], selected: &str| {
         list.iter()
             .map(|r| RegionOption {
+                label: crate::view::region_label(r),
                 name: r.clone(),
                 selected: r == selected,
             })
@@ -94,6 +111,7 @@ pub fn replica_rows(
         .enumerate()
         .map(|(index, (region, key))| ReplicaRow {
             index,
+            region: region.clone(),
             deployment: options(&deployment, &region),
             others: options(&others, &region),
             key,
@@ -121,6 +139,8 @@ pub struct ReplicaView {
     pub message: String,
     pub last_accessed: String,
     pub advice: Option<Advice>,
+    /// Retry is offered only for a replica whose replication failed, as in AWS's console.
+    pub failed: bool,
     pub retry_url: String,
     pub remove_url: String,
     /// The replica's own page, when this node serves its Region.
@@ -198,6 +218,7 @@ pub fn build_section(
                     message
                 },
                 last_accessed: day(r.last_accessed_date),
+                failed,
                 retry_url: url(
                     "/console/secret/retry",
                     &[("region", region), ("name", name), ("replica", &r.region)],
@@ -239,7 +260,19 @@ pub async fn section_fragment(
     let region_name = q.text("region");
     let name = q.text("name");
     let region = ctx.region(&region_name)?;
-    let section = match describe(&ctx, &region, &name).await {
+    // The periodic refresh reads the status as the signed-in user (the same authorization as
+    // DescribeSecret) but writes no audit record: nobody asked for this read, and a page left
+    // open would otherwise add a record every few seconds. The page load that started it was
+    // recorded, as is everything the person does.
+    let status = describe_secret::run(
+        &region,
+        &ctx.caller,
+        describe_secret::Input {
+            secret_id: Some(name.clone()),
+        },
+    )
+    .await;
+    let section = match status {
         Ok(entry) => build_section(&console, &region_name, &name, &entry),
         Err(e) => ReplicationSection {
             refresh_url: secret_page_url("replication", &region_name, &name),
@@ -263,42 +296,22 @@ pub async fn section_fragment(
 #[template(path = "replicate.html")]
 struct AddRegionsPage {
     layout: Layout,
+    pickers: Vec<(String, Vec<KeyChoice>)>,
     region: String,
     name: String,
     rows: Vec<ReplicaRow>,
-    error: Option<String>,
+    fs: FormState,
     back_url: String,
     replicated: bool,
+    overwrite: bool,
 }
 
-fn add_regions_page(
-    ctx: &Ctx,
-    region: &str,
-    name: &str,
-    rows: Vec<ReplicaRow>,
-    replicated: bool,
-    error: Option<String>,
-) -> Response {
-    let status = if error.is_some() {
-        StatusCode::BAD_REQUEST
-    } else {
-        StatusCode::OK
-    };
-    render(
-        status,
-        &AddRegionsPage {
-            layout: ctx.layout(&format!("Add replica Regions: {name}"), region),
-            region: region.to_string(),
-            name: name.to_string(),
-            rows,
-            error,
-            back_url: format!("{}#replication", secret_url(region, name)),
-            replicated,
-        },
-    )
+fn add_url(region: &str, name: &str) -> String {
+    secret_page_url("replicate", region, name)
 }
 
-/// "Replicate secret" / "Add Region": the "Add replica Regions" form.
+/// "Replicate secret" / "Add Region": the "Add replica Regions" form, or the form as the user
+/// left it when it came back (Post/Redirect/Get, see [`crate::drafts`]).
 pub async fn add_page(
     State(console): State<Arc<Console>>,
     request: Request,
@@ -321,14 +334,52 @@ pub async fn add_page(
             ));
         }
     };
-    let rows = replica_rows(&console, &region_name, None, 1);
-    Ok(add_regions_page(
-        &ctx,
-        &region_name,
-        &name,
-        rows,
-        replicated,
-        None,
+    let (rows, fs, overwrite) = match ctx.draft(&q) {
+        Some(Ok((form, problem))) => {
+            let extra = usize::from(form.get("more").is_some());
+            let rows = replica_rows(&console, &region_name, Some(&form), extra);
+            let focus = if extra > 0 {
+                format!("replica-region-{}", rows.len().saturating_sub(1))
+            } else if form.get("remove_row").is_some() {
+                "add-more-regions".to_string()
+            } else {
+                String::new()
+            };
+            (
+                rows,
+                FormState::new(problem, focus),
+                form.checked("overwrite"),
+            )
+        }
+        Some(Err(problem)) => (
+            replica_rows(&console, &region_name, None, 1),
+            FormState::new(Some(problem), ""),
+            false,
+        ),
+        None => (
+            replica_rows(&console, &region_name, None, 1),
+            FormState::default(),
+            false,
+        ),
+    };
+    Ok(render(
+        StatusCode::OK,
+        &AddRegionsPage {
+            layout: ctx.layout(&format!("Add replica Regions: {name}"), &region_name),
+            pickers: pickers(
+                &console,
+                &ctx.caller,
+                replica_pickers(&console, &region_name),
+            )
+            .await,
+            back_url: format!("{}#replication", secret_url(&region_name, &name)),
+            region: region_name,
+            name,
+            rows,
+            fs,
+            replicated,
+            overwrite,
+        },
     ))
 }
 
@@ -340,30 +391,19 @@ pub async fn add_submit(
     let region_name = form.text("region");
     let name = form.text("name");
     let region = ctx.region(&region_name)?;
-    let replicated = form.checked("replicated");
-    if form.get("more") == Some("replica") || form.get("remove_row").is_some() {
-        let extra = usize::from(form.get("more").is_some());
-        let rows = replica_rows(&console, &region_name, Some(&form), extra);
-        return Ok(add_regions_page(
-            &ctx,
-            &region_name,
-            &name,
-            rows,
-            replicated,
-            None,
-        ));
+    let overwrite = form.checked("overwrite");
+    let again = add_url(&region_name, &name);
+    if form.get("more") == Some("replica") {
+        let anchor = format!("#replica-region-{}", form.all("replica_region").count());
+        return Ok(ctx.redirect_with_draft(&again, &form, None, &anchor));
+    }
+    if form.get("remove_row").is_some() {
+        return Ok(ctx.redirect_with_draft(&again, &form, None, "#add-more-regions"));
     }
     let requested = requested_regions(&form);
     if requested.is_empty() {
-        let rows = replica_rows(&console, &region_name, Some(&form), 0);
-        return Ok(add_regions_page(
-            &ctx,
-            &region_name,
-            &name,
-            rows,
-            replicated,
-            Some("Choose at least one Region.".into()),
-        ));
+        let problem = Problem::field("replica-region-0", "Choose at least one Region.");
+        return Ok(ctx.redirect_with_draft(&again, &form, Some(problem), ""));
     }
     let regions: Vec<String> = requested.iter().filter_map(|r| r.region.clone()).collect();
     let result = ctx
@@ -374,7 +414,9 @@ pub async fn add_submit(
             replicate_secret_to_regions::Input {
                 secret_id: Some(name.clone()),
                 add_replica_regions: Some(requested),
-                force_overwrite_replica_secret: None,
+                // "Overwrite" as on the Retry dialog: a Region that already holds a secret of
+                // this name (a promoted replica, say) takes this secret's value.
+                force_overwrite_replica_secret: overwrite.then_some(true),
             },
         )
         .await;
@@ -392,17 +434,7 @@ pub async fn add_submit(
                 secret_url(&region_name, &name)
             )))
         }
-        Err(e) => {
-            let rows = replica_rows(&console, &region_name, Some(&form), 0);
-            Ok(add_regions_page(
-                &ctx,
-                &region_name,
-                &name,
-                rows,
-                replicated,
-                Some(e.message),
-            ))
-        }
+        Err(e) => Ok(ctx.redirect_with_draft(&again, &form, Some(Problem::form(e.message)), "")),
     }
 }
 
@@ -410,6 +442,7 @@ pub async fn add_submit(
 #[template(path = "retry.html")]
 struct RetryPage {
     layout: Layout,
+    pickers: Vec<(String, Vec<KeyChoice>)>,
     region: String,
     name: String,
     replica: String,
@@ -458,9 +491,10 @@ pub async fn retry_page(
     };
     let message_text = status.status_message.clone().unwrap_or_default();
     let advice = (status.status == coffer_core::replication::ReplicaState::Failed)
-        .then(|| advise(&replica, status.cause.unwrap_or_default()));
+        .then(|| advise(&replica, status.cause.unwrap_or_default()).in_retry_dialog());
     let page = RetryPage {
         layout: ctx.layout(&format!("Retry replication: {name}"), &region_name),
+        pickers: pickers(&console, &ctx.caller, [replica.clone()]).await,
         back_url: format!("{}#replication", secret_url(&region_name, &name)),
         region: region_name,
         name,

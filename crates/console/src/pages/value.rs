@@ -1,9 +1,11 @@
 //! The secret value: "Retrieve secret value" (revealed only on that click), and editing it as
 //! key/value pairs or plaintext (GetSecretValue, PutSecretValue).
 //!
-//! The value reaches a page only as the answer to a POST the user made (Retrieve, Edit, or the
-//! user's own form sent back after an error or "Add row"), never through a URL; every console
-//! response is `Cache-Control: no-store`.
+//! The value reaches a page only when the user asks for it: "Retrieve secret value" (a POST;
+//! without JavaScript it redirects to the secret's page with a draft id that only this session
+//! can use), "Edit secret value", or the user's own form shown again after an error or "Add
+//! row" (see [`crate::drafts`]). It never goes in a URL; every console response is
+//! `Cache-Control: no-store`.
 
 use std::sync::Arc;
 
@@ -11,10 +13,12 @@ use askama::Template;
 use axum::extract::{Request, State};
 use axum::http::StatusCode;
 use axum::response::Response;
+use coffer_core::ErrorCode;
 use coffer_core::ops::{get_secret_value, put_secret_value};
 use zeroize::{Zeroize, Zeroizing};
 
-use crate::form::Form;
+use crate::drafts::{FormState, Problem};
+use crate::form::{Form, url};
 use crate::view::secret_url;
 use crate::{Console, Ctx, Layout, html, is_htmx, render, see_other};
 
@@ -77,30 +81,72 @@ impl ValueEditor {
         }
     }
 
-    /// The SecretString to store; `None` when nothing was entered.
-    pub fn value(&self) -> Result<Option<Zeroizing<String>>, String> {
+    /// The SecretString to store, or what is wrong with the form and at which field. A value
+    /// is required, as in AWS's console (a secret without one has no AWSCURRENT version).
+    pub fn value(&self) -> Result<Zeroizing<String>, Problem> {
         if self.plaintext_mode {
-            return Ok((!self.plaintext.is_empty()).then(|| Zeroizing::new(self.plaintext.clone())));
+            let n = self.plaintext.chars().count();
+            return match n {
+                0 => Err(Problem::field("plaintext", "Enter a secret value.")),
+                n if n > MAX_VALUE_CHARS => Err(Problem::field(
+                    "plaintext",
+                    format!(
+                        "The value has {n} characters; a secret value can have at most 65,536."
+                    ),
+                )),
+                _ => Ok(Zeroizing::new(self.plaintext.clone())),
+            };
         }
-        let pairs: Vec<&(String, String)> = self
+        // Rows by their number on the page (1-based), blank rows left out.
+        let pairs: Vec<(usize, &(String, String))> = self
             .pairs
             .iter()
-            .filter(|(k, v)| !k.is_empty() || !v.is_empty())
+            .enumerate()
+            .map(|(i, p)| (i + 1, p))
+            .filter(|(_, (k, v))| !k.is_empty() || !v.is_empty())
             .collect();
         if pairs.is_empty() {
-            return Ok(None);
+            return Err(Problem::field(
+                "pair-key-1",
+                "Enter a secret value: at least one key and its value (or choose Plaintext).",
+            ));
         }
-        for (i, (k, _)) in pairs.iter().enumerate() {
+        for (i, (row, (k, _))) in pairs.iter().enumerate() {
             if k.is_empty() {
-                return Err("Every secret value needs a key.".into());
+                return Err(Problem::field(
+                    &format!("pair-key-{row}"),
+                    "Enter a key for this value.",
+                ));
             }
-            if pairs[..i].iter().any(|(other, _)| other == k) {
-                return Err(format!("The key '{k}' appears twice; keys must be unique."));
+            if pairs[..i].iter().any(|(_, (other, _))| other == k) {
+                return Err(Problem::field(
+                    &format!("pair-key-{row}"),
+                    format!("The key '{k}' appears twice; keys must be unique."),
+                ));
             }
         }
-        Ok(Some(json_object(&pairs)))
+        let only: Vec<&(String, String)> = pairs.iter().map(|(_, p)| *p).collect();
+        let json = json_object(&only);
+        let n = json.chars().count();
+        if n > MAX_VALUE_CHARS {
+            // The longest value is the one to shorten first.
+            let row = pairs
+                .iter()
+                .max_by_key(|(_, (_, v))| v.len())
+                .map_or(1, |(row, _)| *row);
+            return Err(Problem::field(
+                &format!("pair-value-{row}"),
+                format!(
+                    "The key/value pairs are stored as one JSON text (the secret's SecretString), which would have {n} characters; a secret value can have at most 65,536. Shorten the values or keep them in several secrets."
+                ),
+            ));
+        }
+        Ok(json)
     }
 }
+
+/// SecretString's limit, in characters (as the API counts it).
+const MAX_VALUE_CHARS: usize = 65_536;
 
 /// `{"k":"v",...}` written straight into zeroizing memory, sized up front so it never moves.
 fn json_object(pairs: &[&(String, String)]) -> Zeroizing<String> {
@@ -177,7 +223,10 @@ pub struct ValueSection {
     pub stages: String,
     pub editable: bool,
     pub error: Option<String>,
+    /// The error says the secret has no AWSCURRENT value (a "Set secret value" link follows).
+    pub no_value: bool,
     pub hide_url: String,
+    pub edit_url: String,
 }
 
 impl Drop for ValueSection {
@@ -204,11 +253,16 @@ impl ValueSection {
             stages: String::new(),
             editable,
             error: None,
+            no_value: false,
             hide_url: secret_url(region, name),
+            edit_url: edit_url(region, name),
         }
     }
 }
 
+/// "Retrieve secret value": with htmx the section alone is swapped in; without JavaScript
+/// the POST answers 303 to the secret's page, which retrieves the value again for the draft it
+/// names (Post/Redirect/Get: Back and Forward never ask to resend the form).
 pub async fn retrieve(
     State(console): State<Arc<Console>>,
     request: Request,
@@ -217,21 +271,47 @@ pub async fn retrieve(
     let (ctx, form) = console.posted(request).await?;
     let region_name = form.text("region");
     let name = form.text("name");
-    let region = ctx.region(&region_name)?;
+    if !htmx {
+        ctx.region(&region_name)?;
+        return Ok(ctx.redirect_with_draft(
+            &secret_url(&region_name, &name),
+            &form,
+            None,
+            "#secret-value",
+        ));
+    }
+    let section = reveal(&ctx, &region_name, &name, &form).await?;
+    Ok(match section.render() {
+        Ok(body) => html(StatusCode::OK, body),
+        Err(_) => html(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "The value could not be shown.".into(),
+        ),
+    })
+}
+
+/// The value section with the value read now (GetSecretValue), as `form` asked for it.
+pub async fn reveal(
+    ctx: &Ctx,
+    region_name: &str,
+    name: &str,
+    form: &Form,
+) -> Result<ValueSection, Response> {
+    let region = ctx.region(region_name)?;
     let result = ctx
         .call(
             &region,
             "GetSecretValue",
             get_secret_value::run,
             get_secret_value::Input {
-                secret_id: Some(name.clone()),
+                secret_id: Some(name.to_string()),
                 version_id: form.optional("version_id"),
                 version_stage: None,
             },
         )
         .await;
     let editable = form.get("editable") == Some("true");
-    let mut section = ValueSection::hidden(&ctx.session.csrf, &region_name, &name, editable);
+    let mut section = ValueSection::hidden(&ctx.session.csrf, region_name, name, editable);
     match result {
         Ok(out) => {
             section.revealed = true;
@@ -247,18 +327,13 @@ pub async fn retrieve(
                 section.plaintext = base64::engine::general_purpose::STANDARD.encode(b.as_slice());
             }
         }
-        Err(e) => section.error = Some(e.message),
+        Err(e) => {
+            section.no_value =
+                e.code == ErrorCode::ResourceNotFound && e.message.contains("staging label");
+            section.error = Some(e.message);
+        }
     }
-    if htmx {
-        return Ok(match section.render() {
-            Ok(body) => html(StatusCode::OK, body),
-            Err(_) => html(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "The value could not be shown.".into(),
-            ),
-        });
-    }
-    super::details::page_with(&ctx, &region_name, &name, Some(section)).await
+    Ok(section)
 }
 
 #[derive(Template)]
@@ -268,44 +343,67 @@ struct EditValuePage {
     region: String,
     name: String,
     editor: ValueEditor,
-    error: Option<String>,
+    fs: FormState,
+    /// The secret has no AWSCURRENT version yet: what is saved becomes its first value.
+    first_value: bool,
     back_url: String,
 }
 
-fn edit_page(
-    ctx: &Ctx,
-    region: &str,
-    name: &str,
-    editor: ValueEditor,
-    error: Option<String>,
-) -> Response {
-    let status = if error.is_some() {
-        StatusCode::BAD_REQUEST
-    } else {
-        StatusCode::OK
-    };
-    render(
-        status,
-        &EditValuePage {
-            layout: ctx.layout(&format!("Edit secret value: {name}"), region),
-            region: region.to_string(),
-            name: name.to_string(),
-            editor,
-            error,
-            back_url: secret_url(region, name),
-        },
+/// The "Edit secret value" page's address.
+pub fn edit_url(region: &str, name: &str) -> String {
+    url(
+        "/console/secret/edit-value",
+        &[("region", region), ("name", name)],
     )
 }
 
-/// "Edit secret value" (a button of the revealed value): the editor, filled with the value.
+/// GET "Edit secret value": the editor, filled with the current value (GetSecretValue), or
+/// with what the user typed when a form came back (see [`crate::drafts`]). A secret without
+/// an AWSCURRENT version (stored through the API without a value) gets an empty editor, so the
+/// console can give it a value.
 pub async fn edit(
     State(console): State<Arc<Console>>,
     request: Request,
 ) -> Result<Response, Response> {
-    let (ctx, form) = console.posted(request).await?;
-    let region_name = form.text("region");
-    let name = form.text("name");
+    let (parts, _) = request.into_parts();
+    let ctx = console.signed_in(&parts, true)?;
+    let q = Form::from_query(parts.uri.query());
+    let region_name = q.text("region");
+    let name = q.text("name");
     let region = ctx.region(&region_name)?;
+    let page = |editor: ValueEditor, fs: FormState, first_value: bool| {
+        render(
+            StatusCode::OK,
+            &EditValuePage {
+                layout: ctx.layout(&format!("Edit secret value: {name}"), &region_name),
+                region: region_name.clone(),
+                name: name.clone(),
+                editor,
+                fs,
+                first_value,
+                back_url: secret_url(&region_name, &name),
+            },
+        )
+    };
+    let mut problem = None;
+    match ctx.draft(&q) {
+        Some(Ok((form, p))) => {
+            let add_row = form.get("more") == Some("pair");
+            let editor = ValueEditor::from_form(&form, add_row);
+            let focus = if add_row {
+                format!("pair-key-{}", editor.pairs.len())
+            } else {
+                String::new()
+            };
+            return Ok(page(
+                editor,
+                FormState::new(p, focus),
+                form.checked("first_value"),
+            ));
+        }
+        Some(Err(p)) => problem = Some(p),
+        None => {}
+    }
     let result = ctx
         .call(
             &region,
@@ -320,12 +418,10 @@ pub async fn edit(
         .await;
     match result {
         Ok(out) => match &out.secret_string {
-            Some(s) => Ok(edit_page(
-                &ctx,
-                &region_name,
-                &name,
+            Some(s) => Ok(page(
                 ValueEditor::from_value(s),
-                None,
+                FormState::new(problem, ""),
+                false,
             )),
             None => {
                 ctx.flash(
@@ -335,6 +431,13 @@ pub async fn edit(
                 Ok(see_other(&secret_url(&region_name, &name)))
             }
         },
+        Err(e) if e.code == ErrorCode::ResourceNotFound && e.message.contains("staging label") => {
+            Ok(page(
+                ValueEditor::empty(),
+                FormState::new(problem, "pair-key-1"),
+                true,
+            ))
+        }
         Err(e) => {
             ctx.flash(true, e.message);
             Ok(see_other(&secret_url(&region_name, &name)))
@@ -342,7 +445,8 @@ pub async fn edit(
     }
 }
 
-/// Saves the edited value as a new AWSCURRENT version (PutSecretValue).
+/// Saves the edited value as a new AWSCURRENT version (PutSecretValue). "Add row" and a
+/// refused value come back to the GET page (Post/Redirect/Get).
 pub async fn put(
     State(console): State<Arc<Console>>,
     request: Request,
@@ -351,23 +455,15 @@ pub async fn put(
     let region_name = form.text("region");
     let name = form.text("name");
     let region = ctx.region(&region_name)?;
-    let add_row = form.get("more") == Some("pair");
-    let editor = ValueEditor::from_form(&form, add_row);
-    if add_row {
-        return Ok(edit_page(&ctx, &region_name, &name, editor, None));
+    let again = edit_url(&region_name, &name);
+    if form.get("more") == Some("pair") {
+        let row = form.all("pair_key").count().max(1) + 1;
+        return Ok(ctx.redirect_with_draft(&again, &form, None, &format!("#pair-key-{row}")));
     }
+    let editor = ValueEditor::from_form(&form, false);
     let value = match editor.value() {
-        Ok(Some(v)) => v,
-        Ok(None) => {
-            return Ok(edit_page(
-                &ctx,
-                &region_name,
-                &name,
-                editor,
-                Some("Enter a secret value.".into()),
-            ));
-        }
-        Err(e) => return Ok(edit_page(&ctx, &region_name, &name, editor, Some(e))),
+        Ok(v) => v,
+        Err(p) => return Ok(ctx.redirect_with_draft(&again, &form, Some(p), "")),
     };
     let result = ctx
         .call(
@@ -395,13 +491,7 @@ pub async fn put(
             );
             Ok(see_other(&secret_url(&region_name, &name)))
         }
-        Err(e) => Ok(edit_page(
-            &ctx,
-            &region_name,
-            &name,
-            editor,
-            Some(e.message),
-        )),
+        Err(e) => Ok(ctx.redirect_with_draft(&again, &form, Some(Problem::form(e.message)), "")),
     }
 }
 
@@ -424,7 +514,6 @@ mod tests {
     fn pairs_become_a_json_object_in_order() {
         let v = editor(&[("username", "app"), ("password", "a\"b\\c"), ("", "")])
             .value()
-            .unwrap()
             .unwrap();
         assert_eq!(v.as_str(), r#"{"username":"app","password":"a\"b\\c"}"#);
         let back = pairs_of(&v).unwrap();
@@ -433,10 +522,25 @@ mod tests {
     }
 
     #[test]
-    fn keys_are_required_and_unique() {
-        assert!(editor(&[("", "x")]).value().is_err());
-        assert!(editor(&[("a", "1"), ("a", "2")]).value().is_err());
-        assert!(editor(&[("", "")]).value().unwrap().is_none());
+    fn keys_are_required_and_unique_and_a_value_is_required() {
+        let field = |e: ValueEditor| e.value().unwrap_err().field.unwrap();
+        assert_eq!(field(editor(&[("a", "1"), ("", "x")])), "pair-key-2");
+        assert_eq!(
+            field(editor(&[("a", "1"), ("", ""), ("a", "2")])),
+            "pair-key-3"
+        );
+        assert_eq!(field(editor(&[("", "")])), "pair-key-1");
+    }
+
+    #[test]
+    fn an_oversized_value_names_the_json_it_is_stored_as() {
+        let big = "x".repeat(40_000);
+        let e = editor(&[("a", "1"), ("b", &big), ("c", &big[..30_000])])
+            .value()
+            .unwrap_err();
+        assert_eq!(e.field.as_deref(), Some("pair-value-2"));
+        assert!(e.text.contains("stored as one JSON text"), "{}", e.text);
+        assert!(!e.text.contains(&big[..10]), "the value is not echoed");
     }
 
     #[test]
@@ -446,7 +550,7 @@ mod tests {
             pairs: Vec::new(),
             plaintext: " two words\n".into(),
         };
-        assert_eq!(e.value().unwrap().unwrap().as_str(), " two words\n");
+        assert_eq!(e.value().unwrap().as_str(), " two words\n");
     }
 
     #[test]
