@@ -190,7 +190,8 @@ async function focusedId(p = page) {
 async function inViewport(selector, p = page) {
   return p.$eval(selector, (el) => {
     const r = el.getBoundingClientRect();
-    return r.top >= 0 && r.bottom <= window.innerHeight;
+    // A pixel of slack: scrolling to an anchor can leave the element a subpixel above the top.
+    return r.top >= -1 && r.bottom <= window.innerHeight + 1;
   });
 }
 
