@@ -107,6 +107,21 @@ impl coffer_console::Credentials for Deployment {
                 caller: c.caller.clone(),
             })
     }
+
+    fn current_access_key<'a>(
+        &'a self,
+        access_key_id: &'a str,
+    ) -> std::pin::Pin<Box<dyn Future<Output = Option<coffer_console::AccessKey>> + Send + 'a>>
+    {
+        Box::pin(async move {
+            self.resolve_credential(access_key_id)
+                .await
+                .map(|c| coffer_console::AccessKey {
+                    secret_access_key: c.secret_access_key.clone(),
+                    caller: c.caller.clone(),
+                })
+        })
+    }
 }
 
 /// The API's router plus the web console under /console when `console` is true (else

@@ -94,7 +94,17 @@ impl std::fmt::Debug for AccessKey {
 /// The access keys the deployment accepts (the API's own table, so a key that stops working
 /// for the API also ends its console sessions).
 pub trait Credentials: Send + Sync {
+    /// The key as last known (the server's cache): asked on every console request.
     fn access_key(&self, access_key_id: &str) -> Option<AccessKey>;
+
+    /// The key as it is now (the server reads its IAM store when the cache has no fresh
+    /// entry): asked at sign-in, so a key made Active again signs in at once.
+    fn current_access_key<'a>(
+        &'a self,
+        access_key_id: &'a str,
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Option<AccessKey>> + Send + 'a>> {
+        Box::pin(std::future::ready(self.access_key(access_key_id)))
+    }
 }
 
 pub struct Console {

@@ -129,7 +129,7 @@ pub async fn sign_in(State(console): State<Arc<Console>>, request: Request) -> R
         return not_recorded_page(next, id);
     }
     let secret = form.secret("secret_access_key");
-    let key = console.credentials.access_key(&id);
+    let key = console.credentials.current_access_key(&id).await;
     let accepted = match &key {
         Some(k) => tokens_match(&k.secret_access_key, &secret),
         None => {
