@@ -139,6 +139,7 @@ def start_server(
     account_id: str | None = ACCOUNT_ID,
     timeout: float = 20,
     extra_args: list[str] | None = None,
+    open_files: tuple[int, int] | None = None,
 ) -> CofferServer:
     """Starts `coffer serve` on 127.0.0.1:0 and waits for its `listening on` line."""
     if not (os.path.isfile(COFFER_BIN) and os.access(COFFER_BIN, os.X_OK)):
@@ -155,8 +156,19 @@ def start_server(
     stderr_path = data_dir.parent / f"{data_dir.name}.stderr.log"
     stderr = open(stderr_path, "ab")
     started = time.monotonic()
+    def limit_open_files():
+        # (soft, hard) RLIMIT_NOFILE for the server, as a service manager would set it.
+        import resource
+
+        resource.setrlimit(resource.RLIMIT_NOFILE, open_files)
+
     process = subprocess.Popen(
-        args, stdout=subprocess.PIPE, stderr=stderr, stdin=subprocess.DEVNULL, text=True
+        args,
+        stdout=subprocess.PIPE,
+        stderr=stderr,
+        stdin=subprocess.DEVNULL,
+        text=True,
+        preexec_fn=limit_open_files if open_files else None,
     )
     stderr.close()
     lines: list[str] = []

@@ -22,6 +22,7 @@ use zeroize::Zeroizing;
 pub use coffer_console::Settings as ConsoleSettings;
 
 mod audit;
+pub mod edge;
 mod iam;
 mod iam_tags;
 pub mod principals;
@@ -58,6 +59,8 @@ pub struct Deployment {
     pub console: coffer_console::Settings,
     /// Where every call on `POST /` is recorded (see `audit.rs`); `None` records nothing.
     pub audit: Option<Arc<coffer_audit::AuditLog>>,
+    /// The connection edge's limits (`edge.rs`); `max_body_bytes` also bounds `POST /`.
+    pub limits: edge::Limits,
     /// The IAM store behind `credentials` (see `principals.rs`); unset: a fixed set of keys.
     principals: std::sync::OnceLock<Arc<Principals>>,
     verifier: Verifier,
@@ -74,6 +77,7 @@ impl Deployment {
             credentials: RwLock::new(credentials),
             console: coffer_console::Settings::default(),
             audit: None,
+            limits: edge::Limits::default(),
             principals: std::sync::OnceLock::new(),
             verifier: Verifier::new(),
         }
@@ -151,17 +155,24 @@ pub async fn serve(
     deployment: Arc<Deployment>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
+    serve_with(listener, deployment, edge::plaintext(), shutdown).await
+}
+
+/// [`serve`] with the given handshake (plain HTTP or TLS, see `edge.rs`).
+pub async fn serve_with(
+    listener: tokio::net::TcpListener,
+    deployment: Arc<Deployment>,
+    handshake: edge::Handshake,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
     let addr = listener.local_addr()?;
     let console = deployment.console.serves(addr.ip());
     if console {
         tracing::info!(url = %format!("http://{addr}/console"), "Web console is served");
     }
-    // With the peer address, so the audit log has each call's source IP.
-    let app = router_with_console(deployment, console)
-        .into_make_service_with_connect_info::<std::net::SocketAddr>();
-    axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown)
-        .await
+    let limits = deployment.limits.clone();
+    let app = router_with_console(deployment, console);
+    edge::serve(listener, app, limits, handshake, shutdown).await
 }
 
 async fn health(State(deployment): State<Arc<Deployment>>) -> Response {
@@ -324,16 +335,38 @@ async fn serve_api(
 ) -> Response {
     let started = std::time::Instant::now();
     let (parts, body) = request.into_parts();
-    let body = match axum::body::to_bytes(Body::new(body), MAX_BODY_BYTES).await {
+    let limit = deployment.limits.max_body_bytes;
+    let too_large = || {
+        error_response(
+            request_id,
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "SerializationException",
+            &format!("The request body is larger than {limit} bytes."),
+        )
+    };
+    // Refused on its Content-Length before any of it is read.
+    if parts
+        .headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok())
+        .is_some_and(|n| n > limit as u64)
+    {
+        let mut response = too_large();
+        response
+            .headers_mut()
+            .insert(header::CONNECTION, HeaderValue::from_static("close"));
+        return response;
+    }
+    let body = match axum::body::to_bytes(Body::new(body), limit).await {
         Ok(b) => b,
-        Err(_) => {
-            return error_response(
-                request_id,
-                StatusCode::PAYLOAD_TOO_LARGE,
-                "SerializationException",
-                &format!("The request body is larger than {MAX_BODY_BYTES} bytes."),
-            );
+        Err(e) if edge::is_body_timeout(&e) => {
+            return edge::request_timeout_response(&format!(
+                "The request body was not received within {} seconds.",
+                deployment.limits.body_read_timeout.as_secs()
+            ));
         }
+        Err(_) => return too_large(),
     };
     facts.body = body.clone();
     if iam::is_query(&parts.headers) {

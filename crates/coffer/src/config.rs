@@ -86,6 +86,14 @@ struct FileConfig {
     audit_log: Option<PathBuf>,
     /// `fdatasync` the audit log before answering (default: no, written to the file only).
     audit_fsync: Option<bool>,
+    /// The connection edge's limits (docs/deploy.md, "Limits").
+    header_read_timeout_secs: Option<u64>,
+    body_read_timeout_secs: Option<u64>,
+    idle_timeout_secs: Option<u64>,
+    request_timeout_secs: Option<u64>,
+    max_connections: Option<u64>,
+    max_header_bytes: Option<u64>,
+    max_body_bytes: Option<u64>,
 }
 
 /// Where a store lives. `Debug` never shows the URL (it may carry a password).
@@ -148,6 +156,9 @@ pub struct Settings {
     /// `audit_log` from the config file; [`Settings::audit_log_path`] applies the default.
     pub audit_log: Option<PathBuf>,
     pub audit_fsync: bool,
+    /// The connection edge's limits, as configured (the connection cap is bounded by the
+    /// open-file limit at start).
+    pub limits: coffer_api::edge::Limits,
 }
 
 impl Settings {
@@ -176,6 +187,7 @@ impl Settings {
             }
             None => FileConfig::default(),
         };
+        let limits = limits(&file)?;
         let regions: Vec<String> = args
             .regions
             .or(file.regions)
@@ -247,6 +259,7 @@ impl Settings {
             return Err("console_idle_timeout_secs must be at least 1".into());
         }
         Ok(Settings {
+            limits,
             region_stores,
             iam_store,
             migrate_on_start: file.migrate_on_start.unwrap_or(true),
@@ -290,6 +303,60 @@ impl Settings {
             )?,
         })
     }
+}
+
+/// The edge's limits from the config file, each within a sane range.
+fn limits(file: &FileConfig) -> Result<coffer_api::edge::Limits, String> {
+    use std::time::Duration;
+    let d = coffer_api::edge::Limits::default();
+    let within = |key: &str, value: Option<u64>, default: u64, min: u64, max: u64| match value {
+        None => Ok(default),
+        Some(v) if (min..=max).contains(&v) => Ok(v),
+        Some(_) => Err(format!("{key} must be between {min} and {max}")),
+    };
+    let secs = |key: &str, value: Option<u64>, default: Duration| {
+        within(key, value, default.as_secs(), 1, 86_400).map(Duration::from_secs)
+    };
+    Ok(coffer_api::edge::Limits {
+        header_read_timeout: secs(
+            "header_read_timeout_secs",
+            file.header_read_timeout_secs,
+            d.header_read_timeout,
+        )?,
+        body_read_timeout: secs(
+            "body_read_timeout_secs",
+            file.body_read_timeout_secs,
+            d.body_read_timeout,
+        )?,
+        idle_timeout: secs("idle_timeout_secs", file.idle_timeout_secs, d.idle_timeout)?,
+        request_timeout: secs(
+            "request_timeout_secs",
+            file.request_timeout_secs,
+            d.request_timeout,
+        )?,
+        max_connections: within(
+            "max_connections",
+            file.max_connections,
+            d.max_connections as u64,
+            16,
+            1_000_000,
+        )? as usize,
+        max_header_bytes: within(
+            "max_header_bytes",
+            file.max_header_bytes,
+            d.max_header_bytes as u64,
+            8192,
+            1 << 20,
+        )? as usize,
+        max_body_bytes: within(
+            "max_body_bytes",
+            file.max_body_bytes,
+            d.max_body_bytes as u64,
+            // A 65,536-byte binary secret is 87,384 bytes of base64.
+            131_072,
+            64 << 20,
+        )? as usize,
+    })
 }
 
 fn admin_key(

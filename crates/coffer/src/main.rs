@@ -205,6 +205,21 @@ fn main() -> ExitCode {
 async fn serve(args: config::ServeArgs) -> Result<(), String> {
     let settings = config::Settings::resolve(args)?;
     let shutdown = shutdown_signal()?;
+    let mut limits = settings.limits.clone();
+    let fd_limit = coffer_api::edge::raise_fd_limit();
+    limits.max_connections =
+        coffer_api::edge::effective_max_connections(limits.max_connections, fd_limit);
+    tracing::info!(
+        open_files = fd_limit.unwrap_or_default(),
+        max_connections = limits.max_connections,
+        header_read_timeout_secs = limits.header_read_timeout.as_secs(),
+        body_read_timeout_secs = limits.body_read_timeout.as_secs(),
+        idle_timeout_secs = limits.idle_timeout.as_secs(),
+        request_timeout_secs = limits.request_timeout.as_secs(),
+        max_header_bytes = limits.max_header_bytes,
+        max_body_bytes = limits.max_body_bytes,
+        "Connection limits"
+    );
     let listener = tokio::net::TcpListener::bind(&settings.listen)
         .await
         .map_err(|e| format!("cannot listen on {}: {e}", settings.listen))?;
@@ -230,6 +245,7 @@ async fn serve(args: config::ServeArgs) -> Result<(), String> {
 
     let mut deployment = node.deployment;
     deployment.audit = Some(audit);
+    deployment.limits = limits;
     deployment.console = coffer_api::ConsoleSettings {
         enabled: settings.console,
         public: settings.console_public,
