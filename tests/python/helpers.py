@@ -132,6 +132,12 @@ class CofferServer:
         return self.stderr_path.read_text(errors="replace")
 
 
+def write_config(path: Path, **keys) -> Path:
+    """A `coffer serve --config` file with these top-level keys."""
+    path.write_text("".join(f"{k} = {json.dumps(v)}\n" for k, v in keys.items()))
+    return path
+
+
 def start_server(
     data_dir: Path,
     *,

@@ -5,23 +5,17 @@ is raised at start; each limit that bites is logged. Throughout, a normal GetSec
 answered within 1 s. Python sockets against the real server, on 127.0.0.1 only; every loop
 is bounded."""
 
-import json
 import resource
 import socket
 import time
 
 import pytest
 
-from helpers import start_server, unique
+from helpers import start_server, unique, write_config
 
 HEADER_SECS = 2
 IDLE_SECS = 2
 BODY_SECS = 2
-
-
-def write_config(path, **keys):
-    path.write_text("".join(f"{k} = {json.dumps(v)}\n" for k, v in keys.items()))
-    return path
 
 
 @pytest.fixture(scope="module")

@@ -51,6 +51,10 @@ pub struct Limits {
     /// The largest body of an API call (`POST /`); the replication endpoint has its own bound
     /// (`replication_max_message_bytes`) and the console its own for forms.
     pub max_body_bytes: usize,
+    /// Proxies whose `X-Forwarded-For` / `X-Forwarded-Proto` are believed (for `aws:SourceIp`,
+    /// `aws:SecureTransport` and the audit log's `sourceIPAddress`); from anyone else they are
+    /// ignored.
+    pub trusted_proxies: Vec<ipnet::IpNet>,
 }
 
 impl Default for Limits {
@@ -63,15 +67,71 @@ impl Default for Limits {
             max_connections: 4096,
             max_header_bytes: 32 * 1024,
             max_body_bytes: crate::MAX_BODY_BYTES,
+            trusted_proxies: Vec::new(),
         }
     }
 }
 
-/// What a request learns of its connection, as a request extension: whether it came over TLS.
-/// (The peer address is axum's `ConnectInfo<SocketAddr>`.)
+/// What a request learns of its client, as a request extension: whether the client's request
+/// travelled over TLS (to this node, or to a trusted proxy that says so in
+/// `X-Forwarded-Proto`). The client's address is axum's `ConnectInfo<SocketAddr>`: the TCP
+/// peer, or the client a trusted proxy names in `X-Forwarded-For`.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Transport {
     pub tls: bool,
+}
+
+/// The client of a request: its address and whether it used TLS. Forwarding headers count only
+/// when the TCP peer is a trusted proxy. `X-Forwarded-For` is read from the right: the first
+/// address that is not itself a trusted proxy is the client (addresses further left were
+/// written by the client and prove nothing); `X-Forwarded-Proto` is the last value (set by the
+/// nearest proxy).
+pub fn client_of(
+    peer: SocketAddr,
+    tls: bool,
+    headers: &http::HeaderMap,
+    trusted: &[ipnet::IpNet],
+) -> (SocketAddr, bool) {
+    let is_trusted = |ip: std::net::IpAddr| trusted.iter().any(|n| n.contains(&ip.to_canonical()));
+    if trusted.is_empty() || !is_trusted(peer.ip()) {
+        return (peer, tls);
+    }
+    let values = |name: &str| -> Vec<String> {
+        headers
+            .get_all(name)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(','))
+            .map(|v| v.trim().to_string())
+            .filter(|v| !v.is_empty())
+            .collect()
+    };
+    let mut client = peer.ip();
+    for hop in values("x-forwarded-for").iter().rev() {
+        let Some(ip) = parse_hop(hop) else { break };
+        client = ip;
+        if !is_trusted(ip) {
+            break;
+        }
+    }
+    let secure = match values("x-forwarded-proto").last() {
+        Some(proto) => proto.eq_ignore_ascii_case("https"),
+        None => tls,
+    };
+    (SocketAddr::new(client.to_canonical(), peer.port()), secure)
+}
+
+/// An `X-Forwarded-For` entry: an address, `[v6]`, or either with a port.
+fn parse_hop(hop: &str) -> Option<std::net::IpAddr> {
+    if let Ok(ip) = hop.parse() {
+        return Some(ip);
+    }
+    if let Ok(addr) = hop.parse::<SocketAddr>() {
+        return Some(addr.ip());
+    }
+    hop.strip_prefix('[')
+        .and_then(|h| h.strip_suffix(']'))
+        .and_then(|h| h.parse().ok())
 }
 
 const IDLE: u8 = 0;
@@ -559,8 +619,14 @@ async fn connection(
                         done: false,
                     })
                 });
-                request.extensions_mut().insert(ConnectInfo(peer));
-                request.extensions_mut().insert(transport);
+                let (client, secure) = client_of(
+                    peer,
+                    transport.tls,
+                    request.headers(),
+                    &limits.trusted_proxies,
+                );
+                request.extensions_mut().insert(ConnectInfo(client));
+                request.extensions_mut().insert(Transport { tls: secure });
                 let call = tower::ServiceExt::oneshot(app, request);
                 let response = match tokio::time::timeout(limits.request_timeout, call).await {
                     Ok(Ok(response)) => response,
@@ -612,4 +678,45 @@ async fn connection(
         }
     }
     edge.conns.lock().expect("conns lock").remove(&id);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn headers(pairs: &[(&str, &str)]) -> http::HeaderMap {
+        let mut h = http::HeaderMap::new();
+        for (k, v) in pairs {
+            h.append(
+                http::HeaderName::from_bytes(k.as_bytes()).unwrap(),
+                v.parse().unwrap(),
+            );
+        }
+        h
+    }
+
+    #[test]
+    fn forwarding_headers_count_only_from_trusted_proxies() {
+        let trusted: Vec<ipnet::IpNet> = vec!["10.0.0.0/8".parse().unwrap()];
+        let h = headers(&[
+            ("x-forwarded-for", "1.1.1.1, 203.0.113.7"),
+            ("x-forwarded-proto", "https"),
+        ]);
+        let proxy: SocketAddr = "10.1.2.3:5000".parse().unwrap();
+        let (client, secure) = client_of(proxy, false, &h, &trusted);
+        // The client-written 1.1.1.1 is not believed: the proxy saw 203.0.113.7.
+        assert_eq!(client.ip().to_string(), "203.0.113.7");
+        assert!(secure);
+        let stranger: SocketAddr = "192.0.2.9:5000".parse().unwrap();
+        assert_eq!(client_of(stranger, false, &h, &trusted), (stranger, false));
+        assert_eq!(client_of(proxy, false, &h, &[]), (proxy, false));
+        // A chain of trusted proxies is walked; an IPv4-mapped peer counts as IPv4.
+        let h = headers(&[("x-forwarded-for", "198.51.100.1, 10.9.9.9")]);
+        let mapped: SocketAddr = "[::ffff:10.1.2.3]:1".parse().unwrap();
+        let (client, secure) = client_of(mapped, true, &h, &trusted);
+        assert_eq!(client.ip().to_string(), "198.51.100.1");
+        assert!(secure, "no X-Forwarded-Proto: the connection's own TLS");
+        let h = headers(&[("x-forwarded-proto", "http")]);
+        assert!(!client_of(proxy, true, &h, &trusted).1);
+    }
 }

@@ -27,6 +27,7 @@ mod iam;
 mod iam_tags;
 pub mod principals;
 mod query;
+pub mod tls;
 
 pub use principals::Principals;
 
@@ -168,7 +169,9 @@ pub async fn serve_with(
     let addr = listener.local_addr()?;
     let console = deployment.console.serves(addr.ip());
     if console {
-        tracing::info!(url = %format!("http://{addr}/console"), "Web console is served");
+        let tls = deployment.topology.self_url.starts_with("https://");
+        let scheme = if tls { "https" } else { "http" };
+        tracing::info!(url = %format!("{scheme}://{addr}/console"), "Web console is served");
     }
     let limits = deployment.limits.clone();
     let app = router_with_console(deployment, console);
@@ -409,14 +412,10 @@ async fn serve_api(
     }
     facts.authenticated(&credential.caller);
     // The request facts policies test (aws:SourceIp, aws:SecureTransport), on a per-request
-    // copy of the caller. Coffer serves plain HTTP, so SecureTransport is false: a TLS proxy in
-    // front of it is not trusted to say otherwise.
+    // copy of the caller: the client as the edge established it (edge::client_of: a trusted
+    // proxy's forwarding headers, else the TCP peer and whether it spoke TLS).
     let mut caller = credential.caller.clone();
-    caller.source_ip = parts
-        .extensions
-        .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
-        .map(|c| c.0.ip());
-    caller.secure_transport = false;
+    request_facts(&mut caller, &parts);
     let result = if service == "secretsmanager" {
         coffer_core::ops::dispatch(&region, &caller, &operation, &body).await
     } else if service == "TrentService" {
@@ -457,6 +456,18 @@ async fn serve_api(
         "Request served"
     );
     response
+}
+
+/// Sets `aws:SourceIp` and `aws:SecureTransport` from what the edge put on the request.
+fn request_facts(caller: &mut Caller, parts: &http::request::Parts) {
+    caller.source_ip = parts
+        .extensions
+        .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+        .map(|c| c.0.ip());
+    caller.secure_transport = parts
+        .extensions
+        .get::<edge::Transport>()
+        .is_some_and(|t| t.tls);
 }
 
 /// `X-Amz-Target: secretsmanager.GetSecretValue` -> ("secretsmanager", "GetSecretValue").

@@ -29,6 +29,20 @@ pub struct ServeArgs {
     /// Seconds a replica may stay unreachable before it shows `Failed` (delivery goes on).
     #[arg(long)]
     pub replication_failure_timeout_secs: Option<u64>,
+    /// `auto`: serve HTTPS with a local CA and a certificate made in the data directory;
+    /// `on`: HTTPS with --tls-cert and --tls-key (implied by them); `off`: plain HTTP (the
+    /// default).
+    #[arg(long)]
+    pub tls: Option<String>,
+    /// Serve HTTPS with this PEM certificate chain (reloaded when the file changes or on SIGHUP).
+    #[arg(long)]
+    pub tls_cert: Option<PathBuf>,
+    /// The PEM private key of --tls-cert.
+    #[arg(long)]
+    pub tls_key: Option<PathBuf>,
+    /// With --tls auto: more names (DNS names or addresses) for the certificate.
+    #[arg(long, value_delimiter = ',')]
+    pub tls_names: Option<Vec<String>>,
 }
 
 /// A rotation function: `name` is the function name in `RotationLambdaARN`
@@ -86,6 +100,16 @@ struct FileConfig {
     audit_log: Option<PathBuf>,
     /// `fdatasync` the audit log before answering (default: no, written to the file only).
     audit_fsync: Option<bool>,
+    /// `"auto"`, `"on"` or `"off"` (see `--tls`).
+    tls: Option<String>,
+    tls_cert_file: Option<PathBuf>,
+    tls_key_file: Option<PathBuf>,
+    tls_names: Option<Vec<String>>,
+    /// CIDRs of proxies whose X-Forwarded-For / X-Forwarded-Proto are believed.
+    trusted_proxies: Option<Vec<String>>,
+    /// PEM CA certificates trusted for `https://` peers (default: the CA of `--tls auto`, if
+    /// any; a peer's certificate must chain to one of them).
+    peer_ca_file: Option<PathBuf>,
     /// The connection edge's limits (docs/deploy.md, "Limits").
     header_read_timeout_secs: Option<u64>,
     body_read_timeout_secs: Option<u64>,
@@ -159,6 +183,49 @@ pub struct Settings {
     /// The connection edge's limits, as configured (the connection cap is bounded by the
     /// open-file limit at start).
     pub limits: coffer_api::edge::Limits,
+    pub tls: Tls,
+    pub peer_ca_file: Option<PathBuf>,
+    /// The CA file the generated AWS CLI profile names as `ca_bundle` (set by `serve`).
+    pub profile_ca_bundle: Option<PathBuf>,
+}
+
+/// How `coffer serve` speaks on its listener.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Tls {
+    Off,
+    /// A certificate and key from files (`--tls-cert`, `--tls-key`).
+    Files {
+        cert: PathBuf,
+        key: PathBuf,
+    },
+    /// A local CA and certificate made in the data directory, for these extra names.
+    Auto {
+        names: Vec<String>,
+    },
+}
+
+impl Tls {
+    fn resolve(args: &ServeArgs, file: &FileConfig) -> Result<Tls, String> {
+        let mode = args.tls.clone().or(file.tls.clone());
+        let cert = args.tls_cert.clone().or(file.tls_cert_file.clone());
+        let key = args.tls_key.clone().or(file.tls_key_file.clone());
+        let names = args
+            .tls_names
+            .clone()
+            .or(file.tls_names.clone())
+            .unwrap_or_default();
+        match (mode.as_deref(), cert, key) {
+            (Some("auto"), None, None) => Ok(Tls::Auto { names }),
+            (Some("auto"), _, _) => {
+                Err("--tls auto makes its own certificate: leave out --tls-cert and --tls-key".into())
+            }
+            (None | Some("off"), None, None) => Ok(Tls::Off),
+            (Some("off"), _, _) => Err("--tls off and --tls-cert/--tls-key contradict each other".into()),
+            (None | Some("on"), Some(cert), Some(key)) => Ok(Tls::Files { cert, key }),
+            (None | Some("on"), _, _) => Err("--tls-cert and --tls-key go together (tls_cert_file and tls_key_file in the config file)".into()),
+            (Some(other), _, _) => Err(format!("--tls must be auto, on or off, not '{other}'")),
+        }
+    }
 }
 
 impl Settings {
@@ -187,7 +254,20 @@ impl Settings {
             }
             None => FileConfig::default(),
         };
-        let limits = limits(&file)?;
+        let mut limits = limits(&file)?;
+        limits.trusted_proxies = file
+            .trusted_proxies
+            .iter()
+            .flatten()
+            .map(|c| {
+                let c = c.trim();
+                c.parse::<ipnet::IpNet>()
+                    .or_else(|_| c.parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
+                    .map_err(|_| format!("trusted_proxies: '{c}' is not a CIDR such as 10.0.0.0/8"))
+            })
+            .collect::<Result<_, _>>()?;
+        let tls = Tls::resolve(&args, &file)?;
+        let peer_ca_file = file.peer_ca_file.clone();
         let regions: Vec<String> = args
             .regions
             .or(file.regions)
@@ -260,6 +340,9 @@ impl Settings {
         }
         Ok(Settings {
             limits,
+            tls,
+            peer_ca_file,
+            profile_ca_bundle: None,
             region_stores,
             iam_store,
             migrate_on_start: file.migrate_on_start.unwrap_or(true),
@@ -356,6 +439,7 @@ fn limits(file: &FileConfig) -> Result<coffer_api::edge::Limits, String> {
             131_072,
             64 << 20,
         )? as usize,
+        trusted_proxies: Vec::new(),
     })
 }
 
@@ -414,6 +498,10 @@ mod tests {
             account_id: None,
             config: Some(path),
             replication_failure_timeout_secs: None,
+            tls: None,
+            tls_cert: None,
+            tls_key: None,
+            tls_names: None,
         })
     }
 

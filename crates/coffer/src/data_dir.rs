@@ -194,8 +194,13 @@ pub async fn open(settings: &Settings, endpoint: &str) -> Result<Node, String> {
     write_private(
         &config_file,
         &format!(
-            "[default]\nregion = {}\nendpoint_url = {endpoint}\n",
-            settings.regions[0]
+            "[default]\nregion = {}\nendpoint_url = {endpoint}\n{}",
+            settings.regions[0],
+            settings
+                .profile_ca_bundle
+                .as_ref()
+                .map(|ca| format!("ca_bundle = {}\n", ca.display()))
+                .unwrap_or_default()
         ),
     )?;
     let mut peers = HashMap::new();
@@ -436,6 +441,11 @@ pub async fn check_root_key(
 }
 
 fn write_private(path: &Path, contents: &str) -> Result<(), String> {
+    write_file(path, contents, 0o600)
+}
+
+/// Writes a file whole (a temporary file renamed into place), created with `mode`.
+pub fn write_file(path: &Path, contents: &str, mode: u32) -> Result<(), String> {
     use std::io::Write;
     use std::os::unix::fs::OpenOptionsExt;
     let tmp = path.with_extension("tmp");
@@ -443,7 +453,7 @@ fn write_private(path: &Path, contents: &str) -> Result<(), String> {
         .write(true)
         .create(true)
         .truncate(true)
-        .mode(0o600)
+        .mode(mode)
         .open(&tmp)
         .map_err(|e| format!("cannot write {}: {e}", tmp.display()))?;
     f.write_all(contents.as_bytes())

@@ -7,6 +7,7 @@ mod backup;
 mod config;
 mod data_dir;
 mod root_keys;
+mod tls_auto;
 
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -226,7 +227,32 @@ async fn serve(args: config::ServeArgs) -> Result<(), String> {
     let addr = listener
         .local_addr()
         .map_err(|e| format!("cannot read the listening address: {e}"))?;
-    let endpoint = format!("http://{addr}");
+    let mut settings = settings;
+    let (handshake, scheme) = match settings.tls.clone() {
+        config::Tls::Off => {
+            peer_tls(settings.peer_ca_file.as_deref(), None)?;
+            (coffer_api::edge::plaintext(), "http")
+        }
+        config::Tls::Files { cert, key } => (
+            tls_handshake(cert, key, settings.peer_ca_file.as_deref())?,
+            "https",
+        ),
+        config::Tls::Auto { names } => {
+            data_dir::create_private_dir(&settings.data_dir)?;
+            let names = tls_auto::names(addr.ip(), &names);
+            let made = tls_auto::ensure(&settings.data_dir.join("tls"), &names)?;
+            settings.profile_ca_bundle = Some(made.ca_file.clone());
+            if settings.peer_ca_file.is_none() {
+                settings.peer_ca_file = Some(made.ca_file.clone());
+            }
+            let peer_ca = settings.peer_ca_file.clone();
+            (
+                tls_handshake(made.cert_file, made.key_file, peer_ca.as_deref())?,
+                "https",
+            )
+        }
+    };
+    let endpoint = format!("{scheme}://{addr}");
     let node = data_dir::open(&settings, &endpoint).await?;
     let audit = audit_cmd::open(&settings)?;
     println!(
@@ -234,6 +260,16 @@ async fn serve(args: config::ServeArgs) -> Result<(), String> {
         node.credentials_file.display(),
         node.config_file.display()
     );
+    if let Some(ca) = &settings.profile_ca_bundle {
+        // The profile above names the CA (ca_bundle) for the AWS CLI and boto3; these are for
+        // every other client and for running without the profile.
+        let ca = ca.display();
+        println!("export AWS_CA_BUNDLE={ca}  # AWS CLI, boto3 and the SDKs that read it");
+        println!("export NODE_EXTRA_CA_CERTS={ca}  # AWS SDK for JavaScript (Node.js)");
+        println!(
+            "export SSL_CERT_FILE={ca}  # OpenSSL-based clients (curl, Go, Ruby, Rust native-tls)"
+        );
+    }
     println!("listening on {endpoint}");
     tracing::info!(
         endpoint,
@@ -258,7 +294,7 @@ async fn serve(args: config::ServeArgs) -> Result<(), String> {
         deployment.topology.clone(),
         stop_rx,
     ));
-    coffer_api::serve(listener, deployment.clone(), shutdown)
+    coffer_api::serve_with(listener, deployment.clone(), handshake, shutdown)
         .await
         .map_err(|e| format!("server failed: {e}"))?;
     let _ = stop_tx.send(true);
@@ -270,6 +306,40 @@ async fn serve(args: config::ServeArgs) -> Result<(), String> {
     node.iam.close().await;
     tracing::info!("Coffer stopped; stores closed");
     Ok(())
+}
+
+/// The TLS handshake for a certificate and key from files, reloaded when they change or on
+/// SIGHUP; replication to `https://` peers trusts `peer_ca_file` and this certificate.
+fn tls_handshake(
+    cert: std::path::PathBuf,
+    key: std::path::PathBuf,
+    peer_ca_file: Option<&std::path::Path>,
+) -> Result<coffer_api::edge::Handshake, String> {
+    let certificate = coffer_api::tls::Certificate::open(cert, key)?;
+    certificate.watch();
+    let own = certificate.clone();
+    peer_tls(
+        peer_ca_file,
+        Some(std::sync::Arc::new(move || Some(own.current_der()))),
+    )?;
+    Ok(coffer_api::tls::handshake(coffer_api::tls::server_config(
+        certificate,
+    )?))
+}
+
+/// Replication to `https://` peers: it trusts `peer_ca_file` and this node's own certificate.
+fn peer_tls(
+    peer_ca_file: Option<&std::path::Path>,
+    own: Option<coffer_replication::tls::OwnCertificate>,
+) -> Result<(), String> {
+    let ca = match peer_ca_file {
+        Some(path) => Some(
+            std::fs::read(path)
+                .map_err(|e| format!("cannot read peer_ca_file {}: {e}", path.display()))?,
+        ),
+        None => None,
+    };
+    coffer_replication::tls::configure(ca.as_deref(), own).map(|_| ())
 }
 
 /// `coffer migrate`: opens every configured store with migrations on, then closes them.
