@@ -105,7 +105,8 @@ class CofferServer:
         section = parser["default"]
         return section["aws_access_key_id"], section["aws_secret_access_key"]
 
-    def client(self, region: str = DEFAULT_REGION, access_key: tuple[str, str] | None = None):
+    def client(self, region: str = DEFAULT_REGION, access_key: tuple[str, str] | None = None, verify=None):
+        """boto3 Secrets Manager client; `verify` is the CA file of an HTTPS server."""
         key_id, secret = access_key or self.access_key
         return boto3.client(
             "secretsmanager",
@@ -114,6 +115,7 @@ class CofferServer:
             aws_access_key_id=key_id,
             aws_secret_access_key=secret,
             config=CLIENT_CONFIG,
+            verify=verify,
         )
 
     def stop(self, timeout: float = 15) -> int:
@@ -130,6 +132,21 @@ class CofferServer:
 
     def stderr_text(self) -> str:
         return self.stderr_path.read_text(errors="replace")
+
+
+# The usual "HTTPS only" resource policy (issue 14).
+DENY_PLAINTEXT = {
+    "Version": "2012-10-17",
+    "Statement": [
+        {
+            "Effect": "Deny",
+            "Principal": "*",
+            "Action": "secretsmanager:*",
+            "Resource": "*",
+            "Condition": {"Bool": {"aws:SecureTransport": "false"}},
+        }
+    ],
+}
 
 
 def write_config(path: Path, **keys) -> Path:

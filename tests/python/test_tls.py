@@ -16,21 +16,7 @@ import boto3
 import botocore.exceptions
 import pytest
 
-from helpers import CLIENT_CONFIG, DEFAULT_REGION, start_server, unique, write_config
-
-DENY_PLAINTEXT = {
-    "Version": "2012-10-17",
-    "Statement": [
-        {
-            "Effect": "Deny",
-            "Principal": "*",
-            "Action": "secretsmanager:*",
-            "Resource": "*",
-            "Condition": {"Bool": {"aws:SecureTransport": "false"}},
-        }
-    ],
-}
-
+from helpers import CLIENT_CONFIG, DEFAULT_REGION, DENY_PLAINTEXT, start_server, unique, write_config
 
 def client(server, *, verify=None, headers=None, service="secretsmanager"):
     key_id, secret = server.access_key

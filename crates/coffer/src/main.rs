@@ -6,6 +6,7 @@ mod audit_cmd;
 mod backup;
 mod config;
 mod data_dir;
+mod policy_cmd;
 mod root_keys;
 mod tls_auto;
 
@@ -76,6 +77,12 @@ enum Command {
         #[arg(long)]
         rewrap_only: bool,
     },
+    /// List or remove secrets' resource policies with local access to the data directory (not
+    /// through the API): the way back from a policy that denies everyone. Stop the node first.
+    ResourcePolicy {
+        #[command(subcommand)]
+        command: PolicyCommand,
+    },
     /// Print the replication public key of a Region (for other nodes' `[[peers]]`).
     PublicKey {
         #[arg(long, default_value = config::DEFAULT_DATA_DIR)]
@@ -99,6 +106,30 @@ enum AccountCommand {
         /// The new account's id (12 digits; random when omitted).
         #[arg(long)]
         account_id: Option<String>,
+    },
+}
+
+#[derive(Subcommand)]
+enum PolicyCommand {
+    /// Print every secret that has a resource policy: `REGION ARN POLICY` per line.
+    List {
+        #[command(flatten)]
+        settings: config::ServeArgs,
+        /// Only this Region (default: every Region the node serves).
+        #[arg(long)]
+        region: Option<String>,
+    },
+    /// Remove a secret's resource policy (recorded in the audit log as DeleteResourcePolicy by
+    /// the operator); replicas follow.
+    Remove {
+        #[command(flatten)]
+        settings: config::ServeArgs,
+        /// The Region of the secret (its primary's).
+        #[arg(long)]
+        region: String,
+        /// The secret's name or ARN.
+        #[arg(long)]
+        secret_id: String,
     },
 }
 
@@ -186,6 +217,23 @@ fn main() -> ExitCode {
                     account_id,
                 },
         } => runtime.block_on(account::create(data_dir, config, account_id)),
+        Command::ResourcePolicy { command } => runtime.block_on(async {
+            let output = match command {
+                PolicyCommand::List { settings, region } => {
+                    policy_cmd::list(&config::Settings::resolve(settings)?, region).await?
+                }
+                PolicyCommand::Remove {
+                    settings,
+                    region,
+                    secret_id,
+                } => {
+                    policy_cmd::remove(&config::Settings::resolve(settings)?, &region, &secret_id)
+                        .await?
+                }
+            };
+            println!("{output}");
+            Ok(())
+        }),
         Command::PublicKey { data_dir, region } => {
             if coffer_core::model::partition_of(&region).is_none() {
                 Err(format!("'{region}' is not an AWS Region"))
