@@ -327,6 +327,24 @@ def service_client(server, service: str, key: tuple[str, str] | None = None, reg
     )
 
 
+def console_sign_in(server, key_id: str, secret: str, session: requests.Session | None = None) -> requests.Response:
+    """Signs in to the web console as a browser does (the form, then its POST); 303 on success,
+    with the session cookie in `session` (a new one when not given)."""
+    import html
+
+    session = session or requests.Session()
+    page = session.get(server.endpoint + "/console/sign-in", timeout=30)
+    assert page.status_code == 200, page.text
+    token = html.unescape(re.search(r'name="token" value="([^"]*)"', page.text).group(1))
+    return session.post(
+        server.endpoint + "/console/sign-in",
+        data={"token": token, "access_key_id": key_id, "secret_access_key": secret, "next": "/console"},
+        headers={"Origin": server.endpoint},
+        allow_redirects=False,
+        timeout=30,
+    )
+
+
 def create_account(server) -> tuple[str, tuple[str, str]]:
     """A new account of the server's deployment (`coffer account create`, while it runs):
     its id and its admin's access key."""

@@ -3,7 +3,6 @@ secret; the data directory's SQLite files private to their owner; a request sign
 `UNSIGNED-PAYLOAD` refused outside S3; a re-activated access key signs in to the console at
 once."""
 
-import html
 import re
 import stat
 
@@ -13,7 +12,7 @@ import requests
 from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials
 
-from helpers import DEFAULT_REGION, assert_raw_error, expect_error, service_client, unique
+from helpers import DEFAULT_REGION, assert_raw_error, console_sign_in, expect_error, service_client, unique
 
 TOO_LONG = "1 validation error detected: Value at 'secretString' failed to satisfy constraint: Member must have length less than or equal to 65536"
 # 65,536 characters would pass the model's bound; as UTF-8 they are 131,072 bytes.
@@ -153,20 +152,6 @@ def test_unsigned_payload_is_refused_by_every_service(server, service, region, h
 
 
 # --- Console: a re-activated key signs in at once -------------------------------------------
-
-
-def console_sign_in(server, key_id, secret) -> requests.Response:
-    session = requests.Session()
-    page = session.get(server.endpoint + "/console/sign-in", timeout=30)
-    assert page.status_code == 200, page.text
-    token = html.unescape(re.search(r'name="token" value="([^"]*)"', page.text).group(1))
-    return session.post(
-        server.endpoint + "/console/sign-in",
-        data={"token": token, "access_key_id": key_id, "secret_access_key": secret, "next": "/console"},
-        headers={"Origin": server.endpoint},
-        allow_redirects=False,
-        timeout=30,
-    )
 
 
 def test_a_reactivated_access_key_signs_in_to_the_console_at_once(server):

@@ -85,6 +85,9 @@ struct FileConfig {
     console: Option<bool>,
     console_public: Option<bool>,
     console_idle_timeout_secs: Option<u64>,
+    console_max_sessions_per_principal: Option<u64>,
+    console_sign_in_per_address_per_minute: Option<u32>,
+    console_sign_in_failures_per_key_per_minute: Option<u32>,
     /// Where every Region of this node and the IAM store live unless overridden:
     /// `"sqlite"` (the default: files in the data directory) or a `postgres://` URL.
     store: Option<String>,
@@ -173,6 +176,9 @@ pub struct Settings {
     pub console_public: bool,
     /// A console session ends after this many seconds without a request.
     pub console_idle_timeout_secs: u64,
+    pub console_max_sessions_per_principal: usize,
+    pub console_sign_in_per_address_per_minute: u32,
+    pub console_sign_in_failures_per_key_per_minute: u32,
     /// The store of each Region this node hosts (every Region of `regions` has an entry).
     pub region_stores: std::collections::BTreeMap<String, StoreUrl>,
     pub iam_store: StoreUrl,
@@ -351,6 +357,25 @@ impl Settings {
             console: file.console.unwrap_or(true),
             console_public: file.console_public.unwrap_or(false),
             console_idle_timeout_secs,
+            console_max_sessions_per_principal: match file.console_max_sessions_per_principal {
+                None => 10,
+                Some(n) if (1..=10_000).contains(&n) => n as usize,
+                Some(_) => {
+                    return Err(
+                        "console_max_sessions_per_principal must be between 1 and 10000".into(),
+                    );
+                }
+            },
+            console_sign_in_per_address_per_minute: per_minute(
+                "console_sign_in_per_address_per_minute",
+                file.console_sign_in_per_address_per_minute,
+                30,
+            )?,
+            console_sign_in_failures_per_key_per_minute: per_minute(
+                "console_sign_in_failures_per_key_per_minute",
+                file.console_sign_in_failures_per_key_per_minute,
+                10,
+            )?,
             listen: args
                 .listen
                 .or(file.listen)
@@ -385,6 +410,15 @@ impl Settings {
                     .or(file.admin_secret_access_key),
             )?,
         })
+    }
+}
+
+/// A per-minute rate of the console's sign-in throttle: 1 to 1,000,000.
+fn per_minute(key: &str, value: Option<u32>, default: u32) -> Result<u32, String> {
+    match value {
+        None => Ok(default),
+        Some(n) if (1..=1_000_000).contains(&n) => Ok(n),
+        Some(_) => Err(format!("{key} must be between 1 and 1000000")),
     }
 }
 

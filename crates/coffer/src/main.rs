@@ -334,6 +334,10 @@ async fn serve(args: config::ServeArgs) -> Result<(), String> {
         enabled: settings.console,
         public: settings.console_public,
         idle_timeout: Duration::from_secs(settings.console_idle_timeout_secs),
+        sessions_file: Some(settings.data_dir.join("console-sessions.json")),
+        max_sessions_per_principal: settings.console_max_sessions_per_principal,
+        sign_in_per_address_per_minute: settings.console_sign_in_per_address_per_minute,
+        sign_in_failures_per_key_per_minute: settings.console_sign_in_failures_per_key_per_minute,
     };
     let deployment = Arc::new(deployment);
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);

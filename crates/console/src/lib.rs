@@ -36,6 +36,7 @@ mod form;
 mod guidance;
 mod pages;
 pub mod session;
+mod throttle;
 mod view;
 
 use form::Form;
@@ -57,6 +58,14 @@ pub struct Settings {
     pub public: bool,
     /// A session ends after this long without a request (default: 15 minutes).
     pub idle_timeout: Duration,
+    /// Where sessions are kept across restarts (none: in memory only).
+    pub sessions_file: Option<std::path::PathBuf>,
+    /// Sessions of one principal at most; a new one ends that principal's least recently used.
+    pub max_sessions_per_principal: usize,
+    /// Sign-in attempts a source address may make per minute.
+    pub sign_in_per_address_per_minute: u32,
+    /// Failed sign-ins an access key id may have per minute.
+    pub sign_in_failures_per_key_per_minute: u32,
 }
 
 impl Default for Settings {
@@ -65,6 +74,10 @@ impl Default for Settings {
             enabled: true,
             public: false,
             idle_timeout: DEFAULT_IDLE_TIMEOUT,
+            sessions_file: None,
+            max_sessions_per_principal: session::DEFAULT_PER_PRINCIPAL,
+            sign_in_per_address_per_minute: 30,
+            sign_in_failures_per_key_per_minute: 10,
         }
     }
 }
@@ -113,6 +126,7 @@ pub struct Console {
     peers: BTreeSet<String>,
     credentials: Arc<dyn Credentials>,
     sessions: Sessions,
+    throttle: throttle::SignInThrottle,
     /// The audit log every console action and sign-in is recorded in (`None`: not recorded).
     audit: Option<Arc<coffer_audit::AuditLog>>,
 }
@@ -133,7 +147,18 @@ pub fn router(
             .collect(),
         peers: peers.into_iter().collect(),
         credentials,
-        sessions: Sessions::new(settings.idle_timeout),
+        sessions: {
+            let sessions = Sessions::new(settings.idle_timeout)
+                .with_per_principal(settings.max_sessions_per_principal);
+            match &settings.sessions_file {
+                Some(file) => sessions.with_file(file.clone()),
+                None => sessions,
+            }
+        },
+        throttle: throttle::SignInThrottle::new(
+            settings.sign_in_per_address_per_minute,
+            settings.sign_in_failures_per_key_per_minute,
+        ),
         audit,
     });
     pages::routes()
