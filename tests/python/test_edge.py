@@ -213,3 +213,11 @@ def test_a_flood_of_idle_sockets_past_the_file_limit_does_not_lock_out_a_client(
         for s in sockets:
             s.close()
         srv.stop()
+
+
+def test_a_body_up_to_max_body_bytes_is_read_whole(edge_server):
+    from helpers import raw_post
+
+    # Far larger than the head's buffer (max_header_bytes): the body streams in.
+    response = raw_post(edge_server, "ListSecrets", '{"MaxResults": 1' + " " * 190_000 + "}")
+    assert response.status_code == 200, response.text[:300]
