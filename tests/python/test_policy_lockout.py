@@ -46,6 +46,12 @@ def test_an_operator_takes_a_lockout_policy_off_with_local_access(tmp_path):
     sm = srv.client()
     name = unique("locked")
     arn = sm.create_secret(Name=name, SecretString="recovered", AddReplicaRegions=[{"Region": "eu-west-1"}])["ARN"]
+    from cluster import wait_for
+
+    wait_for(
+        lambda: sm.describe_secret(SecretId=name)["ReplicationStatus"][0]["Status"] == "InSync",
+        what="the eu-west-1 replica exists",
+    )
     sm.put_resource_policy(SecretId=name, ResourcePolicy=DENY_PLAINTEXT)
     # Locked out through the API, the admin included, DeleteResourcePolicy too.
     for call in (sm.get_secret_value, sm.delete_resource_policy):
@@ -77,8 +83,6 @@ def test_an_operator_takes_a_lockout_policy_off_with_local_access(tmp_path):
         assert "ResourcePolicy" not in srv.client().get_resource_policy(SecretId=name)
         # The replica follows.
         eu = srv.client("eu-west-1")
-        from cluster import wait_for
-
         wait_for(lambda: "ResourcePolicy" not in eu.get_resource_policy(SecretId=name), what="the replica's policy is gone")
         records = [json.loads(l) for l in (data / "audit.log").read_text().splitlines()]
         operator = [r for r in records if r["eventName"] == "DeleteResourcePolicy" and r["userIdentity"]["type"] == "Operator"]
