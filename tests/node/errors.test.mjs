@@ -325,3 +325,27 @@ describe('Regions', () => {
     await rejectsWith(west.send(new GetSecretValueCommand({ SecretId: c.ARN })), 'ResourceNotFoundException');
   });
 });
+
+describe("AWS's limits in bytes and tags", () => {
+  test('a SecretString over 65,536 UTF-8 bytes is refused, though within 65,536 characters', async () => {
+    const err = await rejectsWith(
+      sm.send(new CreateSecretCommand({ Name: uniqueName('bytes'), SecretString: 'é'.repeat(50_000) })),
+      'ValidationException',
+    );
+    assert.equal(
+      err.message,
+      "1 validation error detected: Value at 'secretString' failed to satisfy constraint: Member must have length less than or equal to 65536",
+    );
+  });
+
+  test('a secret takes 50 tags and no more', async () => {
+    const tags = (n, prefix) => Array.from({ length: n }, (_, i) => ({ Key: `${prefix}${i}`, Value: 'v' }));
+    const name = uniqueName('tags');
+    await sm.send(new CreateSecretCommand({ Name: name, SecretString: 'v', Tags: tags(50, 'k') }));
+    const err = await rejectsWith(
+      sm.send(new TagResourceCommand({ SecretId: name, Tags: tags(1, 'more') })),
+      'InvalidParameterException',
+    );
+    assert.equal(err.message, 'A secret can have at most 50 tags; this request would leave it with 51.');
+  });
+});

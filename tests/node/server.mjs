@@ -54,14 +54,15 @@ export function parseCredentials(text, profile = 'default') {
 }
 
 /**
- * Starts a server on a free port in a fresh temporary data directory.
+ * Starts a server on a free port in a fresh temporary data directory (`extraArgs` are added to
+ * `coffer serve`'s, e.g. `['--tls', 'auto']`).
  * Returns { endpoint, credentials, client(region, overrides), stop() }.
  */
-export async function startServer() {
+export async function startServer(extraArgs = []) {
   const bin = cofferBin();
   const tmp = await mkdtemp(join(tmpdir(), 'coffer-node-'));
   const dataDir = join(tmp, 'data');
-  const child = spawn(bin, ['serve', '--listen', '127.0.0.1:0', '--data-dir', dataDir], {
+  const child = spawn(bin, ['serve', '--listen', '127.0.0.1:0', '--data-dir', dataDir, ...extraArgs], {
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   let stdout = '';
@@ -88,7 +89,7 @@ export async function startServer() {
     });
     child.stdout.on('data', (d) => {
       stdout += d;
-      const m = stdout.match(/^listening on (http:\/\/127\.0\.0\.1:\d+)\s*$/m);
+      const m = stdout.match(/^listening on (https?:\/\/127\.0\.0\.1:\d+)\s*$/m);
       if (m) {
         clearTimeout(timer);
         child.removeAllListeners('exit');

@@ -86,7 +86,13 @@ class Node:
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        scheme = "https" if self.cluster.tls else "http"
+        return f"{scheme}://127.0.0.1:{self.port}"
+
+    @property
+    def verify(self):
+        """What a client trusts: the cluster's CA when the nodes serve TLS."""
+        return str(self.cluster.ca_file) if self.cluster.tls else None
 
     def write_config(self) -> None:
         c = self.cluster
@@ -99,6 +105,13 @@ class Node:
             f'admin_secret_access_key = "{ADMIN_KEY[1]}"',
             f"replication_failure_timeout_secs = {c.failure_timeout_secs}",
         ]
+        if c.tls:
+            cert, key = c.certificate(self)
+            lines += [
+                f'tls_cert_file = "{cert}"',
+                f'tls_key_file = "{key}"',
+                f'peer_ca_file = "{c.ca_file}"',
+            ]
         for other in c.nodes.values():
             if other is self:
                 continue
@@ -180,10 +193,11 @@ class Node:
             aws_access_key_id=ADMIN_KEY[0],
             aws_secret_access_key=ADMIN_KEY[1],
             config=CLIENT_CONFIG,
+            verify=self.verify,
         )
 
     def metrics(self) -> str:
-        response = requests.get(self.url + "/metrics", timeout=5)
+        response = requests.get(self.url + "/metrics", timeout=5, verify=self.verify or True)
         response.raise_for_status()
         return response.text
 
@@ -197,7 +211,9 @@ class Node:
 class Cluster:
     """Nodes by name, each with its Regions, e.g. {"us-west-2": ["us-west-2"], ...}."""
 
-    def __init__(self, base: Path, layout: dict[str, list[str]], failure_timeout_secs: int = 30):
+    def __init__(
+        self, base: Path, layout: dict[str, list[str]], failure_timeout_secs: int = 30, tls: bool = False
+    ):
         if not (os.path.isfile(COFFER_BIN) and os.access(COFFER_BIN, os.X_OK)):
             pytest.fail(
                 f"no Coffer binary at {COFFER_BIN}: run 'cargo build -p coffer' or set COFFER_BIN",
@@ -205,10 +221,38 @@ class Cluster:
             )
         self.base = base
         self.failure_timeout_secs = failure_timeout_secs
+        # With tls: one CA (openssl) signs each node's certificate; nodes trust it for peers.
+        self.tls = tls
+        self.ca_file = base / "ca" / "ca.pem"
+        if tls:
+            self._make_ca()
         # (node name, peer Region) -> URL, for a peer reached through something else (a proxy).
         self.peer_urls: dict[tuple[str, str], str] = {}
         self._public_keys: dict[tuple[str, str], str] = {}
         self.nodes = {name: Node(self, name, regions, free_port()) for name, regions in layout.items()}
+
+    def _openssl(self, *args):
+        subprocess.run(["openssl", *args], cwd=self.ca_file.parent, check=True, capture_output=True, timeout=60)
+
+    def _make_ca(self) -> None:
+        self.ca_file.parent.mkdir(parents=True, exist_ok=True)
+        self._openssl(
+            "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
+            "-keyout", "ca.key", "-out", "ca.pem", "-days", "2", "-subj", "/CN=Coffer test cluster CA",
+            "-addext", "basicConstraints=critical,CA:TRUE", "-addext", "keyUsage=critical,keyCertSign",
+        )
+
+    def certificate(self, node: Node) -> tuple[Path, Path]:
+        """The node's certificate (for 127.0.0.1) and key, signed by the cluster's CA."""
+        d = self.ca_file.parent
+        cert, key = d / f"{node.name}.pem", d / f"{node.name}.key"
+        if not cert.exists():
+            self._openssl("req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
+                          "-keyout", key.name, "-out", f"{node.name}.csr", "-subj", f"/CN={node.name}")
+            (d / f"{node.name}.ext").write_text("subjectAltName=IP:127.0.0.1,DNS:localhost\n")
+            self._openssl("x509", "-req", "-in", f"{node.name}.csr", "-CA", "ca.pem", "-CAkey", "ca.key",
+                          "-CAcreateserial", "-out", cert.name, "-days", "2", "-extfile", f"{node.name}.ext")
+        return cert, key
 
     def public_key(self, node: Node, region: str) -> str:
         """`coffer public-key` of a Region of a node's data directory (stable once created)."""

@@ -105,7 +105,8 @@ class CofferServer:
         section = parser["default"]
         return section["aws_access_key_id"], section["aws_secret_access_key"]
 
-    def client(self, region: str = DEFAULT_REGION, access_key: tuple[str, str] | None = None):
+    def client(self, region: str = DEFAULT_REGION, access_key: tuple[str, str] | None = None, verify=None):
+        """boto3 Secrets Manager client; `verify` is the CA file of an HTTPS server."""
         key_id, secret = access_key or self.access_key
         return boto3.client(
             "secretsmanager",
@@ -114,6 +115,7 @@ class CofferServer:
             aws_access_key_id=key_id,
             aws_secret_access_key=secret,
             config=CLIENT_CONFIG,
+            verify=verify,
         )
 
     def stop(self, timeout: float = 15) -> int:
@@ -132,6 +134,27 @@ class CofferServer:
         return self.stderr_path.read_text(errors="replace")
 
 
+# The usual "HTTPS only" resource policy (issue 14).
+DENY_PLAINTEXT = {
+    "Version": "2012-10-17",
+    "Statement": [
+        {
+            "Effect": "Deny",
+            "Principal": "*",
+            "Action": "secretsmanager:*",
+            "Resource": "*",
+            "Condition": {"Bool": {"aws:SecureTransport": "false"}},
+        }
+    ],
+}
+
+
+def write_config(path: Path, **keys) -> Path:
+    """A `coffer serve --config` file with these top-level keys."""
+    path.write_text("".join(f"{k} = {json.dumps(v)}\n" for k, v in keys.items()))
+    return path
+
+
 def start_server(
     data_dir: Path,
     *,
@@ -139,6 +162,7 @@ def start_server(
     account_id: str | None = ACCOUNT_ID,
     timeout: float = 20,
     extra_args: list[str] | None = None,
+    open_files: tuple[int, int] | None = None,
 ) -> CofferServer:
     """Starts `coffer serve` on 127.0.0.1:0 and waits for its `listening on` line."""
     if not (os.path.isfile(COFFER_BIN) and os.access(COFFER_BIN, os.X_OK)):
@@ -155,8 +179,19 @@ def start_server(
     stderr_path = data_dir.parent / f"{data_dir.name}.stderr.log"
     stderr = open(stderr_path, "ab")
     started = time.monotonic()
+    def limit_open_files():
+        # (soft, hard) RLIMIT_NOFILE for the server, as a service manager would set it.
+        import resource
+
+        resource.setrlimit(resource.RLIMIT_NOFILE, open_files)
+
     process = subprocess.Popen(
-        args, stdout=subprocess.PIPE, stderr=stderr, stdin=subprocess.DEVNULL, text=True
+        args,
+        stdout=subprocess.PIPE,
+        stderr=stderr,
+        stdin=subprocess.DEVNULL,
+        text=True,
+        preexec_fn=limit_open_files if open_files else None,
     )
     stderr.close()
     lines: list[str] = []
@@ -289,6 +324,24 @@ def service_client(server, service: str, key: tuple[str, str] | None = None, reg
         aws_access_key_id=key_id,
         aws_secret_access_key=secret,
         config=CLIENT_CONFIG,
+    )
+
+
+def console_sign_in(server, key_id: str, secret: str, session: requests.Session | None = None) -> requests.Response:
+    """Signs in to the web console as a browser does (the form, then its POST); 303 on success,
+    with the session cookie in `session` (a new one when not given)."""
+    import html
+
+    session = session or requests.Session()
+    page = session.get(server.endpoint + "/console/sign-in", timeout=30)
+    assert page.status_code == 200, page.text
+    token = html.unescape(re.search(r'name="token" value="([^"]*)"', page.text).group(1))
+    return session.post(
+        server.endpoint + "/console/sign-in",
+        data={"token": token, "access_key_id": key_id, "secret_access_key": secret, "next": "/console"},
+        headers={"Origin": server.endpoint},
+        allow_redirects=False,
+        timeout=30,
     )
 
 

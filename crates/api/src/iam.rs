@@ -194,12 +194,9 @@ async fn authenticate(
             chrono::Utc::now(),
         )
         .map_err(|e| auth_error(&e))?;
-    // aws:SourceIp as for the JSON services; SecureTransport stays false (plain HTTP).
+    // aws:SourceIp and aws:SecureTransport as for the JSON services.
     let mut caller = credential.caller.clone();
-    caller.source_ip = parts
-        .extensions
-        .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
-        .map(|c| c.0.ip());
+    crate::request_facts(&mut caller, parts);
     Ok(caller)
 }
 

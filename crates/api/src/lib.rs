@@ -22,10 +22,12 @@ use zeroize::Zeroizing;
 pub use coffer_console::Settings as ConsoleSettings;
 
 mod audit;
+pub mod edge;
 mod iam;
 mod iam_tags;
 pub mod principals;
 mod query;
+pub mod tls;
 
 pub use principals::Principals;
 
@@ -58,6 +60,8 @@ pub struct Deployment {
     pub console: coffer_console::Settings,
     /// Where every call on `POST /` is recorded (see `audit.rs`); `None` records nothing.
     pub audit: Option<Arc<coffer_audit::AuditLog>>,
+    /// The connection edge's limits (`edge.rs`); `max_body_bytes` also bounds `POST /`.
+    pub limits: edge::Limits,
     /// The IAM store behind `credentials` (see `principals.rs`); unset: a fixed set of keys.
     principals: std::sync::OnceLock<Arc<Principals>>,
     verifier: Verifier,
@@ -74,6 +78,7 @@ impl Deployment {
             credentials: RwLock::new(credentials),
             console: coffer_console::Settings::default(),
             audit: None,
+            limits: edge::Limits::default(),
             principals: std::sync::OnceLock::new(),
             verifier: Verifier::new(),
         }
@@ -107,6 +112,21 @@ impl coffer_console::Credentials for Deployment {
                 caller: c.caller.clone(),
             })
     }
+
+    fn current_access_key<'a>(
+        &'a self,
+        access_key_id: &'a str,
+    ) -> std::pin::Pin<Box<dyn Future<Output = Option<coffer_console::AccessKey>> + Send + 'a>>
+    {
+        Box::pin(async move {
+            self.resolve_credential(access_key_id)
+                .await
+                .map(|c| coffer_console::AccessKey {
+                    secret_access_key: c.secret_access_key.clone(),
+                    caller: c.caller.clone(),
+                })
+        })
+    }
 }
 
 /// The API's router plus the web console under /console when `console` is true (else
@@ -136,17 +156,26 @@ pub async fn serve(
     deployment: Arc<Deployment>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
+    serve_with(listener, deployment, edge::plaintext(), shutdown).await
+}
+
+/// [`serve`] with the given handshake (plain HTTP or TLS, see `edge.rs`).
+pub async fn serve_with(
+    listener: tokio::net::TcpListener,
+    deployment: Arc<Deployment>,
+    handshake: edge::Handshake,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
     let addr = listener.local_addr()?;
     let console = deployment.console.serves(addr.ip());
     if console {
-        tracing::info!(url = %format!("http://{addr}/console"), "Web console is served");
+        let tls = deployment.topology.self_url.starts_with("https://");
+        let scheme = if tls { "https" } else { "http" };
+        tracing::info!(url = %format!("{scheme}://{addr}/console"), "Web console is served");
     }
-    // With the peer address, so the audit log has each call's source IP.
-    let app = router_with_console(deployment, console)
-        .into_make_service_with_connect_info::<std::net::SocketAddr>();
-    axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown)
-        .await
+    let limits = deployment.limits.clone();
+    let app = router_with_console(deployment, console);
+    edge::serve(listener, app, limits, handshake, shutdown).await
 }
 
 async fn health(State(deployment): State<Arc<Deployment>>) -> Response {
@@ -315,16 +344,38 @@ async fn serve_api(
 ) -> Response {
     let started = std::time::Instant::now();
     let (parts, body) = request.into_parts();
-    let body = match axum::body::to_bytes(Body::new(body), MAX_BODY_BYTES).await {
+    let limit = deployment.limits.max_body_bytes;
+    let too_large = || {
+        error_response(
+            request_id,
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "SerializationException",
+            &format!("The request body is larger than {limit} bytes."),
+        )
+    };
+    // Refused on its Content-Length before any of it is read.
+    if parts
+        .headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok())
+        .is_some_and(|n| n > limit as u64)
+    {
+        let mut response = too_large();
+        response
+            .headers_mut()
+            .insert(header::CONNECTION, HeaderValue::from_static("close"));
+        return response;
+    }
+    let body = match axum::body::to_bytes(Body::new(body), limit).await {
         Ok(b) => b,
-        Err(_) => {
-            return error_response(
-                request_id,
-                StatusCode::PAYLOAD_TOO_LARGE,
-                "SerializationException",
-                &format!("The request body is larger than {MAX_BODY_BYTES} bytes."),
-            );
+        Err(e) if edge::is_body_timeout(&e) => {
+            return edge::request_timeout_response(&format!(
+                "The request body was not received within {} seconds.",
+                deployment.limits.body_read_timeout.as_secs()
+            ));
         }
+        Err(_) => return too_large(),
     };
     facts.body = body.clone();
     if iam::is_query(&parts.headers) {
@@ -369,14 +420,10 @@ async fn serve_api(
     }
     facts.authenticated(&credential.caller);
     // The request facts policies test (aws:SourceIp, aws:SecureTransport), on a per-request
-    // copy of the caller. Coffer serves plain HTTP, so SecureTransport is false: a TLS proxy in
-    // front of it is not trusted to say otherwise.
+    // copy of the caller: the client as the edge established it (edge::client_of: a trusted
+    // proxy's forwarding headers, else the TCP peer and whether it spoke TLS).
     let mut caller = credential.caller.clone();
-    caller.source_ip = parts
-        .extensions
-        .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
-        .map(|c| c.0.ip());
-    caller.secure_transport = false;
+    request_facts(&mut caller, &parts);
     let result = if service == "secretsmanager" {
         coffer_core::ops::dispatch(&region, &caller, &operation, &body).await
     } else if service == "Coffer" && operation == "FailbackRegion" {
@@ -422,6 +469,18 @@ async fn serve_api(
         "Request served"
     );
     response
+}
+
+/// Sets `aws:SourceIp` and `aws:SecureTransport` from what the edge put on the request.
+fn request_facts(caller: &mut Caller, parts: &http::request::Parts) {
+    caller.source_ip = parts
+        .extensions
+        .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+        .map(|c| c.0.ip());
+    caller.secure_transport = parts
+        .extensions
+        .get::<edge::Transport>()
+        .is_some_and(|t| t.tls);
 }
 
 /// `X-Amz-Target: secretsmanager.GetSecretValue` -> ("secretsmanager", "GetSecretValue").

@@ -97,6 +97,16 @@ impl AuditLog {
             std::os::unix::fs::OpenOptionsExt::mode(&mut o, 0o600);
             o.open(path).map_err(|e| err("open", e))?
         };
+        // One writer per log: a second `coffer serve` on the same data directory, or an operator
+        // command (`coffer resource-policy remove`) while the node runs, would fork the chain.
+        // The lock (flock) lasts as long as the file is open; a file system without locks is
+        // used without one.
+        if let Err(std::fs::TryLockError::WouldBlock) = file.try_lock() {
+            return Err(AuditError(format!(
+                "the audit log {} is in use by another process (a running `coffer serve`?); stop it first",
+                path.display()
+            )));
+        }
         let meta = file.metadata().map_err(|e| err("read", e))?;
         let (head, len) = if meta.is_file() {
             let (head, len) = last_hash(&mut file).map_err(|e| match e {

@@ -27,6 +27,10 @@ pub async fn create(
         account_id: Some(account_id.clone()),
         config,
         replication_failure_timeout_secs: None,
+        tls: None,
+        tls_cert: None,
+        tls_key: None,
+        tls_names: None,
     })?;
     let dir = settings.data_dir.clone();
     let key_path = dir.join("keys").join("deployment.key");

@@ -29,6 +29,20 @@ pub struct ServeArgs {
     /// Seconds a replica may stay unreachable before it shows `Failed` (delivery goes on).
     #[arg(long)]
     pub replication_failure_timeout_secs: Option<u64>,
+    /// `auto`: serve HTTPS with a local CA and a certificate made in the data directory;
+    /// `on`: HTTPS with --tls-cert and --tls-key (implied by them); `off`: plain HTTP (the
+    /// default).
+    #[arg(long)]
+    pub tls: Option<String>,
+    /// Serve HTTPS with this PEM certificate chain (reloaded when the file changes or on SIGHUP).
+    #[arg(long)]
+    pub tls_cert: Option<PathBuf>,
+    /// The PEM private key of --tls-cert.
+    #[arg(long)]
+    pub tls_key: Option<PathBuf>,
+    /// With --tls auto: more names (DNS names or addresses) for the certificate.
+    #[arg(long, value_delimiter = ',')]
+    pub tls_names: Option<Vec<String>>,
 }
 
 /// A rotation function: `name` is the function name in `RotationLambdaARN`
@@ -71,6 +85,9 @@ struct FileConfig {
     console: Option<bool>,
     console_public: Option<bool>,
     console_idle_timeout_secs: Option<u64>,
+    console_max_sessions_per_principal: Option<u64>,
+    console_sign_in_per_address_per_minute: Option<u32>,
+    console_sign_in_failures_per_key_per_minute: Option<u32>,
     /// Where every Region of this node and the IAM store live unless overridden:
     /// `"sqlite"` (the default: files in the data directory) or a `postgres://` URL.
     store: Option<String>,
@@ -86,6 +103,24 @@ struct FileConfig {
     audit_log: Option<PathBuf>,
     /// `fdatasync` the audit log before answering (default: no, written to the file only).
     audit_fsync: Option<bool>,
+    /// `"auto"`, `"on"` or `"off"` (see `--tls`).
+    tls: Option<String>,
+    tls_cert_file: Option<PathBuf>,
+    tls_key_file: Option<PathBuf>,
+    tls_names: Option<Vec<String>>,
+    /// CIDRs of proxies whose X-Forwarded-For / X-Forwarded-Proto are believed.
+    trusted_proxies: Option<Vec<String>>,
+    /// PEM CA certificates trusted for `https://` peers (default: the CA of `--tls auto`, if
+    /// any; a peer's certificate must chain to one of them).
+    peer_ca_file: Option<PathBuf>,
+    /// The connection edge's limits (docs/deploy.md, "Limits").
+    header_read_timeout_secs: Option<u64>,
+    body_read_timeout_secs: Option<u64>,
+    idle_timeout_secs: Option<u64>,
+    request_timeout_secs: Option<u64>,
+    max_connections: Option<u64>,
+    max_header_bytes: Option<u64>,
+    max_body_bytes: Option<u64>,
 }
 
 /// Where a store lives. `Debug` never shows the URL (it may carry a password).
@@ -141,6 +176,9 @@ pub struct Settings {
     pub console_public: bool,
     /// A console session ends after this many seconds without a request.
     pub console_idle_timeout_secs: u64,
+    pub console_max_sessions_per_principal: usize,
+    pub console_sign_in_per_address_per_minute: u32,
+    pub console_sign_in_failures_per_key_per_minute: u32,
     /// The store of each Region this node hosts (every Region of `regions` has an entry).
     pub region_stores: std::collections::BTreeMap<String, StoreUrl>,
     pub iam_store: StoreUrl,
@@ -148,6 +186,52 @@ pub struct Settings {
     /// `audit_log` from the config file; [`Settings::audit_log_path`] applies the default.
     pub audit_log: Option<PathBuf>,
     pub audit_fsync: bool,
+    /// The connection edge's limits, as configured (the connection cap is bounded by the
+    /// open-file limit at start).
+    pub limits: coffer_api::edge::Limits,
+    pub tls: Tls,
+    pub peer_ca_file: Option<PathBuf>,
+    /// The CA file the generated AWS CLI profile names as `ca_bundle` (set by `serve`).
+    pub profile_ca_bundle: Option<PathBuf>,
+}
+
+/// How `coffer serve` speaks on its listener.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Tls {
+    Off,
+    /// A certificate and key from files (`--tls-cert`, `--tls-key`).
+    Files {
+        cert: PathBuf,
+        key: PathBuf,
+    },
+    /// A local CA and certificate made in the data directory, for these extra names.
+    Auto {
+        names: Vec<String>,
+    },
+}
+
+impl Tls {
+    fn resolve(args: &ServeArgs, file: &FileConfig) -> Result<Tls, String> {
+        let mode = args.tls.clone().or(file.tls.clone());
+        let cert = args.tls_cert.clone().or(file.tls_cert_file.clone());
+        let key = args.tls_key.clone().or(file.tls_key_file.clone());
+        let names = args
+            .tls_names
+            .clone()
+            .or(file.tls_names.clone())
+            .unwrap_or_default();
+        match (mode.as_deref(), cert, key) {
+            (Some("auto"), None, None) => Ok(Tls::Auto { names }),
+            (Some("auto"), _, _) => {
+                Err("--tls auto makes its own certificate: leave out --tls-cert and --tls-key".into())
+            }
+            (None | Some("off"), None, None) => Ok(Tls::Off),
+            (Some("off"), _, _) => Err("--tls off and --tls-cert/--tls-key contradict each other".into()),
+            (None | Some("on"), Some(cert), Some(key)) => Ok(Tls::Files { cert, key }),
+            (None | Some("on"), _, _) => Err("--tls-cert and --tls-key go together (tls_cert_file and tls_key_file in the config file)".into()),
+            (Some(other), _, _) => Err(format!("--tls must be auto, on or off, not '{other}'")),
+        }
+    }
 }
 
 impl Settings {
@@ -176,6 +260,20 @@ impl Settings {
             }
             None => FileConfig::default(),
         };
+        let mut limits = limits(&file)?;
+        limits.trusted_proxies = file
+            .trusted_proxies
+            .iter()
+            .flatten()
+            .map(|c| {
+                let c = c.trim();
+                c.parse::<ipnet::IpNet>()
+                    .or_else(|_| c.parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
+                    .map_err(|_| format!("trusted_proxies: '{c}' is not a CIDR such as 10.0.0.0/8"))
+            })
+            .collect::<Result<_, _>>()?;
+        let tls = Tls::resolve(&args, &file)?;
+        let peer_ca_file = file.peer_ca_file.clone();
         let regions: Vec<String> = args
             .regions
             .or(file.regions)
@@ -247,6 +345,10 @@ impl Settings {
             return Err("console_idle_timeout_secs must be at least 1".into());
         }
         Ok(Settings {
+            limits,
+            tls,
+            peer_ca_file,
+            profile_ca_bundle: None,
             region_stores,
             iam_store,
             migrate_on_start: file.migrate_on_start.unwrap_or(true),
@@ -255,6 +357,25 @@ impl Settings {
             console: file.console.unwrap_or(true),
             console_public: file.console_public.unwrap_or(false),
             console_idle_timeout_secs,
+            console_max_sessions_per_principal: match file.console_max_sessions_per_principal {
+                None => 10,
+                Some(n) if (1..=10_000).contains(&n) => n as usize,
+                Some(_) => {
+                    return Err(
+                        "console_max_sessions_per_principal must be between 1 and 10000".into(),
+                    );
+                }
+            },
+            console_sign_in_per_address_per_minute: per_minute(
+                "console_sign_in_per_address_per_minute",
+                file.console_sign_in_per_address_per_minute,
+                30,
+            )?,
+            console_sign_in_failures_per_key_per_minute: per_minute(
+                "console_sign_in_failures_per_key_per_minute",
+                file.console_sign_in_failures_per_key_per_minute,
+                10,
+            )?,
             listen: args
                 .listen
                 .or(file.listen)
@@ -290,6 +411,70 @@ impl Settings {
             )?,
         })
     }
+}
+
+/// A per-minute rate of the console's sign-in throttle: 1 to 1,000,000.
+fn per_minute(key: &str, value: Option<u32>, default: u32) -> Result<u32, String> {
+    match value {
+        None => Ok(default),
+        Some(n) if (1..=1_000_000).contains(&n) => Ok(n),
+        Some(_) => Err(format!("{key} must be between 1 and 1000000")),
+    }
+}
+
+/// The edge's limits from the config file, each within a sane range.
+fn limits(file: &FileConfig) -> Result<coffer_api::edge::Limits, String> {
+    use std::time::Duration;
+    let d = coffer_api::edge::Limits::default();
+    let within = |key: &str, value: Option<u64>, default: u64, min: u64, max: u64| match value {
+        None => Ok(default),
+        Some(v) if (min..=max).contains(&v) => Ok(v),
+        Some(_) => Err(format!("{key} must be between {min} and {max}")),
+    };
+    let secs = |key: &str, value: Option<u64>, default: Duration| {
+        within(key, value, default.as_secs(), 1, 86_400).map(Duration::from_secs)
+    };
+    Ok(coffer_api::edge::Limits {
+        header_read_timeout: secs(
+            "header_read_timeout_secs",
+            file.header_read_timeout_secs,
+            d.header_read_timeout,
+        )?,
+        body_read_timeout: secs(
+            "body_read_timeout_secs",
+            file.body_read_timeout_secs,
+            d.body_read_timeout,
+        )?,
+        idle_timeout: secs("idle_timeout_secs", file.idle_timeout_secs, d.idle_timeout)?,
+        request_timeout: secs(
+            "request_timeout_secs",
+            file.request_timeout_secs,
+            d.request_timeout,
+        )?,
+        max_connections: within(
+            "max_connections",
+            file.max_connections,
+            d.max_connections as u64,
+            16,
+            1_000_000,
+        )? as usize,
+        max_header_bytes: within(
+            "max_header_bytes",
+            file.max_header_bytes,
+            d.max_header_bytes as u64,
+            8192,
+            1 << 20,
+        )? as usize,
+        max_body_bytes: within(
+            "max_body_bytes",
+            file.max_body_bytes,
+            d.max_body_bytes as u64,
+            // A 65,536-byte binary secret is 87,384 bytes of base64.
+            131_072,
+            64 << 20,
+        )? as usize,
+        trusted_proxies: Vec::new(),
+    })
 }
 
 fn admin_key(
@@ -347,6 +532,10 @@ mod tests {
             account_id: None,
             config: Some(path),
             replication_failure_timeout_secs: None,
+            tls: None,
+            tls_cert: None,
+            tls_key: None,
+            tls_names: None,
         })
     }
 

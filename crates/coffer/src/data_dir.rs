@@ -194,8 +194,13 @@ pub async fn open(settings: &Settings, endpoint: &str) -> Result<Node, String> {
     write_private(
         &config_file,
         &format!(
-            "[default]\nregion = {}\nendpoint_url = {endpoint}\n",
-            settings.regions[0]
+            "[default]\nregion = {}\nendpoint_url = {endpoint}\n{}",
+            settings.regions[0],
+            settings
+                .profile_ca_bundle
+                .as_ref()
+                .map(|ca| format!("ca_bundle = {}\n", ca.display()))
+                .unwrap_or_default()
         ),
     )?;
     let mut peers = HashMap::new();
@@ -272,6 +277,34 @@ impl RegionStore {
     }
 }
 
+/// Makes a SQLite database readable by its owner only, before SQLite opens it: a new file is
+/// created empty with mode 0600 (SQLite takes an empty file as a new database, and gives the
+/// `-wal` and `-shm` files it creates the database file's mode); an existing database and its
+/// `-wal`/`-shm` files (from a version that created them 0644) are set to 0600.
+pub fn private_sqlite_file(path: &Path) -> Result<(), String> {
+    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+    if !path.exists() {
+        std::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .mode(0o600)
+            .open(path)
+            .map_err(|e| format!("cannot create {}: {e}", path.display()))?;
+    }
+    let mut names = vec![path.to_path_buf()];
+    for suffix in ["-wal", "-shm"] {
+        let mut name = path.as_os_str().to_owned();
+        name.push(suffix);
+        names.push(PathBuf::from(name));
+    }
+    for name in names.iter().filter(|n| n.exists()) {
+        std::fs::set_permissions(name, std::fs::Permissions::from_mode(0o600))
+            .map_err(|e| format!("cannot make {} private: {e}", name.display()))?;
+    }
+    Ok(())
+}
+
 pub fn region_file(dir: &Path, region: &str) -> PathBuf {
     dir.join("regions").join(format!("{region}.db"))
 }
@@ -286,6 +319,7 @@ pub async fn open_region_store(
         StoreUrl::Sqlite => {
             let path = region_file(dir, region);
             let existed = exists(&path);
+            private_sqlite_file(&path)?;
             let store = SqliteStore::open(&path).await.map_err(|e| e.to_string())?;
             Ok(RegionStore::Sqlite(store, existed))
         }
@@ -309,6 +343,7 @@ pub async fn open_iam_store(
         StoreUrl::Sqlite => {
             let path = dir.join("iam.db");
             let existed = exists(&path);
+            private_sqlite_file(&path)?;
             let iam = SqliteIamStore::open(&path)
                 .await
                 .map_err(|e| e.to_string())?;
@@ -406,6 +441,11 @@ pub async fn check_root_key(
 }
 
 fn write_private(path: &Path, contents: &str) -> Result<(), String> {
+    write_file(path, contents, 0o600)
+}
+
+/// Writes a file whole (a temporary file renamed into place), created with `mode`.
+pub fn write_file(path: &Path, contents: &str, mode: u32) -> Result<(), String> {
     use std::io::Write;
     use std::os::unix::fs::OpenOptionsExt;
     let tmp = path.with_extension("tmp");
@@ -413,7 +453,7 @@ fn write_private(path: &Path, contents: &str) -> Result<(), String> {
         .write(true)
         .create(true)
         .truncate(true)
-        .mode(0o600)
+        .mode(mode)
         .open(&tmp)
         .map_err(|e| format!("cannot write {}: {e}", tmp.display()))?;
     f.write_all(contents.as_bytes())

@@ -6,8 +6,10 @@ mod audit_cmd;
 mod backup;
 mod config;
 mod data_dir;
+mod policy_cmd;
 mod region_cmd;
 mod root_keys;
+mod tls_auto;
 
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -81,6 +83,12 @@ enum Command {
         #[command(subcommand)]
         command: RegionCommand,
     },
+    /// List or remove secrets' resource policies with local access to the data directory (not
+    /// through the API): the way back from a policy that denies everyone. Stop the node first.
+    ResourcePolicy {
+        #[command(subcommand)]
+        command: PolicyCommand,
+    },
     /// Print the replication public key of a Region (for other nodes' `[[peers]]`).
     PublicKey {
         #[arg(long, default_value = config::DEFAULT_DATA_DIR)]
@@ -150,6 +158,30 @@ enum RegionCommand {
         region: String,
         #[arg(long)]
         endpoint: String,
+    },
+}
+
+#[derive(Subcommand)]
+enum PolicyCommand {
+    /// Print every secret that has a resource policy: `REGION ARN POLICY` per line.
+    List {
+        #[command(flatten)]
+        settings: config::ServeArgs,
+        /// Only this Region (default: every Region the node serves).
+        #[arg(long)]
+        region: Option<String>,
+    },
+    /// Remove a secret's resource policy (recorded in the audit log as DeleteResourcePolicy by
+    /// the operator); replicas follow.
+    Remove {
+        #[command(flatten)]
+        settings: config::ServeArgs,
+        /// The Region of the secret (its primary's).
+        #[arg(long)]
+        region: String,
+        /// The secret's name or ARN.
+        #[arg(long)]
+        secret_id: String,
     },
 }
 
@@ -281,6 +313,23 @@ fn main() -> ExitCode {
             );
             Ok(())
         }),
+        Command::ResourcePolicy { command } => runtime.block_on(async {
+            let output = match command {
+                PolicyCommand::List { settings, region } => {
+                    policy_cmd::list(&config::Settings::resolve(settings)?, region).await?
+                }
+                PolicyCommand::Remove {
+                    settings,
+                    region,
+                    secret_id,
+                } => {
+                    policy_cmd::remove(&config::Settings::resolve(settings)?, &region, &secret_id)
+                        .await?
+                }
+            };
+            println!("{output}");
+            Ok(())
+        }),
         Command::PublicKey { data_dir, region } => {
             if coffer_core::model::partition_of(&region).is_none() {
                 Err(format!("'{region}' is not an AWS Region"))
@@ -301,13 +350,53 @@ fn main() -> ExitCode {
 async fn serve(args: config::ServeArgs) -> Result<(), String> {
     let settings = config::Settings::resolve(args)?;
     let shutdown = shutdown_signal()?;
+    let mut limits = settings.limits.clone();
+    let fd_limit = coffer_api::edge::raise_fd_limit();
+    limits.max_connections =
+        coffer_api::edge::effective_max_connections(limits.max_connections, fd_limit);
+    tracing::info!(
+        open_files = fd_limit.unwrap_or_default(),
+        max_connections = limits.max_connections,
+        header_read_timeout_secs = limits.header_read_timeout.as_secs(),
+        body_read_timeout_secs = limits.body_read_timeout.as_secs(),
+        idle_timeout_secs = limits.idle_timeout.as_secs(),
+        request_timeout_secs = limits.request_timeout.as_secs(),
+        max_header_bytes = limits.max_header_bytes,
+        max_body_bytes = limits.max_body_bytes,
+        "Connection limits"
+    );
     let listener = tokio::net::TcpListener::bind(&settings.listen)
         .await
         .map_err(|e| format!("cannot listen on {}: {e}", settings.listen))?;
     let addr = listener
         .local_addr()
         .map_err(|e| format!("cannot read the listening address: {e}"))?;
-    let endpoint = format!("http://{addr}");
+    let mut settings = settings;
+    let (handshake, scheme) = match settings.tls.clone() {
+        config::Tls::Off => {
+            peer_tls(settings.peer_ca_file.as_deref(), None)?;
+            (coffer_api::edge::plaintext(), "http")
+        }
+        config::Tls::Files { cert, key } => (
+            tls_handshake(cert, key, settings.peer_ca_file.as_deref())?,
+            "https",
+        ),
+        config::Tls::Auto { names } => {
+            data_dir::create_private_dir(&settings.data_dir)?;
+            let names = tls_auto::names(addr.ip(), &names);
+            let made = tls_auto::ensure(&settings.data_dir.join("tls"), &names)?;
+            settings.profile_ca_bundle = Some(made.ca_file.clone());
+            if settings.peer_ca_file.is_none() {
+                settings.peer_ca_file = Some(made.ca_file.clone());
+            }
+            let peer_ca = settings.peer_ca_file.clone();
+            (
+                tls_handshake(made.cert_file, made.key_file, peer_ca.as_deref())?,
+                "https",
+            )
+        }
+    };
+    let endpoint = format!("{scheme}://{addr}");
     let node = data_dir::open(&settings, &endpoint).await?;
     let audit = audit_cmd::open(&settings)?;
     println!(
@@ -315,6 +404,16 @@ async fn serve(args: config::ServeArgs) -> Result<(), String> {
         node.credentials_file.display(),
         node.config_file.display()
     );
+    if let Some(ca) = &settings.profile_ca_bundle {
+        // The profile above names the CA (ca_bundle) for the AWS CLI and boto3; these are for
+        // every other client and for running without the profile.
+        let ca = ca.display();
+        println!("export AWS_CA_BUNDLE={ca}  # AWS CLI, boto3 and the SDKs that read it");
+        println!("export NODE_EXTRA_CA_CERTS={ca}  # AWS SDK for JavaScript (Node.js)");
+        println!(
+            "export SSL_CERT_FILE={ca}  # OpenSSL-based clients (curl, Go, Ruby, Rust native-tls)"
+        );
+    }
     println!("listening on {endpoint}");
     tracing::info!(
         endpoint,
@@ -326,11 +425,15 @@ async fn serve(args: config::ServeArgs) -> Result<(), String> {
 
     let mut deployment = node.deployment;
     deployment.audit = Some(audit);
+    deployment.limits = limits;
     deployment.console = coffer_api::ConsoleSettings {
         enabled: settings.console,
         public: settings.console_public,
         idle_timeout: Duration::from_secs(settings.console_idle_timeout_secs),
-        session_file: Some(settings.data_dir.join("console-sessions.json")),
+        sessions_file: Some(settings.data_dir.join("console-sessions.json")),
+        max_sessions_per_principal: settings.console_max_sessions_per_principal,
+        sign_in_per_address_per_minute: settings.console_sign_in_per_address_per_minute,
+        sign_in_failures_per_key_per_minute: settings.console_sign_in_failures_per_key_per_minute,
         default_region: settings.regions.first().cloned(),
     };
     let deployment = Arc::new(deployment);
@@ -348,7 +451,7 @@ async fn serve(args: config::ServeArgs) -> Result<(), String> {
         deployment.topology.clone(),
         stop_rx,
     ));
-    coffer_api::serve(listener, deployment.clone(), shutdown)
+    coffer_api::serve_with(listener, deployment.clone(), handshake, shutdown)
         .await
         .map_err(|e| format!("server failed: {e}"))?;
     let _ = stop_tx.send(true);
@@ -360,6 +463,40 @@ async fn serve(args: config::ServeArgs) -> Result<(), String> {
     node.iam.close().await;
     tracing::info!("Coffer stopped; stores closed");
     Ok(())
+}
+
+/// The TLS handshake for a certificate and key from files, reloaded when they change or on
+/// SIGHUP; replication to `https://` peers trusts `peer_ca_file` and this certificate.
+fn tls_handshake(
+    cert: std::path::PathBuf,
+    key: std::path::PathBuf,
+    peer_ca_file: Option<&std::path::Path>,
+) -> Result<coffer_api::edge::Handshake, String> {
+    let certificate = coffer_api::tls::Certificate::open(cert, key)?;
+    certificate.watch();
+    let own = certificate.clone();
+    peer_tls(
+        peer_ca_file,
+        Some(std::sync::Arc::new(move || Some(own.current_der()))),
+    )?;
+    Ok(coffer_api::tls::handshake(coffer_api::tls::server_config(
+        certificate,
+    )?))
+}
+
+/// Replication to `https://` peers: it trusts `peer_ca_file` and this node's own certificate.
+fn peer_tls(
+    peer_ca_file: Option<&std::path::Path>,
+    own: Option<coffer_replication::tls::OwnCertificate>,
+) -> Result<(), String> {
+    let ca = match peer_ca_file {
+        Some(path) => Some(
+            std::fs::read(path)
+                .map_err(|e| format!("cannot read peer_ca_file {}: {e}", path.display()))?,
+        ),
+        None => None,
+    };
+    coffer_replication::tls::configure(ca.as_deref(), own).map(|_| ())
 }
 
 /// `coffer migrate`: opens every configured store with migrations on, then closes them.

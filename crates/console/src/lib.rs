@@ -37,6 +37,7 @@ mod form;
 mod guidance;
 mod pages;
 pub mod session;
+mod throttle;
 mod view;
 
 use drafts::Problem;
@@ -59,9 +60,14 @@ pub struct Settings {
     pub public: bool,
     /// A session ends after this long without a request (default: 15 minutes).
     pub idle_timeout: Duration,
-    /// Where sessions are kept so they survive a restart (`coffer serve`: the data
-    /// directory's `console-sessions.json`; `None`: in memory only). See [`session::persist`].
-    pub session_file: Option<std::path::PathBuf>,
+    /// Where sessions are kept across restarts (none: in memory only).
+    pub sessions_file: Option<std::path::PathBuf>,
+    /// Sessions of one principal at most; a new one ends that principal's least recently used.
+    pub max_sessions_per_principal: usize,
+    /// Sign-in attempts a source address may make per minute.
+    pub sign_in_per_address_per_minute: u32,
+    /// Failed sign-ins an access key id may have per minute.
+    pub sign_in_failures_per_key_per_minute: u32,
     /// The Region the console opens on after sign-in (`coffer serve`: the first of
     /// `--regions`, the Region of the AWS config it writes); `None` or a Region this node
     /// does not serve: the first of its Regions by name.
@@ -74,7 +80,10 @@ impl Default for Settings {
             enabled: true,
             public: false,
             idle_timeout: DEFAULT_IDLE_TIMEOUT,
-            session_file: None,
+            sessions_file: None,
+            max_sessions_per_principal: session::DEFAULT_PER_PRINCIPAL,
+            sign_in_per_address_per_minute: 30,
+            sign_in_failures_per_key_per_minute: 10,
             default_region: None,
         }
     }
@@ -105,7 +114,17 @@ impl std::fmt::Debug for AccessKey {
 /// The access keys the deployment accepts (the API's own table, so a key that stops working
 /// for the API also ends its console sessions).
 pub trait Credentials: Send + Sync {
+    /// The key as last known (the server's cache): asked on every console request.
     fn access_key(&self, access_key_id: &str) -> Option<AccessKey>;
+
+    /// The key as it is now (the server reads its IAM store when the cache has no fresh
+    /// entry): asked at sign-in, so a key made Active again signs in at once.
+    fn current_access_key<'a>(
+        &'a self,
+        access_key_id: &'a str,
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Option<AccessKey>> + Send + 'a>> {
+        Box::pin(std::future::ready(self.access_key(access_key_id)))
+    }
 }
 
 pub struct Console {
@@ -114,10 +133,8 @@ pub struct Console {
     peers: BTreeSet<String>,
     credentials: Arc<dyn Credentials>,
     sessions: Sessions,
-    session_file: Option<std::path::PathBuf>,
+    throttle: throttle::SignInThrottle,
     default_region: Option<String>,
-    /// When the session file was last written for activity.
-    sessions_saved: std::sync::Mutex<Instant>,
     /// Forms kept between a POST and the GET page that shows them again.
     drafts: drafts::Drafts,
     /// The audit log every console action and sign-in is recorded in (`None`: not recorded).
@@ -133,15 +150,6 @@ pub fn router(
     settings: &Settings,
     audit: Option<Arc<coffer_audit::AuditLog>>,
 ) -> Router {
-    let sessions = Sessions::new(settings.idle_timeout);
-    if let Some(path) = &settings.session_file {
-        match session::persist::load(&sessions, path) {
-            Ok(n) => tracing::info!(sessions = n, "Console sessions restored"),
-            Err(e) => {
-                tracing::warn!(error = %e, path = %path.display(), "Console sessions could not be restored; everyone signs in again")
-            }
-        }
-    }
     let console = Arc::new(Console {
         regions: regions
             .iter()
@@ -149,10 +157,19 @@ pub fn router(
             .collect(),
         peers: peers.into_iter().collect(),
         credentials,
-        sessions,
-        session_file: settings.session_file.clone(),
+        sessions: {
+            let sessions = Sessions::new(settings.idle_timeout)
+                .with_per_principal(settings.max_sessions_per_principal);
+            match &settings.sessions_file {
+                Some(file) => sessions.with_file(file.clone()),
+                None => sessions,
+            }
+        },
+        throttle: throttle::SignInThrottle::new(
+            settings.sign_in_per_address_per_minute,
+            settings.sign_in_failures_per_key_per_minute,
+        ),
         default_region: settings.default_region.clone(),
-        sessions_saved: std::sync::Mutex::new(Instant::now()),
         drafts: drafts::Drafts::default(),
         audit,
     });
@@ -360,31 +377,7 @@ impl Console {
         let now = Instant::now();
         let session = session::cookie_values(cookies, session::COOKIE)
             .find_map(|value| self.sessions.resume(value, now, touch));
-        if touch && session.is_some() {
-            // Activity reaches the file at most once a minute.
-            let due = {
-                let mut saved = self.sessions_saved.lock().expect("sessions_saved lock");
-                let due = now.saturating_duration_since(*saved) >= Duration::from_secs(60);
-                if due {
-                    *saved = now;
-                }
-                due
-            };
-            if due {
-                self.sessions_changed();
-            }
-        }
         session
-    }
-
-    /// Writes the session table to the session file, if there is one (a session started or
-    /// ended). A failure is logged; the sessions in memory go on working.
-    pub(crate) fn sessions_changed(&self) {
-        if let Some(path) = &self.session_file
-            && let Err(e) = session::persist::save(&self.sessions, path)
-        {
-            tracing::warn!(error = %e, path = %path.display(), "Console sessions could not be saved");
-        }
     }
 
     /// The signed-in user of a request, or the response that turns it away: a page load goes
@@ -405,7 +398,6 @@ impl Console {
                 if let Some(s) = session {
                     // The access key was deleted or rotated away: the session ends with it.
                     self.sessions.end(&s);
-                    self.sessions_changed();
                 }
                 Err(turn_away(parts))
             }

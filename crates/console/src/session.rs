@@ -6,16 +6,21 @@
 //! which every POST must present (hidden form field or `X-CSRF-Token` header); tokens and keys
 //! are compared in constant time. Sessions end after an idle timeout, at an absolute lifetime,
 //! at sign-out, or when their access key is no longer accepted.
+//!
+//! Each principal (IAM user or root) has at most `per_principal` sessions: a new one evicts
+//! only that principal's least recently used, so no access key can sign anyone else out. With a
+//! file (`<data-dir>/console-sessions.json`, mode 0600), sessions survive a restart: it holds
+//! the hashed ids, never a cookie value, and is written when a session starts or ends and when
+//! a session's activity is more than a minute newer than what the file says.
 
 use std::collections::HashMap;
+use std::path::PathBuf;
 use std::sync::Mutex;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use rand::RngCore;
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
-
-pub mod persist;
 
 pub const COOKIE: &str = "coffer_console";
 /// The sign-in form's double-submit token (there is no session yet to bind a CSRF token to).
@@ -25,8 +30,13 @@ pub const CSRF_HEADER: &str = "x-csrf-token";
 
 /// A session never outlives this, however active it is.
 pub const MAX_LIFETIME: Duration = Duration::from_secs(12 * 60 * 60);
-/// Sessions kept at most; the oldest goes first when a new one would exceed it.
-const MAX_SESSIONS: usize = 10_000;
+/// Sessions of one principal at most, unless configured (`console_max_sessions_per_principal`).
+pub const DEFAULT_PER_PRINCIPAL: usize = 10;
+/// Sessions kept at most (a bound on memory): past it the principal with the most sessions
+/// loses its least recently used one.
+const MAX_SESSIONS: usize = 100_000;
+/// How stale the file's record of a session's activity may get before it is written again.
+const PERSIST_ACTIVITY_EVERY: Duration = Duration::from_secs(60);
 
 /// A one-shot message shown on the next page (after a redirect).
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -60,15 +70,33 @@ impl Session {
 
 struct Entry {
     access_key_id: String,
+    principal: String,
     csrf: String,
     created: Instant,
     last_seen: Instant,
+    /// `last_seen` as the file has it.
+    persisted_seen: Instant,
     flash: Option<Flash>,
+}
+
+/// A session as the file holds it (times in Unix milliseconds).
+#[derive(serde::Serialize, serde::Deserialize)]
+struct Stored {
+    id_sha256: String,
+    access_key_id: String,
+    principal: String,
+    csrf: String,
+    created_ms: u64,
+    last_seen_ms: u64,
 }
 
 pub struct Sessions {
     idle_timeout: Duration,
     capacity: usize,
+    per_principal: usize,
+    file: Option<PathBuf>,
+    /// An instant and the wall-clock time it was, to store `Instant`s.
+    epoch: (Instant, SystemTime),
     entries: Mutex<HashMap<[u8; 32], Entry>>,
 }
 
@@ -96,7 +124,102 @@ impl Sessions {
         Sessions {
             idle_timeout,
             capacity: MAX_SESSIONS,
+            per_principal: DEFAULT_PER_PRINCIPAL,
+            file: None,
+            epoch: (Instant::now(), SystemTime::now()),
             entries: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// At most `per_principal` sessions per principal (at least 1).
+    pub fn with_per_principal(mut self, per_principal: usize) -> Sessions {
+        self.per_principal = per_principal.max(1);
+        self
+    }
+
+    /// Sessions kept in `file` (loaded now: those still live survive a restart).
+    pub fn with_file(mut self, file: PathBuf) -> Sessions {
+        let now = Instant::now();
+        if let Ok(text) = std::fs::read_to_string(&file) {
+            match serde_json::from_str::<Vec<Stored>>(&text) {
+                Ok(stored) => {
+                    let mut entries = self.entries.lock().expect("sessions lock");
+                    for s in stored {
+                        let Ok(key) = hex::decode(&s.id_sha256) else {
+                            continue;
+                        };
+                        let Ok(key) = <[u8; 32]>::try_from(key) else {
+                            continue;
+                        };
+                        let (Some(created), Some(last_seen)) = (
+                            self.instant_of(s.created_ms),
+                            self.instant_of(s.last_seen_ms),
+                        ) else {
+                            continue;
+                        };
+                        let entry = Entry {
+                            access_key_id: s.access_key_id,
+                            principal: s.principal,
+                            csrf: s.csrf,
+                            created,
+                            last_seen,
+                            persisted_seen: last_seen,
+                            flash: None,
+                        };
+                        if self.live(&entry, now) {
+                            entries.insert(key, entry);
+                        }
+                    }
+                    tracing::info!(sessions = entries.len(), file = %file.display(), "Console sessions restored");
+                }
+                Err(e) => {
+                    tracing::warn!(file = %file.display(), error = %e, "Console sessions file unreadable; starting without sessions")
+                }
+            }
+        }
+        self.file = Some(file);
+        self
+    }
+
+    fn unix_ms(&self, t: Instant) -> u64 {
+        let wall = match t.checked_duration_since(self.epoch.0) {
+            Some(after) => self.epoch.1 + after,
+            None => self.epoch.1 - self.epoch.0.duration_since(t),
+        };
+        wall.duration_since(UNIX_EPOCH)
+            .map(|d| d.as_millis() as u64)
+            .unwrap_or_default()
+    }
+
+    /// The `Instant` of a stored time (`None` if it is before this process could express).
+    fn instant_of(&self, ms: u64) -> Option<Instant> {
+        let wall = UNIX_EPOCH + Duration::from_millis(ms);
+        match wall.duration_since(self.epoch.1) {
+            Ok(after) => self.epoch.0.checked_add(after),
+            Err(e) => self.epoch.0.checked_sub(e.duration()),
+        }
+    }
+
+    /// Writes every session to the file (if any); called with the lock held.
+    fn persist(&self, entries: &mut HashMap<[u8; 32], Entry>) {
+        let Some(file) = &self.file else { return };
+        let stored: Vec<Stored> = entries
+            .iter_mut()
+            .map(|(key, e)| {
+                e.persisted_seen = e.last_seen;
+                Stored {
+                    id_sha256: hex::encode(key),
+                    access_key_id: e.access_key_id.clone(),
+                    principal: e.principal.clone(),
+                    csrf: e.csrf.clone(),
+                    created_ms: self.unix_ms(e.created),
+                    last_seen_ms: self.unix_ms(e.last_seen),
+                }
+            })
+            .collect();
+        let text = serde_json::to_string(&stored).unwrap_or_else(|_| "[]".into());
+        if let Err(e) = write_private(file, &text) {
+            tracing::warn!(file = %file.display(), error = %e, "Cannot write the console sessions file");
         }
     }
 
@@ -105,31 +228,55 @@ impl Sessions {
             && now.saturating_duration_since(entry.created) < MAX_LIFETIME
     }
 
-    /// Starts a session for `access_key_id`; returns the cookie value and the session.
-    pub fn start(&self, access_key_id: &str, now: Instant) -> (String, Session) {
+    /// Starts a session for `access_key_id` of `principal`; returns the cookie value and the
+    /// session. Past the principal's cap, its least recently used session ends.
+    pub fn start(&self, access_key_id: &str, principal: &str, now: Instant) -> (String, Session) {
         let cookie = random_token();
         let key = key_of(&cookie);
         let csrf = random_token();
         let mut entries = self.entries.lock().expect("sessions lock");
         entries.retain(|_, e| self.live(e, now));
-        if entries.len() >= self.capacity
-            && let Some(oldest) = entries
+        let oldest_of = |entries: &HashMap<[u8; 32], Entry>, principal: &str| {
+            entries
                 .iter()
+                .filter(|(_, e)| e.principal == principal)
                 .min_by_key(|(_, e)| e.last_seen)
                 .map(|(k, _)| *k)
-        {
-            entries.remove(&oldest);
+        };
+        let own = entries
+            .values()
+            .filter(|e| e.principal == principal)
+            .count();
+        if own >= self.per_principal {
+            if let Some(k) = oldest_of(&entries, principal) {
+                entries.remove(&k);
+            }
+        } else if entries.len() >= self.capacity {
+            let mut counts: HashMap<&str, usize> = HashMap::new();
+            for e in entries.values() {
+                *counts.entry(e.principal.as_str()).or_default() += 1;
+            }
+            let busiest = counts
+                .into_iter()
+                .max_by_key(|(_, n)| *n)
+                .map(|(p, _)| p.to_string());
+            if let Some(k) = busiest.and_then(|p| oldest_of(&entries, &p)) {
+                entries.remove(&k);
+            }
         }
         entries.insert(
             key,
             Entry {
                 access_key_id: access_key_id.to_string(),
+                principal: principal.to_string(),
                 csrf: csrf.clone(),
                 created: now,
                 last_seen: now,
+                persisted_seen: now,
                 flash: None,
             },
         );
+        self.persist(&mut entries);
         (
             cookie,
             Session {
@@ -153,18 +300,22 @@ impl Sessions {
         if touch {
             entry.last_seen = now;
         }
-        Some(Session {
+        let session = Session {
             key,
             access_key_id: entry.access_key_id.clone(),
             csrf: entry.csrf.clone(),
-        })
+        };
+        if now.saturating_duration_since(entry.persisted_seen) > PERSIST_ACTIVITY_EVERY {
+            self.persist(&mut entries);
+        }
+        Some(session)
     }
 
     pub fn end(&self, session: &Session) {
-        self.entries
-            .lock()
-            .expect("sessions lock")
-            .remove(&session.key);
+        let mut entries = self.entries.lock().expect("sessions lock");
+        if entries.remove(&session.key).is_some() {
+            self.persist(&mut entries);
+        }
     }
 
     pub fn set_flash(&self, session: &Session, flash: Flash) {
@@ -195,6 +346,21 @@ impl Sessions {
     }
 }
 
+/// Writes `contents` to `path` whole (a temporary file renamed into place), mode 0600.
+fn write_private(path: &std::path::Path, contents: &str) -> std::io::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let tmp = path.with_extension("tmp");
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(&tmp)?;
+    f.write_all(contents.as_bytes())?;
+    std::fs::rename(&tmp, path)
+}
+
 /// The values of cookie `name` in a `Cookie` header (a browser may send several).
 pub fn cookie_values<'a>(header: &'a str, name: &'a str) -> impl Iterator<Item = &'a str> + 'a {
     header.split(';').filter_map(move |pair| {
@@ -223,7 +389,8 @@ mod tests {
     fn a_started_session_resumes_with_its_cookie_only() {
         let sessions = Sessions::new(IDLE);
         let now = Instant::now();
-        let (cookie, session) = sessions.start("AKIDEXAMPLE", now);
+        let (cookie, session) =
+            sessions.start("AKIDEXAMPLE", "arn:aws:iam::123456789012:user/a", now);
         assert_eq!(cookie.len(), 64, "256 bits as hex");
         let resumed = sessions.resume(&cookie, now, true).expect("live");
         assert_eq!(resumed.access_key_id, "AKIDEXAMPLE");
@@ -238,8 +405,8 @@ mod tests {
     fn each_session_gets_its_own_id_and_csrf_token() {
         let sessions = Sessions::new(IDLE);
         let now = Instant::now();
-        let (c1, s1) = sessions.start("A", now);
-        let (c2, s2) = sessions.start("A", now);
+        let (c1, s1) = sessions.start("A", "arn:aws:iam::123456789012:user/a", now);
+        let (c2, s2) = sessions.start("A", "arn:aws:iam::123456789012:user/a", now);
         assert_ne!(c1, c2);
         assert_ne!(s1.csrf, s2.csrf);
         assert_ne!(c1, s1.csrf, "the CSRF token is not the cookie");
@@ -248,7 +415,7 @@ mod tests {
     #[test]
     fn the_store_keeps_no_cookie_value() {
         let sessions = Sessions::new(IDLE);
-        let (cookie, _) = sessions.start("A", Instant::now());
+        let (cookie, _) = sessions.start("A", "arn:aws:iam::123456789012:user/a", Instant::now());
         let entries = sessions.entries.lock().unwrap();
         assert!(entries.keys().all(|k| hex::encode(k) != cookie));
         assert!(entries.contains_key(&key_of(&cookie)));
@@ -258,7 +425,7 @@ mod tests {
     fn idle_sessions_expire_and_activity_extends_them() {
         let sessions = Sessions::new(IDLE);
         let t0 = Instant::now();
-        let (cookie, _) = sessions.start("A", t0);
+        let (cookie, _) = sessions.start("A", "arn:aws:iam::123456789012:user/a", t0);
         let t1 = t0 + Duration::from_secs(10 * 60);
         assert!(sessions.resume(&cookie, t1, true).is_some());
         // 20 minutes after the start but only 10 after the last activity: still live.
@@ -278,7 +445,7 @@ mod tests {
     fn background_refreshes_do_not_keep_a_session_alive() {
         let sessions = Sessions::new(IDLE);
         let t0 = Instant::now();
-        let (cookie, _) = sessions.start("A", t0);
+        let (cookie, _) = sessions.start("A", "arn:aws:iam::123456789012:user/a", t0);
         for minute in 1..15 {
             let t = t0 + Duration::from_secs(minute * 60);
             assert!(sessions.resume(&cookie, t, false).is_some());
@@ -290,7 +457,7 @@ mod tests {
     fn no_session_outlives_its_absolute_lifetime() {
         let sessions = Sessions::new(IDLE);
         let t0 = Instant::now();
-        let (cookie, _) = sessions.start("A", t0);
+        let (cookie, _) = sessions.start("A", "arn:aws:iam::123456789012:user/a", t0);
         let mut t = t0;
         while t + Duration::from_secs(600) < t0 + MAX_LIFETIME {
             t += Duration::from_secs(600);
@@ -303,7 +470,7 @@ mod tests {
     fn sign_out_ends_the_session() {
         let sessions = Sessions::new(IDLE);
         let now = Instant::now();
-        let (cookie, session) = sessions.start("A", now);
+        let (cookie, session) = sessions.start("A", "arn:aws:iam::123456789012:user/a", now);
         sessions.end(&session);
         assert!(sessions.resume(&cookie, now, true).is_none());
     }
@@ -311,7 +478,7 @@ mod tests {
     #[test]
     fn csrf_tokens_must_match_exactly() {
         let sessions = Sessions::new(IDLE);
-        let (_, session) = sessions.start("A", Instant::now());
+        let (_, session) = sessions.start("A", "arn:aws:iam::123456789012:user/a", Instant::now());
         let token = session.csrf.clone();
         assert!(session.csrf_matches(&token));
         assert!(!session.csrf_matches(""));
@@ -330,7 +497,7 @@ mod tests {
     #[test]
     fn flashes_are_shown_once() {
         let sessions = Sessions::new(IDLE);
-        let (_, session) = sessions.start("A", Instant::now());
+        let (_, session) = sessions.start("A", "arn:aws:iam::123456789012:user/a", Instant::now());
         sessions.set_flash(
             &session,
             Flash {
@@ -363,23 +530,47 @@ mod tests {
     }
 
     #[test]
-    fn the_oldest_session_makes_room() {
-        let sessions = Sessions {
-            capacity: 50,
-            ..Sessions::new(IDLE)
-        };
+    fn a_principal_past_its_cap_loses_only_its_own_oldest_session() {
+        let sessions = Sessions::new(IDLE).with_per_principal(3);
         let t0 = Instant::now();
-        let (first, _) = sessions.start("A", t0);
-        for i in 1..50 {
-            sessions.start("A", t0 + Duration::from_millis(i));
+        let (admin, _) = sessions.start("ADMIN", "arn:aws:iam::1:root", t0);
+        let (first, _) = sessions.start("OTHER", "arn:aws:iam::1:user/o", t0);
+        for i in 1..10_050u64 {
+            sessions.start(
+                "OTHER",
+                "arn:aws:iam::1:user/o",
+                t0 + Duration::from_micros(i),
+            );
         }
-        assert_eq!(sessions.len(), 50);
-        sessions.start("A", t0 + Duration::from_secs(20));
-        assert_eq!(sessions.len(), 50);
-        assert!(
-            sessions
-                .resume(&first, t0 + Duration::from_secs(20), true)
-                .is_none()
+        let later = t0 + Duration::from_secs(1);
+        assert_eq!(
+            sessions.len(),
+            4,
+            "3 of the other principal, 1 of the admin"
         );
+        assert!(sessions.resume(&first, later, true).is_none());
+        assert!(sessions.resume(&admin, later, true).is_some());
+    }
+
+    #[test]
+    fn sessions_in_a_file_survive_a_restart() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("console-sessions.json");
+        let now = Instant::now();
+        let (cookie, _) =
+            Sessions::new(IDLE)
+                .with_file(file.clone())
+                .start("A", "arn:aws:iam::1:root", now);
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&file).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600);
+        // The file holds no cookie value.
+        assert!(!std::fs::read_to_string(&file).unwrap().contains(&cookie));
+        let restarted = Sessions::new(IDLE).with_file(file.clone());
+        let session = restarted.resume(&cookie, Instant::now(), true).unwrap();
+        assert_eq!(session.access_key_id, "A");
+        restarted.end(&session);
+        let again = Sessions::new(IDLE).with_file(file);
+        assert!(again.resume(&cookie, Instant::now(), true).is_none());
     }
 }

@@ -63,7 +63,7 @@ async fn create_all(args: &CreateArgs) -> Result<(), BoxError> {
     let started = Instant::now();
     let mut tasks = Vec::new();
     for _ in 0..args.concurrency.min(args.secrets) {
-        let sender = connect(target.addr)
+        let sender = connect(&target)
             .await
             .map_err(|e| format!("cannot connect to {}: {e}", target.addr))?;
         let mut conn = Conn::new(sender, Arc::clone(&target), Arc::clone(&shared));

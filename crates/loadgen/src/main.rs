@@ -119,14 +119,21 @@ pub struct RunArgs {
     /// flight at most); with `--operation put`, request i writes `<secret-id>-<i mod secrets>`.
     #[arg(long)]
     pub rate: Option<f64>,
+    /// A new connection (and, over https, a new TLS handshake) for every request: measures
+    /// the cost of connecting.
+    #[arg(long)]
+    pub reconnect: bool,
 }
 
 /// Common connection and credential settings.
 #[derive(Args, Debug)]
 pub struct EndpointArgs {
-    /// Endpoint URL, e.g. http://127.0.0.1:4566 (plain HTTP only).
+    /// Endpoint URL, e.g. http://127.0.0.1:4566 or https://127.0.0.1:7780 (with --ca-file).
     #[arg(long)]
     pub endpoint: String,
+    /// PEM CA certificate(s) an https:// endpoint's certificate must chain to.
+    #[arg(long)]
+    pub ca_file: Option<PathBuf>,
     /// Signing region.
     #[arg(long, default_value = "us-east-1", env = "AWS_REGION")]
     pub region: String,

@@ -32,6 +32,13 @@ const MAX_ERROR_BODY: usize = 2048;
 
 pub(crate) struct Target {
     pub(crate) addr: SocketAddr,
+    /// Set for https:// endpoints.
+    tls: Option<(
+        tokio_rustls::TlsConnector,
+        rustls_pki_types::ServerName<'static>,
+    )>,
+    /// A new connection for every request (`--reconnect`).
+    pub(crate) reconnect: bool,
     /// Origin-form request target, e.g. `/`.
     path: Uri,
     pub(crate) host: HeaderValue,
@@ -71,7 +78,9 @@ async fn run_all(args: &RunArgs) -> Result<RunReport, BoxError> {
         Operation::Get => signer::TARGET,
         Operation::Put => signer::PUT_TARGET,
     };
-    let target = Arc::new(resolve_target(&args.endpoint, operation, body_for(args, 0)?).await?);
+    let mut target = resolve_target(&args.endpoint, operation, body_for(args, 0)?).await?;
+    target.reconnect = args.reconnect;
+    let target = Arc::new(target);
     let label = args
         .label
         .clone()
@@ -128,15 +137,25 @@ pub(crate) async fn resolve_target(
     body: Bytes,
 ) -> Result<Target, BoxError> {
     let uri: Uri = ep.endpoint.parse()?;
-    match uri.scheme_str() {
-        Some("http") => {}
+    let https = match uri.scheme_str() {
+        Some("http") => false,
+        Some("https") => true,
         Some(other) => {
-            return Err(format!("only http:// endpoints are supported, got {other}://").into());
+            return Err(format!("only http:// and https:// endpoints, not {other}://").into());
         }
         None => return Err("--endpoint needs a scheme, e.g. http://127.0.0.1:8080".into()),
-    }
+    };
     let authority = uri.authority().ok_or("--endpoint needs a host")?.clone();
-    let port = authority.port_u16().unwrap_or(80);
+    let port = authority.port_u16().unwrap_or(if https { 443 } else { 80 });
+    let tls = if https {
+        let ca = ep
+            .ca_file
+            .as_ref()
+            .ok_or("an https:// endpoint needs --ca-file")?;
+        Some(tls_connector(ca, authority.host())?)
+    } else {
+        None
+    };
     let addr = tokio::net::lookup_host((authority.host(), port))
         .await?
         .next()
@@ -154,13 +173,18 @@ pub(crate) async fn resolve_target(
             "coffer-loadgen",
         ),
         region: ep.region.clone(),
-        url: format!("http://{authority}{path}"),
+        url: format!(
+            "{}://{authority}{path}",
+            if https { "https" } else { "http" }
+        ),
         host: authority.as_str().to_owned(),
         target: operation,
         body,
     };
     Ok(Target {
         addr,
+        tls,
+        reconnect: false,
         path: path.parse()?,
         host: HeaderValue::from_str(authority.as_str())?,
         signing,
@@ -218,14 +242,55 @@ fn body_for(args: &RunArgs, i: usize) -> Result<Bytes, BoxError> {
     Ok(Bytes::from(serde_json::to_vec(&value)?))
 }
 
-pub(crate) async fn connect(addr: SocketAddr) -> Result<SendRequest<Full<Bytes>>, BoxError> {
-    let stream = TcpStream::connect(addr).await?;
+/// TLS (rustls, ring) trusting only the CAs of `ca_file`, for `host`.
+fn tls_connector(
+    ca_file: &std::path::Path,
+    host: &str,
+) -> Result<
+    (
+        tokio_rustls::TlsConnector,
+        rustls_pki_types::ServerName<'static>,
+    ),
+    BoxError,
+> {
+    use rustls_pki_types::pem::PemObject;
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in rustls_pki_types::CertificateDer::pem_file_iter(ca_file)? {
+        roots.add(cert?)?;
+    }
+    #[allow(deprecated)] // ring: the one provider built in (see coffer_api::tls::provider)
+    let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+    let mut config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    let name = rustls_pki_types::ServerName::try_from(host.trim_matches(['[', ']']).to_owned())?;
+    Ok((tokio_rustls::TlsConnector::from(Arc::new(config)), name))
+}
+
+pub(crate) async fn connect(target: &Target) -> Result<SendRequest<Full<Bytes>>, BoxError> {
+    let stream = TcpStream::connect(target.addr).await?;
     stream.set_nodelay(true)?;
-    let (sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream)).await?;
-    tokio::spawn(async move {
-        // Errors surface through the sender; nothing to do here.
-        let _ = conn.await;
-    });
+    let sender = match &target.tls {
+        None => {
+            let (sender, conn) =
+                hyper::client::conn::http1::handshake(TokioIo::new(stream)).await?;
+            tokio::spawn(async move {
+                // Errors surface through the sender; nothing to do here.
+                let _ = conn.await;
+            });
+            sender
+        }
+        Some((connector, name)) => {
+            let tls = connector.connect(name.clone(), stream).await?;
+            let (sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(tls)).await?;
+            tokio::spawn(async move {
+                let _ = conn.await;
+            });
+            sender
+        }
+    };
     Ok(sender)
 }
 
@@ -320,7 +385,7 @@ async fn run_level(
     // Open every connection before the clock starts.
     let mut senders = Vec::with_capacity(concurrency);
     for _ in 0..concurrency {
-        let s = connect(target.addr)
+        let s = connect(target)
             .await
             .map_err(|e| format!("cannot connect to {}: {e}", target.addr))?;
         senders.push(s);
@@ -531,7 +596,7 @@ impl Conn {
         for _ in 0..3 {
             if self.sender.as_ref().is_none_or(|s| s.is_closed()) {
                 self.reconnects += 1;
-                match connect(self.target.addr).await {
+                match connect(&self.target).await {
                     Ok(s) => self.sender = Some(s),
                     Err(e) => {
                         self.shared.note_error(|| format!("reconnect failed: {e}"));
@@ -568,6 +633,10 @@ impl Conn {
         let start = Instant::now();
         let shared = Arc::clone(&self.shared);
         let target = Arc::clone(&self.target);
+        if target.reconnect {
+            // Connecting is part of this request's time.
+            self.sender = None;
+        }
         let Some(s) = self.ready().await else {
             return failed(start);
         };
@@ -732,6 +801,7 @@ mod tests {
         RunArgs {
             endpoint: EndpointArgs {
                 endpoint,
+                ca_file: None,
                 region: "us-west-2".into(),
                 access_key: "AKID".into(),
                 secret_key: "SK".into(),
@@ -748,6 +818,7 @@ mod tests {
             server_pid: None,
             threads: 1,
             rate: Some(rate),
+            reconnect: false,
         }
     }
 

@@ -5,7 +5,8 @@
 //! metrics (`metrics`).
 //!
 //! A Region in this process and a Region in another process are reached the same way: an
-//! HTTP POST of a sealed message to that node's `/internal/replication`.
+//! HTTP POST of a sealed message to that node's `/internal/replication` (over `https://` when
+//! the node serves TLS: `tls`).
 
 pub mod envelope;
 pub mod failback;
@@ -14,6 +15,7 @@ pub mod keys;
 pub mod metrics;
 pub mod proof;
 pub mod receive;
+pub mod tls;
 pub mod topology;
 pub mod transport;
 pub mod worker;

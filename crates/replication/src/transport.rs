@@ -35,7 +35,7 @@ pub enum SendError {
 }
 
 pub struct Transport {
-    client: Client<HttpConnector, Full<Bytes>>,
+    client: Client<hyper_rustls::HttpsConnector<HttpConnector>, Full<Bytes>>,
     /// The versions each destination acknowledged, so syncs leave their values out.
     pub held: crate::held::Held,
 }
@@ -51,6 +51,14 @@ impl Transport {
         let mut connector = HttpConnector::new();
         connector.set_connect_timeout(Some(TIMEOUT));
         connector.set_nodelay(true);
+        // `https://` peers: their certificate must chain to the configured CAs, or be this
+        // node's own (its local Regions are reached through its own URL).
+        connector.enforce_http(false);
+        let connector = hyper_rustls::HttpsConnectorBuilder::new()
+            .with_tls_config(crate::tls::client_config())
+            .https_or_http()
+            .enable_http1()
+            .wrap_connector(connector);
         Transport {
             client: Client::builder(TokioExecutor::new())
                 .pool_idle_timeout(Duration::from_secs(30))

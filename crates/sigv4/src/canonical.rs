@@ -80,13 +80,16 @@ pub(crate) fn sha256_hex(data: &[u8]) -> String {
 /// never trusted as the hash of the body. An honest client (JS SDK, Rust SDK
 /// with the header enabled) sends exactly that hash, so nothing changes for it;
 /// a header that lies about the body simply yields a signature mismatch,
-/// instead of letting a body be swapped under an unchanged signature. The one
-/// literal honoured is `UNSIGNED-PAYLOAD`, which the client then signed in
-/// place of a hash (the body is then not covered by the signature: the caller
-/// relies on TLS for its integrity, as S3 clients do).
-pub(crate) fn payload_hash(headers: &HeaderMap, body: &[u8]) -> String {
+/// instead of letting a body be swapped under an unchanged signature. The
+/// literal `UNSIGNED-PAYLOAD` is honoured for `s3` only, as AWS does: it is an
+/// S3 convenience for streaming uploads over TLS. For every other service
+/// (Secrets Manager, KMS, IAM, STS) the body's own hash is what was to be
+/// signed, so a request signed over `UNSIGNED-PAYLOAD` fails as a signature
+/// mismatch (`InvalidSignatureException`), and a body cannot be swapped under a
+/// signature that does not cover it.
+pub(crate) fn payload_hash(headers: &HeaderMap, body: &[u8], service: &str) -> String {
     match headers.get(X_AMZ_CONTENT_SHA256) {
-        Some(value) if value.as_bytes() == UNSIGNED_PAYLOAD.as_bytes() => {
+        Some(value) if service == "s3" && value.as_bytes() == UNSIGNED_PAYLOAD.as_bytes() => {
             UNSIGNED_PAYLOAD.to_owned()
         }
         _ => sha256_hex(body),
@@ -386,21 +389,30 @@ mod tests {
     }
 
     #[test]
-    fn payload_hash_ignores_a_claimed_hash_but_honours_unsigned_payload() {
+    fn payload_hash_ignores_a_claimed_hash_and_honours_unsigned_payload_for_s3_only() {
         let body = br#"{"SecretId": "x"}"#;
         let mut headers = HeaderMap::new();
-        assert_eq!(payload_hash(&headers, body), sha256_hex(body));
+        assert_eq!(
+            payload_hash(&headers, body, "secretsmanager"),
+            sha256_hex(body)
+        );
         headers.insert(
             X_AMZ_CONTENT_SHA256,
             HeaderValue::from_static(
                 "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855",
             ),
         );
-        assert_eq!(payload_hash(&headers, body), sha256_hex(body));
+        assert_eq!(
+            payload_hash(&headers, body, "secretsmanager"),
+            sha256_hex(body)
+        );
         headers.insert(
             X_AMZ_CONTENT_SHA256,
             HeaderValue::from_static(UNSIGNED_PAYLOAD),
         );
-        assert_eq!(payload_hash(&headers, body), UNSIGNED_PAYLOAD);
+        for service in ["secretsmanager", "kms", "iam", "sts"] {
+            assert_eq!(payload_hash(&headers, body, service), sha256_hex(body));
+        }
+        assert_eq!(payload_hash(&headers, body, "s3"), UNSIGNED_PAYLOAD);
     }
 }

@@ -81,8 +81,10 @@
 //! * **Payload hash**: always SHA-256 of the raw body computed here. The
 //!   `x-amz-content-sha256` header is never trusted as the body's hash (a
 //!   header that lies about the body fails as a mismatch rather than letting a
-//!   body be swapped); its literal `UNSIGNED-PAYLOAD` is honoured, in which case
-//!   the body is not covered by the signature.
+//!   body be swapped); its literal `UNSIGNED-PAYLOAD` is honoured for `s3`
+//!   only, as AWS does. For Secrets Manager, KMS, IAM and STS a signature over
+//!   `UNSIGNED-PAYLOAD` is a mismatch (`InvalidSignatureException`): over
+//!   plain HTTP it would let a body be swapped.
 //! * **boto3's JSON has spaces** (`{"SecretId": "x"}`): the body is hashed as
 //!   received; re-serialising would break every boto3 request.
 //! * **Canonical URI**: for services other than S3 the path is normalised (dot

@@ -74,7 +74,7 @@ impl Verifier {
         check_clock_skew(auth.request_time, now)?;
         check_scope_date(auth)?;
 
-        let payload_hash = canonical::payload_hash(headers, body);
+        let payload_hash = canonical::payload_hash(headers, body, &auth.service);
         let canonical_request = canonical::canonical_request(
             method,
             uri,

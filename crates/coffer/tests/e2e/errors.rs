@@ -130,3 +130,49 @@ async fn region_not_hosted_gets_invalid_signature() {
         "Credential should be scoped to a valid region, not 'ap-south-1'. "
     );
 }
+
+/// AWS's value quota is 65,536 bytes: 50,000 two-byte characters (100,000 bytes) are refused,
+/// though within the model's 65,536-character bound.
+#[tokio::test]
+async fn secret_values_are_limited_in_bytes_and_secrets_to_50_tags() {
+    let server = Server::start();
+    let sm = server.client("us-east-1");
+    let name = unique("bytes");
+    let (code, message) = error_of(
+        sm.create_secret()
+            .name(&name)
+            .secret_string("é".repeat(50_000))
+            .send()
+            .await
+            .unwrap_err(),
+    );
+    assert_eq!(code, "ValidationException");
+    assert_eq!(
+        message,
+        "1 validation error detected: Value at 'secretString' failed to satisfy constraint: Member must have length less than or equal to 65536"
+    );
+    let tag = |i: usize| {
+        aws_sdk_secretsmanager::types::Tag::builder()
+            .key(format!("k{i}"))
+            .value("v")
+            .build()
+    };
+    let mut create = sm.create_secret().name(&name).secret_string("v");
+    for i in 0..50 {
+        create = create.tags(tag(i));
+    }
+    create.send().await.unwrap();
+    let (code, message) = error_of(
+        sm.tag_resource()
+            .secret_id(&name)
+            .tags(tag(50))
+            .send()
+            .await
+            .unwrap_err(),
+    );
+    assert_eq!(code, "InvalidParameterException");
+    assert_eq!(
+        message,
+        "A secret can have at most 50 tags; this request would leave it with 51."
+    );
+}

@@ -8,3 +8,4 @@ mod replication_property;
 mod rotation;
 mod secrets;
 mod server;
+mod tls;

@@ -89,6 +89,35 @@ impl Server {
         self.client_with(region, &self.access_key, &self.secret_key)
     }
 
+    /// A client over HTTPS that trusts the CA in `ca_pem` (and nothing else).
+    pub fn https_client(&self, region: &str, ca_pem: &[u8]) -> Client {
+        use aws_smithy_http_client::tls;
+        let trust = tls::TrustStore::empty().with_pem_certificate(ca_pem.to_vec());
+        let http = aws_smithy_http_client::Builder::new()
+            .tls_provider(tls::Provider::Rustls(
+                tls::rustls_provider::CryptoMode::Ring,
+            ))
+            .tls_context(
+                tls::TlsContext::builder()
+                    .with_trust_store(trust)
+                    .build()
+                    .expect("a TLS context"),
+            )
+            .build_https();
+        let config = aws_sdk_secretsmanager::Config::builder()
+            .behavior_version(BehaviorVersion::latest())
+            .region(Region::new(region.to_string()))
+            .endpoint_url(&self.endpoint)
+            .credentials_provider(Credentials::from_keys(
+                &self.access_key,
+                &self.secret_key,
+                None,
+            ))
+            .http_client(http)
+            .build();
+        Client::from_conf(config)
+    }
+
     pub fn client_with(&self, region: &str, access_key: &str, secret_key: &str) -> Client {
         let config = aws_sdk_secretsmanager::Config::builder()
             .behavior_version(BehaviorVersion::latest())

@@ -156,8 +156,38 @@ pub async fn sign_in(State(console): State<Arc<Console>>, request: Request) -> R
     if console.audit.as_ref().is_some_and(|l| l.is_poisoned()) {
         return not_recorded_page(next, id, &parts.headers);
     }
+    // Throttled before the key is looked up: per source address, and per key id for failures.
+    let now = Instant::now();
+    let throttled = console
+        .throttle
+        .attempt_from(&origin.source_ip, now)
+        .map_err(|wait| (wait, "from this address"))
+        .and_then(|()| {
+            console
+                .throttle
+                .key_may_try(&id, now)
+                .map_err(|wait| (wait, "for this access key"))
+        });
+    if let Err((wait, what)) = throttled {
+        tracing::warn!(access_key_id = %id, source_ip = %origin.source_ip, "Console sign-in throttled {what}");
+        let mut response = sign_in_page(
+            StatusCode::TOO_MANY_REQUESTS,
+            next,
+            id,
+            Some(format!(
+                "Too many sign-in attempts {what}. Try again in {} seconds.",
+                wait.as_secs().max(1)
+            )),
+            None,
+            &parts.headers,
+        );
+        if let Ok(v) = wait.as_secs().max(1).to_string().parse() {
+            response.headers_mut().insert(header::RETRY_AFTER, v);
+        }
+        return response;
+    }
     let secret = form.secret("secret_access_key");
-    let key = console.credentials.access_key(&id);
+    let key = console.credentials.current_access_key(&id).await;
     let accepted = match &key {
         Some(k) => tokens_match(&k.secret_access_key, &secret),
         None => {
@@ -183,11 +213,11 @@ pub async fn sign_in(State(console): State<Arc<Console>>, request: Request) -> R
         return not_recorded_page(next, id, &parts.headers);
     }
     let Some(key) = key.filter(|_| accepted) else {
+        console.throttle.key_failed(&id, now);
         tracing::warn!(access_key_id = %id, "Console sign-in refused");
         return refused(&next, "key", &id);
     };
-    let (cookie, _) = console.sessions.start(&id, Instant::now());
-    console.sessions_changed();
+    let (cookie, _) = console.sessions.start(&id, &key.caller.principal_arn, now);
     tracing::info!(access_key_id = %id, principal = %key.caller.principal_arn, "Console sign-in");
     with_cookie(see_other(&next), &set_cookie(session::COOKIE, &cookie))
 }
@@ -212,7 +242,6 @@ pub async fn sign_out(
 ) -> Result<Response, Response> {
     let (ctx, _) = console.posted(request).await?;
     console.sessions.end(&ctx.session);
-    console.sessions_changed();
     tracing::info!(access_key_id = %ctx.session.access_key_id, "Console sign-out");
     Ok(with_cookie(
         see_other("/console/sign-in?signed_out=1"),

@@ -4,7 +4,9 @@ use coffer_store::{Secret, SecretChange, SecretRecord, VersionRecord};
 use serde::{Deserialize, Serialize};
 use zeroize::Zeroizing;
 
-use super::input::{Blob, TagInput, check_tags, check_value, take_value, to_tags};
+use super::input::{
+    Blob, TagInput, check_tag_count, check_tags, check_value, merge_tags, take_value, to_tags,
+};
 use super::replica_regions::{ReplicaRegionType, check_regions, check_shape, merge};
 use crate::authorize::{Access, Target, authorize, ensure_tags_keep_access};
 use crate::error::{Error, ErrorCode, Result};
@@ -113,6 +115,12 @@ pub async fn run(region: &RegionService, caller: &Caller, input: Input) -> Resul
     };
     authorize(region, caller, &access, target)?;
     let tags = input.tags.map(to_tags);
+    if let Some(tags) = &tags {
+        // Counted by distinct key, as the secret will hold them.
+        let mut distinct = Vec::new();
+        merge_tags(&mut distinct, tags.clone());
+        check_tag_count(&distinct)?;
+    }
     if let Some(tags) = tags.as_deref().filter(|t| !t.is_empty()) {
         // AWS: "If you include tags in the secret, you also need secretsmanager:TagResource."
         // Checked with the same request keys (aws:RequestTag/*, aws:TagKeys). An empty tag

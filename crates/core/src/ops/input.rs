@@ -70,6 +70,26 @@ pub fn merge_tags(existing: &mut Vec<coffer_store::Tag>, new: Vec<coffer_store::
     }
 }
 
+/// AWS's secret value quota (spec §8): SecretString as UTF-8 and SecretBinary decoded.
+pub const MAX_VALUE_BYTES: usize = 65536;
+
+/// Tags on one secret at most (spec §3, AWS's tagging quota).
+pub const MAX_TAGS: usize = 50;
+
+/// Refuses a secret that would carry more than [`MAX_TAGS`] tags (after merging, counted by
+/// distinct key). AWS's exact reply is not recorded; Coffer's choice is the exception TagResource
+/// and CreateSecret document for a bad parameter, with a message that says the bound and the
+/// count (docs/status.md).
+pub fn check_tag_count(tags: &[coffer_store::Tag]) -> Result<()> {
+    if tags.len() > MAX_TAGS {
+        return Err(Error::invalid_parameter(format!(
+            "A secret can have at most {MAX_TAGS} tags; this request would leave it with {}.",
+            tags.len()
+        )));
+    }
+    Ok(())
+}
+
 /// Checks `ClientRequestToken` (32–64) and the value members; returns the value, if any.
 pub fn check_value(
     v: &mut Violations,
@@ -82,12 +102,17 @@ pub fn check_value(
         string.as_ref().map(|s| s.as_str()),
         "secretString",
         1,
-        65536,
+        MAX_VALUE_BYTES,
+    );
+    v.bytes_sensitive(
+        string.as_ref().map(|s| s.as_str()),
+        "secretString",
+        MAX_VALUE_BYTES,
     );
     if let Some(b) = binary {
         let n = b.0.len();
-        if !(1..=65536).contains(&n) {
-            v.count(Some(n), "secretBinary", 1, 65536);
+        if !(1..=MAX_VALUE_BYTES).contains(&n) {
+            v.count(Some(n), "secretBinary", 1, MAX_VALUE_BYTES);
         }
     }
 }

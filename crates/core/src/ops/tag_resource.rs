@@ -2,7 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::input::{TagInput, check_tags, merge_tags, to_tags};
+use super::input::{TagInput, check_tag_count, check_tags, merge_tags, to_tags};
 use crate::authorize::{Access, Target, ensure_tags_keep_access};
 use crate::error::Result;
 use crate::region::{Caller, RegionService};
@@ -44,6 +44,7 @@ pub async fn run(region: &RegionService, caller: &Caller, input: Input) -> Resul
         let expected = secret.record.row_version;
         let mut merged = secret.record.tags.clone().unwrap_or_default();
         merge_tags(&mut merged, tags.clone());
+        check_tag_count(&merged)?;
         ensure_tags_keep_access(
             region,
             caller,

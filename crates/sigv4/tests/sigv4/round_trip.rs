@@ -110,7 +110,8 @@ fn content_sha256_header_that_lies_about_the_body_is_a_mismatch() {
 }
 
 #[test]
-fn unsigned_payload_marker_is_accepted_as_signed() {
+fn unsigned_payload_marker_is_a_mismatch_outside_s3() {
+    // AWS honours UNSIGNED-PAYLOAD for S3 only; a Secrets Manager body must be signed.
     let time = at("2025-11-06T13:26:08Z");
     let request = Signer {
         content_sha256_header: true,
@@ -119,6 +120,27 @@ fn unsigned_payload_marker_is_accepted_as_signed() {
     }
     .sign();
     assert_eq!(request.header("x-amz-content-sha256"), "UNSIGNED-PAYLOAD");
+    let error = expect_mismatch(request.verify(SECRET, time));
+    // The canonical request the server computed ends with the body's hash.
+    use sha2::Digest;
+    let body_hash = hex::encode(sha2::Sha256::digest(GET_SECRET_VALUE));
+    assert!(
+        error.message().contains(&format!("\n{body_hash}'")),
+        "{}",
+        error.message()
+    );
+}
+
+#[test]
+fn unsigned_payload_marker_is_accepted_for_s3() {
+    let time = at("2025-11-06T13:26:08Z");
+    let request = Signer {
+        content_sha256_header: true,
+        unsigned_payload: true,
+        service: "s3",
+        ..rust_sdk(time, GET_SECRET_VALUE)
+    }
+    .sign();
     request.verify(SECRET, time).expect("verifies");
 }
 
