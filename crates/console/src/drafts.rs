@@ -165,8 +165,8 @@ mod tests {
     #[test]
     fn a_draft_is_read_only_by_its_own_session() {
         let sessions = Sessions::new(Duration::from_secs(900));
-        let (_, mine) = sessions.start("A", Instant::now());
-        let (_, other) = sessions.start("A", Instant::now());
+        let (_, mine) = sessions.start("A", "arn:aws:iam::123456789012:user/a", Instant::now());
+        let (_, other) = sessions.start("A", "arn:aws:iam::123456789012:user/a", Instant::now());
         let drafts = Drafts::default();
         let form = Form::parse(b"pair_key=k&pair_value=hunter2");
         let id = drafts.save(&mine, &form, Some(Problem::field("name", "Enter a name.")));

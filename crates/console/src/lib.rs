@@ -375,9 +375,8 @@ impl Console {
     fn session_of(&self, headers: &HeaderMap, touch: bool) -> Option<Session> {
         let cookies = headers.get(header::COOKIE)?.to_str().ok()?;
         let now = Instant::now();
-        let session = session::cookie_values(cookies, session::COOKIE)
-            .find_map(|value| self.sessions.resume(value, now, touch));
-        session
+        session::cookie_values(cookies, session::COOKIE)
+            .find_map(|value| self.sessions.resume(value, now, touch))
     }
 
     /// The signed-in user of a request, or the response that turns it away: a page load goes
