@@ -345,6 +345,26 @@ def console_sign_in(server, key_id: str, secret: str, session: requests.Session 
     )
 
 
+def sign_in_accepted(response: requests.Response) -> bool:
+    """A console sign-in that started a session: 303 to the page asked for, with the cookie."""
+    return (
+        response.status_code == 303
+        and not response.headers.get("Location", "").startswith("/console/sign-in")
+        and "coffer_console=" in response.headers.get("Set-Cookie", "")
+    )
+
+
+def sign_in_refused(response: requests.Response) -> bool:
+    """A console sign-in refused for its key (Post/Redirect/Get: 303 back to the sign-in form,
+    saying why), with no session started."""
+    return (
+        response.status_code == 303
+        and response.headers.get("Location", "").startswith("/console/sign-in?")
+        and "refused=key" in response.headers.get("Location", "")
+        and "coffer_console=" not in response.headers.get("Set-Cookie", "")
+    )
+
+
 def create_account(server) -> tuple[str, tuple[str, str]]:
     """A new account of the server's deployment (`coffer account create`, while it runs):
     its id and its admin's access key."""
