@@ -2397,7 +2397,10 @@ mod postgres_only {
             assert_eq!(from_lite.secrets.len(), 2);
             assert_eq!(from_lite.secrets[0].versions.len(), 3);
             assert_eq!(from_lite.outbox.len(), 2);
-            assert_eq!(from_lite.format_version, 4);
+            assert_eq!(
+                from_lite.format_version,
+                coffer_store::RegionSnapshot::current_format_version()
+            );
             assert_eq!(from_lite.detachments.len(), 1);
 
             let pg = PostgresStore::open(b.url(), &b.schema("restored"))
