@@ -1,6 +1,10 @@
 //! The embedded default: one SQLite file per store, WAL, one writer connection (SQLite allows
 //! one writer anyway; a pool of one avoids `SQLITE_BUSY`), a small pool of read-only readers,
-//! and `synchronous=FULL` so a commit that returned is on disk.
+//! and `synchronous=FULL` so a commit that returned is on disk. Secret changes reach the
+//! writer through [`group_commit`]: the changes of concurrent callers share one transaction and
+//! one fsync.
+
+mod group_commit;
 
 use std::path::Path;
 use std::str::FromStr;
@@ -319,6 +323,27 @@ async fn restore(conn: &mut sqlx::pool::PoolConnection<sqlx::Sqlite>) -> Result<
     Ok(())
 }
 
+/// Removes the outbox rows of one (secret, destination, kind) up to and including `up_to_id`.
+async fn settle_outbox(
+    conn: &mut sqlx::SqliteConnection,
+    secret_arn: &str,
+    dest_region: &str,
+    kind: &str,
+    up_to_id: i64,
+) -> Result<()> {
+    sqlx::query(
+        "DELETE FROM replication_outbox WHERE secret_arn = $1 AND dest_region = $2 \
+         AND kind = $3 AND id <= $4",
+    )
+    .bind(secret_arn)
+    .bind(dest_region)
+    .bind(kind)
+    .bind(up_to_id)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
 /// Queues `outbox` rows (due now) in the transaction of the change they belong to.
 async fn insert_outbox(tx: &mut sqlx::SqliteConnection, outbox: &[OutboxEntry]) -> Result<()> {
     let now = now_ms();
@@ -398,14 +423,16 @@ async fn claim_in(
 
 pub struct SqliteStore {
     pools: Pools,
+    /// The one door of secret changes to `pools.writer` (see [`group_commit`]).
+    writer: group_commit::GroupCommitter,
 }
 
 impl SqliteStore {
     /// Opens (creating and migrating if needed) a Region's store file.
     pub async fn open(path: &Path) -> Result<SqliteStore> {
-        Ok(SqliteStore {
-            pools: open_pools(path, StoreKind::Region).await?,
-        })
+        let pools = open_pools(path, StoreKind::Region).await?;
+        let writer = group_commit::GroupCommitter::spawn(pools.writer.clone());
+        Ok(SqliteStore { pools, writer })
     }
 
     async fn load_versions(&self, arns: &[String]) -> Result<Vec<VersionRecord>> {
@@ -497,13 +524,14 @@ impl Store for SqliteStore {
         changes: Vec<SecretChange>,
         outbox: Vec<OutboxEntry>,
     ) -> Result<()> {
-        let mut tx = self.pools.writer.begin().await?;
-        for change in changes {
-            apply_change(&mut tx, change).await?;
-        }
-        insert_outbox(&mut tx, &outbox).await?;
-        tx.commit().await?;
-        Ok(())
+        self.writer
+            .commit(group_commit::Job {
+                changes,
+                outbox,
+                durable: true,
+                ..Default::default()
+            })
+            .await
     }
 
     async fn claim_outbox_to(
@@ -529,17 +557,18 @@ impl Store for SqliteStore {
         kind: &str,
         up_to_id: i64,
     ) -> Result<()> {
-        sqlx::query(
-            "DELETE FROM replication_outbox WHERE secret_arn = $1 AND dest_region = $2 \
-             AND kind = $3 AND id <= $4",
-        )
-        .bind(secret_arn)
-        .bind(dest_region)
-        .bind(kind)
-        .bind(up_to_id)
-        .execute(&self.pools.writer)
-        .await?;
-        Ok(())
+        self.writer
+            .commit(group_commit::Job {
+                settle: vec![(
+                    secret_arn.to_string(),
+                    dest_region.to_string(),
+                    kind.to_string(),
+                    up_to_id,
+                )],
+                durable: true,
+                ..Default::default()
+            })
+            .await
     }
 
     async fn commit_and_finish(
@@ -549,34 +578,20 @@ impl Store for SqliteStore {
     ) -> Result<()> {
         // This is delivery bookkeeping (a replica's status, settled outbox rows): if a crash
         // loses it, the rows are delivered again and the status recorded again (delivery is
-        // idempotent). So it commits without its own fsync (`synchronous=NORMAL`, still
-        // atomic and ordered in the WAL); the next user write's fsync makes it durable too.
-        // This halves the fsyncs of a primary under replicated writes.
-        let mut conn = self.pools.writer.acquire().await?;
-        relax(&mut conn).await?;
-        let result = async {
-            let mut tx = sqlx::Connection::begin(&mut *conn).await?;
-            for change in changes {
-                apply_change(&mut tx, change).await?;
-            }
-            for f in finish {
-                sqlx::query(
-                    "DELETE FROM replication_outbox WHERE secret_arn = $1 AND dest_region = $2 \
-                     AND kind = $3 AND id <= $4",
-                )
-                .bind(f.0)
-                .bind(f.1)
-                .bind(f.2)
-                .bind(f.3)
-                .execute(&mut *tx)
-                .await?;
-            }
-            tx.commit().await?;
-            Ok::<(), StoreError>(())
-        }
-        .await;
-        restore(&mut conn).await?;
-        result
+        // idempotent). So it needs no fsync of its own (`synchronous=NORMAL`, still atomic and
+        // ordered in the WAL); the next user write's fsync makes it durable too. This halves
+        // the fsyncs of a primary under replicated writes.
+        self.writer
+            .commit(group_commit::Job {
+                changes,
+                settle: finish
+                    .iter()
+                    .map(|f| (f.0.to_string(), f.1.to_string(), f.2.to_string(), f.3))
+                    .collect(),
+                durable: false,
+                ..Default::default()
+            })
+            .await
     }
 
     async fn retry_outbox(
