@@ -435,6 +435,12 @@ impl SqliteStore {
         Ok(SqliteStore { pools, writer })
     }
 
+    /// `(transactions, changes)` the writer committed (or refused inside a transaction) since
+    /// the store opened: their ratio is the mean number of changes per fsync.
+    pub fn commit_counts(&self) -> (u64, u64) {
+        self.writer.counts()
+    }
+
     async fn load_versions(&self, arns: &[String]) -> Result<Vec<VersionRecord>> {
         let mut out = Vec::new();
         for arn in arns {

@@ -330,7 +330,7 @@ mod tests {
     async fn concurrent_writes_share_commits() {
         let (_dir, store) = open().await;
         let store = Arc::new(store);
-        let (commits_before, jobs_before) = store.writer.counts();
+        let (commits_before, jobs_before) = store.commit_counts();
         let mut tasks = Vec::new();
         for i in 0..64 {
             let store = store.clone();
@@ -354,7 +354,7 @@ mod tests {
             refused, 16,
             "each colliding insert, and only those, is refused"
         );
-        let (commits, jobs) = store.writer.counts();
+        let (commits, jobs) = store.commit_counts();
         assert_eq!(jobs - jobs_before, 64);
         assert!(
             commits - commits_before <= 32,
