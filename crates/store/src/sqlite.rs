@@ -169,27 +169,53 @@ fn tags_json(tags: &Option<Vec<Tag>>) -> Option<String> {
 const SECRET_COLUMNS: &str = "arn, account_id, name, description, kms_key_id, tags, resource_policy, \
      created_ms, last_changed_ms, last_accessed_day, deleted_ms, purge_at_ms, rotation, replication, row_version";
 
-const VERSION_UPSERT: &str = "INSERT INTO secret_versions (secret_arn, version_id, stages, created_ms, \
-     last_accessed_day, kms_key_arn, value_kind, wrapped_data_key, ciphertext) \
-     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) \
-     ON CONFLICT (secret_arn, version_id) DO UPDATE SET stages = excluded.stages, \
-     last_accessed_day = excluded.last_accessed_day, kms_key_arn = excluded.kms_key_arn, \
-     value_kind = excluded.value_kind, wrapped_data_key = excluded.wrapped_data_key, \
-     ciphertext = excluded.ciphertext";
+/// `VALUES` of `rows` rows of `columns` numbered parameters each: `($1, $2), ($3, $4)`.
+fn values_list(rows: usize, columns: usize) -> String {
+    let mut out = String::with_capacity(rows * columns * 5);
+    for r in 0..rows {
+        out.push_str(if r == 0 { "(" } else { ", (" });
+        for c in 0..columns {
+            if c > 0 {
+                out.push_str(", ");
+            }
+            out.push_str(&format!("${}", r * columns + c + 1));
+        }
+        out.push(')');
+    }
+    out
+}
 
-async fn upsert_version(conn: &mut sqlx::SqliteConnection, v: &VersionRecord) -> Result<()> {
-    sqlx::query(VERSION_UPSERT)
-        .bind(&v.secret_arn)
-        .bind(&v.version_id)
-        .bind(serde_json::to_string(&v.stages).expect("stages serialize"))
-        .bind(v.created_ms)
-        .bind(v.last_accessed_day)
-        .bind(&v.kms_key_arn)
-        .bind(v.value_kind as i64)
-        .bind(&v.wrapped_data_key)
-        .bind(&v.ciphertext)
-        .execute(conn)
-        .await?;
+/// Rows per multi-row statement (each statement is one round trip to SQLite's worker thread,
+/// which under a write load costs more than the statement itself).
+const ROWS_PER_STATEMENT: usize = 64;
+
+/// Inserts or updates `versions` in one statement per [`ROWS_PER_STATEMENT`].
+async fn put_versions(conn: &mut sqlx::SqliteConnection, versions: &[VersionRecord]) -> Result<()> {
+    for chunk in versions.chunks(ROWS_PER_STATEMENT) {
+        let sql = format!(
+            "INSERT INTO secret_versions (secret_arn, version_id, stages, created_ms, \
+             last_accessed_day, kms_key_arn, value_kind, wrapped_data_key, ciphertext) VALUES {} \
+             ON CONFLICT (secret_arn, version_id) DO UPDATE SET stages = excluded.stages, \
+             last_accessed_day = excluded.last_accessed_day, kms_key_arn = excluded.kms_key_arn, \
+             value_kind = excluded.value_kind, wrapped_data_key = excluded.wrapped_data_key, \
+             ciphertext = excluded.ciphertext",
+            values_list(chunk.len(), 9)
+        );
+        let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+        for v in chunk {
+            query = query
+                .bind(&v.secret_arn)
+                .bind(&v.version_id)
+                .bind(serde_json::to_string(&v.stages).expect("stages serialize"))
+                .bind(v.created_ms)
+                .bind(v.last_accessed_day)
+                .bind(&v.kms_key_arn)
+                .bind(v.value_kind as i64)
+                .bind(&v.wrapped_data_key)
+                .bind(&v.ciphertext);
+        }
+        query.execute(&mut *conn).await?;
+    }
     Ok(())
 }
 
@@ -223,9 +249,7 @@ async fn apply_change(tx: &mut sqlx::SqliteConnection, change: SecretChange) -> 
                 .bind(secret.row_version)
                 .execute(&mut *tx)
                 .await?;
-            for v in &versions {
-                upsert_version(tx, v).await?;
-            }
+            put_versions(tx, &versions).await?;
         }
         SecretChange::Update {
             secret,
@@ -257,9 +281,7 @@ async fn apply_change(tx: &mut sqlx::SqliteConnection, change: SecretChange) -> 
             if done.rows_affected() != 1 {
                 return Err(StoreError::Conflict);
             }
-            for v in &upsert_versions {
-                upsert_version(tx, v).await?;
-            }
+            put_versions(tx, &upsert_versions).await?;
             for id in &delete_versions {
                 sqlx::query(
                     "DELETE FROM secret_versions WHERE secret_arn = $1 AND version_id = $2",
@@ -347,18 +369,25 @@ async fn settle_outbox(
 /// Queues `outbox` rows (due now) in the transaction of the change they belong to.
 async fn insert_outbox(tx: &mut sqlx::SqliteConnection, outbox: &[OutboxEntry]) -> Result<()> {
     let now = now_ms();
-    for entry in outbox {
-        sqlx::query(
+    // One statement per chunk; ids are assigned in row order, so the queue keeps this order.
+    for chunk in outbox.chunks(ROWS_PER_STATEMENT) {
+        let sql = format!(
             "INSERT INTO replication_outbox (secret_arn, dest_region, kind, payload, enqueued_ms, \
-             attempts, next_attempt_ms) VALUES ($1, $2, $3, $4, $5, 0, $5)",
-        )
-        .bind(&entry.secret_arn)
-        .bind(&entry.dest_region)
-        .bind(&entry.kind)
-        .bind(&entry.payload)
-        .bind(now)
-        .execute(&mut *tx)
-        .await?;
+             attempts, next_attempt_ms) VALUES {}",
+            values_list(chunk.len(), 7)
+        );
+        let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+        for entry in chunk {
+            query = query
+                .bind(&entry.secret_arn)
+                .bind(&entry.dest_region)
+                .bind(&entry.kind)
+                .bind(&entry.payload)
+                .bind(now)
+                .bind(0i64)
+                .bind(now);
+        }
+        query.execute(&mut *tx).await?;
     }
     Ok(())
 }

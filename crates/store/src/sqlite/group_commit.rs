@@ -156,21 +156,22 @@ async fn in_one_transaction(
 ) -> Result<Vec<Result<()>>> {
     let mut tx = sqlx::Connection::begin(conn).await?;
     let mut answers = Vec::with_capacity(batch.len());
-    for queued in batch.iter_mut() {
-        sqlx::query("SAVEPOINT job").execute(&mut *tx).await?;
-        match apply(&mut tx, &mut queued.job).await {
-            Ok(()) => {
-                sqlx::query("RELEASE job").execute(&mut *tx).await?;
-                answers.push(Ok(()));
-            }
-            Err(e) => {
-                // Fails (and fails the batch) when SQLite already rolled back the whole
-                // transaction, as it does after some I/O errors.
-                sqlx::query("ROLLBACK TO job").execute(&mut *tx).await?;
-                sqlx::query("RELEASE job").execute(&mut *tx).await?;
-                answers.push(Err(e));
-            }
+    for (i, queued) in batch.iter_mut().enumerate() {
+        // The previous job's savepoint is released together with this one's start: one round
+        // trip to SQLite's worker thread (the COMMIT releases the last one).
+        let start = if i == 0 {
+            "SAVEPOINT job"
+        } else {
+            "RELEASE job; SAVEPOINT job"
+        };
+        sqlx::raw_sql(start).execute(&mut *tx).await?;
+        let outcome = apply(&mut tx, &mut queued.job).await;
+        if outcome.is_err() {
+            // Fails (and fails the batch) when SQLite already rolled back the whole
+            // transaction, as it does after some I/O errors.
+            sqlx::query("ROLLBACK TO job").execute(&mut *tx).await?;
         }
+        answers.push(outcome);
     }
     tx.commit().await?;
     Ok(answers)
