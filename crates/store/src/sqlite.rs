@@ -412,41 +412,31 @@ async fn claim_in(
     // row of the same (secret, destination) waits out a backoff, so one secret's messages to
     // a Region never overtake each other (a sync must not reach a Region before the removal
     // queued ahead of it). A rotation row is a schedule, not a message: it neither waits nor
-    // holds anything back. One transaction for the whole claim.
-    let mut tx = sqlx::Connection::begin(conn).await?;
+    // holds anything back. One statement for the whole claim (the selection and the leases
+    // are one atomic step on the one writer; one round trip, however many rows).
     let rows = sqlx::query(
-        "SELECT * FROM replication_outbox o WHERE next_attempt_ms <= $1 \
+        "UPDATE replication_outbox SET lease_owner = $3, lease_until_ms = $5 WHERE id IN \
+             (SELECT o.id FROM replication_outbox o WHERE next_attempt_ms <= $1 \
              AND (lease_until_ms IS NULL OR lease_until_ms < $1 OR lease_owner = $3) \
              AND ($4 IS NULL OR dest_region = $4) \
              AND NOT EXISTS (SELECT 1 FROM replication_outbox w WHERE w.secret_arn = o.secret_arn \
                  AND w.dest_region = o.dest_region AND w.id < o.id AND w.next_attempt_ms > $1 \
                  AND w.kind <> 'rotate') \
-             ORDER BY id LIMIT $2",
+             ORDER BY id LIMIT $2) RETURNING *",
     )
     .bind(now_ms)
     .bind(limit)
     .bind(owner)
     .bind(dest_region)
-    .fetch_all(&mut *tx)
+    .bind(now_ms + lease_ms)
+    .fetch_all(conn)
     .await?;
-    let mut claimed = Vec::new();
-    for row in &rows {
-        let id: i64 = row.try_get("id")?;
-        let done = sqlx::query(
-                "UPDATE replication_outbox SET lease_owner = $1, lease_until_ms = $2 \
-                 WHERE id = $3 AND (lease_until_ms IS NULL OR lease_until_ms < $4 OR lease_owner = $1)",
-            )
-            .bind(owner)
-            .bind(now_ms + lease_ms)
-            .bind(id)
-            .bind(now_ms)
-            .execute(&mut *tx)
-            .await?;
-        if done.rows_affected() == 1 {
-            claimed.push(outbox_from_row(row)?);
-        }
-    }
-    tx.commit().await?;
+    let mut claimed = rows
+        .iter()
+        .map(outbox_from_row)
+        .collect::<Result<Vec<_>>>()?;
+    // RETURNING has no order.
+    claimed.sort_by_key(|row| row.id);
     Ok(claimed)
 }
 
@@ -578,11 +568,19 @@ impl Store for SqliteStore {
         dest_region: Option<&str>,
     ) -> Result<Vec<OutboxRow>> {
         // Without its own fsync: a lease lost in a crash only means the row is claimed again.
-        let mut conn = self.pools.writer.acquire().await?;
-        relax(&mut conn).await?;
-        let result = claim_in(&mut conn, now_ms, owner, lease_ms, limit, dest_region).await;
-        restore(&mut conn).await?;
-        result
+        self.writer
+            .run(group_commit::Job {
+                claim: Some(group_commit::Claim {
+                    now_ms,
+                    owner: owner.to_string(),
+                    lease_ms,
+                    limit,
+                    dest_region: dest_region.map(str::to_string),
+                }),
+                durable: false,
+                ..Default::default()
+            })
+            .await
     }
 
     async fn finish_outbox(

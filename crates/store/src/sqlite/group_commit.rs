@@ -22,10 +22,13 @@
 //! gets that error and nothing of the batch is committed; the connection is then closed and a
 //! fresh one is opened for the next batch.
 //!
-//! Delivery bookkeeping (`commit_and_finish`: a replica's status, settled outbox rows) needs no
-//! fsync of its own, since a crash that loses it only means a delivery is repeated; a batch
-//! made only of such jobs commits with `synchronous=NORMAL` (atomic and ordered in the WAL,
-//! made durable by the next full commit). A batch with any user write commits with the fsync.
+//! Delivery bookkeeping (`commit_and_finish`: a replica's status, settled outbox rows) and
+//! outbox claims (`claim_outbox_to`: leases) need no fsync of their own, since a crash that
+//! loses them only means a row is claimed and delivered again; a batch made only of such jobs
+//! commits with `synchronous=NORMAL` (atomic and ordered in the WAL, made durable by the next
+//! full commit). A batch with any user write commits with the fsync. A claim is a job like the
+//! others, so the replication lanes' claims share transactions with the writes instead of
+//! taking turns with them for the connection.
 //!
 //! A caller that stops waiting (its request was cancelled) does not withdraw its job: the job
 //! is committed with its batch or not, like a commit whose answer was lost on the way.
@@ -40,7 +43,7 @@ use sqlx::SqlitePool;
 use sqlx::sqlite::SqliteConnection;
 use tokio::sync::{mpsc, oneshot};
 
-use crate::{OutboxEntry, Result, SecretChange, StoreError};
+use crate::{OutboxEntry, OutboxRow, Result, SecretChange, StoreError};
 
 /// The most jobs one transaction takes; the rest wait for the next. Bounds how long a job can
 /// wait behind the others of its batch (each costs tens of microseconds of statements).
@@ -58,13 +61,27 @@ pub(super) struct Job {
     pub changes: Vec<SecretChange>,
     pub outbox: Vec<OutboxEntry>,
     pub settle: Vec<Settle>,
+    /// After the changes: claims outbox rows (see [`super::claim_in`]); they are the answer.
+    pub claim: Option<Claim>,
     /// Whether the caller's answer promises the change is on disk (`synchronous=FULL`).
     pub durable: bool,
 }
 
+/// The arguments of [`crate::Store::claim_outbox_to`].
+pub(super) struct Claim {
+    pub now_ms: i64,
+    pub owner: String,
+    pub lease_ms: i64,
+    pub limit: i64,
+    pub dest_region: Option<String>,
+}
+
+/// What a job gives back: the rows it claimed, if it claimed.
+type Answer = Result<Vec<OutboxRow>>;
+
 struct Queued {
     job: Job,
-    answer: oneshot::Sender<Result<()>>,
+    answer: oneshot::Sender<Answer>,
 }
 
 /// How many transactions the writer committed and how many jobs they held.
@@ -91,6 +108,11 @@ impl GroupCommitter {
 
     /// Queues `job` and waits until the transaction holding it has committed (or failed).
     pub async fn commit(&self, job: Job) -> Result<()> {
+        self.run(job).await.map(drop)
+    }
+
+    /// [`GroupCommitter::commit`] that returns the rows the job claimed.
+    pub async fn run(&self, job: Job) -> Answer {
         let (answer, answered) = oneshot::channel();
         self.queue
             .send(Queued { job, answer })
@@ -124,7 +146,7 @@ async fn run(pool: SqlitePool, mut jobs: mpsc::Receiver<Queued>, counts: Arc<Cou
 }
 
 /// Commits `batch` in one transaction; one answer per job, in order.
-async fn commit_batch(pool: &SqlitePool, batch: &mut [Queued]) -> Vec<Result<()>> {
+async fn commit_batch(pool: &SqlitePool, batch: &mut [Queued]) -> Vec<Answer> {
     let n = batch.len();
     let every = move |e: StoreError| vec![Err(e); n];
     let mut conn = match pool.acquire().await {
@@ -153,7 +175,7 @@ async fn commit_batch(pool: &SqlitePool, batch: &mut [Queued]) -> Vec<Result<()>
 async fn in_one_transaction(
     conn: &mut SqliteConnection,
     batch: &mut [Queued],
-) -> Result<Vec<Result<()>>> {
+) -> Result<Vec<Answer>> {
     let mut tx = sqlx::Connection::begin(conn).await?;
     let mut answers = Vec::with_capacity(batch.len());
     for (i, queued) in batch.iter_mut().enumerate() {
@@ -177,7 +199,7 @@ async fn in_one_transaction(
     Ok(answers)
 }
 
-async fn apply(conn: &mut SqliteConnection, job: &mut Job) -> Result<()> {
+async fn apply(conn: &mut SqliteConnection, job: &mut Job) -> Answer {
     for change in std::mem::take(&mut job.changes) {
         super::apply_change(conn, change).await?;
     }
@@ -185,7 +207,20 @@ async fn apply(conn: &mut SqliteConnection, job: &mut Job) -> Result<()> {
     for (arn, dest, kind, up_to_id) in &job.settle {
         super::settle_outbox(conn, arn, dest, kind, *up_to_id).await?;
     }
-    Ok(())
+    match &job.claim {
+        Some(c) => {
+            super::claim_in(
+                conn,
+                c.now_ms,
+                &c.owner,
+                c.lease_ms,
+                c.limit,
+                c.dest_region.as_deref(),
+            )
+            .await
+        }
+        None => Ok(Vec::new()),
+    }
 }
 
 #[cfg(test)]
@@ -259,6 +294,7 @@ mod tests {
                 changes,
                 outbox,
                 settle: Vec::new(),
+                claim: None,
                 durable: true,
             },
             answer: oneshot::channel().0,
@@ -292,7 +328,7 @@ mod tests {
         let shape: Vec<_> = answers
             .iter()
             .map(|a| match a {
-                Ok(()) => "ok",
+                Ok(_) => "ok",
                 Err(StoreError::Conflict) => "conflict",
                 Err(_) => "other",
             })
