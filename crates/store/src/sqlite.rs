@@ -345,24 +345,27 @@ async fn restore(conn: &mut sqlx::pool::PoolConnection<sqlx::Sqlite>) -> Result<
     Ok(())
 }
 
-/// Removes the outbox rows of one (secret, destination, kind) up to and including `up_to_id`.
+/// Removes, for each `(secret, destination, kind, up to id)`, the outbox rows of that
+/// (secret, destination, kind) up to and including the id: one statement per
+/// [`ROWS_PER_STATEMENT`] tuples (a delivered batch settles up to 64 secrets at once).
 async fn settle_outbox(
     conn: &mut sqlx::SqliteConnection,
-    secret_arn: &str,
-    dest_region: &str,
-    kind: &str,
-    up_to_id: i64,
+    settle: &[group_commit::Settle],
 ) -> Result<()> {
-    sqlx::query(
-        "DELETE FROM replication_outbox WHERE secret_arn = $1 AND dest_region = $2 \
-         AND kind = $3 AND id <= $4",
-    )
-    .bind(secret_arn)
-    .bind(dest_region)
-    .bind(kind)
-    .bind(up_to_id)
-    .execute(conn)
-    .await?;
+    for chunk in settle.chunks(ROWS_PER_STATEMENT) {
+        let sql = format!(
+            "WITH settled (secret_arn, dest_region, kind, up_to_id) AS (VALUES {}) \
+             DELETE FROM replication_outbox WHERE id IN (SELECT o.id FROM replication_outbox o \
+             JOIN settled s ON o.secret_arn = s.secret_arn AND o.dest_region = s.dest_region \
+             AND o.kind = s.kind AND o.id <= s.up_to_id)",
+            values_list(chunk.len(), 4)
+        );
+        let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+        for (arn, dest, kind, up_to_id) in chunk {
+            query = query.bind(arn).bind(dest).bind(kind).bind(*up_to_id);
+        }
+        query.execute(&mut *conn).await?;
+    }
     Ok(())
 }
 

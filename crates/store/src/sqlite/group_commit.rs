@@ -158,7 +158,7 @@ async fn commit_batch(pool: &SqlitePool, batch: &mut [Queued]) -> Vec<Answer> {
         conn.close_on_drop();
         return every(e);
     }
-    let outcome = in_one_transaction(&mut *conn, batch).await;
+    let outcome = in_one_transaction(&mut conn, batch).await;
     if outcome.is_err() {
         // The transaction may be half rolled back by SQLite itself: start afresh.
         conn.close_on_drop();
@@ -204,9 +204,7 @@ async fn apply(conn: &mut SqliteConnection, job: &mut Job) -> Answer {
         super::apply_change(conn, change).await?;
     }
     super::insert_outbox(conn, &job.outbox).await?;
-    for (arn, dest, kind, up_to_id) in &job.settle {
-        super::settle_outbox(conn, arn, dest, kind, *up_to_id).await?;
-    }
+    super::settle_outbox(conn, &job.settle).await?;
     match &job.claim {
         Some(c) => {
             super::claim_in(
