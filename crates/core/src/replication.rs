@@ -454,8 +454,10 @@ pub async fn apply_sync_batch(region: &RegionService, msgs: &[SyncMessage]) -> R
                 }
             }
             Err(_) => {
-                for (i, _) in pending {
-                    answers[i] = Some(apply_sync(region, &msgs[i]).await?);
+                // Each on its own, all at once (distinct secrets; on SQLite one transaction).
+                let each = pending.iter().map(|(i, _)| apply_sync(region, &msgs[*i]));
+                for ((i, _), answer) in pending.iter().zip(crate::join_all(each).await) {
+                    answers[*i] = Some(answer?);
                 }
             }
         }
@@ -893,8 +895,10 @@ pub struct Settlement<'a> {
 
 /// [`record_answer`] for the answers of a batch (distinct secrets, one destination): every
 /// status change and every settled row in one transaction. A user write to one of the secrets
-/// in between makes the batch conflict: it is then worked out again, and after a few conflicts
-/// each answer is recorded on its own.
+/// in between makes the batch conflict: each answer is then recorded on its own, all at once
+/// (on SQLite they share one transaction again, by group commit, each in its own savepoint, so
+/// only the secrets that changed are worked out again; retrying the whole batch conflicted
+/// again and again under a steady write load).
 pub async fn record_answers(
     region: &RegionService,
     dest: &str,
@@ -904,22 +908,20 @@ pub async fn record_answers(
         .iter()
         .map(|i| (i.primary_arn, dest, i.kind, i.row_id))
         .collect();
-    for _ in 0..5 {
-        let mut changes = Vec::new();
-        for item in batch {
-            if let Some(edit) = answer_edit(item.answer, item.sent_seq, item.sent_epoch)
-                && let Some(change) = status_change(region, item.primary_arn, dest, &edit).await?
-            {
-                changes.push(change);
-            }
-        }
-        match region.store.commit_and_finish(changes, &finish).await {
-            Ok(()) => return Ok(()),
-            Err(coffer_store::StoreError::Conflict) => continue,
-            Err(e) => return Err(e.into()),
+    let mut changes = Vec::new();
+    for item in batch {
+        if let Some(edit) = answer_edit(item.answer, item.sent_seq, item.sent_epoch)
+            && let Some(change) = status_change(region, item.primary_arn, dest, &edit).await?
+        {
+            changes.push(change);
         }
     }
-    for (item, f) in batch.iter().zip(finish) {
+    match region.store.commit_and_finish(changes, &finish).await {
+        Ok(()) => return Ok(()),
+        Err(coffer_store::StoreError::Conflict) => {}
+        Err(e) => return Err(e.into()),
+    }
+    let each = batch.iter().zip(finish).map(|(item, f)| {
         record_answer(
             region,
             item.primary_arn,
@@ -928,7 +930,9 @@ pub async fn record_answers(
             (item.sent_seq, item.sent_epoch),
             Some(f),
         )
-        .await?;
+    });
+    for recorded in crate::join_all(each).await {
+        recorded?;
     }
     Ok(())
 }

@@ -195,6 +195,9 @@ pub async fn commit_update_with(
     if !syncing.is_empty() {
         crate::replication::mark_syncing(&mut secret, &syncing, expected + 1);
     }
+    // Only a commit that queued rows wakes the replication lanes (each wake-up is a claim on
+    // the Region's one writer).
+    let queued = !outbox.is_empty();
     region
         .store
         .commit_with(
@@ -207,7 +210,9 @@ pub async fn commit_update_with(
             outbox,
         )
         .await?;
-    region.notify_outbox();
+    if queued {
+        region.notify_outbox();
+    }
     Ok(secret)
 }
 
@@ -228,8 +233,11 @@ pub async fn commit_update_and(
         delete_versions: Vec::new(),
     }];
     changes.extend(extra);
+    let queued = !outbox.is_empty();
     region.store.commit_with(changes, outbox).await?;
-    region.notify_outbox();
+    if queued {
+        region.notify_outbox();
+    }
     Ok(secret)
 }
 

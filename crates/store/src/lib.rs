@@ -32,7 +32,7 @@ pub use sqlite::{SqliteIamStore, SqliteStore};
 
 use async_trait::async_trait;
 
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum StoreError {
     /// Another writer changed the row first (or a unique name is taken); reload and retry.
     #[error("the record was changed concurrently")]

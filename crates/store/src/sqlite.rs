@@ -1,6 +1,10 @@
 //! The embedded default: one SQLite file per store, WAL, one writer connection (SQLite allows
 //! one writer anyway; a pool of one avoids `SQLITE_BUSY`), a small pool of read-only readers,
-//! and `synchronous=FULL` so a commit that returned is on disk.
+//! and `synchronous=FULL` so a commit that returned is on disk. Secret changes reach the
+//! writer through [`group_commit`]: the changes of concurrent callers share one transaction and
+//! one fsync.
+
+mod group_commit;
 
 use std::path::Path;
 use std::str::FromStr;
@@ -165,27 +169,53 @@ fn tags_json(tags: &Option<Vec<Tag>>) -> Option<String> {
 const SECRET_COLUMNS: &str = "arn, account_id, name, description, kms_key_id, tags, resource_policy, \
      created_ms, last_changed_ms, last_accessed_day, deleted_ms, purge_at_ms, rotation, replication, row_version";
 
-const VERSION_UPSERT: &str = "INSERT INTO secret_versions (secret_arn, version_id, stages, created_ms, \
-     last_accessed_day, kms_key_arn, value_kind, wrapped_data_key, ciphertext) \
-     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) \
-     ON CONFLICT (secret_arn, version_id) DO UPDATE SET stages = excluded.stages, \
-     last_accessed_day = excluded.last_accessed_day, kms_key_arn = excluded.kms_key_arn, \
-     value_kind = excluded.value_kind, wrapped_data_key = excluded.wrapped_data_key, \
-     ciphertext = excluded.ciphertext";
+/// `VALUES` of `rows` rows of `columns` numbered parameters each: `($1, $2), ($3, $4)`.
+fn values_list(rows: usize, columns: usize) -> String {
+    let mut out = String::with_capacity(rows * columns * 5);
+    for r in 0..rows {
+        out.push_str(if r == 0 { "(" } else { ", (" });
+        for c in 0..columns {
+            if c > 0 {
+                out.push_str(", ");
+            }
+            out.push_str(&format!("${}", r * columns + c + 1));
+        }
+        out.push(')');
+    }
+    out
+}
 
-async fn upsert_version(conn: &mut sqlx::SqliteConnection, v: &VersionRecord) -> Result<()> {
-    sqlx::query(VERSION_UPSERT)
-        .bind(&v.secret_arn)
-        .bind(&v.version_id)
-        .bind(serde_json::to_string(&v.stages).expect("stages serialize"))
-        .bind(v.created_ms)
-        .bind(v.last_accessed_day)
-        .bind(&v.kms_key_arn)
-        .bind(v.value_kind as i64)
-        .bind(&v.wrapped_data_key)
-        .bind(&v.ciphertext)
-        .execute(conn)
-        .await?;
+/// Rows per multi-row statement (each statement is one round trip to SQLite's worker thread,
+/// which under a write load costs more than the statement itself).
+const ROWS_PER_STATEMENT: usize = 64;
+
+/// Inserts or updates `versions` in one statement per [`ROWS_PER_STATEMENT`].
+async fn put_versions(conn: &mut sqlx::SqliteConnection, versions: &[VersionRecord]) -> Result<()> {
+    for chunk in versions.chunks(ROWS_PER_STATEMENT) {
+        let sql = format!(
+            "INSERT INTO secret_versions (secret_arn, version_id, stages, created_ms, \
+             last_accessed_day, kms_key_arn, value_kind, wrapped_data_key, ciphertext) VALUES {} \
+             ON CONFLICT (secret_arn, version_id) DO UPDATE SET stages = excluded.stages, \
+             last_accessed_day = excluded.last_accessed_day, kms_key_arn = excluded.kms_key_arn, \
+             value_kind = excluded.value_kind, wrapped_data_key = excluded.wrapped_data_key, \
+             ciphertext = excluded.ciphertext",
+            values_list(chunk.len(), 9)
+        );
+        let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+        for v in chunk {
+            query = query
+                .bind(&v.secret_arn)
+                .bind(&v.version_id)
+                .bind(serde_json::to_string(&v.stages).expect("stages serialize"))
+                .bind(v.created_ms)
+                .bind(v.last_accessed_day)
+                .bind(&v.kms_key_arn)
+                .bind(v.value_kind as i64)
+                .bind(&v.wrapped_data_key)
+                .bind(&v.ciphertext);
+        }
+        query.execute(&mut *conn).await?;
+    }
     Ok(())
 }
 
@@ -219,9 +249,7 @@ async fn apply_change(tx: &mut sqlx::SqliteConnection, change: SecretChange) -> 
                 .bind(secret.row_version)
                 .execute(&mut *tx)
                 .await?;
-            for v in &versions {
-                upsert_version(tx, v).await?;
-            }
+            put_versions(tx, &versions).await?;
         }
         SecretChange::Update {
             secret,
@@ -253,9 +281,7 @@ async fn apply_change(tx: &mut sqlx::SqliteConnection, change: SecretChange) -> 
             if done.rows_affected() != 1 {
                 return Err(StoreError::Conflict);
             }
-            for v in &upsert_versions {
-                upsert_version(tx, v).await?;
-            }
+            put_versions(tx, &upsert_versions).await?;
             for id in &delete_versions {
                 sqlx::query(
                     "DELETE FROM secret_versions WHERE secret_arn = $1 AND version_id = $2",
@@ -319,21 +345,52 @@ async fn restore(conn: &mut sqlx::pool::PoolConnection<sqlx::Sqlite>) -> Result<
     Ok(())
 }
 
+/// Removes, for each `(secret, destination, kind, up to id)`, the outbox rows of that
+/// (secret, destination, kind) up to and including the id: one statement per
+/// [`ROWS_PER_STATEMENT`] tuples (a delivered batch settles up to 64 secrets at once).
+async fn settle_outbox(
+    conn: &mut sqlx::SqliteConnection,
+    settle: &[group_commit::Settle],
+) -> Result<()> {
+    for chunk in settle.chunks(ROWS_PER_STATEMENT) {
+        let sql = format!(
+            "WITH settled (secret_arn, dest_region, kind, up_to_id) AS (VALUES {}) \
+             DELETE FROM replication_outbox WHERE id IN (SELECT o.id FROM replication_outbox o \
+             JOIN settled s ON o.secret_arn = s.secret_arn AND o.dest_region = s.dest_region \
+             AND o.kind = s.kind AND o.id <= s.up_to_id)",
+            values_list(chunk.len(), 4)
+        );
+        let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+        for (arn, dest, kind, up_to_id) in chunk {
+            query = query.bind(arn).bind(dest).bind(kind).bind(*up_to_id);
+        }
+        query.execute(&mut *conn).await?;
+    }
+    Ok(())
+}
+
 /// Queues `outbox` rows (due now) in the transaction of the change they belong to.
 async fn insert_outbox(tx: &mut sqlx::SqliteConnection, outbox: &[OutboxEntry]) -> Result<()> {
     let now = now_ms();
-    for entry in outbox {
-        sqlx::query(
+    // One statement per chunk; ids are assigned in row order, so the queue keeps this order.
+    for chunk in outbox.chunks(ROWS_PER_STATEMENT) {
+        let sql = format!(
             "INSERT INTO replication_outbox (secret_arn, dest_region, kind, payload, enqueued_ms, \
-             attempts, next_attempt_ms) VALUES ($1, $2, $3, $4, $5, 0, $5)",
-        )
-        .bind(&entry.secret_arn)
-        .bind(&entry.dest_region)
-        .bind(&entry.kind)
-        .bind(&entry.payload)
-        .bind(now)
-        .execute(&mut *tx)
-        .await?;
+             attempts, next_attempt_ms) VALUES {}",
+            values_list(chunk.len(), 7)
+        );
+        let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+        for entry in chunk {
+            query = query
+                .bind(&entry.secret_arn)
+                .bind(&entry.dest_region)
+                .bind(&entry.kind)
+                .bind(&entry.payload)
+                .bind(now)
+                .bind(0i64)
+                .bind(now);
+        }
+        query.execute(&mut *tx).await?;
     }
     Ok(())
 }
@@ -358,54 +415,52 @@ async fn claim_in(
     // row of the same (secret, destination) waits out a backoff, so one secret's messages to
     // a Region never overtake each other (a sync must not reach a Region before the removal
     // queued ahead of it). A rotation row is a schedule, not a message: it neither waits nor
-    // holds anything back. One transaction for the whole claim.
-    let mut tx = sqlx::Connection::begin(conn).await?;
+    // holds anything back. One statement for the whole claim (the selection and the leases
+    // are one atomic step on the one writer; one round trip, however many rows).
     let rows = sqlx::query(
-        "SELECT * FROM replication_outbox o WHERE next_attempt_ms <= $1 \
+        "UPDATE replication_outbox SET lease_owner = $3, lease_until_ms = $5 WHERE id IN \
+             (SELECT o.id FROM replication_outbox o WHERE next_attempt_ms <= $1 \
              AND (lease_until_ms IS NULL OR lease_until_ms < $1 OR lease_owner = $3) \
              AND ($4 IS NULL OR dest_region = $4) \
              AND NOT EXISTS (SELECT 1 FROM replication_outbox w WHERE w.secret_arn = o.secret_arn \
                  AND w.dest_region = o.dest_region AND w.id < o.id AND w.next_attempt_ms > $1 \
                  AND w.kind <> 'rotate') \
-             ORDER BY id LIMIT $2",
+             ORDER BY id LIMIT $2) RETURNING *",
     )
     .bind(now_ms)
     .bind(limit)
     .bind(owner)
     .bind(dest_region)
-    .fetch_all(&mut *tx)
+    .bind(now_ms + lease_ms)
+    .fetch_all(conn)
     .await?;
-    let mut claimed = Vec::new();
-    for row in &rows {
-        let id: i64 = row.try_get("id")?;
-        let done = sqlx::query(
-                "UPDATE replication_outbox SET lease_owner = $1, lease_until_ms = $2 \
-                 WHERE id = $3 AND (lease_until_ms IS NULL OR lease_until_ms < $4 OR lease_owner = $1)",
-            )
-            .bind(owner)
-            .bind(now_ms + lease_ms)
-            .bind(id)
-            .bind(now_ms)
-            .execute(&mut *tx)
-            .await?;
-        if done.rows_affected() == 1 {
-            claimed.push(outbox_from_row(row)?);
-        }
-    }
-    tx.commit().await?;
+    let mut claimed = rows
+        .iter()
+        .map(outbox_from_row)
+        .collect::<Result<Vec<_>>>()?;
+    // RETURNING has no order.
+    claimed.sort_by_key(|row| row.id);
     Ok(claimed)
 }
 
 pub struct SqliteStore {
     pools: Pools,
+    /// The one door of secret changes to `pools.writer` (see [`group_commit`]).
+    writer: group_commit::GroupCommitter,
 }
 
 impl SqliteStore {
     /// Opens (creating and migrating if needed) a Region's store file.
     pub async fn open(path: &Path) -> Result<SqliteStore> {
-        Ok(SqliteStore {
-            pools: open_pools(path, StoreKind::Region).await?,
-        })
+        let pools = open_pools(path, StoreKind::Region).await?;
+        let writer = group_commit::GroupCommitter::spawn(pools.writer.clone());
+        Ok(SqliteStore { pools, writer })
+    }
+
+    /// `(transactions, changes)` the writer committed (or refused inside a transaction) since
+    /// the store opened: their ratio is the mean number of changes per fsync.
+    pub fn commit_counts(&self) -> (u64, u64) {
+        self.writer.counts()
     }
 
     async fn load_versions(&self, arns: &[String]) -> Result<Vec<VersionRecord>> {
@@ -524,13 +579,14 @@ impl Store for SqliteStore {
         changes: Vec<SecretChange>,
         outbox: Vec<OutboxEntry>,
     ) -> Result<()> {
-        let mut tx = self.pools.writer.begin().await?;
-        for change in changes {
-            apply_change(&mut tx, change).await?;
-        }
-        insert_outbox(&mut tx, &outbox).await?;
-        tx.commit().await?;
-        Ok(())
+        self.writer
+            .commit(group_commit::Job {
+                changes,
+                outbox,
+                durable: true,
+                ..Default::default()
+            })
+            .await
     }
 
     async fn claim_outbox_to(
@@ -542,11 +598,19 @@ impl Store for SqliteStore {
         dest_region: Option<&str>,
     ) -> Result<Vec<OutboxRow>> {
         // Without its own fsync: a lease lost in a crash only means the row is claimed again.
-        let mut conn = self.pools.writer.acquire().await?;
-        relax(&mut conn).await?;
-        let result = claim_in(&mut conn, now_ms, owner, lease_ms, limit, dest_region).await;
-        restore(&mut conn).await?;
-        result
+        self.writer
+            .run(group_commit::Job {
+                claim: Some(group_commit::Claim {
+                    now_ms,
+                    owner: owner.to_string(),
+                    lease_ms,
+                    limit,
+                    dest_region: dest_region.map(str::to_string),
+                }),
+                durable: false,
+                ..Default::default()
+            })
+            .await
     }
 
     async fn finish_outbox(
@@ -556,17 +620,18 @@ impl Store for SqliteStore {
         kind: &str,
         up_to_id: i64,
     ) -> Result<()> {
-        sqlx::query(
-            "DELETE FROM replication_outbox WHERE secret_arn = $1 AND dest_region = $2 \
-             AND kind = $3 AND id <= $4",
-        )
-        .bind(secret_arn)
-        .bind(dest_region)
-        .bind(kind)
-        .bind(up_to_id)
-        .execute(&self.pools.writer)
-        .await?;
-        Ok(())
+        self.writer
+            .commit(group_commit::Job {
+                settle: vec![(
+                    secret_arn.to_string(),
+                    dest_region.to_string(),
+                    kind.to_string(),
+                    up_to_id,
+                )],
+                durable: true,
+                ..Default::default()
+            })
+            .await
     }
 
     async fn commit_and_finish(
@@ -576,34 +641,20 @@ impl Store for SqliteStore {
     ) -> Result<()> {
         // This is delivery bookkeeping (a replica's status, settled outbox rows): if a crash
         // loses it, the rows are delivered again and the status recorded again (delivery is
-        // idempotent). So it commits without its own fsync (`synchronous=NORMAL`, still
-        // atomic and ordered in the WAL); the next user write's fsync makes it durable too.
-        // This halves the fsyncs of a primary under replicated writes.
-        let mut conn = self.pools.writer.acquire().await?;
-        relax(&mut conn).await?;
-        let result = async {
-            let mut tx = sqlx::Connection::begin(&mut *conn).await?;
-            for change in changes {
-                apply_change(&mut tx, change).await?;
-            }
-            for f in finish {
-                sqlx::query(
-                    "DELETE FROM replication_outbox WHERE secret_arn = $1 AND dest_region = $2 \
-                     AND kind = $3 AND id <= $4",
-                )
-                .bind(f.0)
-                .bind(f.1)
-                .bind(f.2)
-                .bind(f.3)
-                .execute(&mut *tx)
-                .await?;
-            }
-            tx.commit().await?;
-            Ok::<(), StoreError>(())
-        }
-        .await;
-        restore(&mut conn).await?;
-        result
+        // idempotent). So it needs no fsync of its own (`synchronous=NORMAL`, still atomic and
+        // ordered in the WAL); the next user write's fsync makes it durable too. This halves
+        // the fsyncs of a primary under replicated writes.
+        self.writer
+            .commit(group_commit::Job {
+                changes,
+                settle: finish
+                    .iter()
+                    .map(|f| (f.0.to_string(), f.1.to_string(), f.2.to_string(), f.3))
+                    .collect(),
+                durable: false,
+                ..Default::default()
+            })
+            .await
     }
 
     async fn retry_outbox(

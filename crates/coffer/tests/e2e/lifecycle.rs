@@ -104,6 +104,131 @@ async fn a_killed_server_loses_no_acknowledged_write() {
     }
 }
 
+/// What one writer of [`a_server_killed_under_48_concurrent_writers_keeps_every_acknowledged_write`]
+/// got a 200 for: `(secret name, version id, value)`, in order.
+type Acknowledged = Vec<(String, String, String)>;
+
+/// One writer: creates a secret, writes versions to it (PutSecretValue and UpdateSecret),
+/// moves to a new secret after 20 (AWS's limit on unlabelled versions is far away), until a
+/// call fails (the server was killed). Returns what was acknowledged.
+async fn write_until_refused(
+    sm: aws_sdk_secretsmanager::Client,
+    writer: usize,
+    acknowledged: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+) -> Acknowledged {
+    use std::sync::atomic::Ordering;
+    let mut done = Acknowledged::new();
+    for round in 0.. {
+        let name = unique(&format!("load{writer}-{round}"));
+        let value = format!("{name} v0");
+        let Ok(created) = sm
+            .create_secret()
+            .name(&name)
+            .secret_string(&value)
+            .send()
+            .await
+        else {
+            return done;
+        };
+        done.push((name.clone(), created.version_id().unwrap().into(), value));
+        acknowledged.fetch_add(1, Ordering::Relaxed);
+        for n in 1..20 {
+            let value = format!("{name} v{n}");
+            let version = if n % 3 == 0 {
+                sm.update_secret()
+                    .secret_id(&name)
+                    .secret_string(&value)
+                    .send()
+                    .await
+                    .ok()
+                    .map(|out| out.version_id().unwrap().to_string())
+            } else {
+                sm.put_secret_value()
+                    .secret_id(&name)
+                    .secret_string(&value)
+                    .send()
+                    .await
+                    .ok()
+                    .map(|out| out.version_id().unwrap().to_string())
+            };
+            let Some(version) = version else { return done };
+            done.push((name.clone(), version, value));
+            acknowledged.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+    unreachable!()
+}
+
+/// Group commit answers a write only once the transaction holding it (and the writes of up to
+/// hundreds of other callers) committed: SIGKILL in the middle of 48 concurrent writers loses
+/// no write that got its 200, and the last acknowledged version of each secret is current
+/// unless a later write (sent, maybe unanswered) replaced it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_server_killed_under_48_concurrent_writers_keeps_every_acknowledged_write() {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("data");
+    let mut first = Server::start_in(&dir, &[]).unwrap();
+    let sm = first.client("us-east-1");
+    let acknowledged = Arc::new(AtomicUsize::new(0));
+    let writers: Vec<_> = (0..48)
+        .map(|w| tokio::spawn(write_until_refused(sm.clone(), w, acknowledged.clone())))
+        .collect();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+    while acknowledged.load(Ordering::Relaxed) < 600 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "only {} writes acknowledged in 120 s",
+            acknowledged.load(Ordering::Relaxed)
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    }
+    // SIGKILL while every writer has a request in flight.
+    let mut child = first.child.take().unwrap();
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let mut all = Vec::new();
+    for writer in writers {
+        let done = writer.await.unwrap();
+        assert!(!done.is_empty(), "every writer got some writes through");
+        all.push(done);
+    }
+    drop(first);
+
+    let second = Server::start_in(&dir, &[]).unwrap();
+    let sm = second.client("us-east-1");
+    let mut checked = 0;
+    for done in &all {
+        for (name, version, value) in done {
+            let got = sm
+                .get_secret_value()
+                .secret_id(name)
+                .version_id(version)
+                .send()
+                .await
+                .unwrap_or_else(|e| panic!("acknowledged {name} {version} is lost: {e:?}"));
+            assert_eq!(got.secret_string(), Some(value.as_str()));
+            checked += 1;
+        }
+        // The writer's last acknowledged write: current, or replaced by its next one (which
+        // reached the server before the kill but whose answer did not come back).
+        let (name, version, _) = done.last().unwrap();
+        let current = sm.get_secret_value().secret_id(name).send().await.unwrap();
+        let current = current.version_id().unwrap();
+        if current != version {
+            let described = sm.describe_secret().secret_id(name).send().await.unwrap();
+            let versions = described.version_ids_to_stages().unwrap();
+            assert_eq!(
+                versions[version.as_str()],
+                ["AWSPREVIOUS"],
+                "{name}: the last acknowledged version was replaced by exactly one later write"
+            );
+        }
+    }
+    assert!(checked >= 600, "{checked} acknowledged writes checked");
+}
+
 #[tokio::test]
 async fn a_damaged_store_is_reported_and_left_untouched() {
     let tmp = tempfile::tempdir().unwrap();

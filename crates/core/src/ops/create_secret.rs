@@ -217,6 +217,7 @@ pub async fn run(region: &RegionService, caller: &Caller, input: Input) -> Resul
         }
         let forced: Vec<String> = if force { touched.clone() } else { Vec::new() };
         let outbox = sync_entries(&secret, &forced);
+        let queued = !outbox.is_empty();
         region
             .store
             .commit_with(
@@ -227,7 +228,9 @@ pub async fn run(region: &RegionService, caller: &Caller, input: Input) -> Resul
                 outbox,
             )
             .await?;
-        region.notify_outbox();
+        if queued {
+            region.notify_outbox();
+        }
         Ok(Output {
             arn,
             name: name.clone(),

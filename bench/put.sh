@@ -1,0 +1,68 @@
+#!/usr/bin/env bash
+# PutSecretValue throughput and latency of one node on the embedded SQLite store, at several
+# numbers of concurrent writers, for one or more builds in the same run (e.g. before and after a
+# change). For each build, in turn: a fresh node on a fresh data directory, --secrets secrets
+# created with `coffer-loadgen create` (not measured), then `coffer-loadgen run --operation put`
+# (closed loop: each connection sends its next PutSecretValue when the last one answered, a
+# 100-byte value with a fresh ClientRequestToken, spread evenly over the secrets).
+#
+# usage: bench/put.sh [--concurrency 1,16,64] [--duration 10s] [--secrets 4000]
+#                     [--ratio after/before] LABEL=COFFER_BIN [LABEL=COFFER_BIN ...]
+# e.g.   bench/put.sh before=/tmp/main/coffer after=target/release/coffer --ratio after/before
+# LOADGEN_BIN (default target/release/coffer-loadgen) drives the load. Prints one markdown table.
+set -euo pipefail
+root="$(cd "$(dirname "$0")/.." && pwd)"
+concurrency=1,16,64 duration=10s secrets=4000 ratios=() builds=()
+while [[ $# -gt 0 ]]; do
+    case "$1" in
+        --concurrency) concurrency="$2"; shift 2 ;;
+        --duration) duration="$2"; shift 2 ;;
+        --secrets) secrets="$2"; shift 2 ;;
+        --ratio) ratios+=(--ratio "$2"); shift 2 ;;
+        *=*) builds+=("$1"); shift ;;
+        *) sed -n '2,12p' "$0" >&2; exit 2 ;;
+    esac
+done
+[[ ${#builds[@]} -gt 0 ]] || { sed -n '2,12p' "$0" >&2; exit 2; }
+LOADGEN_BIN="${LOADGEN_BIN:-${CARGO_TARGET_DIR:-$root/target}/release/coffer-loadgen}"
+[[ -x "$LOADGEN_BIN" ]] || { echo "no coffer-loadgen at $LOADGEN_BIN" >&2; exit 1; }
+
+work="$(mktemp -d /tmp/coffer-put.XXXXXX)"
+pid=""
+cleanup() {
+    [[ -n "$pid" ]] && { kill -TERM "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true; }
+    rm -rf "$work"
+}
+trap cleanup EXIT
+
+files=()
+for build in "${builds[@]}"; do
+    label="${build%%=*}" bin="${build#*=}"
+    [[ -x "$bin" ]] || { echo "no coffer binary at $bin" >&2; exit 1; }
+    data="$work/$label"
+    "$bin" serve --listen 127.0.0.1:0 --data-dir "$data" >"$work/$label.log" 2>&1 &
+    pid=$!
+    url=""
+    for _ in $(seq 1 300); do
+        url="$(grep -o -m1 'listening on http://127\.0\.0\.1:[0-9]\+' "$work/$label.log" | sed 's/^listening on //' || true)"
+        [[ -n "$url" ]] && break
+        kill -0 "$pid" 2>/dev/null || { cat "$work/$label.log" >&2; exit 1; }
+        sleep 0.1
+    done
+    [[ -n "$url" ]] || { echo "$label did not start" >&2; exit 1; }
+    creds="$data/aws/credentials"
+    export AWS_ACCESS_KEY_ID="$(sed -n 's/^aws_access_key_id = //p' "$creds")"
+    export AWS_SECRET_ACCESS_KEY="$(sed -n 's/^aws_secret_access_key = //p' "$creds")"
+    export AWS_REGION=us-east-1
+    "$LOADGEN_BIN" create --endpoint "$url" --secret-id put --secrets "$secrets" --concurrency 16
+    echo "[$label] $(uptime)" >&2
+    "$LOADGEN_BIN" run --operation put --endpoint "$url" --secret-id put --secrets "$secrets" \
+        --concurrency "$concurrency" --duration "$duration" --server-pid "$pid" \
+        --label "$label" --format json >"$work/$label.json"
+    files+=("$work/$label.json")
+    kill -TERM "$pid"; wait "$pid" 2>/dev/null || true
+    pid=""
+done
+echo "commit $(git -C "$root" rev-parse --short HEAD), $secrets secrets, $duration per level, $(nproc) CPUs, $(date -u '+%Y-%m-%d %H:%M UTC')"
+echo
+"$LOADGEN_BIN" report "${files[@]}" "${ratios[@]}"
