@@ -206,6 +206,10 @@ impl Store for CachedStore {
         self.inner.list_secrets(account_id).await
     }
 
+    async fn list_page(&self, query: &crate::ListQuery<'_>) -> Result<crate::ListPage> {
+        self.inner.list_page(query).await
+    }
+
     async fn commit_with(
         &self,
         changes: Vec<SecretChange>,

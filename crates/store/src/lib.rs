@@ -16,6 +16,7 @@
 
 mod cache;
 mod iam_rows;
+mod listing;
 mod postgres;
 mod records;
 mod rows;
@@ -24,6 +25,10 @@ mod snapshot;
 mod sqlite;
 
 pub use cache::CachedStore;
+pub use listing::{
+    FilterKey, FilterValue, ListFilter, ListPage, ListPosition, ListQuery, SortKey, SortValue,
+    primary_region, sort_value, whitespace_words, words,
+};
 pub use postgres::{PostgresIamStore, PostgresStore};
 pub use records::*;
 pub use snapshot::{RegionSnapshot, export_sqlite, import_sqlite};
@@ -96,8 +101,12 @@ pub trait Store: Send + Sync + 'static {
     async fn load_secret_by_arn(&self, arn: &str) -> Result<Option<Secret>>;
     /// The record of the promotion of the replica `arn`, if it was ever promoted.
     async fn load_detachment(&self, arn: &str) -> Result<Option<Detachment>>;
-    /// Every secret of an account, oldest first.
+    /// Every secret of an account, oldest first. Loads them all: for tools and tests, never on
+    /// a request path (ListSecrets reads [`Store::list_page`]).
     async fn list_secrets(&self, account_id: &str) -> Result<Vec<Secret>>;
+    /// One page of ListSecrets (filters, sort order, position), evaluated by the store with
+    /// its indexes; see `listing.rs`.
+    async fn list_page(&self, query: &ListQuery<'_>) -> Result<ListPage>;
     /// Commits changes and outbox entries in one transaction: all or nothing.
     async fn commit_with(&self, changes: Vec<SecretChange>, outbox: Vec<OutboxEntry>)
     -> Result<()>;

@@ -308,6 +308,13 @@ async fn migrate_locked(pool: &PgPool, target: &Target<'_>) -> PgResult<()> {
             .execute(&mut *tx)
             .await?;
     }
+    if crate::schema::needs_terms_backfill(target.kind, applied) {
+        let n = crate::listing::pg::backfill(&mut tx).await?;
+        tracing::info!(
+            "{}: wrote the search terms of {n} existing secrets",
+            target.location
+        );
+    }
     for (key, value) in [
         ("kind", target.kind.name().to_string()),
         ("format_version", migrations.len().to_string()),
@@ -489,6 +496,7 @@ async fn apply_change(tx: &mut PgConnection, change: &SecretChange) -> PgResult<
             for v in versions {
                 upsert_version(tx, v).await?;
             }
+            crate::listing::pg::sync(tx, secret).await?;
         }
         SecretChange::Update {
             secret,
@@ -520,6 +528,7 @@ async fn apply_change(tx: &mut PgConnection, change: &SecretChange) -> PgResult<
             if done.rows_affected() != 1 {
                 return Err(StoreError::Conflict.into());
             }
+            crate::listing::pg::sync(tx, secret).await?;
             for v in upsert_versions {
                 upsert_version(tx, v).await?;
             }
@@ -549,6 +558,7 @@ async fn apply_change(tx: &mut PgConnection, change: &SecretChange) -> PgResult<
                 .bind(arn)
                 .execute(&mut *tx)
                 .await?;
+            crate::listing::pg::remove(tx, arn).await?;
         }
         SecretChange::RecordDetachment(d) => {
             sqlx::query(DETACHMENT_UPSERT)
@@ -984,6 +994,16 @@ impl Store for PostgresStore {
                 .map(crate::rows::detachment_from_row)
                 .transpose()
                 .map_err(PgError::from)
+        })
+    }
+
+    async fn list_page(&self, query: &crate::ListQuery<'_>) -> Result<crate::ListPage> {
+        retrying!("listing a page of secrets", Exhausted::Backend, async {
+            let mut tx = self.pool.begin_with(READ_TX).await?;
+            let page =
+                crate::listing::pg::page(&mut tx, query, crate::listing::Dialect::Postgres).await?;
+            tx.commit().await?;
+            Ok::<_, PgError>(page)
         })
     }
 

@@ -140,6 +140,10 @@ async fn migrate(pool: &SqlitePool, kind: StoreKind, applied: i64) -> Result<()>
     for sql in &migrations[applied as usize..] {
         sqlx::raw_sql(*sql).execute(&mut *tx).await?;
     }
+    if crate::schema::needs_terms_backfill(kind, applied) {
+        let n = crate::listing::lite::backfill(&mut tx).await?;
+        tracing::info!("wrote the search terms of {n} existing secrets");
+    }
     for (key, value) in [
         ("kind", kind.name().to_string()),
         ("format_version", migrations.len().to_string()),
@@ -222,6 +226,7 @@ async fn apply_change(tx: &mut sqlx::SqliteConnection, change: SecretChange) -> 
             for v in &versions {
                 upsert_version(tx, v).await?;
             }
+            crate::listing::lite::sync(tx, &secret).await?;
         }
         SecretChange::Update {
             secret,
@@ -253,6 +258,7 @@ async fn apply_change(tx: &mut sqlx::SqliteConnection, change: SecretChange) -> 
             if done.rows_affected() != 1 {
                 return Err(StoreError::Conflict);
             }
+            crate::listing::lite::sync(tx, &secret).await?;
             for v in &upsert_versions {
                 upsert_version(tx, v).await?;
             }
@@ -282,6 +288,7 @@ async fn apply_change(tx: &mut sqlx::SqliteConnection, change: SecretChange) -> 
                 .bind(&arn)
                 .execute(&mut *tx)
                 .await?;
+            crate::listing::lite::remove(tx, &arn).await?;
         }
         SecretChange::RecordDetachment(d) => {
             sqlx::query(DETACHMENT_UPSERT)
@@ -490,6 +497,15 @@ impl Store for SqliteStore {
                 Ok(Secret { record, versions })
             })
             .collect()
+    }
+
+    async fn list_page(&self, query: &crate::ListQuery<'_>) -> Result<crate::ListPage> {
+        // One read transaction: the page's secrets and their versions from one snapshot.
+        let mut tx = self.pools.reader.begin().await?;
+        let page =
+            crate::listing::lite::page(&mut tx, query, crate::listing::Dialect::Sqlite).await?;
+        tx.commit().await?;
+        Ok(page)
     }
 
     async fn commit_with(
