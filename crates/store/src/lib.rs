@@ -24,7 +24,7 @@ mod schema;
 mod snapshot;
 mod sqlite;
 
-pub use cache::CachedStore;
+pub use cache::{CachedStore, DEFAULT_CACHE_MAX_BYTES, secret_weight};
 pub use listing::{
     FilterKey, FilterValue, ListFilter, ListPage, ListPosition, ListQuery, SortKey, SortValue,
     primary_region, sort_value, whitespace_words, words,
