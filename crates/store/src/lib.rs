@@ -27,7 +27,7 @@ mod sqlite;
 pub use cache::{CachedStore, DEFAULT_CACHE_MAX_BYTES, secret_weight};
 pub use listing::{
     FilterKey, FilterValue, ListFilter, ListPage, ListPosition, ListQuery, SortKey, SortValue,
-    primary_region, sort_value, whitespace_words, words,
+    primary_region, set_drive_below, sort_value, whitespace_words, words,
 };
 pub use postgres::{PostgresIamStore, PostgresStore};
 pub use records::*;

@@ -200,6 +200,103 @@ fn prefix_end(prefix: &str) -> Option<String> {
     None
 }
 
+/// A filter that few secrets match drives the page: the page reads its candidates (found by
+/// an index on the name or on the terms) instead of walking the sort order until the page is
+/// full, which for a rare value means walking every secret. A filter drives when all its
+/// values are positive and they have fewer than this many candidate rows together; the count
+/// stops there. Above it, matches are common enough that walking the sort order fills a page
+/// soon (at least one match in `secrets / DRIVE_BELOW` rows on average).
+static DRIVE_BELOW: std::sync::atomic::AtomicI64 = std::sync::atomic::AtomicI64::new(5000);
+
+fn drive_below() -> i64 {
+    DRIVE_BELOW.load(std::sync::atomic::Ordering::Relaxed)
+}
+
+/// Sets the bound below which a filter drives a page (0: never), for tests that check both
+/// ways of reading a page give the same secrets. The results never depend on it.
+#[doc(hidden)]
+pub fn set_drive_below(n: i64) {
+    DRIVE_BELOW.store(n, std::sync::atomic::Ordering::Relaxed);
+}
+
+/// Where the candidates of one filter value are.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Source {
+    /// Secrets of the account whose name starts with this.
+    Name(String),
+    /// Secrets with a term of this kind starting with this.
+    Term(&'static str, String),
+    /// The value matches nothing.
+    Nothing,
+}
+
+/// The candidate sources of a filter, one per value (a superset of its matches), or `None`
+/// when the filter cannot drive (a negated value, or a value that matches every secret).
+pub(crate) fn sources(f: &ListFilter) -> Option<Vec<Source>> {
+    f.values
+        .iter()
+        .map(|v| {
+            if v.negated {
+                return None;
+            }
+            let first_word = |words: Vec<String>| {
+                words
+                    .first()
+                    .map(|w| w.to_lowercase())
+                    .map_or(Source::Nothing, |w| match f.key {
+                        FilterKey::Description => Source::Term(TERM_DESCRIPTION, w),
+                        _ => Source::Term(TERM_ALL, w),
+                    })
+            };
+            Some(match f.key {
+                FilterKey::Name if v.value.is_empty() => return None,
+                FilterKey::Name => Source::Name(v.value.clone()),
+                FilterKey::TagKey => Source::Term(TERM_TAG_KEY, v.value.clone()),
+                FilterKey::TagValue => Source::Term(TERM_TAG_VALUE, v.value.clone()),
+                FilterKey::PrimaryRegion => Source::Term(TERM_PRIMARY_REGION, v.value.clone()),
+                FilterKey::Description => first_word(whitespace_words(&v.value)),
+                FilterKey::All => first_word(words(&v.value)),
+                FilterKey::OwningService => Source::Nothing,
+            })
+        })
+        .collect()
+}
+
+/// The query of a source's candidate ARNs (`None` for [`Source::Nothing`]).
+fn source_select(b: &mut Builder, account_id: &str, source: &Source) -> Option<String> {
+    match source {
+        Source::Name(prefix) => {
+            let range = b.prefix("c.name", prefix);
+            let account = b.bind(Bind::Text(account_id.to_string()));
+            Some(format!(
+                "SELECT c.arn FROM secrets c WHERE c.account_id = {account} AND {range}"
+            ))
+        }
+        Source::Term(kind, prefix) => {
+            let range = b.prefix("c.term", prefix);
+            let kind = b.bind(Bind::Text(kind.to_string()));
+            Some(format!(
+                "SELECT c.secret_arn FROM secret_terms c WHERE c.kind = {kind} AND {range}"
+            ))
+        }
+        Source::Nothing => None,
+    }
+}
+
+/// Counts a source's candidates, up to the bound below which a filter drives the page.
+pub(crate) fn count_sql(account_id: &str, source: &Source, dialect: Dialect) -> Option<PageSql> {
+    let mut b = Builder {
+        dialect,
+        binds: Vec::new(),
+    };
+    let select = source_select(&mut b, account_id, source)?;
+    let limit = b.bind(Bind::Int(drive_below()));
+    Some(PageSql {
+        sql: format!("SELECT COUNT(*) FROM ({select} LIMIT {limit}) counted"),
+        binds: b.binds,
+    })
+}
+
 /// A value bound to a query.
 #[derive(Debug, Clone)]
 pub(crate) enum Bind {
@@ -315,7 +412,8 @@ fn sort_expr(sort: SortKey, dialect: Dialect) -> String {
     }
 }
 
-pub(crate) fn page_sql(q: &ListQuery<'_>, dialect: Dialect) -> PageSql {
+/// `driver`: the candidate sources of the filter that drives the page, if one does.
+pub(crate) fn page_sql(q: &ListQuery<'_>, dialect: Dialect, driver: Option<&[Source]>) -> PageSql {
     let mut b = Builder {
         dialect,
         binds: Vec::new(),
@@ -350,6 +448,17 @@ pub(crate) fn page_sql(q: &ListQuery<'_>, dialect: Dialect) -> PageSql {
         let cond = b.filter(f);
         conditions.push(cond);
     }
+    if let Some(sources) = driver {
+        let selects: Vec<String> = sources
+            .iter()
+            .filter_map(|source| source_select(&mut b, q.account_id, source))
+            .collect();
+        conditions.push(if selects.is_empty() {
+            "1 = 0".to_string()
+        } else {
+            format!("s.arn IN ({})", selects.join(" UNION "))
+        });
+    }
     let limit = b.bind(Bind::Int(q.limit as i64 + 1));
     PageSql {
         sql: format!(
@@ -358,6 +467,20 @@ pub(crate) fn page_sql(q: &ListQuery<'_>, dialect: Dialect) -> PageSql {
         ),
         binds: b.binds,
     }
+}
+
+/// `$query` with every [`Bind`] of `$binds` bound, in order.
+macro_rules! bind_all {
+    ($query:expr, $binds:expr) => {{
+        let mut query = $query;
+        for b in $binds {
+            query = match b {
+                super::Bind::Text(t) => query.bind(t),
+                super::Bind::Int(n) => query.bind(n),
+            };
+        }
+        query
+    }};
 }
 
 /// Statements that keep `secret_terms` in step with `secrets`, on one connection of either
@@ -456,15 +579,30 @@ macro_rules! terms_sql {
                 q: &super::ListQuery<'_>,
                 dialect: super::Dialect,
             ) -> Result<super::ListPage> {
-                let built = super::page_sql(q, dialect);
-                let mut query = sqlx::query::<$db>(sqlx::AssertSqlSafe(built.sql));
-                for b in built.binds {
-                    query = match b {
-                        super::Bind::Text(t) => query.bind(t),
-                        super::Bind::Int(n) => query.bind(n),
-                    };
+                // The filter with the fewest candidates drives the page, if it has few enough.
+                let mut driver: Option<(i64, Vec<super::Source>)> = None;
+                for f in q.filters {
+                    let Some(sources) = super::sources(f) else { continue };
+                    let mut candidates = 0;
+                    for source in &sources {
+                        let Some(count) = super::count_sql(q.account_id, source, dialect) else {
+                            continue;
+                        };
+                        let query = sqlx::query_scalar::<$db, i64>(sqlx::AssertSqlSafe(count.sql));
+                        candidates += bind_all!(query, count.binds).fetch_one(&mut *conn).await?;
+                        if candidates >= super::drive_below() {
+                            break;
+                        }
+                    }
+                    if candidates < super::drive_below()
+                        && driver.as_ref().is_none_or(|(n, _)| candidates < *n)
+                    {
+                        driver = Some((candidates, sources));
+                    }
                 }
-                let rows = query.fetch_all(&mut *conn).await?;
+                let built = super::page_sql(q, dialect, driver.as_ref().map(|(_, s)| s.as_slice()));
+                let query = sqlx::query::<$db>(sqlx::AssertSqlSafe(built.sql));
+                let rows = bind_all!(query, built.binds).fetch_all(&mut *conn).await?;
                 let mut records = rows
                     .iter()
                     .map(crate::rows::secret_from_row)
