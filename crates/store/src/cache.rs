@@ -312,8 +312,8 @@ impl Store for CachedStore {
         result
     }
 
-    async fn secrets_due_for_purge(&self, now_ms: i64) -> Result<Vec<String>> {
-        self.inner.secrets_due_for_purge(now_ms).await
+    async fn secrets_due_for_purge(&self, now_ms: i64, limit: i64) -> Result<Vec<String>> {
+        self.inner.secrets_due_for_purge(now_ms, limit).await
     }
 
     async fn load_kms_key(&self, key_arn: &str) -> Result<Option<KmsKeyRecord>> {

@@ -178,8 +178,9 @@ pub trait Store: Send + Sync + 'static {
     /// Records a read at day resolution for the secret and one of its versions. Not a
     /// "change": it never bumps `row_version` nor `LastChangedDate`.
     async fn record_access(&self, arn: &str, version_id: &str, day: i64) -> Result<()>;
-    /// ARNs of secrets whose recovery window ended at or before `now_ms`.
-    async fn secrets_due_for_purge(&self, now_ms: i64) -> Result<Vec<String>>;
+    /// ARNs of at most `limit` secrets whose recovery window ended at or before `now_ms`,
+    /// the longest due first (the purge works in batches: memory and each read stay small).
+    async fn secrets_due_for_purge(&self, now_ms: i64, limit: i64) -> Result<Vec<String>>;
     /// Takes or renews the named lease for `owner` until `now_ms + lease_ms`; `false` while
     /// another owner holds it. Background work that must run on one node of a Region at a time
     /// (the deletion purge) asks first. A backend with a single writer process (SQLite) has

@@ -1121,14 +1121,15 @@ impl Store for PostgresStore {
         )
     }
 
-    async fn secrets_due_for_purge(&self, now_ms: i64) -> Result<Vec<String>> {
+    async fn secrets_due_for_purge(&self, now_ms: i64, limit: i64) -> Result<Vec<String>> {
         retrying!("listing secrets due for purge", Exhausted::Backend, async {
             Ok::<_, PgError>(
                 sqlx::query_scalar(
                     "SELECT arn FROM secrets WHERE purge_at_ms IS NOT NULL AND purge_at_ms <= $1 \
-                     ORDER BY purge_at_ms, arn COLLATE \"C\"",
+                     ORDER BY purge_at_ms, arn COLLATE \"C\" LIMIT $2",
                 )
                 .bind(now_ms)
+                .bind(limit)
                 .fetch_all(&self.pool)
                 .await?,
             )

@@ -681,11 +681,13 @@ impl Store for SqliteStore {
         Ok(())
     }
 
-    async fn secrets_due_for_purge(&self, now_ms: i64) -> Result<Vec<String>> {
+    async fn secrets_due_for_purge(&self, now_ms: i64, limit: i64) -> Result<Vec<String>> {
         Ok(sqlx::query_scalar(
-            "SELECT arn FROM secrets WHERE purge_at_ms IS NOT NULL AND purge_at_ms <= $1",
+            "SELECT arn FROM secrets WHERE purge_at_ms IS NOT NULL AND purge_at_ms <= $1 \
+             ORDER BY purge_at_ms, arn LIMIT $2",
         )
         .bind(now_ms)
+        .bind(limit)
         .fetch_all(&self.pools.reader)
         .await?)
     }

@@ -688,7 +688,7 @@ mod cases {
             insert(&store, rec.clone(), Vec::new()).await;
         }
         let found: BTreeSet<String> = store
-            .secrets_due_for_purge(6_000)
+            .secrets_due_for_purge(6_000, 100)
             .await
             .unwrap()
             .into_iter()
@@ -697,10 +697,25 @@ mod cases {
             found,
             BTreeSet::from([due.arn.clone(), exactly.arn.clone()])
         );
-        assert!(store.secrets_due_for_purge(4_999).await.unwrap().is_empty());
+        assert!(
+            store
+                .secrets_due_for_purge(4_999, 100)
+                .await
+                .unwrap()
+                .is_empty()
+        );
         assert_eq!(
-            store.secrets_due_for_purge(i64::MAX).await.unwrap().len(),
+            store
+                .secrets_due_for_purge(i64::MAX, 100)
+                .await
+                .unwrap()
+                .len(),
             3
+        );
+        // A batch: the longest due first.
+        assert_eq!(
+            store.secrets_due_for_purge(i64::MAX, 2).await.unwrap(),
+            [due.arn.clone(), exactly.arn.clone()]
         );
         store.close().await;
     }
