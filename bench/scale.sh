@@ -137,6 +137,8 @@ fi
             --list-request "$2" --list-page "$3" --concurrency 1 --duration "$DURATION" \
             --warmup 1s --format json 2>"$WORK/list.err")"; then
             echo "| $1 | $3 | $(summarize <<<"$out") |"
+        elif grep -q "the listing has only" "$WORK/list.err"; then
+            return 1
         else
             echo "| $1 | $3 | $(tail -1 "$WORK/list.err") |"
         fi
@@ -149,7 +151,8 @@ fi
     while IFS='|' read -r label filter; do
         req="{\"MaxResults\":100${filter}}"
         run_list "$label" "$req" 1
-        if ((SECRETS >= 200000)); then run_list "$label" "$req" 1000; fi
+        # Page 1,000 where the filter matches 100,000 secrets or more, else page 100.
+        if ((SECRETS >= 100000)); then run_list "$label" "$req" 1000 || run_list "$label" "$req" 100; fi
     done <<'EOF'
 none|
 name prefix `scale-1`|,"Filters":[{"Key":"name","Values":["scale-1"]}]
@@ -185,5 +188,6 @@ EOF
         --region "$AWS_REGION" --output "$backup" >/dev/null 2>"$WORK/backup.err" ||
         { cat "$WORK/backup.err" >&2; die "backup failed"; }
     echo "- \`coffer backup\` (server stopped): $(( $(ms_since "$t0") / 1000 )) s, peak RSS $(( $(cat "$WORK/backup.rss") / 1024 )) MB, $(du -m "$backup" | cut -f1) MB file"
-} > >(tee "$WORK/report.md")
+} >"$WORK/report.md"
+cat "$WORK/report.md"
 if [[ -n $OUT ]]; then cat "$WORK/report.md" >>"$OUT"; fi

@@ -269,14 +269,14 @@ fn source_select(b: &mut Builder, account_id: &str, source: &Source) -> Option<S
             let range = b.prefix("c.name", prefix);
             let account = b.bind(Bind::Text(account_id.to_string()));
             Some(format!(
-                "SELECT c.arn FROM secrets c WHERE c.account_id = {account} AND {range}"
+                "SELECT DISTINCT c.arn AS candidate FROM secrets c WHERE c.account_id = {account} AND {range}"
             ))
         }
         Source::Term(kind, prefix) => {
             let range = b.prefix("c.term", prefix);
             let kind = b.bind(Bind::Text(kind.to_string()));
             Some(format!(
-                "SELECT c.secret_arn FROM secret_terms c WHERE c.kind = {kind} AND {range}"
+                "SELECT DISTINCT c.secret_arn AS candidate FROM secret_terms c WHERE c.kind = {kind} AND {range}"
             ))
         }
         Source::Nothing => None,
@@ -448,21 +448,44 @@ pub(crate) fn page_sql(q: &ListQuery<'_>, dialect: Dialect, driver: Option<&[Sou
         let cond = b.filter(f);
         conditions.push(cond);
     }
+    // A driving filter's candidates are read first and joined to their secrets (SQLite's
+    // CROSS JOIN keeps that order; PostgreSQL's planner picks it from its statistics).
+    let mut from = "secrets s".to_string();
     if let Some(sources) = driver {
         let selects: Vec<String> = sources
             .iter()
             .filter_map(|source| source_select(&mut b, q.account_id, source))
             .collect();
-        conditions.push(if selects.is_empty() {
-            "1 = 0".to_string()
+        if selects.is_empty() {
+            conditions.push("1 = 0".to_string());
         } else {
-            format!("s.arn IN ({})", selects.join(" UNION "))
-        });
+            let join = match dialect {
+                Dialect::Sqlite => "CROSS JOIN",
+                Dialect::Postgres => "JOIN",
+            };
+            from = format!(
+                "({}) d {join} secrets s ON s.arn = d.candidate",
+                selects.join(" UNION ")
+            );
+        }
     }
     let limit = b.bind(Bind::Int(q.limit as i64 + 1));
+    // Walking the sort order (no driving filter), SQLite must use the sort order's index even
+    // when a filter has a range on another one: it would otherwise read every secret of a
+    // common name prefix through the name index and sort them all (measured: 10 ms a page at
+    // 100,000 secrets, growing with them).
+    let indexed_by = match (dialect, driver) {
+        (Dialect::Sqlite, None) if from == "secrets s" => match q.sort {
+            SortKey::CreatedDate => " INDEXED BY secrets_by_created",
+            SortKey::Name => " INDEXED BY secrets_by_name",
+            SortKey::LastChangedDate => " INDEXED BY secrets_by_changed",
+            SortKey::LastAccessedDate => " INDEXED BY secrets_by_accessed",
+        },
+        _ => "",
+    };
     PageSql {
         sql: format!(
-            "SELECT s.* FROM secrets s WHERE {} ORDER BY {key} {dir}, {arn} {dir} LIMIT {limit}",
+            "SELECT s.* FROM {from}{indexed_by} WHERE {} ORDER BY {key} {dir}, {arn} {dir} LIMIT {limit}",
             conditions.join(" AND ")
         ),
         binds: b.binds,

@@ -663,22 +663,33 @@ impl Store for SqliteStore {
     }
 
     async fn record_access(&self, arn: &str, version_id: &str, day: i64) -> Result<()> {
-        let mut tx = self.pools.writer.begin().await?;
-        sqlx::query("UPDATE secrets SET last_accessed_day = $1 WHERE arn = $2")
+        // Without its own fsync, like a claim: the first read of a secret each day writes its
+        // LastAccessedDate, so reads spread over many secrets were one fsync each (measured:
+        // 558 random GetSecretValue/s over 100,000 secrets against 17,000/s of one secret).
+        // A crash may lose the day of the last read; the next read writes it again.
+        let mut conn = self.pools.writer.acquire().await?;
+        relax(&mut conn).await?;
+        let result = async {
+            let mut tx = sqlx::Connection::begin(&mut *conn).await?;
+            sqlx::query("UPDATE secrets SET last_accessed_day = $1 WHERE arn = $2")
+                .bind(day)
+                .bind(arn)
+                .execute(&mut *tx)
+                .await?;
+            sqlx::query(
+                "UPDATE secret_versions SET last_accessed_day = $1 WHERE secret_arn = $2 AND version_id = $3",
+            )
             .bind(day)
             .bind(arn)
+            .bind(version_id)
             .execute(&mut *tx)
             .await?;
-        sqlx::query(
-            "UPDATE secret_versions SET last_accessed_day = $1 WHERE secret_arn = $2 AND version_id = $3",
-        )
-        .bind(day)
-        .bind(arn)
-        .bind(version_id)
-        .execute(&mut *tx)
-        .await?;
-        tx.commit().await?;
-        Ok(())
+            tx.commit().await?;
+            Ok::<(), StoreError>(())
+        }
+        .await;
+        restore(&mut conn).await?;
+        result
     }
 
     async fn secrets_due_for_purge(&self, now_ms: i64, limit: i64) -> Result<Vec<String>> {
