@@ -109,6 +109,48 @@ def test_list_secrets_with_a_made_up_next_token_gets_invalid_next_token(ls):
     expect_error(ls.list_secrets, "InvalidNextTokenException", "The NextToken value is invalid.", NextToken="garbage")
 
 
+def test_the_next_page_starts_after_the_last_secret_shown_even_when_earlier_ones_went_away(ls):
+    # The token holds a position in the sort order, not an offset: deleting a secret of the
+    # first page neither skips nor repeats one on the next page.
+    for n in range(6):
+        ls.create_secret(Name=f"keyset-{n}", SecretString="v")
+    first = ls.list_secrets(SortBy="name", MaxResults=3)
+    assert [e["Name"] for e in first["SecretList"]] == ["keyset-0", "keyset-1", "keyset-2"]
+    ls.delete_secret(SecretId="keyset-0", ForceDeleteWithoutRecovery=True)
+    second = ls.list_secrets(SortBy="name", MaxResults=3, NextToken=first["NextToken"])
+    assert [e["Name"] for e in second["SecretList"]] == ["keyset-3", "keyset-4", "keyset-5"]
+    assert "NextToken" not in second
+
+
+def test_a_next_token_only_continues_the_listing_it_came_from(ls):
+    for n in range(3):
+        ls.create_secret(Name=f"foreign-{n}", SecretString="v")
+    token = ls.list_secrets(MaxResults=1)["NextToken"]
+    message = "The NextToken value is invalid."
+    expect_error(ls.list_secrets, "InvalidNextTokenException", message, NextToken=token, SortOrder="desc")
+    expect_error(ls.list_secrets, "InvalidNextTokenException", message, NextToken=token, SortBy="name")
+    for call in [ls.list_secrets, ls.batch_get_secret_value]:
+        expect_error(call, "InvalidNextTokenException", message, NextToken=token, Filters=[{"Key": "name", "Values": ["foreign"]}])
+    assert len(ls.list_secrets(MaxResults=1, NextToken=token)["SecretList"]) == 1
+
+
+def test_every_sort_order_pages_through_every_secret_once(ls):
+    for n in range(7):
+        ls.create_secret(Name=f"order-{n % 3}-{n}", SecretString="v")
+    ls.get_secret_value(SecretId="order-1-4")
+    for sort_by in ["created-date", "name", "last-changed-date", "last-accessed-date"]:
+        for order in ["asc", "desc"]:
+            whole = [e["ARN"] for e in ls.list_secrets(SortBy=sort_by, SortOrder=order)["SecretList"]]
+            paged, kwargs = [], {"SortBy": sort_by, "SortOrder": order, "MaxResults": 2}
+            while True:
+                page = ls.list_secrets(**kwargs)
+                paged += [e["ARN"] for e in page["SecretList"]]
+                if "NextToken" not in page:
+                    break
+                kwargs["NextToken"] = page["NextToken"]
+            assert paged == whole and len(set(whole)) == 7, (sort_by, order)
+
+
 def test_secrets_scheduled_for_deletion_are_listed_only_with_include_planned_deletion(ls):
     ls.create_secret(Name="alive", SecretString="v")
     ls.create_secret(Name="doomed", SecretString="v")

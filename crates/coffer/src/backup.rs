@@ -546,7 +546,8 @@ pub async fn restore(settings: &Settings, region: &str, input: &Path) -> Result<
         .unwrap_or_else(|| open_file(&bytes, region, &key))?;
     let current = RegionSnapshot::current_format_version();
     // Format 4 only added a table (replica detachments, empty in an older backup), so a
-    // format-3 backup restores as it is. A later migration that changes what a backup holds
+    // format-3 backup restores as it is; format 5 only added data derived from the secrets
+    // (search terms, written as the restore inserts them). A later migration that changes what a backup holds
     // must raise this bound.
     if !(RESTORABLE_SINCE_FORMAT..=current).contains(&header.format_version) {
         return Err(format!(

@@ -121,6 +121,8 @@ struct FileConfig {
     max_connections: Option<u64>,
     max_header_bytes: Option<u64>,
     max_body_bytes: Option<u64>,
+    /// The most bytes each SQLite Region's secret cache holds (default 64 MiB).
+    cache_max_bytes: Option<u64>,
 }
 
 /// Where a store lives. `Debug` never shows the URL (it may carry a password).
@@ -193,6 +195,8 @@ pub struct Settings {
     pub peer_ca_file: Option<PathBuf>,
     /// The CA file the generated AWS CLI profile names as `ca_bundle` (set by `serve`).
     pub profile_ca_bundle: Option<PathBuf>,
+    /// The bound of each SQLite Region's secret cache, in (estimated) bytes.
+    pub cache_max_bytes: u64,
 }
 
 /// How `coffer serve` speaks on its listener.
@@ -390,6 +394,16 @@ impl Settings {
                 .replication_failure_timeout_secs
                 .or(file.replication_failure_timeout_secs)
                 .unwrap_or(DEFAULT_REPLICATION_FAILURE_TIMEOUT_SECS),
+            cache_max_bytes: match file.cache_max_bytes {
+                None => coffer_store::DEFAULT_CACHE_MAX_BYTES,
+                Some(n) if (1 << 20..=1 << 40).contains(&n) => n,
+                Some(_) => {
+                    return Err(
+                        "cache_max_bytes must be between 1048576 (1 MiB) and 1099511627776 (1 TiB)"
+                            .into(),
+                    );
+                }
+            },
             replication_max_message_bytes: match file.replication_max_message_bytes {
                 None => coffer_replication::topology::DEFAULT_MAX_MESSAGE_BYTES,
                 Some(n) if (1024..=1 << 30).contains(&n) => n as usize,

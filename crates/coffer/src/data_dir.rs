@@ -115,7 +115,10 @@ pub async fn open(settings: &Settings, endpoint: &str) -> Result<Node, String> {
                 check_root_key(&store, &key, &account_id, &region, &key_path).await?;
                 keys.insert(region.clone(), RegionKeyPair::derive(&key, &region));
                 // One writer per SQLite file (this process): the cache is exact.
-                let store = Arc::new(CachedStore::new(Arc::new(store)));
+                let store = Arc::new(CachedStore::with_max_bytes(
+                    Arc::new(store),
+                    settings.cache_max_bytes,
+                ));
                 regions.insert(region.clone(), (store as Arc<dyn Store>, key));
                 continue;
             }

@@ -28,7 +28,15 @@ struct Bodies {
     name_prefix: String,
     replica_regions: Vec<String>,
     token_prefix: u32,
+    describe: bool,
 }
+
+/// The teams, environments and services the described secrets are spread over.
+const TEAMS: &[&str] = &[
+    "payments", "search", "identity", "billing", "storage", "mobile", "data", "edge", "ops",
+    "growth",
+];
+const ENVS: &[&str] = &["prod", "staging", "dev"];
 
 impl Bodies {
     /// The CreateSecret body of secret `i`.
@@ -39,6 +47,19 @@ impl Bodies {
             "ClientRequestToken": token(self.token_prefix, 0xc0, i as u64),
             "SecretString": "x".repeat(100),
         });
+        if self.describe {
+            let (team, env) = (TEAMS[i % TEAMS.len()], ENVS[i % ENVS.len()]);
+            value["Description"] = format!(
+                "Database credentials of service {} for the {team} team in {env}",
+                i % 1000
+            )
+            .into();
+            value["Tags"] = serde_json::json!([
+                { "Key": "team", "Value": team },
+                { "Key": "env", "Value": env },
+                { "Key": "app", "Value": format!("app-{}", i % 1000) },
+            ]);
+        }
         if !self.replica_regions.is_empty() {
             value["AddReplicaRegions"] = self
                 .replica_regions
@@ -55,13 +76,15 @@ async fn create_all(args: &CreateArgs) -> Result<(), BoxError> {
         name_prefix: args.secret_id.clone(),
         replica_regions: args.replica_regions.clone(),
         token_prefix: token_prefix(),
+        describe: args.describe,
     });
     let target =
         Arc::new(resolve_target(&args.endpoint, signer::CREATE_TARGET, bodies.body(0)).await?);
     let shared = Arc::new(Shared::new());
-    let next = Arc::new(AtomicUsize::new(0));
+    let next = Arc::new(AtomicUsize::new(args.start));
     let started = Instant::now();
     let mut tasks = Vec::new();
+    let progress = Arc::new(AtomicUsize::new(0));
     for _ in 0..args.concurrency.min(args.secrets) {
         let sender = connect(&target)
             .await
@@ -69,7 +92,8 @@ async fn create_all(args: &CreateArgs) -> Result<(), BoxError> {
         let mut conn = Conn::new(sender, Arc::clone(&target), Arc::clone(&shared));
         let mut signer = Signer::new(target.signing.clone())?;
         let (next, bodies, timeout) = (Arc::clone(&next), Arc::clone(&bodies), args.timeout);
-        let total = args.secrets;
+        let progress = Arc::clone(&progress);
+        let (start, total) = (args.start, args.start + args.secrets);
         tasks.push(tokio::spawn(async move {
             let (mut ok, mut failed) = (0usize, 0usize);
             loop {
@@ -86,6 +110,14 @@ async fn create_all(args: &CreateArgs) -> Result<(), BoxError> {
                 } else {
                     failed += 1;
                 }
+                let done = progress.fetch_add(1, Ordering::Relaxed) + 1;
+                if done.is_multiple_of(100_000) {
+                    eprintln!(
+                        "created {done} of {} ({:.0}/s so far)",
+                        total - start,
+                        done as f64 / started.elapsed().as_secs_f64().max(1e-9)
+                    );
+                }
             }
             (ok, failed)
         }));
@@ -98,10 +130,11 @@ async fn create_all(args: &CreateArgs) -> Result<(), BoxError> {
     }
     let secs = started.elapsed().as_secs_f64();
     eprintln!(
-        "created {ok} secrets ({}-0 ... {}-{}) in {secs:.1} s ({:.0}/s), {failed} errors",
+        "created {ok} secrets ({}-{} ... {}-{}) in {secs:.1} s ({:.0}/s), {failed} errors",
         args.secret_id,
+        args.start,
         args.secret_id,
-        args.secrets - 1,
+        args.start + args.secrets - 1,
         ok as f64 / secs.max(1e-9),
     );
     if failed > 0 {
@@ -121,6 +154,7 @@ mod tests {
             name_prefix: "lag".into(),
             replica_regions: vec!["us-east-1".into(), "eu-west-1".into()],
             token_prefix: 7,
+            describe: true,
         };
         let v: serde_json::Value = serde_json::from_slice(&bodies.body(2)).unwrap();
         assert_eq!(v["Name"], "lag-2");
@@ -129,6 +163,14 @@ mod tests {
             serde_json::json!([{ "Region": "us-east-1" }, { "Region": "eu-west-1" }])
         );
         assert_eq!(v["SecretString"].as_str().unwrap().len(), 100);
+        assert_eq!(
+            v["Description"],
+            "Database credentials of service 2 for the identity team in dev"
+        );
+        assert_eq!(
+            v["Tags"][0],
+            serde_json::json!({"Key": "team", "Value": "identity"})
+        );
         // AWS requires 32-64 characters; two secrets never share one.
         let token = v["ClientRequestToken"].as_str().unwrap();
         assert!((32..=64).contains(&token.len()));

@@ -71,6 +71,13 @@ pub enum Operation {
     /// PutSecretValue of a 100-byte string with a fresh ClientRequestToken, spread evenly over
     /// `<secret-id>-0` ... `<secret-id>-<secrets - 1>` (create those secrets first).
     Put,
+    /// GetSecretValue of a uniformly random one of `<secret-id>-0` ... `<secret-id>-<secrets - 1>`.
+    GetRandom,
+    /// ListSecrets with the request `--list-request` (default: a page of 100, no filter), at
+    /// page `--list-page` (the generator first walks the pages before it to get the token).
+    List,
+    /// 90% GetSecretValue of a random secret, 5% PutSecretValue, 5% ListSecrets (as `list`).
+    Mixed,
 }
 
 #[derive(Args, Debug)]
@@ -105,6 +112,13 @@ pub struct RunArgs {
     /// Name of the target in the output (default: the endpoint's host:port).
     #[arg(long)]
     pub label: Option<String>,
+    /// With `--operation list` or `mixed`: the ListSecrets request body (JSON), without
+    /// NextToken.
+    #[arg(long, default_value = r#"{"MaxResults":100}"#)]
+    pub list_request: String,
+    /// With `--operation list`: which page every request asks for (1 = the first).
+    #[arg(long, default_value_t = 1)]
+    pub list_page: usize,
     /// PID of the server under test, to report its CPU use during each window (Linux).
     #[arg(long)]
     pub server_pid: Option<u32>,
@@ -155,6 +169,13 @@ pub struct CreateArgs {
     /// How many secrets to create.
     #[arg(long, default_value_t = 64)]
     pub secrets: usize,
+    /// The index of the first secret (to add to a fill that was stopped).
+    #[arg(long, default_value_t = 0)]
+    pub start: usize,
+    /// Give each secret a description and three tags (team, env, app), as a Region at scale
+    /// would have, so every ListSecrets filter has something to match.
+    #[arg(long)]
+    pub describe: bool,
     /// Comma-separated Regions each secret is replicated to (CreateSecret's AddReplicaRegions).
     #[arg(long, value_delimiter = ',')]
     pub replica_regions: Vec<String>,

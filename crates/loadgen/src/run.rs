@@ -31,6 +31,8 @@ const USER_HZ: f64 = 100.0;
 const MAX_ERROR_BODY: usize = 2048;
 
 pub(crate) struct Target {
+    /// The ListSecrets body (`--list-request` with the NextToken of `--list-page`).
+    list_body: Bytes,
     pub(crate) addr: SocketAddr,
     /// Set for https:// endpoints.
     tls: Option<(
@@ -75,11 +77,15 @@ pub fn main(args: RunArgs) -> Result<(), BoxError> {
 
 async fn run_all(args: &RunArgs) -> Result<RunReport, BoxError> {
     let operation = match args.operation {
-        Operation::Get => signer::TARGET,
+        Operation::Get | Operation::GetRandom | Operation::Mixed => signer::TARGET,
         Operation::Put => signer::PUT_TARGET,
+        Operation::List => signer::LIST_TARGET,
     };
     let mut target = resolve_target(&args.endpoint, operation, body_for(args, 0)?).await?;
     target.reconnect = args.reconnect;
+    if matches!(args.operation, Operation::List | Operation::Mixed) {
+        target.list_body = list_body_at_page(args, &target).await?;
+    }
     let target = Arc::new(target);
     let label = args
         .label
@@ -182,6 +188,7 @@ pub(crate) async fn resolve_target(
         body,
     };
     Ok(Target {
+        list_body: Bytes::new(),
         addr,
         tls,
         reconnect: false,
@@ -225,12 +232,95 @@ impl PutPlan {
         });
         Bytes::from(serde_json::to_vec(&value).expect("JSON serializes"))
     }
+
+    /// GetSecretValue of a uniformly random secret (request n of this connection).
+    fn random_get_body(&self, n: u64) -> Bytes {
+        let k = splitmix64((self.token_prefix as u64) << 32 ^ (self.connection as u64) << 40 ^ n)
+            % self.secrets as u64;
+        Bytes::from(format!(r#"{{"SecretId":"{}-{k}"}}"#, self.secret_id))
+    }
+}
+
+/// A well-mixed 64-bit hash (SplitMix64's finalizer): random secret indexes without state.
+fn splitmix64(x: u64) -> u64 {
+    let mut z = x.wrapping_add(0x9e37_79b9_7f4a_7c15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    z ^ (z >> 31)
+}
+
+/// Which of a worker's signers request n uses, and its body when that changes per request.
+fn choose(operation: Operation, plan: &PutPlan, n: u64) -> (usize, Option<Bytes>) {
+    match operation {
+        Operation::Get | Operation::List => (0, None),
+        Operation::Put => (0, Some(plan.body(n))),
+        Operation::GetRandom => (0, Some(plan.random_get_body(n))),
+        // Signers: GetSecretValue, PutSecretValue, ListSecrets.
+        Operation::Mixed => match splitmix64(n ^ 0x5ca1e) % 20 {
+            0 => (1, Some(plan.body(n))),
+            1 => (2, None),
+            _ => (0, Some(plan.random_get_body(n))),
+        },
+    }
+}
+
+/// The ListSecrets body of page `--list-page`: walks the pages before it with one connection.
+async fn list_body_at_page(args: &RunArgs, target: &Target) -> Result<Bytes, BoxError> {
+    let mut request: serde_json::Value = serde_json::from_str(&args.list_request)
+        .map_err(|e| format!("--list-request is not JSON: {e}"))?;
+    let mut signing = target.signing.clone();
+    signing.target = signer::LIST_TARGET;
+    let mut list_signer = Signer::new(signing)?;
+    let mut sender = connect(target.addr).await?;
+    let started = Instant::now();
+    for page in 1..args.list_page.max(1) {
+        let body = Bytes::from(serde_json::to_vec(&request)?);
+        let (date, auth) = list_signer.sign_body(body.clone(), SystemTime::now())?;
+        let mut req = Request::new(Full::new(body));
+        *req.method_mut() = Method::POST;
+        *req.uri_mut() = target.path.clone();
+        let h = req.headers_mut();
+        h.insert(HOST, target.host.clone());
+        h.insert(CONTENT_TYPE, HeaderValue::from_static(signer::CONTENT_TYPE));
+        h.insert(X_AMZ_TARGET, HeaderValue::from_static(signer::LIST_TARGET));
+        h.insert(X_AMZ_DATE, date);
+        h.insert(AUTHORIZATION, auth);
+        let resp = sender.send_request(req).await?;
+        let status = resp.status();
+        let bytes = resp.into_body().collect().await?.to_bytes();
+        if status != StatusCode::OK {
+            return Err(format!(
+                "ListSecrets page {page}: HTTP {status}: {}",
+                String::from_utf8_lossy(&bytes)
+            )
+            .into());
+        }
+        let out: serde_json::Value = serde_json::from_slice(&bytes)?;
+        match out.get("NextToken") {
+            Some(token) => request["NextToken"] = token.clone(),
+            None => {
+                return Err(
+                    format!("the listing has only {page} pages, not {}", args.list_page).into(),
+                );
+            }
+        }
+    }
+    if args.list_page > 1 {
+        eprintln!(
+            "walked to page {} of the listing in {:.1} s",
+            args.list_page,
+            started.elapsed().as_secs_f64()
+        );
+    }
+    Ok(Bytes::from(serde_json::to_vec(&request)?))
 }
 
 /// The request body of connection `i`.
 fn body_for(args: &RunArgs, i: usize) -> Result<Bytes, BoxError> {
     let value = match args.operation {
-        Operation::Get => serde_json::json!({ "SecretId": args.secret_id }),
+        Operation::Get | Operation::GetRandom | Operation::Mixed | Operation::List => {
+            serde_json::json!({ "SecretId": args.secret_id })
+        }
         Operation::Put => serde_json::json!({
             "SecretId": format!("{}-{}", args.secret_id, i % args.secrets.max(1)),
             // Required outside the SDKs; the worker puts a fresh one into every request, so
@@ -411,7 +501,25 @@ async fn run_level(
     for (i, sender) in senders.into_iter().enumerate() {
         let mut signing = target.signing.clone();
         signing.body = body_for(args, i)?;
-        let signer = Signer::new(signing)?;
+        let mut signers = vec![Signer::new(signing.clone())?];
+        if args.operation == Operation::List {
+            signers[0] = Signer::new(SigningConfig {
+                target: signer::LIST_TARGET,
+                body: target.list_body.clone(),
+                ..signing.clone()
+            })?;
+        }
+        if args.operation == Operation::Mixed {
+            signers.push(Signer::new(SigningConfig {
+                target: signer::PUT_TARGET,
+                ..signing.clone()
+            })?);
+            signers.push(Signer::new(SigningConfig {
+                target: signer::LIST_TARGET,
+                body: target.list_body.clone(),
+                ..signing.clone()
+            })?);
+        }
         // Open loop: one plan for every connection (request i of the schedule writes secret
         // i mod secrets); closed loop: each connection its own share of the secrets.
         let (connection, connections) = if schedule.is_some() {
@@ -428,7 +536,8 @@ async fn run_level(
         };
         tasks.push(tokio::spawn(worker(
             Conn::new(sender, Arc::clone(target), Arc::clone(&shared)),
-            signer,
+            signers,
+            args.operation,
             plan,
             Arc::clone(&window),
             args.timeout,
@@ -701,14 +810,13 @@ impl Conn {
 /// latency measured from when it was due.
 async fn worker(
     mut conn: Conn,
-    mut signer: Signer,
+    mut signers: Vec<Signer>,
+    operation: Operation,
     plan: PutPlan,
     window: Arc<Window>,
     timeout: Duration,
 ) -> WorkerStats {
     let mut stats = WorkerStats::new();
-    // PutSecretValue: a fresh ClientRequestToken, so a new body and signature, per request.
-    let put = signer.target() == signer::PUT_TARGET;
     let in_window = |t: Instant| t >= window.measure_from && t < window.measure_until;
     let mut sent_count: u64 = 0;
     loop {
@@ -732,8 +840,9 @@ async fn worker(
         if Instant::now() >= window.measure_until {
             break;
         }
-        let body = put.then(|| plan.body(sent_count));
-        let sent = conn.send(&mut signer, body, timeout).await;
+        // PutSecretValue: a fresh ClientRequestToken, so a new body and signature, per request.
+        let (which, body) = choose(operation, &plan, sent_count);
+        let sent = conn.send(&mut signers[which], body, timeout).await;
         let (counted, from) = match due {
             Some(due) => (in_window(due), due),
             None => (in_window(sent.done), sent.at),
@@ -747,7 +856,7 @@ async fn worker(
         }
     }
     stats.reconnects = conn.reconnects;
-    stats.signs = signer.signs();
+    stats.signs = signers.iter().map(Signer::signs).sum();
     stats
 }
 
@@ -819,7 +928,31 @@ mod tests {
             threads: 1,
             rate: Some(rate),
             reconnect: false,
+            list_request: "{}".into(),
+            list_page: 1,
         }
+    }
+
+    #[test]
+    fn random_gets_cover_every_secret_and_mixed_is_mostly_reads() {
+        let plan = super::PutPlan {
+            token_prefix: 1,
+            connection: 3,
+            connections: 4,
+            secrets: 50,
+            secret_id: "s".into(),
+        };
+        let mut seen = std::collections::BTreeSet::new();
+        let mut by_signer = [0usize; 3];
+        for n in 0..4000 {
+            let (_, body) = super::choose(Operation::GetRandom, &plan, n);
+            let v: serde_json::Value = serde_json::from_slice(&body.unwrap()).unwrap();
+            seen.insert(v["SecretId"].as_str().unwrap().to_string());
+            by_signer[super::choose(Operation::Mixed, &plan, n).0] += 1;
+        }
+        assert_eq!(seen.len(), 50, "every secret is read");
+        assert!((3400..3800).contains(&by_signer[0]), "{by_signer:?}");
+        assert!((120..280).contains(&by_signer[1]) && (120..280).contains(&by_signer[2]));
     }
 
     #[tokio::test]

@@ -18,6 +18,7 @@ pub const CONTENT_TYPE: &str = "application/x-amz-json-1.1";
 pub const TARGET: &str = "secretsmanager.GetSecretValue";
 pub const PUT_TARGET: &str = "secretsmanager.PutSecretValue";
 pub const CREATE_TARGET: &str = "secretsmanager.CreateSecret";
+pub const LIST_TARGET: &str = "secretsmanager.ListSecrets";
 pub const SERVICE: &str = "secretsmanager";
 
 /// Everything needed to sign; shared (cloned) by all connections.

@@ -12,86 +12,167 @@
 //! puts it back after a writer changed it: an entry is only inserted by a reader if no change
 //! happened since the read began.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::Mutex;
 
 use async_trait::async_trait;
+use quick_cache::Weighter;
+use quick_cache::sync::Cache;
 
 use crate::{
     KmsAliasRecord, KmsChange, KmsKeyRecord, OutboxEntry, OutboxRow, Result, Secret, SecretChange,
     Store,
 };
 
-#[derive(Default)]
-struct Entries {
-    generation: u64,
-    by_arn: HashMap<String, Arc<Secret>>,
-    /// (account, name) -> ARN; names never change for an ARN, so this needs no invalidation
-    /// beyond a miss on `by_arn`.
-    arn_by_name: HashMap<(String, String), String>,
+/// The default of `cache_max_bytes`: sized for a small machine (a 1 GiB VM still has room for
+/// everything else); about 100,000 secrets of a few hundred bytes with three versions.
+pub const DEFAULT_CACHE_MAX_BYTES: u64 = 64 * 1024 * 1024;
+
+/// What a cached secret costs in memory, roughly: its strings and byte strings plus a fixed
+/// overhead per record (the struct, the map entry, the `Arc`). Never 0 (a weightless entry
+/// would never be evicted).
+#[derive(Clone, Copy)]
+struct SecretBytes;
+
+fn opt_len(s: &Option<String>) -> u64 {
+    s.as_ref().map_or(0, |s| s.len() as u64)
 }
 
-/// Most secrets a cache holds before it starts over (a bound on memory, not a policy).
-const MAX_ENTRIES: usize = 100_000;
+/// The cache's estimate of the bytes a secret takes in memory.
+pub fn secret_weight(secret: &Secret) -> u64 {
+    let r = &secret.record;
+    let tags: u64 = r
+        .tags
+        .iter()
+        .flatten()
+        .map(|t| 48 + t.key.len() as u64 + t.value.len() as u64)
+        .sum();
+    let versions: u64 = secret
+        .versions
+        .iter()
+        .map(|v| {
+            160 + v.secret_arn.len() as u64
+                + v.version_id.len() as u64
+                + v.stages.iter().map(|s| 24 + s.len() as u64).sum::<u64>()
+                + opt_len(&v.kms_key_arn)
+                + v.wrapped_data_key.as_ref().map_or(0, |b| b.len() as u64)
+                + v.ciphertext.as_ref().map_or(0, |b| b.len() as u64)
+        })
+        .sum();
+    // The key (the ARN again) and the record's fixed part.
+    256 + 2 * r.arn.len() as u64
+        + r.account_id.len() as u64
+        + r.name.len() as u64
+        + opt_len(&r.description)
+        + opt_len(&r.kms_key_id)
+        + opt_len(&r.resource_policy)
+        + opt_len(&r.rotation)
+        + opt_len(&r.replication)
+        + tags
+        + versions
+}
 
-impl Entries {
-    /// Caches `secret` (by ARN and by name).
-    fn put(&mut self, secret: Secret) {
-        if self.by_arn.len() >= MAX_ENTRIES {
-            self.by_arn.clear();
-            self.arn_by_name.clear();
+impl Weighter<String, Arc<Secret>> for SecretBytes {
+    fn weight(&self, _arn: &String, secret: &Arc<Secret>) -> u64 {
+        secret_weight(secret)
+    }
+}
+
+#[derive(Clone, Copy)]
+struct NameBytes;
+
+impl Weighter<(String, String), String> for NameBytes {
+    fn weight(&self, key: &(String, String), arn: &String) -> u64 {
+        96 + (key.0.len() + key.1.len() + arn.len()) as u64
+    }
+}
+
+/// The share of `cache_max_bytes` the (account, name) -> ARN index may use.
+const NAME_SHARE: u64 = 8;
+
+/// A bounded read-through cache: entries are evicted by recency and frequency (quick_cache's
+/// CLOCK-Pro) when their estimated bytes reach the bound, so memory is bounded by
+/// configuration, not by the number of secrets, and a working set larger than the cache
+/// keeps its hot part instead of starting over.
+pub struct CachedStore {
+    inner: Arc<dyn Store>,
+    by_arn: Cache<String, Arc<Secret>, SecretBytes>,
+    /// (account, name) -> ARN; names never change for an ARN, so this needs no invalidation
+    /// beyond a miss on `by_arn`.
+    arn_by_name: Cache<(String, String), String, NameBytes>,
+    /// The generation: counts changes. Held while entries are changed, so a change and a
+    /// reader's insert never interleave; hits read the caches without it.
+    generation: Mutex<u64>,
+}
+
+impl CachedStore {
+    pub fn new(inner: Arc<dyn Store>) -> CachedStore {
+        CachedStore::with_max_bytes(inner, DEFAULT_CACHE_MAX_BYTES)
+    }
+
+    /// A cache whose entries take at most about `max_bytes` (see [`secret_weight`]).
+    pub fn with_max_bytes(inner: Arc<dyn Store>, max_bytes: u64) -> CachedStore {
+        let names = max_bytes / NAME_SHARE;
+        let secrets = max_bytes - names;
+        CachedStore {
+            inner,
+            by_arn: Cache::with_weighter(
+                (secrets / 2048).max(16) as usize,
+                secrets.max(1),
+                SecretBytes,
+            ),
+            arn_by_name: Cache::with_weighter(
+                (names / 160).max(16) as usize,
+                names.max(1),
+                NameBytes,
+            ),
+            generation: Mutex::new(0),
         }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, u64> {
+        self.generation.lock().expect("secret cache lock")
+    }
+
+    #[cfg(test)]
+    fn generation(&self) -> u64 {
+        *self.lock()
+    }
+
+    /// The estimated bytes the cached secrets take now.
+    pub fn cached_bytes(&self) -> u64 {
+        self.by_arn.weight() + self.arn_by_name.weight()
+    }
+
+    /// Caches `secret` (by ARN and by name); the caller holds the lock.
+    fn put(&self, secret: Secret) {
         let r = &secret.record;
         self.arn_by_name
             .insert((r.account_id.clone(), r.name.clone()), r.arn.clone());
         self.by_arn.insert(r.arn.clone(), Arc::new(secret));
     }
-}
-
-pub struct CachedStore {
-    inner: Arc<dyn Store>,
-    entries: Mutex<Entries>,
-}
-
-impl CachedStore {
-    pub fn new(inner: Arc<dyn Store>) -> CachedStore {
-        CachedStore {
-            inner,
-            entries: Mutex::new(Entries::default()),
-        }
-    }
-
-    fn lock(&self) -> std::sync::MutexGuard<'_, Entries> {
-        self.entries.lock().expect("secret cache lock")
-    }
-
-    #[cfg(test)]
-    fn generation(&self) -> u64 {
-        self.lock().generation
-    }
 
     fn remember(&self, since: u64, secret: &Secret) {
-        let mut e = self.lock();
-        if e.generation != since {
+        let generation = self.lock();
+        if *generation != since {
             return;
         }
-        e.put(secret.clone());
+        self.put(secret.clone());
     }
 
     fn forget(&self, arns: &[&str]) {
-        let mut e = self.lock();
-        e.generation += 1;
+        let mut generation = self.lock();
+        *generation += 1;
         for arn in arns {
-            e.by_arn.remove(*arn);
+            self.by_arn.remove(*arn);
         }
     }
 
     /// After a commit: every changed secret's entry becomes its committed state (`Ok`), or is
     /// dropped (`Err`, or an entry that was not the state the change was based on).
     fn after_commit(&self, changes: Vec<SecretChange>, committed: bool) {
-        let mut e = self.lock();
-        e.generation += 1;
+        let mut generation = self.lock();
+        *generation += 1;
         for change in changes {
             match change {
                 SecretChange::Insert {
@@ -99,7 +180,7 @@ impl CachedStore {
                     mut versions,
                 } if committed => {
                     sort_versions(&mut versions);
-                    e.put(Secret {
+                    self.put(Secret {
                         record: secret,
                         versions,
                     });
@@ -110,19 +191,19 @@ impl CachedStore {
                     upsert_versions,
                     delete_versions,
                 } if committed => {
-                    let Some(old) = e.by_arn.remove(&secret.arn) else {
+                    let Some((_, old)) = self.by_arn.remove(&secret.arn) else {
                         continue;
                     };
                     if old.record.row_version != expected_row_version {
                         continue;
                     }
-                    e.put(updated(&old, secret, upsert_versions, &delete_versions));
+                    self.put(updated(&old, secret, upsert_versions, &delete_versions));
                 }
                 SecretChange::Insert { secret: r, .. } | SecretChange::Update { secret: r, .. } => {
-                    e.by_arn.remove(&r.arn);
+                    self.by_arn.remove(&r.arn);
                 }
                 SecretChange::Delete { arn, .. } => {
-                    e.by_arn.remove(&arn);
+                    self.by_arn.remove(&arn);
                 }
                 SecretChange::RecordDetachment(_) => {}
             }
@@ -169,17 +250,14 @@ fn updated(
 #[async_trait]
 impl Store for CachedStore {
     async fn load_secret_by_name(&self, account_id: &str, name: &str) -> Result<Option<Secret>> {
-        let since = {
-            let e = self.lock();
-            let hit = e
-                .arn_by_name
-                .get(&(account_id.to_string(), name.to_string()))
-                .and_then(|arn| e.by_arn.get(arn));
-            if let Some(s) = hit {
-                return Ok(Some(Secret::clone(s)));
-            }
-            e.generation
-        };
+        let since = *self.lock();
+        let hit = self
+            .arn_by_name
+            .get(&(account_id.to_string(), name.to_string()))
+            .and_then(|arn| self.by_arn.get(&arn));
+        if let Some(s) = hit {
+            return Ok(Some(Secret::clone(&s)));
+        }
         let found = self.inner.load_secret_by_name(account_id, name).await?;
         if let Some(s) = &found {
             self.remember(since, s);
@@ -188,13 +266,10 @@ impl Store for CachedStore {
     }
 
     async fn load_secret_by_arn(&self, arn: &str) -> Result<Option<Secret>> {
-        let since = {
-            let e = self.lock();
-            if let Some(s) = e.by_arn.get(arn) {
-                return Ok(Some(Secret::clone(s)));
-            }
-            e.generation
-        };
+        let since = *self.lock();
+        if let Some(s) = self.by_arn.get(arn) {
+            return Ok(Some(Secret::clone(&s)));
+        }
         let found = self.inner.load_secret_by_arn(arn).await?;
         if let Some(s) = &found {
             self.remember(since, s);
@@ -204,6 +279,10 @@ impl Store for CachedStore {
 
     async fn list_secrets(&self, account_id: &str) -> Result<Vec<Secret>> {
         self.inner.list_secrets(account_id).await
+    }
+
+    async fn list_page(&self, query: &crate::ListQuery<'_>) -> Result<crate::ListPage> {
+        self.inner.list_page(query).await
     }
 
     async fn commit_with(
@@ -233,8 +312,8 @@ impl Store for CachedStore {
         result
     }
 
-    async fn secrets_due_for_purge(&self, now_ms: i64) -> Result<Vec<String>> {
-        self.inner.secrets_due_for_purge(now_ms).await
+    async fn secrets_due_for_purge(&self, now_ms: i64, limit: i64) -> Result<Vec<String>> {
+        self.inner.secrets_due_for_purge(now_ms, limit).await
     }
 
     async fn load_kms_key(&self, key_arn: &str) -> Result<Option<KmsKeyRecord>> {
@@ -447,7 +526,7 @@ mod tests {
             let store = &store;
             let arn = arn.clone();
             async move {
-                let cached = store.lock().by_arn.get(&arn).cloned();
+                let cached = store.by_arn.get(&arn);
                 let fresh = store.inner.load_secret_by_arn(&arn).await.unwrap();
                 assert_eq!(cached.as_deref(), fresh.as_ref(), "{what}");
                 assert!(cached.is_some(), "{what}: not cached");
@@ -498,7 +577,7 @@ mod tests {
             })
             .await
             .unwrap();
-        assert!(!store.lock().by_arn.contains_key(&arn));
+        assert!(store.by_arn.get(&arn).is_none());
         let loaded = store.load_secret_by_arn(&arn).await.unwrap().unwrap();
         assert_eq!(loaded.record.description.as_deref(), Some("four"));
         // A failed commit (a stale row_version) leaves no entry behind.
@@ -513,7 +592,7 @@ mod tests {
                 .await
                 .is_err()
         );
-        assert!(!store.lock().by_arn.contains_key(&arn));
+        assert!(store.by_arn.get(&arn).is_none());
     }
 
     #[tokio::test]
@@ -539,6 +618,63 @@ mod tests {
         let since = store.generation();
         store.forget(&[&r.arn]); // a write lands between the read and the insert
         store.remember(since, &stale);
-        assert!(store.lock().by_arn.is_empty());
+        assert!(store.by_arn.is_empty());
+    }
+
+    /// Memory is bounded by bytes, not by a count of secrets, and a working set larger than
+    /// the cache keeps most of the cache full (the cache used to empty itself when it reached
+    /// its bound, so every read of a slightly larger working set missed).
+    #[tokio::test]
+    async fn the_cache_holds_at_most_its_bytes_and_stays_full_past_them() {
+        let dir = tempfile::tempdir().unwrap();
+        let inner: Arc<dyn Store> =
+            Arc::new(SqliteStore::open(&dir.path().join("r.db")).await.unwrap());
+        let max = 256 * 1024;
+        let store = CachedStore::with_max_bytes(inner, max);
+        let long = "d".repeat(2000);
+        let mut arns = Vec::new();
+        for i in 0..300 {
+            let r = record(&format!("big{i}"), 1, &long);
+            arns.push(r.arn.clone());
+            store
+                .commit(SecretChange::Insert {
+                    secret: r,
+                    versions: vec![],
+                })
+                .await
+                .unwrap();
+        }
+        for _ in 0..3 {
+            for arn in &arns {
+                let loaded = store.load_secret_by_arn(arn).await.unwrap().unwrap();
+                assert_eq!(loaded.record.description.as_deref(), Some(long.as_str()));
+            }
+        }
+        let each = secret_weight(
+            &store
+                .inner
+                .load_secret_by_arn(&arns[0])
+                .await
+                .unwrap()
+                .unwrap(),
+        );
+        assert!(
+            each > 2000,
+            "a secret weighs at least its description: {each}"
+        );
+        assert!(
+            store.cached_bytes() <= max,
+            "{} bytes cached, bound {max}",
+            store.cached_bytes()
+        );
+        let fits = (max - max / NAME_SHARE) / each;
+        let cached = arns
+            .iter()
+            .filter(|a| store.by_arn.get(*a).is_some())
+            .count() as u64;
+        assert!(
+            cached * 2 >= fits,
+            "{cached} secrets cached of the {fits} that fit"
+        );
     }
 }

@@ -17,6 +17,7 @@
 mod cache;
 mod failover_rows;
 mod iam_rows;
+mod listing;
 mod postgres;
 mod records;
 mod rows;
@@ -24,7 +25,11 @@ mod schema;
 mod snapshot;
 mod sqlite;
 
-pub use cache::CachedStore;
+pub use cache::{CachedStore, DEFAULT_CACHE_MAX_BYTES, secret_weight};
+pub use listing::{
+    FilterKey, FilterValue, ListFilter, ListPage, ListPosition, ListQuery, SortKey, SortValue,
+    primary_region, set_drive_below, sort_value, whitespace_words, words,
+};
 pub use postgres::{PostgresIamStore, PostgresStore};
 pub use records::*;
 pub use snapshot::{RegionSnapshot, export_sqlite, import_sqlite};
@@ -97,8 +102,12 @@ pub trait Store: Send + Sync + 'static {
     async fn load_secret_by_arn(&self, arn: &str) -> Result<Option<Secret>>;
     /// The record of the promotion of the replica `arn`, if it was ever promoted.
     async fn load_detachment(&self, arn: &str) -> Result<Option<Detachment>>;
-    /// Every secret of an account, oldest first.
+    /// Every secret of an account, oldest first. Loads them all: for tools and tests, never on
+    /// a request path (ListSecrets reads [`Store::list_page`]).
     async fn list_secrets(&self, account_id: &str) -> Result<Vec<Secret>>;
+    /// One page of ListSecrets (filters, sort order, position), evaluated by the store with
+    /// its indexes; see `listing.rs`.
+    async fn list_page(&self, query: &ListQuery<'_>) -> Result<ListPage>;
     /// Commits changes and outbox entries in one transaction: all or nothing.
     async fn commit_with(&self, changes: Vec<SecretChange>, outbox: Vec<OutboxEntry>)
     -> Result<()>;
@@ -170,8 +179,9 @@ pub trait Store: Send + Sync + 'static {
     /// Records a read at day resolution for the secret and one of its versions. Not a
     /// "change": it never bumps `row_version` nor `LastChangedDate`.
     async fn record_access(&self, arn: &str, version_id: &str, day: i64) -> Result<()>;
-    /// ARNs of secrets whose recovery window ended at or before `now_ms`.
-    async fn secrets_due_for_purge(&self, now_ms: i64) -> Result<Vec<String>>;
+    /// ARNs of at most `limit` secrets whose recovery window ended at or before `now_ms`,
+    /// the longest due first (the purge works in batches: memory and each read stay small).
+    async fn secrets_due_for_purge(&self, now_ms: i64, limit: i64) -> Result<Vec<String>>;
     /// Takes or renews the named lease for `owner` until `now_ms + lease_ms`; `false` while
     /// another owner holds it. Background work that must run on one node of a Region at a time
     /// (the deletion purge) asks first. A backend with a single writer process (SQLite) has

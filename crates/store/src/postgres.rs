@@ -308,6 +308,13 @@ async fn migrate_locked(pool: &PgPool, target: &Target<'_>) -> PgResult<()> {
             .execute(&mut *tx)
             .await?;
     }
+    if crate::schema::needs_terms_backfill(target.kind, applied) {
+        let n = crate::listing::pg::backfill(&mut tx).await?;
+        tracing::info!(
+            "{}: wrote the search terms of {n} existing secrets",
+            target.location
+        );
+    }
     for (key, value) in [
         ("kind", target.kind.name().to_string()),
         ("format_version", migrations.len().to_string()),
@@ -489,6 +496,7 @@ async fn apply_change(tx: &mut PgConnection, change: &SecretChange) -> PgResult<
             for v in versions {
                 upsert_version(tx, v).await?;
             }
+            crate::listing::pg::sync(tx, secret).await?;
         }
         SecretChange::Update {
             secret,
@@ -520,6 +528,7 @@ async fn apply_change(tx: &mut PgConnection, change: &SecretChange) -> PgResult<
             if done.rows_affected() != 1 {
                 return Err(StoreError::Conflict.into());
             }
+            crate::listing::pg::sync(tx, secret).await?;
             for v in upsert_versions {
                 upsert_version(tx, v).await?;
             }
@@ -549,6 +558,7 @@ async fn apply_change(tx: &mut PgConnection, change: &SecretChange) -> PgResult<
                 .bind(arn)
                 .execute(&mut *tx)
                 .await?;
+            crate::listing::pg::remove(tx, arn).await?;
         }
         SecretChange::RecordDetachment(d) => {
             sqlx::query(DETACHMENT_UPSERT)
@@ -1035,6 +1045,16 @@ impl Store for PostgresStore {
         })
     }
 
+    async fn list_page(&self, query: &crate::ListQuery<'_>) -> Result<crate::ListPage> {
+        retrying!("listing a page of secrets", Exhausted::Backend, async {
+            let mut tx = self.pool.begin_with(READ_TX).await?;
+            let page =
+                crate::listing::pg::page(&mut tx, query, crate::listing::Dialect::Postgres).await?;
+            tx.commit().await?;
+            Ok::<_, PgError>(page)
+        })
+    }
+
     async fn list_secrets(&self, account_id: &str) -> Result<Vec<Secret>> {
         retrying!(
             "listing secrets",
@@ -1149,14 +1169,15 @@ impl Store for PostgresStore {
         )
     }
 
-    async fn secrets_due_for_purge(&self, now_ms: i64) -> Result<Vec<String>> {
+    async fn secrets_due_for_purge(&self, now_ms: i64, limit: i64) -> Result<Vec<String>> {
         retrying!("listing secrets due for purge", Exhausted::Backend, async {
             Ok::<_, PgError>(
                 sqlx::query_scalar(
                     "SELECT arn FROM secrets WHERE purge_at_ms IS NOT NULL AND purge_at_ms <= $1 \
-                     ORDER BY purge_at_ms, arn COLLATE \"C\"",
+                     ORDER BY purge_at_ms, arn COLLATE \"C\" LIMIT $2",
                 )
                 .bind(now_ms)
+                .bind(limit)
                 .fetch_all(&self.pool)
                 .await?,
             )

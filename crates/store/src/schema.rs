@@ -26,6 +26,7 @@ impl StoreKind {
                 include_str!("../migrations/region/0003_kms.sql"),
                 include_str!("../migrations/region/0004_replica_detachments.sql"),
                 include_str!("../migrations/region/0005_failover.sql"),
+                include_str!("../migrations/region/0006_list_in_store.sql"),
             ],
             StoreKind::Iam => &[
                 include_str!("../migrations/iam/0001_initial.sql"),
@@ -45,6 +46,7 @@ impl StoreKind {
                 include_str!("../migrations/postgres/region/0003_kms.sql"),
                 include_str!("../migrations/postgres/region/0004_replica_detachments.sql"),
                 include_str!("../migrations/postgres/region/0005_failover.sql"),
+                include_str!("../migrations/postgres/region/0006_list_in_store.sql"),
             ],
             StoreKind::Iam => &[
                 include_str!("../migrations/postgres/iam/0001_initial.sql"),
@@ -53,6 +55,15 @@ impl StoreKind {
             ],
         }
     }
+}
+
+/// The Region store format that added `secret_terms`: a store migrated from before it gets the
+/// terms of its existing secrets in the migration's transaction.
+pub const SEARCH_TERMS_FORMAT: i64 = 6;
+
+/// Whether migrating `kind` from format `applied` must backfill the search terms.
+pub fn needs_terms_backfill(kind: StoreKind, applied: i64) -> bool {
+    kind == StoreKind::Region && (1..SEARCH_TERMS_FORMAT).contains(&applied)
 }
 
 /// What the meta table says about an existing store file.

@@ -177,9 +177,166 @@ conformance!(
     iam_keys_and_policies_change,
     iam_user_tags_are_swapped_only_from_what_was_read,
     concurrent_load_modify_commit_loses_no_update,
+    existing_secrets_get_search_terms_when_the_store_is_migrated,
+    search_terms_follow_updates_and_deletions,
 );
 
 mod cases {
+    use coffer_store::{FilterKey, FilterValue, ListFilter, ListQuery, SortKey};
+
+    /// The names of every secret of ACCOUNT that one filter value matches (one big page).
+    async fn names_matching(store: &Arc<dyn Store>, key: FilterKey, value: &str) -> Vec<String> {
+        let filters = [ListFilter {
+            key,
+            values: vec![FilterValue {
+                negated: false,
+                value: value.to_string(),
+            }],
+        }];
+        let page = store
+            .list_page(&ListQuery {
+                account_id: ACCOUNT,
+                filters: &filters,
+                include_planned_deletion: true,
+                sort: SortKey::Name,
+                descending: false,
+                after: None,
+                limit: 100,
+            })
+            .await
+            .expect("list page");
+        page.secrets.into_iter().map(|s| s.record.name).collect()
+    }
+
+    fn tagged(
+        name: &str,
+        created_ms: i64,
+        description: &str,
+        tags: &[(&str, &str)],
+    ) -> SecretRecord {
+        let mut rec = secret(ACCOUNT, name, created_ms);
+        rec.description = Some(description.to_string());
+        rec.tags = Some(
+            tags.iter()
+                .map(|(k, v)| Tag {
+                    key: k.to_string(),
+                    value: v.to_string(),
+                })
+                .collect(),
+        );
+        rec
+    }
+
+    /// A store written before the listing moved into the store (format 4) has no
+    /// `secret_terms`; opening it with this version migrates it and writes the terms of the
+    /// secrets it already holds, so filters find them.
+    pub async fn existing_secrets_get_search_terms_when_the_store_is_migrated(b: &Backend) {
+        let store = b.region().await;
+        insert(
+            &store,
+            tagged("old/one", 1_000, "Hello World", &[("team", "Payments")]),
+            Vec::new(),
+        )
+        .await;
+        insert(
+            &store,
+            tagged("old/two", 2_000, "other words", &[("env", "prod")]),
+            Vec::new(),
+        )
+        .await;
+        store.close().await;
+        // Back to format 4: no terms table, no listing indexes.
+        b.execute_in(
+            "region",
+            "DROP TABLE secret_terms; DROP INDEX secrets_by_created; DROP INDEX secrets_by_changed; \
+             DROP INDEX secrets_by_accessed; DROP INDEX secrets_by_name;",
+        )
+        .await;
+        b.set_meta("region", "format_version", "4").await;
+
+        let store = b.region().await;
+        assert!(
+            b.meta("region")
+                .await
+                .contains(&("format_version".to_string(), current_format()))
+        );
+        assert_eq!(
+            names_matching(&store, FilterKey::TagKey, "te").await,
+            ["old/one"]
+        );
+        assert_eq!(
+            names_matching(&store, FilterKey::TagValue, "prod").await,
+            ["old/two"]
+        );
+        assert_eq!(
+            names_matching(&store, FilterKey::Description, "wor").await,
+            ["old/one", "old/two"]
+        );
+        assert_eq!(
+            names_matching(&store, FilterKey::All, "PAY").await,
+            ["old/one"]
+        );
+        store.close().await;
+    }
+
+    /// Terms are written with the secret: an update replaces them, a deletion removes them.
+    pub async fn search_terms_follow_updates_and_deletions(b: &Backend) {
+        let store = b.region().await;
+        let rec = tagged("terms", 1_000, "first text", &[("alpha", "one")]);
+        insert(&store, rec.clone(), Vec::new()).await;
+        assert_eq!(
+            names_matching(&store, FilterKey::Description, "fir").await,
+            ["terms"]
+        );
+        let mut changed = rec.clone();
+        changed.description = Some("second text".to_string());
+        changed.tags = Some(vec![Tag {
+            key: "beta".into(),
+            value: "two".into(),
+        }]);
+        changed.row_version = 2;
+        store
+            .commit(SecretChange::Update {
+                secret: changed,
+                expected_row_version: 1,
+                upsert_versions: Vec::new(),
+                delete_versions: Vec::new(),
+            })
+            .await
+            .expect("update");
+        assert!(
+            names_matching(&store, FilterKey::Description, "fir")
+                .await
+                .is_empty()
+        );
+        assert!(
+            names_matching(&store, FilterKey::TagKey, "alpha")
+                .await
+                .is_empty()
+        );
+        assert_eq!(
+            names_matching(&store, FilterKey::Description, "sec").await,
+            ["terms"]
+        );
+        assert_eq!(
+            names_matching(&store, FilterKey::TagValue, "tw").await,
+            ["terms"]
+        );
+        store
+            .commit(SecretChange::Delete {
+                arn: rec.arn.clone(),
+                expected_row_version: 2,
+            })
+            .await
+            .expect("delete");
+        assert!(
+            names_matching(&store, FilterKey::All, "sec")
+                .await
+                .is_empty()
+        );
+        store.close().await;
+    }
+
     use super::*;
 
     pub async fn insert_and_load_by_name_and_arn(b: &Backend) {
@@ -532,7 +689,7 @@ mod cases {
             insert(&store, rec.clone(), Vec::new()).await;
         }
         let found: BTreeSet<String> = store
-            .secrets_due_for_purge(6_000)
+            .secrets_due_for_purge(6_000, 100)
             .await
             .unwrap()
             .into_iter()
@@ -541,10 +698,25 @@ mod cases {
             found,
             BTreeSet::from([due.arn.clone(), exactly.arn.clone()])
         );
-        assert!(store.secrets_due_for_purge(4_999).await.unwrap().is_empty());
+        assert!(
+            store
+                .secrets_due_for_purge(4_999, 100)
+                .await
+                .unwrap()
+                .is_empty()
+        );
         assert_eq!(
-            store.secrets_due_for_purge(i64::MAX).await.unwrap().len(),
+            store
+                .secrets_due_for_purge(i64::MAX, 100)
+                .await
+                .unwrap()
+                .len(),
             3
+        );
+        // A batch: the longest due first.
+        assert_eq!(
+            store.secrets_due_for_purge(i64::MAX, 2).await.unwrap(),
+            [due.arn.clone(), exactly.arn.clone()]
         );
         store.close().await;
     }
@@ -2397,10 +2569,7 @@ mod postgres_only {
             assert_eq!(from_lite.secrets.len(), 2);
             assert_eq!(from_lite.secrets[0].versions.len(), 3);
             assert_eq!(from_lite.outbox.len(), 2);
-            assert_eq!(
-                from_lite.format_version,
-                coffer_store::RegionSnapshot::current_format_version()
-            );
+            assert_eq!(from_lite.format_version.to_string(), current_format());
             assert_eq!(from_lite.detachments.len(), 1);
 
             let pg = PostgresStore::open(b.url(), &b.schema("restored"))

@@ -3,7 +3,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::get_secret_value::{Output as SecretValueEntry, read};
-use super::list_secrets::{Filter, check_filter_values, check_filters, page, page_token, select};
+use super::list_secrets::{Filter, Listing, check_filter_values, check_filters};
 use crate::authorize::{Access, Target, authorize};
 use crate::error::{Error, Result};
 use crate::region::{Caller, RegionService};
@@ -89,10 +89,22 @@ pub async fn run(region: &RegionService, caller: &Caller, input: Input) -> Resul
         }
         (None, Some(filters)) => {
             check_filter_values(&input.filters)?;
-            let start = page_token(input.next_token.as_deref())?;
             // [E] secrets scheduled for deletion are not returned by filters.
-            let secrets = select(region, caller, filters, false, None, false).await?;
-            let (secrets, next) = page(secrets, start, input.max_results.unwrap_or(20) as usize);
+            let listing = Listing {
+                operation: "BatchGetSecretValue",
+                account_id: &caller.account_id,
+                filters,
+                include_planned_deletion: false,
+                sort_by: None,
+                descending: false,
+            };
+            let (secrets, next) = listing
+                .page(
+                    region,
+                    input.next_token.as_deref(),
+                    input.max_results.unwrap_or(20) as usize,
+                )
+                .await?;
             out.next_token = next;
             for secret in &secrets {
                 let result = match authorize(region, caller, &get, Target::Secret(secret)) {

@@ -2,7 +2,10 @@
 //! IncludePlannedDeletion, SortOrder/SortBy, opaque NextToken paging.
 
 use base64::Engine;
-use coffer_store::Secret;
+use coffer_store::{
+    FilterKey, FilterValue, ListFilter, ListPosition, ListQuery, Secret, SortKey, whitespace_words,
+    words,
+};
 use serde::{Deserialize, Serialize};
 
 use crate::authorize::{Access, Target, authorize};
@@ -97,34 +100,6 @@ pub fn check_filter_values(filters: &Option<Vec<Filter>>) -> Result<()> {
     Ok(())
 }
 
-/// Words of the `all` filter [V]: split on `/ _ + = . @ -` and spaces, and on case changes:
-/// `SecretOne` -> `Secret`,`One`; `COMPANYthings` -> `COMPAN`,`Ythings`.
-fn words(text: &str) -> Vec<String> {
-    let mut out = Vec::new();
-    let chars: Vec<char> = text.chars().collect();
-    let mut cur = String::new();
-    for (i, &c) in chars.iter().enumerate() {
-        if c.is_whitespace() || "/_+=.@-".contains(c) {
-            if !cur.is_empty() {
-                out.push(std::mem::take(&mut cur));
-            }
-            continue;
-        }
-        if !cur.is_empty() && c.is_uppercase() {
-            let prev = chars[i - 1];
-            let next_lower = chars.get(i + 1).is_some_and(|n| n.is_lowercase());
-            if prev.is_lowercase() || (prev.is_uppercase() && next_lower) {
-                out.push(std::mem::take(&mut cur));
-            }
-        }
-        cur.push(c);
-    }
-    if !cur.is_empty() {
-        out.push(cur);
-    }
-    out
-}
-
 /// Every word of `value` is a case-insensitive prefix of some word of `text`.
 fn word_prefix_match(value_words: &[String], text_words: &[String]) -> bool {
     !value_words.is_empty()
@@ -132,10 +107,6 @@ fn word_prefix_match(value_words: &[String], text_words: &[String]) -> bool {
             let w = w.to_lowercase();
             text_words.iter().any(|t| t.to_lowercase().starts_with(&w))
         })
-}
-
-fn whitespace_words(s: &str) -> Vec<String> {
-    s.split_whitespace().map(str::to_string).collect()
 }
 
 fn matches_one(secret: &Secret, key: &str, value: &str, primary_region: Option<&str>) -> bool {
@@ -181,7 +152,8 @@ pub fn matches(secret: &Secret, filters: &[Filter], own_region: &str) -> bool {
     })
 }
 
-/// Opaque page token: the position in the listing, base64-encoded.
+/// Opaque offset token of the short listings that are read whole (ListSecretVersionIds: the
+/// versions of one secret), base64-encoded.
 pub fn page_token(token: Option<&str>) -> Result<usize> {
     let Some(token) = token else { return Ok(0) };
     base64::engine::general_purpose::URL_SAFE_NO_PAD
@@ -189,12 +161,7 @@ pub fn page_token(token: Option<&str>) -> Result<usize> {
         .ok()
         .and_then(|b| String::from_utf8(b).ok())
         .and_then(|s| s.strip_prefix("coffer-page:").and_then(|n| n.parse().ok()))
-        .ok_or_else(|| {
-            Error::new(
-                ErrorCode::InvalidNextToken,
-                "The NextToken value is invalid.",
-            )
-        })
+        .ok_or_else(invalid_next_token)
 }
 
 pub fn page<T>(items: Vec<T>, start: usize, size: usize) -> (Vec<T>, Option<String>) {
@@ -211,22 +178,21 @@ pub fn page<T>(items: Vec<T>, start: usize, size: usize) -> (Vec<T>, Option<Stri
     (items, next)
 }
 
-/// The secrets ListSecrets would show, in order, before paging.
-pub async fn select(
-    region: &RegionService,
-    caller: &Caller,
+/// The in-memory evaluator ListSecrets used before the store evaluated listings (issue 13):
+/// every secret of `secrets` that the filters keep, in the listing's order. Kept as the oracle
+/// of the differential test (`tests/list_differential.rs`); no request path calls it.
+pub fn select_in_memory(
+    secrets: Vec<Secret>,
     filters: &[Filter],
     include_planned_deletion: bool,
     sort_by: Option<&str>,
     descending: bool,
-) -> Result<Vec<Secret>> {
-    let mut secrets: Vec<Secret> = region
-        .store
-        .list_secrets(&caller.account_id)
-        .await?
+    own_region: &str,
+) -> Vec<Secret> {
+    let mut secrets: Vec<Secret> = secrets
         .into_iter()
         .filter(|s| include_planned_deletion || s.record.deleted_ms.is_none())
-        .filter(|s| matches(s, filters, &region.region))
+        .filter(|s| matches(s, filters, own_region))
         .collect();
     // Oldest first by default [V-weak]; ties broken by ARN so pages are stable.
     match sort_by.unwrap_or("created-date") {
@@ -242,7 +208,154 @@ pub async fn select(
     if descending {
         secrets.reverse();
     }
-    Ok(secrets)
+    secrets
+}
+
+fn sort_key(sort_by: Option<&str>) -> SortKey {
+    match sort_by.unwrap_or("created-date") {
+        "name" => SortKey::Name,
+        "last-changed-date" => SortKey::LastChangedDate,
+        "last-accessed-date" => SortKey::LastAccessedDate,
+        _ => SortKey::CreatedDate,
+    }
+}
+
+/// The filters as the store evaluates them (keys and values were validated before).
+pub fn store_filters(filters: &[Filter]) -> Vec<ListFilter> {
+    filters
+        .iter()
+        .map(|f| ListFilter {
+            key: match f.key.as_deref().unwrap_or_default() {
+                "name" => FilterKey::Name,
+                "description" => FilterKey::Description,
+                "tag-key" => FilterKey::TagKey,
+                "tag-value" => FilterKey::TagValue,
+                "primary-region" => FilterKey::PrimaryRegion,
+                "all" => FilterKey::All,
+                // "owning-service", the only other key check_filters lets through.
+                _ => FilterKey::OwningService,
+            },
+            values: f
+                .values
+                .iter()
+                .flatten()
+                .map(|v| match v.strip_prefix('!') {
+                    Some(rest) => FilterValue {
+                        negated: true,
+                        value: rest.to_string(),
+                    },
+                    None => FilterValue {
+                        negated: false,
+                        value: v.clone(),
+                    },
+                })
+                .collect(),
+        })
+        .collect()
+}
+
+/// What a listing is: the operation, the account and every input that decides which secrets
+/// it shows in which order. A NextToken is only valid for the listing it came from.
+pub struct Listing<'a> {
+    pub operation: &'static str,
+    pub account_id: &'a str,
+    pub filters: &'a [Filter],
+    pub include_planned_deletion: bool,
+    pub sort_by: Option<&'a str>,
+    pub descending: bool,
+}
+
+/// The NextToken: the position of the last secret shown (keyset pagination, never an offset)
+/// and a fingerprint of the listing it belongs to.
+#[derive(Serialize, Deserialize)]
+struct ListToken {
+    /// Token format.
+    v: u32,
+    /// [`Listing::fingerprint`].
+    q: String,
+    p: ListPosition,
+}
+
+const LIST_TOKEN_FORMAT: u32 = 1;
+
+impl Listing<'_> {
+    /// FNV-1a (64 bits) of the listing's inputs: stable across processes and versions, so a
+    /// token stays valid on another node of the Region or after a restart.
+    fn fingerprint(&self) -> String {
+        let canonical = serde_json::to_string(&(
+            self.operation,
+            self.account_id,
+            self.filters,
+            self.include_planned_deletion,
+            self.sort_by.unwrap_or("created-date"),
+            self.descending,
+        ))
+        .expect("listing serializes");
+        let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+        for byte in canonical.bytes() {
+            hash ^= u64::from(byte);
+            hash = hash.wrapping_mul(0x0000_0100_0000_01b3);
+        }
+        format!("{hash:016x}")
+    }
+
+    /// The position a NextToken names. Anything but a token this listing handed out is
+    /// `InvalidNextTokenException` [D: "The NextToken value is invalid."]: garbage, a token of
+    /// another operation, account, filter or sort order (AWS's behaviour there is not
+    /// recorded; a position in one listing means nothing in another, so it is refused), and
+    /// the offset tokens of Coffer before issue 13.
+    fn position(&self, token: Option<&str>) -> Result<Option<ListPosition>> {
+        let Some(token) = token else { return Ok(None) };
+        base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(token)
+            .ok()
+            .and_then(|b| serde_json::from_slice::<ListToken>(&b).ok())
+            .filter(|t| t.v == LIST_TOKEN_FORMAT && t.q == self.fingerprint())
+            .map(|t| Some(t.p))
+            .ok_or_else(invalid_next_token)
+    }
+
+    fn token(&self, position: ListPosition) -> String {
+        let token = ListToken {
+            v: LIST_TOKEN_FORMAT,
+            q: self.fingerprint(),
+            p: position,
+        };
+        base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .encode(serde_json::to_vec(&token).expect("token serializes"))
+    }
+
+    /// One page: at most `limit` secrets after the token's position, and the token of the
+    /// next page when more follow. The store evaluates filters and order with its indexes.
+    pub async fn page(
+        &self,
+        region: &RegionService,
+        next_token: Option<&str>,
+        limit: usize,
+    ) -> Result<(Vec<Secret>, Option<String>)> {
+        let after = self.position(next_token)?;
+        let filters = store_filters(self.filters);
+        let page = region
+            .store
+            .list_page(&ListQuery {
+                account_id: self.account_id,
+                filters: &filters,
+                include_planned_deletion: self.include_planned_deletion,
+                sort: sort_key(self.sort_by),
+                descending: self.descending,
+                after: after.as_ref(),
+                limit,
+            })
+            .await?;
+        Ok((page.secrets, page.next.map(|p| self.token(p))))
+    }
+}
+
+fn invalid_next_token() -> Error {
+    Error::new(
+        ErrorCode::InvalidNextToken,
+        "The NextToken value is invalid.",
+    )
 }
 
 pub async fn run(region: &RegionService, caller: &Caller, input: Input) -> Result<Output> {
@@ -269,17 +382,21 @@ pub async fn run(region: &RegionService, caller: &Caller, input: Input) -> Resul
         Target::Everything,
     )?;
     check_filter_values(&input.filters)?;
-    let start = page_token(input.next_token.as_deref())?;
-    let secrets = select(
-        region,
-        caller,
-        input.filters.as_deref().unwrap_or_default(),
-        input.include_planned_deletion.unwrap_or(false),
-        input.sort_by.as_deref(),
-        input.sort_order.as_deref() == Some("desc"),
-    )
-    .await?;
-    let (page, next_token) = page(secrets, start, input.max_results.unwrap_or(100) as usize);
+    let listing = Listing {
+        operation: "ListSecrets",
+        account_id: &caller.account_id,
+        filters: input.filters.as_deref().unwrap_or_default(),
+        include_planned_deletion: input.include_planned_deletion.unwrap_or(false),
+        sort_by: input.sort_by.as_deref(),
+        descending: input.sort_order.as_deref() == Some("desc"),
+    };
+    let (page, next_token) = listing
+        .page(
+            region,
+            input.next_token.as_deref(),
+            input.max_results.unwrap_or(100) as usize,
+        )
+        .await?;
     Ok(Output {
         secret_list: page
             .iter()
@@ -292,17 +409,6 @@ pub async fn run(region: &RegionService, caller: &Caller, input: Input) -> Resul
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn w(s: &str) -> Vec<String> {
-        words(s)
-    }
-
-    #[test]
-    fn all_filter_splits_words_like_aws() {
-        assert_eq!(w("SecretOne-two"), ["Secret", "One", "two"]);
-        assert_eq!(w("COMPANYthings"), ["COMPAN", "Ythings"]);
-        assert!(w("+").is_empty());
-    }
 
     #[test]
     fn description_filter_is_word_prefix() {

@@ -194,6 +194,28 @@ impl Backend {
         }
     }
 
+    /// Runs SQL in one of this test's stores behind its back (the store must be closed).
+    pub async fn execute_in(&self, store: &str, sql: &str) {
+        match self {
+            Backend::Sqlite { .. } => {
+                let url = format!("sqlite://{}", self.path(store).display());
+                let mut conn = sqlx::SqliteConnection::connect(&url).await.expect("sqlite");
+                sqlx::raw_sql(sqlx::AssertSqlSafe(sql.to_string()))
+                    .execute(&mut conn)
+                    .await
+                    .expect("SQL");
+                conn.close().await.expect("close");
+            }
+            Backend::Postgres { .. } => {
+                self.pg_execute(format!(
+                    "SET search_path TO \"{}\"; {sql}",
+                    self.schema(store)
+                ))
+                .await
+            }
+        }
+    }
+
     /// Runs SQL on the PostgreSQL database directly (PostgreSQL-only tests).
     pub async fn pg_execute(&self, sql: String) {
         let mut conn = sqlx::PgConnection::connect(self.url())

@@ -1,0 +1,193 @@
+#!/usr/bin/env bash
+# A Region at scale: fill it through the API, then measure listing, memory, reads, start-up
+# and backup (issue 13; results in docs/benchmarks.md).
+#
+# usage: bench/scale.sh fill    --data DIR --secrets N [--start I] [--concurrency C]
+#        bench/scale.sh measure --data DIR --secrets N [--duration 5s] [--out FILE]
+#
+# fill:    starts the release Coffer on DIR (created if missing) and creates scale-I ...
+#          scale-(I+N-1) with CreateSecret (each with a description and three tags), C calls in
+#          flight; prints the rate and the server's RSS after the fill.
+# measure: restarts Coffer on DIR (start-up time to a healthy /health), then ListSecrets p99
+#          per page of 100 at page 1 and page 1,000 with no filter and each filter kind, RSS
+#          after listing, GetSecretValue of one hot secret and of a uniformly random one of the
+#          N, RSS after the reads, and `coffer backup` time and peak RSS. N is the number of
+#          secrets the Region holds (scale-0 ... scale-(N-1)).
+# Builds coffer and coffer-loadgen in release mode first. Everything started here is stopped
+# on exit.
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+TARGET_DIR="${CARGO_TARGET_DIR:-$ROOT/target}"
+LOADGEN="$TARGET_DIR/release/coffer-loadgen"
+COFFER="$TARGET_DIR/release/coffer"
+
+MODE="${1:-}"
+shift || true
+DATA=""
+SECRETS=""
+START=0
+CONCURRENCY=64
+DURATION=5s
+OUT=""
+
+usage() { sed -n '2,18p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; }
+
+while [[ $# -gt 0 ]]; do
+    case "$1" in
+        --data) DATA="$2"; shift ;;
+        --secrets) SECRETS="$2"; shift ;;
+        --start) START="$2"; shift ;;
+        --concurrency) CONCURRENCY="$2"; shift ;;
+        --duration) DURATION="$2"; shift ;;
+        --out) OUT="$2"; shift ;;
+        -h|--help) usage; exit 0 ;;
+        *) echo "unknown argument: $1" >&2; usage >&2; exit 2 ;;
+    esac
+    shift
+done
+[[ $MODE == fill || $MODE == measure ]] || { usage >&2; exit 2; }
+[[ -n $DATA && -n $SECRETS ]] || { usage >&2; exit 2; }
+
+log() { echo "[scale] $*" >&2; }
+die() { log "error: $*"; exit 1; }
+
+SERVER_PID=""
+WORK="$(mktemp -d "${TMPDIR:-/tmp}/coffer-scale.XXXXXX")"
+cleanup() {
+    if [[ -n $SERVER_PID ]] && kill -0 "$SERVER_PID" 2>/dev/null; then
+        kill -TERM "$SERVER_PID" 2>/dev/null || true
+        wait "$SERVER_PID" 2>/dev/null || true
+    fi
+    rm -rf "$WORK"
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+rss_mb() { awk '/^VmRSS/ { printf "%.0f", $2 / 1024 }' "/proc/$1/status"; }
+ms_since() { echo $(( ($(date +%s%N) - $1) / 1000000 )); }
+ini_value() { awk -F' *= *' -v s="[$2]" -v k="$3" '$0 == s { on = 1; next } /^\[/ { on = 0 } on && $1 == k { print $2; exit }' "$1"; }
+
+log "building coffer and coffer-loadgen (release)"
+(cd "$ROOT" && cargo build --release --quiet -p coffer -p coffer-loadgen) || die "release build failed"
+
+# start_server: starts Coffer on $DATA, sets SERVER_PID, URL and STARTUP_MS (to /health = 200).
+start_server() {
+    local t0 log="$WORK/coffer.log" code=""
+    t0=$(date +%s%N)
+    "$COFFER" serve --listen 127.0.0.1:0 --data-dir "$DATA" >"$log" 2>&1 &
+    SERVER_PID=$!
+    URL=""
+    for _ in $(seq 6000); do
+        URL="$(grep -o -m1 'listening on http://127\.0\.0\.1:[0-9]\+' "$log" 2>/dev/null | sed 's/^listening on //' || true)"
+        if [[ -n $URL ]]; then
+            code="$(curl -s -o /dev/null -m 2 -w '%{http_code}' "$URL/health" || true)"
+            [[ $code == 200 ]] && break
+        fi
+        kill -0 "$SERVER_PID" 2>/dev/null || { cat "$log" >&2; die "coffer exited"; }
+        sleep 0.01
+    done
+    [[ $code == 200 ]] || die "coffer did not become healthy"
+    STARTUP_MS=$(ms_since "$t0")
+    local creds="$DATA/aws/credentials"
+    for _ in $(seq 50); do [[ -s $creds ]] && break; sleep 0.1; done
+    export AWS_ACCESS_KEY_ID AWS_SECRET_ACCESS_KEY AWS_REGION
+    AWS_ACCESS_KEY_ID="$(ini_value "$creds" default aws_access_key_id)"
+    AWS_SECRET_ACCESS_KEY="$(ini_value "$creds" default aws_secret_access_key)"
+    AWS_REGION="$(ini_value "$DATA/aws/config" default region)"
+    AWS_REGION="${AWS_REGION:-us-east-1}"
+}
+
+stop_server() {
+    kill -TERM "$SERVER_PID" 2>/dev/null || true
+    wait "$SERVER_PID" 2>/dev/null || true
+    SERVER_PID=""
+}
+
+# p99 and rate of one `run` (json on stdout of loadgen).
+summarize() {
+    python3 -c 'import json, sys
+r = json.load(sys.stdin)["results"][0]
+err = ", %d errors" % r["errors"] if r["errors"] else ""
+print("%.0f req/s, p50 %.2f ms, p99 %.2f ms%s" % (r["rps"], r["p50_ms"], r["p99_ms"], err))'
+}
+
+if [[ $MODE == fill ]]; then
+    start_server
+    log "coffer up in ${STARTUP_MS} ms (pid $SERVER_PID, $URL); creating $SECRETS secrets from scale-$START"
+    t0=$(date +%s%N)
+    "$LOADGEN" create --endpoint "$URL" --secret-id scale --secrets "$SECRETS" --start "$START" \
+        --describe --concurrency "$CONCURRENCY" --timeout 60s
+    took=$(ms_since "$t0")
+    echo "- fill: $SECRETS secrets in $((took / 1000)) s ($((SECRETS * 1000 / (took + 1))) /s), concurrency $CONCURRENCY"
+    echo "- RSS after the fill: $(rss_mb "$SERVER_PID") MB; region.db $(du -m "$DATA"/*us-east-1*.db 2>/dev/null | cut -f1 | head -1) MB"
+    exit 0
+fi
+
+# --- measure ---------------------------------------------------------------------------------
+{
+    echo "### $SECRETS secrets, $(date -u +%Y-%m-%dT%H:%M:%SZ), commit $(git -C "$ROOT" rev-parse --short HEAD)"
+    echo
+    start_server
+    echo "- start-up to a healthy /health: ${STARTUP_MS} ms; RSS $(rss_mb "$SERVER_PID") MB"
+    run_list() { # LABEL REQUEST PAGE
+        local out
+        if out="$("$LOADGEN" run --endpoint "$URL" --secret-id unused --operation list \
+            --list-request "$2" --list-page "$3" --concurrency 1 --duration "$DURATION" \
+            --warmup 1s --format json 2>"$WORK/list.err")"; then
+            echo "| $1 | $3 | $(summarize <<<"$out") |"
+        elif grep -q "the listing has only" "$WORK/list.err"; then
+            return 1
+        else
+            echo "| $1 | $3 | $(tail -1 "$WORK/list.err") |"
+        fi
+    }
+    echo
+    echo "ListSecrets, one connection, closed loop, $DURATION per row:"
+    echo
+    echo "| filter | page | result |"
+    echo "|---|---|---|"
+    while IFS='|' read -r label filter; do
+        req="{\"MaxResults\":100${filter}}"
+        run_list "$label" "$req" 1
+        # Page 1,000 where the filter matches 100,000 secrets or more, else page 100.
+        if ((SECRETS >= 100000)); then run_list "$label" "$req" 1000 || run_list "$label" "$req" 100; fi
+    done <<'EOF'
+none|
+name prefix `scale-1`|,"Filters":[{"Key":"name","Values":["scale-1"]}]
+description `credentials`|,"Filters":[{"Key":"description","Values":["credentials"]}]
+tag-key `team`|,"Filters":[{"Key":"tag-key","Values":["team"]}]
+tag-value `prod`|,"Filters":[{"Key":"tag-value","Values":["prod"]}]
+all `pay`|,"Filters":[{"Key":"all","Values":["pay"]}]
+negation `!scale-1`|,"Filters":[{"Key":"name","Values":["!scale-1"]}]
+sort by name, descending|,"SortBy":"name","SortOrder":"desc"
+EOF
+    for rare in 'name `scale-99999`|"name","Values":["scale-99999"]' \
+        'tag-value `app-7`|"tag-value","Values":["app-7"]' \
+        'primary-region `eu` (none match)|"primary-region","Values":["eu"]' \
+        'owning-service `x` (none match)|"owning-service","Values":["x"]'; do
+        run_list "${rare%%|*}" "{\"MaxResults\":100,\"Filters\":[{\"Key\":${rare#*|}}]}" 1
+    done
+    echo
+    echo "- RSS after the listings: $(rss_mb "$SERVER_PID") MB"
+    echo
+    echo "GetSecretValue, 32 connections, closed loop, $DURATION:"
+    echo
+    hot="$("$LOADGEN" run --endpoint "$URL" --secret-id scale-0 --operation get \
+        --concurrency 32 --duration "$DURATION" --warmup 1s --format json 2>/dev/null)"
+    echo "- one hot secret: $(summarize <<<"$hot")"
+    random="$("$LOADGEN" run --endpoint "$URL" --secret-id scale --secrets "$SECRETS" \
+        --operation get-random --concurrency 32 --duration "$DURATION" --warmup 1s --format json 2>/dev/null)"
+    echo "- a uniformly random one of $SECRETS: $(summarize <<<"$random")"
+    echo "- RSS after the reads: $(rss_mb "$SERVER_PID") MB"
+    stop_server
+    backup="$WORK/region.backup"
+    t0=$(date +%s%N)
+    /usr/bin/time -f '%M' -o "$WORK/backup.rss" "$COFFER" backup --data-dir "$DATA" \
+        --region "$AWS_REGION" --output "$backup" >/dev/null 2>"$WORK/backup.err" ||
+        { cat "$WORK/backup.err" >&2; die "backup failed"; }
+    echo "- \`coffer backup\` (server stopped): $(( $(ms_since "$t0") / 1000 )) s, peak RSS $(( $(cat "$WORK/backup.rss") / 1024 )) MB, $(du -m "$backup" | cut -f1) MB file"
+} >"$WORK/report.md"
+cat "$WORK/report.md"
+if [[ -n $OUT ]]; then cat "$WORK/report.md" >>"$OUT"; fi
