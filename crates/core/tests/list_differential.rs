@@ -159,6 +159,7 @@ fn random_replication(rng: &mut StdRng) -> Option<String> {
             primary_arn: "arn:aws:secretsmanager:us-west-2:111122223333:secret:p-AbCdEf".into(),
             seq: 1,
             epoch: 1,
+            applied_ms: 1,
         },
         // A state no reader understands shows no PrimaryRegion.
         3 => return Some("{\"primary\": 3".to_string()),

@@ -271,7 +271,7 @@ async fn list_body_at_page(args: &RunArgs, target: &Target) -> Result<Bytes, Box
     let mut signing = target.signing.clone();
     signing.target = signer::LIST_TARGET;
     let mut list_signer = Signer::new(signing)?;
-    let mut sender = connect(target.addr).await?;
+    let mut sender = connect(target).await?;
     let started = Instant::now();
     for page in 1..args.list_page.max(1) {
         let body = Bytes::from(serde_json::to_vec(&request)?);

@@ -493,9 +493,9 @@ impl SqliteStore {
 
     #[cfg(test)]
     async fn open_with_wal_limit(path: &Path, wal_limit: u64) -> Result<SqliteStore> {
-        Ok(SqliteStore {
-            pools: open_pools_with(path, StoreKind::Region, wal_limit).await?,
-        })
+        let pools = open_pools_with(path, StoreKind::Region, wal_limit).await?;
+        let writer = group_commit::GroupCommitter::spawn(pools.writer.clone());
+        Ok(SqliteStore { pools, writer })
     }
 
     async fn load_versions(&self, arns: &[String]) -> Result<Vec<VersionRecord>> {
