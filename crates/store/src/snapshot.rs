@@ -311,7 +311,7 @@ mod tests {
             //    under way (docs/failover.md).
             // 6: 0006_list_in_store.sql: indexes and `secret_terms`, derived from the secrets
             //    (import writes them; a snapshot carries nothing new).
-            5,
+            6,
             "a new Region store migration: make export/import in snapshot.rs (and the backup \
              file's body in crates/coffer/src/backup.rs) carry its tables and columns, then \
              update this number"
