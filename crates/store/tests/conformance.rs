@@ -245,14 +245,14 @@ mod cases {
         )
         .await;
         store.close().await;
-        // Back to format 4: no terms table, no listing indexes.
+        // Back to format 5 (before 0006_list_in_store.sql): no terms table, no listing indexes.
         b.execute_in(
             "region",
             "DROP TABLE secret_terms; DROP INDEX secrets_by_created; DROP INDEX secrets_by_changed; \
              DROP INDEX secrets_by_accessed; DROP INDEX secrets_by_name;",
         )
         .await;
-        b.set_meta("region", "format_version", "4").await;
+        b.set_meta("region", "format_version", "5").await;
 
         let store = b.region().await;
         assert!(

@@ -79,19 +79,6 @@ pub async fn page(
     Ok(render(StatusCode::OK, &page))
 }
 
-#[derive(Template)]
-#[template(path = "confirm.html")]
-struct ConfirmPage {
-    layout: Layout,
-    heading: String,
-    text: String,
-    action: String,
-    button: String,
-    danger: bool,
-    fields: Vec<(&'static str, String)>,
-    back_url: String,
-}
-
 /// "Fail over from <Region>": confirmation.
 pub async fn failover_page(
     State(console): State<Arc<Console>>,
@@ -103,7 +90,7 @@ pub async fn failover_page(
     let region_name = q.text("region");
     let from = q.text("from");
     ctx.region(&region_name)?;
-    let page = ConfirmPage {
+    let page = super::replication::ConfirmPage {
         layout: ctx.layout(&format!("Fail over from {from}"), &region_name),
         heading: format!("Fail {region_name} over from {from}?"),
         text: format!(

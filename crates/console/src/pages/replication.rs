@@ -556,17 +556,18 @@ pub async fn retry_submit(
     )))
 }
 
+/// A confirmation page (the replication actions, the Regions page's failover).
 #[derive(Template)]
 #[template(path = "confirm.html")]
-struct ConfirmPage {
-    layout: Layout,
-    heading: String,
-    text: String,
-    action: String,
-    button: String,
-    danger: bool,
-    fields: Vec<(&'static str, String)>,
-    back_url: String,
+pub(super) struct ConfirmPage {
+    pub(super) layout: Layout,
+    pub(super) heading: String,
+    pub(super) text: String,
+    pub(super) action: String,
+    pub(super) button: String,
+    pub(super) danger: bool,
+    pub(super) fields: Vec<(&'static str, String)>,
+    pub(super) back_url: String,
 }
 
 /// "Remove replica": confirmation.
