@@ -66,6 +66,9 @@ class Base:
 
     def __init__(self, base: Path):
         self.base = base
+        # Plain HTTP between these nodes (the TLS cases are in test_tls.py).
+        self.tls = False
+        self.ca_file = None
 
 
 class PgNode(Node):

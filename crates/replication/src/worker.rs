@@ -105,17 +105,16 @@ async fn region_loop(
                 }
             }
         }
-        // A commit wakes every lane (each lane also polls on its own, for rows whose backoff
-        // ended); a lane that drained its queue only asks for the gauges (waking the lanes then
-        // would make them claim again, find nothing, and report drained again: a loop).
-        let committed;
-        (refresh, committed) = tokio::select! {
-            _ = notify.notified() => (false, true),
-            _ = drained.notified() => (true, false),
-            _ = tokio::time::sleep(POLL) => (false, false),
+        // A commit (or the poll) wakes every lane; a lane that drained its queue only asks for
+        // the gauges (waking the lanes then would make them claim again, find nothing, and
+        // report drained again: a loop).
+        refresh = tokio::select! {
+            _ = notify.notified() => false,
+            _ = drained.notified() => true,
+            _ = tokio::time::sleep(POLL) => false,
             _ = stop.changed() => break,
         };
-        if committed {
+        if !refresh {
             for lane in lanes.values() {
                 lane.wake.notify_one();
             }
