@@ -381,18 +381,22 @@ class TcpProxy:
         except OSError:
             pass
         finally:
-            with self._lock:
-                self._sockets.discard(src)
-                self._sockets.discard(dst)
-            for s in (src, dst):
-                try:
-                    s.shutdown(socket.SHUT_RDWR)
-                except OSError:
-                    pass
-                try:
-                    s.close()
-                except OSError:
-                    pass
+            self._close_pair(src, dst)
+
+    def _close_pair(self, src: socket.socket, dst: socket.socket) -> None:
+        """Forgets and closes both sides of a forwarded connection."""
+        with self._lock:
+            self._sockets.discard(src)
+            self._sockets.discard(dst)
+        for sock in (src, dst):
+            try:
+                sock.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+            try:
+                sock.close()
+            except OSError:
+                pass
 
     def _pump_requests(self, src: socket.socket, dst: socket.socket) -> None:
         """Forwards HTTP/1.1 requests one by one (Content-Length bodies, as Coffer's transport
@@ -427,18 +431,7 @@ class TcpProxy:
         except OSError:
             pass
         finally:
-            with self._lock:
-                self._sockets.discard(src)
-                self._sockets.discard(dst)
-            for sock in (src, dst):
-                try:
-                    sock.shutdown(socket.SHUT_RDWR)
-                except OSError:
-                    pass
-                try:
-                    sock.close()
-                except OSError:
-                    pass
+            self._close_pair(src, dst)
 
     def drop_kinds(self, *kinds: str) -> None:
         """Loses every replication message of these kinds (`sync`, `sync-batch`, ...) and
