@@ -88,7 +88,7 @@ def test_the_module_creates_updates_replicates_and_deletes_and_the_lookup_reads(
     name = unique("ansible")
     tasks = """\
         - name: create a secret with a JSON value, a description, tags and a replica
-          community.aws.secretsmanager_secret:
+          community.aws.secretsmanager_secret: &present
             name: "{{ secret_name }}"
             state: present
             json_secret: {"user": "app", "password": "one"}
@@ -104,14 +104,7 @@ def test_the_module_creates_updates_replicates_and_deletes_and_the_lookup_reads(
               - created.secret.arn.startswith('arn:aws:secretsmanager:us-east-1:123456789012:secret:' ~ secret_name ~ '-')
 
         - name: the same task again changes nothing
-          community.aws.secretsmanager_secret:
-            name: "{{ secret_name }}"
-            state: present
-            json_secret: {"user": "app", "password": "one"}
-            description: made by Ansible
-            tags: {team: blue}
-            replica:
-              - region: us-west-2
+          community.aws.secretsmanager_secret: *present
           register: again
         - ansible.builtin.assert:
             that: [not again.changed]
@@ -131,13 +124,8 @@ def test_the_module_creates_updates_replicates_and_deletes_and_the_lookup_reads(
 
         - name: a new value is a change
           community.aws.secretsmanager_secret:
-            name: "{{ secret_name }}"
-            state: present
+            <<: *present
             json_secret: {"user": "app", "password": "two"}
-            description: made by Ansible
-            tags: {team: blue}
-            replica:
-              - region: us-west-2
           register: updated
         - ansible.builtin.assert:
             that: [updated.changed]
