@@ -95,6 +95,13 @@ pub struct Detachment {
     pub detached_ms: i64,
 }
 
+/// LastAccessedDate of a read ([`Store::record_access`]), the same SQL on both backends: the
+/// secret's day, then the version's.
+pub(crate) const ACCESS_SECRET_SQL: &str =
+    "UPDATE secrets SET last_accessed_day = $1 WHERE arn = $2";
+pub(crate) const ACCESS_VERSION_SQL: &str =
+    "UPDATE secret_versions SET last_accessed_day = $1 WHERE secret_arn = $2 AND version_id = $3";
+
 /// Storage of one Region.
 #[async_trait]
 pub trait Store: Send + Sync + 'static {

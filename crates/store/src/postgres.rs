@@ -807,19 +807,17 @@ impl PostgresStore {
 
     async fn try_record_access(&self, arn: &str, version_id: &str, day: i64) -> PgResult<()> {
         let mut tx = self.pool.begin().await?;
-        sqlx::query("UPDATE secrets SET last_accessed_day = $1 WHERE arn = $2")
+        sqlx::query(crate::ACCESS_SECRET_SQL)
             .bind(day)
             .bind(arn)
             .execute(&mut *tx)
             .await?;
-        sqlx::query(
-            "UPDATE secret_versions SET last_accessed_day = $1 WHERE secret_arn = $2 AND version_id = $3",
-        )
-        .bind(day)
-        .bind(arn)
-        .bind(version_id)
-        .execute(&mut *tx)
-        .await?;
+        sqlx::query(crate::ACCESS_VERSION_SQL)
+            .bind(day)
+            .bind(arn)
+            .bind(version_id)
+            .execute(&mut *tx)
+            .await?;
         tx.commit().await?;
         Ok(())
     }

@@ -33,8 +33,13 @@
 //! A caller that stops waiting (its request was cancelled) does not withdraw its job: the job
 //! is committed with its batch or not, like a commit whose answer was lost on the way.
 //!
-//! The other writes of the store (outbox claims and retries, access days, KMS keys, IAM) take
-//! the writer connection from its pool of one between two batches, as before.
+//! A read's LastAccessedDate (`record_access`, the first read of a secret each day) is a
+//! non-durable job too: reads spread over many secrets share transactions instead of taking
+//! turns for the connection one transaction each. A crash may lose the day of the last reads;
+//! the next read writes it again.
+//!
+//! The other writes of the store (outbox retries, KMS keys, IAM) take the writer connection
+//! from its pool of one between two batches, as before.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -63,6 +68,9 @@ pub(super) struct Job {
     pub settle: Vec<Settle>,
     /// After the changes: claims outbox rows (see [`super::claim_in`]); they are the answer.
     pub claim: Option<Claim>,
+    /// A read's LastAccessedDate ([`crate::Store::record_access`]): `(secret ARN, version id,
+    /// day)`. Not a change: the secret's `row_version` stays.
+    pub access: Option<(String, String, i64)>,
     /// Whether the caller's answer promises the change is on disk (`synchronous=FULL`).
     pub durable: bool,
 }
@@ -205,6 +213,9 @@ async fn apply(conn: &mut SqliteConnection, job: &mut Job) -> Answer {
     }
     super::insert_outbox(conn, &job.outbox).await?;
     super::settle_outbox(conn, &job.settle).await?;
+    if let Some((arn, version_id, day)) = &job.access {
+        super::record_access_in(conn, arn, version_id, *day).await?;
+    }
     match &job.claim {
         Some(c) => {
             super::claim_in(
@@ -293,6 +304,7 @@ mod tests {
                 outbox,
                 settle: Vec::new(),
                 claim: None,
+                access: None,
                 durable: true,
             },
             answer: oneshot::channel().0,
