@@ -164,6 +164,37 @@ def test_re_adding_a_promoted_region_shows_the_name_clash_and_overwrite_makes_it
              what="later writes reach the replica again")
 
 
+def test_a_region_removed_and_added_again_keeps_its_replica_when_the_removal_arrives_late(make_cluster):
+    """The removal of a Region and the replication asked for again after it travel in order:
+    a removal that could not be delivered holds back the later syncs of that secret, and the
+    replica never ends up deleted under a primary that lists it InSync (model seed 7)."""
+    c, proxy = through_proxy(make_cluster, failure_timeout_secs=30)
+    try:
+        west, east = c.client(WEST), c.client(EAST)
+        west.create_secret(Name=NAME, SecretString="v1", AddReplicaRegions=[{"Region": EAST}])
+        in_sync(west, NAME, EAST)
+
+        # The link loses removals and carries everything else.
+        proxy.drop_kinds("remove")
+        west.remove_regions_from_replication(SecretId=NAME, RemoveReplicaRegions=[EAST])
+        cli(c.nodes[WEST], WEST, "replicate-secret-to-regions", "--secret-id", NAME,
+            "--add-replica-regions", f"Region={EAST}")
+        west.put_secret_value(SecretId=NAME, SecretString="after")
+        wait_for(lambda: proxy.dropped, what="the removal is lost on the link at least once")
+        time.sleep(2)
+
+        proxy.restore()
+        in_sync(west, NAME, EAST, timeout=30)
+        wait_for(lambda: queue_empty(c.nodes[WEST], WEST, EAST), timeout=30,
+                 what="nothing left to deliver to us-east-1")
+        assert status_of(west, NAME, EAST)["Status"] == "InSync"
+        assert not is_gone(east, NAME), "the replica was deleted under a primary that lists it"
+        assert east.get_secret_value(SecretId=NAME)["SecretString"] == "after"
+        assert east.describe_secret(SecretId=NAME)["PrimaryRegion"] == WEST
+    finally:
+        proxy.close()
+
+
 # ---------------------------------------------------------------------------------------------
 # Failed within the configured timeout
 

@@ -14,8 +14,11 @@ pub enum OutboxMessage {
     /// Bring the destination's replica up to the primary's current state. `force`:
     /// ForceOverwriteReplicaSecret (replace another secret of that name there).
     Sync { force: bool },
-    /// Delete the destination's replica (RemoveRegionsFromReplication).
-    Remove,
+    /// Delete the destination's replica (RemoveRegionsFromReplication) made by the replication
+    /// of `epoch` ([`crate::replication::ReplicaStatus::epoch`]); a replica of a newer epoch
+    /// (the Region added again since) stays. `None` in rows of nodes older than this: delete
+    /// whatever replica of the secret is there.
+    Remove { epoch: Option<i64> },
     /// The replica in `region` was promoted at `epoch` (StopReplicationToReplica): the primary
     /// drops it (`None` from nodes older than epochs: drop whatever is listed).
     Detach { region: String, epoch: Option<i64> },
@@ -77,6 +80,12 @@ pub struct RegionPayload {
 }
 
 #[derive(Serialize, Deserialize)]
+struct RemovePayload {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    epoch: Option<i64>,
+}
+
+#[derive(Serialize, Deserialize)]
 struct RotatePayload {
     generation: i64,
 }
@@ -86,7 +95,7 @@ impl OutboxMessage {
     pub fn kind(&self) -> &'static str {
         match self {
             OutboxMessage::Sync { .. } => KIND_SYNC,
-            OutboxMessage::Remove => KIND_REMOVE,
+            OutboxMessage::Remove { .. } => KIND_REMOVE,
             OutboxMessage::Detach { .. } => KIND_DETACH,
             OutboxMessage::Access { .. } => KIND_ACCESS,
             OutboxMessage::Key(_) => KIND_KEY,
@@ -99,7 +108,8 @@ impl OutboxMessage {
     pub fn entry(&self, secret_arn: &str, dest_region: &str) -> OutboxEntry {
         let payload = match self {
             OutboxMessage::Sync { force } => json(&SyncPayload { force: *force }),
-            OutboxMessage::Remove | OutboxMessage::KeyRemoved => "{}".to_string(),
+            OutboxMessage::Remove { epoch } => json(&RemovePayload { epoch: *epoch }),
+            OutboxMessage::KeyRemoved => "{}".to_string(),
             OutboxMessage::Detach { region, epoch } => json(&RegionPayload {
                 region: region.clone(),
                 day: None,
@@ -137,7 +147,9 @@ impl OutboxMessage {
             KIND_SYNC => OutboxMessage::Sync {
                 force: parse::<SyncPayload>(KIND_SYNC, p)?.force,
             },
-            KIND_REMOVE => OutboxMessage::Remove,
+            KIND_REMOVE => OutboxMessage::Remove {
+                epoch: parse::<RemovePayload>(KIND_REMOVE, p)?.epoch,
+            },
             KIND_KEY_REMOVED => OutboxMessage::KeyRemoved,
             KIND_DETACH => {
                 let r: RegionPayload = parse(KIND_DETACH, p)?;
@@ -161,9 +173,14 @@ impl OutboxMessage {
         })
     }
 
-    /// The payload a `remove`, `detach` or `access` notice carries on the wire.
-    pub fn region_payload(&self) -> Option<RegionPayload> {
+    /// The payload a `remove`, `detach` or `access` notice to `dest` carries on the wire.
+    pub fn region_payload(&self, dest: &str) -> Option<RegionPayload> {
         match self {
+            OutboxMessage::Remove { epoch } => Some(RegionPayload {
+                region: dest.to_string(),
+                day: None,
+                epoch: *epoch,
+            }),
             OutboxMessage::Detach { region, epoch } => Some(RegionPayload {
                 region: region.clone(),
                 day: None,
@@ -192,7 +209,8 @@ mod tests {
         let messages = [
             OutboxMessage::Sync { force: true },
             OutboxMessage::Sync { force: false },
-            OutboxMessage::Remove,
+            OutboxMessage::Remove { epoch: Some(5) },
+            OutboxMessage::Remove { epoch: None },
             OutboxMessage::Detach {
                 region: "us-east-1".into(),
                 epoch: Some(7),
@@ -236,6 +254,11 @@ mod tests {
                 region: "us-east-1".into(),
                 epoch: None
             }
+        );
+        // A removal from before epochs: any replica of the secret goes.
+        assert_eq!(
+            OutboxMessage::from_entry(&row("remove", "{}")).unwrap(),
+            OutboxMessage::Remove { epoch: None }
         );
         assert_eq!(
             OutboxMessage::from_entry(&row("sync", "{}")).unwrap(),

@@ -244,6 +244,10 @@ pub struct SyncMessage {
     #[serde(default)]
     pub epoch: i64,
     pub commit_ms: i64,
+    /// The primary Region's clock (ms) when the message was built, just before it was sent;
+    /// 0 from nodes older than this (see [`FORCE_WINDOW_MS`]).
+    #[serde(default)]
+    pub sent_ms: i64,
     pub force: bool,
     /// The key the replica must use (`None`: its Region's aws/secretsmanager).
     pub kms_key_id: Option<String>,
@@ -276,8 +280,9 @@ pub enum Answer {
     /// The secret there was promoted to a standalone secret: stop replicating to it.
     Detached,
     Done,
-    /// The message left out a value the replica does not hold (under the replica's key):
-    /// nothing was applied; send the whole state again, values included.
+    /// The message left out a value the replica does not hold (under the replica's key), or
+    /// would replace a secret that changed after it was sent: nothing was applied; build the
+    /// whole state again, values included, and send it.
     Resend,
 }
 
@@ -324,6 +329,7 @@ pub async fn build_sync(
         seq: r.row_version,
         epoch,
         commit_ms,
+        sent_ms: region.now_ms(),
         force,
         kms_key_id: status.and_then(|s| s.kms_key_id),
         name: r.name.clone(),
@@ -390,7 +396,39 @@ enum Plan {
         changes: Vec<SecretChange>,
         last_accessed_day: Option<i64>,
         planned_ms: i64,
+        /// The commit replaces another secret (ForceOverwriteReplicaSecret) and must happen
+        /// by this time of this Region's clock ([`FORCE_WINDOW_MS`]).
+        replace_by_ms: Option<i64>,
     },
+}
+
+/// How long after it was sent (`SyncMessage::sent_ms`) a sync may still replace another secret
+/// of the same name (ForceOverwriteReplicaSecret). Replacing destroys that secret, so it is
+/// done only while the sender still waits for the answer (the transport waits 5 s; 1 s is left
+/// for the clocks of the two Regions to differ). Once the sender has given up, the user may
+/// have removed the Region from the replication, and the removal, sent after, would then
+/// delete the replica that destroyed the secret (model seed 7): a late overwrite is refused,
+/// and a sender that still wants it sends it again (a retry is a new message).
+pub const FORCE_WINDOW_MS: i64 = 4_000;
+
+fn too_late_to_replace(region: &RegionService, msg: &SyncMessage) -> Answer {
+    failed(
+        FailureCause::Other,
+        format!(
+            "Replication failed: the request to overwrite secret {} in region {} arrived more than {} seconds after it was sent. Check that the clocks of {} and {} agree, then retry with ForceOverwriteReplicaSecret.",
+            msg.name,
+            region.region,
+            FORCE_WINDOW_MS / 1000,
+            msg.primary_region,
+            region.region
+        ),
+    )
+}
+
+/// Whether `msg` may no longer replace another secret (see [`FORCE_WINDOW_MS`]); a message of
+/// a node older than `sent_ms` may.
+fn replace_expired(region: &RegionService, msg: &SyncMessage) -> bool {
+    msg.sent_ms > 0 && region.now_ms() > msg.sent_ms + FORCE_WINDOW_MS
 }
 
 /// Applies a primary's state in this (the replica's) Region.
@@ -399,9 +437,14 @@ pub async fn apply_sync(region: &RegionService, msg: &SyncMessage) -> Result<Ans
         let (changes, last_accessed_day, planned_ms) = match plan_sync(region, msg).await? {
             Plan::Answer(answer) => return Ok(answer),
             Plan::Commit {
+                replace_by_ms: Some(by),
+                ..
+            } if region.now_ms() > by => return Ok(too_late_to_replace(region, msg)),
+            Plan::Commit {
                 changes,
                 last_accessed_day,
                 planned_ms,
+                ..
             } => (changes, last_accessed_day, planned_ms),
         };
         match region.store.commit_with(changes, Vec::new()).await {
@@ -432,9 +475,14 @@ pub async fn apply_sync_batch(region: &RegionService, msgs: &[SyncMessage]) -> R
         match plan_sync(region, msg).await? {
             Plan::Answer(answer) => answers[i] = Some(answer),
             Plan::Commit {
+                replace_by_ms: Some(by),
+                ..
+            } if region.now_ms() > by => answers[i] = Some(too_late_to_replace(region, msg)),
+            Plan::Commit {
                 changes: c,
                 last_accessed_day,
                 planned_ms,
+                ..
             } => {
                 changes.extend(c);
                 pending.push((i, last_accessed_day));
@@ -542,6 +590,18 @@ async fn plan_sync(region: &RegionService, msg: &SyncMessage) -> Result<Plan> {
                         msg.name, region.region
                     ),
                 )));
+            }
+            _ if replace_expired(region, msg) => {
+                return Ok(Plan::Answer(too_late_to_replace(region, msg)));
+            }
+            // The secret changed after the overwrite was sent (a write, or its own replicas
+            // removed, which is what made it overwritable): the sender is asked to send the
+            // state again, built now. If the overwrite is still wanted (the primary still lists
+            // this Region), the new message replaces the secret; if the user removed this
+            // Region meanwhile, nothing is sent and the secret stays as it is, instead of being
+            // replaced here and then deleted by the removal that follows.
+            _ if msg.sent_ms > 0 && s.record.last_changed_ms > msg.sent_ms => {
+                return Ok(Plan::Answer(Answer::Resend));
             }
             _ => replace = Some(s),
         }
@@ -682,16 +742,28 @@ async fn plan_sync(region: &RegionService, msg: &SyncMessage) -> Result<Plan> {
         changes,
         last_accessed_day,
         planned_ms: now,
+        replace_by_ms: replace
+            .filter(|_| msg.sent_ms > 0)
+            .map(|_| msg.sent_ms + FORCE_WINDOW_MS),
     })
 }
 
-pub async fn apply_remove(region: &RegionService, primary_arn: &str) -> Result<Answer> {
+/// Deletes this Region's replica of `primary_arn` made by the replication of `epoch` or an
+/// older one. A replica of a newer epoch (the Region was added again after the removal) stays:
+/// the removal is about a replication that has ended, whatever order the messages arrive in.
+/// `epoch: None` (a node older than epochs on removals) deletes any replica of the secret.
+pub async fn apply_remove(
+    region: &RegionService,
+    primary_arn: &str,
+    epoch: Option<i64>,
+) -> Result<Answer> {
     let replica_arn = arn_in_region(primary_arn, &region.region);
     for _ in 0..20 {
         let Some(s) = region.store.load_secret_by_arn(&replica_arn).await? else {
             return Ok(Answer::Done);
         };
-        let ours = matches!(state(&s), Some(ReplicationState::Replica { primary_arn: p, .. }) if p == primary_arn);
+        let ours = matches!(state(&s), Some(ReplicationState::Replica { primary_arn: p, epoch: e, .. })
+            if p == primary_arn && epoch.is_none_or(|removed| e <= removed));
         if !ours {
             return Ok(Answer::Done);
         }

@@ -117,7 +117,10 @@ pub async fn deliver(
         .await
     {
         Ok(answer) => answer,
-        Err(e) => return crate::worker::settle_send_error(topology, region, dest, row, e).await,
+        Err(e) => {
+            crate::worker::settle_send_error(topology, region, dest, row, e).await?;
+            return Ok(());
+        }
     };
     drop(plaintext);
     match serde_json::from_slice::<Answer>(&answer) {

@@ -189,7 +189,8 @@ async fn apply_one(
         KIND_KEY_REMOVED => crate::keys::apply_removed(region, source, plaintext).await,
         KIND_REMOVE => {
             let n = notice(plaintext)?;
-            replication::apply_remove(region, &n.arn).await
+            let epoch = n.payload.and_then(|p| p.epoch);
+            replication::apply_remove(region, &n.arn, epoch).await
         }
         KIND_DETACH => {
             let n = notice(plaintext)?;

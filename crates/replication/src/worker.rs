@@ -405,9 +405,15 @@ async fn deliver_all(
         batches.last_mut().expect("batch").extend(group);
     }
     let dest = dest.as_str();
+    // A row that was not settled (it waits out a backoff, or is due again) holds back the later
+    // rows of its secret: they stay leased here and are claimed again behind it, so a sync never
+    // reaches a Region before the removal queued ahead of it (which would then delete the
+    // replica the sync made).
     let chains = chains.into_iter().map(|group| async move {
         for (row, force) in group {
-            deliver(topology, region, transport, dest, &row, force).await?;
+            if !deliver(topology, region, transport, dest, &row, force).await? {
+                break;
+            }
         }
         Ok::<(), coffer_core::Error>(())
     });
@@ -585,6 +591,8 @@ async fn sync_message(
     }
 }
 
+/// Delivers one row; `Ok(true)` when the row is settled, `Ok(false)` when it is to be tried
+/// again (a failed send, an unreadable answer, a resend).
 async fn deliver(
     topology: &Topology,
     region: &RegionService,
@@ -592,7 +600,7 @@ async fn deliver(
     dest: &str,
     row: &OutboxRow,
     force: bool,
-) -> coffer_core::Result<()> {
+) -> coffer_core::Result<bool> {
     let source = region.region.as_str();
     let arn = row.entry.secret_arn.as_str();
     let kind = row.entry.kind.as_str();
@@ -606,14 +614,14 @@ async fn deliver(
             tracing::error!(source, dest, arn, error = %e, "Dropping an unreadable outbox row");
             topology.metrics.count(source, dest, "unreadable");
             finish().await?;
-            return Ok(());
+            return Ok(true);
         }
     };
     let plaintext = match &message {
         OutboxMessage::Sync { .. } => {
             let Some(msg) = sync_message(region, transport, dest, row, force).await? else {
                 finish().await?;
-                return Ok(());
+                return Ok(true);
             };
             let plaintext =
                 zeroize::Zeroizing::new(serde_json::to_vec(&msg).expect("message serializes"));
@@ -622,21 +630,22 @@ async fn deliver(
         }
         // Multi-Region KMS keys have their own delivery (keys.rs).
         OutboxMessage::Key(_) | OutboxMessage::KeyRemoved => {
-            return crate::keys::deliver(topology, region, transport, dest, row).await;
+            crate::keys::deliver(topology, region, transport, dest, row).await?;
+            return Ok(true);
         }
-        OutboxMessage::Remove | OutboxMessage::Detach { .. } | OutboxMessage::Access { .. } => {
-            zeroize::Zeroizing::new(
-                serde_json::to_vec(&Notice {
-                    arn: arn.to_string(),
-                    payload: message.region_payload(),
-                })
-                .expect("notice serializes"),
-            )
-        }
+        OutboxMessage::Remove { .. }
+        | OutboxMessage::Detach { .. }
+        | OutboxMessage::Access { .. } => zeroize::Zeroizing::new(
+            serde_json::to_vec(&Notice {
+                arn: arn.to_string(),
+                payload: message.region_payload(dest),
+            })
+            .expect("notice serializes"),
+        ),
         // Rotations run where they are queued (deliver_rows); one addressed elsewhere is stale.
         OutboxMessage::Rotate { .. } => {
             finish().await?;
-            return Ok(());
+            return Ok(true);
         }
     };
     match transport
@@ -649,11 +658,13 @@ async fn deliver(
                     remember(transport, dest, arn, msg, &answer);
                     if answer == Answer::Resend {
                         observe(topology, source, dest, row, &answer);
-                        return resend(region, row).await;
+                        resend(region, row).await?;
+                        return Ok(false);
                     }
                 }
                 let sent_seq = sent.as_ref().map_or((0, 0), |m| (m.seq, m.epoch));
-                settle(topology, region, dest, row, sent_seq, &answer).await
+                settle(topology, region, dest, row, sent_seq, &answer).await?;
+                Ok(true)
             }
             Err(_) => {
                 retry(
@@ -663,16 +674,17 @@ async fn deliver(
                     row,
                     "the answer was unreadable".into(),
                 )
-                .await
+                .await?;
+                Ok(false)
             }
         },
         Err(e) => {
             let network = matches!(e, SendError::Network(_));
-            settle_send_error(topology, region, dest, row, e).await?;
+            let settled = settle_send_error(topology, region, dest, row, e).await?;
             if let (true, Some(msg)) = (network, &sent) {
                 announce_heads(topology, region, transport, dest, std::slice::from_ref(msg)).await;
             }
-            Ok(())
+            Ok(settled)
         }
     }
 }
@@ -755,14 +767,14 @@ fn observe(topology: &Topology, source: &str, dest: &str, row: &OutboxRow, answe
 }
 
 /// A delivery that did not reach the destination: a Region that is not enabled fails a sync at
-/// once; everything else is retried with backoff.
+/// once (settled: `true`); everything else is retried with backoff (`false`).
 pub(crate) async fn settle_send_error(
     topology: &Topology,
     region: &RegionService,
     dest: &str,
     row: &OutboxRow,
     error: SendError,
-) -> coffer_core::Result<()> {
+) -> coffer_core::Result<bool> {
     let source = region.region.as_str();
     let arn = row.entry.secret_arn.as_str();
     let kind = row.entry.kind.as_str();
@@ -780,16 +792,18 @@ pub(crate) async fn settle_send_error(
                 )
                 .await?;
                 region.store.finish_outbox(arn, dest, kind, row.id).await?;
-                Ok(())
+                Ok(true)
             } else {
                 // Removals and notices must not be lost: keep them until the Region returns.
-                retry(topology, region, dest, row, message).await
+                retry(topology, region, dest, row, message).await?;
+                Ok(false)
             }
         }
         SendError::Network(message) => {
             topology.metrics.count(source, dest, "network_error");
             topology.links.failed(source, dest, region.now_ms());
-            retry(topology, region, dest, row, message).await
+            retry(topology, region, dest, row, message).await?;
+            Ok(false)
         }
     }
 }

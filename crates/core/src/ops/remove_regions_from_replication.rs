@@ -64,13 +64,25 @@ pub async fn run(region: &RegionService, caller: &Caller, input: Input) -> Resul
         // [E] a Region that is not a replica is a no-op.
         let outbox: Vec<OutboxEntry> = gone
             .iter()
-            .map(|r| OutboxMessage::Remove.entry(&secret.record.arn, &r.region))
+            .map(|r| {
+                OutboxMessage::Remove {
+                    epoch: Some(r.epoch),
+                }
+                .entry(&secret.record.arn, &r.region)
+            })
             .collect();
         // [E] with no replica left, the secret is no longer shown as replicated.
         let state = (!kept.is_empty()).then(|| ReplicationState::Primary {
             replicas: kept.clone(),
         });
         set_state(&mut secret, state.as_ref());
+        // [E] LastChangedDate marks any change of the secret ("modified in any way"). It also
+        // fences a forced overwrite from another Region that was sent before this change: a
+        // secret that had replicas when the overwrite was asked was not to be overwritten
+        // (`coffer_core::replication::FORCE_WINDOW_MS` and the check beside it).
+        if !gone.is_empty() {
+            secret.record.last_changed_ms = region.now_ms();
+        }
         let secret = if gone.is_empty() {
             secret
         } else {
