@@ -542,9 +542,11 @@ async fn sync_message(
     row: &OutboxRow,
     force: bool,
 ) -> coffer_core::Result<Option<SyncMessage>> {
+    // The committed state, past the cache: the claimed row may belong to a commit the cache
+    // has not taken in yet (see `Store::load_secret_fresh`).
     let Some(secret) = region
         .store
-        .load_secret_by_arn(&row.entry.secret_arn)
+        .load_secret_fresh(&row.entry.secret_arn)
         .await?
     else {
         return Ok(None);

@@ -277,6 +277,10 @@ impl Store for CachedStore {
         Ok(found)
     }
 
+    async fn load_secret_fresh(&self, arn: &str) -> Result<Option<Secret>> {
+        self.inner.load_secret_fresh(arn).await
+    }
+
     async fn list_secrets(&self, account_id: &str) -> Result<Vec<Secret>> {
         self.inner.list_secrets(account_id).await
     }
@@ -496,6 +500,45 @@ mod tests {
                 .unwrap()
                 .is_none()
         );
+    }
+
+    /// Between a commit and its answer to the writer, the cache still holds the state before
+    /// it (the commit is taken in when it returns); a fresh load reads what is committed.
+    #[tokio::test]
+    async fn a_fresh_load_sees_a_commit_the_cache_has_not_taken_in_yet() {
+        let dir = tempfile::tempdir().unwrap();
+        let inner: Arc<dyn Store> =
+            Arc::new(SqliteStore::open(&dir.path().join("r.db")).await.unwrap());
+        let store = CachedStore::new(inner.clone());
+        let r = record("a", 1, "one");
+        store
+            .commit(SecretChange::Insert {
+                secret: r.clone(),
+                versions: vec![],
+            })
+            .await
+            .unwrap();
+        // Committed in the store, not yet taken in by the cache (its writer is still waiting
+        // for the answer): what a claim in the same group-commit batch already sees.
+        let mut r2 = record("a", 2, "two");
+        r2.arn = r.arn.clone();
+        inner
+            .commit(SecretChange::Update {
+                secret: r2,
+                expected_row_version: 1,
+                upsert_versions: vec![],
+                delete_versions: vec![],
+            })
+            .await
+            .unwrap();
+        let cached = store.load_secret_by_arn(&r.arn).await.unwrap().unwrap();
+        assert_eq!(
+            cached.record.row_version, 1,
+            "the window this guards against"
+        );
+        let fresh = store.load_secret_fresh(&r.arn).await.unwrap().unwrap();
+        assert_eq!(fresh.record.row_version, 2);
+        assert_eq!(fresh.record.description.as_deref(), Some("two"));
     }
 
     fn version(arn: &str, id: &str, created_ms: i64, stages: &[&str]) -> crate::VersionRecord {
