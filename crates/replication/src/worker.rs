@@ -542,11 +542,11 @@ async fn sync_message(
     row: &OutboxRow,
     force: bool,
 ) -> coffer_core::Result<Option<SyncMessage>> {
-    // The committed state, past the cache: the claimed row may belong to a commit the cache
-    // has not taken in yet (see `Store::load_secret_fresh`).
+    // The committed state, also when the claimed row's commit has not yet returned to its
+    // writer (the cache serves no secret of a commit in flight: `coffer_store::CachedStore`).
     let Some(secret) = region
         .store
-        .load_secret_fresh(&row.entry.secret_arn)
+        .load_secret_by_arn(&row.entry.secret_arn)
         .await?
     else {
         return Ok(None);

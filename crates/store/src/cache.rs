@@ -11,7 +11,15 @@
 //! instead. A generation counter closes the race in which a reader that loaded the old state
 //! puts it back after a writer changed it: an entry is only inserted by a reader if no change
 //! happened since the read began.
+//!
+//! While a commit is in flight, its secrets are out of the cache (their old entries are set
+//! aside for the write-through) and no reader puts them back: the store may have committed
+//! before the commit returns to its writer (a group commit answers every job of a batch at
+//! once), and a reader that already sees its effects, such as the replication worker that
+//! claimed the outbox row written with it, must not be served the state before it.
 
+use std::collections::HashMap;
+use std::future::Future;
 use std::sync::Arc;
 use std::sync::Mutex;
 
@@ -100,10 +108,21 @@ pub struct CachedStore {
     /// (account, name) -> ARN; names never change for an ARN, so this needs no invalidation
     /// beyond a miss on `by_arn`.
     arn_by_name: Cache<(String, String), String, NameBytes>,
-    /// The generation: counts changes. Held while entries are changed, so a change and a
-    /// reader's insert never interleave; hits read the caches without it.
-    generation: Mutex<u64>,
+    /// Held while entries are changed, so a change and a reader's insert never interleave;
+    /// hits read the caches without it.
+    state: Mutex<State>,
 }
+
+#[derive(Default)]
+struct State {
+    /// Counts changes.
+    generation: u64,
+    /// The secrets of the commits in flight (ARN -> how many): readers do not cache them.
+    in_flight: HashMap<String, usize>,
+}
+
+/// The entries a commit in flight set aside, by ARN, for its write-through.
+type SetAside = HashMap<String, Arc<Secret>>;
 
 impl CachedStore {
     pub fn new(inner: Arc<dyn Store>) -> CachedStore {
@@ -126,17 +145,17 @@ impl CachedStore {
                 names.max(1),
                 NameBytes,
             ),
-            generation: Mutex::new(0),
+            state: Mutex::default(),
         }
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, u64> {
-        self.generation.lock().expect("secret cache lock")
+    fn lock(&self) -> std::sync::MutexGuard<'_, State> {
+        self.state.lock().expect("secret cache lock")
     }
 
     #[cfg(test)]
     fn generation(&self) -> u64 {
-        *self.lock()
+        self.lock().generation
     }
 
     /// The estimated bytes the cached secrets take now.
@@ -153,26 +172,80 @@ impl CachedStore {
     }
 
     fn remember(&self, since: u64, secret: &Secret) {
-        let generation = self.lock();
-        if *generation != since {
+        let state = self.lock();
+        if state.generation != since || state.in_flight.contains_key(&secret.record.arn) {
             return;
         }
         self.put(secret.clone());
     }
 
-    fn forget(&self, arns: &[&str]) {
-        let mut generation = self.lock();
-        *generation += 1;
+    /// Before a commit of `arns`: they leave the cache until [`CachedStore::end_commit`]; their
+    /// entries are set aside for the write-through.
+    fn begin_commit(&self, arns: &[&str]) -> SetAside {
+        let mut state = self.lock();
+        state.generation += 1;
+        let mut aside = SetAside::new();
         for arn in arns {
-            self.by_arn.remove(*arn);
+            *state.in_flight.entry(arn.to_string()).or_default() += 1;
+            if let Some((arn, old)) = self.by_arn.remove(*arn) {
+                aside.insert(arn, old);
+            }
         }
+        aside
+    }
+
+    /// Ends what [`CachedStore::begin_commit`] began; `arns` may be cached again.
+    fn end_in_flight(state: &mut State, arns: &[&str]) {
+        state.generation += 1;
+        for arn in arns {
+            if let Some(n) = state.in_flight.get_mut(*arn) {
+                *n -= 1;
+                if *n == 0 {
+                    state.in_flight.remove(*arn);
+                }
+            }
+        }
+    }
+
+    /// A change that is not one of [`SecretChange`] (a read's access day) to `arn`: dropped
+    /// from the cache while it commits and after.
+    async fn commit_uncached<T>(&self, arn: &str, commit: impl Future<Output = T>) -> T {
+        self.begin_commit(&[arn]);
+        let result = commit.await;
+        Self::end_in_flight(&mut self.lock(), &[arn]);
+        result
+    }
+
+    /// `changes` committed through `commit`: out of the cache while in flight, then written
+    /// through (see [`CachedStore::end_commit`]).
+    async fn commit_cached(
+        &self,
+        changes: Vec<SecretChange>,
+        commit: impl Future<Output = Result<()>>,
+    ) -> Result<()> {
+        let arns: Vec<String> = changes
+            .iter()
+            .filter_map(|c| change_arn(c).map(str::to_string))
+            .collect();
+        let arns: Vec<&str> = arns.iter().map(String::as_str).collect();
+        let aside = self.begin_commit(&arns);
+        let result = commit.await;
+        // Dropped even on failure: the outcome of a failed commit is not known for sure.
+        self.end_commit(&arns, changes, result.is_ok(), aside);
+        result
     }
 
     /// After a commit: every changed secret's entry becomes its committed state (`Ok`), or is
     /// dropped (`Err`, or an entry that was not the state the change was based on).
-    fn after_commit(&self, changes: Vec<SecretChange>, committed: bool) {
-        let mut generation = self.lock();
-        *generation += 1;
+    fn end_commit(
+        &self,
+        arns: &[&str],
+        changes: Vec<SecretChange>,
+        committed: bool,
+        mut aside: SetAside,
+    ) {
+        let mut state = self.lock();
+        Self::end_in_flight(&mut state, arns);
         for change in changes {
             match change {
                 SecretChange::Insert {
@@ -191,7 +264,14 @@ impl CachedStore {
                     upsert_versions,
                     delete_versions,
                 } if committed => {
-                    let Some((_, old)) = self.by_arn.remove(&secret.arn) else {
+                    // The entry another commit's write-through put meanwhile, else the one set
+                    // aside; either way it must be the state this change was based on.
+                    let Some(old) = self
+                        .by_arn
+                        .remove(&secret.arn)
+                        .map(|(_, old)| old)
+                        .or_else(|| aside.remove(&secret.arn))
+                    else {
                         continue;
                     };
                     if old.record.row_version != expected_row_version {
@@ -208,6 +288,17 @@ impl CachedStore {
                 SecretChange::RecordDetachment(_) => {}
             }
         }
+    }
+}
+
+/// The cached secret a change changes (a promotion's record changes none).
+fn change_arn(change: &SecretChange) -> Option<&str> {
+    match change {
+        SecretChange::Insert { secret, .. } | SecretChange::Update { secret, .. } => {
+            Some(&secret.arn)
+        }
+        SecretChange::Delete { arn, .. } => Some(arn),
+        SecretChange::RecordDetachment(_) => None,
     }
 }
 
@@ -250,7 +341,7 @@ fn updated(
 #[async_trait]
 impl Store for CachedStore {
     async fn load_secret_by_name(&self, account_id: &str, name: &str) -> Result<Option<Secret>> {
-        let since = *self.lock();
+        let since = self.lock().generation;
         let hit = self
             .arn_by_name
             .get(&(account_id.to_string(), name.to_string()))
@@ -266,7 +357,7 @@ impl Store for CachedStore {
     }
 
     async fn load_secret_by_arn(&self, arn: &str) -> Result<Option<Secret>> {
-        let since = *self.lock();
+        let since = self.lock().generation;
         if let Some(s) = self.by_arn.get(arn) {
             return Ok(Some(Secret::clone(&s)));
         }
@@ -275,10 +366,6 @@ impl Store for CachedStore {
             self.remember(since, s);
         }
         Ok(found)
-    }
-
-    async fn load_secret_fresh(&self, arn: &str) -> Result<Option<Secret>> {
-        self.inner.load_secret_fresh(arn).await
     }
 
     async fn list_secrets(&self, account_id: &str) -> Result<Vec<Secret>> {
@@ -294,10 +381,8 @@ impl Store for CachedStore {
         changes: Vec<SecretChange>,
         outbox: Vec<OutboxEntry>,
     ) -> Result<()> {
-        let result = self.inner.commit_with(changes.clone(), outbox).await;
-        // Dropped even on failure: the outcome of a failed commit is not known for sure.
-        self.after_commit(changes, result.is_ok());
-        result
+        let commit = self.inner.commit_with(changes.clone(), outbox);
+        self.commit_cached(changes, commit).await
     }
 
     async fn commit_and_finish(
@@ -305,15 +390,13 @@ impl Store for CachedStore {
         changes: Vec<SecretChange>,
         finish: &[(&str, &str, &str, i64)],
     ) -> Result<()> {
-        let result = self.inner.commit_and_finish(changes.clone(), finish).await;
-        self.after_commit(changes, result.is_ok());
-        result
+        let commit = self.inner.commit_and_finish(changes.clone(), finish);
+        self.commit_cached(changes, commit).await
     }
 
     async fn record_access(&self, arn: &str, version_id: &str, day: i64) -> Result<()> {
-        let result = self.inner.record_access(arn, version_id, day).await;
-        self.forget(&[arn]);
-        result
+        self.commit_uncached(arn, self.inner.record_access(arn, version_id, day))
+            .await
     }
 
     async fn secrets_due_for_purge(&self, now_ms: i64, limit: i64) -> Result<Vec<String>> {
@@ -447,13 +530,17 @@ mod tests {
         }
     }
 
-    #[tokio::test]
-    async fn reads_see_every_committed_change() {
+    /// A cache over a fresh SQLite store holding one secret (row_version 1), committed through
+    /// the cache.
+    async fn with_one_secret(
+        name: &str,
+        description: &str,
+    ) -> (tempfile::TempDir, Arc<dyn Store>, CachedStore, SecretRecord) {
         let dir = tempfile::tempdir().unwrap();
         let inner: Arc<dyn Store> =
             Arc::new(SqliteStore::open(&dir.path().join("r.db")).await.unwrap());
-        let store = CachedStore::new(inner);
-        let r = record("a", 1, "one");
+        let store = CachedStore::new(inner.clone());
+        let r = record(name, 1, description);
         store
             .commit(SecretChange::Insert {
                 secret: r.clone(),
@@ -461,6 +548,12 @@ mod tests {
             })
             .await
             .unwrap();
+        (dir, inner, store, r)
+    }
+
+    #[tokio::test]
+    async fn reads_see_every_committed_change() {
+        let (_dir, _, store, r) = with_one_secret("a", "one").await;
         let first = store
             .load_secret_by_name("123456789012", "a")
             .await
@@ -502,43 +595,32 @@ mod tests {
         );
     }
 
-    /// Between a commit and its answer to the writer, the cache still holds the state before
-    /// it (the commit is taken in when it returns); a fresh load reads what is committed.
+    /// Between a commit and its answer to the writer (a group commit answers a whole batch at
+    /// once), a reader that already sees the commit's effects (the replication worker that
+    /// claimed its outbox row) reads the committed state, never the one before it; the state
+    /// before it is not cached meanwhile, and the commit's answer writes the new one through.
     #[tokio::test]
-    async fn a_fresh_load_sees_a_commit_the_cache_has_not_taken_in_yet() {
-        let dir = tempfile::tempdir().unwrap();
-        let inner: Arc<dyn Store> =
-            Arc::new(SqliteStore::open(&dir.path().join("r.db")).await.unwrap());
-        let store = CachedStore::new(inner.clone());
-        let r = record("a", 1, "one");
-        store
-            .commit(SecretChange::Insert {
-                secret: r.clone(),
-                versions: vec![],
-            })
-            .await
-            .unwrap();
-        // Committed in the store, not yet taken in by the cache (its writer is still waiting
-        // for the answer): what a claim in the same group-commit batch already sees.
+    async fn a_read_during_a_commit_in_flight_is_the_committed_state() {
+        let (_dir, inner, store, r) = with_one_secret("a", "one").await;
         let mut r2 = record("a", 2, "two");
         r2.arn = r.arn.clone();
-        inner
-            .commit(SecretChange::Update {
-                secret: r2,
-                expected_row_version: 1,
-                upsert_versions: vec![],
-                delete_versions: vec![],
-            })
-            .await
-            .unwrap();
-        let cached = store.load_secret_by_arn(&r.arn).await.unwrap().unwrap();
-        assert_eq!(
-            cached.record.row_version, 1,
-            "the window this guards against"
-        );
-        let fresh = store.load_secret_fresh(&r.arn).await.unwrap().unwrap();
-        assert_eq!(fresh.record.row_version, 2);
-        assert_eq!(fresh.record.description.as_deref(), Some("two"));
+        let change = SecretChange::Update {
+            secret: r2,
+            expected_row_version: 1,
+            upsert_versions: vec![],
+            delete_versions: vec![],
+        };
+        // The commit as `commit_with` makes it, stopped after the store committed and before
+        // the answer reached the cache.
+        let aside = store.begin_commit(&[&r.arn]);
+        inner.commit(change.clone()).await.unwrap();
+        let during = store.load_secret_by_arn(&r.arn).await.unwrap().unwrap();
+        assert_eq!(during.record.row_version, 2);
+        assert_eq!(during.record.description.as_deref(), Some("two"));
+        assert!(store.by_arn.is_empty(), "nothing is cached while in flight");
+        store.end_commit(&[&r.arn], vec![change], true, aside);
+        let after = store.by_arn.get(&r.arn).expect("written through");
+        assert_eq!(after.record.row_version, 2);
     }
 
     fn version(arn: &str, id: &str, created_ms: i64, stages: &[&str]) -> crate::VersionRecord {
@@ -640,18 +722,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_read_that_raced_a_write_is_not_cached() {
-        let dir = tempfile::tempdir().unwrap();
-        let inner: Arc<dyn Store> =
-            Arc::new(SqliteStore::open(&dir.path().join("r.db")).await.unwrap());
-        let store = CachedStore::new(inner);
-        let r = record("b", 1, "old");
-        store
-            .commit(SecretChange::Insert {
-                secret: r.clone(),
-                versions: vec![],
-            })
-            .await
-            .unwrap();
+        let (_dir, _, store, r) = with_one_secret("b", "old").await;
         let stale = store
             .inner
             .load_secret_by_arn(&r.arn)
@@ -659,7 +730,9 @@ mod tests {
             .unwrap()
             .unwrap();
         let since = store.generation();
-        store.forget(&[&r.arn]); // a write lands between the read and the insert
+        // A write lands between the read and the insert.
+        let aside = store.begin_commit(&[&r.arn]);
+        store.end_commit(&[&r.arn], Vec::new(), true, aside);
         store.remember(since, &stale);
         assert!(store.by_arn.is_empty());
     }

@@ -107,15 +107,6 @@ pub(crate) const ACCESS_VERSION_SQL: &str =
 pub trait Store: Send + Sync + 'static {
     async fn load_secret_by_name(&self, account_id: &str, name: &str) -> Result<Option<Secret>>;
     async fn load_secret_by_arn(&self, arn: &str) -> Result<Option<Secret>>;
-    /// [`Store::load_secret_by_arn`] from the store itself, past any cache: the committed
-    /// state. The replication worker reads a secret so after claiming its outbox row: the row
-    /// is committed with the change it announces, and a cache in front of the store takes
-    /// that change in only when the commit has returned to its writer, so a cached read could
-    /// still be the state before it (then the replica was sent the older state, the newest row
-    /// was settled by it, and the replica stayed `InProgress` for good).
-    async fn load_secret_fresh(&self, arn: &str) -> Result<Option<Secret>> {
-        self.load_secret_by_arn(arn).await
-    }
     /// The record of the promotion of the replica `arn`, if it was ever promoted.
     async fn load_detachment(&self, arn: &str) -> Result<Option<Detachment>>;
     /// Every secret of an account, oldest first. Loads them all: for tools and tests, never on
