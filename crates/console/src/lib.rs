@@ -511,6 +511,14 @@ impl Ctx {
         );
     }
 
+    /// Flashes what a call did: `Ok(text)` as news, a refusal's message as an error.
+    pub fn flash_outcome(&self, outcome: coffer_core::Result<String>) {
+        match outcome {
+            Ok(text) => self.flash(false, text),
+            Err(e) => self.flash(true, e.message),
+        }
+    }
+
     /// Post/Redirect/Get: keeps `form` (with what was wrong with it) and answers 303 to the GET
     /// page `page` (a URL with a query), which shows it again, scrolled to `anchor`.
     pub fn redirect_with_draft(

@@ -343,10 +343,7 @@ fn done(
     result: Result<String, Error>,
     anchor: &str,
 ) -> Response {
-    match result {
-        Ok(text) => ctx.flash(false, text),
-        Err(e) => ctx.flash(true, e.message),
-    }
+    ctx.flash_outcome(result);
     see_other(&format!("{}{anchor}", secret_url(region, name)))
 }
 

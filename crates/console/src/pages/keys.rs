@@ -297,16 +297,10 @@ pub async fn alias(
         alias = format!("alias/{alias}");
     }
     let params = json!({"AliasName": alias, "TargetKeyId": key_id});
-    match ctx
+    let added = ctx
         .kms(&region, "CreateAlias", create_alias::run, params)
-        .await
-    {
-        Ok(_) => ctx.flash(
-            false,
-            format!("Added the alias {alias} to the key {key_id}."),
-        ),
-        Err(e) => ctx.flash(true, e.message),
-    }
+        .await;
+    ctx.flash_outcome(added.map(|_| format!("Added the alias {alias} to the key {key_id}.")));
     Ok(see_other(&keys_url(&region_name)))
 }
 
@@ -329,9 +323,6 @@ pub async fn state(
             .await
             .map(|_| format!("Disabled the key {key_id}. Secrets encrypted under it cannot be read until it is enabled again."))
     };
-    match result {
-        Ok(text) => ctx.flash(false, text),
-        Err(e) => ctx.flash(true, e.message),
-    }
+    ctx.flash_outcome(result);
     Ok(see_other(&keys_url(&region_name)))
 }

@@ -539,17 +539,15 @@ pub async fn retry_submit(
             },
         )
         .await;
-    match result {
-        Ok(_) => ctx.flash(
-            false,
-            if overwrite {
-                format!("Retrying replication to {replica}, overwriting a secret of the same name there.")
-            } else {
-                format!("Retrying replication to {replica}.")
-            },
-        ),
-        Err(e) => ctx.flash(true, e.message),
-    }
+    ctx.flash_outcome(result.map(|_| {
+        if overwrite {
+            format!(
+                "Retrying replication to {replica}, overwriting a secret of the same name there."
+            )
+        } else {
+            format!("Retrying replication to {replica}.")
+        }
+    }));
     Ok(see_other(&format!(
         "{}#replication",
         secret_url(&region_name, &name)
@@ -621,10 +619,7 @@ pub async fn remove_submit(
             },
         )
         .await;
-    match result {
-        Ok(_) => ctx.flash(false, format!("Removed the replica in {replica}.")),
-        Err(e) => ctx.flash(true, e.message),
-    }
+    ctx.flash_outcome(result.map(|_| format!("Removed the replica in {replica}.")));
     Ok(see_other(&format!(
         "{}#replication",
         secret_url(&region_name, &name)
@@ -683,12 +678,8 @@ pub async fn promote_submit(
             },
         )
         .await;
-    match result {
-        Ok(_) => ctx.flash(
-            false,
-            format!("{name} in {region_name} is now a standalone secret."),
-        ),
-        Err(e) => ctx.flash(true, e.message),
-    }
+    ctx.flash_outcome(
+        result.map(|_| format!("{name} in {region_name} is now a standalone secret.")),
+    );
     Ok(see_other(&secret_url(&region_name, &name)))
 }
