@@ -839,7 +839,7 @@ async fn status_change(
     replica_region: &str,
     edit: &impl Fn(ReplicaStatus) -> Option<ReplicaStatus>,
 ) -> Result<Option<SecretChange>> {
-    let Some(mut secret) = region.store.load_secret_by_arn(primary_arn).await? else {
+    let Some(mut secret) = region.store.load_secret_settled(primary_arn).await? else {
         return Ok(None);
     };
     let Some(ReplicationState::Primary { mut replicas }) = state(&secret) else {

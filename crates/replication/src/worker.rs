@@ -546,7 +546,7 @@ async fn sync_message(
     // writer (the cache serves no secret of a commit in flight: `coffer_store::CachedStore`).
     let Some(secret) = region
         .store
-        .load_secret_by_arn(&row.entry.secret_arn)
+        .load_secret_settled(&row.entry.secret_arn)
         .await?
     else {
         return Ok(None);

@@ -8,20 +8,25 @@
 //! replication worker's read right after a write, and the next write's read, are hits),
 //! computed the way the store applies the change; when the cached state is not the one the
 //! change was based on (`expected_row_version`), or the commit failed, the entry is dropped
-//! instead. A generation counter closes the race in which a reader that loaded the old state
-//! puts it back after a writer changed it: an entry is only inserted by a reader if no change
-//! happened since the read began.
+//! instead. A reader that missed puts what it loaded into the cache only if no change to that
+//! secret began since its read began (a reader that loaded the old state must not put it back
+//! after a writer changed it). The check is per secret, so a steady stream of writes to other
+//! secrets does not keep a secret out of the cache; a read by a name the cache has never seen
+//! (its ARN unknown before the load) falls back to "no change at all began since".
 //!
 //! While a commit is in flight, its secrets are out of the cache (their old entries are set
 //! aside for the write-through) and no reader puts them back: the store may have committed
 //! before the commit returns to its writer (a group commit answers every job of a batch at
 //! once), and a reader that already sees its effects, such as the replication worker that
-//! claimed the outbox row written with it, must not be served the state before it.
+//! claimed the outbox row written with it, must not be served the state before it. The worker
+//! reads through [`Store::load_secret_settled`], which first waits (briefly) for those commits
+//! to return, so its read is a hit on the written-through state instead of a store read.
 
 use std::collections::HashMap;
 use std::future::Future;
 use std::sync::Arc;
 use std::sync::Mutex;
+use std::time::Duration;
 
 use async_trait::async_trait;
 use quick_cache::Weighter;
@@ -111,6 +116,8 @@ pub struct CachedStore {
     /// Held while entries are changed, so a change and a reader's insert never interleave;
     /// hits read the caches without it.
     state: Mutex<State>,
+    /// Told whenever commits end, for [`Store::load_secret_settled`].
+    settled: tokio::sync::Notify,
 }
 
 #[derive(Default)]
@@ -119,6 +126,84 @@ struct State {
     generation: u64,
     /// The secrets of the commits in flight (ARN -> how many): readers do not cache them.
     in_flight: HashMap<String, usize>,
+    /// The secrets readers are loading from the store after a miss. An entry lives while any
+    /// of its readers does, so the map holds at most one entry per read in progress.
+    reading: HashMap<String, Reading>,
+}
+
+/// The readers of one secret loading it from the store.
+#[derive(Default)]
+struct Reading {
+    readers: usize,
+    /// A change to the secret began while one of them was reading: none of them caches what
+    /// it loaded (one of them may have loaded the state before the change).
+    changed: bool,
+}
+
+/// How long [`Store::load_secret_settled`] waits for the commits in flight of its secret: about
+/// one group commit with its fsync. A commit slower than that is not waited for; the read then
+/// goes to the store, as any read during a commit does.
+const SETTLE_WAIT: Duration = Duration::from_millis(50);
+
+/// A reader that missed and is loading from the store: what it loaded may be cached if no
+/// change began since (see [`CachedStore::start_read`]). Dropped without
+/// [`ReadTicket::finish`] (a cancelled read), it only leaves the readers.
+struct ReadTicket<'a> {
+    cache: &'a CachedStore,
+    since: Since,
+    done: bool,
+}
+
+enum Since {
+    /// The secret's ARN was known when the read began: changes to it alone count.
+    Arn(String),
+    /// The generation when the read began (a read by a name never seen).
+    Generation(u64),
+}
+
+impl ReadTicket<'_> {
+    /// Caches `found` unless a change to it began since the read began or is in flight.
+    fn finish(mut self, found: Option<&Secret>) {
+        self.done = true;
+        let mut state = self.cache.lock();
+        let unchanged = match &self.since {
+            Since::Arn(arn) => {
+                let changed = leave_reading(&mut state, arn);
+                !changed && found.is_some_and(|s| &s.record.arn == arn)
+            }
+            Since::Generation(g) => state.generation == *g,
+        };
+        if let Some(secret) = found
+            && unchanged
+            && !state.in_flight.contains_key(&secret.record.arn)
+        {
+            self.cache.put(secret.clone());
+        }
+    }
+}
+
+impl Drop for ReadTicket<'_> {
+    fn drop(&mut self) {
+        if !self.done
+            && let Since::Arn(arn) = &self.since
+        {
+            leave_reading(&mut self.cache.lock(), arn);
+        }
+    }
+}
+
+/// One reader of `arn` is done; whether a change began while it (or another reader of the same
+/// secret) was reading.
+fn leave_reading(state: &mut State, arn: &str) -> bool {
+    let Some(reading) = state.reading.get_mut(arn) else {
+        return true;
+    };
+    let changed = reading.changed;
+    reading.readers -= 1;
+    if reading.readers == 0 {
+        state.reading.remove(arn);
+    }
+    changed
 }
 
 /// The entries a commit in flight set aside, by ARN, for its write-through.
@@ -146,16 +231,12 @@ impl CachedStore {
                 NameBytes,
             ),
             state: Mutex::default(),
+            settled: tokio::sync::Notify::new(),
         }
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, State> {
         self.state.lock().expect("secret cache lock")
-    }
-
-    #[cfg(test)]
-    fn generation(&self) -> u64 {
-        self.lock().generation
     }
 
     /// The estimated bytes the cached secrets take now.
@@ -171,12 +252,22 @@ impl CachedStore {
         self.by_arn.insert(r.arn.clone(), Arc::new(secret));
     }
 
-    fn remember(&self, since: u64, secret: &Secret) {
-        let state = self.lock();
-        if state.generation != since || state.in_flight.contains_key(&secret.record.arn) {
-            return;
+    /// A read that missed begins: of the secret `arn` when the caller knows it, else of a
+    /// secret not known before the load.
+    fn start_read(&self, arn: Option<&str>) -> ReadTicket<'_> {
+        let mut state = self.lock();
+        let since = match arn {
+            Some(arn) => {
+                state.reading.entry(arn.to_string()).or_default().readers += 1;
+                Since::Arn(arn.to_string())
+            }
+            None => Since::Generation(state.generation),
+        };
+        ReadTicket {
+            cache: self,
+            since,
+            done: false,
         }
-        self.put(secret.clone());
     }
 
     /// Before a commit of `arns`: they leave the cache until [`CachedStore::end_commit`]; their
@@ -187,6 +278,9 @@ impl CachedStore {
         let mut aside = SetAside::new();
         for arn in arns {
             *state.in_flight.entry(arn.to_string()).or_default() += 1;
+            if let Some(reading) = state.reading.get_mut(*arn) {
+                reading.changed = true;
+            }
             if let Some((arn, old)) = self.by_arn.remove(*arn) {
                 aside.insert(arn, old);
             }
@@ -213,6 +307,7 @@ impl CachedStore {
         self.begin_commit(&[arn]);
         let result = commit.await;
         Self::end_in_flight(&mut self.lock(), &[arn]);
+        self.settled.notify_waiters();
         result
     }
 
@@ -232,6 +327,7 @@ impl CachedStore {
         let result = commit.await;
         // Dropped even on failure: the outcome of a failed commit is not known for sure.
         self.end_commit(&arns, changes, result.is_ok(), aside);
+        self.settled.notify_waiters();
         result
     }
 
@@ -341,31 +437,47 @@ fn updated(
 #[async_trait]
 impl Store for CachedStore {
     async fn load_secret_by_name(&self, account_id: &str, name: &str) -> Result<Option<Secret>> {
-        let since = self.lock().generation;
-        let hit = self
+        let known = self
             .arn_by_name
-            .get(&(account_id.to_string(), name.to_string()))
-            .and_then(|arn| self.by_arn.get(&arn));
-        if let Some(s) = hit {
+            .get(&(account_id.to_string(), name.to_string()));
+        if let Some(s) = known.as_ref().and_then(|arn| self.by_arn.get(arn)) {
             return Ok(Some(Secret::clone(&s)));
         }
+        // A name once seen keeps its ARN (a secret deleted and created again under the name has
+        // another ARN, and then what was loaded is not cached: `ReadTicket::finish`).
+        let ticket = self.start_read(known.as_deref());
         let found = self.inner.load_secret_by_name(account_id, name).await?;
-        if let Some(s) = &found {
-            self.remember(since, s);
-        }
+        ticket.finish(found.as_ref());
         Ok(found)
     }
 
     async fn load_secret_by_arn(&self, arn: &str) -> Result<Option<Secret>> {
-        let since = self.lock().generation;
         if let Some(s) = self.by_arn.get(arn) {
             return Ok(Some(Secret::clone(&s)));
         }
+        let ticket = self.start_read(Some(arn));
         let found = self.inner.load_secret_by_arn(arn).await?;
-        if let Some(s) = &found {
-            self.remember(since, s);
-        }
+        ticket.finish(found.as_ref());
         Ok(found)
+    }
+
+    /// Waits until no commit of `arn` is in flight (at most [`SETTLE_WAIT`]), then reads: the
+    /// commit's write-through makes the read a hit.
+    async fn load_secret_settled(&self, arn: &str) -> Result<Option<Secret>> {
+        let deadline = tokio::time::Instant::now() + SETTLE_WAIT;
+        loop {
+            let settled = self.settled.notified();
+            let mut settled = std::pin::pin!(settled);
+            // Registered before the check, so a commit that ends right after it still wakes us.
+            settled.as_mut().enable();
+            if !self.lock().in_flight.contains_key(arn) {
+                break;
+            }
+            if tokio::time::timeout_at(deadline, settled).await.is_err() {
+                break;
+            }
+        }
+        self.load_secret_by_arn(arn).await
     }
 
     async fn list_secrets(&self, account_id: &str) -> Result<Vec<Secret>> {
@@ -723,18 +835,96 @@ mod tests {
     #[tokio::test]
     async fn a_read_that_raced_a_write_is_not_cached() {
         let (_dir, _, store, r) = with_one_secret("b", "old").await;
+        store.by_arn.clear();
+        let ticket = store.start_read(Some(&r.arn));
         let stale = store
             .inner
             .load_secret_by_arn(&r.arn)
             .await
             .unwrap()
             .unwrap();
-        let since = store.generation();
         // A write lands between the read and the insert.
         let aside = store.begin_commit(&[&r.arn]);
         store.end_commit(&[&r.arn], Vec::new(), true, aside);
-        store.remember(since, &stale);
+        ticket.finish(Some(&stale));
         assert!(store.by_arn.is_empty());
+        assert!(store.lock().reading.is_empty(), "the reader left");
+        // A read by a name the cache has never seen: any change since counts.
+        store.arn_by_name.clear();
+        let ticket = store.start_read(None);
+        let aside = store.begin_commit(&["arn:some-other-secret"]);
+        store.end_commit(&["arn:some-other-secret"], Vec::new(), true, aside);
+        ticket.finish(Some(&stale));
+        assert!(store.by_arn.is_empty());
+    }
+
+    /// Under a steady stream of writes to other secrets, a secret that missed is cached again
+    /// by its next read (with one counter for every change, a read that overlapped any write
+    /// anywhere was never cached, so under load the replication worker and the request path
+    /// read the store again and again).
+    #[tokio::test]
+    async fn writes_to_other_secrets_do_not_keep_a_secret_out_of_the_cache() {
+        let (_dir, _, store, r) = with_one_secret("c", "mine").await;
+        store.by_arn.clear();
+        let ticket = store.start_read(Some(&r.arn));
+        let loaded = store
+            .inner
+            .load_secret_by_arn(&r.arn)
+            .await
+            .unwrap()
+            .unwrap();
+        let aside = store.begin_commit(&["arn:another-secret"]);
+        store.end_commit(&["arn:another-secret"], Vec::new(), true, aside);
+        ticket.finish(Some(&loaded));
+        assert_eq!(
+            store.by_arn.get(&r.arn).expect("cached").record.row_version,
+            1
+        );
+        // A cancelled read leaves no trace: the next read of the secret is cached as usual.
+        store.by_arn.clear();
+        drop(store.start_read(Some(&r.arn)));
+        assert!(store.lock().reading.is_empty());
+        store.load_secret_by_arn(&r.arn).await.unwrap().unwrap();
+        assert!(store.by_arn.get(&r.arn).is_some());
+    }
+
+    /// The replication worker's read waits for the secret's commit in flight and is then
+    /// served the written-through state from the cache.
+    #[tokio::test]
+    async fn a_settled_read_waits_for_the_commit_in_flight() {
+        let (_dir, _, store, r) = with_one_secret("d", "one").await;
+        let store = Arc::new(store);
+        let mut r2 = record("d", 2, "two");
+        r2.arn = r.arn.clone();
+        let change = SecretChange::Update {
+            secret: r2,
+            expected_row_version: 1,
+            upsert_versions: vec![],
+            delete_versions: vec![],
+        };
+        let aside = store.begin_commit(&[&r.arn]);
+        let reader = {
+            let (store, arn) = (store.clone(), r.arn.clone());
+            tokio::spawn(async move { store.load_secret_settled(&arn).await })
+        };
+        tokio::time::sleep(Duration::from_millis(10)).await;
+        assert!(!reader.is_finished(), "it waits for the commit");
+        // Written through without the store (which still holds "one"): only a read that
+        // waited and then hit the cache sees "two".
+        store.end_commit(&[&r.arn], vec![change], true, aside);
+        store.settled.notify_waiters();
+        let read = reader.await.unwrap().unwrap().unwrap();
+        assert_eq!(read.record.description.as_deref(), Some("two"));
+        // A commit that does not end in time is not waited for past SETTLE_WAIT.
+        let _aside = store.begin_commit(&[&r.arn]);
+        let started = std::time::Instant::now();
+        let read = store.load_secret_settled(&r.arn).await.unwrap().unwrap();
+        assert!(started.elapsed() >= SETTLE_WAIT);
+        assert_eq!(
+            read.record.description.as_deref(),
+            Some("one"),
+            "the store's state"
+        );
     }
 
     /// Memory is bounded by bytes, not by a count of secrets, and a working set larger than

@@ -107,6 +107,13 @@ pub(crate) const ACCESS_VERSION_SQL: &str =
 pub trait Store: Send + Sync + 'static {
     async fn load_secret_by_name(&self, account_id: &str, name: &str) -> Result<Option<Secret>>;
     async fn load_secret_by_arn(&self, arn: &str) -> Result<Option<Secret>>;
+    /// [`Store::load_secret_by_arn`] for a reader that learned of a commit of the secret from
+    /// the store itself (the replication worker, from the outbox row the commit wrote): a cache
+    /// in front of the store may wait briefly for that commit to return to its writer, then
+    /// serve the state it wrote through instead of reading the store again.
+    async fn load_secret_settled(&self, arn: &str) -> Result<Option<Secret>> {
+        self.load_secret_by_arn(arn).await
+    }
     /// The record of the promotion of the replica `arn`, if it was ever promoted.
     async fn load_detachment(&self, arn: &str) -> Result<Option<Detachment>>;
     /// Every secret of an account, oldest first. Loads them all: for tools and tests, never on

@@ -5,6 +5,7 @@
 //! one fsync.
 
 mod group_commit;
+mod terms_memo;
 
 use std::path::Path;
 use std::str::FromStr;
@@ -249,7 +250,26 @@ const DETACHMENT_UPSERT: &str = "INSERT INTO replica_detachments (arn, primary_a
      primary_arn = excluded.primary_arn, epoch = excluded.epoch, \
      detached_ms = excluded.detached_ms";
 
-async fn apply_change(tx: &mut sqlx::SqliteConnection, change: SecretChange) -> Result<()> {
+/// Makes `record`'s search terms the ones in `secret_terms`, unless the writer knows they
+/// already are ([`terms_memo`]).
+async fn sync_terms(
+    tx: &mut sqlx::SqliteConnection,
+    record: &crate::SecretRecord,
+    memo: &mut terms_memo::TermsMemo,
+) -> Result<()> {
+    let fingerprint = terms_memo::fingerprint(&crate::listing::search_terms(record));
+    if !memo.holds(&record.arn, fingerprint) {
+        crate::listing::lite::sync(tx, record).await?;
+        memo.wrote(&record.arn, Some(fingerprint));
+    }
+    Ok(())
+}
+
+async fn apply_change(
+    tx: &mut sqlx::SqliteConnection,
+    change: SecretChange,
+    memo: &mut terms_memo::TermsMemo,
+) -> Result<()> {
     match change {
         SecretChange::Insert { secret, versions } => {
             let sql = format!(
@@ -275,7 +295,7 @@ async fn apply_change(tx: &mut sqlx::SqliteConnection, change: SecretChange) -> 
                 .execute(&mut *tx)
                 .await?;
             put_versions(tx, &versions).await?;
-            crate::listing::lite::sync(tx, &secret).await?;
+            sync_terms(tx, &secret, memo).await?;
         }
         SecretChange::Update {
             secret,
@@ -307,7 +327,7 @@ async fn apply_change(tx: &mut sqlx::SqliteConnection, change: SecretChange) -> 
             if done.rows_affected() != 1 {
                 return Err(StoreError::Conflict);
             }
-            crate::listing::lite::sync(tx, &secret).await?;
+            sync_terms(tx, &secret, memo).await?;
             put_versions(tx, &upsert_versions).await?;
             for id in &delete_versions {
                 sqlx::query(
@@ -336,6 +356,7 @@ async fn apply_change(tx: &mut sqlx::SqliteConnection, change: SecretChange) -> 
                 .execute(&mut *tx)
                 .await?;
             crate::listing::lite::remove(tx, &arn).await?;
+            memo.wrote(&arn, None);
         }
         SecretChange::RecordDetachment(d) => {
             sqlx::query(DETACHMENT_UPSERT)

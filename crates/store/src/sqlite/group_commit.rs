@@ -48,6 +48,7 @@ use sqlx::SqlitePool;
 use sqlx::sqlite::SqliteConnection;
 use tokio::sync::{mpsc, oneshot};
 
+use super::terms_memo::TermsMemo;
 use crate::{OutboxEntry, OutboxRow, Result, SecretChange, StoreError};
 
 /// The most jobs one transaction takes; the rest wait for the next. Bounds how long a job can
@@ -142,8 +143,9 @@ impl GroupCommitter {
 
 async fn run(pool: SqlitePool, mut jobs: mpsc::Receiver<Queued>, counts: Arc<Counts>) {
     let mut batch = Vec::with_capacity(MAX_BATCH);
+    let mut memo = TermsMemo::new();
     while jobs.recv_many(&mut batch, MAX_BATCH).await > 0 {
-        let answers = commit_batch(&pool, &mut batch).await;
+        let answers = commit_batch(&pool, &mut batch, &mut memo).await;
         counts.commits.fetch_add(1, Ordering::Relaxed);
         counts.jobs.fetch_add(batch.len() as u64, Ordering::Relaxed);
         for (queued, answer) in batch.drain(..).zip(answers) {
@@ -153,8 +155,13 @@ async fn run(pool: SqlitePool, mut jobs: mpsc::Receiver<Queued>, counts: Arc<Cou
     }
 }
 
-/// Commits `batch` in one transaction; one answer per job, in order.
-async fn commit_batch(pool: &SqlitePool, batch: &mut [Queued]) -> Vec<Answer> {
+/// Commits `batch` in one transaction; one answer per job, in order. `memo` follows what the
+/// transaction did to the search terms.
+async fn commit_batch(
+    pool: &SqlitePool,
+    batch: &mut [Queued],
+    memo: &mut TermsMemo,
+) -> Vec<Answer> {
     let n = batch.len();
     let every = move |e: StoreError| vec![Err(e); n];
     let mut conn = match pool.acquire().await {
@@ -166,7 +173,8 @@ async fn commit_batch(pool: &SqlitePool, batch: &mut [Queued]) -> Vec<Answer> {
         conn.close_on_drop();
         return every(e);
     }
-    let outcome = in_one_transaction(&mut conn, batch).await;
+    let outcome = in_one_transaction(&mut conn, batch, memo).await;
+    memo.batch_done(outcome.is_ok());
     if outcome.is_err() {
         // The transaction may be half rolled back by SQLite itself: start afresh.
         conn.close_on_drop();
@@ -183,6 +191,7 @@ async fn commit_batch(pool: &SqlitePool, batch: &mut [Queued]) -> Vec<Answer> {
 async fn in_one_transaction(
     conn: &mut SqliteConnection,
     batch: &mut [Queued],
+    memo: &mut TermsMemo,
 ) -> Result<Vec<Answer>> {
     let mut tx = sqlx::Connection::begin(conn).await?;
     let mut answers = Vec::with_capacity(batch.len());
@@ -195,7 +204,8 @@ async fn in_one_transaction(
             "RELEASE job; SAVEPOINT job"
         };
         sqlx::raw_sql(start).execute(&mut *tx).await?;
-        let outcome = apply(&mut tx, &mut queued.job).await;
+        let outcome = apply(&mut tx, &mut queued.job, memo).await;
+        memo.job_done(outcome.is_ok());
         if outcome.is_err() {
             // Fails (and fails the batch) when SQLite already rolled back the whole
             // transaction, as it does after some I/O errors.
@@ -207,9 +217,9 @@ async fn in_one_transaction(
     Ok(answers)
 }
 
-async fn apply(conn: &mut SqliteConnection, job: &mut Job) -> Answer {
+async fn apply(conn: &mut SqliteConnection, job: &mut Job, memo: &mut TermsMemo) -> Answer {
     for change in std::mem::take(&mut job.changes) {
-        super::apply_change(conn, change).await?;
+        super::apply_change(conn, change, memo).await?;
     }
     super::insert_outbox(conn, &job.outbox).await?;
     super::settle_outbox(conn, &job.settle).await?;
@@ -334,7 +344,8 @@ mod tests {
             queued(vec![update("a", 1)], vec![outbox("a")]),
             queued(vec![insert("c")], Vec::new()),
         ];
-        let answers = commit_batch(&store.pools.writer, &mut batch).await;
+        let mut memo = TermsMemo::new();
+        let answers = commit_batch(&store.pools.writer, &mut batch, &mut memo).await;
         let shape: Vec<_> = answers
             .iter()
             .map(|a| match a {
@@ -369,6 +380,50 @@ mod tests {
             [a_arn.as_str(), a_arn.as_str()],
             "job 2's outbox row is gone"
         );
+    }
+
+    /// The search terms follow the savepoints: a job rolled back after it wrote a secret's
+    /// new terms leaves the old ones, and the next job that makes the same change writes them
+    /// (the writer's memory of committed terms must not count the rolled-back job).
+    #[tokio::test]
+    async fn search_terms_follow_the_jobs_that_were_kept() {
+        let (_dir, store) = open().await;
+        let described = |row_version: i64, text: &str| {
+            let mut secret = record("a", row_version + 1);
+            secret.description = Some(text.to_string());
+            SecretChange::Update {
+                secret,
+                expected_row_version: row_version,
+                upsert_versions: Vec::new(),
+                delete_versions: Vec::new(),
+            }
+        };
+        let terms = || async {
+            let rows: Vec<(String,)> = sqlx::query_as(
+                "SELECT term FROM secret_terms WHERE secret_arn = $1 AND kind = 'd' ORDER BY term",
+            )
+            .bind(record("a", 1).arn)
+            .fetch_all(&store.pools.writer)
+            .await
+            .unwrap();
+            rows.into_iter().map(|(t,)| t).collect::<Vec<_>>()
+        };
+        let mut memo = TermsMemo::new();
+        let mut batch = vec![
+            queued(vec![insert("a"), described(1, "old")], Vec::new()),
+            // Writes "new", then fails: rolled back.
+            queued(vec![described(2, "new"), update("a", 9)], Vec::new()),
+        ];
+        commit_batch(&store.pools.writer, &mut batch, &mut memo).await;
+        assert_eq!(terms().await, ["old"]);
+        let mut batch = vec![queued(vec![described(2, "new")], Vec::new())];
+        let answers = commit_batch(&store.pools.writer, &mut batch, &mut memo).await;
+        assert!(answers[0].is_ok());
+        assert_eq!(terms().await, ["new"]);
+        // A change that keeps the terms keeps them.
+        let mut batch = vec![queued(vec![described(3, "new")], Vec::new())];
+        commit_batch(&store.pools.writer, &mut batch, &mut memo).await;
+        assert_eq!(terms().await, ["new"]);
     }
 
     /// Writers that arrive while a commit is in flight share the next one: 64 concurrent
