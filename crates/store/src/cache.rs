@@ -118,6 +118,31 @@ pub struct CachedStore {
     state: Mutex<State>,
     /// Told whenever commits end, for [`Store::load_secret_settled`].
     settled: tokio::sync::Notify,
+    /// KMS aliases, which every write under a default key resolves.
+    aliases: Mutex<Aliases>,
+}
+
+/// The KMS aliases read, until any KMS change: every KMS change goes through this store
+/// (`commit_kms_with`, `create_kms_key`), and empties the map when it begins and when it ends;
+/// while one is in flight nothing is served from the map or put in it. Aliases that do not
+/// exist are not remembered. At most as many entries as the Region has aliases.
+#[derive(Default)]
+struct Aliases {
+    generation: u64,
+    in_flight: usize,
+    map: HashMap<(String, String), KmsAliasRecord>,
+}
+
+impl Aliases {
+    fn changing(&mut self, begins: bool) {
+        if begins {
+            self.in_flight += 1;
+        } else {
+            self.in_flight -= 1;
+        }
+        self.generation += 1;
+        self.map.clear();
+    }
 }
 
 #[derive(Default)]
@@ -232,7 +257,20 @@ impl CachedStore {
             ),
             state: Mutex::default(),
             settled: tokio::sync::Notify::new(),
+            aliases: Mutex::default(),
         }
+    }
+
+    fn aliases(&self) -> std::sync::MutexGuard<'_, Aliases> {
+        self.aliases.lock().expect("alias cache lock")
+    }
+
+    /// A KMS change through `commit`: the alias cache is emptied before and after it.
+    async fn commit_kms_cached<T>(&self, commit: impl Future<Output = T>) -> T {
+        self.aliases().changing(true);
+        let result = commit.await;
+        self.aliases().changing(false);
+        result
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, State> {
@@ -373,7 +411,7 @@ impl CachedStore {
                     if old.record.row_version != expected_row_version {
                         continue;
                     }
-                    self.put(updated(&old, secret, upsert_versions, &delete_versions));
+                    self.put(updated(old, secret, upsert_versions, &delete_versions));
                 }
                 SecretChange::Insert { secret: r, .. } | SecretChange::Update { secret: r, .. } => {
                     self.by_arn.remove(&r.arn);
@@ -405,21 +443,20 @@ fn sort_versions(versions: &mut [crate::VersionRecord]) {
 
 /// `old` after an `Update`, as the stores apply it: the secret's identity (ARN, account, name,
 /// creation time) is never updated; an upserted version that exists keeps its creation time.
+/// The entry is taken over rather than copied when nobody else holds it (readers get copies,
+/// so that is the usual case): a write to a secret with many versions copies none of them.
 fn updated(
-    old: &Secret,
+    old: Arc<Secret>,
     mut record: crate::SecretRecord,
     upsert: Vec<crate::VersionRecord>,
     delete: &[String],
 ) -> Secret {
-    record.account_id.clone_from(&old.record.account_id);
-    record.name.clone_from(&old.record.name);
+    let old = Arc::unwrap_or_clone(old);
+    record.account_id = old.record.account_id;
+    record.name = old.record.name;
     record.created_ms = old.record.created_ms;
-    let mut versions: Vec<crate::VersionRecord> = old
-        .versions
-        .iter()
-        .filter(|v| !delete.contains(&v.version_id))
-        .cloned()
-        .collect();
+    let mut versions = old.versions;
+    versions.retain(|v| !delete.contains(&v.version_id));
     for mut v in upsert {
         match versions.iter_mut().find(|o| o.version_id == v.version_id) {
             Some(o) => {
@@ -524,11 +561,30 @@ impl Store for CachedStore {
         account_id: &str,
         alias_name: &str,
     ) -> Result<Option<KmsAliasRecord>> {
-        self.inner.load_kms_alias(account_id, alias_name).await
+        let key = (account_id.to_string(), alias_name.to_string());
+        let since = {
+            let aliases = self.aliases();
+            if aliases.in_flight == 0
+                && let Some(hit) = aliases.map.get(&key)
+            {
+                return Ok(Some(hit.clone()));
+            }
+            aliases.generation
+        };
+        let found = self.inner.load_kms_alias(account_id, alias_name).await?;
+        let mut aliases = self.aliases();
+        if let Some(alias) = &found
+            && aliases.in_flight == 0
+            && aliases.generation == since
+        {
+            aliases.map.insert(key, alias.clone());
+        }
+        Ok(found)
     }
 
     async fn create_kms_key(&self, key: KmsKeyRecord, alias: Option<KmsAliasRecord>) -> Result<()> {
-        self.inner.create_kms_key(key, alias).await
+        self.commit_kms_cached(self.inner.create_kms_key(key, alias))
+            .await
     }
 
     async fn list_kms_keys(&self, account_id: Option<&str>) -> Result<Vec<KmsKeyRecord>> {
@@ -540,7 +596,8 @@ impl Store for CachedStore {
     }
 
     async fn commit_kms_with(&self, change: KmsChange, outbox: Vec<OutboxEntry>) -> Result<()> {
-        self.inner.commit_kms_with(change, outbox).await
+        self.commit_kms_cached(self.inner.commit_kms_with(change, outbox))
+            .await
     }
 
     async fn record_heads(&self, heads: &[crate::ReplicaHead]) -> Result<()> {
@@ -925,6 +982,59 @@ mod tests {
             Some("one"),
             "the store's state"
         );
+    }
+
+    /// An alias is read from the store once, then served from memory until a KMS change;
+    /// every KMS change is seen at once (an alias moved to another key, deleted, created).
+    #[tokio::test]
+    async fn aliases_are_cached_until_a_kms_change() {
+        let (_dir, inner, store, _) = with_one_secret("e", "x").await;
+        let key = |arn: &str| KmsKeyRecord {
+            key_arn: arn.into(),
+            account_id: "123456789012".into(),
+            key_id: arn.into(),
+            wrapped_material: vec![1],
+            metadata: "{}".into(),
+            created_ms: 1,
+        };
+        let alias = |target: &str| KmsAliasRecord {
+            account_id: "123456789012".into(),
+            alias_name: "alias/app".into(),
+            target_key_arn: target.into(),
+            created_ms: 1,
+        };
+        store
+            .create_kms_key(key("arn:k1"), Some(alias("arn:k1")))
+            .await
+            .unwrap();
+        store.create_kms_key(key("arn:k2"), None).await.unwrap();
+        let read = || store.load_kms_alias("123456789012", "alias/app");
+        assert_eq!(read().await.unwrap().unwrap().target_key_arn, "arn:k1");
+        // Served from memory: a change behind the cache's back is not seen...
+        inner
+            .commit_kms(KmsChange::UpdateAlias(alias("arn:k2")))
+            .await
+            .unwrap();
+        assert_eq!(read().await.unwrap().unwrap().target_key_arn, "arn:k1");
+        // ...and every change through it is.
+        store
+            .commit_kms(KmsChange::UpdateAlias(alias("arn:k1")))
+            .await
+            .unwrap();
+        assert_eq!(read().await.unwrap().unwrap().target_key_arn, "arn:k1");
+        store
+            .commit_kms(KmsChange::UpdateAlias(alias("arn:k2")))
+            .await
+            .unwrap();
+        assert_eq!(read().await.unwrap().unwrap().target_key_arn, "arn:k2");
+        store
+            .commit_kms(KmsChange::DeleteAlias {
+                account_id: "123456789012".into(),
+                alias_name: "alias/app".into(),
+            })
+            .await
+            .unwrap();
+        assert!(read().await.unwrap().is_none());
     }
 
     /// Memory is bounded by bytes, not by a count of secrets, and a working set larger than

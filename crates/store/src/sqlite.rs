@@ -265,6 +265,79 @@ async fn sync_terms(
     Ok(())
 }
 
+/// The records of `changes` when every one is an [`SecretChange::Update`] that changes no
+/// version, of distinct secrets (a delivered batch's replica statuses): they can be made in one
+/// statement by [`update_records`].
+fn plain_updates(changes: &[SecretChange]) -> Option<Vec<(&crate::SecretRecord, i64)>> {
+    let mut records = Vec::with_capacity(changes.len());
+    let mut arns = std::collections::HashSet::with_capacity(changes.len());
+    for change in changes {
+        let SecretChange::Update {
+            secret,
+            expected_row_version,
+            upsert_versions,
+            delete_versions,
+        } = change
+        else {
+            return None;
+        };
+        if !upsert_versions.is_empty() || !delete_versions.is_empty() || !arns.insert(&secret.arn) {
+            return None;
+        }
+        records.push((secret, *expected_row_version));
+    }
+    (records.len() > 1).then_some(records)
+}
+
+/// [`apply_change`] of several [`plain_updates`] in one statement per [`ROWS_PER_STATEMENT`]:
+/// `Conflict` when any of them finds its secret gone or at another `row_version` (the caller's
+/// savepoint then undoes the others, as when they are applied one by one).
+async fn update_records(
+    tx: &mut sqlx::SqliteConnection,
+    records: &[(&crate::SecretRecord, i64)],
+    memo: &mut terms_memo::TermsMemo,
+) -> Result<()> {
+    for chunk in records.chunks(ROWS_PER_STATEMENT) {
+        let sql = format!(
+            "WITH changed (arn, description, kms_key_id, tags, resource_policy, last_changed_ms, \
+             last_accessed_day, deleted_ms, purge_at_ms, rotation, replication, row_version, \
+             expected) AS (VALUES {}) \
+             UPDATE secrets SET description = c.description, kms_key_id = c.kms_key_id, \
+             tags = c.tags, resource_policy = c.resource_policy, \
+             last_changed_ms = c.last_changed_ms, last_accessed_day = c.last_accessed_day, \
+             deleted_ms = c.deleted_ms, purge_at_ms = c.purge_at_ms, rotation = c.rotation, \
+             replication = c.replication, row_version = c.row_version \
+             FROM changed c WHERE secrets.arn = c.arn AND secrets.row_version = c.expected",
+            values_list(chunk.len(), 13)
+        );
+        let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+        for (secret, expected) in chunk {
+            query = query
+                .bind(&secret.arn)
+                .bind(&secret.description)
+                .bind(&secret.kms_key_id)
+                .bind(tags_json(&secret.tags))
+                .bind(&secret.resource_policy)
+                .bind(secret.last_changed_ms)
+                .bind(secret.last_accessed_day)
+                .bind(secret.deleted_ms)
+                .bind(secret.purge_at_ms)
+                .bind(&secret.rotation)
+                .bind(&secret.replication)
+                .bind(secret.row_version)
+                .bind(*expected);
+        }
+        let done = query.execute(&mut *tx).await?;
+        if done.rows_affected() != chunk.len() as u64 {
+            return Err(StoreError::Conflict);
+        }
+    }
+    for (secret, _) in records {
+        sync_terms(tx, secret, memo).await?;
+    }
+    Ok(())
+}
+
 async fn apply_change(
     tx: &mut sqlx::SqliteConnection,
     change: SecretChange,

@@ -218,8 +218,14 @@ async fn in_one_transaction(
 }
 
 async fn apply(conn: &mut SqliteConnection, job: &mut Job, memo: &mut TermsMemo) -> Answer {
-    for change in std::mem::take(&mut job.changes) {
-        super::apply_change(conn, change, memo).await?;
+    let changes = std::mem::take(&mut job.changes);
+    match super::plain_updates(&changes) {
+        Some(records) => super::update_records(conn, &records, memo).await?,
+        None => {
+            for change in changes {
+                super::apply_change(conn, change, memo).await?;
+            }
+        }
     }
     super::insert_outbox(conn, &job.outbox).await?;
     super::settle_outbox(conn, &job.settle).await?;
@@ -424,6 +430,57 @@ mod tests {
         let mut batch = vec![queued(vec![described(3, "new")], Vec::new())];
         commit_batch(&store.pools.writer, &mut batch, &mut memo).await;
         assert_eq!(terms().await, ["new"]);
+    }
+
+    /// A job that updates several secrets without touching versions (a delivered batch's
+    /// replica statuses) makes them in one statement, with the same meaning as one by one:
+    /// all of them, or, when any is stale, none.
+    #[tokio::test]
+    async fn several_plain_updates_are_all_or_nothing() {
+        let (_dir, store) = open().await;
+        let described = |name: &str, row_version: i64, text: &str| {
+            let mut secret = record(name, row_version + 1);
+            secret.description = Some(text.to_string());
+            SecretChange::Update {
+                secret,
+                expected_row_version: row_version,
+                upsert_versions: Vec::new(),
+                delete_versions: Vec::new(),
+            }
+        };
+        let mut memo = TermsMemo::new();
+        let mut batch = vec![
+            queued(vec![insert("a"), insert("b"), insert("c")], Vec::new()),
+            queued(
+                vec![described("a", 1, "a2"), described("b", 1, "b2")],
+                Vec::new(),
+            ),
+            // c is fresh, b is stale now: nothing of this job stays.
+            queued(
+                vec![described("c", 1, "c2"), described("b", 1, "b3")],
+                Vec::new(),
+            ),
+        ];
+        let answers = commit_batch(&store.pools.writer, &mut batch, &mut memo).await;
+        assert!(answers[1].is_ok());
+        assert!(matches!(answers[2], Err(StoreError::Conflict)));
+        let now = |name: &str| {
+            let arn = record(name, 1).arn;
+            let store = &store;
+            async move {
+                let s = store.load_secret_by_arn(&arn).await.unwrap().unwrap();
+                (s.record.row_version, s.record.description)
+            }
+        };
+        assert_eq!(now("a").await, (2, Some("a2".into())));
+        assert_eq!(now("b").await, (2, Some("b2".into())));
+        assert_eq!(now("c").await, (1, None));
+        let terms: Vec<(String,)> =
+            sqlx::query_as("SELECT term FROM secret_terms WHERE kind = 'd' ORDER BY term")
+                .fetch_all(&store.pools.writer)
+                .await
+                .unwrap();
+        assert_eq!(terms, [("a2".to_string(),), ("b2".to_string(),)]);
     }
 
     /// Writers that arrive while a commit is in flight share the next one: 64 concurrent
