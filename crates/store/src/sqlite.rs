@@ -266,8 +266,8 @@ async fn sync_terms(
 }
 
 /// The records of `changes` when every one is an [`SecretChange::Update`] that changes no
-/// version, of distinct secrets (a delivered batch's replica statuses): they can be made in one
-/// statement by [`update_records`].
+/// version, of distinct secrets (a replica's status; a delivered batch's replica statuses):
+/// they are made together by [`update_records`].
 fn plain_updates(changes: &[SecretChange]) -> Option<Vec<(&crate::SecretRecord, i64)>> {
     let mut records = Vec::with_capacity(changes.len());
     let mut arns = std::collections::HashSet::with_capacity(changes.len());
@@ -286,12 +286,19 @@ fn plain_updates(changes: &[SecretChange]) -> Option<Vec<(&crate::SecretRecord, 
         }
         records.push((secret, *expected_row_version));
     }
-    (records.len() > 1).then_some(records)
+    (!records.is_empty()).then_some(records)
 }
 
-/// [`apply_change`] of several [`plain_updates`] in one statement per [`ROWS_PER_STATEMENT`]:
-/// `Conflict` when any of them finds its secret gone or at another `row_version` (the caller's
-/// savepoint then undoes the others, as when they are applied one by one).
+/// Updates secret rows, each only at its `expected` row_version (`Conflict` when any of them
+/// finds its secret gone or at another one; the caller's savepoint then undoes the others),
+/// in one statement per [`ROWS_PER_STATEMENT`], and syncs their search terms.
+///
+/// The columns that secondary indexes cover (`last_changed_ms`, `last_accessed_day`,
+/// `purge_at_ms`) are set by a second statement, only for the rows where they change: SQLite
+/// rewrites an index entry for every column an UPDATE sets, changed or not, and most updates
+/// (a replica's status, a tag, a new value's staging labels) leave them as they are. Each index
+/// entry rewritten is one more page in the WAL and in the next checkpoint: setting them always
+/// made four pages of a one-page change.
 async fn update_records(
     tx: &mut sqlx::SqliteConnection,
     records: &[(&crate::SecretRecord, i64)],
@@ -299,16 +306,15 @@ async fn update_records(
 ) -> Result<()> {
     for chunk in records.chunks(ROWS_PER_STATEMENT) {
         let sql = format!(
-            "WITH changed (arn, description, kms_key_id, tags, resource_policy, last_changed_ms, \
-             last_accessed_day, deleted_ms, purge_at_ms, rotation, replication, row_version, \
-             expected) AS (VALUES {}) \
+            "WITH changed (arn, description, kms_key_id, tags, resource_policy, deleted_ms, \
+             rotation, replication, row_version, expected) AS (VALUES {}) \
              UPDATE secrets SET description = c.description, kms_key_id = c.kms_key_id, \
-             tags = c.tags, resource_policy = c.resource_policy, \
-             last_changed_ms = c.last_changed_ms, last_accessed_day = c.last_accessed_day, \
-             deleted_ms = c.deleted_ms, purge_at_ms = c.purge_at_ms, rotation = c.rotation, \
-             replication = c.replication, row_version = c.row_version \
-             FROM changed c WHERE secrets.arn = c.arn AND secrets.row_version = c.expected",
-            values_list(chunk.len(), 13)
+             tags = c.tags, resource_policy = c.resource_policy, deleted_ms = c.deleted_ms, \
+             rotation = c.rotation, replication = c.replication, row_version = c.row_version \
+             FROM changed c WHERE secrets.arn = c.arn AND secrets.row_version = c.expected \
+             RETURNING secrets.arn, secrets.last_changed_ms, secrets.last_accessed_day, \
+             secrets.purge_at_ms",
+            values_list(chunk.len(), 10)
         );
         let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
         for (secret, expected) in chunk {
@@ -318,19 +324,55 @@ async fn update_records(
                 .bind(&secret.kms_key_id)
                 .bind(tags_json(&secret.tags))
                 .bind(&secret.resource_policy)
-                .bind(secret.last_changed_ms)
-                .bind(secret.last_accessed_day)
                 .bind(secret.deleted_ms)
-                .bind(secret.purge_at_ms)
                 .bind(&secret.rotation)
                 .bind(&secret.replication)
                 .bind(secret.row_version)
                 .bind(*expected);
         }
-        let done = query.execute(&mut *tx).await?;
-        if done.rows_affected() != chunk.len() as u64 {
+        let updated = query.fetch_all(&mut *tx).await?;
+        if updated.len() != chunk.len() {
             return Err(StoreError::Conflict);
         }
+        let mut indexed: std::collections::HashMap<String, (i64, Option<i64>, Option<i64>)> =
+            std::collections::HashMap::with_capacity(updated.len());
+        for row in &updated {
+            indexed.insert(
+                row.try_get("arn")?,
+                (
+                    row.try_get("last_changed_ms")?,
+                    row.try_get("last_accessed_day")?,
+                    row.try_get("purge_at_ms")?,
+                ),
+            );
+        }
+        let moved: Vec<&crate::SecretRecord> = chunk
+            .iter()
+            .map(|(secret, _)| *secret)
+            .filter(|s| {
+                indexed.get(&s.arn)
+                    != Some(&(s.last_changed_ms, s.last_accessed_day, s.purge_at_ms))
+            })
+            .collect();
+        if moved.is_empty() {
+            continue;
+        }
+        let sql = format!(
+            "WITH changed (arn, last_changed_ms, last_accessed_day, purge_at_ms) AS (VALUES {}) \
+             UPDATE secrets SET last_changed_ms = c.last_changed_ms, \
+             last_accessed_day = c.last_accessed_day, purge_at_ms = c.purge_at_ms \
+             FROM changed c WHERE secrets.arn = c.arn",
+            values_list(moved.len(), 4)
+        );
+        let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+        for secret in &moved {
+            query = query
+                .bind(&secret.arn)
+                .bind(secret.last_changed_ms)
+                .bind(secret.last_accessed_day)
+                .bind(secret.purge_at_ms);
+        }
+        query.execute(&mut *tx).await?;
     }
     for (secret, _) in records {
         sync_terms(tx, secret, memo).await?;
@@ -376,31 +418,7 @@ async fn apply_change(
             upsert_versions,
             delete_versions,
         } => {
-            let done = sqlx::query(
-                "UPDATE secrets SET description = $1, kms_key_id = $2, tags = $3, \
-                     resource_policy = $4, last_changed_ms = $5, last_accessed_day = $6, \
-                     deleted_ms = $7, purge_at_ms = $8, rotation = $9, replication = $10, \
-                     row_version = $11 WHERE arn = $12 AND row_version = $13",
-            )
-            .bind(&secret.description)
-            .bind(&secret.kms_key_id)
-            .bind(tags_json(&secret.tags))
-            .bind(&secret.resource_policy)
-            .bind(secret.last_changed_ms)
-            .bind(secret.last_accessed_day)
-            .bind(secret.deleted_ms)
-            .bind(secret.purge_at_ms)
-            .bind(&secret.rotation)
-            .bind(&secret.replication)
-            .bind(secret.row_version)
-            .bind(&secret.arn)
-            .bind(expected_row_version)
-            .execute(&mut *tx)
-            .await?;
-            if done.rows_affected() != 1 {
-                return Err(StoreError::Conflict);
-            }
-            sync_terms(tx, &secret, memo).await?;
+            update_records(tx, &[(&secret, expected_row_version)], memo).await?;
             put_versions(tx, &upsert_versions).await?;
             for id in &delete_versions {
                 sqlx::query(
