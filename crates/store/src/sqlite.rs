@@ -293,12 +293,12 @@ fn plain_updates(changes: &[SecretChange]) -> Option<Vec<(&crate::SecretRecord, 
 /// finds its secret gone or at another one; the caller's savepoint then undoes the others),
 /// in one statement per [`ROWS_PER_STATEMENT`], and syncs their search terms.
 ///
-/// The columns that secondary indexes cover (`last_changed_ms`, `last_accessed_day`,
-/// `purge_at_ms`) are set by a second statement, only for the rows where they change: SQLite
-/// rewrites an index entry for every column an UPDATE sets, changed or not, and most updates
-/// (a replica's status, a tag, a new value's staging labels) leave them as they are. Each index
-/// entry rewritten is one more page in the WAL and in the next checkpoint: setting them always
-/// made four pages of a one-page change.
+/// Two of the columns that secondary indexes cover (`last_accessed_day`, `purge_at_ms`) are
+/// set by a second statement, only for the rows where they change: SQLite rewrites an index
+/// entry for every column an UPDATE sets, changed or not (one more page in the WAL and in the
+/// next checkpoint), and they rarely change. `last_changed_ms` is set by the first statement:
+/// most writes change it, and a second statement for it would cost every write a round trip to
+/// SQLite's thread to save a page of the others.
 async fn update_records(
     tx: &mut sqlx::SqliteConnection,
     records: &[(&crate::SecretRecord, i64)],
@@ -306,15 +306,15 @@ async fn update_records(
 ) -> Result<()> {
     for chunk in records.chunks(ROWS_PER_STATEMENT) {
         let sql = format!(
-            "WITH changed (arn, description, kms_key_id, tags, resource_policy, deleted_ms, \
-             rotation, replication, row_version, expected) AS (VALUES {}) \
+            "WITH changed (arn, description, kms_key_id, tags, resource_policy, last_changed_ms, \
+             deleted_ms, rotation, replication, row_version, expected) AS (VALUES {}) \
              UPDATE secrets SET description = c.description, kms_key_id = c.kms_key_id, \
-             tags = c.tags, resource_policy = c.resource_policy, deleted_ms = c.deleted_ms, \
+             tags = c.tags, resource_policy = c.resource_policy, \
+             last_changed_ms = c.last_changed_ms, deleted_ms = c.deleted_ms, \
              rotation = c.rotation, replication = c.replication, row_version = c.row_version \
              FROM changed c WHERE secrets.arn = c.arn AND secrets.row_version = c.expected \
-             RETURNING secrets.arn, secrets.last_changed_ms, secrets.last_accessed_day, \
-             secrets.purge_at_ms",
-            values_list(chunk.len(), 10)
+             RETURNING secrets.arn, secrets.last_accessed_day, secrets.purge_at_ms",
+            values_list(chunk.len(), 11)
         );
         let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
         for (secret, expected) in chunk {
@@ -324,6 +324,7 @@ async fn update_records(
                 .bind(&secret.kms_key_id)
                 .bind(tags_json(&secret.tags))
                 .bind(&secret.resource_policy)
+                .bind(secret.last_changed_ms)
                 .bind(secret.deleted_ms)
                 .bind(&secret.rotation)
                 .bind(&secret.replication)
@@ -334,41 +335,32 @@ async fn update_records(
         if updated.len() != chunk.len() {
             return Err(StoreError::Conflict);
         }
-        let mut indexed: std::collections::HashMap<String, (i64, Option<i64>, Option<i64>)> =
+        let mut indexed: std::collections::HashMap<String, (Option<i64>, Option<i64>)> =
             std::collections::HashMap::with_capacity(updated.len());
         for row in &updated {
             indexed.insert(
                 row.try_get("arn")?,
-                (
-                    row.try_get("last_changed_ms")?,
-                    row.try_get("last_accessed_day")?,
-                    row.try_get("purge_at_ms")?,
-                ),
+                (row.try_get("last_accessed_day")?, row.try_get("purge_at_ms")?),
             );
         }
         let moved: Vec<&crate::SecretRecord> = chunk
             .iter()
             .map(|(secret, _)| *secret)
-            .filter(|s| {
-                indexed.get(&s.arn)
-                    != Some(&(s.last_changed_ms, s.last_accessed_day, s.purge_at_ms))
-            })
+            .filter(|s| indexed.get(&s.arn) != Some(&(s.last_accessed_day, s.purge_at_ms)))
             .collect();
         if moved.is_empty() {
             continue;
         }
         let sql = format!(
-            "WITH changed (arn, last_changed_ms, last_accessed_day, purge_at_ms) AS (VALUES {}) \
-             UPDATE secrets SET last_changed_ms = c.last_changed_ms, \
-             last_accessed_day = c.last_accessed_day, purge_at_ms = c.purge_at_ms \
-             FROM changed c WHERE secrets.arn = c.arn",
-            values_list(moved.len(), 4)
+            "WITH changed (arn, last_accessed_day, purge_at_ms) AS (VALUES {}) \
+             UPDATE secrets SET last_accessed_day = c.last_accessed_day, \
+             purge_at_ms = c.purge_at_ms FROM changed c WHERE secrets.arn = c.arn",
+            values_list(moved.len(), 3)
         );
         let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
         for secret in &moved {
             query = query
                 .bind(&secret.arn)
-                .bind(secret.last_changed_ms)
                 .bind(secret.last_accessed_day)
                 .bind(secret.purge_at_ms);
         }
