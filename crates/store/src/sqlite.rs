@@ -75,7 +75,10 @@ fn spawn_checkpointer(pool: SqlitePool, wal: std::path::PathBuf, wal_limit: u64)
             } else {
                 "PRAGMA wal_checkpoint(PASSIVE)"
             };
-            if let Err(e) = sqlx::query(sql).execute(&pool).await {
+            let started = std::time::Instant::now();
+            let done = sqlx::query(sql).execute(&pool).await;
+            group_commit::slow("the background WAL checkpoint", started);
+            if let Err(e) = done {
                 if pool.is_closed() {
                     break;
                 }
@@ -340,7 +343,10 @@ async fn update_records(
         for row in &updated {
             indexed.insert(
                 row.try_get("arn")?,
-                (row.try_get("last_accessed_day")?, row.try_get("purge_at_ms")?),
+                (
+                    row.try_get("last_accessed_day")?,
+                    row.try_get("purge_at_ms")?,
+                ),
             );
         }
         let moved: Vec<&crate::SecretRecord> = chunk

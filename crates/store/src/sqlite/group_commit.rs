@@ -172,11 +172,26 @@ const CHECKPOINT_EVERY: std::time::Duration = std::time::Duration::from_secs(1);
 /// starts the WAL over. It costs the copy of the last frames and one fsync of the database
 /// file, once a second at most.
 async fn catch_up(pool: &SqlitePool) {
+    let started = std::time::Instant::now();
     if let Err(e) = sqlx::query("PRAGMA wal_checkpoint(PASSIVE)")
         .execute(pool)
         .await
     {
         tracing::warn!(error = %e, "WAL checkpoint on the writer failed; will retry");
+    }
+    slow("the writer's WAL checkpoint", started);
+}
+
+/// A step of the writer that every write queued meanwhile waited for: logged when it took
+/// long enough to show in request latency (a disk that stalls, a checkpoint that waits).
+pub(super) fn slow(step: &str, started: std::time::Instant) {
+    let took = started.elapsed();
+    if took >= std::time::Duration::from_millis(100) {
+        tracing::warn!(
+            step,
+            took_ms = took.as_millis() as u64,
+            "SQLite writer step was slow"
+        );
     }
 }
 
@@ -238,7 +253,9 @@ async fn in_one_transaction(
         }
         answers.push(outcome);
     }
+    let started = std::time::Instant::now();
     tx.commit().await?;
+    slow("a group commit's COMMIT", started);
     Ok(answers)
 }
 
@@ -543,10 +560,18 @@ mod tests {
             .unwrap()
             .record;
         assert_eq!(
-            (a.row_version, a.last_changed_ms, a.purge_at_ms, a.deleted_ms),
+            (
+                a.row_version,
+                a.last_changed_ms,
+                a.purge_at_ms,
+                a.deleted_ms
+            ),
             (3, 50, Some(70), Some(60))
         );
-        assert_eq!((a.last_accessed_day, a.replication.as_deref()), (Some(3), Some("{}")));
+        assert_eq!(
+            (a.last_accessed_day, a.replication.as_deref()),
+            (Some(3), Some("{}"))
+        );
         assert_eq!(store.secrets_due_for_purge(69, 10).await.unwrap().len(), 0);
         assert_eq!(store.secrets_due_for_purge(70, 10).await.unwrap(), [a.arn]);
     }
