@@ -464,7 +464,7 @@ async fn deliver_batch(
         Ok(answer) => match serde_json::from_slice::<Vec<Answer>>(&answer) {
             Ok(answers) if answers.len() == rows.len() => answers,
             _ => {
-                for row in &rows {
+                let each = rows.iter().map(|row| {
                     retry(
                         topology,
                         region,
@@ -472,14 +472,22 @@ async fn deliver_batch(
                         row,
                         "the answer was unreadable".into(),
                     )
-                    .await?;
+                });
+                for retried in join_all(each).await {
+                    retried?;
                 }
                 return Ok(());
             }
         },
         Err(e) => {
-            for row in &rows {
-                settle_send_error(topology, region, dest, row, e.clone()).await?;
+            // All at once: their retry schedules then share one transaction of the group
+            // commit (one after another, a black-holed Region's failed batches took the writer
+            // for a round each and slowed every other Region's deliveries).
+            let each = rows
+                .iter()
+                .map(|row| settle_send_error(topology, region, dest, row, e.clone()));
+            for settled in join_all(each).await {
+                settled?;
             }
             if matches!(e, SendError::Network(_)) {
                 announce_heads(topology, region, transport, dest, &msgs).await;

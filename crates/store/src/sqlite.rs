@@ -562,6 +562,23 @@ async fn record_access_in(
     Ok(())
 }
 
+/// [`Store::retry_outbox`] inside the writer's transaction.
+async fn retry_in(conn: &mut sqlx::SqliteConnection, r: &group_commit::Retry) -> Result<()> {
+    sqlx::query(
+        "UPDATE replication_outbox SET attempts = $1, next_attempt_ms = $2, first_failure_ms = $3, \
+         lease_owner = NULL, lease_until_ms = NULL WHERE id = $4 OR (id < $4 AND \
+         (secret_arn, dest_region, kind) = (SELECT secret_arn, dest_region, kind \
+          FROM replication_outbox WHERE id = $4))",
+    )
+    .bind(r.attempts)
+    .bind(r.next_attempt_ms)
+    .bind(r.first_failure_ms)
+    .bind(r.id)
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
+}
+
 async fn claim_in(
     conn: &mut sqlx::SqliteConnection,
     now_ms: i64,
@@ -841,24 +858,22 @@ impl Store for SqliteStore {
         first_failure_ms: Option<i64>,
     ) -> Result<()> {
         // Without its own fsync, like a claim: a retry schedule lost in a crash only means the
-        // row is attempted again sooner. Under an outage every failed delivery writes one.
-        let mut conn = self.pools.writer.acquire().await?;
-        relax(&mut conn).await?;
-        let result = sqlx::query(
-            "UPDATE replication_outbox SET attempts = $1, next_attempt_ms = $2, first_failure_ms = $3, \
-             lease_owner = NULL, lease_until_ms = NULL WHERE id = $4 OR (id < $4 AND \
-             (secret_arn, dest_region, kind) = (SELECT secret_arn, dest_region, kind \
-              FROM replication_outbox WHERE id = $4))",
-        )
-        .bind(attempts)
-        .bind(next_attempt_ms)
-        .bind(first_failure_ms)
-        .bind(id)
-        .execute(&mut *conn)
-        .await;
-        restore(&mut conn).await?;
-        result?;
-        Ok(())
+        // row is attempted again sooner. Under an outage every failed delivery writes one, so it
+        // is a job of the group commit: the retries of a failed batch share one transaction
+        // with each other and with the writes (each used to take the writer connection for a
+        // transaction of its own, holding every other Region's deliveries and writes up).
+        self.writer
+            .commit(group_commit::Job {
+                retry: Some(group_commit::Retry {
+                    id,
+                    attempts,
+                    next_attempt_ms,
+                    first_failure_ms,
+                }),
+                durable: false,
+                ..Default::default()
+            })
+            .await
     }
 
     async fn outbox_depth(&self) -> Result<Vec<(String, i64)>> {

@@ -38,8 +38,12 @@
 //! turns for the connection one transaction each. A crash may lose the day of the last reads;
 //! the next read writes it again.
 //!
-//! The other writes of the store (outbox retries, KMS keys, IAM) take the writer connection
-//! from its pool of one between two batches, as before.
+//! A failed delivery's retry schedule (`retry_outbox`) is a non-durable job too: under an
+//! outage a lane fails whole batches, and their retries share transactions with the writes
+//! instead of each taking the writer connection for a transaction of its own.
+//!
+//! The other writes of the store (KMS keys, IAM) take the writer connection from its pool of
+//! one between two batches, as before.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -72,6 +76,8 @@ pub(super) struct Job {
     /// A read's LastAccessedDate ([`crate::Store::record_access`]): `(secret ARN, version id,
     /// day)`. Not a change: the secret's `row_version` stays.
     pub access: Option<(String, String, i64)>,
+    /// A failed delivery's next attempt ([`crate::Store::retry_outbox`]).
+    pub retry: Option<Retry>,
     /// Whether the caller's answer promises the change is on disk (`synchronous=FULL`).
     pub durable: bool,
 }
@@ -83,6 +89,14 @@ pub(super) struct Claim {
     pub lease_ms: i64,
     pub limit: i64,
     pub dest_region: Option<String>,
+}
+
+/// The arguments of [`crate::Store::retry_outbox`].
+pub(super) struct Retry {
+    pub id: i64,
+    pub attempts: i64,
+    pub next_attempt_ms: i64,
+    pub first_failure_ms: Option<i64>,
 }
 
 /// What a job gives back: the rows it claimed, if it claimed.
@@ -274,6 +288,9 @@ async fn apply(conn: &mut SqliteConnection, job: &mut Job, memo: &mut TermsMemo)
     if let Some((arn, version_id, day)) = &job.access {
         super::record_access_in(conn, arn, version_id, *day).await?;
     }
+    if let Some(retry) = &job.retry {
+        super::retry_in(conn, retry).await?;
+    }
     match &job.claim {
         Some(c) => {
             super::claim_in(
@@ -363,6 +380,7 @@ mod tests {
                 settle: Vec::new(),
                 claim: None,
                 access: None,
+                retry: None,
                 durable: true,
             },
             answer: oneshot::channel().0,
