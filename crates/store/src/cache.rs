@@ -296,7 +296,12 @@ impl CachedStore {
         let mut state = self.lock();
         let since = match arn {
             Some(arn) => {
-                state.reading.entry(arn.to_string()).or_default().readers += 1;
+                // A commit of the secret already in flight may land during the read and end
+                // before it: what the read loads may be the state before it.
+                let in_flight = state.in_flight.contains_key(arn);
+                let reading = state.reading.entry(arn.to_string()).or_default();
+                reading.readers += 1;
+                reading.changed |= in_flight;
                 Since::Arn(arn.to_string())
             }
             None => Since::Generation(state.generation),
@@ -913,6 +918,31 @@ mod tests {
         store.end_commit(&["arn:some-other-secret"], Vec::new(), true, aside);
         ticket.finish(Some(&stale));
         assert!(store.by_arn.is_empty());
+    }
+
+    /// A read that begins while a commit of its secret is in flight may load the state before
+    /// the commit; once the commit has ended and written its state through, that read must not
+    /// put the older state back (the replication worker would send it, and the replica would
+    /// stay `InProgress` for good: the replication property test, seed 12648418).
+    #[tokio::test]
+    async fn a_read_that_began_during_a_commit_does_not_put_back_the_state_before_it() {
+        let (_dir, inner, store, r) = with_one_secret("f", "one").await;
+        let mut r2 = record("f", 2, "two");
+        r2.arn = r.arn.clone();
+        let change = SecretChange::Update {
+            secret: r2,
+            expected_row_version: 1,
+            upsert_versions: vec![],
+            delete_versions: vec![],
+        };
+        let aside = store.begin_commit(&[&r.arn]);
+        let ticket = store.start_read(Some(&r.arn));
+        let before = inner.load_secret_by_arn(&r.arn).await.unwrap().unwrap();
+        inner.commit(change.clone()).await.unwrap();
+        store.end_commit(&[&r.arn], vec![change], true, aside);
+        ticket.finish(Some(&before));
+        let read = store.load_secret_by_arn(&r.arn).await.unwrap().unwrap();
+        assert_eq!(read.record.description.as_deref(), Some("two"));
     }
 
     /// Under a steady stream of writes to other secrets, a secret that missed is cached again
