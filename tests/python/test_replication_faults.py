@@ -235,6 +235,57 @@ def test_failed_appears_within_the_configured_timeout_whether_or_not_writes_cont
         proxy.close()
 
 
+def test_while_a_link_is_down_every_queued_replica_fails_on_time_and_heals(make_cluster):
+    """While the link to us-east-1 is down, the lane sends one sync as a probe and schedules the
+    others again without building them (they would only wait out the timeout, at the cost of
+    the primary's CPU). Every replica behind the dead link still shows Failed within the
+    configured timeout, and all of them are InSync again soon after the link comes back."""
+    timeout = 12
+    c, proxy = through_proxy(make_cluster, failure_timeout_secs=timeout)
+    try:
+        west = c.client(WEST)
+        names = [f"many-{i}" for i in range(12)]
+        for name in names:
+            west.create_secret(Name=name, SecretString="v0", AddReplicaRegions=[{"Region": EAST}])
+        for name in names:
+            in_sync(west, name, EAST)
+
+        proxy.stall()  # accepts and never answers: every attempt waits out the 5 s timeout
+        cut_at = time.monotonic()
+        for i in range(4):
+            for name in names:
+                west.update_secret(SecretId=name, Description=f"d{i}")
+            time.sleep(1)
+        failed_after: dict[str, float] = {}
+
+        def all_failed():
+            for name in names:
+                entry = status_of(west, name, EAST)
+                if name not in failed_after and entry["Status"] == "Failed":
+                    assert entry["StatusMessage"].startswith(
+                        "Replication failed: network error reaching Region us-east-1"), entry
+                    failed_after[name] = time.monotonic() - cut_at
+            return len(failed_after) == len(names)
+
+        wait_for(all_failed, timeout=timeout + 30, interval=0.25, what="every replica shows Failed")
+        for name, after in failed_after.items():
+            assert timeout - 5 <= after <= timeout + 5, f"{name}: Failed after {after:.1f} s (timeout {timeout} s)"
+        deferred = metric(c.nodes[WEST].metrics(), "coffer_replication_deliveries_total",
+                          source=WEST, destination=EAST, outcome="deferred_link_down") or 0
+        assert deferred >= 1, "no sync was held back while the link was down"
+
+        proxy.restore()
+        healed_at = time.monotonic()
+        for name in names:
+            in_sync(west, name, EAST, timeout=30)
+            east = c.client(EAST)
+            assert east.describe_secret(SecretId=name)["Description"] == "d3"
+        # Each row waits out at most its 5 s backoff once a probe gets through.
+        assert time.monotonic() - healed_at < 20
+    finally:
+        proxy.close()
+
+
 # ---------------------------------------------------------------------------------------------
 # One silent Region never delays another
 

@@ -65,7 +65,7 @@ impl Metrics {
         );
         registry.register(
             "deliveries",
-            "Replication deliveries by outcome (applied, failed, detached, resend, network_error, not_enabled)",
+            "Replication deliveries by outcome (applied, failed, detached, resend, network_error, deferred_link_down, not_enabled)",
             deliveries.clone(),
         );
         let rpo_seconds = Family::<Route, Gauge<f64, std::sync::atomic::AtomicU64>>::default();

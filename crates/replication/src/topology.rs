@@ -36,29 +36,43 @@ pub struct Topology {
 }
 
 /// Since when each link (source Region -> destination Region) has been failing on the network,
-/// in memory. A delivery that fails counts from when its link went down, not from its own
-/// first attempt, so a replica whose secret keeps being written shows `Failed` on time too
-/// (each write brings a row that has never failed by itself).
+/// and its last error, in memory. A delivery that fails counts from when its link went down,
+/// not from its own first attempt, so a replica whose secret keeps being written shows `Failed`
+/// on time too (each write brings a row that has never failed by itself).
 #[derive(Default, Debug)]
-pub struct LinkHealth(std::sync::Mutex<HashMap<(String, String), i64>>);
+pub struct LinkHealth(std::sync::Mutex<HashMap<(String, String), Down>>);
+
+#[derive(Debug, Clone)]
+struct Down {
+    since_ms: i64,
+    error: String,
+}
 
 impl LinkHealth {
-    /// A delivery from `source` to `dest` failed on the network at `now_ms`.
-    pub fn failed(&self, source: &str, dest: &str, now_ms: i64) {
-        self.0
-            .lock()
-            .expect("link health")
+    /// A delivery from `source` to `dest` failed on the network at `now_ms` with `error`.
+    pub fn failed(&self, source: &str, dest: &str, now_ms: i64, error: &str) {
+        let mut links = self.0.lock().expect("link health");
+        let down = links
             .entry((source.to_string(), dest.to_string()))
-            .or_insert(now_ms);
+            .or_insert_with(|| Down {
+                since_ms: now_ms,
+                error: String::new(),
+            });
+        down.error = error.to_string();
     }
 
     /// Since when the link from `source` to `dest` has been failing, if it is.
     pub fn down_since(&self, source: &str, dest: &str) -> Option<i64> {
+        self.down(source, dest).map(|(since, _)| since)
+    }
+
+    /// Since when the link from `source` to `dest` has been failing and its last error.
+    pub fn down(&self, source: &str, dest: &str) -> Option<(i64, String)> {
         self.0
             .lock()
             .expect("link health")
             .get(&(source.to_string(), dest.to_string()))
-            .copied()
+            .map(|d| (d.since_ms, d.error.clone()))
     }
 
     /// `dest` answered `source`: the link is up.

@@ -397,6 +397,38 @@ async fn deliver_all(
     let (single_syncs, chains): (Vec<_>, Vec<_>) = per_secret
         .into_iter()
         .partition(|group| group.len() == 1 && group[0].0.entry.kind == KIND_SYNC);
+    // While the link is down, one sync goes out as a probe and the others are scheduled again
+    // as if they had failed with the link's last error, which they would have: building,
+    // sealing and sending each (every value, since the destination acknowledged none) only to
+    // time out took the primary CPU that the other Regions' deliveries needed. They turn
+    // `Failed` on time all the same (`retry` counts from when the link went down), and the
+    // probe that gets through brings the link back: the rows are due again within their
+    // backoff, as after any failure.
+    let mut single_syncs = single_syncs;
+    let down = topology.links.down(&region.region, &dest);
+    let deferred = match &down {
+        Some(_) if single_syncs.len() > 1 => single_syncs.split_off(1),
+        _ => Vec::new(),
+    };
+    // A sync sent over a link that is down waits out the send timeout before its failure is
+    // recorded: one whose failure timeout has already passed shows `Failed` now, not up to 5 s
+    // late (it is still sent, and heals the replica if the link answers).
+    if let Some((since, error)) = &down {
+        let now = region.now_ms();
+        let due: Vec<String> = single_syncs
+            .iter()
+            .chain(&chains)
+            .flatten()
+            .filter(|(row, _)| {
+                let first_failure = row.first_failure_ms.map_or(*since, |f| f.min(*since));
+                row.entry.kind == KIND_SYNC && now - first_failure >= topology.give_up_after_ms
+            })
+            .map(|(row, _)| row.entry.secret_arn.clone())
+            .collect();
+        for arn in &due {
+            replication::mark_failed(region, arn, &dest, FailureCause::Network, error).await?;
+        }
+    }
     let mut batches: Vec<Vec<(OutboxRow, bool)>> = Vec::new();
     for (i, group) in single_syncs.into_iter().enumerate() {
         if i % MAX_BATCH == 0 {
@@ -420,8 +452,19 @@ async fn deliver_all(
     let batches = batches
         .into_iter()
         .map(|batch| deliver_batch(topology, region, transport, dest, batch));
-    let (chains, batches) = tokio::join!(join_all(chains), join_all(batches));
-    for result in chains.into_iter().chain(batches) {
+    let error = down.map(|(_, error)| error).unwrap_or_default();
+    let deferrals = deferred.into_iter().flatten().map(|(row, _)| {
+        let error = error.clone();
+        async move {
+            topology
+                .metrics
+                .count(&region.region, dest, "deferred_link_down");
+            retry(topology, region, dest, &row, error).await
+        }
+    });
+    let (chains, batches, deferrals) =
+        tokio::join!(join_all(chains), join_all(batches), join_all(deferrals));
+    for result in chains.into_iter().chain(batches).chain(deferrals) {
         result?;
     }
     Ok(())
@@ -811,7 +854,9 @@ pub(crate) async fn settle_send_error(
         }
         SendError::Network(message) => {
             topology.metrics.count(source, dest, "network_error");
-            topology.links.failed(source, dest, region.now_ms());
+            topology
+                .links
+                .failed(source, dest, region.now_ms(), &message);
             retry(topology, region, dest, row, message).await?;
             Ok(false)
         }
