@@ -594,23 +594,39 @@ async fn claim_in(
     // queued ahead of it). A rotation row is a schedule, not a message: it neither waits nor
     // holds anything back. One statement for the whole claim (the selection and the leases
     // are one atomic step on the one writer; one round trip, however many rows).
-    let rows = sqlx::query(
+    //
+    // The rows are walked in the order they are due (`next_attempt_ms`, then id), through the
+    // destination's index: the walk stops after `limit` rows and never visits a row waiting out
+    // a backoff, so a claim costs the rows it takes, not the queue. (Walking in id order had to
+    // read every row of every destination: with a Region down for a while, each claim of every
+    // healthy lane read the dead Region's whole backlog, on the writer that every write shares.)
+    // Taking rows by due time must not let a row overtake an older one of its secret that is
+    // due later: such a row waits too (the older one is taken first, or by a later claim).
+    let walk = match dest_region {
+        Some(_) => {
+            "replication_outbox o INDEXED BY replication_outbox_by_destination \
+                    WHERE o.dest_region = $4 AND"
+        }
+        None => "replication_outbox o INDEXED BY replication_outbox_due WHERE",
+    };
+    let sql = format!(
         "UPDATE replication_outbox SET lease_owner = $3, lease_until_ms = $5 WHERE id IN \
-             (SELECT o.id FROM replication_outbox o WHERE next_attempt_ms <= $1 \
-             AND (lease_until_ms IS NULL OR lease_until_ms < $1 OR lease_owner = $3) \
-             AND ($4 IS NULL OR dest_region = $4) \
-             AND NOT EXISTS (SELECT 1 FROM replication_outbox w WHERE w.secret_arn = o.secret_arn \
-                 AND w.dest_region = o.dest_region AND w.id < o.id AND w.next_attempt_ms > $1 \
-                 AND w.kind <> 'rotate') \
-             ORDER BY id LIMIT $2) RETURNING *",
-    )
-    .bind(now_ms)
-    .bind(limit)
-    .bind(owner)
-    .bind(dest_region)
-    .bind(now_ms + lease_ms)
-    .fetch_all(conn)
-    .await?;
+         (SELECT o.id FROM {walk} o.next_attempt_ms <= $1 \
+         AND (o.lease_until_ms IS NULL OR o.lease_until_ms < $1 OR o.lease_owner = $3) \
+         AND NOT EXISTS (SELECT 1 FROM replication_outbox w INDEXED BY replication_outbox_by_secret \
+             WHERE w.secret_arn = o.secret_arn AND w.dest_region = o.dest_region AND w.id < o.id \
+             AND w.kind <> 'rotate' \
+             AND (w.next_attempt_ms > $1 OR w.next_attempt_ms > o.next_attempt_ms)) \
+         ORDER BY o.next_attempt_ms, o.id LIMIT $2) RETURNING *"
+    );
+    let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
+        .bind(now_ms)
+        .bind(limit)
+        .bind(owner)
+        .bind(dest_region)
+        .bind(now_ms + lease_ms)
+        .fetch_all(conn)
+        .await?;
     let mut claimed = rows
         .iter()
         .map(outbox_from_row)

@@ -168,6 +168,7 @@ conformance!(
     a_promotion_is_remembered_after_the_secret_is_deleted,
     replica_heads_only_move_forward_and_replicas_are_listed,
     a_row_waits_behind_an_older_row_of_its_secret_in_backoff,
+    a_claim_never_takes_a_row_ahead_of_an_older_row_of_its_secret,
     commit_and_finish_is_all_or_nothing,
     reopening_keeps_everything,
     a_newer_format_is_refused_and_left_untouched,
@@ -1316,11 +1317,28 @@ mod cases {
             .await
             .unwrap();
         assert_eq!(payloads(&now), ["3", "4"]);
+        // When the removal is due again it is taken first; the sync follows it, in the same
+        // claim or in the next one once the removal is delivered (SQLite takes rows in the
+        // order they are due, and the sync was due before the removal's retry: it waits for
+        // the removal rather than risk being taken without it).
         let later = store
             .claim_outbox(t + 5_000, "node-b", 60_000, 10)
             .await
             .unwrap();
-        assert_eq!(payloads(&later), ["1", "2"]);
+        let mut taken = payloads(&later);
+        assert_eq!(taken.first().map(String::as_str), Some("1"));
+        if taken.len() == 1 {
+            store
+                .finish_outbox(&a, "eu-west-1", "remove", later[0].id)
+                .await
+                .unwrap();
+            let next = store
+                .claim_outbox(t + 5_000, "node-b", 60_000, 10)
+                .await
+                .unwrap();
+            taken.extend(payloads(&next));
+        }
+        assert_eq!(taken, ["1", "2"]);
 
         // A rotation scheduled for later is a schedule, not a message: a rotation asked for now
         // (RotateSecret) does not wait for it.
@@ -1347,6 +1365,49 @@ mod cases {
             .await
             .unwrap();
         assert_eq!(payloads(&now), ["6"]);
+    }
+
+    /// However a claim picks its rows (in id order, or in the order they are due) and wherever
+    /// its limit cuts, a secret's rows to a destination are taken in the order they were
+    /// queued: a row that is due before an older row of its secret (the older one waits out a
+    /// retry that has just ended) is never taken without it.
+    pub async fn a_claim_never_takes_a_row_ahead_of_an_older_row_of_its_secret(b: &Backend) {
+        let store = b.region().await;
+        let (s, other) = (arn(ACCOUNT, "s"), arn(ACCOUNT, "other"));
+        store
+            .enqueue(vec![entry(&s, "eu-west-1", "remove", "old")])
+            .await
+            .unwrap();
+        let t = now_ms() + 1_000;
+        let first = store.claim_outbox(t, "node-a", 60_000, 10).await.unwrap();
+        store
+            .retry_outbox(first[0].id, 1, t + 100, Some(t))
+            .await
+            .unwrap();
+        store
+            .enqueue(vec![
+                entry(&s, "eu-west-1", "sync", "new"),
+                entry(&other, "eu-west-1", "sync", "elsewhere"),
+            ])
+            .await
+            .unwrap();
+        let mut order = Vec::new();
+        for _ in 0..3 {
+            let rows = store
+                .claim_outbox_to(t + 200, "node-a", 60_000, 1, Some("eu-west-1"))
+                .await
+                .unwrap();
+            for row in &rows {
+                order.push(row.entry.payload.clone());
+                store
+                    .finish_outbox(&row.entry.secret_arn, "eu-west-1", &row.entry.kind, row.id)
+                    .await
+                    .unwrap();
+            }
+        }
+        assert_eq!(order.len(), 3, "every row is taken: {order:?}");
+        let at = |p: &str| order.iter().position(|o| o == p).unwrap();
+        assert!(at("old") < at("new"), "{order:?}");
     }
 
     pub async fn replica_heads_only_move_forward_and_replicas_are_listed(b: &Backend) {
