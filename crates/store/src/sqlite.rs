@@ -562,6 +562,38 @@ async fn record_access_in(
     Ok(())
 }
 
+/// [`record_access_in`] of many reads in one statement per table per [`ROWS_PER_STATEMENT`]
+/// (two reads of one secret on one day write the same day).
+async fn record_accesses_in(
+    conn: &mut sqlx::SqliteConnection,
+    reads: &[(&str, &str, i64)],
+) -> Result<()> {
+    for chunk in reads.chunks(ROWS_PER_STATEMENT) {
+        let sql = format!(
+            "WITH read (arn, day) AS (VALUES {}) UPDATE secrets SET last_accessed_day = r.day \
+             FROM read r WHERE secrets.arn = r.arn",
+            values_list(chunk.len(), 2)
+        );
+        let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+        for (arn, _, day) in chunk {
+            query = query.bind(*arn).bind(*day);
+        }
+        query.execute(&mut *conn).await?;
+        let sql = format!(
+            "WITH read (arn, version_id, day) AS (VALUES {}) UPDATE secret_versions \
+             SET last_accessed_day = r.day FROM read r \
+             WHERE secret_versions.secret_arn = r.arn AND secret_versions.version_id = r.version_id",
+            values_list(chunk.len(), 3)
+        );
+        let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+        for (arn, version, day) in chunk {
+            query = query.bind(*arn).bind(*version).bind(*day);
+        }
+        query.execute(&mut *conn).await?;
+    }
+    Ok(())
+}
+
 /// [`Store::retry_outbox`] inside the writer's transaction.
 async fn retry_in(conn: &mut sqlx::SqliteConnection, r: &group_commit::Retry) -> Result<()> {
     sqlx::query(
