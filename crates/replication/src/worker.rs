@@ -413,20 +413,18 @@ async fn deliver_all(
     // A sync sent over a link that is down waits out the send timeout before its failure is
     // recorded: one whose failure timeout has already passed shows `Failed` now, not up to 5 s
     // late (it is still sent, and heals the replica if the link answers).
-    if let Some((since, error)) = &down {
-        let now = region.now_ms();
-        let due: Vec<String> = single_syncs
+    if let Some((_, error)) = &down {
+        let sent: Vec<&OutboxRow> = single_syncs
             .iter()
             .chain(&chains)
             .flatten()
-            .filter(|(row, _)| {
-                let first_failure = row.first_failure_ms.map_or(*since, |f| f.min(*since));
-                row.entry.kind == KIND_SYNC && now - first_failure >= topology.give_up_after_ms
-            })
-            .map(|(row, _)| row.entry.secret_arn.clone())
+            .map(|(row, _)| row)
             .collect();
-        for arn in &due {
-            replication::mark_failed(region, arn, &dest, FailureCause::Network, error).await?;
+        let overdue = sent
+            .into_iter()
+            .map(|row| fail_if_overdue(topology, region, &dest, row, error));
+        for marked in join_all(overdue).await {
+            marked?;
         }
     }
     let mut batches: Vec<Vec<(OutboxRow, bool)>> = Vec::new();
@@ -875,16 +873,7 @@ pub(crate) async fn retry(
 ) -> coffer_core::Result<()> {
     let now = region.now_ms();
     let attempts = row.attempts + 1;
-    // The failure started when the row first failed or when its link went down, whichever
-    // was first (a row written during an outage has never failed on its own).
-    let first_failure = [
-        row.first_failure_ms,
-        topology.links.down_since(&region.region, dest),
-    ]
-    .into_iter()
-    .flatten()
-    .min()
-    .unwrap_or(now);
+    let first_failure = failure_started(topology, region, dest, row, now);
     let mut next = now + (100i64 << attempts.clamp(0, 20)).min(MAX_BACKOFF_MS);
     // The attempt after the failure timeout comes right at it, so `Failed` shows within the
     // configured time rather than at the end of a long backoff.
@@ -895,23 +884,56 @@ pub(crate) async fn retry(
     if attempts == 1 {
         tracing::warn!(source = %region.region, dest, arn = %row.entry.secret_arn, kind = %row.entry.kind, reason = %message, "Replication delivery failed; retrying with backoff");
     }
-    if now - first_failure >= topology.give_up_after_ms
+    fail_if_overdue(topology, region, dest, row, &message).await?;
+    region
+        .store
+        .retry_outbox(row.id, attempts, next, Some(first_failure))
+        .await?;
+    Ok(())
+}
+
+/// When the failure of `row` started: when the row first failed or when its link went down,
+/// whichever was first (a row written during an outage has never failed on its own).
+fn failure_started(
+    topology: &Topology,
+    region: &RegionService,
+    dest: &str,
+    row: &OutboxRow,
+    now: i64,
+) -> i64 {
+    [
+        row.first_failure_ms,
+        topology.links.down_since(&region.region, dest),
+    ]
+    .into_iter()
+    .flatten()
+    .min()
+    .unwrap_or(now)
+}
+
+/// Shows the replica of a sync `row` as `Failed` with `message` once its failure has lasted
+/// longer than the deployment allows (the row itself keeps being retried).
+async fn fail_if_overdue(
+    topology: &Topology,
+    region: &RegionService,
+    dest: &str,
+    row: &OutboxRow,
+    message: &str,
+) -> coffer_core::Result<()> {
+    let now = region.now_ms();
+    if now - failure_started(topology, region, dest, row, now) >= topology.give_up_after_ms
         && row.entry.kind == KIND_SYNC
         && replication::mark_failed(
             region,
             &row.entry.secret_arn,
             dest,
             FailureCause::Network,
-            &message,
+            message,
         )
         .await?
     {
         tracing::warn!(source = %region.region, dest, arn = %row.entry.secret_arn, reason = %message, "Replication failed; replica marked Failed, delivery keeps retrying");
     }
-    region
-        .store
-        .retry_outbox(row.id, attempts, next, Some(first_failure))
-        .await?;
     Ok(())
 }
 

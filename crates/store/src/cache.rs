@@ -704,6 +704,18 @@ mod tests {
         }
     }
 
+    /// The change that makes `r` (at row_version 1) row_version 2 with the description "two".
+    fn to_two(r: &SecretRecord) -> SecretChange {
+        let mut two = record(&r.name, 2, "two");
+        two.arn = r.arn.clone();
+        SecretChange::Update {
+            secret: two,
+            expected_row_version: 1,
+            upsert_versions: vec![],
+            delete_versions: vec![],
+        }
+    }
+
     /// A cache over a fresh SQLite store holding one secret (row_version 1), committed through
     /// the cache.
     async fn with_one_secret(
@@ -734,17 +746,7 @@ mod tests {
             .unwrap()
             .unwrap();
         assert_eq!(first.record.description.as_deref(), Some("one"));
-        let mut r2 = record("a", 2, "two");
-        r2.arn = r.arn.clone();
-        store
-            .commit(SecretChange::Update {
-                secret: r2,
-                expected_row_version: 1,
-                upsert_versions: vec![],
-                delete_versions: vec![],
-            })
-            .await
-            .unwrap();
+        store.commit(to_two(&r)).await.unwrap();
         let second = store.load_secret_by_arn(&r.arn).await.unwrap().unwrap();
         assert_eq!(second.record.description.as_deref(), Some("two"));
         let by_name = store
@@ -776,14 +778,7 @@ mod tests {
     #[tokio::test]
     async fn a_read_during_a_commit_in_flight_is_the_committed_state() {
         let (_dir, inner, store, r) = with_one_secret("a", "one").await;
-        let mut r2 = record("a", 2, "two");
-        r2.arn = r.arn.clone();
-        let change = SecretChange::Update {
-            secret: r2,
-            expected_row_version: 1,
-            upsert_versions: vec![],
-            delete_versions: vec![],
-        };
+        let change = to_two(&r);
         // The commit as `commit_with` makes it, stopped after the store committed and before
         // the answer reached the cache.
         let aside = store.begin_commit(&[&r.arn]);
@@ -927,14 +922,7 @@ mod tests {
     #[tokio::test]
     async fn a_read_that_began_during_a_commit_does_not_put_back_the_state_before_it() {
         let (_dir, inner, store, r) = with_one_secret("f", "one").await;
-        let mut r2 = record("f", 2, "two");
-        r2.arn = r.arn.clone();
-        let change = SecretChange::Update {
-            secret: r2,
-            expected_row_version: 1,
-            upsert_versions: vec![],
-            delete_versions: vec![],
-        };
+        let change = to_two(&r);
         let aside = store.begin_commit(&[&r.arn]);
         let ticket = store.start_read(Some(&r.arn));
         let before = inner.load_secret_by_arn(&r.arn).await.unwrap().unwrap();
@@ -981,14 +969,7 @@ mod tests {
     async fn a_settled_read_waits_for_the_commit_in_flight() {
         let (_dir, _, store, r) = with_one_secret("d", "one").await;
         let store = Arc::new(store);
-        let mut r2 = record("d", 2, "two");
-        r2.arn = r.arn.clone();
-        let change = SecretChange::Update {
-            secret: r2,
-            expected_row_version: 1,
-            upsert_versions: vec![],
-            delete_versions: vec![],
-        };
+        let change = to_two(&r);
         let aside = store.begin_commit(&[&r.arn]);
         let reader = {
             let (store, arn) = (store.clone(), r.arn.clone());

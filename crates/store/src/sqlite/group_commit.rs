@@ -204,7 +204,7 @@ pub(super) fn slow(step: &str, started: std::time::Instant) {
         tracing::warn!(
             step,
             took_ms = took.as_millis() as u64,
-            "SQLite writer step was slow"
+            "SQLite writer step was slow: every write waited for it (usually a slow or overloaded disk under the data directory)"
         );
     }
 }
@@ -414,6 +414,18 @@ mod tests {
         }
     }
 
+    /// [`update`] that also sets the description to `text`.
+    fn described(name: &str, expected_row_version: i64, text: &str) -> SecretChange {
+        let mut secret = record(name, expected_row_version + 1);
+        secret.description = Some(text.to_string());
+        SecretChange::Update {
+            secret,
+            expected_row_version,
+            upsert_versions: Vec::new(),
+            delete_versions: Vec::new(),
+        }
+    }
+
     fn outbox(name: &str) -> OutboxEntry {
         OutboxEntry {
             secret_arn: record(name, 1).arn,
@@ -505,16 +517,6 @@ mod tests {
     #[tokio::test]
     async fn search_terms_follow_the_jobs_that_were_kept() {
         let (_dir, store) = open().await;
-        let described = |row_version: i64, text: &str| {
-            let mut secret = record("a", row_version + 1);
-            secret.description = Some(text.to_string());
-            SecretChange::Update {
-                secret,
-                expected_row_version: row_version,
-                upsert_versions: Vec::new(),
-                delete_versions: Vec::new(),
-            }
-        };
         let terms = || async {
             let rows: Vec<(String,)> = sqlx::query_as(
                 "SELECT term FROM secret_terms WHERE secret_arn = $1 AND kind = 'd' ORDER BY term",
@@ -527,18 +529,18 @@ mod tests {
         };
         let mut memo = TermsMemo::new();
         let mut batch = vec![
-            queued(vec![insert("a"), described(1, "old")], Vec::new()),
+            queued(vec![insert("a"), described("a", 1, "old")], Vec::new()),
             // Writes "new", then fails: rolled back.
-            queued(vec![described(2, "new"), update("a", 9)], Vec::new()),
+            queued(vec![described("a", 2, "new"), update("a", 9)], Vec::new()),
         ];
         commit_batch(&store.pools.writer, &mut batch, &mut memo).await;
         assert_eq!(terms().await, ["old"]);
-        let mut batch = vec![queued(vec![described(2, "new")], Vec::new())];
+        let mut batch = vec![queued(vec![described("a", 2, "new")], Vec::new())];
         let answers = commit_batch(&store.pools.writer, &mut batch, &mut memo).await;
         assert!(answers[0].is_ok());
         assert_eq!(terms().await, ["new"]);
         // A change that keeps the terms keeps them.
-        let mut batch = vec![queued(vec![described(3, "new")], Vec::new())];
+        let mut batch = vec![queued(vec![described("a", 3, "new")], Vec::new())];
         commit_batch(&store.pools.writer, &mut batch, &mut memo).await;
         assert_eq!(terms().await, ["new"]);
     }
@@ -549,16 +551,6 @@ mod tests {
     #[tokio::test]
     async fn several_plain_updates_are_all_or_nothing() {
         let (_dir, store) = open().await;
-        let described = |name: &str, row_version: i64, text: &str| {
-            let mut secret = record(name, row_version + 1);
-            secret.description = Some(text.to_string());
-            SecretChange::Update {
-                secret,
-                expected_row_version: row_version,
-                upsert_versions: Vec::new(),
-                delete_versions: Vec::new(),
-            }
-        };
         let mut memo = TermsMemo::new();
         let mut batch = vec![
             queued(vec![insert("a"), insert("b"), insert("c")], Vec::new()),
