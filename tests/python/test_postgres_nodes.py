@@ -16,6 +16,7 @@ skips, without it), each test on a database of its own.
 from __future__ import annotations
 
 import os
+import random
 import secrets
 import shutil
 import subprocess
@@ -221,6 +222,114 @@ def test_two_nodes_concurrent_writes_lose_nothing(tmp_path, pg_url, nodes):
         assert got["SecretString"] == written[current[0]]
         stages = client.describe_secret(SecretId=arn)["VersionIdsToStages"]
         assert stages[current[0]] == ["AWSCURRENT"] and stages[previous[0]] == ["AWSPREVIOUS"]
+
+
+def test_a_read_on_one_node_returns_every_write_acknowledged_by_the_other(tmp_path, pg_url, nodes):
+    """Each node caches the secrets it reads and checks every hit against the database
+    (issue 17): a GetSecretValue or DescribeSecret on one node right after a write acknowledged
+    by the other returns that write, for every kind of change, by name and by ARN, while
+    another client keeps reading on both nodes (so the checks are shared by concurrent reads).
+    Random steps; a failure prints its seed (`COFFER_CACHE_SEED=<seed>` replays it)."""
+    seed = int(os.environ.get("COFFER_CACHE_SEED", str(random.randrange(1 << 30))))
+    print(f"COFFER_CACHE_SEED={seed}")
+    rng = random.Random(seed)
+    a, b = two_nodes(tmp_path, pg_url, nodes)
+    clients = [a.client(), b.client()]
+    names = [f"cached/{i}" for i in range(4)]
+    expect: dict[str, dict] = {}
+    for name in names:
+        arn = clients[0].create_secret(Name=name, SecretString=f"{name}=0")["ARN"]
+        expect[name] = {"arn": arn, "value": f"{name}=0", "description": None, "tags": {}}
+
+    stop = threading.Event()
+    background_errors: list[Exception] = []
+
+    def keep_reading(node) -> None:
+        client = node.client()
+        while not stop.is_set():
+            try:
+                client.get_secret_value(SecretId=rng_names.choice(names))
+            except ClientError as e:
+                # A secret deleted and not yet created again by the step in progress.
+                if e.response["Error"]["Code"] != "ResourceNotFoundException":
+                    background_errors.append(e)
+            except Exception as e:  # noqa: BLE001 - reported below
+                background_errors.append(e)
+
+    rng_names = random.Random(seed + 1)
+    readers = [threading.Thread(target=keep_reading, args=(node,)) for node in (a, b)]
+    for t in readers:
+        t.start()
+    try:
+        for step in range(120):
+            name = rng.choice(names)
+            e = expect[name]
+            writer = rng.randrange(2)
+            reader = clients[1 - writer]
+            # Both nodes read it first, so both cache the state the write replaces.
+            for client in clients:
+                client.get_secret_value(SecretId=name)
+                client.describe_secret(SecretId=e["arn"])
+            what = rng.choice(["put", "put", "describe", "tag", "untag", "stage", "recreate"])
+            w = clients[writer]
+            if what == "put":
+                e["value"] = f"{name}={step}"
+                w.put_secret_value(SecretId=name, SecretString=e["value"])
+            elif what == "describe":
+                e["description"] = f"step {step}"
+                w.update_secret(SecretId=e["arn"], Description=e["description"])
+            elif what == "tag":
+                key = f"k{rng.randrange(3)}"
+                e["tags"][key] = f"v{step}"
+                w.tag_resource(SecretId=name, Tags=[{"Key": key, "Value": f"v{step}"}])
+            elif what == "untag":
+                key = f"k{rng.randrange(3)}"
+                e["tags"].pop(key, None)
+                w.untag_resource(SecretId=name, TagKeys=[key])
+            elif what == "stage":
+                # Back to the previous value, if there is one.
+                versions = w.list_secret_version_ids(SecretId=name)["Versions"]
+                current = next(v for v in versions if "AWSCURRENT" in v["VersionStages"])
+                previous = [v for v in versions if "AWSPREVIOUS" in v["VersionStages"]]
+                if previous:
+                    w.update_secret_version_stage(
+                        SecretId=name,
+                        VersionStage="AWSCURRENT",
+                        MoveToVersionId=previous[0]["VersionId"],
+                        RemoveFromVersionId=current["VersionId"],
+                    )
+                    e["value"] = w.get_secret_value(SecretId=name)["SecretString"]
+            else:
+                w.delete_secret(SecretId=e["arn"], ForceDeleteWithoutRecovery=True)
+                wait_for(
+                    lambda: not any(
+                        s["Name"] == name
+                        for s in w.list_secrets(Filters=[{"Key": "name", "Values": [name]}])[
+                            "SecretList"
+                        ]
+                    ),
+                    10,
+                    what=f"{name} deleted",
+                )
+                e["value"] = f"{name}={step}"
+                e["description"] = None
+                e["tags"] = {}
+                e["arn"] = w.create_secret(Name=name, SecretString=e["value"])["ARN"]
+            where = f"seed {seed}, step {step} ({what} of {name} on node {writer})"
+            got = reader.get_secret_value(SecretId=name)
+            assert got["SecretString"] == e["value"], where
+            assert got["ARN"] == e["arn"], where
+            assert reader.get_secret_value(SecretId=e["arn"])["SecretString"] == e["value"], where
+            described = reader.describe_secret(SecretId=name)
+            assert described["ARN"] == e["arn"], where
+            assert described.get("Description") == e["description"], where
+            tags = {t["Key"]: t["Value"] for t in described.get("Tags", [])}
+            assert tags == e["tags"], where
+    finally:
+        stop.set()
+        for t in readers:
+            t.join(30)
+    assert not background_errors, f"seed {seed}: reads failed: {background_errors[:3]}"
 
 
 def test_two_nodes_started_at_once_on_an_empty_database_share_one_account(tmp_path, pg_url, nodes):

@@ -122,9 +122,12 @@ pub async fn open(settings: &Settings, endpoint: &str) -> Result<Node, String> {
                 regions.insert(region.clone(), (store as Arc<dyn Store>, key));
                 continue;
             }
-            // Several nodes may write this schema: no in-process cache (it would serve another
-            // node's overwritten rows); every read goes to the database.
-            RegionStore::Postgres(store) => Arc::new(store),
+            // Several nodes may write this schema: the store's own cache checks every hit
+            // against the database in a query shared by concurrent reads, so no node serves a
+            // state older than a write acknowledged by another.
+            RegionStore::Postgres(store) => {
+                Arc::new(store.cache_max_bytes(settings.cache_max_bytes))
+            }
         };
         let existed = store
             .load_kms_alias(&account_id, coffer_core::region::DEFAULT_KEY_ALIAS)

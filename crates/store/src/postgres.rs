@@ -37,6 +37,10 @@ use crate::iam_rows::{
 };
 use crate::rows::{outbox_from_row, secret_from_row, version_from_row};
 use crate::schema::{StoreKind, check_compatible_in};
+mod read_cache;
+
+use read_cache::ReadCache;
+
 use crate::{
     AccessKeyRecord, IamStore, KmsAliasRecord, KmsChange, KmsKeyRecord, OutboxEntry, OutboxRow,
     Result, Secret, SecretChange, Store, StoreError, Tag, UserPolicyRecord, UserRecord,
@@ -599,10 +603,19 @@ fn now_ms() -> i64 {
         .unwrap_or(0)
 }
 
+/// How a read names its secret.
+enum By<'a> {
+    Arn(&'a str),
+    Name(&'a str, &'a str),
+}
+
 /// A Region's store in its own PostgreSQL schema.
 pub struct PostgresStore {
     pool: PgPool,
     schema: String,
+    /// Secrets read, each hit validated against the database (`read_cache`); `None` when
+    /// disabled (`cache_max_bytes(0)`).
+    cache: Option<ReadCache>,
 }
 
 impl PostgresStore {
@@ -617,10 +630,50 @@ impl PostgresStore {
     /// [`PostgresStore::open`], migrating only when `migrate` is true; otherwise a schema that
     /// is missing or at an older format is refused with [`StoreError::Incompatible`].
     pub async fn open_with(url: &str, schema: &str, migrate: bool) -> Result<PostgresStore> {
+        let pool = open_pool(url, schema, StoreKind::Region, REGION_POOL, migrate).await?;
         Ok(PostgresStore {
-            pool: open_pool(url, schema, StoreKind::Region, REGION_POOL, migrate).await?,
+            cache: Some(ReadCache::new(pool.clone(), crate::DEFAULT_CACHE_MAX_BYTES)),
+            pool,
             schema: schema.to_string(),
         })
+    }
+
+    /// Bounds the node's cache of secrets to about `max_bytes` (see [`crate::secret_weight`]);
+    /// 0 turns it off, so every read loads the secret from the database.
+    pub fn cache_max_bytes(mut self, max_bytes: u64) -> PostgresStore {
+        self.cache = (max_bytes > 0).then(|| ReadCache::new(self.pool.clone(), max_bytes));
+        self
+    }
+
+    /// A secret by name or ARN: from the cache when its stamp is still the stored one, else
+    /// loaded whole (and cached).
+    async fn load(&self, by: &By<'_>) -> Result<Option<Secret>> {
+        if let Some(cache) = &self.cache {
+            let arn = match by {
+                By::Arn(arn) => Some(arn.to_string()),
+                By::Name(account_id, name) => cache.arn_of(account_id, name),
+            };
+            if let Some(arn) = arn
+                && let Some(secret) = cache.validated(&arn).await
+            {
+                return Ok(Some(secret));
+            }
+        }
+        let (filter, args): (&'static str, Vec<&str>) = match by {
+            By::Arn(arn) => ("arn = $1", vec![*arn]),
+            By::Name(account_id, name) => {
+                ("account_id = $1 AND name = $2", vec![*account_id, *name])
+            }
+        };
+        let found = retrying!(
+            "loading a secret",
+            Exhausted::Backend,
+            self.try_load(filter, &args)
+        )?;
+        if let (Some(cache), Some(secret)) = (&self.cache, &found) {
+            cache.put(secret);
+        }
+        Ok(found)
     }
 
     /// Every record of the Region from one snapshot (REPEATABLE READ), for `coffer backup`.
@@ -967,19 +1020,11 @@ impl PostgresStore {
 #[async_trait]
 impl Store for PostgresStore {
     async fn load_secret_by_name(&self, account_id: &str, name: &str) -> Result<Option<Secret>> {
-        retrying!(
-            "loading a secret",
-            Exhausted::Backend,
-            self.try_load("account_id = $1 AND name = $2", &[account_id, name])
-        )
+        self.load(&By::Name(account_id, name)).await
     }
 
     async fn load_secret_by_arn(&self, arn: &str) -> Result<Option<Secret>> {
-        retrying!(
-            "loading a secret",
-            Exhausted::Backend,
-            self.try_load("arn = $1", &[arn])
-        )
+        self.load(&By::Arn(arn)).await
     }
 
     async fn record_heads(&self, heads: &[crate::ReplicaHead]) -> Result<()> {

@@ -2249,6 +2249,123 @@ mod postgres_only {
         .await;
     }
 
+    /// Each node caches what it reads (`PostgresStore`'s read cache); a read on one node right
+    /// after a write acknowledged by the other must return the write, whatever it changed: the
+    /// record, versions, only an access day (written without a `row_version` bump), or the
+    /// secret deleted and its name taken by a new one. Both nodes read every secret before
+    /// each write, so their caches hold the state the write replaces. A node without a cache
+    /// is the oracle. Random steps; the seed is printed (`COFFER_SEED` replays one).
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_node_reads_what_another_node_wrote_at_once() {
+        with_backend(|b| async move {
+            let nodes = [b.region().await, b.region().await];
+            let oracle: Arc<dyn Store> = Arc::new(
+                PostgresStore::open(b.url(), &b.schema("region"))
+                    .await
+                    .expect("oracle")
+                    .cache_max_bytes(0),
+            );
+            let seed = std::env::var("COFFER_SEED")
+                .ok()
+                .and_then(|s| s.parse().ok())
+                .unwrap_or_else(|| now_ms() as u64 | 1);
+            println!("a_node_reads_what_another_node_wrote_at_once: COFFER_SEED={seed}");
+            let mut rng = seed;
+            let mut next = move |n: u64| {
+                rng ^= rng << 13;
+                rng ^= rng >> 7;
+                rng ^= rng << 17;
+                rng % n
+            };
+            let names = ["alpha", "beta", "gamma"];
+            for name in names {
+                let rec = secret(ACCOUNT, name, 1_000);
+                let v = version(&rec.arn, "v0", 1_000, &["AWSCURRENT"]);
+                insert(&nodes[0], rec, vec![v]).await;
+            }
+            let mut generation = 0;
+            for step in 0..300 {
+                let name = names[next(names.len() as u64) as usize];
+                let writer = next(2) as usize;
+                let reader = &nodes[1 - writer];
+                for node in &nodes {
+                    node.load_secret_by_name(ACCOUNT, name).await.unwrap().unwrap();
+                }
+                let current = oracle
+                    .load_secret_by_name(ACCOUNT, name)
+                    .await
+                    .unwrap()
+                    .expect("the secret exists");
+                let arn = current.record.arn.clone();
+                let what = next(5);
+                match what {
+                    0 | 1 => {
+                        let mut change = update(&current.record);
+                        if let SecretChange::Update {
+                            secret,
+                            upsert_versions,
+                            delete_versions,
+                            ..
+                        } = &mut change
+                        {
+                            secret.description = Some(format!("step {step}"));
+                            if what == 1 {
+                                upsert_versions.push(version(
+                                    &arn,
+                                    &format!("v{step}"),
+                                    2_000 + step,
+                                    &[],
+                                ));
+                                if let Some(old) =
+                                    current.versions.iter().find(|v| v.stages.is_empty())
+                                {
+                                    delete_versions.push(old.version_id.clone());
+                                }
+                            }
+                        }
+                        nodes[writer].commit(change).await.expect("update");
+                    }
+                    2 | 3 => {
+                        let v = &current.versions[next(current.versions.len() as u64) as usize];
+                        // Several steps a day: an access may change only a version's day.
+                        let day = 20_000 + step / 20;
+                        nodes[writer]
+                            .record_access(&arn, &v.version_id, day)
+                            .await
+                            .expect("access");
+                    }
+                    _ => {
+                        nodes[writer]
+                            .commit(SecretChange::Delete {
+                                arn: arn.clone(),
+                                expected_row_version: current.record.row_version,
+                            })
+                            .await
+                            .expect("delete");
+                        generation += 1;
+                        let mut rec = secret(ACCOUNT, name, 1_000 + step);
+                        rec.arn = format!(
+                            "arn:aws:secretsmanager:us-east-1:{ACCOUNT}:secret:{name}-G{generation:05}"
+                        );
+                        let v = version(&rec.arn, "v0", 1_000 + step, &["AWSCURRENT"]);
+                        insert(&nodes[writer], rec, vec![v]).await;
+                    }
+                }
+                let truth = oracle.load_secret_by_name(ACCOUNT, name).await.unwrap();
+                let by_name = reader.load_secret_by_name(ACCOUNT, name).await.unwrap();
+                assert_eq!(by_name, truth, "seed {seed}, step {step} ({what}): by name");
+                let by_arn = reader.load_secret_by_arn(&arn).await.unwrap();
+                let old_truth = oracle.load_secret_by_arn(&arn).await.unwrap();
+                assert_eq!(by_arn, old_truth, "seed {seed}, step {step} ({what}): by ARN");
+            }
+            for node in nodes {
+                node.close().await;
+            }
+            oracle.close().await;
+        })
+        .await;
+    }
+
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn two_nodes_never_claim_the_same_row() {
         with_backend(|b| async move {

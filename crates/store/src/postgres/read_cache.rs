@@ -1,0 +1,233 @@
+//! A node's cache of secrets over PostgreSQL that never serves a state older than the last
+//! write acknowledged anywhere in the Region (issue 17).
+//!
+//! Several nodes write the same schema, so a node cannot know from its own writes when an
+//! entry went stale (and PG-wire distributed databases have no LISTEN/NOTIFY to tell it).
+//! Instead every hit is **validated**: the read asks the database for the secret's *stamp* —
+//! its `row_version` (bumped by every change, in the change's transaction), its
+//! `last_accessed_day` and its versions' `last_accessed_day`s (the access days are written
+//! without a `row_version` bump) — and serves the cached state only if the stamp is the
+//! cached one; otherwise it loads the secret whole and caches that.
+//!
+//! Why that is exact: the validating query is sent after the read began, and one statement
+//! sees one snapshot taken when it starts, so every write acknowledged before the read began
+//! is in that snapshot. If the stamp is unchanged there, so is everything a read returns.
+//!
+//! Why it is cheap: concurrent reads share one validating query (`WHERE arn = ANY($1)`, a
+//! primary-key lookup per secret). A read waits for the next *round*: a round takes every
+//! read queued when it starts, so a read never joins a query already sent (which may have
+//! taken its snapshot before the read began). [`ROUNDS_IN_FLIGHT`] rounds run at once; under
+//! load each carries many reads, so the database does a fraction of a query per read, and it
+//! sends a stamp (a few numbers) instead of the secret's rows.
+//!
+//! A validation that fails (the database is unreachable, ...) is not an answer: the read then
+//! loads the secret the usual way, which retries or reports the error.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use quick_cache::Weighter;
+use quick_cache::sync::Cache;
+use sqlx::Row;
+use sqlx::postgres::PgPool;
+use tokio::sync::{Mutex, mpsc, oneshot};
+
+use crate::Secret;
+use crate::cache::secret_weight;
+
+/// Validating queries in flight at once. One would leave the database idle while its answer
+/// travels back; more than a few only splits the batches further.
+const ROUNDS_IN_FLIGHT: usize = 2;
+
+/// The most secrets one validating query names; a longer queue is served by several rounds.
+const ROUND_MAX: usize = 512;
+
+/// What changes whenever anything a read returns changes (see the module's text).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) struct Stamp {
+    row_version: i64,
+    last_accessed_day: Option<i64>,
+    /// The versions' `last_accessed_day`s in `version_id` order (bytewise, as `COLLATE "C"`),
+    /// `-` for none, comma-separated: the same text [`STAMPS`] computes.
+    version_days: String,
+}
+
+impl Stamp {
+    fn of(secret: &Secret) -> Stamp {
+        let mut versions: Vec<_> = secret.versions.iter().collect();
+        versions.sort_by(|a, b| a.version_id.cmp(&b.version_id));
+        let days: Vec<String> = versions
+            .iter()
+            .map(|v| {
+                v.last_accessed_day
+                    .map_or_else(|| "-".into(), |d| d.to_string())
+            })
+            .collect();
+        Stamp {
+            row_version: secret.record.row_version,
+            last_accessed_day: secret.record.last_accessed_day,
+            version_days: days.join(","),
+        }
+    }
+}
+
+/// The stamps of the named secrets that exist, in one statement (one snapshot).
+const STAMPS: &str = "SELECT s.arn, s.row_version, s.last_accessed_day, \
+     coalesce((SELECT string_agg(coalesce(v.last_accessed_day::text, '-'), ',' \
+         ORDER BY v.version_id COLLATE \"C\") \
+         FROM secret_versions v WHERE v.secret_arn = s.arn), '') AS version_days \
+     FROM secrets s WHERE s.arn = ANY($1)";
+
+struct Cached {
+    secret: Secret,
+    stamp: Stamp,
+}
+
+#[derive(Clone, Copy)]
+struct CachedBytes;
+
+impl Weighter<String, Arc<Cached>> for CachedBytes {
+    fn weight(&self, _arn: &String, cached: &Arc<Cached>) -> u64 {
+        secret_weight(&cached.secret) + 32 + cached.stamp.version_days.len() as u64
+    }
+}
+
+#[derive(Clone, Copy)]
+struct NameBytes;
+
+impl Weighter<(String, String), String> for NameBytes {
+    fn weight(&self, key: &(String, String), arn: &String) -> u64 {
+        96 + (key.0.len() + key.1.len() + arn.len()) as u64
+    }
+}
+
+/// The share of the bound the (account, name) -> ARN index may use.
+const NAME_SHARE: u64 = 8;
+
+/// A read waiting for its round: the secret's stamp in the round's snapshot (`None`: the secret
+/// does not exist), or `Err` when the round's query failed.
+type Waiter = (String, oneshot::Sender<Result<Option<Stamp>, ()>>);
+
+pub(super) struct ReadCache {
+    by_arn: Cache<String, Arc<Cached>, CachedBytes>,
+    /// Names never change for an ARN, so this needs no validation of its own: a hit here only
+    /// picks the ARN whose stamp is then checked.
+    arn_by_name: Cache<(String, String), String, NameBytes>,
+    queue: mpsc::UnboundedSender<Waiter>,
+}
+
+impl ReadCache {
+    /// A cache of about `max_bytes` whose rounds query `pool`. Must be called inside a Tokio
+    /// runtime: the rounds run as tasks, which end when the cache is dropped.
+    pub(super) fn new(pool: PgPool, max_bytes: u64) -> ReadCache {
+        let (queue, rx) = mpsc::unbounded_channel();
+        let rx = Arc::new(Mutex::new(rx));
+        for _ in 0..ROUNDS_IN_FLIGHT {
+            tokio::spawn(rounds(pool.clone(), rx.clone()));
+        }
+        let names = max_bytes / NAME_SHARE;
+        let secrets = max_bytes - names;
+        ReadCache {
+            by_arn: Cache::with_weighter(
+                (secrets / 2048).max(16) as usize,
+                secrets.max(1),
+                CachedBytes,
+            ),
+            arn_by_name: Cache::with_weighter(
+                (names / 160).max(16) as usize,
+                names.max(1),
+                NameBytes,
+            ),
+            queue,
+        }
+    }
+
+    /// The ARN last seen under this name, if any (to be validated like any hit).
+    pub(super) fn arn_of(&self, account_id: &str, name: &str) -> Option<String> {
+        self.arn_by_name
+            .get(&(account_id.to_string(), name.to_string()))
+    }
+
+    /// The cached state of `arn` if it is still the stored one, checked in a round that began
+    /// after this call. `None`: not cached, changed, gone, or the check failed — load it.
+    pub(super) async fn validated(&self, arn: &str) -> Option<Secret> {
+        let cached = self.by_arn.get(arn)?;
+        let (tx, rx) = oneshot::channel();
+        self.queue.send((arn.to_string(), tx)).ok()?;
+        match rx.await {
+            Ok(Ok(Some(stamp))) if stamp == cached.stamp => Some(cached.secret.clone()),
+            Ok(Ok(_)) => {
+                self.by_arn.remove(arn);
+                None
+            }
+            _ => None,
+        }
+    }
+
+    /// Remembers what a whole load returned: any later hit on it is validated first, so this
+    /// may be put at any time, even after a newer state was stored.
+    pub(super) fn put(&self, secret: &Secret) {
+        let r = &secret.record;
+        self.arn_by_name
+            .insert((r.account_id.clone(), r.name.clone()), r.arn.clone());
+        let cached = Cached {
+            stamp: Stamp::of(secret),
+            secret: secret.clone(),
+        };
+        self.by_arn.insert(r.arn.clone(), Arc::new(cached));
+    }
+}
+
+/// One of the round runners: takes every waiting read, asks for their stamps in one query,
+/// answers them; until the cache (the queue's sender) is dropped.
+async fn rounds(pool: PgPool, rx: Arc<Mutex<mpsc::UnboundedReceiver<Waiter>>>) {
+    loop {
+        let mut round = Vec::new();
+        {
+            let mut rx = rx.lock().await;
+            let Some(first) = rx.recv().await else {
+                return;
+            };
+            round.push(first);
+            while round.len() < ROUND_MAX {
+                match rx.try_recv() {
+                    Ok(waiter) => round.push(waiter),
+                    Err(_) => break,
+                }
+            }
+        }
+        let mut arns: Vec<&str> = round.iter().map(|(arn, _)| arn.as_str()).collect();
+        arns.sort_unstable();
+        arns.dedup();
+        let answer = stamps(&pool, &arns).await;
+        for (arn, tx) in round {
+            let reply = match &answer {
+                Ok(found) => Ok(found.get(&arn).cloned()),
+                Err(()) => Err(()),
+            };
+            // The reader may have gone (a cancelled request): nothing to do.
+            let _ = tx.send(reply);
+        }
+    }
+}
+
+async fn stamps(pool: &PgPool, arns: &[&str]) -> Result<HashMap<String, Stamp>, ()> {
+    let rows = sqlx::query(STAMPS)
+        .bind(arns)
+        .fetch_all(pool)
+        .await
+        .map_err(|e| tracing::debug!("validating cached secrets failed: {e}"))?;
+    rows.iter()
+        .map(|row| {
+            Ok((
+                row.try_get::<String, _>("arn")?,
+                Stamp {
+                    row_version: row.try_get("row_version")?,
+                    last_accessed_day: row.try_get("last_accessed_day")?,
+                    version_days: row.try_get("version_days")?,
+                },
+            ))
+        })
+        .collect::<Result<_, sqlx::Error>>()
+        .map_err(|e| tracing::debug!("validating cached secrets failed: {e}"))
+}
