@@ -31,6 +31,9 @@ PSQL = os.path.join(os.environ.get("PG_BIN", "/usr/lib/postgresql/15/bin"), "psq
 CONCURRENCY = int(os.environ.get("CONCURRENCY", "32"))
 DURATION = os.environ.get("DURATION", "5s")
 WARMUP = os.environ.get("WARMUP", "1s")
+# Subsets, for profiling one case: SCENARIOS=sqlite,pg1,pg2 and OPERATIONS=get,put.
+SCENARIOS = os.environ.get("SCENARIOS", "sqlite,pg1,pg2").split(",")
+OPERATIONS = os.environ.get("OPERATIONS", "get,put").split(",")
 REGION = "us-east-1"
 KEY = ("AKIABENCHPOSTGRES001", "bench-postgres-secret-key-0123456789abcd")
 PUT_SECRETS = 400
@@ -152,7 +155,7 @@ def scenario(name: str, store: str | None, node_count: int, work: Path) -> list[
         for i in range(PUT_SECRETS):
             c.create_secret(Name=f"bench-put-{i}", SecretString="v" * 100)
         rows = []
-        for op in ("get", "put"):
+        for op in OPERATIONS:
             r = measure(nodes, op, base)
             rows.append((name, op, r))
             print(f"[bench] {name} {op}: {r['rps']:.0f} req/s", file=sys.stderr)
@@ -172,9 +175,12 @@ def fresh_database() -> str:
 def main() -> None:
     work = Path(tempfile.mkdtemp(prefix="coffer-bench-pg."))
     rows = []
-    rows += scenario("SQLite, 1 node", None, 1, work)
-    rows += scenario("PostgreSQL, 1 node", fresh_database(), 1, work)
-    rows += scenario("PostgreSQL, 2 nodes", fresh_database(), 2, work)
+    if "sqlite" in SCENARIOS:
+        rows += scenario("SQLite, 1 node", None, 1, work)
+    if "pg1" in SCENARIOS:
+        rows += scenario("PostgreSQL, 1 node", fresh_database(), 1, work)
+    if "pg2" in SCENARIOS:
+        rows += scenario("PostgreSQL, 2 nodes", fresh_database(), 2, work)
     print(f"{CONCURRENCY} connections in total, {DURATION} measured after {WARMUP} warm-up, "
           f"{os.cpu_count()} CPUs shared by the generator(s), the node(s) and PostgreSQL.\n")
     print("| store, nodes | operation | req/s | p50 ms | p99 ms | errors |")

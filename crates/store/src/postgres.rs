@@ -52,7 +52,8 @@ const MAX_RETRIES: u32 = 5;
 
 /// Connections per Region store. The database does the work; a node with 2 cores keeps few
 /// requests in flight at once, and every node of a Region (and every Region on the database)
-/// adds its own pool, so stay well under PostgreSQL's default `max_connections` of 100.
+/// adds its own pool, so stay well under PostgreSQL's default `max_connections` of 100. The read
+/// cache's validating rounds (`read_cache`) use one more connection of their own.
 const REGION_POOL: u32 = 8;
 /// Principals are read at start and written rarely.
 const IAM_POOL: u32 = 2;

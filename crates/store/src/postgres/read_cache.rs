@@ -29,7 +29,7 @@ use std::sync::Arc;
 use quick_cache::Weighter;
 use quick_cache::sync::Cache;
 use sqlx::Row;
-use sqlx::postgres::PgPool;
+use sqlx::postgres::{PgConnection, PgPool};
 use tokio::sync::{Mutex, mpsc, oneshot};
 
 use crate::Secret;
@@ -37,7 +37,7 @@ use crate::cache::secret_weight;
 
 /// Validating queries in flight at once. One would leave the database idle while its answer
 /// travels back; more than a few only splits the batches further.
-const ROUNDS_IN_FLIGHT: usize = 2;
+const ROUNDS_IN_FLIGHT: usize = 1;
 
 /// The most secrets one validating query names; a longer queue is served by several rounds.
 const ROUND_MAX: usize = 512;
@@ -180,7 +180,13 @@ impl ReadCache {
 
 /// One of the round runners: takes every waiting read, asks for their stamps in one query,
 /// answers them; until the cache (the queue's sender) is dropped.
+///
+/// It keeps a connection of its own, outside the pool (a round never waits for a connection,
+/// and the pool's are left to the other queries), on which the validating statement runs with
+/// a generic plan: a round is a handful of primary-key lookups, and planning it anew each time
+/// (what PostgreSQL does for an array parameter) cost more than running it.
 async fn rounds(pool: PgPool, rx: Arc<Mutex<mpsc::UnboundedReceiver<Waiter>>>) {
+    let mut conn: Option<PgConnection> = None;
     loop {
         let mut round = Vec::new();
         {
@@ -189,6 +195,9 @@ async fn rounds(pool: PgPool, rx: Arc<Mutex<mpsc::UnboundedReceiver<Waiter>>>) {
                 return;
             };
             round.push(first);
+            // Let the tasks that are ready run first: concurrent reads queue theirs and share
+            // this round instead of starting the next.
+            tokio::task::yield_now().await;
             while round.len() < ROUND_MAX {
                 match rx.try_recv() {
                     Ok(waiter) => round.push(waiter),
@@ -199,7 +208,10 @@ async fn rounds(pool: PgPool, rx: Arc<Mutex<mpsc::UnboundedReceiver<Waiter>>>) {
         let mut arns: Vec<&str> = round.iter().map(|(arn, _)| arn.as_str()).collect();
         arns.sort_unstable();
         arns.dedup();
-        let answer = stamps(&pool, &arns).await;
+        let answer = stamps(&pool, &mut conn, &arns).await;
+        if answer.is_err() {
+            conn = None; // a new one next round
+        }
         for (arn, tx) in round {
             let reply = match &answer {
                 Ok(found) => Ok(found.get(&arn).cloned()),
@@ -211,12 +223,28 @@ async fn rounds(pool: PgPool, rx: Arc<Mutex<mpsc::UnboundedReceiver<Waiter>>>) {
     }
 }
 
-async fn stamps(pool: &PgPool, arns: &[&str]) -> Result<HashMap<String, Stamp>, ()> {
+async fn stamps(
+    pool: &PgPool,
+    conn: &mut Option<PgConnection>,
+    arns: &[&str],
+) -> Result<HashMap<String, Stamp>, ()> {
+    let failed = |e: sqlx::Error| tracing::debug!("validating cached secrets failed: {e}");
+    let conn = match conn {
+        Some(conn) => conn,
+        None => {
+            let mut fresh = pool.acquire().await.map_err(failed)?.detach();
+            sqlx::query("SET plan_cache_mode = force_generic_plan")
+                .execute(&mut fresh)
+                .await
+                .map_err(failed)?;
+            conn.insert(fresh)
+        }
+    };
     let rows = sqlx::query(STAMPS)
         .bind(arns)
-        .fetch_all(pool)
+        .fetch_all(&mut *conn)
         .await
-        .map_err(|e| tracing::debug!("validating cached secrets failed: {e}"))?;
+        .map_err(failed)?;
     rows.iter()
         .map(|row| {
             Ok((
@@ -229,5 +257,5 @@ async fn stamps(pool: &PgPool, arns: &[&str]) -> Result<HashMap<String, Stamp>, 
             ))
         })
         .collect::<Result<_, sqlx::Error>>()
-        .map_err(|e| tracing::debug!("validating cached secrets failed: {e}"))
+        .map_err(failed)
 }
