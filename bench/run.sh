@@ -2,12 +2,14 @@
 # Benchmark GetSecretValue throughput/latency: trivial hyper endpoint vs moto_server vs Coffer.
 #
 # usage: bench/run.sh [--skip-coffer] [--skip-moto] [--concurrency 1,8,32,64]
-#                     [--duration 10s] [--warmup 2s] [--out FILE] [--keep]
+#                     [--duration 10s] [--warmup 2s] [--client loadgen|wrk] [--out FILE] [--keep]
 #
 # Builds coffer-loadgen (and coffer) in release mode, sets up bench/.venv with the pinned
 # moto[server], starts each server on a free 127.0.0.1 port, stores one ~100-byte secret
 # `bench-secret` in it, drives load at each concurrency, stops the server, and finally prints
 # one markdown table plus coffer/trivial and coffer/moto throughput ratios.
+# --client wrk drives the load with wrk (installed from Debian if missing; 2 threads) replaying
+# one pre-signed request (`coffer-loadgen wrk-script`); its default concurrency is 16,64.
 # All traffic stays on 127.0.0.1. Everything started here is stopped on exit.
 set -euo pipefail
 
@@ -25,7 +27,8 @@ MOTO_REGION="us-east-1"
 
 SKIP_COFFER=0
 SKIP_MOTO=0
-CONCURRENCY="1,8,32,64"
+CONCURRENCY=""
+CLIENT="loadgen"
 DURATION="10s"
 WARMUP="2s"
 OUT=""
@@ -39,6 +42,7 @@ while [[ $# -gt 0 ]]; do
         --skip-moto) SKIP_MOTO=1 ;;
         --concurrency) CONCURRENCY="$2"; shift ;;
         --duration) DURATION="$2"; shift ;;
+        --client) CLIENT="$2"; shift ;;
         --warmup) WARMUP="$2"; shift ;;
         --out) OUT="$2"; shift ;;
         --keep) KEEP=1 ;;
@@ -50,6 +54,12 @@ done
 
 log() { echo "[bench] $*" >&2; }
 die() { log "error: $*"; exit 1; }
+
+case "$CLIENT" in
+    loadgen) CONCURRENCY="${CONCURRENCY:-1,8,32,64}" ;;
+    wrk) CONCURRENCY="${CONCURRENCY:-16,64}" ;;
+    *) die "--client is loadgen or wrk, not $CLIENT" ;;
+esac
 
 WORK="$(mktemp -d "${TMPDIR:-/tmp}/coffer-bench.XXXXXX")"
 PIDS=()
@@ -139,10 +149,44 @@ sys.exit(f"{path}: no [{section}] {key}")
 EOF
 }
 
+# proc_ticks PID: CPU clock ticks (user + system) the process used so far.
+proc_ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat"; }
+# machine_ticks: CPU clock ticks all processes used so far (user + nice + system + steal).
+machine_ticks() { awk '/^cpu / { print $2 + $3 + $4 + $9 }' /proc/stat; }
+
+# wrk_target LABEL SERVER_PID URL REGION ACCESS_KEY SECRET_KEY: as bench_target, with wrk.
+wrk_target() {
+    local label="$1" pid="$2" url="$3" region="$4" akid="$5" sk="$6" c script out s0 m0 s1 m1
+    log "load (wrk): $label at $url (connections $CONCURRENCY, warm-up $WARMUP, $DURATION each)"
+    local levels=()
+    IFS=, read -r -a levels <<<"$CONCURRENCY"
+    : >"$WORK/$label.wrk"
+    for c in "${levels[@]}"; do
+        script="$WORK/$label-$c.lua"
+        AWS_SECRET_ACCESS_KEY="$sk" "$LOADGEN" wrk-script --endpoint "$url" --region "$region" \
+            --access-key "$akid" --secret-id "$SECRET_ID" >"$script"
+        wrk -t 2 -c "$c" -d "$WARMUP" -s "$script" "$url" >/dev/null
+        s0="$(proc_ticks "$pid")"
+        m0="$(machine_ticks)"
+        out="$(/usr/bin/time -f "WRK_CPU %U %S" wrk -t 2 -c "$c" -d "$DURATION" -s "$script" "$url" 2>&1)"
+        s1="$(proc_ticks "$pid")"
+        m1="$(machine_ticks)"
+        grep -q '^WRK_RESULT ' <<<"$out" || { echo "$out" >&2; die "wrk printed no result"; }
+        echo "$c $(grep '^WRK_RESULT ' <<<"$out" | cut -d' ' -f2-) $(grep '^WRK_CPU ' <<<"$out" | cut -d' ' -f2-) $((s1 - s0)) $((m1 - m0))" >>"$WORK/$label.wrk"
+    done
+    "$VENV/bin/python" "$BENCH/wrk_report.py" "$WORK/$label.wrk" "$label" "$url" \
+        "$(getconf CLK_TCK)" >"$WORK/$label.json"
+    RESULTS+=("$WORK/$label.json")
+}
+
 # bench_target LABEL SERVER_PID URL REGION ACCESS_KEY SECRET_KEY: run the load, JSON to
 # $WORK/LABEL.json (the server's CPU use is read from /proc/SERVER_PID during each window).
 bench_target() {
     local label="$1" pid="$2" url="$3" region="$4" akid="$5" sk="$6"
+    if [[ $CLIENT == wrk ]]; then
+        wrk_target "$@"
+        return
+    fi
     log "load: $label at $url (concurrency $CONCURRENCY, warm-up $WARMUP, $DURATION each)"
     AWS_SECRET_ACCESS_KEY="$sk" "$LOADGEN" run \
         --endpoint "$url" --region "$region" --access-key "$akid" \
@@ -171,6 +215,16 @@ ensure_venv() {
 }
 
 command -v curl >/dev/null || die "curl is required"
+if [[ $CLIENT == wrk ]] && ! command -v wrk >/dev/null; then
+    log "installing wrk (Debian package)"
+    if [[ $(id -u) == 0 ]]; then
+        apt-get install -y -q wrk >&2 || { apt-get update -q >&2 && apt-get install -y -q wrk >&2; } ||
+            die "could not install wrk"
+    else
+        die "wrk is missing: install it with 'sudo apt-get install wrk'"
+    fi
+fi
+[[ $CLIENT == loadgen ]] || [[ -x /usr/bin/time ]] || die "/usr/bin/time is required (Debian package 'time')"
 
 # --- build ------------------------------------------------------------------------------
 cd "$ROOT"
@@ -250,7 +304,11 @@ fi
     echo "- date: $(date -u +%Y-%m-%dT%H:%M:%SZ), commit $(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo unknown)"
     echo "- machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//'), generator and server share these cores"
     echo "- CPU busy before the run (1 s sample, all cores): ${BUSY_BEFORE}%"
-    echo "- load: closed loop, 1 generator thread, keep-alive HTTP/1.1, warm-up $WARMUP + $DURATION per concurrency, 100-byte secret"
+    if [[ $CLIENT == wrk ]]; then
+        echo "- load: $(wrk --version 2>&1 | head -1 | cut -d' ' -f1-2), 2 threads, one pre-signed GetSecretValue replayed over keep-alive HTTP/1.1, warm-up $WARMUP + $DURATION per connection count, 100-byte secret"
+    else
+        echo "- load: closed loop, 1 generator thread, keep-alive HTTP/1.1, warm-up $WARMUP + $DURATION per concurrency, 100-byte secret"
+    fi
     if [[ $SKIP_MOTO == 0 ]]; then
         echo "- moto: $("$VENV/bin/python" -c 'import importlib.metadata as m; print(m.version("moto"))') (moto_server, werkzeug threaded dev server)"
     fi

@@ -9,6 +9,7 @@
 //!   SIGUSR1 / SIGUSR2 switch it.
 //! * `trivial` — a hyper HTTP/1.1 server answering every request with a fixed
 //!   GetSecretValue-sized JSON body: the ceiling of this machine + this generator.
+//! * `wrk-script` — a Lua script that makes wrk replay one pre-signed GetSecretValue.
 //! * `report`  — merges the JSON output of several `run`s into one markdown table with
 //!   throughput ratios.
 //!
@@ -22,6 +23,7 @@ mod report;
 mod run;
 mod signer;
 mod trivial;
+mod wrk;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -55,6 +57,8 @@ enum Cmd {
     Trivial(TrivialArgs),
     /// Merge JSON outputs of `run` into one markdown table with ratios.
     Report(ReportArgs),
+    /// Print a wrk Lua script that replays one pre-signed GetSecretValue (`wrk -s`).
+    WrkScript(WrkScriptArgs),
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -221,6 +225,15 @@ pub struct TrivialArgs {
 }
 
 #[derive(Args, Debug)]
+pub struct WrkScriptArgs {
+    #[command(flatten)]
+    pub endpoint: EndpointArgs,
+    /// SecretId to request.
+    #[arg(long)]
+    pub secret_id: String,
+}
+
+#[derive(Args, Debug)]
 pub struct ReportArgs {
     /// JSON files written by `run --format json`, in the order the targets should appear.
     #[arg(required = true)]
@@ -260,6 +273,7 @@ fn main() -> ExitCode {
         Cmd::Proxy(args) => proxy::main(args),
         Cmd::Trivial(args) => trivial::main(args),
         Cmd::Report(args) => report::main(args),
+        Cmd::WrkScript(args) => wrk::main(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

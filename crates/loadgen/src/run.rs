@@ -42,7 +42,7 @@ pub(crate) struct Target {
     /// A new connection for every request (`--reconnect`).
     pub(crate) reconnect: bool,
     /// Origin-form request target, e.g. `/`.
-    path: Uri,
+    pub(crate) path: Uri,
     pub(crate) host: HeaderValue,
     pub(crate) signing: SigningConfig,
 }
