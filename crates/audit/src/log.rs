@@ -1,9 +1,14 @@
 //! The appender: fail closed, and a response never leaves before its record is in the file.
 //!
-//! Request tasks serialise their record in parallel. Without fsync (the default), the task then
-//! chains and writes its own record under a lock: one `write(2)` into the page cache, no
-//! hand-off to another thread (measured faster than a writer thread on 2 cores, see
-//! docs/benchmarks.md). With `fsync = true`, records go over a channel to a writer thread,
+//! Request tasks serialise their record in parallel. Without fsync (the default), the records
+//! are written by the request tasks themselves, combined: a task queues its record and, if no
+//! other task is writing, takes the writer and writes everything queued (its own and what
+//! arrived meanwhile) with one `write(2)` into the page cache; a task that finds the writer
+//! busy awaits its record's result without blocking its thread (the task writing sees the
+//! record: it looks at the queue again after letting go of the writer). No hand-off to another
+//! thread, and no thread ever sleeps on the lock (a blocking mutex cost two context switches per
+//! contended record on 2 cores, see docs/benchmarks.md). With `fsync = true`, records go over a
+//! channel to a writer thread,
 //! which drains whatever is queued, chains it in queue order, writes the group with one
 //! `write(2)` and one `fdatasync`, and only then answers every request of the group (group
 //! commit). Durability rule: *written to the file* (the kernel's page cache: survives a crash
@@ -59,12 +64,96 @@ pub struct AuditLog {
     poisoned: Arc<AtomicBool>,
 }
 
-/// Without fsync, the request task writes its own record under a lock (one `write(2)` into
-/// the page cache, a few µs; no hand-off to another thread). With fsync, records go to the
-/// writer thread, which syncs once per group of concurrent records.
+/// Without fsync, the request tasks write the records themselves, combined ([`Combined`]).
+/// With fsync, records go to the writer thread, which syncs once per group of concurrent
+/// records.
 enum Mode {
-    Inline(std::sync::Mutex<(Writer, Vec<u8>)>),
+    Inline(Combined),
     Thread(mpsc::UnboundedSender<Job>),
+}
+
+/// Records written by whichever request task finds no other writing (flat combining).
+struct Combined {
+    queue: std::sync::Mutex<Queue>,
+    /// The writer and its buffer, used only by the task that set [`Queue::writing`].
+    writer: std::sync::Mutex<(Writer, Vec<u8>)>,
+}
+
+#[derive(Default)]
+struct Queue {
+    /// Records waiting for a writer, in the order they will be chained.
+    jobs: Vec<Job>,
+    /// A task is writing: it takes the queue again before it stops, so a record queued now is
+    /// written by it. Set and cleared under the queue's lock, together with the look at `jobs`,
+    /// so no record is ever left behind.
+    writing: bool,
+}
+
+impl Combined {
+    /// Queues `job`; unless another task is writing (which then writes it), writes everything
+    /// queued until the queue is empty. Never waits for another task's write.
+    fn submit(&self, job: Job) {
+        {
+            let mut queue = lock(&self.queue);
+            queue.jobs.push(job);
+            if queue.writing {
+                return;
+            }
+            queue.writing = true;
+        }
+        let mut guard = self.writer.lock().unwrap_or_else(|poisoned| {
+            // A task panicked while writing: what reached the file is unknown, so fail closed,
+            // as after a write that could not be undone.
+            let guard = poisoned.into_inner();
+            guard.0.poisoned.store(true, Ordering::Relaxed);
+            guard
+        });
+        let (writer, buf) = &mut *guard;
+        let mut unwinding = Unwinding {
+            combined: self,
+            poisoned: writer.poisoned.clone(),
+            armed: true,
+        };
+        loop {
+            let group = {
+                let mut queue = lock(&self.queue);
+                if queue.jobs.is_empty() {
+                    queue.writing = false;
+                    unwinding.armed = false;
+                    return;
+                }
+                std::mem::take(&mut queue.jobs)
+            };
+            writer.write_jobs(group, buf);
+        }
+    }
+}
+
+/// Should the writing task panic, the records queued behind it fail (the log is poisoned)
+/// instead of waiting forever for a writer that is gone.
+struct Unwinding<'a> {
+    combined: &'a Combined,
+    poisoned: Arc<AtomicBool>,
+    armed: bool,
+}
+
+impl Drop for Unwinding<'_> {
+    fn drop(&mut self) {
+        if !self.armed {
+            return;
+        }
+        self.poisoned.store(true, Ordering::Relaxed);
+        let mut queue = lock(&self.combined.queue);
+        queue.writing = false;
+        for job in queue.jobs.drain(..) {
+            let _ = job.done.send(Err(poisoned_error()));
+        }
+    }
+}
+
+/// A mutex's data even if a thread panicked holding it (the queue is a plain list).
+fn lock<T>(m: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 impl std::fmt::Debug for AuditLog {
@@ -141,7 +230,10 @@ impl AuditLog {
                 .map_err(|e| err("start the writer of", e))?;
             Mode::Thread(queue)
         } else {
-            Mode::Inline(std::sync::Mutex::new((writer, Vec::with_capacity(4096))))
+            Mode::Inline(Combined {
+                queue: std::sync::Mutex::new(Queue::default()),
+                writer: std::sync::Mutex::new((writer, Vec::with_capacity(4096))),
+            })
         };
         Ok(AuditLog {
             path: path.to_path_buf(),
@@ -169,20 +261,14 @@ impl AuditLog {
         if self.is_poisoned() {
             return Err(poisoned_error());
         }
-        let queue = match &self.mode {
-            Mode::Inline(writer) => {
-                let mut guard = writer
-                    .lock()
-                    .map_err(|_| AuditError("the audit log writer failed".into()))?;
-                let (writer, buf) = &mut *guard;
-                return writer.write_group(&[canonical], buf);
-            }
-            Mode::Thread(queue) => queue,
-        };
         let (done, wait) = oneshot::channel();
-        queue
-            .send(Job { canonical, done })
-            .map_err(|_| AuditError("the audit log writer has stopped".into()))?;
+        match &self.mode {
+            // Usually written by the time `submit` returns (then `wait` is ready at once).
+            Mode::Inline(combined) => combined.submit(Job { canonical, done }),
+            Mode::Thread(queue) => queue
+                .send(Job { canonical, done })
+                .map_err(|_| AuditError("the audit log writer has stopped".into()))?,
+        }
         wait.await
             .unwrap_or_else(|_| Err(AuditError("the audit log writer has stopped".into())))
     }
@@ -217,17 +303,23 @@ impl Writer {
                     Err(_) => break,
                 }
             }
-            let records: Vec<Vec<u8>> = group
-                .iter_mut()
-                .map(|job| std::mem::take(&mut job.canonical))
-                .collect();
-            let result = self.write_group(&records, &mut buf);
-            for job in group.drain(..) {
-                let _ = job.done.send(result.clone());
-            }
+            self.write_jobs(std::mem::take(&mut group), &mut buf);
             if buf.capacity() > 16 << 20 {
                 buf = Vec::with_capacity(1 << 20);
             }
+        }
+    }
+
+    /// Writes the jobs' records as one group and answers each with the result.
+    fn write_jobs(&mut self, mut jobs: Vec<Job>, buf: &mut Vec<u8>) {
+        let records: Vec<Vec<u8>> = jobs
+            .iter_mut()
+            .map(|job| std::mem::take(&mut job.canonical))
+            .collect();
+        let result = self.write_group(&records, buf);
+        for job in jobs {
+            // The request may have gone (a cancelled task): its record is written all the same.
+            let _ = job.done.send(result.clone());
         }
     }
 
@@ -366,6 +458,46 @@ mod tests {
             let mode = std::fs::metadata(&path).unwrap().permissions().mode();
             assert_eq!(mode & 0o777, 0o600);
         }
+    }
+
+    /// Many tasks on two threads appending at once: every record is written exactly once, in
+    /// one chain, and every append returns (a record queued while another task was writing is
+    /// written by that task, never left behind).
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn records_appended_at_once_are_all_written_in_one_chain() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("audit.log");
+        let log = Arc::new(AuditLog::open(&path, Options::default()).unwrap());
+        let mut tasks = Vec::new();
+        for t in 0..64 {
+            let log = log.clone();
+            tasks.push(tokio::spawn(async move {
+                for i in 0..250 {
+                    log.append(&record(&format!("Op{t}x{i}"))).await.unwrap();
+                }
+            }));
+        }
+        let all = async {
+            for t in tasks {
+                t.await.unwrap();
+            }
+        };
+        tokio::time::timeout(std::time::Duration::from_secs(60), all)
+            .await
+            .expect("every append returns");
+        drop(log);
+        assert_eq!(verify(&path).unwrap().records, 64 * 250);
+        let text = std::fs::read_to_string(&path).unwrap();
+        let mut names: Vec<&str> = text
+            .lines()
+            .map(|l| {
+                let at = l.find("\"eventName\":\"").unwrap() + 13;
+                &l[at..at + l[at..].find('"').unwrap()]
+            })
+            .collect();
+        names.sort_unstable();
+        names.dedup();
+        assert_eq!(names.len(), 64 * 250, "a record was written twice");
     }
 
     #[tokio::test]
