@@ -35,7 +35,10 @@ use crate::iam_rows::{
     ACCESS_KEY_INSERT, ACCESS_KEY_INSERT_WITHIN, ACCOUNT_INSERT, USER_INSERT, access_key_from_row,
     user_from_row, user_policy_from_row,
 };
-use crate::rows::{outbox_from_row, secret_from_row, version_from_row};
+use crate::rows::{
+    PG_LOAD_BY_ARN, PG_LOAD_BY_NAME, outbox_from_row, secret_from_joined, secret_from_row,
+    version_from_row,
+};
 use crate::schema::{StoreKind, check_compatible_in};
 mod read_cache;
 
@@ -660,16 +663,14 @@ impl PostgresStore {
                 return Ok(Some(secret));
             }
         }
-        let (filter, args): (&'static str, Vec<&str>) = match by {
-            By::Arn(arn) => ("arn = $1", vec![*arn]),
-            By::Name(account_id, name) => {
-                ("account_id = $1 AND name = $2", vec![*account_id, *name])
-            }
+        let (sql, args): (&'static str, Vec<&str>) = match by {
+            By::Arn(arn) => (PG_LOAD_BY_ARN, vec![*arn]),
+            By::Name(account_id, name) => (PG_LOAD_BY_NAME, vec![*account_id, *name]),
         };
         let found = retrying!(
             "loading a secret",
             Exhausted::Backend,
-            self.try_load(filter, &args)
+            self.try_load(sql, &args)
         )?;
         if let (Some(cache), Some(secret)) = (&self.cache, &found) {
             cache.put(secret);
@@ -710,48 +711,16 @@ impl PostgresStore {
         &self.schema
     }
 
-    /// One statement, so one round trip and one snapshot (a single statement sees one even
-    /// under READ COMMITTED): the secret's row joined with its versions, whose columns are
-    /// renamed `v_*`. Reads are most of the traffic and no node caches rows, so this matters:
-    /// four round trips (BEGIN, secret, versions, COMMIT) cost ~3x the throughput.
-    async fn try_load(&self, filter: &'static str, args: &[&str]) -> PgResult<Option<Secret>> {
-        let mut query = sqlx::query(sqlx::AssertSqlSafe(format!(
-            "SELECT s.*, v.version_id AS v_version_id, v.stages AS v_stages, \
-             v.created_ms AS v_created_ms, v.last_accessed_day AS v_last_accessed_day, \
-             v.kms_key_arn AS v_kms_key_arn, v.value_kind AS v_value_kind, \
-             v.wrapped_data_key AS v_wrapped_data_key, v.ciphertext AS v_ciphertext \
-             FROM secrets s LEFT JOIN secret_versions v ON v.secret_arn = s.arn \
-             WHERE {filter} ORDER BY v.created_ms, v.version_id COLLATE \"C\""
-        )));
+    /// One statement (`rows::PG_LOAD_BY_*`), so one round trip and one snapshot (a single
+    /// statement sees one even under READ COMMITTED). Reads are most of the traffic, so this
+    /// matters: four round trips (BEGIN, secret, versions, COMMIT) cost ~3x the throughput.
+    async fn try_load(&self, sql: &'static str, args: &[&str]) -> PgResult<Option<Secret>> {
+        let mut query = sqlx::query(sql);
         for arg in args {
             query = query.bind(*arg);
         }
         let rows = query.fetch_all(&self.pool).await?;
-        let Some(first) = rows.first() else {
-            return Ok(None);
-        };
-        let record = secret_from_row(first)?;
-        let mut versions = Vec::with_capacity(rows.len());
-        for row in &rows {
-            let Some(version_id) = row.try_get::<Option<String>, _>("v_version_id")? else {
-                continue; // a secret without versions: one row of NULLs
-            };
-            let stages: String = row.try_get("v_stages")?;
-            versions.push(VersionRecord {
-                secret_arn: record.arn.clone(),
-                version_id,
-                stages: serde_json::from_str(&stages).map_err(|e| {
-                    PgError::Final(StoreError::Backend(format!("corrupt JSON column: {e}")))
-                })?,
-                created_ms: row.try_get("v_created_ms")?,
-                last_accessed_day: row.try_get("v_last_accessed_day")?,
-                kms_key_arn: row.try_get("v_kms_key_arn")?,
-                value_kind: crate::ValueKind::from_i64(row.try_get("v_value_kind")?),
-                wrapped_data_key: row.try_get("v_wrapped_data_key")?,
-                ciphertext: row.try_get("v_ciphertext")?,
-            });
-        }
-        Ok(Some(Secret { record, versions }))
+        Ok(secret_from_joined(&rows)?)
     }
 
     async fn try_list(&self, account_id: &str) -> PgResult<Vec<Secret>> {

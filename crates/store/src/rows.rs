@@ -221,3 +221,66 @@ pub(crate) fn kms_change_statements(
         ],
     }
 }
+
+/// `SELECT` of a secret joined with its versions (columns renamed `v_*`), one row per version
+/// (one row of `NULL`s for a secret without versions), for [`secret_from_joined`]. One
+/// statement: one round trip and one snapshot, so the record and its versions always belong
+/// together (two statements could see a change in between).
+macro_rules! joined_load {
+    ($filter:literal, $order:literal) => {
+        concat!(
+            "SELECT s.*, v.version_id AS v_version_id, v.stages AS v_stages, \
+             v.created_ms AS v_created_ms, v.last_accessed_day AS v_last_accessed_day, \
+             v.kms_key_arn AS v_kms_key_arn, v.value_kind AS v_value_kind, \
+             v.wrapped_data_key AS v_wrapped_data_key, v.ciphertext AS v_ciphertext \
+             FROM secrets s LEFT JOIN secret_versions v ON v.secret_arn = s.arn WHERE ",
+            $filter,
+            " ORDER BY ",
+            $order
+        )
+    };
+}
+
+/// Versions oldest first, ties by id bytewise (SQLite's default collation is bytewise).
+pub(crate) const SQLITE_LOAD_BY_ARN: &str =
+    joined_load!("s.arn = $1", "v.created_ms, v.version_id");
+pub(crate) const SQLITE_LOAD_BY_NAME: &str = joined_load!(
+    "s.account_id = $1 AND s.name = $2",
+    "v.created_ms, v.version_id"
+);
+/// The same on PostgreSQL, whose default collation is not bytewise.
+pub(crate) const PG_LOAD_BY_ARN: &str =
+    joined_load!("s.arn = $1", "v.created_ms, v.version_id COLLATE \"C\"");
+pub(crate) const PG_LOAD_BY_NAME: &str = joined_load!(
+    "s.account_id = $1 AND s.name = $2",
+    "v.created_ms, v.version_id COLLATE \"C\""
+);
+
+/// The secret of the rows of a `*_LOAD_BY_*` statement (`None` when there are none).
+pub(crate) fn secret_from_joined<R: RecordRow>(rows: &[R]) -> Result<Option<crate::Secret>>
+where
+    for<'a> &'a str: ColumnIndex<R>,
+{
+    let Some(first) = rows.first() else {
+        return Ok(None);
+    };
+    let record = secret_from_row(first)?;
+    let mut versions = Vec::with_capacity(rows.len());
+    for row in rows {
+        let Some(version_id) = row.opt_text("v_version_id")? else {
+            continue; // a secret without versions: one row of NULLs
+        };
+        versions.push(VersionRecord {
+            secret_arn: record.arn.clone(),
+            version_id,
+            stages: serde_json::from_str(&row.text("v_stages")?).map_err(json_err)?,
+            created_ms: row.int("v_created_ms")?,
+            last_accessed_day: row.opt_int("v_last_accessed_day")?,
+            kms_key_arn: row.opt_text("v_kms_key_arn")?,
+            value_kind: ValueKind::from_i64(row.int("v_value_kind")?),
+            wrapped_data_key: row.opt_bytes("v_wrapped_data_key")?,
+            ciphertext: row.opt_bytes("v_ciphertext")?,
+        });
+    }
+    Ok(Some(crate::Secret { record, versions }))
+}

@@ -13,8 +13,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use sqlx::sqlite::{
-    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteRow,
-    SqliteSynchronous,
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
 };
 use sqlx::{ConnectOptions, Row};
 
@@ -23,8 +22,8 @@ use crate::iam_rows::{
     user_from_row, user_policy_from_row,
 };
 use crate::rows::{
-    KmsBind, kms_alias_from_row, kms_change_statements, kms_key_from_row, outbox_from_row,
-    secret_from_row, version_from_row,
+    KmsBind, SQLITE_LOAD_BY_ARN, SQLITE_LOAD_BY_NAME, kms_alias_from_row, kms_change_statements,
+    kms_key_from_row, outbox_from_row, secret_from_joined, secret_from_row, version_from_row,
 };
 use crate::schema::{StoreKind, check_compatible};
 use crate::{
@@ -694,50 +693,25 @@ impl SqliteStore {
         let writer = group_commit::GroupCommitter::spawn(pools.writer.clone());
         Ok(SqliteStore { pools, writer })
     }
-
-    async fn load_versions(&self, arns: &[String]) -> Result<Vec<VersionRecord>> {
-        let mut out = Vec::new();
-        for arn in arns {
-            let rows = sqlx::query(
-                "SELECT * FROM secret_versions WHERE secret_arn = $1 ORDER BY created_ms, version_id",
-            )
-            .bind(arn)
-            .fetch_all(&self.pools.reader)
-            .await?;
-            for row in &rows {
-                out.push(version_from_row(row)?);
-            }
-        }
-        Ok(out)
-    }
-
-    async fn load_one(&self, row: Option<SqliteRow>) -> Result<Option<Secret>> {
-        let Some(row) = row else { return Ok(None) };
-        let record = secret_from_row(&row)?;
-        let versions = self
-            .load_versions(std::slice::from_ref(&record.arn))
-            .await?;
-        Ok(Some(Secret { record, versions }))
-    }
 }
 
 #[async_trait]
 impl Store for SqliteStore {
     async fn load_secret_by_name(&self, account_id: &str, name: &str) -> Result<Option<Secret>> {
-        let row = sqlx::query("SELECT * FROM secrets WHERE account_id = $1 AND name = $2")
+        let rows = sqlx::query(SQLITE_LOAD_BY_NAME)
             .bind(account_id)
             .bind(name)
-            .fetch_optional(&self.pools.reader)
+            .fetch_all(&self.pools.reader)
             .await?;
-        self.load_one(row).await
+        secret_from_joined(&rows)
     }
 
     async fn load_secret_by_arn(&self, arn: &str) -> Result<Option<Secret>> {
-        let row = sqlx::query("SELECT * FROM secrets WHERE arn = $1")
+        let rows = sqlx::query(SQLITE_LOAD_BY_ARN)
             .bind(arn)
-            .fetch_optional(&self.pools.reader)
+            .fetch_all(&self.pools.reader)
             .await?;
-        self.load_one(row).await
+        secret_from_joined(&rows)
     }
 
     async fn record_heads(&self, heads: &[crate::ReplicaHead]) -> Result<()> {
