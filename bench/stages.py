@@ -5,9 +5,12 @@ with no such frame are "runtime" (tokio's scheduler, epoll, wake-ups) or "other"
 
 usage:
   perf record --call-graph dwarf,32768 -F 499 -p <coffer pid> -o coffer.perf -- sleep 4
-  perf script -i coffer.perf | python3 bench/stages.py [REQUESTS]
+  perf script -i coffer.perf | python3 bench/stages.py [REQUESTS CPU_SECONDS]
 
-With REQUESTS (answered during the recording) it also prints microseconds of CPU per request.
+With REQUESTS (answered during the recording) and the server's CPU_SECONDS in that time (from
+/proc; DWARF unwinding drops samples, so they give shares, not time) it also prints
+microseconds of CPU per request, each stage's share of the total.
+`bench/profile.sh` runs all of it against a fresh server under wrk.
 """
 
 import re
@@ -45,6 +48,7 @@ def stage_of(frames: list[str]) -> str:
 
 def main() -> None:
     requests = float(sys.argv[1]) if len(sys.argv) > 1 else None
+    cpu_seconds = float(sys.argv[2]) if len(sys.argv) > 2 else None
     counts: dict[str, int] = {}
     total = 0
     frames: list[str] = []
@@ -65,13 +69,18 @@ def main() -> None:
         total += 1
     print(f"{total} samples")
     print()
-    print("| stage | share of the server's CPU |" + (" µs per request |" if requests else ""))
-    print("|---|---:|" + ("---:|" if requests else ""))
+    timed = bool(requests and cpu_seconds)
+    print("| stage | share of the server's CPU |" + (" µs per request |" if timed else ""))
+    print("|---|---:|" + ("---:|" if timed else ""))
     order = [n for n, _ in STAGES] + ["other"]
     for name in order:
         n = counts.get(name, 0)
         row = f"| {name} | {100 * n / max(total, 1):.1f}% |"
+        if requests and cpu_seconds:
+            row += f" {cpu_seconds * n / max(total, 1) / requests * 1e6:.1f} |"
         print(row)
+    if requests and cpu_seconds:
+        print(f"| **total** | 100% | **{cpu_seconds / requests * 1e6:.1f}** |")
 
 
 if __name__ == "__main__":
