@@ -77,6 +77,10 @@ pub enum Operation {
     Put,
     /// GetSecretValue of a uniformly random one of `<secret-id>-0` ... `<secret-id>-<secrets - 1>`.
     GetRandom,
+    /// GetSecretValue of `<secret-id>-0` ... `<secret-id>-<secrets - 1>` in turn, spread over the
+    /// connections as `put` is: any `secrets` consecutive requests read every secret once (to
+    /// read a whole Region once, e.g. so every LastAccessedDate is today).
+    GetEach,
     /// ListSecrets with the request `--list-request` (default: a page of 100, no filter), at
     /// page `--list-page` (the generator first walks the pages before it to get the token).
     List,

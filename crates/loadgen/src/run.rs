@@ -77,7 +77,9 @@ pub fn main(args: RunArgs) -> Result<(), BoxError> {
 
 async fn run_all(args: &RunArgs) -> Result<RunReport, BoxError> {
     let operation = match args.operation {
-        Operation::Get | Operation::GetRandom | Operation::Mixed => signer::TARGET,
+        Operation::Get | Operation::GetRandom | Operation::GetEach | Operation::Mixed => {
+            signer::TARGET
+        }
         Operation::Put => signer::PUT_TARGET,
         Operation::List => signer::LIST_TARGET,
     };
@@ -233,6 +235,12 @@ impl PutPlan {
         Bytes::from(serde_json::to_vec(&value).expect("JSON serializes"))
     }
 
+    /// GetSecretValue of the secret request n of this connection writes with `put`.
+    fn each_get_body(&self, n: u64) -> Bytes {
+        let k = (self.connection as u64 + n * self.connections as u64) % self.secrets as u64;
+        Bytes::from(format!(r#"{{"SecretId":"{}-{k}"}}"#, self.secret_id))
+    }
+
     /// GetSecretValue of a uniformly random secret (request n of this connection).
     fn random_get_body(&self, n: u64) -> Bytes {
         let k = splitmix64((self.token_prefix as u64) << 32 ^ (self.connection as u64) << 40 ^ n)
@@ -255,6 +263,7 @@ fn choose(operation: Operation, plan: &PutPlan, n: u64) -> (usize, Option<Bytes>
         Operation::Get | Operation::List => (0, None),
         Operation::Put => (0, Some(plan.body(n))),
         Operation::GetRandom => (0, Some(plan.random_get_body(n))),
+        Operation::GetEach => (0, Some(plan.each_get_body(n))),
         // Signers: GetSecretValue, PutSecretValue, ListSecrets.
         Operation::Mixed => match splitmix64(n ^ 0x5ca1e) % 20 {
             0 => (1, Some(plan.body(n))),
@@ -318,7 +327,11 @@ async fn list_body_at_page(args: &RunArgs, target: &Target) -> Result<Bytes, Box
 /// The request body of connection `i`.
 fn body_for(args: &RunArgs, i: usize) -> Result<Bytes, BoxError> {
     let value = match args.operation {
-        Operation::Get | Operation::GetRandom | Operation::Mixed | Operation::List => {
+        Operation::Get
+        | Operation::GetRandom
+        | Operation::GetEach
+        | Operation::Mixed
+        | Operation::List => {
             serde_json::json!({ "SecretId": args.secret_id })
         }
         Operation::Put => serde_json::json!({
@@ -953,6 +966,31 @@ mod tests {
         assert_eq!(seen.len(), 50, "every secret is read");
         assert!((3400..3800).contains(&by_signer[0]), "{by_signer:?}");
         assert!((120..280).contains(&by_signer[1]) && (120..280).contains(&by_signer[2]));
+    }
+
+    /// `get-each` over 4 connections: the first `secrets` requests (the first 13 of each
+    /// connection, 52 >= 50) read every secret, none more than twice.
+    #[test]
+    fn each_gets_read_every_secret_once_per_pass() {
+        let mut count = std::collections::BTreeMap::new();
+        for connection in 0..4 {
+            let plan = super::PutPlan {
+                token_prefix: 1,
+                connection,
+                connections: 4,
+                secrets: 50,
+                secret_id: "s".into(),
+            };
+            for n in 0..13 {
+                let (_, body) = super::choose(Operation::GetEach, &plan, n);
+                let v: serde_json::Value = serde_json::from_slice(&body.unwrap()).unwrap();
+                *count
+                    .entry(v["SecretId"].as_str().unwrap().to_string())
+                    .or_insert(0) += 1;
+            }
+        }
+        assert_eq!(count.len(), 50, "every secret is read");
+        assert!(count.values().all(|&n| n <= 2), "{count:?}");
     }
 
     #[tokio::test]
