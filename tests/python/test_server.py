@@ -39,6 +39,15 @@ def test_health_answers_once_listening_and_start_up_is_quick(fresh_server):
     assert fresh_server.startup_seconds < 1.0, fresh_server.startup_seconds
 
 
+def test_metrics_show_the_background_workers_running(fresh_server):
+    """The purge and the replication worker run supervised (restarted after a panic); /metrics
+    says whether each runs and how often it was restarted."""
+    text = requests.get(fresh_server.endpoint + "/metrics", timeout=5).text
+    for worker in ("purge", "replication"):
+        assert f'coffer_worker_running{{worker="{worker}"}} 1' in text, text
+        assert f'coffer_worker_restarts_total{{worker="{worker}"}} 0' in text, text
+
+
 def test_sigterm_stops_the_server_cleanly(tmp_path):
     srv = start_server(tmp_path / "data")
     srv.client().create_secret(Name="x", SecretString="v")

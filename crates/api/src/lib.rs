@@ -62,6 +62,8 @@ pub struct Deployment {
     pub audit: Option<Arc<coffer_audit::AuditLog>>,
     /// The connection edge's limits (`edge.rs`); `max_body_bytes` also bounds `POST /`.
     pub limits: edge::Limits,
+    /// The node's supervised background workers (purge, replication), in `/metrics`.
+    pub workers: Arc<coffer_replication::workers::Workers>,
     /// The IAM store behind `credentials` (see `principals.rs`); unset: a fixed set of keys.
     principals: std::sync::OnceLock<Arc<Principals>>,
     verifier: Verifier,
@@ -79,6 +81,7 @@ impl Deployment {
             console: coffer_console::Settings::default(),
             audit: None,
             limits: edge::Limits::default(),
+            workers: Arc::default(),
             principals: std::sync::OnceLock::new(),
             verifier: Verifier::new(),
         }
@@ -210,7 +213,7 @@ async fn metrics(State(deployment): State<Arc<Deployment>>) -> Response {
             header::CONTENT_TYPE,
             "text/plain; version=0.0.4; charset=utf-8",
         )],
-        deployment.topology.metrics.render(),
+        deployment.topology.metrics.render() + &deployment.workers.render(),
     )
         .into_response()
 }

@@ -438,7 +438,16 @@ async fn serve(args: config::ServeArgs) -> Result<(), String> {
     };
     let deployment = Arc::new(deployment);
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-    let purge = tokio::spawn(purge_loop(deployment.clone(), stop_rx.clone()));
+    let purge = {
+        let deployment = deployment.clone();
+        let stop = stop_rx.clone();
+        deployment
+            .workers
+            .clone()
+            .spawn("purge", stop_rx.clone(), move || {
+                purge_loop(deployment.clone(), stop.clone())
+            })
+    };
     // A Region failover this node was killed in the middle of finishes now (docs/failover.md).
     for region in deployment.regions.values().cloned() {
         tokio::spawn(async move {
@@ -447,10 +456,13 @@ async fn serve(args: config::ServeArgs) -> Result<(), String> {
             }
         });
     }
-    let replication = tokio::spawn(coffer_replication::worker::run(
-        deployment.topology.clone(),
-        stop_rx,
-    ));
+    let replication = {
+        let topology = deployment.topology.clone();
+        let stop = stop_rx.clone();
+        deployment.workers.spawn("replication", stop_rx, move || {
+            coffer_replication::worker::run(topology.clone(), stop.clone())
+        })
+    };
     coffer_api::serve_with(listener, deployment.clone(), handshake, shutdown)
         .await
         .map_err(|e| format!("server failed: {e}"))?;

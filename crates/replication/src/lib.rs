@@ -19,5 +19,6 @@ pub mod tls;
 pub mod topology;
 pub mod transport;
 pub mod worker;
+pub mod workers;
 
 pub use topology::{Peer, Topology};

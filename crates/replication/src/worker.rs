@@ -63,8 +63,16 @@ async fn region_loop(
     let lane_stop = stop.clone();
     let mut lanes: BTreeMap<String, Lane> = BTreeMap::new();
     let start = |dest: &str, lanes: &mut BTreeMap<String, Lane>| {
-        if lanes.contains_key(dest) {
-            return;
+        match lanes.get(dest) {
+            Some(lane) if !lane.task.is_finished() => return,
+            // A lane ends only when the node stops, or by a panic: then it starts again (its
+            // rows' leases run out and they are claimed anew), and the panic is in the log.
+            Some(_) => tracing::error!(
+                region = %region.region,
+                dest,
+                "The replication lane to {dest} stopped unexpectedly; restarting it"
+            ),
+            None => {}
         }
         let wake = Arc::new(tokio::sync::Notify::new());
         let task = tokio::spawn(lane_loop(
@@ -114,6 +122,16 @@ async fn region_loop(
             _ = tokio::time::sleep(POLL) => false,
             _ = stop.changed() => break,
         };
+        let ended: Vec<String> = lanes
+            .iter()
+            .filter(|(_, lane)| lane.task.is_finished())
+            .map(|(dest, _)| dest.clone())
+            .collect();
+        if !ended.is_empty() && !*stop.borrow() {
+            for dest in &ended {
+                start(dest, &mut lanes);
+            }
+        }
         if !refresh {
             for lane in lanes.values() {
                 lane.wake.notify_one();
