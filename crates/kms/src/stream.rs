@@ -165,7 +165,11 @@ mod tests {
         for i in 0..sealed[1].len() {
             let mut bad = sealed.clone();
             bad[1][i] ^= 0x80;
-            assert_eq!(open(&bad, "salt 1", b"header"), Err(StreamError), "byte {i}");
+            assert_eq!(
+                open(&bad, "salt 1", b"header"),
+                Err(StreamError),
+                "byte {i}"
+            );
         }
     }
 
