@@ -1111,4 +1111,316 @@ mod tests {
                 .is_err_and(|e| e.contains("not a Coffer backup"))
         );
     }
+
+    // --- format 2, through `coffer backup` and `coffer restore` on SQLite data directories ---
+
+    use coffer_store::{OutboxEntry, SecretChange, SqliteStore, Store};
+
+    const REGION: &str = "us-east-1";
+    const ACCOUNT: &str = "111122223333";
+
+    fn settings(dir: &Path) -> Settings {
+        Settings::resolve(crate::config::ServeArgs {
+            listen: None,
+            data_dir: Some(dir.to_path_buf()),
+            regions: Some(vec![REGION.to_string()]),
+            account_id: None,
+            config: None,
+            replication_failure_timeout_secs: None,
+            tls: None,
+            tls_cert: None,
+            tls_key: None,
+            tls_names: None,
+        })
+        .unwrap()
+    }
+
+    /// A data directory with the Region's key (the same key in every test directory made
+    /// with the same `key_hex`).
+    fn data_dir(parent: &Path, name: &str, key_hex: &str) -> Settings {
+        let dir = parent.join(name);
+        data_dir::create_private_dir(&dir.join("keys")).unwrap();
+        let path = dir.join("keys").join(format!("{REGION}.key"));
+        {
+            use std::os::unix::fs::OpenOptionsExt;
+            let mut f = std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .mode(0o600)
+                .open(&path)
+                .unwrap();
+            writeln!(f, "{key_hex}").unwrap();
+        }
+        RootKey::load(&path).expect("a key file the Region loads");
+        settings(&dir)
+    }
+
+    fn secret(i: usize) -> Secret {
+        let arn = format!("arn:aws:secretsmanager:{REGION}:{ACCOUNT}:secret:s{i:05}-AbCdEf");
+        let version = |n: usize, stage: &str| VersionRecord {
+            secret_arn: arn.clone(),
+            version_id: format!("v{n}-{i}"),
+            stages: vec![stage.to_string()],
+            created_ms: 1_000 + n as i64,
+            last_accessed_day: None,
+            kms_key_arn: Some(format!("arn:aws:kms:{REGION}:{ACCOUNT}:key/k")),
+            value_kind: ValueKind::String,
+            wrapped_data_key: Some(vec![n as u8; 40]),
+            ciphertext: Some(format!("ciphertext {i} {n}").into_bytes()),
+        };
+        Secret {
+            record: SecretRecord {
+                arn: arn.clone(),
+                account_id: ACCOUNT.into(),
+                name: format!("s{i:05}"),
+                description: Some(format!("secret number {i} of the test")),
+                kms_key_id: None,
+                tags: Some(vec![Tag {
+                    key: "n".into(),
+                    value: i.to_string(),
+                }]),
+                resource_policy: None,
+                created_ms: 1_000 + i as i64,
+                last_changed_ms: 2_000,
+                last_accessed_day: Some(20_000),
+                deleted_ms: None,
+                purge_at_ms: None,
+                rotation: None,
+                replication: None,
+                row_version: 1,
+            },
+            versions: vec![version(1, "AWSPREVIOUS"), version(2, "AWSCURRENT")],
+        }
+    }
+
+    /// `n` secrets, a KMS key wrapped by the Region's key, an alias and an outbox row.
+    async fn fill(settings: &Settings, n: usize) {
+        let dir = &settings.data_dir;
+        data_dir::create_private_dir(&dir.join("regions")).unwrap();
+        let store = SqliteStore::open(&data_dir::region_file(dir, REGION))
+            .await
+            .unwrap();
+        let root = region_key(dir, REGION).unwrap();
+        let key_arn = format!("arn:aws:kms:{REGION}:{ACCOUNT}:key/k");
+        store
+            .create_kms_key(
+                KmsKeyRecord {
+                    wrapped_material: root
+                        .wrap_key_material(&key_arn, &coffer_kms::KeyMaterial::generate()),
+                    key_arn: key_arn.clone(),
+                    account_id: ACCOUNT.into(),
+                    key_id: "k".into(),
+                    metadata: "{}".into(),
+                    created_ms: 5,
+                },
+                Some(KmsAliasRecord {
+                    account_id: ACCOUNT.into(),
+                    alias_name: "alias/aws/secretsmanager".into(),
+                    target_key_arn: key_arn,
+                    created_ms: 5,
+                }),
+            )
+            .await
+            .unwrap();
+        for batch in (0..n).collect::<Vec<_>>().chunks(500) {
+            let changes = batch
+                .iter()
+                .map(|&i| {
+                    let s = secret(i);
+                    SecretChange::Insert {
+                        secret: s.record,
+                        versions: s.versions,
+                    }
+                })
+                .collect();
+            store.commit_with(changes, Vec::new()).await.unwrap();
+        }
+        store
+            .enqueue(vec![OutboxEntry {
+                secret_arn: secret(0).record.arn,
+                dest_region: "eu-west-1".into(),
+                kind: "sync".into(),
+                payload: "{}".into(),
+            }])
+            .await
+            .unwrap();
+        store.close().await;
+    }
+
+    async fn snapshot(settings: &Settings) -> RegionSnapshot {
+        let mut s = coffer_store::export_sqlite(&data_dir::region_file(&settings.data_dir, REGION))
+            .await
+            .unwrap();
+        for row in &mut s.outbox {
+            row.id = 0;
+        }
+        s
+    }
+
+    /// The frames of a format-2 file: (magic and header, [(last flag, sealed chunk)]).
+    fn frames(file: &[u8]) -> (Vec<u8>, Vec<(u8, Vec<u8>)>) {
+        let header_end = MAGIC.len()
+            + file[MAGIC.len()..]
+                .iter()
+                .position(|&b| b == b'\n')
+                .unwrap()
+            + 1;
+        let mut rest = &file[header_end..];
+        let mut out = Vec::new();
+        while !rest.is_empty() {
+            let len = u32::from_be_bytes(rest[1..5].try_into().unwrap()) as usize;
+            out.push((rest[0], rest[5..5 + len].to_vec()));
+            rest = &rest[5 + len..];
+        }
+        (file[..header_end].to_vec(), out)
+    }
+
+    fn join(head: &[u8], frames: &[(u8, Vec<u8>)]) -> Vec<u8> {
+        let mut out = head.to_vec();
+        for (last, chunk) in frames {
+            out.push(*last);
+            out.extend_from_slice(&(chunk.len() as u32).to_be_bytes());
+            out.extend_from_slice(chunk);
+        }
+        out
+    }
+
+    #[tokio::test]
+    async fn a_region_of_many_chunks_restores_whole() {
+        let tmp = tempfile::tempdir().unwrap();
+        let key_hex = "3c".repeat(32);
+        let from = data_dir(tmp.path(), "from", &key_hex);
+        fill(&from, 1_200).await;
+        let file = tmp.path().join("us-east-1.cbk");
+        let n = backup_in_chunks(&from, REGION, &file, 16 << 10)
+            .await
+            .unwrap();
+        assert_eq!(n, 1_200);
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = std::fs::metadata(&file).unwrap().permissions().mode();
+            assert_eq!(mode & 0o777, 0o600);
+        }
+        let bytes = std::fs::read(&file).unwrap();
+        let (_, chunks) = frames(&bytes);
+        assert!(chunks.len() > 20, "{} chunks", chunks.len());
+        assert!(
+            chunks[..chunks.len() - 1]
+                .iter()
+                .all(|(last, _)| *last == 0)
+        );
+        assert_eq!(chunks.last().unwrap().0, 1);
+        // Secret metadata and store ciphertext are sealed, not readable in the file.
+        let plain = |text: &str| bytes.windows(text.len()).any(|w| w == text.as_bytes());
+        assert!(!plain("s00042") && !plain("secret number") && !plain("ciphertext 7"));
+        // The output is never overwritten.
+        let again = backup_in_chunks(&from, REGION, &file, 16 << 10).await;
+        assert!(again.is_err_and(|e| e.0.contains("cannot create")));
+        assert_eq!(std::fs::read(&file).unwrap(), bytes);
+
+        let to = data_dir(tmp.path(), "to", &key_hex);
+        assert_eq!(restore(&to, REGION, &file).await.unwrap(), 1_200);
+        let (a, b) = (snapshot(&from).await, snapshot(&to).await);
+        assert_eq!(b.secrets.len(), 1_200);
+        assert_eq!(a, b);
+        // Into a Region that holds secrets: refused.
+        let twice = restore(&to, REGION, &file).await.unwrap_err();
+        assert!(twice.contains("empty Region store"), "{twice}");
+    }
+
+    #[tokio::test]
+    async fn a_cut_reordered_or_changed_file_restores_nothing() {
+        let tmp = tempfile::tempdir().unwrap();
+        let key_hex = "3c".repeat(32);
+        let from = data_dir(tmp.path(), "from", &key_hex);
+        fill(&from, 300).await;
+        let file = tmp.path().join("good.cbk");
+        backup_in_chunks(&from, REGION, &file, 8 << 10)
+            .await
+            .unwrap();
+        let bytes = std::fs::read(&file).unwrap();
+        let (head, chunks) = frames(&bytes);
+        assert!(chunks.len() >= 6, "{} chunks", chunks.len());
+        let mid = chunks.len() / 2;
+
+        let mut bad: Vec<(&str, Vec<u8>)> = Vec::new();
+        bad.push((
+            "without its last chunk",
+            join(&head, &chunks[..chunks.len() - 1]),
+        ));
+        bad.push(("cut inside a chunk", bytes[..bytes.len() - 100].to_vec()));
+        bad.push(("cut after the header", head.clone()));
+        let mut swapped = chunks.clone();
+        swapped.swap(mid, mid + 1);
+        bad.push(("with two chunks swapped", join(&head, &swapped)));
+        let mut dropped = chunks.clone();
+        dropped.remove(mid);
+        bad.push(("without a middle chunk", join(&head, &dropped)));
+        let mut changed = chunks.clone();
+        changed[mid].1[40] ^= 0x01;
+        bad.push((
+            "with a byte changed in a middle chunk",
+            join(&head, &changed),
+        ));
+        let mut flagged = chunks.clone();
+        flagged[mid].0 = 1;
+        bad.push(("with a middle chunk marked last", join(&head, &flagged)));
+        // A digit of `created_ms` (not the first): the header still reads, but it is bound to every chunk.
+        let mut header = bytes.clone();
+        let at = bytes
+            .windows(13)
+            .position(|w| w == b"\"created_ms\":")
+            .unwrap()
+            + 13
+            + 5;
+        assert!(header[at].is_ascii_digit());
+        header[at] ^= 0x01;
+        bad.push(("with a changed header byte", header));
+        let mut trailing = bytes.clone();
+        trailing.extend_from_slice(&join(&[], &chunks[..1]));
+        bad.push(("with a chunk after the last", trailing));
+
+        for (i, (what, content)) in bad.iter().enumerate() {
+            let path = tmp.path().join(format!("bad-{i}.cbk"));
+            std::fs::write(&path, content).unwrap();
+            let to = data_dir(tmp.path(), &format!("to-{i}"), &key_hex);
+            let err = restore(&to, REGION, &path).await.unwrap_err();
+            assert!(
+                err.contains("damaged") || err.contains("not a Coffer backup"),
+                "a file {what}: {err}"
+            );
+            // Nothing written: no Region store, no IAM store.
+            assert!(
+                !data_dir::region_file(&to.data_dir, REGION).exists(),
+                "a file {what} created the Region store"
+            );
+            assert!(!to.data_dir.join("iam.db").exists(), "a file {what}");
+        }
+
+        // Another key (another data directory's): refused too, nothing written.
+        let stranger = data_dir(tmp.path(), "stranger", &"77".repeat(32));
+        let err = restore(&stranger, REGION, &file).await.unwrap_err();
+        assert!(err.contains("damaged"), "{err}");
+        assert!(!data_dir::region_file(&stranger.data_dir, REGION).exists());
+        // And the good file restores.
+        let to = data_dir(tmp.path(), "to-good", &key_hex);
+        assert_eq!(restore(&to, REGION, &file).await.unwrap(), 300);
+    }
+
+    #[tokio::test]
+    async fn a_failed_backup_leaves_no_file() {
+        let tmp = tempfile::tempdir().unwrap();
+        let from = data_dir(tmp.path(), "from", &"3c".repeat(32));
+        fill(&from, 3).await;
+        // The IAM store cannot be opened (a directory where the file should be): the Region's
+        // records were written already, then the backup fails and removes its file.
+        std::fs::create_dir(from.data_dir.join("iam.db")).unwrap();
+        let file = tmp.path().join("partial.cbk");
+        assert!(
+            backup_in_chunks(&from, REGION, &file, 1 << 10)
+                .await
+                .is_err()
+        );
+        assert!(!file.exists());
+    }
 }
