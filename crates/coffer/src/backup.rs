@@ -1257,6 +1257,24 @@ mod tests {
         s
     }
 
+    /// Every row of the Region's search terms, in order.
+    async fn terms(settings: &Settings) -> Vec<(String, String, String)> {
+        use sqlx::Connection;
+        let path = data_dir::region_file(&settings.data_dir, REGION);
+        let options = sqlx::sqlite::SqliteConnectOptions::new().filename(path);
+        let mut conn = sqlx::SqliteConnection::connect_with(&options)
+            .await
+            .unwrap();
+        let rows = sqlx::query_as(
+            "SELECT secret_arn, kind, term FROM secret_terms ORDER BY secret_arn, kind, term",
+        )
+        .fetch_all(&mut conn)
+        .await
+        .unwrap();
+        conn.close().await.unwrap();
+        rows
+    }
+
     /// The frames of a format-2 file: (magic and header, [(last flag, sealed chunk)]).
     fn frames(file: &[u8]) -> (Vec<u8>, Vec<(u8, Vec<u8>)>) {
         let header_end = MAGIC.len()
@@ -1322,6 +1340,10 @@ mod tests {
         assert_eq!(restore(&to, REGION, &file).await.unwrap(), 1_200);
         let (a, b) = (snapshot(&from).await, snapshot(&to).await);
         assert_eq!(b.secrets.len(), 1_200);
+        assert_eq!(a, b);
+        // The search terms ListSecrets filters on are those the secrets' writes made.
+        let (a, b) = (terms(&from).await, terms(&to).await);
+        assert!(a.len() > 1_200 * 5, "{} terms", a.len());
         assert_eq!(a, b);
         // Into a Region that holds secrets: refused.
         let twice = restore(&to, REGION, &file).await.unwrap_err();

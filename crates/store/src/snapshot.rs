@@ -33,6 +33,12 @@ use crate::{
 /// [`EXPORT_PAGE`] * 4 rows.
 const EXPORT_PAGE: i64 = 256;
 
+/// Secrets an import writes per batch (15 values a row: 960 bind parameters).
+const IMPORT_BATCH: usize = 64;
+
+/// Versions per multi-row statement (9 values a row); search terms go 3 times as many.
+const IMPORT_ROWS: usize = 100;
+
 /// One record of a Region's store. An export yields the KMS keys, then the aliases, the
 /// secrets (each with its versions), the outbox rows (oldest first) and the detachments.
 #[derive(Debug, Clone, PartialEq)]
@@ -132,7 +138,7 @@ fn not_empty(location: &str) -> StoreError {
 
 /// Export and import over one connection; the SQL is the same on both backends.
 macro_rules! snapshot_sql {
-    ($module:ident, $conn:ty, $terms:path) => {
+    ($module:ident, $conn:ty, $db:ty) => {
         pub(crate) mod $module {
             use super::*;
 
@@ -290,7 +296,9 @@ macro_rules! snapshot_sql {
 
             /// Writes the records `next` yields (until `None`) into the store, which must hold
             /// no secret and no KMS key; returns the number of secrets. Run it inside one
-            /// transaction: a failure part-way leaves nothing.
+            /// transaction: a failure part-way leaves nothing. Secrets are written
+            /// [`IMPORT_BATCH`] at a time (a few multi-row statements instead of a dozen
+            /// statements each); memory holds one batch.
             pub(crate) async fn import<E: From<StoreError>>(
                 conn: &mut $conn,
                 next: &mut impl FnMut() -> std::result::Result<Option<RegionItem>, E>,
@@ -300,13 +308,106 @@ macro_rules! snapshot_sql {
                     return Err(not_empty(location).into());
                 }
                 let mut secrets = 0;
+                let mut batch = Vec::with_capacity(IMPORT_BATCH);
                 while let Some(item) = next()? {
-                    if matches!(item, RegionItem::Secret(_)) {
-                        secrets += 1;
+                    match item {
+                        RegionItem::Secret(secret) => {
+                            secrets += 1;
+                            batch.push(secret);
+                            if batch.len() == IMPORT_BATCH {
+                                insert_secrets(conn, &batch).await?;
+                                batch.clear();
+                            }
+                        }
+                        other => {
+                            // In the order they came: the batch first.
+                            insert_secrets(conn, &batch).await?;
+                            batch.clear();
+                            insert(conn, &other).await?;
+                        }
                     }
-                    insert(conn, &item).await?;
                 }
+                insert_secrets(conn, &batch).await?;
                 Ok(secrets)
+            }
+
+            /// Secrets with their versions and search terms, in multi-row statements.
+            async fn insert_secrets(conn: &mut $conn, batch: &[Secret]) -> Result<()> {
+                if batch.is_empty() {
+                    return Ok(());
+                }
+                let mut query = sqlx::QueryBuilder::<$db>::new(
+                    "INSERT INTO secrets (arn, account_id, name, description, kms_key_id, tags, \
+                     resource_policy, created_ms, last_changed_ms, last_accessed_day, \
+                     deleted_ms, purge_at_ms, rotation, replication, row_version) ",
+                );
+                query.push_values(batch, |mut row, secret| {
+                    let s = &secret.record;
+                    row.push_bind(s.arn.clone())
+                        .push_bind(s.account_id.clone())
+                        .push_bind(s.name.clone())
+                        .push_bind(s.description.clone())
+                        .push_bind(s.kms_key_id.clone())
+                        .push_bind(
+                            s.tags
+                                .as_ref()
+                                .map(|t| serde_json::to_string(t).expect("tags serialize")),
+                        )
+                        .push_bind(s.resource_policy.clone())
+                        .push_bind(s.created_ms)
+                        .push_bind(s.last_changed_ms)
+                        .push_bind(s.last_accessed_day)
+                        .push_bind(s.deleted_ms)
+                        .push_bind(s.purge_at_ms)
+                        .push_bind(s.rotation.clone())
+                        .push_bind(s.replication.clone())
+                        .push_bind(s.row_version);
+                });
+                query.build().execute(&mut *conn).await?;
+
+                let versions: Vec<&VersionRecord> =
+                    batch.iter().flat_map(|s| &s.versions).collect();
+                for rows in versions.chunks(IMPORT_ROWS) {
+                    let mut query = sqlx::QueryBuilder::<$db>::new(
+                        "INSERT INTO secret_versions (secret_arn, version_id, stages, \
+                         created_ms, last_accessed_day, kms_key_arn, value_kind, \
+                         wrapped_data_key, ciphertext) ",
+                    );
+                    query.push_values(rows, |mut row, v| {
+                        row.push_bind(v.secret_arn.clone())
+                            .push_bind(v.version_id.clone())
+                            .push_bind(serde_json::to_string(&v.stages).expect("stages serialize"))
+                            .push_bind(v.created_ms)
+                            .push_bind(v.last_accessed_day)
+                            .push_bind(v.kms_key_arn.clone())
+                            .push_bind(v.value_kind as i64)
+                            .push_bind(v.wrapped_data_key.clone())
+                            .push_bind(v.ciphertext.clone());
+                    });
+                    query.build().execute(&mut *conn).await?;
+                }
+
+                let terms: Vec<(&str, &'static str, String)> = batch
+                    .iter()
+                    .flat_map(|s| {
+                        crate::listing::search_terms(&s.record)
+                            .into_iter()
+                            .map(|(kind, term)| (s.record.arn.as_str(), kind, term))
+                    })
+                    .collect();
+                for rows in terms.chunks(IMPORT_ROWS * 3) {
+                    let mut query = sqlx::QueryBuilder::<$db>::new(
+                        "INSERT INTO secret_terms (secret_arn, kind, term) ",
+                    );
+                    query.push_values(rows, |mut row, (arn, kind, term)| {
+                        row.push_bind(arn.to_string())
+                            .push_bind(*kind)
+                            .push_bind(term.clone());
+                    });
+                    query.push(" ON CONFLICT DO NOTHING");
+                    query.build().execute(&mut *conn).await?;
+                }
+                Ok(())
             }
 
             async fn insert(conn: &mut $conn, item: &RegionItem) -> Result<()> {
@@ -339,58 +440,7 @@ macro_rules! snapshot_sql {
                         .await?;
                     }
                     RegionItem::Secret(secret) => {
-                        let s = &secret.record;
-                        sqlx::query(
-                            "INSERT INTO secrets (arn, account_id, name, description, \
-                             kms_key_id, tags, resource_policy, created_ms, last_changed_ms, \
-                             last_accessed_day, deleted_ms, purge_at_ms, rotation, replication, \
-                             row_version) VALUES \
-                             ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)",
-                        )
-                        .bind(&s.arn)
-                        .bind(&s.account_id)
-                        .bind(&s.name)
-                        .bind(&s.description)
-                        .bind(&s.kms_key_id)
-                        .bind(
-                            s.tags
-                                .as_ref()
-                                .map(|t| serde_json::to_string(t).expect("tags serialize")),
-                        )
-                        .bind(&s.resource_policy)
-                        .bind(s.created_ms)
-                        .bind(s.last_changed_ms)
-                        .bind(s.last_accessed_day)
-                        .bind(s.deleted_ms)
-                        .bind(s.purge_at_ms)
-                        .bind(&s.rotation)
-                        .bind(&s.replication)
-                        .bind(s.row_version)
-                        .execute(&mut *conn)
-                        .await?;
-                        {
-                            use $terms as terms;
-                            terms::sync(conn, s).await?;
-                        }
-                        for v in &secret.versions {
-                            sqlx::query(
-                                "INSERT INTO secret_versions (secret_arn, version_id, stages, \
-                                 created_ms, last_accessed_day, kms_key_arn, value_kind, \
-                                 wrapped_data_key, ciphertext) \
-                                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
-                            )
-                            .bind(&v.secret_arn)
-                            .bind(&v.version_id)
-                            .bind(serde_json::to_string(&v.stages).expect("stages serialize"))
-                            .bind(v.created_ms)
-                            .bind(v.last_accessed_day)
-                            .bind(&v.kms_key_arn)
-                            .bind(v.value_kind as i64)
-                            .bind(&v.wrapped_data_key)
-                            .bind(&v.ciphertext)
-                            .execute(&mut *conn)
-                            .await?;
-                        }
+                        insert_secrets(conn, std::slice::from_ref(secret)).await?;
                     }
                     RegionItem::Outbox(row) => {
                         // A new id, in the same order; no lease: whichever node runs first
@@ -430,8 +480,8 @@ macro_rules! snapshot_sql {
     };
 }
 
-snapshot_sql!(pg, sqlx::PgConnection, crate::listing::pg);
-snapshot_sql!(lite, sqlx::SqliteConnection, crate::listing::lite);
+snapshot_sql!(pg, sqlx::PgConnection, sqlx::Postgres);
+snapshot_sql!(lite, sqlx::SqliteConnection, sqlx::Sqlite);
 
 fn sqlite_options(path: &Path) -> sqlx::sqlite::SqliteConnectOptions {
     sqlx::sqlite::SqliteConnectOptions::new()
