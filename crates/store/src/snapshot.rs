@@ -164,25 +164,14 @@ macro_rules! snapshot_sql {
                 sink.start(RegionSnapshot::current_format_version(), secrets as u64)?;
                 let rows = EXPORT_PAGE * 4;
 
-                let mut after = String::new();
-                loop {
-                    let page = sqlx::query(
-                        "SELECT * FROM kms_keys WHERE key_arn > $1 ORDER BY key_arn LIMIT $2",
-                    )
-                    .bind(&after)
-                    .bind(rows)
-                    .fetch_all(&mut *conn)
-                    .await
-                    .map_err(StoreError::from)?;
-                    for row in &page {
-                        let key = kms_key_from_row(row)?;
-                        after.clone_from(&key.key_arn);
-                        sink.item(RegionItem::KmsKey(key))?;
-                    }
-                    if (page.len() as i64) < rows {
-                        break;
-                    }
-                }
+                by_text_key(
+                    conn,
+                    sink,
+                    "SELECT * FROM kms_keys WHERE key_arn > $1 ORDER BY key_arn LIMIT $2",
+                    "key_arn",
+                    |row| Ok(RegionItem::KmsKey(kms_key_from_row(row)?)),
+                )
+                .await?;
 
                 let mut after = (String::new(), String::new());
                 loop {
@@ -272,26 +261,44 @@ macro_rules! snapshot_sql {
                     }
                 }
 
+                by_text_key(
+                    conn,
+                    sink,
+                    "SELECT * FROM replica_detachments WHERE arn > $1 ORDER BY arn LIMIT $2",
+                    "arn",
+                    |row| Ok(RegionItem::Detachment(detachment_from_row(row)?)),
+                )
+                .await
+            }
+
+            /// The rows of a table keyed by one text column, page by page: `sql` selects the
+            /// rows after `$1` in key order, at most `$2`.
+            async fn by_text_key<S: RegionSink>(
+                conn: &mut $conn,
+                sink: &mut S,
+                sql: &'static str,
+                key: &str,
+                item: fn(&<$db as sqlx::Database>::Row) -> Result<RegionItem>,
+            ) -> std::result::Result<(), S::Error> {
+                let rows = EXPORT_PAGE * 4;
                 let mut after = String::new();
                 loop {
-                    let page = sqlx::query(
-                        "SELECT * FROM replica_detachments WHERE arn > $1 ORDER BY arn LIMIT $2",
-                    )
-                    .bind(&after)
-                    .bind(rows)
-                    .fetch_all(&mut *conn)
-                    .await
-                    .map_err(StoreError::from)?;
+                    let page = sqlx::query(sql)
+                        .bind(&after)
+                        .bind(rows)
+                        .fetch_all(&mut *conn)
+                        .await
+                        .map_err(StoreError::from)?;
                     for row in &page {
-                        let detachment = detachment_from_row(row)?;
-                        after.clone_from(&detachment.arn);
-                        sink.item(RegionItem::Detachment(detachment))?;
+                        sink.item(item(row)?)?;
                     }
-                    if (page.len() as i64) < rows {
-                        break;
+                    match page.last() {
+                        Some(last) if page.len() as i64 == rows => {
+                            after = last.try_get(key).map_err(StoreError::from)?;
+                        }
+                        _ => return Ok(()),
                     }
                 }
-                Ok(())
             }
 
             /// Writes the records `next` yields (until `None`) into the store, which must hold
