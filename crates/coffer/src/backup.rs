@@ -888,6 +888,8 @@ fn open_records(input: &Path, region: &str, key: &RootKey) -> Result<(Header, Re
 /// loads the deployment's principals into the IAM store when it has none yet.
 pub async fn restore(settings: &Settings, region: &str, input: &Path) -> Result<usize, String> {
     served(settings, region)?;
+    // An input that cannot be read is reported before anything is created.
+    std::fs::File::open(input).map_err(|e| format!("cannot read {}: {e}", input.display()))?;
     data_dir::create_private_dir(&settings.data_dir.join("regions"))?;
     let dir = resolved_dir(settings)?;
     let key = region_key(&dir, region)?;
