@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # A Region at scale: fill it through the API, then measure listing, memory, reads, start-up
-# and backup (issue 13; results in docs/benchmarks.md).
+# and backup and restore (issue 13; results in docs/benchmarks.md).
 #
 # usage: bench/scale.sh fill    --data DIR --secrets N [--start I] [--concurrency C]
 #        bench/scale.sh measure --data DIR --secrets N [--duration 5s] [--out FILE]
@@ -11,8 +11,9 @@
 # measure: restarts Coffer on DIR (start-up time to a healthy /health), then ListSecrets p99
 #          per page of 100 at page 1 and page 1,000 with no filter and each filter kind, RSS
 #          after listing, GetSecretValue of one hot secret and of a uniformly random one of the
-#          N, RSS after the reads, and `coffer backup` time and peak RSS. N is the number of
-#          secrets the Region holds (scale-0 ... scale-(N-1)).
+#          N, RSS after the reads, `coffer backup` time and peak RSS, and `coffer restore` of
+#          that backup into a new data directory (time, peak RSS). N is the number of secrets
+#          the Region holds (scale-0 ... scale-(N-1)).
 # Builds coffer and coffer-loadgen in release mode first. Everything started here is stopped
 # on exit.
 set -euo pipefail
@@ -188,6 +189,16 @@ EOF
         --region "$AWS_REGION" --output "$backup" >/dev/null 2>"$WORK/backup.err" ||
         { cat "$WORK/backup.err" >&2; die "backup failed"; }
     echo "- \`coffer backup\` (server stopped): $(( $(ms_since "$t0") / 1000 )) s, peak RSS $(( $(cat "$WORK/backup.rss") / 1024 )) MB, $(du -m "$backup" | cut -f1) MB file"
+    # Restore into a new data directory that has the Region's keys (the file is sealed with a
+    # key derived from keys/<region>.key).
+    restored="$WORK/restored"
+    mkdir -m 700 "$restored"
+    cp -a "$DATA/keys" "$restored/"
+    t0=$(date +%s%N)
+    /usr/bin/time -f '%M' -o "$WORK/restore.rss" "$COFFER" restore --data-dir "$restored" \
+        --region "$AWS_REGION" --input "$backup" >/dev/null 2>"$WORK/restore.err" ||
+        { cat "$WORK/restore.err" >&2; die "restore failed"; }
+    echo "- \`coffer restore\` into a new data directory: $(( $(ms_since "$t0") / 1000 )) s, peak RSS $(( $(cat "$WORK/restore.rss") / 1024 )) MB"
 } >"$WORK/report.md"
 cat "$WORK/report.md"
 if [[ -n $OUT ]]; then cat "$WORK/report.md" >>"$OUT"; fi

@@ -7,6 +7,7 @@ import os
 import re
 import subprocess
 import time
+from pathlib import Path
 
 import pytest
 
@@ -282,3 +283,42 @@ def test_backup_counts_its_secrets_in_english(fresh_server, tmp_path):
         f"backed up 1 secret of us-east-1 to {tmp_path / 'us-east-1-1.cbk'}\n",
         f"backed up 2 secrets of us-east-1 to {tmp_path / 'us-east-1-2.cbk'}\n",
     ]
+
+
+def test_a_backup_of_the_first_file_format_still_restores(tmp_path):
+    """A backup made before backups streamed (file format 1: one seal over one JSON body, made
+    by fixtures/backup-format-1/make_fixture.py with an older Coffer) restores into a new data
+    directory holding its Region's key, and every secret reads back through boto3."""
+    import shutil
+
+    from helpers import COFFER_BIN
+
+    fixture = Path(__file__).resolve().parent / "fixtures" / "backup-format-1"
+    data = tmp_path / "data"
+    (data / "keys").mkdir(parents=True, mode=0o700)
+    for name in ("us-east-1.key", "deployment.key"):
+        shutil.copy(fixture / name, data / "keys" / name)
+        (data / "keys" / name).chmod(0o600)
+    done = subprocess.run(
+        [COFFER_BIN, "restore", "--data-dir", str(data), "--region", "us-east-1",
+         "--input", str(fixture / "us-east-1.cbk")],
+        capture_output=True, text=True, timeout=60,
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout == f"restored 4 secrets of us-east-1 from {fixture / 'us-east-1.cbk'}\n"
+
+    server = start_server(data)
+    try:
+        admin = json.loads((fixture / "admin-key.json").read_text())
+        sm = server.client(access_key=(admin["AccessKeyId"], admin["SecretAccessKey"]))
+        assert sm.get_secret_value(SecretId="old/string")["SecretString"] == "old string value 2"
+        previous = sm.get_secret_value(SecretId="old/string", VersionStage="AWSPREVIOUS")
+        assert previous["SecretString"] == "old string value"
+        described = sm.describe_secret(SecretId="old/string")
+        assert described["Description"] == "made by a format-1 Coffer"
+        assert described["Tags"] == [{"Key": "team", "Value": "old"}]
+        assert sm.get_secret_value(SecretId="old/binary")["SecretBinary"] == b"\x00\x01old\xff"
+        assert sm.get_secret_value(SecretId="old/cmk")["SecretString"] == "under a customer key"
+        assert "DeletedDate" in sm.describe_secret(SecretId="old/deleted")
+    finally:
+        server.stop()

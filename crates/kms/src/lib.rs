@@ -90,6 +90,7 @@ mod keys;
 pub mod password;
 mod root_key;
 mod secret;
+mod stream;
 
 pub use ciphertext::{
     EncryptionContext, MAX_KEY_ID_LEN, MAX_PLAINTEXT_LEN, ciphertext_key_id,
@@ -98,3 +99,4 @@ pub use ciphertext::{
 pub use error::{KmsError, RootKeyFileProblem};
 pub use keys::{DataKey, KeyMaterial, MATERIAL_ID_LEN};
 pub use root_key::RootKey;
+pub use stream::{STREAM_TAG_LEN, StreamError, StreamOpener, StreamSealer};

@@ -32,7 +32,10 @@ pub use listing::{
 };
 pub use postgres::{PostgresIamStore, PostgresStore};
 pub use records::*;
-pub use snapshot::{RegionSnapshot, export_sqlite, import_sqlite};
+pub use snapshot::{
+    RegionItem, RegionSink, RegionSnapshot, export_sqlite, export_sqlite_to, import_sqlite,
+    import_sqlite_from, sqlite_region_is_empty,
+};
 pub use sqlite::{SqliteIamStore, SqliteStore};
 
 use async_trait::async_trait;

@@ -1,42 +1,131 @@
 //! Portable snapshots of a Region's store, for `coffer backup` and `coffer restore`.
 //!
-//! A [`RegionSnapshot`] holds every record of one Region as the store keeps it: secrets and
-//! their versions (values only as ciphertext under the Region's KMS keys), KMS keys (material
-//! wrapped by the Region's root key), aliases and the pending outbox (replication deliveries
-//! and scheduled rotations). The columns are the same on SQLite and PostgreSQL, so a snapshot
-//! taken on one backend loads into the other. Export reads in one transaction (a consistent
-//! snapshot while the Region keeps serving); import writes in one transaction into an empty
-//! store, so a restore is all or nothing.
+//! Every record of one Region as the store keeps it: secrets and their versions (values only as
+//! ciphertext under the Region's KMS keys), KMS keys (material wrapped by the Region's root
+//! key), aliases, the pending outbox (replication deliveries and scheduled rotations) and the
+//! replica detachments. The columns are the same on SQLite and PostgreSQL, so an export taken on
+//! one backend loads into the other.
+//!
+//! Export streams: it reads the Region in pages (keyset on each table's primary key) inside one
+//! read transaction, so it is a consistent snapshot while the Region keeps serving (SQLite: a
+//! deferred read transaction on a connection of its own, which WAL lets writers pass;
+//! PostgreSQL: REPEATABLE READ, READ ONLY), and hands each record to a [`RegionSink`] as it
+//! is read: memory holds one page, whatever the number of secrets. Import pulls records one at
+//! a time from its source and writes them in one transaction into an empty store, so a restore
+//! is all or nothing. [`RegionSnapshot`] collects a whole Region in memory, for tests and small
+//! tools.
 
 use std::path::Path;
 
 use sqlx::{Connection, Row};
 
-use crate::rows::{outbox_from_row, secret_from_row, version_from_row};
+use crate::rows::{
+    detachment_from_row, kms_alias_from_row, kms_key_from_row, outbox_from_row, secret_from_row,
+    version_from_row,
+};
 use crate::schema::StoreKind;
 use crate::{
-    KmsAliasRecord, KmsKeyRecord, OutboxRow, Result, Secret, SqliteStore, Store, StoreError,
-    VersionRecord,
+    Detachment, KmsAliasRecord, KmsKeyRecord, OutboxRow, Result, Secret, SqliteStore, Store,
+    StoreError, VersionRecord,
 };
 
-/// Every record of one Region's store.
+/// Secrets (with their versions) read per page by an export; other tables are read in pages of
+/// [`EXPORT_PAGE`] * 4 rows.
+const EXPORT_PAGE: i64 = 256;
+
+/// Secrets an import writes per batch (15 values a row: 960 bind parameters).
+const IMPORT_BATCH: usize = 64;
+
+/// Versions per multi-row statement (9 values a row); search terms go 3 times as many.
+const IMPORT_ROWS: usize = 100;
+
+/// One record of a Region's store. An export yields the KMS keys, then the aliases, the
+/// secrets (each with its versions), the outbox rows (oldest first) and the detachments.
+#[derive(Debug, Clone, PartialEq)]
+pub enum RegionItem {
+    KmsKey(KmsKeyRecord),
+    KmsAlias(KmsAliasRecord),
+    Secret(Secret),
+    /// A pending outbox row; an import clears its lease and gives it a new id (in order).
+    Outbox(OutboxRow),
+    /// A replica that was promoted (kept after the promoted secret is deleted).
+    Detachment(Detachment),
+}
+
+/// Where an export puts the records it reads.
+pub trait RegionSink {
+    type Error: From<StoreError>;
+    /// Called once, before any record: the store format the records are in, and how many
+    /// secrets follow (counted in the export's snapshot).
+    fn start(&mut self, format_version: i64, secrets: u64) -> std::result::Result<(), Self::Error>;
+    fn item(&mut self, item: RegionItem) -> std::result::Result<(), Self::Error>;
+}
+
+/// Every record of one Region's store, in memory.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct RegionSnapshot {
     /// The store format the records were read in (a restore needs the same).
     pub format_version: i64,
+    /// Oldest first.
     pub secrets: Vec<Secret>,
     pub kms_keys: Vec<KmsKeyRecord>,
     pub kms_aliases: Vec<KmsAliasRecord>,
     /// Pending outbox rows, oldest first; a restore clears their leases and gives them new ids.
     pub outbox: Vec<OutboxRow>,
     /// Replicas that were promoted (kept after the promoted secret is deleted).
-    pub detachments: Vec<crate::Detachment>,
+    pub detachments: Vec<Detachment>,
 }
 
 impl RegionSnapshot {
     /// The Region store format this version of Coffer writes.
     pub fn current_format_version() -> i64 {
         StoreKind::Region.migrations().len() as i64
+    }
+
+    /// The records in the order an export yields them.
+    pub fn items(&self) -> impl Iterator<Item = RegionItem> + '_ {
+        let keys = self.kms_keys.iter().cloned().map(RegionItem::KmsKey);
+        let aliases = self.kms_aliases.iter().cloned().map(RegionItem::KmsAlias);
+        let secrets = self.secrets.iter().cloned().map(RegionItem::Secret);
+        let outbox = self.outbox.iter().cloned().map(RegionItem::Outbox);
+        let detachments = self.detachments.iter().cloned().map(RegionItem::Detachment);
+        keys.chain(aliases)
+            .chain(secrets)
+            .chain(outbox)
+            .chain(detachments)
+    }
+
+    /// Sorts what an export collected: secrets and KMS keys oldest first, the rest by primary
+    /// key (the same on both backends, whose text collations may differ).
+    pub(crate) fn sorted(mut self) -> RegionSnapshot {
+        self.secrets.sort_by(|a, b| {
+            (a.record.created_ms, &a.record.arn).cmp(&(b.record.created_ms, &b.record.arn))
+        });
+        self.kms_keys
+            .sort_by(|a, b| (a.created_ms, &a.key_arn).cmp(&(b.created_ms, &b.key_arn)));
+        self.kms_aliases
+            .sort_by(|a, b| (&a.account_id, &a.alias_name).cmp(&(&b.account_id, &b.alias_name)));
+        self.outbox.sort_by_key(|o| o.id);
+        self.detachments.sort_by(|a, b| a.arn.cmp(&b.arn));
+        self
+    }
+}
+
+impl RegionSink for RegionSnapshot {
+    type Error = StoreError;
+    fn start(&mut self, format_version: i64, _secrets: u64) -> Result<()> {
+        self.format_version = format_version;
+        Ok(())
+    }
+    fn item(&mut self, item: RegionItem) -> Result<()> {
+        match item {
+            RegionItem::KmsKey(k) => self.kms_keys.push(k),
+            RegionItem::KmsAlias(a) => self.kms_aliases.push(a),
+            RegionItem::Secret(s) => self.secrets.push(s),
+            RegionItem::Outbox(o) => self.outbox.push(o),
+            RegionItem::Detachment(d) => self.detachments.push(d),
+        }
+        Ok(())
     }
 }
 
@@ -49,205 +138,348 @@ fn not_empty(location: &str) -> StoreError {
 
 /// Export and import over one connection; the SQL is the same on both backends.
 macro_rules! snapshot_sql {
-    ($module:ident, $conn:ty, $terms:path) => {
+    ($module:ident, $conn:ty, $db:ty) => {
         pub(crate) mod $module {
             use super::*;
 
-            pub(crate) async fn export(conn: &mut $conn) -> Result<RegionSnapshot> {
-                let mut snapshot = RegionSnapshot {
-                    format_version: RegionSnapshot::current_format_version(),
-                    ..RegionSnapshot::default()
-                };
-                let secrets =
-                    sqlx::query("SELECT * FROM secrets ORDER BY created_ms, arn")
-                        .fetch_all(&mut *conn)
-                        .await?;
-                let versions = sqlx::query(
-                    "SELECT * FROM secret_versions ORDER BY secret_arn, created_ms, version_id",
-                )
-                .fetch_all(&mut *conn)
-                .await?;
-                let mut by_arn: std::collections::HashMap<String, Vec<VersionRecord>> =
-                    std::collections::HashMap::new();
-                for row in &versions {
-                    let v = version_from_row(row)?;
-                    by_arn.entry(v.secret_arn.clone()).or_default().push(v);
-                }
-                for row in &secrets {
-                    let record = secret_from_row(row)?;
-                    let mut versions = by_arn.remove(&record.arn).unwrap_or_default();
-                    versions.sort_by(|a, b| {
-                        (a.created_ms, &a.version_id).cmp(&(b.created_ms, &b.version_id))
-                    });
-                    snapshot.secrets.push(Secret { record, versions });
-                }
-                for row in sqlx::query("SELECT * FROM kms_keys ORDER BY created_ms, key_arn")
-                    .fetch_all(&mut *conn)
-                    .await?
-                {
-                    snapshot.kms_keys.push(KmsKeyRecord {
-                        key_arn: row.try_get("key_arn")?,
-                        account_id: row.try_get("account_id")?,
-                        key_id: row.try_get("key_id")?,
-                        wrapped_material: row.try_get("wrapped_material")?,
-                        metadata: row.try_get("metadata")?,
-                        created_ms: row.try_get("created_ms")?,
-                    });
-                }
-                for row in sqlx::query(
-                    "SELECT * FROM kms_aliases ORDER BY account_id, alias_name",
-                )
-                .fetch_all(&mut *conn)
-                .await?
-                {
-                    snapshot.kms_aliases.push(KmsAliasRecord {
-                        account_id: row.try_get("account_id")?,
-                        alias_name: row.try_get("alias_name")?,
-                        target_key_arn: row.try_get("target_key_arn")?,
-                        created_ms: row.try_get("created_ms")?,
-                    });
-                }
-                for row in sqlx::query(
-                    "SELECT id, secret_arn, dest_region, kind, payload, enqueued_ms, attempts, \
-                     next_attempt_ms, first_failure_ms FROM replication_outbox ORDER BY id",
-                )
-                .fetch_all(&mut *conn)
-                .await?
-                {
-                    snapshot.outbox.push(outbox_from_row(&row)?);
-                }
-                for row in sqlx::query("SELECT * FROM replica_detachments ORDER BY arn")
-                    .fetch_all(&mut *conn)
-                    .await?
-                {
-                    snapshot
-                        .detachments
-                        .push(crate::rows::detachment_from_row(&row)?);
-                }
-                Ok(snapshot)
-            }
-
-            pub(crate) async fn import(
-                conn: &mut $conn,
-                snapshot: &RegionSnapshot,
-                location: &str,
-            ) -> Result<()> {
-                let held: i64 = sqlx::query_scalar(
+            /// Secrets plus KMS keys the store holds (an import needs none).
+            pub(crate) async fn held(conn: &mut $conn) -> Result<i64> {
+                Ok(sqlx::query_scalar(
                     "SELECT (SELECT COUNT(*) FROM secrets) + (SELECT COUNT(*) FROM kms_keys)",
                 )
                 .fetch_one(&mut *conn)
+                .await?)
+            }
+
+            /// Reads every record, page by page, into `sink`. Run it inside one read
+            /// transaction: the pages then come from one snapshot.
+            pub(crate) async fn export<S: RegionSink>(
+                conn: &mut $conn,
+                sink: &mut S,
+            ) -> std::result::Result<(), S::Error> {
+                let secrets: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM secrets")
+                    .fetch_one(&mut *conn)
+                    .await
+                    .map_err(StoreError::from)?;
+                sink.start(RegionSnapshot::current_format_version(), secrets as u64)?;
+                let rows = EXPORT_PAGE * 4;
+
+                by_text_key(
+                    conn,
+                    sink,
+                    "SELECT * FROM kms_keys WHERE key_arn > $1 ORDER BY key_arn LIMIT $2",
+                    "key_arn",
+                    |row| Ok(RegionItem::KmsKey(kms_key_from_row(row)?)),
+                )
                 .await?;
-                if held > 0 {
-                    return Err(not_empty(location));
-                }
-                for key in &snapshot.kms_keys {
-                    sqlx::query(
-                        "INSERT INTO kms_keys (key_arn, account_id, key_id, wrapped_material, \
-                         metadata, created_ms) VALUES ($1, $2, $3, $4, $5, $6)",
+
+                let mut after = (String::new(), String::new());
+                loop {
+                    let page = sqlx::query(
+                        "SELECT * FROM kms_aliases WHERE (account_id, alias_name) > ($1, $2) \
+                         ORDER BY account_id, alias_name LIMIT $3",
                     )
-                    .bind(&key.key_arn)
-                    .bind(&key.account_id)
-                    .bind(&key.key_id)
-                    .bind(&key.wrapped_material)
-                    .bind(&key.metadata)
-                    .bind(key.created_ms)
-                    .execute(&mut *conn)
-                    .await?;
-                }
-                for alias in &snapshot.kms_aliases {
-                    sqlx::query(
-                        "INSERT INTO kms_aliases (account_id, alias_name, target_key_arn, \
-                         created_ms) VALUES ($1, $2, $3, $4)",
-                    )
-                    .bind(&alias.account_id)
-                    .bind(&alias.alias_name)
-                    .bind(&alias.target_key_arn)
-                    .bind(alias.created_ms)
-                    .execute(&mut *conn)
-                    .await?;
-                }
-                for secret in &snapshot.secrets {
-                    let s = &secret.record;
-                    sqlx::query(
-                        "INSERT INTO secrets (arn, account_id, name, description, kms_key_id, \
-                         tags, resource_policy, created_ms, last_changed_ms, last_accessed_day, \
-                         deleted_ms, purge_at_ms, rotation, replication, row_version) VALUES \
-                         ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)",
-                    )
-                    .bind(&s.arn)
-                    .bind(&s.account_id)
-                    .bind(&s.name)
-                    .bind(&s.description)
-                    .bind(&s.kms_key_id)
-                    .bind(
-                        s.tags
-                            .as_ref()
-                            .map(|t| serde_json::to_string(t).expect("tags serialize")),
-                    )
-                    .bind(&s.resource_policy)
-                    .bind(s.created_ms)
-                    .bind(s.last_changed_ms)
-                    .bind(s.last_accessed_day)
-                    .bind(s.deleted_ms)
-                    .bind(s.purge_at_ms)
-                    .bind(&s.rotation)
-                    .bind(&s.replication)
-                    .bind(s.row_version)
-                    .execute(&mut *conn)
-                    .await?;
-                    {
-                        use $terms as terms;
-                        terms::sync(conn, s).await?;
+                    .bind(&after.0)
+                    .bind(&after.1)
+                    .bind(rows)
+                    .fetch_all(&mut *conn)
+                    .await
+                    .map_err(StoreError::from)?;
+                    for row in &page {
+                        let alias = kms_alias_from_row(row)?;
+                        after = (alias.account_id.clone(), alias.alias_name.clone());
+                        sink.item(RegionItem::KmsAlias(alias))?;
                     }
-                    for v in &secret.versions {
-                        sqlx::query(
-                            "INSERT INTO secret_versions (secret_arn, version_id, stages, \
-                             created_ms, last_accessed_day, kms_key_arn, value_kind, \
-                             wrapped_data_key, ciphertext) \
-                             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+                    if (page.len() as i64) < rows {
+                        break;
+                    }
+                }
+
+                // Secrets by ARN; the versions of a page's secrets in one range read of
+                // the versions' primary key.
+                let mut after = String::new();
+                loop {
+                    let page = sqlx::query(
+                        "SELECT * FROM secrets WHERE arn > $1 ORDER BY arn LIMIT $2",
+                    )
+                    .bind(&after)
+                    .bind(EXPORT_PAGE)
+                    .fetch_all(&mut *conn)
+                    .await
+                    .map_err(StoreError::from)?;
+                    let (Some(first), Some(last)) = (page.first(), page.last()) else {
+                        break;
+                    };
+                    let first: String = first.try_get("arn").map_err(StoreError::from)?;
+                    let last: String = last.try_get("arn").map_err(StoreError::from)?;
+                    let versions = sqlx::query(
+                        "SELECT * FROM secret_versions WHERE secret_arn >= $1 \
+                         AND secret_arn <= $2 ORDER BY secret_arn, created_ms, version_id",
+                    )
+                    .bind(&first)
+                    .bind(&last)
+                    .fetch_all(&mut *conn)
+                    .await
+                    .map_err(StoreError::from)?;
+                    let mut by_arn: std::collections::HashMap<String, Vec<VersionRecord>> =
+                        std::collections::HashMap::new();
+                    for row in &versions {
+                        let v = version_from_row(row)?;
+                        by_arn.entry(v.secret_arn.clone()).or_default().push(v);
+                    }
+                    drop(versions);
+                    for row in &page {
+                        let record = secret_from_row(row)?;
+                        let versions = by_arn.remove(&record.arn).unwrap_or_default();
+                        sink.item(RegionItem::Secret(Secret { record, versions }))?;
+                    }
+                    if (page.len() as i64) < EXPORT_PAGE {
+                        break;
+                    }
+                    after = last;
+                }
+
+                let mut after = i64::MIN;
+                loop {
+                    let page = sqlx::query(
+                        "SELECT id, secret_arn, dest_region, kind, payload, enqueued_ms, \
+                         attempts, next_attempt_ms, first_failure_ms FROM replication_outbox \
+                         WHERE id > $1 ORDER BY id LIMIT $2",
+                    )
+                    .bind(after)
+                    .bind(rows)
+                    .fetch_all(&mut *conn)
+                    .await
+                    .map_err(StoreError::from)?;
+                    for row in &page {
+                        let outbox = outbox_from_row(row)?;
+                        after = outbox.id;
+                        sink.item(RegionItem::Outbox(outbox))?;
+                    }
+                    if (page.len() as i64) < rows {
+                        break;
+                    }
+                }
+
+                by_text_key(
+                    conn,
+                    sink,
+                    "SELECT * FROM replica_detachments WHERE arn > $1 ORDER BY arn LIMIT $2",
+                    "arn",
+                    |row| Ok(RegionItem::Detachment(detachment_from_row(row)?)),
+                )
+                .await
+            }
+
+            /// The rows of a table keyed by one text column, page by page: `sql` selects the
+            /// rows after `$1` in key order, at most `$2`.
+            async fn by_text_key<S: RegionSink>(
+                conn: &mut $conn,
+                sink: &mut S,
+                sql: &'static str,
+                key: &str,
+                item: fn(&<$db as sqlx::Database>::Row) -> Result<RegionItem>,
+            ) -> std::result::Result<(), S::Error> {
+                let rows = EXPORT_PAGE * 4;
+                let mut after = String::new();
+                loop {
+                    let page = sqlx::query(sql)
+                        .bind(&after)
+                        .bind(rows)
+                        .fetch_all(&mut *conn)
+                        .await
+                        .map_err(StoreError::from)?;
+                    for row in &page {
+                        sink.item(item(row)?)?;
+                    }
+                    match page.last() {
+                        Some(last) if page.len() as i64 == rows => {
+                            after = last.try_get(key).map_err(StoreError::from)?;
+                        }
+                        _ => return Ok(()),
+                    }
+                }
+            }
+
+            /// Writes the records `next` yields (until `None`) into the store, which must hold
+            /// no secret and no KMS key; returns the number of secrets. Run it inside one
+            /// transaction: a failure part-way leaves nothing. Secrets are written
+            /// [`IMPORT_BATCH`] at a time (a few multi-row statements instead of a dozen
+            /// statements each); memory holds one batch.
+            pub(crate) async fn import<E: From<StoreError>>(
+                conn: &mut $conn,
+                next: &mut impl FnMut() -> std::result::Result<Option<RegionItem>, E>,
+                location: &str,
+            ) -> std::result::Result<u64, E> {
+                if held(conn).await? > 0 {
+                    return Err(not_empty(location).into());
+                }
+                let mut secrets = 0;
+                let mut batch = Vec::with_capacity(IMPORT_BATCH);
+                while let Some(item) = next()? {
+                    match item {
+                        RegionItem::Secret(secret) => {
+                            secrets += 1;
+                            batch.push(secret);
+                            if batch.len() == IMPORT_BATCH {
+                                insert_secrets(conn, &batch).await?;
+                                batch.clear();
+                            }
+                        }
+                        other => {
+                            // In the order they came: the batch first.
+                            insert_secrets(conn, &batch).await?;
+                            batch.clear();
+                            insert(conn, &other).await?;
+                        }
+                    }
+                }
+                insert_secrets(conn, &batch).await?;
+                Ok(secrets)
+            }
+
+            /// Secrets with their versions and search terms, in multi-row statements.
+            async fn insert_secrets(conn: &mut $conn, batch: &[Secret]) -> Result<()> {
+                if batch.is_empty() {
+                    return Ok(());
+                }
+                let mut query = sqlx::QueryBuilder::<$db>::new(
+                    "INSERT INTO secrets (arn, account_id, name, description, kms_key_id, tags, \
+                     resource_policy, created_ms, last_changed_ms, last_accessed_day, \
+                     deleted_ms, purge_at_ms, rotation, replication, row_version) ",
+                );
+                query.push_values(batch, |mut row, secret| {
+                    let s = &secret.record;
+                    row.push_bind(s.arn.clone())
+                        .push_bind(s.account_id.clone())
+                        .push_bind(s.name.clone())
+                        .push_bind(s.description.clone())
+                        .push_bind(s.kms_key_id.clone())
+                        .push_bind(
+                            s.tags
+                                .as_ref()
+                                .map(|t| serde_json::to_string(t).expect("tags serialize")),
                         )
-                        .bind(&v.secret_arn)
-                        .bind(&v.version_id)
-                        .bind(serde_json::to_string(&v.stages).expect("stages serialize"))
-                        .bind(v.created_ms)
-                        .bind(v.last_accessed_day)
-                        .bind(&v.kms_key_arn)
-                        .bind(v.value_kind as i64)
-                        .bind(&v.wrapped_data_key)
-                        .bind(&v.ciphertext)
+                        .push_bind(s.resource_policy.clone())
+                        .push_bind(s.created_ms)
+                        .push_bind(s.last_changed_ms)
+                        .push_bind(s.last_accessed_day)
+                        .push_bind(s.deleted_ms)
+                        .push_bind(s.purge_at_ms)
+                        .push_bind(s.rotation.clone())
+                        .push_bind(s.replication.clone())
+                        .push_bind(s.row_version);
+                });
+                query.build().execute(&mut *conn).await?;
+
+                let versions: Vec<&VersionRecord> =
+                    batch.iter().flat_map(|s| &s.versions).collect();
+                for rows in versions.chunks(IMPORT_ROWS) {
+                    let mut query = sqlx::QueryBuilder::<$db>::new(
+                        "INSERT INTO secret_versions (secret_arn, version_id, stages, \
+                         created_ms, last_accessed_day, kms_key_arn, value_kind, \
+                         wrapped_data_key, ciphertext) ",
+                    );
+                    query.push_values(rows, |mut row, v| {
+                        row.push_bind(v.secret_arn.clone())
+                            .push_bind(v.version_id.clone())
+                            .push_bind(serde_json::to_string(&v.stages).expect("stages serialize"))
+                            .push_bind(v.created_ms)
+                            .push_bind(v.last_accessed_day)
+                            .push_bind(v.kms_key_arn.clone())
+                            .push_bind(v.value_kind as i64)
+                            .push_bind(v.wrapped_data_key.clone())
+                            .push_bind(v.ciphertext.clone());
+                    });
+                    query.build().execute(&mut *conn).await?;
+                }
+
+                let terms: Vec<(&str, &'static str, String)> = batch
+                    .iter()
+                    .flat_map(|s| {
+                        crate::listing::search_terms(&s.record)
+                            .into_iter()
+                            .map(|(kind, term)| (s.record.arn.as_str(), kind, term))
+                    })
+                    .collect();
+                for rows in terms.chunks(IMPORT_ROWS * 3) {
+                    let mut query = sqlx::QueryBuilder::<$db>::new(
+                        "INSERT INTO secret_terms (secret_arn, kind, term) ",
+                    );
+                    query.push_values(rows, |mut row, (arn, kind, term)| {
+                        row.push_bind(arn.to_string())
+                            .push_bind(*kind)
+                            .push_bind(term.clone());
+                    });
+                    query.push(" ON CONFLICT DO NOTHING");
+                    query.build().execute(&mut *conn).await?;
+                }
+                Ok(())
+            }
+
+            async fn insert(conn: &mut $conn, item: &RegionItem) -> Result<()> {
+                match item {
+                    RegionItem::KmsKey(key) => {
+                        sqlx::query(
+                            "INSERT INTO kms_keys (key_arn, account_id, key_id, \
+                             wrapped_material, metadata, created_ms) \
+                             VALUES ($1, $2, $3, $4, $5, $6)",
+                        )
+                        .bind(&key.key_arn)
+                        .bind(&key.account_id)
+                        .bind(&key.key_id)
+                        .bind(&key.wrapped_material)
+                        .bind(&key.metadata)
+                        .bind(key.created_ms)
                         .execute(&mut *conn)
                         .await?;
                     }
-                }
-                for row in &snapshot.outbox {
-                    // New ids in the same order; no lease: whichever node runs first claims it.
-                    sqlx::query(
-                        "INSERT INTO replication_outbox (secret_arn, dest_region, kind, payload, \
-                         enqueued_ms, attempts, next_attempt_ms, first_failure_ms) \
-                         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
-                    )
-                    .bind(&row.entry.secret_arn)
-                    .bind(&row.entry.dest_region)
-                    .bind(&row.entry.kind)
-                    .bind(&row.entry.payload)
-                    .bind(row.enqueued_ms)
-                    .bind(row.attempts)
-                    .bind(row.next_attempt_ms)
-                    .bind(row.first_failure_ms)
-                    .execute(&mut *conn)
-                    .await?;
-                }
-                for d in &snapshot.detachments {
-                    sqlx::query(
-                        "INSERT INTO replica_detachments (arn, primary_arn, epoch, detached_ms) \
-                         VALUES ($1, $2, $3, $4)",
-                    )
-                    .bind(&d.arn)
-                    .bind(&d.primary_arn)
-                    .bind(d.epoch)
-                    .bind(d.detached_ms)
-                    .execute(&mut *conn)
-                    .await?;
+                    RegionItem::KmsAlias(alias) => {
+                        sqlx::query(
+                            "INSERT INTO kms_aliases (account_id, alias_name, target_key_arn, \
+                             created_ms) VALUES ($1, $2, $3, $4)",
+                        )
+                        .bind(&alias.account_id)
+                        .bind(&alias.alias_name)
+                        .bind(&alias.target_key_arn)
+                        .bind(alias.created_ms)
+                        .execute(&mut *conn)
+                        .await?;
+                    }
+                    RegionItem::Secret(secret) => {
+                        insert_secrets(conn, std::slice::from_ref(secret)).await?;
+                    }
+                    RegionItem::Outbox(row) => {
+                        // A new id, in the same order; no lease: whichever node runs first
+                        // claims it.
+                        sqlx::query(
+                            "INSERT INTO replication_outbox (secret_arn, dest_region, kind, \
+                             payload, enqueued_ms, attempts, next_attempt_ms, first_failure_ms) \
+                             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+                        )
+                        .bind(&row.entry.secret_arn)
+                        .bind(&row.entry.dest_region)
+                        .bind(&row.entry.kind)
+                        .bind(&row.entry.payload)
+                        .bind(row.enqueued_ms)
+                        .bind(row.attempts)
+                        .bind(row.next_attempt_ms)
+                        .bind(row.first_failure_ms)
+                        .execute(&mut *conn)
+                        .await?;
+                    }
+                    RegionItem::Detachment(d) => {
+                        sqlx::query(
+                            "INSERT INTO replica_detachments (arn, primary_arn, epoch, \
+                             detached_ms) VALUES ($1, $2, $3, $4)",
+                        )
+                        .bind(&d.arn)
+                        .bind(&d.primary_arn)
+                        .bind(d.epoch)
+                        .bind(d.detached_ms)
+                        .execute(&mut *conn)
+                        .await?;
+                    }
                 }
                 Ok(())
             }
@@ -255,8 +487,8 @@ macro_rules! snapshot_sql {
     };
 }
 
-snapshot_sql!(pg, sqlx::PgConnection, crate::listing::pg);
-snapshot_sql!(lite, sqlx::SqliteConnection, crate::listing::lite);
+snapshot_sql!(pg, sqlx::PgConnection, sqlx::Postgres);
+snapshot_sql!(lite, sqlx::SqliteConnection, sqlx::Sqlite);
 
 fn sqlite_options(path: &Path) -> sqlx::sqlite::SqliteConnectOptions {
     sqlx::sqlite::SqliteConnectOptions::new()
@@ -264,33 +496,71 @@ fn sqlite_options(path: &Path) -> sqlx::sqlite::SqliteConnectOptions {
         .busy_timeout(std::time::Duration::from_secs(10))
 }
 
-/// Reads a Region's SQLite store (checked and migrated as `coffer serve` would) in one read
-/// transaction; safe while a node serves from the file (WAL readers see one snapshot).
-pub async fn export_sqlite(path: &Path) -> Result<RegionSnapshot> {
+/// Opens a Region's SQLite store as `coffer serve` would (checked and migrated), then a
+/// connection of its own to it.
+async fn sqlite_connection(
+    path: &Path,
+    options: sqlx::sqlite::SqliteConnectOptions,
+) -> Result<sqlx::SqliteConnection> {
     SqliteStore::open(path).await?.close().await;
-    let mut conn =
-        sqlx::SqliteConnection::connect_with(&sqlite_options(path).read_only(true)).await?;
-    let mut tx = conn.begin().await?;
-    let snapshot = lite::export(&mut tx).await?;
-    tx.commit().await?;
-    conn.close().await.ok();
-    Ok(snapshot)
+    Ok(sqlx::SqliteConnection::connect_with(&options).await?)
 }
 
-/// Creates (or opens an empty) Region SQLite store at `path` and loads the snapshot into it in
-/// one transaction. Refuses a store that already holds secrets or keys.
-pub async fn import_sqlite(path: &Path, snapshot: &RegionSnapshot) -> Result<()> {
-    SqliteStore::open(path).await?.close().await;
-    let mut conn = sqlx::SqliteConnection::connect_with(
-        &sqlite_options(path)
+/// Reads a Region's SQLite store into `sink`, page by page in one read transaction; safe while
+/// a node serves from the file (a WAL reader sees one snapshot and does not block writers).
+pub async fn export_sqlite_to<S: RegionSink>(
+    path: &Path,
+    sink: &mut S,
+) -> std::result::Result<(), S::Error> {
+    let mut conn = sqlite_connection(path, sqlite_options(path).read_only(true)).await?;
+    let mut tx = conn.begin().await.map_err(StoreError::from)?;
+    lite::export(&mut tx, sink).await?;
+    tx.commit().await.map_err(StoreError::from)?;
+    conn.close().await.ok();
+    Ok(())
+}
+
+/// Every record of a Region's SQLite store, in memory ([`export_sqlite_to`] streams).
+pub async fn export_sqlite(path: &Path) -> Result<RegionSnapshot> {
+    let mut snapshot = RegionSnapshot::default();
+    export_sqlite_to(path, &mut snapshot).await?;
+    Ok(snapshot.sorted())
+}
+
+/// Whether the Region's SQLite store at `path` (created if missing) holds no secret and no KMS
+/// key, as an import needs.
+pub async fn sqlite_region_is_empty(path: &Path) -> Result<bool> {
+    let mut conn = sqlite_connection(path, sqlite_options(path).read_only(true)).await?;
+    let held = lite::held(&mut conn).await;
+    conn.close().await.ok();
+    Ok(held? == 0)
+}
+
+/// Creates (or opens an empty) Region SQLite store at `path` and writes the records `next`
+/// yields into it in one transaction; returns the number of secrets. Refuses a store that
+/// already holds secrets or keys; on any error nothing is written.
+pub async fn import_sqlite_from<E: From<StoreError>>(
+    path: &Path,
+    mut next: impl FnMut() -> std::result::Result<Option<RegionItem>, E>,
+) -> std::result::Result<u64, E> {
+    let mut conn = sqlite_connection(
+        path,
+        sqlite_options(path)
             .journal_mode(sqlx::sqlite::SqliteJournalMode::Wal)
             .synchronous(sqlx::sqlite::SqliteSynchronous::Full),
     )
     .await?;
-    let mut tx = conn.begin().await?;
-    lite::import(&mut tx, snapshot, &path.display().to_string()).await?;
-    tx.commit().await?;
+    let mut tx = conn.begin().await.map_err(StoreError::from)?;
+    let secrets = lite::import(&mut tx, &mut next, &path.display().to_string()).await?;
+    tx.commit().await.map_err(StoreError::from)?;
     conn.close().await.ok();
+    Ok(secrets)
+}
+
+/// [`import_sqlite_from`] of a snapshot in memory.
+pub async fn import_sqlite(path: &Path, snapshot: &RegionSnapshot) -> Result<()> {
+    let mut items = snapshot.items();
+    import_sqlite_from(path, || Ok::<_, StoreError>(items.next())).await?;
     Ok(())
 }
 

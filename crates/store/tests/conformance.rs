@@ -2734,6 +2734,110 @@ mod postgres_only {
         s
     }
 
+    /// Counts what an export streams, and keeps it.
+    #[derive(Default)]
+    struct Streamed {
+        started: Option<(i64, u64)>,
+        snapshot: coffer_store::RegionSnapshot,
+        items: usize,
+    }
+
+    impl coffer_store::RegionSink for Streamed {
+        type Error = StoreError;
+        fn start(&mut self, format_version: i64, secrets: u64) -> Result<(), StoreError> {
+            assert!(self.started.is_none(), "started twice");
+            self.started = Some((format_version, secrets));
+            Ok(())
+        }
+        fn item(&mut self, item: coffer_store::RegionItem) -> Result<(), StoreError> {
+            assert!(self.started.is_some(), "a record before the start");
+            self.items += 1;
+            coffer_store::RegionSink::item(&mut self.snapshot, item)
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn an_export_of_many_pages_streams_every_record_once() {
+        with_backend(|b| async move {
+            let store: Arc<dyn Store> = Arc::new(
+                PostgresStore::open(b.url(), &b.schema("many"))
+                    .await
+                    .unwrap(),
+            );
+            fill(&store).await;
+            // More secrets than several export pages, with names whose order depends on the
+            // collation (case, punctuation).
+            for i in 0..700 {
+                let name = match i % 3 {
+                    0 => format!("Page-{i}"),
+                    1 => format!("page_{i}"),
+                    _ => format!("page.{i}/x"),
+                };
+                let a = arn(ACCOUNT, &name);
+                insert(
+                    &store,
+                    secret(ACCOUNT, &name, 10_000 + i),
+                    vec![
+                        version(&a, "v1", 1_000, &["AWSPREVIOUS"]),
+                        version(&a, "v2", 2_000, &["AWSCURRENT"]),
+                    ],
+                )
+                .await;
+            }
+            let pg = PostgresStore::open(b.url(), &b.schema("many"))
+                .await
+                .unwrap();
+            let mut streamed = Streamed::default();
+            pg.export_to(&mut streamed).await.unwrap();
+            let whole = pg.export().await.unwrap();
+            assert_eq!(
+                streamed.started,
+                Some((whole.format_version, whole.secrets.len() as u64))
+            );
+            assert_eq!(whole.secrets.len(), 702);
+            let s = &streamed.snapshot;
+            assert_eq!(
+                streamed.items,
+                s.secrets.len()
+                    + s.kms_keys.len()
+                    + s.kms_aliases.len()
+                    + s.outbox.len()
+                    + s.detachments.len()
+            );
+            let mut arns: Vec<&str> = s.secrets.iter().map(|s| s.record.arn.as_str()).collect();
+            arns.sort();
+            arns.dedup();
+            assert_eq!(arns.len(), 702, "every secret exactly once");
+            for secret in &s.secrets {
+                assert!(
+                    secret
+                        .versions
+                        .iter()
+                        .all(|v| v.secret_arn == secret.record.arn),
+                    "versions of another secret"
+                );
+            }
+            for exported in &s.secrets {
+                assert_eq!(*exported, load(&store, &exported.record.arn).await);
+            }
+
+            // Streamed into SQLite, record by record: the same Region.
+            let dir = tempfile::tempdir().unwrap();
+            let path = dir.path().join("many.db");
+            let mut items = whole.items();
+            let n = coffer_store::import_sqlite_from(&path, || Ok::<_, StoreError>(items.next()))
+                .await
+                .unwrap();
+            drop(items);
+            assert_eq!(n, 702);
+            let back = coffer_store::export_sqlite(&path).await.unwrap();
+            assert_eq!(comparable(back), comparable(whole));
+            pg.close().await;
+            store.close().await;
+        })
+        .await;
+    }
+
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_snapshot_moves_from_sqlite_to_postgres_and_back() {
         with_backend(|b| async move {
