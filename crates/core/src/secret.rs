@@ -140,12 +140,8 @@ where
             // 1, 2, 4 ... 32 ms) so the losers stop colliding in lockstep and each gets a turn.
             Err(Failure::Conflict) => {
                 let cap = 1u64 << (tries - 2).min(5);
-                let nanos = std::time::SystemTime::now()
-                    .duration_since(std::time::UNIX_EPOCH)
-                    .map(|d| d.subsec_nanos() as u64)
-                    .unwrap_or(0);
-                tokio::time::sleep(std::time::Duration::from_micros(500 + nanos % (cap * 1000)))
-                    .await;
+                let jitter = rand::random::<u64>() % (cap * 1000);
+                tokio::time::sleep(std::time::Duration::from_micros(500 + jitter)).await;
             }
         }
     }

@@ -92,15 +92,15 @@ impl From<StoreError> for PgError {
     }
 }
 
-/// 5 ms, 10 ms, 20 ms, ... (at most 160 ms) plus up to as much again of jitter, so two nodes
-/// that collided do not collide again in lockstep.
+/// 5 ms, 10 ms, 20 ms, ... (at most 160 ms) plus up to as much again of random jitter, so two
+/// nodes (or two tasks of one node) that collided do not collide again in lockstep.
 async fn backoff(attempt: u32) {
+    tokio::time::sleep(backoff_pause(attempt)).await;
+}
+
+fn backoff_pause(attempt: u32) -> Duration {
     let base = 5u64 << attempt.saturating_sub(1).min(5);
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.subsec_nanos() as u64)
-        .unwrap_or(0);
-    tokio::time::sleep(Duration::from_millis(base + nanos % (base + 1))).await;
+    Duration::from_millis(base + rand::random::<u64>() % (base + 1))
 }
 
 /// What a transaction that kept losing to concurrent ones reports.
@@ -1707,6 +1707,23 @@ mod tests {
             &"a".repeat(64),
         ] {
             assert!(validate_schema(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn backoff_doubles_to_160_ms_with_up_to_as_much_again_of_jitter() {
+        for attempt in 1..10u32 {
+            let base = 5u64 << (attempt - 1).min(5);
+            let pauses: std::collections::HashSet<Duration> =
+                (0..64).map(|_| backoff_pause(attempt)).collect();
+            for p in &pauses {
+                assert!(
+                    *p >= Duration::from_millis(base) && *p <= Duration::from_millis(2 * base),
+                    "{attempt}: {p:?}"
+                );
+            }
+            // Random, not the same for everyone who collided at one instant.
+            assert!(pauses.len() > 1, "{attempt}: {pauses:?}");
         }
     }
 }
