@@ -910,8 +910,11 @@ pub(crate) async fn retry(
     Ok(())
 }
 
-/// When the failure of `row` started: when the row first failed or when its link went down,
-/// whichever was first (a row written during an outage has never failed on its own).
+/// When the failure of `row` started: when the row first failed, or when its link went down,
+/// whichever was first; but never before the row was written. A row written during an outage
+/// (a replica added while its Region is unreachable) has its own full timeout, so it shows
+/// `InProgress` first and `Failed` once the timeout passed since it was written, as a row
+/// written before the outage does since the link went down.
 fn failure_started(
     topology: &Topology,
     region: &RegionService,
@@ -919,14 +922,15 @@ fn failure_started(
     row: &OutboxRow,
     now: i64,
 ) -> i64 {
-    [
-        row.first_failure_ms,
-        topology.links.down_since(&region.region, dest),
-    ]
-    .into_iter()
-    .flatten()
-    .min()
-    .unwrap_or(now)
+    let link_down = topology
+        .links
+        .down_since(&region.region, dest)
+        .map(|since| since.max(row.enqueued_ms));
+    [row.first_failure_ms, link_down]
+        .into_iter()
+        .flatten()
+        .min()
+        .unwrap_or(now)
 }
 
 /// Shows the replica of a sync `row` as `Failed` with `message` once its failure has lasted
