@@ -91,8 +91,9 @@ impl Weighter<String, Arc<Secret>> for SecretBytes {
     }
 }
 
+/// The weight of an (account, name) -> ARN entry; shared with the PostgreSQL read cache.
 #[derive(Clone, Copy)]
-struct NameBytes;
+pub(crate) struct NameBytes;
 
 impl Weighter<(String, String), String> for NameBytes {
     fn weight(&self, key: &(String, String), arn: &String) -> u64 {
@@ -101,7 +102,7 @@ impl Weighter<(String, String), String> for NameBytes {
 }
 
 /// The share of `cache_max_bytes` the (account, name) -> ARN index may use.
-const NAME_SHARE: u64 = 8;
+pub(crate) const NAME_SHARE: u64 = 8;
 
 /// A bounded read-through cache: entries are evicted by recency and frequency (quick_cache's
 /// CLOCK-Pro) when their estimated bytes reach the bound, so memory is bounded by

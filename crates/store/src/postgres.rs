@@ -36,8 +36,8 @@ use crate::iam_rows::{
     user_from_row, user_policy_from_row,
 };
 use crate::rows::{
-    PG_LOAD_BY_ARN, PG_LOAD_BY_NAME, outbox_from_row, secret_from_joined, secret_from_row,
-    version_from_row,
+    PG_LOAD_BY_ARN, PG_LOAD_BY_NAME, kms_alias_insert, kms_key_insert, kms_query, outbox_from_row,
+    secret_from_joined, secret_from_row, version_from_row,
 };
 use crate::schema::{StoreKind, check_compatible_in};
 mod read_cache;
@@ -884,29 +884,11 @@ impl PostgresStore {
         alias: Option<&KmsAliasRecord>,
     ) -> PgResult<()> {
         let mut tx = self.pool.begin().await?;
-        sqlx::query(
-            "INSERT INTO kms_keys (key_arn, account_id, key_id, wrapped_material, metadata, created_ms) \
-             VALUES ($1, $2, $3, $4, $5, $6)",
-        )
-        .bind(&key.key_arn)
-        .bind(&key.account_id)
-        .bind(&key.key_id)
-        .bind(&key.wrapped_material)
-        .bind(&key.metadata)
-        .bind(key.created_ms)
-        .execute(&mut *tx)
-        .await?;
+        kms_query!(kms_key_insert(key)).execute(&mut *tx).await?;
         if let Some(alias) = alias {
-            sqlx::query(
-                "INSERT INTO kms_aliases (account_id, alias_name, target_key_arn, created_ms) \
-                 VALUES ($1, $2, $3, $4)",
-            )
-            .bind(&alias.account_id)
-            .bind(&alias.alias_name)
-            .bind(&alias.target_key_arn)
-            .bind(alias.created_ms)
-            .execute(&mut *tx)
-            .await?;
+            kms_query!(kms_alias_insert(alias))
+                .execute(&mut *tx)
+                .await?;
         }
         tx.commit().await?;
         Ok(())
@@ -987,21 +969,12 @@ impl PostgresStore {
     }
 
     async fn try_commit_kms(&self, change: &KmsChange, outbox: &[OutboxEntry]) -> PgResult<()> {
-        use crate::rows::KmsBind;
         let mut tx = self.pool.begin().await?;
-        for (i, (sql, binds)) in crate::rows::kms_change_statements(change)
+        for (i, statement) in crate::rows::kms_change_statements(change)
             .into_iter()
             .enumerate()
         {
-            let mut query = sqlx::query(sql);
-            for bind in binds {
-                query = match bind {
-                    KmsBind::Text(t) => query.bind(t),
-                    KmsBind::Bytes(b) => query.bind(b),
-                    KmsBind::Int(n) => query.bind(n),
-                };
-            }
-            let done = query.execute(&mut *tx).await?;
+            let done = kms_query!(statement).execute(&mut *tx).await?;
             if i == 0 && done.rows_affected() == 0 {
                 return Err(PgError::Final(StoreError::Conflict));
             }

@@ -163,7 +163,7 @@ pub(crate) fn kms_change_statements(
     change: &crate::KmsChange,
 ) -> Vec<(&'static str, Vec<KmsBind>)> {
     use crate::KmsChange;
-    use KmsBind::{Bytes, Int, Text};
+    use KmsBind::{Bytes, Text};
     match change {
         KmsChange::UpdateKey(k) => vec![(
             "UPDATE kms_keys SET wrapped_material = $1, metadata = $2 WHERE key_arn = $3",
@@ -184,16 +184,7 @@ pub(crate) fn kms_change_statements(
                 Bytes(expected.wrapped_material.clone()),
             ],
         )],
-        KmsChange::CreateAlias(a) => vec![(
-            "INSERT INTO kms_aliases (account_id, alias_name, target_key_arn, created_ms) \
-             VALUES ($1, $2, $3, $4)",
-            vec![
-                Text(a.account_id.clone()),
-                Text(a.alias_name.clone()),
-                Text(a.target_key_arn.clone()),
-                Int(a.created_ms),
-            ],
-        )],
+        KmsChange::CreateAlias(a) => vec![kms_alias_insert(a)],
         KmsChange::UpdateAlias(a) => vec![(
             "UPDATE kms_aliases SET target_key_arn = $1 WHERE account_id = $2 AND alias_name = $3",
             vec![
@@ -221,6 +212,55 @@ pub(crate) fn kms_change_statements(
         ],
     }
 }
+
+/// The statement that stores a new KMS key (`create_kms_key`, and a restore).
+pub(crate) fn kms_key_insert(k: &crate::KmsKeyRecord) -> (&'static str, Vec<KmsBind>) {
+    use KmsBind::{Bytes, Int, Text};
+    (
+        "INSERT INTO kms_keys (key_arn, account_id, key_id, wrapped_material, metadata, \
+         created_ms) VALUES ($1, $2, $3, $4, $5, $6)",
+        vec![
+            Text(k.key_arn.clone()),
+            Text(k.account_id.clone()),
+            Text(k.key_id.clone()),
+            Bytes(k.wrapped_material.clone()),
+            Text(k.metadata.clone()),
+            Int(k.created_ms),
+        ],
+    )
+}
+
+/// The statement that stores a new KMS alias (`CreateAlias`, `create_kms_key`, a restore).
+pub(crate) fn kms_alias_insert(a: &crate::KmsAliasRecord) -> (&'static str, Vec<KmsBind>) {
+    use KmsBind::{Int, Text};
+    (
+        "INSERT INTO kms_aliases (account_id, alias_name, target_key_arn, created_ms) \
+         VALUES ($1, $2, $3, $4)",
+        vec![
+            Text(a.account_id.clone()),
+            Text(a.alias_name.clone()),
+            Text(a.target_key_arn.clone()),
+            Int(a.created_ms),
+        ],
+    )
+}
+
+/// A query of one of these `(sql, binds)` statements, for either backend's connection.
+macro_rules! kms_query {
+    ($statement:expr) => {{
+        let (sql, binds) = $statement;
+        let mut query = sqlx::query(sql);
+        for bind in binds {
+            query = match bind {
+                $crate::rows::KmsBind::Text(t) => query.bind(t),
+                $crate::rows::KmsBind::Bytes(b) => query.bind(b),
+                $crate::rows::KmsBind::Int(n) => query.bind(n),
+            };
+        }
+        query
+    }};
+}
+pub(crate) use kms_query;
 
 /// `SELECT` of a secret joined with its versions (columns renamed `v_*`), one row per version
 /// (one row of `NULL`s for a secret without versions), for [`secret_from_joined`]. One

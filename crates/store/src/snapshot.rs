@@ -420,31 +420,14 @@ macro_rules! snapshot_sql {
             async fn insert(conn: &mut $conn, item: &RegionItem) -> Result<()> {
                 match item {
                     RegionItem::KmsKey(key) => {
-                        sqlx::query(
-                            "INSERT INTO kms_keys (key_arn, account_id, key_id, \
-                             wrapped_material, metadata, created_ms) \
-                             VALUES ($1, $2, $3, $4, $5, $6)",
-                        )
-                        .bind(&key.key_arn)
-                        .bind(&key.account_id)
-                        .bind(&key.key_id)
-                        .bind(&key.wrapped_material)
-                        .bind(&key.metadata)
-                        .bind(key.created_ms)
-                        .execute(&mut *conn)
-                        .await?;
+                        crate::rows::kms_query!(crate::rows::kms_key_insert(key))
+                            .execute(&mut *conn)
+                            .await?;
                     }
                     RegionItem::KmsAlias(alias) => {
-                        sqlx::query(
-                            "INSERT INTO kms_aliases (account_id, alias_name, target_key_arn, \
-                             created_ms) VALUES ($1, $2, $3, $4)",
-                        )
-                        .bind(&alias.account_id)
-                        .bind(&alias.alias_name)
-                        .bind(&alias.target_key_arn)
-                        .bind(alias.created_ms)
-                        .execute(&mut *conn)
-                        .await?;
+                        crate::rows::kms_query!(crate::rows::kms_alias_insert(alias))
+                            .execute(&mut *conn)
+                            .await?;
                     }
                     RegionItem::Secret(secret) => {
                         insert_secrets(conn, std::slice::from_ref(secret)).await?;

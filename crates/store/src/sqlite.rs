@@ -22,8 +22,9 @@ use crate::iam_rows::{
     user_from_row, user_policy_from_row,
 };
 use crate::rows::{
-    KmsBind, SQLITE_LOAD_BY_ARN, SQLITE_LOAD_BY_NAME, kms_alias_from_row, kms_change_statements,
-    kms_key_from_row, outbox_from_row, secret_from_joined, secret_from_row, version_from_row,
+    SQLITE_LOAD_BY_ARN, SQLITE_LOAD_BY_NAME, kms_alias_from_row, kms_alias_insert,
+    kms_change_statements, kms_key_from_row, kms_key_insert, kms_query, outbox_from_row,
+    secret_from_joined, secret_from_row, version_from_row,
 };
 use crate::schema::{StoreKind, check_compatible};
 use crate::{
@@ -976,29 +977,11 @@ impl Store for SqliteStore {
 
     async fn create_kms_key(&self, key: KmsKeyRecord, alias: Option<KmsAliasRecord>) -> Result<()> {
         let mut tx = self.pools.writer.begin().await?;
-        sqlx::query(
-            "INSERT INTO kms_keys (key_arn, account_id, key_id, wrapped_material, metadata, created_ms) \
-             VALUES ($1, $2, $3, $4, $5, $6)",
-        )
-        .bind(&key.key_arn)
-        .bind(&key.account_id)
-        .bind(&key.key_id)
-        .bind(&key.wrapped_material)
-        .bind(&key.metadata)
-        .bind(key.created_ms)
-        .execute(&mut *tx)
-        .await?;
+        kms_query!(kms_key_insert(&key)).execute(&mut *tx).await?;
         if let Some(alias) = alias {
-            sqlx::query(
-                "INSERT INTO kms_aliases (account_id, alias_name, target_key_arn, created_ms) \
-                 VALUES ($1, $2, $3, $4)",
-            )
-            .bind(&alias.account_id)
-            .bind(&alias.alias_name)
-            .bind(&alias.target_key_arn)
-            .bind(alias.created_ms)
-            .execute(&mut *tx)
-            .await?;
+            kms_query!(kms_alias_insert(&alias))
+                .execute(&mut *tx)
+                .await?;
         }
         tx.commit().await?;
         Ok(())
@@ -1035,16 +1018,8 @@ impl Store for SqliteStore {
 
     async fn commit_kms_with(&self, change: KmsChange, outbox: Vec<OutboxEntry>) -> Result<()> {
         let mut tx = self.pools.writer.begin().await?;
-        for (i, (sql, binds)) in kms_change_statements(&change).into_iter().enumerate() {
-            let mut query = sqlx::query(sql);
-            for bind in binds {
-                query = match bind {
-                    KmsBind::Text(t) => query.bind(t),
-                    KmsBind::Bytes(b) => query.bind(b),
-                    KmsBind::Int(n) => query.bind(n),
-                };
-            }
-            let done = query.execute(&mut *tx).await?;
+        for (i, statement) in kms_change_statements(&change).into_iter().enumerate() {
+            let done = kms_query!(statement).execute(&mut *tx).await?;
             if i == 0 && done.rows_affected() == 0 {
                 return Err(StoreError::Conflict);
             }

@@ -33,7 +33,7 @@ use sqlx::postgres::{PgConnection, PgPool};
 use tokio::sync::{Mutex, mpsc, oneshot};
 
 use crate::Secret;
-use crate::cache::secret_weight;
+use crate::cache::{NAME_SHARE, NameBytes, secret_weight};
 
 /// Validating queries in flight at once. One would leave the database idle while its answer
 /// travels back; more than a few only splits the batches further.
@@ -91,18 +91,6 @@ impl Weighter<String, Arc<Cached>> for CachedBytes {
         secret_weight(&cached.secret) + 32 + cached.stamp.version_days.len() as u64
     }
 }
-
-#[derive(Clone, Copy)]
-struct NameBytes;
-
-impl Weighter<(String, String), String> for NameBytes {
-    fn weight(&self, key: &(String, String), arn: &String) -> u64 {
-        96 + (key.0.len() + key.1.len() + arn.len()) as u64
-    }
-}
-
-/// The share of the bound the (account, name) -> ARN index may use.
-const NAME_SHARE: u64 = 8;
 
 /// A read waiting for its round: the secret's stamp in the round's snapshot (`None`: the secret
 /// does not exist), or `Err` when the round's query failed.
