@@ -16,8 +16,9 @@
 //! Why it is cheap: concurrent reads share one validating query (`WHERE arn = ANY($1)`, a
 //! primary-key lookup per secret). A read waits for the next *round*: a round takes every
 //! read queued when it starts, so a read never joins a query already sent (which may have
-//! taken its snapshot before the read began). [`ROUNDS_IN_FLIGHT`] rounds run at once; under
-//! load each carries many reads, so the database does a fraction of a query per read, and it
+//! taken its snapshot before the read began). One round runs at a time (measured: two in
+//! flight only split the batches and doubled PostgreSQL's work); under load each carries many
+//! reads, so the database does a fraction of a query per read, and it
 //! sends a stamp (a few numbers) instead of the secret's rows.
 //!
 //! A validation that fails (the database is unreachable, ...) is not an answer: the read then
@@ -30,14 +31,10 @@ use quick_cache::Weighter;
 use quick_cache::sync::Cache;
 use sqlx::Row;
 use sqlx::postgres::{PgConnection, PgPool};
-use tokio::sync::{Mutex, mpsc, oneshot};
+use tokio::sync::{mpsc, oneshot};
 
 use crate::Secret;
 use crate::cache::{NAME_SHARE, NameBytes, secret_weight};
-
-/// Validating queries in flight at once. One would leave the database idle while its answer
-/// travels back; more than a few only splits the batches further.
-const ROUNDS_IN_FLIGHT: usize = 1;
 
 /// The most secrets one validating query names; a longer queue is served by several rounds.
 const ROUND_MAX: usize = 512;
@@ -106,13 +103,10 @@ pub(super) struct ReadCache {
 
 impl ReadCache {
     /// A cache of about `max_bytes` whose rounds query `pool`. Must be called inside a Tokio
-    /// runtime: the rounds run as tasks, which end when the cache is dropped.
+    /// runtime: the rounds run in a task, which ends when the cache is dropped.
     pub(super) fn new(pool: PgPool, max_bytes: u64) -> ReadCache {
         let (queue, rx) = mpsc::unbounded_channel();
-        let rx = Arc::new(Mutex::new(rx));
-        for _ in 0..ROUNDS_IN_FLIGHT {
-            tokio::spawn(rounds(pool.clone(), rx.clone()));
-        }
+        tokio::spawn(rounds(pool.clone(), rx));
         let names = max_bytes / NAME_SHARE;
         let secrets = max_bytes - names;
         ReadCache {
@@ -166,31 +160,27 @@ impl ReadCache {
     }
 }
 
-/// One of the round runners: takes every waiting read, asks for their stamps in one query,
+/// The round runner: takes every waiting read, asks for their stamps in one query,
 /// answers them; until the cache (the queue's sender) is dropped.
 ///
 /// It keeps a connection of its own, outside the pool (a round never waits for a connection,
 /// and the pool's are left to the other queries), on which the validating statement runs with
 /// a generic plan: a round is a handful of primary-key lookups, and planning it anew each time
 /// (what PostgreSQL does for an array parameter) cost more than running it.
-async fn rounds(pool: PgPool, rx: Arc<Mutex<mpsc::UnboundedReceiver<Waiter>>>) {
+async fn rounds(pool: PgPool, mut rx: mpsc::UnboundedReceiver<Waiter>) {
     let mut conn: Option<PgConnection> = None;
     loop {
-        let mut round = Vec::new();
-        {
-            let mut rx = rx.lock().await;
-            let Some(first) = rx.recv().await else {
-                return;
-            };
-            round.push(first);
-            // Let the tasks that are ready run first: concurrent reads queue theirs and share
-            // this round instead of starting the next.
-            tokio::task::yield_now().await;
-            while round.len() < ROUND_MAX {
-                match rx.try_recv() {
-                    Ok(waiter) => round.push(waiter),
-                    Err(_) => break,
-                }
+        let Some(first) = rx.recv().await else {
+            return;
+        };
+        let mut round = vec![first];
+        // Let the tasks that are ready run first: concurrent reads queue theirs and share this
+        // round instead of starting the next.
+        tokio::task::yield_now().await;
+        while round.len() < ROUND_MAX {
+            match rx.try_recv() {
+                Ok(waiter) => round.push(waiter),
+                Err(_) => break,
             }
         }
         let mut arns: Vec<&str> = round.iter().map(|(arn, _)| arn.as_str()).collect();
