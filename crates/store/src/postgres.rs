@@ -645,7 +645,10 @@ impl PostgresStore {
     /// Bounds the node's cache of secrets to about `max_bytes` (see [`crate::secret_weight`]);
     /// 0 turns it off, so every read loads the secret from the database.
     pub fn cache_max_bytes(mut self, max_bytes: u64) -> PostgresStore {
-        self.cache = (max_bytes > 0).then(|| ReadCache::new(self.pool.clone(), max_bytes));
+        // The default cache is kept, not made again (its task and table are made at open).
+        if self.cache.as_ref().map_or(0, |c| c.max_bytes) != max_bytes {
+            self.cache = (max_bytes > 0).then(|| ReadCache::new(self.pool.clone(), max_bytes));
+        }
         self
     }
 

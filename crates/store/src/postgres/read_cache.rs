@@ -99,6 +99,8 @@ pub(super) struct ReadCache {
     /// picks the ARN whose stamp is then checked.
     arn_by_name: Cache<(String, String), String, NameBytes>,
     queue: mpsc::UnboundedSender<Waiter>,
+    /// The bound it was made with.
+    pub(super) max_bytes: u64,
 }
 
 impl ReadCache {
@@ -121,6 +123,7 @@ impl ReadCache {
                 NameBytes,
             ),
             queue,
+            max_bytes,
         }
     }
 
