@@ -45,6 +45,22 @@ pub struct Head {
     pub changed_ms: i64,
 }
 
+impl From<&coffer_store::Secret> for Head {
+    /// The head a sync of `secret` as stored now would carry.
+    fn from(secret: &coffer_store::Secret) -> Head {
+        Head {
+            primary_arn: secret.record.arn.clone(),
+            seq: secret.record.row_version,
+            version_id: secret
+                .versions
+                .iter()
+                .find(|v| v.stages.iter().any(|s| s == "AWSCURRENT"))
+                .map(|v| v.version_id.clone()),
+            changed_ms: secret.record.last_changed_ms,
+        }
+    }
+}
+
 impl From<&crate::replication::SyncMessage> for Head {
     fn from(m: &crate::replication::SyncMessage) -> Head {
         Head {

@@ -469,6 +469,11 @@ async fn deliver_all(
         .into_iter()
         .map(|batch| deliver_batch(topology, region, transport, dest, batch));
     let error = down.map(|(_, error)| error).unwrap_or_default();
+    let deferred_arns: Vec<String> = deferred
+        .iter()
+        .flatten()
+        .map(|(row, _)| row.entry.secret_arn.clone())
+        .collect();
     let deferrals = deferred.into_iter().flatten().map(|(row, _)| {
         let error = error.clone();
         async move {
@@ -478,12 +483,31 @@ async fn deliver_all(
             retry(topology, region, dest, &row, error).await
         }
     });
-    let (chains, batches, deferrals) =
-        tokio::join!(join_all(chains), join_all(batches), join_all(deferrals));
+    // The deferred syncs did not arrive either: the destination still learns their heads, as
+    // it does for syncs that failed on the wire (from the stored secrets: nothing is sealed).
+    let deferred_heads = async {
+        let mut heads = Vec::new();
+        for arn in &deferred_arns {
+            if let Ok(Some(secret)) = region.store.load_secret_by_arn(arn).await {
+                heads.push(coffer_core::failover::Head::from(&secret));
+            }
+        }
+        announce_heads(topology, region, transport, dest, &heads).await;
+    };
+    let (chains, batches, deferrals, ()) = tokio::join!(
+        join_all(chains),
+        join_all(batches),
+        join_all(deferrals),
+        deferred_heads
+    );
     for result in chains.into_iter().chain(batches).chain(deferrals) {
         result?;
     }
     Ok(())
+}
+
+fn heads_of(msgs: &[SyncMessage]) -> Vec<coffer_core::failover::Head> {
+    msgs.iter().map(Into::into).collect()
 }
 
 /// Delivers the syncs of several secrets in one `sync-batch` message.
@@ -549,7 +573,7 @@ async fn deliver_batch(
                 settled?;
             }
             if matches!(e, SendError::Network(_)) {
-                announce_heads(topology, region, transport, dest, &msgs).await;
+                announce_heads(topology, region, transport, dest, &heads_of(&msgs)).await;
             }
             return Ok(());
         }
@@ -751,7 +775,14 @@ async fn deliver(
             let network = matches!(e, SendError::Network(_));
             let settled = settle_send_error(topology, region, dest, row, e).await?;
             if let (true, Some(msg)) = (network, &sent) {
-                announce_heads(topology, region, transport, dest, std::slice::from_ref(msg)).await;
+                announce_heads(
+                    topology,
+                    region,
+                    transport,
+                    dest,
+                    &heads_of(std::slice::from_ref(msg)),
+                )
+                .await;
             }
             Ok(settled)
         }
@@ -771,10 +802,12 @@ async fn announce_heads(
     region: &RegionService,
     transport: &Transport,
     dest: &str,
-    msgs: &[SyncMessage],
+    heads: &[coffer_core::failover::Head],
 ) {
+    if heads.is_empty() {
+        return;
+    }
     let source = region.region.as_str();
-    let heads: Vec<coffer_core::failover::Head> = msgs.iter().map(Into::into).collect();
     let plaintext = serde_json::to_vec(&heads).expect("heads serialize");
     let sent = tokio::time::timeout(
         HEADS_TIMEOUT,
