@@ -4,6 +4,7 @@
 #
 # usage: bench/scale.sh fill    --data DIR --secrets N [--start I] [--concurrency C]
 #        bench/scale.sh measure --data DIR --secrets N [--duration 5s] [--out FILE]
+#        bench/scale.sh purge   --data DIR --secrets N --due M [--out FILE]
 #
 # fill:    starts the release Coffer on DIR (created if missing) and creates scale-I ...
 #          scale-(I+N-1) with CreateSecret (each with a description and three tags), C calls in
@@ -15,6 +16,11 @@
 #          the reads, `coffer backup` time and peak RSS, and `coffer restore` of
 #          that backup into a new data directory (time, peak RSS). N is the number of secrets
 #          the Region holds (scale-0 ... scale-(N-1)).
+# purge:   with Coffer stopped, marks scale-(N-M) ... scale-(N-1) deleted 8 days ago with a 7-day
+#          recovery window (sqlite3 on the Region's database: what DeleteSecret writes, moved
+#          back in time), then starts Coffer, whose purge starts at once, and reads one hot
+#          secret (scale-0, 32 connections) until every due secret is gone: the purge's time
+#          and rate, and GetSecretValue p50/p99 while it runs and after. Removes those M secrets.
 # Builds coffer and coffer-loadgen in release mode first. Everything started here is stopped
 # on exit.
 set -euo pipefail
@@ -31,9 +37,10 @@ SECRETS=""
 START=0
 CONCURRENCY=64
 DURATION=5s
+DUE=""
 OUT=""
 
-usage() { sed -n '2,18p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; }
+usage() { sed -n '2,24p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; }
 
 while [[ $# -gt 0 ]]; do
     case "$1" in
@@ -42,13 +49,15 @@ while [[ $# -gt 0 ]]; do
         --start) START="$2"; shift ;;
         --concurrency) CONCURRENCY="$2"; shift ;;
         --duration) DURATION="$2"; shift ;;
+        --due) DUE="$2"; shift ;;
         --out) OUT="$2"; shift ;;
         -h|--help) usage; exit 0 ;;
         *) echo "unknown argument: $1" >&2; usage >&2; exit 2 ;;
     esac
     shift
 done
-[[ $MODE == fill || $MODE == measure ]] || { usage >&2; exit 2; }
+[[ $MODE == fill || $MODE == measure || $MODE == purge ]] || { usage >&2; exit 2; }
+[[ $MODE != purge || -n $DUE ]] || { usage >&2; exit 2; }
 [[ -n $DATA && -n $SECRETS ]] || { usage >&2; exit 2; }
 
 log() { echo "[scale] $*" >&2; }
@@ -124,6 +133,54 @@ if [[ $MODE == fill ]]; then
     took=$(ms_since "$t0")
     echo "- fill: $SECRETS secrets in $((took / 1000)) s ($((SECRETS * 1000 / (took + 1))) /s), concurrency $CONCURRENCY"
     echo "- RSS after the fill: $(rss_mb "$SERVER_PID") MB; data directory $(du -sm "$DATA" | cut -f1) MB"
+    exit 0
+fi
+
+if [[ $MODE == purge ]]; then
+    command -v sqlite3 >/dev/null || die "sqlite3 is missing (apt-get install sqlite3)"
+    db="$DATA/regions/us-east-1.db"
+    [[ -f $db ]] || die "no $db"
+    now_ms=$(( $(date +%s) * 1000 ))
+    day_ms=86400000
+    # Only while Coffer is stopped (the script starts it below).
+    sqlite3 "$db" "UPDATE secrets SET deleted_ms = $(( now_ms - 8 * day_ms )),
+        purge_at_ms = $(( now_ms - day_ms )), row_version = row_version + 1
+        WHERE name LIKE 'scale-%' AND CAST(substr(name, 7) AS INTEGER) >= $(( SECRETS - DUE ))
+        AND CAST(substr(name, 7) AS INTEGER) < $SECRETS" || die "cannot mark the secrets due"
+    due() { sqlite3 -readonly "$db" "SELECT count(*) FROM secrets WHERE purge_at_ms IS NOT NULL"; }
+    marked="$(due)"
+    {
+        echo "### Purge of $marked due secrets of $SECRETS, $(date -u +%Y-%m-%dT%H:%M:%SZ), commit $(git -C "$ROOT" rev-parse --short HEAD)"
+        echo
+        t0=$(date +%s%N)
+        start_server
+        # Reads in 2-second slices until nothing is due (a slice's p99 is over its own reads).
+        left="$marked"
+        slices=0
+        while (( left > 0 )); do
+            "$LOADGEN" run --endpoint "$URL" --secret-id scale-0 --operation get --concurrency 32 \
+                --duration 2s --warmup 0s --format json >"$WORK/slice-$slices.json" 2>/dev/null ||
+                die "GetSecretValue failed during the purge"
+            slices=$((slices + 1))
+            left="$(due)"
+            kill -0 "$SERVER_PID" 2>/dev/null || die "coffer exited"
+        done
+        took=$(ms_since "$t0")
+        echo "- purge of $marked secrets: done within $((took / 1000)) s of the start ($((marked * 1000 / (took + 1))) /s or more)"
+        echo "- GetSecretValue of one hot secret meanwhile, 32 connections, $slices slices of 2 s: $(python3 -c 'import json, sys
+rs = [json.load(open(f))["results"][0] for f in sys.argv[1:]]
+p99 = sorted(r["p99_ms"] for r in rs)
+rps = sum(r["requests"] for r in rs) / sum(r["duration_s"] for r in rs)
+err = sum(r["errors"] for r in rs)
+print("%.0f req/s, p99 per slice: median %.2f ms, worst %.2f ms, %d errors" % (rps, p99[len(p99) // 2], p99[-1], err))' "$WORK"/slice-*.json)"
+        after="$("$LOADGEN" run --endpoint "$URL" --secret-id scale-0 --operation get \
+            --concurrency 32 --duration 5s --warmup 1s --format json 2>/dev/null)"
+        echo "- the same afterwards, 5 s: $(summarize <<<"$after")"
+        echo "- RSS: $(rss_mb "$SERVER_PID") MB"
+        stop_server
+    } >"$WORK/report.md"
+    cat "$WORK/report.md"
+    if [[ -n $OUT ]]; then cat "$WORK/report.md" >>"$OUT"; fi
     exit 0
 fi
 

@@ -504,7 +504,10 @@ pub async fn apply_sync_batch(region: &RegionService, msgs: &[SyncMessage]) -> R
             Err(_) => {
                 // Each on its own, all at once (distinct secrets; on SQLite one transaction).
                 let each = pending.iter().map(|(i, _)| apply_sync(region, &msgs[*i]));
-                for ((i, _), answer) in pending.iter().zip(crate::join_all(each).await) {
+                for ((i, _), answer) in pending
+                    .iter()
+                    .zip(futures_util::future::join_all(each).await)
+                {
                     answers[*i] = Some(answer?);
                 }
             }
@@ -1003,7 +1006,7 @@ pub async fn record_answers(
             Some(f),
         )
     });
-    for recorded in crate::join_all(each).await {
+    for recorded in futures_util::future::join_all(each).await {
         recorded?;
     }
     Ok(())

@@ -6,13 +6,14 @@ use std::collections::{BTreeMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use coffer_core::RegionService;
 use coffer_core::outbox::OutboxMessage;
 use coffer_core::replication::{
     self, Answer, FailureCause, KIND_ACCESS, KIND_HEADS, KIND_SYNC, KIND_SYNC_BATCH, SyncMessage,
 };
 use coffer_core::rotation::{KIND_ROTATE, RunOutcome};
-use coffer_core::{RegionService, join_all};
 use coffer_store::OutboxRow;
+use futures_util::future::join_all;
 
 use crate::receive::Notice;
 use crate::topology::Topology;
