@@ -3,7 +3,7 @@
 # and backup and restore (issue 13; results in docs/benchmarks.md).
 #
 # usage: bench/scale.sh fill    --data DIR --secrets N [--start I] [--concurrency C]
-#        bench/scale.sh measure --data DIR --secrets N [--duration 5s] [--out FILE]
+#        bench/scale.sh measure --data DIR --secrets N [--duration 5s] [--out FILE] [--config F]
 #        bench/scale.sh purge   --data DIR --secrets N --due M [--out FILE]
 #
 # fill:    starts the release Coffer on DIR (created if missing) and creates scale-I ...
@@ -16,6 +16,9 @@
 #          the reads, `coffer backup` time and peak RSS, and `coffer restore` of
 #          that backup into a new data directory (time, peak RSS). N is the number of secrets
 #          the Region holds (scale-0 ... scale-(N-1)).
+# --config F: a Coffer config file (fill and measure), e.g. `store = "postgres://..."` to
+#          measure a Region on PostgreSQL; DIR still holds the keys, credentials and audit log.
+#          `measure` then restores the backup into a new SQLite data directory.
 # purge:   with Coffer stopped, marks scale-(N-M) ... scale-(N-1) deleted 8 days ago with a 7-day
 #          recovery window (sqlite3 on the Region's database: what DeleteSecret writes, moved
 #          back in time), then starts Coffer, whose purge starts at once, and reads one hot
@@ -39,8 +42,9 @@ CONCURRENCY=64
 DURATION=5s
 DUE=""
 OUT=""
+CONFIG=()
 
-usage() { sed -n '2,24p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; }
+usage() { sed -n '2,27p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; }
 
 while [[ $# -gt 0 ]]; do
     case "$1" in
@@ -50,6 +54,7 @@ while [[ $# -gt 0 ]]; do
         --concurrency) CONCURRENCY="$2"; shift ;;
         --duration) DURATION="$2"; shift ;;
         --due) DUE="$2"; shift ;;
+        --config) CONFIG=(--config "$2"); shift ;;
         --out) OUT="$2"; shift ;;
         -h|--help) usage; exit 0 ;;
         *) echo "unknown argument: $1" >&2; usage >&2; exit 2 ;;
@@ -87,7 +92,7 @@ log "building coffer and coffer-loadgen (release)"
 start_server() {
     local t0 log="$WORK/coffer.log" code=""
     t0=$(date +%s%N)
-    "$COFFER" serve --listen 127.0.0.1:0 --data-dir "$DATA" >"$log" 2>&1 &
+    "$COFFER" serve --listen 127.0.0.1:0 --data-dir "$DATA" "${CONFIG[@]}" >"$log" 2>&1 &
     SERVER_PID=$!
     URL=""
     for _ in $(seq 6000); do
@@ -252,7 +257,7 @@ EOF
     stop_server
     backup="$WORK/region.backup"
     t0=$(date +%s%N)
-    /usr/bin/time -f '%M' -o "$WORK/backup.rss" "$COFFER" backup --data-dir "$DATA" \
+    /usr/bin/time -f '%M' -o "$WORK/backup.rss" "$COFFER" backup --data-dir "$DATA" "${CONFIG[@]}" \
         --region "$AWS_REGION" --output "$backup" >/dev/null 2>"$WORK/backup.err" ||
         { cat "$WORK/backup.err" >&2; die "backup failed"; }
     echo "- \`coffer backup\` (server stopped): $(( $(ms_since "$t0") / 1000 )) s, peak RSS $(( $(cat "$WORK/backup.rss") / 1024 )) MB, $(du -m "$backup" | cut -f1) MB file"
