@@ -560,7 +560,8 @@ macro_rules! terms_sql {
                     .collect();
                 // One statement per chunk, not one per term: each statement is a round trip to
                 // the driver (SQLite's worker thread, PostgreSQL's socket), and a described,
-                // tagged secret has about 35 terms (one statement each made a CreateSecret fill 2.4 times slower).
+                // tagged secret has about 30 terms (a statement each made a CreateSecret fill
+                // at 100,000 secrets 1.6 times slower: 394/s against 633/s).
                 for chunk in stale.chunks(super::TERMS_PER_STATEMENT) {
                     let sql = format!(
                         "DELETE FROM secret_terms WHERE secret_arn = $1 AND (kind, term) IN (VALUES {})",
