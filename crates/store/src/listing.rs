@@ -263,20 +263,27 @@ pub(crate) fn sources(f: &ListFilter) -> Option<Vec<Source>> {
 }
 
 /// The query of a source's candidate ARNs (`None` for [`Source::Nothing`]).
-fn source_select(b: &mut Builder, account_id: &str, source: &Source) -> Option<String> {
+/// `distinct`: each candidate once (a secret has several terms that can match one prefix).
+fn source_select(
+    b: &mut Builder,
+    account_id: &str,
+    source: &Source,
+    distinct: bool,
+) -> Option<String> {
+    let distinct = if distinct { "DISTINCT " } else { "" };
     match source {
         Source::Name(prefix) => {
             let range = b.prefix("c.name", prefix);
             let account = b.bind(Bind::Text(account_id.to_string()));
             Some(format!(
-                "SELECT DISTINCT c.arn AS candidate FROM secrets c WHERE c.account_id = {account} AND {range}"
+                "SELECT {distinct}c.arn AS candidate FROM secrets c WHERE c.account_id = {account} AND {range}"
             ))
         }
         Source::Term(kind, prefix) => {
             let range = b.prefix("c.term", prefix);
             let kind = b.bind(Bind::Text(kind.to_string()));
             Some(format!(
-                "SELECT DISTINCT c.secret_arn AS candidate FROM secret_terms c WHERE c.kind = {kind} AND {range}"
+                "SELECT {distinct}c.secret_arn AS candidate FROM secret_terms c WHERE c.kind = {kind} AND {range}"
             ))
         }
         Source::Nothing => None,
@@ -284,12 +291,17 @@ fn source_select(b: &mut Builder, account_id: &str, source: &Source) -> Option<S
 }
 
 /// Counts a source's candidates, up to the bound below which a filter drives the page.
+///
+/// On PostgreSQL it counts matching rows, not distinct secrets (at least as many, so a filter
+/// that drives has fewer candidates than the bound all the same): PostgreSQL computes a
+/// `DISTINCT` over every matching row before the `LIMIT`, 200 ms at 100,000 secrets for a
+/// word every description has, where SQLite stops at the bound.
 pub(crate) fn count_sql(account_id: &str, source: &Source, dialect: Dialect) -> Option<PageSql> {
     let mut b = Builder {
         dialect,
         binds: Vec::new(),
     };
-    let select = source_select(&mut b, account_id, source)?;
+    let select = source_select(&mut b, account_id, source, dialect == Dialect::Sqlite)?;
     let limit = b.bind(Bind::Int(drive_below()));
     Some(PageSql {
         sql: format!("SELECT COUNT(*) FROM ({select} LIMIT {limit}) counted"),
@@ -352,11 +364,23 @@ impl Builder {
     }
 
     /// The secret has a term of `kind` starting with `prefix`.
+    ///
+    /// On PostgreSQL the subquery ends with `OFFSET 0`, which keeps it a check made per secret
+    /// (a SubPlan probing `secret_terms`' primary key) instead of a semi-join the planner may
+    /// order as it likes. A filter that matches many secrets is meant to be checked while the
+    /// sort index is walked, a page at a time, as on SQLite (filters with few candidates drive
+    /// the page instead, see `page`). With bound parameters PostgreSQL's generic plan made it
+    /// a parallel scan or a join over every matching term: ListSecrets with a description
+    /// filter matching every secret took 218 ms a page at 100,000 secrets (0.4 ms with it).
     fn term(&mut self, kind: &str, prefix: &str) -> String {
         let range = self.prefix("t.term", prefix);
         let kind = self.bind(Bind::Text(kind.to_string()));
+        let per_secret = match self.dialect {
+            Dialect::Sqlite => "",
+            Dialect::Postgres => " OFFSET 0",
+        };
         format!(
-            "EXISTS (SELECT 1 FROM secret_terms t WHERE t.secret_arn = s.arn AND t.kind = {kind} AND {range})"
+            "EXISTS (SELECT 1 FROM secret_terms t WHERE t.secret_arn = s.arn AND t.kind = {kind} AND {range}{per_secret})"
         )
     }
 
@@ -454,7 +478,7 @@ pub(crate) fn page_sql(q: &ListQuery<'_>, dialect: Dialect, driver: Option<&[Sou
     if let Some(sources) = driver {
         let selects: Vec<String> = sources
             .iter()
-            .filter_map(|source| source_select(&mut b, q.account_id, source))
+            .filter_map(|source| source_select(&mut b, q.account_id, source, true))
             .collect();
         if selects.is_empty() {
             conditions.push("1 = 0".to_string());
