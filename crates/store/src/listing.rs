@@ -370,8 +370,8 @@ impl Builder {
     /// order as it likes. A filter that matches many secrets is meant to be checked while the
     /// sort index is walked, a page at a time, as on SQLite (filters with few candidates drive
     /// the page instead, see `page`). With bound parameters PostgreSQL's generic plan made it
-    /// a parallel scan or a join over every matching term: ListSecrets with a description
-    /// filter matching every secret took 218 ms a page at 100,000 secrets (0.4 ms with it).
+    /// a parallel semi-join: 15.6 ms for a page of a description filter that every secret
+    /// matches, at 100,000 secrets, against 0.4 ms as a SubPlan (`EXPLAIN ANALYZE`).
     fn term(&mut self, kind: &str, prefix: &str) -> String {
         let range = self.prefix("t.term", prefix);
         let kind = self.bind(Bind::Text(kind.to_string()));
