@@ -142,6 +142,7 @@ if [[ $MODE == fill ]]; then
 fi
 
 if [[ $MODE == purge ]]; then
+    (( ${#CONFIG[@]} == 0 )) || die "purge works on a SQLite Region only (it edits the database with sqlite3): drop --config"
     command -v sqlite3 >/dev/null || die "sqlite3 is missing (apt-get install sqlite3)"
     db="$DATA/regions/us-east-1.db"
     [[ -f $db ]] || die "no $db"

@@ -51,10 +51,7 @@ impl From<&coffer_store::Secret> for Head {
         Head {
             primary_arn: secret.record.arn.clone(),
             seq: secret.record.row_version,
-            version_id: secret
-                .versions
-                .iter()
-                .find(|v| v.stages.iter().any(|s| s == "AWSCURRENT"))
+            version_id: crate::secret::version_with_stage(secret, crate::secret::AWSCURRENT)
                 .map(|v| v.version_id.clone()),
             changed_ms: secret.record.last_changed_ms,
         }
@@ -69,7 +66,7 @@ impl From<&crate::replication::SyncMessage> for Head {
             version_id: m
                 .versions
                 .iter()
-                .find(|v| v.stages.iter().any(|s| s == "AWSCURRENT"))
+                .find(|v| v.stages.iter().any(|s| s == crate::secret::AWSCURRENT))
                 .map(|v| v.version_id.clone()),
             changed_ms: m.last_changed_ms,
         }
@@ -493,7 +490,7 @@ async fn plan(region: &RegionService, caller: &Caller, from_region: &str) -> Res
             arn,
             name: secret.record.name.clone(),
             primary_arn: v.primary_arn,
-            version_id: crate::secret::version_with_stage(&secret, "AWSCURRENT")
+            version_id: crate::secret::version_with_stage(&secret, crate::secret::AWSCURRENT)
                 .map(|x| x.version_id.clone()),
             held_seq: v.seq,
             applied_ms: v.applied_ms,

@@ -487,12 +487,14 @@ async fn deliver_all(
     // The deferred syncs did not arrive either: the destination still learns their heads, as
     // it does for syncs that failed on the wire (from the stored secrets: nothing is sealed).
     let deferred_heads = async {
-        let mut heads = Vec::new();
-        for arn in &deferred_arns {
-            if let Ok(Some(secret)) = region.store.load_secret_by_arn(arn).await {
-                heads.push(coffer_core::failover::Head::from(&secret));
-            }
-        }
+        let loads = deferred_arns
+            .iter()
+            .map(|arn| region.store.load_secret_by_arn(arn));
+        let heads: Vec<coffer_core::failover::Head> = join_all(loads)
+            .await
+            .into_iter()
+            .filter_map(|loaded| Some(coffer_core::failover::Head::from(&loaded.ok()??)))
+            .collect();
         announce_heads(topology, region, transport, dest, &heads).await;
     };
     let (chains, batches, deferrals, ()) = tokio::join!(

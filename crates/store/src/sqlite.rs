@@ -24,7 +24,7 @@ use crate::iam_rows::{
 use crate::rows::{
     SQLITE_LOAD_BY_ARN, SQLITE_LOAD_BY_NAME, kms_alias_from_row, kms_alias_insert,
     kms_change_statements, kms_key_from_row, kms_key_insert, kms_query, outbox_from_row,
-    secret_from_joined, secret_from_row, version_from_row,
+    secret_from_joined, secret_from_row, values_list, version_from_row,
 };
 use crate::schema::{StoreKind, check_compatible};
 use crate::{
@@ -208,22 +208,6 @@ fn tags_json(tags: &Option<Vec<Tag>>) -> Option<String> {
 
 const SECRET_COLUMNS: &str = "arn, account_id, name, description, kms_key_id, tags, resource_policy, \
      created_ms, last_changed_ms, last_accessed_day, deleted_ms, purge_at_ms, rotation, replication, row_version";
-
-/// `VALUES` of `rows` rows of `columns` numbered parameters each: `($1, $2), ($3, $4)`.
-fn values_list(rows: usize, columns: usize) -> String {
-    let mut out = String::with_capacity(rows * columns * 5);
-    for r in 0..rows {
-        out.push_str(if r == 0 { "(" } else { ", (" });
-        for c in 0..columns {
-            if c > 0 {
-                out.push_str(", ");
-            }
-            out.push_str(&format!("${}", r * columns + c + 1));
-        }
-        out.push(')');
-    }
-    out
-}
 
 /// Rows per multi-row statement (each statement is one round trip to SQLite's worker thread,
 /// which under a write load costs more than the statement itself).
