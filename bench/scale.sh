@@ -5,6 +5,7 @@
 # usage: bench/scale.sh fill    --data DIR --secrets N [--start I] [--concurrency C]
 #        bench/scale.sh measure --data DIR --secrets N [--duration 5s] [--out FILE] [--config F]
 #        bench/scale.sh purge   --data DIR --secrets N --due M [--out FILE]
+#        bench/scale.sh rotate  --data DIR --secrets N --schedules M [--out FILE]
 #
 # fill:    starts the release Coffer on DIR (created if missing) and creates scale-I ...
 #          scale-(I+N-1) with CreateSecret (each with a description and three tags), C calls in
@@ -24,6 +25,12 @@
 #          back in time), then starts Coffer, whose purge starts at once, and reads one hot
 #          secret (scale-0, 32 connections) until every due secret is gone: the purge's time
 #          and rate, and GetSecretValue p50/p99 while it runs and after. Removes those M secrets.
+# rotate:  turns on rotation of scale-(N-M) ... scale-(N-1) with RotateSecret (the built-in
+#          password rotator, `rate(4 hours)`, rotating at once; C calls in flight) while one hot
+#          secret is read in 2-second slices, until every rotation ran: the rates of RotateSecret
+#          and of the rotations, and GetSecretValue p50/p99 meanwhile. Then, with M schedules
+#          waiting: the server's CPU over 10 idle seconds, GetSecretValue, RSS, and start-up
+#          after a restart. Progress is read from the database with sqlite3 (SQLite only).
 # Builds coffer and coffer-loadgen in release mode first. Everything started here is stopped
 # on exit.
 set -euo pipefail
@@ -41,10 +48,11 @@ START=0
 CONCURRENCY=64
 DURATION=5s
 DUE=""
+SCHEDULES=""
 OUT=""
 CONFIG=()
 
-usage() { sed -n '2,27p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; }
+usage() { sed -n '2,34p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; }
 
 while [[ $# -gt 0 ]]; do
     case "$1" in
@@ -54,6 +62,7 @@ while [[ $# -gt 0 ]]; do
         --concurrency) CONCURRENCY="$2"; shift ;;
         --duration) DURATION="$2"; shift ;;
         --due) DUE="$2"; shift ;;
+        --schedules) SCHEDULES="$2"; shift ;;
         --config) CONFIG=(--config "$2"); shift ;;
         --out) OUT="$2"; shift ;;
         -h|--help) usage; exit 0 ;;
@@ -61,8 +70,9 @@ while [[ $# -gt 0 ]]; do
     esac
     shift
 done
-[[ $MODE == fill || $MODE == measure || $MODE == purge ]] || { usage >&2; exit 2; }
+[[ $MODE == fill || $MODE == measure || $MODE == purge || $MODE == rotate ]] || { usage >&2; exit 2; }
 [[ $MODE != purge || -n $DUE ]] || { usage >&2; exit 2; }
+[[ $MODE != rotate || -n $SCHEDULES ]] || { usage >&2; exit 2; }
 [[ -n $DATA && -n $SECRETS ]] || { usage >&2; exit 2; }
 
 log() { echo "[scale] $*" >&2; }
@@ -141,11 +151,89 @@ if [[ $MODE == fill ]]; then
     exit 0
 fi
 
-if [[ $MODE == purge ]]; then
-    (( ${#CONFIG[@]} == 0 )) || die "purge works on a SQLite Region only (it edits the database with sqlite3): drop --config"
+# slices_summary FILE...: throughput and per-slice p99 of the 2-second read slices.
+slices_summary() {
+    python3 -c 'import json, sys
+rs = [json.load(open(f))["results"][0] for f in sys.argv[1:]]
+p99 = sorted(r["p99_ms"] for r in rs)
+rps = sum(r["requests"] for r in rs) / sum(r["duration_s"] for r in rs)
+err = sum(r["errors"] for r in rs)
+print("%.0f req/s, p99 per slice: median %.2f ms, worst %.2f ms, %d errors" % (rps, p99[len(p99) // 2], p99[-1], err))' "$@"
+}
+
+# read_slice N: reads the hot secret scale-0 for 2 s on 32 connections into slice-N.json.
+read_slice() {
+    "$LOADGEN" run --endpoint "$URL" --secret-id scale-0 --operation get --concurrency 32 \
+        --duration 2s --warmup 0s --format json >"$WORK/slice-$1.json" 2>/dev/null ||
+        die "GetSecretValue failed"
+    kill -0 "$SERVER_PID" 2>/dev/null || die "coffer exited"
+}
+
+# hot_for_5s: GetSecretValue of scale-0 on 32 connections for 5 s, summarized.
+hot_for_5s() {
+    summarize <<<"$("$LOADGEN" run --endpoint "$URL" --secret-id scale-0 --operation get \
+        --concurrency 32 --duration 5s --warmup 1s --format json 2>/dev/null)"
+}
+
+# cpu_ticks PID: user + system CPU time of a process so far, in clock ticks.
+cpu_ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat"; }
+
+if [[ $MODE == purge || $MODE == rotate ]]; then
+    (( ${#CONFIG[@]} == 0 )) || die "$MODE works on a SQLite Region only (it reads the database with sqlite3): drop --config"
     command -v sqlite3 >/dev/null || die "sqlite3 is missing (apt-get install sqlite3)"
     db="$DATA/regions/us-east-1.db"
     [[ -f $db ]] || die "no $db"
+fi
+
+if [[ $MODE == rotate ]]; then
+    (( SCHEDULES <= SECRETS )) || die "--schedules is at most --secrets"
+    first=$(( SECRETS - SCHEDULES ))
+    # Rotation rows due now: queued, or claimed and running (a finished rotation's row is
+    # replaced by one due at the next window, four hours on; a failed one waits out a backoff).
+    due() { sqlite3 -readonly "$db" "SELECT count(*) FROM replication_outbox WHERE kind = 'rotate' AND next_attempt_ms <= $(( $(date +%s) * 1000 ))"; }
+    {
+        echo "### Rotation of $SCHEDULES secrets of $SECRETS, $(date -u +%Y-%m-%dT%H:%M:%SZ), commit $(git -C "$ROOT" rev-parse --short HEAD)"
+        echo
+        start_server
+        t0=$(date +%s%N)
+        "$LOADGEN" rotate --endpoint "$URL" --secret-id scale --start "$first" --secrets "$SCHEDULES" \
+            --concurrency "$CONCURRENCY" --timeout 60s 2>"$WORK/rotate.err" &
+        rotate_pid=$!
+        enqueued_ms=""
+        slices=0
+        while :; do
+            read_slice "$slices"
+            slices=$((slices + 1))
+            if [[ -z $enqueued_ms ]] && ! kill -0 "$rotate_pid" 2>/dev/null; then
+                wait "$rotate_pid" || { cat "$WORK/rotate.err" >&2; die "RotateSecret failed"; }
+                enqueued_ms=$(ms_since "$t0")
+            fi
+            [[ -n $enqueued_ms && $(due) == 0 ]] && break
+            (( slices < 1800 )) || die "the rotations did not finish within an hour"
+        done
+        took=$(ms_since "$t0")
+        echo "- RotateSecret on $SCHEDULES secrets, $CONCURRENCY in flight: $((enqueued_ms / 1000)) s ($((SCHEDULES * 1000 / (enqueued_ms + 1))) /s)"
+        rotated="$(sqlite3 -readonly "$db" "SELECT count(*) FROM secrets WHERE json_extract(rotation, '$.last_rotated_ms') IS NOT NULL")"
+        failed="$(sqlite3 -readonly "$db" "SELECT count(*) FROM replication_outbox WHERE kind = 'rotate' AND attempts > 0")"
+        scheduled="$(sqlite3 -readonly "$db" "SELECT count(*) FROM replication_outbox WHERE kind = 'rotate'")"
+        echo "- every rotation ran within $((took / 1000)) s of the first call ($((rotated * 1000 / (took + 1))) /s or more): $rotated secrets rotated, $failed waiting to retry, $scheduled next runs queued"
+        echo "- GetSecretValue of one hot secret meanwhile, 32 connections, $slices slices of 2 s: $(slices_summary "$WORK"/slice-*.json)"
+        before=$(cpu_ticks "$SERVER_PID")
+        sleep 10
+        echo "- idle with $scheduled schedules waiting: $(( ($(cpu_ticks "$SERVER_PID") - before) * 100 / $(getconf CLK_TCK) / 10 ))% of one core over 10 s"
+        echo "- GetSecretValue afterwards, 5 s: $(hot_for_5s)"
+        echo "- RSS: $(rss_mb "$SERVER_PID") MB"
+        stop_server
+        start_server
+        echo "- start-up with $scheduled schedules: ${STARTUP_MS} ms"
+        stop_server
+    } >"$WORK/report.md"
+    cat "$WORK/report.md"
+    if [[ -n $OUT ]]; then cat "$WORK/report.md" >>"$OUT"; fi
+    exit 0
+fi
+
+if [[ $MODE == purge ]]; then
     now_ms=$(( $(date +%s) * 1000 ))
     day_ms=86400000
     # Only while Coffer is stopped (the script starts it below).
@@ -164,24 +252,14 @@ if [[ $MODE == purge ]]; then
         left="$marked"
         slices=0
         while (( left > 0 )); do
-            "$LOADGEN" run --endpoint "$URL" --secret-id scale-0 --operation get --concurrency 32 \
-                --duration 2s --warmup 0s --format json >"$WORK/slice-$slices.json" 2>/dev/null ||
-                die "GetSecretValue failed during the purge"
+            read_slice "$slices"
             slices=$((slices + 1))
             left="$(due)"
-            kill -0 "$SERVER_PID" 2>/dev/null || die "coffer exited"
         done
         took=$(ms_since "$t0")
         echo "- purge of $marked secrets: done within $((took / 1000)) s of the start ($((marked * 1000 / (took + 1))) /s or more)"
-        echo "- GetSecretValue of one hot secret meanwhile, 32 connections, $slices slices of 2 s: $(python3 -c 'import json, sys
-rs = [json.load(open(f))["results"][0] for f in sys.argv[1:]]
-p99 = sorted(r["p99_ms"] for r in rs)
-rps = sum(r["requests"] for r in rs) / sum(r["duration_s"] for r in rs)
-err = sum(r["errors"] for r in rs)
-print("%.0f req/s, p99 per slice: median %.2f ms, worst %.2f ms, %d errors" % (rps, p99[len(p99) // 2], p99[-1], err))' "$WORK"/slice-*.json)"
-        after="$("$LOADGEN" run --endpoint "$URL" --secret-id scale-0 --operation get \
-            --concurrency 32 --duration 5s --warmup 1s --format json 2>/dev/null)"
-        echo "- the same afterwards, 5 s: $(summarize <<<"$after")"
+        echo "- GetSecretValue of one hot secret meanwhile, 32 connections, $slices slices of 2 s: $(slices_summary "$WORK"/slice-*.json)"
+        echo "- the same afterwards, 5 s: $(hot_for_5s)"
         echo "- RSS: $(rss_mb "$SERVER_PID") MB"
         stop_server
     } >"$WORK/report.md"

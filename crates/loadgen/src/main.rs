@@ -5,6 +5,8 @@
 //!   fixed rate (`--rate`, open loop).
 //! * `create`  — creates `<prefix>-0` ... `<prefix>-<N-1>` (optionally with replicas in other
 //!   Regions), for `run --operation put`.
+//! * `rotate`  — turns on rotation of `<prefix>-I` ... once each (RotateSecret with a rotation
+//!   function and a schedule), to load the rotation scheduler.
 //! * `proxy`   — a TCP proxy that forwards or black-holes (accepts, never answers) a link;
 //!   SIGUSR1 / SIGUSR2 switch it.
 //! * `trivial` — a hyper HTTP/1.1 server answering every request with a fixed
@@ -51,6 +53,8 @@ enum Cmd {
     Run(RunArgs),
     /// Create the secrets `run --operation put` writes to (with replicas, if asked).
     Create(CreateArgs),
+    /// Turn on rotation of existing secrets, once each (RotateSecret, rotating immediately).
+    Rotate(RotateArgs),
     /// Forward a TCP link, or black-hole it (accept, never answer); signals switch the mode.
     Proxy(ProxyArgs),
     /// Serve a fixed 200 JSON response to every request (the machine's ceiling).
@@ -167,19 +171,32 @@ pub struct EndpointArgs {
     pub secret_key: String,
 }
 
+/// Which secrets a one-call-per-secret command (`create`, `rotate`) addresses, and how fast.
+#[derive(Args, Debug)]
+pub struct EachArgs {
+    #[command(flatten)]
+    pub endpoint: EndpointArgs,
+    /// Name prefix: the secrets are `<secret-id>-<start>` ... `<secret-id>-<start + secrets - 1>`.
+    #[arg(long)]
+    pub secret_id: String,
+    /// How many secrets.
+    #[arg(long, default_value_t = 64)]
+    pub secrets: usize,
+    /// The index of the first secret (e.g. to add to a fill that was stopped).
+    #[arg(long, default_value_t = 0)]
+    pub start: usize,
+    /// Calls in flight at once (one connection each).
+    #[arg(long, default_value_t = 8)]
+    pub concurrency: usize,
+    /// Per-request timeout.
+    #[arg(long, value_parser = parse_duration, default_value = "10s")]
+    pub timeout: Duration,
+}
+
 #[derive(Args, Debug)]
 pub struct CreateArgs {
     #[command(flatten)]
-    pub endpoint: EndpointArgs,
-    /// Name prefix: creates `<secret-id>-0` ... `<secret-id>-<secrets - 1>`.
-    #[arg(long)]
-    pub secret_id: String,
-    /// How many secrets to create.
-    #[arg(long, default_value_t = 64)]
-    pub secrets: usize,
-    /// The index of the first secret (to add to a fill that was stopped).
-    #[arg(long, default_value_t = 0)]
-    pub start: usize,
+    pub each: EachArgs,
     /// Give each secret a description and three tags (team, env, app), as a Region at scale
     /// would have, so every ListSecrets filter has something to match.
     #[arg(long)]
@@ -187,12 +204,22 @@ pub struct CreateArgs {
     /// Comma-separated Regions each secret is replicated to (CreateSecret's AddReplicaRegions).
     #[arg(long, value_delimiter = ',')]
     pub replica_regions: Vec<String>,
-    /// CreateSecret calls in flight at once (one connection each).
-    #[arg(long, default_value_t = 8)]
-    pub concurrency: usize,
-    /// Per-request timeout.
-    #[arg(long, value_parser = parse_duration, default_value = "10s")]
-    pub timeout: Duration,
+}
+
+#[derive(Args, Debug)]
+pub struct RotateArgs {
+    #[command(flatten)]
+    pub each: EachArgs,
+    /// The rotation function (RotationLambdaARN); the default is Coffer's built-in password
+    /// rotator, which needs nothing outside the secret.
+    #[arg(
+        long,
+        default_value = "arn:aws:lambda:us-east-1:123456789012:function:coffer-password"
+    )]
+    pub function: String,
+    /// RotationRules.ScheduleExpression.
+    #[arg(long, default_value = "rate(4 hours)")]
+    pub schedule: String,
 }
 
 /// What the proxy does with a connection.
@@ -274,6 +301,7 @@ fn main() -> ExitCode {
     let result = match cli.cmd {
         Cmd::Run(args) => run::main(args),
         Cmd::Create(args) => create::main(args),
+        Cmd::Rotate(args) => create::rotate(args),
         Cmd::Proxy(args) => proxy::main(args),
         Cmd::Trivial(args) => trivial::main(args),
         Cmd::Report(args) => report::main(args),

@@ -19,6 +19,7 @@ pub const TARGET: &str = "secretsmanager.GetSecretValue";
 pub const PUT_TARGET: &str = "secretsmanager.PutSecretValue";
 pub const CREATE_TARGET: &str = "secretsmanager.CreateSecret";
 pub const LIST_TARGET: &str = "secretsmanager.ListSecrets";
+pub const ROTATE_TARGET: &str = "secretsmanager.RotateSecret";
 pub const SERVICE: &str = "secretsmanager";
 
 /// Everything needed to sign; shared (cloned) by all connections.
