@@ -468,6 +468,9 @@ def check_region(client, expect: dict) -> None:
     assert e.value.response["Error"]["Code"] == "InvalidRequestException"
     names = {s["Name"] for s in client.list_secrets(IncludePlannedDeletion=True)["SecretList"]}
     assert names == set(expect) | {"bin", "app/7"}
+    # Filters are evaluated by the store over each secret's search terms: they came along.
+    listed = client.list_secrets(Filters=[{"Key": "tag-value", "Values": ["3"]}])["SecretList"]
+    assert {s["Name"] for s in listed} == {n for n in expect if n.endswith("3")}
 
 
 def admin_iam(node):
@@ -536,6 +539,10 @@ def test_backup_sqlite_restore_postgres_and_back(tmp_path, pg_url, nodes):
     assert denied.value.response["Error"]["Code"] == "AccessDeniedException"
     client.put_secret_value(SecretId="app/2", SecretString="written on postgres")
     expect["app/2"] = "written on postgres"
+    # A secret created after the restore gets search terms of its own.
+    client.create_secret(Name="new/3", SecretString="made on postgres", Tags=[{"Key": "n", "Value": "3"}])
+    expect["new/3"] = "made on postgres"
+    check_region(client, expect)
     back = tmp_path / "back.cbk"
     done = pg.coffer("backup", "--region", REGION, "--output", str(back))
     assert done.returncode == 0, done.stderr

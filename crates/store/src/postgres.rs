@@ -554,19 +554,21 @@ async fn apply_change(tx: &mut PgConnection, change: &SecretChange) -> PgResult<
             arn,
             expected_row_version,
         } => {
-            let done = sqlx::query("DELETE FROM secrets WHERE arn = $1 AND row_version = $2")
-                .bind(arn)
-                .bind(expected_row_version)
-                .execute(&mut *tx)
-                .await?;
-            if done.rows_affected() != 1 {
+            let key: Option<Option<i64>> = sqlx::query_scalar(
+                "DELETE FROM secrets WHERE arn = $1 AND row_version = $2 RETURNING term_key",
+            )
+            .bind(arn)
+            .bind(expected_row_version)
+            .fetch_optional(&mut *tx)
+            .await?;
+            let Some(key) = key else {
                 return Err(StoreError::Conflict.into());
-            }
+            };
             sqlx::query("DELETE FROM secret_versions WHERE secret_arn = $1")
                 .bind(arn)
                 .execute(&mut *tx)
                 .await?;
-            crate::listing::pg::remove(tx, arn).await?;
+            crate::listing::pg::remove(tx, key).await?;
         }
         SecretChange::RecordDetachment(d) => {
             sqlx::query(DETACHMENT_UPSERT)

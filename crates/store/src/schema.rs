@@ -27,6 +27,7 @@ impl StoreKind {
                 include_str!("../migrations/region/0004_replica_detachments.sql"),
                 include_str!("../migrations/region/0005_failover.sql"),
                 include_str!("../migrations/region/0006_list_in_store.sql"),
+                include_str!("../migrations/region/0007_term_keys.sql"),
             ],
             StoreKind::Iam => &[
                 include_str!("../migrations/iam/0001_initial.sql"),
@@ -47,6 +48,7 @@ impl StoreKind {
                 include_str!("../migrations/postgres/region/0004_replica_detachments.sql"),
                 include_str!("../migrations/postgres/region/0005_failover.sql"),
                 include_str!("../migrations/postgres/region/0006_list_in_store.sql"),
+                include_str!("../migrations/postgres/region/0007_term_keys.sql"),
             ],
             StoreKind::Iam => &[
                 include_str!("../migrations/postgres/iam/0001_initial.sql"),

@@ -402,16 +402,22 @@ macro_rules! snapshot_sql {
                             .map(|(kind, term)| (s.record.arn.as_str(), kind, term))
                     })
                     .collect();
+                // Each term names its secret by the `term_key` the secret's insert above was
+                // given (migration 0007), found by ARN.
                 for rows in terms.chunks(IMPORT_ROWS * 3) {
                     let mut query = sqlx::QueryBuilder::<$db>::new(
-                        "INSERT INTO secret_terms (secret_arn, kind, term) ",
+                        "INSERT INTO secret_terms (secret_key, kind, term) \
+                         SELECT s.term_key, v.column2, v.column3 FROM (",
                     );
                     query.push_values(rows, |mut row, (arn, kind, term)| {
                         row.push_bind(arn.to_string())
                             .push_bind(*kind)
                             .push_bind(term.clone());
                     });
-                    query.push(" ON CONFLICT DO NOTHING");
+                    query.push(
+                        ") v JOIN secrets s ON s.arn = v.column1 WHERE s.term_key IS NOT NULL \
+                         ON CONFLICT DO NOTHING",
+                    );
                     query.build().execute(&mut *conn).await?;
                 }
                 Ok(())
@@ -564,7 +570,9 @@ mod tests {
             //    under way (docs/failover.md).
             // 6: 0006_list_in_store.sql: indexes and `secret_terms`, derived from the secrets
             //    (import writes them; a snapshot carries nothing new).
-            6,
+            // 7: 0007_term_keys.sql: `secrets.term_key`, given anew by the store that imports
+            //    (a key only has to be unique within one store; a snapshot carries none).
+            7,
             "a new Region store migration: make export/import in snapshot.rs (and the backup \
              file's body in crates/coffer/src/backup.rs) carry its tables and columns, then \
              update this number"

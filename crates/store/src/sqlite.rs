@@ -380,9 +380,12 @@ async fn apply_change(
 ) -> Result<()> {
     match change {
         SecretChange::Insert { secret, versions } => {
+            // The next `term_key` (migration 0007): the largest plus one, read through the
+            // key's index, on the one writer.
             let sql = format!(
-                "INSERT INTO secrets ({SECRET_COLUMNS}) VALUES \
-                     ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)"
+                "INSERT INTO secrets ({SECRET_COLUMNS}, term_key) VALUES \
+                     ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, \
+                     (SELECT COALESCE(MAX(term_key), 0) + 1 FROM secrets))"
             );
             sqlx::query(sqlx::AssertSqlSafe(sql))
                 .bind(&secret.arn)
@@ -427,19 +430,21 @@ async fn apply_change(
             arn,
             expected_row_version,
         } => {
-            let done = sqlx::query("DELETE FROM secrets WHERE arn = $1 AND row_version = $2")
-                .bind(&arn)
-                .bind(expected_row_version)
-                .execute(&mut *tx)
-                .await?;
-            if done.rows_affected() != 1 {
+            let key: Option<Option<i64>> = sqlx::query_scalar(
+                "DELETE FROM secrets WHERE arn = $1 AND row_version = $2 RETURNING term_key",
+            )
+            .bind(&arn)
+            .bind(expected_row_version)
+            .fetch_optional(&mut *tx)
+            .await?;
+            let Some(key) = key else {
                 return Err(StoreError::Conflict);
-            }
+            };
             sqlx::query("DELETE FROM secret_versions WHERE secret_arn = $1")
                 .bind(&arn)
                 .execute(&mut *tx)
                 .await?;
-            crate::listing::lite::remove(tx, &arn).await?;
+            crate::listing::lite::remove(tx, key).await?;
             memo.wrote(&arn, None);
         }
         SecretChange::RecordDetachment(d) => {

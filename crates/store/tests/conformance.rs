@@ -179,6 +179,7 @@ conformance!(
     iam_user_tags_are_swapped_only_from_what_was_read,
     concurrent_load_modify_commit_loses_no_update,
     existing_secrets_get_search_terms_when_the_store_is_migrated,
+    search_terms_keyed_by_arn_are_rekeyed_when_the_store_is_migrated,
     search_terms_follow_updates_and_deletions,
 );
 
@@ -247,6 +248,7 @@ mod cases {
         .await;
         store.close().await;
         // Back to format 5 (before 0006_list_in_store.sql): no terms table, no listing indexes.
+        back_to_format_6(b).await;
         b.execute_in(
             "region",
             "DROP TABLE secret_terms; DROP INDEX secrets_by_created; DROP INDEX secrets_by_changed; \
@@ -256,11 +258,7 @@ mod cases {
         b.set_meta("region", "format_version", "5").await;
 
         let store = b.region().await;
-        assert!(
-            b.meta("region")
-                .await
-                .contains(&("format_version".to_string(), current_format()))
-        );
+        assert_current_format(b).await;
         assert_eq!(
             names_matching(&store, FilterKey::TagKey, "te").await,
             ["old/one"]
@@ -276,6 +274,97 @@ mod cases {
         assert_eq!(
             names_matching(&store, FilterKey::All, "PAY").await,
             ["old/one"]
+        );
+        store.close().await;
+    }
+
+    async fn assert_current_format(b: &Backend) {
+        assert!(
+            b.meta("region")
+                .await
+                .contains(&("format_version".to_string(), current_format()))
+        );
+    }
+
+    /// Undoes 0007_term_keys.sql: the terms name their secrets by ARN again, and secrets have
+    /// no `term_key`.
+    async fn back_to_format_6(b: &Backend) {
+        let (trigger, collate) = match b {
+            Backend::Sqlite { .. } => ("DROP TRIGGER secrets_term_key;", ""),
+            Backend::Postgres { .. } => ("", " COLLATE \"C\""),
+        };
+        b.execute_in(
+            "region",
+            &format!(
+                "{trigger} CREATE TABLE old_terms (secret_arn TEXT NOT NULL, kind TEXT NOT NULL, \
+                 term TEXT{collate} NOT NULL, PRIMARY KEY (secret_arn, kind, term)); \
+                 INSERT INTO old_terms SELECT s.arn, t.kind, t.term FROM secret_terms t \
+                 JOIN secrets s ON s.term_key = t.secret_key; \
+                 DROP TABLE secret_terms; ALTER TABLE old_terms RENAME TO secret_terms; \
+                 CREATE INDEX secret_terms_by_term ON secret_terms (kind, term); \
+                 DROP INDEX secrets_by_term_key; ALTER TABLE secrets DROP COLUMN term_key;"
+            ),
+        )
+        .await;
+        b.set_meta("region", "format_version", "6").await;
+    }
+
+    /// A store whose terms name their secrets by ARN (format 6) gets them keyed by each
+    /// secret's `term_key`: filters find the same secrets, a new secret takes a key of its
+    /// own, and a deletion removes only its own secret's terms.
+    pub async fn search_terms_keyed_by_arn_are_rekeyed_when_the_store_is_migrated(b: &Backend) {
+        let store = b.region().await;
+        for (i, (name, description, tag)) in [
+            ("keyed/one", "alpha words", ("team", "payments")),
+            ("keyed/two", "beta words", ("env", "prod")),
+            ("keyed/three", "gamma words", ("team", "search")),
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            let rec = tagged(name, 1_000 + i as i64, description, &[tag]);
+            insert(&store, rec, Vec::new()).await;
+        }
+        store
+            .commit(SecretChange::Delete {
+                arn: tagged("keyed/two", 0, "", &[]).arn,
+                expected_row_version: 1,
+            })
+            .await
+            .expect("delete");
+        store.close().await;
+        back_to_format_6(b).await;
+
+        let store = b.region().await;
+        assert_current_format(b).await;
+        assert_eq!(
+            names_matching(&store, FilterKey::Description, "words").await,
+            ["keyed/one", "keyed/three"]
+        );
+        assert_eq!(
+            names_matching(&store, FilterKey::TagValue, "search").await,
+            ["keyed/three"]
+        );
+        let four = tagged("keyed/four", 5_000, "delta words", &[("team", "payments")]);
+        insert(&store, four.clone(), Vec::new()).await;
+        assert_eq!(
+            names_matching(&store, FilterKey::All, "pay").await,
+            ["keyed/four", "keyed/one"]
+        );
+        store
+            .commit(SecretChange::Delete {
+                arn: tagged("keyed/one", 0, "", &[]).arn,
+                expected_row_version: 1,
+            })
+            .await
+            .expect("delete");
+        assert_eq!(
+            names_matching(&store, FilterKey::Description, "words").await,
+            ["keyed/four", "keyed/three"]
+        );
+        assert_eq!(
+            names_matching(&store, FilterKey::TagValue, "payments").await,
+            ["keyed/four"]
         );
         store.close().await;
     }

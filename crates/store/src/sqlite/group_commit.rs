@@ -519,7 +519,8 @@ mod tests {
         let (_dir, store) = open().await;
         let terms = || async {
             let rows: Vec<(String,)> = sqlx::query_as(
-                "SELECT term FROM secret_terms WHERE secret_arn = $1 AND kind = 'd' ORDER BY term",
+                "SELECT t.term FROM secret_terms t JOIN secrets s ON s.term_key = t.secret_key \
+                 WHERE s.arn = $1 AND t.kind = 'd' ORDER BY t.term",
             )
             .bind(record("a", 1).arn)
             .fetch_all(&store.pools.writer)
