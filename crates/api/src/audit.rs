@@ -15,18 +15,23 @@
 //! after the operation, so that it holds the outcome); once the log is known to be unwritable
 //! ([`coffer_audit::AuditLog::is_poisoned`]), [`refuse`] turns requests away before they run.
 
+use std::borrow::Cow;
 use std::net::SocketAddr;
 
 use axum::body::Body;
 use axum::extract::{ConnectInfo, Request};
-use axum::http::{HeaderValue, StatusCode, header};
-use axum::response::{IntoResponse, Response};
+use axum::http::{StatusCode, header};
+use axum::response::Response;
 use bytes::Bytes;
 use coffer_audit::{Record, UserIdentity};
 use coffer_core::Caller;
+use quick_xml::Reader;
+use quick_xml::escape::unescape;
+use quick_xml::events::Event;
 use serde_json::Value;
 
 use crate::Deployment;
+use crate::query::{IAM_NAMESPACE, QueryError};
 
 /// What the audit record needs from a request, filled in as the handler learns it.
 #[derive(Default)]
@@ -218,69 +223,48 @@ fn error_of(body: &[u8]) -> (Option<String>, Option<String>) {
             .map(str::to_string);
         return (code, message);
     }
-    let text = String::from_utf8_lossy(body);
-    let element = |name: &str| {
-        let open = format!("<{name}>");
-        let start = text.find(&open)? + open.len();
-        let end = text[start..].find(&format!("</{name}>"))? + start;
-        Some(text[start..end].to_string())
-    };
-    (element("Code"), element("Message"))
+    query_error_of(&String::from_utf8_lossy(body))
+}
+
+/// `Code` and `Message` of a Query API `<ErrorResponse>`, unescaped.
+fn query_error_of(xml: &str) -> (Option<String>, Option<String>) {
+    let (mut code, mut message) = (None, None);
+    let mut reader = Reader::from_str(xml);
+    loop {
+        match reader.read_event() {
+            Ok(Event::Start(start)) => {
+                let slot = match start.name().as_ref() {
+                    "Code" => &mut code,
+                    "Message" => &mut message,
+                    _ => continue,
+                };
+                *slot = reader
+                    .read_text(start.name())
+                    .ok()
+                    .and_then(|text| unescape(&text).ok().map(Cow::into_owned));
+            }
+            Ok(Event::Eof) | Err(_) => break,
+            Ok(_) => {}
+        }
+    }
+    (code, message)
 }
 
 /// A form body's members as a JSON object (`Policies.member.1=...` stays one flat member).
+/// Lenient, unlike [`Params`](crate::query::Params): a malformed escape stays as sent and
+/// bytes that are not UTF-8 become U+FFFD, so even a refused request is recorded.
 fn form_members(body: &[u8]) -> serde_json::Map<String, Value> {
-    let mut out = serde_json::Map::new();
-    for pair in body.split(|&b| b == b'&').filter(|p| !p.is_empty()) {
-        let (k, v) = match pair.iter().position(|&b| b == b'=') {
-            Some(i) => (&pair[..i], &pair[i + 1..]),
-            None => (pair, &b""[..]),
-        };
-        out.insert(url_decode(k), Value::String(url_decode(v)));
-    }
-    out
-}
-
-fn url_decode(raw: &[u8]) -> String {
-    let mut out = Vec::with_capacity(raw.len());
-    let mut i = 0;
-    while i < raw.len() {
-        match raw[i] {
-            b'+' => out.push(b' '),
-            b'%' if i + 2 < raw.len() => {
-                match std::str::from_utf8(&raw[i + 1..i + 3])
-                    .ok()
-                    .and_then(|h| u8::from_str_radix(h, 16).ok())
-                {
-                    Some(b) => {
-                        out.push(b);
-                        i += 2;
-                    }
-                    None => out.push(b'%'),
-                }
-            }
-            b => out.push(b),
-        }
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
+    form_urlencoded::parse(body)
+        .map(|(k, v)| (k.into_owned(), Value::String(v.into_owned())))
+        .collect()
 }
 
 /// The fail-closed answer, in the protocol of the request.
 fn failure(request_id: &str, facts: &Facts) -> Response {
     const MESSAGE: &str = "The request could not be recorded in the audit log, so it was refused. Contact the administrator of this Coffer deployment.";
     if facts.form {
-        let body = format!(
-            "<ErrorResponse xmlns=\"https://iam.amazonaws.com/doc/2010-05-08/\"><Error><Type>Receiver</Type><Code>ServiceFailure</Code><Message>{MESSAGE}</Message></Error><RequestId>{request_id}</RequestId></ErrorResponse>"
-        );
-        let mut response = (StatusCode::INTERNAL_SERVER_ERROR, body).into_response();
-        response
-            .headers_mut()
-            .insert(header::CONTENT_TYPE, HeaderValue::from_static("text/xml"));
-        if let Ok(v) = HeaderValue::from_str(request_id) {
-            response.headers_mut().insert("x-amzn-RequestId", v);
-        }
-        return response;
+        return QueryError::new(StatusCode::INTERNAL_SERVER_ERROR, "ServiceFailure", MESSAGE)
+            .into_response(IAM_NAMESPACE, request_id);
     }
     let code = match facts.target.as_deref() {
         Some(t) if t.starts_with("TrentService.") => "KMSInternalException",
@@ -304,10 +288,17 @@ mod tests {
         );
         assert_eq!(code.as_deref(), Some("NoSuchEntity"));
         assert_eq!(message.as_deref(), Some("gone"));
+        let (_, message) = error_of(
+            b"<ErrorResponse><Error><Code>ValidationError</Code><Message>Value &apos;a&lt;b&apos;</Message></Error></ErrorResponse>",
+        );
+        assert_eq!(message.as_deref(), Some("Value 'a<b'"));
         let (code, message) = error_of(br#"{"__type":"ResourceNotFoundException","Message":"no"}"#);
         assert_eq!(code.as_deref(), Some("ResourceNotFoundException"));
         assert_eq!(message.as_deref(), Some("no"));
-        assert_eq!(url_decode(b"a%2"), "a%2");
-        assert_eq!(url_decode(b"%zz"), "%zz");
+        let f = form_members(b"A=a%2&B=%zz&C=%2B+");
+        assert_eq!(
+            (&f["A"], &f["B"], &f["C"]),
+            (&"a%2".into(), &"%zz".into(), &"+ ".into())
+        );
     }
 }

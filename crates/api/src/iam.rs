@@ -28,7 +28,7 @@ use crate::audit::Facts;
 use crate::iam_tags as tags;
 use crate::principals::{Principals, new_access_key_id, new_secret_access_key, new_user_id};
 use crate::query::{
-    IAM_NAMESPACE, Params, QueryError, STS_NAMESPACE, element, iso_date, success, url_encode,
+    IAM_NAMESPACE, Params, QueryError, STS_NAMESPACE, Xml, iso_date, success, url_encode,
 };
 
 /// AWS's quota of access keys per user.
@@ -67,7 +67,7 @@ pub(crate) async fn handle(
     let started = std::time::Instant::now();
     let (action, result) = match serve(deployment, parts, body, facts).await {
         Ok((action, result)) => {
-            let response = success(namespace, &action, result.as_deref(), request_id);
+            let response = success(namespace, &action, result, request_id);
             (action, response)
         }
         Err((action, e)) => (action, e.into_response(namespace, request_id)),
@@ -103,7 +103,7 @@ async fn serve(
     parts: &Parts,
     body: &[u8],
     facts: &mut Facts,
-) -> std::result::Result<(String, Option<String>), (String, QueryError)> {
+) -> std::result::Result<(String, Option<Xml>), (String, QueryError)> {
     let params = Params::parse(body);
     let action = params
         .as_ref()
@@ -265,23 +265,40 @@ fn check_name(value: &str, member: &str, max: usize) -> Result<()> {
     Ok(())
 }
 
-fn user_xml(user: &UserRecord) -> String {
-    format!(
-        "{}{}{}{}{}",
-        element("Path", "/"),
-        element("UserName", &user.user_name),
-        element("UserId", &user.user_id),
-        element("Arn", &user.user_arn),
-        element("CreateDate", &iso_date(user.created_ms)),
-    )
+fn write_user(xml: &mut Xml, user: &UserRecord) {
+    xml.text("Path", "/")
+        .text("UserName", &user.user_name)
+        .text("UserId", &user.user_id)
+        .text("Arn", &user.user_arn)
+        .text("CreateDate", &iso_date(user.created_ms));
 }
 
-/// GetUser's and CreateUser's `<Tags>`, absent when the user has none (as AWS).
-fn tags_xml(tags: &[tags::Tag]) -> String {
-    if tags.is_empty() {
-        return String::new();
-    }
-    format!("<Tags>{}</Tags>", tags::members_xml(tags))
+/// CreateUser's and GetUser's `<User>`; its `<Tags>` absent when the user has none (as AWS).
+fn user_xml(user: &UserRecord, tags: &[tags::Tag]) -> Xml {
+    let mut xml = Xml::new();
+    xml.element("User", |xml| {
+        write_user(xml, user);
+        if !tags.is_empty() {
+            xml.element("Tags", |xml| tags::write_members(xml, tags));
+        }
+    });
+    xml
+}
+
+/// A list operation's answer: `<list>` holding what `member` writes for each item of the
+/// page, then `IsTruncated` and, when there is a next page, its `Marker`.
+fn listed<T>(list: &str, page: &[T], next: Option<&str>, member: impl Fn(&mut Xml, &T)) -> Xml {
+    let mut xml = Xml::new();
+    xml.element(list, |xml| {
+        for item in page {
+            member(xml, item);
+        }
+    });
+    match next {
+        Some(marker) => xml.text("IsTruncated", "true").text("Marker", marker),
+        None => xml.text("IsTruncated", "false"),
+    };
+    xml
 }
 
 fn no_such_user(name: &str) -> QueryError {
@@ -363,7 +380,7 @@ impl Ctx<'_> {
             .ok_or_else(|| no_such_user(name))
     }
 
-    async fn get_caller_identity(&self) -> Result<Option<String>> {
+    async fn get_caller_identity(&self) -> Result<Option<Xml>> {
         let user_id = match self
             .principals
             .iam
@@ -374,15 +391,14 @@ impl Ctx<'_> {
             Some(user) => user.user_id,
             None => self.caller.account_id.clone(),
         };
-        Ok(Some(format!(
-            "{}{}{}",
-            element("UserId", &user_id),
-            element("Account", &self.caller.account_id),
-            element("Arn", &self.caller.principal_arn),
-        )))
+        let mut xml = Xml::new();
+        xml.text("UserId", &user_id)
+            .text("Account", &self.caller.account_id)
+            .text("Arn", &self.caller.principal_arn);
+        Ok(Some(xml))
     }
 
-    async fn create_user(&self) -> Result<Option<String>> {
+    async fn create_user(&self) -> Result<Option<Xml>> {
         let name = required(self.params, "UserName", "userName")?;
         check_name(name, "userName", 64)?;
         if let Some(path) = self.params.get("Path")
@@ -433,23 +449,15 @@ impl Ctx<'_> {
                 return Err(internal(e));
             }
         }
-        Ok(Some(format!(
-            "<User>{}{}</User>",
-            user_xml(&user),
-            tags_xml(&tags)
-        )))
+        Ok(Some(user_xml(&user, &tags)))
     }
 
-    async fn get_user(&self) -> Result<Option<String>> {
+    async fn get_user(&self) -> Result<Option<Xml>> {
         let name = self.target_name()?;
         self.authorize("GetUser", &self.user_arn(&name))?;
         let user = self.existing_user(&name).await?;
         let tags = self.user_tags(&user).await?;
-        Ok(Some(format!(
-            "<User>{}{}</User>",
-            user_xml(&user),
-            tags_xml(&tags)
-        )))
+        Ok(Some(user_xml(&user, &tags)))
     }
 
     async fn user_tags(&self, user: &UserRecord) -> Result<Vec<tags::Tag>> {
@@ -507,7 +515,7 @@ impl Ctx<'_> {
         self.existing_user(name).await
     }
 
-    async fn tag_user(&self) -> Result<Option<String>> {
+    async fn tag_user(&self) -> Result<Option<Xml>> {
         let name = self.tagged_user_name()?;
         let new = tags::tags_param(self.params)?;
         if new.is_empty() {
@@ -521,7 +529,7 @@ impl Ctx<'_> {
         Ok(None)
     }
 
-    async fn untag_user(&self) -> Result<Option<String>> {
+    async fn untag_user(&self) -> Result<Option<Xml>> {
         let name = self.tagged_user_name()?;
         let keys = tags::tag_keys_param(self.params)?;
         let user = self.authorized_user("UntagUser", name).await?;
@@ -530,19 +538,21 @@ impl Ctx<'_> {
         Ok(None)
     }
 
-    async fn list_user_tags(&self) -> Result<Option<String>> {
+    async fn list_user_tags(&self) -> Result<Option<Xml>> {
         let name = self.tagged_user_name()?;
         let max_items = self.max_items()?;
         let user = self.authorized_user("ListUserTags", name).await?;
         let all = self.user_tags(&user).await?;
-        let (page, marker) = self.page(all, max_items, |t| t.key.to_lowercase())?;
-        Ok(Some(format!(
-            "<Tags>{}</Tags>{marker}",
-            tags::members_xml(&page)
+        let (page, next) = self.page(all, max_items, |t| t.key.to_lowercase())?;
+        Ok(Some(listed(
+            "Tags",
+            &page,
+            next.as_deref(),
+            tags::write_member,
         )))
     }
 
-    async fn delete_user(&self) -> Result<Option<String>> {
+    async fn delete_user(&self) -> Result<Option<Xml>> {
         let name = required(self.params, "UserName", "userName")?;
         check_name(name, "userName", 64)?;
         self.authorize("DeleteUser", &self.user_arn(name))?;
@@ -576,7 +586,7 @@ impl Ctx<'_> {
         Ok(None)
     }
 
-    async fn list_users(&self) -> Result<Option<String>> {
+    async fn list_users(&self) -> Result<Option<Xml>> {
         let prefix = self.params.get("PathPrefix").unwrap_or("/");
         let max_items = self.max_items()?;
         self.authorize("ListUsers", &self.user_arn(""))?;
@@ -589,12 +599,15 @@ impl Ctx<'_> {
             .into_iter()
             .filter(|u| u.account_id == self.caller.account_id && "/".starts_with(prefix))
             .collect();
-        let (page, marker) = self.page(users, max_items, |u| u.user_name.to_ascii_lowercase())?;
-        let members: String = page
-            .iter()
-            .map(|u| format!("<member>{}</member>", user_xml(u)))
-            .collect();
-        Ok(Some(format!("<Users>{members}</Users>{marker}")))
+        let (page, next) = self.page(users, max_items, |u| u.user_name.to_ascii_lowercase())?;
+        Ok(Some(listed(
+            "Users",
+            &page,
+            next.as_deref(),
+            |xml, user| {
+                xml.element("member", |xml| write_user(xml, user));
+            },
+        )))
     }
 
     fn max_items(&self) -> Result<usize> {
@@ -612,13 +625,13 @@ impl Ctx<'_> {
     }
 
     /// One page after `Marker` (the sort key of the first item of the page) and the
-    /// `IsTruncated`/`Marker` elements.
+    /// `Marker` of the next page, if any.
     fn page<T>(
         &self,
         mut items: Vec<T>,
         max_items: usize,
         key: impl Fn(&T) -> String,
-    ) -> Result<(Vec<T>, String)> {
+    ) -> Result<(Vec<T>, Option<String>)> {
         items.sort_by_key(|i| key(i));
         let start = match self.params.get("Marker") {
             None => 0,
@@ -637,14 +650,10 @@ impl Ctx<'_> {
             None
         };
         rest.truncate(max_items);
-        let tail = match next {
-            Some(m) => format!("<IsTruncated>true</IsTruncated>{}", element("Marker", &m)),
-            None => "<IsTruncated>false</IsTruncated>".into(),
-        };
-        Ok((rest, tail))
+        Ok((rest, next))
     }
 
-    async fn create_access_key(&self) -> Result<Option<String>> {
+    async fn create_access_key(&self) -> Result<Option<Xml>> {
         let name = self.target_name()?;
         self.authorize("CreateAccessKey", &self.user_arn(&name))?;
         let user = self.existing_user(&name).await?;
@@ -675,17 +684,18 @@ impl Ctx<'_> {
         // Into this node's cache now, so the web console (which reads only the cache) takes it.
         self.deployment.resolve_credential(&access_key_id).await;
         // The only time the secret leaves Coffer.
-        Ok(Some(format!(
-            "<AccessKey>{}{}{}{}{}</AccessKey>",
-            element("UserName", &user.user_name),
-            element("AccessKeyId", &access_key_id),
-            element("Status", "Active"),
-            element("SecretAccessKey", &secret),
-            element("CreateDate", &iso_date(record.created_ms)),
-        )))
+        let mut xml = Xml::new();
+        xml.element("AccessKey", |xml| {
+            xml.text("UserName", &user.user_name)
+                .text("AccessKeyId", &access_key_id)
+                .text("Status", "Active")
+                .text("SecretAccessKey", &secret)
+                .text("CreateDate", &iso_date(record.created_ms));
+        });
+        Ok(Some(xml))
     }
 
-    async fn list_access_keys(&self) -> Result<Option<String>> {
+    async fn list_access_keys(&self) -> Result<Option<Xml>> {
         let name = self.target_name()?;
         let max_items = self.max_items()?;
         self.authorize("ListAccessKeys", &self.user_arn(&name))?;
@@ -696,22 +706,19 @@ impl Ctx<'_> {
             .user_access_keys(&user.user_arn)
             .await
             .map_err(internal)?;
-        let (page, marker) =
-            self.page(keys, max_items, |k| k.access_key_id.to_ascii_lowercase())?;
-        let members: String = page
-            .iter()
-            .map(|k| {
-                format!(
-                    "<member>{}{}{}{}</member>",
-                    element("UserName", &user.user_name),
-                    element("AccessKeyId", &k.access_key_id),
-                    element("Status", &k.status),
-                    element("CreateDate", &iso_date(k.created_ms)),
-                )
-            })
-            .collect();
-        Ok(Some(format!(
-            "<AccessKeyMetadata>{members}</AccessKeyMetadata>{marker}"
+        let (page, next) = self.page(keys, max_items, |k| k.access_key_id.to_ascii_lowercase())?;
+        Ok(Some(listed(
+            "AccessKeyMetadata",
+            &page,
+            next.as_deref(),
+            |xml, key| {
+                xml.element("member", |xml| {
+                    xml.text("UserName", &user.user_name)
+                        .text("AccessKeyId", &key.access_key_id)
+                        .text("Status", &key.status)
+                        .text("CreateDate", &iso_date(key.created_ms));
+                });
+            },
         )))
     }
 
@@ -733,7 +740,7 @@ impl Ctx<'_> {
         }
     }
 
-    async fn update_access_key(&self) -> Result<Option<String>> {
+    async fn update_access_key(&self) -> Result<Option<Xml>> {
         let name = self.target_name()?;
         let status = required(self.params, "Status", "status")?;
         if status != "Active" && status != "Inactive" {
@@ -757,7 +764,7 @@ impl Ctx<'_> {
         Ok(None)
     }
 
-    async fn delete_access_key(&self) -> Result<Option<String>> {
+    async fn delete_access_key(&self) -> Result<Option<Xml>> {
         let name = self.target_name()?;
         required(self.params, "AccessKeyId", "accessKeyId")?;
         self.authorize("DeleteAccessKey", &self.user_arn(&name))?;
@@ -785,7 +792,7 @@ impl Ctx<'_> {
         QueryError::no_such_entity(format!("The user policy with name {name} cannot be found."))
     }
 
-    async fn put_user_policy(&self) -> Result<Option<String>> {
+    async fn put_user_policy(&self) -> Result<Option<Xml>> {
         let (name, policy_name) = self.policy_params()?;
         let document = required(self.params, "PolicyDocument", "policyDocument")?;
         if document.is_empty() || document.len() > 131_072 {
@@ -832,7 +839,7 @@ impl Ctx<'_> {
         Ok(None)
     }
 
-    async fn get_user_policy(&self) -> Result<Option<String>> {
+    async fn get_user_policy(&self) -> Result<Option<Xml>> {
         let (name, policy_name) = self.policy_params()?;
         self.authorize("GetUserPolicy", &self.user_arn(name))?;
         let user = self.existing_user(name).await?;
@@ -846,15 +853,14 @@ impl Ctx<'_> {
             .find(|p| p.policy_name == policy_name)
             .ok_or_else(|| Self::no_such_policy(policy_name))?;
         // IAM returns the document URL-encoded (RFC 3986); the SDKs decode it.
-        Ok(Some(format!(
-            "{}{}{}",
-            element("UserName", &user.user_name),
-            element("PolicyName", &policy.policy_name),
-            element("PolicyDocument", &url_encode(&policy.document)),
-        )))
+        let mut xml = Xml::new();
+        xml.text("UserName", &user.user_name)
+            .text("PolicyName", &policy.policy_name)
+            .text("PolicyDocument", &url_encode(&policy.document));
+        Ok(Some(xml))
     }
 
-    async fn delete_user_policy(&self) -> Result<Option<String>> {
+    async fn delete_user_policy(&self) -> Result<Option<Xml>> {
         let (name, policy_name) = self.policy_params()?;
         self.authorize("DeleteUserPolicy", &self.user_arn(name))?;
         let user = self.existing_user(name).await?;
@@ -871,7 +877,7 @@ impl Ctx<'_> {
         Ok(None)
     }
 
-    async fn list_user_policies(&self) -> Result<Option<String>> {
+    async fn list_user_policies(&self) -> Result<Option<Xml>> {
         let name = required(self.params, "UserName", "userName")?;
         check_name(name, "userName", 128)?;
         let max_items = self.max_items()?;
@@ -886,10 +892,14 @@ impl Ctx<'_> {
             .into_iter()
             .map(|p| p.policy_name)
             .collect();
-        let (page, marker) = self.page(names, max_items, |n| n.to_ascii_lowercase())?;
-        let members: String = page.iter().map(|n| element("member", n)).collect();
-        Ok(Some(format!(
-            "<PolicyNames>{members}</PolicyNames>{marker}"
+        let (page, next) = self.page(names, max_items, |n| n.to_ascii_lowercase())?;
+        Ok(Some(listed(
+            "PolicyNames",
+            &page,
+            next.as_deref(),
+            |xml, name| {
+                xml.text("member", name);
+            },
         )))
     }
 }

@@ -7,7 +7,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::query::{Params, QueryError, element};
+use crate::query::{Params, QueryError, Xml};
 
 /// AWS's quota of tags per IAM user.
 pub(crate) const TAGS_PER_USER: usize = 50;
@@ -164,15 +164,16 @@ pub(crate) fn to_json(tags: &[Tag]) -> String {
     serde_json::to_string(tags).expect("tags serialize")
 }
 
-/// `<member><Key>..</Key><Value>..</Value></member>...`
-pub(crate) fn members_xml(tags: &[Tag]) -> String {
-    tags.iter()
-        .map(|t| {
-            format!(
-                "<member>{}{}</member>",
-                element("Key", &t.key),
-                element("Value", &t.value)
-            )
-        })
-        .collect()
+/// `<member><Key>..</Key><Value>..</Value></member>`
+pub(crate) fn write_member(xml: &mut Xml, tag: &Tag) {
+    xml.element("member", |xml| {
+        xml.text("Key", &tag.key).text("Value", &tag.value);
+    });
+}
+
+/// One `<member>` per tag.
+pub(crate) fn write_members(xml: &mut Xml, tags: &[Tag]) {
+    for tag in tags {
+        write_member(xml, tag);
+    }
 }

@@ -8,6 +8,9 @@ use std::collections::HashMap;
 
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, percent_decode, utf8_percent_encode};
+use quick_xml::Writer;
+use quick_xml::events::{BytesStart, BytesText, Event};
 
 pub const IAM_NAMESPACE: &str = "https://iam.amazonaws.com/doc/2010-05-08/";
 pub const STS_NAMESPACE: &str = "https://sts.amazonaws.com/doc/2011-06-15/";
@@ -38,68 +41,94 @@ impl Params {
     }
 }
 
-fn hex(b: u8) -> Option<u8> {
-    match b {
-        b'0'..=b'9' => Some(b - b'0'),
-        b'a'..=b'f' => Some(b - b'a' + 10),
-        b'A'..=b'F' => Some(b - b'A' + 10),
-        _ => None,
+/// `application/x-www-form-urlencoded` decoding: `+` is a space, `%XX` a byte. Stricter
+/// than the crate's decoder, which keeps a malformed escape as it is: `None` for one (`%zz`,
+/// a `%` near the end) and for bytes that are not UTF-8.
+fn decode(input: &[u8]) -> Option<String> {
+    let well_formed = input.split(|b| *b == b'%').skip(1).all(|rest| {
+        rest.get(..2)
+            .is_some_and(|h| h.iter().all(u8::is_ascii_hexdigit))
+    });
+    if !well_formed {
+        return None;
     }
+    // `+` first, so that an escaped `%2B` stays a plus.
+    let spaced: Vec<u8> = input
+        .iter()
+        .map(|&b| if b == b'+' { b' ' } else { b })
+        .collect();
+    let decoded: Vec<u8> = percent_decode(&spaced).collect();
+    String::from_utf8(decoded).ok()
 }
 
-/// `application/x-www-form-urlencoded` decoding: `+` is a space, `%XX` a byte.
-fn decode(input: &[u8]) -> Option<String> {
-    let mut out = Vec::with_capacity(input.len());
-    let mut i = 0;
-    while i < input.len() {
-        match input[i] {
-            b'+' => out.push(b' '),
-            b'%' => {
-                let hi = hex(*input.get(i + 1)?)?;
-                let lo = hex(*input.get(i + 2)?)?;
-                out.push(hi << 4 | lo);
-                i += 2;
-            }
-            b => out.push(b),
-        }
-        i += 1;
-    }
-    String::from_utf8(out).ok()
-}
+/// Everything but RFC 3986's unreserved characters (`A-Z a-z 0-9 - _ . ~`).
+const RESERVED: &AsciiSet = &NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'_')
+    .remove(b'.')
+    .remove(b'~');
 
 /// RFC 3986 percent-encoding of everything but the unreserved characters, as IAM returns
 /// policy documents (`%7B%22Version%22...`).
 pub fn url_encode(input: &str) -> String {
-    let mut out = String::with_capacity(input.len() * 3);
-    for b in input.bytes() {
-        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~') {
-            out.push(b as char);
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
+    utf8_percent_encode(input, RESERVED).to_string()
 }
 
-/// Text for an XML element or attribute.
-pub fn escape(input: &str) -> String {
-    let mut out = String::with_capacity(input.len());
-    for c in input.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&apos;"),
-            c => out.push(c),
-        }
+/// Writing into memory cannot fail; quick-xml's `io::Result` is for other sinks.
+const IN_MEMORY: &str = "writing XML into a Vec cannot fail";
+
+/// A piece of a Query-protocol answer, written with quick-xml, which escapes the text.
+/// No declaration and no indentation: the bytes are what IAM sends.
+pub struct Xml(Writer<Vec<u8>>);
+
+impl Default for Xml {
+    fn default() -> Xml {
+        Xml(Writer::new(Vec::new()))
     }
-    out
 }
 
-/// `<name>text</name>` with the text escaped.
-pub fn element(name: &str, text: &str) -> String {
-    format!("<{name}>{}</{name}>", escape(text))
+impl Xml {
+    pub fn new() -> Xml {
+        Xml::default()
+    }
+
+    /// `<name>text</name>`, the text escaped (also when empty: never `<name/>`).
+    pub fn text(&mut self, name: &str, text: &str) -> &mut Xml {
+        self.0
+            .create_element(name)
+            .write_text_content(BytesText::new(text))
+            .expect(IN_MEMORY);
+        self
+    }
+
+    /// `<name>...</name>` around what `content` writes.
+    pub fn element(&mut self, name: &str, content: impl FnOnce(&mut Xml)) -> &mut Xml {
+        self.wrap(BytesStart::new(name), content)
+    }
+
+    /// Another piece, as it was written.
+    pub fn append(&mut self, piece: Xml) -> &mut Xml {
+        self.0.get_mut().extend_from_slice(&piece.0.into_inner());
+        self
+    }
+
+    fn wrap(&mut self, start: BytesStart, content: impl FnOnce(&mut Xml)) -> &mut Xml {
+        let end = start.to_end().into_owned();
+        self.0.write_event(Event::Start(start)).expect(IN_MEMORY);
+        content(self);
+        self.0.write_event(Event::End(end)).expect(IN_MEMORY);
+        self
+    }
+
+    /// The document element of an answer, `<name xmlns="namespace">...</name>`.
+    fn document(name: &str, namespace: &str, content: impl FnOnce(&mut Xml)) -> Vec<u8> {
+        let mut xml = Xml::new();
+        xml.wrap(
+            BytesStart::new(name).with_attributes([("xmlns", namespace)]),
+            content,
+        );
+        xml.0.into_inner()
+    }
 }
 
 /// `YYYY-MM-DDTHH:MM:SSZ`, as IAM writes dates.
@@ -110,7 +139,7 @@ pub fn iso_date(ms: i64) -> String {
         .to_string()
 }
 
-fn xml_response(status: StatusCode, request_id: &str, body: String) -> Response {
+fn xml_response(status: StatusCode, request_id: &str, body: Vec<u8>) -> Response {
     let mut response = (status, body).into_response();
     let headers = response.headers_mut();
     headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/xml"));
@@ -122,14 +151,17 @@ fn xml_response(status: StatusCode, request_id: &str, body: String) -> Response 
 
 /// `<ActionResponse xmlns=...><ActionResult>result</ActionResult><ResponseMetadata>...`;
 /// operations without a result (DeleteUser, ...) pass `None` and have no `...Result` element.
-pub fn success(namespace: &str, action: &str, result: Option<&str>, request_id: &str) -> Response {
-    let result = result
-        .map(|r| format!("<{action}Result>{r}</{action}Result>"))
-        .unwrap_or_default();
-    let body = format!(
-        "<{action}Response xmlns=\"{namespace}\">{result}<ResponseMetadata><RequestId>{}</RequestId></ResponseMetadata></{action}Response>",
-        escape(request_id)
-    );
+pub fn success(namespace: &str, action: &str, result: Option<Xml>, request_id: &str) -> Response {
+    let body = Xml::document(&format!("{action}Response"), namespace, |xml| {
+        if let Some(result) = result {
+            xml.element(&format!("{action}Result"), |xml| {
+                xml.append(result);
+            });
+        }
+        xml.element("ResponseMetadata", |xml| {
+            xml.text("RequestId", request_id);
+        });
+    });
     xml_response(StatusCode::OK, request_id, body)
 }
 
@@ -181,12 +213,14 @@ impl QueryError {
         } else {
             "Sender"
         };
-        let body = format!(
-            "<ErrorResponse xmlns=\"{namespace}\"><Error><Type>{kind}</Type>{}{}</Error>{}</ErrorResponse>",
-            element("Code", self.code),
-            element("Message", &self.message),
-            element("RequestId", request_id),
-        );
+        let body = Xml::document("ErrorResponse", namespace, |xml| {
+            xml.element("Error", |xml| {
+                xml.text("Type", kind)
+                    .text("Code", self.code)
+                    .text("Message", &self.message);
+            })
+            .text("RequestId", request_id);
+        });
         xml_response(self.status, request_id, body)
     }
 }
@@ -224,10 +258,61 @@ mod tests {
     }
 
     #[test]
+    fn plus_and_escaped_plus_decode_apart() {
+        let p = Params::parse(b"A=a+b%2Bc&B=%2b").unwrap();
+        assert_eq!(p.get("A"), Some("a b+c"));
+        assert_eq!(p.get("B"), Some("+"));
+        assert!(Params::parse(b"A=%").is_none());
+        assert!(Params::parse(b"A=%%41").is_none());
+    }
+
+    fn text(xml: Xml) -> String {
+        String::from_utf8(xml.0.into_inner()).unwrap()
+    }
+
+    #[test]
     fn xml_text_is_escaped() {
+        let mut xml = Xml::new();
+        xml.text("M", "a<b>&\"'").text("Empty", "");
         assert_eq!(
-            element("M", "a<b>&\"'"),
-            "<M>a&lt;b&gt;&amp;&quot;&apos;</M>"
+            text(xml),
+            "<M>a&lt;b&gt;&amp;&quot;&apos;</M><Empty></Empty>"
+        );
+    }
+
+    async fn body_of(response: Response) -> String {
+        assert_eq!(response.headers()[header::CONTENT_TYPE], "text/xml");
+        assert_eq!(response.headers()["x-amzn-RequestId"], "req-1");
+        let body = axum::body::to_bytes(response.into_body(), usize::MAX)
+            .await
+            .unwrap();
+        String::from_utf8(body.to_vec()).unwrap()
+    }
+
+    #[tokio::test]
+    async fn answers_are_written_as_iam_writes_them() {
+        let mut result = Xml::new();
+        result.element("User", |xml| {
+            xml.text("UserName", "a&b");
+        });
+        assert_eq!(
+            body_of(success(IAM_NAMESPACE, "GetUser", Some(result), "req-1")).await,
+            "<GetUserResponse xmlns=\"https://iam.amazonaws.com/doc/2010-05-08/\"><GetUserResult><User><UserName>a&amp;b</UserName></User></GetUserResult><ResponseMetadata><RequestId>req-1</RequestId></ResponseMetadata></GetUserResponse>"
+        );
+        assert_eq!(
+            body_of(success(STS_NAMESPACE, "DeleteUser", None, "req-1")).await,
+            "<DeleteUserResponse xmlns=\"https://sts.amazonaws.com/doc/2011-06-15/\"><ResponseMetadata><RequestId>req-1</RequestId></ResponseMetadata></DeleteUserResponse>"
+        );
+        let error = QueryError::validation("Value 'x' at 'userName'");
+        assert_eq!(
+            body_of(error.into_response(IAM_NAMESPACE, "req-1")).await,
+            "<ErrorResponse xmlns=\"https://iam.amazonaws.com/doc/2010-05-08/\"><Error><Type>Sender</Type><Code>ValidationError</Code><Message>Value &apos;x&apos; at &apos;userName&apos;</Message></Error><RequestId>req-1</RequestId></ErrorResponse>"
+        );
+        let failure = QueryError::service_failure().into_response(STS_NAMESPACE, "req-1");
+        assert!(
+            body_of(failure)
+                .await
+                .starts_with("<ErrorResponse xmlns=\"https://sts.amazonaws.com/doc/2011-06-15/\"><Error><Type>Receiver</Type><Code>ServiceFailure</Code>")
         );
     }
 }

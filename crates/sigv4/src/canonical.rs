@@ -6,6 +6,7 @@
 //! hashing.
 
 use http::{HeaderMap, Method, Uri};
+use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, percent_encode};
 use sha2::{Digest, Sha256};
 
 use crate::authorization::{ALGORITHM, TERMINATOR};
@@ -217,60 +218,34 @@ pub(crate) fn canonical_query(query: &str) -> String {
     out
 }
 
-/// Decodes `%XX` escapes and `+`; a `%` not followed by two hex digits is kept
-/// literally.
+/// Decodes `+` to a space and `%XX` escapes to their byte; a `%` not followed by
+/// two hex digits is kept literally (the crate's decoder leaves it). `+` is
+/// replaced before decoding, so `%2B` still decodes to `+`.
 fn percent_decode(input: &str) -> Vec<u8> {
-    let bytes = input.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut index = 0;
-    while index < bytes.len() {
-        match bytes[index] {
-            b'%' => {
-                let escaped = bytes
-                    .get(index + 1..index + 3)
-                    .and_then(|hex| Some((hex_value(hex[0])? << 4) | hex_value(hex[1])?));
-                match escaped {
-                    Some(byte) => {
-                        out.push(byte);
-                        index += 3;
-                        continue;
-                    }
-                    None => out.push(b'%'),
-                }
-            }
-            b'+' => out.push(b' '),
-            other => out.push(other),
-        }
-        index += 1;
-    }
-    out
+    let spaced = input.replace('+', " ");
+    percent_encoding::percent_decode_str(&spaced).collect()
 }
 
-fn hex_value(digit: u8) -> Option<u8> {
-    match digit {
-        b'0'..=b'9' => Some(digit - b'0'),
-        b'a'..=b'f' => Some(digit - b'a' + 10),
-        b'A'..=b'F' => Some(digit - b'A' + 10),
-        _ => None,
-    }
-}
+/// Everything but SigV4's unreserved characters (`A-Z a-z 0-9 - . _ ~`) is
+/// encoded; `percent_encode` writes upper-case hex, as SigV4 requires.
+const RESERVED: &AsciiSet = &NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'.')
+    .remove(b'_')
+    .remove(b'~');
 
-/// SigV4 URI encoding: unreserved characters (`A-Z a-z 0-9 - . _ ~`) stay,
-/// everything else becomes `%XX` with upper-case hex; `/` stays only in paths.
+/// [`RESERVED`] less `/`, which stays as it is in paths.
+const RESERVED_IN_PATH: &AsciiSet = &RESERVED.remove(b'/');
+
+/// SigV4 URI encoding: unreserved characters stay, everything else becomes
+/// `%XX`; `/` stays only in paths.
 fn uri_encode(input: &[u8], keep_slash: bool) -> String {
-    const HEX: &[u8; 16] = b"0123456789ABCDEF";
-    let mut out = String::with_capacity(input.len());
-    for &byte in input {
-        let unreserved = byte.is_ascii_alphanumeric() || matches!(byte, b'-' | b'.' | b'_' | b'~');
-        if unreserved || (keep_slash && byte == b'/') {
-            out.push(char::from(byte));
-        } else {
-            out.push('%');
-            out.push(char::from(HEX[usize::from(byte >> 4)]));
-            out.push(char::from(HEX[usize::from(byte & 0x0f)]));
-        }
-    }
-    out
+    let set = if keep_slash {
+        RESERVED_IN_PATH
+    } else {
+        RESERVED
+    };
+    percent_encode(input, set).to_string()
 }
 
 #[cfg(test)]
