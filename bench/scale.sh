@@ -31,14 +31,15 @@
 #          and of the rotations, and GetSecretValue p50/p99 meanwhile. Then, with M schedules
 #          waiting: the server's CPU over 10 idle seconds, GetSecretValue, RSS, and start-up
 #          after a restart. Progress is read from the database with sqlite3 (SQLite only).
-# Builds coffer and coffer-loadgen in release mode first. Everything started here is stopped
-# on exit.
+# Builds coffer and coffer-loadgen in release mode first (COFFER_BIN=PATH runs that coffer
+# binary instead of the one built). Everything started here is stopped on exit.
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 TARGET_DIR="${CARGO_TARGET_DIR:-$ROOT/target}"
 LOADGEN="$TARGET_DIR/release/coffer-loadgen"
-COFFER="$TARGET_DIR/release/coffer"
+# COFFER_BIN: measure another build of Coffer (e.g. an older one, for a before/after).
+COFFER="${COFFER_BIN:-$TARGET_DIR/release/coffer}"
 
 MODE="${1:-}"
 shift || true

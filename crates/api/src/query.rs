@@ -93,6 +93,10 @@ impl Xml {
     }
 
     /// `<name>text</name>`, the text escaped (also when empty: never `<name/>`).
+    ///
+    /// A carriage return is written as `&#13;` (quick-xml escapes it): an XML parser turns a
+    /// raw one into a line feed, so a tag value stored with `\r` would come back changed.
+    /// What IAM itself sends is not recorded; giving back what was stored is the choice here.
     pub fn text(&mut self, name: &str, text: &str) -> &mut Xml {
         self.0
             .create_element(name)
@@ -246,6 +250,15 @@ mod tests {
             Params::parse("N=%C3%A9".as_bytes()).unwrap().get("N"),
             Some("é")
         );
+    }
+
+    #[test]
+    fn text_is_escaped_and_a_carriage_return_survives_parsing() {
+        let mut xml = Xml::new();
+        xml.text("Value", "a<b & 'c'\r\nd");
+        let bytes = xml.0.into_inner();
+        let out = String::from_utf8(bytes).unwrap();
+        assert_eq!(out, "<Value>a&lt;b &amp; &apos;c&apos;&#13;\nd</Value>");
     }
 
     #[test]
