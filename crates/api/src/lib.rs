@@ -195,7 +195,7 @@ async fn health(State(deployment): State<Arc<Deployment>>) -> Response {
 /// Prometheus text format: replication lag, queue depth and delivery outcomes.
 async fn metrics(State(deployment): State<Arc<Deployment>>) -> Response {
     for region in deployment.regions.values() {
-        if let Ok(depths) = region.store.outbox_depth().await {
+        if let Ok(depths) = region.store.replication_depth(&region.region).await {
             deployment
                 .topology
                 .metrics

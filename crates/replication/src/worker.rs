@@ -100,7 +100,7 @@ async fn region_loop(
         }
         if refresh || depths_at.is_none_or(|at| at.elapsed() >= DEPTH_EVERY) {
             depths_at = Some(std::time::Instant::now());
-            match region.store.outbox_depth().await {
+            match region.store.replication_depth(&region.region).await {
                 Ok(depths) => {
                     topology.metrics.set_depths(&region.region, &depths);
                     for (dest, n) in &depths {
@@ -278,7 +278,7 @@ pub async fn drain_once(
     transport: &Transport,
 ) -> coffer_core::Result<usize> {
     let rows = claim(topology, region, None).await?;
-    let depths = region.store.outbox_depth().await?;
+    let depths = region.store.replication_depth(&region.region).await?;
     topology.metrics.set_depths(&region.region, &depths);
     let handled = rows.len();
     deliver_rows(topology, region, transport, rows).await?;

@@ -675,6 +675,10 @@ impl Store for CachedStore {
         self.inner.outbox_depth().await
     }
 
+    async fn replication_depth(&self, source: &str) -> Result<Vec<(String, i64)>> {
+        self.inner.replication_depth(source).await
+    }
+
     async fn close(&self) {
         self.inner.close().await
     }

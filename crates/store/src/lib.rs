@@ -193,6 +193,11 @@ pub trait Store: Send + Sync + 'static {
     ) -> Result<()>;
     /// Pending rows per destination Region.
     async fn outbox_depth(&self) -> Result<Vec<(String, i64)>>;
+    /// Pending replication rows per destination Region other than `source`, the Region this
+    /// store holds (rows addressed to `source` itself are its rotation schedules). Two index
+    /// ranges that skip those rows: the replication worker asks four times a second, and a
+    /// count of every row cost 7 ms with 100,000 rotation schedules (4% of a core while idle).
+    async fn replication_depth(&self, source: &str) -> Result<Vec<(String, i64)>>;
     /// Records a read at day resolution for the secret and one of its versions. Not a
     /// "change": it never bumps `row_version` nor `LastChangedDate`.
     async fn record_access(&self, arn: &str, version_id: &str, day: i64) -> Result<()>;

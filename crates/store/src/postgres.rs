@@ -1185,6 +1185,20 @@ impl Store for PostgresStore {
         })
     }
 
+    async fn replication_depth(&self, source: &str) -> Result<Vec<(String, i64)>> {
+        let mut depths = retrying!("counting outbox rows", Exhausted::Backend, async {
+            let rows = sqlx::query(crate::rows::REPLICATION_DEPTH)
+                .bind(source)
+                .fetch_all(&self.pool)
+                .await?;
+            rows.iter()
+                .map(|r| Ok((r.try_get("dest_region")?, r.try_get("n")?)))
+                .collect::<PgResult<Vec<(String, i64)>>>()
+        })?;
+        depths.sort();
+        Ok(depths)
+    }
+
     async fn record_access(&self, arn: &str, version_id: &str, day: i64) -> Result<()> {
         retrying!(
             "recording an access",

@@ -340,3 +340,10 @@ pub(crate) fn values_list(rows: usize, columns: usize) -> String {
     }
     out
 }
+
+/// [`crate::Store::replication_depth`]'s query (`$1`: the source Region): every destination
+/// but the source, as two ranges of `replication_outbox_by_destination`.
+pub(crate) const REPLICATION_DEPTH: &str = "SELECT dest_region, COUNT(*) AS n FROM replication_outbox \
+     WHERE dest_region < $1 GROUP BY dest_region UNION ALL \
+     SELECT dest_region, COUNT(*) AS n FROM replication_outbox \
+     WHERE dest_region > $1 GROUP BY dest_region";

@@ -176,7 +176,28 @@ async fn migrate(pool: &SqlitePool, kind: StoreKind, applied: i64) -> Result<()>
     if applied as usize >= migrations.len() {
         return Ok(());
     }
-    let mut tx = pool.begin().await?;
+    // A migration may sort a whole table (0007 indexes every search term: 30 million rows at
+    // a million secrets). With the writer's `temp_store=memory` SQLite sorts in memory, and the
+    // process kept the 1.8 GB it took; sorted in temporary files, it stays within the page
+    // cache. The writer's setting is back once the migration is done.
+    let mut conn = pool.acquire().await?;
+    sqlx::query("PRAGMA temp_store = FILE")
+        .execute(&mut *conn)
+        .await?;
+    migrate_on(&mut conn, kind, applied).await?;
+    sqlx::query("PRAGMA temp_store = MEMORY")
+        .execute(&mut *conn)
+        .await?;
+    Ok(())
+}
+
+async fn migrate_on(
+    conn: &mut sqlx::SqliteConnection,
+    kind: StoreKind,
+    applied: i64,
+) -> Result<()> {
+    let migrations = kind.migrations();
+    let mut tx = sqlx::Connection::begin(conn).await?;
     for sql in &migrations[applied as usize..] {
         sqlx::raw_sql(*sql).execute(&mut *tx).await?;
     }
@@ -908,6 +929,19 @@ impl Store for SqliteStore {
         rows.iter()
             .map(|r| Ok((r.try_get("dest_region")?, r.try_get("n")?)))
             .collect()
+    }
+
+    async fn replication_depth(&self, source: &str) -> Result<Vec<(String, i64)>> {
+        let rows = sqlx::query(crate::rows::REPLICATION_DEPTH)
+            .bind(source)
+            .fetch_all(&self.pools.reader)
+            .await?;
+        let mut depths = rows
+            .iter()
+            .map(|r| Ok((r.try_get("dest_region")?, r.try_get("n")?)))
+            .collect::<Result<Vec<(String, i64)>>>()?;
+        depths.sort();
+        Ok(depths)
     }
 
     async fn record_access(&self, arn: &str, version_id: &str, day: i64) -> Result<()> {

@@ -1201,6 +1201,22 @@ mod cases {
         assert!(first.enqueued_ms >= before && first.enqueued_ms <= now_ms());
         assert_eq!(first.next_attempt_ms, first.enqueued_ms);
         assert_eq!(rows[2].entry.kind, "access");
+
+        // A row addressed to the store's own Region is a rotation schedule, not replication:
+        // every destination but the source counts, on both sides of it in byte order.
+        store
+            .enqueue(vec![entry(&rec.arn, "us-east-1", "rotate", "{}")])
+            .await
+            .unwrap();
+        assert_eq!(store.outbox_depth().await.unwrap().len(), 3);
+        assert_eq!(
+            store.replication_depth("us-east-1").await.unwrap(),
+            vec![("ap-south-1".to_string(), 1), ("eu-west-1".to_string(), 2)]
+        );
+        assert_eq!(
+            store.replication_depth("eu-west-1").await.unwrap(),
+            vec![("ap-south-1".to_string(), 1), ("us-east-1".to_string(), 1)]
+        );
         store.close().await;
     }
 
