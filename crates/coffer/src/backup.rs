@@ -1259,7 +1259,8 @@ mod tests {
         s
     }
 
-    /// Every row of the Region's search terms, in order.
+    /// Every row of the Region's search terms, by its secret's ARN (the keys are the store's
+    /// own), in order.
     async fn terms(settings: &Settings) -> Vec<(String, String, String)> {
         use sqlx::Connection;
         let path = data_dir::region_file(&settings.data_dir, REGION);
@@ -1268,7 +1269,8 @@ mod tests {
             .await
             .unwrap();
         let rows = sqlx::query_as(
-            "SELECT secret_arn, kind, term FROM secret_terms ORDER BY secret_arn, kind, term",
+            "SELECT s.arn, t.kind, t.term FROM secret_terms t \
+             JOIN secrets s ON s.term_key = t.secret_key ORDER BY s.arn, t.kind, t.term",
         )
         .fetch_all(&mut conn)
         .await
