@@ -130,7 +130,7 @@ pub async fn open(settings: &Settings, endpoint: &str) -> Result<Node, String> {
             }
         };
         let existed = store
-            .load_kms_alias(&account_id, coffer_core::region::DEFAULT_KEY_ALIAS)
+            .load_kms_alias(&account_id, coffer_core::keys::DEFAULT_KEY_ALIAS)
             .await
             .map_err(|e| e.to_string())?
             .is_some();
@@ -386,7 +386,7 @@ async fn current_key_opens_stored(
     account_id: &str,
 ) -> Result<bool, String> {
     let Some(alias) = store
-        .load_kms_alias(account_id, coffer_core::region::DEFAULT_KEY_ALIAS)
+        .load_kms_alias(account_id, coffer_core::keys::DEFAULT_KEY_ALIAS)
         .await
         .map_err(|e| e.to_string())?
     else {
@@ -414,7 +414,7 @@ pub async fn check_root_key(
     key_path: &Path,
 ) -> Result<(), String> {
     let Some(alias) = store
-        .load_kms_alias(account_id, coffer_core::region::DEFAULT_KEY_ALIAS)
+        .load_kms_alias(account_id, coffer_core::keys::DEFAULT_KEY_ALIAS)
         .await
         .map_err(|e| e.to_string())?
     else {
