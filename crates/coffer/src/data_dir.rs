@@ -74,29 +74,14 @@ fn exists(path: &Path) -> bool {
         .unwrap_or(false)
 }
 
+/// Opens (or, on first start, creates) the data directory and everything this node serves from
+/// it, one step after the other.
 pub async fn open(settings: &Settings, endpoint: &str) -> Result<Node, String> {
-    let dir = settings.data_dir.clone();
-    create_private_dir(&dir)?;
-    let dir = dir
-        .canonicalize()
-        .map_err(|e| format!("cannot resolve {}: {e}", dir.display()))?;
-    for sub in ["regions", "keys", "aws"] {
-        create_private_dir(&dir.join(sub))?;
-    }
-
+    let dir = create_dirs(&settings.data_dir)?;
     // Open every store first: each checks its format before writing anything.
     let (iam, iam_existed) = open_iam_store(settings, &dir, settings.migrate_on_start).await?;
-    let mut stores = Vec::new();
-    for region in &settings.regions {
-        let store = open_region_store(settings, &dir, region, settings.migrate_on_start).await?;
-        stores.push((region.clone(), store));
-    }
-
-    let deployment_key = shared_root_key(
-        &dir.join("keys").join("deployment.key"),
-        iam_existed,
-        matches!(settings.iam_store, StoreUrl::Postgres(_)),
-    )?;
+    let stores = open_region_stores(settings, &dir).await?;
+    let deployment_key = deployment_root_key(settings, &dir, iam_existed)?;
     let account_id = ensure_account(
         &*iam,
         &deployment_key,
@@ -104,83 +89,189 @@ pub async fn open(settings: &Settings, endpoint: &str) -> Result<Node, String> {
         settings.admin_key.as_ref(),
     )
     .await?;
+    let (regions, keys) = start_regions(settings, &dir, stores, &account_id).await?;
+    let principals = Arc::new(Principals::new(iam.clone(), deployment_key));
+    let credentials = principals.load_all().await?;
+    let (credentials_file, config_file) =
+        write_aws_files(settings, &dir, endpoint, &*iam, &credentials, &account_id).await?;
+    let peers = configured_peers(settings)?;
+    let registry = attach_rotation_functions(settings, &regions);
+    let node = node_id(&dir)?;
+    let topology = Arc::new(Topology {
+        local: regions,
+        keys,
+        peers,
+        self_url: endpoint.to_string(),
+        node_id: node.clone(),
+        give_up_after_ms: settings.replication_failure_timeout_secs as i64 * 1000,
+        max_message_bytes: settings.replication_max_message_bytes,
+        links: Default::default(),
+        metrics: Metrics::new(),
+        rotation: Some(Arc::new(coffer_rotation::Runner::new(
+            registry,
+            node.clone(),
+        ))),
+    });
+    let deployment = Deployment::new(topology, credentials);
+    deployment.set_principals(principals);
+    Ok(Node {
+        deployment,
+        iam,
+        account_id,
+        credentials_file,
+        config_file,
+    })
+}
 
+/// Creates the data directory and its `regions`, `keys` and `aws` folders (mode 0700) where
+/// missing; returns the directory's canonical path.
+fn create_dirs(data_dir: &Path) -> Result<PathBuf, String> {
+    create_private_dir(data_dir)?;
+    let dir = data_dir
+        .canonicalize()
+        .map_err(|e| format!("cannot resolve {}: {e}", data_dir.display()))?;
+    for sub in ["regions", "keys", "aws"] {
+        create_private_dir(&dir.join(sub))?;
+    }
+    Ok(dir)
+}
+
+/// Opens (and checks) the store of every configured Region, in the configured order.
+async fn open_region_stores(
+    settings: &Settings,
+    dir: &Path,
+) -> Result<Vec<(String, RegionStore)>, String> {
+    let mut stores = Vec::new();
+    for region in &settings.regions {
+        let store = open_region_store(settings, dir, region, settings.migrate_on_start).await?;
+        stores.push((region.clone(), store));
+    }
+    Ok(stores)
+}
+
+/// The root key of the IAM store (`keys/deployment.key`), which seals access keys.
+fn deployment_root_key(
+    settings: &Settings,
+    dir: &Path,
+    iam_existed: bool,
+) -> Result<RootKey, String> {
+    shared_root_key(
+        &dir.join("keys").join("deployment.key"),
+        iam_existed,
+        matches!(settings.iam_store, StoreUrl::Postgres(_)),
+    )
+}
+
+/// `keys/<region>.key`: a Region's root key file.
+fn region_key_path(dir: &Path, region: &str) -> PathBuf {
+    dir.join("keys").join(format!("{region}.key"))
+}
+
+/// Each Region's service over its store and root key (checked against the KMS keys already
+/// stored), with the replication key pairs derived from the root keys.
+async fn start_regions(
+    settings: &Settings,
+    dir: &Path,
+    stores: Vec<(String, RegionStore)>,
+    account_id: &str,
+) -> Result<
+    (
+        HashMap<String, Arc<RegionService>>,
+        HashMap<String, RegionKeyPair>,
+    ),
+    String,
+> {
     let mut regions = HashMap::new();
     let mut keys = HashMap::new();
     for (region, opened) in stores {
-        let key_path = dir.join("keys").join(format!("{region}.key"));
-        let store: Arc<dyn Store> = match opened {
+        let key_path = region_key_path(dir, &region);
+        let (store, key) = match opened {
             RegionStore::Sqlite(store, existed) => {
                 let key = crate::root_keys::from_env_or(&region, || root_key(&key_path, existed))?;
-                check_root_key(&store, &key, &account_id, &region, &key_path).await?;
-                keys.insert(region.clone(), RegionKeyPair::derive(&key, &region));
+                check_root_key(&store, &key, account_id, &region, &key_path).await?;
                 // One writer per SQLite file (this process): the cache is exact.
                 let store = Arc::new(CachedStore::with_max_bytes(
                     Arc::new(store),
                     settings.cache_max_bytes,
                 ));
-                regions.insert(region.clone(), (store as Arc<dyn Store>, key));
-                continue;
+                (store as Arc<dyn Store>, key)
             }
             // Several nodes may write this schema: the store's own cache checks every hit
             // against the database in a query shared by concurrent reads, so no node serves a
             // state older than a write acknowledged by another.
             RegionStore::Postgres(store) => {
-                Arc::new(store.cache_max_bytes(settings.cache_max_bytes))
+                let store: Arc<dyn Store> =
+                    Arc::new(store.cache_max_bytes(settings.cache_max_bytes));
+                let key = shared_region_root_key(&*store, account_id, &region, &key_path).await?;
+                (store, key)
             }
         };
-        let existed = store
-            .load_kms_alias(&account_id, coffer_core::region::DEFAULT_KEY_ALIAS)
-            .await
-            .map_err(|e| e.to_string())?
-            .is_some();
-        let key =
-            crate::root_keys::from_env_or(&region, || shared_root_key(&key_path, existed, true))?;
-        check_root_key(&*store, &key, &account_id, &region, &key_path).await?;
-        // Also before any KMS key exists: the first node to start records its root key's
-        // (non-secret) fingerprint, and a node with another key file is refused, instead of the
-        // two nodes sealing keys the other cannot open.
-        let ours = key.fingerprint();
-        let recorded = store
-            .claim_meta("root_key_fingerprint", &ours)
-            .await
-            .map_err(|e| e.to_string())?;
-        // After `coffer rotate-root-key` the recorded fingerprint is the previous key's: that
-        // is fine when this node holds it as a retired key, or when this key opens the KMS keys
-        // already stored (the rotation re-wrapped them).
-        let successor = recorded != ours
-            && (crate::root_keys::other_keys(&key_path)
-                .iter()
-                .any(|k| k.fingerprint() == recorded)
-                || current_key_opens_stored(&*store, &key, &account_id).await?);
-        if recorded != ours && !successor {
-            return Err(format!(
-                "{} is not the root key Region {region}'s shared store was created with \
-                 (fingerprint {ours}; the store expects {recorded}): every node serving \
-                 {region} needs the same root key file; copy it from a node already serving \
-                 this store (nothing was changed)",
-                key_path.display()
-            ));
-        }
         keys.insert(region.clone(), RegionKeyPair::derive(&key, &region));
-        regions.insert(region.clone(), (store, key));
+        let partition = coffer_core::model::partition_of(&region).expect("validated region");
+        let service =
+            RegionService::new(region.clone(), partition, store, key, Arc::new(SystemClock));
+        regions.insert(region, Arc::new(service));
     }
-    let regions: HashMap<String, Arc<RegionService>> = regions
-        .into_iter()
-        .map(|(region, (store, key))| {
-            let partition = coffer_core::model::partition_of(&region).expect("validated region");
-            let service =
-                RegionService::new(region.clone(), partition, store, key, Arc::new(SystemClock));
-            (region, Arc::new(service))
-        })
-        .collect();
     for (region, service) in &regions {
-        crate::root_keys::attach(service, &dir.join("keys").join(format!("{region}.key")));
+        crate::root_keys::attach(service, &region_key_path(dir, region));
     }
+    Ok((regions, keys))
+}
 
-    let principals = Arc::new(Principals::new(iam.clone(), deployment_key));
-    let credentials = principals.load_all().await?;
-    let admin = admin_key_of(&*iam, &credentials, &account_id).await?;
+/// The root key of a Region in a shared PostgreSQL store: checked against the KMS keys already
+/// stored and against the fingerprint the first node recorded.
+async fn shared_region_root_key(
+    store: &dyn Store,
+    account_id: &str,
+    region: &str,
+    key_path: &Path,
+) -> Result<RootKey, String> {
+    let existed = store
+        .load_kms_alias(account_id, coffer_core::keys::DEFAULT_KEY_ALIAS)
+        .await
+        .map_err(|e| e.to_string())?
+        .is_some();
+    let key = crate::root_keys::from_env_or(region, || shared_root_key(key_path, existed, true))?;
+    check_root_key(store, &key, account_id, region, key_path).await?;
+    // Also before any KMS key exists: the first node to start records its root key's
+    // (non-secret) fingerprint, and a node with another key file is refused, instead of the
+    // two nodes sealing keys the other cannot open.
+    let ours = key.fingerprint();
+    let recorded = store
+        .claim_meta("root_key_fingerprint", &ours)
+        .await
+        .map_err(|e| e.to_string())?;
+    // After `coffer rotate-root-key` the recorded fingerprint is the previous key's: that
+    // is fine when this node holds it as a retired key, or when this key opens the KMS keys
+    // already stored (the rotation re-wrapped them).
+    let successor = recorded != ours
+        && (crate::root_keys::other_keys(key_path)
+            .iter()
+            .any(|k| k.fingerprint() == recorded)
+            || current_key_opens_stored(store, &key, account_id).await?);
+    if recorded != ours && !successor {
+        return Err(format!(
+            "{} is not the root key Region {region}'s shared store was created with \
+             (fingerprint {ours}; the store expects {recorded}): every node serving \
+             {region} needs the same root key file; copy it from a node already serving \
+             this store (nothing was changed)",
+            key_path.display()
+        ));
+    }
+    Ok(key)
+}
+
+/// Writes `aws/credentials` (the administrator's oldest active access key) and `aws/config`
+/// (first Region, endpoint, CA bundle) for the AWS CLI; returns their paths.
+async fn write_aws_files(
+    settings: &Settings,
+    dir: &Path,
+    endpoint: &str,
+    iam: &dyn IamStore,
+    credentials: &HashMap<String, Arc<Credential>>,
+    account_id: &str,
+) -> Result<(PathBuf, PathBuf), String> {
+    let admin = admin_key_of(iam, credentials, account_id).await?;
     let credentials_file = dir.join("aws").join("credentials");
     let config_file = dir.join("aws").join("config");
     match &admin {
@@ -209,6 +300,11 @@ pub async fn open(settings: &Settings, endpoint: &str) -> Result<Node, String> {
                 .unwrap_or_default()
         ),
     )?;
+    Ok((credentials_file, config_file))
+}
+
+/// The `[[peers]]` of the configuration: the Regions other nodes serve.
+fn configured_peers(settings: &Settings) -> Result<HashMap<String, Peer>, String> {
     let mut peers = HashMap::new();
     for p in &settings.peers {
         let public_key = PublicKey::from_base64(p.public_key.trim()).map_err(|e| {
@@ -226,6 +322,14 @@ pub async fn open(settings: &Settings, endpoint: &str) -> Result<Node, String> {
             },
         );
     }
+    Ok(peers)
+}
+
+/// The rotation functions of the configuration (`[[rotators]]`), given to every Region.
+fn attach_rotation_functions(
+    settings: &Settings,
+    regions: &HashMap<String, Arc<RegionService>>,
+) -> coffer_rotation::Registry {
     let configured: HashMap<String, Arc<dyn coffer_rotation::Rotator>> = settings
         .rotators
         .iter()
@@ -240,31 +344,7 @@ pub async fn open(settings: &Settings, endpoint: &str) -> Result<Node, String> {
     for region in regions.values() {
         region.set_rotation_functions(Arc::new(registry.clone()));
     }
-    let node = node_id(&dir)?;
-    let topology = Arc::new(Topology {
-        local: regions,
-        keys,
-        peers,
-        self_url: endpoint.to_string(),
-        node_id: node.clone(),
-        give_up_after_ms: settings.replication_failure_timeout_secs as i64 * 1000,
-        max_message_bytes: settings.replication_max_message_bytes,
-        links: Default::default(),
-        metrics: Metrics::new(),
-        rotation: Some(Arc::new(coffer_rotation::Runner::new(
-            registry,
-            node.clone(),
-        ))),
-    });
-    let deployment = Deployment::new(topology, credentials);
-    deployment.set_principals(principals);
-    Ok(Node {
-        deployment,
-        iam,
-        account_id,
-        credentials_file,
-        config_file,
-    })
+    registry
 }
 
 /// A Region's store as configured, opened and checked (and migrated when `migrate`).
@@ -386,7 +466,7 @@ async fn current_key_opens_stored(
     account_id: &str,
 ) -> Result<bool, String> {
     let Some(alias) = store
-        .load_kms_alias(account_id, coffer_core::region::DEFAULT_KEY_ALIAS)
+        .load_kms_alias(account_id, coffer_core::keys::DEFAULT_KEY_ALIAS)
         .await
         .map_err(|e| e.to_string())?
     else {
@@ -414,7 +494,7 @@ pub async fn check_root_key(
     key_path: &Path,
 ) -> Result<(), String> {
     let Some(alias) = store
-        .load_kms_alias(account_id, coffer_core::region::DEFAULT_KEY_ALIAS)
+        .load_kms_alias(account_id, coffer_core::keys::DEFAULT_KEY_ALIAS)
         .await
         .map_err(|e| e.to_string())?
     else {
@@ -607,10 +687,7 @@ async fn admin_key_of(
 pub fn public_key(dir: &Path, region: &str) -> Result<String, String> {
     create_private_dir(&dir.join("keys"))?;
     let store_exists = exists(&dir.join("regions").join(format!("{region}.db")));
-    let key = root_key(
-        &dir.join("keys").join(format!("{region}.key")),
-        store_exists,
-    )?;
+    let key = root_key(&region_key_path(dir, region), store_exists)?;
     Ok(RegionKeyPair::derive(&key, region).public_key().to_base64())
 }
 

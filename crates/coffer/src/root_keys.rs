@@ -10,7 +10,7 @@
 //!
 //! `coffer rotate-root-key --region R` re-wraps every KMS key of the Region under a new root key
 //! while the server runs: the server unwraps with every key it knows and, when stored material
-//! opens under none of them, reads the files again (`RegionService::set_root_key_reloader`), so
+//! opens under none of them, reads the files again (`Keys::set_root_key_reloader`), so
 //! no request fails during or after the switch.
 
 use std::path::{Path, PathBuf};
@@ -88,13 +88,13 @@ pub fn other_keys(key_path: &Path) -> Vec<RootKey> {
 /// restarting, see docs/keys.md).
 pub fn attach(service: &RegionService, key_path: &Path) {
     for key in other_keys(key_path) {
-        service.add_unwrap_key(key);
+        service.keys.add_unwrap_key(key);
     }
     if std::env::var(env_var(&service.region)).is_ok() {
         return;
     }
     let path = key_path.to_path_buf();
-    service.set_root_key_reloader(Box::new(move || {
+    service.keys.set_root_key_reloader(Box::new(move || {
         let mut keys = Vec::new();
         if let Ok(current) = RootKey::load(&path) {
             keys.push(current);

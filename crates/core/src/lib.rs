@@ -2,9 +2,12 @@
 //! in its own file under `ops/`, named after the operation (`ops/get_secret_value.rs`).
 
 pub mod authorize;
+pub mod caller;
+pub mod clock;
 pub mod error;
 pub mod failback;
 pub mod failover;
+pub mod keys;
 pub mod kms;
 pub mod model;
 pub mod ops;
@@ -18,5 +21,7 @@ pub mod secret;
 pub mod validate;
 pub mod view;
 
+pub use caller::Caller;
+pub use clock::{Clock, SystemClock};
 pub use error::{Error, ErrorCode, Result};
-pub use region::{Caller, Clock, RegionService, SystemClock};
+pub use region::RegionService;

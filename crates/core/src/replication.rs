@@ -14,8 +14,9 @@ use serde::{Deserialize, Serialize};
 use zeroize::Zeroizing;
 
 use crate::error::{Error, Result};
+use crate::keys::DEFAULT_KEY_ALIAS;
 use crate::model::{Arn, SecretValue, Timestamp};
-use crate::region::{DEFAULT_KEY_ALIAS, RegionService};
+use crate::region::RegionService;
 
 /// A replica's `Status` in the primary's ReplicationStatus (stored and sent as AWS's words).
 #[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq)]
@@ -305,7 +306,10 @@ pub async fn build_sync(
         let omitted = v.ciphertext.is_some() && held(&v.version_id);
         let value = if v.ciphertext.is_some() && !omitted {
             let worker = worker_caller(region, &secret.record.account_id);
-            let plain = region.decrypt_value(&worker, &secret.record.arn, v).await?;
+            let plain = region
+                .keys
+                .decrypt_value(&worker, &secret.record.arn, v)
+                .await?;
             Some(Zeroizing::new(
                 base64::engine::general_purpose::STANDARD.encode(plain.as_bytes()),
             ))
@@ -364,10 +368,13 @@ pub async fn source_key_problem(region: &RegionService, secret: &Secret) -> Resu
             continue;
         }
         checked.push(key_arn);
-        let Some(key) = region.key_by_arn(key_arn).await? else {
+        let Some(key) = region.keys.key_by_arn(key_arn).await? else {
             continue;
         };
-        if let Err(denied) = region.check_key_use(&worker, &key, crate::region::KeyUse::Decrypt) {
+        if let Err(denied) = region
+            .keys
+            .check_key_use(&worker, &key, crate::keys::KeyUse::Decrypt)
+        {
             return Ok(Some(format!("Replication failed: {}", denied.describe())));
         }
     }
@@ -610,6 +617,7 @@ async fn plan_sync(region: &RegionService, msg: &SyncMessage) -> Result<Plan> {
         }
     }
     let key = match region
+        .keys
         .resolve_key(&account, msg.kms_key_id.as_deref())
         .await
     {
@@ -625,7 +633,10 @@ async fn plan_sync(region: &RegionService, msg: &SyncMessage) -> Result<Plan> {
     // root); a policy denial or a disabled key fails the replica with a message that names the
     // missing permission, and a later ReplicateSecretToRegions retries it.
     let worker = worker_caller(region, &account);
-    if let Err(denied) = region.check_key_use(&worker, &key, crate::region::KeyUse::Encrypt) {
+    if let Err(denied) = region
+        .keys
+        .check_key_use(&worker, &key, crate::keys::KeyUse::Encrypt)
+    {
         return Ok(Plan::Answer(failed(
             FailureCause::Key,
             format!("Replication failed: {}", denied.describe()),
@@ -672,8 +683,13 @@ async fn plan_sync(region: &RegionService, msg: &SyncMessage) -> Result<Plan> {
                             .map_err(|_| Error::internal("replicated string is not UTF-8"))?,
                     ))
                 };
-                let (wrapped, ciphertext) =
-                    region.encrypt_value(&worker, &key, &replica_arn, &v.version_id, &value)?;
+                let (wrapped, ciphertext) = region.keys.encrypt_value(
+                    &worker,
+                    &key,
+                    &replica_arn,
+                    &v.version_id,
+                    &value,
+                )?;
                 record.kms_key_arn = Some(key.arn.clone());
                 record.value_kind = value.kind();
                 record.wrapped_data_key = Some(wrapped);

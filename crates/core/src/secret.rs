@@ -380,18 +380,21 @@ pub async fn add_version(
     if let Some(existing) = version_by_id(&secret, token)
         && existing.ciphertext.is_some()
     {
-        if region.decrypt_value(caller, &arn, existing).await? == *value {
+        if region.keys.decrypt_value(caller, &arn, existing).await? == *value {
             return Ok(NewVersion::Replay(secret));
         }
         return Err(Error::token_in_use(token, &arn).into());
     }
     let key = region
+        .keys
         .resolve_key(
             &secret.record.account_id,
             secret.record.kms_key_id.as_deref(),
         )
         .await?;
-    let (wrapped, ciphertext) = region.encrypt_value(caller, &key, &arn, token, value)?;
+    let (wrapped, ciphertext) = region
+        .keys
+        .encrypt_value(caller, &key, &arn, token, value)?;
     match secret.versions.iter_mut().find(|v| v.version_id == token) {
         Some(placeholder) => {
             placeholder.kms_key_arn = Some(key.arn.clone());

@@ -130,7 +130,7 @@ async fn a_cancelled_deletion_is_not_purged() {
 
 #[test]
 fn metadata_written_before_the_kms_api_still_reads() {
-    // What RegionService::default_key stored before key states and policies existed.
+    // What Keys::default_key stored before key states and policies existed.
     let old = r#"{"Description":"Default key that protects my Secrets Manager data when no other key is defined","KeyManager":"AWS","KeyState":"Enabled","KeyUsage":"ENCRYPT_DECRYPT","KeySpec":"SYMMETRIC_DEFAULT","Origin":"AWS_KMS","MultiRegion":false}"#;
     let meta: KeyMeta = serde_json::from_str(old).unwrap();
     assert_eq!(meta.key_manager, "AWS");
@@ -163,18 +163,22 @@ async fn material_wrapped_under_a_rotated_root_key_is_found_through_the_reloader
         .commit_kms(coffer_store::KmsChange::UpdateKey(record))
         .await
         .unwrap();
-    f.region.forget_key(&arn);
+    f.region.keys.forget_key(&arn);
 
     // Without a way to find the new key, the material cannot be opened.
-    assert!(f.region.key_by_arn(&arn).await.is_err());
+    assert!(f.region.keys.key_by_arn(&arn).await.is_err());
     f.region
+        .keys
         .set_root_key_reloader(Box::new(|| vec![root(2), root(1)]));
     let back = call(&f.region, "Decrypt", json!({"CiphertextBlob": blob}))
         .await
         .unwrap();
     assert_eq!(back["Plaintext"], "aGVsbG8=");
     // The rotated key is now the one new material is wrapped under.
-    assert_eq!(f.region.root_key().fingerprint(), root(2).fingerprint());
+    assert_eq!(
+        f.region.keys.root_key().fingerprint(),
+        root(2).fingerprint()
+    );
     let later = call(&f.region, "CreateKey", json!({})).await.unwrap();
     let later_arn = later["KeyMetadata"]["Arn"].as_str().unwrap();
     let stored = f
@@ -273,7 +277,7 @@ async fn a_change_made_from_a_key_read_before_a_rotation_does_not_undo_the_rotat
     let created = call(&f.region, "CreateKey", json!({})).await.unwrap();
     let arn = created["KeyMetadata"]["Arn"].as_str().unwrap().to_string();
     // A request that read the key (a TagResource, say, on this or another node) ...
-    let stale = f.region.key_by_arn(&arn).await.unwrap().unwrap();
+    let stale = f.region.keys.key_by_arn(&arn).await.unwrap().unwrap();
     // ... while the key is rotated and the new material encrypts.
     call(&f.region, "RotateKeyOnDemand", json!({"KeyId": arn}))
         .await

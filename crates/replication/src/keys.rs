@@ -49,8 +49,8 @@ pub async fn build(
 ) -> coffer_core::Result<Option<Zeroizing<Vec<u8>>>> {
     // Read the key from the store, not the cache: with several nodes per Region, this node may
     // hold the key as it was before another node's ReplicateKey added `dest`.
-    region.forget_key(&row.entry.secret_arn);
-    let Some(key) = region.key_by_arn(&row.entry.secret_arn).await? else {
+    region.keys.forget_key(&row.entry.secret_arn);
+    let Some(key) = region.keys.key_by_arn(&row.entry.secret_arn).await? else {
         return Ok(None);
     };
     if key.meta.primary_region.is_some() || !key.meta.replica_regions.iter().any(|r| r == dest) {
@@ -158,8 +158,8 @@ async fn drop_replica_region(
     key_arn: &str,
     dest: &str,
 ) -> coffer_core::Result<()> {
-    region.forget_key(key_arn);
-    let Some(key) = region.key_by_arn(key_arn).await? else {
+    region.keys.forget_key(key_arn);
+    let Some(key) = region.keys.key_by_arn(key_arn).await? else {
         return Ok(());
     };
     let mut meta = (*key.meta).clone();
@@ -198,6 +198,7 @@ pub async fn apply(
     );
     let material = coffer_kms::KeyMaterial::from_bytes(&bytes).ok_or_else(malformed)?;
     match region
+        .keys
         .create_key(&msg.account_id, &msg.key_id, msg.metadata, material)
         .await
     {
@@ -209,7 +210,7 @@ pub async fn apply(
                 "arn:{}:kms:{}:{}:key/{}",
                 region.partition, region.region, msg.account_id, msg.key_id
             );
-            let existing = region.key_by_arn(&arn).await?;
+            let existing = region.keys.key_by_arn(&arn).await?;
             let same = existing.as_ref().is_some_and(|k| {
                 k.meta.primary_region.as_deref() == Some(source)
                     && k.material.expose_bytes()[..] == bytes[..]
@@ -245,8 +246,8 @@ pub async fn apply_removed(
         _ => return Err(malformed()),
     }
     let primary_arn = coffer_core::replication::arn_in_region(&msg.arn, &region.region);
-    region.forget_key(&primary_arn);
-    let Some(key) = region.key_by_arn(&primary_arn).await? else {
+    region.keys.forget_key(&primary_arn);
+    let Some(key) = region.keys.key_by_arn(&primary_arn).await? else {
         return Ok(Answer::Done);
     };
     if key.meta.primary_region.is_some() || !key.meta.replica_regions.iter().any(|r| r == source) {

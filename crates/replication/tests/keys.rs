@@ -137,6 +137,7 @@ async fn a_replica_key_for_a_peer_is_queued_built_and_created_once() {
     );
     // The row holds no key material, only the replica's own settings.
     let primary = west
+        .keys
         .key_by_arn(&row.entry.secret_arn)
         .await
         .unwrap()
@@ -149,7 +150,8 @@ async fn a_replica_key_for_a_peer_is_queued_built_and_created_once() {
     // Only us-west-2 may speak for a key whose primary is there.
     assert!(keys::apply(&east, "eu-west-1", &message).await.is_err());
     assert!(
-        east.key_by_arn(&format!("arn:aws:kms:{EAST}:{ACCOUNT}:key/{key_id}"))
+        east.keys
+            .key_by_arn(&format!("arn:aws:kms:{EAST}:{ACCOUNT}:key/{key_id}"))
             .await
             .unwrap()
             .is_none()

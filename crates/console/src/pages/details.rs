@@ -7,12 +7,12 @@ use askama::Template;
 use axum::extract::{Request, State};
 use axum::http::StatusCode;
 use axum::response::Response;
+use coffer_core::keys::DEFAULT_KEY_ALIAS;
 use coffer_core::ops::{
     cancel_rotate_secret, delete_resource_policy, delete_secret, describe_secret,
     get_resource_policy, list_secret_version_ids, put_resource_policy, restore_secret,
     rotate_secret, tag_resource, untag_resource, update_secret,
 };
-use coffer_core::region::DEFAULT_KEY_ALIAS;
 use coffer_core::rotation::RotationRules;
 use coffer_core::{Error, RegionService};
 

@@ -98,7 +98,7 @@ pub async fn run(region: &RegionService, caller: &Caller, input: Input) -> Resul
             ErrorCode::KmsAlreadyExists,
             format!(
                 "An alias with the name {} already exists",
-                super::kms_arn(region, &caller.account_id, &input.alias_name)
+                region.keys.kms_arn(&caller.account_id, &input.alias_name)
             ),
         )),
         Err(e) => Err(e.into()),

@@ -81,6 +81,7 @@ pub async fn run(region: &RegionService, caller: &Caller, input: Input) -> Resul
         ..KeyMeta::customer(&description)
     };
     let key = region
+        .keys
         .create_key(
             &caller.account_id,
             &key_id,

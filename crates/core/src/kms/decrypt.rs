@@ -55,11 +55,11 @@ pub async fn run(region: &RegionService, caller: &Caller, input: Input) -> Resul
     // the material, so the same key id in this Region opens it (as AWS's multi-Region keys).
     let local_arn = match crate::model::Arn::parse(&key_arn) {
         Some(arn) if arn.resource.starts_with("key/mrk-") && arn.region != region.region => {
-            super::kms_arn(region, arn.account, arn.resource)
+            region.keys.kms_arn(arn.account, arn.resource)
         }
         _ => key_arn.clone(),
     };
-    let key = match region.key_by_arn(&local_arn).await? {
+    let key = match region.keys.key_by_arn(&local_arn).await? {
         Some(k) => k,
         None => return Err(invalid_ciphertext()),
     };

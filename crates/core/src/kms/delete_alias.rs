@@ -22,7 +22,7 @@ pub async fn run(region: &RegionService, caller: &Caller, input: Input) -> Resul
     let not_found = || {
         super::not_found(format!(
             "Alias {} is not found.",
-            super::kms_arn(region, &caller.account_id, &input.alias_name)
+            region.keys.kms_arn(&caller.account_id, &input.alias_name)
         ))
     };
     let Some(alias) = region
@@ -32,7 +32,7 @@ pub async fn run(region: &RegionService, caller: &Caller, input: Input) -> Resul
     else {
         return Err(not_found());
     };
-    if let Some(key) = region.key_by_arn(&alias.target_key_arn).await? {
+    if let Some(key) = region.keys.key_by_arn(&alias.target_key_arn).await? {
         super::authorize(caller, &key, "kms:DeleteAlias")?;
     }
     match region

@@ -26,10 +26,10 @@ pub(crate) fn check_policy_name(name: Option<&str>) -> Result<()> {
 pub async fn run(region: &RegionService, caller: &Caller, input: Input) -> Result<Value> {
     check_policy_name(input.policy_name.as_deref())?;
     let key = super::find_authorized_key(region, caller, &input.key_id, "kms:GetKeyPolicy").await?;
-    let policy = key
-        .meta
-        .policy
-        .clone()
-        .unwrap_or_else(|| super::default_policy(region, &key.record.account_id, &key.meta));
+    let policy = key.meta.policy.clone().unwrap_or_else(|| {
+        region
+            .keys
+            .default_policy(&key.record.account_id, &key.meta)
+    });
     Ok(json!({ "Policy": policy, "PolicyName": "default" }))
 }

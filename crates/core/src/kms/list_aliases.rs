@@ -33,7 +33,7 @@ pub async fn run(region: &RegionService, caller: &Caller, input: Input) -> Resul
                 .unwrap_or_default();
             json!({
                 "AliasName": a.alias_name,
-                "AliasArn": super::kms_arn(region, &a.account_id, &a.alias_name),
+                "AliasArn": region.keys.kms_arn(&a.account_id, &a.alias_name),
                 "TargetKeyId": target,
                 "CreationDate": super::epoch_seconds(a.created_ms),
                 "LastUpdatedDate": super::epoch_seconds(a.created_ms),

@@ -1,25 +1,28 @@
 //! The KMS API (`X-Amz-Target: TrentService.<Op>`, signing name `kms`, JSON 1.1) on the same
 //! endpoint as Secrets Manager: one file per operation, named after it (`create_key.rs`, ...);
 //! [`dispatch`] maps the operation name to it. The keys are the same ones Secrets Manager
-//! encrypts with (`RegionService::resolve_key`), so a key created here can be a secret's
-//! `KmsKeyId`, and disabling it or scheduling its deletion stops the secrets under it.
+//! encrypts with: both reach them through [`crate::keys`] (`region.keys`), so a key created here
+//! can be a secret's `KmsKeyId`, and disabling it or scheduling its deletion stops the secrets
+//! under it.
 //!
 //! A key's state, policy, tags, multi-Region links and rotations are kept in its stored metadata
-//! ([`KeyMeta`], JSON in `kms_keys.metadata`); its current material only wrapped by the Region's
-//! root key, its earlier materials (a rotated key) in the metadata, sealed under the current one.
+//! ([`KeyMeta`], from `crate::keys`, JSON in `kms_keys.metadata`); its current material only
+//! wrapped by the Region's root key, its earlier materials (a rotated key) in the metadata,
+//! sealed under the current one.
 //! Errors go out with their text in `message` (KMS's error shapes), see `coffer_api`. See
 //! `docs/keys.md`.
 
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 use crate::error::{Error, ErrorCode, Result};
+use crate::keys::KeyHandle;
+pub use crate::keys::{KeyMeta, KmsTag, PreviousMaterial, Rotation, policy_context};
 use crate::model::Arn;
 use crate::ops::call;
-use crate::region::{Caller, KeyHandle, RegionService};
+use crate::region::{Caller, RegionService};
 
 pub mod cancel_key_deletion;
 pub mod create_alias;
@@ -164,216 +167,12 @@ pub async fn dispatch(
     }
 }
 
-/// A KMS tag (`TagKey` / `TagValue`, unlike Secrets Manager's `Key` / `Value`).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct KmsTag {
-    #[serde(rename = "TagKey")]
-    pub key: String,
-    #[serde(rename = "TagValue")]
-    pub value: String,
-}
-
-/// A key's stored metadata (`kms_keys.metadata`). The field names of what AWS's `KeyMetadata`
-/// shows are AWS's; the rest is Coffer's bookkeeping.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(rename_all = "PascalCase")]
-pub struct KeyMeta {
-    #[serde(default)]
-    pub description: String,
-    /// `AWS` (the `aws/secretsmanager` key) or `CUSTOMER`.
-    pub key_manager: String,
-    /// `Enabled`, `Disabled` or `PendingDeletion`.
-    pub key_state: String,
-    #[serde(default = "encrypt_decrypt")]
-    pub key_usage: String,
-    #[serde(default = "symmetric_default")]
-    pub key_spec: String,
-    #[serde(default = "aws_kms")]
-    pub origin: String,
-    #[serde(default)]
-    pub multi_region: bool,
-    /// When a key pending deletion is purged (Unix milliseconds).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub deletion_date_ms: Option<i64>,
-    /// The key policy as the user gave it; `None` is AWS's default policy for the key's kind.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub policy: Option<String>,
-    #[serde(default)]
-    pub tags: Vec<KmsTag>,
-    /// Multi-Region replica keys: the Region of the primary key (`None` on a primary).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub primary_region: Option<String>,
-    /// Multi-Region primary keys: the Regions holding replicas.
-    #[serde(default)]
-    pub replica_regions: Vec<String>,
-    /// The key's earlier materials (rotations), oldest first, each sealed under the current
-    /// material ([`coffer_kms::KeyMaterial::seal_previous`]).
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub previous_materials: Vec<PreviousMaterial>,
-    /// Every rotation of the key, oldest first (`ListKeyRotations`).
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub rotations: Vec<Rotation>,
-    /// Automatic rotation: its period in days while enabled (`EnableKeyRotation`).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub rotation_period_days: Option<i64>,
-    /// When automatic rotation next rotates the key (Unix milliseconds).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub next_rotation_ms: Option<i64>,
-    /// A primary scheduled for deletion while it still has replicas (`PendingReplicaDeletion`):
-    /// the waiting period that starts once the last replica is gone.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub pending_window_days: Option<i64>,
-}
-
-/// An earlier material of a rotated key.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(rename_all = "PascalCase")]
-pub struct PreviousMaterial {
-    pub key_material_id: String,
-    /// base64 of the material sealed under the key's current material.
-    pub sealed: String,
-}
-
-/// One rotation of a key: the material it made current, when, and why.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(rename_all = "PascalCase")]
-pub struct Rotation {
-    pub key_material_id: String,
-    pub rotation_date_ms: i64,
-    /// `AUTOMATIC` or `ON_DEMAND`.
-    pub rotation_type: String,
-}
-
-fn encrypt_decrypt() -> String {
-    "ENCRYPT_DECRYPT".into()
-}
-fn symmetric_default() -> String {
-    "SYMMETRIC_DEFAULT".into()
-}
-fn aws_kms() -> String {
-    "AWS_KMS".into()
-}
-
-impl KeyMeta {
-    /// An AWS-managed key (`aws/secretsmanager`).
-    pub fn aws_managed(description: &str) -> KeyMeta {
-        KeyMeta {
-            key_manager: "AWS".into(),
-            ..KeyMeta::customer(description)
-        }
-    }
-
-    /// A new, Enabled customer key (single-Region, default policy, no tags).
-    pub fn customer(description: &str) -> KeyMeta {
-        KeyMeta {
-            description: description.into(),
-            key_manager: "CUSTOMER".into(),
-            key_state: "Enabled".into(),
-            key_usage: encrypt_decrypt(),
-            key_spec: symmetric_default(),
-            origin: aws_kms(),
-            multi_region: false,
-            deletion_date_ms: None,
-            policy: None,
-            tags: Vec::new(),
-            primary_region: None,
-            replica_regions: Vec::new(),
-            previous_materials: Vec::new(),
-            rotations: Vec::new(),
-            rotation_period_days: None,
-            next_rotation_ms: None,
-            pending_window_days: None,
-        }
-    }
-
-    pub fn to_json(&self) -> String {
-        serde_json::to_string(self).expect("key metadata serializes")
-    }
-}
-
-/// AWS's default key policy [D "Default key policy"]: for a customer key, the account root gets
-/// `kms:*`, so the account's IAM policies decide. For the `aws/secretsmanager` key, the policy
-/// AWS gives its AWS-managed Secrets Manager keys: use through Secrets Manager by principals of
-/// the key's account only, and read access to its metadata for the account.
-pub fn default_policy(region: &RegionService, account: &str, meta: &KeyMeta) -> String {
-    let root = format!("arn:{}:iam::{account}:root", region.partition);
-    let policy = if meta.key_manager == "AWS" {
-        json!({
-            "Version": "2012-10-17",
-            "Id": "auto-secretsmanager-2",
-            "Statement": [
-                {
-                    "Sid": "Allow access through AWS Secrets Manager for all principals in the account that are authorized to use AWS Secrets Manager",
-                    "Effect": "Allow",
-                    "Principal": {"AWS": "*"},
-                    "Action": ["kms:Encrypt", "kms:Decrypt", "kms:ReEncrypt*", "kms:CreateGrant", "kms:DescribeKey", "kms:GenerateDataKey*"],
-                    "Resource": "*",
-                    "Condition": {
-                        "StringEquals": {
-                            "kms:CallerAccount": account,
-                            "kms:ViaService": format!("secretsmanager.{}.amazonaws.com", region.region)
-                        }
-                    }
-                },
-                {
-                    "Sid": "Allow direct access to key metadata to the account",
-                    "Effect": "Allow",
-                    "Principal": {"AWS": root},
-                    "Action": ["kms:Describe*", "kms:Get*", "kms:List*", "kms:RevokeGrant"],
-                    "Resource": "*"
-                }
-            ]
-        })
-    } else {
-        json!({
-            "Version": "2012-10-17",
-            "Id": "key-default-1",
-            "Statement": [{
-                "Sid": "Enable IAM User Permissions",
-                "Effect": "Allow",
-                "Principal": {"AWS": root},
-                "Action": "kms:*",
-                "Resource": "*"
-            }]
-        })
-    };
-    serde_json::to_string_pretty(&policy).expect("policy serializes")
-}
-
-/// The condition keys every KMS authorisation sees.
-pub fn policy_context(caller: &Caller) -> coffer_iam::Context {
-    let mut context = coffer_iam::Context::new();
-    context.set("aws:PrincipalArn", caller.principal_arn.clone());
-    context.set("aws:PrincipalAccount", caller.account_id.clone());
-    if let Some(name) = &caller.user_name {
-        context.set("aws:username", name.clone());
-    }
-    caller.set_principal_tags(&mut context);
-    if let Some(ip) = caller.source_ip {
-        context.set("aws:SourceIp", ip.to_string());
-    }
-    context.set("aws:SecureTransport", caller.secure_transport.to_string());
-    context.set(
-        "aws:CurrentTime",
-        chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
-    );
-    context.set("kms:CallerAccount", caller.account_id.clone());
-    context
-}
-
 pub(crate) fn not_found(message: impl Into<String>) -> Error {
     Error::new(ErrorCode::KmsNotFound, message)
 }
 
 pub(crate) fn invalid_state(message: impl Into<String>) -> Error {
     Error::new(ErrorCode::KmsInvalidState, message)
-}
-
-pub(crate) fn kms_arn(region: &RegionService, account: &str, resource: &str) -> String {
-    format!(
-        "arn:{}:kms:{}:{account}:{resource}",
-        region.partition, region.region
-    )
 }
 
 /// Resolves a `KeyId` as KMS accepts it: key id, key ARN, `alias/name` or alias ARN.
@@ -404,18 +203,18 @@ pub async fn find_key(region: &RegionService, caller: &Caller, key_id: &str) -> 
         (caller.account_id.clone(), None)
     };
     if let Some(alias) = alias {
-        if alias == crate::region::DEFAULT_KEY_ALIAS && account == caller.account_id {
-            return region.default_key(&account).await;
+        if alias == crate::keys::DEFAULT_KEY_ALIAS && account == caller.account_id {
+            return region.keys.default_key(&account).await;
         }
         let found = region.store.load_kms_alias(&account, &alias).await?;
         if let Some(found) = found
-            && let Some(key) = region.key_by_arn(&found.target_key_arn).await?
+            && let Some(key) = region.keys.key_by_arn(&found.target_key_arn).await?
         {
             return Ok(key);
         }
         return Err(not_found(format!(
             "Alias {} is not found.",
-            kms_arn(region, &account, &alias)
+            region.keys.kms_arn(&account, &alias)
         )));
     }
     let key_arn = if key_id.starts_with("arn:") {
@@ -424,9 +223,10 @@ pub async fn find_key(region: &RegionService, caller: &Caller, key_id: &str) -> 
         if !is_key_id(key_id) {
             return Err(invalid_key_id(key_id));
         }
-        kms_arn(region, &account, &format!("key/{key_id}"))
+        region.keys.kms_arn(&account, &format!("key/{key_id}"))
     };
     region
+        .keys
         .key_by_arn(&key_arn)
         .await?
         .ok_or_else(|| not_found(format!("Key '{key_arn}' does not exist")))
@@ -572,7 +372,7 @@ pub async fn save_key(
     let mut record = (*key.record).clone();
     record.metadata = meta.to_json();
     if let Some(material) = material {
-        record.wrapped_material = region.wrap_material(&key.arn, material);
+        record.wrapped_material = region.keys.wrap_material(&key.arn, material);
     }
     commit_key(region, key, record, Vec::new()).await
 }
@@ -591,7 +391,7 @@ pub async fn commit_key(
         expected: (*key.record).clone(),
     };
     let result = region.store.commit_kms_with(change, outbox).await;
-    region.forget_key(&key.arn);
+    region.keys.forget_key(&key.arn);
     match result {
         Ok(()) => {
             if notify {

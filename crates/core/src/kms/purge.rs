@@ -37,7 +37,7 @@ pub async fn purge_due_keys(region: &RegionService) -> Result<usize> {
             Ok(()) | Err(coffer_store::StoreError::Conflict) => {}
             Err(e) => return Err(e.into()),
         }
-        region.forget_key(&record.key_arn);
+        region.keys.forget_key(&record.key_arn);
         purged += 1;
         tracing::info!(region = %region.region, key = %record.key_arn, "Deleted KMS key after its waiting period");
     }

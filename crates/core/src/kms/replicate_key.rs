@@ -21,7 +21,8 @@ use serde_json::{Value, json};
 
 use super::{KeyMeta, KmsTag, RegionDirectory};
 use crate::error::{Error, ErrorCode, Result};
-use crate::region::{Caller, KeyHandle, RegionService};
+use crate::keys::KeyHandle;
+use crate::region::{Caller, RegionService};
 
 #[derive(Deserialize)]
 #[serde(rename_all = "PascalCase")]
@@ -173,6 +174,7 @@ async fn replicate_here(
 ) -> Result<Value> {
     let meta = replica_meta(key, &region.region, payload);
     let replica = match dest
+        .keys
         .create_key(
             &key.record.account_id,
             &key.record.key_id,
@@ -192,10 +194,10 @@ async fn replicate_here(
         primary.replica_regions.push(replica_region.to_string());
     }
     super::save_meta(region, key, primary).await?;
-    let policy =
-        replica.meta.policy.clone().unwrap_or_else(|| {
-            super::default_policy(dest, &replica.record.account_id, &replica.meta)
-        });
+    let policy = replica.meta.policy.clone().unwrap_or_else(|| {
+        dest.keys
+            .default_policy(&replica.record.account_id, &replica.meta)
+    });
     Ok(answer(
         &replica.arn,
         key,
@@ -232,14 +234,6 @@ async fn replicate_to_peer(
     let policy = meta
         .policy
         .clone()
-        .unwrap_or_else(|| super::default_policy(region, &key.record.account_id, &meta));
+        .unwrap_or_else(|| region.keys.default_policy(&key.record.account_id, &meta));
     Ok(answer(&arn, key, region.now_ms(), meta, policy))
-}
-
-/// Used by `RegionService::create_key`: a key id taken in the Region.
-pub(crate) fn already_exists(arn: &str) -> Error {
-    Error::new(
-        ErrorCode::KmsAlreadyExists,
-        format!("Key {arn} already exists."),
-    )
 }

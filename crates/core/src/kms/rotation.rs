@@ -14,7 +14,8 @@ use coffer_kms::KeyMaterial;
 
 use super::{KeyMeta, PreviousMaterial, RegionDirectory, Rotation};
 use crate::error::{Error, ErrorCode, Result};
-use crate::region::{KeyHandle, RegionService};
+use crate::keys::KeyHandle;
+use crate::region::RegionService;
 
 pub(crate) const DAY_MS: i64 = 24 * 60 * 60 * 1000;
 
@@ -116,8 +117,8 @@ pub async fn rotate(
     for (dest, arn) in replicas {
         // A replica changed meanwhile (its tags, its state) is read again.
         for attempt in 1.. {
-            dest.forget_key(&arn);
-            let Some(replica) = dest.key_by_arn(&arn).await? else {
+            dest.keys.forget_key(&arn);
+            let Some(replica) = dest.keys.key_by_arn(&arn).await? else {
                 break;
             };
             let meta = rotated_meta(&replica, &new, rotation_type, now);
@@ -147,7 +148,7 @@ pub async fn rotate_due_keys(
         if !due || meta.key_state != "Enabled" || meta.primary_region.is_some() {
             continue;
         }
-        let Some(key) = region.key_by_arn(&record.key_arn).await? else {
+        let Some(key) = region.keys.key_by_arn(&record.key_arn).await? else {
             continue;
         };
         match rotate(region, &key, "AUTOMATIC", regions).await {

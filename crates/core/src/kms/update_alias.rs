@@ -31,7 +31,7 @@ pub async fn run(region: &RegionService, caller: &Caller, input: Input) -> Resul
         Ok(()) => Ok(json!({})),
         Err(coffer_store::StoreError::Conflict) => Err(super::not_found(format!(
             "Alias {} is not found.",
-            super::kms_arn(region, &caller.account_id, &input.alias_name)
+            region.keys.kms_arn(&caller.account_id, &input.alias_name)
         ))),
         Err(e) => Err(e.into()),
     }

@@ -150,6 +150,7 @@ pub async fn run(region: &RegionService, caller: &Caller, input: Input) -> Resul
         .client_request_token
         .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
     let key = region
+        .keys
         .resolve_key(&caller.account_id, input.kms_key_id.as_deref())
         .await?;
 
@@ -176,7 +177,9 @@ pub async fn run(region: &RegionService, caller: &Caller, input: Input) -> Resul
         let arn = new_arn.clone();
         let mut versions = Vec::new();
         if let Some(value) = &value {
-            let (wrapped, ciphertext) = region.encrypt_value(caller, &key, &arn, &token, value)?;
+            let (wrapped, ciphertext) = region
+                .keys
+                .encrypt_value(caller, &key, &arn, &token, value)?;
             versions.push(VersionRecord {
                 secret_arn: arn.clone(),
                 version_id: token.clone(),
@@ -260,6 +263,7 @@ async fn existing_secret_error(
         let same = match value {
             Some(value) if version.ciphertext.is_some() => {
                 region
+                    .keys
                     .decrypt_value(caller, &existing.record.arn, version)
                     .await?
                     == *value

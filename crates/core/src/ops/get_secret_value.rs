@@ -140,6 +140,7 @@ pub async fn read(
         });
     }
     let value = region
+        .keys
         .decrypt_value(caller, &secret.record.arn, version)
         .await?;
     let today = day_of(region.now_ms());

@@ -117,6 +117,7 @@ async fn reencrypt(
     key_id: Option<&str>,
 ) -> Result<Vec<coffer_store::VersionRecord>> {
     let key = region
+        .keys
         .resolve_key(&secret.record.account_id, key_id)
         .await?;
     let arn = secret.record.arn.clone();
@@ -129,9 +130,11 @@ async fn reencrypt(
         if !staged || version.ciphertext.is_none() {
             continue;
         }
-        let value = region.decrypt_value(caller, &arn, version).await?;
+        let value = region.keys.decrypt_value(caller, &arn, version).await?;
         let (wrapped, ciphertext) =
-            region.encrypt_value(caller, &key, &arn, &version.version_id, &value)?;
+            region
+                .keys
+                .encrypt_value(caller, &key, &arn, &version.version_id, &value)?;
         version.kms_key_arn = Some(key.arn.clone());
         version.wrapped_data_key = Some(wrapped);
         version.ciphertext = Some(ciphertext);
