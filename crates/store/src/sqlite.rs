@@ -176,28 +176,7 @@ async fn migrate(pool: &SqlitePool, kind: StoreKind, applied: i64) -> Result<()>
     if applied as usize >= migrations.len() {
         return Ok(());
     }
-    // A migration may sort a whole table (0007 indexes every search term: 30 million rows at
-    // a million secrets). With the writer's `temp_store=memory` SQLite sorts in memory, and the
-    // process kept the 1.8 GB it took; sorted in temporary files, it stays within the page
-    // cache. The writer's setting is back once the migration is done.
-    let mut conn = pool.acquire().await?;
-    sqlx::query("PRAGMA temp_store = FILE")
-        .execute(&mut *conn)
-        .await?;
-    migrate_on(&mut conn, kind, applied).await?;
-    sqlx::query("PRAGMA temp_store = MEMORY")
-        .execute(&mut *conn)
-        .await?;
-    Ok(())
-}
-
-async fn migrate_on(
-    conn: &mut sqlx::SqliteConnection,
-    kind: StoreKind,
-    applied: i64,
-) -> Result<()> {
-    let migrations = kind.migrations();
-    let mut tx = sqlx::Connection::begin(conn).await?;
+    let mut tx = pool.begin().await?;
     for sql in &migrations[applied as usize..] {
         sqlx::raw_sql(*sql).execute(&mut *tx).await?;
     }
