@@ -8,7 +8,7 @@ use std::collections::HashMap;
 
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, percent_decode, utf8_percent_encode};
+use percent_encoding::{percent_decode, utf8_percent_encode};
 use quick_xml::Writer;
 use quick_xml::events::{BytesStart, BytesText, Event};
 
@@ -61,12 +61,8 @@ fn decode(input: &[u8]) -> Option<String> {
     String::from_utf8(decoded).ok()
 }
 
-/// Everything but RFC 3986's unreserved characters (`A-Z a-z 0-9 - _ . ~`).
-const RESERVED: &AsciiSet = &NON_ALPHANUMERIC
-    .remove(b'-')
-    .remove(b'_')
-    .remove(b'.')
-    .remove(b'~');
+// Everything but RFC 3986's unreserved characters (`A-Z a-z 0-9 - _ . ~`): SigV4's set.
+use coffer_sigv4::RESERVED;
 
 /// RFC 3986 percent-encoding of everything but the unreserved characters, as IAM returns
 /// policy documents (`%7B%22Version%22...`).

@@ -226,9 +226,10 @@ fn percent_decode(input: &str) -> Vec<u8> {
     percent_encoding::percent_decode_str(&spaced).collect()
 }
 
-/// Everything but SigV4's unreserved characters (`A-Z a-z 0-9 - . _ ~`) is
-/// encoded; `percent_encode` writes upper-case hex, as SigV4 requires.
-const RESERVED: &AsciiSet = &NON_ALPHANUMERIC
+/// Everything but the unreserved characters of SigV4 and RFC 3986 (`A-Z a-z 0-9 - . _ ~`) is
+/// encoded; `percent_encode` writes upper-case hex, as SigV4 requires. The Query protocol's
+/// encoder (`coffer-api`) uses the same set.
+pub const RESERVED: &AsciiSet = &NON_ALPHANUMERIC
     .remove(b'-')
     .remove(b'.')
     .remove(b'_')

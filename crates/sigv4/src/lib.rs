@@ -117,5 +117,6 @@ mod signing_key;
 mod verifier;
 
 pub use authorization::{Authorization, parse};
+pub use canonical::RESERVED;
 pub use error::{MismatchDetails, SigV4Error};
 pub use verifier::Verifier;
