@@ -19,7 +19,7 @@
 //! cheap: one runtime thread by default, signatures cached per second, no per-request
 //! allocation beyond what hyper needs.
 
-mod create;
+mod each;
 mod proxy;
 mod report;
 mod run;
@@ -300,8 +300,8 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.cmd {
         Cmd::Run(args) => run::main(args),
-        Cmd::Create(args) => create::main(args),
-        Cmd::Rotate(args) => create::rotate(args),
+        Cmd::Create(args) => each::create(args),
+        Cmd::Rotate(args) => each::rotate(args),
         Cmd::Proxy(args) => proxy::main(args),
         Cmd::Trivial(args) => trivial::main(args),
         Cmd::Report(args) => report::main(args),

@@ -191,7 +191,9 @@ pub trait Store: Send + Sync + 'static {
         next_attempt_ms: i64,
         first_failure_ms: Option<i64>,
     ) -> Result<()>;
-    /// Pending rows per destination Region.
+    /// Pending rows per destination Region, the Region's own rotation schedules included:
+    /// every row is counted (tests and diagnostics; the worker and `/metrics` use
+    /// [`Store::replication_depth`]).
     async fn outbox_depth(&self) -> Result<Vec<(String, i64)>>;
     /// Pending replication rows per destination Region other than `source`, the Region this
     /// store holds (rows addressed to `source` itself are its rotation schedules). Two index

@@ -10,9 +10,9 @@
 //!   transaction as the secret by [`terms_sql`]. A term row names its secret by the secret's
 //!   `term_key`, a small integer (migration 0007), not by its ARN (which made the table 80%
 //!   of a Region's database at a million secrets). The terms are the lowercased whitespace
-//!   words of the description (`description`), the lowercased words of name, description, tag keys and tag
-//!   values as the `all` filter splits them ([`words`]), every tag key and tag value as is, and
-//!   the primary Region of a replicated secret.
+//!   words of the description (`description`), the lowercased words of name, description,
+//!   tag keys and tag values as the `all` filter splits them ([`words`]), every tag key and
+//!   tag value as is, and the primary Region of a replicated secret.
 //! - Text compares as bytes on both backends (SQLite's BINARY collation; `COLLATE "C"` on
 //!   PostgreSQL), so UTF-8 strings sort by code point, as Rust's `str` does.
 
@@ -518,8 +518,8 @@ pub(crate) fn page_sql(q: &ListQuery<'_>, dialect: Dialect, driver: Option<&[Sou
     }
 }
 
-/// Terms per multi-row statement of [`terms_sql`]'s `sync` (three parameters each; far below
-/// either backend's limit on parameters).
+/// Terms per multi-row statement of [`terms_sql`]'s `sync` (two parameters each, plus the
+/// secret's ARN; far below either backend's limit on parameters).
 const TERMS_PER_STATEMENT: usize = 256;
 
 /// `$query` with every [`Bind`] of `$binds` bound, in order.

@@ -311,6 +311,7 @@ async fn migrate_locked(pool: &PgPool, target: &Target<'_>) -> PgResult<()> {
         tx.rollback().await?;
         return Ok(());
     }
+    crate::schema::log_migration(target.kind, target.location, applied, migrations.len());
     for sql in &migrations[applied as usize..] {
         sqlx::raw_sql(sqlx::AssertSqlSafe(*sql))
             .execute(&mut *tx)

@@ -403,7 +403,8 @@ macro_rules! snapshot_sql {
                     })
                     .collect();
                 // Each term names its secret by the `term_key` the secret's insert above was
-                // given (migration 0007), found by ARN.
+                // given (migration 0007), found by ARN. The `WHERE` only keeps SQLite's parser
+                // from reading `ON CONFLICT` as the join's `ON` (every key is set by then).
                 for rows in terms.chunks(IMPORT_ROWS * 3) {
                     let mut query = sqlx::QueryBuilder::<$db>::new(
                         "INSERT INTO secret_terms (secret_key, kind, term) \

@@ -150,7 +150,7 @@ async fn open_pools_with(path: &Path, kind: StoreKind, wal_limit: u64) -> Result
                 .pragma("cache_size", format!("-{}", WRITER_CACHE_KIB)),
         )
         .await?;
-    migrate(&writer, kind, applied).await?;
+    migrate(&writer, kind, &location, applied).await?;
     let checkpointer = SqlitePoolOptions::new()
         .max_connections(1)
         .min_connections(1)
@@ -171,11 +171,12 @@ async fn open_pools_with(path: &Path, kind: StoreKind, wal_limit: u64) -> Result
     })
 }
 
-async fn migrate(pool: &SqlitePool, kind: StoreKind, applied: i64) -> Result<()> {
+async fn migrate(pool: &SqlitePool, kind: StoreKind, location: &str, applied: i64) -> Result<()> {
     let migrations = kind.migrations();
     if applied as usize >= migrations.len() {
         return Ok(());
     }
+    crate::schema::log_migration(kind, location, applied, migrations.len());
     let mut tx = pool.begin().await?;
     for sql in &migrations[applied as usize..] {
         sqlx::raw_sql(*sql).execute(&mut *tx).await?;

@@ -303,20 +303,7 @@ impl Keys {
             "kms:ViaService",
             format!("secretsmanager.{}.amazonaws.com", self.region),
         );
-        let principal = caller.principal();
-        let request = coffer_iam::Request {
-            principal: &principal,
-            action: use_.action(),
-            resource: &key.arn,
-            resource_account: &key.record.account_id,
-            context: &context,
-        };
-        match coffer_iam::evaluate_key_policy(&request, &caller.policies, &key.policy) {
-            coffer_iam::Decision::Allow => Ok(()),
-            coffer_iam::Decision::Deny(denial) => Err(KeyUseDenied::Policy(
-                coffer_iam::access_denied_message(&request, denial),
-            )),
-        }
+        evaluate_key_policy(caller, key, use_.action(), &context).map_err(KeyUseDenied::Policy)
     }
 
     /// Stores a new customer key (`key_id` a UUID or `mrk-...`) with `material` wrapped under
@@ -538,6 +525,31 @@ impl KeyUseDenied {
         match self {
             KeyUseDenied::Policy(detail) => format!("Access to KMS is not allowed: {detail}"),
             KeyUseDenied::Error(e) => e.message.clone(),
+        }
+    }
+}
+
+/// `action` on `key` by `caller`, under the key policy and the caller's identity policies;
+/// `Err` is the AccessDenied message. Both Secrets Manager's use of a key and the KMS
+/// operations decide through it.
+pub fn evaluate_key_policy(
+    caller: &Caller,
+    key: &KeyHandle,
+    action: &str,
+    context: &coffer_iam::Context,
+) -> std::result::Result<(), String> {
+    let principal = caller.principal();
+    let request = coffer_iam::Request {
+        principal: &principal,
+        action,
+        resource: &key.arn,
+        resource_account: &key.record.account_id,
+        context,
+    };
+    match coffer_iam::evaluate_key_policy(&request, &caller.policies, &key.policy) {
+        coffer_iam::Decision::Allow => Ok(()),
+        coffer_iam::Decision::Deny(denial) => {
+            Err(coffer_iam::access_denied_message(&request, denial))
         }
     }
 }

@@ -270,22 +270,8 @@ pub async fn find_authorized_key(
 
 /// Checks `kms:<Op>` on `key` against its key policy and the caller's identity policies.
 pub fn authorize(caller: &Caller, key: &KeyHandle, action: &str) -> Result<()> {
-    let context = policy_context(caller);
-    let principal = caller.principal();
-    let request = coffer_iam::Request {
-        principal: &principal,
-        action,
-        resource: &key.arn,
-        resource_account: &key.record.account_id,
-        context: &context,
-    };
-    match coffer_iam::evaluate_key_policy(&request, &caller.policies, &key.policy) {
-        coffer_iam::Decision::Allow => Ok(()),
-        coffer_iam::Decision::Deny(denial) => Err(Error::new(
-            ErrorCode::AccessDenied,
-            coffer_iam::access_denied_message(&request, denial),
-        )),
-    }
+    crate::keys::evaluate_key_policy(caller, key, action, &policy_context(caller))
+        .map_err(|message| Error::new(ErrorCode::AccessDenied, message))
 }
 
 /// Checks an action without a key (CreateKey, ListKeys, ListAliases) against the caller's

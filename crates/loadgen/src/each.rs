@@ -1,3 +1,5 @@
+//! Commands that call one operation once for each secret `<prefix>-<start>` ... (`call_each`).
+//!
 //! `create`: creates the secrets `run --operation put` writes to, `<prefix>-0` ...
 //! `<prefix>-<N-1>`, each with a 100-byte value and, if asked, replicas in other Regions
 //! (CreateSecret with `AddReplicaRegions`). Creation is not measured; it only has to be quick
@@ -16,7 +18,7 @@ use crate::run::{Conn, Shared, connect, resolve_target, token, token_prefix};
 use crate::signer::{self, Signer};
 use crate::{BoxError, CreateArgs, EachArgs, RotateArgs};
 
-pub fn main(args: CreateArgs) -> Result<(), BoxError> {
+pub fn create(args: CreateArgs) -> Result<(), BoxError> {
     let bodies = Bodies {
         name_prefix: args.each.secret_id.clone(),
         replica_regions: args.replica_regions.clone(),
