@@ -1,7 +1,5 @@
 //! Row -> record mapping of the IAM store, shared by both backends.
 
-use sqlx::ColumnIndex;
-
 use crate::rows::RecordRow;
 use crate::{AccessKeyRecord, Result, StoreError, UserPolicyRecord, UserRecord};
 
@@ -20,10 +18,7 @@ pub(crate) const ACCESS_KEY_INSERT_WITHIN: &str = "INSERT INTO access_keys (acce
 pub(crate) const USER_TAGS_REPLACE: &str =
     "UPDATE users SET tags = $1 WHERE user_arn = $2 AND tags = $3";
 
-pub(crate) fn user_from_row<R: RecordRow>(row: &R) -> Result<UserRecord>
-where
-    for<'a> &'a str: ColumnIndex<R>,
-{
+pub(crate) fn user_from_row<R: RecordRow>(row: &R) -> Result<UserRecord> {
     Ok(UserRecord {
         user_arn: row.text("user_arn")?,
         account_id: row.text("account_id")?,
@@ -34,10 +29,7 @@ where
     })
 }
 
-pub(crate) fn access_key_from_row<R: RecordRow>(row: &R) -> Result<AccessKeyRecord>
-where
-    for<'a> &'a str: ColumnIndex<R>,
-{
+pub(crate) fn access_key_from_row<R: RecordRow>(row: &R) -> Result<AccessKeyRecord> {
     Ok(AccessKeyRecord {
         access_key_id: row.text("access_key_id")?,
         user_arn: row.text("user_arn")?,
@@ -50,10 +42,7 @@ where
     })
 }
 
-pub(crate) fn user_policy_from_row<R: RecordRow>(row: &R) -> Result<UserPolicyRecord>
-where
-    for<'a> &'a str: ColumnIndex<R>,
-{
+pub(crate) fn user_policy_from_row<R: RecordRow>(row: &R) -> Result<UserPolicyRecord> {
     Ok(UserPolicyRecord {
         user_arn: row.text("user_arn")?,
         policy_name: row.text("policy_name")?,

@@ -7,11 +7,9 @@ use crate::{
     OutboxEntry, OutboxRow, Result, SecretRecord, StoreError, Tag, ValueKind, VersionRecord,
 };
 
-/// What a driver's row must decode for these mappings.
-pub(crate) trait RecordRow: Row
-where
-    for<'a> &'a str: ColumnIndex<Self>,
-{
+/// What a driver's row must decode for these mappings: sqlx's rows (both backends), and the
+/// rows of the synchronous SQLite readers (`sqlite::sync_reads`).
+pub(crate) trait RecordRow {
     fn text(&self, column: &str) -> Result<String>;
     fn opt_text(&self, column: &str) -> Result<Option<String>>;
     fn int(&self, column: &str) -> Result<i64>;
@@ -49,10 +47,7 @@ fn json_err(e: serde_json::Error) -> StoreError {
     StoreError::Backend(format!("corrupt JSON column: {e}"))
 }
 
-pub(crate) fn secret_from_row<R: RecordRow>(row: &R) -> Result<SecretRecord>
-where
-    for<'a> &'a str: ColumnIndex<R>,
-{
+pub(crate) fn secret_from_row<R: RecordRow>(row: &R) -> Result<SecretRecord> {
     let tags = match row.opt_text("tags")? {
         Some(t) => Some(serde_json::from_str::<Vec<Tag>>(&t).map_err(json_err)?),
         None => None,
@@ -76,10 +71,7 @@ where
     })
 }
 
-pub(crate) fn version_from_row<R: RecordRow>(row: &R) -> Result<VersionRecord>
-where
-    for<'a> &'a str: ColumnIndex<R>,
-{
+pub(crate) fn version_from_row<R: RecordRow>(row: &R) -> Result<VersionRecord> {
     Ok(VersionRecord {
         secret_arn: row.text("secret_arn")?,
         version_id: row.text("version_id")?,
@@ -93,10 +85,7 @@ where
     })
 }
 
-pub(crate) fn outbox_from_row<R: RecordRow>(row: &R) -> Result<OutboxRow>
-where
-    for<'a> &'a str: ColumnIndex<R>,
-{
+pub(crate) fn outbox_from_row<R: RecordRow>(row: &R) -> Result<OutboxRow> {
     Ok(OutboxRow {
         id: row.int("id")?,
         entry: OutboxEntry {
@@ -112,10 +101,7 @@ where
     })
 }
 
-pub(crate) fn detachment_from_row<R: RecordRow>(row: &R) -> Result<crate::Detachment>
-where
-    for<'a> &'a str: ColumnIndex<R>,
-{
+pub(crate) fn detachment_from_row<R: RecordRow>(row: &R) -> Result<crate::Detachment> {
     Ok(crate::Detachment {
         arn: row.text("arn")?,
         primary_arn: row.text("primary_arn")?,
@@ -124,10 +110,7 @@ where
     })
 }
 
-pub(crate) fn kms_key_from_row<R: RecordRow>(row: &R) -> Result<crate::KmsKeyRecord>
-where
-    for<'a> &'a str: ColumnIndex<R>,
-{
+pub(crate) fn kms_key_from_row<R: RecordRow>(row: &R) -> Result<crate::KmsKeyRecord> {
     Ok(crate::KmsKeyRecord {
         key_arn: row.text("key_arn")?,
         account_id: row.text("account_id")?,
@@ -138,10 +121,7 @@ where
     })
 }
 
-pub(crate) fn kms_alias_from_row<R: RecordRow>(row: &R) -> Result<crate::KmsAliasRecord>
-where
-    for<'a> &'a str: ColumnIndex<R>,
-{
+pub(crate) fn kms_alias_from_row<R: RecordRow>(row: &R) -> Result<crate::KmsAliasRecord> {
     Ok(crate::KmsAliasRecord {
         account_id: row.text("account_id")?,
         alias_name: row.text("alias_name")?,
@@ -297,32 +277,42 @@ pub(crate) const PG_LOAD_BY_NAME: &str = joined_load!(
 );
 
 /// The secret of the rows of a `*_LOAD_BY_*` statement (`None` when there are none).
-pub(crate) fn secret_from_joined<R: RecordRow>(rows: &[R]) -> Result<Option<crate::Secret>>
-where
-    for<'a> &'a str: ColumnIndex<R>,
-{
-    let Some(first) = rows.first() else {
-        return Ok(None);
-    };
-    let record = secret_from_row(first)?;
-    let mut versions = Vec::with_capacity(rows.len());
+pub(crate) fn secret_from_joined<R: RecordRow>(rows: &[R]) -> Result<Option<crate::Secret>> {
+    let mut secret = None;
     for row in rows {
-        let Some(version_id) = row.opt_text("v_version_id")? else {
-            continue; // a secret without versions: one row of NULLs
-        };
-        versions.push(VersionRecord {
-            secret_arn: record.arn.clone(),
-            version_id,
-            stages: serde_json::from_str(&row.text("v_stages")?).map_err(json_err)?,
-            created_ms: row.int("v_created_ms")?,
-            last_accessed_day: row.opt_int("v_last_accessed_day")?,
-            kms_key_arn: row.opt_text("v_kms_key_arn")?,
-            value_kind: ValueKind::from_i64(row.int("v_value_kind")?),
-            wrapped_data_key: row.opt_bytes("v_wrapped_data_key")?,
-            ciphertext: row.opt_bytes("v_ciphertext")?,
-        });
+        add_joined_row(&mut secret, row)?;
     }
-    Ok(Some(crate::Secret { record, versions }))
+    Ok(secret)
+}
+
+/// Adds one row of a `*_LOAD_BY_*` statement to the secret read so far (the first row makes
+/// it), for drivers that hand out one row at a time.
+pub(crate) fn add_joined_row<R: RecordRow>(
+    secret: &mut Option<crate::Secret>,
+    row: &R,
+) -> Result<()> {
+    let secret = match secret {
+        Some(secret) => secret,
+        None => secret.insert(crate::Secret {
+            record: secret_from_row(row)?,
+            versions: Vec::new(),
+        }),
+    };
+    let Some(version_id) = row.opt_text("v_version_id")? else {
+        return Ok(()); // a secret without versions: one row of NULLs
+    };
+    secret.versions.push(VersionRecord {
+        secret_arn: secret.record.arn.clone(),
+        version_id,
+        stages: serde_json::from_str(&row.text("v_stages")?).map_err(json_err)?,
+        created_ms: row.int("v_created_ms")?,
+        last_accessed_day: row.opt_int("v_last_accessed_day")?,
+        kms_key_arn: row.opt_text("v_kms_key_arn")?,
+        value_kind: ValueKind::from_i64(row.int("v_value_kind")?),
+        wrapped_data_key: row.opt_bytes("v_wrapped_data_key")?,
+        ciphertext: row.opt_bytes("v_ciphertext")?,
+    });
+    Ok(())
 }
 
 /// `VALUES` of `rows` rows of `columns` numbered parameters each: `($1, $2), ($3, $4)`.

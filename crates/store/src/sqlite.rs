@@ -5,6 +5,7 @@
 //! one fsync.
 
 mod group_commit;
+mod sync_reads;
 mod terms_memo;
 
 use std::path::Path;
@@ -24,7 +25,7 @@ use crate::iam_rows::{
 use crate::rows::{
     SQLITE_LOAD_BY_ARN, SQLITE_LOAD_BY_NAME, kms_alias_from_row, kms_alias_insert,
     kms_change_statements, kms_key_from_row, kms_key_insert, kms_query, outbox_from_row,
-    secret_from_joined, secret_from_row, values_list, version_from_row,
+    secret_from_row, values_list, version_from_row,
 };
 use crate::schema::{StoreKind, check_compatible};
 use crate::{
@@ -91,6 +92,18 @@ fn spawn_checkpointer(pool: SqlitePool, wal: std::path::PathBuf, wal_limit: u64)
     });
 }
 
+/// A pool of `max` connections, at least one always open. sqlx's pools test an idle
+/// connection before handing it out by default (`test_before_acquire`): a ping, which on SQLite
+/// is one more round trip to the connection's worker thread for every statement, to check a
+/// local file handle that cannot go stale (a failed connection fails its statement anyway).
+/// The test is off: it only added a round trip.
+fn pool_options(max: u32) -> SqlitePoolOptions {
+    SqlitePoolOptions::new()
+        .max_connections(max)
+        .min_connections(1)
+        .test_before_acquire(false)
+}
+
 async fn open_pools(path: &Path, kind: StoreKind) -> Result<Pools> {
     open_pools_with(path, kind, WAL_LIMIT_BYTES).await
 }
@@ -130,9 +143,7 @@ async fn open_pools_with(path: &Path, kind: StoreKind, wal_limit: u64) -> Result
             .map_err(StoreError::Incompatible)?;
         applied = version_found.unwrap_or(0);
     }
-    let writer = SqlitePoolOptions::new()
-        .max_connections(1)
-        .min_connections(1)
+    let writer = pool_options(1)
         .connect_with(
             base.clone()
                 .create_if_missing(true)
@@ -151,19 +162,13 @@ async fn open_pools_with(path: &Path, kind: StoreKind, wal_limit: u64) -> Result
         )
         .await?;
     migrate(&writer, kind, &location, applied).await?;
-    let checkpointer = SqlitePoolOptions::new()
-        .max_connections(1)
-        .min_connections(1)
+    let checkpointer = pool_options(1)
         .connect_with(base.clone().synchronous(SqliteSynchronous::Full))
         .await?;
     let mut wal = path.as_os_str().to_owned();
     wal.push("-wal");
     spawn_checkpointer(checkpointer.clone(), wal.into(), wal_limit);
-    let reader = SqlitePoolOptions::new()
-        .max_connections(4)
-        .min_connections(1)
-        .connect_with(base.read_only(true))
-        .await?;
+    let reader = pool_options(4).connect_with(base.read_only(true)).await?;
     Ok(Pools {
         writer,
         reader,
@@ -673,6 +678,8 @@ pub struct SqliteStore {
     pools: Pools,
     /// The one door of secret changes to `pools.writer` (see [`group_commit`]).
     writer: group_commit::GroupCommitter,
+    /// Reads of one secret, on the calling thread (see [`sync_reads`]).
+    point_reads: sync_reads::SyncReaders,
 }
 
 impl SqliteStore {
@@ -680,7 +687,12 @@ impl SqliteStore {
     pub async fn open(path: &Path) -> Result<SqliteStore> {
         let pools = open_pools(path, StoreKind::Region).await?;
         let writer = group_commit::GroupCommitter::spawn(pools.writer.clone());
-        Ok(SqliteStore { pools, writer })
+        let point_reads = sync_reads::SyncReaders::open(path)?;
+        Ok(SqliteStore {
+            pools,
+            writer,
+            point_reads,
+        })
     }
 
     /// `(transactions, changes)` the writer committed (or refused inside a transaction) since
@@ -693,27 +705,24 @@ impl SqliteStore {
     async fn open_with_wal_limit(path: &Path, wal_limit: u64) -> Result<SqliteStore> {
         let pools = open_pools_with(path, StoreKind::Region, wal_limit).await?;
         let writer = group_commit::GroupCommitter::spawn(pools.writer.clone());
-        Ok(SqliteStore { pools, writer })
+        let point_reads = sync_reads::SyncReaders::open(path)?;
+        Ok(SqliteStore {
+            pools,
+            writer,
+            point_reads,
+        })
     }
 }
 
 #[async_trait]
 impl Store for SqliteStore {
     async fn load_secret_by_name(&self, account_id: &str, name: &str) -> Result<Option<Secret>> {
-        let rows = sqlx::query(SQLITE_LOAD_BY_NAME)
-            .bind(account_id)
-            .bind(name)
-            .fetch_all(&self.pools.reader)
-            .await?;
-        secret_from_joined(&rows)
+        self.point_reads
+            .load(SQLITE_LOAD_BY_NAME, &[account_id, name])
     }
 
     async fn load_secret_by_arn(&self, arn: &str) -> Result<Option<Secret>> {
-        let rows = sqlx::query(SQLITE_LOAD_BY_ARN)
-            .bind(arn)
-            .fetch_all(&self.pools.reader)
-            .await?;
-        secret_from_joined(&rows)
+        self.point_reads.load(SQLITE_LOAD_BY_ARN, &[arn])
     }
 
     async fn record_heads(&self, heads: &[crate::ReplicaHead]) -> Result<()> {
@@ -1044,6 +1053,9 @@ impl Store for SqliteStore {
     }
 
     async fn close(&self) {
+        // The point readers first: the writer's connection, closed last, then finds itself
+        // the only one and folds the WAL into the database file.
+        self.point_reads.close();
         self.pools.reader.close().await;
         self.pools.writer.close().await;
         self.pools.checkpointer.close().await;
@@ -1343,6 +1355,43 @@ mod tests {
             "the database file holds {grown} bytes ({before} before 1 MiB of writes): the WAL was not checkpointed"
         );
         store.close().await;
+    }
+
+    /// A store that closed leaves one file behind, the database: everything committed is in
+    /// it (a copy of the file alone is complete) and the WAL is gone. The point readers hold
+    /// connections of their own; if they stayed open, the writer's close would not be the last
+    /// and SQLite would leave the WAL as it was.
+    #[tokio::test]
+    async fn a_closed_store_leaves_no_wal_behind() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("region.db");
+        let store = SqliteStore::open(&path).await.unwrap();
+        write_filler(&store, 0).await;
+        assert!(
+            store
+                .load_secret_by_arn("arn:none")
+                .await
+                .unwrap()
+                .is_none()
+        );
+        store.close().await;
+        let wal = dir.path().join("region.db-wal");
+        assert!(
+            !wal.exists(),
+            "{} bytes of WAL left after the store closed",
+            std::fs::metadata(&wal).map(|m| m.len()).unwrap_or(0)
+        );
+        let copy = dir.path().join("copy.db");
+        std::fs::copy(&path, &copy).unwrap();
+        let conn = rusqlite::Connection::open(&copy).unwrap();
+        let kept: i64 = conn
+            .query_row(
+                "SELECT length(meta_value) FROM coffer_meta WHERE meta_key = 'filler-0'",
+                [],
+                |row| row.get(0),
+            )
+            .unwrap();
+        assert_eq!(kept, 4096);
     }
 
     /// Writes 4 KiB to the store.

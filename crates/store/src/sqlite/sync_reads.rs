@@ -1,0 +1,158 @@
+//! Point reads of one secret on the calling thread.
+//!
+//! sqlx runs each SQLite connection on a worker thread of its own and talks to it over
+//! channels: every statement is a hand-off to that thread and back. A read of one secret from
+//! the OS's page cache takes SQLite a few microseconds, less than the hand-offs; measured with
+//! random GetSecretValue over a million secrets (docs/benchmarks.md), reading here instead
+//! raised the throughput by about a third. So the two statements of the GetSecretValue /
+//! DescribeSecret miss path (a secret by ARN, a secret by name) run here, on read-only
+//! connections of the same SQLite library (rusqlite over the `libsqlite3-sys` sqlx links),
+//! with the same SQL and the same row mapping (`rows::add_joined_row`). One statement, so one
+//! snapshot, as before. Everything else still goes through sqlx.
+//!
+//! A read blocks its thread for as long as SQLite needs: microseconds from memory, a disk read
+//! when the page is not cached (sqlx's readers waited for the same disk, on their own threads).
+//! Connections wait in a free list; a read that finds none free opens one (tens of
+//! microseconds), and at most [`KEEP`] are kept.
+
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::time::Duration;
+
+use rusqlite::{Connection, OpenFlags};
+
+use crate::rows::{RecordRow, add_joined_row};
+use crate::{Result, Secret, StoreError};
+
+/// Idle connections kept for reuse. Reads run on the runtime's threads, so rarely more than
+/// one per core is busy at once.
+const KEEP: usize = 8;
+
+/// Statements each connection keeps prepared (the two loads, and room to spare).
+const PREPARED: usize = 4;
+
+pub(crate) struct SyncReaders {
+    path: PathBuf,
+    /// The idle connections; `None` once the store closed (a read then fails).
+    idle: Mutex<Option<Vec<Connection>>>,
+}
+
+fn backend(e: rusqlite::Error) -> StoreError {
+    StoreError::Backend(format!("sqlite: {e}"))
+}
+
+/// A row of a synchronous read, mapped by the same code as sqlx's rows.
+struct SyncRow<'r, 's>(&'r rusqlite::Row<'s>);
+
+impl RecordRow for SyncRow<'_, '_> {
+    fn text(&self, column: &str) -> Result<String> {
+        self.0.get(column).map_err(backend)
+    }
+    fn opt_text(&self, column: &str) -> Result<Option<String>> {
+        self.0.get(column).map_err(backend)
+    }
+    fn int(&self, column: &str) -> Result<i64> {
+        self.0.get(column).map_err(backend)
+    }
+    fn opt_int(&self, column: &str) -> Result<Option<i64>> {
+        self.0.get(column).map_err(backend)
+    }
+    fn opt_bytes(&self, column: &str) -> Result<Option<Vec<u8>>> {
+        self.0.get(column).map_err(backend)
+    }
+}
+
+impl SyncReaders {
+    /// Opens the first connection, so a file that cannot be read this way fails the open.
+    pub(crate) fn open(path: &Path) -> Result<SyncReaders> {
+        let readers = SyncReaders {
+            path: path.to_path_buf(),
+            idle: Mutex::new(Some(Vec::new())),
+        };
+        let first = readers.connect()?;
+        readers.put_back(first);
+        Ok(readers)
+    }
+
+    fn connect(&self) -> Result<Connection> {
+        let conn = Connection::open_with_flags(
+            &self.path,
+            OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )
+        .map_err(backend)?;
+        conn.busy_timeout(Duration::from_secs(10))
+            .map_err(backend)?;
+        conn.set_prepared_statement_cache_capacity(PREPARED);
+        Ok(conn)
+    }
+
+    fn idle(&self) -> std::sync::MutexGuard<'_, Option<Vec<Connection>>> {
+        self.idle.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Keeps `conn` for the next read (drops it when enough are kept or the store closed).
+    fn put_back(&self, conn: Connection) {
+        if let Some(idle) = self.idle().as_mut()
+            && idle.len() < KEEP
+        {
+            idle.push(conn);
+        }
+    }
+
+    /// Closes the idle connections; reads from now on fail.
+    pub(crate) fn close(&self) {
+        self.idle().take();
+    }
+
+    /// The secret in the rows of `sql` (a `*_LOAD_BY_*` statement) with text parameters
+    /// `params`.
+    pub(crate) fn load(&self, sql: &str, params: &[&str]) -> Result<Option<Secret>> {
+        let taken = match self.idle().as_mut() {
+            Some(idle) => idle.pop(),
+            None => return Err(StoreError::Backend("the store is closed".into())),
+        };
+        let conn = match taken {
+            Some(conn) => conn,
+            None => self.connect()?,
+        };
+        let loaded = load_on(&conn, sql, params);
+        self.put_back(conn);
+        loaded
+    }
+}
+
+fn load_on(conn: &Connection, sql: &str, params: &[&str]) -> Result<Option<Secret>> {
+    let mut statement = conn.prepare_cached(sql).map_err(backend)?;
+    let mut rows = statement
+        .query(rusqlite::params_from_iter(params))
+        .map_err(backend)?;
+    let mut secret = None;
+    while let Some(row) = rows.next().map_err(backend)? {
+        add_joined_row(&mut secret, &SyncRow(row))?;
+    }
+    Ok(secret)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A closed store's point reads fail instead of reopening the file behind its back, and a
+    /// connection handed back after the close is dropped, not kept.
+    #[test]
+    fn reads_fail_once_closed() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("r.db");
+        Connection::open(&path)
+            .unwrap()
+            .execute_batch("CREATE TABLE t (x)")
+            .unwrap();
+        let readers = SyncReaders::open(&path).unwrap();
+        let conn = readers.idle().as_mut().unwrap().pop().unwrap();
+        readers.close();
+        readers.put_back(conn);
+        assert!(readers.idle().is_none());
+        let err = readers.load("SELECT 1", &[]).unwrap_err();
+        assert!(err.to_string().contains("closed"), "{err}");
+    }
+}
