@@ -4,11 +4,12 @@
 //! channels: every statement is a hand-off to that thread and back. A read of one secret from
 //! the OS's page cache takes SQLite a few microseconds, less than the hand-offs; measured with
 //! random GetSecretValue over a million secrets (docs/benchmarks.md), reading here instead
-//! raised the throughput by about a third. So the two statements of the GetSecretValue /
-//! DescribeSecret miss path (a secret by ARN, a secret by name) run here, on read-only
-//! connections of the same SQLite library (rusqlite over the `libsqlite3-sys` sqlx links),
-//! with the same SQL and the same row mapping (`rows::add_joined_row`). One statement, so one
-//! snapshot, as before. Everything else still goes through sqlx.
+//! raised the throughput by a quarter (Region in memory) to a third (on disk). So the two
+//! statements of the GetSecretValue / DescribeSecret miss path (a secret by ARN, a secret by
+//! name) run here, on read-only connections of the same SQLite library (rusqlite over the
+//! `libsqlite3-sys` sqlx links), with the same SQL and the same row mapping
+//! (`rows::add_joined_row`). One statement, so one snapshot, as before. Everything else still
+//! goes through sqlx.
 //!
 //! A read blocks its thread for as long as SQLite needs: microseconds from memory, a disk read
 //! when the page is not cached (sqlx's readers waited for the same disk, on their own threads).
