@@ -4,35 +4,13 @@
 //! answered in the order sent, and one secret's refusal never holding back the others.
 //! End to end, across processes: `tests/python/test_replication_processes.py`.
 
-use std::sync::Arc;
+mod common;
 
-use base64::Engine;
-use coffer_core::replication::{self, Answer, FailureCause, SyncMessage, VersionPayload};
-use coffer_core::{Caller, RegionService, SystemClock};
-use coffer_kms::RootKey;
-use coffer_store::{SqliteStore, Store};
-use zeroize::Zeroizing;
+use coffer_core::replication::{self, Answer, FailureCause, SyncMessage};
+use coffer_core::{Caller, RegionService};
+use common::east;
 
 const ACCOUNT: &str = "111122223333";
-
-/// us-east-1, and its store as itself (for its commit counts).
-async fn east(dir: &tempfile::TempDir) -> (RegionService, Arc<SqliteStore>) {
-    let sqlite = Arc::new(
-        SqliteStore::open(&dir.path().join("east.db"))
-            .await
-            .unwrap(),
-    );
-    let store: Arc<dyn Store> = sqlite.clone();
-    let root = RootKey::from_hex(&"07".repeat(32)).unwrap();
-    let region = RegionService::new(
-        "us-east-1".into(),
-        "aws",
-        store,
-        root,
-        Arc::new(SystemClock),
-    );
-    (region, sqlite)
-}
 
 fn primary_arn(name: &str, suffix: &str) -> String {
     format!("arn:aws:secretsmanager:us-west-2:{ACCOUNT}:secret:{name}-{suffix}")
@@ -44,34 +22,7 @@ fn replica_arn(name: &str, suffix: &str) -> String {
 
 /// Sync number `seq` of the primary `name`-`suffix` in us-west-2, with value `value`.
 fn sync(name: &str, suffix: &str, seq: i64, value: &str) -> SyncMessage {
-    SyncMessage {
-        primary_arn: primary_arn(name, suffix),
-        primary_region: "us-west-2".into(),
-        seq,
-        epoch: 1,
-        commit_ms: 1,
-        sent_ms: 0,
-        force: false,
-        kms_key_id: None,
-        name: name.into(),
-        description: None,
-        tags: None,
-        resource_policy: None,
-        created_ms: 1,
-        last_changed_ms: 1,
-        deleted_ms: None,
-        purge_at_ms: None,
-        versions: vec![VersionPayload {
-            version_id: format!("v{seq}"),
-            stages: vec!["AWSCURRENT".into()],
-            created_ms: 1,
-            value: Some(Zeroizing::new(
-                base64::engine::general_purpose::STANDARD.encode(value),
-            )),
-            binary: false,
-            omitted: false,
-        }],
-    }
+    common::sync_message(&primary_arn(name, suffix), name, seq, 1, value)
 }
 
 /// The value GetSecretValue returns for `name` in us-east-1.

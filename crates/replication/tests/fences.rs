@@ -9,63 +9,20 @@
 //!   sender still waits for the answer (`FORCE_WINDOW_MS`); a late one leaves the secret as it is.
 //!   One sent before the secret last changed is sent again, built anew (`Answer::Resend`).
 
-use std::sync::Arc;
+mod common;
 
-use base64::Engine;
-use coffer_core::replication::{self, Answer, FORCE_WINDOW_MS, SyncMessage, VersionPayload};
+use coffer_core::replication::{self, Answer, FORCE_WINDOW_MS, SyncMessage};
 use coffer_core::{Caller, Clock, RegionService, SystemClock};
-use coffer_kms::RootKey;
-use coffer_store::{SqliteStore, Store};
-use zeroize::Zeroizing;
 
 const PRIMARY_ARN: &str = "arn:aws:secretsmanager:us-west-2:111122223333:secret:app/db-AbCdEf";
 const REPLICA_ARN: &str = "arn:aws:secretsmanager:us-east-1:111122223333:secret:app/db-AbCdEf";
 
 async fn east(dir: &tempfile::TempDir) -> RegionService {
-    let store: Arc<dyn Store> = Arc::new(
-        SqliteStore::open(&dir.path().join("east.db"))
-            .await
-            .unwrap(),
-    );
-    let root = RootKey::from_hex(&"07".repeat(32)).unwrap();
-    RegionService::new(
-        "us-east-1".into(),
-        "aws",
-        store,
-        root,
-        Arc::new(SystemClock),
-    )
+    common::east(dir).await.0
 }
 
 fn sync(seq: i64, epoch: i64) -> SyncMessage {
-    SyncMessage {
-        primary_arn: PRIMARY_ARN.into(),
-        primary_region: "us-west-2".into(),
-        seq,
-        epoch,
-        commit_ms: 1,
-        sent_ms: 0,
-        force: false,
-        kms_key_id: None,
-        name: "app/db".into(),
-        description: None,
-        tags: None,
-        resource_policy: None,
-        created_ms: 1,
-        last_changed_ms: 1,
-        deleted_ms: None,
-        purge_at_ms: None,
-        versions: vec![VersionPayload {
-            version_id: format!("v{seq}"),
-            stages: vec!["AWSCURRENT".into()],
-            created_ms: 1,
-            value: Some(Zeroizing::new(
-                base64::engine::general_purpose::STANDARD.encode(format!("value-{seq}")),
-            )),
-            binary: false,
-            omitted: false,
-        }],
-    }
+    common::sync_message(PRIMARY_ARN, "app/db", seq, epoch, &format!("value-{seq}"))
 }
 
 async fn replica_exists(region: &RegionService) -> bool {

@@ -71,18 +71,65 @@ pub(crate) fn secret_from_row<R: RecordRow>(row: &R) -> Result<SecretRecord> {
     })
 }
 
-pub(crate) fn version_from_row<R: RecordRow>(row: &R) -> Result<VersionRecord> {
+/// The names of a version's columns in a statement: as stored, or renamed `v_*` in the joined
+/// loads of a secret with its versions (`joined_load!`).
+struct VersionColumns {
+    stages: &'static str,
+    created_ms: &'static str,
+    last_accessed_day: &'static str,
+    kms_key_arn: &'static str,
+    value_kind: &'static str,
+    wrapped_data_key: &'static str,
+    ciphertext: &'static str,
+}
+
+const VERSION_COLUMNS: VersionColumns = VersionColumns {
+    stages: "stages",
+    created_ms: "created_ms",
+    last_accessed_day: "last_accessed_day",
+    kms_key_arn: "kms_key_arn",
+    value_kind: "value_kind",
+    wrapped_data_key: "wrapped_data_key",
+    ciphertext: "ciphertext",
+};
+
+const JOINED_VERSION_COLUMNS: VersionColumns = VersionColumns {
+    stages: "v_stages",
+    created_ms: "v_created_ms",
+    last_accessed_day: "v_last_accessed_day",
+    kms_key_arn: "v_kms_key_arn",
+    value_kind: "v_value_kind",
+    wrapped_data_key: "v_wrapped_data_key",
+    ciphertext: "v_ciphertext",
+};
+
+/// The version `version_id` of `secret_arn` in `row`, its other columns named by `columns`.
+fn version_in<R: RecordRow>(
+    row: &R,
+    columns: &VersionColumns,
+    secret_arn: String,
+    version_id: String,
+) -> Result<VersionRecord> {
     Ok(VersionRecord {
-        secret_arn: row.text("secret_arn")?,
-        version_id: row.text("version_id")?,
-        stages: serde_json::from_str(&row.text("stages")?).map_err(json_err)?,
-        created_ms: row.int("created_ms")?,
-        last_accessed_day: row.opt_int("last_accessed_day")?,
-        kms_key_arn: row.opt_text("kms_key_arn")?,
-        value_kind: ValueKind::from_i64(row.int("value_kind")?),
-        wrapped_data_key: row.opt_bytes("wrapped_data_key")?,
-        ciphertext: row.opt_bytes("ciphertext")?,
+        secret_arn,
+        version_id,
+        stages: serde_json::from_str(&row.text(columns.stages)?).map_err(json_err)?,
+        created_ms: row.int(columns.created_ms)?,
+        last_accessed_day: row.opt_int(columns.last_accessed_day)?,
+        kms_key_arn: row.opt_text(columns.kms_key_arn)?,
+        value_kind: ValueKind::from_i64(row.int(columns.value_kind)?),
+        wrapped_data_key: row.opt_bytes(columns.wrapped_data_key)?,
+        ciphertext: row.opt_bytes(columns.ciphertext)?,
     })
+}
+
+pub(crate) fn version_from_row<R: RecordRow>(row: &R) -> Result<VersionRecord> {
+    version_in(
+        row,
+        &VERSION_COLUMNS,
+        row.text("secret_arn")?,
+        row.text("version_id")?,
+    )
 }
 
 pub(crate) fn outbox_from_row<R: RecordRow>(row: &R) -> Result<OutboxRow> {
@@ -301,17 +348,9 @@ pub(crate) fn add_joined_row<R: RecordRow>(
     let Some(version_id) = row.opt_text("v_version_id")? else {
         return Ok(()); // a secret without versions: one row of NULLs
     };
-    secret.versions.push(VersionRecord {
-        secret_arn: secret.record.arn.clone(),
-        version_id,
-        stages: serde_json::from_str(&row.text("v_stages")?).map_err(json_err)?,
-        created_ms: row.int("v_created_ms")?,
-        last_accessed_day: row.opt_int("v_last_accessed_day")?,
-        kms_key_arn: row.opt_text("v_kms_key_arn")?,
-        value_kind: ValueKind::from_i64(row.int("v_value_kind")?),
-        wrapped_data_key: row.opt_bytes("v_wrapped_data_key")?,
-        ciphertext: row.opt_bytes("v_ciphertext")?,
-    });
+    let arn = secret.record.arn.clone();
+    let version = version_in(row, &JOINED_VERSION_COLUMNS, arn, version_id)?;
+    secret.versions.push(version);
     Ok(())
 }
 

@@ -94,7 +94,7 @@ fn spawn_checkpointer(pool: SqlitePool, wal: std::path::PathBuf, wal_limit: u64)
 
 /// A pool of `max` connections, at least one always open. sqlx's pools test an idle
 /// connection before handing it out by default (`test_before_acquire`): a ping, which on SQLite
-/// is one more round trip to the connection's worker thread for every statement, to check a
+/// is one more round trip to the connection's worker thread for every acquire, to check a
 /// local file handle that cannot go stale (a failed connection fails its statement anyway).
 /// The test is off: it only added a round trip.
 fn pool_options(max: u32) -> SqlitePoolOptions {
@@ -685,7 +685,11 @@ pub struct SqliteStore {
 impl SqliteStore {
     /// Opens (creating and migrating if needed) a Region's store file.
     pub async fn open(path: &Path) -> Result<SqliteStore> {
-        let pools = open_pools(path, StoreKind::Region).await?;
+        SqliteStore::on(path, open_pools(path, StoreKind::Region).await?)
+    }
+
+    /// The store of the Region file `path`, whose `pools` are open.
+    fn on(path: &Path, pools: Pools) -> Result<SqliteStore> {
         let writer = group_commit::GroupCommitter::spawn(pools.writer.clone());
         let point_reads = sync_reads::SyncReaders::open(path)?;
         Ok(SqliteStore {
@@ -703,14 +707,10 @@ impl SqliteStore {
 
     #[cfg(test)]
     async fn open_with_wal_limit(path: &Path, wal_limit: u64) -> Result<SqliteStore> {
-        let pools = open_pools_with(path, StoreKind::Region, wal_limit).await?;
-        let writer = group_commit::GroupCommitter::spawn(pools.writer.clone());
-        let point_reads = sync_reads::SyncReaders::open(path)?;
-        Ok(SqliteStore {
-            pools,
-            writer,
-            point_reads,
-        })
+        SqliteStore::on(
+            path,
+            open_pools_with(path, StoreKind::Region, wal_limit).await?,
+        )
     }
 }
 
