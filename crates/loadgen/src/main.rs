@@ -149,6 +149,11 @@ pub struct RunArgs {
     /// the cost of connecting.
     #[arg(long)]
     pub reconnect: bool,
+    /// Sign every request, as an SDK does, even when its body repeats (`get`, `list`): by
+    /// default those reuse one signature per second, which leaves the generator more of a
+    /// small machine's CPU than requests with a new body each (`get-random`, `put`) do.
+    #[arg(long)]
+    pub sign_each: bool,
 }
 
 /// Common connection and credential settings.

@@ -41,6 +41,8 @@ pub(crate) struct Target {
     )>,
     /// A new connection for every request (`--reconnect`).
     pub(crate) reconnect: bool,
+    /// A signature of its own for every request (`--sign-each`).
+    pub(crate) sign_each: bool,
     /// Origin-form request target, e.g. `/`.
     pub(crate) path: Uri,
     pub(crate) host: HeaderValue,
@@ -85,6 +87,7 @@ async fn run_all(args: &RunArgs) -> Result<RunReport, BoxError> {
     };
     let mut target = resolve_target(&args.endpoint, operation, body_for(args, 0)?).await?;
     target.reconnect = args.reconnect;
+    target.sign_each = args.sign_each;
     if matches!(args.operation, Operation::List | Operation::Mixed) {
         target.list_body = list_body_at_page(args, &target).await?;
     }
@@ -194,6 +197,7 @@ pub(crate) async fn resolve_target(
         addr,
         tls,
         reconnect: false,
+        sign_each: false,
         path: path.parse()?,
         host: HeaderValue::from_str(authority.as_str())?,
         signing,
@@ -764,6 +768,7 @@ impl Conn {
         };
         let signed = match &body {
             Some(body) => signer.sign_body(body.clone(), SystemTime::now()),
+            None if target.sign_each => signer.sign_body(signer.body().clone(), SystemTime::now()),
             None => signer
                 .headers(SystemTime::now())
                 .map(|(d, a)| (d.clone(), a.clone())),
@@ -941,6 +946,7 @@ mod tests {
             threads: 1,
             rate: Some(rate),
             reconnect: false,
+            sign_each: false,
             list_request: "{}".into(),
             list_page: 1,
         }
@@ -1014,6 +1020,27 @@ mod tests {
             seen.len(),
             "a ClientRequestToken was used twice"
         );
+    }
+
+    /// A repeated body reuses its signature (one per second) unless `--sign-each`, which
+    /// signs every request as an SDK does.
+    #[tokio::test]
+    async fn sign_each_signs_every_request_of_a_repeated_body() {
+        let (url, _) = recording_server(Duration::ZERO).await;
+        for sign_each in [false, true] {
+            let mut args = put_args(url.clone(), 1.0, 2, 1);
+            args.operation = Operation::Get;
+            args.rate = None;
+            args.sign_each = sign_each;
+            let report = super::run_all(&args).await.unwrap();
+            let r = &report.results[0];
+            assert!(r.requests > 20, "{}", r.requests);
+            if sign_each {
+                assert!(r.signatures >= r.requests, "{} < {}", r.signatures, r.requests);
+            } else {
+                assert!(r.signatures <= 4, "{} signatures", r.signatures);
+            }
+        }
     }
 
     #[test]
