@@ -1036,7 +1036,12 @@ mod tests {
             let r = &report.results[0];
             assert!(r.requests > 20, "{}", r.requests);
             if sign_each {
-                assert!(r.signatures >= r.requests, "{} < {}", r.signatures, r.requests);
+                assert!(
+                    r.signatures >= r.requests,
+                    "{} < {}",
+                    r.signatures,
+                    r.requests
+                );
             } else {
                 assert!(r.signatures <= 4, "{} signatures", r.signatures);
             }
