@@ -528,8 +528,8 @@ macro_rules! bind_all {
         let mut query = $query;
         for b in $binds {
             query = match b {
-                super::Bind::Text(t) => query.bind(t),
-                super::Bind::Int(n) => query.bind(n),
+                $crate::listing::Bind::Text(t) => query.bind(t),
+                $crate::listing::Bind::Int(n) => query.bind(n),
             };
         }
         query
@@ -646,90 +646,139 @@ macro_rules! terms_sql {
                 }
                 Ok(done)
             }
-
-            /// One page of a listing; the versions are read in the same transaction.
-            pub(crate) async fn page(
-                conn: &mut $conn,
-                q: &super::ListQuery<'_>,
-                dialect: super::Dialect,
-            ) -> Result<super::ListPage> {
-                // The filter with the fewest candidates drives the page, if it has few enough.
-                let mut driver: Option<(i64, Vec<super::Source>)> = None;
-                for f in q.filters {
-                    let Some(sources) = super::sources(f) else {
-                        continue;
-                    };
-                    let mut candidates = 0;
-                    for source in &sources {
-                        let Some(count) = super::count_sql(q.account_id, source, dialect) else {
-                            continue;
-                        };
-                        let query = sqlx::query_scalar::<$db, i64>(sqlx::AssertSqlSafe(count.sql));
-                        candidates += bind_all!(query, count.binds).fetch_one(&mut *conn).await?;
-                        if candidates >= super::drive_below() {
-                            break;
-                        }
-                    }
-                    if candidates < super::drive_below()
-                        && driver.as_ref().is_none_or(|(n, _)| candidates < *n)
-                    {
-                        driver = Some((candidates, sources));
-                    }
-                }
-                let built = super::page_sql(q, dialect, driver.as_ref().map(|(_, s)| s.as_slice()));
-                let query = sqlx::query::<$db>(sqlx::AssertSqlSafe(built.sql));
-                let rows = bind_all!(query, built.binds).fetch_all(&mut *conn).await?;
-                let mut records = rows
-                    .iter()
-                    .map(crate::rows::secret_from_row)
-                    .collect::<Result<Vec<_>>>()?;
-                let next = if records.len() > q.limit {
-                    records.truncate(q.limit);
-                    records.last().map(|r| super::ListPosition {
-                        value: super::sort_value(q.sort, r),
-                        arn: r.arn.clone(),
-                    })
-                } else {
-                    None
-                };
-                let mut by_arn: std::collections::HashMap<String, Vec<crate::VersionRecord>> =
-                    std::collections::HashMap::new();
-                if !records.is_empty() {
-                    let placeholders: Vec<String> =
-                        (1..=records.len()).map(|i| format!("${i}")).collect();
-                    let sql = format!(
-                        "SELECT * FROM secret_versions WHERE secret_arn IN ({}) \
-                         ORDER BY created_ms, version_id{}",
-                        placeholders.join(", "),
-                        match dialect {
-                            super::Dialect::Sqlite => "",
-                            super::Dialect::Postgres => " COLLATE \"C\"",
-                        }
-                    );
-                    let mut query = sqlx::query::<$db>(sqlx::AssertSqlSafe(sql));
-                    for r in &records {
-                        query = query.bind(r.arn.clone());
-                    }
-                    for row in query.fetch_all(&mut *conn).await? {
-                        let v = crate::rows::version_from_row(&row)?;
-                        by_arn.entry(v.secret_arn.clone()).or_default().push(v);
-                    }
-                }
-                let secrets = records
-                    .into_iter()
-                    .map(|record| {
-                        let versions = by_arn.remove(&record.arn).unwrap_or_default();
-                        crate::Secret { record, versions }
-                    })
-                    .collect();
-                Ok(super::ListPage { secrets, next })
-            }
         }
     };
 }
 
 terms_sql!(lite, sqlx::SqliteConnection, sqlx::Sqlite);
 terms_sql!(pg, sqlx::PgConnection, sqlx::Postgres);
+
+/// The filter that drives a page (see [`DRIVE_BELOW`]): the one whose sources have the fewest
+/// candidates, if they are few enough. Offer each filter's count in turn.
+#[derive(Default)]
+pub(crate) struct Driver {
+    best: Option<(i64, Vec<Source>)>,
+}
+
+impl Driver {
+    /// The count statements of every filter that can drive, with its sources.
+    pub(crate) fn candidates(
+        q: &ListQuery<'_>,
+        dialect: Dialect,
+    ) -> Vec<(Vec<Source>, Vec<PageSql>)> {
+        q.filters
+            .iter()
+            .filter_map(sources)
+            .map(|sources| {
+                let counts = sources
+                    .iter()
+                    .filter_map(|source| count_sql(q.account_id, source, dialect))
+                    .collect();
+                (sources, counts)
+            })
+            .collect()
+    }
+
+    /// Whether a filter's count so far already rules it out (a count stops there).
+    pub(crate) fn enough(candidates: i64) -> bool {
+        candidates >= drive_below()
+    }
+
+    pub(crate) fn offer(&mut self, candidates: i64, sources: Vec<Source>) {
+        if candidates < drive_below() && self.best.as_ref().is_none_or(|(n, _)| candidates < *n) {
+            self.best = Some((candidates, sources));
+        }
+    }
+
+    pub(crate) fn sources(&self) -> Option<&[Source]> {
+        self.best.as_ref().map(|(_, s)| s.as_slice())
+    }
+}
+
+/// The versions of a page's `n` secrets (`$1`..`$n`: their ARNs), oldest first.
+pub(crate) fn versions_sql(n: usize, dialect: Dialect) -> String {
+    let placeholders: Vec<String> = (1..=n).map(|i| format!("${i}")).collect();
+    format!(
+        "SELECT * FROM secret_versions WHERE secret_arn IN ({}) ORDER BY created_ms, version_id{}",
+        placeholders.join(", "),
+        match dialect {
+            Dialect::Sqlite => "",
+            Dialect::Postgres => " COLLATE \"C\"",
+        }
+    )
+}
+
+/// The page of `records` (the page's rows, one more than `limit` when more follow) with their
+/// `versions`.
+pub(crate) fn assemble(
+    q: &ListQuery<'_>,
+    mut records: Vec<SecretRecord>,
+    versions: Vec<crate::VersionRecord>,
+) -> ListPage {
+    let next = if records.len() > q.limit {
+        records.truncate(q.limit);
+        records.last().map(|r| ListPosition {
+            value: sort_value(q.sort, r),
+            arn: r.arn.clone(),
+        })
+    } else {
+        None
+    };
+    let mut by_arn: std::collections::HashMap<String, Vec<crate::VersionRecord>> =
+        std::collections::HashMap::new();
+    for v in versions {
+        by_arn.entry(v.secret_arn.clone()).or_default().push(v);
+    }
+    let secrets = records
+        .into_iter()
+        .map(|record| {
+            let versions = by_arn.remove(&record.arn).unwrap_or_default();
+            Secret { record, versions }
+        })
+        .collect();
+    ListPage { secrets, next }
+}
+
+/// One page of a listing on PostgreSQL, in the transaction `conn` (SQLite's runs on a
+/// synchronous reader, `sqlite::sync_reads`).
+pub(crate) async fn pg_page(
+    conn: &mut sqlx::PgConnection,
+    q: &ListQuery<'_>,
+) -> crate::Result<ListPage> {
+    let dialect = Dialect::Postgres;
+    let mut driver = Driver::default();
+    for (sources, counts) in Driver::candidates(q, dialect) {
+        let mut candidates = 0;
+        for count in counts {
+            let query = sqlx::query_scalar::<sqlx::Postgres, i64>(sqlx::AssertSqlSafe(count.sql));
+            candidates += bind_all!(query, count.binds).fetch_one(&mut *conn).await?;
+            if Driver::enough(candidates) {
+                break;
+            }
+        }
+        driver.offer(candidates, sources);
+    }
+    let built = page_sql(q, dialect, driver.sources());
+    let query = sqlx::query::<sqlx::Postgres>(sqlx::AssertSqlSafe(built.sql));
+    let rows = bind_all!(query, built.binds).fetch_all(&mut *conn).await?;
+    let records = rows
+        .iter()
+        .map(crate::rows::secret_from_row)
+        .collect::<crate::Result<Vec<_>>>()?;
+    let mut versions = Vec::new();
+    let shown = records.len().min(q.limit);
+    if shown > 0 {
+        let sql = versions_sql(shown, dialect);
+        let mut query = sqlx::query::<sqlx::Postgres>(sqlx::AssertSqlSafe(sql));
+        for r in &records[..shown] {
+            query = query.bind(r.arn.clone());
+        }
+        for row in query.fetch_all(&mut *conn).await? {
+            versions.push(crate::rows::version_from_row(&row)?);
+        }
+    }
+    Ok(assemble(q, records, versions))
+}
 
 #[cfg(test)]
 mod tests {

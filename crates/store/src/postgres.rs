@@ -1073,8 +1073,7 @@ impl Store for PostgresStore {
     async fn list_page(&self, query: &crate::ListQuery<'_>) -> Result<crate::ListPage> {
         retrying!("listing a page of secrets", Exhausted::Backend, async {
             let mut tx = self.pool.begin_with(READ_TX).await?;
-            let page =
-                crate::listing::pg::page(&mut tx, query, crate::listing::Dialect::Postgres).await?;
+            let page = crate::listing::pg_page(&mut tx, query).await?;
             tx.commit().await?;
             Ok::<_, PgError>(page)
         })

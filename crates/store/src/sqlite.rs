@@ -10,6 +10,7 @@ mod terms_memo;
 
 use std::path::Path;
 use std::str::FromStr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -679,7 +680,7 @@ pub struct SqliteStore {
     /// The one door of secret changes to `pools.writer` (see [`group_commit`]).
     writer: group_commit::GroupCommitter,
     /// Reads of one secret, on the calling thread (see [`sync_reads`]).
-    point_reads: sync_reads::SyncReaders,
+    point_reads: Arc<sync_reads::SyncReaders>,
 }
 
 impl SqliteStore {
@@ -691,7 +692,7 @@ impl SqliteStore {
     /// The store of the Region file `path`, whose `pools` are open.
     fn on(path: &Path, pools: Pools) -> Result<SqliteStore> {
         let writer = group_commit::GroupCommitter::spawn(pools.writer.clone());
-        let point_reads = sync_reads::SyncReaders::open(path)?;
+        let point_reads = Arc::new(sync_reads::SyncReaders::open(path)?);
         Ok(SqliteStore {
             pools,
             writer,
@@ -792,12 +793,31 @@ impl Store for SqliteStore {
     }
 
     async fn list_page(&self, query: &crate::ListQuery<'_>) -> Result<crate::ListPage> {
-        // One read transaction: the page's secrets and their versions from one snapshot.
-        let mut tx = self.pools.reader.begin().await?;
-        let page =
-            crate::listing::lite::page(&mut tx, query, crate::listing::Dialect::Sqlite).await?;
-        tx.commit().await?;
-        Ok(page)
+        // On a blocking thread: a page takes SQLite milliseconds, which would hold up the
+        // requests sharing a runtime thread.
+        let readers = Arc::clone(&self.point_reads);
+        let account_id = query.account_id.to_string();
+        let filters = query.filters.to_vec();
+        let after = query.after.cloned();
+        let (include_planned_deletion, sort, descending, limit) = (
+            query.include_planned_deletion,
+            query.sort,
+            query.descending,
+            query.limit,
+        );
+        tokio::task::spawn_blocking(move || {
+            readers.page(&crate::ListQuery {
+                account_id: &account_id,
+                filters: &filters,
+                include_planned_deletion,
+                sort,
+                descending,
+                after: after.as_ref(),
+                limit,
+            })
+        })
+        .await
+        .map_err(|e| StoreError::Backend(format!("a listing's reader stopped: {e}")))?
     }
 
     async fn commit_with(

@@ -22,15 +22,17 @@ use std::time::Duration;
 
 use rusqlite::{Connection, OpenFlags};
 
-use crate::rows::{RecordRow, add_joined_row};
+use crate::listing::{Bind, Dialect, Driver, ListPage, ListQuery, PageSql};
+use crate::rows::{RecordRow, add_joined_row, secret_from_row, version_from_row};
 use crate::{Result, Secret, StoreError};
 
 /// Idle connections kept for reuse. Reads run on the runtime's threads, so rarely more than
 /// one per core is busy at once.
 const KEEP: usize = 8;
 
-/// Statements each connection keeps prepared (the two loads, and room to spare).
-const PREPARED: usize = 4;
+/// Statements each connection keeps prepared: the two loads and the shapes of listing pages
+/// in use (a page's SQL depends on its filters and sort).
+const PREPARED: usize = 32;
 
 /// A statement's SQL and the names of its result columns, in order.
 type StatementColumns = (&'static str, Arc<[String]>);
@@ -56,6 +58,11 @@ struct SyncRow<'r, 's> {
 }
 
 impl SyncRow<'_, '_> {
+    /// The `index`th column as an integer (for statements whose columns have no useful name).
+    fn int_at(&self, index: usize) -> Result<i64> {
+        self.row.get(index).map_err(backend)
+    }
+
     fn get<T: rusqlite::types::FromSql>(&self, column: &str) -> Result<T> {
         let index = self
             .columns
@@ -130,6 +137,18 @@ impl SyncReaders {
     /// The secret in the rows of `sql` (a `*_LOAD_BY_*` statement) with text parameters
     /// `params`.
     pub(crate) fn load(&self, sql: &'static str, params: &[&str]) -> Result<Option<Secret>> {
+        self.with_connection(|conn| self.load_on(conn, sql, params))
+    }
+
+    /// One page of a listing ([`crate::listing::page_sql`]), its count statements, page and
+    /// versions in one read transaction. It takes milliseconds: callers run it on a blocking
+    /// thread, one hand-off per page instead of sqlx's per statement and row.
+    pub(crate) fn page(&self, q: &ListQuery<'_>) -> Result<ListPage> {
+        self.with_connection(|conn| page_on(conn, q))
+    }
+
+    /// Runs `f` on an idle connection (or a new one) and keeps the connection afterwards.
+    fn with_connection<T>(&self, f: impl FnOnce(&Connection) -> Result<T>) -> Result<T> {
         let taken = match self.idle().as_mut() {
             Some(idle) => idle.pop(),
             None => return Err(StoreError::Backend("the store is closed".into())),
@@ -138,9 +157,9 @@ impl SyncReaders {
             Some(conn) => conn,
             None => self.connect()?,
         };
-        let loaded = self.load_on(&conn, sql, params);
+        let done = f(&conn);
         self.put_back(conn);
-        loaded
+        done
     }
 
     fn load_on(
@@ -183,6 +202,86 @@ fn load_rows(
         add_joined_row(&mut secret, &row)?;
     }
     Ok(secret)
+}
+
+/// `sql` prepared (or found prepared) with `binds` bound to `$1`, `$2`, ... (in the order of
+/// their numbers, wherever they appear in the text), and its column names.
+fn bound<'c>(
+    conn: &'c Connection,
+    sql: &str,
+    binds: &[Bind],
+) -> Result<(rusqlite::CachedStatement<'c>, Vec<String>)> {
+    let mut statement = conn.prepare_cached(sql).map_err(backend)?;
+    for (i, b) in binds.iter().enumerate() {
+        let index = statement
+            .parameter_index(&format!("${}", i + 1))
+            .map_err(backend)?
+            .ok_or_else(|| StoreError::Backend(format!("no parameter ${} in a listing", i + 1)))?;
+        match b {
+            Bind::Text(t) => statement.raw_bind_parameter(index, t),
+            Bind::Int(n) => statement.raw_bind_parameter(index, n),
+        }
+        .map_err(backend)?;
+    }
+    let columns = statement
+        .column_names()
+        .into_iter()
+        .map(str::to_owned)
+        .collect();
+    Ok((statement, columns))
+}
+
+/// Each row of `statement` (bound by [`bound`]) mapped by `map`.
+fn each_row<T>(
+    (mut statement, columns): (rusqlite::CachedStatement<'_>, Vec<String>),
+    mut map: impl FnMut(&SyncRow<'_, '_>) -> Result<T>,
+) -> Result<Vec<T>> {
+    let mut rows = statement.raw_query();
+    let mut out = Vec::new();
+    while let Some(row) = rows.next().map_err(backend)? {
+        out.push(map(&SyncRow {
+            row,
+            columns: &columns,
+        })?);
+    }
+    Ok(out)
+}
+
+fn page_on(conn: &Connection, q: &ListQuery<'_>) -> Result<ListPage> {
+    let dialect = Dialect::Sqlite;
+    // One snapshot for the counts, the page and its versions.
+    let tx = conn.unchecked_transaction().map_err(backend)?;
+    let mut driver = Driver::default();
+    for (sources, counts) in Driver::candidates(q, dialect) {
+        let mut candidates = 0;
+        for PageSql { sql, binds } in counts {
+            candidates += each_row(bound(conn, &sql, &binds)?, |row| row.int_at(0))?
+                .first()
+                .copied()
+                .unwrap_or(0);
+            if Driver::enough(candidates) {
+                break;
+            }
+        }
+        driver.offer(candidates, sources);
+    }
+    let page = crate::listing::page_sql(q, dialect, driver.sources());
+    let records = each_row(bound(conn, &page.sql, &page.binds)?, |row| {
+        secret_from_row(row)
+    })?;
+    let shown = records.len().min(q.limit);
+    let versions = if shown == 0 {
+        Vec::new()
+    } else {
+        let arns: Vec<Bind> = records[..shown]
+            .iter()
+            .map(|r| Bind::Text(r.arn.clone()))
+            .collect();
+        let sql = crate::listing::versions_sql(shown, dialect);
+        each_row(bound(conn, &sql, &arns)?, |row| version_from_row(row))?
+    };
+    tx.commit().map_err(backend)?;
+    Ok(crate::listing::assemble(q, records, versions))
 }
 
 #[cfg(test)]
