@@ -19,6 +19,9 @@ use axum::http::request::Parts;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::Response;
 use coffer_core::Caller;
+use coffer_core::iam::Operation as Iam;
+use coffer_core::operation::Operation as _;
+use coffer_core::sts::Operation as Sts;
 use coffer_iam::{Context, Decision, Policy, Request};
 use coffer_sigv4::{Authorization, SigV4Error};
 use coffer_store::{AccessKeyRecord, UserPolicyRecord, UserRecord};
@@ -143,29 +146,29 @@ async fn serve(
     };
     let result = if auth.service == "sts" {
         check_version(&params, &action, STS_VERSION).map_err(&fail)?;
-        match action.as_str() {
-            "GetCallerIdentity" => ctx.get_caller_identity().await,
-            _ => Err(invalid_action(&action, STS_VERSION)),
+        match action.parse::<Sts>() {
+            Ok(Sts::GetCallerIdentity) => ctx.get_caller_identity().await,
+            Err(_) => Err(invalid_action(&action, STS_VERSION)),
         }
     } else {
         check_version(&params, &action, IAM_VERSION).map_err(&fail)?;
-        match action.as_str() {
-            "CreateUser" => ctx.create_user().await,
-            "GetUser" => ctx.get_user().await,
-            "DeleteUser" => ctx.delete_user().await,
-            "ListUsers" => ctx.list_users().await,
-            "CreateAccessKey" => ctx.create_access_key().await,
-            "ListAccessKeys" => ctx.list_access_keys().await,
-            "UpdateAccessKey" => ctx.update_access_key().await,
-            "DeleteAccessKey" => ctx.delete_access_key().await,
-            "PutUserPolicy" => ctx.put_user_policy().await,
-            "GetUserPolicy" => ctx.get_user_policy().await,
-            "DeleteUserPolicy" => ctx.delete_user_policy().await,
-            "ListUserPolicies" => ctx.list_user_policies().await,
-            "TagUser" => ctx.tag_user().await,
-            "UntagUser" => ctx.untag_user().await,
-            "ListUserTags" => ctx.list_user_tags().await,
-            _ => Err(invalid_action(&action, IAM_VERSION)),
+        match action.parse::<Iam>() {
+            Ok(Iam::CreateUser) => ctx.create_user().await,
+            Ok(Iam::GetUser) => ctx.get_user().await,
+            Ok(Iam::DeleteUser) => ctx.delete_user().await,
+            Ok(Iam::ListUsers) => ctx.list_users().await,
+            Ok(Iam::CreateAccessKey) => ctx.create_access_key().await,
+            Ok(Iam::ListAccessKeys) => ctx.list_access_keys().await,
+            Ok(Iam::UpdateAccessKey) => ctx.update_access_key().await,
+            Ok(Iam::DeleteAccessKey) => ctx.delete_access_key().await,
+            Ok(Iam::PutUserPolicy) => ctx.put_user_policy().await,
+            Ok(Iam::GetUserPolicy) => ctx.get_user_policy().await,
+            Ok(Iam::DeleteUserPolicy) => ctx.delete_user_policy().await,
+            Ok(Iam::ListUserPolicies) => ctx.list_user_policies().await,
+            Ok(Iam::TagUser) => ctx.tag_user().await,
+            Ok(Iam::UntagUser) => ctx.untag_user().await,
+            Ok(Iam::ListUserTags) => ctx.list_user_tags().await,
+            Err(_) => Err(invalid_action(&action, IAM_VERSION)),
         }
     };
     result.map(|r| (action.clone(), r)).map_err(fail)
@@ -321,8 +324,8 @@ impl Ctx<'_> {
         format!("arn:aws:iam::{}:user/{name}", self.caller.account_id)
     }
 
-    /// `iam:<action>` on `resource` by the caller, with the global condition keys.
-    fn authorize(&self, action: &str, resource: &str) -> Result<()> {
+    /// The operation's action on `resource` by the caller, with the global condition keys.
+    fn authorize(&self, operation: Iam, resource: &str) -> Result<()> {
         let caller = self.caller;
         let mut context = Context::new();
         // IAM is global: AWS serves it from us-east-1, which is its aws:RequestedRegion.
@@ -333,10 +336,9 @@ impl Ctx<'_> {
             &mut context,
         );
         let principal = caller.principal();
-        let action = format!("iam:{action}");
         let request = Request {
             principal: &principal,
-            action: &action,
+            action: operation.action(),
             resource,
             resource_account: &caller.account_id,
             context: &context,
@@ -407,10 +409,10 @@ impl Ctx<'_> {
             return Err(constraint(path, "path", "Coffer supports only the path /"));
         }
         let tags = tags::merged(Vec::new(), tags::tags_param(self.params)?)?;
-        self.authorize("CreateUser", &self.user_arn(name))?;
+        self.authorize(Iam::CreateUser, &self.user_arn(name))?;
         // [D CreateUser] tagging while creating also needs iam:TagUser.
         if !tags.is_empty() {
-            self.authorize("TagUser", &self.user_arn(name))?;
+            self.authorize(Iam::TagUser, &self.user_arn(name))?;
         }
         if self.find_user(name).await?.is_some() {
             return Err(QueryError::new(
@@ -454,7 +456,7 @@ impl Ctx<'_> {
 
     async fn get_user(&self) -> Result<Option<Xml>> {
         let name = self.target_name()?;
-        self.authorize("GetUser", &self.user_arn(&name))?;
+        self.authorize(Iam::GetUser, &self.user_arn(&name))?;
         let user = self.existing_user(&name).await?;
         let tags = self.user_tags(&user).await?;
         Ok(Some(user_xml(&user, &tags)))
@@ -509,9 +511,9 @@ impl Ctx<'_> {
         Ok(name)
     }
 
-    /// `iam:<action>` on the user named `name`, then the user (NoSuchEntity if none).
-    async fn authorized_user(&self, action: &str, name: &str) -> Result<UserRecord> {
-        self.authorize(action, &self.user_arn(name))?;
+    /// The operation's action on the user named `name`, then the user (NoSuchEntity if none).
+    async fn authorized_user(&self, operation: Iam, name: &str) -> Result<UserRecord> {
+        self.authorize(operation, &self.user_arn(name))?;
         self.existing_user(name).await
     }
 
@@ -523,7 +525,7 @@ impl Ctx<'_> {
                 "1 validation error detected: Value null at 'tags' failed to satisfy constraint: Member must not be null",
             ));
         }
-        let user = self.authorized_user("TagUser", name).await?;
+        let user = self.authorized_user(Iam::TagUser, name).await?;
         self.change_tags(&user, |old| tags::merged(old, new.clone()))
             .await?;
         Ok(None)
@@ -532,7 +534,7 @@ impl Ctx<'_> {
     async fn untag_user(&self) -> Result<Option<Xml>> {
         let name = self.tagged_user_name()?;
         let keys = tags::tag_keys_param(self.params)?;
-        let user = self.authorized_user("UntagUser", name).await?;
+        let user = self.authorized_user(Iam::UntagUser, name).await?;
         self.change_tags(&user, |old| Ok(tags::without(old, &keys)))
             .await?;
         Ok(None)
@@ -541,7 +543,7 @@ impl Ctx<'_> {
     async fn list_user_tags(&self) -> Result<Option<Xml>> {
         let name = self.tagged_user_name()?;
         let max_items = self.max_items()?;
-        let user = self.authorized_user("ListUserTags", name).await?;
+        let user = self.authorized_user(Iam::ListUserTags, name).await?;
         let all = self.user_tags(&user).await?;
         let (page, next) = self.page(all, max_items, |t| t.key.to_lowercase())?;
         Ok(Some(listed(
@@ -555,7 +557,7 @@ impl Ctx<'_> {
     async fn delete_user(&self) -> Result<Option<Xml>> {
         let name = required(self.params, "UserName", "userName")?;
         check_name(name, "userName", 64)?;
-        self.authorize("DeleteUser", &self.user_arn(name))?;
+        self.authorize(Iam::DeleteUser, &self.user_arn(name))?;
         let user = self.existing_user(name).await?;
         let iam = &self.principals.iam;
         let conflict = |what: &str| {
@@ -589,7 +591,7 @@ impl Ctx<'_> {
     async fn list_users(&self) -> Result<Option<Xml>> {
         let prefix = self.params.get("PathPrefix").unwrap_or("/");
         let max_items = self.max_items()?;
-        self.authorize("ListUsers", &self.user_arn(""))?;
+        self.authorize(Iam::ListUsers, &self.user_arn(""))?;
         let users: Vec<UserRecord> = self
             .principals
             .iam
@@ -655,7 +657,7 @@ impl Ctx<'_> {
 
     async fn create_access_key(&self) -> Result<Option<Xml>> {
         let name = self.target_name()?;
-        self.authorize("CreateAccessKey", &self.user_arn(&name))?;
+        self.authorize(Iam::CreateAccessKey, &self.user_arn(&name))?;
         let user = self.existing_user(&name).await?;
         let iam = &self.principals.iam;
         let access_key_id = new_access_key_id();
@@ -698,7 +700,7 @@ impl Ctx<'_> {
     async fn list_access_keys(&self) -> Result<Option<Xml>> {
         let name = self.target_name()?;
         let max_items = self.max_items()?;
-        self.authorize("ListAccessKeys", &self.user_arn(&name))?;
+        self.authorize(Iam::ListAccessKeys, &self.user_arn(&name))?;
         let user = self.existing_user(&name).await?;
         let keys = self
             .principals
@@ -751,7 +753,7 @@ impl Ctx<'_> {
             ));
         }
         required(self.params, "AccessKeyId", "accessKeyId")?;
-        self.authorize("UpdateAccessKey", &self.user_arn(&name))?;
+        self.authorize(Iam::UpdateAccessKey, &self.user_arn(&name))?;
         let user = self.existing_user(&name).await?;
         let key = self.existing_key(&user).await?;
         self.principals
@@ -767,7 +769,7 @@ impl Ctx<'_> {
     async fn delete_access_key(&self) -> Result<Option<Xml>> {
         let name = self.target_name()?;
         required(self.params, "AccessKeyId", "accessKeyId")?;
-        self.authorize("DeleteAccessKey", &self.user_arn(&name))?;
+        self.authorize(Iam::DeleteAccessKey, &self.user_arn(&name))?;
         let user = self.existing_user(&name).await?;
         let key = self.existing_key(&user).await?;
         self.principals
@@ -802,7 +804,7 @@ impl Ctx<'_> {
                 "Member must have length between 1 and 131072",
             ));
         }
-        self.authorize("PutUserPolicy", &self.user_arn(name))?;
+        self.authorize(Iam::PutUserPolicy, &self.user_arn(name))?;
         Policy::parse_identity_policy(document).map_err(|e| {
             QueryError::new(StatusCode::BAD_REQUEST, "MalformedPolicyDocument", e.0)
         })?;
@@ -841,7 +843,7 @@ impl Ctx<'_> {
 
     async fn get_user_policy(&self) -> Result<Option<Xml>> {
         let (name, policy_name) = self.policy_params()?;
-        self.authorize("GetUserPolicy", &self.user_arn(name))?;
+        self.authorize(Iam::GetUserPolicy, &self.user_arn(name))?;
         let user = self.existing_user(name).await?;
         let policy = self
             .principals
@@ -862,7 +864,7 @@ impl Ctx<'_> {
 
     async fn delete_user_policy(&self) -> Result<Option<Xml>> {
         let (name, policy_name) = self.policy_params()?;
-        self.authorize("DeleteUserPolicy", &self.user_arn(name))?;
+        self.authorize(Iam::DeleteUserPolicy, &self.user_arn(name))?;
         let user = self.existing_user(name).await?;
         if !self
             .principals
@@ -881,7 +883,7 @@ impl Ctx<'_> {
         let name = required(self.params, "UserName", "userName")?;
         check_name(name, "userName", 128)?;
         let max_items = self.max_items()?;
-        self.authorize("ListUserPolicies", &self.user_arn(name))?;
+        self.authorize(Iam::ListUserPolicies, &self.user_arn(name))?;
         let user = self.existing_user(name).await?;
         let names: Vec<String> = self
             .principals

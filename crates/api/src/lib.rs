@@ -429,11 +429,11 @@ async fn serve_api(
     request_facts(&mut caller, &parts);
     let result = if service == "secretsmanager" {
         coffer_core::ops::dispatch(&region, &caller, &operation, &body).await
-    } else if service == "Coffer" && operation == "FailbackRegion" {
-        // Failback talks to the old primary Region's node: it needs the replication transport.
-        coffer_replication::failback::run(&deployment.topology, &region, &caller, &body).await
     } else if service == "Coffer" {
-        coffer_core::failover::dispatch(&region, &caller, &operation, &body).await
+        // Failback talks to the old primary Region's node: it needs the replication transport.
+        let failback =
+            coffer_replication::failback::run(&deployment.topology, &region, &caller, &body);
+        coffer_core::failover::dispatch(&region, &caller, &operation, &body, failback).await
     } else if service == "TrentService" {
         // This node's Regions and its peers' (ReplicateKey).
         let regions = &*deployment.topology;

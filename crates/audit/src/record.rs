@@ -122,9 +122,14 @@ pub struct Record {
 }
 
 impl Record {
-    /// A record with the fixed fields set; `event_time` is now.
-    pub fn new(event_source: String, event_name: String, request_id: String) -> Record {
-        let read_only = is_read_only(&event_name);
+    /// A record with the fixed fields set; `event_time` is now. `read_only` is CloudTrail's
+    /// `readOnly`, which the caller knows from the operation (core's tables of operations).
+    pub fn new(
+        event_source: String,
+        event_name: String,
+        read_only: bool,
+        request_id: String,
+    ) -> Record {
         Record {
             event_version: EVENT_VERSION,
             user_identity: UserIdentity::unauthenticated(None),
@@ -339,6 +344,7 @@ mod tests {
         let mut r = Record::new(
             "secretsmanager.amazonaws.com".into(),
             "GetSecretValue".into(),
+            true,
             "req-1".into(),
         );
         r.user_identity = UserIdentity::authenticated(

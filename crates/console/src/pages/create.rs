@@ -7,6 +7,7 @@ use askama::Template;
 use axum::extract::{Request, State};
 use axum::http::StatusCode;
 use axum::response::Response;
+use coffer_core::ops::Operation as SecretsManager;
 use coffer_core::ops::create_secret;
 use coffer_core::ops::input::TagInput;
 
@@ -171,7 +172,7 @@ pub async fn submit(
     let result = ctx
         .call(
             &region,
-            "CreateSecret",
+            SecretsManager::CreateSecret,
             create_secret::run,
             create_secret::Input {
                 name: Some(name.clone()),
