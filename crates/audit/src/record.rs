@@ -235,30 +235,6 @@ pub fn redact(value: &mut Value) {
     }
 }
 
-/// CloudTrail's `readOnly`: calls that change nothing. Reads by name (`Get*`, `List*`,
-/// `Describe*`, `BatchGet*`, `Validate*`), KMS's cryptographic operations (CloudTrail marks
-/// them read-only) and STS's credential calls.
-pub fn is_read_only(operation: &str) -> bool {
-    const PREFIXES: &[&str] = &[
-        "Get",
-        "List",
-        "Describe",
-        "BatchGet",
-        "Validate",
-        "Encrypt",
-        "Decrypt",
-        "ReEncrypt",
-        "GenerateDataKey",
-        "GenerateRandom",
-        "GenerateMac",
-        "VerifyMac",
-        "Sign",
-        "Verify",
-        "AssumeRole",
-    ];
-    PREFIXES.iter().any(|p| operation.starts_with(p))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -324,19 +300,6 @@ mod tests {
         ] {
             assert!(!is_sensitive(name), "{name}");
         }
-    }
-
-    #[test]
-    fn read_only_follows_cloudtrail() {
-        assert!(is_read_only("GetSecretValue"));
-        assert!(is_read_only("BatchGetSecretValue"));
-        assert!(is_read_only("ListSecrets"));
-        assert!(is_read_only("Decrypt"));
-        assert!(is_read_only("GetRandomPassword"));
-        assert!(!is_read_only("CreateSecret"));
-        assert!(!is_read_only("PutSecretValue"));
-        assert!(!is_read_only("CreateAccessKey"));
-        assert!(!is_read_only("ScheduleKeyDeletion"));
     }
 
     #[test]
