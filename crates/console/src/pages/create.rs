@@ -7,9 +7,9 @@ use askama::Template;
 use axum::extract::{Request, State};
 use axum::http::StatusCode;
 use axum::response::Response;
+use coffer_core::input::TagInput;
 use coffer_core::ops::Operation as SecretsManager;
 use coffer_core::ops::create_secret;
-use coffer_core::ops::input::TagInput;
 
 use super::keys::{KeyChoice, pickers};
 use super::replication::{ReplicaRow, replica_rows, requested_regions};

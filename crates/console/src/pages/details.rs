@@ -386,7 +386,7 @@ pub async fn tag(
             tag_resource::run,
             tag_resource::Input {
                 secret_id: Some(name.clone()),
-                tags: Some(vec![coffer_core::ops::input::TagInput {
+                tags: Some(vec![coffer_core::input::TagInput {
                     key: Some(key.clone()),
                     value: Some(form.text("tag_value")),
                 }]),

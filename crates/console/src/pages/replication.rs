@@ -12,11 +12,11 @@ use axum::http::StatusCode;
 use axum::response::Response;
 use coffer_core::keys::DEFAULT_KEY_ALIAS;
 use coffer_core::ops::Operation as SecretsManager;
-use coffer_core::ops::replica_regions::ReplicaRegionType;
 use coffer_core::ops::{
     describe_secret, remove_regions_from_replication, replicate_secret_to_regions,
     stop_replication_to_replica,
 };
+use coffer_core::replica_regions::ReplicaRegionType;
 
 use super::keys::{KeyChoice, pickers};
 use crate::drafts::{FormState, Problem};

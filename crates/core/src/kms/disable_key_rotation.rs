@@ -17,7 +17,7 @@ pub async fn run(region: &RegionService, caller: &Caller, input: Input) -> Resul
     let key =
         super::find_authorized_key(region, caller, &input.key_id, "kms:DisableKeyRotation").await?;
     super::require_enabled(&key)?;
-    super::rotation::require_not_replica(&key)?;
+    crate::key_rotation::require_not_replica(&key)?;
     let mut meta = (*key.meta).clone();
     meta.rotation_period_days = None;
     meta.next_rotation_ms = None;

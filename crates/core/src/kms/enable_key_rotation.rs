@@ -1,5 +1,5 @@
 //! KMS `EnableKeyRotation`: the key gets new material every `RotationPeriodInDays` (90–2560,
-//! default 365), counted from now (`kms::rotation::rotate_due_keys`).
+//! default 365), counted from now (`key_rotation::rotate_due_keys`).
 
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -21,12 +21,12 @@ pub async fn run(region: &RegionService, caller: &Caller, input: Input) -> Resul
     let key =
         super::find_authorized_key(region, caller, &input.key_id, "kms:EnableKeyRotation").await?;
     super::require_enabled(&key)?;
-    super::rotation::require_not_replica(&key)?;
+    crate::key_rotation::require_not_replica(&key)?;
     let mut meta = (*key.meta).clone();
     // Enabling again with the same period keeps the schedule; a new period starts from now.
     if meta.rotation_period_days != Some(days) || meta.next_rotation_ms.is_none() {
         meta.rotation_period_days = Some(days);
-        meta.next_rotation_ms = Some(region.now_ms() + days * super::rotation::DAY_MS);
+        meta.next_rotation_ms = Some(region.now_ms() + days * crate::key_rotation::DAY_MS);
     }
     super::save_meta(region, &key, meta).await?;
     Ok(json!({}))

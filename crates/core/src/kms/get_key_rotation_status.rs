@@ -17,7 +17,7 @@ pub async fn run(region: &RegionService, caller: &Caller, input: Input) -> Resul
     let key = super::find_authorized_key(region, caller, &input.key_id, "kms:GetKeyRotationStatus")
         .await?;
     let mut out = json!({ "KeyId": key.arn, "KeyRotationEnabled": false });
-    if let Some((days, next)) = super::rotation::schedule(&key.meta, key.record.created_ms) {
+    if let Some((days, next)) = crate::key_rotation::schedule(&key.meta, key.record.created_ms) {
         out["KeyRotationEnabled"] = json!(true);
         out["RotationPeriodInDays"] = json!(days);
         out["NextRotationDate"] = json!(super::epoch_seconds(next));

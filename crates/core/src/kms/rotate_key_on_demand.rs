@@ -42,6 +42,6 @@ pub async fn run(
             ),
         ));
     }
-    super::rotation::rotate(region, &key, "ON_DEMAND", regions).await?;
+    crate::key_rotation::rotate(region, &key, "ON_DEMAND", regions).await?;
     Ok(json!({ "KeyId": key.arn }))
 }

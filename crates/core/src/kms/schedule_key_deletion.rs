@@ -1,5 +1,5 @@
 //! KMS `ScheduleKeyDeletion`: the key becomes PendingDeletion for `PendingWindowInDays` (7–30,
-//! default 30) and is purged, with its aliases, when the window ends (`kms::purge`).
+//! default 30) and is purged, with its aliases, when the window ends (`purge::purge_due_keys`).
 //!
 //! A multi-Region primary key that still has replicas becomes `PendingReplicaDeletion`, as in
 //! AWS: unusable, with no deletion date yet; when its last replica is gone ([`replicas_gone`])

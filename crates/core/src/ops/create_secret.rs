@@ -4,14 +4,14 @@ use coffer_store::{Secret, SecretChange, SecretRecord, VersionRecord};
 use serde::{Deserialize, Serialize};
 use zeroize::Zeroizing;
 
-use super::input::{
-    Blob, TagInput, check_tag_count, check_tags, check_value, merge_tags, take_value, to_tags,
-};
-use super::replica_regions::{ReplicaRegionType, check_regions, check_shape, merge};
 use crate::authorize::{Access, Target, authorize, ensure_tags_keep_access};
 use crate::error::{Error, ErrorCode, Result};
+use crate::input::{
+    Blob, TagInput, check_tag_count, check_tags, check_value, merge_tags, take_value, to_tags,
+};
 use crate::model::{arn_suffix, secret_arn};
 use crate::region::{Caller, RegionService};
+use crate::replica_regions::{ReplicaRegionType, check_regions, check_shape, merge};
 use crate::replication::{ReplicationState, set_state, sync_entries};
 use crate::secret::{AWSCURRENT, Failure, version_by_id, with_retry};
 use crate::validate::{Violations, invalid_name, is_valid_name};

@@ -3,9 +3,9 @@
 use serde::{Deserialize, Serialize};
 use zeroize::Zeroizing;
 
-use super::input::{Blob, check_value, take_value};
 use crate::authorize::Access;
 use crate::error::{Error, Result};
+use crate::input::{Blob, check_value, take_value};
 use crate::region::{Caller, RegionService};
 use crate::secret::{
     NewVersion, add_version, check_secret_id, ensure_not_deleted, ensure_primary, load,

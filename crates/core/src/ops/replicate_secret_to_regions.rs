@@ -4,10 +4,10 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::replica_regions::{ReplicaRegionType, check_regions, check_shape, merge};
 use crate::authorize::Access;
 use crate::error::Result;
 use crate::region::{Caller, RegionService};
+use crate::replica_regions::{ReplicaRegionType, check_regions, check_shape, merge};
 use crate::replication::{
     ReplicationState, ReplicationStatusView, replicas, set_state, sync_entries,
 };

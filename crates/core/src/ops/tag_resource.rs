@@ -2,9 +2,9 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::input::{TagInput, check_tag_count, check_tags, merge_tags, to_tags};
 use crate::authorize::{Access, Target, ensure_tags_keep_access};
 use crate::error::Result;
+use crate::input::{TagInput, check_tag_count, check_tags, merge_tags, to_tags};
 use crate::region::{Caller, RegionService};
 use crate::secret::{
     check_secret_id, commit_update, ensure_not_deleted, ensure_primary, load, with_retry,
