@@ -26,7 +26,9 @@ use serde::{Deserialize, Serialize};
 use crate::authorize::{Access, Target, authorize};
 use crate::error::{Error, Result};
 use crate::model::Timestamp;
+use crate::operation::Operation as _;
 use crate::operation::{named, operations};
+use crate::ops::Operation as SecretsManager;
 use crate::region::{Caller, RegionService};
 use crate::replication::{Answer, ReplicationState, arn_in_region, state};
 
@@ -413,7 +415,7 @@ pub async fn run(region: &RegionService, caller: &Caller, from_region: &str) -> 
     authorize(
         region,
         caller,
-        &Access::new("secretsmanager:StopReplicationToReplica"),
+        &Access::new(SecretsManager::StopReplicationToReplica.action()),
         Target::Everything,
     )?;
     let all = saved(region).await?;
@@ -481,7 +483,7 @@ async fn plan(region: &RegionService, caller: &Caller, from_region: &str) -> Res
         let state = match authorize(
             region,
             caller,
-            &Access::new("secretsmanager:StopReplicationToReplica"),
+            &Access::new(SecretsManager::StopReplicationToReplica.action()),
             Target::Secret(&secret),
         ) {
             Ok(()) => EntryState::Planned,
@@ -662,7 +664,7 @@ pub async fn dispatch(
             authorize(
                 region,
                 caller,
-                &Access::new("secretsmanager:ListSecrets"),
+                &Access::new(SecretsManager::ListSecrets.action()),
                 Target::Everything,
             )?;
             let links = replication_points(region).await?;

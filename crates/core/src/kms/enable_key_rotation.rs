@@ -4,7 +4,9 @@
 use serde::Deserialize;
 use serde_json::{Value, json};
 
+use super::Operation;
 use crate::error::Result;
+use crate::operation::Operation as _;
 use crate::region::{Caller, RegionService};
 
 #[derive(Deserialize)]
@@ -18,8 +20,13 @@ pub struct Input {
 pub async fn run(region: &RegionService, caller: &Caller, input: Input) -> Result<Value> {
     let days = input.rotation_period_in_days.unwrap_or(365);
     super::check_value_range(days, "rotationPeriodInDays", 90, 2560)?;
-    let key =
-        super::find_authorized_key(region, caller, &input.key_id, "kms:EnableKeyRotation").await?;
+    let key = super::find_authorized_key(
+        region,
+        caller,
+        &input.key_id,
+        Operation::EnableKeyRotation.action(),
+    )
+    .await?;
     super::require_enabled(&key)?;
     crate::key_rotation::require_not_replica(&key)?;
     let mut meta = (*key.meta).clone();
