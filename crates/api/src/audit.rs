@@ -6,7 +6,8 @@
 //! says before it is served (source IP, user agent, target, the SigV4 scope), the handler
 //! adds the body and the *verified* caller as it learns them, and [`finish`] builds the record
 //! from the final response, whichever dispatch branch produced it. So a new service's branch
-//! is covered without touching this file.
+//! is covered without touching this file, except to name its table of operations in
+//! `Facts::event` (its `readOnly`; without it every call is recorded as a change).
 //!
 //! Fail closed: the response leaves only after its record is in the file. If the record cannot
 //! be written, the client gets a 500 `InternalServiceError` (Secrets Manager's code for a
