@@ -6,7 +6,8 @@
 //! says before it is served (source IP, user agent, target, the SigV4 scope), the handler
 //! adds the body and the *verified* caller as it learns them, and [`finish`] builds the record
 //! from the final response, whichever dispatch branch produced it. So a new service's branch
-//! is covered without touching this file.
+//! is covered without touching this file, except to name its table of operations in
+//! `Facts::event` (its `readOnly`; without it every call is recorded as a change).
 //!
 //! Fail closed: the response leaves only after its record is in the file. If the record cannot
 //! be written, the client gets a 500 `InternalServiceError` (Secrets Manager's code for a
@@ -25,6 +26,12 @@ use axum::response::Response;
 use bytes::Bytes;
 use coffer_audit::{Record, UserIdentity};
 use coffer_core::Caller;
+use coffer_core::failover::Operation as Coffer;
+use coffer_core::iam::Operation as Iam;
+use coffer_core::kms::Operation as Kms;
+use coffer_core::operation::read_only;
+use coffer_core::ops::Operation as SecretsManager;
+use coffer_core::sts::Operation as Sts;
 use quick_xml::Reader;
 use quick_xml::escape::unescape;
 use quick_xml::events::Event;
@@ -106,24 +113,42 @@ impl Facts {
         ));
     }
 
-    /// (eventSource, eventName) — from `X-Amz-Target`, else from a Query API form's `Action`
-    /// and the SigV4 scope's service.
-    fn event(&self, form: Option<&serde_json::Map<String, Value>>) -> (String, String) {
+    /// (eventSource, eventName, readOnly) — from `X-Amz-Target`, else from a Query API form's
+    /// `Action` and the SigV4 scope's service. `readOnly` comes from the service's table of
+    /// operations (`coffer_core::operation`); a name no table has is recorded as a change.
+    fn event(&self, form: Option<&serde_json::Map<String, Value>>) -> (String, String, bool) {
         if let Some(target) = &self.target {
             let (prefix, op) = target.split_once('.').unwrap_or(("", target.as_str()));
-            let service = match prefix {
-                "secretsmanager" => "secretsmanager",
-                "TrentService" => "kms",
-                _ => self.scope_service.as_deref().unwrap_or("unknown"),
+            let (service, read_only) = match prefix {
+                "secretsmanager" => ("secretsmanager", read_only::<SecretsManager>(op)),
+                "TrentService" => ("kms", read_only::<Kms>(op)),
+                "Coffer" => (
+                    self.scope_service.as_deref().unwrap_or("unknown"),
+                    read_only::<Coffer>(op),
+                ),
+                _ => (self.scope_service.as_deref().unwrap_or("unknown"), false),
             };
-            return (format!("{service}.amazonaws.com"), op.to_string());
+            return (
+                format!("{service}.amazonaws.com"),
+                op.to_string(),
+                read_only,
+            );
         }
         let service = self.scope_service.as_deref().unwrap_or("unknown");
         let action = form
             .and_then(|f| f.get("Action"))
             .and_then(Value::as_str)
             .unwrap_or("Unknown");
-        (format!("{service}.amazonaws.com"), action.to_string())
+        let read_only = match service {
+            "iam" => read_only::<Iam>(action),
+            "sts" => read_only::<Sts>(action),
+            _ => false,
+        };
+        (
+            format!("{service}.amazonaws.com"),
+            action.to_string(),
+            read_only,
+        )
     }
 }
 
@@ -150,8 +175,8 @@ pub(crate) async fn finish(
     } else {
         None
     };
-    let (source, name) = facts.event(form.as_ref());
-    let mut record = Record::new(source, name, request_id.to_string());
+    let (source, name, read_only) = facts.event(form.as_ref());
+    let mut record = Record::new(source, name, read_only, request_id.to_string());
     // The response body is needed for errors (their code and message) and for the response
     // elements of calls that change something; a read's body is left alone.
     let need_body = !status.is_success() || !record.read_only;

@@ -17,39 +17,23 @@ use axum::routing::{get, post};
 use coffer_core::{Caller, Error, ErrorCode, RegionService};
 use coffer_replication::Topology;
 use coffer_sigv4::{SigV4Error, Verifier};
-use zeroize::Zeroizing;
 
 pub use coffer_console::Settings as ConsoleSettings;
 
 mod audit;
 pub mod edge;
 mod iam;
-mod iam_tags;
 pub mod principals;
 mod query;
 pub mod tls;
 
-pub use principals::Principals;
+pub use coffer_core::principals::{Credential, Principals};
 
 /// Largest request body accepted. A 64 KiB binary secret is ~87 KiB of base64; the rest is
 /// headroom for the other members.
 pub const MAX_BODY_BYTES: usize = 512 * 1024;
 
 const JSON_CONTENT_TYPE: &str = "application/x-amz-json-1.1";
-
-/// An access key as the verifier needs it. `Debug` never shows the secret.
-pub struct Credential {
-    pub secret_access_key: Zeroizing<String>,
-    pub caller: Caller,
-}
-
-impl std::fmt::Debug for Credential {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Credential")
-            .field("caller", &self.caller)
-            .finish_non_exhaustive()
-    }
-}
 
 /// Everything one node serves: its Regions (with their peers) and the access keys it accepts.
 pub struct Deployment {
@@ -429,11 +413,11 @@ async fn serve_api(
     request_facts(&mut caller, &parts);
     let result = if service == "secretsmanager" {
         coffer_core::ops::dispatch(&region, &caller, &operation, &body).await
-    } else if service == "Coffer" && operation == "FailbackRegion" {
-        // Failback talks to the old primary Region's node: it needs the replication transport.
-        coffer_replication::failback::run(&deployment.topology, &region, &caller, &body).await
     } else if service == "Coffer" {
-        coffer_core::failover::dispatch(&region, &caller, &operation, &body).await
+        // Failback talks to the old primary Region's node: it needs the replication transport.
+        let failback =
+            coffer_replication::failback::run(&deployment.topology, &region, &caller, &body);
+        coffer_core::failover::dispatch(&region, &caller, &operation, &body, failback).await
     } else if service == "TrentService" {
         // This node's Regions and its peers' (ReplicateKey).
         let regions = &*deployment.topology;

@@ -8,6 +8,7 @@ use std::collections::HashMap;
 
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use coffer_core::query::Params;
 use percent_encoding::{percent_decode, utf8_percent_encode};
 use quick_xml::Writer;
 use quick_xml::events::{BytesStart, BytesText, Event};
@@ -15,30 +16,21 @@ use quick_xml::events::{BytesStart, BytesText, Event};
 pub const IAM_NAMESPACE: &str = "https://iam.amazonaws.com/doc/2010-05-08/";
 pub const STS_NAMESPACE: &str = "https://sts.amazonaws.com/doc/2011-06-15/";
 
-/// The parameters of a form-encoded body. A repeated name keeps its last value.
-#[derive(Debug, Default)]
-pub struct Params(HashMap<String, String>);
-
-impl Params {
-    /// `None` when the body is not valid form encoding (bad `%` escape, not UTF-8).
-    pub fn parse(body: &[u8]) -> Option<Params> {
-        let mut out = HashMap::new();
-        for pair in body.split(|b| *b == b'&') {
-            if pair.is_empty() {
-                continue;
-            }
-            let (name, value) = match pair.iter().position(|b| *b == b'=') {
-                Some(i) => (&pair[..i], &pair[i + 1..]),
-                None => (pair, &b""[..]),
-            };
-            out.insert(decode(name)?, decode(value)?);
+/// The members of a form-encoded body (a repeated name keeps its last value); `None` when the
+/// body is not valid form encoding (bad `%` escape, not UTF-8).
+pub fn parse_form(body: &[u8]) -> Option<Params> {
+    let mut out = HashMap::new();
+    for pair in body.split(|b| *b == b'&') {
+        if pair.is_empty() {
+            continue;
         }
-        Some(Params(out))
+        let (name, value) = match pair.iter().position(|b| *b == b'=') {
+            Some(i) => (&pair[..i], &pair[i + 1..]),
+            None => (pair, &b""[..]),
+        };
+        out.insert(decode(name)?, decode(value)?);
     }
-
-    pub fn get(&self, name: &str) -> Option<&str> {
-        self.0.get(name).map(String::as_str)
-    }
+    Some(Params::new(out))
 }
 
 /// `application/x-www-form-urlencoded` decoding: `+` is a space, `%XX` a byte. Stricter
@@ -131,14 +123,6 @@ impl Xml {
     }
 }
 
-/// `YYYY-MM-DDTHH:MM:SSZ`, as IAM writes dates.
-pub fn iso_date(ms: i64) -> String {
-    chrono::DateTime::from_timestamp_millis(ms)
-        .unwrap_or_default()
-        .format("%Y-%m-%dT%H:%M:%SZ")
-        .to_string()
-}
-
 fn xml_response(status: StatusCode, request_id: &str, body: Vec<u8>) -> Response {
     let mut response = (status, body).into_response();
     let headers = response.headers_mut();
@@ -165,7 +149,8 @@ pub fn success(namespace: &str, action: &str, result: Option<Xml>, request_id: &
     xml_response(StatusCode::OK, request_id, body)
 }
 
-/// An error of the Query protocol: the code AWS uses, its HTTP status and message.
+/// An error of the Query protocol: the code AWS uses, its HTTP status and message. The
+/// operations' errors (`coffer_core::query::QueryError`) become one here, once.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct QueryError {
     pub status: StatusCode,
@@ -182,27 +167,11 @@ impl QueryError {
         }
     }
 
-    pub fn no_such_entity(message: impl Into<String>) -> QueryError {
-        QueryError::new(StatusCode::NOT_FOUND, "NoSuchEntity", message)
-    }
-
-    pub fn validation(message: impl Into<String>) -> QueryError {
-        QueryError::new(StatusCode::BAD_REQUEST, "ValidationError", message)
-    }
-
     pub fn invalid_client_token() -> QueryError {
         QueryError::new(
             StatusCode::FORBIDDEN,
             "InvalidClientTokenId",
             "The security token included in the request is invalid.",
-        )
-    }
-
-    pub fn service_failure() -> QueryError {
-        QueryError::new(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "ServiceFailure",
-            "The request processing has failed because of an unknown error, exception or failure.",
         )
     }
 
@@ -225,25 +194,34 @@ impl QueryError {
     }
 }
 
+impl From<coffer_core::query::QueryError> for QueryError {
+    fn from(e: coffer_core::query::QueryError) -> QueryError {
+        QueryError {
+            status: StatusCode::from_u16(e.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
+            code: e.code,
+            message: e.message,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
     fn form_bodies_decode_as_botocore_encodes_them() {
-        let p =
-            Params::parse(b"Action=PutUserPolicy&PolicyDocument=%7B%22a%22%3A+1%7D&Empty=&Flag")
-                .unwrap();
+        let p = parse_form(b"Action=PutUserPolicy&PolicyDocument=%7B%22a%22%3A+1%7D&Empty=&Flag")
+            .unwrap();
         assert_eq!(p.get("Action"), Some("PutUserPolicy"));
         assert_eq!(p.get("PolicyDocument"), Some("{\"a\": 1}"));
         assert_eq!(p.get("Empty"), Some(""));
         assert_eq!(p.get("Flag"), Some(""));
         assert_eq!(p.get("Missing"), None);
-        assert!(Params::parse(b"A=%zz").is_none());
-        assert!(Params::parse(b"A=%4").is_none());
-        assert!(Params::parse(b"A=%FF").is_none(), "not UTF-8");
+        assert!(parse_form(b"A=%zz").is_none());
+        assert!(parse_form(b"A=%4").is_none());
+        assert!(parse_form(b"A=%FF").is_none(), "not UTF-8");
         assert_eq!(
-            Params::parse("N=%C3%A9".as_bytes()).unwrap().get("N"),
+            parse_form("N=%C3%A9".as_bytes()).unwrap().get("N"),
             Some("é")
         );
     }
@@ -268,11 +246,11 @@ mod tests {
 
     #[test]
     fn plus_and_escaped_plus_decode_apart() {
-        let p = Params::parse(b"A=a+b%2Bc&B=%2b").unwrap();
+        let p = parse_form(b"A=a+b%2Bc&B=%2b").unwrap();
         assert_eq!(p.get("A"), Some("a b+c"));
         assert_eq!(p.get("B"), Some("+"));
-        assert!(Params::parse(b"A=%").is_none());
-        assert!(Params::parse(b"A=%%41").is_none());
+        assert!(parse_form(b"A=%").is_none());
+        assert!(parse_form(b"A=%%41").is_none());
     }
 
     fn text(xml: Xml) -> String {
@@ -312,12 +290,15 @@ mod tests {
             body_of(success(STS_NAMESPACE, "DeleteUser", None, "req-1")).await,
             "<DeleteUserResponse xmlns=\"https://sts.amazonaws.com/doc/2011-06-15/\"><ResponseMetadata><RequestId>req-1</RequestId></ResponseMetadata></DeleteUserResponse>"
         );
-        let error = QueryError::validation("Value 'x' at 'userName'");
+        let error = QueryError::from(coffer_core::query::QueryError::validation(
+            "Value 'x' at 'userName'",
+        ));
         assert_eq!(
             body_of(error.into_response(IAM_NAMESPACE, "req-1")).await,
             "<ErrorResponse xmlns=\"https://iam.amazonaws.com/doc/2010-05-08/\"><Error><Type>Sender</Type><Code>ValidationError</Code><Message>Value &apos;x&apos; at &apos;userName&apos;</Message></Error><RequestId>req-1</RequestId></ErrorResponse>"
         );
-        let failure = QueryError::service_failure().into_response(STS_NAMESPACE, "req-1");
+        let failure = QueryError::from(coffer_core::query::QueryError::service_failure())
+            .into_response(STS_NAMESPACE, "req-1");
         assert!(
             body_of(failure)
                 .await

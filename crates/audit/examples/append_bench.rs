@@ -26,6 +26,7 @@ async fn main() {
                 let mut r = Record::new(
                     "secretsmanager.amazonaws.com".into(),
                     "GetSecretValue".into(),
+                    true,
                     "6543e747-e327-45f4-a6a7-c60ddfe8a05f".into(),
                 );
                 r.user_identity = UserIdentity::authenticated(

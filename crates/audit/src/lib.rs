@@ -12,4 +12,4 @@ pub mod record;
 
 pub use chain::{Broken, Summary, verify};
 pub use log::{AuditError, AuditLog, Options};
-pub use record::{REDACTED, Record, UserIdentity, is_read_only, is_sensitive, redact};
+pub use record::{REDACTED, Record, UserIdentity, is_sensitive, redact};

@@ -417,6 +417,7 @@ mod tests {
         Record::new(
             "secretsmanager.amazonaws.com".into(),
             name.into(),
+            false,
             "r".into(),
         )
     }

@@ -122,9 +122,14 @@ pub struct Record {
 }
 
 impl Record {
-    /// A record with the fixed fields set; `event_time` is now.
-    pub fn new(event_source: String, event_name: String, request_id: String) -> Record {
-        let read_only = is_read_only(&event_name);
+    /// A record with the fixed fields set; `event_time` is now. `read_only` is CloudTrail's
+    /// `readOnly`, which the caller knows from the operation (core's tables of operations).
+    pub fn new(
+        event_source: String,
+        event_name: String,
+        read_only: bool,
+        request_id: String,
+    ) -> Record {
         Record {
             event_version: EVENT_VERSION,
             user_identity: UserIdentity::unauthenticated(None),
@@ -230,30 +235,6 @@ pub fn redact(value: &mut Value) {
     }
 }
 
-/// CloudTrail's `readOnly`: calls that change nothing. Reads by name (`Get*`, `List*`,
-/// `Describe*`, `BatchGet*`, `Validate*`), KMS's cryptographic operations (CloudTrail marks
-/// them read-only) and STS's credential calls.
-pub fn is_read_only(operation: &str) -> bool {
-    const PREFIXES: &[&str] = &[
-        "Get",
-        "List",
-        "Describe",
-        "BatchGet",
-        "Validate",
-        "Encrypt",
-        "Decrypt",
-        "ReEncrypt",
-        "GenerateDataKey",
-        "GenerateRandom",
-        "GenerateMac",
-        "VerifyMac",
-        "Sign",
-        "Verify",
-        "AssumeRole",
-    ];
-    PREFIXES.iter().any(|p| operation.starts_with(p))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -322,23 +303,11 @@ mod tests {
     }
 
     #[test]
-    fn read_only_follows_cloudtrail() {
-        assert!(is_read_only("GetSecretValue"));
-        assert!(is_read_only("BatchGetSecretValue"));
-        assert!(is_read_only("ListSecrets"));
-        assert!(is_read_only("Decrypt"));
-        assert!(is_read_only("GetRandomPassword"));
-        assert!(!is_read_only("CreateSecret"));
-        assert!(!is_read_only("PutSecretValue"));
-        assert!(!is_read_only("CreateAccessKey"));
-        assert!(!is_read_only("ScheduleKeyDeletion"));
-    }
-
-    #[test]
     fn record_uses_cloudtrail_names() {
         let mut r = Record::new(
             "secretsmanager.amazonaws.com".into(),
             "GetSecretValue".into(),
+            true,
             "req-1".into(),
         );
         r.user_identity = UserIdentity::authenticated(

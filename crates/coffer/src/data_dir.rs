@@ -603,15 +603,15 @@ fn admin_records(
         user_arn: user_arn.clone(),
         account_id: account_id.to_string(),
         user_name: "admin".into(),
-        user_id: coffer_api::principals::new_user_id(),
+        user_id: coffer_core::principals::new_user_id(),
         is_admin: true,
         created_ms: now,
     };
     let (access_key_id, secret) = match admin_key {
         Some((id, secret)) => (id.clone(), secret.clone()),
         None => (
-            coffer_api::principals::new_access_key_id(),
-            coffer_api::principals::new_secret_access_key(),
+            coffer_core::principals::new_access_key_id(),
+            coffer_core::principals::new_secret_access_key(),
         ),
     };
     let key = AccessKeyRecord {

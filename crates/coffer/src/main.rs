@@ -561,7 +561,7 @@ async fn purge_loop(
                 tracing::warn!(region = %region.region, error = %e, "Purge of deleted secrets failed; will retry");
             }
             if let Err(e) =
-                coffer_core::kms::rotation::rotate_due_keys(region, &*deployment.topology).await
+                coffer_core::key_rotation::rotate_due_keys(region, &*deployment.topology).await
             {
                 tracing::warn!(region = %region.region, error = %e, "Automatic rotation of KMS keys failed; will retry");
             }

@@ -10,6 +10,8 @@
 
 use std::sync::Arc;
 
+use coffer_core::operation::Operation as _;
+use coffer_core::ops::Operation as SecretsManager;
 use coffer_store::{SecretChange, Store};
 
 use crate::config::Settings;
@@ -79,9 +81,11 @@ pub async fn remove(settings: &Settings, region: &str, secret_id: &str) -> Resul
     let result = remove_in(settings, &*store, region, secret_id).await;
     store.close().await;
     let (secret, outcome) = result?;
+    let operation = SecretsManager::DeleteResourcePolicy;
     let mut record = coffer_audit::Record::new(
-        "secretsmanager.amazonaws.com".into(),
-        "DeleteResourcePolicy".into(),
+        SecretsManager::EVENT_SOURCE.into(),
+        operation.name().into(),
+        operation.read_only(),
         uuid::Uuid::new_v4().to_string(),
     );
     record.event_type = "CofferOperatorAction";

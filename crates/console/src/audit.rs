@@ -20,6 +20,7 @@ use axum::extract::ConnectInfo;
 use axum::http::header;
 use axum::http::request::Parts;
 use coffer_audit::{Record, UserIdentity};
+use coffer_core::operation::Operation;
 use coffer_core::{Caller, Error, ErrorCode};
 use serde::Serialize;
 use serde_json::Value;
@@ -99,34 +100,10 @@ fn drop_nulls(value: &mut Value) {
     }
 }
 
-/// The record of one Secrets Manager operation run from the console.
-pub fn operation_record<O: Serialize>(
-    operation: &str,
-    region: &str,
-    caller: &Caller,
-    access_key_id: &str,
-    origin: &Origin,
-    request_parameters: Value,
-    result: &coffer_core::Result<O>,
-) -> Record {
-    operation_record_of(
-        "secretsmanager.amazonaws.com",
-        operation,
-        region,
-        caller,
-        access_key_id,
-        origin,
-        request_parameters,
-        result,
-    )
-}
-
-/// The record of one operation of the service `source` (`kms.amazonaws.com` for the KMS keys
-/// page) run from the console.
-#[allow(clippy::too_many_arguments)]
-pub fn operation_record_of<O: Serialize>(
-    source: &str,
-    operation: &str,
+/// The record of one operation run from the console, under its service's event source
+/// (`kms.amazonaws.com` for the KMS keys page; Coffer's own operations are Secrets Manager's).
+pub fn operation_record<Op: Operation, O: Serialize>(
+    operation: Op,
     region: &str,
     caller: &Caller,
     access_key_id: &str,
@@ -135,8 +112,9 @@ pub fn operation_record_of<O: Serialize>(
     result: &coffer_core::Result<O>,
 ) -> Record {
     let mut record = Record::new(
-        source.into(),
-        operation.into(),
+        Op::EVENT_SOURCE.into(),
+        operation.name().into(),
+        operation.read_only(),
         uuid::Uuid::new_v4().to_string(),
     );
     record.aws_region = region.into();
@@ -187,6 +165,7 @@ pub fn sign_in_record(
     let mut record = Record::new(
         "signin.amazonaws.com".into(),
         "ConsoleLogin".into(),
+        false,
         uuid::Uuid::new_v4().to_string(),
     );
     record.event_type = "AwsConsoleSignIn";

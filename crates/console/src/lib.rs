@@ -27,6 +27,7 @@ use axum::extract::Request;
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use coffer_core::operation::Operation;
 use coffer_core::{Caller, RegionService};
 use zeroize::Zeroizing;
 
@@ -562,14 +563,15 @@ impl Ctx {
     /// call (see [`audit`]): the one place every console page runs an operation. Fails
     /// closed: refused before it runs when the log is poisoned, and an error
     /// ([`audit::not_recorded`]) instead of its result when its record cannot be written.
-    pub async fn call<I, O, F>(
+    pub async fn call<Op, I, O, F>(
         &self,
         region: &RegionService,
-        operation: &'static str,
+        operation: Op,
         f: F,
         input: I,
     ) -> coffer_core::Result<O>
     where
+        Op: Operation,
         I: serde::Serialize,
         O: serde::Serialize,
         F: AsyncFnOnce(&RegionService, &Caller, I) -> coffer_core::Result<O>,
@@ -581,22 +583,15 @@ impl Ctx {
             .as_ref()
             .map(|_| audit::request_parameters(&input));
         let run = f(region, &self.caller, input);
-        self.recorded(
-            "secretsmanager.amazonaws.com",
-            region,
-            operation,
-            parameters,
-            run,
-        )
-        .await
+        self.recorded(region, operation, parameters, run).await
     }
 
-    /// A KMS operation (the keys page), recorded as `kms.amazonaws.com`; `params` is its
-    /// request as the KMS API takes it (`{"KeyId": ...}`).
+    /// A KMS operation (the keys page); `params` is its request as the KMS API takes it
+    /// (`{"KeyId": ...}`).
     pub async fn kms<I, F>(
         &self,
         region: &RegionService,
-        operation: &'static str,
+        operation: coffer_core::kms::Operation,
         f: F,
         params: serde_json::Value,
     ) -> coffer_core::Result<serde_json::Value>
@@ -612,17 +607,15 @@ impl Ctx {
         let input: I = serde_json::from_value(params)
             .map_err(|e| coffer_core::Error::validation(e.to_string()))?;
         let run = f(region, &self.caller, input);
-        self.recorded("kms.amazonaws.com", region, operation, parameters, run)
-            .await
+        self.recorded(region, operation, parameters, run).await
     }
 
-    /// Runs `run` (an operation of the service `source`) and records it with its request
-    /// `parameters` (`None`: there is no audit log).
-    async fn recorded<O: serde::Serialize>(
+    /// Runs `run` (the operation `operation`) and records it with its request `parameters`
+    /// (`None`: there is no audit log).
+    async fn recorded<Op: Operation, O: serde::Serialize>(
         &self,
-        source: &str,
         region: &RegionService,
-        operation: &'static str,
+        operation: Op,
         parameters: Option<serde_json::Value>,
         run: impl std::future::Future<Output = coffer_core::Result<O>>,
     ) -> coffer_core::Result<O> {
@@ -633,8 +626,7 @@ impl Ctx {
         }
         let mut result = run.await;
         if let (Some(log), Some(parameters)) = (log, parameters) {
-            let record = audit::operation_record_of(
-                source,
+            let record = audit::operation_record(
                 operation,
                 &region.region,
                 &self.caller,
@@ -644,7 +636,7 @@ impl Ctx {
                 &result,
             );
             if let Err(e) = log.append(&record).await {
-                tracing::error!(operation, error = %e, "Console action refused: its audit record cannot be written");
+                tracing::error!(operation = operation.name(), error = %e, "Console action refused: its audit record cannot be written");
                 result = Err(audit::not_recorded(if record.read_only {
                     audit::NotRecorded::Read
                 } else {
@@ -654,7 +646,7 @@ impl Ctx {
         }
         tracing::debug!(
             region = %region.region,
-            operation,
+            operation = operation.name(),
             principal = %self.caller.principal_arn,
             outcome = result.as_ref().err().map_or("ok", |e| e.code.as_str()),
             micros = started.elapsed().as_micros() as u64,

@@ -431,7 +431,7 @@ fn operation_records_have_the_api_shape_without_values() {
     let ok: coffer_core::Result<serde_json::Value> =
         Ok(serde_json::json!({"ARN": "arn", "Name": "prod/db"}));
     let r = audit::operation_record(
-        "CreateSecret",
+        coffer_core::ops::Operation::CreateSecret,
         "eu-west-1",
         &caller,
         KEY_ID,
@@ -451,7 +451,7 @@ fn operation_records_have_the_api_shape_without_values() {
     assert!(v.get("errorCode").is_none());
     let err: coffer_core::Result<serde_json::Value> = Err(coffer_core::Error::not_found());
     let r = audit::operation_record(
-        "GetSecretValue",
+        coffer_core::ops::Operation::GetSecretValue,
         "eu-west-1",
         &caller,
         KEY_ID,

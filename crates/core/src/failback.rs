@@ -9,9 +9,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::Result;
 use crate::model::Timestamp;
-use crate::ops::replica_regions::{ReplicaRegionType, merge};
 use crate::outbox::OutboxMessage;
 use crate::region::RegionService;
+use crate::replica_regions::{ReplicaRegionType, merge};
 use crate::replication::{Answer, FailureCause, ReplicationState, arn_in_region, state};
 
 /// What R asks P about its copies (their ARNs in P).

@@ -24,8 +24,11 @@ use coffer_store::{ReplicaHead, Secret};
 use serde::{Deserialize, Serialize};
 
 use crate::authorize::{Access, Target, authorize};
-use crate::error::{Error, ErrorCode, Result};
+use crate::error::{Error, Result};
 use crate::model::Timestamp;
+use crate::operation::Operation as _;
+use crate::operation::{named, operations};
+use crate::ops::Operation as SecretsManager;
 use crate::region::{Caller, RegionService};
 use crate::replication::{Answer, ReplicationState, arn_in_region, state};
 
@@ -412,7 +415,7 @@ pub async fn run(region: &RegionService, caller: &Caller, from_region: &str) -> 
     authorize(
         region,
         caller,
-        &Access::new("secretsmanager:StopReplicationToReplica"),
+        &Access::new(SecretsManager::StopReplicationToReplica.action()),
         Target::Everything,
     )?;
     let all = saved(region).await?;
@@ -480,7 +483,7 @@ async fn plan(region: &RegionService, caller: &Caller, from_region: &str) -> Res
         let state = match authorize(
             region,
             caller,
-            &Access::new("secretsmanager:StopReplicationToReplica"),
+            &Access::new(SecretsManager::StopReplicationToReplica.action()),
             Target::Secret(&secret),
         ) {
             Ok(()) => EntryState::Planned,
@@ -630,20 +633,38 @@ pub async fn failover_region(
     run(region, caller, &input.from_region.unwrap_or_default()).await
 }
 
-/// `X-Amz-Target: Coffer.<operation>`: Coffer's own operations (not part of AWS's API),
-/// signed with SigV4 like any call (credential scope service `secretsmanager`).
+operations! {
+    /// `X-Amz-Target: Coffer.<operation>`: Coffer's own operations (not part of AWS's API),
+    /// signed with SigV4 like any call (credential scope service `secretsmanager`, so their
+    /// audit records are Secrets Manager's). Their `coffer:` actions are names only: each is
+    /// authorized by the Secrets Manager actions of what it does.
+    pub enum Operation in "coffer", "secretsmanager.amazonaws.com" {
+        GetReplicationPoint: read,
+        FailoverRegion: change,
+        FailbackRegion: change,
+    }
+}
+
+/// Runs Coffer's operation `operation`. FailbackRegion talks to the old primary Region's node
+/// through the replication transport, which core does not know: the caller passes it as
+/// `failback` (not polled unless the operation is FailbackRegion).
 pub async fn dispatch(
     region: &RegionService,
     caller: &Caller,
     operation: &str,
     body: &[u8],
+    failback: impl Future<Output = Result<Vec<u8>>>,
 ) -> Result<Vec<u8>> {
-    match operation {
-        "GetReplicationPoint" => {
+    match named(operation, || {
+        format!(
+            "Operation {operation} is not one of Coffer's operations (GetReplicationPoint, FailoverRegion)."
+        )
+    })? {
+        Operation::GetReplicationPoint => {
             authorize(
                 region,
                 caller,
-                &Access::new("secretsmanager:ListSecrets"),
+                &Access::new(SecretsManager::ListSecrets.action()),
                 Target::Everything,
             )?;
             let links = replication_points(region).await?;
@@ -653,15 +674,10 @@ pub async fn dispatch(
             }))
             .expect("serializes"))
         }
-        "FailoverRegion" => {
+        Operation::FailoverRegion => {
             let report = failover_region(region, caller, crate::ops::parse(body)?).await?;
             Ok(serde_json::to_vec(&report).expect("serializes"))
         }
-        _ => Err(Error::new(
-            ErrorCode::UnknownOperation,
-            format!(
-                "Operation {operation} is not one of Coffer's operations (GetReplicationPoint, FailoverRegion)."
-            ),
-        )),
+        Operation::FailbackRegion => failback.await,
     }
 }

@@ -1,4 +1,5 @@
-//! The background purge: removes secrets whose recovery window has passed.
+//! The background purge: removes secrets whose recovery window has passed, and KMS keys whose
+//! deletion window ended, with their aliases.
 
 use coffer_store::SecretChange;
 
@@ -14,7 +15,7 @@ const PURGE_BATCH: i64 = 1000;
 pub async fn purge_due(region: &RegionService) -> Result<usize> {
     let now = region.now_ms();
     // KMS keys whose waiting period ended go first (they are counted in their own log lines).
-    crate::kms::purge::purge_due_keys(region).await?;
+    purge_due_keys(region).await?;
     let mut purged = 0;
     loop {
         let batch = region.store.secrets_due_for_purge(now, PURGE_BATCH).await?;
@@ -69,4 +70,44 @@ async fn purge_one(region: &RegionService, now: i64, arn: String) -> Result<bool
         Err(coffer_store::StoreError::Conflict) => Ok(false),
         Err(e) => Err(e.into()),
     }
+}
+
+/// Removes every key of the Region whose `DeletionDate` has passed; returns how many.
+pub async fn purge_due_keys(region: &RegionService) -> Result<usize> {
+    let now = region.now_ms();
+    let mut purged = 0;
+    for record in region.store.list_kms_keys(None).await? {
+        let Ok(meta) = serde_json::from_str::<crate::keys::KeyMeta>(&record.metadata) else {
+            continue;
+        };
+        if meta.key_state != "PendingDeletion" || meta.deletion_date_ms.is_none_or(|d| d > now) {
+            continue;
+        }
+        // A multi-Region replica tells its primary's Region, in the same transaction, so the
+        // primary stops listing it (and can then be deleted itself), as AWS does.
+        let notices: Vec<_> = meta
+            .primary_region
+            .iter()
+            .map(|primary| crate::outbox::OutboxMessage::KeyRemoved.entry(&record.key_arn, primary))
+            .collect();
+        let notify = !notices.is_empty();
+        match region
+            .store
+            .commit_kms_with(
+                coffer_store::KmsChange::DeleteKey {
+                    key_arn: record.key_arn.clone(),
+                },
+                notices,
+            )
+            .await
+        {
+            Ok(()) if notify => region.notify_outbox(),
+            Ok(()) | Err(coffer_store::StoreError::Conflict) => {}
+            Err(e) => return Err(e.into()),
+        }
+        region.keys.forget_key(&record.key_arn);
+        purged += 1;
+        tracing::info!(region = %region.region, key = %record.key_arn, "Deleted KMS key after its waiting period");
+    }
+    Ok(purged)
 }

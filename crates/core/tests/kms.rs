@@ -223,14 +223,14 @@ async fn a_key_with_rotation_enabled_gets_new_material_when_its_period_ends_and_
     let none: HashMap<String, Arc<RegionService>> = HashMap::new();
     f.clock.0.fetch_add(90 * DAY_MS - 1, Ordering::SeqCst);
     assert_eq!(
-        kms::rotation::rotate_due_keys(&f.region, &none)
+        coffer_core::key_rotation::rotate_due_keys(&f.region, &none)
             .await
             .unwrap(),
         0
     );
     f.clock.0.fetch_add(1, Ordering::SeqCst);
     assert_eq!(
-        kms::rotation::rotate_due_keys(&f.region, &none)
+        coffer_core::key_rotation::rotate_due_keys(&f.region, &none)
             .await
             .unwrap(),
         1
@@ -264,7 +264,7 @@ async fn a_key_with_rotation_enabled_gets_new_material_when_its_period_ends_and_
         .unwrap();
     f.clock.0.fetch_add(91 * DAY_MS, Ordering::SeqCst);
     assert_eq!(
-        kms::rotation::rotate_due_keys(&f.region, &none)
+        coffer_core::key_rotation::rotate_due_keys(&f.region, &none)
             .await
             .unwrap(),
         0

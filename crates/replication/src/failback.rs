@@ -21,8 +21,8 @@ use coffer_core::failback::{
     DivergedVersion, HandbackRequest, InspectRequest, Inspected, diverged,
 };
 use coffer_core::failover::{EntryState, Failover};
-use coffer_core::ops::replica_regions::ReplicaRegionType;
 use coffer_core::ops::replicate_secret_to_regions;
+use coffer_core::replica_regions::ReplicaRegionType;
 use coffer_core::replication::{Answer, KIND_HANDBACK, KIND_INSPECT, ReplicaState, replicas};
 use coffer_core::{Caller, Error, ErrorCode, RegionService, Result};
 use serde::{Deserialize, Serialize};

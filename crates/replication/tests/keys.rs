@@ -310,10 +310,10 @@ async fn a_deleted_replica_leaves_its_primarys_replicas_and_a_primary_waiting_fo
     .unwrap();
     // Pending deletion is not deleted: the primary hears nothing yet.
     clock.0.fetch_add(7 * DAY_MS - 1, Ordering::SeqCst);
-    assert_eq!(kms::purge::purge_due_keys(&east).await.unwrap(), 0);
+    assert_eq!(coffer_core::purge::purge_due_keys(&east).await.unwrap(), 0);
     assert!(claim(&east).await.is_empty());
     clock.0.fetch_add(1, Ordering::SeqCst);
-    assert_eq!(kms::purge::purge_due_keys(&east).await.unwrap(), 1);
+    assert_eq!(coffer_core::purge::purge_due_keys(&east).await.unwrap(), 1);
     let rows = claim(&east).await;
     assert_eq!(rows.len(), 1);
     let replica_arn = format!("arn:aws:kms:{EAST}:{ACCOUNT}:key/{key_id}");

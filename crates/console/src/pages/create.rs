@@ -7,8 +7,9 @@ use askama::Template;
 use axum::extract::{Request, State};
 use axum::http::StatusCode;
 use axum::response::Response;
+use coffer_core::input::TagInput;
+use coffer_core::ops::Operation as SecretsManager;
 use coffer_core::ops::create_secret;
-use coffer_core::ops::input::TagInput;
 
 use super::keys::{KeyChoice, pickers};
 use super::replication::{ReplicaRow, replica_rows, requested_regions};
@@ -171,7 +172,7 @@ pub async fn submit(
     let result = ctx
         .call(
             &region,
-            "CreateSecret",
+            SecretsManager::CreateSecret,
             create_secret::run,
             create_secret::Input {
                 name: Some(name.clone()),

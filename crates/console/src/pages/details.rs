@@ -8,6 +8,7 @@ use axum::extract::{Request, State};
 use axum::http::StatusCode;
 use axum::response::Response;
 use coffer_core::keys::DEFAULT_KEY_ALIAS;
+use coffer_core::ops::Operation as SecretsManager;
 use coffer_core::ops::{
     cancel_rotate_secret, delete_resource_policy, delete_secret, describe_secret,
     get_resource_policy, list_secret_version_ids, put_resource_policy, restore_secret,
@@ -133,7 +134,7 @@ async fn replica_rotation(ctx: &Ctx, entry: &describe_secret::Output) -> Rotatio
         Some(region) => ctx
             .call(
                 &region,
-                "DescribeSecret",
+                SecretsManager::DescribeSecret,
                 describe_secret::run,
                 describe_secret::Input {
                     secret_id: Some(entry.name.clone()),
@@ -166,7 +167,7 @@ pub async fn page_with(
     let entry = match ctx
         .call(
             &region,
-            "DescribeSecret",
+            SecretsManager::DescribeSecret,
             describe_secret::run,
             describe_secret::Input {
                 secret_id: Some(name.to_string()),
@@ -197,7 +198,7 @@ pub async fn page_with(
         match ctx
             .call(
                 &region,
-                "ListSecretVersionIds",
+                SecretsManager::ListSecretVersionIds,
                 list_secret_version_ids::run,
                 list_secret_version_ids::Input {
                     secret_id: Some(name.clone()),
@@ -232,7 +233,7 @@ pub async fn page_with(
     } else {
         ctx.call(
             &region,
-            "GetResourcePolicy",
+            SecretsManager::GetResourcePolicy,
             get_resource_policy::run,
             get_resource_policy::Input {
                 secret_id: Some(name.clone()),
@@ -355,7 +356,7 @@ pub async fn update(
     let result = ctx
         .call(
             &region,
-            "UpdateSecret",
+            SecretsManager::UpdateSecret,
             update_secret::run,
             update_secret::Input {
                 secret_id: Some(name.clone()),
@@ -381,11 +382,11 @@ pub async fn tag(
     let result = ctx
         .call(
             &region,
-            "TagResource",
+            SecretsManager::TagResource,
             tag_resource::run,
             tag_resource::Input {
                 secret_id: Some(name.clone()),
-                tags: Some(vec![coffer_core::ops::input::TagInput {
+                tags: Some(vec![coffer_core::input::TagInput {
                     key: Some(key.clone()),
                     value: Some(form.text("tag_value")),
                 }]),
@@ -405,7 +406,7 @@ pub async fn untag(
     let result = ctx
         .call(
             &region,
-            "UntagResource",
+            SecretsManager::UntagResource,
             untag_resource::run,
             untag_resource::Input {
                 secret_id: Some(name.clone()),
@@ -425,7 +426,7 @@ pub async fn put_policy(
     let result = ctx
         .call(
             &region,
-            "PutResourcePolicy",
+            SecretsManager::PutResourcePolicy,
             put_resource_policy::run,
             put_resource_policy::Input {
                 secret_id: Some(name.clone()),
@@ -446,7 +447,7 @@ pub async fn delete_policy(
     let result = ctx
         .call(
             &region,
-            "DeleteResourcePolicy",
+            SecretsManager::DeleteResourcePolicy,
             delete_resource_policy::run,
             delete_resource_policy::Input {
                 secret_id: Some(name.clone()),
@@ -487,7 +488,12 @@ pub async fn rotation(
         }
     };
     let result = ctx
-        .call(&region, "RotateSecret", rotate_secret::run, input)
+        .call(
+            &region,
+            SecretsManager::RotateSecret,
+            rotate_secret::run,
+            input,
+        )
         .await
         .map(|_| {
             if now_only {
@@ -507,7 +513,7 @@ pub async fn cancel_rotation(
     let result = ctx
         .call(
             &region,
-            "CancelRotateSecret",
+            SecretsManager::CancelRotateSecret,
             cancel_rotate_secret::run,
             cancel_rotate_secret::Input {
                 secret_id: Some(name.clone()),
@@ -556,7 +562,7 @@ pub async fn delete_page(
     let entry = match ctx
         .call(
             &region,
-            "DescribeSecret",
+            SecretsManager::DescribeSecret,
             describe_secret::run,
             describe_secret::Input {
                 secret_id: Some(name.clone()),
@@ -601,7 +607,7 @@ pub async fn delete(
     let result = ctx
         .call(
             &region,
-            "DeleteSecret",
+            SecretsManager::DeleteSecret,
             delete_secret::run,
             delete_secret::Input {
                 secret_id: Some(name.clone()),
@@ -635,7 +641,7 @@ pub async fn restore(
     let result = ctx
         .call(
             &region,
-            "RestoreSecret",
+            SecretsManager::RestoreSecret,
             restore_secret::run,
             restore_secret::Input {
                 secret_id: Some(name.clone()),

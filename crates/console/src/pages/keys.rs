@@ -12,6 +12,7 @@ use askama::Template;
 use axum::extract::{Request, State};
 use axum::http::StatusCode;
 use axum::response::Response;
+use coffer_core::kms::Operation as Kms;
 use coffer_core::kms::{create_alias, create_key, describe_key, disable_key, enable_key};
 use coffer_core::kms::{list_aliases, list_keys};
 use coffer_core::{Caller, RegionService};
@@ -91,7 +92,7 @@ async fn keys_of(
             Some(ctx) => {
                 ctx.kms(
                     region,
-                    "DescribeKey",
+                    Kms::DescribeKey,
                     describe_key::run,
                     json!({ "KeyId": id }),
                 )
@@ -204,12 +205,17 @@ pub async fn page(
     // The page's reads are recorded as the KMS console's are: ListKeys, ListAliases and a
     // DescribeKey per key.
     let listed = ctx
-        .kms(&region, "ListKeys", list_keys::run, json!({"Limit": 1000}))
+        .kms(
+            &region,
+            Kms::ListKeys,
+            list_keys::run,
+            json!({"Limit": 1000}),
+        )
         .await;
     let _ = ctx
         .kms(
             &region,
-            "ListAliases",
+            Kms::ListAliases,
             list_aliases::run,
             json!({"Limit": 1000}),
         )
@@ -251,7 +257,10 @@ pub async fn create(
     if let Some(d) = form.optional("description") {
         params["Description"] = json!(d);
     }
-    match ctx.kms(&region, "CreateKey", create_key::run, params).await {
+    match ctx
+        .kms(&region, Kms::CreateKey, create_key::run, params)
+        .await
+    {
         Ok(out) => {
             let id = out["KeyMetadata"]["KeyId"]
                 .as_str()
@@ -262,7 +271,7 @@ pub async fn create(
                 match ctx
                     .kms(
                         &region,
-                        "CreateAlias",
+                        Kms::CreateAlias,
                         create_alias::run,
                         json!({"AliasName": alias, "TargetKeyId": id}),
                     )
@@ -298,7 +307,7 @@ pub async fn alias(
     }
     let params = json!({"AliasName": alias, "TargetKeyId": key_id});
     let added = ctx
-        .kms(&region, "CreateAlias", create_alias::run, params)
+        .kms(&region, Kms::CreateAlias, create_alias::run, params)
         .await;
     ctx.flash_outcome(added.map(|_| format!("Added the alias {alias} to the key {key_id}.")));
     Ok(see_other(&keys_url(&region_name)))
@@ -315,11 +324,11 @@ pub async fn state(
     let key_id = form.text("key_id");
     let params = json!({ "KeyId": key_id });
     let result = if form.get("enable") == Some("true") {
-        ctx.kms(&region, "EnableKey", enable_key::run, params)
+        ctx.kms(&region, Kms::EnableKey, enable_key::run, params)
             .await
             .map(|_| format!("Enabled the key {key_id}."))
     } else {
-        ctx.kms(&region, "DisableKey", disable_key::run, params)
+        ctx.kms(&region, Kms::DisableKey, disable_key::run, params)
             .await
             .map(|_| format!("Disabled the key {key_id}. Secrets encrypted under it cannot be read until it is enabled again."))
     };

@@ -6,6 +6,7 @@ use askama::Template;
 use axum::extract::{Request, State};
 use axum::http::StatusCode;
 use axum::response::Response;
+use coffer_core::ops::Operation as SecretsManager;
 use coffer_core::ops::list_secrets;
 
 use crate::form::{Form, url};
@@ -134,7 +135,7 @@ pub async fn page(
     let result = ctx
         .call(
             &region,
-            "ListSecrets",
+            SecretsManager::ListSecrets,
             list_secrets::run,
             list_secrets::Input {
                 include_planned_deletion: Some(show_deleted),

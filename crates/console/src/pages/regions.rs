@@ -9,7 +9,7 @@ use askama::Template;
 use axum::extract::{Request, State};
 use axum::http::StatusCode;
 use axum::response::Response;
-use coffer_core::failover::{self, FailoverInput, LinkPoint, Report};
+use coffer_core::failover::{self, FailoverInput, LinkPoint, Operation as Coffer, Report};
 
 use crate::form::{Form, url};
 use crate::view::time;
@@ -134,7 +134,7 @@ pub async fn failover_submit(
     let result = ctx
         .call(
             &region,
-            "FailoverRegion",
+            Coffer::FailoverRegion,
             failover::failover_region,
             FailoverInput {
                 from_region: Some(from),

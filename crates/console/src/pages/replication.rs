@@ -11,11 +11,12 @@ use axum::extract::{Request, State};
 use axum::http::StatusCode;
 use axum::response::Response;
 use coffer_core::keys::DEFAULT_KEY_ALIAS;
-use coffer_core::ops::replica_regions::ReplicaRegionType;
+use coffer_core::ops::Operation as SecretsManager;
 use coffer_core::ops::{
     describe_secret, remove_regions_from_replication, replicate_secret_to_regions,
     stop_replication_to_replica,
 };
+use coffer_core::replica_regions::ReplicaRegionType;
 
 use super::keys::{KeyChoice, pickers};
 use crate::drafts::{FormState, Problem};
@@ -178,7 +179,7 @@ async fn describe(
 ) -> coffer_core::Result<describe_secret::Output> {
     ctx.call(
         region,
-        "DescribeSecret",
+        SecretsManager::DescribeSecret,
         describe_secret::run,
         describe_secret::Input {
             secret_id: Some(name.to_string()),
@@ -409,7 +410,7 @@ pub async fn add_submit(
     let result = ctx
         .call(
             &region,
-            "ReplicateSecretToRegions",
+            SecretsManager::ReplicateSecretToRegions,
             replicate_secret_to_regions::run,
             replicate_secret_to_regions::Input {
                 secret_id: Some(name.clone()),
@@ -527,7 +528,7 @@ pub async fn retry_submit(
     let result = ctx
         .call(
             &region,
-            "ReplicateSecretToRegions",
+            SecretsManager::ReplicateSecretToRegions,
             replicate_secret_to_regions::run,
             replicate_secret_to_regions::Input {
                 secret_id: Some(name.clone()),
@@ -611,7 +612,7 @@ pub async fn remove_submit(
     let result = ctx
         .call(
             &region,
-            "RemoveRegionsFromReplication",
+            SecretsManager::RemoveRegionsFromReplication,
             remove_regions_from_replication::run,
             remove_regions_from_replication::Input {
                 secret_id: Some(name.clone()),
@@ -671,7 +672,7 @@ pub async fn promote_submit(
     let result = ctx
         .call(
             &region,
-            "StopReplicationToReplica",
+            SecretsManager::StopReplicationToReplica,
             stop_replication_to_replica::run,
             stop_replication_to_replica::Input {
                 secret_id: Some(name.clone()),

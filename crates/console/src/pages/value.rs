@@ -14,6 +14,7 @@ use axum::extract::{Request, State};
 use axum::http::StatusCode;
 use axum::response::Response;
 use coffer_core::ErrorCode;
+use coffer_core::ops::Operation as SecretsManager;
 use coffer_core::ops::{get_secret_value, put_secret_value};
 use zeroize::{Zeroize, Zeroizing};
 
@@ -301,7 +302,7 @@ pub async fn reveal(
     let result = ctx
         .call(
             &region,
-            "GetSecretValue",
+            SecretsManager::GetSecretValue,
             get_secret_value::run,
             get_secret_value::Input {
                 secret_id: Some(name.to_string()),
@@ -407,7 +408,7 @@ pub async fn edit(
     let result = ctx
         .call(
             &region,
-            "GetSecretValue",
+            SecretsManager::GetSecretValue,
             get_secret_value::run,
             get_secret_value::Input {
                 secret_id: Some(name.clone()),
@@ -468,7 +469,7 @@ pub async fn put(
     let result = ctx
         .call(
             &region,
-            "PutSecretValue",
+            SecretsManager::PutSecretValue,
             put_secret_value::run,
             put_secret_value::Input {
                 secret_id: Some(name.clone()),

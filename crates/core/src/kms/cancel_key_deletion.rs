@@ -4,7 +4,9 @@
 use serde::Deserialize;
 use serde_json::{Value, json};
 
+use super::Operation;
 use crate::error::Result;
+use crate::operation::Operation as _;
 use crate::region::{Caller, RegionService};
 
 #[derive(Deserialize)]
@@ -14,8 +16,13 @@ pub struct Input {
 }
 
 pub async fn run(region: &RegionService, caller: &Caller, input: Input) -> Result<Value> {
-    let key =
-        super::find_authorized_key(region, caller, &input.key_id, "kms:CancelKeyDeletion").await?;
+    let key = super::find_authorized_key(
+        region,
+        caller,
+        &input.key_id,
+        Operation::CancelKeyDeletion.action(),
+    )
+    .await?;
     if !super::is_pending_deletion(&key.meta) {
         return Err(super::invalid_state(format!(
             "{} is not pending deletion.",

@@ -3,7 +3,9 @@
 use serde::Deserialize;
 use serde_json::{Value, json};
 
+use super::Operation;
 use crate::error::{Error, ErrorCode, Result};
+use crate::operation::Operation as _;
 use crate::region::{Caller, RegionService};
 
 #[derive(Deserialize)]
@@ -85,7 +87,7 @@ pub async fn run(region: &RegionService, caller: &Caller, input: Input) -> Resul
         caller,
         &input.alias_name,
         &input.target_key_id,
-        "kms:CreateAlias",
+        Operation::CreateAlias.action(),
     )
     .await?;
     match region

@@ -4,8 +4,10 @@
 use serde::Deserialize;
 use serde_json::{Value, json};
 
+use super::Operation;
 use super::{KeyMeta, KmsTag};
 use crate::error::{Error, Result};
+use crate::operation::Operation as _;
 use crate::region::{Caller, RegionService};
 
 #[derive(Deserialize, Default)]
@@ -33,7 +35,7 @@ pub(crate) fn check_description(description: &str) -> Result<()> {
 }
 
 pub async fn run(region: &RegionService, caller: &Caller, input: Input) -> Result<Value> {
-    super::authorize_account(region, caller, "kms:CreateKey")?;
+    super::authorize_account(region, caller, Operation::CreateKey.action())?;
     if let Some(usage) = input.key_usage.as_deref()
         && usage != "ENCRYPT_DECRYPT"
     {

@@ -5,7 +5,9 @@ use serde::{Deserialize, Serialize};
 use zeroize::Zeroizing;
 
 use super::Context;
+use super::Operation;
 use crate::error::{Error, ErrorCode, Result};
+use crate::operation::Operation as _;
 use crate::region::{Caller, RegionService};
 
 #[derive(Deserialize)]
@@ -72,7 +74,7 @@ pub async fn run(region: &RegionService, caller: &Caller, input: Input) -> Resul
             ));
         }
     }
-    super::authorize(caller, &key, "kms:Decrypt")?;
+    super::authorize(caller, &key, Operation::Decrypt.action())?;
     super::require_enabled(&key)?;
     let context = input.encryption_context.unwrap_or_default();
     // The blob names the material it was made with; a key rotated since still has it.

@@ -3,7 +3,9 @@
 use serde::Deserialize;
 use serde_json::{Value, json};
 
+use super::Operation;
 use crate::error::{Error, ErrorCode, Result};
+use crate::operation::Operation as _;
 use crate::region::{Caller, RegionService};
 
 #[derive(Deserialize)]
@@ -33,7 +35,7 @@ pub async fn run(region: &RegionService, caller: &Caller, input: Input) -> Resul
         return Err(not_found());
     };
     if let Some(key) = region.keys.key_by_arn(&alias.target_key_arn).await? {
-        super::authorize(caller, &key, "kms:DeleteAlias")?;
+        super::authorize(caller, &key, Operation::DeleteAlias.action())?;
     }
     match region
         .store

@@ -3,7 +3,9 @@
 use serde::Deserialize;
 use serde_json::{Value, json};
 
+use super::Operation;
 use crate::error::Result;
+use crate::operation::Operation as _;
 use crate::region::{Caller, RegionService};
 
 #[derive(Deserialize)]
@@ -15,6 +17,12 @@ pub struct Input {
 }
 
 pub async fn run(region: &RegionService, caller: &Caller, input: Input) -> Result<Value> {
-    let key = super::find_authorized(region, caller, &input.key_id, "kms:DescribeKey").await?;
+    let key = super::find_authorized(
+        region,
+        caller,
+        &input.key_id,
+        Operation::DescribeKey.action(),
+    )
+    .await?;
     Ok(json!({ "KeyMetadata": super::key_metadata(&key) }))
 }

@@ -4,7 +4,9 @@
 use serde::Deserialize;
 use serde_json::{Value, json};
 
+use super::Operation;
 use crate::error::Result;
+use crate::operation::Operation as _;
 use crate::region::{Caller, RegionService};
 
 #[derive(Deserialize)]
@@ -14,10 +16,15 @@ pub struct Input {
 }
 
 pub async fn run(region: &RegionService, caller: &Caller, input: Input) -> Result<Value> {
-    let key =
-        super::find_authorized_key(region, caller, &input.key_id, "kms:DisableKeyRotation").await?;
+    let key = super::find_authorized_key(
+        region,
+        caller,
+        &input.key_id,
+        Operation::DisableKeyRotation.action(),
+    )
+    .await?;
     super::require_enabled(&key)?;
-    super::rotation::require_not_replica(&key)?;
+    crate::key_rotation::require_not_replica(&key)?;
     let mut meta = (*key.meta).clone();
     meta.rotation_period_days = None;
     meta.next_rotation_ms = None;

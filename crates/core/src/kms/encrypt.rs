@@ -5,7 +5,9 @@ use serde::{Deserialize, Serialize};
 use zeroize::Zeroizing;
 
 use super::Context;
+use super::Operation;
 use crate::error::{Error, Result};
+use crate::operation::Operation as _;
 use crate::region::{Caller, RegionService};
 
 #[derive(Deserialize)]
@@ -50,7 +52,8 @@ pub async fn run(region: &RegionService, caller: &Caller, input: Input) -> Resul
         )));
     }
     check_algorithm(input.encryption_algorithm.as_deref())?;
-    let key = super::find_authorized(region, caller, &input.key_id, "kms:Encrypt").await?;
+    let key =
+        super::find_authorized(region, caller, &input.key_id, Operation::Encrypt.action()).await?;
     super::require_enabled(&key)?;
     let context = input.encryption_context.unwrap_or_default();
     let blob = coffer_kms::encrypt(&key.material, &key.arn, &input.plaintext, &context)

@@ -6,7 +6,9 @@ use serde::{Deserialize, Serialize};
 use zeroize::Zeroizing;
 
 use super::Context;
+use super::Operation;
 use crate::error::{Error, Result};
+use crate::operation::Operation as _;
 use crate::region::{Caller, RegionService};
 
 #[derive(Deserialize)]
@@ -87,5 +89,5 @@ pub(crate) async fn generate(
 }
 
 pub async fn run(region: &RegionService, caller: &Caller, input: Input) -> Result<Output> {
-    generate(region, caller, input, "kms:GenerateDataKey").await
+    generate(region, caller, input, Operation::GenerateDataKey.action()).await
 }

@@ -2,7 +2,9 @@
 
 use serde::Serialize;
 
+use super::Operation;
 use crate::error::Result;
+use crate::operation::Operation as _;
 use crate::region::{Caller, RegionService};
 
 pub use super::generate_data_key::Input;
@@ -20,7 +22,7 @@ pub async fn run(region: &RegionService, caller: &Caller, input: Input) -> Resul
         region,
         caller,
         input,
-        "kms:GenerateDataKeyWithoutPlaintext",
+        Operation::GenerateDataKeyWithoutPlaintext.action(),
     )
     .await?;
     Ok(Output {

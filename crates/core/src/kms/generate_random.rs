@@ -4,7 +4,9 @@ use rand::RngCore;
 use serde::{Deserialize, Serialize};
 use zeroize::Zeroizing;
 
+use super::Operation;
 use crate::error::{Error, Result};
+use crate::operation::Operation as _;
 use crate::region::{Caller, RegionService};
 
 #[derive(Deserialize, Default)]
@@ -33,7 +35,7 @@ pub async fn run(region: &RegionService, caller: &Caller, input: Input) -> Resul
             "Coffer's KMS has no custom key stores.",
         ));
     }
-    super::authorize_account(region, caller, "kms:GenerateRandom")?;
+    super::authorize_account(region, caller, Operation::GenerateRandom.action())?;
     let mut bytes = Zeroizing::new(vec![0u8; n as usize]);
     rand::rngs::OsRng.fill_bytes(&mut bytes);
     Ok(Output { plaintext: bytes })

@@ -3,7 +3,9 @@
 use serde::Deserialize;
 use serde_json::{Value, json};
 
+use super::Operation;
 use crate::error::{Error, Result};
+use crate::operation::Operation as _;
 use crate::region::{Caller, RegionService};
 
 #[derive(Deserialize)]
@@ -25,7 +27,13 @@ pub(crate) fn check_policy_name(name: Option<&str>) -> Result<()> {
 
 pub async fn run(region: &RegionService, caller: &Caller, input: Input) -> Result<Value> {
     check_policy_name(input.policy_name.as_deref())?;
-    let key = super::find_authorized_key(region, caller, &input.key_id, "kms:GetKeyPolicy").await?;
+    let key = super::find_authorized_key(
+        region,
+        caller,
+        &input.key_id,
+        Operation::GetKeyPolicy.action(),
+    )
+    .await?;
     let policy = key.meta.policy.clone().unwrap_or_else(|| {
         region
             .keys

@@ -4,7 +4,9 @@
 use serde::Deserialize;
 use serde_json::{Value, json};
 
+use super::Operation;
 use crate::error::{Error, ErrorCode, Result};
+use crate::operation::Operation as _;
 use crate::region::{Caller, RegionService};
 
 #[derive(Deserialize, Default)]
@@ -16,7 +18,7 @@ pub struct Input {
 }
 
 pub async fn run(region: &RegionService, caller: &Caller, input: Input) -> Result<Value> {
-    super::authorize_account(region, caller, "kms:ListAliases")?;
+    super::authorize_account(region, caller, Operation::ListAliases.action())?;
     let only = match input.key_id.as_deref() {
         Some(id) => Some(super::find_key(region, caller, id).await?.arn),
         None => None,

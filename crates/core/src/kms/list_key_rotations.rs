@@ -5,7 +5,9 @@
 use serde::Deserialize;
 use serde_json::{Value, json};
 
+use super::Operation;
 use crate::error::Result;
+use crate::operation::Operation as _;
 use crate::region::{Caller, RegionService};
 
 #[derive(Deserialize)]
@@ -19,8 +21,13 @@ pub struct Input {
 }
 
 pub async fn run(region: &RegionService, caller: &Caller, input: Input) -> Result<Value> {
-    let key =
-        super::find_authorized_key(region, caller, &input.key_id, "kms:ListKeyRotations").await?;
+    let key = super::find_authorized_key(
+        region,
+        caller,
+        &input.key_id,
+        Operation::ListKeyRotations.action(),
+    )
+    .await?;
     let entries: Vec<Value> = key
         .meta
         .rotations

@@ -4,7 +4,9 @@
 use serde::Deserialize;
 use serde_json::{Value, json};
 
+use super::Operation;
 use crate::error::Result;
+use crate::operation::Operation as _;
 use crate::region::{Caller, RegionService};
 
 #[derive(Deserialize, Default)]
@@ -15,7 +17,7 @@ pub struct Input {
 }
 
 pub async fn run(region: &RegionService, caller: &Caller, input: Input) -> Result<Value> {
-    super::authorize_account(region, caller, "kms:ListKeys")?;
+    super::authorize_account(region, caller, Operation::ListKeys.action())?;
     let keys = region.store.list_kms_keys(Some(&caller.account_id)).await?;
     let entries: Vec<Value> = keys
         .iter()

@@ -3,7 +3,9 @@
 use serde::Deserialize;
 use serde_json::{Value, json};
 
+use super::Operation;
 use crate::error::Result;
+use crate::operation::Operation as _;
 use crate::region::{Caller, RegionService};
 
 #[derive(Deserialize)]
@@ -17,8 +19,13 @@ pub struct Input {
 }
 
 pub async fn run(region: &RegionService, caller: &Caller, input: Input) -> Result<Value> {
-    let key =
-        super::find_authorized_key(region, caller, &input.key_id, "kms:ListResourceTags").await?;
+    let key = super::find_authorized_key(
+        region,
+        caller,
+        &input.key_id,
+        Operation::ListResourceTags.action(),
+    )
+    .await?;
     let tags: Vec<Value> = key
         .meta
         .tags

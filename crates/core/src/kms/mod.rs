@@ -21,6 +21,7 @@ use crate::error::{Error, ErrorCode, Result};
 use crate::keys::KeyHandle;
 pub use crate::keys::{KeyMeta, KmsTag, PreviousMaterial, Rotation, policy_context};
 use crate::model::Arn;
+use crate::operation::{named, operations};
 use crate::ops::call;
 use crate::region::{Caller, RegionService};
 
@@ -44,48 +45,48 @@ pub mod list_aliases;
 pub mod list_key_rotations;
 pub mod list_keys;
 pub mod list_resource_tags;
-pub mod purge;
 pub mod put_key_policy;
 pub mod replicate_key;
 pub mod rotate_key_on_demand;
-pub mod rotation;
 pub mod schedule_key_deletion;
 pub mod tag_resource;
 pub mod untag_resource;
 pub mod update_alias;
 pub mod update_key_description;
 
-/// Every KMS operation Coffer serves.
-pub const OPERATIONS: &[&str] = &[
-    "CancelKeyDeletion",
-    "CreateAlias",
-    "CreateKey",
-    "Decrypt",
-    "DeleteAlias",
-    "DescribeKey",
-    "DisableKey",
-    "DisableKeyRotation",
-    "EnableKey",
-    "EnableKeyRotation",
-    "Encrypt",
-    "GenerateDataKey",
-    "GenerateDataKeyWithoutPlaintext",
-    "GenerateRandom",
-    "GetKeyPolicy",
-    "GetKeyRotationStatus",
-    "ListAliases",
-    "ListKeyRotations",
-    "ListKeys",
-    "ListResourceTags",
-    "PutKeyPolicy",
-    "ReplicateKey",
-    "RotateKeyOnDemand",
-    "ScheduleKeyDeletion",
-    "TagResource",
-    "UntagResource",
-    "UpdateAlias",
-    "UpdateKeyDescription",
-];
+operations! {
+    /// Every KMS operation Coffer serves, each `kms/<snake_case_name>.rs`.
+    pub enum Operation in "kms", "kms.amazonaws.com" {
+        CancelKeyDeletion: change,
+        CreateAlias: change,
+        CreateKey: change,
+        Decrypt: read,
+        DeleteAlias: change,
+        DescribeKey: read,
+        DisableKey: change,
+        DisableKeyRotation: change,
+        EnableKey: change,
+        EnableKeyRotation: change,
+        Encrypt: read,
+        GenerateDataKey: read,
+        GenerateDataKeyWithoutPlaintext: read,
+        GenerateRandom: read,
+        GetKeyPolicy: read,
+        GetKeyRotationStatus: read,
+        ListAliases: read,
+        ListKeyRotations: read,
+        ListKeys: read,
+        ListResourceTags: read,
+        PutKeyPolicy: change,
+        ReplicateKey: change,
+        RotateKeyOnDemand: change,
+        ScheduleKeyDeletion: change,
+        TagResource: change,
+        UntagResource: change,
+        UpdateAlias: change,
+        UpdateKeyDescription: change,
+    }
+}
 
 /// The Regions of this node, for ReplicateKey.
 pub type Regions = HashMap<String, Arc<RegionService>>;
@@ -119,51 +120,50 @@ pub async fn dispatch(
     body: &[u8],
     regions: &dyn RegionDirectory,
 ) -> Result<Vec<u8>> {
-    let r = region;
-    let c = caller;
-    match operation {
-        "CancelKeyDeletion" => call(cancel_key_deletion::run, r, c, body).await,
-        "CreateAlias" => call(create_alias::run, r, c, body).await,
-        "CreateKey" => call(create_key::run, r, c, body).await,
-        "Decrypt" => call(decrypt::run, r, c, body).await,
-        "DeleteAlias" => call(delete_alias::run, r, c, body).await,
-        "DescribeKey" => call(describe_key::run, r, c, body).await,
-        "DisableKey" => call(disable_key::run, r, c, body).await,
-        "DisableKeyRotation" => call(disable_key_rotation::run, r, c, body).await,
-        "EnableKey" => call(enable_key::run, r, c, body).await,
-        "EnableKeyRotation" => call(enable_key_rotation::run, r, c, body).await,
-        "Encrypt" => call(encrypt::run, r, c, body).await,
-        "GenerateDataKey" => call(generate_data_key::run, r, c, body).await,
-        "GenerateDataKeyWithoutPlaintext" => {
+    let (r, c) = (region, caller);
+    match named(operation, || {
+        format!("Operation {operation} is not supported by Coffer's KMS.")
+    })? {
+        Operation::CancelKeyDeletion => call(cancel_key_deletion::run, r, c, body).await,
+        Operation::CreateAlias => call(create_alias::run, r, c, body).await,
+        Operation::CreateKey => call(create_key::run, r, c, body).await,
+        Operation::Decrypt => call(decrypt::run, r, c, body).await,
+        Operation::DeleteAlias => call(delete_alias::run, r, c, body).await,
+        Operation::DescribeKey => call(describe_key::run, r, c, body).await,
+        Operation::DisableKey => call(disable_key::run, r, c, body).await,
+        Operation::DisableKeyRotation => call(disable_key_rotation::run, r, c, body).await,
+        Operation::EnableKey => call(enable_key::run, r, c, body).await,
+        Operation::EnableKeyRotation => call(enable_key_rotation::run, r, c, body).await,
+        Operation::Encrypt => call(encrypt::run, r, c, body).await,
+        Operation::GenerateDataKey => call(generate_data_key::run, r, c, body).await,
+        Operation::GenerateDataKeyWithoutPlaintext => {
             call(generate_data_key_without_plaintext::run, r, c, body).await
         }
-        "GenerateRandom" => call(generate_random::run, r, c, body).await,
-        "GetKeyPolicy" => call(get_key_policy::run, r, c, body).await,
-        "GetKeyRotationStatus" => call(get_key_rotation_status::run, r, c, body).await,
-        "ListAliases" => call(list_aliases::run, r, c, body).await,
-        "ListKeyRotations" => call(list_key_rotations::run, r, c, body).await,
-        "ListKeys" => call(list_keys::run, r, c, body).await,
-        "ListResourceTags" => call(list_resource_tags::run, r, c, body).await,
-        "PutKeyPolicy" => call(put_key_policy::run, r, c, body).await,
-        "ReplicateKey" => {
-            let input = crate::ops::parse(body)?;
-            let output = replicate_key::run(r, c, input, regions).await?;
-            Ok(serde_json::to_vec(&output).expect("responses serialize"))
+        Operation::GenerateRandom => call(generate_random::run, r, c, body).await,
+        Operation::GetKeyPolicy => call(get_key_policy::run, r, c, body).await,
+        Operation::GetKeyRotationStatus => call(get_key_rotation_status::run, r, c, body).await,
+        Operation::ListAliases => call(list_aliases::run, r, c, body).await,
+        Operation::ListKeyRotations => call(list_key_rotations::run, r, c, body).await,
+        Operation::ListKeys => call(list_keys::run, r, c, body).await,
+        Operation::ListResourceTags => call(list_resource_tags::run, r, c, body).await,
+        Operation::PutKeyPolicy => call(put_key_policy::run, r, c, body).await,
+        Operation::ReplicateKey => {
+            let run = async |r: &RegionService, c: &Caller, input| {
+                replicate_key::run(r, c, input, regions).await
+            };
+            call(run, r, c, body).await
         }
-        "RotateKeyOnDemand" => {
-            let input = crate::ops::parse(body)?;
-            let output = rotate_key_on_demand::run(r, c, input, regions).await?;
-            Ok(serde_json::to_vec(&output).expect("responses serialize"))
+        Operation::RotateKeyOnDemand => {
+            let run = async |r: &RegionService, c: &Caller, input| {
+                rotate_key_on_demand::run(r, c, input, regions).await
+            };
+            call(run, r, c, body).await
         }
-        "ScheduleKeyDeletion" => call(schedule_key_deletion::run, r, c, body).await,
-        "TagResource" => call(tag_resource::run, r, c, body).await,
-        "UntagResource" => call(untag_resource::run, r, c, body).await,
-        "UpdateAlias" => call(update_alias::run, r, c, body).await,
-        "UpdateKeyDescription" => call(update_key_description::run, r, c, body).await,
-        _ => Err(Error::new(
-            ErrorCode::UnknownOperation,
-            format!("Operation {operation} is not supported by Coffer's KMS."),
-        )),
+        Operation::ScheduleKeyDeletion => call(schedule_key_deletion::run, r, c, body).await,
+        Operation::TagResource => call(tag_resource::run, r, c, body).await,
+        Operation::UntagResource => call(untag_resource::run, r, c, body).await,
+        Operation::UpdateAlias => call(update_alias::run, r, c, body).await,
+        Operation::UpdateKeyDescription => call(update_key_description::run, r, c, body).await,
     }
 }
 

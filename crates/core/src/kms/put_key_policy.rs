@@ -4,7 +4,9 @@
 use serde::Deserialize;
 use serde_json::{Value, json};
 
+use super::Operation;
 use crate::error::Result;
+use crate::operation::Operation as _;
 use crate::region::{Caller, RegionService};
 
 #[derive(Deserialize)]
@@ -20,7 +22,13 @@ pub struct Input {
 
 pub async fn run(region: &RegionService, caller: &Caller, input: Input) -> Result<Value> {
     super::get_key_policy::check_policy_name(input.policy_name.as_deref())?;
-    let key = super::find_authorized_key(region, caller, &input.key_id, "kms:PutKeyPolicy").await?;
+    let key = super::find_authorized_key(
+        region,
+        caller,
+        &input.key_id,
+        Operation::PutKeyPolicy.action(),
+    )
+    .await?;
     super::check_policy(&input.policy)?;
     let mut meta = (*key.meta).clone();
     meta.policy = Some(input.policy);

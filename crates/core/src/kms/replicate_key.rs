@@ -19,9 +19,11 @@
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
+use super::Operation;
 use super::{KeyMeta, KmsTag, RegionDirectory};
 use crate::error::{Error, ErrorCode, Result};
 use crate::keys::KeyHandle;
+use crate::operation::Operation as _;
 use crate::region::{Caller, RegionService};
 
 #[derive(Deserialize)]
@@ -117,7 +119,13 @@ pub async fn run(
     input: Input,
     regions: &dyn RegionDirectory,
 ) -> Result<Value> {
-    let key = super::find_authorized_key(region, caller, &input.key_id, "kms:ReplicateKey").await?;
+    let key = super::find_authorized_key(
+        region,
+        caller,
+        &input.key_id,
+        Operation::ReplicateKey.action(),
+    )
+    .await?;
     if !key.meta.multi_region {
         return Err(Error::new(
             ErrorCode::KmsUnsupportedOperation,

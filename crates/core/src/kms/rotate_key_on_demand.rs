@@ -4,8 +4,10 @@
 use serde::Deserialize;
 use serde_json::{Value, json};
 
+use super::Operation;
 use super::RegionDirectory;
 use crate::error::{Error, ErrorCode, Result};
+use crate::operation::Operation as _;
 use crate::region::{Caller, RegionService};
 
 /// AWS's quota of on-demand rotations per key.
@@ -23,8 +25,13 @@ pub async fn run(
     input: Input,
     regions: &dyn RegionDirectory,
 ) -> Result<Value> {
-    let key =
-        super::find_authorized_key(region, caller, &input.key_id, "kms:RotateKeyOnDemand").await?;
+    let key = super::find_authorized_key(
+        region,
+        caller,
+        &input.key_id,
+        Operation::RotateKeyOnDemand.action(),
+    )
+    .await?;
     super::require_enabled(&key)?;
     let on_demand = key
         .meta
@@ -42,6 +49,6 @@ pub async fn run(
             ),
         ));
     }
-    super::rotation::rotate(region, &key, "ON_DEMAND", regions).await?;
+    crate::key_rotation::rotate(region, &key, "ON_DEMAND", regions).await?;
     Ok(json!({ "KeyId": key.arn }))
 }

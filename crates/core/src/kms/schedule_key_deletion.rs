@@ -1,5 +1,5 @@
 //! KMS `ScheduleKeyDeletion`: the key becomes PendingDeletion for `PendingWindowInDays` (7–30,
-//! default 30) and is purged, with its aliases, when the window ends (`kms::purge`).
+//! default 30) and is purged, with its aliases, when the window ends (`purge::purge_due_keys`).
 //!
 //! A multi-Region primary key that still has replicas becomes `PendingReplicaDeletion`, as in
 //! AWS: unusable, with no deletion date yet; when its last replica is gone ([`replicas_gone`])
@@ -8,7 +8,9 @@
 use serde::Deserialize;
 use serde_json::{Value, json};
 
+use super::Operation;
 use crate::error::{Error, Result};
+use crate::operation::Operation as _;
 use crate::region::{Caller, RegionService};
 
 #[derive(Deserialize)]
@@ -28,8 +30,13 @@ pub async fn run(region: &RegionService, caller: &Caller, input: Input) -> Resul
             "1 validation error detected: Value '{days}' at 'pendingWindowInDays' failed to satisfy constraint: Member must have value between 7 and 30"
         )));
     }
-    let key = super::find_authorized_key(region, caller, &input.key_id, "kms:ScheduleKeyDeletion")
-        .await?;
+    let key = super::find_authorized_key(
+        region,
+        caller,
+        &input.key_id,
+        Operation::ScheduleKeyDeletion.action(),
+    )
+    .await?;
     super::require_not_pending_deletion(&key)?;
     let mut meta = (*key.meta).clone();
     if meta.primary_region.is_none() && !meta.replica_regions.is_empty() {

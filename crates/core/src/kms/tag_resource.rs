@@ -4,7 +4,9 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::KmsTag;
+use super::Operation;
 use crate::error::Result;
+use crate::operation::Operation as _;
 use crate::region::{Caller, RegionService};
 
 #[derive(Deserialize)]
@@ -15,7 +17,13 @@ pub struct Input {
 }
 
 pub async fn run(region: &RegionService, caller: &Caller, input: Input) -> Result<Value> {
-    let key = super::find_authorized_key(region, caller, &input.key_id, "kms:TagResource").await?;
+    let key = super::find_authorized_key(
+        region,
+        caller,
+        &input.key_id,
+        Operation::TagResource.action(),
+    )
+    .await?;
     super::check_tags(&input.tags)?;
     super::require_not_pending_deletion(&key)?;
     let mut meta = (*key.meta).clone();

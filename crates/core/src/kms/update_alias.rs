@@ -3,7 +3,9 @@
 use serde::Deserialize;
 use serde_json::{Value, json};
 
+use super::Operation;
 use crate::error::Result;
+use crate::operation::Operation as _;
 use crate::region::{Caller, RegionService};
 
 #[derive(Deserialize)]
@@ -20,7 +22,7 @@ pub async fn run(region: &RegionService, caller: &Caller, input: Input) -> Resul
         caller,
         &input.alias_name,
         &input.target_key_id,
-        "kms:UpdateAlias",
+        Operation::UpdateAlias.action(),
     )
     .await?;
     match region

@@ -4,7 +4,9 @@
 use serde::Deserialize;
 use serde_json::{Value, json};
 
+use super::Operation;
 use crate::error::Result;
+use crate::operation::Operation as _;
 use crate::region::{Caller, RegionService};
 
 #[derive(Deserialize)]
@@ -16,8 +18,13 @@ pub struct Input {
 
 pub async fn run(region: &RegionService, caller: &Caller, input: Input) -> Result<Value> {
     super::create_key::check_description(&input.description)?;
-    let key = super::find_authorized_key(region, caller, &input.key_id, "kms:UpdateKeyDescription")
-        .await?;
+    let key = super::find_authorized_key(
+        region,
+        caller,
+        &input.key_id,
+        Operation::UpdateKeyDescription.action(),
+    )
+    .await?;
     super::require_not_pending_deletion(&key)?;
     let mut meta = (*key.meta).clone();
     meta.description = input.description;

@@ -2,10 +2,12 @@
 
 use serde::{Deserialize, Serialize};
 
+use super::Operation;
 use super::get_secret_value::{Output as SecretValueEntry, read};
 use super::list_secrets::{Filter, Listing, check_filter_values, check_filters};
 use crate::authorize::{Access, Target, authorize};
 use crate::error::{Error, Result};
+use crate::operation::Operation as _;
 use crate::region::{Caller, RegionService};
 use crate::secret::load;
 use crate::validate::Violations;
@@ -54,10 +56,10 @@ pub async fn run(region: &RegionService, caller: &Caller, input: Input) -> Resul
     authorize(
         region,
         caller,
-        &Access::new("secretsmanager:BatchGetSecretValue"),
+        &Access::new(Operation::BatchGetSecretValue.action()),
         Target::Everything,
     )?;
-    let get = Access::new("secretsmanager:GetSecretValue");
+    let get = Access::new(Operation::GetSecretValue.action());
     let mut out = Output {
         secret_values: Vec::new(),
         errors: Vec::new(),

@@ -3,8 +3,10 @@
 
 use serde::{Deserialize, Serialize};
 
+use super::Operation;
 use crate::authorize::Access;
 use crate::error::{Error, Result};
+use crate::operation::Operation as _;
 use crate::region::{Caller, RegionService};
 use crate::rotation::{set_state, state};
 use crate::secret::{
@@ -38,7 +40,7 @@ pub async fn run(region: &RegionService, caller: &Caller, input: Input) -> Resul
             region,
             caller,
             &secret_id,
-            &Access::new("secretsmanager:CancelRotateSecret"),
+            &Access::new(Operation::CancelRotateSecret.action()),
         )
         .await?;
         ensure_primary(&secret)?;

@@ -4,14 +4,16 @@ use coffer_store::{Secret, SecretChange, SecretRecord, VersionRecord};
 use serde::{Deserialize, Serialize};
 use zeroize::Zeroizing;
 
-use super::input::{
-    Blob, TagInput, check_tag_count, check_tags, check_value, merge_tags, take_value, to_tags,
-};
-use super::replica_regions::{ReplicaRegionType, check_regions, check_shape, merge};
+use super::Operation;
 use crate::authorize::{Access, Target, authorize, ensure_tags_keep_access};
 use crate::error::{Error, ErrorCode, Result};
+use crate::input::{
+    Blob, TagInput, check_tag_count, check_tags, check_value, merge_tags, take_value, to_tags,
+};
 use crate::model::{arn_suffix, secret_arn};
+use crate::operation::Operation as _;
 use crate::region::{Caller, RegionService};
+use crate::replica_regions::{ReplicaRegionType, check_regions, check_shape, merge};
 use crate::replication::{ReplicationState, set_state, sync_entries};
 use crate::secret::{AWSCURRENT, Failure, version_by_id, with_retry};
 use crate::validate::{Violations, invalid_name, is_valid_name};
@@ -86,7 +88,7 @@ pub async fn run(region: &RegionService, caller: &Caller, input: Input) -> Resul
             .filter_map(|t| Some((t.key.as_deref()?, t.value.as_deref().unwrap_or_default())))
             .collect::<Vec<_>>()
     });
-    let mut access = Access::new("secretsmanager:CreateSecret")
+    let mut access = Access::new(Operation::CreateSecret.action())
         .with("secretsmanager:Name", Some(name.as_str()))
         .with("secretsmanager:Description", input.description.clone())
         .with("secretsmanager:KmsKeyId", input.kms_key_id.clone())
@@ -126,7 +128,7 @@ pub async fn run(region: &RegionService, caller: &Caller, input: Input) -> Resul
         // Checked with the same request keys (aws:RequestTag/*, aws:TagKeys). An empty tag
         // list includes no tags and needs nothing more.
         let tag_access = Access {
-            action: "secretsmanager:TagResource",
+            action: Operation::TagResource.action(),
             context: access.context.clone(),
         };
         authorize(region, caller, &tag_access, target)?;

@@ -5,9 +5,11 @@
 use coffer_store::SecretChange;
 use serde::{Deserialize, Serialize};
 
+use super::Operation;
 use crate::authorize::Access;
 use crate::error::{Error, Result};
 use crate::model::{MS_PER_DAY, Timestamp, secret_arn};
+use crate::operation::Operation as _;
 use crate::region::{Caller, RegionService};
 use crate::secret::{Failure, check_secret_id, commit_update, ensure_primary, load, with_retry};
 use crate::validate::Violations;
@@ -34,7 +36,7 @@ pub async fn run(region: &RegionService, caller: &Caller, input: Input) -> Resul
     check_secret_id(&mut v, &input.secret_id, "secretId");
     v.finish()?;
     // Authorisation before existence (authorize.rs).
-    let access = Access::new("secretsmanager:DeleteSecret")
+    let access = Access::new(Operation::DeleteSecret.action())
         .with(
             "secretsmanager:RecoveryWindowInDays",
             input.recovery_window_in_days.map(|d| d.to_string()),

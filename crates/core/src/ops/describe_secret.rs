@@ -2,8 +2,10 @@
 
 use serde::{Deserialize, Serialize};
 
+use super::Operation;
 use crate::authorize::Access;
 use crate::error::Result;
+use crate::operation::Operation as _;
 use crate::region::{Caller, RegionService};
 use crate::secret::{check_secret_id, load};
 use crate::validate::Violations;
@@ -23,7 +25,7 @@ pub async fn run(region: &RegionService, caller: &Caller, input: Input) -> Resul
         region,
         caller,
         input.secret_id.as_deref().unwrap_or_default(),
-        &Access::new("secretsmanager:DescribeSecret"),
+        &Access::new(Operation::DescribeSecret.action()),
     )
     .await?;
     Ok(entry(&secret, Shape::Describe, &region.region))

@@ -4,8 +4,10 @@ use coffer_kms::password::{PasswordError, PasswordRules, generate};
 use serde::{Deserialize, Serialize};
 use zeroize::Zeroizing;
 
+use super::Operation;
 use crate::authorize::{Access, Target, authorize};
 use crate::error::{Error, Result};
+use crate::operation::Operation as _;
 use crate::region::{Caller, RegionService};
 use crate::validate::Violations;
 
@@ -41,7 +43,7 @@ pub async fn run(region: &RegionService, caller: &Caller, input: Input) -> Resul
     authorize(
         region,
         caller,
-        &Access::new("secretsmanager:GetRandomPassword"),
+        &Access::new(Operation::GetRandomPassword.action()),
         Target::Everything,
     )?;
     let rules = PasswordRules {

@@ -2,8 +2,10 @@
 
 use serde::{Deserialize, Serialize};
 
+use super::Operation;
 use crate::authorize::Access;
 use crate::error::Result;
+use crate::operation::Operation as _;
 use crate::region::{Caller, RegionService};
 use crate::secret::{check_secret_id, ensure_not_deleted, load};
 use crate::validate::Violations;
@@ -32,7 +34,7 @@ pub async fn run(region: &RegionService, caller: &Caller, input: Input) -> Resul
         region,
         caller,
         input.secret_id.as_deref().unwrap_or_default(),
-        &Access::new("secretsmanager:GetResourcePolicy"),
+        &Access::new(Operation::GetResourcePolicy.action()),
     )
     .await?;
     // [F] refused while scheduled for deletion.

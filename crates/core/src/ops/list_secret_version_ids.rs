@@ -2,10 +2,12 @@
 
 use serde::{Deserialize, Serialize};
 
+use super::Operation;
 use super::list_secrets::{page, page_token};
 use crate::authorize::Access;
 use crate::error::Result;
 use crate::model::Timestamp;
+use crate::operation::Operation as _;
 use crate::region::{Caller, RegionService};
 use crate::secret::{check_secret_id, ensure_not_deleted, load};
 use crate::validate::Violations;
@@ -53,7 +55,7 @@ pub async fn run(region: &RegionService, caller: &Caller, input: Input) -> Resul
         region,
         caller,
         input.secret_id.as_deref().unwrap_or_default(),
-        &Access::new("secretsmanager:ListSecretVersionIds"),
+        &Access::new(Operation::ListSecretVersionIds.action()),
     )
     .await?;
     // Spec §4: every operation but a few refuses a secret scheduled for deletion.

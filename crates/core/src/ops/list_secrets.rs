@@ -8,8 +8,10 @@ use coffer_store::{
 };
 use serde::{Deserialize, Serialize};
 
+use super::Operation;
 use crate::authorize::{Access, Target, authorize};
 use crate::error::{Error, ErrorCode, Result};
+use crate::operation::Operation as _;
 use crate::region::{Caller, RegionService};
 use crate::validate::Violations;
 use crate::view::{SecretEntry, Shape, entry};
@@ -378,7 +380,7 @@ pub async fn run(region: &RegionService, caller: &Caller, input: Input) -> Resul
     authorize(
         region,
         caller,
-        &Access::new("secretsmanager:ListSecrets"),
+        &Access::new(Operation::ListSecrets.action()),
         Target::Everything,
     )?;
     check_filter_values(&input.filters)?;

@@ -6,6 +6,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use crate::error::{Error, ErrorCode, Result};
+use crate::operation::{named, operations};
 use crate::region::{Caller, RegionService};
 
 pub mod batch_get_secret_value;
@@ -17,13 +18,11 @@ pub mod describe_secret;
 pub mod get_random_password;
 pub mod get_resource_policy;
 pub mod get_secret_value;
-pub mod input;
 pub mod list_secret_version_ids;
 pub mod list_secrets;
 pub mod put_resource_policy;
 pub mod put_secret_value;
 pub mod remove_regions_from_replication;
-pub mod replica_regions;
 pub mod replicate_secret_to_regions;
 pub mod restore_secret;
 pub mod rotate_secret;
@@ -34,32 +33,35 @@ pub mod update_secret;
 pub mod update_secret_version_stage;
 pub mod validate_resource_policy;
 
-/// Every operation of the Secrets Manager API (botocore model 2017-10-17).
-pub const OPERATIONS: &[&str] = &[
-    "BatchGetSecretValue",
-    "CancelRotateSecret",
-    "CreateSecret",
-    "DeleteResourcePolicy",
-    "DeleteSecret",
-    "DescribeSecret",
-    "GetRandomPassword",
-    "GetResourcePolicy",
-    "GetSecretValue",
-    "ListSecretVersionIds",
-    "ListSecrets",
-    "PutResourcePolicy",
-    "PutSecretValue",
-    "RemoveRegionsFromReplication",
-    "ReplicateSecretToRegions",
-    "RestoreSecret",
-    "RotateSecret",
-    "StopReplicationToReplica",
-    "TagResource",
-    "UntagResource",
-    "UpdateSecret",
-    "UpdateSecretVersionStage",
-    "ValidateResourcePolicy",
-];
+operations! {
+    /// Every operation of the Secrets Manager API (botocore model 2017-10-17), each
+    /// `ops/<snake_case_name>.rs`.
+    pub enum Operation in "secretsmanager", "secretsmanager.amazonaws.com" {
+        BatchGetSecretValue: read,
+        CancelRotateSecret: change,
+        CreateSecret: change,
+        DeleteResourcePolicy: change,
+        DeleteSecret: change,
+        DescribeSecret: read,
+        GetRandomPassword: read,
+        GetResourcePolicy: read,
+        GetSecretValue: read,
+        ListSecretVersionIds: read,
+        ListSecrets: read,
+        PutResourcePolicy: change,
+        PutSecretValue: change,
+        RemoveRegionsFromReplication: change,
+        ReplicateSecretToRegions: change,
+        RestoreSecret: change,
+        RotateSecret: change,
+        StopReplicationToReplica: change,
+        TagResource: change,
+        UntagResource: change,
+        UpdateSecret: change,
+        UpdateSecretVersionStage: change,
+        ValidateResourcePolicy: read,
+    }
+}
 
 /// Runs `operation` with a JSON request body and returns the JSON response body.
 pub async fn dispatch(
@@ -68,42 +70,41 @@ pub async fn dispatch(
     operation: &str,
     body: &[u8],
 ) -> Result<Vec<u8>> {
-    match operation {
-        "BatchGetSecretValue" => call(batch_get_secret_value::run, region, caller, body).await,
-        "CreateSecret" => call(create_secret::run, region, caller, body).await,
-        "DeleteResourcePolicy" => call(delete_resource_policy::run, region, caller, body).await,
-        "DeleteSecret" => call(delete_secret::run, region, caller, body).await,
-        "DescribeSecret" => call(describe_secret::run, region, caller, body).await,
-        "GetRandomPassword" => call(get_random_password::run, region, caller, body).await,
-        "GetResourcePolicy" => call(get_resource_policy::run, region, caller, body).await,
-        "GetSecretValue" => call(get_secret_value::run, region, caller, body).await,
-        "ListSecretVersionIds" => call(list_secret_version_ids::run, region, caller, body).await,
-        "ListSecrets" => call(list_secrets::run, region, caller, body).await,
-        "PutResourcePolicy" => call(put_resource_policy::run, region, caller, body).await,
-        "PutSecretValue" => call(put_secret_value::run, region, caller, body).await,
-        "RestoreSecret" => call(restore_secret::run, region, caller, body).await,
-        "TagResource" => call(tag_resource::run, region, caller, body).await,
-        "UntagResource" => call(untag_resource::run, region, caller, body).await,
-        "UpdateSecret" => call(update_secret::run, region, caller, body).await,
-        "UpdateSecretVersionStage" => {
-            call(update_secret_version_stage::run, region, caller, body).await
+    let (r, c) = (region, caller);
+    match named(operation, || {
+        format!("Operation {operation} is not supported by Secrets Manager.")
+    })? {
+        Operation::BatchGetSecretValue => call(batch_get_secret_value::run, r, c, body).await,
+        Operation::CancelRotateSecret => call(cancel_rotate_secret::run, r, c, body).await,
+        Operation::CreateSecret => call(create_secret::run, r, c, body).await,
+        Operation::DeleteResourcePolicy => call(delete_resource_policy::run, r, c, body).await,
+        Operation::DeleteSecret => call(delete_secret::run, r, c, body).await,
+        Operation::DescribeSecret => call(describe_secret::run, r, c, body).await,
+        Operation::GetRandomPassword => call(get_random_password::run, r, c, body).await,
+        Operation::GetResourcePolicy => call(get_resource_policy::run, r, c, body).await,
+        Operation::GetSecretValue => call(get_secret_value::run, r, c, body).await,
+        Operation::ListSecretVersionIds => call(list_secret_version_ids::run, r, c, body).await,
+        Operation::ListSecrets => call(list_secrets::run, r, c, body).await,
+        Operation::PutResourcePolicy => call(put_resource_policy::run, r, c, body).await,
+        Operation::PutSecretValue => call(put_secret_value::run, r, c, body).await,
+        Operation::RemoveRegionsFromReplication => {
+            call(remove_regions_from_replication::run, r, c, body).await
         }
-        "ValidateResourcePolicy" => call(validate_resource_policy::run, region, caller, body).await,
-        "ReplicateSecretToRegions" => {
-            call(replicate_secret_to_regions::run, region, caller, body).await
+        Operation::ReplicateSecretToRegions => {
+            call(replicate_secret_to_regions::run, r, c, body).await
         }
-        "RemoveRegionsFromReplication" => {
-            call(remove_regions_from_replication::run, region, caller, body).await
+        Operation::RestoreSecret => call(restore_secret::run, r, c, body).await,
+        Operation::RotateSecret => call(rotate_secret::run, r, c, body).await,
+        Operation::StopReplicationToReplica => {
+            call(stop_replication_to_replica::run, r, c, body).await
         }
-        "StopReplicationToReplica" => {
-            call(stop_replication_to_replica::run, region, caller, body).await
+        Operation::TagResource => call(tag_resource::run, r, c, body).await,
+        Operation::UntagResource => call(untag_resource::run, r, c, body).await,
+        Operation::UpdateSecret => call(update_secret::run, r, c, body).await,
+        Operation::UpdateSecretVersionStage => {
+            call(update_secret_version_stage::run, r, c, body).await
         }
-        "RotateSecret" => call(rotate_secret::run, region, caller, body).await,
-        "CancelRotateSecret" => call(cancel_rotate_secret::run, region, caller, body).await,
-        _ => Err(Error::new(
-            ErrorCode::UnknownOperation,
-            format!("Operation {operation} is not supported by Secrets Manager."),
-        )),
+        Operation::ValidateResourcePolicy => call(validate_resource_policy::run, r, c, body).await,
     }
 }
 

@@ -2,8 +2,10 @@
 
 use serde::{Deserialize, Serialize};
 
+use super::Operation;
 use crate::authorize::Access;
 use crate::error::{Error, ErrorCode, Result};
+use crate::operation::Operation as _;
 use crate::region::{Caller, RegionService};
 use crate::secret::{
     Failure, check_secret_id, commit_update, ensure_not_deleted, ensure_primary, load, with_retry,
@@ -34,7 +36,7 @@ pub async fn run(region: &RegionService, caller: &Caller, input: Input) -> Resul
     }
     v.finish()?;
     // Authorisation before existence (authorize.rs).
-    let access = Access::new("secretsmanager:PutResourcePolicy").with(
+    let access = Access::new(Operation::PutResourcePolicy.action()).with(
         "secretsmanager:BlockPublicPolicy",
         input.block_public_policy.map(|b| b.to_string()),
     );

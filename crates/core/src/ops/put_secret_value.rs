@@ -3,9 +3,11 @@
 use serde::{Deserialize, Serialize};
 use zeroize::Zeroizing;
 
-use super::input::{Blob, check_value, take_value};
+use super::Operation;
 use crate::authorize::Access;
 use crate::error::{Error, Result};
+use crate::input::{Blob, check_value, take_value};
+use crate::operation::Operation as _;
 use crate::region::{Caller, RegionService};
 use crate::secret::{
     NewVersion, add_version, check_secret_id, ensure_not_deleted, ensure_primary, load,
@@ -77,7 +79,7 @@ pub async fn run(region: &RegionService, caller: &Caller, input: Input) -> Resul
             region,
             caller,
             &secret_id,
-            &Access::new("secretsmanager:PutSecretValue"),
+            &Access::new(Operation::PutSecretValue.action()),
         )
         .await?;
         ensure_primary(&secret)?;

@@ -6,8 +6,10 @@
 use coffer_store::OutboxEntry;
 use serde::{Deserialize, Serialize};
 
+use super::Operation;
 use crate::authorize::Access;
 use crate::error::Result;
+use crate::operation::Operation as _;
 use crate::outbox::OutboxMessage;
 use crate::region::{Caller, RegionService};
 use crate::replication::{ReplicationState, ReplicationStatusView, replicas, set_state};
@@ -53,7 +55,7 @@ pub async fn run(region: &RegionService, caller: &Caller, input: Input) -> Resul
             region,
             caller,
             &secret_id,
-            &Access::new("secretsmanager:RemoveRegionsFromReplication"),
+            &Access::new(Operation::RemoveRegionsFromReplication.action()),
         )
         .await?;
         ensure_primary(&secret)?;

@@ -4,10 +4,12 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::replica_regions::{ReplicaRegionType, check_regions, check_shape, merge};
+use super::Operation;
 use crate::authorize::Access;
 use crate::error::Result;
+use crate::operation::Operation as _;
 use crate::region::{Caller, RegionService};
+use crate::replica_regions::{ReplicaRegionType, check_regions, check_shape, merge};
 use crate::replication::{
     ReplicationState, ReplicationStatusView, replicas, set_state, sync_entries,
 };
@@ -39,7 +41,7 @@ pub async fn run(region: &RegionService, caller: &Caller, input: Input) -> Resul
     check_shape(&mut v, &input.add_replica_regions);
     v.finish()?;
     // Authorisation before existence (authorize.rs).
-    let access = Access::new("secretsmanager:ReplicateSecretToRegions")
+    let access = Access::new(Operation::ReplicateSecretToRegions.action())
         .with_all(
             "secretsmanager:AddReplicaRegions",
             input

@@ -2,8 +2,10 @@
 
 use serde::{Deserialize, Serialize};
 
+use super::Operation;
 use crate::authorize::Access;
 use crate::error::Result;
+use crate::operation::Operation as _;
 use crate::region::{Caller, RegionService};
 use crate::secret::{check_secret_id, commit_update, ensure_primary, load, with_retry};
 use crate::validate::Violations;
@@ -32,7 +34,7 @@ pub async fn run(region: &RegionService, caller: &Caller, input: Input) -> Resul
             region,
             caller,
             &secret_id,
-            &Access::new("secretsmanager:RestoreSecret"),
+            &Access::new(Operation::RestoreSecret.action()),
         )
         .await?;
         ensure_primary(&secret)?;

@@ -4,8 +4,10 @@
 
 use serde::{Deserialize, Serialize};
 
+use super::Operation;
 use crate::authorize::Access;
 use crate::error::{Error, ErrorCode, Result};
+use crate::operation::Operation as _;
 use crate::region::{Caller, RegionService};
 use crate::rotation::{
     Pending, RotationRules, RotationState, add_placeholder, run_entry, set_state, state,
@@ -77,7 +79,7 @@ pub async fn run(region: &RegionService, caller: &Caller, input: Input) -> Resul
     }
     v.finish()?;
     // Authorisation before existence (authorize.rs).
-    let access = Access::new("secretsmanager:RotateSecret")
+    let access = Access::new(Operation::RotateSecret.action())
         .with(
             "secretsmanager:RotationLambdaARN",
             input.rotation_lambda_arn.clone(),

@@ -8,8 +8,10 @@
 use coffer_store::{Detachment, OutboxEntry, Secret, SecretChange};
 use serde::{Deserialize, Serialize};
 
+use super::Operation;
 use crate::authorize::Access;
 use crate::error::{Error, Result};
+use crate::operation::Operation as _;
 use crate::outbox::OutboxMessage;
 use crate::region::{Caller, RegionService};
 use crate::replication::{ReplicationState, set_state, state};
@@ -39,7 +41,7 @@ pub async fn run(region: &RegionService, caller: &Caller, input: Input) -> Resul
             region,
             caller,
             &secret_id,
-            &Access::new("secretsmanager:StopReplicationToReplica"),
+            &Access::new(Operation::StopReplicationToReplica.action()),
         )
         .await?;
         Ok(Output {

@@ -2,9 +2,11 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::input::{TagInput, check_tag_count, check_tags, merge_tags, to_tags};
+use super::Operation;
 use crate::authorize::{Access, Target, ensure_tags_keep_access};
 use crate::error::Result;
+use crate::input::{TagInput, check_tag_count, check_tags, merge_tags, to_tags};
+use crate::operation::Operation as _;
 use crate::region::{Caller, RegionService};
 use crate::secret::{
     check_secret_id, commit_update, ensure_not_deleted, ensure_primary, load, with_retry,
@@ -29,7 +31,7 @@ pub async fn run(region: &RegionService, caller: &Caller, input: Input) -> Resul
     check_tags(&mut v, &input.tags, "tags");
     v.finish()?;
     // Authorisation before existence (authorize.rs).
-    let access = Access::new("secretsmanager:TagResource").with_request_tags(
+    let access = Access::new(Operation::TagResource.action()).with_request_tags(
         input.tags.as_ref().map(|tags| {
             tags.iter()
                 .filter_map(|t| Some((t.key.as_deref()?, t.value.as_deref().unwrap_or_default())))

@@ -2,8 +2,10 @@
 
 use serde::{Deserialize, Serialize};
 
+use super::Operation;
 use crate::authorize::{Access, Target, ensure_tags_keep_access};
 use crate::error::Result;
+use crate::operation::Operation as _;
 use crate::region::{Caller, RegionService};
 use crate::secret::{
     check_secret_id, commit_update, ensure_not_deleted, ensure_primary, load, with_retry,
@@ -29,8 +31,8 @@ pub async fn run(region: &RegionService, caller: &Caller, input: Input) -> Resul
     }
     v.finish()?;
     // Authorisation before existence (authorize.rs).
-    let access =
-        Access::new("secretsmanager:UntagResource").with_all("aws:TagKeys", input.tag_keys.clone());
+    let access = Access::new(Operation::UntagResource.action())
+        .with_all("aws:TagKeys", input.tag_keys.clone());
     let secret_id = input.secret_id.unwrap_or_default();
     let keys = input.tag_keys.unwrap_or_default();
     with_retry(|| async {

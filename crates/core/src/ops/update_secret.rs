@@ -3,9 +3,11 @@
 use serde::{Deserialize, Serialize};
 use zeroize::Zeroizing;
 
-use super::input::{Blob, check_value, take_value};
+use super::Operation;
 use crate::authorize::Access;
 use crate::error::{Error, Result};
+use crate::input::{Blob, check_value, take_value};
+use crate::operation::Operation as _;
 use crate::region::{Caller, RegionService};
 use crate::secret::{
     AWSCURRENT, AWSPENDING, AWSPREVIOUS, Failure, NewVersion, add_version, check_secret_id,
@@ -50,7 +52,7 @@ pub async fn run(region: &RegionService, caller: &Caller, input: Input) -> Resul
     v.length(input.secret_type.as_deref(), "type", 0, 256);
     v.finish()?;
     // Authorisation before existence (authorize.rs).
-    let access = Access::new("secretsmanager:UpdateSecret")
+    let access = Access::new(Operation::UpdateSecret.action())
         .with("secretsmanager:Description", input.description.clone())
         .with("secretsmanager:KmsKeyId", input.kms_key_id.clone());
     let value = take_value(input.secret_string, input.secret_binary)?;

@@ -2,8 +2,10 @@
 
 use serde::{Deserialize, Serialize};
 
+use super::Operation;
 use crate::authorize::Access;
 use crate::error::{Error, Result};
+use crate::operation::Operation as _;
 use crate::region::{Caller, RegionService};
 use crate::secret::{
     AWSCURRENT, AWSPREVIOUS, Failure, check_secret_id, commit_update, ensure_not_deleted,
@@ -48,7 +50,7 @@ pub async fn run(region: &RegionService, caller: &Caller, input: Input) -> Resul
     );
     v.finish()?;
     // Authorisation before existence (authorize.rs).
-    let access = Access::new("secretsmanager:UpdateSecretVersionStage")
+    let access = Access::new(Operation::UpdateSecretVersionStage.action())
         .with("secretsmanager:VersionStage", input.version_stage.clone());
     let secret_id = input.secret_id.unwrap_or_default();
     let stage = input.version_stage.unwrap_or_default();

@@ -2,8 +2,10 @@
 
 use serde::{Deserialize, Serialize};
 
+use super::Operation;
 use crate::authorize::{Access, Target, authorize};
 use crate::error::Result;
+use crate::operation::Operation as _;
 use crate::region::{Caller, RegionService};
 use crate::secret::load;
 use crate::validate::Violations;
@@ -36,7 +38,7 @@ pub async fn run(region: &RegionService, caller: &Caller, input: Input) -> Resul
         v.length(input.resource_policy.as_deref(), "resourcePolicy", 1, 20480);
     }
     v.finish()?;
-    let access = Access::new("secretsmanager:ValidateResourcePolicy");
+    let access = Access::new(Operation::ValidateResourcePolicy.action());
     match &input.secret_id {
         // [S] the SecretId is resolved (and its name validated) when given.
         Some(id) => {

@@ -7,22 +7,16 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::query::{Params, QueryError, Xml};
+use crate::query::{Node, Params, QueryError};
 
 /// AWS's quota of tags per IAM user.
 pub(crate) const TAGS_PER_USER: usize = 50;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "PascalCase")]
-pub(crate) struct Tag {
+pub struct Tag {
     pub key: String,
     pub value: String,
-}
-
-fn constraint(value: &str, member: &str, rule: &str) -> QueryError {
-    QueryError::validation(format!(
-        "1 validation error detected: Value '{value}' at '{member}' failed to satisfy constraint: {rule}"
-    ))
 }
 
 fn allowed(c: char) -> bool {
@@ -55,31 +49,31 @@ pub(crate) fn tags_param(params: &Params) -> Result<Vec<Tag>, QueryError> {
         let key_member = format!("tags.{n}.member.key");
         let value_member = format!("tags.{n}.member.value");
         if key.is_empty() {
-            return Err(constraint(
+            return Err(QueryError::constraint(
                 key,
                 &key_member,
                 "Member must have length greater than or equal to 1",
             ));
         }
         if key.chars().count() > 128 {
-            return Err(constraint(
+            return Err(QueryError::constraint(
                 key,
                 &key_member,
                 "Member must have length less than or equal to 128",
             ));
         }
         if !key.chars().all(allowed) {
-            return Err(constraint(key, &key_member, PATTERN));
+            return Err(QueryError::constraint(key, &key_member, PATTERN));
         }
         if value.chars().count() > 256 {
-            return Err(constraint(
+            return Err(QueryError::constraint(
                 value,
                 &value_member,
                 "Member must have length less than or equal to 256",
             ));
         }
         if !value.chars().all(allowed) {
-            return Err(constraint(
+            return Err(QueryError::constraint(
                 value,
                 &value_member,
                 "Member must satisfy regular expression pattern: [\\p{L}\\p{Z}\\p{N}_.:/=+\\-@]*",
@@ -119,7 +113,7 @@ pub(crate) fn tag_keys_param(params: &Params) -> Result<Vec<String>, QueryError>
         ));
     }
     if keys.len() > TAGS_PER_USER {
-        return Err(constraint(
+        return Err(QueryError::constraint(
             &format!("[{}]", keys.join(", ")),
             "tagKeys",
             "Member must have length less than or equal to 50",
@@ -129,7 +123,7 @@ pub(crate) fn tag_keys_param(params: &Params) -> Result<Vec<String>, QueryError>
 }
 
 fn invalid_input(message: &str) -> QueryError {
-    QueryError::new(axum::http::StatusCode::BAD_REQUEST, "InvalidInput", message)
+    QueryError::new(400, "InvalidInput", message)
 }
 
 /// `existing` with `new` added (a key equal without regard to case is replaced), sorted; the
@@ -140,8 +134,7 @@ pub(crate) fn merged(mut existing: Vec<Tag>, new: Vec<Tag>) -> Result<Vec<Tag>, 
         existing.push(tag);
     }
     if existing.len() > TAGS_PER_USER {
-        return Err(QueryError::new(
-            axum::http::StatusCode::CONFLICT,
+        return Err(QueryError::conflict(
             "LimitExceeded",
             format!("Cannot exceed quota for TagsPerUser: {TAGS_PER_USER}"),
         ));
@@ -156,7 +149,8 @@ pub(crate) fn without(mut existing: Vec<Tag>, keys: &[String]) -> Vec<Tag> {
     existing
 }
 
-pub(crate) fn parse(stored: &str) -> Vec<Tag> {
+/// The tags stored in a user's row.
+pub fn parse(stored: &str) -> Vec<Tag> {
     serde_json::from_str(stored).unwrap_or_default()
 }
 
@@ -165,15 +159,14 @@ pub(crate) fn to_json(tags: &[Tag]) -> String {
 }
 
 /// `<member><Key>..</Key><Value>..</Value></member>`
-pub(crate) fn write_member(xml: &mut Xml, tag: &Tag) {
-    xml.element("member", |xml| {
-        xml.text("Key", &tag.key).text("Value", &tag.value);
-    });
+pub(crate) fn member(tag: &Tag) -> Node {
+    Node::Element(
+        "member",
+        vec![Node::text("Key", &tag.key), Node::text("Value", &tag.value)],
+    )
 }
 
 /// One `<member>` per tag.
-pub(crate) fn write_members(xml: &mut Xml, tags: &[Tag]) {
-    for tag in tags {
-        write_member(xml, tag);
-    }
+pub(crate) fn members(tags: &[Tag]) -> Vec<Node> {
+    tags.iter().map(member).collect()
 }

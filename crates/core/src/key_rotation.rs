@@ -1,4 +1,4 @@
-//! Key rotation: a key gets new material (`CurrentKeyMaterialId` changes) and keeps its earlier
+//! KMS key rotation: a key gets new material (`CurrentKeyMaterialId` changes) and keeps its earlier
 //! materials, sealed under the new one, so everything encrypted before still decrypts (every
 //! blob names the material it was made with). Used by `RotateKeyOnDemand` and by the automatic
 //! rotation of keys whose `EnableKeyRotation` period has passed ([`rotate_due_keys`], run with
@@ -12,9 +12,10 @@
 use base64::Engine;
 use coffer_kms::KeyMaterial;
 
-use super::{KeyMeta, PreviousMaterial, RegionDirectory, Rotation};
 use crate::error::{Error, ErrorCode, Result};
 use crate::keys::KeyHandle;
+use crate::keys::{KeyMeta, PreviousMaterial, Rotation};
+use crate::kms::{RegionDirectory, save_key};
 use crate::region::RegionService;
 
 pub(crate) const DAY_MS: i64 = 24 * 60 * 60 * 1000;
@@ -113,7 +114,7 @@ pub async fn rotate(
     let new = KeyMaterial::generate();
     let now = region.now_ms();
     let meta = rotated_meta(key, &new, rotation_type, now);
-    super::save_key(region, key, meta, Some(&new)).await?;
+    save_key(region, key, meta, Some(&new)).await?;
     for (dest, arn) in replicas {
         // A replica changed meanwhile (its tags, its state) is read again.
         for attempt in 1.. {
@@ -122,7 +123,7 @@ pub async fn rotate(
                 break;
             };
             let meta = rotated_meta(&replica, &new, rotation_type, now);
-            match super::save_key(dest, &replica, meta, Some(&new)).await {
+            match save_key(dest, &replica, meta, Some(&new)).await {
                 Ok(()) => break,
                 Err(e) if e.code == ErrorCode::KmsInternal && attempt < 5 => continue,
                 Err(e) => return Err(e),
