@@ -5,9 +5,11 @@ use coffer_store::Secret;
 use serde::{Deserialize, Serialize, Serializer};
 use zeroize::Zeroizing;
 
+use super::Operation;
 use crate::authorize::Access;
 use crate::error::{Error, Result};
 use crate::model::{SecretValue, Timestamp, day_of};
+use crate::operation::Operation as _;
 use crate::outbox::OutboxMessage;
 use crate::region::{Caller, RegionService};
 use crate::replication::{ReplicationState, state};
@@ -73,7 +75,7 @@ pub async fn run(region: &RegionService, caller: &Caller, input: Input) -> Resul
     v.length(input.version_stage.as_deref(), "versionStage", 1, 256);
     v.finish()?;
     // Authorisation before existence (authorize.rs).
-    let access = Access::new("secretsmanager:GetSecretValue")
+    let access = Access::new(Operation::GetSecretValue.action())
         .with("secretsmanager:VersionId", input.version_id.clone())
         .with("secretsmanager:VersionStage", input.version_stage.clone());
     let secret = load(
