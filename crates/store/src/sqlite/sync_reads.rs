@@ -1,19 +1,25 @@
-//! Point reads of one secret on the calling thread.
+//! Synchronous SQLite reads: point reads of one secret on the calling thread, listing pages on
+//! a blocking thread.
 //!
 //! sqlx runs each SQLite connection on a worker thread of its own and talks to it over
-//! channels: every statement is a hand-off to that thread and back. A read of one secret from
-//! the OS's page cache takes SQLite a few microseconds, less than the hand-offs; measured with
-//! random GetSecretValue over a million secrets (docs/benchmarks.md), reading here instead
-//! raised the throughput by a quarter (Region in memory) to a third (on disk). So the two
-//! statements of the GetSecretValue / DescribeSecret miss path (a secret by ARN, a secret by
-//! name) run here, on read-only connections of the same SQLite library (rusqlite over the
-//! `libsqlite3-sys` sqlx links), with the same SQL and the same row mapping
-//! (`rows::add_joined_row`). One statement, so one snapshot, as before. Everything else still
+//! channels: every statement, and every row it returns, is a hand-off to that thread and back.
+//! A read of one secret from the OS's page cache takes SQLite a few microseconds, less than the
+//! hand-offs; measured with random GetSecretValue over a million secrets (docs/benchmarks.md),
+//! reading here instead raised the throughput by a quarter (Region in memory) to a third (on
+//! disk). So the two statements of the GetSecretValue / DescribeSecret miss path (a secret by
+//! ARN, a secret by name) run here, on read-only connections of the same SQLite library
+//! (rusqlite over the `libsqlite3-sys` sqlx links), with the same SQL and the same row mapping
+//! (`rows::add_joined_row`). One statement, so one snapshot, as before.
+//!
+//! A listing page ([`SyncReaders::page`]: its candidate counts, the page and the page's
+//! versions, in one read transaction) runs here too, and its caller runs it on a blocking
+//! thread: a page takes milliseconds, too long to hold a runtime thread, and through sqlx it
+//! was hundreds of hand-offs (about half its time at a million secrets). Everything else still
 //! goes through sqlx.
 //!
-//! A read blocks its thread for as long as SQLite needs: microseconds from memory, a disk read
-//! when the page is not cached (sqlx's readers waited for the same disk, on their own threads).
-//! Connections wait in a free list; a read that finds none free opens one (tens of
+//! A point read blocks its thread for as long as SQLite needs: microseconds from memory, a disk
+//! read when the page is not cached (sqlx's readers waited for the same disk, on their own
+//! threads). Connections wait in a free list; a read that finds none free opens one (tens of
 //! microseconds), and at most [`KEEP`] are kept.
 
 use std::path::{Path, PathBuf};
