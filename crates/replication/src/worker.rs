@@ -360,15 +360,22 @@ async fn rotate(
     Ok(())
 }
 
-/// Delivers one destination's rows in order. Rows of the same secret and kind collapse into
-/// one delivery of the current state (the newest row settles the older ones).
-async fn deliver_all(
-    topology: &Topology,
-    region: &RegionService,
-    transport: &Transport,
-    dest: String,
-    rows: Vec<OutboxRow>,
-) -> coffer_core::Result<()> {
+/// How one destination's claimed rows go out (see [`plan_delivery`]); each row with its
+/// `force` (ForceOverwriteReplicaSecret).
+#[derive(Debug, Default)]
+struct DeliveryPlan {
+    /// A secret's rows in order, when it has several (delivered one after another).
+    chains: Vec<Vec<(OutboxRow, bool)>>,
+    /// Single syncs of different secrets, at most [`MAX_BATCH`] per `sync-batch` message.
+    batches: Vec<Vec<(OutboxRow, bool)>>,
+    /// Single syncs held back while the link is down (all but one, the probe).
+    deferred: Vec<Vec<(OutboxRow, bool)>>,
+}
+
+/// Plans the delivery of one destination's rows, in claim order. Rows of the same secret and
+/// kind collapse into one delivery of the current state (the newest row settles the older
+/// ones).
+fn plan_delivery(rows: Vec<OutboxRow>, link_down: bool) -> DeliveryPlan {
     let mut merged: Vec<(OutboxRow, bool)> = Vec::new();
     for row in rows {
         let force = matches!(
@@ -413,7 +420,7 @@ async fn deliver_all(
     // Secrets with a single sync to deliver (the steady state under write load) travel
     // together: one sealed message and one replica transaction per batch, so the replica's
     // store makes one durable commit for many secrets.
-    let (single_syncs, chains): (Vec<_>, Vec<_>) = per_secret
+    let (mut single_syncs, chains): (Vec<_>, Vec<_>) = per_secret
         .into_iter()
         .partition(|group| group.len() == 1 && group[0].0.entry.kind == KIND_SYNC);
     // While the link is down, one sync goes out as a probe and the others are scheduled again
@@ -423,17 +430,44 @@ async fn deliver_all(
     // `Failed` on time all the same (`retry` counts from when the link went down), and the
     // probe that gets through brings the link back: the rows are due again within their
     // backoff, as after any failure.
-    let mut single_syncs = single_syncs;
-    let down = topology.links.down(&region.region, &dest);
-    let deferred = match &down {
-        Some(_) if single_syncs.len() > 1 => single_syncs.split_off(1),
-        _ => Vec::new(),
+    let deferred = if link_down && single_syncs.len() > 1 {
+        single_syncs.split_off(1)
+    } else {
+        Vec::new()
     };
+    let mut batches: Vec<Vec<(OutboxRow, bool)>> = Vec::new();
+    for (i, group) in single_syncs.into_iter().enumerate() {
+        if i % MAX_BATCH == 0 {
+            batches.push(Vec::new());
+        }
+        batches.last_mut().expect("batch").extend(group);
+    }
+    DeliveryPlan {
+        chains,
+        batches,
+        deferred,
+    }
+}
+
+/// Delivers one destination's rows in order, as [`plan_delivery`] plans them.
+async fn deliver_all(
+    topology: &Topology,
+    region: &RegionService,
+    transport: &Transport,
+    dest: String,
+    rows: Vec<OutboxRow>,
+) -> coffer_core::Result<()> {
+    let down = topology.links.down(&region.region, &dest);
+    let DeliveryPlan {
+        chains,
+        batches,
+        deferred,
+    } = plan_delivery(rows, down.is_some());
     // A sync sent over a link that is down waits out the send timeout before its failure is
     // recorded: one whose failure timeout has already passed shows `Failed` now, not up to 5 s
     // late (it is still sent, and heals the replica if the link answers).
     if let Some((_, error)) = &down {
-        let sent: Vec<&OutboxRow> = single_syncs
+        let sent: Vec<&OutboxRow> = batches
             .iter()
             .chain(&chains)
             .flatten()
@@ -445,13 +479,6 @@ async fn deliver_all(
         for marked in join_all(overdue).await {
             marked?;
         }
-    }
-    let mut batches: Vec<Vec<(OutboxRow, bool)>> = Vec::new();
-    for (i, group) in single_syncs.into_iter().enumerate() {
-        if i % MAX_BATCH == 0 {
-            batches.push(Vec::new());
-        }
-        batches.last_mut().expect("batch").extend(group);
     }
     let dest = dest.as_str();
     // A row that was not settled (it waits out a backoff, or is due again) holds back the later
@@ -1025,5 +1052,121 @@ mod tests {
         tokio::time::timeout(Duration::from_secs(1), wake.notified())
             .await
             .expect("the lane is woken");
+    }
+    fn row(id: i64, arn: &str, message: OutboxMessage) -> OutboxRow {
+        OutboxRow {
+            id,
+            entry: message.entry(arn, "eu-west-1"),
+            enqueued_ms: 1_000 + id,
+            attempts: 0,
+            next_attempt_ms: 0,
+            first_failure_ms: None,
+        }
+    }
+
+    fn sync(id: i64, arn: &str) -> OutboxRow {
+        row(id, arn, OutboxMessage::Sync { force: false })
+    }
+
+    /// `(id, kind)` of each delivery of each group.
+    fn shape(groups: &[Vec<(OutboxRow, bool)>]) -> Vec<Vec<(i64, String)>> {
+        groups
+            .iter()
+            .map(|g| {
+                g.iter()
+                    .map(|(r, _)| (r.id, r.entry.kind.clone()))
+                    .collect()
+            })
+            .collect()
+    }
+
+    /// Several syncs of one secret are one delivery of its current state: the newest row,
+    /// keeping the oldest enqueue time, the first failure and the most attempts, and forced if
+    /// any of them was.
+    #[test]
+    fn syncs_of_one_secret_collapse_into_the_newest() {
+        let mut first = row(1, "arn:a", OutboxMessage::Sync { force: true });
+        first.first_failure_ms = Some(500);
+        first.attempts = 3;
+        let plan = plan_delivery(vec![first, sync(2, "arn:a"), sync(3, "arn:a")], false);
+        assert!(plan.chains.is_empty() && plan.deferred.is_empty());
+        assert_eq!(plan.batches.len(), 1);
+        let (merged, force) = &plan.batches[0][0];
+        assert_eq!((merged.id, *force), (3, true));
+        assert_eq!(merged.enqueued_ms, 1_001);
+        assert_eq!(merged.first_failure_ms, Some(500));
+        assert_eq!(merged.attempts, 3);
+    }
+
+    /// A removal queued between two syncs stays between them (the replica it deletes must not
+    /// be the one the later sync makes), and access reports never merge.
+    #[test]
+    fn a_secrets_rows_of_other_kinds_stay_in_order() {
+        let rows = vec![
+            sync(1, "arn:a"),
+            row(2, "arn:a", OutboxMessage::Remove { epoch: Some(1) }),
+            sync(3, "arn:a"),
+            sync(4, "arn:b"),
+            row(
+                5,
+                "arn:c",
+                OutboxMessage::Access {
+                    region: "us-east-1".into(),
+                    day: Some(1),
+                },
+            ),
+            row(
+                6,
+                "arn:c",
+                OutboxMessage::Access {
+                    region: "us-east-1".into(),
+                    day: Some(2),
+                },
+            ),
+        ];
+        let plan = plan_delivery(rows, false);
+        let kinds = |ids: &[(i64, &str)]| -> Vec<(i64, String)> {
+            ids.iter().map(|(i, k)| (*i, k.to_string())).collect()
+        };
+        assert_eq!(
+            shape(&plan.chains),
+            vec![
+                kinds(&[(1, KIND_SYNC), (2, "remove"), (3, KIND_SYNC)]),
+                kinds(&[(5, KIND_ACCESS), (6, KIND_ACCESS)]),
+            ]
+        );
+        assert_eq!(shape(&plan.batches), vec![kinds(&[(4, KIND_SYNC)])]);
+    }
+
+    /// Single syncs of different secrets travel in batches of at most `MAX_BATCH`, in claim
+    /// order; while the link is down only the first goes out (the probe) and the others wait.
+    #[test]
+    fn single_syncs_are_batched_and_held_back_while_the_link_is_down() {
+        let rows = |n: i64| {
+            (0..n)
+                .map(|i| sync(i, &format!("arn:{i}")))
+                .collect::<Vec<_>>()
+        };
+        let n = 2 * MAX_BATCH as i64 + 2;
+        let plan = plan_delivery(rows(n), false);
+        let sizes: Vec<usize> = plan.batches.iter().map(Vec::len).collect();
+        assert_eq!(sizes, vec![MAX_BATCH, MAX_BATCH, 2]);
+        let ids: Vec<i64> = plan.batches.iter().flatten().map(|(r, _)| r.id).collect();
+        assert_eq!(ids, (0..n).collect::<Vec<_>>());
+
+        let mut with_chain = rows(5);
+        with_chain.push(row(9, "arn:0", OutboxMessage::Remove { epoch: None }));
+        let plan = plan_delivery(with_chain, true);
+        assert_eq!(shape(&plan.batches), vec![vec![(1, KIND_SYNC.to_string())]]);
+        assert_eq!(
+            plan.deferred.len(),
+            3,
+            "all single syncs but the probe wait"
+        );
+        assert_eq!(
+            plan.chains.len(),
+            1,
+            "a chain still goes: its removal must not wait"
+        );
     }
 }
