@@ -60,6 +60,15 @@ pub enum StoreError {
     /// The database driver (sqlx) failed.
     #[error("storage error: {0}")]
     Database(#[source] Arc<sqlx::Error>),
+    /// The database driver failed and the store says where (`doing`): reading the URL,
+    /// creating a schema, a transaction that kept losing to concurrent ones until its retries
+    /// ran out.
+    #[error("storage error: {doing}: {source}")]
+    DatabaseDuring {
+        doing: String,
+        #[source]
+        source: Arc<sqlx::Error>,
+    },
     /// A point read on the calling thread (rusqlite) failed.
     #[error("storage error: sqlite: {0}")]
     Sqlite(#[source] Arc<rusqlite::Error>),
@@ -352,6 +361,21 @@ mod tests {
         );
         let cause = e.source().expect("the driver's error");
         assert_eq!(cause.to_string(), sqlx::Error::RowNotFound.to_string());
+        let e = StoreError::DatabaseDuring {
+            doing: "creating schema coffer_x".into(),
+            source: Arc::new(sqlx::Error::PoolClosed),
+        };
+        assert_eq!(
+            e.to_string(),
+            format!(
+                "storage error: creating schema coffer_x: {}",
+                sqlx::Error::PoolClosed
+            )
+        );
+        assert_eq!(
+            e.source().expect("the driver's error").to_string(),
+            sqlx::Error::PoolClosed.to_string()
+        );
         let json = serde_json::from_str::<i64>("{").unwrap_err();
         let text = json.to_string();
         let e = crate::rows::json_err(json);

@@ -121,10 +121,13 @@ fn exhausted(what: &str, how: Exhausted, err: sqlx::Error) -> StoreError {
     );
     match how {
         Exhausted::Conflict => StoreError::Conflict,
-        Exhausted::Backend => StoreError::Backend(format!(
-            "{what}: still failing after {} attempts on concurrent transactions: {err}",
-            MAX_RETRIES + 1
-        )),
+        Exhausted::Backend => StoreError::DatabaseDuring {
+            doing: format!(
+                "{what}: still failing after {} attempts on concurrent transactions",
+                MAX_RETRIES + 1
+            ),
+            source: Arc::new(err),
+        },
     }
 }
 
@@ -259,7 +262,10 @@ async fn bootstrap(pool: &PgPool, schema: &str) -> Result<()> {
     };
     coffer_retry::retry(&RETRIES, attempt, is_creation_race)
         .await
-        .map_err(|e| StoreError::Backend(format!("creating schema {schema}: {e}")))
+        .map_err(|e| StoreError::DatabaseDuring {
+            doing: format!("creating schema {schema}"),
+            source: Arc::new(e),
+        })
 }
 
 struct Target<'a> {
@@ -379,8 +385,10 @@ async fn open_pool(
     migrate: bool,
 ) -> Result<PgPool> {
     validate_schema(schema)?;
-    let options = PgConnectOptions::from_str(url)
-        .map_err(|e| StoreError::Backend(format!("invalid PostgreSQL URL: {e}")))?;
+    let options = PgConnectOptions::from_str(url).map_err(|e| StoreError::DatabaseDuring {
+        doing: "invalid PostgreSQL URL".into(),
+        source: Arc::new(e),
+    })?;
     // Never the URL itself: it may hold a password.
     let location = format!(
         "PostgreSQL schema {schema} in database {} on {}:{}",
