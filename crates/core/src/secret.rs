@@ -2,7 +2,9 @@
 //! load-modify-commit loop every write goes through.
 
 use std::future::Future;
+use std::time::Duration;
 
+use coffer_retry::{Backoff, Jitter};
 use coffer_store::{Secret, SecretChange, StoreError, VersionRecord};
 
 use crate::authorize::{Access, Target, authorize, named_arn};
@@ -124,28 +126,28 @@ impl From<StoreError> for Failure {
     }
 }
 
+/// How a writer that lost a race tries again: the first two retries at once (after a yield),
+/// then, for several writers of one secret, possibly on several nodes over one PostgreSQL
+/// database, where every attempt costs round trips, 0.5 ms plus a random pause of up to 1, 2,
+/// 4 ... 32 ms, so the losers stop colliding in lockstep and each gets a turn. 40 attempts.
+const CONFLICT_RETRIES: Backoff = Backoff::new(Duration::from_millis(1), Duration::from_millis(32))
+    .jitter(Jitter::Full)
+    .immediate_retries(2)
+    .plus(Duration::from_micros(500))
+    .attempts(40);
+
 /// Runs a load-modify-commit attempt until it does not lose a race (bounded).
-pub async fn with_retry<T, F, Fut>(mut attempt: F) -> Result<T>
+pub async fn with_retry<T, F, Fut>(attempt: F) -> Result<T>
 where
     F: FnMut() -> Fut,
     Fut: Future<Output = std::result::Result<T, Failure>>,
 {
-    for tries in 0..40u32 {
-        match attempt().await {
-            Ok(v) => return Ok(v),
-            Err(Failure::Api(e)) => return Err(e),
-            Err(Failure::Conflict) if tries < 2 => tokio::task::yield_now().await,
-            // Several writers of one secret, possibly on several nodes over one PostgreSQL
-            // database, where every attempt costs round trips: back off with jitter (up to
-            // 1, 2, 4 ... 32 ms) so the losers stop colliding in lockstep and each gets a turn.
-            Err(Failure::Conflict) => {
-                let cap = 1u64 << (tries - 2).min(5);
-                let jitter = rand::random::<u64>() % (cap * 1000);
-                tokio::time::sleep(std::time::Duration::from_micros(500 + jitter)).await;
-            }
-        }
+    let lost_a_race = |f: &Failure| matches!(f, Failure::Conflict);
+    match coffer_retry::retry(&CONFLICT_RETRIES, attempt, lost_a_race).await {
+        Ok(v) => Ok(v),
+        Err(Failure::Api(e)) => Err(e),
+        Err(Failure::Conflict) => Err(Error::internal("too many concurrent changes to one secret")),
     }
-    Err(Error::internal("too many concurrent changes to one secret"))
 }
 
 /// Commits an update of `secret` (already modified in memory) whose row was read at
@@ -455,6 +457,21 @@ pub async fn add_version(
 mod tests {
     use super::*;
     use coffer_store::{SecretRecord, ValueKind};
+
+    /// A writer that lost a race tries again twice at once, then after 0.5 ms plus a random
+    /// pause of up to 1, 2, 4 ... 32 ms; 40 attempts in all.
+    #[test]
+    fn lost_races_are_retried_at_once_then_with_growing_jittered_pauses() {
+        assert_eq!(CONFLICT_RETRIES.max_attempts(), 40);
+        assert_eq!(CONFLICT_RETRIES.delay(1), Duration::ZERO);
+        assert_eq!(CONFLICT_RETRIES.delay(2), Duration::ZERO);
+        for retry in 3..40u32 {
+            let cap = Duration::from_millis(1 << (retry - 3).min(5));
+            let floor = Duration::from_micros(500);
+            let p = CONFLICT_RETRIES.delay(retry);
+            assert!(p >= floor && p <= floor + cap, "{retry}: {p:?}");
+        }
+    }
 
     #[test]
     fn an_unreadable_replication_state_refuses_writes_instead_of_passing_as_a_primary() {

@@ -12,6 +12,7 @@ use coffer_core::replication::{
     self, Answer, FailureCause, KIND_ACCESS, KIND_HEADS, KIND_SYNC, KIND_SYNC_BATCH, SyncMessage,
 };
 use coffer_core::rotation::{KIND_ROTATE, RunOutcome};
+use coffer_retry::Backoff;
 use coffer_store::OutboxRow;
 use futures_util::future::join_all;
 
@@ -21,9 +22,14 @@ use crate::transport::{SendError, Transport};
 
 const POLL: Duration = Duration::from_millis(500);
 const LEASE_MS: i64 = 30_000;
-/// The longest wait between two attempts of one row: a link that heals is used again within
-/// this time (each lane's attempts are its own, so retrying costs the other Regions nothing).
-const MAX_BACKOFF_MS: i64 = 5_000;
+/// A failed delivery's next attempt: 200 ms after the first failure, doubling, at most 5 s, the
+/// longest wait between two attempts of one row: a link that heals is used again within this
+/// time (each lane's attempts are its own, so retrying costs the other Regions nothing). No
+/// jitter: the pause is written into the row, and rows fail at their own moments.
+const DELIVERY_RETRIES: Backoff = Backoff::new(Duration::from_millis(200), Duration::from_secs(5));
+/// A failed rotation's next attempt: 2 s after the first failure, doubling, then settling at
+/// five minutes.
+const ROTATION_RETRIES: Backoff = Backoff::new(Duration::from_secs(2), Duration::from_secs(300));
 /// Secrets per `sync-batch` message (bounds the message size and the replica transaction).
 const MAX_BATCH: usize = 64;
 /// Deliveries of one Region in flight at once: while one is on the wire the next claim goes
@@ -343,8 +349,7 @@ async fn rotate(
         RunOutcome::Retry { error } => {
             let now = region.now_ms();
             let attempts = row.attempts + 1;
-            // Rotations retry sooner than replication at first, then settle at five minutes.
-            let backoff = (1000i64 << attempts.clamp(0, 20)).min(300_000);
+            let backoff = pause_ms(&ROTATION_RETRIES, attempts);
             tracing::warn!(region = %region.region, arn, attempts, reason = %error, "Rotation failed; AWSCURRENT is unchanged and the rotation will be retried");
             region
                 .store
@@ -942,9 +947,9 @@ pub(crate) async fn settle_send_error(
     }
 }
 
-/// Backs off (100 ms doubling, at most 5 s) and, once the failure has lasted longer than the
-/// deployment allows, shows the replica as `Failed` with the network error — while still
-/// retrying, so the replica heals by itself when the network returns.
+/// Backs off (`DELIVERY_RETRIES`: 200 ms doubling, at most 5 s) and, once the failure has
+/// lasted longer than the deployment allows, shows the replica as `Failed` with the network
+/// error — while still retrying, so the replica heals by itself when the network returns.
 pub(crate) async fn retry(
     topology: &Topology,
     region: &RegionService,
@@ -955,7 +960,7 @@ pub(crate) async fn retry(
     let now = region.now_ms();
     let attempts = row.attempts + 1;
     let first_failure = failure_started(topology, region, dest, row, now);
-    let mut next = now + (100i64 << attempts.clamp(0, 20)).min(MAX_BACKOFF_MS);
+    let mut next = now + pause_ms(&DELIVERY_RETRIES, attempts);
     // The attempt after the failure timeout comes right at it, so `Failed` shows within the
     // configured time rather than at the end of a long backoff.
     let deadline = first_failure + topology.give_up_after_ms;
@@ -971,6 +976,12 @@ pub(crate) async fn retry(
         .retry_outbox(row.id, attempts, next, Some(first_failure))
         .await?;
     Ok(())
+}
+
+/// The pause before attempt number `attempts` + 1 of an outbox row, in milliseconds.
+fn pause_ms(policy: &Backoff, attempts: i64) -> i64 {
+    let retry = u32::try_from(attempts.max(1)).unwrap_or(u32::MAX);
+    i64::try_from(policy.delay(retry).as_millis()).unwrap_or(i64::MAX)
 }
 
 /// When the failure of `row` started: when the row first failed, or when its link went down,
@@ -1025,6 +1036,22 @@ async fn fail_if_overdue(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The next attempt of a failed delivery comes 200 ms after the first failure, doubling to
+    /// 5 s; of a failed rotation, 2 s after, doubling to five minutes; no jitter in either.
+    #[test]
+    fn outbox_rows_back_off_by_their_attempts() {
+        let delivery: Vec<i64> = (1..9).map(|a| pause_ms(&DELIVERY_RETRIES, a)).collect();
+        assert_eq!(delivery, [200, 400, 800, 1600, 3200, 5000, 5000, 5000]);
+        let rotation: Vec<i64> = (1..10).map(|a| pause_ms(&ROTATION_RETRIES, a)).collect();
+        assert_eq!(
+            rotation,
+            [
+                2000, 4000, 8000, 16000, 32000, 64000, 128000, 256000, 300000
+            ]
+        );
+        assert_eq!(pause_ms(&DELIVERY_RETRIES, i64::MAX), 5000);
+    }
 
     /// A delivery task that panics still frees its secrets and wakes its lane; otherwise those
     /// secrets would be skipped by every later claim of the node.

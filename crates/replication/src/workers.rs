@@ -12,6 +12,7 @@ use std::future::Future;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
+use coffer_retry::{Backoff, Jitter};
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
@@ -25,6 +26,7 @@ use tokio::task::JoinHandle;
 const FIRST_PAUSE: Duration = Duration::from_secs(1);
 const MAX_PAUSE: Duration = Duration::from_secs(60);
 const HEALTHY_RUN: Duration = Duration::from_secs(300);
+const RESTARTS: Backoff = Backoff::new(FIRST_PAUSE, MAX_PAUSE).jitter(Jitter::Equal);
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct Worker {
@@ -135,11 +137,7 @@ impl Workers {
 /// MAX_PAUSE, then a random amount of up to half of it taken off ("equal jitter"), so the
 /// workers of several nodes that failed together do not restart in lockstep.
 fn pause_after(failures: u32) -> Duration {
-    let full = FIRST_PAUSE
-        .saturating_mul(1u32 << failures.saturating_sub(1).min(16))
-        .min(MAX_PAUSE);
-    let half = full / 2;
-    half + half.mul_f64(rand::random::<f64>())
+    RESTARTS.delay(failures)
 }
 
 /// What a panic said, when it said it with a string (as `panic!` and `expect` do).

@@ -38,8 +38,14 @@ pub use snapshot::{
 };
 pub use sqlite::{SqliteIamStore, SqliteStore};
 
+use std::sync::Arc;
+
 use async_trait::async_trait;
 
+/// What a store reports. A failure below the store (the driver, a stored JSON column) keeps
+/// that error as its [`source`](std::error::Error::source), so the log can name the cause
+/// and code can ask its kind; the message still carries the cause's text, as it always did,
+/// for the operator reading a command's output.
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum StoreError {
     /// Another writer changed the row first (or a unique name is taken); reload and retry.
@@ -47,8 +53,28 @@ pub enum StoreError {
     Conflict,
     #[error("{0}")]
     Incompatible(String),
+    /// A failure the store finds itself (a bad schema name, a closed store, a stopped writer),
+    /// or one whose cause is written into the message.
     #[error("storage error: {0}")]
     Backend(String),
+    /// The database driver (sqlx) failed.
+    #[error("storage error: {0}")]
+    Database(#[source] Arc<sqlx::Error>),
+    /// The database driver failed and the store says where (`doing`): reading the URL,
+    /// creating a schema, a transaction that kept losing to concurrent ones until its retries
+    /// ran out.
+    #[error("storage error: {doing}: {source}")]
+    DatabaseDuring {
+        doing: String,
+        #[source]
+        source: Arc<sqlx::Error>,
+    },
+    /// A point read on the calling thread (rusqlite) failed.
+    #[error("storage error: sqlite: {0}")]
+    Sqlite(#[source] Arc<rusqlite::Error>),
+    /// A JSON column holds what Coffer cannot read.
+    #[error("storage error: corrupt JSON column: {0}")]
+    CorruptJson(#[source] Arc<serde_json::Error>),
 }
 
 impl From<sqlx::Error> for StoreError {
@@ -58,7 +84,7 @@ impl From<sqlx::Error> for StoreError {
         {
             return StoreError::Conflict;
         }
-        StoreError::Backend(err.to_string())
+        StoreError::Database(Arc::new(err))
     }
 }
 
@@ -318,4 +344,45 @@ pub trait IamStore: Send + Sync + 'static {
     /// concurrent tag changes never lose one); `false` when they changed or the user is gone.
     async fn replace_user_tags(&self, user_arn: &str, old: &str, new: &str) -> Result<bool>;
     async fn close(&self);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::error::Error as _;
+
+    /// A driver's error is kept as the source, and the message reads as it always did.
+    #[test]
+    fn a_driver_error_is_kept_as_the_cause() {
+        let e = StoreError::from(sqlx::Error::RowNotFound);
+        assert_eq!(
+            e.to_string(),
+            format!("storage error: {}", sqlx::Error::RowNotFound)
+        );
+        let cause = e.source().expect("the driver's error");
+        assert_eq!(cause.to_string(), sqlx::Error::RowNotFound.to_string());
+        let e = StoreError::DatabaseDuring {
+            doing: "creating schema coffer_x".into(),
+            source: Arc::new(sqlx::Error::PoolClosed),
+        };
+        assert_eq!(
+            e.to_string(),
+            format!(
+                "storage error: creating schema coffer_x: {}",
+                sqlx::Error::PoolClosed
+            )
+        );
+        assert_eq!(
+            e.source().expect("the driver's error").to_string(),
+            sqlx::Error::PoolClosed.to_string()
+        );
+        let json = serde_json::from_str::<i64>("{").unwrap_err();
+        let text = json.to_string();
+        let e = crate::rows::json_err(json);
+        assert_eq!(
+            e.to_string(),
+            format!("storage error: corrupt JSON column: {text}")
+        );
+        assert_eq!(e.source().expect("the parser's error").to_string(), text);
+    }
 }

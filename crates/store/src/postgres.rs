@@ -28,6 +28,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
+use coffer_retry::{Backoff, Jitter};
 use sqlx::postgres::{PgConnectOptions, PgConnection, PgPool, PgPoolOptions};
 use sqlx::{Connection, Row};
 
@@ -92,15 +93,17 @@ impl From<StoreError> for PgError {
     }
 }
 
-/// 5 ms, 10 ms, 20 ms, ... (at most 160 ms) plus up to as much again of random jitter, so two
-/// nodes (or two tasks of one node) that collided do not collide again in lockstep.
-async fn backoff(attempt: u32) {
-    tokio::time::sleep(backoff_pause(attempt)).await;
-}
+/// How a transaction that lost to a concurrent one (or a schema creation that collided) is run
+/// again: 5 ms, 10 ms, 20 ms, ... (at most 160 ms) plus up to as much again of random jitter,
+/// i.e. 10 ms doubling to 320 ms with equal jitter, so two nodes (or two tasks of one node)
+/// that collided do not collide again in lockstep; `MAX_RETRIES` times at most.
+const RETRIES: Backoff = Backoff::new(Duration::from_millis(10), Duration::from_millis(320))
+    .jitter(Jitter::Equal)
+    .attempts(MAX_RETRIES + 1);
 
+#[cfg(test)]
 fn backoff_pause(attempt: u32) -> Duration {
-    let base = 5u64 << attempt.saturating_sub(1).min(5);
-    Duration::from_millis(base + rand::random::<u64>() % (base + 1))
+    RETRIES.delay(attempt)
 }
 
 /// What a transaction that kept losing to concurrent ones reports.
@@ -118,10 +121,13 @@ fn exhausted(what: &str, how: Exhausted, err: sqlx::Error) -> StoreError {
     );
     match how {
         Exhausted::Conflict => StoreError::Conflict,
-        Exhausted::Backend => StoreError::Backend(format!(
-            "{what}: still failing after {} attempts on concurrent transactions: {err}",
-            MAX_RETRIES + 1
-        )),
+        Exhausted::Backend => StoreError::DatabaseDuring {
+            doing: format!(
+                "{what}: still failing after {} attempts on concurrent transactions",
+                MAX_RETRIES + 1
+            ),
+            source: Arc::new(err),
+        },
     }
 }
 
@@ -129,19 +135,18 @@ fn exhausted(what: &str, how: Exhausted, err: sqlx::Error) -> StoreError {
 /// for good, or has been retried `MAX_RETRIES` times.
 macro_rules! retrying {
     ($what:expr, $how:expr, $attempt:expr) => {{
-        let mut tries: u32 = 0;
+        let mut retries = RETRIES.retries();
         loop {
             match $attempt.await {
                 Ok(value) => break Ok(value),
                 Err(PgError::Final(err)) => break Err(err),
-                Err(PgError::Retry(err)) => {
-                    if tries >= MAX_RETRIES {
-                        break Err(exhausted($what, $how, err));
+                Err(PgError::Retry(err)) => match retries.next_delay() {
+                    None => break Err(exhausted($what, $how, err)),
+                    Some(pause) => {
+                        tracing::debug!("{}: retrying ({}) after {err}", $what, retries.count());
+                        coffer_retry::pause(pause).await;
                     }
-                    tries += 1;
-                    tracing::debug!("{}: retrying ({tries}) after {err}", $what);
-                    backoff(tries).await;
-                }
+                },
             }
         }
     }};
@@ -235,41 +240,32 @@ fn is_creation_race(err: &sqlx::Error) -> bool {
 /// Creates the schema, `coffer_meta` and its `migration_lock` row if missing. Idempotent and
 /// safe to run from several nodes at once.
 async fn bootstrap(pool: &PgPool, schema: &str) -> Result<()> {
-    let mut tries = 0;
-    loop {
-        let attempt = async {
-            sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
-                "CREATE SCHEMA IF NOT EXISTS \"{schema}\""
-            )))
-            .execute(pool)
-            .await?;
-            sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
-                "CREATE TABLE IF NOT EXISTS \"{schema}\".coffer_meta \
-                 (meta_key TEXT PRIMARY KEY, meta_value TEXT NOT NULL)"
-            )))
-            .execute(pool)
-            .await?;
-            sqlx::query(sqlx::AssertSqlSafe(format!(
-                "INSERT INTO \"{schema}\".coffer_meta (meta_key, meta_value) \
-                 VALUES ('migration_lock', 'coffer') ON CONFLICT (meta_key) DO NOTHING"
-            )))
-            .execute(pool)
-            .await?;
-            Ok::<(), sqlx::Error>(())
-        };
-        match attempt.await {
-            Ok(()) => return Ok(()),
-            Err(e) if is_creation_race(&e) && tries < MAX_RETRIES => {
-                tries += 1;
-                backoff(tries).await;
-            }
-            Err(e) => {
-                return Err(StoreError::Backend(format!(
-                    "creating schema {schema}: {e}"
-                )));
-            }
-        }
-    }
+    let attempt = || async move {
+        sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
+            "CREATE SCHEMA IF NOT EXISTS \"{schema}\""
+        )))
+        .execute(pool)
+        .await?;
+        sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
+            "CREATE TABLE IF NOT EXISTS \"{schema}\".coffer_meta \
+             (meta_key TEXT PRIMARY KEY, meta_value TEXT NOT NULL)"
+        )))
+        .execute(pool)
+        .await?;
+        sqlx::query(sqlx::AssertSqlSafe(format!(
+            "INSERT INTO \"{schema}\".coffer_meta (meta_key, meta_value) \
+             VALUES ('migration_lock', 'coffer') ON CONFLICT (meta_key) DO NOTHING"
+        )))
+        .execute(pool)
+        .await?;
+        Ok::<(), sqlx::Error>(())
+    };
+    coffer_retry::retry(&RETRIES, attempt, is_creation_race)
+        .await
+        .map_err(|e| StoreError::DatabaseDuring {
+            doing: format!("creating schema {schema}"),
+            source: Arc::new(e),
+        })
 }
 
 struct Target<'a> {
@@ -389,8 +385,10 @@ async fn open_pool(
     migrate: bool,
 ) -> Result<PgPool> {
     validate_schema(schema)?;
-    let options = PgConnectOptions::from_str(url)
-        .map_err(|e| StoreError::Backend(format!("invalid PostgreSQL URL: {e}")))?;
+    let options = PgConnectOptions::from_str(url).map_err(|e| StoreError::DatabaseDuring {
+        doing: "invalid PostgreSQL URL".into(),
+        source: Arc::new(e),
+    })?;
     // Never the URL itself: it may hold a password.
     let location = format!(
         "PostgreSQL schema {schema} in database {} on {}:{}",

@@ -43,8 +43,8 @@ where
     }
 }
 
-fn json_err(e: serde_json::Error) -> StoreError {
-    StoreError::Backend(format!("corrupt JSON column: {e}"))
+pub(crate) fn json_err(e: serde_json::Error) -> StoreError {
+    StoreError::CorruptJson(std::sync::Arc::new(e))
 }
 
 pub(crate) fn secret_from_row<R: RecordRow>(row: &R) -> Result<SecretRecord> {

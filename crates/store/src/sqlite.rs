@@ -112,7 +112,7 @@ async fn open_pools(path: &Path, kind: StoreKind) -> Result<Pools> {
 async fn open_pools_with(path: &Path, kind: StoreKind, wal_limit: u64) -> Result<Pools> {
     let location = path.display().to_string();
     let base = SqliteConnectOptions::from_str("sqlite://")
-        .map_err(|e| StoreError::Backend(e.to_string()))?
+        .map_err(StoreError::from)?
         .filename(path)
         .busy_timeout(Duration::from_secs(10));
     let existing = std::fs::metadata(path)

@@ -52,7 +52,7 @@ pub(crate) struct SyncReaders {
 }
 
 fn backend(e: rusqlite::Error) -> StoreError {
-    StoreError::Backend(format!("sqlite: {e}"))
+    StoreError::Sqlite(std::sync::Arc::new(e))
 }
 
 /// A row of a synchronous read, mapped by the same code as sqlx's rows. Columns are found by
