@@ -340,6 +340,13 @@ EOF
     again="$("$LOADGEN" run --endpoint "$URL" --secret-id scale --secrets "$SECRETS" \
         --operation get-random --concurrency 32 --duration "$DURATION" --warmup 1s --format json 2>/dev/null)"
     echo "- the same once every secret was read today: $(summarize <<<"$again")"
+    # The issue's target: random reads at half the hot figure or more.
+    python3 -c 'import json, sys
+rps = lambda text: json.loads(text)["results"][0]["rps"]
+hot, signed, first, again = (rps(a) for a in sys.argv[1:])
+print("- random / hot: %.0f%% and %.0f%% (against every request signed: %.0f%% and %.0f%%)"
+      % (100 * first / hot, 100 * again / hot, 100 * first / signed, 100 * again / signed))' \
+        "$hot" "$signed" "$random" "$again"
     echo "- RSS after the reads: $(rss_mb "$SERVER_PID") MB"
     stop_server
     backup="$WORK/region.backup"
