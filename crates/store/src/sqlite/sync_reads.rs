@@ -26,7 +26,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use rusqlite::{Connection, OpenFlags};
+use rusqlite::{Connection, OpenFlags, Statement, ToSql};
 
 use crate::listing::{Bind, Dialect, Driver, ListPage, ListQuery, PageSql};
 use crate::rows::{RecordRow, add_joined_row, secret_from_row, version_from_row};
@@ -176,80 +176,88 @@ impl SyncReaders {
     ) -> Result<Option<Secret>> {
         let mut statement = conn.prepare_cached(sql).map_err(backend)?;
         let columns = self.columns_of(sql, &statement);
-        load_rows(&mut statement, &columns, params)
+        bind(&mut statement, params.iter().map(|p| p as &dyn ToSql))?;
+        let mut secret = None;
+        for_each_row(&mut statement, &columns, |row| {
+            add_joined_row(&mut secret, row)
+        })?;
+        Ok(secret)
     }
 
-    fn columns_of(&self, sql: &'static str, statement: &rusqlite::Statement) -> Arc<[String]> {
+    fn columns_of(&self, sql: &'static str, statement: &Statement) -> Arc<[String]> {
         let mut known = self.columns.lock().unwrap_or_else(|e| e.into_inner());
         if let Some((_, columns)) = known.iter().find(|(s, _)| *s == sql) {
             return columns.clone();
         }
-        let columns: Arc<[String]> = statement
-            .column_names()
-            .into_iter()
-            .map(str::to_owned)
-            .collect();
+        let columns: Arc<[String]> = column_names(statement).into();
         known.push((sql, columns.clone()));
         columns
     }
 }
 
-fn load_rows(
-    statement: &mut rusqlite::Statement,
-    columns: &[String],
-    params: &[&str],
-) -> Result<Option<Secret>> {
-    let mut rows = statement
-        .query(rusqlite::params_from_iter(params))
-        .map_err(backend)?;
-    let mut secret = None;
-    while let Some(row) = rows.next().map_err(backend)? {
-        let row = SyncRow { row, columns };
-        add_joined_row(&mut secret, &row)?;
-    }
-    Ok(secret)
-}
-
-/// `sql` prepared (or found prepared) with `binds` bound to `$1`, `$2`, ... (in the order of
-/// their numbers, wherever they appear in the text), and its column names.
-fn bound<'c>(
-    conn: &'c Connection,
-    sql: &str,
-    binds: &[Bind],
-) -> Result<(rusqlite::CachedStatement<'c>, Vec<String>)> {
-    let mut statement = conn.prepare_cached(sql).map_err(backend)?;
-    for (i, b) in binds.iter().enumerate() {
-        let index = statement
-            .parameter_index(&format!("${}", i + 1))
-            .map_err(backend)?
-            .ok_or_else(|| StoreError::Backend(format!("no parameter ${} in a listing", i + 1)))?;
-        match b {
-            Bind::Text(t) => statement.raw_bind_parameter(index, t),
-            Bind::Int(n) => statement.raw_bind_parameter(index, n),
-        }
-        .map_err(backend)?;
-    }
-    let columns = statement
+fn column_names(statement: &Statement) -> Vec<String> {
+    statement
         .column_names()
         .into_iter()
         .map(str::to_owned)
-        .collect();
-    Ok((statement, columns))
+        .collect()
 }
 
-/// Each row of `statement` (bound by [`bound`]) mapped by `map`.
-fn each_row<T>(
-    (mut statement, columns): (rusqlite::CachedStatement<'_>, Vec<String>),
+/// Binds `values` to `$1`, `$2`, ... of `statement` (by their numbers, wherever they appear in
+/// its text).
+fn bind<'v>(
+    statement: &mut Statement,
+    values: impl IntoIterator<Item = &'v dyn ToSql>,
+) -> Result<()> {
+    for (i, value) in values.into_iter().enumerate() {
+        let name = format!("${}", i + 1);
+        let index = statement
+            .parameter_index(&name)
+            .map_err(backend)?
+            .ok_or_else(|| StoreError::Backend(format!("no parameter {name} in a statement")))?;
+        statement
+            .raw_bind_parameter(index, value)
+            .map_err(backend)?;
+    }
+    Ok(())
+}
+
+/// Runs the bound `statement`, handing each row to `each` (columns found by position in
+/// `columns`, the statement's column names).
+fn for_each_row(
+    statement: &mut Statement,
+    columns: &[String],
+    mut each: impl FnMut(&SyncRow<'_, '_>) -> Result<()>,
+) -> Result<()> {
+    let mut rows = statement.raw_query();
+    while let Some(row) = rows.next().map_err(backend)? {
+        each(&SyncRow { row, columns })?;
+    }
+    Ok(())
+}
+
+/// The rows of `sql` with `binds`, each mapped by `map` (a listing's statements: their text
+/// varies with the filters, so their column names are read each time).
+fn rows_of<T>(
+    conn: &Connection,
+    sql: &str,
+    binds: &[Bind],
     mut map: impl FnMut(&SyncRow<'_, '_>) -> Result<T>,
 ) -> Result<Vec<T>> {
-    let mut rows = statement.raw_query();
+    let mut statement = conn.prepare_cached(sql).map_err(backend)?;
+    let columns = column_names(&statement);
+    bind(
+        &mut statement,
+        binds.iter().map(|b| match b {
+            Bind::Text(t) => t as &dyn ToSql,
+            Bind::Int(n) => n as &dyn ToSql,
+        }),
+    )?;
     let mut out = Vec::new();
-    while let Some(row) = rows.next().map_err(backend)? {
-        out.push(map(&SyncRow {
-            row,
-            columns: &columns,
-        })?);
-    }
+    for_each_row(&mut statement, &columns, |row| {
+        out.push(map(row)?);
+        Ok(())
+    })?;
     Ok(out)
 }
 
@@ -261,7 +269,7 @@ fn page_on(conn: &Connection, q: &ListQuery<'_>) -> Result<ListPage> {
     for (sources, counts) in Driver::candidates(q, dialect) {
         let mut candidates = 0;
         for PageSql { sql, binds } in counts {
-            candidates += each_row(bound(conn, &sql, &binds)?, |row| row.int_at(0))?
+            candidates += rows_of(conn, &sql, &binds, |row| row.int_at(0))?
                 .first()
                 .copied()
                 .unwrap_or(0);
@@ -272,9 +280,7 @@ fn page_on(conn: &Connection, q: &ListQuery<'_>) -> Result<ListPage> {
         driver.offer(candidates, sources);
     }
     let page = crate::listing::page_sql(q, dialect, driver.sources());
-    let records = each_row(bound(conn, &page.sql, &page.binds)?, |row| {
-        secret_from_row(row)
-    })?;
+    let records = rows_of(conn, &page.sql, &page.binds, |row| secret_from_row(row))?;
     let shown = records.len().min(q.limit);
     let versions = if shown == 0 {
         Vec::new()
@@ -284,7 +290,7 @@ fn page_on(conn: &Connection, q: &ListQuery<'_>) -> Result<ListPage> {
             .map(|r| Bind::Text(r.arn.clone()))
             .collect();
         let sql = crate::listing::versions_sql(shown, dialect);
-        each_row(bound(conn, &sql, &arns)?, |row| version_from_row(row))?
+        rows_of(conn, &sql, &arns, |row| version_from_row(row))?
     };
     tx.commit().map_err(backend)?;
     Ok(crate::listing::assemble(q, records, versions))
