@@ -92,27 +92,15 @@ pub fn router(deployment: Arc<Deployment>) -> Router {
 
 /// The console signs in with the same access keys the API verifies.
 impl coffer_console::Credentials for Deployment {
-    fn access_key(&self, access_key_id: &str) -> Option<coffer_console::AccessKey> {
+    fn access_key(&self, access_key_id: &str) -> Option<Arc<Credential>> {
         self.credential(access_key_id)
-            .map(|c| coffer_console::AccessKey {
-                secret_access_key: c.secret_access_key.clone(),
-                caller: c.caller.clone(),
-            })
     }
 
     fn current_access_key<'a>(
         &'a self,
         access_key_id: &'a str,
-    ) -> std::pin::Pin<Box<dyn Future<Output = Option<coffer_console::AccessKey>> + Send + 'a>>
-    {
-        Box::pin(async move {
-            self.resolve_credential(access_key_id)
-                .await
-                .map(|c| coffer_console::AccessKey {
-                    secret_access_key: c.secret_access_key.clone(),
-                    caller: c.caller.clone(),
-                })
-        })
+    ) -> std::pin::Pin<Box<dyn Future<Output = Option<Arc<Credential>>> + Send + 'a>> {
+        Box::pin(self.resolve_credential(access_key_id))
     }
 }
 

@@ -29,7 +29,6 @@ use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use coffer_core::operation::Operation;
 use coffer_core::{Caller, RegionService};
-use zeroize::Zeroizing;
 
 mod assets;
 pub mod audit;
@@ -98,32 +97,22 @@ impl Settings {
     }
 }
 
-/// An access key as the console needs it. `Debug` never shows the secret.
-pub struct AccessKey {
-    pub secret_access_key: Zeroizing<String>,
-    pub caller: Caller,
-}
-
-impl std::fmt::Debug for AccessKey {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("AccessKey")
-            .field("caller", &self.caller)
-            .finish_non_exhaustive()
-    }
-}
+/// An access key as the console needs it: the API's own (`Debug` never shows the secret).
+pub use coffer_core::principals::Credential;
 
 /// The access keys the deployment accepts (the API's own table, so a key that stops working
 /// for the API also ends its console sessions).
 pub trait Credentials: Send + Sync {
     /// The key as last known (the server's cache): asked on every console request.
-    fn access_key(&self, access_key_id: &str) -> Option<AccessKey>;
+    fn access_key(&self, access_key_id: &str) -> Option<Arc<Credential>>;
 
     /// The key as it is now (the server reads its IAM store when the cache has no fresh
     /// entry): asked at sign-in, so a key made Active again signs in at once.
     fn current_access_key<'a>(
         &'a self,
         access_key_id: &'a str,
-    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Option<AccessKey>> + Send + 'a>> {
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Option<Arc<Credential>>> + Send + 'a>>
+    {
         Box::pin(std::future::ready(self.access_key(access_key_id)))
     }
 }
@@ -391,7 +380,7 @@ impl Console {
             (Some(session), Some(key)) => Ok(Ctx {
                 console: self.clone(),
                 session,
-                caller: key.caller,
+                caller: key.caller.clone(),
                 origin: audit::Origin::of(parts),
             }),
             (session, _) => {

@@ -17,10 +17,15 @@ const SECRET: &str = "console-test-secret-access-key-0123456789";
 struct Keys;
 
 impl Credentials for Keys {
-    fn access_key(&self, access_key_id: &str) -> Option<AccessKey> {
-        (access_key_id == KEY_ID).then(|| AccessKey {
-            secret_access_key: Zeroizing::new(SECRET.to_string()),
-            caller: Caller::administrator("123456789012", "arn:aws:iam::123456789012:user/admin"),
+    fn access_key(&self, access_key_id: &str) -> Option<Arc<Credential>> {
+        (access_key_id == KEY_ID).then(|| {
+            Arc::new(Credential {
+                secret_access_key: Zeroizing::new(SECRET.to_string()),
+                caller: Caller::administrator(
+                    "123456789012",
+                    "arn:aws:iam::123456789012:user/admin",
+                ),
+            })
         })
     }
 }
