@@ -539,7 +539,7 @@ macro_rules! bind_all {
 /// Statements that keep `secret_terms` in step with `secrets`, on one connection of either
 /// backend (the SQL is the same).
 macro_rules! terms_sql {
-    ($module:ident, $conn:ty, $db:ty) => {
+    ($module:ident, $conn:ty) => {
         pub(crate) mod $module {
             use sqlx::Row;
 
@@ -650,8 +650,8 @@ macro_rules! terms_sql {
     };
 }
 
-terms_sql!(lite, sqlx::SqliteConnection, sqlx::Sqlite);
-terms_sql!(pg, sqlx::PgConnection, sqlx::Postgres);
+terms_sql!(lite, sqlx::SqliteConnection);
+terms_sql!(pg, sqlx::PgConnection);
 
 /// The filter that drives a page (see [`DRIVE_BELOW`]): the one whose sources have the fewest
 /// candidates, if they are few enough. Offer each filter's count in turn.
