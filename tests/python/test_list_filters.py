@@ -68,6 +68,15 @@ def test_list_secrets_sorts_by_name_when_asked(ls):
     assert names(ls, SortBy="name", SortOrder="desc") == ["c", "b", "a"]
 
 
+def test_a_secret_read_just_now_sorts_by_its_last_accessed_date_at_once(ls):
+    # The day of a read is written behind the read; a listing writes the waiting days first.
+    for n in ["never-1", "read", "never-2"]:
+        ls.create_secret(Name=n, SecretString="v")
+    ls.get_secret_value(SecretId="read")
+    assert names(ls, SortBy="last-accessed-date", SortOrder="desc")[0] == "read"
+    assert names(ls, SortBy="last-accessed-date", SortOrder="asc")[-1] == "read"
+
+
 def test_list_secrets_pages_with_max_results_and_next_token(ls):
     created = [f"page-{i}" for i in range(5)]
     for n in created:

@@ -10,7 +10,7 @@ import time
 import pytest
 import requests
 
-from helpers import COFFER_BIN, REGIONS, expect_error, start_server, unique
+from helpers import COFFER_BIN, REGIONS, expect_error, midnight_utc_today, start_server, unique
 
 
 def test_serve_prints_the_export_line_then_the_listening_line(fresh_server):
@@ -92,6 +92,38 @@ def test_a_restart_on_the_same_directory_keeps_secrets_keys_and_account(tmp_path
         assert re.search(rf"^endpoint_url\s*=\s*{re.escape(second.endpoint)}$", config, re.M), config
     finally:
         second.stop()
+
+
+def test_the_day_of_a_read_outlives_a_stop_and_a_kill_after_it(tmp_path):
+    # The LastAccessedDate of a read is written shortly behind the read (docs/architecture.md):
+    # a graceful stop writes the days still waiting, and a process killed a moment after a read
+    # has written its day already.
+    data = tmp_path / "data"
+    first = start_server(data)
+    client = first.client()
+    for name in ("stopped", "killed", "unread"):
+        client.create_secret(Name=name, SecretString="v")
+    client.get_secret_value(SecretId="stopped")
+    assert client.describe_secret(SecretId="stopped")["LastAccessedDate"] == midnight_utc_today()
+    assert first.stop() == 0
+
+    second = start_server(data)
+    client = second.client()
+    assert client.describe_secret(SecretId="stopped")["LastAccessedDate"] == midnight_utc_today()
+    client.get_secret_value(SecretId="killed")
+    time.sleep(1)
+    second.process.kill()
+    second.process.wait()
+
+    third = start_server(data)
+    try:
+        client = third.client()
+        assert client.describe_secret(SecretId="killed")["LastAccessedDate"] == midnight_utc_today()
+        assert "LastAccessedDate" not in client.describe_secret(SecretId="unread")
+        listed = {s["Name"]: s for s in client.list_secrets()["SecretList"]}
+        assert "LastAccessedDate" in listed["killed"] and "LastAccessedDate" not in listed["unread"]
+    finally:
+        third.stop()
 
 
 def test_without_account_id_a_random_twelve_digit_account_is_made_and_kept(tmp_path):

@@ -21,6 +21,13 @@
 //! claimed the outbox row written with it, must not be served the state before it. The worker
 //! reads through [`Store::load_secret_settled`], which first waits (briefly) for those commits
 //! to return, so its read is a hit on the written-through state instead of a store read.
+//!
+//! A read's LastAccessedDate ([`Store::record_access`]) is written behind the read
+//! ([`access_days`]): every secret the cache puts in an entry or hands out from the store
+//! carries the days recorded and not yet written, and an entry present when a day is recorded
+//! is updated in place, so the next read of the secret stays a hit.
+
+mod access_days;
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -31,6 +38,8 @@ use std::time::Duration;
 use async_trait::async_trait;
 use quick_cache::Weighter;
 use quick_cache::sync::Cache;
+
+use access_days::AccessDays;
 
 use crate::{
     KmsAliasRecord, KmsChange, KmsKeyRecord, OutboxEntry, OutboxRow, Result, Secret, SecretChange,
@@ -121,6 +130,8 @@ pub struct CachedStore {
     settled: tokio::sync::Notify,
     /// KMS aliases, which every write under a default key resolves.
     aliases: Mutex<Aliases>,
+    /// Reads' access days not yet written to `inner`.
+    days: Arc<AccessDays>,
 }
 
 /// The KMS aliases read, until any KMS change: every KMS change goes through this store
@@ -245,6 +256,7 @@ impl CachedStore {
         let names = max_bytes / NAME_SHARE;
         let secrets = max_bytes - names;
         CachedStore {
+            days: Arc::new(AccessDays::new(inner.clone(), access_days::FLUSH_DELAY)),
             inner,
             by_arn: Cache::with_weighter(
                 (secrets / 2048).max(16) as usize,
@@ -278,13 +290,35 @@ impl CachedStore {
         self.state.lock().expect("secret cache lock")
     }
 
+    /// `found`, read from the store after the overlay's `epoch`, with its access days not yet
+    /// written; `None` if a flush ended during the read (read again).
+    fn with_days(&self, mut found: Option<Secret>, epoch: u64) -> Option<Option<Secret>> {
+        if let Some(secret) = &mut found
+            && !self.days.overlay_since(secret, epoch)
+        {
+            return None;
+        }
+        Some(found)
+    }
+
+    /// Writes the access days recorded so far, for a read of the store that does not go
+    /// through the cache (listing).
+    async fn write_days(&self) -> Result<()> {
+        if self.days.any() {
+            self.days.flush().await?;
+        }
+        Ok(())
+    }
+
     /// The estimated bytes the cached secrets take now.
     pub fn cached_bytes(&self) -> u64 {
         self.by_arn.weight() + self.arn_by_name.weight()
     }
 
-    /// Caches `secret` (by ARN and by name); the caller holds the lock.
-    fn put(&self, secret: Secret) {
+    /// Caches `secret` (by ARN and by name), with its access days not yet written; the caller
+    /// holds the lock.
+    fn put(&self, mut secret: Secret) {
+        self.days.overlay(&mut secret);
         let r = &secret.record;
         self.arn_by_name
             .insert((r.account_id.clone(), r.name.clone()), r.arn.clone());
@@ -343,16 +377,6 @@ impl CachedStore {
                 }
             }
         }
-    }
-
-    /// A change that is not one of [`SecretChange`] (a read's access day) to `arn`: dropped
-    /// from the cache while it commits and after.
-    async fn commit_uncached<T>(&self, arn: &str, commit: impl Future<Output = T>) -> T {
-        self.begin_commit(&[arn]);
-        let result = commit.await;
-        Self::end_in_flight(&mut self.lock(), &[arn]);
-        self.settled.notify_waiters();
-        result
     }
 
     /// `changes` committed through `commit`: out of the cache while in flight, then written
@@ -488,20 +512,30 @@ impl Store for CachedStore {
         }
         // A name once seen keeps its ARN (a secret deleted and created again under the name has
         // another ARN, and then what was loaded is not cached: `ReadTicket::finish`).
-        let ticket = self.start_read(known.as_deref());
-        let found = self.inner.load_secret_by_name(account_id, name).await?;
-        ticket.finish(found.as_ref());
-        Ok(found)
+        loop {
+            let epoch = self.days.epoch();
+            let ticket = self.start_read(known.as_deref());
+            let found = self.inner.load_secret_by_name(account_id, name).await?;
+            if let Some(found) = self.with_days(found, epoch) {
+                ticket.finish(found.as_ref());
+                return Ok(found);
+            }
+        }
     }
 
     async fn load_secret_by_arn(&self, arn: &str) -> Result<Option<Secret>> {
         if let Some(s) = self.by_arn.get(arn) {
             return Ok(Some(Secret::clone(&s)));
         }
-        let ticket = self.start_read(Some(arn));
-        let found = self.inner.load_secret_by_arn(arn).await?;
-        ticket.finish(found.as_ref());
-        Ok(found)
+        loop {
+            let epoch = self.days.epoch();
+            let ticket = self.start_read(Some(arn));
+            let found = self.inner.load_secret_by_arn(arn).await?;
+            if let Some(found) = self.with_days(found, epoch) {
+                ticket.finish(found.as_ref());
+                return Ok(found);
+            }
+        }
     }
 
     /// Waits until no commit of `arn` is in flight (at most [`SETTLE_WAIT`]), then reads: the
@@ -524,10 +558,12 @@ impl Store for CachedStore {
     }
 
     async fn list_secrets(&self, account_id: &str) -> Result<Vec<Secret>> {
+        self.write_days().await?;
         self.inner.list_secrets(account_id).await
     }
 
     async fn list_page(&self, query: &crate::ListQuery<'_>) -> Result<crate::ListPage> {
+        self.write_days().await?;
         self.inner.list_page(query).await
     }
 
@@ -549,9 +585,19 @@ impl Store for CachedStore {
         self.commit_cached(changes, commit).await
     }
 
+    /// Returns once the day is in the overlay: written behind the read ([`access_days`]).
     async fn record_access(&self, arn: &str, version_id: &str, day: i64) -> Result<()> {
-        self.commit_uncached(arn, self.inner.record_access(arn, version_id, day))
-            .await
+        self.days.record(arn, version_id, day);
+        let state = self.lock();
+        // An entry set aside by a commit in flight gets the days when it is written through.
+        if !state.in_flight.contains_key(arn)
+            && let Some(entry) = self.by_arn.get(arn)
+        {
+            let mut secret = Secret::clone(&entry);
+            self.days.overlay(&mut secret);
+            self.by_arn.insert(arn.to_string(), Arc::new(secret));
+        }
+        Ok(())
     }
 
     async fn secrets_due_for_purge(&self, now_ms: i64, limit: i64) -> Result<Vec<String>> {
@@ -680,6 +726,9 @@ impl Store for CachedStore {
     }
 
     async fn close(&self) {
+        if let Err(e) = self.write_days().await {
+            tracing::warn!(error = %e, "could not write the LastAccessedDate of the last reads");
+        }
         self.inner.close().await
     }
 }
@@ -1056,6 +1105,162 @@ mod tests {
     /// Memory is bounded by bytes, not by a count of secrets, and a working set larger than
     /// the cache keeps most of the cache full (the cache used to empty itself when it reached
     /// its bound, so every read of a slightly larger working set missed).
+    /// A cache over a fresh SQLite store at `path` holding the secret `name` with versions v1
+    /// (AWSPREVIOUS) and v2 (AWSCURRENT), whose access days wait `delay` to be written.
+    async fn with_versions(
+        path: &std::path::Path,
+        name: &str,
+        delay: Duration,
+    ) -> (Arc<dyn Store>, CachedStore, String) {
+        let inner: Arc<dyn Store> = Arc::new(SqliteStore::open(path).await.unwrap());
+        let mut store = CachedStore::new(inner.clone());
+        store.days = Arc::new(AccessDays::new(inner.clone(), delay));
+        let r = record(name, 1, "one");
+        let arn = r.arn.clone();
+        store
+            .commit(SecretChange::Insert {
+                secret: r,
+                versions: vec![
+                    version(&arn, "v1", 1, &["AWSPREVIOUS"]),
+                    version(&arn, "v2", 2, &["AWSCURRENT"]),
+                ],
+            })
+            .await
+            .unwrap();
+        (inner, store, arn)
+    }
+
+    fn days_of(secret: &Secret) -> (Option<i64>, Vec<Option<i64>>) {
+        let versions = secret
+            .versions
+            .iter()
+            .map(|v| v.last_accessed_day)
+            .collect();
+        (secret.record.last_accessed_day, versions)
+    }
+
+    /// The first read of a day returns before its day is written, and every read of this
+    /// store sees the day at once: a hit, a miss, a read by name, and a listing (which writes
+    /// the days first).
+    #[tokio::test]
+    async fn a_reads_day_is_seen_at_once_and_written_behind_the_read() {
+        let dir = tempfile::tempdir().unwrap();
+        let hour = Duration::from_secs(3600);
+        let (inner, store, arn) = with_versions(&dir.path().join("r.db"), "a", hour).await;
+        assert!(store.by_arn.get(&arn).is_some(), "cached by the insert");
+        store.record_access(&arn, "v2", 20_000).await.unwrap();
+        let written = |s: &Secret| days_of(s) == (Some(20_000), vec![None, Some(20_000)]);
+        let stored = inner.load_secret_by_arn(&arn).await.unwrap().unwrap();
+        assert_eq!(
+            days_of(&stored),
+            (None, vec![None, None]),
+            "not yet written"
+        );
+
+        let hit = store.load_secret_by_arn(&arn).await.unwrap().unwrap();
+        assert!(written(&hit), "a hit: {:?}", days_of(&hit));
+        store.by_arn.remove(&arn);
+        let miss = store.load_secret_by_arn(&arn).await.unwrap().unwrap();
+        assert!(written(&miss), "a miss: {:?}", days_of(&miss));
+        assert!(
+            store.by_arn.get(&arn).is_some_and(|s| written(&s)),
+            "cached with its days"
+        );
+        store.by_arn.remove(&arn);
+        let by_name = store
+            .load_secret_by_name("123456789012", "a")
+            .await
+            .unwrap()
+            .unwrap();
+        assert!(written(&by_name), "by name: {:?}", days_of(&by_name));
+
+        // Another day, read while no entry is cached, on another version.
+        store.by_arn.remove(&arn);
+        store.record_access(&arn, "v1", 20_001).await.unwrap();
+        let listed = store.list_secrets("123456789012").await.unwrap();
+        assert_eq!(
+            days_of(&listed[0]),
+            (Some(20_001), vec![Some(20_001), Some(20_000)])
+        );
+        let stored = inner.load_secret_by_arn(&arn).await.unwrap().unwrap();
+        assert_eq!(
+            days_of(&stored),
+            (Some(20_001), vec![Some(20_001), Some(20_000)]),
+            "written before the listing read the store"
+        );
+        assert!(!store.days.any());
+    }
+
+    /// A read whose load of the store overlaps the end of a flush is told to read again: the
+    /// load may predate the flush's commit while the overlay it looks at no longer has the days.
+    #[tokio::test]
+    async fn a_read_that_overlaps_a_flush_reads_again() {
+        let dir = tempfile::tempdir().unwrap();
+        let hour = Duration::from_secs(3600);
+        let (inner, _store, arn) = with_versions(&dir.path().join("r.db"), "a", hour).await;
+        let days = Arc::new(AccessDays::new(inner.clone(), hour));
+        days.record(&arn, "v1", 20_000);
+        let before_flush = days.epoch();
+        let mut loaded = inner.load_secret_by_arn(&arn).await.unwrap().unwrap();
+        assert_eq!(loaded.record.last_accessed_day, None, "not written yet");
+        assert!(days.overlay_since(&mut loaded, before_flush));
+        assert_eq!(
+            loaded.record.last_accessed_day,
+            Some(20_000),
+            "from the overlay"
+        );
+
+        let mut stale = inner.load_secret_by_arn(&arn).await.unwrap().unwrap();
+        days.flush().await.unwrap();
+        assert!(!days.any());
+        assert!(
+            !days.overlay_since(&mut stale, before_flush),
+            "loaded before the flush, looked at the overlay after it"
+        );
+        let mut again = inner.load_secret_by_arn(&arn).await.unwrap().unwrap();
+        assert!(days.overlay_since(&mut again, days.epoch()));
+        assert_eq!(
+            again.record.last_accessed_day,
+            Some(20_000),
+            "from the store"
+        );
+    }
+
+    /// Without a listing or a stop, the days are written [`access_days::FLUSH_DELAY`] after the
+    /// read; a stop writes the days still waiting.
+    #[tokio::test]
+    async fn days_are_written_shortly_after_the_read_and_when_the_store_closes() {
+        let dir = tempfile::tempdir().unwrap();
+        let (inner, store, arn) = with_versions(
+            &dir.path().join("soon.db"),
+            "soon",
+            access_days::FLUSH_DELAY,
+        )
+        .await;
+        store.record_access(&arn, "v2", 20_000).await.unwrap();
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+        loop {
+            let stored = inner.load_secret_by_arn(&arn).await.unwrap().unwrap();
+            if stored.record.last_accessed_day == Some(20_000) {
+                assert_eq!(stored.versions[1].last_accessed_day, Some(20_000));
+                break;
+            }
+            assert!(tokio::time::Instant::now() < deadline, "never written");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        store.close().await;
+
+        let path = dir.path().join("stop.db");
+        let hour = Duration::from_secs(3600);
+        let (_, store, arn) = with_versions(&path, "stop", hour).await;
+        store.record_access(&arn, "v1", 20_002).await.unwrap();
+        store.close().await;
+        let reopened = SqliteStore::open(&path).await.unwrap();
+        let stored = reopened.load_secret_by_arn(&arn).await.unwrap().unwrap();
+        assert_eq!(days_of(&stored), (Some(20_002), vec![Some(20_002), None]));
+        reopened.close().await;
+    }
+
     #[tokio::test]
     async fn the_cache_holds_at_most_its_bytes_and_stays_full_past_them() {
         let dir = tempfile::tempdir().unwrap();

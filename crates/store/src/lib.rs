@@ -124,6 +124,10 @@ pub struct Detachment {
     pub detached_ms: i64,
 }
 
+/// A read whose LastAccessedDate to record ([`Store::record_accesses`]): `(secret ARN, version
+/// id, day)`.
+pub type AccessRead = (String, String, i64);
+
 /// LastAccessedDate of a read ([`Store::record_access`]), the same SQL on both backends: the
 /// secret's day, then the version's.
 pub(crate) const ACCESS_SECRET_SQL: &str =
@@ -229,6 +233,17 @@ pub trait Store: Send + Sync + 'static {
     /// Records a read at day resolution for the secret and one of its versions. Not a
     /// "change": it never bumps `row_version` nor `LastChangedDate`.
     async fn record_access(&self, arn: &str, version_id: &str, day: i64) -> Result<()>;
+    /// [`Store::record_access`] of many reads `(secret ARN, version id, day)` at once (the
+    /// SQLite store: one transaction); a secret's day is the latest of its reads'. Reads of
+    /// secrets or versions that no longer exist record nothing.
+    async fn record_accesses(&self, reads: &[AccessRead]) -> Result<()> {
+        let mut reads: Vec<&AccessRead> = reads.iter().collect();
+        reads.sort_by_key(|(_, _, day)| *day);
+        for (arn, version_id, day) in reads {
+            self.record_access(arn, version_id, *day).await?;
+        }
+        Ok(())
+    }
     /// ARNs of at most `limit` secrets whose recovery window ended at or before `now_ms`,
     /// the longest due first (the purge works in batches: memory and each read stay small).
     async fn secrets_due_for_purge(&self, now_ms: i64, limit: i64) -> Result<Vec<String>>;

@@ -155,6 +155,7 @@ conformance!(
     versions_are_upserted_and_deleted,
     delete_removes_the_secret_and_its_versions,
     record_access_is_not_a_change,
+    many_reads_record_their_days_at_once,
     secrets_due_for_purge,
     kms_keys_and_aliases,
     kms_keys_are_listed_updated_and_deleted,
@@ -760,6 +761,48 @@ mod cases {
             .record_access(&arn(ACCOUNT, "nope"), "v1", 1)
             .await
             .unwrap();
+        store.close().await;
+    }
+
+    pub async fn many_reads_record_their_days_at_once(b: &Backend) {
+        let store = b.region().await;
+        let a = secret(ACCOUNT, "read-a", 1_000);
+        let c = secret(ACCOUNT, "read-c", 1_000);
+        for rec in [&a, &c] {
+            insert(
+                &store,
+                rec.clone(),
+                vec![
+                    version(&rec.arn, "v1", 1_000, &["AWSPREVIOUS"]),
+                    version(&rec.arn, "v2", 1_001, &["AWSCURRENT"]),
+                ],
+            )
+            .await;
+        }
+        let read = |arn: &str, version: &str, day: i64| (arn.to_string(), version.to_string(), day);
+        store
+            .record_accesses(&[
+                read(&a.arn, "v1", 20_100),
+                read(&c.arn, "v2", 20_100),
+                read(&arn(ACCOUNT, "nope"), "v1", 20_100),
+                read(&a.arn, "gone", 20_100),
+                // A secret's day is the latest of its reads, whatever their order.
+                read(&a.arn, "v2", 20_101),
+            ])
+            .await
+            .unwrap();
+        let days = |s: &Secret| {
+            let versions: Vec<_> = s.versions.iter().map(|v| v.last_accessed_day).collect();
+            (s.record.last_accessed_day, versions, s.record.row_version)
+        };
+        let a = load(&store, &a.arn).await;
+        assert_eq!(
+            days(&a),
+            (Some(20_101), vec![Some(20_100), Some(20_101)], 1)
+        );
+        let c = load(&store, &c.arn).await;
+        assert_eq!(days(&c), (Some(20_100), vec![None, Some(20_100)], 1));
+        store.record_accesses(&[]).await.unwrap();
         store.close().await;
     }
 

@@ -75,7 +75,7 @@ pub(super) struct Job {
     pub claim: Option<Claim>,
     /// A read's LastAccessedDate ([`crate::Store::record_access`]): `(secret ARN, version id,
     /// day)`. Not a change: the secret's `row_version` stays.
-    pub access: Option<(String, String, i64)>,
+    pub access: Vec<crate::AccessRead>,
     /// A failed delivery's next attempt ([`crate::Store::retry_outbox`]).
     pub retry: Option<Retry>,
     /// Whether the caller's answer promises the change is on disk (`synchronous=FULL`).
@@ -288,7 +288,7 @@ async fn accesses_together(
     tx: &mut SqliteConnection,
     batch: &[Queued],
 ) -> Result<std::collections::HashSet<usize>> {
-    let jobs: Vec<(usize, &(String, String, i64))> = batch
+    let jobs: Vec<(usize, &[crate::AccessRead])> = batch
         .iter()
         .enumerate()
         .filter_map(|(i, q)| {
@@ -297,8 +297,9 @@ async fn accesses_together(
                 && j.outbox.is_empty()
                 && j.settle.is_empty()
                 && j.claim.is_none()
-                && j.retry.is_none();
-            j.access.as_ref().filter(|_| only).map(|a| (i, a))
+                && j.retry.is_none()
+                && !j.access.is_empty();
+            only.then_some((i, j.access.as_slice()))
         })
         .collect();
     if jobs.len() < 2 {
@@ -309,7 +310,8 @@ async fn accesses_together(
         .await?;
     let rows: Vec<(&str, &str, i64)> = jobs
         .iter()
-        .map(|(_, (arn, version, day))| (arn.as_str(), version.as_str(), *day))
+        .flat_map(|(_, reads)| reads.iter())
+        .map(|(arn, version, day)| (arn.as_str(), version.as_str(), *day))
         .collect();
     let done = super::record_accesses_in(tx, &rows).await;
     if done.is_err() {
@@ -336,8 +338,13 @@ async fn apply(conn: &mut SqliteConnection, job: &mut Job, memo: &mut TermsMemo)
     }
     super::insert_outbox(conn, &job.outbox).await?;
     super::settle_outbox(conn, &job.settle).await?;
-    if let Some((arn, version_id, day)) = &job.access {
-        super::record_access_in(conn, arn, version_id, *day).await?;
+    if !job.access.is_empty() {
+        let rows: Vec<(&str, &str, i64)> = job
+            .access
+            .iter()
+            .map(|(arn, version, day)| (arn.as_str(), version.as_str(), *day))
+            .collect();
+        super::record_accesses_in(conn, &rows).await?;
     }
     if let Some(retry) = &job.retry {
         super::retry_in(conn, retry).await?;
@@ -442,7 +449,7 @@ mod tests {
                 outbox,
                 settle: Vec::new(),
                 claim: None,
-                access: None,
+                access: Vec::new(),
                 retry: None,
                 durable: true,
             },
@@ -646,7 +653,7 @@ mod tests {
         let mut memo = TermsMemo::new();
         let access = |name: &str, day: i64| Queued {
             job: Job {
-                access: Some((record(name, 1).arn, "v1".to_string(), day)),
+                access: vec![(record(name, 1).arn, "v1".to_string(), day)],
                 ..Default::default()
             },
             answer: oneshot::channel().0,
