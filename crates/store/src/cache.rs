@@ -310,6 +310,20 @@ impl CachedStore {
         Ok(())
     }
 
+    /// Puts a read's day in the overlay and on the cached entry, if any.
+    fn record_day(&self, arn: &str, version_id: &str, day: i64, tell: Option<OutboxEntry>) {
+        self.days.record(arn, version_id, day, tell);
+        let state = self.lock();
+        // An entry set aside by a commit in flight gets the days when it is written through.
+        if !state.in_flight.contains_key(arn)
+            && let Some(entry) = self.by_arn.get(arn)
+        {
+            let mut secret = Secret::clone(&entry);
+            self.days.overlay(&mut secret);
+            self.by_arn.insert(arn.to_string(), Arc::new(secret));
+        }
+    }
+
     /// The estimated bytes the cached secrets take now.
     pub fn cached_bytes(&self) -> u64 {
         self.by_arn.weight() + self.arn_by_name.weight()
@@ -587,16 +601,19 @@ impl Store for CachedStore {
 
     /// Returns once the day is in the overlay: written behind the read ([`access_days`]).
     async fn record_access(&self, arn: &str, version_id: &str, day: i64) -> Result<()> {
-        self.days.record(arn, version_id, day);
-        let state = self.lock();
-        // An entry set aside by a commit in flight gets the days when it is written through.
-        if !state.in_flight.contains_key(arn)
-            && let Some(entry) = self.by_arn.get(arn)
-        {
-            let mut secret = Secret::clone(&entry);
-            self.days.overlay(&mut secret);
-            self.by_arn.insert(arn.to_string(), Arc::new(secret));
-        }
+        self.record_day(arn, version_id, day, None);
+        Ok(())
+    }
+
+    /// [`CachedStore::record_access`]; `tell` is written with the day.
+    async fn record_access_and_tell(
+        &self,
+        arn: &str,
+        version_id: &str,
+        day: i64,
+        tell: OutboxEntry,
+    ) -> Result<()> {
+        self.record_day(arn, version_id, day, Some(tell));
         Ok(())
     }
 
@@ -1199,7 +1216,7 @@ mod tests {
         let hour = Duration::from_secs(3600);
         let (inner, _store, arn) = with_versions(&dir.path().join("r.db"), "a", hour).await;
         let days = Arc::new(AccessDays::new(inner.clone(), hour));
-        days.record(&arn, "v1", 20_000);
+        days.record(&arn, "v1", 20_000, None);
         let before_flush = days.epoch();
         let mut loaded = inner.load_secret_by_arn(&arn).await.unwrap().unwrap();
         assert_eq!(loaded.record.last_accessed_day, None, "not written yet");
@@ -1223,6 +1240,46 @@ mod tests {
             again.record.last_accessed_day,
             Some(20_000),
             "from the store"
+        );
+    }
+
+    /// A replica's first read of the day tells its primary with an outbox row written by the
+    /// flush that writes the day: no commit of its own, one row for the reads of a flush.
+    #[tokio::test]
+    async fn a_replicas_read_tells_its_primary_with_the_days_flush() {
+        let dir = tempfile::tempdir().unwrap();
+        let hour = Duration::from_secs(3600);
+        let (inner, store, arn) = with_versions(&dir.path().join("r.db"), "a", hour).await;
+        let tell = OutboxEntry {
+            secret_arn: arn.clone(),
+            dest_region: "eu-west-1".into(),
+            kind: "access".into(),
+            payload: r#"{"region":"us-east-1","day":20000}"#.into(),
+        };
+        store
+            .record_access_and_tell(&arn, "v2", 20_000, tell.clone())
+            .await
+            .unwrap();
+        store
+            .record_access_and_tell(&arn, "v1", 20_000, tell.clone())
+            .await
+            .unwrap();
+        assert_eq!(
+            inner.outbox_depth().await.unwrap(),
+            vec![],
+            "not yet written"
+        );
+        store.list_secrets("123456789012").await.unwrap();
+        let rows = inner
+            .claim_outbox(4_000_000_000_000, "test", 1_000, 10)
+            .await
+            .unwrap();
+        let entries: Vec<_> = rows.into_iter().map(|r| r.entry).collect();
+        assert_eq!(entries, vec![tell], "one row, written with the days");
+        let stored = inner.load_secret_by_arn(&arn).await.unwrap().unwrap();
+        assert_eq!(
+            days_of(&stored),
+            (Some(20_000), vec![Some(20_000), Some(20_000)])
         );
     }
 

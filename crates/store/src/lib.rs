@@ -233,14 +233,34 @@ pub trait Store: Send + Sync + 'static {
     /// Records a read at day resolution for the secret and one of its versions. Not a
     /// "change": it never bumps `row_version` nor `LastChangedDate`.
     async fn record_access(&self, arn: &str, version_id: &str, day: i64) -> Result<()>;
-    /// [`Store::record_access`] of many reads `(secret ARN, version id, day)` at once (the
-    /// SQLite store: one transaction); a secret's day is the latest of its reads'. Reads of
-    /// secrets or versions that no longer exist record nothing.
-    async fn record_accesses(&self, reads: &[AccessRead]) -> Result<()> {
+    /// [`Store::record_access`], and `tell` queued for another Region: a replica's first read
+    /// of the day tells its primary (an `access` outbox row). Neither needs its own fsync: a
+    /// crash that loses them loses the day of a read, which the next read records again.
+    async fn record_access_and_tell(
+        &self,
+        arn: &str,
+        version_id: &str,
+        day: i64,
+        tell: OutboxEntry,
+    ) -> Result<()> {
+        self.record_accesses(
+            &[(arn.to_string(), version_id.to_string(), day)],
+            vec![tell],
+        )
+        .await
+    }
+    /// [`Store::record_access`] of many reads `(secret ARN, version id, day)` at once, with the
+    /// outbox rows that tell other Regions of them (the SQLite store: one transaction, without
+    /// its own fsync); a secret's day is the latest of its reads'. Reads of secrets or
+    /// versions that no longer exist record nothing.
+    async fn record_accesses(&self, reads: &[AccessRead], tell: Vec<OutboxEntry>) -> Result<()> {
         let mut reads: Vec<&AccessRead> = reads.iter().collect();
         reads.sort_by_key(|(_, _, day)| *day);
         for (arn, version_id, day) in reads {
             self.record_access(arn, version_id, *day).await?;
+        }
+        if !tell.is_empty() {
+            self.enqueue(tell).await?;
         }
         Ok(())
     }

@@ -938,17 +938,25 @@ impl Store for SqliteStore {
         // LastAccessedDate, so reads spread over many secrets were one fsync each (measured:
         // 558 random GetSecretValue/s over 100,000 secrets against 17,000/s of one secret).
         // A job of the group commit: concurrent first reads share one transaction.
-        self.record_accesses(&[(arn.to_string(), version_id.to_string(), day)])
-            .await
+        self.record_accesses(
+            &[(arn.to_string(), version_id.to_string(), day)],
+            Vec::new(),
+        )
+        .await
     }
 
-    async fn record_accesses(&self, reads: &[crate::AccessRead]) -> Result<()> {
-        if reads.is_empty() {
+    async fn record_accesses(
+        &self,
+        reads: &[crate::AccessRead],
+        tell: Vec<OutboxEntry>,
+    ) -> Result<()> {
+        if reads.is_empty() && tell.is_empty() {
             return Ok(());
         }
         self.writer
             .commit(group_commit::Job {
                 access: reads.to_vec(),
+                outbox: tell,
                 durable: false,
                 ..Default::default()
             })

@@ -781,14 +781,17 @@ mod cases {
         }
         let read = |arn: &str, version: &str, day: i64| (arn.to_string(), version.to_string(), day);
         store
-            .record_accesses(&[
-                read(&a.arn, "v1", 20_100),
-                read(&c.arn, "v2", 20_100),
-                read(&arn(ACCOUNT, "nope"), "v1", 20_100),
-                read(&a.arn, "gone", 20_100),
-                // A secret's day is the latest of its reads, whatever their order.
-                read(&a.arn, "v2", 20_101),
-            ])
+            .record_accesses(
+                &[
+                    read(&a.arn, "v1", 20_100),
+                    read(&c.arn, "v2", 20_100),
+                    read(&arn(ACCOUNT, "nope"), "v1", 20_100),
+                    read(&a.arn, "gone", 20_100),
+                    // A secret's day is the latest of its reads, whatever their order.
+                    read(&a.arn, "v2", 20_101),
+                ],
+                vec![],
+            )
             .await
             .unwrap();
         let days = |s: &Secret| {
@@ -802,7 +805,26 @@ mod cases {
         );
         let c = load(&store, &c.arn).await;
         assert_eq!(days(&c), (Some(20_100), vec![None, Some(20_100)], 1));
-        store.record_accesses(&[]).await.unwrap();
+        // With the outbox row that tells another Region, in the same write.
+        let tell = OutboxEntry {
+            secret_arn: c.record.arn.clone(),
+            dest_region: "eu-west-1".into(),
+            kind: "access".into(),
+            payload: "{}".into(),
+        };
+        store
+            .record_accesses(&[read(&c.record.arn, "v1", 20_102)], vec![tell])
+            .await
+            .unwrap();
+        assert_eq!(
+            load(&store, &c.record.arn).await.record.last_accessed_day,
+            Some(20_102)
+        );
+        assert_eq!(
+            store.outbox_depth().await.unwrap(),
+            vec![("eu-west-1".to_string(), 1)]
+        );
+        store.record_accesses(&[], vec![]).await.unwrap();
         store.close().await;
     }
 

@@ -147,25 +147,25 @@ pub async fn read(
         .await?;
     let today = day_of(region.now_ms());
     if version.last_accessed_day != Some(today) || secret.record.last_accessed_day != Some(today) {
-        region
-            .store
-            .record_access(&secret.record.arn, &version.version_id, today)
-            .await?;
-        // [D] a replica's reads show in the primary's ReplicationStatus[].LastAccessedDate.
-        if secret.record.last_accessed_day != Some(today)
-            && let Some(ReplicationState::Replica { primary_region, .. }) = state(secret)
-        {
-            region
-                .store
-                .enqueue(vec![
-                    OutboxMessage::Access {
-                        region: region.region.clone(),
-                        day: Some(today),
-                    }
-                    .entry(&secret.record.arn, &primary_region),
-                ])
-                .await?;
-            region.notify_outbox();
+        let (arn, version_id) = (&secret.record.arn, &version.version_id);
+        match state(secret) {
+            // [D] a replica's reads show in the primary's ReplicationStatus[].LastAccessedDate:
+            // its first read of the day tells the primary, with the day (`record_access_and_tell`
+            // writes both behind the read on SQLite; the worker finds the row at its next poll).
+            Some(ReplicationState::Replica { primary_region, .. })
+                if secret.record.last_accessed_day != Some(today) =>
+            {
+                let tell = OutboxMessage::Access {
+                    region: region.region.clone(),
+                    day: Some(today),
+                }
+                .entry(arn, &primary_region);
+                region
+                    .store
+                    .record_access_and_tell(arn, version_id, today, tell)
+                    .await?;
+            }
+            _ => region.store.record_access(arn, version_id, today).await?,
         }
     }
     let (secret_string, secret_binary) = match value {

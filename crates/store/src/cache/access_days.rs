@@ -15,6 +15,10 @@
 //! waits for the flush first: ListSecrets (its LastAccessedDate, its sort by it) and
 //! [`Store::list_secrets`].
 //!
+//! A replica's first read of the day also tells its primary (an `access` outbox row, for the
+//! primary's `ReplicationStatus[].LastAccessedDate`): that row is written by the same flush,
+//! so the replication worker finds it at its next poll after the flush.
+//!
 //! Durability is the same as before in kind: the access-day write never had its own fsync (a
 //! power loss could lose the last days); now a process killed within [`FLUSH_DELAY`] of a
 //! first read also loses that day. The next read of the secret records it again. A graceful
@@ -30,7 +34,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use crate::{Result, Secret, Store};
+use crate::{OutboxEntry, Result, Secret, Store};
 
 /// How long recorded days wait to share a flush: at thousands of first reads a second, about
 /// ten commits a second instead of one per group of concurrent reads.
@@ -46,6 +50,9 @@ struct Days {
     secret: i64,
     /// Each version read: `(version id, day)`.
     versions: Vec<(String, i64)>,
+    /// The outbox row that tells another Region of the read (a replica's first read of the day
+    /// tells its primary), written with the days.
+    tell: Option<OutboxEntry>,
 }
 
 #[derive(Default)]
@@ -86,14 +93,25 @@ impl AccessDays {
         self.pending.lock().expect("access days lock")
     }
 
-    /// Records a read of `version_id` of `arn` on `day` and schedules its flush.
-    pub(crate) fn record(self: &Arc<Self>, arn: &str, version_id: &str, day: i64) {
+    /// Records a read of `version_id` of `arn` on `day` (and the outbox row that tells another
+    /// Region of it) and schedules its flush.
+    pub(crate) fn record(
+        self: &Arc<Self>,
+        arn: &str,
+        version_id: &str,
+        day: i64,
+        tell: Option<OutboxEntry>,
+    ) {
         {
             let mut pending = self.lock();
             let days = pending.by_arn.entry(arn.to_string()).or_insert(Days {
                 secret: day,
                 versions: Vec::new(),
+                tell: None,
             });
+            if tell.is_some() {
+                days.tell = tell;
+            }
             days.secret = days.secret.max(day);
             match days.versions.iter_mut().find(|(v, _)| v == version_id) {
                 Some((_, d)) => *d = day,
@@ -177,7 +195,8 @@ impl AccessDays {
             .collect();
         // Latest last: a secret's day is the latest of its reads even across statements.
         reads.sort_by_key(|(_, _, day)| *day);
-        self.inner.record_accesses(&reads).await?;
+        let tell = taken.iter().filter_map(|(_, d)| d.tell.clone()).collect();
+        self.inner.record_accesses(&reads, tell).await?;
         let mut pending = self.lock();
         for (arn, days) in taken {
             if pending.by_arn.get(&arn) == Some(&days) {
