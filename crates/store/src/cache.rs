@@ -310,18 +310,40 @@ impl CachedStore {
         Ok(())
     }
 
-    /// Puts a read's day in the overlay and on the cached entry, if any.
-    fn record_day(&self, arn: &str, version_id: &str, day: i64, tell: Option<OutboxEntry>) {
-        self.days.record(arn, version_id, day, tell);
+    /// Puts a read's day in the overlay (or, when the overlay is full, writes it to the store
+    /// at once) and on the cached entry, if any.
+    async fn record_day(
+        &self,
+        arn: &str,
+        version_id: &str,
+        day: i64,
+        tell: Option<OutboxEntry>,
+    ) -> Result<()> {
+        let in_overlay = self.days.record(arn, version_id, day, &tell);
+        if !in_overlay {
+            let read = (arn.to_string(), version_id.to_string(), day);
+            self.inner
+                .record_accesses(&[read], tell.into_iter().collect())
+                .await?;
+        }
         let state = self.lock();
         // An entry set aside by a commit in flight gets the days when it is written through.
         if !state.in_flight.contains_key(arn)
             && let Some(entry) = self.by_arn.get(arn)
         {
             let mut secret = Secret::clone(&entry);
+            secret.record.last_accessed_day = Some(day);
+            if let Some(v) = secret
+                .versions
+                .iter_mut()
+                .find(|v| v.version_id == version_id)
+            {
+                v.last_accessed_day = Some(day);
+            }
             self.days.overlay(&mut secret);
             self.by_arn.insert(arn.to_string(), Arc::new(secret));
         }
+        Ok(())
     }
 
     /// The estimated bytes the cached secrets take now.
@@ -601,8 +623,7 @@ impl Store for CachedStore {
 
     /// Returns once the day is in the overlay: written behind the read ([`access_days`]).
     async fn record_access(&self, arn: &str, version_id: &str, day: i64) -> Result<()> {
-        self.record_day(arn, version_id, day, None);
-        Ok(())
+        self.record_day(arn, version_id, day, None).await
     }
 
     /// [`CachedStore::record_access`]; `tell` is written with the day.
@@ -613,8 +634,7 @@ impl Store for CachedStore {
         day: i64,
         tell: OutboxEntry,
     ) -> Result<()> {
-        self.record_day(arn, version_id, day, Some(tell));
-        Ok(())
+        self.record_day(arn, version_id, day, Some(tell)).await
     }
 
     async fn secrets_due_for_purge(&self, now_ms: i64, limit: i64) -> Result<Vec<String>> {
@@ -1216,7 +1236,7 @@ mod tests {
         let hour = Duration::from_secs(3600);
         let (inner, _store, arn) = with_versions(&dir.path().join("r.db"), "a", hour).await;
         let days = Arc::new(AccessDays::new(inner.clone(), hour));
-        days.record(&arn, "v1", 20_000, None);
+        days.record(&arn, "v1", 20_000, &None);
         let before_flush = days.epoch();
         let mut loaded = inner.load_secret_by_arn(&arn).await.unwrap().unwrap();
         assert_eq!(loaded.record.last_accessed_day, None, "not written yet");
@@ -1281,6 +1301,48 @@ mod tests {
             days_of(&stored),
             (Some(20_000), vec![Some(20_000), Some(20_000)])
         );
+    }
+
+    /// Past the overlay's bound a read writes its own day before it returns, so reads that come
+    /// faster than the writer slow to its pace instead of the overlay growing.
+    #[tokio::test]
+    async fn a_read_past_a_full_overlay_writes_its_day_itself() {
+        let dir = tempfile::tempdir().unwrap();
+        let hour = Duration::from_secs(3600);
+        let (inner, mut store, first) = with_versions(&dir.path().join("r.db"), "a", hour).await;
+        store.days = Arc::new(AccessDays::new(inner.clone(), hour).with_max_pending(1));
+        let second = record("b", 1, "one");
+        store
+            .commit(SecretChange::Insert {
+                secret: second.clone(),
+                versions: vec![version(&second.arn, "v1", 1, &["AWSCURRENT"])],
+            })
+            .await
+            .unwrap();
+        store.record_access(&first, "v2", 20_000).await.unwrap();
+        store
+            .record_access(&second.arn, "v1", 20_000)
+            .await
+            .unwrap();
+        let stored = |arn: String| {
+            let inner = inner.clone();
+            async move { inner.load_secret_by_arn(&arn).await.unwrap().unwrap() }
+        };
+        assert_eq!(
+            stored(first.clone()).await.record.last_accessed_day,
+            None,
+            "waits"
+        );
+        let written = stored(second.arn.clone()).await;
+        assert_eq!(
+            days_of(&written),
+            (Some(20_000), vec![Some(20_000)]),
+            "written at once"
+        );
+        for arn in [&first, &second.arn] {
+            let read = store.load_secret_by_arn(arn).await.unwrap().unwrap();
+            assert_eq!(read.record.last_accessed_day, Some(20_000), "{arn}");
+        }
     }
 
     /// Without a listing or a stop, the days are written [`access_days::FLUSH_DELAY`] after the
