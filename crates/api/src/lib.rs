@@ -14,6 +14,7 @@ use axum::extract::{Request, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
+use coffer_core::error::Chain;
 use coffer_core::{Caller, Error, ErrorCode, RegionService};
 use coffer_replication::Topology;
 use coffer_sigv4::{SigV4Error, Verifier};
@@ -176,7 +177,7 @@ async fn metrics(State(deployment): State<Arc<Deployment>>) -> Response {
         match coffer_core::failover::replication_points(region).await {
             Ok(points) => deployment.topology.metrics.set_points(&points),
             Err(e) => {
-                tracing::warn!(region = %region.region, error = %e, "Replication point could not be measured")
+                tracing::warn!(region = %region.region, error = %coffer_core::error::Chain(&e), "Replication point could not be measured")
             }
         }
     }
@@ -419,8 +420,21 @@ async fn serve_api(
             ),
         ))
     };
-    let response = match result {
+    let member = if service == "TrentService" {
+        "message"
+    } else {
+        "Message"
+    };
+    let served = Served {
+        request_id,
+        service: &service,
+        region: Some(&region.region),
+        operation: &operation,
+        micros: started.elapsed().as_micros() as u64,
+    };
+    match result {
         Ok(bytes) => {
+            served.log(StatusCode::OK, "", None);
             let mut response = (StatusCode::OK, bytes).into_response();
             let headers = response.headers_mut();
             headers.insert(
@@ -432,18 +446,64 @@ async fn serve_api(
             }
             response
         }
-        Err(e) if service == "TrentService" => api_error(request_id, &e, "message"),
-        Err(e) => api_error(request_id, &e, "Message"),
-    };
-    tracing::debug!(
-        request_id,
-        region = %region.region,
-        operation,
-        status = response.status().as_u16(),
-        micros = started.elapsed().as_micros() as u64,
-        "Request served"
-    );
-    response
+        Err(e) => {
+            let response = api_error(request_id, &e, member);
+            served.log(
+                response.status(),
+                e.code.as_str(),
+                std::error::Error::source(&e),
+            );
+            response
+        }
+    }
+}
+
+/// What the log line of a request names.
+pub(crate) struct Served<'a> {
+    pub request_id: &'a str,
+    pub service: &'a str,
+    /// `None` for IAM and STS, which are global.
+    pub region: Option<&'a str>,
+    pub operation: &'a str,
+    pub micros: u64,
+}
+
+impl Served<'_> {
+    /// The one log line of a request, at debug; for a server failure (5xx), at error with its
+    /// cause chain, which the client never sees. A refusal (4xx) stays at debug: it is the
+    /// client's mistake, already told to the client, and a busy node refuses many (a probe for
+    /// a name that does not exist, a denied caller) that would flood the log at a higher level.
+    /// The request itself is never logged: its body may hold a secret value.
+    pub(crate) fn log(
+        &self,
+        status: StatusCode,
+        code: &str,
+        cause: Option<&(dyn std::error::Error + 'static)>,
+    ) {
+        macro_rules! line {
+            ($level:ident, $($rest:tt)*) => {
+                tracing::$level!(
+                    request_id = self.request_id,
+                    service = self.service,
+                    region = self.region,
+                    operation = self.operation,
+                    status = status.as_u16(),
+                    code,
+                    micros = self.micros,
+                    $($rest)*
+                )
+            };
+        }
+        if status.is_server_error() {
+            let cause = cause.map(|c| Chain(c).to_string());
+            let cause = cause.as_deref().unwrap_or("none recorded");
+            line!(error, cause, "Request failed");
+        } else if status.is_success() {
+            line!(debug, "Request served");
+        } else {
+            line!(debug, "Request refused");
+        }
+    }
 }
 
 /// Sets `aws:SourceIp` and `aws:SecureTransport` from what the edge put on the request.

@@ -172,8 +172,13 @@ pub fn checked_state(secret: &Secret) -> Result<Option<ReplicationState>> {
         return Ok(None);
     };
     serde_json::from_str(json).map(Some).map_err(|e| {
-        tracing::error!(arn = %secret.record.arn, error = %e, "Unreadable replication state; writes to the secret are refused");
-        Error::internal("unreadable replication state")
+        Error::internal_from(
+            format!(
+                "unreadable replication state of {}; writes to the secret are refused",
+                secret.record.arn
+            ),
+            e,
+        )
     })
 }
 
@@ -673,6 +678,7 @@ async fn plan_sync(region: &RegionService, msg: &SyncMessage) -> Result<Plan> {
                 let bytes = Zeroizing::new(
                     base64::engine::general_purpose::STANDARD
                         .decode(b64.as_bytes())
+                        // The decoder's error is not kept: it quotes the offending byte.
                         .map_err(|_| Error::internal("replication message carries bad base64"))?,
                 );
                 let value = if v.binary {
@@ -680,6 +686,7 @@ async fn plan_sync(region: &RegionService, msg: &SyncMessage) -> Result<Plan> {
                 } else {
                     SecretValue::String(Zeroizing::new(
                         String::from_utf8(bytes.to_vec())
+                            // Not kept either: the UTF-8 error holds the value's bytes.
                             .map_err(|_| Error::internal("replicated string is not UTF-8"))?,
                     ))
                 };

@@ -98,8 +98,12 @@ async fn ask<T: for<'de> Deserialize<'de>>(
                 "{to} cannot be reached, and failback needs it ({m}). Run it again once {to} is back."
             ))
         })?;
-    serde_json::from_slice(&answer)
-        .map_err(|_| Error::internal("the old primary Region answered with something unreadable"))
+    serde_json::from_slice(&answer).map_err(|e| {
+        Error::internal_from(
+            "the old primary Region answered with something unreadable",
+            e,
+        )
+    })
 }
 
 pub async fn run(
