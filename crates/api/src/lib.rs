@@ -420,17 +420,24 @@ async fn serve_api(
             ),
         ))
     };
-    let member = if service == "TrentService" {
-        "message"
-    } else {
-        "Message"
-    };
     let served = Served {
         request_id,
         service: &service,
         region: Some(&region.region),
         operation: &operation,
         micros: started.elapsed().as_micros() as u64,
+    };
+    answer(&served, result)
+}
+
+/// The response to a call of the JSON protocol, and its log line: where a `core::Error`
+/// becomes the AWS shape, once.
+fn answer(served: &Served, result: coffer_core::Result<Vec<u8>>) -> Response {
+    let request_id = served.request_id;
+    let member = if served.service == "TrentService" {
+        "message"
+    } else {
+        "Message"
     };
     match result {
         Ok(bytes) => {
@@ -531,4 +538,138 @@ fn request_id() -> String {
     uuid::Builder::from_random_bytes(rand::random())
         .into_uuid()
         .to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::Write;
+    use std::sync::Mutex;
+
+    use coffer_core::SystemClock;
+    use coffer_store::{SqliteStore, Store};
+
+    use super::*;
+
+    /// Everything the log writes while a test runs.
+    #[derive(Clone, Default)]
+    struct Captured(Arc<Mutex<Vec<u8>>>);
+
+    impl Write for Captured {
+        fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(bytes);
+            Ok(bytes.len())
+        }
+
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    impl Captured {
+        /// Captures every event of this thread, debug and up, until the guard drops.
+        fn install() -> (Captured, tracing::subscriber::DefaultGuard) {
+            let log = Captured::default();
+            let writer = log.clone();
+            let subscriber = tracing_subscriber::fmt()
+                .with_max_level(tracing::Level::DEBUG)
+                .with_ansi(false)
+                .with_writer(move || writer.clone())
+                .finish();
+            (log, tracing::subscriber::set_default(subscriber))
+        }
+
+        fn text(&self) -> String {
+            String::from_utf8_lossy(&self.0.lock().unwrap()).into_owned()
+        }
+    }
+
+    async fn body_of(response: Response) -> String {
+        let body = axum::body::to_bytes(response.into_body(), usize::MAX)
+            .await
+            .unwrap();
+        String::from_utf8(body.to_vec()).unwrap()
+    }
+
+    /// A store that fails under a request (here: closed) is answered with AWS's generic
+    /// InternalServiceError, and logged once, at error, with the store's error as the cause;
+    /// the secret value the request carried is nowhere in the log.
+    #[tokio::test]
+    async fn a_server_failure_is_logged_once_with_its_cause_and_without_the_request() {
+        let (log, _guard) = Captured::install();
+
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(&dir.path().join("us-east-1.db"))
+            .await
+            .unwrap();
+        store.close().await;
+        let root_key = coffer_kms::RootKey::from_hex(&"ab".repeat(32)).unwrap();
+        let region = RegionService::new(
+            "us-east-1".into(),
+            "aws",
+            Arc::new(store),
+            root_key,
+            Arc::new(SystemClock),
+        );
+        let caller = Caller::administrator("111122223333", "arn:aws:iam::111122223333:root");
+        let secret = "hunter2-the-secret-value";
+        let body = serde_json::json!({
+            "Name": "prod/db",
+            "SecretString": secret,
+            "ClientRequestToken": "00000000-0000-4000-8000-000000000001",
+        })
+        .to_string();
+        let result =
+            coffer_core::ops::dispatch(&region, &caller, "CreateSecret", body.as_bytes()).await;
+        let error = result.as_ref().expect_err("the store is closed");
+        let cause = std::error::Error::source(error)
+            .expect("a store failure keeps its cause")
+            .to_string();
+
+        let served = Served {
+            request_id: "req-1",
+            service: "secretsmanager",
+            region: Some("us-east-1"),
+            operation: "CreateSecret",
+            micros: 1,
+        };
+        let response = answer(&served, result);
+        assert_eq!(response.status(), StatusCode::INTERNAL_SERVER_ERROR);
+        assert_eq!(
+            body_of(response).await,
+            r#"{"Message":"An error occurred on the server side.","__type":"InternalServiceError"}"#
+        );
+
+        let text = log.text();
+        assert_eq!(text.matches("Request failed").count(), 1, "{text}");
+        assert_eq!(text.matches(cause.as_str()).count(), 1, "{text}");
+        let line = text.lines().find(|l| l.contains("Request failed")).unwrap();
+        assert!(line.contains("ERROR") && line.contains(&cause), "{line}");
+        assert!(
+            line.contains("req-1") && line.contains("CreateSecret"),
+            "{line}"
+        );
+        assert!(!text.contains(secret), "{text}");
+    }
+
+    /// A refusal is the client's mistake: one line at debug, no cause, nothing at error.
+    #[tokio::test]
+    async fn a_refusal_is_logged_at_debug_only() {
+        let (log, _guard) = Captured::install();
+        let served = Served {
+            request_id: "req-2",
+            service: "secretsmanager",
+            region: Some("us-east-1"),
+            operation: "GetSecretValue",
+            micros: 1,
+        };
+        let response = answer(&served, Err(Error::not_found()));
+        assert_eq!(response.status(), StatusCode::BAD_REQUEST);
+        let text = log.text();
+        assert_eq!(text.lines().count(), 1, "{text}");
+        assert!(
+            text.contains("DEBUG") && text.contains("Request refused"),
+            "{text}"
+        );
+        assert!(text.contains("ResourceNotFoundException"), "{text}");
+    }
 }

@@ -283,3 +283,79 @@ pub fn causes(err: &(dyn std::error::Error + 'static)) -> Option<String> {
 }
 
 pub type Result<T> = std::result::Result<T, Error>;
+
+#[cfg(test)]
+mod tests {
+    use std::error::Error as _;
+
+    use super::*;
+
+    #[test]
+    fn a_store_failure_keeps_its_cause_and_tells_the_client_nothing_of_it() {
+        let store = coffer_store::StoreError::Backend("the disk is full".into());
+        let err = Error::from(store);
+        // What the client gets is unchanged: AWS's generic text, HTTP 500.
+        assert_eq!(err.code, ErrorCode::InternalServiceError);
+        assert_eq!(err.code.http_status(), 500);
+        assert_eq!(err.message, "An error occurred on the server side.");
+        assert_eq!(
+            err.to_string(),
+            "InternalServiceError: An error occurred on the server side."
+        );
+        assert!(err.is_server_error());
+        // The cause is kept, for the log.
+        let cause = err.source().expect("the store's error is the source");
+        assert_eq!(cause.to_string(), "storage error: the disk is full");
+        assert_eq!(
+            causes(&err).as_deref(),
+            Some("storage error: the disk is full")
+        );
+        assert!(format!("{err:?}").contains("the disk is full"));
+        // Equal to the same error without a cause: the cause is not what the client sees.
+        assert_eq!(
+            err,
+            Error::new(
+                ErrorCode::InternalServiceError,
+                "An error occurred on the server side."
+            )
+        );
+    }
+
+    #[test]
+    fn internal_errors_carry_what_failed_and_why() {
+        let io = std::io::Error::other("no space left on device");
+        let err = Error::internal_from("stored KMS key metadata is not valid", io);
+        assert_eq!(err.message, "An error occurred on the server side.");
+        assert_eq!(
+            Chain(&err).to_string(),
+            "InternalServiceError: An error occurred on the server side.: stored KMS key \
+             metadata is not valid: no space left on device"
+        );
+        let err = Error::internal("replica kept changing while applying");
+        assert_eq!(
+            causes(&err).as_deref(),
+            Some("replica kept changing while applying")
+        );
+        // A client error has no cause.
+        assert_eq!(causes(&Error::not_found()), None);
+        assert!(!Error::not_found().is_server_error());
+    }
+
+    #[test]
+    fn a_chain_names_a_cause_its_error_already_quotes_once() {
+        #[derive(Debug)]
+        struct Quoting(std::io::Error);
+        impl fmt::Display for Quoting {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                write!(f, "storage error: {}", self.0)
+            }
+        }
+        impl std::error::Error for Quoting {
+            fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+                Some(&self.0)
+            }
+        }
+        let err = Quoting(std::io::Error::other("disk I/O error"));
+        assert_eq!(Chain(&err).to_string(), "storage error: disk I/O error");
+    }
+}

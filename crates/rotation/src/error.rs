@@ -69,3 +69,29 @@ impl From<&str> for Error {
 }
 
 pub type Result<T> = std::result::Result<T, Error>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_report_is_the_step_and_every_cause_in_order() {
+        let login = Error::Database("could not log in to PostgreSQL at db:5432 as app".into());
+        let step = Error::Step {
+            step: "testSecret",
+            source: Box::new(login.context("the new credentials do not work")),
+        };
+        assert_eq!(
+            step.report(),
+            "testSecret failed: the new credentials do not work: could not log in to \
+             PostgreSQL at db:5432 as app"
+        );
+        // An API failure of the server: its code and message, then the cause behind them.
+        let store = coffer_store::StoreError::Backend("the disk is full".into());
+        assert_eq!(
+            Error::Api(coffer_core::Error::from(store)).report(),
+            "InternalServiceError: An error occurred on the server side.: storage error: the \
+             disk is full"
+        );
+    }
+}
