@@ -491,14 +491,14 @@ fn tls_handshake(
     key: std::path::PathBuf,
     peer_ca_file: Option<&std::path::Path>,
 ) -> anyhow::Result<coffer_api::edge::Handshake> {
-    let certificate = coffer_api::tls::Certificate::open(cert, key).map_err(anyhow::Error::msg)?;
+    let certificate = coffer_api::tls::Certificate::open(cert, key)?;
     certificate.watch();
     let own = certificate.clone();
     peer_tls(
         peer_ca_file,
         Some(std::sync::Arc::new(move || Some(own.current_der()))),
     )?;
-    let config = coffer_api::tls::server_config(certificate).map_err(anyhow::Error::msg)?;
+    let config = coffer_api::tls::server_config(certificate)?;
     Ok(coffer_api::tls::handshake(config))
 }
 
@@ -514,9 +514,8 @@ fn peer_tls(
         ),
         None => None,
     };
-    coffer_replication::tls::configure(ca.as_deref(), own)
-        .map(|_| ())
-        .map_err(anyhow::Error::msg)
+    coffer_replication::tls::configure(ca.as_deref(), own)?;
+    Ok(())
 }
 
 /// `coffer migrate`: opens every configured store with migrations on, then closes them.

@@ -628,6 +628,10 @@ async fn plan_sync(region: &RegionService, msg: &SyncMessage) -> Result<Plan> {
     {
         Ok(k) => k,
         Err(e) => {
+            // The primary learns only the message; a failure of this node is logged here, once.
+            if e.is_server_error() {
+                tracing::error!(arn = %replica_arn, error = %crate::error::Chain(&e), "The replica's KMS key could not be resolved");
+            }
             return Ok(Plan::Answer(failed(
                 FailureCause::Key,
                 format!("Replication failed: {}", e.message),

@@ -226,6 +226,10 @@ pub async fn run(
             )
             .await;
             if let Err(e) = done {
+                // The report carries the message; a failure of this node is logged here, once.
+                if e.is_server_error() {
+                    tracing::error!(arn = %s.arn, error = %coffer_core::error::Chain(&e), "Failback could not replicate a secret back");
+                }
                 s.status = "Failed";
                 s.message = Some(e.message);
             }

@@ -140,7 +140,10 @@ impl RotationRunner for Runner {
             }
             Err(error) => {
                 let error = error.report();
-                let _ = rotation::fail(region, arn, &error).await;
+                if let Err(e) = rotation::fail(region, arn, &error).await {
+                    let e = Error::Api(e).report();
+                    tracing::warn!(arn, error = %e, "The rotation's failure could not be recorded");
+                }
                 RunOutcome::Retry { error }
             }
         }
