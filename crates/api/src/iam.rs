@@ -13,9 +13,9 @@ use coffer_core::query::{Node, Params};
 use coffer_core::sts::Operation as Sts;
 use coffer_sigv4::{Authorization, SigV4Error};
 
-use crate::Deployment;
 use crate::audit::Facts;
 use crate::query::{IAM_NAMESPACE, QueryError, STS_NAMESPACE, Xml, parse_form, success};
+use crate::{Deployment, Served};
 
 const IAM_VERSION: &str = "2010-05-08";
 const STS_VERSION: &str = "2011-06-15";
@@ -46,22 +46,26 @@ pub(crate) async fn handle(
     let sts = coffer_sigv4::parse(&parts.headers).is_ok_and(|a| a.service == "sts");
     let namespace = if sts { STS_NAMESPACE } else { IAM_NAMESPACE };
     let started = std::time::Instant::now();
-    let (action, result) = match serve(deployment, parts, body, facts).await {
-        Ok((action, result)) => {
-            let response = success(namespace, &action, result, request_id);
-            (action, response)
-        }
-        Err((action, e)) => (action, e.into_response(namespace, request_id)),
-    };
-    tracing::debug!(
+    let service = if sts { "sts" } else { "iam" };
+    let result = serve(deployment, parts, body, facts).await;
+    let micros = started.elapsed().as_micros() as u64;
+    let served = |action| Served {
         request_id,
-        service = if sts { "sts" } else { "iam" },
-        operation = action,
-        status = result.status().as_u16(),
-        micros = started.elapsed().as_micros() as u64,
-        "Request served"
-    );
-    result
+        service,
+        region: None,
+        operation: action,
+        micros,
+    };
+    match result {
+        Ok((action, result)) => {
+            served(&action).log(StatusCode::OK, "", None);
+            success(namespace, &action, result, request_id)
+        }
+        Err((action, e)) => {
+            served(&action).log(e.status, e.code, e.cause.as_deref().map(|c| c as _));
+            e.into_response(namespace, request_id)
+        }
+    }
 }
 
 /// The Query protocol's spelling of a signature failure.

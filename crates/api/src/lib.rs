@@ -14,6 +14,7 @@ use axum::extract::{Request, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
+use coffer_core::error::Chain;
 use coffer_core::{Caller, Error, ErrorCode, RegionService};
 use coffer_replication::Topology;
 use coffer_sigv4::{SigV4Error, Verifier};
@@ -176,7 +177,7 @@ async fn metrics(State(deployment): State<Arc<Deployment>>) -> Response {
         match coffer_core::failover::replication_points(region).await {
             Ok(points) => deployment.topology.metrics.set_points(&points),
             Err(e) => {
-                tracing::warn!(region = %region.region, error = %e, "Replication point could not be measured")
+                tracing::warn!(region = %region.region, error = %coffer_core::error::Chain(&e), "Replication point could not be measured")
             }
         }
     }
@@ -419,8 +420,28 @@ async fn serve_api(
             ),
         ))
     };
-    let response = match result {
+    let served = Served {
+        request_id,
+        service: &service,
+        region: Some(&region.region),
+        operation: &operation,
+        micros: started.elapsed().as_micros() as u64,
+    };
+    answer(&served, result)
+}
+
+/// The response to a call of the JSON protocol, and its log line: where a `core::Error`
+/// becomes the AWS shape, once.
+fn answer(served: &Served, result: coffer_core::Result<Vec<u8>>) -> Response {
+    let request_id = served.request_id;
+    let member = if served.service == "TrentService" {
+        "message"
+    } else {
+        "Message"
+    };
+    match result {
         Ok(bytes) => {
+            served.log(StatusCode::OK, "", None);
             let mut response = (StatusCode::OK, bytes).into_response();
             let headers = response.headers_mut();
             headers.insert(
@@ -432,18 +453,64 @@ async fn serve_api(
             }
             response
         }
-        Err(e) if service == "TrentService" => api_error(request_id, &e, "message"),
-        Err(e) => api_error(request_id, &e, "Message"),
-    };
-    tracing::debug!(
-        request_id,
-        region = %region.region,
-        operation,
-        status = response.status().as_u16(),
-        micros = started.elapsed().as_micros() as u64,
-        "Request served"
-    );
-    response
+        Err(e) => {
+            let response = api_error(request_id, &e, member);
+            served.log(
+                response.status(),
+                e.code.as_str(),
+                std::error::Error::source(&e),
+            );
+            response
+        }
+    }
+}
+
+/// What the log line of a request names.
+pub(crate) struct Served<'a> {
+    pub request_id: &'a str,
+    pub service: &'a str,
+    /// `None` for IAM and STS, which are global.
+    pub region: Option<&'a str>,
+    pub operation: &'a str,
+    pub micros: u64,
+}
+
+impl Served<'_> {
+    /// The one log line of a request, at debug; for a server failure (5xx), at error with its
+    /// cause chain, which the client never sees. A refusal (4xx) stays at debug: it is the
+    /// client's mistake, already told to the client, and a busy node refuses many (a probe for
+    /// a name that does not exist, a denied caller) that would flood the log at a higher level.
+    /// The request itself is never logged: its body may hold a secret value.
+    pub(crate) fn log(
+        &self,
+        status: StatusCode,
+        code: &str,
+        cause: Option<&(dyn std::error::Error + 'static)>,
+    ) {
+        macro_rules! line {
+            ($level:ident, $($rest:tt)*) => {
+                tracing::$level!(
+                    request_id = self.request_id,
+                    service = self.service,
+                    region = self.region,
+                    operation = self.operation,
+                    status = status.as_u16(),
+                    code,
+                    micros = self.micros,
+                    $($rest)*
+                )
+            };
+        }
+        if status.is_server_error() {
+            let cause = cause.map(|c| Chain(c).to_string());
+            let cause = cause.as_deref().unwrap_or("none recorded");
+            line!(error, cause, "Request failed");
+        } else if status.is_success() {
+            line!(debug, "Request served");
+        } else {
+            line!(debug, "Request refused");
+        }
+    }
 }
 
 /// Sets `aws:SourceIp` and `aws:SecureTransport` from what the edge put on the request.
@@ -471,4 +538,138 @@ fn request_id() -> String {
     uuid::Builder::from_random_bytes(rand::random())
         .into_uuid()
         .to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::Write;
+    use std::sync::Mutex;
+
+    use coffer_core::SystemClock;
+    use coffer_store::{SqliteStore, Store};
+
+    use super::*;
+
+    /// Everything the log writes while a test runs.
+    #[derive(Clone, Default)]
+    struct Captured(Arc<Mutex<Vec<u8>>>);
+
+    impl Write for Captured {
+        fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(bytes);
+            Ok(bytes.len())
+        }
+
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    impl Captured {
+        /// Captures every event of this thread, debug and up, until the guard drops.
+        fn install() -> (Captured, tracing::subscriber::DefaultGuard) {
+            let log = Captured::default();
+            let writer = log.clone();
+            let subscriber = tracing_subscriber::fmt()
+                .with_max_level(tracing::Level::DEBUG)
+                .with_ansi(false)
+                .with_writer(move || writer.clone())
+                .finish();
+            (log, tracing::subscriber::set_default(subscriber))
+        }
+
+        fn text(&self) -> String {
+            String::from_utf8_lossy(&self.0.lock().unwrap()).into_owned()
+        }
+    }
+
+    async fn body_of(response: Response) -> String {
+        let body = axum::body::to_bytes(response.into_body(), usize::MAX)
+            .await
+            .unwrap();
+        String::from_utf8(body.to_vec()).unwrap()
+    }
+
+    /// A store that fails under a request (here: closed) is answered with AWS's generic
+    /// InternalServiceError, and logged once, at error, with the store's error as the cause;
+    /// the secret value the request carried is nowhere in the log.
+    #[tokio::test]
+    async fn a_server_failure_is_logged_once_with_its_cause_and_without_the_request() {
+        let (log, _guard) = Captured::install();
+
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(&dir.path().join("us-east-1.db"))
+            .await
+            .unwrap();
+        store.close().await;
+        let root_key = coffer_kms::RootKey::from_hex(&"ab".repeat(32)).unwrap();
+        let region = RegionService::new(
+            "us-east-1".into(),
+            "aws",
+            Arc::new(store),
+            root_key,
+            Arc::new(SystemClock),
+        );
+        let caller = Caller::administrator("111122223333", "arn:aws:iam::111122223333:root");
+        let secret = "hunter2-the-secret-value";
+        let body = serde_json::json!({
+            "Name": "prod/db",
+            "SecretString": secret,
+            "ClientRequestToken": "00000000-0000-4000-8000-000000000001",
+        })
+        .to_string();
+        let result =
+            coffer_core::ops::dispatch(&region, &caller, "CreateSecret", body.as_bytes()).await;
+        let error = result.as_ref().expect_err("the store is closed");
+        let cause = std::error::Error::source(error)
+            .expect("a store failure keeps its cause")
+            .to_string();
+
+        let served = Served {
+            request_id: "req-1",
+            service: "secretsmanager",
+            region: Some("us-east-1"),
+            operation: "CreateSecret",
+            micros: 1,
+        };
+        let response = answer(&served, result);
+        assert_eq!(response.status(), StatusCode::INTERNAL_SERVER_ERROR);
+        assert_eq!(
+            body_of(response).await,
+            r#"{"Message":"An error occurred on the server side.","__type":"InternalServiceError"}"#
+        );
+
+        let text = log.text();
+        assert_eq!(text.matches("Request failed").count(), 1, "{text}");
+        assert_eq!(text.matches(cause.as_str()).count(), 1, "{text}");
+        let line = text.lines().find(|l| l.contains("Request failed")).unwrap();
+        assert!(line.contains("ERROR") && line.contains(&cause), "{line}");
+        assert!(
+            line.contains("req-1") && line.contains("CreateSecret"),
+            "{line}"
+        );
+        assert!(!text.contains(secret), "{text}");
+    }
+
+    /// A refusal is the client's mistake: one line at debug, no cause, nothing at error.
+    #[tokio::test]
+    async fn a_refusal_is_logged_at_debug_only() {
+        let (log, _guard) = Captured::install();
+        let served = Served {
+            request_id: "req-2",
+            service: "secretsmanager",
+            region: Some("us-east-1"),
+            operation: "GetSecretValue",
+            micros: 1,
+        };
+        let response = answer(&served, Err(Error::not_found()));
+        assert_eq!(response.status(), StatusCode::BAD_REQUEST);
+        let text = log.text();
+        assert_eq!(text.lines().count(), 1, "{text}");
+        assert!(
+            text.contains("DEBUG") && text.contains("Request refused"),
+            "{text}"
+        );
+        assert!(text.contains("ResourceNotFoundException"), "{text}");
+    }
 }

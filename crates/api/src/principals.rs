@@ -64,7 +64,7 @@ impl Deployment {
                 None
             }
             Err(e) => {
-                tracing::warn!(access_key_id, "cannot reload an access key: {e}");
+                tracing::warn!(access_key_id, error = %coffer_core::error::Chain(&e), "Cannot reload an access key");
                 cached
             }
         }

@@ -5,6 +5,7 @@
 //! Only what the IAM subset needs: flat parameters (no `member.N` lists), text elements.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -149,13 +150,15 @@ pub fn success(namespace: &str, action: &str, result: Option<Xml>, request_id: &
     xml_response(StatusCode::OK, request_id, body)
 }
 
-/// An error of the Query protocol: the code AWS uses, its HTTP status and message. The
-/// operations' errors (`coffer_core::query::QueryError`) become one here, once.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// An error of the Query protocol: the code AWS uses, its HTTP status and message, and the
+/// cause of a server failure (logged by `iam::handle`, never sent). The operations' errors
+/// (`coffer_core::query::QueryError`) become one here, once.
+#[derive(Debug, Clone)]
 pub struct QueryError {
     pub status: StatusCode,
     pub code: &'static str,
     pub message: String,
+    pub cause: Option<Arc<dyn std::error::Error + Send + Sync>>,
 }
 
 impl QueryError {
@@ -164,6 +167,7 @@ impl QueryError {
             status,
             code,
             message: message.into(),
+            cause: None,
         }
     }
 
@@ -196,10 +200,12 @@ impl QueryError {
 
 impl From<coffer_core::query::QueryError> for QueryError {
     fn from(e: coffer_core::query::QueryError) -> QueryError {
+        let (status, code, message, cause) = e.into_parts();
         QueryError {
-            status: StatusCode::from_u16(e.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
-            code: e.code,
-            message: e.message,
+            status: StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
+            code,
+            message,
+            cause,
         }
     }
 }

@@ -47,44 +47,69 @@ impl std::fmt::Debug for Certificate {
     }
 }
 
+/// Why the certificate or its key cannot be used. The key file's contents are never quoted.
+#[derive(Debug, thiserror::Error)]
+pub enum TlsError {
+    #[error("cannot read {}", .path.display())]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: rustls_pki_types::pem::Error,
+    },
+    #[error("{} is not a PEM certificate chain", .path.display())]
+    NotPem {
+        path: PathBuf,
+        #[source]
+        source: rustls_pki_types::pem::Error,
+    },
+    #[error("{} holds no certificate", .0.display())]
+    NoCertificate(PathBuf),
+    /// The parser's error is not kept: it could describe what it read of the key.
+    #[error("{} holds no PEM private key", .0.display())]
+    NoKey(PathBuf),
+    #[error("{}: the private key type is not supported", .0.display())]
+    UnsupportedKey(PathBuf),
+    #[error("{} does not hold the private key of {}", .key_file.display(), .cert_file.display())]
+    KeyMismatch {
+        key_file: PathBuf,
+        cert_file: PathBuf,
+    },
+    #[error("TLS")]
+    Config(#[source] rustls::Error),
+}
+
 /// Reads a certificate chain and its private key (PEM; PKCS#8, PKCS#1 or SEC1).
-pub fn load(cert_file: &Path, key_file: &Path) -> Result<Arc<CertifiedKey>, String> {
+pub fn load(cert_file: &Path, key_file: &Path) -> Result<Arc<CertifiedKey>, TlsError> {
+    let path = || cert_file.to_path_buf();
     let chain: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(cert_file)
-        .map_err(|e| format!("cannot read {}: {e}", cert_file.display()))?
+        .map_err(|source| TlsError::Read {
+            path: path(),
+            source,
+        })?
         .collect::<Result<_, _>>()
-        .map_err(|e| {
-            format!(
-                "{} is not a PEM certificate chain: {e}",
-                cert_file.display()
-            )
+        .map_err(|source| TlsError::NotPem {
+            path: path(),
+            source,
         })?;
     if chain.is_empty() {
-        return Err(format!("{} holds no certificate", cert_file.display()));
+        return Err(TlsError::NoCertificate(path()));
     }
-    // Never echo the key file's contents.
     let key = PrivateKeyDer::from_pem_file(key_file)
-        .map_err(|_| format!("{} holds no PEM private key", key_file.display()))?;
-    let signing = rustls::crypto::ring::sign::any_supported_type(&key).map_err(|_| {
-        format!(
-            "{}: the private key type is not supported",
-            key_file.display()
-        )
-    })?;
+        .map_err(|_| TlsError::NoKey(key_file.to_path_buf()))?;
+    let signing = rustls::crypto::ring::sign::any_supported_type(&key)
+        .map_err(|_| TlsError::UnsupportedKey(key_file.to_path_buf()))?;
     let certified = CertifiedKey::new(chain, signing);
     certified
         .keys_match()
-        .map_err(|_| {
-            format!(
-                "{} does not hold the private key of {}",
-                key_file.display(),
-                cert_file.display()
-            )
+        .map_err(|_| TlsError::KeyMismatch {
+            key_file: key_file.to_path_buf(),
+            cert_file: path(),
         })
         .map(|_| Arc::new(certified))
 }
 
 impl Certificate {
-    pub fn open(cert_file: PathBuf, key_file: PathBuf) -> Result<Arc<Certificate>, String> {
+    pub fn open(cert_file: PathBuf, key_file: PathBuf) -> Result<Arc<Certificate>, TlsError> {
         let seen = stamp(&cert_file).zip(stamp(&key_file));
         let current = load(&cert_file, &key_file)?;
         Ok(Arc::new(Certificate {
@@ -112,7 +137,7 @@ impl Certificate {
                 true
             }
             Err(e) => {
-                tracing::error!(error = %e, why, "TLS certificate not reloaded; the previous one stays in use");
+                tracing::error!(error = %coffer_core::error::Chain(&e), why, "TLS certificate not reloaded; the previous one stays in use");
                 false
             }
         }
@@ -159,10 +184,10 @@ impl ResolvesServerCert for Certificate {
 }
 
 /// TLS 1.2 and 1.3 with the ring provider, HTTP/1.1 by ALPN.
-pub fn server_config(certificate: Arc<Certificate>) -> Result<Arc<ServerConfig>, String> {
+pub fn server_config(certificate: Arc<Certificate>) -> Result<Arc<ServerConfig>, TlsError> {
     let mut config = ServerConfig::builder_with_provider(provider())
         .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
-        .map_err(|e| format!("TLS: {e}"))?
+        .map_err(TlsError::Config)?
         .with_no_client_auth()
         .with_cert_resolver(certificate);
     config.alpn_protocols = vec![b"http/1.1".to_vec()];

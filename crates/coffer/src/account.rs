@@ -8,6 +8,7 @@
 
 use std::path::PathBuf;
 
+use anyhow::bail;
 use coffer_kms::RootKey;
 
 use crate::config::{ServeArgs, Settings};
@@ -17,7 +18,7 @@ pub async fn create(
     data_dir: Option<PathBuf>,
     config: Option<PathBuf>,
     account_id: Option<String>,
-) -> Result<(), String> {
+) -> anyhow::Result<()> {
     let account_id = account_id.unwrap_or_else(data_dir::new_account_id);
     let settings = Settings::resolve(ServeArgs {
         listen: None,
@@ -35,21 +36,21 @@ pub async fn create(
     let dir = settings.data_dir.clone();
     let key_path = dir.join("keys").join("deployment.key");
     if !key_path.exists() {
-        return Err(format!(
+        bail!(
             "{} does not exist: start `coffer serve` on this data directory once first",
             key_path.display()
-        ));
+        );
     }
     let (iam, existed) =
         data_dir::open_iam_store(&settings, &dir, settings.migrate_on_start).await?;
     if !existed {
         iam.close().await;
-        return Err(format!(
+        bail!(
             "{} holds no deployment yet: start `coffer serve` on it once first",
             dir.display()
-        ));
+        );
     }
-    let key = RootKey::load(&key_path).map_err(|e| e.to_string())?;
+    let key = RootKey::load(&key_path)?;
     let created = data_dir::create_account(&*iam, &key, &account_id, None).await;
     iam.close().await;
     let (access_key_id, secret) = created?;

@@ -48,15 +48,14 @@ fn hex_of(bytes: &[u8]) -> String {
 }
 
 /// Opens the configured audit log (default `<data_dir>/audit.log`), continuing its chain.
-pub fn open(settings: &Settings) -> Result<Arc<coffer_audit::AuditLog>, String> {
+pub fn open(settings: &Settings) -> anyhow::Result<Arc<coffer_audit::AuditLog>> {
     let path = settings.audit_log_path();
     let log = coffer_audit::AuditLog::open(
         &path,
         coffer_audit::Options {
             fsync: settings.audit_fsync,
         },
-    )
-    .map_err(|e| e.to_string())?;
+    )?;
     tracing::info!(path = %path.display(), fsync = settings.audit_fsync, "Audit log open");
     Ok(Arc::new(log))
 }

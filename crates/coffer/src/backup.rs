@@ -41,13 +41,14 @@
 use std::io::{BufReader, BufWriter, Read, Write};
 use std::path::Path;
 
+use anyhow::{Context, anyhow, bail};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as B64;
 use coffer_kms::{RootKey, STREAM_TAG_LEN, StreamOpener, StreamSealer};
 use coffer_store::{
     AccessKeyRecord, IamStore, KmsAliasRecord, KmsKeyRecord, OutboxEntry, OutboxRow, RegionItem,
-    RegionSink, RegionSnapshot, Secret, SecretRecord, Store, StoreError, Tag, UserPolicyRecord,
-    UserRecord, ValueKind, VersionRecord,
+    RegionSink, RegionSnapshot, Secret, SecretRecord, Store, Tag, UserPolicyRecord, UserRecord,
+    ValueKind, VersionRecord,
 };
 use serde::{Deserialize, Serialize};
 use zeroize::{Zeroize, Zeroizing};
@@ -227,12 +228,12 @@ fn b64(bytes: &[u8]) -> String {
     B64.encode(bytes)
 }
 
-fn unb64(text: &str) -> Result<Vec<u8>, String> {
+fn unb64(text: &str) -> anyhow::Result<Vec<u8>> {
     B64.decode(text)
-        .map_err(|_| "the backup's contents are damaged".to_string())
+        .map_err(|_| anyhow!("the backup's contents are damaged"))
 }
 
-fn opt_unb64(text: &Option<String>) -> Result<Option<Vec<u8>>, String> {
+fn opt_unb64(text: &Option<String>) -> anyhow::Result<Option<Vec<u8>>> {
     text.as_deref().map(unb64).transpose()
 }
 
@@ -269,7 +270,7 @@ impl Record {
     }
 
     /// The Region's record this is; `None` for the deployment's principals.
-    fn into_item(self) -> Result<Option<RegionItem>, String> {
+    fn into_item(self) -> anyhow::Result<Option<RegionItem>> {
         Ok(Some(match self {
             Record::KmsKey(k) => RegionItem::KmsKey(KmsKeyRecord {
                 wrapped_material: unb64(&k.wrapped_material)?,
@@ -344,7 +345,7 @@ fn secret_out(s: Secret) -> SecretOut {
     }
 }
 
-fn secret_in(s: SecretOut) -> Result<Secret, String> {
+fn secret_in(s: SecretOut) -> anyhow::Result<Secret> {
     let mut versions = Vec::with_capacity(s.versions.len());
     for v in s.versions {
         versions.push(VersionRecord {
@@ -426,50 +427,31 @@ fn hex_encode(bytes: &[u8]) -> zeroize::Zeroizing<String> {
     out
 }
 
-fn region_key(dir: &Path, region: &str) -> Result<RootKey, String> {
+fn region_key(dir: &Path, region: &str) -> anyhow::Result<RootKey> {
     let path = dir.join("keys").join(format!("{region}.key"));
     RootKey::load(&path).map_err(|e| {
-        format!(
+        anyhow!(
             "{e} (a backup of {region} is sealed with a key derived from this file: copy \
              keys/{region}.key of the backed-up data directory here)"
         )
     })
 }
 
-fn resolved_dir(settings: &Settings) -> Result<std::path::PathBuf, String> {
-    settings.data_dir.canonicalize().map_err(|e| {
-        format!(
-            "cannot open data directory {}: {e}",
-            settings.data_dir.display()
-        )
-    })
+fn resolved_dir(settings: &Settings) -> anyhow::Result<std::path::PathBuf> {
+    settings
+        .data_dir
+        .canonicalize()
+        .with_context(|| format!("cannot open data directory {}", settings.data_dir.display()))
 }
 
-fn served(settings: &Settings, region: &str) -> Result<(), String> {
+fn served(settings: &Settings, region: &str) -> anyhow::Result<()> {
     if !settings.regions.iter().any(|r| r == region) {
-        return Err(format!(
+        bail!(
             "Region {region} is not one this configuration serves ({})",
             settings.regions.join(", ")
-        ));
+        );
     }
     Ok(())
-}
-
-/// An error of a backup or restore: the message the command prints. Stores' errors convert,
-/// so it can cross an export or import.
-#[derive(Debug)]
-struct Failure(String);
-
-impl From<StoreError> for Failure {
-    fn from(e: StoreError) -> Self {
-        Failure(e.to_string())
-    }
-}
-
-impl From<String> for Failure {
-    fn from(e: String) -> Self {
-        Failure(e)
-    }
 }
 
 /// Writes a format-2 file: created at [`RegionSink::start`] (the header needs the number of
@@ -505,17 +487,17 @@ impl<'a> BackupWriter<'a> {
         }
     }
 
-    fn write_error(&self, e: std::io::Error) -> Failure {
-        Failure(format!("cannot write {}: {e}", self.path.display()))
+    fn write_error(&self, e: std::io::Error) -> anyhow::Error {
+        anyhow::Error::new(e).context(format!("cannot write {}", self.path.display()))
     }
 
-    fn output(&mut self) -> Result<&mut Output, Failure> {
+    fn output(&mut self) -> anyhow::Result<&mut Output> {
         self.out
             .as_mut()
-            .ok_or_else(|| Failure("the backup's header was not written".into()))
+            .ok_or_else(|| anyhow!("the backup's header was not written"))
     }
 
-    fn record(&mut self, record: &Record) -> Result<(), Failure> {
+    fn record(&mut self, record: &Record) -> anyhow::Result<()> {
         let chunk_bytes = self.chunk_bytes;
         let out = self.output()?;
         serde_json::to_writer(&mut *out.chunk, record).expect("backup records serialize");
@@ -527,7 +509,7 @@ impl<'a> BackupWriter<'a> {
     }
 
     /// Seals the chunk's records and writes the frame.
-    fn seal(&mut self, last: bool) -> Result<(), Failure> {
+    fn seal(&mut self, last: bool) -> anyhow::Result<()> {
         let out = self.output()?;
         let sealed = match (last, out.sealer.as_mut()) {
             (false, Some(sealer)) => sealer.seal_next(&mut out.chunk),
@@ -536,9 +518,9 @@ impl<'a> BackupWriter<'a> {
                 .take()
                 .expect("checked")
                 .seal_last(&mut out.chunk),
-            (_, None) => return Err(Failure("the backup was already finished".into())),
+            (_, None) => return Err(anyhow!("the backup was already finished")),
         };
-        sealed.map_err(|_| Failure("the backup has too many chunks to seal".into()))?;
+        sealed.map_err(|_| anyhow!("the backup has too many chunks to seal"))?;
         let len = u32::try_from(out.chunk.len()).expect("a chunk is far below 4 GiB");
         let result = out
             .file
@@ -551,13 +533,13 @@ impl<'a> BackupWriter<'a> {
     }
 
     /// Seals the last chunk, flushes and syncs the file; returns the number of secrets.
-    fn finish(mut self) -> Result<usize, Failure> {
+    fn finish(mut self) -> anyhow::Result<usize> {
         self.seal(true)?;
         let out = self.out.take().expect("sealed above");
         let file = out
             .file
             .into_inner()
-            .map_err(|e| Failure(format!("cannot write {}: {e}", self.path.display())))?;
+            .with_context(|| format!("cannot write {}", self.path.display()))?;
         file.sync_all().map_err(|e| self.write_error(e))?;
         self.created = false;
         Ok(self.secrets)
@@ -575,9 +557,9 @@ impl Drop for BackupWriter<'_> {
 }
 
 impl RegionSink for BackupWriter<'_> {
-    type Error = Failure;
+    type Error = anyhow::Error;
 
-    fn start(&mut self, format_version: i64, secrets: u64) -> Result<(), Failure> {
+    fn start(&mut self, format_version: i64, secrets: u64) -> anyhow::Result<()> {
         use rand::RngCore;
         use std::os::unix::fs::OpenOptionsExt;
         let mut salt = [0u8; 32];
@@ -598,7 +580,7 @@ impl RegionSink for BackupWriter<'_> {
             .create_new(true)
             .mode(0o600)
             .open(self.path)
-            .map_err(|e| Failure(format!("cannot create {}: {e}", self.path.display())))?;
+            .with_context(|| format!("cannot create {}", self.path.display()))?;
         self.created = true;
         let mut file = BufWriter::with_capacity(1 << 20, file);
         file.write_all(MAGIC.as_bytes())
@@ -617,16 +599,14 @@ impl RegionSink for BackupWriter<'_> {
         Ok(())
     }
 
-    fn item(&mut self, item: RegionItem) -> Result<(), Failure> {
+    fn item(&mut self, item: RegionItem) -> anyhow::Result<()> {
         self.record(&Record::of_item(item))
     }
 }
 
 /// Writes a backup of `region` to `output`; returns the number of secrets.
-pub async fn backup(settings: &Settings, region: &str, output: &Path) -> Result<usize, String> {
-    backup_in_chunks(settings, region, output, CHUNK_BYTES)
-        .await
-        .map_err(|f| f.0)
+pub async fn backup(settings: &Settings, region: &str, output: &Path) -> anyhow::Result<usize> {
+    backup_in_chunks(settings, region, output, CHUNK_BYTES).await
 }
 
 async fn backup_in_chunks(
@@ -634,7 +614,7 @@ async fn backup_in_chunks(
     region: &str,
     output: &Path,
     chunk_bytes: usize,
-) -> Result<usize, Failure> {
+) -> anyhow::Result<usize> {
     served(settings, region)?;
     let dir = resolved_dir(settings)?;
     let key = region_key(&dir, region)?;
@@ -660,10 +640,7 @@ async fn backup_in_chunks(
 
 /// The deployment's principals go along, so a restore into a new IAM store brings the access
 /// keys.
-async fn write_principals(
-    iam: &dyn IamStore,
-    writer: &mut BackupWriter<'_>,
-) -> Result<(), Failure> {
+async fn write_principals(iam: &dyn IamStore, writer: &mut BackupWriter<'_>) -> anyhow::Result<()> {
     for account in iam.accounts().await? {
         writer.record(&Record::Account(account))?;
     }
@@ -704,29 +681,30 @@ async fn write_principals(
     Ok(())
 }
 
-fn damaged(region: &str) -> String {
-    format!(
+fn damaged(region: &str) -> anyhow::Error {
+    anyhow!(
         "the backup is damaged or was altered, or keys/{region}.key is not the key of the \
          backed-up Region; nothing was restored"
     )
 }
 
-fn not_a_backup() -> String {
-    "not a Coffer backup file (no COFFER-BACKUP 1 header)".to_string()
+fn not_a_backup() -> anyhow::Error {
+    anyhow!("not a Coffer backup file (no COFFER-BACKUP 1 header)")
 }
 
-fn check_region(header: &Header, region: &str) -> Result<(), String> {
+fn check_region(header: &Header, region: &str) -> anyhow::Result<()> {
     if header.region != region {
-        return Err(format!(
+        bail!(
             "the backup is of Region {}, not {region}; pass --region {}",
-            header.region, header.region
-        ));
+            header.region,
+            header.region
+        );
     }
     Ok(())
 }
 
 /// Opens and checks a format-1 backup file of `region`: nothing is written when this fails.
-fn open_file(bytes: &[u8], region: &str, key: &RootKey) -> Result<(Header, Body), String> {
+fn open_file(bytes: &[u8], region: &str, key: &RootKey) -> anyhow::Result<(Header, Body)> {
     let rest = bytes
         .strip_prefix(MAGIC.as_bytes())
         .ok_or_else(not_a_backup)?;
@@ -756,7 +734,7 @@ struct ChunkReader {
 }
 
 impl ChunkReader {
-    fn next_record(&mut self) -> Result<Option<Record>, String> {
+    fn next_record(&mut self) -> anyhow::Result<Option<Record>> {
         loop {
             if self.pos < self.chunk.len() {
                 let rest = &self.chunk[self.pos..];
@@ -774,13 +752,13 @@ impl ChunkReader {
 
     /// Reads and opens the next frame. The end of the file before the frame sealed as last,
     /// or any byte after it, is damage.
-    fn read_chunk(&mut self) -> Result<(), String> {
+    fn read_chunk(&mut self) -> anyhow::Result<()> {
         let region = self.region.clone();
         let read_error = |e: std::io::Error| {
             if e.kind() == std::io::ErrorKind::UnexpectedEof {
                 damaged(&region)
             } else {
-                format!("cannot read the backup: {e}")
+                anyhow::Error::new(e).context("cannot read the backup")
             }
         };
         let mut frame = [0u8; 5];
@@ -822,7 +800,7 @@ enum Records {
 }
 
 impl Records {
-    fn next(&mut self) -> Result<Option<Record>, String> {
+    fn next(&mut self) -> anyhow::Result<Option<Record>> {
         match self {
             Records::Whole(records) => Ok(records.next()),
             Records::Chunks(reader) => reader.next_record(),
@@ -832,8 +810,10 @@ impl Records {
 
 /// Opens a backup file of `region` with `key`: checks the header and opens the first chunk
 /// (format 2) or the whole body (format 1), so a wrong key fails here.
-fn open_records(input: &Path, region: &str, key: &RootKey) -> Result<(Header, Records), String> {
-    let cannot_read = |e: std::io::Error| format!("cannot read {}: {e}", input.display());
+fn open_records(input: &Path, region: &str, key: &RootKey) -> anyhow::Result<(Header, Records)> {
+    let cannot_read = |e: std::io::Error| {
+        anyhow::Error::new(e).context(format!("cannot read {}", input.display()))
+    };
     let mut file =
         BufReader::with_capacity(1 << 20, std::fs::File::open(input).map_err(cannot_read)?);
     let mut magic = [0u8; MAGIC.len()];
@@ -877,7 +857,7 @@ fn open_records(input: &Path, region: &str, key: &RootKey) -> Result<(Header, Re
             reader.read_chunk()?;
             Ok((header, Records::Chunks(Box::new(reader))))
         }
-        Some(other) => Err(format!(
+        Some(other) => Err(anyhow!(
             "the backup has file format {other}; this Coffer reads formats 1 and {FILE_FORMAT}: \
              restore it with the Coffer version that made it"
         )),
@@ -886,10 +866,10 @@ fn open_records(input: &Path, region: &str, key: &RootKey) -> Result<(Header, Re
 
 /// Loads a backup of `region` into the Region's configured store, which must be empty; also
 /// loads the deployment's principals into the IAM store when it has none yet.
-pub async fn restore(settings: &Settings, region: &str, input: &Path) -> Result<usize, String> {
+pub async fn restore(settings: &Settings, region: &str, input: &Path) -> anyhow::Result<usize> {
     served(settings, region)?;
     // An input that cannot be read is reported before anything is created.
-    std::fs::File::open(input).map_err(|e| format!("cannot read {}: {e}", input.display()))?;
+    std::fs::File::open(input).with_context(|| format!("cannot read {}", input.display()))?;
     data_dir::create_private_dir(&settings.data_dir.join("regions"))?;
     let dir = resolved_dir(settings)?;
     let key = region_key(&dir, region)?;
@@ -907,11 +887,11 @@ pub async fn restore(settings: &Settings, region: &str, input: &Path) -> Result<
     // (search terms, written as the restore inserts them). A later migration that changes what a backup holds
     // must raise this bound.
     if !(RESTORABLE_SINCE_FORMAT..=current).contains(&header.format_version) {
-        return Err(format!(
+        bail!(
             "the backup has store format {}, this Coffer writes {current}: restore it with the \
              Coffer version that made it",
             header.format_version
-        ));
+        );
     }
 
     // First pass: every chunk opens and every record reads; every KMS key in the backup opens
@@ -933,7 +913,7 @@ pub async fn restore(settings: &Settings, region: &str, input: &Path) -> Result<
                                 .ok()
                         })
                         .ok_or_else(|| {
-                            format!(
+                            anyhow!(
                                 "keys/{region}.key does not open the backup's KMS keys; nothing \
                                  was restored"
                             )
@@ -955,12 +935,12 @@ pub async fn restore(settings: &Settings, region: &str, input: &Path) -> Result<
         RegionStore::Postgres(s) => s.region_is_empty().await,
     };
     store.close().await;
-    if !empty.map_err(|e| e.to_string())? {
-        return Err(format!(
+    if !empty? {
+        bail!(
             "the {region} store already holds secrets or KMS keys; restore only into an empty \
              Region store (a new data directory, or a new PostgreSQL database). Nothing was \
              written."
-        ));
+        );
     }
 
     let (iam, _) = data_dir::open_iam_store(settings, &dir, settings.migrate_on_start).await?;
@@ -970,7 +950,7 @@ pub async fn restore(settings: &Settings, region: &str, input: &Path) -> Result<
 
     // Second pass: the Region's records, read again (and checked again) as they are written.
     let (_, mut records) = open_records(input, region, opens)?;
-    let next = move || -> Result<Option<RegionItem>, Failure> {
+    let next = move || -> anyhow::Result<Option<RegionItem>> {
         while let Some(record) = records.next()? {
             if let Some(item) = record.into_item()? {
                 return Ok(Some(item));
@@ -988,29 +968,27 @@ pub async fn restore(settings: &Settings, region: &str, input: &Path) -> Result<
         RegionStore::Postgres(s) => s.import_from(next).await,
     };
     store.close().await;
-    Ok(result.map_err(|f| f.0)? as usize)
+    Ok(result? as usize)
 }
 
 /// The principals go along so a Region restored into a new IAM store answers the same access
 /// keys; an IAM store that already has the backup's account is left as it is, one of another
 /// account is refused.
-async fn restore_iam(iam: &dyn IamStore, body: &Body) -> Result<(), String> {
-    let existing = iam.accounts().await.map_err(|e| e.to_string())?;
+async fn restore_iam(iam: &dyn IamStore, body: &Body) -> anyhow::Result<()> {
+    let existing = iam.accounts().await?;
     if let Some(account) = existing.first() {
         if body.accounts.is_empty() || body.accounts.contains(account) {
             return Ok(());
         }
-        return Err(format!(
+        bail!(
             "the IAM store belongs to account {account}, the backup to {}: restore into a data \
              directory (or IAM store) of the same account, or a new one; nothing was restored",
             body.accounts.join(", ")
-        ));
+        );
     }
     let now = chrono::Utc::now().timestamp_millis();
     for account in &body.accounts {
-        iam.create_account(account, now)
-            .await
-            .map_err(|e| e.to_string())?;
+        iam.create_account(account, now).await?;
     }
     for u in &body.users {
         iam.create_user(UserRecord {
@@ -1021,8 +999,7 @@ async fn restore_iam(iam: &dyn IamStore, body: &Body) -> Result<(), String> {
             is_admin: u.is_admin,
             created_ms: u.created_ms,
         })
-        .await
-        .map_err(|e| e.to_string())?;
+        .await?;
     }
     for k in &body.access_keys {
         iam.create_access_key(AccessKeyRecord {
@@ -1033,8 +1010,7 @@ async fn restore_iam(iam: &dyn IamStore, body: &Body) -> Result<(), String> {
             status: k.status.clone(),
             created_ms: k.created_ms,
         })
-        .await
-        .map_err(|e| e.to_string())?;
+        .await?;
     }
     for p in &body.user_policies {
         iam.put_user_policy(UserPolicyRecord {
@@ -1043,13 +1019,10 @@ async fn restore_iam(iam: &dyn IamStore, body: &Body) -> Result<(), String> {
             document: p.document.clone(),
             updated_ms: p.updated_ms,
         })
-        .await
-        .map_err(|e| e.to_string())?;
+        .await?;
     }
     for t in &body.user_tags {
-        iam.replace_user_tags(&t.user_arn, "[]", &t.tags)
-            .await
-            .map_err(|e| e.to_string())?;
+        iam.replace_user_tags(&t.user_arn, "[]", &t.tags).await?;
     }
     Ok(())
 }
@@ -1057,6 +1030,28 @@ async fn restore_iam(iam: &dyn IamStore, body: &Body) -> Result<(), String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    // The functions under test, failing with the message `coffer` prints.
+    fn open_file(bytes: &[u8], region: &str, key: &RootKey) -> Result<(Header, Body), String> {
+        super::open_file(bytes, region, key).map_err(|e| crate::shown(&e))
+    }
+
+    async fn restore(settings: &Settings, region: &str, input: &Path) -> Result<usize, String> {
+        super::restore(settings, region, input)
+            .await
+            .map_err(|e| crate::shown(&e))
+    }
+
+    async fn backup_in_chunks(
+        settings: &Settings,
+        region: &str,
+        output: &Path,
+        chunk_bytes: usize,
+    ) -> Result<usize, String> {
+        super::backup_in_chunks(settings, region, output, chunk_bytes)
+            .await
+            .map_err(|e| crate::shown(&e))
+    }
 
     fn key() -> RootKey {
         RootKey::from_hex(&"ab".repeat(32)).unwrap()
@@ -1337,7 +1332,7 @@ mod tests {
         assert!(!plain("s00042") && !plain("secret number") && !plain("ciphertext 7"));
         // The output is never overwritten.
         let again = backup_in_chunks(&from, REGION, &file, 16 << 10).await;
-        assert!(again.is_err_and(|e| e.0.contains("cannot create")));
+        assert!(again.is_err_and(|e| e.contains("cannot create")));
         assert_eq!(std::fs::read(&file).unwrap(), bytes);
 
         let to = data_dir(tmp.path(), "to", &key_hex);

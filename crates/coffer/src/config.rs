@@ -2,6 +2,7 @@
 
 use std::path::PathBuf;
 
+use anyhow::{Context, anyhow, bail};
 use serde::Deserialize;
 
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:7780";
@@ -144,7 +145,7 @@ impl std::fmt::Debug for StoreUrl {
 }
 
 impl StoreUrl {
-    fn parse(what: &str, value: &str) -> Result<StoreUrl, String> {
+    fn parse(what: &str, value: &str) -> anyhow::Result<StoreUrl> {
         let value = value.trim();
         if value == "sqlite" {
             Ok(StoreUrl::Sqlite)
@@ -152,7 +153,7 @@ impl StoreUrl {
             Ok(StoreUrl::Postgres(value.to_string()))
         } else {
             // Never echo the value: it may be a URL with a password.
-            Err(format!(
+            Err(anyhow!(
                 "{what} must be \"sqlite\" or a postgres://user@host:port/database URL"
             ))
         }
@@ -215,7 +216,7 @@ pub enum Tls {
 }
 
 impl Tls {
-    fn resolve(args: &ServeArgs, file: &FileConfig) -> Result<Tls, String> {
+    fn resolve(args: &ServeArgs, file: &FileConfig) -> anyhow::Result<Tls> {
         let mode = args.tls.clone().or(file.tls.clone());
         let cert = args.tls_cert.clone().or(file.tls_cert_file.clone());
         let key = args.tls_key.clone().or(file.tls_key_file.clone());
@@ -226,14 +227,18 @@ impl Tls {
             .unwrap_or_default();
         match (mode.as_deref(), cert, key) {
             (Some("auto"), None, None) => Ok(Tls::Auto { names }),
-            (Some("auto"), _, _) => {
-                Err("--tls auto makes its own certificate: leave out --tls-cert and --tls-key".into())
-            }
+            (Some("auto"), _, _) => Err(anyhow!(
+                "--tls auto makes its own certificate: leave out --tls-cert and --tls-key"
+            )),
             (None | Some("off"), None, None) => Ok(Tls::Off),
-            (Some("off"), _, _) => Err("--tls off and --tls-cert/--tls-key contradict each other".into()),
+            (Some("off"), _, _) => Err(anyhow!(
+                "--tls off and --tls-cert/--tls-key contradict each other"
+            )),
             (None | Some("on"), Some(cert), Some(key)) => Ok(Tls::Files { cert, key }),
-            (None | Some("on"), _, _) => Err("--tls-cert and --tls-key go together (tls_cert_file and tls_key_file in the config file)".into()),
-            (Some(other), _, _) => Err(format!("--tls must be auto, on or off, not '{other}'")),
+            (None | Some("on"), _, _) => Err(anyhow!(
+                "--tls-cert and --tls-key go together (tls_cert_file and tls_key_file in the config file)"
+            )),
+            (Some(other), _, _) => Err(anyhow!("--tls must be auto, on or off, not '{other}'")),
         }
     }
 }
@@ -254,13 +259,13 @@ impl Settings {
 pub const DEFAULT_REPLICATION_FAILURE_TIMEOUT_SECS: u64 = 30;
 
 impl Settings {
-    pub fn resolve(args: ServeArgs) -> Result<Settings, String> {
+    pub fn resolve(args: ServeArgs) -> anyhow::Result<Settings> {
         let file = match &args.config {
             Some(path) => {
                 let text = std::fs::read_to_string(path)
-                    .map_err(|e| format!("cannot read config file {}: {e}", path.display()))?;
+                    .with_context(|| format!("cannot read config file {}", path.display()))?;
                 toml::from_str::<FileConfig>(&text)
-                    .map_err(|e| format!("config file {} is invalid: {e}", path.display()))?
+                    .with_context(|| format!("config file {} is invalid", path.display()))?
             }
             None => FileConfig::default(),
         };
@@ -273,7 +278,7 @@ impl Settings {
                 let c = c.trim();
                 c.parse::<ipnet::IpNet>()
                     .or_else(|_| c.parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
-                    .map_err(|_| format!("trusted_proxies: '{c}' is not a CIDR such as 10.0.0.0/8"))
+                    .map_err(|_| anyhow!("trusted_proxies: '{c}' is not a CIDR such as 10.0.0.0/8"))
             })
             .collect::<Result<_, _>>()?;
         let tls = Tls::resolve(&args, &file)?;
@@ -287,20 +292,20 @@ impl Settings {
             .filter(|r| !r.is_empty())
             .collect();
         if regions.is_empty() {
-            return Err("at least one Region must be configured (--regions)".into());
+            return Err(anyhow!(
+                "at least one Region must be configured (--regions)"
+            ));
         }
         for r in &regions {
             if coffer_core::model::partition_of(r).is_none() {
-                return Err(format!(
-                    "'{r}' is not an AWS Region; use names such as us-east-1 or eu-west-1"
-                ));
+                bail!("'{r}' is not an AWS Region; use names such as us-east-1 or eu-west-1");
             }
         }
         let account_id = args.account_id.or(file.account_id);
         if let Some(id) = &account_id
             && (id.len() != 12 || !id.chars().all(|c| c.is_ascii_digit()))
         {
-            return Err(format!("--account-id must be 12 digits, not '{id}'"));
+            bail!("--account-id must be 12 digits, not '{id}'");
         }
         let mut dedup = Vec::new();
         for r in regions {
@@ -310,13 +315,13 @@ impl Settings {
         }
         for p in &file.peers {
             if coffer_core::model::partition_of(&p.region).is_none() {
-                return Err(format!("peer Region '{}' is not an AWS Region", p.region));
+                bail!("peer Region '{}' is not an AWS Region", p.region);
             }
             if dedup.contains(&p.region) {
-                return Err(format!(
+                bail!(
                     "Region {} is both served by this node and listed as a peer",
                     p.region
-                ));
+                );
             }
         }
         let default_store = match &file.store {
@@ -330,9 +335,9 @@ impl Settings {
         let mut region_stores = std::collections::BTreeMap::new();
         for (region, value) in &file.region_stores {
             if !dedup.contains(region) {
-                return Err(format!(
+                bail!(
                     "[region_stores] names {region}, which this node does not serve (regions = [...])"
-                ));
+                );
             }
             region_stores.insert(
                 region.clone(),
@@ -346,7 +351,7 @@ impl Settings {
         }
         let console_idle_timeout_secs = file.console_idle_timeout_secs.unwrap_or(15 * 60);
         if console_idle_timeout_secs == 0 {
-            return Err("console_idle_timeout_secs must be at least 1".into());
+            return Err(anyhow!("console_idle_timeout_secs must be at least 1"));
         }
         Ok(Settings {
             limits,
@@ -365,9 +370,9 @@ impl Settings {
                 None => 10,
                 Some(n) if (1..=10_000).contains(&n) => n as usize,
                 Some(_) => {
-                    return Err(
-                        "console_max_sessions_per_principal must be between 1 and 10000".into(),
-                    );
+                    return Err(anyhow!(
+                        "console_max_sessions_per_principal must be between 1 and 10000"
+                    ));
                 }
             },
             console_sign_in_per_address_per_minute: per_minute(
@@ -398,19 +403,18 @@ impl Settings {
                 None => coffer_store::DEFAULT_CACHE_MAX_BYTES,
                 Some(n) if (1 << 20..=1 << 40).contains(&n) => n,
                 Some(_) => {
-                    return Err(
+                    return Err(anyhow!(
                         "cache_max_bytes must be between 1048576 (1 MiB) and 1099511627776 (1 TiB)"
-                            .into(),
-                    );
+                    ));
                 }
             },
             replication_max_message_bytes: match file.replication_max_message_bytes {
                 None => coffer_replication::topology::DEFAULT_MAX_MESSAGE_BYTES,
                 Some(n) if (1024..=1 << 30).contains(&n) => n as usize,
                 Some(_) => {
-                    return Err(
-                        "replication_max_message_bytes must be between 1024 and 1073741824".into(),
-                    );
+                    return Err(anyhow!(
+                        "replication_max_message_bytes must be between 1024 and 1073741824"
+                    ));
                 }
             },
             peers: file.peers,
@@ -428,22 +432,22 @@ impl Settings {
 }
 
 /// A per-minute rate of the console's sign-in throttle: 1 to 1,000,000.
-fn per_minute(key: &str, value: Option<u32>, default: u32) -> Result<u32, String> {
+fn per_minute(key: &str, value: Option<u32>, default: u32) -> anyhow::Result<u32> {
     match value {
         None => Ok(default),
         Some(n) if (1..=1_000_000).contains(&n) => Ok(n),
-        Some(_) => Err(format!("{key} must be between 1 and 1000000")),
+        Some(_) => Err(anyhow!("{key} must be between 1 and 1000000")),
     }
 }
 
 /// The edge's limits from the config file, each within a sane range.
-fn limits(file: &FileConfig) -> Result<coffer_api::edge::Limits, String> {
+fn limits(file: &FileConfig) -> anyhow::Result<coffer_api::edge::Limits> {
     use std::time::Duration;
     let d = coffer_api::edge::Limits::default();
     let within = |key: &str, value: Option<u64>, default: u64, min: u64, max: u64| match value {
         None => Ok(default),
         Some(v) if (min..=max).contains(&v) => Ok(v),
-        Some(_) => Err(format!("{key} must be between {min} and {max}")),
+        Some(_) => Err(anyhow!("{key} must be between {min} and {max}")),
     };
     let secs = |key: &str, value: Option<u64>, default: Duration| {
         within(key, value, default.as_secs(), 1, 86_400).map(Duration::from_secs)
@@ -494,38 +498,42 @@ fn limits(file: &FileConfig) -> Result<coffer_api::edge::Limits, String> {
 fn admin_key(
     id: Option<String>,
     secret: Option<String>,
-) -> Result<Option<(String, zeroize::Zeroizing<String>)>, String> {
+) -> anyhow::Result<Option<(String, zeroize::Zeroizing<String>)>> {
     match (id, secret) {
         (None, None) => Ok(None),
         (Some(id), Some(secret)) => {
             if id.len() < 16 || !id.chars().all(|c| c.is_ascii_alphanumeric()) {
-                return Err("admin_access_key_id must be at least 16 letters and digits".into());
+                return Err(anyhow!(
+                    "admin_access_key_id must be at least 16 letters and digits"
+                ));
             }
             if secret.len() < 20 {
-                return Err("admin_secret_access_key must be at least 20 characters".into());
+                return Err(anyhow!(
+                    "admin_secret_access_key must be at least 20 characters"
+                ));
             }
             Ok(Some((id, zeroize::Zeroizing::new(secret))))
         }
-        _ => Err("admin_access_key_id and admin_secret_access_key go together (config file or COFFER_ADMIN_ACCESS_KEY_ID / COFFER_ADMIN_SECRET_ACCESS_KEY)".into()),
+        _ => Err(anyhow!(
+            "admin_access_key_id and admin_secret_access_key go together (config file or COFFER_ADMIN_ACCESS_KEY_ID / COFFER_ADMIN_SECRET_ACCESS_KEY)"
+        )),
     }
 }
 
-fn check_rotators(rotators: Vec<RotatorConfig>) -> Result<Vec<RotatorConfig>, String> {
+fn check_rotators(rotators: Vec<RotatorConfig>) -> anyhow::Result<Vec<RotatorConfig>> {
     for r in &rotators {
         if r.kind != "http" {
-            return Err(format!(
+            bail!(
                 "rotator {}: kind '{}' is not supported (use kind = \"http\")",
-                r.name, r.kind
-            ));
+                r.name,
+                r.kind
+            );
         }
         if !r.url.starts_with("http://") {
-            return Err(format!("rotator {}: url must start with http://", r.name));
+            bail!("rotator {}: url must start with http://", r.name);
         }
         if r.name.is_empty() || r.name.contains(':') {
-            return Err(format!(
-                "rotator '{}': name must be a Lambda function name",
-                r.name
-            ));
+            bail!("rotator '{}': name must be a Lambda function name", r.name);
         }
     }
     Ok(rotators)
@@ -535,6 +543,7 @@ fn check_rotators(rotators: Vec<RotatorConfig>) -> Result<Vec<RotatorConfig>, St
 mod tests {
     use super::*;
 
+    /// The settings of `toml`, or the message `coffer` prints.
     fn resolve(toml: &str) -> Result<Settings, String> {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("node.toml");
@@ -551,6 +560,7 @@ mod tests {
             tls_key: None,
             tls_names: None,
         })
+        .map_err(|e| crate::shown(&e))
     }
 
     #[test]

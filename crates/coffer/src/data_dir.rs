@@ -22,6 +22,7 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use anyhow::{Context, anyhow, bail};
 use coffer_api::{Credential, Deployment, Principals};
 use coffer_core::{RegionService, SystemClock};
 use coffer_kms::RootKey;
@@ -45,26 +46,26 @@ pub struct Node {
     pub config_file: PathBuf,
 }
 
-pub fn create_private_dir(path: &Path) -> Result<(), String> {
+pub fn create_private_dir(path: &Path) -> anyhow::Result<()> {
     use std::os::unix::fs::DirBuilderExt;
     std::fs::DirBuilder::new()
         .recursive(true)
         .mode(0o700)
         .create(path)
-        .map_err(|e| format!("cannot create directory {}: {e}", path.display()))
+        .with_context(|| format!("cannot create directory {}", path.display()))
 }
 
 /// Loads a root key; creates it only together with a new store, so an existing store never
 /// silently gets a fresh key it cannot decrypt with.
-fn root_key(path: &Path, store_exists: bool) -> Result<RootKey, String> {
+fn root_key(path: &Path, store_exists: bool) -> anyhow::Result<RootKey> {
     if store_exists {
         RootKey::load(path).map_err(|e| {
-            format!("{e} (the store next to it needs this key; restore it from your backup)")
+            anyhow!("{e} (the store next to it needs this key; restore it from your backup)")
         })
     } else {
         RootKey::load_or_create(path)
             .map(|(k, _)| k)
-            .map_err(|e| e.to_string())
+            .map_err(anyhow::Error::from)
     }
 }
 
@@ -76,7 +77,7 @@ fn exists(path: &Path) -> bool {
 
 /// Opens (or, on first start, creates) the data directory and everything this node serves from
 /// it, one step after the other.
-pub async fn open(settings: &Settings, endpoint: &str) -> Result<Node, String> {
+pub async fn open(settings: &Settings, endpoint: &str) -> anyhow::Result<Node> {
     let dir = create_dirs(&settings.data_dir)?;
     // Open every store first: each checks its format before writing anything.
     let (iam, iam_existed) = open_iam_store(settings, &dir, settings.migrate_on_start).await?;
@@ -125,11 +126,11 @@ pub async fn open(settings: &Settings, endpoint: &str) -> Result<Node, String> {
 
 /// Creates the data directory and its `regions`, `keys` and `aws` folders (mode 0700) where
 /// missing; returns the directory's canonical path.
-fn create_dirs(data_dir: &Path) -> Result<PathBuf, String> {
+fn create_dirs(data_dir: &Path) -> anyhow::Result<PathBuf> {
     create_private_dir(data_dir)?;
     let dir = data_dir
         .canonicalize()
-        .map_err(|e| format!("cannot resolve {}: {e}", data_dir.display()))?;
+        .with_context(|| format!("cannot resolve {}", data_dir.display()))?;
     for sub in ["regions", "keys", "aws"] {
         create_private_dir(&dir.join(sub))?;
     }
@@ -140,7 +141,7 @@ fn create_dirs(data_dir: &Path) -> Result<PathBuf, String> {
 async fn open_region_stores(
     settings: &Settings,
     dir: &Path,
-) -> Result<Vec<(String, RegionStore)>, String> {
+) -> anyhow::Result<Vec<(String, RegionStore)>> {
     let mut stores = Vec::new();
     for region in &settings.regions {
         let store = open_region_store(settings, dir, region, settings.migrate_on_start).await?;
@@ -154,7 +155,7 @@ fn deployment_root_key(
     settings: &Settings,
     dir: &Path,
     iam_existed: bool,
-) -> Result<RootKey, String> {
+) -> anyhow::Result<RootKey> {
     shared_root_key(
         &dir.join("keys").join("deployment.key"),
         iam_existed,
@@ -174,13 +175,10 @@ async fn start_regions(
     dir: &Path,
     stores: Vec<(String, RegionStore)>,
     account_id: &str,
-) -> Result<
-    (
-        HashMap<String, Arc<RegionService>>,
-        HashMap<String, RegionKeyPair>,
-    ),
-    String,
-> {
+) -> anyhow::Result<(
+    HashMap<String, Arc<RegionService>>,
+    HashMap<String, RegionKeyPair>,
+)> {
     let mut regions = HashMap::new();
     let mut keys = HashMap::new();
     for (region, opened) in stores {
@@ -225,11 +223,10 @@ async fn shared_region_root_key(
     account_id: &str,
     region: &str,
     key_path: &Path,
-) -> Result<RootKey, String> {
+) -> anyhow::Result<RootKey> {
     let existed = store
         .load_kms_alias(account_id, coffer_core::keys::DEFAULT_KEY_ALIAS)
-        .await
-        .map_err(|e| e.to_string())?
+        .await?
         .is_some();
     let key = crate::root_keys::from_env_or(region, || shared_root_key(key_path, existed, true))?;
     check_root_key(store, &key, account_id, region, key_path).await?;
@@ -237,10 +234,7 @@ async fn shared_region_root_key(
     // (non-secret) fingerprint, and a node with another key file is refused, instead of the
     // two nodes sealing keys the other cannot open.
     let ours = key.fingerprint();
-    let recorded = store
-        .claim_meta("root_key_fingerprint", &ours)
-        .await
-        .map_err(|e| e.to_string())?;
+    let recorded = store.claim_meta("root_key_fingerprint", &ours).await?;
     // After `coffer rotate-root-key` the recorded fingerprint is the previous key's: that
     // is fine when this node holds it as a retired key, or when this key opens the KMS keys
     // already stored (the rotation re-wrapped them).
@@ -250,13 +244,13 @@ async fn shared_region_root_key(
             .any(|k| k.fingerprint() == recorded)
             || current_key_opens_stored(store, &key, account_id).await?);
     if recorded != ours && !successor {
-        return Err(format!(
+        bail!(
             "{} is not the root key Region {region}'s shared store was created with \
              (fingerprint {ours}; the store expects {recorded}): every node serving \
              {region} needs the same root key file; copy it from a node already serving \
              this store (nothing was changed)",
             key_path.display()
-        ));
+        );
     }
     Ok(key)
 }
@@ -270,7 +264,7 @@ async fn write_aws_files(
     iam: &dyn IamStore,
     credentials: &HashMap<String, Arc<Credential>>,
     account_id: &str,
-) -> Result<(PathBuf, PathBuf), String> {
+) -> anyhow::Result<(PathBuf, PathBuf)> {
     let admin = admin_key_of(iam, credentials, account_id).await?;
     let credentials_file = dir.join("aws").join("credentials");
     let config_file = dir.join("aws").join("config");
@@ -304,15 +298,11 @@ async fn write_aws_files(
 }
 
 /// The `[[peers]]` of the configuration: the Regions other nodes serve.
-fn configured_peers(settings: &Settings) -> Result<HashMap<String, Peer>, String> {
+fn configured_peers(settings: &Settings) -> anyhow::Result<HashMap<String, Peer>> {
     let mut peers = HashMap::new();
     for p in &settings.peers {
-        let public_key = PublicKey::from_base64(p.public_key.trim()).map_err(|e| {
-            format!(
-                "peer {}: public_key is not a Coffer public key: {e}",
-                p.region
-            )
-        })?;
+        let public_key = PublicKey::from_base64(p.public_key.trim())
+            .with_context(|| format!("peer {}: public_key is not a Coffer public key", p.region))?;
         peers.insert(
             p.region.clone(),
             Peer {
@@ -367,7 +357,7 @@ impl RegionStore {
 /// created empty with mode 0600 (SQLite takes an empty file as a new database, and gives the
 /// `-wal` and `-shm` files it creates the database file's mode); an existing database and its
 /// `-wal`/`-shm` files (from a version that created them 0644) are set to 0600.
-pub fn private_sqlite_file(path: &Path) -> Result<(), String> {
+pub fn private_sqlite_file(path: &Path) -> anyhow::Result<()> {
     use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
     if !path.exists() {
         std::fs::OpenOptions::new()
@@ -376,7 +366,7 @@ pub fn private_sqlite_file(path: &Path) -> Result<(), String> {
             .truncate(false)
             .mode(0o600)
             .open(path)
-            .map_err(|e| format!("cannot create {}: {e}", path.display()))?;
+            .with_context(|| format!("cannot create {}", path.display()))?;
     }
     let mut names = vec![path.to_path_buf()];
     for suffix in ["-wal", "-shm"] {
@@ -386,7 +376,7 @@ pub fn private_sqlite_file(path: &Path) -> Result<(), String> {
     }
     for name in names.iter().filter(|n| n.exists()) {
         std::fs::set_permissions(name, std::fs::Permissions::from_mode(0o600))
-            .map_err(|e| format!("cannot make {} private: {e}", name.display()))?;
+            .with_context(|| format!("cannot make {} private", name.display()))?;
     }
     Ok(())
 }
@@ -400,20 +390,20 @@ pub async fn open_region_store(
     dir: &Path,
     region: &str,
     migrate: bool,
-) -> Result<RegionStore, String> {
+) -> anyhow::Result<RegionStore> {
     match settings.store_of(region) {
         StoreUrl::Sqlite => {
             let path = region_file(dir, region);
             let existed = exists(&path);
             private_sqlite_file(&path)?;
-            let store = SqliteStore::open(&path).await.map_err(|e| e.to_string())?;
+            let store = SqliteStore::open(&path).await?;
             Ok(RegionStore::Sqlite(store, existed))
         }
         StoreUrl::Postgres(url) => {
             let schema = PostgresStore::schema_for_region(region);
             let store = PostgresStore::open_with(url, &schema, migrate)
                 .await
-                .map_err(|e| format!("Region {region}: {e}"))?;
+                .with_context(|| format!("Region {region}"))?;
             Ok(RegionStore::Postgres(store))
         }
     }
@@ -424,22 +414,20 @@ pub async fn open_iam_store(
     settings: &Settings,
     dir: &Path,
     migrate: bool,
-) -> Result<(Arc<dyn IamStore>, bool), String> {
+) -> anyhow::Result<(Arc<dyn IamStore>, bool)> {
     match &settings.iam_store {
         StoreUrl::Sqlite => {
             let path = dir.join("iam.db");
             let existed = exists(&path);
             private_sqlite_file(&path)?;
-            let iam = SqliteIamStore::open(&path)
-                .await
-                .map_err(|e| e.to_string())?;
+            let iam = SqliteIamStore::open(&path).await?;
             Ok((Arc::new(iam), existed))
         }
         StoreUrl::Postgres(url) => {
             let iam = PostgresIamStore::open_with(url, "coffer_iam", migrate)
                 .await
-                .map_err(|e| format!("IAM store: {e}"))?;
-            let existed = !iam.accounts().await.map_err(|e| e.to_string())?.is_empty();
+                .context("IAM store")?;
+            let existed = !iam.accounts().await?.is_empty();
             Ok((Arc::new(iam), existed))
         }
     }
@@ -447,14 +435,14 @@ pub async fn open_iam_store(
 
 /// [`root_key`] for a store other nodes may share: a missing key file next to a store that
 /// already holds keys means this node was not given the shared key.
-fn shared_root_key(path: &Path, store_has_keys: bool, shared: bool) -> Result<RootKey, String> {
+fn shared_root_key(path: &Path, store_has_keys: bool, shared: bool) -> anyhow::Result<RootKey> {
     if shared && store_has_keys && !path.exists() {
-        return Err(format!(
+        bail!(
             "{} is missing, but the shared PostgreSQL store already holds keys sealed by it: \
              copy that file from a node already serving this store (every node needs the same \
              one), then start again",
             path.display()
-        ));
+        );
     }
     root_key(path, store_has_keys)
 }
@@ -464,19 +452,14 @@ async fn current_key_opens_stored(
     store: &dyn Store,
     key: &RootKey,
     account_id: &str,
-) -> Result<bool, String> {
+) -> anyhow::Result<bool> {
     let Some(alias) = store
         .load_kms_alias(account_id, coffer_core::keys::DEFAULT_KEY_ALIAS)
-        .await
-        .map_err(|e| e.to_string())?
+        .await?
     else {
         return Ok(false);
     };
-    let Some(record) = store
-        .load_kms_key(&alias.target_key_arn)
-        .await
-        .map_err(|e| e.to_string())?
-    else {
+    let Some(record) = store.load_kms_key(&alias.target_key_arn).await? else {
         return Ok(false);
     };
     Ok(key
@@ -492,19 +475,14 @@ pub async fn check_root_key(
     account_id: &str,
     region: &str,
     key_path: &Path,
-) -> Result<(), String> {
+) -> anyhow::Result<()> {
     let Some(alias) = store
         .load_kms_alias(account_id, coffer_core::keys::DEFAULT_KEY_ALIAS)
-        .await
-        .map_err(|e| e.to_string())?
+        .await?
     else {
         return Ok(());
     };
-    let Some(record) = store
-        .load_kms_key(&alias.target_key_arn)
-        .await
-        .map_err(|e| e.to_string())?
-    else {
+    let Some(record) = store.load_kms_key(&alias.target_key_arn).await? else {
         return Ok(());
     };
     // A retired key still opens what a rotation did not re-wrap yet.
@@ -517,7 +495,7 @@ pub async fn check_root_key(
         .map(|_| ())
         .ok_or(())
         .map_err(|_| {
-            format!(
+            anyhow!(
                 "{} does not open the KMS keys stored for Region {region}: every node serving \
                  {region} needs the same root key file; copy it from a node already serving \
                  this store (nothing was changed)",
@@ -526,12 +504,12 @@ pub async fn check_root_key(
         })
 }
 
-fn write_private(path: &Path, contents: &str) -> Result<(), String> {
+fn write_private(path: &Path, contents: &str) -> anyhow::Result<()> {
     write_file(path, contents, 0o600)
 }
 
 /// Writes a file whole (a temporary file renamed into place), created with `mode`.
-pub fn write_file(path: &Path, contents: &str, mode: u32) -> Result<(), String> {
+pub fn write_file(path: &Path, contents: &str, mode: u32) -> anyhow::Result<()> {
     use std::io::Write;
     use std::os::unix::fs::OpenOptionsExt;
     let tmp = path.with_extension("tmp");
@@ -541,11 +519,11 @@ pub fn write_file(path: &Path, contents: &str, mode: u32) -> Result<(), String> 
         .truncate(true)
         .mode(mode)
         .open(&tmp)
-        .map_err(|e| format!("cannot write {}: {e}", tmp.display()))?;
+        .with_context(|| format!("cannot write {}", tmp.display()))?;
     f.write_all(contents.as_bytes())
         .and_then(|_| f.sync_all())
-        .map_err(|e| format!("cannot write {}: {e}", tmp.display()))?;
-    std::fs::rename(&tmp, path).map_err(|e| format!("cannot write {}: {e}", path.display()))
+        .with_context(|| format!("cannot write {}", tmp.display()))?;
+    std::fs::rename(&tmp, path).with_context(|| format!("cannot write {}", path.display()))
 }
 
 fn random_from(alphabet: &[u8], n: usize) -> String {
@@ -562,8 +540,8 @@ async fn ensure_account(
     deployment_key: &RootKey,
     wanted: Option<&str>,
     admin_key: Option<&(String, Zeroizing<String>)>,
-) -> Result<String, String> {
-    let existing = iam.accounts().await.map_err(|e| e.to_string())?;
+) -> anyhow::Result<String> {
+    let existing = iam.accounts().await?;
     let first = match existing.into_iter().next() {
         Some(existing) => existing,
         None => {
@@ -575,17 +553,15 @@ async fn ensure_account(
             let (admin, key, _) = admin_records(deployment_key, &account_id, admin_key, now);
             // Atomic: of nodes starting at the same instant on one empty shared store, one
             // creates the account and the others take it.
-            iam.bootstrap_account(now, admin, key)
-                .await
-                .map_err(|e| e.to_string())?
+            iam.bootstrap_account(now, admin, key).await?
         }
     };
     if let Some(w) = wanted
         && w != first
     {
-        return Err(format!(
+        bail!(
             "this data directory belongs to account {first}, not {w}; drop --account-id or use another --data-dir"
-        ));
+        );
     }
     Ok(first)
 }
@@ -639,19 +615,17 @@ pub async fn create_account(
     deployment_key: &RootKey,
     account_id: &str,
     admin_key: Option<&(String, Zeroizing<String>)>,
-) -> Result<(String, Zeroizing<String>), String> {
+) -> anyhow::Result<(String, Zeroizing<String>)> {
     let now = chrono::Utc::now().timestamp_millis();
     iam.create_account(account_id, now)
         .await
         .map_err(|e| match e {
-            coffer_store::StoreError::Conflict => format!("account {account_id} already exists"),
-            e => e.to_string(),
+            coffer_store::StoreError::Conflict => anyhow!("account {account_id} already exists"),
+            e => e.into(),
         })?;
     let (admin, key, clear) = admin_records(deployment_key, account_id, admin_key, now);
-    iam.create_user(admin).await.map_err(|e| e.to_string())?;
-    iam.create_access_key(key)
-        .await
-        .map_err(|e| e.to_string())?;
+    iam.create_user(admin).await?;
+    iam.create_access_key(key).await?;
     Ok(clear)
 }
 
@@ -660,16 +634,15 @@ async fn admin_key_of(
     iam: &dyn IamStore,
     credentials: &HashMap<String, Arc<Credential>>,
     account_id: &str,
-) -> Result<Option<(String, Zeroizing<String>)>, String> {
+) -> anyhow::Result<Option<(String, Zeroizing<String>)>> {
     let admins: Vec<String> = iam
         .users()
-        .await
-        .map_err(|e| e.to_string())?
+        .await?
         .into_iter()
         .filter(|u| u.is_admin && u.account_id == account_id)
         .map(|u| u.user_arn)
         .collect();
-    for key in iam.access_keys().await.map_err(|e| e.to_string())? {
+    for key in iam.access_keys().await? {
         if admins.contains(&key.user_arn)
             && let Some(c) = credentials.get(&key.access_key_id)
         {
@@ -684,7 +657,7 @@ async fn admin_key_of(
 
 /// The replication public key of a Region of this data directory (creating its root key on a
 /// new directory), for the `[[peers]]` of other nodes.
-pub fn public_key(dir: &Path, region: &str) -> Result<String, String> {
+pub fn public_key(dir: &Path, region: &str) -> anyhow::Result<String> {
     create_private_dir(&dir.join("keys"))?;
     let store_exists = exists(&dir.join("regions").join(format!("{region}.db")));
     let key = root_key(&region_key_path(dir, region), store_exists)?;
@@ -693,7 +666,7 @@ pub fn public_key(dir: &Path, region: &str) -> Result<String, String> {
 
 /// This node's stable identity (`DIR/node-id`), used for outbox leases: a node restarted on the
 /// same directory takes its own unfinished work back at once.
-fn node_id(dir: &Path) -> Result<String, String> {
+fn node_id(dir: &Path) -> anyhow::Result<String> {
     let path = dir.join("node-id");
     match std::fs::read_to_string(&path) {
         Ok(id) if !id.trim().is_empty() => Ok(id.trim().to_string()),

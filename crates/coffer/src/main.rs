@@ -15,7 +15,9 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
 
+use anyhow::{Context, anyhow};
 use clap::{Parser, Subcommand};
+use coffer_core::error::Chain;
 
 #[derive(Parser)]
 #[command(
@@ -289,7 +291,7 @@ fn main() -> ExitCode {
                     mode,
                 } => {
                     if mode.is_none() && !dry_run {
-                        return Err("failback needs --mode overwrite or --mode swap-roles (or --dry-run to see the diverged writes first)".to_string());
+                        anyhow::bail!("failback needs --mode overwrite or --mode swap-roles (or --dry-run to see the diverged writes first)");
                     }
                     let mode = mode.map(|m| if m == "overwrite" { "Overwrite" } else { "SwapRoles" });
                     (
@@ -332,7 +334,7 @@ fn main() -> ExitCode {
         }),
         Command::PublicKey { data_dir, region } => {
             if coffer_core::model::partition_of(&region).is_none() {
-                Err(format!("'{region}' is not an AWS Region"))
+                Err(anyhow!("'{region}' is not an AWS Region"))
             } else {
                 data_dir::public_key(&data_dir, &region).map(|k| println!("{k}"))
             }
@@ -340,14 +342,19 @@ fn main() -> ExitCode {
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
-        Err(message) => {
-            eprintln!("coffer: {message}");
+        Err(e) => {
+            eprintln!("coffer: {}", shown(&e));
             ExitCode::from(2)
         }
     }
 }
 
-async fn serve(args: config::ServeArgs) -> Result<(), String> {
+/// What a failed command prints: the message and its causes, each once, on one line.
+fn shown(e: &anyhow::Error) -> String {
+    Chain(e.as_ref()).to_string()
+}
+
+async fn serve(args: config::ServeArgs) -> anyhow::Result<()> {
     let settings = config::Settings::resolve(args)?;
     let shutdown = shutdown_signal()?;
     let mut limits = settings.limits.clone();
@@ -367,10 +374,10 @@ async fn serve(args: config::ServeArgs) -> Result<(), String> {
     );
     let listener = tokio::net::TcpListener::bind(&settings.listen)
         .await
-        .map_err(|e| format!("cannot listen on {}: {e}", settings.listen))?;
+        .with_context(|| format!("cannot listen on {}", settings.listen))?;
     let addr = listener
         .local_addr()
-        .map_err(|e| format!("cannot read the listening address: {e}"))?;
+        .context("cannot read the listening address")?;
     let mut settings = settings;
     let (handshake, scheme) = match settings.tls.clone() {
         config::Tls::Off => {
@@ -452,7 +459,7 @@ async fn serve(args: config::ServeArgs) -> Result<(), String> {
     for region in deployment.regions.values().cloned() {
         tokio::spawn(async move {
             if let Err(e) = coffer_core::failover::resume(&region).await {
-                tracing::error!(region = %region.region, error = %e, "An unfinished Region failover could not be resumed; run `coffer region failover` again");
+                tracing::error!(region = %region.region, error = %Chain(&e), "An unfinished Region failover could not be resumed; run `coffer region failover` again");
             }
         });
     }
@@ -465,7 +472,7 @@ async fn serve(args: config::ServeArgs) -> Result<(), String> {
     };
     coffer_api::serve_with(listener, deployment.clone(), handshake, shutdown)
         .await
-        .map_err(|e| format!("server failed: {e}"))?;
+        .context("server failed")?;
     let _ = stop_tx.send(true);
     let _ = purge.await;
     let _ = replication.await;
@@ -483,7 +490,7 @@ fn tls_handshake(
     cert: std::path::PathBuf,
     key: std::path::PathBuf,
     peer_ca_file: Option<&std::path::Path>,
-) -> Result<coffer_api::edge::Handshake, String> {
+) -> anyhow::Result<coffer_api::edge::Handshake> {
     let certificate = coffer_api::tls::Certificate::open(cert, key)?;
     certificate.watch();
     let own = certificate.clone();
@@ -491,28 +498,28 @@ fn tls_handshake(
         peer_ca_file,
         Some(std::sync::Arc::new(move || Some(own.current_der()))),
     )?;
-    Ok(coffer_api::tls::handshake(coffer_api::tls::server_config(
-        certificate,
-    )?))
+    let config = coffer_api::tls::server_config(certificate)?;
+    Ok(coffer_api::tls::handshake(config))
 }
 
 /// Replication to `https://` peers: it trusts `peer_ca_file` and this node's own certificate.
 fn peer_tls(
     peer_ca_file: Option<&std::path::Path>,
     own: Option<coffer_replication::tls::OwnCertificate>,
-) -> Result<(), String> {
+) -> anyhow::Result<()> {
     let ca = match peer_ca_file {
         Some(path) => Some(
             std::fs::read(path)
-                .map_err(|e| format!("cannot read peer_ca_file {}: {e}", path.display()))?,
+                .with_context(|| format!("cannot read peer_ca_file {}", path.display()))?,
         ),
         None => None,
     };
-    coffer_replication::tls::configure(ca.as_deref(), own).map(|_| ())
+    coffer_replication::tls::configure(ca.as_deref(), own)?;
+    Ok(())
 }
 
 /// `coffer migrate`: opens every configured store with migrations on, then closes them.
-async fn migrate(args: config::ServeArgs) -> Result<(), String> {
+async fn migrate(args: config::ServeArgs) -> anyhow::Result<()> {
     let settings = config::Settings::resolve(args)?;
     data_dir::create_private_dir(&settings.data_dir)?;
     data_dir::create_private_dir(&settings.data_dir.join("regions"))?;
@@ -553,17 +560,17 @@ async fn purge_loop(
                 Ok(true) => {}
                 Ok(false) => continue,
                 Err(e) => {
-                    tracing::warn!(region = %region.region, error = %e, "Cannot take the purge lease; will retry");
+                    tracing::warn!(region = %region.region, error = %Chain(&e), "Cannot take the purge lease; will retry");
                     continue;
                 }
             }
             if let Err(e) = coffer_core::purge::purge_due(region).await {
-                tracing::warn!(region = %region.region, error = %e, "Purge of deleted secrets failed; will retry");
+                tracing::warn!(region = %region.region, error = %Chain(&e), "Purge of deleted secrets failed; will retry");
             }
             if let Err(e) =
                 coffer_core::key_rotation::rotate_due_keys(region, &*deployment.topology).await
             {
-                tracing::warn!(region = %region.region, error = %e, "Automatic rotation of KMS keys failed; will retry");
+                tracing::warn!(region = %region.region, error = %Chain(&e), "Automatic rotation of KMS keys failed; will retry");
             }
         }
         tokio::select! {
@@ -575,12 +582,10 @@ async fn purge_loop(
 
 /// Installs the SIGTERM/SIGINT handlers now (before anything announces readiness, so a signal
 /// sent right after `listening on` is never fatal) and resolves when one arrives.
-fn shutdown_signal() -> Result<impl std::future::Future<Output = ()> + Send + 'static, String> {
+fn shutdown_signal() -> anyhow::Result<impl std::future::Future<Output = ()> + Send + 'static> {
     use tokio::signal::unix::{SignalKind, signal};
-    let mut terminate =
-        signal(SignalKind::terminate()).map_err(|e| format!("cannot handle SIGTERM: {e}"))?;
-    let mut interrupt =
-        signal(SignalKind::interrupt()).map_err(|e| format!("cannot handle SIGINT: {e}"))?;
+    let mut terminate = signal(SignalKind::terminate()).context("cannot handle SIGTERM")?;
+    let mut interrupt = signal(SignalKind::interrupt()).context("cannot handle SIGINT")?;
     Ok(async move {
         tokio::select! {
             _ = terminate.recv() => {}

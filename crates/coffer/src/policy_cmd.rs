@@ -10,6 +10,7 @@
 
 use std::sync::Arc;
 
+use anyhow::{Context, anyhow, bail};
 use coffer_core::operation::Operation as _;
 use coffer_core::ops::Operation as SecretsManager;
 use coffer_store::{SecretChange, Store};
@@ -17,7 +18,7 @@ use coffer_store::{SecretChange, Store};
 use crate::config::Settings;
 use crate::data_dir::{self, RegionStore};
 
-async fn open_store(settings: &Settings, region: &str) -> Result<Arc<dyn Store>, String> {
+async fn open_store(settings: &Settings, region: &str) -> anyhow::Result<Arc<dyn Store>> {
     let dir = settings.data_dir.clone();
     Ok(
         match data_dir::open_region_store(settings, &dir, region, false).await? {
@@ -27,9 +28,9 @@ async fn open_store(settings: &Settings, region: &str) -> Result<Arc<dyn Store>,
     )
 }
 
-async fn accounts(settings: &Settings) -> Result<Vec<String>, String> {
+async fn accounts(settings: &Settings) -> anyhow::Result<Vec<String>> {
     let (iam, _) = data_dir::open_iam_store(settings, &settings.data_dir, false).await?;
-    let accounts = iam.accounts().await.map_err(|e| e.to_string());
+    let accounts = iam.accounts().await.map_err(anyhow::Error::from);
     iam.close().await;
     accounts
 }
@@ -37,16 +38,16 @@ async fn accounts(settings: &Settings) -> Result<Vec<String>, String> {
 fn regions<'a>(
     settings: &'a Settings,
     region: &'a Option<String>,
-) -> Result<Vec<&'a String>, String> {
+) -> anyhow::Result<Vec<&'a String>> {
     match region {
         Some(r) if settings.regions.contains(r) => Ok(vec![r]),
-        Some(r) => Err(format!("this node does not serve {r} (--regions)")),
+        Some(r) => Err(anyhow!("this node does not serve {r} (--regions)")),
         None => Ok(settings.regions.iter().collect()),
     }
 }
 
 /// Every secret with a resource policy: one line `REGION ARN POLICY` each.
-pub async fn list(settings: &Settings, region: Option<String>) -> Result<String, String> {
+pub async fn list(settings: &Settings, region: Option<String>) -> anyhow::Result<String> {
     // The same lock as `remove`, so the listing is what `remove` would act on.
     let _audit = crate::audit_cmd::open(settings)?;
     let accounts = accounts(settings).await?;
@@ -54,11 +55,7 @@ pub async fn list(settings: &Settings, region: Option<String>) -> Result<String,
     for region in regions(settings, &region)? {
         let store = open_store(settings, region).await?;
         for account in &accounts {
-            for secret in store
-                .list_secrets(account)
-                .await
-                .map_err(|e| e.to_string())?
-            {
+            for secret in store.list_secrets(account).await? {
                 if let Some(policy) = &secret.record.resource_policy {
                     out.push(format!("{region} {} {policy}", secret.record.arn));
                 }
@@ -74,7 +71,7 @@ pub async fn list(settings: &Settings, region: Option<String>) -> Result<String,
 
 /// Removes the resource policy of `secret_id` (an ARN or a name) in `region`, recorded in the
 /// audit log as `DeleteResourcePolicy` by the local operator.
-pub async fn remove(settings: &Settings, region: &str, secret_id: &str) -> Result<String, String> {
+pub async fn remove(settings: &Settings, region: &str, secret_id: &str) -> anyhow::Result<String> {
     let audit = crate::audit_cmd::open(settings)?;
     regions(settings, &Some(region.to_string()))?;
     let store = open_store(settings, region).await?;
@@ -103,9 +100,10 @@ pub async fn remove(settings: &Settings, region: &str, secret_id: &str) -> Resul
     record.recipient_account_id = Some(secret.account_id.clone());
     record.request_parameters = serde_json::json!({"secretId": secret_id});
     record.response_elements = serde_json::json!({"arn": secret.arn, "name": secret.name});
-    audit.append(&record).await.map_err(|e| {
-        format!("the policy was removed, but its audit record was not written: {e}")
-    })?;
+    audit
+        .append(&record)
+        .await
+        .context("the policy was removed, but its audit record was not written")?;
     Ok(outcome)
 }
 
@@ -114,37 +112,31 @@ async fn remove_in(
     store: &dyn Store,
     region: &str,
     secret_id: &str,
-) -> Result<(coffer_store::SecretRecord, String), String> {
+) -> anyhow::Result<(coffer_store::SecretRecord, String)> {
     let mut found = None;
     if secret_id.starts_with("arn:") {
-        found = store
-            .load_secret_by_arn(secret_id)
-            .await
-            .map_err(|e| e.to_string())?;
+        found = store.load_secret_by_arn(secret_id).await?;
     } else {
         for account in accounts(settings).await? {
-            if let Some(s) = store
-                .load_secret_by_name(&account, secret_id)
-                .await
-                .map_err(|e| e.to_string())?
-            {
+            if let Some(s) = store.load_secret_by_name(&account, secret_id).await? {
                 if found.is_some() {
-                    return Err(format!(
+                    bail!(
                         "several accounts have a secret named {secret_id} in {region}: give its ARN"
-                    ));
+                    );
                 }
                 found = Some(s);
             }
         }
     }
     let Some(mut secret) = found else {
-        return Err(format!("no secret {secret_id} in {region}"));
+        bail!("no secret {secret_id} in {region}");
     };
     if let Err(e) = coffer_core::secret::ensure_primary(&secret) {
-        return Err(format!(
+        bail!(
             "{} is a replica in {region}: remove the policy in its primary's Region ({})",
-            secret.record.arn, e.message
-        ));
+            secret.record.arn,
+            e.message
+        );
     }
     if secret.record.resource_policy.is_none() {
         return Ok((
@@ -179,8 +171,7 @@ async fn remove_in(
             }],
             outbox,
         )
-        .await
-        .map_err(|e| e.to_string())?;
+        .await?;
     Ok((
         secret.record.clone(),
         format!("removed the resource policy of {}", secret.record.arn),

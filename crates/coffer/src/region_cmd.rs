@@ -8,6 +8,7 @@
 
 use std::time::{Duration, SystemTime};
 
+use anyhow::{Context, anyhow, bail};
 use aws_credential_types::Credentials;
 use aws_sigv4::http_request::{SignableBody, SignableRequest, SigningSettings, sign};
 use aws_sigv4::sign::v4;
@@ -30,20 +31,18 @@ pub async fn call(
     region: &str,
     operation: &str,
     body: &serde_json::Value,
-) -> Result<serde_json::Value, String> {
+) -> anyhow::Result<serde_json::Value> {
     let credentials = credentials()?;
     let uri: http::Uri = endpoint
         .parse()
-        .map_err(|e| format!("--endpoint {endpoint:?} is not a URL: {e}"))?;
+        .with_context(|| format!("--endpoint {endpoint:?} is not a URL"))?;
     if uri.scheme_str() != Some("http") {
         // hyper's plain client; put a TLS terminator's plain side, or the node itself, here.
-        return Err(format!(
-            "--endpoint {endpoint:?}: only http:// URLs are supported (the node's own address)"
-        ));
+        bail!("--endpoint {endpoint:?}: only http:// URLs are supported (the node's own address)");
     }
     let host = uri
         .authority()
-        .ok_or_else(|| format!("--endpoint {endpoint:?} has no host"))?
+        .ok_or_else(|| anyhow!("--endpoint {endpoint:?} has no host"))?
         .to_string();
     let url = format!("http://{host}/");
     let target = format!("Coffer.{operation}");
@@ -56,7 +55,7 @@ pub async fn call(
         .time(SystemTime::now())
         .settings(SigningSettings::default())
         .build()
-        .map_err(|e| format!("cannot sign the request: {e}"))?
+        .context("cannot sign the request")?
         .into();
     let headers = [
         ("content-type", CONTENT_TYPE),
@@ -69,9 +68,9 @@ pub async fn call(
         headers.into_iter(),
         SignableBody::Bytes(&body),
     )
-    .map_err(|e| format!("cannot sign the request: {e}"))?;
+    .context("cannot sign the request")?;
     let (instructions, _) = sign(signable, &params)
-        .map_err(|e| format!("cannot sign the request: {e}"))?
+        .context("cannot sign the request")?
         .into_parts();
     let mut request = http::Request::builder()
         .method("POST")
@@ -84,21 +83,21 @@ pub async fn call(
     }
     let request = request
         .body(Full::new(body))
-        .map_err(|e| format!("cannot build the request: {e}"))?;
+        .context("cannot build the request")?;
     let client: Client<_, Full<Bytes>> = Client::builder(TokioExecutor::new()).build_http();
     let response = tokio::time::timeout(TIMEOUT, client.request(request))
         .await
-        .map_err(|_| format!("{endpoint} did not answer within {} s", TIMEOUT.as_secs()))?
-        .map_err(|e| format!("cannot reach {endpoint}: {e}"))?;
+        .map_err(|_| anyhow!("{endpoint} did not answer within {} s", TIMEOUT.as_secs()))?
+        .with_context(|| format!("cannot reach {endpoint}"))?;
     let status = response.status();
     let bytes = response
         .into_body()
         .collect()
         .await
-        .map_err(|e| format!("reading the answer of {endpoint}: {e}"))?
+        .with_context(|| format!("reading the answer of {endpoint}"))?
         .to_bytes();
     let json: serde_json::Value = serde_json::from_slice(&bytes).map_err(|_| {
-        format!(
+        anyhow!(
             "{endpoint} answered HTTP {status} with something that is not JSON: {}",
             String::from_utf8_lossy(&bytes[..bytes.len().min(300)])
         )
@@ -106,14 +105,14 @@ pub async fn call(
     if !status.is_success() {
         let code = json["__type"].as_str().unwrap_or("Error");
         let message = json["Message"].as_str().unwrap_or("");
-        return Err(format!("{code}: {message}"));
+        bail!("{code}: {message}");
     }
     Ok(json)
 }
 
 /// The caller's credentials, found as the AWS CLI finds them (environment, then the shared
 /// credentials file's profile).
-fn credentials() -> Result<Credentials, String> {
+fn credentials() -> anyhow::Result<Credentials> {
     let env = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
     if let (Some(id), Some(secret)) = (env("AWS_ACCESS_KEY_ID"), env("AWS_SECRET_ACCESS_KEY")) {
         return Ok(Credentials::new(
@@ -126,7 +125,7 @@ fn credentials() -> Result<Credentials, String> {
     }
     let file = match env("AWS_SHARED_CREDENTIALS_FILE") {
         Some(f) => std::path::PathBuf::from(f),
-        None => std::path::PathBuf::from(env("HOME").ok_or(
+        None => std::path::PathBuf::from(env("HOME").context(
             "no credentials: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or AWS_SHARED_CREDENTIALS_FILE",
         )?)
         .join(".aws")
@@ -134,13 +133,13 @@ fn credentials() -> Result<Credentials, String> {
     };
     let profile = env("AWS_PROFILE").unwrap_or_else(|| "default".into());
     let text = std::fs::read_to_string(&file).map_err(|e| {
-        format!(
+        anyhow!(
             "no credentials: AWS_ACCESS_KEY_ID is not set and {} cannot be read ({e})",
             file.display()
         )
     })?;
     let (id, secret, token) = profile_keys(&text, &profile).ok_or_else(|| {
-        format!(
+        anyhow!(
             "no credentials: profile [{profile}] of {} has no aws_access_key_id and aws_secret_access_key",
             file.display()
         )

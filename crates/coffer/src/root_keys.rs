@@ -15,6 +15,7 @@
 
 use std::path::{Path, PathBuf};
 
+use anyhow::{Context, anyhow, bail};
 use coffer_core::RegionService;
 use coffer_kms::RootKey;
 use coffer_store::KmsChange;
@@ -33,11 +34,11 @@ pub fn env_var(region: &str) -> String {
 /// The Region's root key from its environment variable, or from `file()` when it is not set.
 pub fn from_env_or(
     region: &str,
-    file: impl FnOnce() -> Result<RootKey, String>,
-) -> Result<RootKey, String> {
+    file: impl FnOnce() -> anyhow::Result<RootKey>,
+) -> anyhow::Result<RootKey> {
     let name = env_var(region);
     match std::env::var(&name) {
-        Ok(hex) => RootKey::from_hex(&hex).map_err(|e| format!("{name}: {e}")),
+        Ok(hex) => RootKey::from_hex(&hex).context(name),
         Err(_) => file(),
     }
 }
@@ -112,25 +113,23 @@ pub async fn rotate(
     settings: &Settings,
     region: &str,
     rewrap_only: bool,
-) -> Result<String, String> {
+) -> anyhow::Result<String> {
     let from_env = std::env::var(env_var(region)).is_ok();
     if from_env && !rewrap_only {
-        return Err(format!(
+        bail!(
             "the root key of {region} comes from {}: rotate it by hand, then run with \
              --rewrap-only (docs/keys.md)",
             env_var(region)
-        ));
+        );
     }
-    let dir = settings.data_dir.canonicalize().map_err(|e| {
-        format!(
-            "cannot open data directory {}: {e}",
-            settings.data_dir.display()
-        )
-    })?;
+    let dir = settings
+        .data_dir
+        .canonicalize()
+        .with_context(|| format!("cannot open data directory {}", settings.data_dir.display()))?;
     let key_path = dir.join("keys").join(format!("{region}.key"));
     let load_current = || {
         from_env_or(region, || {
-            RootKey::load(&key_path).map_err(|e| e.to_string())
+            RootKey::load(&key_path).map_err(anyhow::Error::from)
         })
     };
     let current = load_current()?;
@@ -138,9 +137,7 @@ pub async fn rotate(
     let target = if rewrap_only {
         load_current()?
     } else {
-        RootKey::load_or_create(&next_path)
-            .map_err(|e| e.to_string())?
-            .0
+        RootKey::load_or_create(&next_path)?.0
     };
     let store: std::sync::Arc<dyn coffer_store::Store> =
         match data_dir::open_region_store(settings, &dir, region, false).await? {
@@ -151,7 +148,7 @@ pub async fn rotate(
     sources.extend(other_keys(&key_path));
     let mut rewrapped = 0;
     let mut already = 0;
-    for listed in store.list_kms_keys(None).await.map_err(|e| e.to_string())? {
+    for listed in store.list_kms_keys(None).await? {
         // Only over the row as read: a key the running server changes meanwhile (a rotation
         // writes new material) is read again and re-wrapped as it is now.
         let mut current = Some(listed);
@@ -170,7 +167,7 @@ pub async fn rotate(
                         .ok()
                 })
                 .ok_or_else(|| {
-                    format!(
+                    anyhow!(
                         "{} opens under none of the root keys in {} (nothing more was changed)",
                         record.key_arn,
                         dir.join("keys").display()
@@ -189,9 +186,9 @@ pub async fn rotate(
                 Ok(()) => rewrapped += 1,
                 Err(coffer_store::StoreError::Conflict) => {
                     // Changed (read it again) or deleted (nothing to re-wrap).
-                    current = store.load_kms_key(&arn).await.map_err(|e| e.to_string())?;
+                    current = store.load_kms_key(&arn).await?;
                 }
-                Err(e) => return Err(e.to_string()),
+                Err(e) => return Err(e.into()),
             }
         }
     }
@@ -206,13 +203,12 @@ pub async fn rotate(
     let old_path = with_suffix(&key_path, &format!(".old-{}", sources[0].fingerprint()));
     if !old_path.exists() {
         std::fs::hard_link(&key_path, &old_path)
-            .map_err(|e| format!("cannot keep the old key as {}: {e}", old_path.display()))?;
+            .with_context(|| format!("cannot keep the old key as {}", old_path.display()))?;
     }
-    std::fs::rename(&next_path, &key_path)
-        .map_err(|e| format!("cannot put the new key in place: {e}"))?;
+    std::fs::rename(&next_path, &key_path).context("cannot put the new key in place")?;
     std::fs::File::open(dir.join("keys"))
         .and_then(|d| d.sync_all())
-        .map_err(|e| format!("cannot sync {}: {e}", dir.join("keys").display()))?;
+        .with_context(|| format!("cannot sync {}", dir.join("keys").display()))?;
     Ok(format!(
         "re-wrapped {rewrapped} KMS keys of {region} under the new root key {} ({already} already were); \
          the old key is kept as {} for keys a running server creates before it notices the new one, \

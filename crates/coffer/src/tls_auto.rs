@@ -6,6 +6,7 @@
 
 use std::path::{Path, PathBuf};
 
+use anyhow::{Context, anyhow};
 use rcgen::{
     BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair,
     KeyUsagePurpose,
@@ -20,8 +21,8 @@ pub struct Generated {
 
 /// The CA's parameters: always the same, so a server certificate made at a later start chains to
 /// the CA certificate clients already trust (only its key and these fields are needed to sign).
-fn ca_params() -> Result<CertificateParams, String> {
-    let mut params = CertificateParams::new(Vec::<String>::new()).map_err(|e| e.to_string())?;
+fn ca_params() -> anyhow::Result<CertificateParams> {
+    let mut params = CertificateParams::new(Vec::<String>::new())?;
     params
         .distinguished_name
         .push(DnType::CommonName, "Coffer local development CA");
@@ -74,28 +75,27 @@ pub fn names(listen_ip: std::net::IpAddr, extra: &[String]) -> Vec<String> {
 }
 
 /// Makes the CA once and a server certificate for `names` now, in `dir`.
-pub fn ensure(dir: &Path, names: &[String]) -> Result<Generated, String> {
+pub fn ensure(dir: &Path, names: &[String]) -> anyhow::Result<Generated> {
     crate::data_dir::create_private_dir(dir)?;
     let ca_file = dir.join("ca.pem");
     let ca_key_file = dir.join("ca.key");
     let ca_key = if ca_file.exists() && ca_key_file.exists() {
         let pem = std::fs::read_to_string(&ca_key_file)
-            .map_err(|e| format!("cannot read {}: {e}", ca_key_file.display()))?;
+            .with_context(|| format!("cannot read {}", ca_key_file.display()))?;
         KeyPair::from_pem(&pem)
-            .map_err(|_| format!("{} is not a PEM private key", ca_key_file.display()))?
+            .map_err(|_| anyhow!("{} is not a PEM private key", ca_key_file.display()))?
     } else {
-        let key = KeyPair::generate().map_err(|e| e.to_string())?;
+        let key = KeyPair::generate()?;
         let cert = ca_params()?
             .self_signed(&key)
-            .map_err(|e| format!("cannot make the local CA: {e}"))?;
+            .context("cannot make the local CA")?;
         crate::data_dir::write_file(&ca_key_file, &key.serialize_pem(), 0o600)?;
         crate::data_dir::write_file(&ca_file, &cert.pem(), 0o644)?;
         tracing::info!(ca = %ca_file.display(), "Made a local CA for --tls auto");
         key
     };
     let issuer = Issuer::new(ca_params()?, ca_key);
-    let mut params =
-        CertificateParams::new(names.to_vec()).map_err(|e| format!("--tls-names: {e}"))?;
+    let mut params = CertificateParams::new(names.to_vec()).context("--tls-names")?;
     params.distinguished_name.push(
         DnType::CommonName,
         names.first().cloned().unwrap_or_default(),
@@ -108,10 +108,10 @@ pub fn ensure(dir: &Path, names: &[String]) -> Result<Generated, String> {
     params.not_before = rcgen::date_time_ymd(y, m, d);
     let (y, m, d) = day(365);
     params.not_after = rcgen::date_time_ymd(y, m, d);
-    let key = KeyPair::generate().map_err(|e| e.to_string())?;
+    let key = KeyPair::generate()?;
     let cert = params
         .signed_by(&key, &issuer)
-        .map_err(|e| format!("cannot make the server certificate: {e}"))?;
+        .context("cannot make the server certificate")?;
     let cert_file = dir.join("server.pem");
     let key_file = dir.join("server.key");
     crate::data_dir::write_file(&key_file, &key.serialize_pem(), 0o600)?;

@@ -614,6 +614,8 @@ impl Ctx {
             return Err(audit::not_recorded(audit::NotRecorded::BeforeRunning));
         }
         let mut result = run.await;
+        // A refusal for want of an audit record is logged where it happens, below.
+        let mut logged = false;
         if let (Some(log), Some(parameters)) = (log, parameters) {
             let record = audit::operation_record(
                 operation,
@@ -626,6 +628,7 @@ impl Ctx {
             );
             if let Err(e) = log.append(&record).await {
                 tracing::error!(operation = operation.name(), error = %e, "Console action refused: its audit record cannot be written");
+                logged = true;
                 result = Err(audit::not_recorded(if record.read_only {
                     audit::NotRecorded::Read
                 } else {
@@ -633,14 +636,35 @@ impl Ctx {
                 }));
             }
         }
-        tracing::debug!(
-            region = %region.region,
-            operation = operation.name(),
-            principal = %self.caller.principal_arn,
-            outcome = result.as_ref().err().map_or("ok", |e| e.code.as_str()),
-            micros = started.elapsed().as_micros() as u64,
-            "Console request served"
-        );
+        let micros = started.elapsed().as_micros() as u64;
+        let (region, operation) = (region.region.as_str(), operation.name());
+        let principal = self.caller.principal_arn.as_str();
+        match &result {
+            // As the API logs a request (`api::log_failure`): a server failure once, at error,
+            // with its cause; everything else at debug.
+            Err(e) if e.is_server_error() && !logged => {
+                let cause = coffer_core::error::causes(e);
+                let cause = cause.as_deref().unwrap_or("none recorded");
+                let code = e.code.as_str();
+                tracing::error!(
+                    region,
+                    operation,
+                    principal,
+                    code,
+                    cause,
+                    micros,
+                    "Console request failed"
+                );
+            }
+            _ => tracing::debug!(
+                region,
+                operation,
+                principal,
+                outcome = result.as_ref().err().map_or("ok", |e| e.code.as_str()),
+                micros,
+                "Console request served"
+            ),
+        }
         result
     }
 }

@@ -34,6 +34,27 @@ impl std::fmt::Debug for Credential {
     }
 }
 
+/// Why an access key's credential cannot be loaded: the key is then refused (a request) or the
+/// node does not start (`load_all`).
+#[derive(Debug, thiserror::Error)]
+pub enum CredentialError {
+    #[error(transparent)]
+    Store(#[from] coffer_store::StoreError),
+    #[error("policy {policy} of {user} no longer parses")]
+    PolicyUnreadable {
+        policy: String,
+        user: String,
+        #[source]
+        source: coffer_iam::PolicyError,
+    },
+    #[error(
+        "access key {0} cannot be decrypted: keys/deployment.key does not belong to this IAM store"
+    )]
+    Sealed(String),
+    #[error("access key {0} is damaged")]
+    Damaged(String),
+}
+
 /// How long a cached credential is used before it is read from the IAM store again.
 pub const CREDENTIAL_TTL: Duration = Duration::from_secs(2);
 
@@ -94,32 +115,27 @@ impl Principals {
     /// The caller a user's requests act as: its inline policies (and, for the administrator
     /// created with the account, AdministratorAccess before them) and its tags
     /// (`aws:PrincipalTag/<key>`).
-    pub async fn caller_of(&self, user: &UserRecord) -> Result<Caller, String> {
+    pub async fn caller_of(&self, user: &UserRecord) -> Result<Caller, CredentialError> {
         let mut policies = Vec::new();
         if user.is_admin {
             policies.push(Policy::administrator_access());
         }
-        for p in self
-            .iam
-            .user_policies(&user.user_arn)
-            .await
-            .map_err(|e| e.to_string())?
-        {
+        for p in self.iam.user_policies(&user.user_arn).await? {
             // Stored documents passed the same parser when they were put. Should one no longer
             // parse (a stricter Coffer), the credential fails to load, which refuses the key:
             // ignoring the document could drop a Deny.
-            policies.push(Policy::parse(&p.document).map_err(|e| {
-                format!(
-                    "policy {} of {} no longer parses: {}",
-                    p.policy_name, user.user_arn, e.0
-                )
+            policies.push(Policy::parse(&p.document).map_err(|source| {
+                CredentialError::PolicyUnreadable {
+                    policy: p.policy_name.clone(),
+                    user: user.user_arn.clone(),
+                    source,
+                }
             })?);
         }
         let tags = self
             .iam
             .user_tags(&user.user_arn)
-            .await
-            .map_err(|e| e.to_string())?
+            .await?
             .map(|stored| crate::user_tags::parse(&stored))
             .unwrap_or_default();
         Ok(Caller {
@@ -134,29 +150,23 @@ impl Principals {
     }
 
     /// The credential of an access key record, `None` unless it is active and its user exists.
-    async fn credential_of(&self, key: &AccessKeyRecord) -> Result<Option<Credential>, String> {
+    async fn credential_of(
+        &self,
+        key: &AccessKeyRecord,
+    ) -> Result<Option<Credential>, CredentialError> {
         if key.status != "Active" {
             return Ok(None);
         }
-        let Some(user) = self
-            .iam
-            .user(&key.user_arn)
-            .await
-            .map_err(|e| e.to_string())?
-        else {
+        let Some(user) = self.iam.user(&key.user_arn).await? else {
             return Ok(None);
         };
         let secret = self
             .deployment_key
             .open_credential(&key.access_key_id, &key.wrapped_secret)
-            .map_err(|_| {
-                format!(
-                    "access key {} cannot be decrypted: keys/deployment.key does not belong to this IAM store",
-                    key.access_key_id
-                )
-            })?;
+            .map_err(|_| CredentialError::Sealed(key.access_key_id.clone()))?;
+        // The UTF-8 error is not kept: it holds the secret's bytes.
         let secret = String::from_utf8(secret.to_vec())
-            .map_err(|_| format!("access key {} is damaged", key.access_key_id))?;
+            .map_err(|_| CredentialError::Damaged(key.access_key_id.clone()))?;
         Ok(Some(Credential {
             secret_access_key: Zeroizing::new(secret),
             caller: self.caller_of(&user).await?,
@@ -164,25 +174,20 @@ impl Principals {
     }
 
     /// Reads one access key from the store.
-    pub async fn load(&self, access_key_id: &str) -> Result<Option<Credential>, String> {
+    pub async fn load(&self, access_key_id: &str) -> Result<Option<Credential>, CredentialError> {
         if !plausible_key_id(access_key_id) {
             return Ok(None);
         }
-        match self
-            .iam
-            .access_key(access_key_id)
-            .await
-            .map_err(|e| e.to_string())?
-        {
+        match self.iam.access_key(access_key_id).await? {
             Some(key) => self.credential_of(&key).await,
             None => Ok(None),
         }
     }
 
     /// Every active key of the store (the cache a node starts with).
-    pub async fn load_all(&self) -> Result<HashMap<String, Arc<Credential>>, String> {
+    pub async fn load_all(&self) -> Result<HashMap<String, Arc<Credential>>, CredentialError> {
         let mut out = HashMap::new();
-        for key in self.iam.access_keys().await.map_err(|e| e.to_string())? {
+        for key in self.iam.access_keys().await? {
             if let Some(c) = self.credential_of(&key).await? {
                 out.insert(key.access_key_id.clone(), Arc::new(c));
             }

@@ -4,6 +4,7 @@
 //! crate decodes form bodies, writes the nodes as XML and renders errors.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 /// The members of a form-encoded request (`UserName`, `Tags.member.1.Key`, ...), decoded.
 #[derive(Debug, Default)]
@@ -65,12 +66,51 @@ pub trait QueryInput: Sized {
     fn parse(params: &Params) -> Result<Self>;
 }
 
-/// An error of an IAM or STS operation: the code AWS uses, its HTTP status and message.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// An error of an IAM or STS operation: the code AWS uses, its HTTP status and message, and,
+/// for a failure of the IAM store, its cause (kept for the HTTP layer's log, never sent).
+#[derive(Clone)]
 pub struct QueryError {
     pub status: u16,
     pub code: &'static str,
     pub message: String,
+    cause: Option<Arc<dyn std::error::Error + Send + Sync>>,
+}
+
+/// Equal when the client would see the same thing: the cause is for the log.
+impl PartialEq for QueryError {
+    fn eq(&self, other: &QueryError) -> bool {
+        (self.status, self.code, &self.message) == (other.status, other.code, &other.message)
+    }
+}
+
+impl Eq for QueryError {}
+
+/// The cause as its text, as `core::Error` shows it.
+impl std::fmt::Debug for QueryError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let mut d = f.debug_struct("QueryError");
+        d.field("status", &self.status)
+            .field("code", &self.code)
+            .field("message", &self.message);
+        if let Some(cause) = &self.cause {
+            d.field("cause", &crate::error::Chain(&**cause).to_string());
+        }
+        d.finish()
+    }
+}
+
+impl std::fmt::Display for QueryError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: {}", self.code, self.message)
+    }
+}
+
+impl std::error::Error for QueryError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        self.cause
+            .as_deref()
+            .map(|c| c as &(dyn std::error::Error + 'static))
+    }
 }
 
 pub type Result<T> = std::result::Result<T, QueryError>;
@@ -81,6 +121,7 @@ impl QueryError {
             status,
             code,
             message: message.into(),
+            cause: None,
         }
     }
 
@@ -105,10 +146,26 @@ impl QueryError {
         )
     }
 
-    /// A failure of the IAM store: logged here with its cause, answered as ServiceFailure.
-    pub fn internal(e: impl std::fmt::Display) -> QueryError {
-        tracing::error!("IAM store: {e}");
-        QueryError::service_failure()
+    /// A failure of the IAM store, answered as ServiceFailure; the store's error is kept as
+    /// the cause, which the HTTP layer logs.
+    pub fn internal(e: impl Into<Box<dyn std::error::Error + Send + Sync>>) -> QueryError {
+        QueryError {
+            cause: Some(Arc::from(e.into())),
+            ..QueryError::service_failure()
+        }
+    }
+
+    /// What the protocol layer needs: status, code, message and the cause to log.
+    #[allow(clippy::type_complexity)]
+    pub fn into_parts(
+        self,
+    ) -> (
+        u16,
+        &'static str,
+        String,
+        Option<Arc<dyn std::error::Error + Send + Sync>>,
+    ) {
+        (self.status, self.code, self.message, self.cause)
     }
 
     /// Coral's validation message, as IAM words it.

@@ -172,8 +172,13 @@ pub fn checked_state(secret: &Secret) -> Result<Option<ReplicationState>> {
         return Ok(None);
     };
     serde_json::from_str(json).map(Some).map_err(|e| {
-        tracing::error!(arn = %secret.record.arn, error = %e, "Unreadable replication state; writes to the secret are refused");
-        Error::internal("unreadable replication state")
+        Error::internal_from(
+            format!(
+                "unreadable replication state of {}; writes to the secret are refused",
+                secret.record.arn
+            ),
+            e,
+        )
     })
 }
 
@@ -623,6 +628,10 @@ async fn plan_sync(region: &RegionService, msg: &SyncMessage) -> Result<Plan> {
     {
         Ok(k) => k,
         Err(e) => {
+            // The primary learns only the message; a failure of this node is logged here, once.
+            if e.is_server_error() {
+                tracing::error!(arn = %replica_arn, error = %crate::error::Chain(&e), "The replica's KMS key could not be resolved");
+            }
             return Ok(Plan::Answer(failed(
                 FailureCause::Key,
                 format!("Replication failed: {}", e.message),
@@ -673,6 +682,7 @@ async fn plan_sync(region: &RegionService, msg: &SyncMessage) -> Result<Plan> {
                 let bytes = Zeroizing::new(
                     base64::engine::general_purpose::STANDARD
                         .decode(b64.as_bytes())
+                        // The decoder's error is not kept: it quotes the offending byte.
                         .map_err(|_| Error::internal("replication message carries bad base64"))?,
                 );
                 let value = if v.binary {
@@ -680,6 +690,7 @@ async fn plan_sync(region: &RegionService, msg: &SyncMessage) -> Result<Plan> {
                 } else {
                     SecretValue::String(Zeroizing::new(
                         String::from_utf8(bytes.to_vec())
+                            // Not kept either: the UTF-8 error holds the value's bytes.
                             .map_err(|_| Error::internal("replicated string is not UTF-8"))?,
                     ))
                 };

@@ -98,8 +98,12 @@ async fn ask<T: for<'de> Deserialize<'de>>(
                 "{to} cannot be reached, and failback needs it ({m}). Run it again once {to} is back."
             ))
         })?;
-    serde_json::from_slice(&answer)
-        .map_err(|_| Error::internal("the old primary Region answered with something unreadable"))
+    serde_json::from_slice(&answer).map_err(|e| {
+        Error::internal_from(
+            "the old primary Region answered with something unreadable",
+            e,
+        )
+    })
 }
 
 pub async fn run(
@@ -222,6 +226,10 @@ pub async fn run(
             )
             .await;
             if let Err(e) = done {
+                // The report carries the message; a failure of this node is logged here, once.
+                if e.is_server_error() {
+                    tracing::error!(arn = %s.arn, error = %coffer_core::error::Chain(&e), "Failback could not replicate a secret back");
+                }
                 s.status = "Failed";
                 s.message = Some(e.message);
             }

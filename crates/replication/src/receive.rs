@@ -3,6 +3,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use coffer_core::error::Chain;
 use coffer_core::replication::{
     self, Answer, KIND_ACCESS, KIND_DETACH, KIND_HANDBACK, KIND_HEADS, KIND_INSPECT, KIND_KEY,
     KIND_KEY_REMOVED, KIND_REMOVE, KIND_SYNC, KIND_SYNC_BATCH, RegionPayload, SyncMessage,
@@ -97,7 +98,7 @@ pub async fn receive(
     let json = match apply(region, source, kind, &plaintext).await {
         Ok(json) => json,
         Err(e) => {
-            tracing::warn!(source, dest, kind, error = %e, "Replication message could not be applied");
+            tracing::warn!(source, dest, kind, error = %Chain(&e), "Replication message could not be applied");
             return plain(500, "the message could not be applied; it will be retried");
         }
     };

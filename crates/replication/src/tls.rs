@@ -26,20 +26,30 @@ struct Settings {
 
 static SETTINGS: OnceLock<Settings> = OnceLock::new();
 
+/// Why `peer_ca_file` cannot be trusted.
+#[derive(Debug, thiserror::Error)]
+pub enum PeerCaError {
+    #[error("peer_ca_file is not PEM")]
+    NotPem(#[source] rustls_pki_types::pem::Error),
+    #[error("peer_ca_file holds a certificate that is not a CA")]
+    NotCa(#[source] rustls::Error),
+    #[error("peer_ca_file holds no certificate")]
+    Empty,
+}
+
 /// The CAs trusted for peers (PEM, any number) and this node's own certificate. Call once,
 /// before the replication worker starts; later calls are ignored (returns false).
-pub fn configure(ca_pem: Option<&[u8]>, own: Option<OwnCertificate>) -> Result<bool, String> {
+pub fn configure(ca_pem: Option<&[u8]>, own: Option<OwnCertificate>) -> Result<bool, PeerCaError> {
     use rustls_pki_types::pem::PemObject;
     let mut roots = RootCertStore::empty();
     if let Some(pem) = ca_pem {
         for cert in CertificateDer::pem_slice_iter(pem) {
-            let cert = cert.map_err(|e| format!("peer_ca_file is not PEM: {e}"))?;
             roots
-                .add(cert)
-                .map_err(|e| format!("peer_ca_file holds a certificate that is not a CA: {e}"))?;
+                .add(cert.map_err(PeerCaError::NotPem)?)
+                .map_err(PeerCaError::NotCa)?;
         }
         if roots.is_empty() {
-            return Err("peer_ca_file holds no certificate".into());
+            return Err(PeerCaError::Empty);
         }
     }
     Ok(SETTINGS.set(Settings { roots, own }).is_ok())

@@ -7,6 +7,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use coffer_core::RegionService;
+use coffer_core::error::Chain;
 use coffer_core::outbox::OutboxMessage;
 use coffer_core::replication::{
     self, Answer, FailureCause, KIND_ACCESS, KIND_HEADS, KIND_SYNC, KIND_SYNC_BATCH, SyncMessage,
@@ -116,7 +117,7 @@ async fn region_loop(
                     }
                 }
                 Err(e) => {
-                    tracing::warn!(region = %region.region, error = %e, "Replication queue depth could not be read; will retry");
+                    tracing::warn!(region = %region.region, error = %Chain(&e), "Replication queue depth could not be read; will retry");
                 }
             }
         }
@@ -183,7 +184,7 @@ async fn lane_loop(
         let rows = match claim(&topology, &region, Some(&dest)).await {
             Ok(rows) => rows,
             Err(e) => {
-                tracing::warn!(region = %region.region, dest, error = %e, "Replication outbox could not be read; will retry");
+                tracing::warn!(region = %region.region, dest, error = %Chain(&e), "Replication outbox could not be read; will retry");
                 Vec::new()
             }
         };
@@ -226,7 +227,7 @@ async fn lane_loop(
         };
         tokio::spawn(async move {
             if let Err(e) = deliver_rows(&topology, &region, &transport, rows).await {
-                tracing::warn!(region = %region.region, error = %e, "Replication bookkeeping failed; the rows will be delivered again");
+                tracing::warn!(region = %region.region, error = %Chain(&e), "Replication bookkeeping failed; the rows will be delivered again");
             }
             drop(in_flight);
             drop(slot);
@@ -739,7 +740,7 @@ async fn deliver(
         Err(e) => {
             // Written by a newer or broken node: reported, and dropped rather than retried
             // forever (or delivered with a guessed payload).
-            tracing::error!(source, dest, arn, error = %e, "Dropping an unreadable outbox row");
+            tracing::error!(source, dest, arn, error = %Chain(&e), "Dropping an unreadable outbox row");
             topology.metrics.count(source, dest, "unreadable");
             finish().await?;
             return Ok(true);

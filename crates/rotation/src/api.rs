@@ -9,13 +9,11 @@ use coffer_core::secret::{AWSCURRENT, AWSPENDING};
 use coffer_core::{Caller, RegionService};
 use zeroize::Zeroizing;
 
+use crate::{Error, Result};
+
 pub struct SecretsApi<'a> {
     pub region: &'a RegionService,
     pub caller: Caller,
-}
-
-fn text(e: coffer_core::Error) -> String {
-    format!("{}: {}", e.code.as_str(), e.message)
 }
 
 impl<'a> SecretsApi<'a> {
@@ -31,7 +29,7 @@ impl<'a> SecretsApi<'a> {
         }
     }
 
-    pub async fn describe(&self, secret_id: &str) -> Result<describe_secret::Output, String> {
+    pub async fn describe(&self, secret_id: &str) -> Result<describe_secret::Output> {
         describe_secret::run(
             self.region,
             &self.caller,
@@ -40,7 +38,7 @@ impl<'a> SecretsApi<'a> {
             },
         )
         .await
-        .map_err(text)
+        .map_err(Error::Api)
     }
 
     /// The string value of a version, `Ok(None)` when it has no value yet.
@@ -49,7 +47,7 @@ impl<'a> SecretsApi<'a> {
         secret_id: &str,
         version_id: Option<&str>,
         stage: Option<&str>,
-    ) -> Result<Option<Zeroizing<String>>, String> {
+    ) -> Result<Option<Zeroizing<String>>> {
         match get_secret_value::run(
             self.region,
             &self.caller,
@@ -62,17 +60,19 @@ impl<'a> SecretsApi<'a> {
         .await
         {
             Ok(out) => out.secret_string.map(Some).ok_or_else(|| {
-                "the secret value is binary; this rotator rotates string secrets".to_string()
+                Error::Refused(
+                    "the secret value is binary; this rotator rotates string secrets".into(),
+                )
             }),
             Err(e) if e.code == coffer_core::ErrorCode::ResourceNotFound => Ok(None),
-            Err(e) => Err(text(e)),
+            Err(e) => Err(Error::Api(e)),
         }
     }
 
-    pub async fn current_value(&self, secret_id: &str) -> Result<Zeroizing<String>, String> {
+    pub async fn current_value(&self, secret_id: &str) -> Result<Zeroizing<String>> {
         self.value(secret_id, None, Some(AWSCURRENT))
             .await?
-            .ok_or_else(|| "the secret has no AWSCURRENT value to rotate".to_string())
+            .ok_or_else(|| Error::Refused("the secret has no AWSCURRENT value to rotate".into()))
     }
 
     /// Stores the new value in the AWSPENDING version `token` (filling the placeholder).
@@ -81,7 +81,7 @@ impl<'a> SecretsApi<'a> {
         secret_id: &str,
         token: &str,
         value: Zeroizing<String>,
-    ) -> Result<(), String> {
+    ) -> Result<()> {
         put_secret_value::run(
             self.region,
             &self.caller,
@@ -96,11 +96,11 @@ impl<'a> SecretsApi<'a> {
         )
         .await
         .map(|_| ())
-        .map_err(text)
+        .map_err(Error::Api)
     }
 
     /// finishSecret: moves AWSCURRENT to `token` (no-op when it is already there).
-    pub async fn finish(&self, secret_id: &str, token: &str) -> Result<(), String> {
+    pub async fn finish(&self, secret_id: &str, token: &str) -> Result<()> {
         let d = self.describe(secret_id).await?;
         let current = d
             .version_ids_to_stages
@@ -123,25 +123,27 @@ impl<'a> SecretsApi<'a> {
         )
         .await
         .map(|_| ())
-        .map_err(text)
+        .map_err(Error::Api)
     }
 
     /// Checks what every step of AWS's template checks first: the token is the AWSPENDING
     /// version of this secret.
-    pub async fn check_pending(&self, secret_id: &str, token: &str) -> Result<bool, String> {
+    pub async fn check_pending(&self, secret_id: &str, token: &str) -> Result<bool> {
         let d = self.describe(secret_id).await?;
         let stages = d
             .version_ids_to_stages
             .as_ref()
             .and_then(|m| m.get(token))
-            .ok_or_else(|| format!("version {token} is not a version of the secret"))?;
+            .ok_or_else(|| {
+                Error::Refused(format!("version {token} is not a version of the secret"))
+            })?;
         if stages.iter().any(|s| s == AWSCURRENT) {
             return Ok(false);
         }
         if !stages.iter().any(|s| s == AWSPENDING) {
-            return Err(format!(
+            return Err(Error::Refused(format!(
                 "version {token} is not set as AWSPENDING for rotation"
-            ));
+            )));
         }
         Ok(true)
     }
@@ -149,10 +151,10 @@ impl<'a> SecretsApi<'a> {
     pub async fn random_password(
         &self,
         input: get_random_password::Input,
-    ) -> Result<Zeroizing<String>, String> {
+    ) -> Result<Zeroizing<String>> {
         get_random_password::run(self.region, &self.caller, input)
             .await
             .map(|o| o.random_password)
-            .map_err(text)
+            .map_err(Error::Api)
     }
 }

@@ -12,7 +12,7 @@ use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
 
-use crate::{Event, Rotator, SecretsApi};
+use crate::{Error, Event, Result, Rotator, SecretsApi};
 
 /// How long one step may take (a Lambda's default timeout is 3 s; rotation templates raise it).
 const STEP_TIMEOUT: Duration = Duration::from_secs(60);
@@ -35,25 +35,33 @@ impl HttpRotator {
 
 #[async_trait]
 impl Rotator for HttpRotator {
-    async fn invoke(&self, _api: &SecretsApi<'_>, event: &Event) -> Result<(), String> {
+    async fn invoke(&self, _api: &SecretsApi<'_>, event: &Event) -> Result<()> {
         let body = serde_json::to_vec(event).expect("event serializes");
+        let failed = |context: String, source: Option<Box<dyn std::error::Error + Send + Sync>>| {
+            Error::Function { context, source }
+        };
         let request = http::Request::post(&self.url)
             .header(http::header::CONTENT_TYPE, "application/json")
             .body(Full::new(Bytes::from(body)))
-            .map_err(|e| format!("function {}: bad URL {}: {e}", self.name, self.url))?;
+            .map_err(|e| {
+                let context = format!("function {}: bad URL {}", self.name, self.url);
+                failed(context, Some(e.into()))
+            })?;
         let response = tokio::time::timeout(STEP_TIMEOUT, self.client.request(request))
             .await
             .map_err(|_| {
-                format!(
+                let context = format!(
                     "function {} did not answer within {STEP_TIMEOUT:?}",
                     self.name
-                )
+                );
+                failed(context, None)
             })?
             .map_err(|e| {
-                format!(
-                    "function {} at {} could not be reached: {e}",
+                let context = format!(
+                    "function {} at {} could not be reached",
                     self.name, self.url
-                )
+                );
+                failed(context, Some(e.into()))
             })?;
         let status = response.status();
         let body = response
@@ -65,11 +73,12 @@ impl Rotator for HttpRotator {
         if status.is_success() {
             Ok(())
         } else {
-            Err(format!(
+            let context = format!(
                 "function {} answered HTTP {status}: {}",
                 self.name,
                 String::from_utf8_lossy(&body[..body.len().min(300)])
-            ))
+            );
+            Err(failed(context, None))
         }
     }
 }

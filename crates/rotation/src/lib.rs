@@ -13,6 +13,7 @@
 //! worker, which hands them to [`Runner`].
 
 pub mod api;
+pub mod error;
 pub mod http;
 pub mod password;
 pub mod postgres;
@@ -27,6 +28,7 @@ use coffer_store::OutboxRow;
 use serde::Serialize;
 
 pub use api::SecretsApi;
+pub use error::{Error, Result};
 
 /// One invocation of a rotation function: the event a Lambda receives.
 #[derive(Serialize, Debug, Clone)]
@@ -42,9 +44,9 @@ pub const STEPS: [&str; 4] = ["createSecret", "setSecret", "testSecret", "finish
 
 #[async_trait]
 pub trait Rotator: Send + Sync {
-    /// Runs one step; `Err` carries a message for logs and DescribeSecret-free diagnostics
-    /// (never a secret value).
-    async fn invoke(&self, api: &SecretsApi<'_>, event: &Event) -> Result<(), String>;
+    /// Runs one step; `Err` says why, for logs and DescribeSecret-free diagnostics (never a
+    /// secret value).
+    async fn invoke(&self, api: &SecretsApi<'_>, event: &Event) -> Result<()>;
 }
 
 /// The function name of `arn:aws:lambda:REGION:ACCOUNT:function:NAME[:QUALIFIER]`.
@@ -118,13 +120,17 @@ impl RotationRunner for Runner {
                 Ok(Begin::Run { token, lambda_arn }) => (token, lambda_arn),
                 Ok(Begin::Later { at_ms }) => return RunOutcome::Later { at_ms },
                 Ok(Begin::Nothing) => return RunOutcome::Done,
-                Err(e) => return RunOutcome::Retry { error: e.message },
+                Err(e) => {
+                    return RunOutcome::Retry {
+                        error: Error::Api(e).report(),
+                    };
+                }
             };
         let outcome = self.steps(region, arn, &token, &lambda_arn).await;
         let result = match outcome {
             Ok(()) => rotation::complete(region, arn, &token)
                 .await
-                .map_err(|e| e.message),
+                .map_err(Error::Api),
             Err(e) => Err(e),
         };
         match result {
@@ -133,7 +139,11 @@ impl RotationRunner for Runner {
                 RunOutcome::Done
             }
             Err(error) => {
-                let _ = rotation::fail(region, arn, &error).await;
+                let error = error.report();
+                if let Err(e) = rotation::fail(region, arn, &error).await {
+                    let e = Error::Api(e).report();
+                    tracing::warn!(arn, error = %e, "The rotation's failure could not be recorded");
+                }
                 RunOutcome::Retry { error }
             }
         }
@@ -147,9 +157,11 @@ impl Runner {
         arn: &str,
         token: &str,
         lambda_arn: &str,
-    ) -> Result<(), String> {
+    ) -> Result<()> {
         let rotator = self.registry.get(lambda_arn).ok_or_else(|| {
-            format!("rotation function {lambda_arn} is not configured on this node")
+            Error::Refused(format!(
+                "rotation function {lambda_arn} is not configured on this node"
+            ))
         })?;
         let api = SecretsApi::for_secret(region, arn);
         let rotation_token = uuid::Uuid::new_v4().to_string();
@@ -163,7 +175,10 @@ impl Runner {
             rotator
                 .invoke(&api, &event)
                 .await
-                .map_err(|e| format!("{step} failed: {e}"))?;
+                .map_err(|e| Error::Step {
+                    step,
+                    source: Box::new(e),
+                })?;
         }
         Ok(())
     }

@@ -16,7 +16,7 @@ use async_trait::async_trait;
 use coffer_core::ops::get_random_password;
 use zeroize::Zeroizing;
 
-use crate::{Event, Rotator, SecretsApi};
+use crate::{Error, Event, Result, Rotator, SecretsApi};
 
 pub const FUNCTION: &str = "coffer-password";
 
@@ -45,7 +45,7 @@ pub fn next_value(current: &str, password: &str) -> Zeroizing<String> {
 
 #[async_trait]
 impl Rotator for PasswordRotator {
-    async fn invoke(&self, api: &SecretsApi<'_>, event: &Event) -> Result<(), String> {
+    async fn invoke(&self, api: &SecretsApi<'_>, event: &Event) -> Result<()> {
         let id = event.secret_id.as_str();
         let token = event.client_request_token.as_str();
         match event.step.as_str() {
@@ -66,9 +66,9 @@ impl Rotator for PasswordRotator {
                     .iter()
                     .find(|t| t.key == "coffer:password-length")
                     .map(|t| {
-                        t.value
-                            .parse::<i64>()
-                            .map_err(|_| "tag coffer:password-length is not a number".to_string())
+                        t.value.parse::<i64>().map_err(|_| {
+                            Error::Refused("tag coffer:password-length is not a number".into())
+                        })
                     })
                     .transpose()?;
                 let password = api
@@ -96,12 +96,12 @@ impl Rotator for PasswordRotator {
                         .await?
                         .is_none()
                 {
-                    return Err("the pending version has no value".into());
+                    return Err(Error::Refused("the pending version has no value".into()));
                 }
                 Ok(())
             }
             "finishSecret" => api.finish(id, token).await,
-            other => Err(format!("unknown step {other}")),
+            other => Err(Error::Refused(format!("unknown step {other}"))),
         }
     }
 }

@@ -34,7 +34,7 @@ use sqlx::postgres::{PgConnectOptions, PgSslMode};
 use sqlx::{AssertSqlSafe, ConnectOptions, Connection, PgConnection};
 use zeroize::{Zeroize, Zeroizing};
 
-use crate::{Event, Rotator, SecretsApi};
+use crate::{Error, Event, Result, Rotator, SecretsApi};
 
 pub const SINGLE_USER: &str = "coffer-postgresql-single-user";
 pub const ALTERNATING_USERS: &str = "coffer-postgresql-alternating-users";
@@ -86,9 +86,11 @@ pub fn builtins() -> Vec<(String, Arc<dyn Rotator>)> {
 /// `name` as a PostgreSQL identifier: in double quotes, inner double quotes doubled. Case and
 /// every other character are kept, so the identifier is exactly the login name. NUL, which
 /// PostgreSQL cannot store, is refused.
-pub fn quote_ident(name: &str) -> Result<String, String> {
+pub fn quote_ident(name: &str) -> Result<String> {
     if name.contains('\0') {
-        return Err("a role or database name contains a NUL character".into());
+        return Err(Error::Refused(
+            "a role or database name contains a NUL character".into(),
+        ));
     }
     Ok(format!("\"{}\"", name.replace('"', "\"\"")))
 }
@@ -96,9 +98,11 @@ pub fn quote_ident(name: &str) -> Result<String, String> {
 /// `value` as a PostgreSQL string literal, correct whatever `standard_conforming_strings` is:
 /// single quotes doubled, and, when there is a backslash, the escape-string form `E'...'` with
 /// backslashes doubled (what the server's own `quote_literal` produces). NUL is refused.
-pub fn quote_literal(value: &str) -> Result<Zeroizing<String>, String> {
+pub fn quote_literal(value: &str) -> Result<Zeroizing<String>> {
     if value.contains('\0') {
-        return Err("a string to send to PostgreSQL contains a NUL character".into());
+        return Err(Error::Refused(
+            "a string to send to PostgreSQL contains a NUL character".into(),
+        ));
     }
     let quoted = value.replace('\'', "''");
     Ok(Zeroizing::new(if value.contains('\\') {
@@ -187,43 +191,49 @@ impl std::fmt::Debug for DbSecret {
     }
 }
 
-fn string_field(fields: &Map<String, Value>, key: &str, what: &str) -> Result<String, String> {
+fn string_field(fields: &Map<String, Value>, key: &str, what: &str) -> Result<String> {
     match fields.get(key) {
         Some(Value::String(s)) if !s.is_empty() => Ok(s.clone()),
         Some(Value::String(_)) | None | Some(Value::Null) => {
-            Err(format!("{what} has no \"{key}\" field"))
+            Err(Error::Refused(format!("{what} has no \"{key}\" field")))
         }
-        Some(_) => Err(format!("the \"{key}\" field of {what} is not a string")),
+        Some(_) => Err(Error::Refused(format!(
+            "the \"{key}\" field of {what} is not a string"
+        ))),
     }
 }
 
 impl DbSecret {
     /// Parses the JSON of AWS's RDS templates. `what` names the value in errors ("the
     /// AWSCURRENT value"); errors never quote the value.
-    pub fn parse(text: &str, what: &str) -> Result<DbSecret, String> {
+    pub fn parse(text: &str, what: &str) -> Result<DbSecret> {
         let Ok(Value::Object(fields)) = serde_json::from_str::<Value>(text) else {
-            return Err(format!(
+            return Err(Error::Refused(format!(
                 "{what} is not a JSON object with the fields engine, host, port, username, password, dbname"
-            ));
+            )));
         };
         match fields.get("engine") {
             Some(Value::String(e)) if e == "postgres" || e == "aurora-postgresql" => {}
             Some(Value::String(e)) => {
-                return Err(format!(
+                return Err(Error::Refused(format!(
                     "the \"engine\" of {what} is \"{e}\"; this rotator rotates \"postgres\""
-                ));
+                )));
             }
             _ => {
-                return Err(format!(
+                return Err(Error::Refused(format!(
                     "{what} must have \"engine\": \"postgres\" (as AWS's RDS templates require)"
-                ));
+                )));
             }
         }
         let host = string_field(&fields, "host", what)?;
         let username = string_field(&fields, "username", what)?;
         let password = match fields.get("password") {
             Some(Value::String(s)) => Zeroizing::new(s.clone()),
-            _ => return Err(format!("{what} has no string \"password\" field")),
+            _ => {
+                return Err(Error::Refused(format!(
+                    "{what} has no string \"password\" field"
+                )));
+            }
         };
         let port = match fields.get("port") {
             None | Some(Value::Null) => DEFAULT_PORT,
@@ -231,24 +241,41 @@ impl DbSecret {
                 .as_u64()
                 .and_then(|p| u16::try_from(p).ok())
                 .filter(|p| *p > 0)
-                .ok_or_else(|| format!("the \"port\" of {what} is not a TCP port"))?,
-            Some(Value::String(s)) => s
-                .trim()
-                .parse::<u16>()
-                .ok()
-                .filter(|p| *p > 0)
-                .ok_or_else(|| format!("the \"port\" of {what} is not a TCP port"))?,
-            Some(_) => return Err(format!("the \"port\" of {what} is not a TCP port")),
+                .ok_or_else(|| {
+                    Error::Refused(format!("the \"port\" of {what} is not a TCP port"))
+                })?,
+            Some(Value::String(s)) => {
+                s.trim()
+                    .parse::<u16>()
+                    .ok()
+                    .filter(|p| *p > 0)
+                    .ok_or_else(|| {
+                        Error::Refused(format!("the \"port\" of {what} is not a TCP port"))
+                    })?
+            }
+            Some(_) => {
+                return Err(Error::Refused(format!(
+                    "the \"port\" of {what} is not a TCP port"
+                )));
+            }
         };
         let dbname = match fields.get("dbname") {
             None | Some(Value::Null) => DEFAULT_DBNAME.to_string(),
             Some(Value::String(s)) if !s.is_empty() => s.clone(),
-            Some(_) => return Err(format!("the \"dbname\" of {what} is not a name")),
+            Some(_) => {
+                return Err(Error::Refused(format!(
+                    "the \"dbname\" of {what} is not a name"
+                )));
+            }
         };
         let masterarn = match fields.get("masterarn") {
             None | Some(Value::Null) => None,
             Some(Value::String(s)) if !s.is_empty() => Some(s.clone()),
-            Some(_) => return Err(format!("the \"masterarn\" of {what} is not an ARN")),
+            Some(_) => {
+                return Err(Error::Refused(format!(
+                    "the \"masterarn\" of {what} is not an ARN"
+                )));
+            }
         };
         Ok(DbSecret {
             fields,
@@ -303,7 +330,7 @@ impl DbSecret {
 }
 
 /// The other user of the alternating-users strategy: `X` <-> `X_clone`.
-pub fn alternate_username(username: &str) -> Result<String, String> {
+pub fn alternate_username(username: &str) -> Result<String> {
     if let Some(original) = username.strip_suffix(CLONE_SUFFIX)
         && !original.is_empty()
     {
@@ -311,9 +338,9 @@ pub fn alternate_username(username: &str) -> Result<String, String> {
     }
     let clone = format!("{username}{CLONE_SUFFIX}");
     if clone.len() > MAX_IDENTIFIER_BYTES {
-        return Err(format!(
+        return Err(Error::Refused(format!(
             "cannot clone user {username}: with \"{CLONE_SUFFIX}\" appended the name exceeds PostgreSQL's {MAX_IDENTIFIER_BYTES} bytes"
-        ));
+        )));
     }
     Ok(clone)
 }
@@ -332,21 +359,21 @@ fn describe_error(e: &sqlx::Error) -> String {
 }
 
 /// Logs in as `s`; the error names the server, database and user.
-async fn login(s: &DbSecret) -> Result<PgConnection, String> {
+async fn login(s: &DbSecret) -> Result<PgConnection> {
     match tokio::time::timeout(CONNECT_TIMEOUT, PgConnection::connect_with(&s.options())).await {
         Ok(Ok(conn)) => Ok(conn),
-        Ok(Err(e)) => Err(format!(
+        Ok(Err(e)) => Err(Error::Database(format!(
             "could not log in to PostgreSQL at {}:{} (database {}) as {}: {}",
             s.host,
             s.port,
             s.dbname,
             s.username,
             s.redact(describe_error(&e), &[])
-        )),
-        Err(_) => Err(format!(
+        ))),
+        Err(_) => Err(Error::Database(format!(
             "PostgreSQL at {}:{} did not accept a connection within {CONNECT_TIMEOUT:?} (logging in as {})",
             s.host, s.port, s.username
-        )),
+        ))),
     }
 }
 
@@ -357,7 +384,7 @@ async fn execute(
     who: &DbSecret,
     statements: &[Zeroizing<String>],
     secrets: &[&str],
-) -> Result<(), String> {
+) -> Result<()> {
     let run = async {
         let mut tx = conn.begin().await?;
         for sql in statements {
@@ -369,17 +396,17 @@ async fn execute(
     };
     match tokio::time::timeout(STATEMENT_TIMEOUT, run).await {
         Ok(Ok(())) => Ok(()),
-        Ok(Err(e)) => Err(format!(
+        Ok(Err(e)) => Err(Error::Database(format!(
             "PostgreSQL at {}:{} refused the change, logged in as {}: {}",
             who.host,
             who.port,
             who.username,
             who.redact(describe_error(&e), secrets)
-        )),
-        Err(_) => Err(format!(
+        ))),
+        Err(_) => Err(Error::Database(format!(
             "PostgreSQL at {}:{} did not finish the change within {STATEMENT_TIMEOUT:?} (logged in as {})",
             who.host, who.port, who.username
-        )),
+        ))),
     }
 }
 
@@ -388,7 +415,7 @@ async fn close(conn: PgConnection) {
 }
 
 /// `ALTER ROLE "user" WITH PASSWORD '<verifier>'`.
-fn alter_password(username: &str, password: &str) -> Result<Zeroizing<String>, String> {
+fn alter_password(username: &str, password: &str) -> Result<Zeroizing<String>> {
     Ok(Zeroizing::new(format!(
         "ALTER ROLE {} WITH PASSWORD {}",
         quote_ident(username)?,
@@ -400,7 +427,7 @@ fn alter_password(username: &str, password: &str) -> Result<Zeroizing<String>, S
 // The four steps
 
 /// Reads and parses the AWSPENDING value `token` (stored by createSecret).
-async fn pending_secret(api: &SecretsApi<'_>, id: &str, token: &str) -> Result<DbSecret, String> {
+async fn pending_secret(api: &SecretsApi<'_>, id: &str, token: &str) -> Result<DbSecret> {
     let text = api
         .value(id, Some(token), Some(AWSPENDING))
         .await?
@@ -410,7 +437,7 @@ async fn pending_secret(api: &SecretsApi<'_>, id: &str, token: &str) -> Result<D
     DbSecret::parse(&text, "the AWSPENDING value")
 }
 
-async fn current_secret(api: &SecretsApi<'_>, id: &str) -> Result<DbSecret, String> {
+async fn current_secret(api: &SecretsApi<'_>, id: &str) -> Result<DbSecret> {
     DbSecret::parse(&api.current_value(id).await?, "the AWSCURRENT value")
 }
 
@@ -422,12 +449,7 @@ impl PostgresRotator {
         }
     }
 
-    async fn create_secret(
-        &self,
-        api: &SecretsApi<'_>,
-        id: &str,
-        token: &str,
-    ) -> Result<(), String> {
+    async fn create_secret(&self, api: &SecretsApi<'_>, id: &str, token: &str) -> Result<()> {
         if api
             .value(id, Some(token), Some(AWSPENDING))
             .await?
@@ -440,10 +462,10 @@ impl PostgresRotator {
             Strategy::SingleUser => current.username.clone(),
             Strategy::AlternatingUsers => {
                 if current.masterarn.is_none() {
-                    return Err(format!(
+                    return Err(Error::Refused(format!(
                         "{} needs \"masterarn\" in the AWSCURRENT value: the ARN of the secret holding an admin's credentials",
                         self.name()
-                    ));
+                    )));
                 }
                 alternate_username(&current.username)?
             }
@@ -452,8 +474,9 @@ impl PostgresRotator {
         let tag = |key: &str| tags.iter().find(|t| t.key == key).map(|t| t.value.clone());
         let length = tag("coffer:password-length")
             .map(|v| {
-                v.parse::<i64>()
-                    .map_err(|_| "tag coffer:password-length is not a number".to_string())
+                v.parse::<i64>().map_err(|_| {
+                    Error::Refused("tag coffer:password-length is not a number".into())
+                })
             })
             .transpose()?;
         let mut exclude = EXCLUDED_CHARACTERS.to_string();
@@ -474,7 +497,7 @@ impl PostgresRotator {
             .await
     }
 
-    async fn set_secret(&self, api: &SecretsApi<'_>, id: &str, token: &str) -> Result<(), String> {
+    async fn set_secret(&self, api: &SecretsApi<'_>, id: &str, token: &str) -> Result<()> {
         let pending = pending_secret(api, id, token).await?;
         let current = current_secret(api, id).await?;
         // A retry after a run that changed the password but failed later: nothing left to set.
@@ -494,12 +517,12 @@ impl PostgresRotator {
         id: &str,
         current: &DbSecret,
         pending: &DbSecret,
-    ) -> Result<(), String> {
+    ) -> Result<()> {
         if pending.username != current.username {
-            return Err(format!(
+            return Err(Error::Refused(format!(
                 "the AWSPENDING user ({}) is not the AWSCURRENT user ({}); {} changes one user's password",
                 pending.username, current.username, SINGLE_USER
-            ));
+            )));
         }
         // Log in as the user; when the current password no longer works, the previous one may
         // (the password was changed back by hand), as AWS's template tries.
@@ -531,29 +554,29 @@ impl PostgresRotator {
         api: &SecretsApi<'_>,
         current: &DbSecret,
         pending: &DbSecret,
-    ) -> Result<(), String> {
+    ) -> Result<()> {
         // As AWS's template: make sure the current credentials work before creating users.
         let conn = login(current).await.map_err(|e| {
-            format!("the AWSCURRENT credentials do not work, so no user is changed: {e}")
+            e.context("the AWSCURRENT credentials do not work, so no user is changed")
         })?;
         close(conn).await;
         let masterarn = current
             .masterarn
             .as_deref()
-            .ok_or("the AWSCURRENT value has no \"masterarn\"")?;
+            .ok_or_else(|| Error::Refused("the AWSCURRENT value has no \"masterarn\"".into()))?;
         if let Some(region) = masterarn.split(':').nth(3)
             && masterarn.starts_with("arn:")
             && region != api.region.region
         {
-            return Err(format!(
+            return Err(Error::Refused(format!(
                 "masterarn {masterarn} is in Region {region}; the master secret must be in the secret's Region ({})",
                 api.region.region
-            ));
+            )));
         }
         let master_text = api
             .value(masterarn, None, Some(AWSCURRENT))
             .await
-            .map_err(|e| format!("cannot read the master secret {masterarn}: {e}"))?
+            .map_err(|e| e.context(format!("cannot read the master secret {masterarn}")))?
             .ok_or_else(|| {
                 format!("the master secret {masterarn} does not exist or has no AWSCURRENT value")
             })?;
@@ -561,14 +584,14 @@ impl PostgresRotator {
         // The master's password goes only to the server the master secret names, and only when
         // that is the server of this secret.
         if master.host != current.host || master.port != current.port {
-            return Err(format!(
+            return Err(Error::Refused(format!(
                 "the master secret {masterarn} is for {}:{}, not for this secret's server {}:{}",
                 master.host, master.port, current.host, current.port
-            ));
+            )));
         }
         let mut conn = login(&master)
             .await
-            .map_err(|e| format!("cannot log in as the master user of {masterarn}: {e}"))?;
+            .map_err(|e| e.context(format!("cannot log in as the master user of {masterarn}")))?;
         let exists = tokio::time::timeout(
             STATEMENT_TIMEOUT,
             sqlx::query_scalar::<_, bool>(
@@ -579,20 +602,20 @@ impl PostgresRotator {
         )
         .await
         .map_err(|_| {
-            format!(
+            Error::Database(format!(
                 "PostgreSQL at {}:{} did not answer within {STATEMENT_TIMEOUT:?}",
                 master.host, master.port
-            )
+            ))
         })?
         .map_err(|e| {
-            format!(
+            Error::Database(format!(
                 "cannot look up role {} at {}:{} as {}: {}",
                 pending.username,
                 master.host,
                 master.port,
                 master.username,
                 master.redact(describe_error(&e), &[&pending.password])
-            )
+            ))
         })?;
         let statements = if exists {
             vec![alter_password(&pending.username, &pending.password)?]
@@ -615,11 +638,11 @@ impl PostgresRotator {
         result
     }
 
-    async fn test_secret(&self, api: &SecretsApi<'_>, id: &str, token: &str) -> Result<(), String> {
+    async fn test_secret(&self, api: &SecretsApi<'_>, id: &str, token: &str) -> Result<()> {
         let pending = pending_secret(api, id, token).await?;
         let mut conn = login(&pending)
             .await
-            .map_err(|e| format!("the new credentials do not work: {e}"))?;
+            .map_err(|e| e.context("the new credentials do not work"))?;
         let user = tokio::time::timeout(
             STATEMENT_TIMEOUT,
             sqlx::query_scalar::<_, String>("SELECT current_user::text").fetch_one(&mut conn),
@@ -628,28 +651,28 @@ impl PostgresRotator {
         close(conn).await;
         match user {
             Ok(Ok(user)) if user == pending.username => Ok(()),
-            Ok(Ok(user)) => Err(format!(
+            Ok(Ok(user)) => Err(Error::Database(format!(
                 "logged in with the new credentials of {} at {}:{}, PostgreSQL says the user is {user}",
                 pending.username, pending.host, pending.port
-            )),
-            Ok(Err(e)) => Err(format!(
+            ))),
+            Ok(Err(e)) => Err(Error::Database(format!(
                 "SELECT current_user failed at {}:{} as {}: {}",
                 pending.host,
                 pending.port,
                 pending.username,
                 pending.redact(describe_error(&e), &[])
-            )),
-            Err(_) => Err(format!(
+            ))),
+            Err(_) => Err(Error::Database(format!(
                 "PostgreSQL at {}:{} did not answer SELECT current_user within {STATEMENT_TIMEOUT:?}",
                 pending.host, pending.port
-            )),
+            ))),
         }
     }
 }
 
 #[async_trait]
 impl Rotator for PostgresRotator {
-    async fn invoke(&self, api: &SecretsApi<'_>, event: &Event) -> Result<(), String> {
+    async fn invoke(&self, api: &SecretsApi<'_>, event: &Event) -> Result<()> {
         let id = event.secret_id.as_str();
         let token = event.client_request_token.as_str();
         if event.step == "finishSecret" {
@@ -663,7 +686,7 @@ impl Rotator for PostgresRotator {
             "createSecret" => self.create_secret(api, id, token).await,
             "setSecret" => self.set_secret(api, id, token).await,
             "testSecret" => self.test_secret(api, id, token).await,
-            other => Err(format!("unknown step {other}")),
+            other => Err(Error::Refused(format!("unknown step {other}"))),
         }
     }
 }
@@ -755,7 +778,7 @@ mod tests {
             r#"{"engine":"postgres","host":"h","username":"u","password":7}"#,
             "hunter22",
         ] {
-            let e = DbSecret::parse(bad, "the value").unwrap_err();
+            let e = DbSecret::parse(bad, "the value").unwrap_err().report();
             assert!(!e.contains("hunter22"), "{e}");
         }
     }

@@ -123,7 +123,11 @@ struct ProbeRotator(Arc<Probe>);
 
 #[async_trait]
 impl Rotator for ProbeRotator {
-    async fn invoke(&self, api: &SecretsApi<'_>, event: &Event) -> Result<(), String> {
+    async fn invoke(
+        &self,
+        api: &SecretsApi<'_>,
+        event: &Event,
+    ) -> Result<(), coffer_rotation::Error> {
         let probe = &self.0;
         probe.calls.lock().unwrap().push((
             event.secret_id.clone(),
@@ -142,7 +146,7 @@ impl Rotator for ProbeRotator {
                 }
             }
             if probe.failing.lock().unwrap().contains(&event.step) {
-                return Err(format!("the probe fails {} on purpose", event.step));
+                return Err(format!("the probe fails {} on purpose", event.step).into());
             }
             PasswordRotator.invoke(api, event).await
         }

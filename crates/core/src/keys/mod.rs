@@ -222,13 +222,13 @@ impl Keys {
     pub fn handle(&self, record: KmsKeyRecord) -> Result<KeyHandle> {
         let material = self.unwrap_material(&record.key_arn, &record.wrapped_material)?;
         let meta: KeyMeta = serde_json::from_str(&record.metadata)
-            .map_err(|_| Error::internal("stored KMS key metadata is not valid"))?;
+            .map_err(|e| Error::internal_from("stored KMS key metadata is not valid", e))?;
         let document = meta
             .policy
             .clone()
             .unwrap_or_else(|| self.default_policy(&record.account_id, &meta));
         let policy = coffer_iam::Policy::parse(&document)
-            .map_err(|_| Error::internal("stored KMS key policy is not valid"))?;
+            .map_err(|e| Error::internal_from("stored KMS key policy is not valid", e))?;
         let previous = meta
             .previous_materials
             .iter()

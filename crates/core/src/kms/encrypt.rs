@@ -57,7 +57,7 @@ pub async fn run(region: &RegionService, caller: &Caller, input: Input) -> Resul
     super::require_enabled(&key)?;
     let context = input.encryption_context.unwrap_or_default();
     let blob = coffer_kms::encrypt(&key.material, &key.arn, &input.plaintext, &context)
-        .map_err(|_| Error::internal("KMS encrypt failed"))?;
+        .map_err(|e| Error::internal_from("KMS encrypt failed", e))?;
     Ok(Output {
         ciphertext_blob: blob,
         key_id: key.arn.clone(),

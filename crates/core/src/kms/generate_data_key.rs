@@ -80,7 +80,7 @@ pub(crate) async fn generate(
     rand::rngs::OsRng.fill_bytes(&mut data);
     let context = input.encryption_context.unwrap_or_default();
     let blob = coffer_kms::encrypt(&key.material, &key.arn, &data, &context)
-        .map_err(|_| Error::internal("KMS encrypt failed"))?;
+        .map_err(|e| Error::internal_from("KMS encrypt failed", e))?;
     Ok(Output {
         ciphertext_blob: blob,
         plaintext: data,

@@ -65,7 +65,7 @@ pub async fn promote(
     // replication point (docs/failover.md); a leftover head is ignored anyway, so a failure
     // here only leaves a row behind.
     if let Err(e) = region.store.delete_heads(std::slice::from_ref(&arn)).await {
-        tracing::warn!(arn = %arn, error = %e, "Could not forget the promoted replica's announced head");
+        tracing::warn!(arn = %arn, error = %crate::error::Chain(&e), "Could not forget the promoted replica's announced head");
     }
     Ok(arn)
 }
