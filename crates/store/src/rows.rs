@@ -132,6 +132,27 @@ pub(crate) fn version_from_row<R: RecordRow>(row: &R) -> Result<VersionRecord> {
     )
 }
 
+/// The secrets of `rows` (in their order), each with its versions from `version_rows` (in
+/// theirs): what `list_secrets` reads in two statements.
+pub(crate) fn secrets_with_versions<R: RecordRow>(
+    rows: &[R],
+    version_rows: &[R],
+) -> Result<Vec<crate::Secret>> {
+    let mut by_arn: std::collections::HashMap<String, Vec<VersionRecord>> =
+        std::collections::HashMap::new();
+    for row in version_rows {
+        let v = version_from_row(row)?;
+        by_arn.entry(v.secret_arn.clone()).or_default().push(v);
+    }
+    rows.iter()
+        .map(|row| {
+            let record = secret_from_row(row)?;
+            let versions = by_arn.remove(&record.arn).unwrap_or_default();
+            Ok(crate::Secret { record, versions })
+        })
+        .collect()
+}
+
 pub(crate) fn outbox_from_row<R: RecordRow>(row: &R) -> Result<OutboxRow> {
     Ok(OutboxRow {
         id: row.int("id")?,

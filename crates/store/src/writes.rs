@@ -22,6 +22,24 @@ use crate::Tag;
 pub(crate) const META_UPSERT: &str = "INSERT INTO coffer_meta (meta_key, meta_value) \
      VALUES ($1, $2) ON CONFLICT (meta_key) DO UPDATE SET meta_value = excluded.meta_value";
 
+/// Writes a store's format markers (`kind`, `format_version`) with [`META_UPSERT`] in the
+/// migrating transaction `$tx`, on either backend.
+macro_rules! record_format {
+    ($tx:expr, $kind:expr, $version:expr) => {
+        for (key, value) in [
+            ("kind", $kind.name().to_string()),
+            ("format_version", $version.to_string()),
+        ] {
+            sqlx::query($crate::writes::META_UPSERT)
+                .bind(key)
+                .bind(value)
+                .execute(&mut *$tx)
+                .await?;
+        }
+    };
+}
+pub(crate) use record_format;
+
 // ----- Secrets -----
 
 /// A secret's columns in [`bind_secret!`]'s order (every column but `term_key`).

@@ -189,16 +189,7 @@ async fn migrate_locked(pool: &PgPool, target: &Target<'_>) -> PgResult<()> {
             target.location
         );
     }
-    for (key, value) in [
-        ("kind", target.kind.name().to_string()),
-        ("format_version", migrations.len().to_string()),
-    ] {
-        sqlx::query(crate::writes::META_UPSERT)
-            .bind(key)
-            .bind(value)
-            .execute(&mut *tx)
-            .await?;
-    }
+    crate::writes::record_format!(tx, target.kind, migrations.len());
     tx.commit().await?;
     tracing::info!(
         "{}: migrated from format {applied} to {}",

@@ -13,7 +13,7 @@ use super::read_cache::ReadCache;
 use super::retrying::{Exhausted, PgError, PgResult, retrying};
 use crate::rows::{
     PG_LOAD_BY_ARN, PG_LOAD_BY_NAME, kms_alias_from_row, kms_key_from_row, outbox_from_row,
-    secret_from_joined, secret_from_row, version_from_row,
+    secret_from_joined, secrets_with_versions,
 };
 use crate::schema::StoreKind;
 use crate::writes::{
@@ -22,7 +22,7 @@ use crate::writes::{
 };
 use crate::{
     KmsAliasRecord, KmsChange, KmsKeyRecord, OutboxEntry, OutboxRow, Result, Secret, SecretChange,
-    Store, StoreError, VersionRecord,
+    Store, StoreError,
 };
 
 /// Reads see one snapshot (a secret and its versions from the same commit).
@@ -146,19 +146,7 @@ impl PostgresStore {
         .fetch_all(&mut *tx)
         .await?;
         tx.commit().await?;
-        let mut by_arn: std::collections::HashMap<String, Vec<VersionRecord>> =
-            std::collections::HashMap::new();
-        for row in &version_rows {
-            let v = version_from_row(row)?;
-            by_arn.entry(v.secret_arn.clone()).or_default().push(v);
-        }
-        rows.iter()
-            .map(|row| {
-                let record = secret_from_row(row)?;
-                let versions = by_arn.remove(&record.arn).unwrap_or_default();
-                Ok(Secret { record, versions })
-            })
-            .collect()
+        Ok(secrets_with_versions(&rows, &version_rows)?)
     }
 
     async fn try_commit(&self, changes: &[SecretChange], outbox: &[OutboxEntry]) -> PgResult<()> {

@@ -172,16 +172,7 @@ async fn migrate(pool: &SqlitePool, kind: StoreKind, location: &str, applied: i6
         let n = crate::listing::lite::backfill(&mut tx).await?;
         tracing::info!("wrote the search terms of {n} existing secrets");
     }
-    for (key, value) in [
-        ("kind", kind.name().to_string()),
-        ("format_version", migrations.len().to_string()),
-    ] {
-        sqlx::query(crate::writes::META_UPSERT)
-            .bind(key)
-            .bind(value)
-            .execute(&mut *tx)
-            .await?;
-    }
+    crate::writes::record_format!(tx, kind, migrations.len());
     tx.commit().await?;
     Ok(())
 }

@@ -13,14 +13,14 @@ use sqlx::Row;
 use super::open::{Pools, open_pools};
 use super::{changes, group_commit, sync_reads};
 use crate::rows::{
-    SQLITE_LOAD_BY_ARN, SQLITE_LOAD_BY_NAME, kms_alias_from_row, kms_key_from_row, secret_from_row,
-    version_from_row,
+    SQLITE_LOAD_BY_ARN, SQLITE_LOAD_BY_NAME, kms_alias_from_row, kms_key_from_row,
+    secrets_with_versions,
 };
 use crate::schema::StoreKind;
 use crate::writes::{kms_alias_insert, kms_change_statements, kms_key_insert, kms_query};
 use crate::{
     KmsAliasRecord, KmsChange, KmsKeyRecord, OutboxEntry, OutboxRow, Result, Secret, SecretChange,
-    Store, StoreError, VersionRecord,
+    Store, StoreError,
 };
 
 pub struct SqliteStore {
@@ -125,19 +125,7 @@ impl Store for SqliteStore {
         .bind(account_id)
         .fetch_all(&self.pools.reader)
         .await?;
-        let mut by_arn: std::collections::HashMap<String, Vec<VersionRecord>> =
-            std::collections::HashMap::new();
-        for row in &version_rows {
-            let v = version_from_row(row)?;
-            by_arn.entry(v.secret_arn.clone()).or_default().push(v);
-        }
-        rows.iter()
-            .map(|row| {
-                let record = secret_from_row(row)?;
-                let versions = by_arn.remove(&record.arn).unwrap_or_default();
-                Ok(Secret { record, versions })
-            })
-            .collect()
+        secrets_with_versions(&rows, &version_rows)
     }
 
     async fn list_page(&self, query: &crate::ListQuery<'_>) -> Result<crate::ListPage> {
