@@ -3,21 +3,6 @@
 use crate::rows::RecordRow;
 use crate::{AccessKeyRecord, Result, StoreError, UserPolicyRecord, UserRecord};
 
-pub(crate) const ACCOUNT_INSERT: &str =
-    "INSERT INTO accounts (account_id, created_ms) VALUES ($1, $2)";
-pub(crate) const USER_INSERT: &str = "INSERT INTO users (user_arn, account_id, user_name, \
-     user_id, is_admin, created_ms) VALUES ($1, $2, $3, $4, $5, $6)";
-pub(crate) const ACCESS_KEY_INSERT: &str = "INSERT INTO access_keys (access_key_id, user_arn, \
-     account_id, wrapped_secret, status, created_ms) VALUES ($1, $2, $3, $4, $5, $6)";
-/// [`ACCESS_KEY_INSERT`] unless the key's user already has `$7` keys (one statement).
-pub(crate) const ACCESS_KEY_INSERT_WITHIN: &str = "INSERT INTO access_keys (access_key_id, \
-     user_arn, account_id, wrapped_secret, status, created_ms) SELECT $1, $2, $3, $4, $5, $6 \
-     WHERE (SELECT COUNT(*) FROM access_keys WHERE user_arn = $2) < $7";
-
-/// Compare and swap of a user's tags: `$1` new, `$2` user ARN, `$3` the tags read before.
-pub(crate) const USER_TAGS_REPLACE: &str =
-    "UPDATE users SET tags = $1 WHERE user_arn = $2 AND tags = $3";
-
 pub(crate) fn user_from_row<R: RecordRow>(row: &R) -> Result<UserRecord> {
     Ok(UserRecord {
         user_arn: row.text("user_arn")?,

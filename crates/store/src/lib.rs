@@ -24,6 +24,7 @@ mod rows;
 mod schema;
 mod snapshot;
 mod sqlite;
+mod writes;
 
 pub use cache::{CachedStore, DEFAULT_CACHE_MAX_BYTES, secret_weight};
 pub use listing::{
@@ -127,13 +128,6 @@ pub struct Detachment {
 /// A read whose LastAccessedDate to record ([`Store::record_accesses`]): `(secret ARN, version
 /// id, day)`.
 pub type AccessRead = (String, String, i64);
-
-/// LastAccessedDate of a read ([`Store::record_access`]), the same SQL on both backends: the
-/// secret's day, then the version's.
-pub(crate) const ACCESS_SECRET_SQL: &str =
-    "UPDATE secrets SET last_accessed_day = $1 WHERE arn = $2";
-pub(crate) const ACCESS_VERSION_SQL: &str =
-    "UPDATE secret_versions SET last_accessed_day = $1 WHERE secret_arn = $2 AND version_id = $3";
 
 /// Storage of one Region.
 #[async_trait]

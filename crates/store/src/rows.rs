@@ -132,6 +132,27 @@ pub(crate) fn version_from_row<R: RecordRow>(row: &R) -> Result<VersionRecord> {
     )
 }
 
+/// The secrets of `rows` (in their order), each with its versions from `version_rows` (in
+/// theirs): what `list_secrets` reads in two statements.
+pub(crate) fn secrets_with_versions<R: RecordRow>(
+    rows: &[R],
+    version_rows: &[R],
+) -> Result<Vec<crate::Secret>> {
+    let mut by_arn: std::collections::HashMap<String, Vec<VersionRecord>> =
+        std::collections::HashMap::new();
+    for row in version_rows {
+        let v = version_from_row(row)?;
+        by_arn.entry(v.secret_arn.clone()).or_default().push(v);
+    }
+    rows.iter()
+        .map(|row| {
+            let record = secret_from_row(row)?;
+            let versions = by_arn.remove(&record.arn).unwrap_or_default();
+            Ok(crate::Secret { record, versions })
+        })
+        .collect()
+}
+
 pub(crate) fn outbox_from_row<R: RecordRow>(row: &R) -> Result<OutboxRow> {
     Ok(OutboxRow {
         id: row.int("id")?,
@@ -176,118 +197,6 @@ pub(crate) fn kms_alias_from_row<R: RecordRow>(row: &R) -> Result<crate::KmsAlia
         created_ms: row.int("created_ms")?,
     })
 }
-
-/// The statements of one [`crate::KmsChange`], the same on both backends: `(sql, binds)` run
-/// in order in one transaction; the first statement must touch a row, else the change is a
-/// `Conflict`.
-pub(crate) enum KmsBind {
-    Text(String),
-    Bytes(Vec<u8>),
-    Int(i64),
-}
-
-pub(crate) fn kms_change_statements(
-    change: &crate::KmsChange,
-) -> Vec<(&'static str, Vec<KmsBind>)> {
-    use crate::KmsChange;
-    use KmsBind::{Bytes, Text};
-    match change {
-        KmsChange::UpdateKey(k) => vec![(
-            "UPDATE kms_keys SET wrapped_material = $1, metadata = $2 WHERE key_arn = $3",
-            vec![
-                Bytes(k.wrapped_material.clone()),
-                Text(k.metadata.clone()),
-                Text(k.key_arn.clone()),
-            ],
-        )],
-        KmsChange::UpdateKeyIf { key: k, expected } => vec![(
-            "UPDATE kms_keys SET wrapped_material = $1, metadata = $2 \
-             WHERE key_arn = $3 AND metadata = $4 AND wrapped_material = $5",
-            vec![
-                Bytes(k.wrapped_material.clone()),
-                Text(k.metadata.clone()),
-                Text(k.key_arn.clone()),
-                Text(expected.metadata.clone()),
-                Bytes(expected.wrapped_material.clone()),
-            ],
-        )],
-        KmsChange::CreateAlias(a) => vec![kms_alias_insert(a)],
-        KmsChange::UpdateAlias(a) => vec![(
-            "UPDATE kms_aliases SET target_key_arn = $1 WHERE account_id = $2 AND alias_name = $3",
-            vec![
-                Text(a.target_key_arn.clone()),
-                Text(a.account_id.clone()),
-                Text(a.alias_name.clone()),
-            ],
-        )],
-        KmsChange::DeleteAlias {
-            account_id,
-            alias_name,
-        } => vec![(
-            "DELETE FROM kms_aliases WHERE account_id = $1 AND alias_name = $2",
-            vec![Text(account_id.clone()), Text(alias_name.clone())],
-        )],
-        KmsChange::DeleteKey { key_arn } => vec![
-            (
-                "DELETE FROM kms_keys WHERE key_arn = $1",
-                vec![Text(key_arn.clone())],
-            ),
-            (
-                "DELETE FROM kms_aliases WHERE target_key_arn = $1",
-                vec![Text(key_arn.clone())],
-            ),
-        ],
-    }
-}
-
-/// The statement that stores a new KMS key (`create_kms_key`, and a restore).
-pub(crate) fn kms_key_insert(k: &crate::KmsKeyRecord) -> (&'static str, Vec<KmsBind>) {
-    use KmsBind::{Bytes, Int, Text};
-    (
-        "INSERT INTO kms_keys (key_arn, account_id, key_id, wrapped_material, metadata, \
-         created_ms) VALUES ($1, $2, $3, $4, $5, $6)",
-        vec![
-            Text(k.key_arn.clone()),
-            Text(k.account_id.clone()),
-            Text(k.key_id.clone()),
-            Bytes(k.wrapped_material.clone()),
-            Text(k.metadata.clone()),
-            Int(k.created_ms),
-        ],
-    )
-}
-
-/// The statement that stores a new KMS alias (`CreateAlias`, `create_kms_key`, a restore).
-pub(crate) fn kms_alias_insert(a: &crate::KmsAliasRecord) -> (&'static str, Vec<KmsBind>) {
-    use KmsBind::{Int, Text};
-    (
-        "INSERT INTO kms_aliases (account_id, alias_name, target_key_arn, created_ms) \
-         VALUES ($1, $2, $3, $4)",
-        vec![
-            Text(a.account_id.clone()),
-            Text(a.alias_name.clone()),
-            Text(a.target_key_arn.clone()),
-            Int(a.created_ms),
-        ],
-    )
-}
-
-/// A query of one of these `(sql, binds)` statements, for either backend's connection.
-macro_rules! kms_query {
-    ($statement:expr) => {{
-        let (sql, binds) = $statement;
-        let mut query = sqlx::query(sql);
-        for bind in binds {
-            query = match bind {
-                $crate::rows::KmsBind::Text(t) => query.bind(t),
-                $crate::rows::KmsBind::Bytes(b) => query.bind(b),
-                $crate::rows::KmsBind::Int(n) => query.bind(n),
-            };
-        }
-        query
-    }};
-}
-pub(crate) use kms_query;
 
 /// `SELECT` of a secret joined with its versions (columns renamed `v_*`), one row per version
 /// (one row of `NULL`s for a secret without versions), for [`secret_from_joined`]. One

@@ -24,6 +24,10 @@ use crate::rows::{
     version_from_row,
 };
 use crate::schema::StoreKind;
+use crate::writes::{
+    DETACHMENT_RESTORE, OUTBOX_RESTORE, SECRET_RESTORE_INTO, VERSION_RESTORE_INTO, bind_detachment,
+    bind_outbox_entry, bind_secret, bind_version, kms_alias_insert, kms_key_insert, kms_query,
+};
 use crate::{
     Detachment, KmsAliasRecord, KmsKeyRecord, OutboxRow, Result, Secret, SqliteStore, Store,
     StoreError, VersionRecord,
@@ -343,53 +347,18 @@ macro_rules! snapshot_sql {
                 if batch.is_empty() {
                     return Ok(());
                 }
-                let mut query = sqlx::QueryBuilder::<$db>::new(
-                    "INSERT INTO secrets (arn, account_id, name, description, kms_key_id, tags, \
-                     resource_policy, created_ms, last_changed_ms, last_accessed_day, \
-                     deleted_ms, purge_at_ms, rotation, replication, row_version) ",
-                );
+                let mut query = sqlx::QueryBuilder::<$db>::new(SECRET_RESTORE_INTO);
                 query.push_values(batch, |mut row, secret| {
-                    let s = &secret.record;
-                    row.push_bind(s.arn.clone())
-                        .push_bind(s.account_id.clone())
-                        .push_bind(s.name.clone())
-                        .push_bind(s.description.clone())
-                        .push_bind(s.kms_key_id.clone())
-                        .push_bind(
-                            s.tags
-                                .as_ref()
-                                .map(|t| serde_json::to_string(t).expect("tags serialize")),
-                        )
-                        .push_bind(s.resource_policy.clone())
-                        .push_bind(s.created_ms)
-                        .push_bind(s.last_changed_ms)
-                        .push_bind(s.last_accessed_day)
-                        .push_bind(s.deleted_ms)
-                        .push_bind(s.purge_at_ms)
-                        .push_bind(s.rotation.clone())
-                        .push_bind(s.replication.clone())
-                        .push_bind(s.row_version);
+                    bind_secret!(row, push_bind, &secret.record);
                 });
                 query.build().execute(&mut *conn).await?;
 
                 let versions: Vec<&VersionRecord> =
                     batch.iter().flat_map(|s| &s.versions).collect();
                 for rows in versions.chunks(IMPORT_ROWS) {
-                    let mut query = sqlx::QueryBuilder::<$db>::new(
-                        "INSERT INTO secret_versions (secret_arn, version_id, stages, \
-                         created_ms, last_accessed_day, kms_key_arn, value_kind, \
-                         wrapped_data_key, ciphertext) ",
-                    );
+                    let mut query = sqlx::QueryBuilder::<$db>::new(VERSION_RESTORE_INTO);
                     query.push_values(rows, |mut row, v| {
-                        row.push_bind(v.secret_arn.clone())
-                            .push_bind(v.version_id.clone())
-                            .push_bind(serde_json::to_string(&v.stages).expect("stages serialize"))
-                            .push_bind(v.created_ms)
-                            .push_bind(v.last_accessed_day)
-                            .push_bind(v.kms_key_arn.clone())
-                            .push_bind(v.value_kind as i64)
-                            .push_bind(v.wrapped_data_key.clone())
-                            .push_bind(v.ciphertext.clone());
+                        bind_version!(row, push_bind, v);
                     });
                     query.build().execute(&mut *conn).await?;
                 }
@@ -433,12 +402,12 @@ macro_rules! snapshot_sql {
             async fn insert(conn: &mut $conn, item: &RegionItem) -> Result<()> {
                 match item {
                     RegionItem::KmsKey(key) => {
-                        crate::rows::kms_query!(crate::rows::kms_key_insert(key))
+                        kms_query!(kms_key_insert(key))
                             .execute(&mut *conn)
                             .await?;
                     }
                     RegionItem::KmsAlias(alias) => {
-                        crate::rows::kms_query!(crate::rows::kms_alias_insert(alias))
+                        kms_query!(kms_alias_insert(alias))
                             .execute(&mut *conn)
                             .await?;
                     }
@@ -448,15 +417,7 @@ macro_rules! snapshot_sql {
                     RegionItem::Outbox(row) => {
                         // A new id, in the same order; no lease: whichever node runs first
                         // claims it.
-                        sqlx::query(
-                            "INSERT INTO replication_outbox (secret_arn, dest_region, kind, \
-                             payload, enqueued_ms, attempts, next_attempt_ms, first_failure_ms) \
-                             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
-                        )
-                        .bind(&row.entry.secret_arn)
-                        .bind(&row.entry.dest_region)
-                        .bind(&row.entry.kind)
-                        .bind(&row.entry.payload)
+                        bind_outbox_entry!(sqlx::query(OUTBOX_RESTORE), &row.entry)
                         .bind(row.enqueued_ms)
                         .bind(row.attempts)
                         .bind(row.next_attempt_ms)
@@ -465,16 +426,9 @@ macro_rules! snapshot_sql {
                         .await?;
                     }
                     RegionItem::Detachment(d) => {
-                        sqlx::query(
-                            "INSERT INTO replica_detachments (arn, primary_arn, epoch, \
-                             detached_ms) VALUES ($1, $2, $3, $4)",
-                        )
-                        .bind(&d.arn)
-                        .bind(&d.primary_arn)
-                        .bind(d.epoch)
-                        .bind(d.detached_ms)
-                        .execute(&mut *conn)
-                        .await?;
+                        bind_detachment!(sqlx::query(DETACHMENT_RESTORE), d)
+                            .execute(&mut *conn)
+                            .await?;
                     }
                 }
                 Ok(())

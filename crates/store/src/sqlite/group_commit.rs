@@ -52,6 +52,7 @@ use sqlx::SqlitePool;
 use sqlx::sqlite::SqliteConnection;
 use tokio::sync::{mpsc, oneshot};
 
+use super::changes;
 use super::terms_memo::TermsMemo;
 use crate::{OutboxEntry, OutboxRow, Result, SecretChange, StoreError};
 
@@ -71,7 +72,7 @@ pub(super) struct Job {
     pub changes: Vec<SecretChange>,
     pub outbox: Vec<OutboxEntry>,
     pub settle: Vec<Settle>,
-    /// After the changes: claims outbox rows (see [`super::claim_in`]); they are the answer.
+    /// After the changes: claims outbox rows (see [`super::changes::claim_in`]); they are the answer.
     pub claim: Option<Claim>,
     /// A read's LastAccessedDate ([`crate::Store::record_access`]): `(secret ARN, version id,
     /// day)`. Not a change: the secret's `row_version` stays.
@@ -223,7 +224,7 @@ async fn commit_batch(
         Err(e) => return every(e.into()),
     };
     let durable = batch.iter().any(|q| q.job.durable);
-    if !durable && let Err(e) = super::relax(&mut conn).await {
+    if !durable && let Err(e) = changes::relax(&mut conn).await {
         conn.close_on_drop();
         return every(e);
     }
@@ -233,7 +234,7 @@ async fn commit_batch(
         // The transaction may be half rolled back by SQLite itself: start afresh.
         conn.close_on_drop();
     }
-    if !durable && let Err(e) = super::restore(&mut conn).await {
+    if !durable && let Err(e) = changes::restore(&mut conn).await {
         // `restore` closed the connection; what was committed stays committed.
         tracing::warn!(error = %e, "cannot put the SQLite writer back to synchronous=FULL");
     }
@@ -313,7 +314,7 @@ async fn accesses_together(
         .flat_map(|(_, reads)| reads.iter())
         .map(|(arn, version, day)| (arn.as_str(), version.as_str(), *day))
         .collect();
-    let done = super::record_accesses_in(tx, &rows).await;
+    let done = changes::record_accesses_in(tx, &rows).await;
     if done.is_err() {
         sqlx::raw_sql("ROLLBACK TO accesses")
             .execute(&mut *tx)
@@ -328,30 +329,30 @@ async fn accesses_together(
 
 async fn apply(conn: &mut SqliteConnection, job: &mut Job, memo: &mut TermsMemo) -> Answer {
     let changes = std::mem::take(&mut job.changes);
-    match super::plain_updates(&changes) {
-        Some(records) => super::update_records(conn, &records, memo).await?,
+    match changes::plain_updates(&changes) {
+        Some(records) => changes::update_records(conn, &records, memo).await?,
         None => {
             for change in changes {
-                super::apply_change(conn, change, memo).await?;
+                changes::apply_change(conn, change, memo).await?;
             }
         }
     }
-    super::insert_outbox(conn, &job.outbox).await?;
-    super::settle_outbox(conn, &job.settle).await?;
+    changes::insert_outbox(conn, &job.outbox).await?;
+    changes::settle_outbox(conn, &job.settle).await?;
     if !job.access.is_empty() {
         let rows: Vec<(&str, &str, i64)> = job
             .access
             .iter()
             .map(|(arn, version, day)| (arn.as_str(), version.as_str(), *day))
             .collect();
-        super::record_accesses_in(conn, &rows).await?;
+        changes::record_accesses_in(conn, &rows).await?;
     }
     if let Some(retry) = &job.retry {
-        super::retry_in(conn, retry).await?;
+        changes::retry_in(conn, retry).await?;
     }
     match &job.claim {
         Some(c) => {
-            super::claim_in(
+            changes::claim_in(
                 conn,
                 c.now_ms,
                 &c.owner,
