@@ -248,9 +248,14 @@ mod tests {
 
     /// Writes 4 KiB to the store.
     async fn write_filler(store: &SqliteStore, i: usize) {
+        write_filler_of(store, i, 4096).await;
+    }
+
+    /// Writes `bytes` bytes to the store.
+    async fn write_filler_of(store: &SqliteStore, i: usize, bytes: usize) {
         sqlx::query("INSERT INTO coffer_meta (meta_key, meta_value) VALUES ($1, $2)")
             .bind(format!("filler-{i}"))
-            .bind("x".repeat(4096))
+            .bind("x".repeat(bytes))
             .execute(&store.pools.writer)
             .await
             .unwrap();
@@ -288,9 +293,9 @@ mod tests {
         let mut largest = 0;
         let wal = dir.path().join("region.db-wal");
         for i in 0..1000 {
-            write_filler(&store, i).await;
+            write_filler_of(&store, i, 16 * 1024).await;
             largest = largest.max(std::fs::metadata(&wal).map(|m| m.len()).unwrap_or(0));
-            // A steady load (about 4 MB/s), not a burst within one checkpoint tick.
+            // A steady load (several MB/s), not a burst within one checkpoint tick.
             tokio::time::sleep(Duration::from_millis(1)).await;
         }
         stop.store(true, std::sync::atomic::Ordering::Relaxed);
@@ -298,9 +303,11 @@ mod tests {
             r.await.unwrap();
         }
         let end = std::fs::metadata(&wal).map(|m| m.len()).unwrap_or(0);
-        // 4 MB written; the WAL may pass the limit by what is written between two ticks.
+        // 16 MB written, which an unbounded WAL would hold whole. It may pass the limit by what
+        // is written between two ticks, and by more while a TRUNCATE waits for the readers on a
+        // loaded machine (2.3 MB seen in a full test run with 4 MB written).
         assert!(
-            largest < 2 * 1024 * 1024 && end < 2 * 1024 * 1024,
+            largest < 6 * 1024 * 1024 && end < 6 * 1024 * 1024,
             "the WAL reached {largest} bytes (now {end}) with a limit of {limit}"
         );
         store.close().await;
