@@ -279,6 +279,17 @@ pub(crate) fn values_list(rows: usize, columns: usize) -> String {
     out
 }
 
+/// The KMS and detachment reads, the same on both backends.
+pub(crate) const KMS_KEY_BY_ARN: &str = "SELECT * FROM kms_keys WHERE key_arn = $1";
+pub(crate) const KMS_ALIAS_BY_NAME: &str =
+    "SELECT * FROM kms_aliases WHERE account_id = $1 AND alias_name = $2";
+pub(crate) const KMS_KEYS_OF_ACCOUNT: &str =
+    "SELECT * FROM kms_keys WHERE account_id = $1 ORDER BY created_ms, key_arn";
+pub(crate) const KMS_KEYS: &str = "SELECT * FROM kms_keys ORDER BY created_ms, key_arn";
+pub(crate) const KMS_ALIASES_OF_ACCOUNT: &str =
+    "SELECT * FROM kms_aliases WHERE account_id = $1 ORDER BY alias_name";
+pub(crate) const DETACHMENT_BY_ARN: &str = "SELECT * FROM replica_detachments WHERE arn = $1";
+
 /// [`crate::Store::replication_depth`]'s query (`$1`: the source Region): every destination
 /// but the source, as two ranges of `replication_outbox_by_destination`.
 pub(crate) const REPLICATION_DEPTH: &str = "SELECT dest_region, COUNT(*) AS n FROM replication_outbox \

@@ -257,7 +257,7 @@ impl PostgresStore {
     }
 
     async fn try_load_kms_key(&self, key_arn: &str) -> PgResult<Option<KmsKeyRecord>> {
-        let row = sqlx::query("SELECT * FROM kms_keys WHERE key_arn = $1")
+        let row = sqlx::query(crate::rows::KMS_KEY_BY_ARN)
             .bind(key_arn)
             .fetch_optional(&self.pool)
             .await?;
@@ -269,27 +269,24 @@ impl PostgresStore {
         account_id: &str,
         alias_name: &str,
     ) -> PgResult<Option<KmsAliasRecord>> {
-        let row =
-            sqlx::query("SELECT * FROM kms_aliases WHERE account_id = $1 AND alias_name = $2")
-                .bind(account_id)
-                .bind(alias_name)
-                .fetch_optional(&self.pool)
-                .await?;
+        let row = sqlx::query(crate::rows::KMS_ALIAS_BY_NAME)
+            .bind(account_id)
+            .bind(alias_name)
+            .fetch_optional(&self.pool)
+            .await?;
         Ok(row.as_ref().map(kms_alias_from_row).transpose()?)
     }
 
     async fn try_list_kms_keys(&self, account_id: Option<&str>) -> PgResult<Vec<KmsKeyRecord>> {
         let rows = match account_id {
             Some(account) => {
-                sqlx::query(
-                    "SELECT * FROM kms_keys WHERE account_id = $1 ORDER BY created_ms, key_arn",
-                )
-                .bind(account)
-                .fetch_all(&self.pool)
-                .await?
+                sqlx::query(crate::rows::KMS_KEYS_OF_ACCOUNT)
+                    .bind(account)
+                    .fetch_all(&self.pool)
+                    .await?
             }
             None => {
-                sqlx::query("SELECT * FROM kms_keys ORDER BY created_ms, key_arn")
+                sqlx::query(crate::rows::KMS_KEYS)
                     .fetch_all(&self.pool)
                     .await?
             }
@@ -298,11 +295,10 @@ impl PostgresStore {
     }
 
     async fn try_list_kms_aliases(&self, account_id: &str) -> PgResult<Vec<KmsAliasRecord>> {
-        let rows =
-            sqlx::query("SELECT * FROM kms_aliases WHERE account_id = $1 ORDER BY alias_name")
-                .bind(account_id)
-                .fetch_all(&self.pool)
-                .await?;
+        let rows = sqlx::query(crate::rows::KMS_ALIASES_OF_ACCOUNT)
+            .bind(account_id)
+            .fetch_all(&self.pool)
+            .await?;
         Ok(rows.iter().map(kms_alias_from_row).collect::<Result<_>>()?)
     }
 
@@ -388,7 +384,7 @@ impl Store for PostgresStore {
 
     async fn load_detachment(&self, arn: &str) -> Result<Option<crate::Detachment>> {
         retrying!("loading a detachment", Exhausted::Backend, async {
-            let row = sqlx::query("SELECT * FROM replica_detachments WHERE arn = $1")
+            let row = sqlx::query(crate::rows::DETACHMENT_BY_ARN)
                 .bind(arn)
                 .fetch_optional(&self.pool)
                 .await?;

@@ -102,7 +102,7 @@ impl Store for SqliteStore {
     }
 
     async fn load_detachment(&self, arn: &str) -> Result<Option<crate::Detachment>> {
-        let row = sqlx::query("SELECT * FROM replica_detachments WHERE arn = $1")
+        let row = sqlx::query(crate::rows::DETACHMENT_BY_ARN)
             .bind(arn)
             .fetch_optional(&self.pools.reader)
             .await?;
@@ -331,7 +331,7 @@ impl Store for SqliteStore {
     }
 
     async fn load_kms_key(&self, key_arn: &str) -> Result<Option<KmsKeyRecord>> {
-        let row = sqlx::query("SELECT * FROM kms_keys WHERE key_arn = $1")
+        let row = sqlx::query(crate::rows::KMS_KEY_BY_ARN)
             .bind(key_arn)
             .fetch_optional(&self.pools.reader)
             .await?;
@@ -343,12 +343,11 @@ impl Store for SqliteStore {
         account_id: &str,
         alias_name: &str,
     ) -> Result<Option<KmsAliasRecord>> {
-        let row =
-            sqlx::query("SELECT * FROM kms_aliases WHERE account_id = $1 AND alias_name = $2")
-                .bind(account_id)
-                .bind(alias_name)
-                .fetch_optional(&self.pools.reader)
-                .await?;
+        let row = sqlx::query(crate::rows::KMS_ALIAS_BY_NAME)
+            .bind(account_id)
+            .bind(alias_name)
+            .fetch_optional(&self.pools.reader)
+            .await?;
         row.as_ref().map(kms_alias_from_row).transpose()
     }
 
@@ -367,15 +366,13 @@ impl Store for SqliteStore {
     async fn list_kms_keys(&self, account_id: Option<&str>) -> Result<Vec<KmsKeyRecord>> {
         let rows = match account_id {
             Some(account) => {
-                sqlx::query(
-                    "SELECT * FROM kms_keys WHERE account_id = $1 ORDER BY created_ms, key_arn",
-                )
-                .bind(account)
-                .fetch_all(&self.pools.reader)
-                .await?
+                sqlx::query(crate::rows::KMS_KEYS_OF_ACCOUNT)
+                    .bind(account)
+                    .fetch_all(&self.pools.reader)
+                    .await?
             }
             None => {
-                sqlx::query("SELECT * FROM kms_keys ORDER BY created_ms, key_arn")
+                sqlx::query(crate::rows::KMS_KEYS)
                     .fetch_all(&self.pools.reader)
                     .await?
             }
@@ -384,7 +381,7 @@ impl Store for SqliteStore {
     }
 
     async fn list_kms_aliases(&self, account_id: &str) -> Result<Vec<KmsAliasRecord>> {
-        sqlx::query("SELECT * FROM kms_aliases WHERE account_id = $1 ORDER BY alias_name")
+        sqlx::query(crate::rows::KMS_ALIASES_OF_ACCOUNT)
             .bind(account_id)
             .fetch_all(&self.pools.reader)
             .await?
