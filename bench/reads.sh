@@ -43,6 +43,12 @@ while [[ $# -gt 0 ]]; do
 done
 [[ -n $DATA && -n $SECRETS ]] || { usage >&2; exit 2; }
 die() { echo "[reads] error: $*" >&2; exit 1; }
+CONFIG=()
+SERVER_PID=""
+WORK="$(mktemp -d "${TMPDIR:-/tmp}/coffer-reads.XXXXXX")"
+trap 'if [[ -n $SERVER_PID ]]; then stop_server; fi; rm -rf "$WORK"' EXIT
+# rss_mb, ini_value, start_server, stop_server.
+source "$ROOT/bench/region-server.sh"
 
 packages=(-p coffer-loadgen)
 [[ -n $COFFER ]] || packages+=(-p coffer)
@@ -60,31 +66,17 @@ esac
 
 if [[ $FIRST == 1 ]]; then
     command -v sqlite3 >/dev/null || die "--first-reads needs sqlite3 (apt-get install sqlite3)"
-    db="$DATA/regions/${AWS_REGION:-us-east-1}.db"
+    region="$(ini_value "$DATA/aws/config" default region 2>/dev/null || true)"
+    db="$DATA/regions/${region:-us-east-1}.db"
     [[ -f $db ]] || die "no SQLite Region at $db"
     sqlite3 "$db" "BEGIN; UPDATE secrets SET last_accessed_day = NULL WHERE last_accessed_day IS NOT NULL; \
         UPDATE secret_versions SET last_accessed_day = NULL WHERE last_accessed_day IS NOT NULL; COMMIT; \
         PRAGMA wal_checkpoint(TRUNCATE);" >/dev/null
 fi
 
-WORK="$(mktemp -d)"
-log="$WORK/coffer.log"
-"$COFFER" serve --listen 127.0.0.1:0 --data-dir "$DATA" >"$log" 2>&1 &
-PID=$!
-trap 'kill -TERM $PID 2>/dev/null; wait $PID 2>/dev/null; rm -rf "$WORK"' EXIT
-URL=""
-for _ in $(seq 3000); do
-    URL="$(grep -o -m1 'listening on http://127\.0\.0\.1:[0-9]\+' "$log" 2>/dev/null | sed 's/^listening on //' || true)"
-    [[ -n $URL && "$(curl -s -o /dev/null -m 2 -w '%{http_code}' "$URL/health" || true)" == 200 ]] && break
-    kill -0 "$PID" 2>/dev/null || { cat "$log" >&2; die "coffer exited"; }
-    sleep 0.01
-done
-ini() { awk -F' *= *' -v s="[$2]" -v k="$3" '$0 == s { on = 1; next } /^\[/ { on = 0 } on && $1 == k { print $2; exit }' "$1"; }
-export AWS_ACCESS_KEY_ID AWS_SECRET_ACCESS_KEY
-AWS_ACCESS_KEY_ID="$(ini "$DATA/aws/credentials" default aws_access_key_id)"
-AWS_SECRET_ACCESS_KEY="$(ini "$DATA/aws/credentials" default aws_secret_access_key)"
-export AWS_REGION="${AWS_REGION:-us-east-1}"
-rss() { awk '/^VmRSS/ { printf "%.0f", $2 / 1024 }' "/proc/$PID/status"; }
+start_server
+PID=$SERVER_PID
+rss() { rss_mb "$PID"; }
 
 rss0="$(rss)"
 "$LOADGEN" run --endpoint "$URL" "${args[@]}" --concurrency 32 --duration "$DURATION" \

@@ -92,45 +92,11 @@ trap cleanup EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
 
-rss_mb() { awk '/^VmRSS/ { printf "%.0f", $2 / 1024 }' "/proc/$1/status"; }
-ms_since() { echo $(( ($(date +%s%N) - $1) / 1000000 )); }
-ini_value() { awk -F' *= *' -v s="[$2]" -v k="$3" '$0 == s { on = 1; next } /^\[/ { on = 0 } on && $1 == k { print $2; exit }' "$1"; }
+# rss_mb, ms_since, ini_value, start_server, stop_server (uses COFFER, DATA, CONFIG, WORK, die).
+source "$ROOT/bench/region-server.sh"
 
 log "building coffer and coffer-loadgen (release)"
 (cd "$ROOT" && cargo build --release --quiet -p coffer -p coffer-loadgen) || die "release build failed"
-
-# start_server: starts Coffer on $DATA, sets SERVER_PID, URL and STARTUP_MS (to /health = 200).
-start_server() {
-    local t0 log="$WORK/coffer.log" code=""
-    t0=$(date +%s%N)
-    "$COFFER" serve --listen 127.0.0.1:0 --data-dir "$DATA" "${CONFIG[@]}" >"$log" 2>&1 &
-    SERVER_PID=$!
-    URL=""
-    for _ in $(seq 6000); do
-        URL="$(grep -o -m1 'listening on http://127\.0\.0\.1:[0-9]\+' "$log" 2>/dev/null | sed 's/^listening on //' || true)"
-        if [[ -n $URL ]]; then
-            code="$(curl -s -o /dev/null -m 2 -w '%{http_code}' "$URL/health" || true)"
-            [[ $code == 200 ]] && break
-        fi
-        kill -0 "$SERVER_PID" 2>/dev/null || { cat "$log" >&2; die "coffer exited"; }
-        sleep 0.01
-    done
-    [[ $code == 200 ]] || die "coffer did not become healthy"
-    STARTUP_MS=$(ms_since "$t0")
-    local creds="$DATA/aws/credentials"
-    for _ in $(seq 50); do [[ -s $creds ]] && break; sleep 0.1; done
-    export AWS_ACCESS_KEY_ID AWS_SECRET_ACCESS_KEY AWS_REGION
-    AWS_ACCESS_KEY_ID="$(ini_value "$creds" default aws_access_key_id)"
-    AWS_SECRET_ACCESS_KEY="$(ini_value "$creds" default aws_secret_access_key)"
-    AWS_REGION="$(ini_value "$DATA/aws/config" default region)"
-    AWS_REGION="${AWS_REGION:-us-east-1}"
-}
-
-stop_server() {
-    kill -TERM "$SERVER_PID" 2>/dev/null || true
-    wait "$SERVER_PID" 2>/dev/null || true
-    SERVER_PID=""
-}
 
 # p99 and rate of one `run` (json on stdout of loadgen).
 summarize() {
