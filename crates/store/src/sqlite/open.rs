@@ -29,6 +29,13 @@ const WRITER_CACHE_KIB: u32 = 32 * 1024;
 /// How often the background checkpointer copies the WAL into the database file.
 const CHECKPOINT_EVERY: Duration = Duration::from_millis(250);
 
+/// How long a checkpoint waits for locks. A TRUNCATE checkpoint holds the writer lock while it
+/// waits for the readers of the WAL to finish; with the 10 s of every other connection, a
+/// stream of overlapping readers once kept it waiting long enough that the writer's own wait
+/// ran out ("database is locked" on a write, seen under a loaded test run). Past this, the
+/// checkpoint gives up, writes go on, and the next tick tries again.
+const CHECKPOINT_BUSY: Duration = Duration::from_millis(200);
+
 /// The WAL size above which the checkpointer starts the log over (and SQLite's
 /// `journal_size_limit`, the size a reset WAL file is truncated to).
 const WAL_LIMIT_BYTES: u64 = 64 * 1024 * 1024;
@@ -145,7 +152,11 @@ pub(super) async fn open_pools_with(path: &Path, kind: StoreKind, wal_limit: u64
         .await?;
     migrate(&writer, kind, &location, applied).await?;
     let checkpointer = pool_options(1)
-        .connect_with(base.clone().synchronous(SqliteSynchronous::Full))
+        .connect_with(
+            base.clone()
+                .synchronous(SqliteSynchronous::Full)
+                .busy_timeout(CHECKPOINT_BUSY),
+        )
         .await?;
     let mut wal = path.as_os_str().to_owned();
     wal.push("-wal");
