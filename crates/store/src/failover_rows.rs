@@ -14,6 +14,8 @@ pub(crate) const HEAD_UPSERT: &str = "INSERT INTO replica_heads \
      heard_ms = excluded.heard_ms \
      WHERE excluded.seq > replica_heads.seq OR excluded.primary_region <> replica_heads.primary_region";
 
+pub(crate) const HEAD_DELETE: &str = "DELETE FROM replica_heads WHERE arn = $1";
+
 pub(crate) const DOCUMENT_UPSERT: &str = "INSERT INTO coffer_documents (doc_key, body, updated_ms) \
      VALUES ($1, $2, $3) ON CONFLICT (doc_key) DO UPDATE SET body = excluded.body, \
      updated_ms = excluded.updated_ms";
@@ -40,32 +42,27 @@ where
     })
 }
 
+/// Binds a [`ReplicaHead`]'s 6 values in [`HEAD_UPSERT`]'s order.
+macro_rules! bind_head {
+    ($query:expr, $head:expr) => {{
+        let h: &$crate::ReplicaHead = $head;
+        $query
+            .bind(&h.arn)
+            .bind(&h.primary_region)
+            .bind(h.seq)
+            .bind(&h.version_id)
+            .bind(h.commit_ms)
+            .bind(h.heard_ms)
+    }};
+}
+pub(crate) use bind_head;
+
+/// The reads, on either backend's pool. (SQLite writes these rows on its group commit's
+/// writer, `sqlite::group_commit`; PostgreSQL's writes are [`postgres_writes`].)
 macro_rules! failover_rows {
     ($module:ident, $pool:ty) => {
         pub(crate) mod $module {
             use super::*;
-
-            pub(crate) async fn record_heads(
-                pool: &$pool,
-                heads: &[ReplicaHead],
-            ) -> Result<(), sqlx::Error> {
-                if heads.is_empty() {
-                    return Ok(());
-                }
-                let mut tx = pool.begin().await?;
-                for h in heads {
-                    sqlx::query(HEAD_UPSERT)
-                        .bind(&h.arn)
-                        .bind(&h.primary_region)
-                        .bind(h.seq)
-                        .bind(&h.version_id)
-                        .bind(h.commit_ms)
-                        .bind(h.heard_ms)
-                        .execute(&mut *tx)
-                        .await?;
-                }
-                tx.commit().await
-            }
 
             pub(crate) async fn replica_heads(
                 pool: &$pool,
@@ -78,23 +75,6 @@ macro_rules! failover_rows {
                     .collect()
             }
 
-            pub(crate) async fn delete_heads(
-                pool: &$pool,
-                arns: &[String],
-            ) -> Result<(), sqlx::Error> {
-                if arns.is_empty() {
-                    return Ok(());
-                }
-                let mut tx = pool.begin().await?;
-                for arn in arns {
-                    sqlx::query("DELETE FROM replica_heads WHERE arn = $1")
-                        .bind(arn)
-                        .execute(&mut *tx)
-                        .await?;
-                }
-                tx.commit().await
-            }
-
             pub(crate) async fn replica_states(
                 pool: &$pool,
             ) -> Result<Vec<(String, String)>, sqlx::Error> {
@@ -104,21 +84,6 @@ macro_rules! failover_rows {
                     .iter()
                     .map(|r| Ok((r.try_get("arn")?, r.try_get("replication")?)))
                     .collect()
-            }
-
-            pub(crate) async fn save_document(
-                pool: &$pool,
-                key: &str,
-                body: &str,
-                now_ms: i64,
-            ) -> Result<(), sqlx::Error> {
-                sqlx::query(DOCUMENT_UPSERT)
-                    .bind(key)
-                    .bind(body)
-                    .bind(now_ms)
-                    .execute(pool)
-                    .await?;
-                Ok(())
             }
 
             pub(crate) async fn load_documents(
@@ -145,3 +110,53 @@ macro_rules! failover_rows {
 
 failover_rows!(sqlite, sqlx::SqlitePool);
 failover_rows!(postgres, sqlx::PgPool);
+
+/// The writes of these rows on PostgreSQL.
+pub(crate) mod postgres_writes {
+    use super::*;
+
+    pub(crate) async fn record_heads(
+        pool: &sqlx::PgPool,
+        heads: &[ReplicaHead],
+    ) -> Result<(), sqlx::Error> {
+        if heads.is_empty() {
+            return Ok(());
+        }
+        let mut tx = pool.begin().await?;
+        for h in heads {
+            bind_head!(sqlx::query(HEAD_UPSERT), h)
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await
+    }
+
+    pub(crate) async fn delete_heads(
+        pool: &sqlx::PgPool,
+        arns: &[String],
+    ) -> Result<(), sqlx::Error> {
+        if arns.is_empty() {
+            return Ok(());
+        }
+        let mut tx = pool.begin().await?;
+        for arn in arns {
+            sqlx::query(HEAD_DELETE).bind(arn).execute(&mut *tx).await?;
+        }
+        tx.commit().await
+    }
+
+    pub(crate) async fn save_document(
+        pool: &sqlx::PgPool,
+        key: &str,
+        body: &str,
+        now_ms: i64,
+    ) -> Result<(), sqlx::Error> {
+        sqlx::query(DOCUMENT_UPSERT)
+            .bind(key)
+            .bind(body)
+            .bind(now_ms)
+            .execute(pool)
+            .await?;
+        Ok(())
+    }
+}

@@ -89,6 +89,23 @@ impl From<sqlx::Error> for StoreError {
     }
 }
 
+/// The SQLite writer's and point readers' driver (rusqlite): a unique name or key taken is a
+/// `Conflict`, as through sqlx.
+impl From<rusqlite::Error> for StoreError {
+    fn from(err: rusqlite::Error) -> Self {
+        if let rusqlite::Error::SqliteFailure(e, _) = &err
+            && matches!(
+                e.extended_code,
+                rusqlite::ffi::SQLITE_CONSTRAINT_UNIQUE
+                    | rusqlite::ffi::SQLITE_CONSTRAINT_PRIMARYKEY
+            )
+        {
+            return StoreError::Conflict;
+        }
+        StoreError::Sqlite(Arc::new(err))
+    }
+}
+
 pub type Result<T> = std::result::Result<T, StoreError>;
 
 /// One atomic change to a secret and its versions.

@@ -520,7 +520,58 @@ pub(crate) fn page_sql(q: &ListQuery<'_>, dialect: Dialect, driver: Option<&[Sou
 
 /// Terms per multi-row statement of [`terms_sql`]'s `sync` (two parameters each, plus the
 /// secret's ARN; far below either backend's limit on parameters).
-const TERMS_PER_STATEMENT: usize = 256;
+pub(crate) const TERMS_PER_STATEMENT: usize = 256;
+
+/// A secret's search terms (`$1`, its ARN): `kind`, `term`.
+pub(crate) const TERMS_OF_SECRET: &str = "SELECT t.kind, t.term FROM secrets s \
+     JOIN secret_terms t ON t.secret_key = s.term_key WHERE s.arn = $1";
+
+/// Removes the terms of the secret whose `term_key` is `$1` (its row is gone).
+pub(crate) const TERMS_REMOVE: &str = "DELETE FROM secret_terms WHERE secret_key = $1";
+
+/// Deletes `n` terms (`$1`, `$2`: the first one's kind and term, ...) of the secret whose ARN
+/// is the last parameter. One statement per chunk, not one per term: each statement is a round
+/// trip to the driver (SQLite's worker thread, PostgreSQL's socket), and a described, tagged
+/// secret has about 30 terms (a statement each made a CreateSecret fill at 100,000 secrets 1.6
+/// times slower: 394/s against 633/s). The secret's key is looked up inside each statement.
+pub(crate) fn terms_delete_sql(n: usize) -> String {
+    format!(
+        "DELETE FROM secret_terms WHERE secret_key = \
+         (SELECT term_key FROM secrets WHERE arn = ${}) \
+         AND (kind, term) IN (VALUES {})",
+        n * 2 + 1,
+        crate::rows::values_list(n, 2)
+    )
+}
+
+/// Inserts `n` terms (as [`terms_delete_sql`]'s parameters); `column1`, `column2`: the names
+/// both backends give a VALUES list's columns.
+pub(crate) fn terms_insert_sql(n: usize) -> String {
+    format!(
+        "INSERT INTO secret_terms (secret_key, kind, term) \
+         SELECT s.term_key, v.column1, v.column2 FROM secrets s, (VALUES {}) v \
+         WHERE s.arn = ${} ON CONFLICT DO NOTHING",
+        crate::rows::values_list(n, 2),
+        n * 2 + 1,
+    )
+}
+
+/// The terms to delete (in `have`, not in `want`) and to insert (in `want`, not in `have`).
+#[allow(clippy::type_complexity)]
+pub(crate) fn terms_change<'a>(
+    want: &'a std::collections::BTreeSet<(&'static str, String)>,
+    have: &'a std::collections::BTreeSet<(String, String)>,
+) -> (Vec<&'a (String, String)>, Vec<&'a (&'static str, String)>) {
+    let stale = have
+        .iter()
+        .filter(|(kind, term)| !want.contains(&(kind.as_str(), term.clone())))
+        .collect();
+    let new = want
+        .iter()
+        .filter(|(kind, term)| !have.contains(&(kind.to_string(), term.clone())))
+        .collect();
+    (stale, new)
+}
 
 /// `$query` with every [`Bind`] of `$binds` bound, in order.
 macro_rules! bind_all {
@@ -554,74 +605,31 @@ macro_rules! terms_sql {
                 record: &SecretRecord,
             ) -> std::result::Result<(), sqlx::Error> {
                 let want = super::search_terms(record);
-                let rows = sqlx::query(
-                    "SELECT t.kind, t.term FROM secrets s \
-                     JOIN secret_terms t ON t.secret_key = s.term_key WHERE s.arn = $1",
-                )
-                .bind(&record.arn)
-                .fetch_all(&mut *conn)
-                .await?;
+                let rows = sqlx::query(super::TERMS_OF_SECRET)
+                    .bind(&record.arn)
+                    .fetch_all(&mut *conn)
+                    .await?;
                 let mut have = std::collections::BTreeSet::new();
                 for row in &rows {
-                    let kind: String = row.try_get("kind")?;
-                    let term: String = row.try_get("term")?;
-                    have.insert((kind, term));
+                    have.insert((row.try_get("kind")?, row.try_get("term")?));
                 }
-                let stale: Vec<&(String, String)> = have
-                    .iter()
-                    .filter(|(kind, term)| !want.contains(&(kind.as_str(), term.clone())))
-                    .collect();
-                // One statement per chunk, not one per term: each statement is a round trip to
-                // the driver (SQLite's worker thread, PostgreSQL's socket), and a described,
-                // tagged secret has about 30 terms (a statement each made a CreateSecret fill
-                // at 100,000 secrets 1.6 times slower: 394/s against 633/s). The secret's key
-                // is looked up inside each statement (the ARN is the last parameter).
+                let (stale, new) = super::terms_change(&want, &have);
                 for chunk in stale.chunks(super::TERMS_PER_STATEMENT) {
-                    let sql = format!(
-                        "DELETE FROM secret_terms WHERE secret_key = \
-                         (SELECT term_key FROM secrets WHERE arn = ${}) \
-                         AND (kind, term) IN (VALUES {})",
-                        chunk.len() * 2 + 1,
-                        crate::rows::values_list(chunk.len(), 2)
-                    );
-                    let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+                    let mut query =
+                        sqlx::query(sqlx::AssertSqlSafe(super::terms_delete_sql(chunk.len())));
                     for (kind, term) in chunk {
                         query = query.bind(kind).bind(term);
                     }
                     query.bind(&record.arn).execute(&mut *conn).await?;
                 }
-                let new: Vec<&(&'static str, String)> = want
-                    .iter()
-                    .filter(|(kind, term)| !have.contains(&(kind.to_string(), term.clone())))
-                    .collect();
                 for chunk in new.chunks(super::TERMS_PER_STATEMENT) {
-                    // `column1`, `column2`: the names both backends give a VALUES list's columns.
-                    let sql = format!(
-                        "INSERT INTO secret_terms (secret_key, kind, term) \
-                         SELECT s.term_key, v.column1, v.column2 FROM secrets s, (VALUES {}) v \
-                         WHERE s.arn = ${} ON CONFLICT DO NOTHING",
-                        crate::rows::values_list(chunk.len(), 2),
-                        chunk.len() * 2 + 1,
-                    );
-                    let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+                    let mut query =
+                        sqlx::query(sqlx::AssertSqlSafe(super::terms_insert_sql(chunk.len())));
                     for (kind, term) in chunk {
                         query = query.bind(*kind).bind(term);
                     }
                     query.bind(&record.arn).execute(&mut *conn).await?;
                 }
-                Ok(())
-            }
-
-            /// Removes the terms of the secret whose `term_key` was `key` (its row is gone:
-            /// the caller's `DELETE ... RETURNING term_key` gave the key).
-            pub(crate) async fn remove(
-                conn: &mut $conn,
-                key: Option<i64>,
-            ) -> std::result::Result<(), sqlx::Error> {
-                sqlx::query("DELETE FROM secret_terms WHERE secret_key = $1")
-                    .bind(key)
-                    .execute(&mut *conn)
-                    .await?;
                 Ok(())
             }
 

@@ -335,15 +335,16 @@ pub(crate) const SQLITE_ACCESS_VERSIONS: (&str, &str) = (
 /// The statements of one [`crate::KmsChange`], the same on both backends: `(sql, binds)` run
 /// in order in one transaction; the first statement must touch a row, else the change is a
 /// `Conflict`.
+pub(crate) type KmsStatement = (&'static str, Vec<KmsBind>);
+
+/// A value of a [`KmsStatement`].
 pub(crate) enum KmsBind {
     Text(String),
     Bytes(Vec<u8>),
     Int(i64),
 }
 
-pub(crate) fn kms_change_statements(
-    change: &crate::KmsChange,
-) -> Vec<(&'static str, Vec<KmsBind>)> {
+pub(crate) fn kms_change_statements(change: &crate::KmsChange) -> Vec<KmsStatement> {
     use crate::KmsChange;
     use KmsBind::{Bytes, Text};
     match change {
@@ -396,7 +397,7 @@ pub(crate) fn kms_change_statements(
 }
 
 /// The statement that stores a new KMS key (`create_kms_key`, and a restore).
-pub(crate) fn kms_key_insert(k: &crate::KmsKeyRecord) -> (&'static str, Vec<KmsBind>) {
+pub(crate) fn kms_key_insert(k: &crate::KmsKeyRecord) -> KmsStatement {
     use KmsBind::{Bytes, Int, Text};
     (
         "INSERT INTO kms_keys (key_arn, account_id, key_id, wrapped_material, metadata, \
@@ -413,7 +414,7 @@ pub(crate) fn kms_key_insert(k: &crate::KmsKeyRecord) -> (&'static str, Vec<KmsB
 }
 
 /// The statement that stores a new KMS alias (`CreateAlias`, `create_kms_key`, a restore).
-pub(crate) fn kms_alias_insert(a: &crate::KmsAliasRecord) -> (&'static str, Vec<KmsBind>) {
+pub(crate) fn kms_alias_insert(a: &crate::KmsAliasRecord) -> KmsStatement {
     use KmsBind::{Int, Text};
     (
         "INSERT INTO kms_aliases (account_id, alias_name, target_key_arn, created_ms) \

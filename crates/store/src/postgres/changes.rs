@@ -85,7 +85,11 @@ pub(super) async fn apply_change(tx: &mut PgConnection, change: &SecretChange) -
                 .bind(arn)
                 .execute(&mut *tx)
                 .await?;
-            crate::listing::pg::remove(tx, key).await?;
+            // The secret's row is gone; `key` was its `term_key`.
+            sqlx::query(crate::listing::TERMS_REMOVE)
+                .bind(key)
+                .execute(&mut *tx)
+                .await?;
         }
         SecretChange::RecordDetachment(d) => {
             bind_detachment!(sqlx::query(DETACHMENT_UPSERT), d)

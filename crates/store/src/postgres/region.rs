@@ -336,7 +336,7 @@ impl Store for PostgresStore {
 
     async fn record_heads(&self, heads: &[crate::ReplicaHead]) -> Result<()> {
         retrying!("recording replica heads", Exhausted::Backend, async {
-            crate::failover_rows::postgres::record_heads(&self.pool, heads)
+            crate::failover_rows::postgres_writes::record_heads(&self.pool, heads)
                 .await
                 .map_err(PgError::from)
         })
@@ -352,7 +352,7 @@ impl Store for PostgresStore {
 
     async fn delete_heads(&self, arns: &[String]) -> Result<()> {
         retrying!("deleting replica heads", Exhausted::Backend, async {
-            crate::failover_rows::postgres::delete_heads(&self.pool, arns)
+            crate::failover_rows::postgres_writes::delete_heads(&self.pool, arns)
                 .await
                 .map_err(PgError::from)
         })
@@ -368,7 +368,7 @@ impl Store for PostgresStore {
 
     async fn save_document(&self, key: &str, body: &str, now_ms: i64) -> Result<()> {
         retrying!("saving a document", Exhausted::Backend, async {
-            crate::failover_rows::postgres::save_document(&self.pool, key, body, now_ms)
+            crate::failover_rows::postgres_writes::save_document(&self.pool, key, body, now_ms)
                 .await
                 .map_err(PgError::from)
         })

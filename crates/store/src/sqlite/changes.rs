@@ -1,11 +1,15 @@
 //! What the one writer runs inside a group commit's transaction ([`super::group_commit`]):
 //! secret changes, outbox rows (queued, settled, claimed, released for a retry) and reads'
 //! LastAccessedDate, many rows per statement. The statements' texts are `crate::writes`'s.
+//!
+//! The writer owns its connection on a thread of its own and runs these through rusqlite, on
+//! that thread: no hand-off per statement (see [`super::group_commit`]).
 
-use sqlx::Row;
+use rusqlite::{Connection, ToSql};
 
+use super::sync_reads::{SyncRow, column_names};
 use super::{group_commit, terms_memo};
-use crate::rows::{outbox_from_row, values_list};
+use crate::rows::{RecordRow, outbox_from_row, values_list};
 use crate::writes::{
     OUTBOX_RETRY, SECRET_DELETE, SQLITE_ACCESS_SECRETS, SQLITE_ACCESS_VERSIONS,
     SQLITE_OUTBOX_INSERT, SQLITE_OUTBOX_SETTLE, SQLITE_SECRET_INSERT, SQLITE_SECRETS_MOVE,
@@ -14,36 +18,116 @@ use crate::writes::{
 };
 use crate::{OutboxEntry, OutboxRow, Result, SecretChange, StoreError, VersionRecord};
 
-/// Rows per multi-row statement (each statement is one round trip to SQLite's worker thread,
-/// which under a write load costs more than the statement itself).
+/// The values of a statement's `$1`, `$2`, ..., in order: built with the same `bind` chains
+/// (`crate::writes`'s `bind_*!` macros) as sqlx's queries.
+#[derive(Default)]
+pub(super) struct Binds<'a>(Vec<Box<dyn ToSql + 'a>>);
+
+impl<'a> Binds<'a> {
+    pub(super) fn new() -> Binds<'a> {
+        Binds(Vec::new())
+    }
+
+    pub(super) fn bind(mut self, value: impl ToSql + 'a) -> Binds<'a> {
+        self.0.push(Box::new(value));
+        self
+    }
+}
+
+/// `sql` prepared (from the connection's cache) with `binds` bound.
+fn prepared<'c>(
+    conn: &'c Connection,
+    sql: &str,
+    binds: &Binds<'_>,
+) -> Result<rusqlite::CachedStatement<'c>> {
+    let mut statement = conn.prepare_cached(sql)?;
+    super::sync_reads::bind(
+        &mut statement,
+        binds.0.iter().map(|b| b.as_ref() as &dyn ToSql),
+    )?;
+    Ok(statement)
+}
+
+/// Runs `sql`, which returns no rows; the number of rows it changed.
+pub(super) fn execute(conn: &Connection, sql: &str, binds: Binds<'_>) -> Result<usize> {
+    Ok(prepared(conn, sql, &binds)?.raw_execute()?)
+}
+
+/// The rows of `sql`, each mapped by `map`.
+pub(super) fn query<T>(
+    conn: &Connection,
+    sql: &str,
+    binds: Binds<'_>,
+    mut map: impl FnMut(&SyncRow<'_, '_>) -> Result<T>,
+) -> Result<Vec<T>> {
+    let mut statement = prepared(conn, sql, &binds)?;
+    let columns = column_names(&statement);
+    let mut out = Vec::new();
+    let mut rows = statement.raw_query();
+    while let Some(row) = rows.next()? {
+        out.push(map(&SyncRow::new(row, &columns))?);
+    }
+    Ok(out)
+}
+
+/// Rows per multi-row statement (through sqlx each statement was a round trip to SQLite's
+/// worker thread, which under a write load cost more than the statement itself; one statement
+/// of many rows is still cheaper than many statements).
 const ROWS_PER_STATEMENT: usize = 64;
 
 /// Inserts or updates `versions` in one statement per [`ROWS_PER_STATEMENT`].
-async fn put_versions(conn: &mut sqlx::SqliteConnection, versions: &[VersionRecord]) -> Result<()> {
+fn put_versions(conn: &Connection, versions: &[VersionRecord]) -> Result<()> {
     for chunk in versions.chunks(ROWS_PER_STATEMENT) {
         let (head, tail) = SQLITE_VERSIONS_UPSERT;
         let sql = format!("{head}{}{tail}", values_list(chunk.len(), 9));
-        let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+        let mut binds = Binds::new();
         for v in chunk {
-            query = bind_version!(query, bind, v);
+            binds = bind_version!(binds, bind, v);
         }
-        query.execute(&mut *conn).await?;
+        execute(conn, &sql, binds)?;
     }
     Ok(())
 }
 
 /// Makes `record`'s search terms the ones in `secret_terms`, unless the writer knows they
-/// already are ([`terms_memo`]).
-async fn sync_terms(
-    tx: &mut sqlx::SqliteConnection,
+/// already are ([`terms_memo`]): deletes the ones it no longer has and inserts the new ones
+/// (`crate::listing`'s statements, which PostgreSQL runs through sqlx).
+fn sync_terms(
+    conn: &Connection,
     record: &crate::SecretRecord,
     memo: &mut terms_memo::TermsMemo,
 ) -> Result<()> {
-    let fingerprint = terms_memo::fingerprint(&crate::listing::search_terms(record));
-    if !memo.holds(&record.arn, fingerprint) {
-        crate::listing::lite::sync(tx, record).await?;
-        memo.wrote(&record.arn, Some(fingerprint));
+    let want = crate::listing::search_terms(record);
+    let fingerprint = terms_memo::fingerprint(&want);
+    if memo.holds(&record.arn, fingerprint) {
+        return Ok(());
     }
+    let have: std::collections::BTreeSet<(String, String)> = query(
+        conn,
+        crate::listing::TERMS_OF_SECRET,
+        Binds::new().bind(&record.arn),
+        |row| Ok((row.text("kind")?, row.text("term")?)),
+    )?
+    .into_iter()
+    .collect();
+    let (stale, new) = crate::listing::terms_change(&want, &have);
+    for chunk in stale.chunks(crate::listing::TERMS_PER_STATEMENT) {
+        let mut binds = Binds::new();
+        for (kind, term) in chunk {
+            binds = binds.bind(kind).bind(term);
+        }
+        let sql = crate::listing::terms_delete_sql(chunk.len());
+        execute(conn, &sql, binds.bind(&record.arn))?;
+    }
+    for chunk in new.chunks(crate::listing::TERMS_PER_STATEMENT) {
+        let mut binds = Binds::new();
+        for (kind, term) in chunk {
+            binds = binds.bind(*kind).bind(term);
+        }
+        let sql = crate::listing::terms_insert_sql(chunk.len());
+        execute(conn, &sql, binds.bind(&record.arn))?;
+    }
+    memo.wrote(&record.arn, Some(fingerprint));
     Ok(())
 }
 
@@ -78,20 +162,18 @@ pub(super) fn plain_updates(changes: &[SecretChange]) -> Option<Vec<(&crate::Sec
 /// Two of the columns that secondary indexes cover (`last_accessed_day`, `purge_at_ms`) are
 /// set by a second statement, only for the rows where they change: SQLite rewrites an index
 /// entry for every column an UPDATE sets, changed or not (one more page in the WAL and in the
-/// next checkpoint), and they rarely change. `last_changed_ms` is set by the first statement:
-/// most writes change it, and a second statement for it would cost every write a round trip to
-/// SQLite's thread to save a page of the others.
-pub(super) async fn update_records(
-    tx: &mut sqlx::SqliteConnection,
+/// next checkpoint), and they rarely change.
+pub(super) fn update_records(
+    conn: &Connection,
     records: &[(&crate::SecretRecord, i64)],
     memo: &mut terms_memo::TermsMemo,
 ) -> Result<()> {
     for chunk in records.chunks(ROWS_PER_STATEMENT) {
         let (head, tail) = SQLITE_SECRETS_UPDATE;
         let sql = format!("{head}{}{tail}", values_list(chunk.len(), 11));
-        let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+        let mut binds = Binds::new();
         for (secret, expected) in chunk {
-            query = query
+            binds = binds
                 .bind(&secret.arn)
                 .bind(&secret.description)
                 .bind(&secret.kms_key_id)
@@ -104,21 +186,20 @@ pub(super) async fn update_records(
                 .bind(secret.row_version)
                 .bind(*expected);
         }
-        let updated = query.fetch_all(&mut *tx).await?;
+        let updated = query(conn, &sql, binds, |row| {
+            Ok((
+                row.text("arn")?,
+                (
+                    row.opt_int("last_accessed_day")?,
+                    row.opt_int("purge_at_ms")?,
+                ),
+            ))
+        })?;
         if updated.len() != chunk.len() {
             return Err(StoreError::Conflict);
         }
-        let mut indexed: std::collections::HashMap<String, (Option<i64>, Option<i64>)> =
-            std::collections::HashMap::with_capacity(updated.len());
-        for row in &updated {
-            indexed.insert(
-                row.try_get("arn")?,
-                (
-                    row.try_get("last_accessed_day")?,
-                    row.try_get("purge_at_ms")?,
-                ),
-            );
-        }
+        let indexed: std::collections::HashMap<String, (Option<i64>, Option<i64>)> =
+            updated.into_iter().collect();
         let moved: Vec<&crate::SecretRecord> = chunk
             .iter()
             .map(|(secret, _)| *secret)
@@ -129,33 +210,35 @@ pub(super) async fn update_records(
         }
         let (head, tail) = SQLITE_SECRETS_MOVE;
         let sql = format!("{head}{}{tail}", values_list(moved.len(), 3));
-        let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+        let mut binds = Binds::new();
         for secret in &moved {
-            query = query
+            binds = binds
                 .bind(&secret.arn)
                 .bind(secret.last_accessed_day)
                 .bind(secret.purge_at_ms);
         }
-        query.execute(&mut *tx).await?;
+        execute(conn, &sql, binds)?;
     }
     for (secret, _) in records {
-        sync_terms(tx, secret, memo).await?;
+        sync_terms(conn, secret, memo)?;
     }
     Ok(())
 }
 
-pub(super) async fn apply_change(
-    tx: &mut sqlx::SqliteConnection,
+pub(super) fn apply_change(
+    conn: &Connection,
     change: SecretChange,
     memo: &mut terms_memo::TermsMemo,
 ) -> Result<()> {
     match change {
         SecretChange::Insert { secret, versions } => {
-            bind_secret!(sqlx::query(SQLITE_SECRET_INSERT), bind, &secret)
-                .execute(&mut *tx)
-                .await?;
-            put_versions(tx, &versions).await?;
-            sync_terms(tx, &secret, memo).await?;
+            execute(
+                conn,
+                SQLITE_SECRET_INSERT,
+                bind_secret!(Binds::new(), bind, &secret),
+            )?;
+            put_versions(conn, &versions)?;
+            sync_terms(conn, &secret, memo)?;
         }
         SecretChange::Update {
             secret,
@@ -163,63 +246,40 @@ pub(super) async fn apply_change(
             upsert_versions,
             delete_versions,
         } => {
-            update_records(tx, &[(&secret, expected_row_version)], memo).await?;
-            put_versions(tx, &upsert_versions).await?;
+            update_records(conn, &[(&secret, expected_row_version)], memo)?;
+            put_versions(conn, &upsert_versions)?;
             for id in &delete_versions {
-                sqlx::query(VERSION_DELETE)
-                    .bind(&secret.arn)
-                    .bind(id)
-                    .execute(&mut *tx)
-                    .await?;
+                execute(
+                    conn,
+                    VERSION_DELETE,
+                    Binds::new().bind(&secret.arn).bind(id),
+                )?;
             }
         }
         SecretChange::Delete {
             arn,
             expected_row_version,
         } => {
-            let key: Option<Option<i64>> = sqlx::query_scalar(SECRET_DELETE)
-                .bind(&arn)
-                .bind(expected_row_version)
-                .fetch_optional(&mut *tx)
-                .await?;
-            let Some(key) = key else {
+            let keys = query(
+                conn,
+                SECRET_DELETE,
+                Binds::new().bind(&arn).bind(expected_row_version),
+                |row| row.opt_int("term_key"),
+            )?;
+            let Some(key) = keys.first() else {
                 return Err(StoreError::Conflict);
             };
-            sqlx::query(VERSIONS_DELETE)
-                .bind(&arn)
-                .execute(&mut *tx)
-                .await?;
-            crate::listing::lite::remove(tx, key).await?;
+            execute(conn, VERSIONS_DELETE, Binds::new().bind(&arn))?;
+            execute(conn, crate::listing::TERMS_REMOVE, Binds::new().bind(*key))?;
             memo.wrote(&arn, None);
         }
         SecretChange::RecordDetachment(d) => {
-            bind_detachment!(sqlx::query(crate::writes::DETACHMENT_UPSERT), &d)
-                .execute(&mut *tx)
-                .await?;
+            execute(
+                conn,
+                crate::writes::DETACHMENT_UPSERT,
+                bind_detachment!(Binds::new(), &d),
+            )?;
         }
-    }
-    Ok(())
-}
-
-/// Lets the next transactions on `conn` commit without their own fsync (still atomic and
-/// ordered in the WAL; the next `synchronous=FULL` commit makes them durable too). Only for
-/// bookkeeping that is redone if a crash loses it.
-pub(super) async fn relax(conn: &mut sqlx::pool::PoolConnection<sqlx::Sqlite>) -> Result<()> {
-    sqlx::query("PRAGMA synchronous = NORMAL")
-        .execute(&mut **conn)
-        .await?;
-    Ok(())
-}
-
-/// Puts `conn` back to `synchronous=FULL` for acknowledged user writes; a connection that
-/// cannot be put back is closed rather than reused.
-pub(super) async fn restore(conn: &mut sqlx::pool::PoolConnection<sqlx::Sqlite>) -> Result<()> {
-    if let Err(e) = sqlx::query("PRAGMA synchronous = FULL")
-        .execute(&mut **conn)
-        .await
-    {
-        conn.close_on_drop();
-        return Err(e.into());
     }
     Ok(())
 }
@@ -227,39 +287,33 @@ pub(super) async fn restore(conn: &mut sqlx::pool::PoolConnection<sqlx::Sqlite>)
 /// Removes, for each `(secret, destination, kind, up to id)`, the outbox rows of that
 /// (secret, destination, kind) up to and including the id: one statement per
 /// [`ROWS_PER_STATEMENT`] tuples (a delivered batch settles up to 64 secrets at once).
-pub(super) async fn settle_outbox(
-    conn: &mut sqlx::SqliteConnection,
-    settle: &[group_commit::Settle],
-) -> Result<()> {
+pub(super) fn settle_outbox(conn: &Connection, settle: &[group_commit::Settle]) -> Result<()> {
     for chunk in settle.chunks(ROWS_PER_STATEMENT) {
         let (head, tail) = SQLITE_OUTBOX_SETTLE;
         let sql = format!("{head}{}{tail}", values_list(chunk.len(), 4));
-        let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+        let mut binds = Binds::new();
         for (arn, dest, kind, up_to_id) in chunk {
-            query = query.bind(arn).bind(dest).bind(kind).bind(*up_to_id);
+            binds = binds.bind(arn).bind(dest).bind(kind).bind(*up_to_id);
         }
-        query.execute(&mut *conn).await?;
+        execute(conn, &sql, binds)?;
     }
     Ok(())
 }
 
 /// Queues `outbox` rows (due now) in the transaction of the change they belong to.
-pub(super) async fn insert_outbox(
-    tx: &mut sqlx::SqliteConnection,
-    outbox: &[OutboxEntry],
-) -> Result<()> {
+pub(super) fn insert_outbox(conn: &Connection, outbox: &[OutboxEntry]) -> Result<()> {
     let now = now_ms();
     // One statement per chunk; ids are assigned in row order, so the queue keeps this order.
     for chunk in outbox.chunks(ROWS_PER_STATEMENT) {
         let sql = format!("{SQLITE_OUTBOX_INSERT}{}", values_list(chunk.len(), 7));
-        let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+        let mut binds = Binds::new();
         for entry in chunk {
-            query = bind_outbox_entry!(query, entry)
+            binds = bind_outbox_entry!(binds, entry)
                 .bind(now)
                 .bind(0i64)
                 .bind(now);
         }
-        query.execute(&mut *tx).await?;
+        execute(conn, &sql, binds)?;
     }
     Ok(())
 }
@@ -267,52 +321,67 @@ pub(super) async fn insert_outbox(
 /// A read's LastAccessedDate on the secret and the version read (see [`Store::record_access`])
 /// for many reads, in one statement per table per [`ROWS_PER_STATEMENT`] (two reads of one
 /// secret on one day write the same day); nothing happens for an unknown secret or version.
-pub(super) async fn record_accesses_in(
-    conn: &mut sqlx::SqliteConnection,
-    reads: &[(&str, &str, i64)],
-) -> Result<()> {
+///
+/// [`Store::record_access`]: crate::Store::record_access
+pub(super) fn record_accesses_in(conn: &Connection, reads: &[crate::AccessRead]) -> Result<()> {
     for chunk in reads.chunks(ROWS_PER_STATEMENT) {
         let (head, tail) = SQLITE_ACCESS_SECRETS;
         let sql = format!("{head}{}{tail}", values_list(chunk.len(), 2));
-        let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+        let mut binds = Binds::new();
         for (arn, _, day) in chunk {
-            query = query.bind(*arn).bind(*day);
+            binds = binds.bind(arn).bind(*day);
         }
-        query.execute(&mut *conn).await?;
+        execute(conn, &sql, binds)?;
         let (head, tail) = SQLITE_ACCESS_VERSIONS;
         let sql = format!("{head}{}{tail}", values_list(chunk.len(), 3));
-        let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+        let mut binds = Binds::new();
         for (arn, version, day) in chunk {
-            query = query.bind(*arn).bind(*version).bind(*day);
+            binds = binds.bind(arn).bind(version).bind(*day);
         }
-        query.execute(&mut *conn).await?;
+        execute(conn, &sql, binds)?;
     }
     Ok(())
 }
 
-/// [`Store::retry_outbox`] inside the writer's transaction.
-pub(super) async fn retry_in(
-    conn: &mut sqlx::SqliteConnection,
-    r: &group_commit::Retry,
-) -> Result<()> {
-    sqlx::query(OUTBOX_RETRY)
-        .bind(r.attempts)
-        .bind(r.next_attempt_ms)
-        .bind(r.first_failure_ms)
-        .bind(r.id)
-        .execute(&mut *conn)
-        .await?;
+/// [`Store::retry_outbox`](crate::Store::retry_outbox) inside the writer's transaction.
+pub(super) fn retry_in(conn: &Connection, r: &group_commit::Retry) -> Result<()> {
+    execute(
+        conn,
+        OUTBOX_RETRY,
+        Binds::new()
+            .bind(r.attempts)
+            .bind(r.next_attempt_ms)
+            .bind(r.first_failure_ms)
+            .bind(r.id),
+    )?;
     Ok(())
 }
 
-pub(super) async fn claim_in(
-    conn: &mut sqlx::SqliteConnection,
-    now_ms: i64,
-    owner: &str,
-    lease_ms: i64,
-    limit: i64,
-    dest_region: Option<&str>,
-) -> Result<Vec<OutboxRow>> {
+/// A KMS change ([`crate::writes::kms_change_statements`], or a new key and its alias) inside
+/// the writer's transaction; with `first_must_change`, a first statement that changes no row
+/// is a `Conflict`.
+pub(super) fn kms_in(
+    conn: &Connection,
+    statements: &[crate::writes::KmsStatement],
+    first_must_change: bool,
+) -> Result<()> {
+    for (i, (sql, values)) in statements.iter().enumerate() {
+        let mut binds = Binds::new();
+        for value in values {
+            binds = match value {
+                crate::writes::KmsBind::Text(t) => binds.bind(t),
+                crate::writes::KmsBind::Bytes(b) => binds.bind(b),
+                crate::writes::KmsBind::Int(n) => binds.bind(*n),
+            };
+        }
+        if execute(conn, sql, binds)? == 0 && i == 0 && first_must_change {
+            return Err(StoreError::Conflict);
+        }
+    }
+    Ok(())
+}
+
+pub(super) fn claim_in(conn: &Connection, c: &group_commit::Claim) -> Result<Vec<OutboxRow>> {
     // A node may take back its own leases: after a crash and restart (same node id) it
     // resumes at once instead of waiting for the lease to expire. A row waits while an older
     // row of the same (secret, destination) waits out a backoff, so one secret's messages to
@@ -328,7 +397,7 @@ pub(super) async fn claim_in(
     // healthy lane read the dead Region's whole backlog, on the writer that every write shares.)
     // Taking rows by due time must not let a row overtake an older one of its secret that is
     // due later: such a row waits too (the older one is taken first, or by a later claim).
-    let walk = match dest_region {
+    let walk = match c.dest_region {
         Some(_) => {
             "replication_outbox o INDEXED BY replication_outbox_by_destination \
                     WHERE o.dest_region = $4 AND"
@@ -345,18 +414,13 @@ pub(super) async fn claim_in(
              AND (w.next_attempt_ms > $1 OR w.next_attempt_ms > o.next_attempt_ms)) \
          ORDER BY o.next_attempt_ms, o.id LIMIT $2) RETURNING *"
     );
-    let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
-        .bind(now_ms)
-        .bind(limit)
-        .bind(owner)
-        .bind(dest_region)
-        .bind(now_ms + lease_ms)
-        .fetch_all(conn)
-        .await?;
-    let mut claimed = rows
-        .iter()
-        .map(outbox_from_row)
-        .collect::<Result<Vec<_>>>()?;
+    let binds = Binds::new()
+        .bind(c.now_ms)
+        .bind(c.limit)
+        .bind(&c.owner)
+        .bind(&c.dest_region)
+        .bind(c.now_ms + c.lease_ms);
+    let mut claimed = query(conn, &sql, binds, |row| outbox_from_row(row))?;
     // RETURNING has no order.
     claimed.sort_by_key(|row| row.id);
     Ok(claimed)

@@ -42,14 +42,27 @@
 //! outage a lane fails whole batches, and their retries share transactions with the writes
 //! instead of each taking the writer connection for a transaction of its own.
 //!
-//! The other writes of the store (KMS keys, IAM) take the writer connection from its pool of
-//! one between two batches, as before.
+//! The store's other writes (a KMS change and its outbox rows, a replica's heads, a failover
+//! document) are durable jobs too ([`Job::write`]), so nothing else writes the file while the
+//! store is open.
+//!
+//! The writer is a thread of its own that owns its connection and runs a batch's statements
+//! through rusqlite, on that thread. Through sqlx every statement was two hand-offs between a
+//! runtime thread and the connection's worker thread, several per job: profiled at 64
+//! concurrent PutSecretValue, those hand-offs (futex wake-ups, thread switches) were about a
+//! third of the server's CPU, and each job's statements waited for them in turn while the
+//! whole batch waited for the job (docs/benchmarks.md). A caller's only hand-off now is its
+//! job into the queue and the answer back.
+//!
+//! Its transactions begin with `BEGIN IMMEDIATE`, so that a checkpoint holding the write lock
+//! is waited for (busy timeout) rather than failing a transaction that already read.
 
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
 
-use sqlx::SqlitePool;
-use sqlx::sqlite::SqliteConnection;
+use rusqlite::Connection;
 use tokio::sync::{mpsc, oneshot};
 
 use super::changes;
@@ -62,6 +75,14 @@ pub(super) const MAX_BATCH: usize = 256;
 
 /// Jobs queued and not yet taken by the writer; a caller beyond this waits to queue.
 const QUEUE: usize = 4096;
+
+/// The writer connection's page cache (SQLite's `cache_size`, in KiB). The writer walks the
+/// secrets', versions' and search terms' indexes for every change; SQLite's default 2 MiB page
+/// cache made most of those walks reads from the OS.
+const CACHE_KIB: u32 = 32 * 1024;
+
+/// Statements the writer keeps prepared (the multi-row statements have one text per row count).
+const PREPARED: usize = 128;
 
 /// Outbox rows to settle: `(secret ARN, destination Region, kind, up to id)`.
 pub(super) type Settle = (String, String, String, i64);
@@ -79,6 +100,9 @@ pub(super) struct Job {
     pub access: Vec<crate::AccessRead>,
     /// A failed delivery's next attempt ([`crate::Store::retry_outbox`]).
     pub retry: Option<Retry>,
+    /// Any other write of the store (a KMS change, a replica's heads, a failover document),
+    /// run after the changes and before the outbox rows.
+    pub write: Option<OtherWrite>,
     /// Whether the caller's answer promises the change is on disk (`synchronous=FULL`).
     pub durable: bool,
 }
@@ -100,12 +124,24 @@ pub(super) struct Retry {
     pub first_failure_ms: Option<i64>,
 }
 
+/// A write of a job other than secret changes and the outbox, on the writer's connection
+/// inside the job's savepoint.
+pub(super) type OtherWrite = Box<dyn FnOnce(&Connection) -> Result<()> + Send>;
+
 /// What a job gives back: the rows it claimed, if it claimed.
 type Answer = Result<Vec<OutboxRow>>;
 
 struct Queued {
     job: Job,
     answer: oneshot::Sender<Answer>,
+}
+
+/// What the writer thread is sent.
+enum Message {
+    Job(Box<Queued>),
+    /// Close the connection (the last one closed folds the WAL into the database file) and
+    /// stop; answered once closed.
+    Close(oneshot::Sender<()>),
 }
 
 /// How many transactions the writer committed and how many jobs they held.
@@ -115,19 +151,33 @@ struct Counts {
     jobs: AtomicU64,
 }
 
-/// The handle to the writer task; the task ends when the handle is dropped.
+/// The handle to the writer thread; the thread ends when the handle is dropped or closed.
 pub(super) struct GroupCommitter {
-    queue: mpsc::Sender<Queued>,
+    queue: mpsc::Sender<Message>,
     counts: Arc<Counts>,
 }
 
+/// The settings of the writer's connection.
+#[derive(Clone)]
+pub(super) struct WriterFile {
+    pub path: PathBuf,
+    /// SQLite's `journal_size_limit` (see `open::WAL_LIMIT_BYTES`).
+    pub wal_limit: u64,
+}
+
 impl GroupCommitter {
-    /// Starts the writer task on the store's writer pool (one connection).
-    pub fn spawn(pool: SqlitePool) -> GroupCommitter {
-        let (queue, jobs) = mpsc::channel(QUEUE);
+    /// Opens the writer's connection to `file` (so a file that cannot be written fails the
+    /// open) and starts the writer thread.
+    pub fn spawn(file: WriterFile) -> Result<GroupCommitter> {
+        let mut writer = Writer::open(file)?;
+        let (queue, mut messages) = mpsc::channel(QUEUE);
         let counts = Arc::new(Counts::default());
-        tokio::spawn(run(pool, jobs, counts.clone()));
-        GroupCommitter { queue, counts }
+        let counted = counts.clone();
+        std::thread::Builder::new()
+            .name("coffer-sqlite-writer".into())
+            .spawn(move || writer.run(&mut messages, &counted))
+            .map_err(|e| StoreError::Backend(format!("cannot start the SQLite writer: {e}")))?;
+        Ok(GroupCommitter { queue, counts })
     }
 
     /// Queues `job` and waits until the transaction holding it has committed (or failed).
@@ -139,12 +189,19 @@ impl GroupCommitter {
     pub async fn run(&self, job: Job) -> Answer {
         let (answer, answered) = oneshot::channel();
         self.queue
-            .send(Queued { job, answer })
+            .send(Message::Job(Box::new(Queued { job, answer })))
             .await
-            .map_err(|_| StoreError::Backend("the store's writer has stopped".into()))?;
-        answered
-            .await
-            .map_err(|_| StoreError::Backend("the store's writer has stopped".into()))?
+            .map_err(|_| stopped())?;
+        answered.await.map_err(|_| stopped())?
+    }
+
+    /// Commits what is queued, closes the connection and stops the thread; jobs queued after
+    /// this fail.
+    pub async fn close(&self) {
+        let (closed, done) = oneshot::channel();
+        if self.queue.send(Message::Close(closed)).await.is_ok() {
+            let _ = done.await;
+        }
     }
 
     /// `(transactions committed, jobs committed or refused in them)` since the store opened.
@@ -156,52 +213,140 @@ impl GroupCommitter {
     }
 }
 
-async fn run(pool: SqlitePool, mut jobs: mpsc::Receiver<Queued>, counts: Arc<Counts>) {
-    let mut batch = Vec::with_capacity(MAX_BATCH);
-    let mut memo = TermsMemo::new();
-    let mut checkpointed = std::time::Instant::now();
-    while jobs.recv_many(&mut batch, MAX_BATCH).await > 0 {
-        let answers = commit_batch(&pool, &mut batch, &mut memo).await;
-        counts.commits.fetch_add(1, Ordering::Relaxed);
-        counts.jobs.fetch_add(batch.len() as u64, Ordering::Relaxed);
-        for (queued, answer) in batch.drain(..).zip(answers) {
-            // A caller that stopped waiting has nobody to tell.
-            let _ = queued.answer.send(answer);
-        }
-        if checkpointed.elapsed() >= CHECKPOINT_EVERY {
-            checkpointed = std::time::Instant::now();
-            catch_up(&pool).await;
-        }
-    }
+fn stopped() -> StoreError {
+    StoreError::Backend("the store's writer has stopped".into())
 }
 
 /// How often the writer finishes the background checkpointer's work itself.
-const CHECKPOINT_EVERY: std::time::Duration = std::time::Duration::from_secs(1);
+const CHECKPOINT_EVERY: Duration = Duration::from_secs(1);
 
-/// Copies into the database file the frames the background checkpointer has not copied yet
-/// (the last few commits'), between two batches. SQLite starts the WAL over only when a write
-/// transaction begins with every frame copied, and under a steady write load the background
-/// checkpoint never catches up with the commit that follows it, so the WAL grew to the size
-/// limit and the checkpointer's TRUNCATE held every writer off every few seconds (replication
-/// lag p99 of seconds at 1,000 writes/s). Run here, with no commit in between, the next batch
-/// starts the WAL over. It costs the copy of the last frames and one fsync of the database
-/// file, once a second at most.
-async fn catch_up(pool: &SqlitePool) {
-    let started = std::time::Instant::now();
-    if let Err(e) = sqlx::query("PRAGMA wal_checkpoint(PASSIVE)")
-        .execute(pool)
-        .await
-    {
-        tracing::warn!(error = %e, "WAL checkpoint on the writer failed; will retry");
+/// The writer thread's state: its connection (`None` after a transaction failed as a whole,
+/// reopened for the next batch) and what it knows of the search terms it committed.
+struct Writer {
+    file: WriterFile,
+    conn: Option<Connection>,
+    memo: TermsMemo,
+}
+
+impl Writer {
+    fn open(file: WriterFile) -> Result<Writer> {
+        let conn = connect(&file)?;
+        Ok(Writer {
+            file,
+            conn: Some(conn),
+            memo: TermsMemo::new(),
+        })
     }
-    slow("the writer's WAL checkpoint", started);
+
+    fn run(&mut self, messages: &mut mpsc::Receiver<Message>, counts: &Counts) {
+        let mut received = Vec::with_capacity(MAX_BATCH);
+        let mut batch = Vec::with_capacity(MAX_BATCH);
+        let mut checkpointed = std::time::Instant::now();
+        while messages.blocking_recv_many(&mut received, MAX_BATCH) > 0 {
+            let mut close = None;
+            for message in received.drain(..) {
+                match message {
+                    Message::Job(queued) if close.is_none() => batch.push(*queued),
+                    // A job queued behind the close is dropped: its caller hears "stopped".
+                    Message::Job(_) => {}
+                    Message::Close(closed) => close = close.or(Some(closed)),
+                }
+            }
+            if !batch.is_empty() {
+                let answers = self.commit_batch(&mut batch);
+                counts.commits.fetch_add(1, Ordering::Relaxed);
+                counts.jobs.fetch_add(batch.len() as u64, Ordering::Relaxed);
+                for (queued, answer) in batch.drain(..).zip(answers) {
+                    // A caller that stopped waiting has nobody to tell.
+                    let _ = queued.answer.send(answer);
+                }
+            }
+            if let Some(closed) = close {
+                self.conn = None;
+                let _ = closed.send(());
+                return;
+            }
+            if checkpointed.elapsed() >= CHECKPOINT_EVERY {
+                checkpointed = std::time::Instant::now();
+                self.catch_up();
+            }
+        }
+    }
+
+    /// Copies into the database file the frames the background checkpointer has not copied
+    /// yet (the last few commits'), between two batches. SQLite starts the WAL over only when a
+    /// write transaction begins with every frame copied, and under a steady write load the
+    /// background checkpoint never catches up with the commit that follows it, so the WAL grew
+    /// to the size limit and the checkpointer's TRUNCATE held every writer off every few
+    /// seconds (replication lag p99 of seconds at 1,000 writes/s). Run here, with no commit in
+    /// between, the next batch starts the WAL over. It costs the copy of the last frames and
+    /// one fsync of the database file, once a second at most.
+    fn catch_up(&mut self) {
+        let Some(conn) = &self.conn else { return };
+        let started = std::time::Instant::now();
+        if let Err(e) = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(())) {
+            tracing::warn!(error = %e, "WAL checkpoint on the writer failed; will retry");
+        }
+        slow("the writer's WAL checkpoint", started);
+    }
+
+    /// Commits `batch` in one transaction; one answer per job, in order.
+    fn commit_batch(&mut self, batch: &mut [Queued]) -> Vec<Answer> {
+        let n = batch.len();
+        let every = move |e: StoreError| vec![Err(e); n];
+        if self.conn.is_none() {
+            match connect(&self.file) {
+                Ok(conn) => self.conn = Some(conn),
+                Err(e) => return every(e),
+            }
+        }
+        let Some(conn) = &self.conn else {
+            return every(stopped());
+        };
+        let durable = batch.iter().any(|q| q.job.durable);
+        // Bookkeeping that is redone if a crash loses it commits without its own fsync (still
+        // atomic and ordered in the WAL; the next `synchronous=FULL` commit makes it durable).
+        if !durable && let Err(e) = conn.execute_batch("PRAGMA synchronous = NORMAL") {
+            self.conn = None;
+            return every(e.into());
+        }
+        let outcome = in_one_transaction(conn, batch, &mut self.memo);
+        self.memo.batch_done(outcome.is_ok());
+        let mut fresh = outcome.is_err();
+        if !durable && let Err(e) = conn.execute_batch("PRAGMA synchronous = FULL") {
+            // What was committed stays committed; a connection that cannot be put back is
+            // not reused for acknowledged writes.
+            tracing::warn!(error = %e, "cannot put the SQLite writer back to synchronous=FULL");
+            fresh = true;
+        }
+        if fresh {
+            // The transaction may be half rolled back by SQLite itself: start afresh.
+            self.conn = None;
+        }
+        outcome.unwrap_or_else(every)
+    }
+}
+
+/// The writer's connection: WAL, `synchronous=FULL`, no automatic checkpoint (see
+/// `open::spawn_checkpointer`), savepoint journals in memory.
+fn connect(file: &WriterFile) -> Result<Connection> {
+    let conn = Connection::open(&file.path)?;
+    conn.busy_timeout(Duration::from_secs(10))?;
+    conn.set_prepared_statement_cache_capacity(PREPARED);
+    conn.execute_batch(&format!(
+        "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON; \
+         PRAGMA wal_autocheckpoint = 0; PRAGMA journal_size_limit = {}; \
+         PRAGMA temp_store = memory; PRAGMA cache_size = -{CACHE_KIB};",
+        file.wal_limit
+    ))?;
+    Ok(conn)
 }
 
 /// A step of the writer that every write queued meanwhile waited for: logged when it took
 /// long enough to show in request latency (a disk that stalls, a checkpoint that waits).
 pub(super) fn slow(step: &str, started: std::time::Instant) {
     let took = started.elapsed();
-    if took >= std::time::Duration::from_millis(100) {
+    if took >= Duration::from_millis(100) {
         tracing::warn!(
             step,
             took_ms = took.as_millis() as u64,
@@ -210,46 +355,37 @@ pub(super) fn slow(step: &str, started: std::time::Instant) {
     }
 }
 
-/// Commits `batch` in one transaction; one answer per job, in order. `memo` follows what the
-/// transaction did to the search terms.
-async fn commit_batch(
-    pool: &SqlitePool,
-    batch: &mut [Queued],
-    memo: &mut TermsMemo,
-) -> Vec<Answer> {
-    let n = batch.len();
-    let every = move |e: StoreError| vec![Err(e); n];
-    let mut conn = match pool.acquire().await {
-        Ok(conn) => conn,
-        Err(e) => return every(e.into()),
-    };
-    let durable = batch.iter().any(|q| q.job.durable);
-    if !durable && let Err(e) = changes::relax(&mut conn).await {
-        conn.close_on_drop();
-        return every(e);
-    }
-    let outcome = in_one_transaction(&mut conn, batch, memo).await;
-    memo.batch_done(outcome.is_ok());
-    if outcome.is_err() {
-        // The transaction may be half rolled back by SQLite itself: start afresh.
-        conn.close_on_drop();
-    }
-    if !durable && let Err(e) = changes::restore(&mut conn).await {
-        // `restore` closed the connection; what was committed stays committed.
-        tracing::warn!(error = %e, "cannot put the SQLite writer back to synchronous=FULL");
-    }
-    outcome.unwrap_or_else(every)
-}
-
 /// BEGIN, each job in its own savepoint, COMMIT. `Err` when the transaction as a whole fails
 /// (nothing of it committed); otherwise each job's own outcome.
-async fn in_one_transaction(
-    conn: &mut SqliteConnection,
+fn in_one_transaction(
+    conn: &Connection,
     batch: &mut [Queued],
     memo: &mut TermsMemo,
 ) -> Result<Vec<Answer>> {
-    let mut tx = sqlx::Connection::begin(conn).await?;
-    let together = accesses_together(&mut tx, batch).await?;
+    // IMMEDIATE: the write lock now, waiting (busy timeout) for the store's other writes; a
+    // deferred BEGIN that read first could not wait for the lock once another write committed.
+    conn.execute_batch("BEGIN IMMEDIATE")?;
+    match jobs_in(conn, batch, memo) {
+        Ok(answers) => {
+            let started = std::time::Instant::now();
+            let committed = conn.execute_batch("COMMIT");
+            slow("a group commit's COMMIT", started);
+            if let Err(e) = committed {
+                let _ = conn.execute_batch("ROLLBACK");
+                return Err(e.into());
+            }
+            Ok(answers)
+        }
+        Err(e) => {
+            let _ = conn.execute_batch("ROLLBACK");
+            Err(e)
+        }
+    }
+}
+
+/// Each job of `batch` in its own savepoint, inside the open transaction.
+fn jobs_in(conn: &Connection, batch: &mut [Queued], memo: &mut TermsMemo) -> Result<Vec<Answer>> {
+    let together = accesses_together(conn, batch)?;
     let mut answers = Vec::with_capacity(batch.len());
     let mut open = false;
     for (i, queued) in batch.iter_mut().enumerate() {
@@ -257,27 +393,23 @@ async fn in_one_transaction(
             answers.push(Ok(Vec::new()));
             continue;
         }
-        // The previous job's savepoint is released together with this one's start: one round
-        // trip to SQLite's worker thread (the COMMIT releases the last one).
-        let start = if open {
+        // The previous job's savepoint is released together with this one's start (the
+        // COMMIT releases the last one).
+        conn.execute_batch(if open {
             "RELEASE job; SAVEPOINT job"
         } else {
             "SAVEPOINT job"
-        };
+        })?;
         open = true;
-        sqlx::raw_sql(start).execute(&mut *tx).await?;
-        let outcome = apply(&mut tx, &mut queued.job, memo).await;
+        let outcome = apply(conn, &mut queued.job, memo);
         memo.job_done(outcome.is_ok());
         if outcome.is_err() {
             // Fails (and fails the batch) when SQLite already rolled back the whole
             // transaction, as it does after some I/O errors.
-            sqlx::query("ROLLBACK TO job").execute(&mut *tx).await?;
+            conn.execute_batch("ROLLBACK TO job")?;
         }
         answers.push(outcome);
     }
-    let started = std::time::Instant::now();
-    tx.commit().await?;
-    slow("a group commit's COMMIT", started);
     Ok(answers)
 }
 
@@ -285,8 +417,8 @@ async fn in_one_transaction(
 /// day) in two statements for all of them, instead of a savepoint and two statements each: the
 /// indexes of the jobs done. Nothing when there are fewer than two, or when the statements
 /// fail (they are rolled back, and those jobs are then applied one by one like the others).
-async fn accesses_together(
-    tx: &mut SqliteConnection,
+fn accesses_together(
+    conn: &Connection,
     batch: &[Queued],
 ) -> Result<std::collections::HashSet<usize>> {
     let jobs: Vec<(usize, &[crate::AccessRead])> = batch
@@ -299,6 +431,7 @@ async fn accesses_together(
                 && j.settle.is_empty()
                 && j.claim.is_none()
                 && j.retry.is_none()
+                && j.write.is_none()
                 && !j.access.is_empty();
             only.then_some((i, j.access.as_slice()))
         })
@@ -306,62 +439,45 @@ async fn accesses_together(
     if jobs.len() < 2 {
         return Ok(Default::default());
     }
-    sqlx::raw_sql("SAVEPOINT accesses")
-        .execute(&mut *tx)
-        .await?;
-    let rows: Vec<(&str, &str, i64)> = jobs
+    conn.execute_batch("SAVEPOINT accesses")?;
+    let reads: Vec<crate::AccessRead> = jobs
         .iter()
-        .flat_map(|(_, reads)| reads.iter())
-        .map(|(arn, version, day)| (arn.as_str(), version.as_str(), *day))
+        .flat_map(|(_, reads)| reads.iter().cloned())
         .collect();
-    let done = changes::record_accesses_in(tx, &rows).await;
+    let done = changes::record_accesses_in(conn, &reads);
     if done.is_err() {
-        sqlx::raw_sql("ROLLBACK TO accesses")
-            .execute(&mut *tx)
-            .await?;
+        conn.execute_batch("ROLLBACK TO accesses")?;
     }
-    sqlx::raw_sql("RELEASE accesses").execute(&mut *tx).await?;
+    conn.execute_batch("RELEASE accesses")?;
     Ok(match done {
         Ok(()) => jobs.into_iter().map(|(i, _)| i).collect(),
         Err(_) => Default::default(),
     })
 }
 
-async fn apply(conn: &mut SqliteConnection, job: &mut Job, memo: &mut TermsMemo) -> Answer {
+fn apply(conn: &Connection, job: &mut Job, memo: &mut TermsMemo) -> Answer {
     let changes = std::mem::take(&mut job.changes);
     match changes::plain_updates(&changes) {
-        Some(records) => changes::update_records(conn, &records, memo).await?,
+        Some(records) => changes::update_records(conn, &records, memo)?,
         None => {
             for change in changes {
-                changes::apply_change(conn, change, memo).await?;
+                changes::apply_change(conn, change, memo)?;
             }
         }
     }
-    changes::insert_outbox(conn, &job.outbox).await?;
-    changes::settle_outbox(conn, &job.settle).await?;
+    if let Some(write) = job.write.take() {
+        write(conn)?;
+    }
+    changes::insert_outbox(conn, &job.outbox)?;
+    changes::settle_outbox(conn, &job.settle)?;
     if !job.access.is_empty() {
-        let rows: Vec<(&str, &str, i64)> = job
-            .access
-            .iter()
-            .map(|(arn, version, day)| (arn.as_str(), version.as_str(), *day))
-            .collect();
-        changes::record_accesses_in(conn, &rows).await?;
+        changes::record_accesses_in(conn, &job.access)?;
     }
     if let Some(retry) = &job.retry {
-        changes::retry_in(conn, retry).await?;
+        changes::retry_in(conn, retry)?;
     }
     match &job.claim {
-        Some(c) => {
-            changes::claim_in(
-                conn,
-                c.now_ms,
-                &c.owner,
-                c.lease_ms,
-                c.limit,
-                c.dest_region.as_deref(),
-            )
-            .await
-        }
+        Some(c) => changes::claim_in(conn, c),
         None => Ok(Vec::new()),
     }
 }
@@ -452,6 +568,7 @@ mod tests {
                 claim: None,
                 access: Vec::new(),
                 retry: None,
+                write: None,
                 durable: true,
             },
             answer: oneshot::channel().0,
@@ -481,8 +598,8 @@ mod tests {
             queued(vec![update("a", 1)], vec![outbox("a")]),
             queued(vec![insert("c")], Vec::new()),
         ];
-        let mut memo = TermsMemo::new();
-        let answers = commit_batch(&store.pools.writer, &mut batch, &mut memo).await;
+        let mut writer = Writer::open(store.pools.file.clone()).unwrap();
+        let answers = writer.commit_batch(&mut batch);
         let shape: Vec<_> = answers
             .iter()
             .map(|a| match a {
@@ -536,21 +653,21 @@ mod tests {
             .unwrap();
             rows.into_iter().map(|(t,)| t).collect::<Vec<_>>()
         };
-        let mut memo = TermsMemo::new();
+        let mut writer = Writer::open(store.pools.file.clone()).unwrap();
         let mut batch = vec![
             queued(vec![insert("a"), described("a", 1, "old")], Vec::new()),
             // Writes "new", then fails: rolled back.
             queued(vec![described("a", 2, "new"), update("a", 9)], Vec::new()),
         ];
-        commit_batch(&store.pools.writer, &mut batch, &mut memo).await;
+        writer.commit_batch(&mut batch);
         assert_eq!(terms().await, ["old"]);
         let mut batch = vec![queued(vec![described("a", 2, "new")], Vec::new())];
-        let answers = commit_batch(&store.pools.writer, &mut batch, &mut memo).await;
+        let answers = writer.commit_batch(&mut batch);
         assert!(answers[0].is_ok());
         assert_eq!(terms().await, ["new"]);
         // A change that keeps the terms keeps them.
         let mut batch = vec![queued(vec![described("a", 3, "new")], Vec::new())];
-        commit_batch(&store.pools.writer, &mut batch, &mut memo).await;
+        writer.commit_batch(&mut batch);
         assert_eq!(terms().await, ["new"]);
     }
 
@@ -560,7 +677,7 @@ mod tests {
     #[tokio::test]
     async fn several_plain_updates_are_all_or_nothing() {
         let (_dir, store) = open().await;
-        let mut memo = TermsMemo::new();
+        let mut writer = Writer::open(store.pools.file.clone()).unwrap();
         let mut batch = vec![
             queued(vec![insert("a"), insert("b"), insert("c")], Vec::new()),
             queued(
@@ -573,7 +690,7 @@ mod tests {
                 Vec::new(),
             ),
         ];
-        let answers = commit_batch(&store.pools.writer, &mut batch, &mut memo).await;
+        let answers = writer.commit_batch(&mut batch);
         assert!(answers[1].is_ok());
         assert!(matches!(answers[2], Err(StoreError::Conflict)));
         let now = |name: &str| {
@@ -601,7 +718,7 @@ mod tests {
     #[tokio::test]
     async fn indexed_columns_change_only_when_they_change() {
         let (_dir, store) = open().await;
-        let mut memo = TermsMemo::new();
+        let mut writer = Writer::open(store.pools.file.clone()).unwrap();
         let mut moved = record("a", 2);
         moved.last_changed_ms = 50;
         moved.purge_at_ms = Some(70);
@@ -621,7 +738,7 @@ mod tests {
             queued(vec![change(moved, 1)], Vec::new()),
             queued(vec![change(kept, 2)], Vec::new()),
         ];
-        let answers = commit_batch(&store.pools.writer, &mut batch, &mut memo).await;
+        let answers = writer.commit_batch(&mut batch);
         assert!(answers.iter().all(Result::is_ok));
         let a = store
             .load_secret_by_arn(&record("a", 1).arn)
@@ -651,7 +768,7 @@ mod tests {
     #[tokio::test]
     async fn access_days_of_a_batch_are_written_together() {
         let (_dir, store) = open().await;
-        let mut memo = TermsMemo::new();
+        let mut writer = Writer::open(store.pools.file.clone()).unwrap();
         let access = |name: &str, day: i64| Queued {
             job: Job {
                 access: vec![(record(name, 1).arn, "v1".to_string(), day)],
@@ -663,14 +780,14 @@ mod tests {
             queued(vec![insert("a")], Vec::new()),
             queued(vec![insert("b")], Vec::new()),
         ];
-        commit_batch(&store.pools.writer, &mut setup, &mut memo).await;
+        writer.commit_batch(&mut setup);
         let mut batch = vec![
             access("a", 20),
             queued(vec![insert("c")], Vec::new()),
             access("b", 21),
             access("gone", 22),
         ];
-        let answers = commit_batch(&store.pools.writer, &mut batch, &mut memo).await;
+        let answers = writer.commit_batch(&mut batch);
         assert!(answers.iter().all(Result::is_ok));
         for (name, day) in [("a", 20), ("b", 21)] {
             let s = store

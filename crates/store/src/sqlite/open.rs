@@ -17,14 +17,15 @@ use crate::{Result, StoreError};
 
 /// A store file's connections.
 pub(super) struct Pools {
+    /// The migrations' connection, and the IAM store's writer. A Region store writes through
+    /// its group commit's own connection instead (`group_commit`).
     pub(super) writer: SqlitePool,
     pub(super) reader: SqlitePool,
     /// One connection that checkpoints the WAL into the database file in the background.
     pub(super) checkpointer: SqlitePool,
+    /// The file, for the group commit's writer (its own connection, see `group_commit`).
+    pub(super) file: group_commit::WriterFile,
 }
-
-/// The writer connection's page cache (SQLite's `cache_size`, in KiB).
-const WRITER_CACHE_KIB: u32 = 32 * 1024;
 
 /// How often the background checkpointer copies the WAL into the database file.
 const CHECKPOINT_EVERY: Duration = Duration::from_millis(250);
@@ -140,14 +141,7 @@ pub(super) async fn open_pools_with(path: &Path, kind: StoreKind, wal_limit: u64
                 .synchronous(SqliteSynchronous::Full)
                 .pragma("wal_autocheckpoint", "0")
                 .pragma("journal_size_limit", wal_limit.to_string())
-                // A group commit runs each change in a savepoint, and SQLite keeps a
-                // savepoint's undo pages in a statement journal, a temporary file by default:
-                // profiled under a CreateSecret fill, writing it was 15% of the writer's time.
-                .pragma("temp_store", "memory")
-                // The writer walks the secrets', versions' and search terms' indexes for
-                // every change; SQLite's default 2 MiB page cache made most of those walks
-                // reads from the OS.
-                .pragma("cache_size", format!("-{}", WRITER_CACHE_KIB)),
+                .pragma("temp_store", "memory"),
         )
         .await?;
     migrate(&writer, kind, &location, applied).await?;
@@ -166,6 +160,10 @@ pub(super) async fn open_pools_with(path: &Path, kind: StoreKind, wal_limit: u64
         writer,
         reader,
         checkpointer,
+        file: group_commit::WriterFile {
+            path: path.to_path_buf(),
+            wal_limit,
+        },
     })
 }
 

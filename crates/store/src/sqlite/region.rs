@@ -12,12 +12,13 @@ use sqlx::Row;
 
 use super::open::{Pools, open_pools};
 use super::{changes, group_commit, sync_reads};
+use crate::failover_rows::bind_head;
 use crate::rows::{
     SQLITE_LOAD_BY_ARN, SQLITE_LOAD_BY_NAME, kms_alias_from_row, kms_key_from_row,
     secrets_with_versions,
 };
 use crate::schema::StoreKind;
-use crate::writes::{kms_alias_insert, kms_change_statements, kms_key_insert, kms_query};
+use crate::writes::{kms_alias_insert, kms_change_statements, kms_key_insert};
 use crate::{
     KmsAliasRecord, KmsChange, KmsKeyRecord, OutboxEntry, OutboxRow, Result, Secret, SecretChange,
     Store, StoreError,
@@ -25,7 +26,7 @@ use crate::{
 
 pub struct SqliteStore {
     pub(super) pools: Pools,
-    /// The one door of secret changes to `pools.writer` (see [`group_commit`]).
+    /// The one door of secret and KMS changes, on a connection of its own (see [`group_commit`]).
     writer: group_commit::GroupCommitter,
     /// Reads of one secret, on the calling thread (see [`sync_reads`]).
     point_reads: Arc<sync_reads::SyncReaders>,
@@ -39,13 +40,27 @@ impl SqliteStore {
 
     /// The store of the Region file `path`, whose `pools` are open.
     fn on(path: &Path, pools: Pools) -> Result<SqliteStore> {
-        let writer = group_commit::GroupCommitter::spawn(pools.writer.clone());
+        let writer = group_commit::GroupCommitter::spawn(pools.file.clone())?;
         let point_reads = Arc::new(sync_reads::SyncReaders::open(path)?);
         Ok(SqliteStore {
             pools,
             writer,
             point_reads,
         })
+    }
+
+    /// Runs `write` on the writer, in a job of its own, durably.
+    async fn write(
+        &self,
+        write: impl FnOnce(&rusqlite::Connection) -> Result<()> + Send + 'static,
+    ) -> Result<()> {
+        self.writer
+            .commit(group_commit::Job {
+                write: Some(Box::new(write)),
+                durable: true,
+                ..Default::default()
+            })
+            .await
     }
 
     /// `(transactions, changes)` the writer committed (or refused inside a transaction) since
@@ -75,7 +90,18 @@ impl Store for SqliteStore {
     }
 
     async fn record_heads(&self, heads: &[crate::ReplicaHead]) -> Result<()> {
-        Ok(crate::failover_rows::sqlite::record_heads(&self.pools.writer, heads).await?)
+        if heads.is_empty() {
+            return Ok(());
+        }
+        let heads = heads.to_vec();
+        self.write(move |conn| {
+            for h in &heads {
+                let binds = bind_head!(changes::Binds::new(), h);
+                changes::execute(conn, crate::failover_rows::HEAD_UPSERT, binds)?;
+            }
+            Ok(())
+        })
+        .await
     }
 
     async fn replica_heads(&self) -> Result<Vec<crate::ReplicaHead>> {
@@ -83,7 +109,18 @@ impl Store for SqliteStore {
     }
 
     async fn delete_heads(&self, arns: &[String]) -> Result<()> {
-        Ok(crate::failover_rows::sqlite::delete_heads(&self.pools.writer, arns).await?)
+        if arns.is_empty() {
+            return Ok(());
+        }
+        let arns = arns.to_vec();
+        self.write(move |conn| {
+            for arn in &arns {
+                let binds = changes::Binds::new().bind(arn);
+                changes::execute(conn, crate::failover_rows::HEAD_DELETE, binds)?;
+            }
+            Ok(())
+        })
+        .await
     }
 
     async fn replica_states(&self) -> Result<Vec<(String, String)>> {
@@ -91,10 +128,13 @@ impl Store for SqliteStore {
     }
 
     async fn save_document(&self, key: &str, body: &str, now_ms: i64) -> Result<()> {
-        Ok(
-            crate::failover_rows::sqlite::save_document(&self.pools.writer, key, body, now_ms)
-                .await?,
-        )
+        let (key, body) = (key.to_string(), body.to_string());
+        self.write(move |conn| {
+            let binds = changes::Binds::new().bind(key).bind(body).bind(now_ms);
+            changes::execute(conn, crate::failover_rows::DOCUMENT_UPSERT, binds)?;
+            Ok(())
+        })
+        .await
     }
 
     async fn load_documents(&self, prefix: &str) -> Result<Vec<(String, String)>> {
@@ -352,15 +392,10 @@ impl Store for SqliteStore {
     }
 
     async fn create_kms_key(&self, key: KmsKeyRecord, alias: Option<KmsAliasRecord>) -> Result<()> {
-        let mut tx = self.pools.writer.begin().await?;
-        kms_query!(kms_key_insert(&key)).execute(&mut *tx).await?;
-        if let Some(alias) = alias {
-            kms_query!(kms_alias_insert(&alias))
-                .execute(&mut *tx)
-                .await?;
-        }
-        tx.commit().await?;
-        Ok(())
+        let mut statements = vec![kms_key_insert(&key)];
+        statements.extend(alias.as_ref().map(kms_alias_insert));
+        self.write(move |conn| changes::kms_in(conn, &statements, false))
+            .await
     }
 
     async fn list_kms_keys(&self, account_id: Option<&str>) -> Result<Vec<KmsKeyRecord>> {
@@ -391,16 +426,17 @@ impl Store for SqliteStore {
     }
 
     async fn commit_kms_with(&self, change: KmsChange, outbox: Vec<OutboxEntry>) -> Result<()> {
-        let mut tx = self.pools.writer.begin().await?;
-        for (i, statement) in kms_change_statements(&change).into_iter().enumerate() {
-            let done = kms_query!(statement).execute(&mut *tx).await?;
-            if i == 0 && done.rows_affected() == 0 {
-                return Err(StoreError::Conflict);
-            }
-        }
-        changes::insert_outbox(&mut tx, &outbox).await?;
-        tx.commit().await?;
-        Ok(())
+        let statements = kms_change_statements(&change);
+        self.writer
+            .commit(group_commit::Job {
+                write: Some(Box::new(move |conn| {
+                    changes::kms_in(conn, &statements, true)
+                })),
+                outbox,
+                durable: true,
+                ..Default::default()
+            })
+            .await
     }
 
     async fn close(&self) {
@@ -408,6 +444,7 @@ impl Store for SqliteStore {
         // the only one and folds the WAL into the database file.
         self.point_reads.close();
         self.pools.reader.close().await;
+        self.writer.close().await;
         self.pools.writer.close().await;
         self.pools.checkpointer.close().await;
     }

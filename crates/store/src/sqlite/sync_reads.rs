@@ -58,12 +58,17 @@ fn backend(e: rusqlite::Error) -> StoreError {
 /// A row of a synchronous read, mapped by the same code as sqlx's rows. Columns are found by
 /// position in the statement's `columns`: rusqlite's lookup by name asks SQLite for every
 /// column's name on every `get` (about 2–3% of a random read's CPU, measured).
-struct SyncRow<'r, 's> {
+pub(super) struct SyncRow<'r, 's> {
     row: &'r rusqlite::Row<'s>,
     columns: &'r [String],
 }
 
-impl SyncRow<'_, '_> {
+impl<'r, 's> SyncRow<'r, 's> {
+    /// `row` of a statement whose column names are `columns`.
+    pub(super) fn new(row: &'r rusqlite::Row<'s>, columns: &'r [String]) -> SyncRow<'r, 's> {
+        SyncRow { row, columns }
+    }
+
     /// The `index`th column as an integer (for statements whose columns have no useful name).
     fn int_at(&self, index: usize) -> Result<i64> {
         self.row.get(index).map_err(backend)
@@ -195,7 +200,7 @@ impl SyncReaders {
     }
 }
 
-fn column_names(statement: &Statement) -> Vec<String> {
+pub(super) fn column_names(statement: &Statement) -> Vec<String> {
     statement
         .column_names()
         .into_iter()
@@ -204,19 +209,29 @@ fn column_names(statement: &Statement) -> Vec<String> {
 }
 
 /// Binds `values` to `$1`, `$2`, ... of `statement` (by their numbers, wherever they appear in
-/// its text).
-fn bind<'v>(
+/// its text; a value whose number the text does not use is left out, as sqlx does). Each of
+/// the statement's parameters is named once, in one pass: SQLite's lookup by name scans every
+/// name, which for a statement of hundreds of parameters (a writer's multi-row statement)
+/// would be quadratic.
+pub(super) fn bind<'v>(
     statement: &mut Statement,
     values: impl IntoIterator<Item = &'v dyn ToSql>,
 ) -> Result<()> {
-    for (i, value) in values.into_iter().enumerate() {
-        let name = format!("${}", i + 1);
-        let index = statement
-            .parameter_index(&name)
-            .map_err(backend)?
-            .ok_or_else(|| StoreError::Backend(format!("no parameter {name} in a statement")))?;
+    let values: Vec<&dyn ToSql> = values.into_iter().collect();
+    for index in 1..=statement.parameter_count() {
+        let number = statement
+            .parameter_name(index)
+            .and_then(|name| name.strip_prefix('$'))
+            .and_then(|n| n.parse::<usize>().ok())
+            .filter(|n| (1..=values.len()).contains(n))
+            .ok_or_else(|| {
+                StoreError::Backend(format!(
+                    "parameter {index} of a statement is not one of $1..${}",
+                    values.len()
+                ))
+            })?;
         statement
-            .raw_bind_parameter(index, value)
+            .raw_bind_parameter(index, values[number - 1])
             .map_err(backend)?;
     }
     Ok(())
