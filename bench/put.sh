@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # PutSecretValue throughput and latency of one node on the embedded SQLite store, at several
 # numbers of concurrent writers, for one or more builds in the same run (e.g. before and after a
-# change). For each build, in turn: a fresh node on a fresh data directory, --secrets secrets
-# created with `coffer-loadgen create` (not measured), then `coffer-loadgen run --operation put`
+# change). For each build and each number of writers, in turn: a fresh node on a fresh data
+# directory, --secrets secrets created with `coffer-loadgen create` (not measured), then
+# `coffer-loadgen run --operation put`
 # (closed loop: each connection sends its next PutSecretValue when the last one answered, a
 # 100-byte value with a fresh ClientRequestToken, spread evenly over the secrets).
 #
@@ -39,29 +40,34 @@ files=()
 for build in "${builds[@]}"; do
     label="${build%%=*}" bin="${build#*=}"
     [[ -x "$bin" ]] || { echo "no coffer binary at $bin" >&2; exit 1; }
-    data="$work/$label"
-    "$bin" serve --listen 127.0.0.1:0 --data-dir "$data" >"$work/$label.log" 2>&1 &
-    pid=$!
-    url=""
-    for _ in $(seq 1 300); do
-        url="$(grep -o -m1 'listening on http://127\.0\.0\.1:[0-9]\+' "$work/$label.log" | sed 's/^listening on //' || true)"
-        [[ -n "$url" ]] && break
-        kill -0 "$pid" 2>/dev/null || { cat "$work/$label.log" >&2; exit 1; }
-        sleep 0.1
+    for level in ${concurrency//,/ }; do
+        # A fresh node per level: every PutSecretValue adds a version, and a level run on the
+        # secrets of the one before would start with more versions per secret the faster the
+        # build was (each write loads and caches them all), penalising the faster build.
+        data="$work/$label-$level"
+        "$bin" serve --listen 127.0.0.1:0 --data-dir "$data" >"$data.log" 2>&1 &
+        pid=$!
+        url=""
+        for _ in $(seq 1 300); do
+            url="$(grep -o -m1 'listening on http://127\.0\.0\.1:[0-9]\+' "$data.log" | sed 's/^listening on //' || true)"
+            [[ -n "$url" ]] && break
+            kill -0 "$pid" 2>/dev/null || { cat "$data.log" >&2; exit 1; }
+            sleep 0.1
+        done
+        [[ -n "$url" ]] || { echo "$label did not start" >&2; exit 1; }
+        creds="$data/aws/credentials"
+        export AWS_ACCESS_KEY_ID="$(sed -n 's/^aws_access_key_id = //p' "$creds")"
+        export AWS_SECRET_ACCESS_KEY="$(sed -n 's/^aws_secret_access_key = //p' "$creds")"
+        export AWS_REGION=us-east-1
+        "$LOADGEN_BIN" create --endpoint "$url" --secret-id put --secrets "$secrets" --concurrency 16
+        echo "[$label, $level writers] $(uptime)" >&2
+        "$LOADGEN_BIN" run --operation put --endpoint "$url" --secret-id put --secrets "$secrets" \
+            --concurrency "$level" --duration "$duration" --server-pid "$pid" \
+            --label "$label" --format json >"$data.json"
+        files+=("$data.json")
+        kill -TERM "$pid"; wait "$pid" 2>/dev/null || true
+        pid=""
     done
-    [[ -n "$url" ]] || { echo "$label did not start" >&2; exit 1; }
-    creds="$data/aws/credentials"
-    export AWS_ACCESS_KEY_ID="$(sed -n 's/^aws_access_key_id = //p' "$creds")"
-    export AWS_SECRET_ACCESS_KEY="$(sed -n 's/^aws_secret_access_key = //p' "$creds")"
-    export AWS_REGION=us-east-1
-    "$LOADGEN_BIN" create --endpoint "$url" --secret-id put --secrets "$secrets" --concurrency 16
-    echo "[$label] $(uptime)" >&2
-    "$LOADGEN_BIN" run --operation put --endpoint "$url" --secret-id put --secrets "$secrets" \
-        --concurrency "$concurrency" --duration "$duration" --server-pid "$pid" \
-        --label "$label" --format json >"$work/$label.json"
-    files+=("$work/$label.json")
-    kill -TERM "$pid"; wait "$pid" 2>/dev/null || true
-    pid=""
 done
 echo "commit $(git -C "$root" rev-parse --short HEAD), $secrets secrets, $duration per level, $(nproc) CPUs, $(date -u '+%Y-%m-%d %H:%M UTC')"
 echo

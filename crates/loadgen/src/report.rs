@@ -194,8 +194,22 @@ pub fn main(args: ReportArgs) -> Result<(), BoxError> {
             serde_json::from_str(&text).map_err(|e| format!("{}: {e}", f.display()))?;
         reports.push(rep);
     }
-    print!("{}", render(&reports, &args.ratios)?);
+    print!("{}", render(&merge_labels(reports), &args.ratios)?);
     Ok(())
+}
+
+/// One report per label, in the order the labels first appear: files of one label (a run per
+/// concurrency level, each on a fresh server, as `bench/put.sh` does) have their levels
+/// joined, so the ratios compare a label's best level with another's.
+fn merge_labels(reports: Vec<RunReport>) -> Vec<RunReport> {
+    let mut merged: Vec<RunReport> = Vec::with_capacity(reports.len());
+    for rep in reports {
+        match merged.iter_mut().find(|m| m.label == rep.label) {
+            Some(m) => m.results.extend(rep.results),
+            None => merged.push(rep),
+        }
+    }
+    merged
 }
 
 pub fn render(reports: &[RunReport], ratios: &[String]) -> Result<String, BoxError> {
@@ -282,6 +296,25 @@ mod tests {
         assert!(out.contains("| coffer/trivial | 0.250× |"), "{out}");
         assert!(out.contains("c=8: 0.250×"), "{out}");
         assert!(out.contains("| coffer/moto | pending"), "{out}");
+    }
+
+    /// Levels measured in separate runs (one file each) of one label count as one report: the
+    /// best level of each label is compared, not its first file's.
+    #[test]
+    fn files_of_one_label_are_one_report() {
+        let reps = merge_labels(vec![
+            rep("after", vec![level(1, 1500.0)]),
+            rep("before", vec![level(1, 300.0)]),
+            rep("after", vec![level(64, 7500.0)]),
+            rep("before", vec![level(64, 1000.0)]),
+        ]);
+        assert_eq!(reps.len(), 2);
+        let out = render(&reps, &["after/before".into()]).unwrap();
+        assert!(out.contains("| after/before | 7.50× |"), "{out}");
+        assert!(
+            out.find("| after | 64 |").unwrap() < out.find("| before | 1 |").unwrap(),
+            "{out}"
+        );
     }
 
     #[test]
