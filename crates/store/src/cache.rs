@@ -29,7 +29,7 @@
 
 mod access_days;
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::future::Future;
 use std::sync::Arc;
 use std::sync::Mutex;
@@ -163,6 +163,11 @@ struct State {
     generation: u64,
     /// The secrets of the commits in flight (ARN -> how many): readers do not cache them.
     in_flight: HashMap<String, usize>,
+    /// The secrets in flight whose commits overlapped (one began while another was in flight).
+    /// None of those commits writes through: their answers may reach the cache in another
+    /// order than the store committed them, and an earlier one's state, put last, would be
+    /// served after the later one was acknowledged. Cleared when the last of them ends.
+    overlapped: HashSet<String>,
     /// The secrets readers are loading from the store after a miss. An entry lives while any
     /// of its readers does, so the map holds at most one entry per read in progress.
     reading: HashMap<String, Reading>,
@@ -390,6 +395,11 @@ impl CachedStore {
         let mut state = self.lock();
         state.generation += 1;
         let mut aside = SetAside::new();
+        for arn in arns.iter().collect::<HashSet<_>>() {
+            if state.in_flight.contains_key(*arn) {
+                state.overlapped.insert(arn.to_string());
+            }
+        }
         for arn in arns {
             *state.in_flight.entry(arn.to_string()).or_default() += 1;
             if let Some(reading) = state.reading.get_mut(*arn) {
@@ -410,6 +420,7 @@ impl CachedStore {
                 *n -= 1;
                 if *n == 0 {
                     state.in_flight.remove(*arn);
+                    state.overlapped.remove(*arn);
                 }
             }
         }
@@ -445,8 +456,20 @@ impl CachedStore {
         mut aside: SetAside,
     ) {
         let mut state = self.lock();
+        let overlapped: HashSet<String> = arns
+            .iter()
+            .filter(|arn| state.overlapped.contains(**arn))
+            .map(|arn| arn.to_string())
+            .collect();
         Self::end_in_flight(&mut state, arns);
         for change in changes {
+            if let Some(arn) = change_arn(&change)
+                && overlapped.contains(arn)
+            {
+                // Read from the store again once nothing of it is in flight.
+                self.by_arn.remove(arn);
+                continue;
+            }
             match change {
                 SecretChange::Insert {
                     secret,
@@ -881,6 +904,38 @@ mod tests {
         store.end_commit(&[&r.arn], vec![change], true, aside);
         let after = store.by_arn.get(&r.arn).expect("written through");
         assert_eq!(after.record.row_version, 2);
+    }
+
+    /// Two commits of one secret overlap: the first has committed but its answer has not yet
+    /// reached the cache when the second, based on the first's state, commits and ends. The
+    /// first's write-through must not then put its own state back: the store holds the
+    /// second's. (A PutSecretValue read back the value before it; the replication property
+    /// test's primary kept a replica `InProgress` for ever: its worker built the sync from the
+    /// stale entry and settled the newer outbox row with it.)
+    #[tokio::test]
+    async fn a_late_write_through_never_puts_back_an_older_state() {
+        let (_dir, inner, store, r) = with_one_secret("a", "one").await;
+        let first = to_two(&r);
+        let mut three = record(&r.name, 3, "three");
+        three.arn = r.arn.clone();
+        let second = SecretChange::Update {
+            secret: three,
+            expected_row_version: 2,
+            upsert_versions: vec![],
+            delete_versions: vec![],
+        };
+        let first_aside = store.begin_commit(&[&r.arn]);
+        inner.commit(first.clone()).await.unwrap();
+        let second_aside = store.begin_commit(&[&r.arn]);
+        inner.commit(second.clone()).await.unwrap();
+        store.end_commit(&[&r.arn], vec![second], true, second_aside);
+        store.end_commit(&[&r.arn], vec![first], true, first_aside);
+        let read = store.load_secret_by_arn(&r.arn).await.unwrap().unwrap();
+        assert_eq!(
+            (read.record.row_version, read.record.description.as_deref()),
+            (3, Some("three")),
+            "the cache serves the last committed state"
+        );
     }
 
     fn version(arn: &str, id: &str, created_ms: i64, stages: &[&str]) -> crate::VersionRecord {

@@ -903,6 +903,7 @@ impl<'a> Case<'a> {
                 for (region, s) in behind {
                     report += &format!("{region}: {s:#?}\n");
                 }
+                report += &format!("server log (last lines):\n{}", self.server.log_tail());
                 panic!("{report}");
             }
             tokio::time::sleep(Duration::from_millis(100)).await;

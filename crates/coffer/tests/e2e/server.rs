@@ -1,9 +1,11 @@
 //! Starts the real `coffer` binary on 127.0.0.1:0 with a temporary data directory and builds
 //! aws-sdk-secretsmanager clients for it.
 
-use std::io::{BufRead, BufReader};
+use std::collections::VecDeque;
+use std::io::{BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use aws_credential_types::Credentials;
@@ -18,7 +20,12 @@ pub struct Server {
     pub access_key: String,
     pub secret_key: String,
     pub stdout_lines: Vec<String>,
+    /// The last [`LOG_LINES`] lines the server wrote to stderr (its log).
+    log: Arc<Mutex<VecDeque<String>>>,
 }
+
+/// Lines of the server's log kept for a failing test to print.
+const LOG_LINES: usize = 200;
 
 pub fn coffer_bin() -> &'static str {
     env!("CARGO_BIN_EXE_coffer")
@@ -53,7 +60,8 @@ impl Server {
         let stdout = child.stdout.take().expect("stdout");
         let mut lines = Vec::new();
         let mut endpoint = None;
-        for line in BufReader::new(stdout).lines() {
+        let mut stdout = BufReader::new(stdout);
+        for line in stdout.by_ref().lines() {
             let Ok(line) = line else { break };
             if let Some(e) = line.strip_prefix("listening on ") {
                 endpoint = Some(e.trim().to_string());
@@ -66,6 +74,22 @@ impl Server {
             let out = child.wait_with_output().expect("wait");
             return Err(String::from_utf8_lossy(&out.stderr).into_owned());
         };
+        // Both pipes are read to the end for as long as the server runs: a pipe nobody reads
+        // fills up (64 KiB), and then every server thread that logs blocks on its write.
+        std::thread::spawn(move || std::io::copy(&mut stdout, &mut std::io::sink()));
+        let log = Arc::new(Mutex::new(VecDeque::with_capacity(LOG_LINES)));
+        let stderr = child.stderr.take().expect("stderr");
+        let kept = log.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines() {
+                let Ok(line) = line else { break };
+                let mut kept = kept.lock().unwrap_or_else(|e| e.into_inner());
+                if kept.len() == LOG_LINES {
+                    kept.pop_front();
+                }
+                kept.push_back(line);
+            }
+        });
         let creds = std::fs::read_to_string(dir.join("aws/credentials")).expect("credentials file");
         let field = |name: &str| {
             creds
@@ -82,7 +106,14 @@ impl Server {
             _tmp: None,
             endpoint,
             stdout_lines: lines,
+            log,
         })
+    }
+
+    /// The last lines of the server's log, for a failing test's message.
+    pub fn log_tail(&self) -> String {
+        let kept = self.log.lock().unwrap_or_else(|e| e.into_inner());
+        kept.iter().map(|l| format!("{l}\n")).collect()
     }
 
     pub fn client(&self, region: &str) -> Client {
