@@ -475,7 +475,7 @@ impl CachedStore {
                     secret,
                     mut versions,
                 } if committed => {
-                    sort_versions(&mut versions);
+                    crate::rows::sort_versions(&mut versions);
                     self.put(Secret {
                         record: secret,
                         versions,
@@ -525,11 +525,6 @@ fn change_arn(change: &SecretChange) -> Option<&str> {
     }
 }
 
-/// The order the stores load versions in.
-fn sort_versions(versions: &mut [crate::VersionRecord]) {
-    versions.sort_by(|a, b| (a.created_ms, &a.version_id).cmp(&(b.created_ms, &b.version_id)));
-}
-
 /// `old` after an `Update`, as the stores apply it: the secret's identity (ARN, account, name,
 /// creation time) is never updated; an upserted version that exists keeps its creation time.
 /// The entry is taken over rather than copied when nobody else holds it (readers get copies,
@@ -556,7 +551,7 @@ fn updated(
             None => versions.push(v),
         }
     }
-    sort_versions(&mut versions);
+    crate::rows::sort_versions(&mut versions);
     Secret { record, versions }
 }
 

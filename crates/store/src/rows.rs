@@ -203,6 +203,16 @@ pub(crate) fn kms_alias_from_row<R: RecordRow>(row: &R) -> Result<crate::KmsAlia
 /// statement: one round trip and one snapshot, so the record and its versions always belong
 /// together (two statements could see a change in between).
 macro_rules! joined_load {
+    ($filter:literal) => {
+        concat!(
+            "SELECT s.*, v.version_id AS v_version_id, v.stages AS v_stages, \
+             v.created_ms AS v_created_ms, v.last_accessed_day AS v_last_accessed_day, \
+             v.kms_key_arn AS v_kms_key_arn, v.value_kind AS v_value_kind, \
+             v.wrapped_data_key AS v_wrapped_data_key, v.ciphertext AS v_ciphertext \
+             FROM secrets s LEFT JOIN secret_versions v ON v.secret_arn = s.arn WHERE ",
+            $filter
+        )
+    };
     ($filter:literal, $order:literal) => {
         concat!(
             "SELECT s.*, v.version_id AS v_version_id, v.stages AS v_stages, \
@@ -217,13 +227,18 @@ macro_rules! joined_load {
     };
 }
 
-/// Versions oldest first, ties by id bytewise (SQLite's default collation is bytewise).
-pub(crate) const SQLITE_LOAD_BY_ARN: &str =
-    joined_load!("s.arn = $1", "v.created_ms, v.version_id");
-pub(crate) const SQLITE_LOAD_BY_NAME: &str = joined_load!(
-    "s.account_id = $1 AND s.name = $2",
-    "v.created_ms, v.version_id"
-);
+/// The order the stores load versions in: oldest first, ties by id bytewise (PostgreSQL's
+/// loads sort with `COLLATE "C"`; SQLite's are sorted with this after the load).
+pub(crate) fn sort_versions(versions: &mut [crate::VersionRecord]) {
+    versions.sort_by(|a, b| (a.created_ms, &a.version_id).cmp(&(b.created_ms, &b.version_id)));
+}
+
+/// SQLite's loads leave the order to [`sort_versions`]: an `ORDER BY` here made SQLite sort
+/// every point read's rows in a temporary B-tree (a sorter allocated, each row's record with
+/// its ciphertext copied in and out), where the few versions of a secret sort in Rust in
+/// nanoseconds.
+pub(crate) const SQLITE_LOAD_BY_ARN: &str = joined_load!("s.arn = $1");
+pub(crate) const SQLITE_LOAD_BY_NAME: &str = joined_load!("s.account_id = $1 AND s.name = $2");
 /// The same on PostgreSQL, whose default collation is not bytewise.
 pub(crate) const PG_LOAD_BY_ARN: &str =
     joined_load!("s.arn = $1", "v.created_ms, v.version_id COLLATE \"C\"");

@@ -186,6 +186,9 @@ impl SyncReaders {
         for_each_row(&mut statement, &columns, |row| {
             add_joined_row(&mut secret, row)
         })?;
+        if let Some(secret) = &mut secret {
+            crate::rows::sort_versions(&mut secret.versions);
+        }
         Ok(secret)
     }
 
