@@ -214,16 +214,7 @@ macro_rules! joined_load {
         )
     };
     ($filter:literal, $order:literal) => {
-        concat!(
-            "SELECT s.*, v.version_id AS v_version_id, v.stages AS v_stages, \
-             v.created_ms AS v_created_ms, v.last_accessed_day AS v_last_accessed_day, \
-             v.kms_key_arn AS v_kms_key_arn, v.value_kind AS v_value_kind, \
-             v.wrapped_data_key AS v_wrapped_data_key, v.ciphertext AS v_ciphertext \
-             FROM secrets s LEFT JOIN secret_versions v ON v.secret_arn = s.arn WHERE ",
-            $filter,
-            " ORDER BY ",
-            $order
-        )
+        concat!(joined_load!($filter), " ORDER BY ", $order)
     };
 }
 
