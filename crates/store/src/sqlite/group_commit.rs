@@ -30,6 +30,9 @@
 //! others, so the replication lanes' claims share transactions with the writes instead of
 //! taking turns with them for the connection.
 //!
+//! A batch whose statements panic (a bug) fails its jobs, not the thread: the writes after it
+//! still commit.
+//!
 //! A caller that stops waiting (its request was cancelled) does not withdraw its job: the job
 //! is committed with its batch or not, like a commit whose answer was lost on the way.
 //!
@@ -253,7 +256,7 @@ impl Writer {
                 }
             }
             if !batch.is_empty() {
-                let answers = self.commit_batch(&mut batch);
+                let answers = self.commit_batch_or_fail(&mut batch);
                 counts.commits.fetch_add(1, Ordering::Relaxed);
                 counts.jobs.fetch_add(batch.len() as u64, Ordering::Relaxed);
                 for (queued, answer) in batch.drain(..).zip(answers) {
@@ -271,6 +274,31 @@ impl Writer {
                 self.catch_up();
             }
         }
+    }
+
+    /// [`Writer::commit_batch`], and when it panics (a bug in one job's statements), every
+    /// job of the batch fails instead of the thread: the writes after it still commit. The
+    /// connection is dropped (which rolls back what the batch began) and the memory of
+    /// committed search terms is forgotten, as after a failed transaction.
+    fn commit_batch_or_fail(&mut self, batch: &mut [Queued]) -> Vec<Answer> {
+        let outcome =
+            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| self.commit_batch(batch)));
+        outcome.unwrap_or_else(|_| {
+            tracing::error!(
+                jobs = batch.len(),
+                "the SQLite writer failed on a batch (a panic); its writes are refused, later ones go on"
+            );
+            self.conn = None;
+            self.memo = TermsMemo::new();
+            batch
+                .iter()
+                .map(|_| {
+                    Err(StoreError::Backend(
+                        "the store's writer failed on this write".into(),
+                    ))
+                })
+                .collect()
+        })
     }
 
     /// Copies into the database file the frames the background checkpointer has not copied
@@ -805,6 +833,62 @@ mod tests {
                 .unwrap()
                 .is_some()
         );
+    }
+
+    /// A job whose statements panic fails with its batch, and the writer goes on: the next
+    /// write commits, and nothing of the failed batch is in the store.
+    #[tokio::test]
+    async fn a_panicking_job_fails_its_batch_and_the_writer_goes_on() {
+        let (_dir, store) = open().await;
+        let writer = GroupCommitter::spawn(store.pools.file.clone()).unwrap();
+        let failed = writer
+            .commit(Job {
+                changes: vec![insert("lost")],
+                write: Some(Box::new(|_| panic!("a bug in a job"))),
+                durable: true,
+                ..Default::default()
+            })
+            .await;
+        assert!(
+            matches!(&failed, Err(StoreError::Backend(m)) if m.contains("failed on this write")),
+            "{failed:?}"
+        );
+        writer
+            .commit(Job {
+                changes: vec![insert("kept")],
+                durable: true,
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+        assert!(
+            store
+                .load_secret_by_arn(&record("kept", 1).arn)
+                .await
+                .unwrap()
+                .is_some()
+        );
+        assert!(
+            store
+                .load_secret_by_arn(&record("lost", 1).arn)
+                .await
+                .unwrap()
+                .is_none()
+        );
+    }
+
+    /// Once the store has closed, a write is refused at once (it neither hangs nor reopens
+    /// the file), and closing again is harmless.
+    #[tokio::test]
+    async fn a_write_after_close_is_refused() {
+        let (_dir, store) = open().await;
+        store.close().await;
+        let refused = store.commit_with(vec![insert("late")], Vec::new()).await;
+        assert!(
+            matches!(&refused, Err(StoreError::Backend(m)) if m.contains("stopped")),
+            "{refused:?}"
+        );
+        store.close().await;
     }
 
     /// Writers that arrive while a commit is in flight share the next one: 64 concurrent
