@@ -11,7 +11,8 @@
 //! - [`region`]: [`SqliteStore`], a Region's store (`impl Store`);
 //! - [`changes`]: what the one writer runs inside a group commit's transaction (secret
 //!   changes, outbox rows, claims, retries, reads' LastAccessedDate), many rows per statement;
-//! - [`group_commit`]: the writer task that batches those into shared transactions;
+//! - [`group_commit`]: the writer thread (its own rusqlite connection) that batches those, and
+//!   the store's other writes, into shared transactions;
 //! - [`sync_reads`]: reads of one secret and listing pages on the calling thread (rusqlite);
 //! - [`terms_memo`]: the writer's memory of the search terms it wrote;
 //! - [`iam`]: [`SqliteIamStore`], the IAM store (`impl IamStore`).

@@ -4,7 +4,7 @@
 //! WAL (milliseconds on a disk). One commit per acknowledged write capped a Region at about
 //! one write per fsync, however many clients wrote at once. Here every secret change
 //! ([`Store::commit_with`](crate::Store::commit_with), `commit_and_finish`, `finish_outbox`) is
-//! a [`Job`] queued to one writer task, which in a loop:
+//! a [`Job`] queued to one writer thread, which in a loop:
 //!
 //! 1. waits for a job, then takes every other job already queued (at most [`MAX_BATCH`]). There
 //!    is no timer: a writer alone is committed at once, exactly as before, and the jobs that

@@ -1,8 +1,8 @@
 //! [`SqliteStore`]: a Region's store in one SQLite file. Secret changes, outbox bookkeeping and
 //! reads' LastAccessedDate go to the one writer as jobs of the group commit
 //! ([`super::group_commit`], statements in [`super::changes`]); reads of one secret and listing
-//! pages run on the calling thread ([`super::sync_reads`]); KMS keys and the failover rows take
-//! the writer connection between two batches.
+//! pages run on the calling thread ([`super::sync_reads`]); KMS keys and the failover rows are
+//! jobs of the same writer ([`SqliteStore::write`]).
 
 use std::path::Path;
 use std::sync::Arc;

@@ -2,7 +2,7 @@
 //! change which leaves a secret's terms as they are (a new value, a replica's status, a
 //! rotation's bookkeeping: most writes) neither reads nor writes `secret_terms`.
 //!
-//! Only the group-commit writer task changes `secret_terms` while the store is open (the
+//! Only the group-commit writer thread changes `secret_terms` while the store is open (the
 //! migration backfill runs before it starts, a restore is offline), so what it committed is
 //! what the table holds. The memo follows the transaction exactly: a job's entries count only
 //! once its savepoint is released, a batch's only once its COMMIT returned; a batch that fails
