@@ -456,15 +456,9 @@ impl CachedStore {
         mut aside: SetAside,
     ) {
         let mut state = self.lock();
-        let overlapped: HashSet<String> = arns
-            .iter()
-            .filter(|arn| state.overlapped.contains(**arn))
-            .map(|arn| arn.to_string())
-            .collect();
-        Self::end_in_flight(&mut state, arns);
         for change in changes {
             if let Some(arn) = change_arn(&change)
-                && overlapped.contains(arn)
+                && state.overlapped.contains(arn)
             {
                 // Read from the store again once nothing of it is in flight.
                 self.by_arn.remove(arn);
@@ -511,6 +505,8 @@ impl CachedStore {
                 SecretChange::RecordDetachment(_) => {}
             }
         }
+        // After the write-through, which reads which commits overlapped.
+        Self::end_in_flight(&mut state, arns);
     }
 }
 

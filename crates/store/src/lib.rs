@@ -70,7 +70,7 @@ pub enum StoreError {
         #[source]
         source: Arc<sqlx::Error>,
     },
-    /// A point read on the calling thread (rusqlite) failed.
+    /// SQLite through rusqlite failed: the group commit's writer, a point read or a listing page.
     #[error("storage error: sqlite: {0}")]
     Sqlite(#[source] Arc<rusqlite::Error>),
     /// A JSON column holds what Coffer cannot read.

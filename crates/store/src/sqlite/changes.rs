@@ -7,7 +7,7 @@
 
 use rusqlite::{Connection, ToSql};
 
-use super::sync_reads::{SyncRow, column_names};
+use super::sync_reads::{SyncRow, rows_with};
 use super::{group_commit, terms_memo};
 use crate::rows::{RecordRow, outbox_from_row, values_list};
 use crate::writes::{
@@ -34,23 +34,17 @@ impl<'a> Binds<'a> {
     }
 }
 
-/// `sql` prepared (from the connection's cache) with `binds` bound.
-fn prepared<'c>(
-    conn: &'c Connection,
-    sql: &str,
-    binds: &Binds<'_>,
-) -> Result<rusqlite::CachedStatement<'c>> {
-    let mut statement = conn.prepare_cached(sql)?;
-    super::sync_reads::bind(
-        &mut statement,
-        binds.0.iter().map(|b| b.as_ref() as &dyn ToSql),
-    )?;
-    Ok(statement)
+impl Binds<'_> {
+    fn values(&self) -> impl Iterator<Item = &dyn ToSql> {
+        self.0.iter().map(|b| b.as_ref() as &dyn ToSql)
+    }
 }
 
 /// Runs `sql`, which returns no rows; the number of rows it changed.
 pub(super) fn execute(conn: &Connection, sql: &str, binds: Binds<'_>) -> Result<usize> {
-    Ok(prepared(conn, sql, &binds)?.raw_execute()?)
+    let mut statement = conn.prepare_cached(sql)?;
+    super::sync_reads::bind(&mut statement, binds.values())?;
+    Ok(statement.raw_execute()?)
 }
 
 /// The rows of `sql`, each mapped by `map`.
@@ -58,16 +52,9 @@ pub(super) fn query<T>(
     conn: &Connection,
     sql: &str,
     binds: Binds<'_>,
-    mut map: impl FnMut(&SyncRow<'_, '_>) -> Result<T>,
+    map: impl FnMut(&SyncRow<'_, '_>) -> Result<T>,
 ) -> Result<Vec<T>> {
-    let mut statement = prepared(conn, sql, &binds)?;
-    let columns = column_names(&statement);
-    let mut out = Vec::new();
-    let mut rows = statement.raw_query();
-    while let Some(row) = rows.next()? {
-        out.push(map(&SyncRow::new(row, &columns))?);
-    }
-    Ok(out)
+    rows_with(conn, sql, binds.values(), map)
 }
 
 /// Rows per multi-row statement (through sqlx each statement was a round trip to SQLite's

@@ -322,14 +322,12 @@ impl Writer {
     fn commit_batch(&mut self, batch: &mut [Queued]) -> Vec<Answer> {
         let n = batch.len();
         let every = move |e: StoreError| vec![Err(e); n];
-        if self.conn.is_none() {
-            match connect(&self.file) {
-                Ok(conn) => self.conn = Some(conn),
+        let conn = match &mut self.conn {
+            Some(conn) => conn,
+            slot @ None => match connect(&self.file) {
+                Ok(conn) => slot.insert(conn),
                 Err(e) => return every(e),
-            }
-        }
-        let Some(conn) = &self.conn else {
-            return every(stopped());
+            },
         };
         let durable = batch.iter().any(|q| q.job.durable);
         // Bookkeeping that is redone if a crash loses it commits without its own fsync (still

@@ -51,10 +51,6 @@ pub(crate) struct SyncReaders {
     columns: Mutex<Vec<StatementColumns>>,
 }
 
-fn backend(e: rusqlite::Error) -> StoreError {
-    StoreError::Sqlite(std::sync::Arc::new(e))
-}
-
 /// A row of a synchronous read, mapped by the same code as sqlx's rows. Columns are found by
 /// position in the statement's `columns`: rusqlite's lookup by name asks SQLite for every
 /// column's name on every `get` (about 2–3% of a random read's CPU, measured).
@@ -63,15 +59,10 @@ pub(super) struct SyncRow<'r, 's> {
     columns: &'r [String],
 }
 
-impl<'r, 's> SyncRow<'r, 's> {
-    /// `row` of a statement whose column names are `columns`.
-    pub(super) fn new(row: &'r rusqlite::Row<'s>, columns: &'r [String]) -> SyncRow<'r, 's> {
-        SyncRow { row, columns }
-    }
-
+impl SyncRow<'_, '_> {
     /// The `index`th column as an integer (for statements whose columns have no useful name).
     fn int_at(&self, index: usize) -> Result<i64> {
-        self.row.get(index).map_err(backend)
+        Ok(self.row.get(index)?)
     }
 
     fn get<T: rusqlite::types::FromSql>(&self, column: &str) -> Result<T> {
@@ -79,8 +70,8 @@ impl<'r, 's> SyncRow<'r, 's> {
             .columns
             .iter()
             .position(|c| c == column)
-            .ok_or_else(|| backend(rusqlite::Error::InvalidColumnName(column.to_string())))?;
-        self.row.get(index).map_err(backend)
+            .ok_or_else(|| rusqlite::Error::InvalidColumnName(column.to_string()))?;
+        Ok(self.row.get(index)?)
     }
 }
 
@@ -119,10 +110,8 @@ impl SyncReaders {
         let conn = Connection::open_with_flags(
             &self.path,
             OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
-        )
-        .map_err(backend)?;
-        conn.busy_timeout(Duration::from_secs(10))
-            .map_err(backend)?;
+        )?;
+        conn.busy_timeout(Duration::from_secs(10))?;
         conn.set_prepared_statement_cache_capacity(PREPARED);
         Ok(conn)
     }
@@ -179,7 +168,7 @@ impl SyncReaders {
         sql: &'static str,
         params: &[&str],
     ) -> Result<Option<Secret>> {
-        let mut statement = conn.prepare_cached(sql).map_err(backend)?;
+        let mut statement = conn.prepare_cached(sql)?;
         let columns = self.columns_of(sql, &statement);
         bind(&mut statement, params.iter().map(|p| p as &dyn ToSql))?;
         let mut secret = None;
@@ -203,7 +192,7 @@ impl SyncReaders {
     }
 }
 
-pub(super) fn column_names(statement: &Statement) -> Vec<String> {
+fn column_names(statement: &Statement) -> Vec<String> {
     statement
         .column_names()
         .into_iter()
@@ -233,9 +222,7 @@ pub(super) fn bind<'v>(
                     values.len()
                 ))
             })?;
-        statement
-            .raw_bind_parameter(index, values[number - 1])
-            .map_err(backend)?;
+        statement.raw_bind_parameter(index, values[number - 1])?;
     }
     Ok(())
 }
@@ -248,7 +235,7 @@ fn for_each_row(
     mut each: impl FnMut(&SyncRow<'_, '_>) -> Result<()>,
 ) -> Result<()> {
     let mut rows = statement.raw_query();
-    while let Some(row) = rows.next().map_err(backend)? {
+    while let Some(row) = rows.next()? {
         each(&SyncRow { row, columns })?;
     }
     Ok(())
@@ -260,17 +247,26 @@ fn rows_of<T>(
     conn: &Connection,
     sql: &str,
     binds: &[Bind],
+    map: impl FnMut(&SyncRow<'_, '_>) -> Result<T>,
+) -> Result<Vec<T>> {
+    let values = binds.iter().map(|b| match b {
+        Bind::Text(t) => t as &dyn ToSql,
+        Bind::Int(n) => n as &dyn ToSql,
+    });
+    rows_with(conn, sql, values, map)
+}
+
+/// The rows of `sql` (prepared from the connection's cache) with `values` bound to `$1`,
+/// `$2`, ..., each mapped by `map`; also the writer's statements that return rows.
+pub(super) fn rows_with<'v, T>(
+    conn: &Connection,
+    sql: &str,
+    values: impl IntoIterator<Item = &'v dyn ToSql>,
     mut map: impl FnMut(&SyncRow<'_, '_>) -> Result<T>,
 ) -> Result<Vec<T>> {
-    let mut statement = conn.prepare_cached(sql).map_err(backend)?;
+    let mut statement = conn.prepare_cached(sql)?;
     let columns = column_names(&statement);
-    bind(
-        &mut statement,
-        binds.iter().map(|b| match b {
-            Bind::Text(t) => t as &dyn ToSql,
-            Bind::Int(n) => n as &dyn ToSql,
-        }),
-    )?;
+    bind(&mut statement, values)?;
     let mut out = Vec::new();
     for_each_row(&mut statement, &columns, |row| {
         out.push(map(row)?);
@@ -282,7 +278,7 @@ fn rows_of<T>(
 fn page_on(conn: &Connection, q: &ListQuery<'_>) -> Result<ListPage> {
     let dialect = Dialect::Sqlite;
     // One snapshot for the counts, the page and its versions.
-    let tx = conn.unchecked_transaction().map_err(backend)?;
+    let tx = conn.unchecked_transaction()?;
     let mut driver = Driver::default();
     for (sources, counts) in Driver::candidates(q, dialect) {
         let mut candidates = 0;
@@ -310,7 +306,7 @@ fn page_on(conn: &Connection, q: &ListQuery<'_>) -> Result<ListPage> {
         let sql = crate::listing::versions_sql(shown, dialect);
         rows_of(conn, &sql, &arns, |row| version_from_row(row))?
     };
-    tx.commit().map_err(backend)?;
+    tx.commit()?;
     Ok(crate::listing::assemble(q, records, versions))
 }
 
