@@ -28,45 +28,31 @@ done
 LOADGEN_BIN="${LOADGEN_BIN:-${CARGO_TARGET_DIR:-$root/target}/release/coffer-loadgen}"
 [[ -x "$LOADGEN_BIN" ]] || { echo "no coffer-loadgen at $LOADGEN_BIN" >&2; exit 1; }
 
-work="$(mktemp -d /tmp/coffer-put.XXXXXX)"
-pid=""
-cleanup() {
-    [[ -n "$pid" ]] && { kill -TERM "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true; }
-    rm -rf "$work"
-}
-trap cleanup EXIT
+WORK="$(mktemp -d /tmp/coffer-put.XXXXXX)"
+CONFIG=()
+SERVER_PID=""
+die() { echo "[put] error: $*" >&2; exit 1; }
+trap 'if [[ -n $SERVER_PID ]]; then stop_server; fi; rm -rf "$WORK"' EXIT
+# start_server, stop_server (COFFER on DATA; sets SERVER_PID, URL and the AWS_* variables).
+source "$root/bench/region-server.sh"
 
 files=()
 for build in "${builds[@]}"; do
-    label="${build%%=*}" bin="${build#*=}"
-    [[ -x "$bin" ]] || { echo "no coffer binary at $bin" >&2; exit 1; }
+    label="${build%%=*}" COFFER="${build#*=}"
+    [[ -x "$COFFER" ]] || die "no coffer binary at $COFFER"
     for level in ${concurrency//,/ }; do
         # A fresh node per level: every PutSecretValue adds a version, and a level run on the
         # secrets of the one before would start with more versions per secret the faster the
         # build was (each write loads and caches them all), penalising the faster build.
-        data="$work/$label-$level"
-        "$bin" serve --listen 127.0.0.1:0 --data-dir "$data" >"$data.log" 2>&1 &
-        pid=$!
-        url=""
-        for _ in $(seq 1 300); do
-            url="$(grep -o -m1 'listening on http://127\.0\.0\.1:[0-9]\+' "$data.log" | sed 's/^listening on //' || true)"
-            [[ -n "$url" ]] && break
-            kill -0 "$pid" 2>/dev/null || { cat "$data.log" >&2; exit 1; }
-            sleep 0.1
-        done
-        [[ -n "$url" ]] || { echo "$label did not start" >&2; exit 1; }
-        creds="$data/aws/credentials"
-        export AWS_ACCESS_KEY_ID="$(sed -n 's/^aws_access_key_id = //p' "$creds")"
-        export AWS_SECRET_ACCESS_KEY="$(sed -n 's/^aws_secret_access_key = //p' "$creds")"
-        export AWS_REGION=us-east-1
-        "$LOADGEN_BIN" create --endpoint "$url" --secret-id put --secrets "$secrets" --concurrency 16
+        DATA="$WORK/$label-$level"
+        start_server
+        "$LOADGEN_BIN" create --endpoint "$URL" --secret-id put --secrets "$secrets" --concurrency 16
         echo "[$label, $level writers] $(uptime)" >&2
-        "$LOADGEN_BIN" run --operation put --endpoint "$url" --secret-id put --secrets "$secrets" \
-            --concurrency "$level" --duration "$duration" --server-pid "$pid" \
-            --label "$label" --format json >"$data.json"
-        files+=("$data.json")
-        kill -TERM "$pid"; wait "$pid" 2>/dev/null || true
-        pid=""
+        "$LOADGEN_BIN" run --operation put --endpoint "$URL" --secret-id put --secrets "$secrets" \
+            --concurrency "$level" --duration "$duration" --server-pid "$SERVER_PID" \
+            --label "$label" --format json >"$DATA.json"
+        files+=("$DATA.json")
+        stop_server
     done
 done
 echo "commit $(git -C "$root" rev-parse --short HEAD), $secrets secrets, $duration per level, $(nproc) CPUs, $(date -u '+%Y-%m-%d %H:%M UTC')"

@@ -1,4 +1,4 @@
-# Sourced by bench/scale.sh and bench/reads.sh: a Coffer server on a filled Region's data
+# Sourced by bench/scale.sh, bench/reads.sh and bench/put.sh: a Coffer server on a Region's data
 # directory. The caller sets COFFER (the binary), DATA, CONFIG (an array of extra `serve`
 # arguments), WORK (a scratch directory) and die().
 
