@@ -2,13 +2,14 @@
 loopback, each hosting some Regions and knowing the others as `[[peers]]`, plus a TCP proxy that
 can cut and restore the link between two nodes.
 
-Peers need each other's URLs before they start, so ports are picked up front (bind
-127.0.0.1:0, read the port, close) instead of letting each node choose port 0.
+Peers need each other's URLs before they start, so ports are picked up front (`free_port`:
+a free port below the ephemeral range) instead of letting each node choose port 0.
 """
 
 from __future__ import annotations
 
 import os
+import random
 import re
 import signal
 import socket
@@ -35,11 +36,31 @@ ADMIN_KEY = ("AKIACOFFERCLUSTER0001", "cluster-admin-secret-key-0123456789abcdef
 CLIENT_CONFIG = Config(retries={"total_max_attempts": 1}, connect_timeout=5, read_timeout=30)
 
 
+def _ephemeral_start() -> int:
+    """The first port the kernel hands out to outgoing connections (Linux's default if unknown)."""
+    try:
+        return int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32768
+
+
 def free_port() -> int:
-    """A port nothing listens on right now (the node binds it a moment later)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    """A port nothing is bound to right now (the node binds it a moment later), below the
+    ephemeral range. A node restarts on its port; a port of the ephemeral range (what binding
+    port 0 gives) can meanwhile become the local port of any outgoing connection on the
+    machine, and the restart then fails with "Address already in use" (seen once in a full
+    run, the model test's node restart)."""
+    top = _ephemeral_start()
+    rng = random.Random()
+    for _ in range(1000):
+        port = rng.randrange(max(1024, top - 12000), top)
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    raise RuntimeError(f"no free port below {top} after 1000 tries")
 
 
 def wait_for(check, timeout: float = 15.0, interval: float = 0.05, what: str | None = None):
