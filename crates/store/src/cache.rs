@@ -131,7 +131,7 @@ pub(crate) const NAME_SHARE: u64 = 8;
 /// GetSecretValue over a million secrets, 64 MiB cache, 18.4k → 19.8k req/s and 75 → 65 µs of
 /// server CPU per read, RSS after the run 161 → 68 MB (docs/benchmarks.md, "Reads admitted to
 /// the cache"). Writes are not subject to it: a committed change is written through as before.
-struct Doorkeeper {
+pub(crate) struct Doorkeeper {
     hasher: RandomState,
     slots: Box<[AtomicU64]>,
 }
@@ -139,7 +139,7 @@ struct Doorkeeper {
 impl Doorkeeper {
     /// About one slot per KiB of the cache's bound (a secret with a value weighs about one to
     /// two): 65,536 slots (512 KiB) for the default 64 MiB.
-    fn for_max_bytes(max_bytes: u64) -> Doorkeeper {
+    pub(crate) fn for_max_bytes(max_bytes: u64) -> Doorkeeper {
         let slots = (max_bytes / 1024).clamp(1024, 1 << 22).next_power_of_two() as usize;
         Doorkeeper {
             hasher: RandomState::new(),
@@ -148,7 +148,7 @@ impl Doorkeeper {
     }
 
     /// Whether `arn` was loaded recently (then it may be cached); remembers it either way.
-    fn admit(&self, arn: &str) -> bool {
+    pub(crate) fn admit(&self, arn: &str) -> bool {
         // Never 0, the empty slot; the slot is chosen by the high bits.
         let hash = self.hasher.hash_one(arn) | 1;
         let slot = (hash >> 32) as usize & (self.slots.len() - 1);

@@ -7,7 +7,8 @@
 //! its `row_version` (bumped by every change, in the change's transaction), its
 //! `last_accessed_day` and its versions' `last_accessed_day`s (the access days are written
 //! without a `row_version` bump) — and serves the cached state only if the stamp is the
-//! cached one; otherwise it loads the secret whole and caches that.
+//! cached one; otherwise it loads the secret whole and caches that (what a load returns is
+//! cached from the secret's second load within a while, `crate::cache::Doorkeeper`).
 //!
 //! Why that is exact: the validating query is sent after the read began, and one statement
 //! sees one snapshot taken when it starts, so every write acknowledged before the read began
@@ -34,7 +35,7 @@ use sqlx::postgres::{PgConnection, PgPool};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::Secret;
-use crate::cache::{NAME_SHARE, NameBytes, secret_weight};
+use crate::cache::{Doorkeeper, NAME_SHARE, NameBytes, secret_weight};
 
 /// The most secrets one validating query names; a longer queue is served by several rounds.
 const ROUND_MAX: usize = 512;
@@ -99,6 +100,9 @@ pub(super) struct ReadCache {
     /// picks the ARN whose stamp is then checked.
     arn_by_name: Cache<(String, String), String, NameBytes>,
     queue: mpsc::UnboundedSender<Waiter>,
+    /// Which loads are remembered: a secret's second load within a while, as in the SQLite
+    /// cache (`crate::cache::Doorkeeper`).
+    doorkeeper: Doorkeeper,
     /// The bound it was made with.
     pub(super) max_bytes: u64,
 }
@@ -123,6 +127,7 @@ impl ReadCache {
                 NameBytes,
             ),
             queue,
+            doorkeeper: Doorkeeper::for_max_bytes(secrets),
             max_bytes,
         }
     }
@@ -149,10 +154,13 @@ impl ReadCache {
         }
     }
 
-    /// Remembers what a whole load returned: any later hit on it is validated first, so this
-    /// may be put at any time, even after a newer state was stored.
+    /// Remembers what a whole load returned, if the doorkeeper admits it: any later hit on it
+    /// is validated first, so this may be put at any time, even after a newer state was stored.
     pub(super) fn put(&self, secret: &Secret) {
         let r = &secret.record;
+        if !self.doorkeeper.admit(&r.arn) {
+            return;
+        }
         self.arn_by_name
             .insert((r.account_id.clone(), r.name.clone()), r.arn.clone());
         let cached = Cached {
