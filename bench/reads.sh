@@ -47,13 +47,9 @@ CONFIG=()
 SERVER_PID=""
 WORK="$(mktemp -d "${TMPDIR:-/tmp}/coffer-reads.XXXXXX")"
 trap 'if [[ -n $SERVER_PID ]]; then stop_server; fi; rm -rf "$WORK"' EXIT
-# rss_mb, ini_value, start_server, stop_server.
+# rss_mb, ini_value, build_release, start_server, stop_server.
 source "$ROOT/bench/region-server.sh"
-
-packages=(-p coffer-loadgen)
-[[ -n $COFFER ]] || packages+=(-p coffer)
-(cd "$ROOT" && cargo build --release --quiet "${packages[@]}") || die "release build failed"
-COFFER="${COFFER:-$TARGET_DIR/release/coffer}"
+build_release
 command -v python3 >/dev/null || die "python3 is needed to read the load generator's JSON"
 
 case "$OP" in

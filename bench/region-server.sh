@@ -1,10 +1,19 @@
-# Sourced by bench/scale.sh, bench/reads.sh and bench/put.sh: a Coffer server on a Region's data
-# directory. The caller sets COFFER (the binary), DATA, CONFIG (an array of extra `serve`
-# arguments), WORK (a scratch directory) and die().
+# Sourced by bench/scale.sh, bench/reads.sh, bench/put.sh and bench/versions.sh: a Coffer server on a
+# Region's data directory. The caller sets COFFER (the binary), DATA, CONFIG (an array of extra
+# `serve` arguments), WORK (a scratch directory) and die().
 
 rss_mb() { awk '/^VmRSS/ { printf "%.0f", $2 / 1024 }' "/proc/$1/status"; }
 ms_since() { echo $(( ($(date +%s%N) - $1) / 1000000 )); }
 ini_value() { awk -F' *= *' -v s="[$2]" -v k="$3" '$0 == s { on = 1; next } /^\[/ { on = 0 } on && $1 == k { print $2; exit }' "$1"; }
+
+# build_release: builds the release coffer-loadgen, and coffer unless COFFER names a binary
+# already (then COFFER is the one built); needs ROOT and TARGET_DIR.
+build_release() {
+    local packages=(-p coffer-loadgen)
+    [[ -n $COFFER ]] || packages+=(-p coffer)
+    (cd "$ROOT" && cargo build --release --quiet "${packages[@]}") || die "release build failed"
+    COFFER="${COFFER:-$TARGET_DIR/release/coffer}"
+}
 
 # start_server: starts Coffer on $DATA, sets SERVER_PID, URL and STARTUP_MS (to /health = 200).
 start_server() {

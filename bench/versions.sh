@@ -24,10 +24,9 @@ while [[ $# -gt 0 ]]; do
 done
 die() { echo "[versions] error: $*" >&2; exit 1; }
 command -v sqlite3 >/dev/null || die "sqlite3 is needed (apt-get install sqlite3)"
-packages=(-p coffer-loadgen)
-[[ -n $COFFER ]] || packages+=(-p coffer)
-(cd "$ROOT" && cargo build --release --quiet "${packages[@]}") || die "release build failed"
-COFFER="${COFFER:-$TARGET_DIR/release/coffer}"
+# rss_mb, build_release, start_server, stop_server.
+source "$ROOT/bench/region-server.sh"
+build_release
 
 WORK="$(mktemp -d "${TMPDIR:-/tmp}/coffer-versions.XXXXXX")"
 DATA="$WORK/data"
@@ -35,8 +34,6 @@ SERVER_PID=""
 printf 'cache_max_bytes = 1048576\n' >"$WORK/coffer.toml"
 CONFIG=(--config "$WORK/coffer.toml")
 trap 'if [[ -n $SERVER_PID ]]; then stop_server; fi; rm -rf "$WORK"' EXIT
-# rss_mb, start_server, stop_server.
-source "$ROOT/bench/region-server.sh"
 start_server
 
 row() { grep '^| 127' | tail -1; }

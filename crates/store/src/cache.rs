@@ -108,7 +108,7 @@ impl Weighter<String, Arc<Secret>> for SecretBytes {
     }
 }
 
-/// The weight of an (account, name) -> ARN entry; shared with the PostgreSQL read cache.
+/// The weight of an (account, name) -> ARN entry.
 #[derive(Clone, Copy)]
 pub(crate) struct NameBytes;
 
@@ -119,7 +119,31 @@ impl Weighter<(String, String), String> for NameBytes {
 }
 
 /// The share of `cache_max_bytes` the (account, name) -> ARN index may use.
-pub(crate) const NAME_SHARE: u64 = 8;
+const NAME_SHARE: u64 = 8;
+
+/// (account, name) -> ARN: names never change for an ARN.
+pub(crate) type NameIndex = Cache<(String, String), String, NameBytes>;
+
+/// The caches of one Region out of its bound `max_bytes`: the secrets by ARN (weighed by
+/// `weighter`), the (account, name) -> ARN index ([`NAME_SHARE`] of the bound) and the
+/// [`Doorkeeper`] sized to the secrets' part. For [`CachedStore`] and the PostgreSQL read
+/// cache, which hold different values per secret.
+pub(crate) fn bounded_caches<V, W>(
+    max_bytes: u64,
+    weighter: W,
+) -> (Cache<String, V, W>, NameIndex, Doorkeeper)
+where
+    V: Clone,
+    W: Weighter<String, V> + Clone,
+{
+    let names = max_bytes / NAME_SHARE;
+    let secrets = max_bytes - names;
+    (
+        Cache::with_weighter((secrets / 2048).max(16) as usize, secrets.max(1), weighter),
+        Cache::with_weighter((names / 160).max(16) as usize, names.max(1), NameBytes),
+        Doorkeeper::for_max_bytes(secrets),
+    )
+}
 
 /// Which secrets a reader that missed may cache: those loaded from the store before, recently.
 ///
@@ -167,9 +191,9 @@ impl Doorkeeper {
 pub struct CachedStore {
     inner: Arc<dyn Store>,
     by_arn: Cache<String, Arc<Secret>, SecretBytes>,
-    /// (account, name) -> ARN; names never change for an ARN, so this needs no invalidation
-    /// beyond a miss on `by_arn`.
-    arn_by_name: Cache<(String, String), String, NameBytes>,
+    /// Names never change for an ARN, so this needs no invalidation beyond a miss on
+    /// `by_arn`.
+    arn_by_name: NameIndex,
     /// Held while entries are changed, so a change and a reader's insert never interleave;
     /// hits read the caches without it.
     state: Mutex<State>,
@@ -314,25 +338,16 @@ impl CachedStore {
 
     /// A cache whose entries take at most about `max_bytes` (see [`secret_weight`]).
     pub fn with_max_bytes(inner: Arc<dyn Store>, max_bytes: u64) -> CachedStore {
-        let names = max_bytes / NAME_SHARE;
-        let secrets = max_bytes - names;
+        let (by_arn, arn_by_name, doorkeeper) = bounded_caches(max_bytes, SecretBytes);
         CachedStore {
             days: Arc::new(AccessDays::new(inner.clone(), access_days::FLUSH_DELAY)),
             inner,
-            by_arn: Cache::with_weighter(
-                (secrets / 2048).max(16) as usize,
-                secrets.max(1),
-                SecretBytes,
-            ),
-            arn_by_name: Cache::with_weighter(
-                (names / 160).max(16) as usize,
-                names.max(1),
-                NameBytes,
-            ),
+            by_arn,
+            arn_by_name,
             state: Mutex::default(),
             settled: tokio::sync::Notify::new(),
             aliases: Mutex::default(),
-            doorkeeper: Doorkeeper::for_max_bytes(secrets),
+            doorkeeper,
         }
     }
 
@@ -878,6 +893,15 @@ mod tests {
         }
     }
 
+    /// A cache of `max_bytes` over a fresh, empty SQLite store.
+    async fn empty(max_bytes: u64) -> (tempfile::TempDir, Arc<dyn Store>, CachedStore) {
+        let dir = tempfile::tempdir().unwrap();
+        let inner: Arc<dyn Store> =
+            Arc::new(SqliteStore::open(&dir.path().join("r.db")).await.unwrap());
+        let store = CachedStore::with_max_bytes(inner.clone(), max_bytes);
+        (dir, inner, store)
+    }
+
     /// A cache over a fresh SQLite store holding one secret (row_version 1), committed through
     /// the cache.
     async fn with_one_secret(
@@ -1165,11 +1189,7 @@ mod tests {
     /// the reads).
     #[tokio::test]
     async fn a_secret_is_cached_from_its_second_load_only() {
-        let dir = tempfile::tempdir().unwrap();
-        let inner: Arc<dyn Store> =
-            Arc::new(SqliteStore::open(&dir.path().join("r.db")).await.unwrap());
-        let max = 256 * 1024;
-        let store = CachedStore::with_max_bytes(inner.clone(), max);
+        let (_dir, inner, store) = empty(256 * 1024).await;
         let records: Vec<SecretRecord> = (0..2000)
             .map(|i| record(&format!("spread{i}"), 1, "d"))
             .collect();
@@ -1540,11 +1560,8 @@ mod tests {
 
     #[tokio::test]
     async fn the_cache_holds_at_most_its_bytes_and_stays_full_past_them() {
-        let dir = tempfile::tempdir().unwrap();
-        let inner: Arc<dyn Store> =
-            Arc::new(SqliteStore::open(&dir.path().join("r.db")).await.unwrap());
         let max = 256 * 1024;
-        let store = CachedStore::with_max_bytes(inner, max);
+        let (_dir, _, store) = empty(max).await;
         let long = "d".repeat(2000);
         let mut arns = Vec::new();
         for i in 0..300 {

@@ -35,7 +35,7 @@ use sqlx::postgres::{PgConnection, PgPool};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::Secret;
-use crate::cache::{Doorkeeper, NAME_SHARE, NameBytes, secret_weight};
+use crate::cache::{Doorkeeper, NameIndex, bounded_caches, secret_weight};
 
 /// The most secrets one validating query names; a longer queue is served by several rounds.
 const ROUND_MAX: usize = 512;
@@ -98,7 +98,7 @@ pub(super) struct ReadCache {
     by_arn: Cache<String, Arc<Cached>, CachedBytes>,
     /// Names never change for an ARN, so this needs no validation of its own: a hit here only
     /// picks the ARN whose stamp is then checked.
-    arn_by_name: Cache<(String, String), String, NameBytes>,
+    arn_by_name: NameIndex,
     queue: mpsc::UnboundedSender<Waiter>,
     /// Which loads are remembered: a secret's second load within a while, as in the SQLite
     /// cache (`crate::cache::Doorkeeper`).
@@ -113,21 +113,12 @@ impl ReadCache {
     pub(super) fn new(pool: PgPool, max_bytes: u64) -> ReadCache {
         let (queue, rx) = mpsc::unbounded_channel();
         tokio::spawn(rounds(pool.clone(), rx));
-        let names = max_bytes / NAME_SHARE;
-        let secrets = max_bytes - names;
+        let (by_arn, arn_by_name, doorkeeper) = bounded_caches(max_bytes, CachedBytes);
         ReadCache {
-            by_arn: Cache::with_weighter(
-                (secrets / 2048).max(16) as usize,
-                secrets.max(1),
-                CachedBytes,
-            ),
-            arn_by_name: Cache::with_weighter(
-                (names / 160).max(16) as usize,
-                names.max(1),
-                NameBytes,
-            ),
+            by_arn,
+            arn_by_name,
             queue,
-            doorkeeper: Doorkeeper::for_max_bytes(secrets),
+            doorkeeper,
             max_bytes,
         }
     }
