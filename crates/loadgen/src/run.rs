@@ -6,7 +6,6 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
-use aws_credential_types::Credentials;
 use bytes::Bytes;
 use hdrhistogram::Histogram;
 use http::header::{AUTHORIZATION, CONTENT_TYPE, HOST, USER_AGENT};
@@ -176,13 +175,8 @@ pub(crate) async fn resolve_target(
         p => p,
     };
     let signing = SigningConfig {
-        credentials: Credentials::new(
-            ep.access_key.clone(),
-            ep.secret_key.clone(),
-            None,
-            None,
-            "coffer-loadgen",
-        ),
+        access_key: ep.access_key.clone(),
+        secret_key: ep.secret_key.clone(),
         region: ep.region.clone(),
         url: format!(
             "{}://{authority}{path}",
