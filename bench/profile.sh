@@ -5,6 +5,7 @@
 # run and prints bench/stages.py's table (share of the server's CPU and µs per request).
 #
 # usage: bench/profile.sh [--connections 64] [--seconds 4] [--coffer PATH]
+# PROFILE_KEEP=FILE keeps the recording (perf.data) there, for `perf report -i FILE`.
 # Needs perf (Debian: linux-perf), wrk and the bench venv (bench/run.sh makes it).
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -70,4 +71,5 @@ wait "$WRK"
 echo "wrk: $(grep '^WRK_RESULT' "$WORK/wrk.out" | awk '{ printf "%s req/s over the whole run, p99 %s ms", $4, $7 }')"
 cpu="$(awk -v t="$((ticks1 - ticks0))" -v hz="$(getconf CLK_TCK)" 'BEGIN { printf "%.3f", t / hz }')"
 echo "during the recording: $((after - before)) requests, $cpu s of the server's CPU"
+[[ -n ${PROFILE_KEEP:-} ]] && cp "$WORK/perf.data" "$PROFILE_KEEP"
 perf script -i "$WORK/perf.data" 2>/dev/null | python3 "$ROOT/bench/stages.py" "$((after - before))" "$cpu"

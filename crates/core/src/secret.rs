@@ -33,7 +33,36 @@ pub async fn load(
     secret_id: &str,
     access: &Access,
 ) -> Result<Secret> {
-    match find(region, caller, secret_id).await {
+    load_versions(region, caller, secret_id, access, Versions::All).await
+}
+
+/// [`load`] for a read of a version by staging label: the secret may come with only its
+/// versions that carry a label (`Store::load_labelled_by_name`), so it must not be the base
+/// of a write nor list or count versions.
+pub async fn load_labelled(
+    region: &RegionService,
+    caller: &Caller,
+    secret_id: &str,
+    access: &Access,
+) -> Result<Secret> {
+    load_versions(region, caller, secret_id, access, Versions::Labelled).await
+}
+
+/// Which versions [`find`] loads.
+#[derive(Clone, Copy)]
+enum Versions {
+    All,
+    Labelled,
+}
+
+async fn load_versions(
+    region: &RegionService,
+    caller: &Caller,
+    secret_id: &str,
+    access: &Access,
+    versions: Versions,
+) -> Result<Secret> {
+    match find(region, caller, secret_id, versions).await {
         Ok(secret) => {
             authorize(region, caller, access, Target::Secret(&secret))?;
             Ok(secret)
@@ -59,7 +88,13 @@ pub async fn load(
 /// name), or a name (validated first). A full ARN of another account names that account's
 /// secret (cross-account access; the policies decide); names and partial ARNs resolve in the
 /// caller's account only, as on AWS, where cross-account access needs the full ARN.
-async fn find(region: &RegionService, caller: &Caller, secret_id: &str) -> Result<Secret> {
+async fn find(
+    region: &RegionService,
+    caller: &Caller,
+    secret_id: &str,
+    versions: Versions,
+) -> Result<Secret> {
+    let store = &region.store;
     let found = if secret_id.starts_with("arn:") {
         let arn = Arn::parse(secret_id).ok_or_else(Error::not_found)?;
         let Some(name) = arn.resource.strip_prefix("secret:") else {
@@ -74,16 +109,13 @@ async fn find(region: &RegionService, caller: &Caller, secret_id: &str) -> Resul
         }
         if has_arn_suffix(name) {
             // [S] a complete ARN must match exactly; AWS does not fall back to the name.
-            region
-                .store
-                .load_secret_by_arn(secret_id)
-                .await?
-                .filter(|s| s.record.account_id == arn.account)
+            match versions {
+                Versions::All => store.load_secret_by_arn(secret_id).await?,
+                Versions::Labelled => store.load_labelled_by_arn(secret_id).await?,
+            }
+            .filter(|s| s.record.account_id == arn.account)
         } else if arn.account == caller.account_id {
-            region
-                .store
-                .load_secret_by_name(&caller.account_id, name)
-                .await?
+            by_name(region, &caller.account_id, name, versions).await?
         } else {
             None
         }
@@ -91,12 +123,21 @@ async fn find(region: &RegionService, caller: &Caller, secret_id: &str) -> Resul
         if !is_valid_name(secret_id) {
             return Err(invalid_name());
         }
-        region
-            .store
-            .load_secret_by_name(&caller.account_id, secret_id)
-            .await?
+        by_name(region, &caller.account_id, secret_id, versions).await?
     };
     found.ok_or_else(Error::not_found)
+}
+
+async fn by_name(
+    region: &RegionService,
+    account_id: &str,
+    name: &str,
+    versions: Versions,
+) -> std::result::Result<Option<Secret>, StoreError> {
+    match versions {
+        Versions::All => region.store.load_secret_by_name(account_id, name).await,
+        Versions::Labelled => region.store.load_labelled_by_name(account_id, name).await,
+    }
 }
 
 /// `name-xxxxxx`: ends with a hyphen and exactly six characters.

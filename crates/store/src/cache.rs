@@ -175,10 +175,11 @@ impl Doorkeeper {
         }
     }
 
-    /// Whether `arn` was loaded recently (then it may be cached); remembers it either way.
-    pub(crate) fn admit(&self, arn: &str) -> bool {
+    /// Whether the secret `key` names (its ARN, or for [`CachedStore`]'s reads by name its
+    /// account and name) was loaded recently (then it may be cached); remembers it either way.
+    pub(crate) fn admit<K: std::hash::Hash + ?Sized>(&self, key: &K) -> bool {
         // Never 0, the empty slot; the slot is chosen by the high bits.
-        let hash = self.hasher.hash_one(arn) | 1;
+        let hash = self.hasher.hash_one(key) | 1;
         let slot = (hash >> 32) as usize & (self.slots.len() - 1);
         self.slots[slot].swap(hash, Ordering::Relaxed) == hash
     }
@@ -260,6 +261,14 @@ struct Reading {
 /// goes to the store, as any read during a commit does.
 const SETTLE_WAIT: Duration = Duration::from_millis(50);
 
+/// Which versions a reader needs: all, or those with a staging label
+/// ([`Store::load_labelled_by_name`]).
+#[derive(Clone, Copy)]
+enum Versions {
+    All,
+    Labelled,
+}
+
 /// A reader that missed and is loading from the store: what it loaded may be cached if no
 /// change began since (see [`CachedStore::start_read`]). Dropped without
 /// [`ReadTicket::finish`] (a cancelled read), it only leaves the readers.
@@ -277,16 +286,10 @@ enum Since {
 }
 
 impl ReadTicket<'_> {
-    /// Caches `found` if the doorkeeper admits it, unless a change to it began since the read
-    /// began or is in flight.
+    /// Caches `found` (a load the doorkeeper admitted), unless a change to it began since the
+    /// read began or is in flight.
     fn finish(mut self, found: Option<&Secret>) {
         self.done = true;
-        if !found.is_some_and(|s| self.cache.doorkeeper.admit(&s.record.arn)) {
-            if let Since::Arn(arn) = &self.since {
-                leave_reading(&mut self.cache.lock(), arn);
-            }
-            return;
-        }
         let mut state = self.cache.lock();
         let unchanged = match &self.since {
             Since::Arn(arn) => {
@@ -436,6 +439,78 @@ impl CachedStore {
         self.arn_by_name
             .insert((r.account_id.clone(), r.name.clone()), r.arn.clone());
         self.by_arn.insert(r.arn.clone(), Arc::new(secret));
+    }
+
+    /// A read by name: a hit, or a load from the store (see [`CachedStore::read_missed`]). The
+    /// doorkeeper knows the secret by the account and name the reader asked for, so it decides
+    /// before the load (a secret read by name and then by ARN is two secrets to it).
+    async fn read_by_name(
+        &self,
+        account_id: &str,
+        name: &str,
+        versions: Versions,
+    ) -> Result<Option<Secret>> {
+        let known = self
+            .arn_by_name
+            .get(&(account_id.to_string(), name.to_string()));
+        if let Some(s) = known.as_ref().and_then(|arn| self.by_arn.get(arn)) {
+            return Ok(Some(Secret::clone(&s)));
+        }
+        // A name once seen keeps its ARN (a secret deleted and created again under the name has
+        // another ARN, and then what was loaded is not cached: `ReadTicket::finish`).
+        let admitted = self.doorkeeper.admit(&(account_id, name));
+        self.read_missed(
+            known.as_deref(),
+            admitted,
+            versions,
+            |versions| match versions {
+                Versions::All => self.inner.load_secret_by_name(account_id, name),
+                Versions::Labelled => self.inner.load_labelled_by_name(account_id, name),
+            },
+        )
+        .await
+    }
+
+    /// A read by ARN: a hit, or a load from the store.
+    async fn read_by_arn(&self, arn: &str, versions: Versions) -> Result<Option<Secret>> {
+        if let Some(s) = self.by_arn.get(arn) {
+            return Ok(Some(Secret::clone(&s)));
+        }
+        let admitted = self.doorkeeper.admit(arn);
+        self.read_missed(Some(arn), admitted, versions, |versions| match versions {
+            Versions::All => self.inner.load_secret_by_arn(arn),
+            Versions::Labelled => self.inner.load_labelled_by_arn(arn),
+        })
+        .await
+    }
+
+    /// A read that missed the cache loads the secret with `load`. A load the doorkeeper
+    /// `admitted` takes every version and is cached ([`ReadTicket`]), whichever `versions` the
+    /// reader asked for; any other load takes what the reader asked for and is handed out
+    /// only, so a secret with only some of its versions never reaches the cache, where writes
+    /// would take it as their base.
+    async fn read_missed<F, L>(
+        &self,
+        known: Option<&str>,
+        admitted: bool,
+        versions: Versions,
+        load: F,
+    ) -> Result<Option<Secret>>
+    where
+        F: Fn(Versions) -> L,
+        L: Future<Output = Result<Option<Secret>>>,
+    {
+        loop {
+            let epoch = self.days.epoch();
+            let ticket = admitted.then(|| self.start_read(known));
+            let found = load(if admitted { Versions::All } else { versions }).await?;
+            if let Some(found) = self.with_days(found, epoch) {
+                if let Some(ticket) = ticket {
+                    ticket.finish(found.as_ref());
+                }
+                return Ok(found);
+            }
+        }
     }
 
     /// A read that missed begins: of the secret `arn` when the caller knows it, else of a
@@ -626,38 +701,20 @@ fn updated(
 #[async_trait]
 impl Store for CachedStore {
     async fn load_secret_by_name(&self, account_id: &str, name: &str) -> Result<Option<Secret>> {
-        let known = self
-            .arn_by_name
-            .get(&(account_id.to_string(), name.to_string()));
-        if let Some(s) = known.as_ref().and_then(|arn| self.by_arn.get(arn)) {
-            return Ok(Some(Secret::clone(&s)));
-        }
-        // A name once seen keeps its ARN (a secret deleted and created again under the name has
-        // another ARN, and then what was loaded is not cached: `ReadTicket::finish`).
-        loop {
-            let epoch = self.days.epoch();
-            let ticket = self.start_read(known.as_deref());
-            let found = self.inner.load_secret_by_name(account_id, name).await?;
-            if let Some(found) = self.with_days(found, epoch) {
-                ticket.finish(found.as_ref());
-                return Ok(found);
-            }
-        }
+        self.read_by_name(account_id, name, Versions::All).await
     }
 
     async fn load_secret_by_arn(&self, arn: &str) -> Result<Option<Secret>> {
-        if let Some(s) = self.by_arn.get(arn) {
-            return Ok(Some(Secret::clone(&s)));
-        }
-        loop {
-            let epoch = self.days.epoch();
-            let ticket = self.start_read(Some(arn));
-            let found = self.inner.load_secret_by_arn(arn).await?;
-            if let Some(found) = self.with_days(found, epoch) {
-                ticket.finish(found.as_ref());
-                return Ok(found);
-            }
-        }
+        self.read_by_arn(arn, Versions::All).await
+    }
+
+    async fn load_labelled_by_name(&self, account_id: &str, name: &str) -> Result<Option<Secret>> {
+        self.read_by_name(account_id, name, Versions::Labelled)
+            .await
+    }
+
+    async fn load_labelled_by_arn(&self, arn: &str) -> Result<Option<Secret>> {
+        self.read_by_arn(arn, Versions::Labelled).await
     }
 
     /// Waits until no commit of `arn` is in flight (at most [`SETTLE_WAIT`]), then reads: the
@@ -1181,6 +1238,76 @@ mod tests {
         assert!(store.lock().reading.is_empty());
         store.load_secret_by_arn(&r.arn).await.unwrap().unwrap();
         assert!(store.by_arn.get(&r.arn).is_some());
+    }
+
+    /// A read by label that the doorkeeper does not admit hands out the labelled versions and
+    /// caches nothing; the next, admitted, loads every version and caches them, so a write
+    /// that takes the cached secret as its base never sees a secret missing versions.
+    #[tokio::test]
+    async fn a_read_by_label_caches_only_the_whole_secret() {
+        let (_dir, inner, store) = empty(1 << 20).await;
+        let r = record("labels", 1, "d");
+        let versions = vec![
+            version(&r.arn, "v1", 1, &[]),
+            version(&r.arn, "v2", 2, &["AWSPREVIOUS"]),
+            version(&r.arn, "v3", 3, &[]),
+            version(&r.arn, "v4", 4, &["AWSCURRENT"]),
+        ];
+        inner
+            .commit_with(
+                vec![SecretChange::Insert {
+                    secret: r.clone(),
+                    versions: versions.clone(),
+                }],
+                Vec::new(),
+            )
+            .await
+            .unwrap();
+        let ids = |s: &Secret| {
+            s.versions
+                .iter()
+                .map(|v| v.version_id.clone())
+                .collect::<Vec<_>>()
+        };
+
+        let first = store
+            .load_labelled_by_name("123456789012", "labels")
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(ids(&first), ["v2", "v4"]);
+        assert!(
+            store.by_arn.get(&r.arn).is_none(),
+            "a partial load is not cached"
+        );
+        assert_eq!(store.cached_bytes(), 0);
+
+        let second = store
+            .load_labelled_by_name("123456789012", "labels")
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            ids(&second),
+            ["v1", "v2", "v3", "v4"],
+            "admitted: loaded whole"
+        );
+        let cached = store.by_arn.get(&r.arn).expect("cached by its second load");
+        assert_eq!(cached.versions, versions);
+        // A hit hands out the whole secret, whatever the reader asked for.
+        let hit = store.load_labelled_by_arn(&r.arn).await.unwrap().unwrap();
+        assert_eq!(ids(&hit), ["v1", "v2", "v3", "v4"]);
+
+        // By ARN the same: the first load of another secret by ARN is partial, not cached.
+        store.by_arn.remove(&r.arn);
+        let by_arn = store.load_labelled_by_arn(&r.arn).await.unwrap().unwrap();
+        assert_eq!(ids(&by_arn), ["v2", "v4"]);
+        assert!(store.by_arn.get(&r.arn).is_none());
+        let whole = store.load_secret_by_arn(&r.arn).await.unwrap().unwrap();
+        assert_eq!(
+            whole.versions, versions,
+            "a load of every version after a partial one"
+        );
     }
 
     /// A secret a reader loads is cached from its second load, and reads spread over many

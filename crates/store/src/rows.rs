@@ -204,12 +204,17 @@ pub(crate) fn kms_alias_from_row<R: RecordRow>(row: &R) -> Result<crate::KmsAlia
 /// together (two statements could see a change in between).
 macro_rules! joined_load {
     ($filter:literal) => {
+        joined_load!(@join "secret_versions v ON v.secret_arn = s.arn", $filter)
+    };
+    (@join $join:literal, $filter:literal) => {
         concat!(
             "SELECT s.*, v.version_id AS v_version_id, v.stages AS v_stages, \
              v.created_ms AS v_created_ms, v.last_accessed_day AS v_last_accessed_day, \
              v.kms_key_arn AS v_kms_key_arn, v.value_kind AS v_value_kind, \
              v.wrapped_data_key AS v_wrapped_data_key, v.ciphertext AS v_ciphertext \
-             FROM secrets s LEFT JOIN secret_versions v ON v.secret_arn = s.arn WHERE ",
+             FROM secrets s LEFT JOIN ",
+            $join,
+            " WHERE ",
             $filter
         )
     };
@@ -230,6 +235,20 @@ pub(crate) fn sort_versions(versions: &mut [crate::VersionRecord]) {
 /// nanoseconds.
 pub(crate) const SQLITE_LOAD_BY_ARN: &str = joined_load!("s.arn = $1");
 pub(crate) const SQLITE_LOAD_BY_NAME: &str = joined_load!("s.account_id = $1 AND s.name = $2");
+/// The same with only the versions that carry a staging label ([`crate::Store::load_labelled_by_name`]),
+/// through the partial index of migration 0008: the label is not in the versions' key, so
+/// without it SQLite would read every version's row to check its `stages`. `INDEXED BY` makes a
+/// plan without the index an error at prepare time instead of a silent full read.
+pub(crate) const SQLITE_LOAD_LABELLED_BY_ARN: &str = joined_load!(
+    @join "secret_versions v INDEXED BY secret_versions_labelled \
+           ON v.secret_arn = s.arn AND v.stages <> '[]'",
+    "s.arn = $1"
+);
+pub(crate) const SQLITE_LOAD_LABELLED_BY_NAME: &str = joined_load!(
+    @join "secret_versions v INDEXED BY secret_versions_labelled \
+           ON v.secret_arn = s.arn AND v.stages <> '[]'",
+    "s.account_id = $1 AND s.name = $2"
+);
 /// The same on PostgreSQL, whose default collation is not bytewise.
 pub(crate) const PG_LOAD_BY_ARN: &str =
     joined_load!("s.arn = $1", "v.created_ms, v.version_id COLLATE \"C\"");

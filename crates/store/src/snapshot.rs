@@ -533,7 +533,8 @@ mod tests {
             //    (import writes them; a snapshot carries nothing new).
             // 7: 0007_term_keys.sql: `secrets.term_key`, given anew by the store that imports
             //    (a key only has to be unique within one store; a snapshot carries none).
-            7,
+            // 8: 0008_labelled_versions.sql adds only an index.
+            8,
             "a new Region store migration: make export/import in snapshot.rs (and the backup \
              file's body in crates/coffer/src/backup.rs) carry its tables and columns, then \
              update this number"

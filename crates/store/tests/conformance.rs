@@ -153,6 +153,7 @@ conformance!(
     names_and_arns_are_unique,
     stale_row_version_is_a_conflict,
     versions_are_upserted_and_deleted,
+    labelled_loads_carry_the_labelled_versions,
     delete_removes_the_secret_and_its_versions,
     record_access_is_not_a_change,
     many_reads_record_their_days_at_once,
@@ -287,9 +288,11 @@ mod cases {
         );
     }
 
-    /// Undoes 0007_term_keys.sql: the terms name their secrets by ARN again, and secrets have
-    /// no `term_key`.
+    /// Undoes 0008_labelled_versions.sql and 0007_term_keys.sql: the terms name their secrets
+    /// by ARN again, and secrets have no `term_key`.
     async fn back_to_format_6(b: &Backend) {
+        b.execute_in("region", "DROP INDEX secret_versions_labelled;")
+            .await;
         let (trigger, collate) = match b {
             Backend::Sqlite { .. } => ("DROP TRIGGER secrets_term_key;", ""),
             Backend::Postgres { .. } => ("", " COLLATE \"C\""),
@@ -676,6 +679,104 @@ mod cases {
             .await;
         assert_conflict(result, "stale update with versions");
         assert_eq!(load(&store, &rec.arn).await.versions, loaded.versions);
+        store.close().await;
+    }
+
+    /// A load for a read by label (`Store::load_labelled_by_*`) carries every version with a
+    /// label, as stored. On SQLite it carries only those (the partial index of migration
+    /// 0008); PostgreSQL keeps the default, which loads every version.
+    pub async fn labelled_loads_carry_the_labelled_versions(b: &Backend) {
+        let store = b.region().await;
+        let rec = secret(ACCOUNT, "labelled", 1_000);
+        let mut versions: Vec<VersionRecord> = (0..30)
+            .map(|i| version(&rec.arn, &format!("old{i:02}"), 1_000 + i, &[]))
+            .collect();
+        versions.push(version(&rec.arn, "prev", 2_000, &["AWSPREVIOUS"]));
+        versions.push(version(&rec.arn, "cur", 2_100, &["AWSCURRENT", "MINE"]));
+        let mut pending = version(&rec.arn, "pending", 2_200, &["AWSPENDING"]);
+        pending.ciphertext = None;
+        pending.wrapped_data_key = None;
+        versions.push(pending);
+        insert(&store, rec.clone(), versions).await;
+        let bare = secret(ACCOUNT, "no-versions", 3_000);
+        insert(&store, bare.clone(), Vec::new()).await;
+
+        let check = |full: &Secret, labelled: Secret, what: &str| {
+            assert_eq!(labelled.record, full.record, "{what}");
+            let with_labels: Vec<VersionRecord> = full
+                .versions
+                .iter()
+                .filter(|v| !v.stages.is_empty())
+                .cloned()
+                .collect();
+            match b {
+                Backend::Sqlite { .. } => assert_eq!(labelled.versions, with_labels, "{what}"),
+                Backend::Postgres { .. } => assert_eq!(labelled.versions, full.versions, "{what}"),
+            }
+        };
+        let labelled_both = |name: &'static str, arn: String| {
+            let store = store.clone();
+            async move {
+                let by_arn = store.load_labelled_by_arn(&arn).await.unwrap().unwrap();
+                let by_name = store
+                    .load_labelled_by_name(ACCOUNT, name)
+                    .await
+                    .unwrap()
+                    .unwrap();
+                [by_arn, by_name]
+            }
+        };
+        let full = load(&store, &rec.arn).await;
+        assert_eq!(full.versions.len(), 33);
+        for labelled in labelled_both("labelled", rec.arn.clone()).await {
+            check(&full, labelled, "as inserted");
+        }
+
+        // A version that loses its labels leaves the labelled ones; one that gains one joins.
+        let mut next = rec.clone();
+        next.row_version = 2;
+        let mut prev = full
+            .versions
+            .iter()
+            .find(|v| v.version_id == "prev")
+            .cloned()
+            .unwrap();
+        prev.stages = Vec::new();
+        let mut old = full.versions[4].clone();
+        old.stages = vec!["AWSPREVIOUS".into()];
+        store
+            .commit(SecretChange::Update {
+                secret: next,
+                expected_row_version: 1,
+                upsert_versions: vec![prev, old],
+                delete_versions: vec!["old07".into()],
+            })
+            .await
+            .unwrap();
+        let full = load(&store, &rec.arn).await;
+        assert_eq!(full.versions.len(), 32);
+        for labelled in labelled_both("labelled", rec.arn.clone()).await {
+            check(&full, labelled, "after an update");
+        }
+
+        let full_bare = load(&store, &bare.arn).await;
+        for labelled in labelled_both("no-versions", bare.arn.clone()).await {
+            check(&full_bare, labelled, "without versions");
+        }
+        assert!(
+            store
+                .load_labelled_by_name(ACCOUNT, "missing")
+                .await
+                .unwrap()
+                .is_none()
+        );
+        assert!(
+            store
+                .load_labelled_by_arn(&format!("{}x", rec.arn))
+                .await
+                .unwrap()
+                .is_none()
+        );
         store.close().await;
     }
 

@@ -366,3 +366,130 @@ async fn a_store_from_a_newer_version_is_refused_and_left_untouched() {
         "the store is left untouched"
     );
 }
+
+/// After a restart the cache is empty, so GetSecretValue by label reads the secret from the
+/// store, first with only its labelled versions (handed out, not cached), then, read again,
+/// with every version (cached). Every read answers as before, by AWSCURRENT, AWSPREVIOUS, a
+/// custom label and by the VersionId of a version without labels, by name and by ARN; and a
+/// write after those reads keeps every version.
+#[tokio::test]
+async fn reads_by_label_from_the_store_answer_as_before() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("data");
+    let mut first = Server::start_in(&dir, &[]).unwrap();
+    let sm = first.client("us-east-1");
+    let name = unique("labelled");
+    let created = sm
+        .create_secret()
+        .name(&name)
+        .secret_string("value-0")
+        .send()
+        .await
+        .unwrap();
+    let arn = created.arn().unwrap().to_string();
+    let mut ids = vec![created.version_id().unwrap().to_string()];
+    for i in 1..=6 {
+        let put = sm
+            .put_secret_value()
+            .secret_id(&name)
+            .secret_string(format!("value-{i}"))
+            .send()
+            .await
+            .unwrap();
+        ids.push(put.version_id().unwrap().to_string());
+    }
+    // value-1's version keeps a custom label; value-0, 2, 3 and 4 have none left.
+    sm.update_secret_version_stage()
+        .secret_id(&name)
+        .version_stage("blue")
+        .move_to_version_id(&ids[1])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(first.terminate(), Some(0));
+
+    let second = Server::start_in(&dir, &[]).unwrap();
+    // No retries: a read that failed once must fail the test, not be retried into a hit.
+    let sm = aws_sdk_secretsmanager::Client::from_conf(
+        second
+            .client("us-east-1")
+            .config()
+            .to_builder()
+            .retry_config(aws_sdk_secretsmanager::config::retry::RetryConfig::disabled())
+            .build(),
+    );
+    for round in 0..3 {
+        for id in [name.as_str(), arn.as_str()] {
+            let current = sm.get_secret_value().secret_id(id).send().await.unwrap();
+            assert_eq!(current.secret_string(), Some("value-6"), "round {round}");
+            assert_eq!(current.version_id(), Some(ids[6].as_str()));
+            assert_eq!(current.version_stages(), ["AWSCURRENT"]);
+            let previous = sm
+                .get_secret_value()
+                .secret_id(id)
+                .version_stage("AWSPREVIOUS")
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(previous.secret_string(), Some("value-5"));
+            let blue = sm
+                .get_secret_value()
+                .secret_id(id)
+                .version_stage("blue")
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(blue.secret_string(), Some("value-1"));
+            assert_eq!(blue.version_stages(), ["blue"]);
+            for (i, version_id) in ids.iter().enumerate().take(5) {
+                if i == 1 {
+                    continue;
+                }
+                let old = sm
+                    .get_secret_value()
+                    .secret_id(id)
+                    .version_id(version_id)
+                    .send()
+                    .await
+                    .unwrap();
+                assert_eq!(old.secret_string(), Some(format!("value-{i}").as_str()));
+                assert!(old.version_stages().is_empty());
+            }
+            let missing = sm
+                .get_secret_value()
+                .secret_id(id)
+                .version_stage("green")
+                .send()
+                .await
+                .unwrap_err();
+            assert_eq!(error_of(missing).0, "ResourceNotFoundException");
+        }
+    }
+    let described = sm.describe_secret().secret_id(&name).send().await.unwrap();
+    let stages = described.version_ids_to_stages().unwrap();
+    assert_eq!(stages.len(), 3, "{stages:?}");
+
+    // A write based on what the reads cached keeps the versions without labels.
+    sm.put_secret_value()
+        .secret_id(&name)
+        .secret_string("value-7")
+        .send()
+        .await
+        .unwrap();
+    let listed = sm
+        .list_secret_version_ids()
+        .secret_id(&name)
+        .include_deprecated(true)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(listed.versions().len(), 8);
+    let oldest = sm
+        .get_secret_value()
+        .secret_id(&name)
+        .version_id(&ids[0])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(oldest.secret_string(), Some("value-0"));
+}

@@ -14,7 +14,8 @@ use crate::outbox::OutboxMessage;
 use crate::region::{Caller, RegionService};
 use crate::replication::{ReplicationState, state};
 use crate::secret::{
-    AWSCURRENT, check_secret_id, ensure_not_deleted, load, version_by_id, version_with_stage,
+    AWSCURRENT, check_secret_id, ensure_not_deleted, load, load_labelled, version_by_id,
+    version_with_stage,
 };
 use crate::validate::Violations;
 
@@ -78,13 +79,14 @@ pub async fn run(region: &RegionService, caller: &Caller, input: Input) -> Resul
     let access = Access::new(Operation::GetSecretValue.action())
         .with("secretsmanager:VersionId", input.version_id.clone())
         .with("secretsmanager:VersionStage", input.version_stage.clone());
-    let secret = load(
-        region,
-        caller,
-        input.secret_id.as_deref().unwrap_or_default(),
-        &access,
-    )
-    .await?;
+    let secret_id = input.secret_id.as_deref().unwrap_or_default();
+    // A read by label needs only the labelled versions; one by VersionId may ask for a
+    // version without labels.
+    let secret = if input.version_id.is_some() {
+        load(region, caller, secret_id, &access).await?
+    } else {
+        load_labelled(region, caller, secret_id, &access).await?
+    };
     read(
         region,
         caller,

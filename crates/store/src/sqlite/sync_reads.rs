@@ -332,4 +332,36 @@ mod tests {
         let err = readers.load("SELECT 1", &[]).unwrap_err();
         assert!(err.to_string().contains("closed"), "{err}");
     }
+
+    /// The loads by label seek the partial index of the labelled versions by the secret's ARN
+    /// (a scan of it would read every labelled version of the Region).
+    #[tokio::test]
+    async fn loads_by_label_seek_the_labelled_versions() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("r.db");
+        let store = crate::SqliteStore::open(&path).await.unwrap();
+        crate::Store::close(&store).await;
+        let conn = Connection::open(&path).unwrap();
+        let (account, name, arn) = ("123456789012", "n", "arn");
+        for (sql, params) in [
+            (
+                crate::rows::SQLITE_LOAD_LABELLED_BY_NAME,
+                vec![&account as &dyn ToSql, &name],
+            ),
+            (crate::rows::SQLITE_LOAD_LABELLED_BY_ARN, vec![&arn]),
+        ] {
+            let mut plan = conn.prepare(&format!("EXPLAIN QUERY PLAN {sql}")).unwrap();
+            let steps: Vec<String> = plan
+                .query_map(params.as_slice(), |row| row.get::<_, String>(3))
+                .unwrap()
+                .map(|step| step.unwrap())
+                .collect();
+            assert!(
+                steps.iter().any(|s| s
+                    == "SEARCH v USING INDEX secret_versions_labelled (secret_arn=?) LEFT-JOIN"),
+                "{steps:?}"
+            );
+            assert!(steps.iter().all(|s| !s.starts_with("SCAN")), "{steps:?}");
+        }
+    }
 }
