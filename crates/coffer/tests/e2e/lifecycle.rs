@@ -367,11 +367,11 @@ async fn a_store_from_a_newer_version_is_refused_and_left_untouched() {
     );
 }
 
-/// After a restart the cache is empty, so GetSecretValue by label reads the secret from the
-/// store, first with only its labelled versions (handed out, not cached), then, read again,
-/// with every version (cached). Every read answers as before, by AWSCURRENT, AWSPREVIOUS, a
-/// custom label and by the VersionId of a version without labels, by name and by ARN; and a
-/// write after those reads keeps every version.
+/// After a restart the cache is empty, so DescribeSecret and GetSecretValue by label read the
+/// secret from the store, first with only its labelled versions (handed out, not cached), then,
+/// read again, with every version (cached). Every read answers as before: VersionIdsToStages,
+/// GetSecretValue by AWSCURRENT, AWSPREVIOUS, a custom label and by the VersionId of a version
+/// without labels, by name and by ARN; and a write after those reads keeps every version.
 #[tokio::test]
 async fn reads_by_label_from_the_store_answer_as_before() {
     let tmp = tempfile::tempdir().unwrap();
@@ -420,6 +420,12 @@ async fn reads_by_label_from_the_store_answer_as_before() {
     );
     for round in 0..3 {
         for id in [name.as_str(), arn.as_str()] {
+            let described = sm.describe_secret().secret_id(id).send().await.unwrap();
+            let stages = described.version_ids_to_stages().unwrap();
+            assert_eq!(stages.len(), 3, "{stages:?}");
+            assert_eq!(stages[&ids[6]], ["AWSCURRENT"]);
+            assert_eq!(stages[&ids[5]], ["AWSPREVIOUS"]);
+            assert_eq!(stages[&ids[1]], ["blue"]);
             let current = sm.get_secret_value().secret_id(id).send().await.unwrap();
             assert_eq!(current.secret_string(), Some("value-6"), "round {round}");
             assert_eq!(current.version_id(), Some(ids[6].as_str()));
@@ -465,9 +471,6 @@ async fn reads_by_label_from_the_store_answer_as_before() {
             assert_eq!(error_of(missing).0, "ResourceNotFoundException");
         }
     }
-    let described = sm.describe_secret().secret_id(&name).send().await.unwrap();
-    let stages = described.version_ids_to_stages().unwrap();
-    assert_eq!(stages.len(), 3, "{stages:?}");
 
     // A write based on what the reads cached keeps the versions without labels.
     sm.put_secret_value()

@@ -7,7 +7,7 @@ use crate::authorize::Access;
 use crate::error::Result;
 use crate::operation::Operation as _;
 use crate::region::{Caller, RegionService};
-use crate::secret::{check_secret_id, load};
+use crate::secret::{check_secret_id, load_labelled};
 use crate::validate::Violations;
 use crate::view::{SecretEntry, Shape, entry};
 
@@ -21,7 +21,8 @@ pub async fn run(region: &RegionService, caller: &Caller, input: Input) -> Resul
     let mut v = Violations::new();
     check_secret_id(&mut v, &input.secret_id, "secretId");
     v.finish()?;
-    let secret = load(
+    // VersionIdsToStages lists only the versions with labels, so the labelled ones suffice.
+    let secret = load_labelled(
         region,
         caller,
         input.secret_id.as_deref().unwrap_or_default(),
