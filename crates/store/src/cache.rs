@@ -264,7 +264,7 @@ const SETTLE_WAIT: Duration = Duration::from_millis(50);
 /// Which versions a reader needs: all, or those with a staging label
 /// ([`Store::load_labelled_by_name`]).
 #[derive(Clone, Copy)]
-enum Versions {
+pub(crate) enum Versions {
     All,
     Labelled,
 }

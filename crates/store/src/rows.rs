@@ -221,6 +221,9 @@ macro_rules! joined_load {
     ($filter:literal, $order:literal) => {
         concat!(joined_load!($filter), " ORDER BY ", $order)
     };
+    (@join $join:literal, $filter:literal, $order:literal) => {
+        concat!(joined_load!(@join $join, $filter), " ORDER BY ", $order)
+    };
 }
 
 /// The order the stores load versions in: oldest first, ties by id bytewise (PostgreSQL's
@@ -249,10 +252,21 @@ pub(crate) const SQLITE_LOAD_LABELLED_BY_NAME: &str = joined_load!(
            ON v.secret_arn = s.arn AND v.stages <> '[]'",
     "s.account_id = $1 AND s.name = $2"
 );
-/// The same on PostgreSQL, whose default collation is not bytewise.
+/// The same on PostgreSQL, whose default collation is not bytewise. Its planner picks the
+/// partial index by itself: the join's `v.stages <> '[]'` implies the index's predicate.
 pub(crate) const PG_LOAD_BY_ARN: &str =
     joined_load!("s.arn = $1", "v.created_ms, v.version_id COLLATE \"C\"");
 pub(crate) const PG_LOAD_BY_NAME: &str = joined_load!(
+    "s.account_id = $1 AND s.name = $2",
+    "v.created_ms, v.version_id COLLATE \"C\""
+);
+pub(crate) const PG_LOAD_LABELLED_BY_ARN: &str = joined_load!(
+    @join "secret_versions v ON v.secret_arn = s.arn AND v.stages <> '[]'",
+    "s.arn = $1",
+    "v.created_ms, v.version_id COLLATE \"C\""
+);
+pub(crate) const PG_LOAD_LABELLED_BY_NAME: &str = joined_load!(
+    @join "secret_versions v ON v.secret_arn = s.arn AND v.stages <> '[]'",
     "s.account_id = $1 AND s.name = $2",
     "v.created_ms, v.version_id COLLATE \"C\""
 );

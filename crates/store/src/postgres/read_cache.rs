@@ -145,13 +145,17 @@ impl ReadCache {
         }
     }
 
-    /// Remembers what a whole load returned, if the doorkeeper admits it: any later hit on it
-    /// is validated first, so this may be put at any time, even after a newer state was stored.
+    /// Whether a load of the secret `key` names (its ARN, or its account and name) is to be
+    /// remembered: the doorkeeper decides before the load, as in the SQLite cache, so a load it
+    /// does not admit may take only the versions its reader needs.
+    pub(super) fn admit<K: std::hash::Hash + ?Sized>(&self, key: &K) -> bool {
+        self.doorkeeper.admit(key)
+    }
+
+    /// Remembers what a whole load the doorkeeper admitted returned: any later hit on it is
+    /// validated first, so this may be put at any time, even after a newer state was stored.
     pub(super) fn put(&self, secret: &Secret) {
         let r = &secret.record;
-        if !self.doorkeeper.admit(&r.arn) {
-            return;
-        }
         self.arn_by_name
             .insert((r.account_id.clone(), r.name.clone()), r.arn.clone());
         let cached = Cached {

@@ -11,9 +11,11 @@ use super::changes::{apply_change, insert_outbox};
 use super::open::{REGION_POOL, open_pool};
 use super::read_cache::ReadCache;
 use super::retrying::{Exhausted, PgError, PgResult, retrying};
+use crate::cache::Versions;
 use crate::rows::{
-    PG_LOAD_BY_ARN, PG_LOAD_BY_NAME, kms_alias_from_row, kms_key_from_row, outbox_from_row,
-    secret_from_joined, secrets_with_versions,
+    PG_LOAD_BY_ARN, PG_LOAD_BY_NAME, PG_LOAD_LABELLED_BY_ARN, PG_LOAD_LABELLED_BY_NAME,
+    kms_alias_from_row, kms_key_from_row, outbox_from_row, secret_from_joined,
+    secrets_with_versions,
 };
 use crate::schema::StoreKind;
 use crate::writes::{
@@ -75,7 +77,10 @@ impl PostgresStore {
 
     /// A secret by name or ARN: from the cache when its stamp is still the stored one, else
     /// loaded whole (and cached).
-    async fn load(&self, by: &By<'_>) -> Result<Option<Secret>> {
+    /// A secret by ARN or name: a validated hit, or a load. A load the cache's doorkeeper
+    /// admits takes every version and is remembered; any other takes the `versions` asked for
+    /// and is only handed out (a partial secret never reaches the cache).
+    async fn load(&self, by: &By<'_>, versions: Versions) -> Result<Option<Secret>> {
         if let Some(cache) = &self.cache {
             let arn = match by {
                 By::Arn(arn) => Some(arn.to_string()),
@@ -87,16 +92,25 @@ impl PostgresStore {
                 return Ok(Some(secret));
             }
         }
-        let (sql, args): (&'static str, Vec<&str>) = match by {
-            By::Arn(arn) => (PG_LOAD_BY_ARN, vec![*arn]),
-            By::Name(account_id, name) => (PG_LOAD_BY_NAME, vec![*account_id, *name]),
+        let admitted = self.cache.as_ref().is_some_and(|cache| match by {
+            By::Arn(arn) => cache.admit(*arn),
+            By::Name(account_id, name) => cache.admit(&(*account_id, *name)),
+        });
+        let whole = admitted || matches!(versions, Versions::All);
+        let (sql, args): (&'static str, Vec<&str>) = match (by, whole) {
+            (By::Arn(arn), true) => (PG_LOAD_BY_ARN, vec![*arn]),
+            (By::Arn(arn), false) => (PG_LOAD_LABELLED_BY_ARN, vec![*arn]),
+            (By::Name(account_id, name), true) => (PG_LOAD_BY_NAME, vec![*account_id, *name]),
+            (By::Name(account_id, name), false) => {
+                (PG_LOAD_LABELLED_BY_NAME, vec![*account_id, *name])
+            }
         };
         let found = retrying!(
             "loading a secret",
             Exhausted::Backend,
             self.try_load(sql, &args)
         )?;
-        if let (Some(cache), Some(secret)) = (&self.cache, &found) {
+        if admitted && let (Some(cache), Some(secret)) = (&self.cache, &found) {
             cache.put(secret);
         }
         Ok(found)
@@ -327,11 +341,20 @@ impl PostgresStore {
 #[async_trait]
 impl Store for PostgresStore {
     async fn load_secret_by_name(&self, account_id: &str, name: &str) -> Result<Option<Secret>> {
-        self.load(&By::Name(account_id, name)).await
+        self.load(&By::Name(account_id, name), Versions::All).await
     }
 
     async fn load_secret_by_arn(&self, arn: &str) -> Result<Option<Secret>> {
-        self.load(&By::Arn(arn)).await
+        self.load(&By::Arn(arn), Versions::All).await
+    }
+
+    async fn load_labelled_by_name(&self, account_id: &str, name: &str) -> Result<Option<Secret>> {
+        self.load(&By::Name(account_id, name), Versions::Labelled)
+            .await
+    }
+
+    async fn load_labelled_by_arn(&self, arn: &str) -> Result<Option<Secret>> {
+        self.load(&By::Arn(arn), Versions::Labelled).await
     }
 
     async fn record_heads(&self, heads: &[crate::ReplicaHead]) -> Result<()> {

@@ -102,6 +102,21 @@ impl Backend {
         })
     }
 
+    /// The Region store `region` without a cache in front: on PostgreSQL with its read cache
+    /// off (`cache_max_bytes(0)`), so every load reaches the database. SQLite's store has
+    /// none of its own (`CachedStore` wraps it).
+    pub async fn region_uncached(&self) -> Arc<dyn Store> {
+        match self {
+            Backend::Sqlite { .. } => self.region().await,
+            Backend::Postgres { url, .. } => Arc::new(
+                PostgresStore::open(url, &self.schema("region"))
+                    .await
+                    .expect("opening the PostgreSQL store")
+                    .cache_max_bytes(0),
+            ),
+        }
+    }
+
     pub async fn region_named(&self, store: &str) -> Arc<dyn Store> {
         self.try_region_named(store)
             .await
