@@ -6,7 +6,9 @@
 # (filled with PutSecretValue until each refuses more: 100 versions without labels, plus the
 # labelled ones), then, twice, 10 s of GetSecretValue of a uniformly random one of each set.
 #
-# usage: bench/versions.sh [--secrets 2000] [--bin COFFER_BIN]
+# usage: bench/versions.sh [--secrets 2000] [--bin COFFER_BIN] [--postgres URL]
+# --postgres URL: the Region on PostgreSQL (`store = URL`; an empty database, e.g. one made
+#   for the run with createdb) instead of SQLite; psql then counts the versions.
 # LOADGEN_BIN (default target/release/coffer-loadgen) drives the load; sqlite3 counts versions.
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -14,11 +16,13 @@ TARGET_DIR="${CARGO_TARGET_DIR:-$ROOT/target}"
 LOADGEN="${LOADGEN_BIN:-$TARGET_DIR/release/coffer-loadgen}"
 SECRETS=2000
 COFFER=""
+POSTGRES=""
 while [[ $# -gt 0 ]]; do
     case "$1" in
         --secrets) SECRETS="$2"; shift ;;
         --bin) COFFER="$2"; shift ;;
-        *) sed -n '2,10p' "$0" >&2; exit 2 ;;
+        --postgres) POSTGRES="$2"; shift ;;
+        *) sed -n '2,12p' "$0" >&2; exit 2 ;;
     esac
     shift
 done
@@ -32,15 +36,21 @@ WORK="$(mktemp -d "${TMPDIR:-/tmp}/coffer-versions.XXXXXX")"
 DATA="$WORK/data"
 SERVER_PID=""
 printf 'cache_max_bytes = 1048576\n' >"$WORK/coffer.toml"
+[[ -z $POSTGRES ]] || printf 'store = "%s"\n' "$POSTGRES" >>"$WORK/coffer.toml"
 CONFIG=(--config "$WORK/coffer.toml")
 trap 'if [[ -n $SERVER_PID ]]; then stop_server; fi; rm -rf "$WORK"' EXIT
 start_server
 
 row() { grep '^| 127' | tail -1; }
 versions() {
-    sqlite3 "$DATA/regions/$AWS_REGION.db" "SELECT min(c), max(c) FROM (SELECT count(*) AS c \
+    local counts="SELECT min(c), max(c) FROM (SELECT count(*) AS c \
         FROM secret_versions v JOIN secrets s ON s.arn = v.secret_arn \
-        WHERE s.name LIKE '$1-%' GROUP BY v.secret_arn)"
+        WHERE s.name LIKE '$1-%' GROUP BY v.secret_arn) AS per_secret"
+    if [[ -n $POSTGRES ]]; then
+        psql "$POSTGRES" -tA -c "SET search_path TO coffer_${AWS_REGION//-/_}; $counts" | tail -1
+    else
+        sqlite3 "$DATA/regions/$AWS_REGION.db" "$counts"
+    fi
 }
 for set in few many; do
     "$LOADGEN" create --endpoint "$URL" --secret-id "$set" --secrets "$SECRETS" --concurrency 16 >/dev/null
