@@ -9,7 +9,8 @@
 # usage: bench/versions.sh [--secrets 2000] [--bin COFFER_BIN] [--postgres URL]
 # --postgres URL: the Region on PostgreSQL (`store = URL`; an empty database, e.g. one made
 #   for the run with createdb) instead of SQLite; psql then counts the versions.
-# LOADGEN_BIN (default target/release/coffer-loadgen) drives the load; sqlite3 counts versions.
+# LOADGEN_BIN (default target/release/coffer-loadgen) drives the load; sqlite3 (or psql)
+# counts versions.
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 TARGET_DIR="${CARGO_TARGET_DIR:-$ROOT/target}"
@@ -22,12 +23,16 @@ while [[ $# -gt 0 ]]; do
         --secrets) SECRETS="$2"; shift ;;
         --bin) COFFER="$2"; shift ;;
         --postgres) POSTGRES="$2"; shift ;;
-        *) sed -n '2,12p' "$0" >&2; exit 2 ;;
+        *) sed -n '2,13p' "$0" >&2; exit 2 ;;
     esac
     shift
 done
 die() { echo "[versions] error: $*" >&2; exit 1; }
-command -v sqlite3 >/dev/null || die "sqlite3 is needed (apt-get install sqlite3)"
+if [[ -n $POSTGRES ]]; then
+    command -v psql >/dev/null || die "psql is needed with --postgres (apt-get install postgresql-client)"
+else
+    command -v sqlite3 >/dev/null || die "sqlite3 is needed (apt-get install sqlite3)"
+fi
 # rss_mb, build_release, start_server, stop_server.
 source "$ROOT/bench/region-server.sh"
 build_release

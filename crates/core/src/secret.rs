@@ -5,7 +5,7 @@ use std::future::Future;
 use std::time::Duration;
 
 use coffer_retry::{Backoff, Jitter};
-use coffer_store::{Secret, SecretChange, StoreError, VersionRecord};
+use coffer_store::{Secret, SecretChange, StoreError, VersionRecord, Versions};
 
 use crate::authorize::{Access, Target, authorize, named_arn};
 use crate::error::{Error, ErrorCode, Result};
@@ -48,13 +48,6 @@ pub async fn load_labelled(
     load_versions(region, caller, secret_id, access, Versions::Labelled).await
 }
 
-/// Which versions [`find`] loads.
-#[derive(Clone, Copy)]
-enum Versions {
-    All,
-    Labelled,
-}
-
 async fn load_versions(
     region: &RegionService,
     caller: &Caller,
@@ -95,6 +88,7 @@ async fn find(
     versions: Versions,
 ) -> Result<Secret> {
     let store = &region.store;
+    let account_id = &caller.account_id;
     let found = if secret_id.starts_with("arn:") {
         let arn = Arn::parse(secret_id).ok_or_else(Error::not_found)?;
         let Some(name) = arn.resource.strip_prefix("secret:") else {
@@ -109,13 +103,12 @@ async fn find(
         }
         if has_arn_suffix(name) {
             // [S] a complete ARN must match exactly; AWS does not fall back to the name.
-            match versions {
-                Versions::All => store.load_secret_by_arn(secret_id).await?,
-                Versions::Labelled => store.load_labelled_by_arn(secret_id).await?,
-            }
-            .filter(|s| s.record.account_id == arn.account)
-        } else if arn.account == caller.account_id {
-            by_name(region, &caller.account_id, name, versions).await?
+            store
+                .load_by_arn(secret_id, versions)
+                .await?
+                .filter(|s| s.record.account_id == arn.account)
+        } else if arn.account == *account_id {
+            store.load_by_name(account_id, name, versions).await?
         } else {
             None
         }
@@ -123,21 +116,9 @@ async fn find(
         if !is_valid_name(secret_id) {
             return Err(invalid_name());
         }
-        by_name(region, &caller.account_id, secret_id, versions).await?
+        store.load_by_name(account_id, secret_id, versions).await?
     };
     found.ok_or_else(Error::not_found)
-}
-
-async fn by_name(
-    region: &RegionService,
-    account_id: &str,
-    name: &str,
-    versions: Versions,
-) -> std::result::Result<Option<Secret>, StoreError> {
-    match versions {
-        Versions::All => region.store.load_secret_by_name(account_id, name).await,
-        Versions::Labelled => region.store.load_labelled_by_name(account_id, name).await,
-    }
 }
 
 /// `name-xxxxxx`: ends with a hyphen and exactly six characters.

@@ -65,10 +65,16 @@ pub struct Signer {
 
 impl Signer {
     pub fn new(cfg: SigningConfig) -> Result<Self, BoxError> {
-        let path = signed_path(&cfg.url)?;
-        let mut s = Signer {
+        let mut s = Signer::unsigned(cfg)?;
+        s.refresh(SystemTime::now())?;
+        Ok(s)
+    }
+
+    /// A signer that has signed nothing yet.
+    fn unsigned(cfg: SigningConfig) -> Result<Self, BoxError> {
+        Ok(Signer {
+            path: signed_path(&cfg.url)?,
             cfg,
-            path,
             key_day: String::new(),
             key: [0; 32],
             cached_second: u64::MAX,
@@ -76,9 +82,7 @@ impl Signer {
             authorization: HeaderValue::from_static(""),
             signs: 0,
             scratch: String::with_capacity(512),
-        };
-        s.refresh(SystemTime::now())?;
-        Ok(s)
+        })
     }
 
     /// `(X-Amz-Date, Authorization)` valid for `now` (re-signs when the second changed).
@@ -171,7 +175,7 @@ pub fn sign_at(
     cfg: &SigningConfig,
     time: SystemTime,
 ) -> Result<(HeaderValue, HeaderValue), BoxError> {
-    Signer::new(cfg.clone())?.sign(time)
+    Signer::unsigned(cfg.clone())?.sign(time)
 }
 
 /// The path of `url` as SigV4 signs it. Signed as is, so only paths that need no encoding
@@ -179,7 +183,11 @@ pub fn sign_at(
 fn signed_path(url: &str) -> Result<String, BoxError> {
     let uri: http::Uri = url.parse()?;
     if uri.query().is_some() {
-        return Err(format!("the endpoint {url} has a query: not signed by this tool").into());
+        return Err(format!(
+            "the endpoint {url} has a query, which this tool does not sign: give --endpoint \
+             without one (e.g. http://127.0.0.1:8080)"
+        )
+        .into());
     }
     let path = match uri.path() {
         "" => "/",
@@ -189,9 +197,11 @@ fn signed_path(url: &str) -> Result<String, BoxError> {
         .bytes()
         .all(|b| b.is_ascii_alphanumeric() || b"-._~/".contains(&b))
     {
-        return Err(
-            format!("the endpoint path {path} needs encoding: not signed by this tool").into(),
-        );
+        return Err(format!(
+            "the endpoint path {path} needs percent-encoding, which this tool does not \
+                 sign: give --endpoint with a plain path (e.g. http://127.0.0.1:8080/)"
+        )
+        .into());
     }
     Ok(path.to_owned())
 }

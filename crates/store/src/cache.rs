@@ -51,7 +51,7 @@ use access_days::AccessDays;
 
 use crate::{
     KmsAliasRecord, KmsChange, KmsKeyRecord, OutboxEntry, OutboxRow, Result, Secret, SecretChange,
-    Store,
+    Store, Versions,
 };
 
 /// The default of `cache_max_bytes`: sized for a small machine (a 1 GiB VM still has room for
@@ -261,14 +261,6 @@ struct Reading {
 /// goes to the store, as any read during a commit does.
 const SETTLE_WAIT: Duration = Duration::from_millis(50);
 
-/// Which versions a reader needs: all, or those with a staging label
-/// ([`Store::load_labelled_by_name`]).
-#[derive(Clone, Copy)]
-pub(crate) enum Versions {
-    All,
-    Labelled,
-}
-
 /// A reader that missed and is loading from the store: what it loaded may be cached if no
 /// change began since (see [`CachedStore::start_read`]). Dropped without
 /// [`ReadTicket::finish`] (a cancelled read), it only leaves the readers.
@@ -459,15 +451,9 @@ impl CachedStore {
         // A name once seen keeps its ARN (a secret deleted and created again under the name has
         // another ARN, and then what was loaded is not cached: `ReadTicket::finish`).
         let admitted = self.doorkeeper.admit(&(account_id, name));
-        self.read_missed(
-            known.as_deref(),
-            admitted,
-            versions,
-            |versions| match versions {
-                Versions::All => self.inner.load_secret_by_name(account_id, name),
-                Versions::Labelled => self.inner.load_labelled_by_name(account_id, name),
-            },
-        )
+        self.read_missed(known.as_deref(), admitted, versions, |versions| {
+            self.inner.load_by_name(account_id, name, versions)
+        })
         .await
     }
 
@@ -477,9 +463,8 @@ impl CachedStore {
             return Ok(Some(Secret::clone(&s)));
         }
         let admitted = self.doorkeeper.admit(arn);
-        self.read_missed(Some(arn), admitted, versions, |versions| match versions {
-            Versions::All => self.inner.load_secret_by_arn(arn),
-            Versions::Labelled => self.inner.load_labelled_by_arn(arn),
+        self.read_missed(Some(arn), admitted, versions, |versions| {
+            self.inner.load_by_arn(arn, versions)
         })
         .await
     }

@@ -146,6 +146,14 @@ pub struct Detachment {
 /// id, day)`.
 pub type AccessRead = (String, String, i64);
 
+/// Which versions a load of a secret takes: all of them, or only those that carry a staging
+/// label ([`Store::load_labelled_by_name`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Versions {
+    All,
+    Labelled,
+}
+
 /// Storage of one Region.
 #[async_trait]
 pub trait Store: Send + Sync + 'static {
@@ -162,6 +170,25 @@ pub trait Store: Send + Sync + 'static {
     /// [`Store::load_labelled_by_name`] by ARN.
     async fn load_labelled_by_arn(&self, arn: &str) -> Result<Option<Secret>> {
         self.load_secret_by_arn(arn).await
+    }
+    /// [`Store::load_secret_by_name`] or [`Store::load_labelled_by_name`], as `versions` says.
+    async fn load_by_name(
+        &self,
+        account_id: &str,
+        name: &str,
+        versions: Versions,
+    ) -> Result<Option<Secret>> {
+        match versions {
+            Versions::All => self.load_secret_by_name(account_id, name).await,
+            Versions::Labelled => self.load_labelled_by_name(account_id, name).await,
+        }
+    }
+    /// [`Store::load_secret_by_arn`] or [`Store::load_labelled_by_arn`], as `versions` says.
+    async fn load_by_arn(&self, arn: &str, versions: Versions) -> Result<Option<Secret>> {
+        match versions {
+            Versions::All => self.load_secret_by_arn(arn).await,
+            Versions::Labelled => self.load_labelled_by_arn(arn).await,
+        }
     }
     /// [`Store::load_secret_by_arn`] for a reader that learned of a commit of the secret from
     /// the store itself (the replication worker, from the outbox row the commit wrote): a cache

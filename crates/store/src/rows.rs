@@ -206,7 +206,7 @@ macro_rules! joined_load {
     ($filter:literal) => {
         joined_load!(@join "secret_versions v ON v.secret_arn = s.arn", $filter)
     };
-    (@join $join:literal, $filter:literal) => {
+    (@join $join:expr, $filter:literal) => {
         concat!(
             "SELECT s.*, v.version_id AS v_version_id, v.stages AS v_stages, \
              v.created_ms AS v_created_ms, v.last_accessed_day AS v_last_accessed_day, \
@@ -221,8 +221,15 @@ macro_rules! joined_load {
     ($filter:literal, $order:literal) => {
         concat!(joined_load!($filter), " ORDER BY ", $order)
     };
-    (@join $join:literal, $filter:literal, $order:literal) => {
+    (@join $join:expr, $filter:literal, $order:literal) => {
         concat!(joined_load!(@join $join, $filter), " ORDER BY ", $order)
+    };
+    // Only the versions with a staging label, `$hint` (SQLite's `INDEXED BY`) or none.
+    (@labelled $hint:literal, $($rest:literal),+) => {
+        joined_load!(
+            @join concat!("secret_versions v ", $hint, "ON v.secret_arn = s.arn AND v.stages <> '[]'"),
+            $($rest),+
+        )
     };
 }
 
@@ -242,14 +249,10 @@ pub(crate) const SQLITE_LOAD_BY_NAME: &str = joined_load!("s.account_id = $1 AND
 /// through the partial index of migration 0008: the label is not in the versions' key, so
 /// without it SQLite would read every version's row to check its `stages`. `INDEXED BY` makes a
 /// plan without the index an error at prepare time instead of a silent full read.
-pub(crate) const SQLITE_LOAD_LABELLED_BY_ARN: &str = joined_load!(
-    @join "secret_versions v INDEXED BY secret_versions_labelled \
-           ON v.secret_arn = s.arn AND v.stages <> '[]'",
-    "s.arn = $1"
-);
+pub(crate) const SQLITE_LOAD_LABELLED_BY_ARN: &str =
+    joined_load!(@labelled "INDEXED BY secret_versions_labelled ", "s.arn = $1");
 pub(crate) const SQLITE_LOAD_LABELLED_BY_NAME: &str = joined_load!(
-    @join "secret_versions v INDEXED BY secret_versions_labelled \
-           ON v.secret_arn = s.arn AND v.stages <> '[]'",
+    @labelled "INDEXED BY secret_versions_labelled ",
     "s.account_id = $1 AND s.name = $2"
 );
 /// The same on PostgreSQL, whose default collation is not bytewise. Its planner picks the
@@ -261,12 +264,12 @@ pub(crate) const PG_LOAD_BY_NAME: &str = joined_load!(
     "v.created_ms, v.version_id COLLATE \"C\""
 );
 pub(crate) const PG_LOAD_LABELLED_BY_ARN: &str = joined_load!(
-    @join "secret_versions v ON v.secret_arn = s.arn AND v.stages <> '[]'",
+    @labelled "",
     "s.arn = $1",
     "v.created_ms, v.version_id COLLATE \"C\""
 );
 pub(crate) const PG_LOAD_LABELLED_BY_NAME: &str = joined_load!(
-    @join "secret_versions v ON v.secret_arn = s.arn AND v.stages <> '[]'",
+    @labelled "",
     "s.account_id = $1 AND s.name = $2",
     "v.created_ms, v.version_id COLLATE \"C\""
 );

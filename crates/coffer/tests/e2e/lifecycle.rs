@@ -426,48 +426,32 @@ async fn reads_by_label_from_the_store_answer_as_before() {
             assert_eq!(stages[&ids[6]], ["AWSCURRENT"]);
             assert_eq!(stages[&ids[5]], ["AWSPREVIOUS"]);
             assert_eq!(stages[&ids[1]], ["blue"]);
-            let current = sm.get_secret_value().secret_id(id).send().await.unwrap();
+            // GetSecretValue of `id` by `stage` or `version`.
+            let get = |stage: Option<&str>, version: Option<&str>| {
+                sm.get_secret_value()
+                    .secret_id(id)
+                    .set_version_stage(stage.map(str::to_string))
+                    .set_version_id(version.map(str::to_string))
+                    .send()
+            };
+            let current = get(None, None).await.unwrap();
             assert_eq!(current.secret_string(), Some("value-6"), "round {round}");
             assert_eq!(current.version_id(), Some(ids[6].as_str()));
             assert_eq!(current.version_stages(), ["AWSCURRENT"]);
-            let previous = sm
-                .get_secret_value()
-                .secret_id(id)
-                .version_stage("AWSPREVIOUS")
-                .send()
-                .await
-                .unwrap();
+            let previous = get(Some("AWSPREVIOUS"), None).await.unwrap();
             assert_eq!(previous.secret_string(), Some("value-5"));
-            let blue = sm
-                .get_secret_value()
-                .secret_id(id)
-                .version_stage("blue")
-                .send()
-                .await
-                .unwrap();
+            let blue = get(Some("blue"), None).await.unwrap();
             assert_eq!(blue.secret_string(), Some("value-1"));
             assert_eq!(blue.version_stages(), ["blue"]);
             for (i, version_id) in ids.iter().enumerate().take(5) {
                 if i == 1 {
                     continue;
                 }
-                let old = sm
-                    .get_secret_value()
-                    .secret_id(id)
-                    .version_id(version_id)
-                    .send()
-                    .await
-                    .unwrap();
+                let old = get(None, Some(version_id)).await.unwrap();
                 assert_eq!(old.secret_string(), Some(format!("value-{i}").as_str()));
                 assert!(old.version_stages().is_empty());
             }
-            let missing = sm
-                .get_secret_value()
-                .secret_id(id)
-                .version_stage("green")
-                .send()
-                .await
-                .unwrap_err();
+            let missing = get(Some("green"), None).await.unwrap_err();
             assert_eq!(error_of(missing).0, "ResourceNotFoundException");
         }
     }

@@ -11,7 +11,6 @@ use super::changes::{apply_change, insert_outbox};
 use super::open::{REGION_POOL, open_pool};
 use super::read_cache::ReadCache;
 use super::retrying::{Exhausted, PgError, PgResult, retrying};
-use crate::cache::Versions;
 use crate::rows::{
     PG_LOAD_BY_ARN, PG_LOAD_BY_NAME, PG_LOAD_LABELLED_BY_ARN, PG_LOAD_LABELLED_BY_NAME,
     kms_alias_from_row, kms_key_from_row, outbox_from_row, secret_from_joined,
@@ -24,7 +23,7 @@ use crate::writes::{
 };
 use crate::{
     KmsAliasRecord, KmsChange, KmsKeyRecord, OutboxEntry, OutboxRow, Result, Secret, SecretChange,
-    Store, StoreError,
+    Store, StoreError, Versions,
 };
 
 /// Reads see one snapshot (a secret and its versions from the same commit).
@@ -76,10 +75,9 @@ impl PostgresStore {
     }
 
     /// A secret by name or ARN: from the cache when its stamp is still the stored one, else
-    /// loaded whole (and cached).
-    /// A secret by ARN or name: a validated hit, or a load. A load the cache's doorkeeper
-    /// admits takes every version and is remembered; any other takes the `versions` asked for
-    /// and is only handed out (a partial secret never reaches the cache).
+    /// loaded. A load the cache's doorkeeper admits takes every version and is remembered; any
+    /// other takes the `versions` asked for and is only handed out (a partial secret never
+    /// reaches the cache).
     async fn load(&self, by: &By<'_>, versions: Versions) -> Result<Option<Secret>> {
         if let Some(cache) = &self.cache {
             let arn = match by {
