@@ -198,6 +198,19 @@ pub(crate) fn kms_alias_from_row<R: RecordRow>(row: &R) -> Result<crate::KmsAlia
     })
 }
 
+/// The columns of a secret that [`secret_from_row`] reads, of the table aliased `s`: not
+/// `s.*`, which on SQLite carries the secret's copy of its labelled versions
+/// (`secrets.labelled`, migration 0009), hundreds of bytes that a joined load would repeat on
+/// every version's row.
+macro_rules! secret_select {
+    () => {
+        "s.arn, s.account_id, s.name, s.description, s.kms_key_id, s.tags, s.resource_policy, \
+         s.created_ms, s.last_changed_ms, s.last_accessed_day, s.deleted_ms, s.purge_at_ms, \
+         s.rotation, s.replication, s.row_version"
+    };
+}
+pub(crate) use secret_select;
+
 /// `SELECT` of a secret joined with its versions (columns renamed `v_*`), one row per version
 /// (one row of `NULL`s for a secret without versions), for [`secret_from_joined`]. One
 /// statement: one round trip and one snapshot, so the record and its versions always belong
@@ -208,7 +221,9 @@ macro_rules! joined_load {
     };
     (@join $join:expr, $filter:literal) => {
         concat!(
-            "SELECT s.*, v.version_id AS v_version_id, v.stages AS v_stages, \
+            "SELECT ",
+            secret_select!(),
+            ", v.version_id AS v_version_id, v.stages AS v_stages, \
              v.created_ms AS v_created_ms, v.last_accessed_day AS v_last_accessed_day, \
              v.kms_key_arn AS v_kms_key_arn, v.value_kind AS v_value_kind, \
              v.wrapped_data_key AS v_wrapped_data_key, v.ciphertext AS v_ciphertext \
@@ -224,10 +239,11 @@ macro_rules! joined_load {
     (@join $join:expr, $filter:literal, $order:literal) => {
         concat!(joined_load!(@join $join, $filter), " ORDER BY ", $order)
     };
-    // Only the versions with a staging label, `$hint` (SQLite's `INDEXED BY`) or none.
-    (@labelled $hint:literal, $($rest:literal),+) => {
+    // Only the versions with a staging label (PostgreSQL finds them by the partial index of
+    // migration 0008; SQLite reads the secret's copy of them instead).
+    (@labelled $($rest:literal),+) => {
         joined_load!(
-            @join concat!("secret_versions v ", $hint, "ON v.secret_arn = s.arn AND v.stages <> '[]'"),
+            @join "secret_versions v ON v.secret_arn = s.arn AND v.stages <> '[]'",
             $($rest),+
         )
     };
@@ -245,17 +261,74 @@ pub(crate) fn sort_versions(versions: &mut [crate::VersionRecord]) {
 /// nanoseconds.
 pub(crate) const SQLITE_LOAD_BY_ARN: &str = joined_load!("s.arn = $1");
 pub(crate) const SQLITE_LOAD_BY_NAME: &str = joined_load!("s.account_id = $1 AND s.name = $2");
-/// The same with only the versions that carry a staging label ([`crate::Store::load_labelled_by_name`]),
-/// through the partial index of migration 0008: the label is not in the versions' key, so
-/// without it SQLite would read every version's row to check its `stages`. `INDEXED BY` makes a
-/// plan without the index an error at prepare time instead of a silent full read.
-pub(crate) const SQLITE_LOAD_LABELLED_BY_ARN: &str =
-    joined_load!(@labelled "INDEXED BY secret_versions_labelled ", "s.arn = $1");
-pub(crate) const SQLITE_LOAD_LABELLED_BY_NAME: &str = joined_load!(
-    @labelled "INDEXED BY secret_versions_labelled ",
-    "s.account_id = $1 AND s.name = $2"
+/// A secret with only the versions that carry a staging label
+/// ([`crate::Store::load_labelled_by_name`]) from its row alone (SQLite, migration 0009): the
+/// row's `labelled` copy, read by [`secret_with_labelled_copy`]. The versions' own rows are
+/// two more B-trees to walk (the partial index of migration 0008 and the table).
+pub(crate) const SQLITE_LOAD_LABELLED_COPY_BY_ARN: &str = concat!(
+    "SELECT ",
+    secret_select!(),
+    ", s.labelled FROM secrets s WHERE s.arn = $1"
 );
-/// The same on PostgreSQL, whose default collation is not bytewise. Its planner picks the
+pub(crate) const SQLITE_LOAD_LABELLED_COPY_BY_NAME: &str = concat!(
+    "SELECT ",
+    secret_select!(),
+    ", s.labelled FROM secrets s WHERE s.account_id = $1 AND s.name = $2"
+);
+
+/// One version in a secret's `labelled` copy, in the order of migration 0009's view:
+/// version id, labels, created, last accessed (day), KMS key, value kind, wrapped data key
+/// and ciphertext in hex.
+type CopiedVersion = (
+    String,
+    Vec<String>,
+    i64,
+    Option<i64>,
+    Option<String>,
+    i64,
+    Option<String>,
+    Option<String>,
+);
+
+/// The secret of a row of a `SQLITE_LOAD_LABELLED_COPY_*` statement, with the versions of its
+/// `labelled` copy in the stores' order. The triggers of migration 0009 write the copy with
+/// every insert of a secret, so a row without one is corrupt, not a secret without versions.
+pub(crate) fn secret_with_labelled_copy<R: RecordRow>(row: &R) -> Result<crate::Secret> {
+    let record = secret_from_row(row)?;
+    let copy = row.opt_text("labelled")?.ok_or_else(|| {
+        StoreError::Backend(format!(
+            "the row of {} has no copy of its labelled versions",
+            record.arn
+        ))
+    })?;
+    let copied: Vec<CopiedVersion> = serde_json::from_str(&copy).map_err(json_err)?;
+    let unhex = |hex: Option<String>| -> Result<Option<Vec<u8>>> {
+        hex.map(|h| hex::decode(h).map_err(|e| StoreError::Backend(format!("{e}"))))
+            .transpose()
+    };
+    let mut versions = copied
+        .into_iter()
+        .map(
+            |(version_id, stages, created_ms, day, kms_key_arn, kind, key, ciphertext)| {
+                Ok(VersionRecord {
+                    secret_arn: record.arn.clone(),
+                    version_id,
+                    stages,
+                    created_ms,
+                    last_accessed_day: day,
+                    kms_key_arn,
+                    value_kind: ValueKind::from_i64(kind),
+                    wrapped_data_key: unhex(key)?,
+                    ciphertext: unhex(ciphertext)?,
+                })
+            },
+        )
+        .collect::<Result<Vec<_>>>()?;
+    sort_versions(&mut versions);
+    Ok(crate::Secret { record, versions })
+}
+
+/// The loads of PostgreSQL, whose default collation is not bytewise. Its planner picks the
 /// partial index by itself: the join's `v.stages <> '[]'` implies the index's predicate.
 pub(crate) const PG_LOAD_BY_ARN: &str =
     joined_load!("s.arn = $1", "v.created_ms, v.version_id COLLATE \"C\"");
@@ -264,12 +337,12 @@ pub(crate) const PG_LOAD_BY_NAME: &str = joined_load!(
     "v.created_ms, v.version_id COLLATE \"C\""
 );
 pub(crate) const PG_LOAD_LABELLED_BY_ARN: &str = joined_load!(
-    @labelled "",
+    @labelled
     "s.arn = $1",
     "v.created_ms, v.version_id COLLATE \"C\""
 );
 pub(crate) const PG_LOAD_LABELLED_BY_NAME: &str = joined_load!(
-    @labelled "",
+    @labelled
     "s.account_id = $1 AND s.name = $2",
     "v.created_ms, v.version_id COLLATE \"C\""
 );

@@ -29,6 +29,7 @@ impl StoreKind {
                 include_str!("../migrations/region/0006_list_in_store.sql"),
                 include_str!("../migrations/region/0007_term_keys.sql"),
                 include_str!("../migrations/region/0008_labelled_versions.sql"),
+                include_str!("../migrations/region/0009_labelled_inline.sql"),
             ],
             StoreKind::Iam => &[
                 include_str!("../migrations/iam/0001_initial.sql"),
@@ -51,6 +52,7 @@ impl StoreKind {
                 include_str!("../migrations/postgres/region/0006_list_in_store.sql"),
                 include_str!("../migrations/postgres/region/0007_term_keys.sql"),
                 include_str!("../migrations/postgres/region/0008_labelled_versions.sql"),
+                include_str!("../migrations/postgres/region/0009_labelled_inline.sql"),
             ],
             StoreKind::Iam => &[
                 include_str!("../migrations/postgres/iam/0001_initial.sql"),

@@ -88,6 +88,16 @@ async fn load(store: &Arc<dyn Store>, arn: &str) -> Secret {
         .unwrap_or_else(|| panic!("{arn} is missing"))
 }
 
+/// The versions of `secret` that carry a staging label, in the stores' order.
+fn labelled_of(secret: &Secret) -> Vec<VersionRecord> {
+    secret
+        .versions
+        .iter()
+        .filter(|v| !v.stages.is_empty())
+        .cloned()
+        .collect()
+}
+
 fn update(secret: &SecretRecord) -> SecretChange {
     let mut next = secret.clone();
     next.row_version += 1;
@@ -154,6 +164,7 @@ conformance!(
     stale_row_version_is_a_conflict,
     versions_are_upserted_and_deleted,
     labelled_loads_carry_the_labelled_versions,
+    labelled_copies_are_written_when_the_store_is_migrated,
     delete_removes_the_secret_and_its_versions,
     record_access_is_not_a_change,
     many_reads_record_their_days_at_once,
@@ -288,9 +299,66 @@ mod cases {
         );
     }
 
-    /// Undoes 0008_labelled_versions.sql and 0007_term_keys.sql: the terms name their secrets
-    /// by ARN again, and secrets have no `term_key`.
+    /// Undoes 0009_labelled_inline.sql (SQLite's copy of each secret's labelled versions in
+    /// its row; nothing on PostgreSQL).
+    async fn back_to_format_8(b: &Backend) {
+        if let Backend::Sqlite { .. } = b {
+            b.execute_in(
+                "region",
+                "DROP TRIGGER secrets_labelled; DROP TRIGGER secret_versions_labelled_insert; \
+                 DROP TRIGGER secret_versions_labelled_update; \
+                 DROP TRIGGER secret_versions_labelled_delete; \
+                 DROP VIEW secret_labelled_versions; ALTER TABLE secrets DROP COLUMN labelled;",
+            )
+            .await;
+        }
+        b.set_meta("region", "format_version", "8").await;
+    }
+
+    /// A store from before 0009 gets every secret's copy of its labelled versions: reads by
+    /// label (which on SQLite read only the copy) find the versions they found before.
+    pub async fn labelled_copies_are_written_when_the_store_is_migrated(b: &Backend) {
+        let store = b.region_uncached().await;
+        let one = secret(ACCOUNT, "copied/one", 1_000);
+        insert(
+            &store,
+            one.clone(),
+            vec![
+                version(&one.arn, "old", 1_000, &[]),
+                version(&one.arn, "prev", 1_001, &["AWSPREVIOUS"]),
+                version(&one.arn, "cur", 1_002, &["AWSCURRENT", "MINE"]),
+            ],
+        )
+        .await;
+        let bare = secret(ACCOUNT, "copied/bare", 2_000);
+        insert(&store, bare.clone(), Vec::new()).await;
+        store.close().await;
+        back_to_format_8(b).await;
+
+        let store = b.region_uncached().await;
+        assert_current_format(b).await;
+        for rec in [&one, &bare] {
+            let full = load(&store, &rec.arn).await;
+            let labelled = store
+                .load_labelled_by_name(ACCOUNT, &rec.name)
+                .await
+                .unwrap()
+                .unwrap();
+            assert_eq!(labelled.record, full.record);
+            assert_eq!(labelled.versions, labelled_of(&full), "{}", rec.name);
+        }
+        assert_eq!(
+            labelled_of(&load(&store, &one.arn).await).len(),
+            2,
+            "two labelled versions"
+        );
+        store.close().await;
+    }
+
+    /// Undoes 0009_labelled_inline.sql, 0008_labelled_versions.sql and 0007_term_keys.sql: the
+    /// terms name their secrets by ARN again, and secrets have no `term_key`.
     async fn back_to_format_6(b: &Backend) {
+        back_to_format_8(b).await;
         b.execute_in("region", "DROP INDEX secret_versions_labelled;")
             .await;
         let (trigger, collate) = match b {
@@ -701,33 +769,25 @@ mod cases {
         let bare = secret(ACCOUNT, "no-versions", 3_000);
         insert(&store, bare.clone(), Vec::new()).await;
 
-        let check = |full: &Secret, labelled: Secret, what: &str| {
-            assert_eq!(labelled.record, full.record, "{what}");
-            let with_labels: Vec<VersionRecord> = full
-                .versions
-                .iter()
-                .filter(|v| !v.stages.is_empty())
-                .cloned()
-                .collect();
-            assert_eq!(labelled.versions, with_labels, "{what}");
-        };
-        let labelled_both = |name: &'static str, arn: String| {
+        // Both labelled loads of `rec` against its full load; the full load's version count.
+        let check = |rec: SecretRecord, what: &'static str| {
             let store = store.clone();
             async move {
-                let by_arn = store.load_labelled_by_arn(&arn).await.unwrap().unwrap();
+                let full = load(&store, &rec.arn).await;
+                let by_arn = store.load_labelled_by_arn(&rec.arn).await.unwrap();
                 let by_name = store
-                    .load_labelled_by_name(ACCOUNT, name)
+                    .load_labelled_by_name(ACCOUNT, &rec.name)
                     .await
-                    .unwrap()
                     .unwrap();
-                [by_arn, by_name]
+                for labelled in [by_arn.unwrap(), by_name.unwrap()] {
+                    assert_eq!(labelled.record, full.record, "{what}");
+                    assert_eq!(labelled.versions, labelled_of(&full), "{what}");
+                }
+                full
             }
         };
-        let full = load(&store, &rec.arn).await;
+        let full = check(rec.clone(), "as inserted").await;
         assert_eq!(full.versions.len(), 33);
-        for labelled in labelled_both("labelled", rec.arn.clone()).await {
-            check(&full, labelled, "as inserted");
-        }
 
         // A version that loses its labels leaves the labelled ones; one that gains one joins.
         let mut next = rec.clone();
@@ -750,16 +810,48 @@ mod cases {
             })
             .await
             .unwrap();
-        let full = load(&store, &rec.arn).await;
-        assert_eq!(full.versions.len(), 32);
-        for labelled in labelled_both("labelled", rec.arn.clone()).await {
-            check(&full, labelled, "after an update");
-        }
+        assert_eq!(
+            check(rec.clone(), "after an update").await.versions.len(),
+            32
+        );
 
-        let full_bare = load(&store, &bare.arn).await;
-        for labelled in labelled_both("no-versions", bare.arn.clone()).await {
-            check(&full_bare, labelled, "without versions");
-        }
+        // A read's day reaches the labelled version (GetSecretValue decides by it whether to
+        // record the day).
+        store.record_access(&rec.arn, "cur", 20_100).await.unwrap();
+        let full = check(rec.clone(), "after a read's day").await;
+        let cur = full.versions.iter().find(|v| v.version_id == "cur");
+        assert_eq!(cur.unwrap().last_accessed_day, Some(20_100));
+
+        // A labelled version deleted leaves the other labelled ones.
+        let mut next = rec.clone();
+        next.row_version = 3;
+        store
+            .commit(SecretChange::Update {
+                secret: next,
+                expected_row_version: 2,
+                upsert_versions: Vec::new(),
+                delete_versions: vec!["cur".into()],
+            })
+            .await
+            .unwrap();
+        let full = check(rec.clone(), "after a labelled version is deleted").await;
+        assert_eq!(full.versions.len(), 31);
+
+        // Deleted, then created again under the same name: only the new versions.
+        store
+            .commit(SecretChange::Delete {
+                arn: rec.arn.clone(),
+                expected_row_version: 3,
+            })
+            .await
+            .unwrap();
+        let gone = store.load_labelled_by_arn(&rec.arn).await.unwrap();
+        assert!(gone.is_none());
+        let again = version(&rec.arn, "again", 5_000, &["AWSCURRENT"]);
+        insert(&store, rec.clone(), vec![again]).await;
+        assert_eq!(check(rec.clone(), "created again").await.versions.len(), 1);
+
+        check(bare, "without versions").await;
         assert!(
             store
                 .load_labelled_by_name(ACCOUNT, "missing")
@@ -3098,6 +3190,18 @@ mod postgres_only {
                 .unwrap();
             drop(items);
             assert_eq!(n, 702);
+            // The restored rows' copies of their labelled versions (SQLite's triggers).
+            let restored: Arc<dyn Store> =
+                Arc::new(coffer_store::SqliteStore::open(&path).await.unwrap());
+            for exported in &whole.secrets {
+                let labelled = restored
+                    .load_labelled_by_arn(&exported.record.arn)
+                    .await
+                    .unwrap()
+                    .unwrap();
+                assert_eq!(labelled.versions, labelled_of(exported));
+            }
+            restored.close().await;
             let back = coffer_store::export_sqlite(&path).await.unwrap();
             assert_eq!(comparable(back), comparable(whole));
             pg.close().await;

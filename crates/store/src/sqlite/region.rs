@@ -14,8 +14,8 @@ use super::open::{Pools, open_pools};
 use super::{changes, group_commit, sync_reads};
 use crate::failover_rows::bind_head;
 use crate::rows::{
-    SQLITE_LOAD_BY_ARN, SQLITE_LOAD_BY_NAME, SQLITE_LOAD_LABELLED_BY_ARN,
-    SQLITE_LOAD_LABELLED_BY_NAME, kms_alias_from_row, kms_key_from_row, secrets_with_versions,
+    SQLITE_LOAD_BY_ARN, SQLITE_LOAD_BY_NAME, SQLITE_LOAD_LABELLED_COPY_BY_ARN,
+    SQLITE_LOAD_LABELLED_COPY_BY_NAME, kms_alias_from_row, kms_key_from_row, secrets_with_versions,
 };
 use crate::schema::StoreKind;
 use crate::writes::{kms_alias_insert, kms_change_statements, kms_key_insert};
@@ -91,11 +91,12 @@ impl Store for SqliteStore {
 
     async fn load_labelled_by_name(&self, account_id: &str, name: &str) -> Result<Option<Secret>> {
         self.point_reads
-            .load(SQLITE_LOAD_LABELLED_BY_NAME, &[account_id, name])
+            .load_labelled_copy(SQLITE_LOAD_LABELLED_COPY_BY_NAME, &[account_id, name])
     }
 
     async fn load_labelled_by_arn(&self, arn: &str) -> Result<Option<Secret>> {
-        self.point_reads.load(SQLITE_LOAD_LABELLED_BY_ARN, &[arn])
+        self.point_reads
+            .load_labelled_copy(SQLITE_LOAD_LABELLED_COPY_BY_ARN, &[arn])
     }
 
     async fn record_heads(&self, heads: &[crate::ReplicaHead]) -> Result<()> {

@@ -29,7 +29,9 @@ use std::time::Duration;
 use rusqlite::{Connection, OpenFlags, Statement, ToSql};
 
 use crate::listing::{Bind, Dialect, Driver, ListPage, ListQuery, PageSql};
-use crate::rows::{RecordRow, add_joined_row, secret_from_row, version_from_row};
+use crate::rows::{
+    RecordRow, add_joined_row, secret_from_row, secret_with_labelled_copy, version_from_row,
+};
 use crate::{Result, Secret, StoreError};
 
 /// Idle connections kept for reuse. Reads run on the runtime's threads, so rarely more than
@@ -138,6 +140,26 @@ impl SyncReaders {
     /// `params`.
     pub(crate) fn load(&self, sql: &'static str, params: &[&str]) -> Result<Option<Secret>> {
         self.with_connection(|conn| self.load_on(conn, sql, params))
+    }
+
+    /// The secret in the row of `sql` (a `SQLITE_LOAD_LABELLED_COPY_*` statement) with text
+    /// parameters `params`, its versions from the row's copy of its labelled versions.
+    pub(crate) fn load_labelled_copy(
+        &self,
+        sql: &'static str,
+        params: &[&str],
+    ) -> Result<Option<Secret>> {
+        self.with_connection(|conn| {
+            let mut statement = conn.prepare_cached(sql)?;
+            let columns = self.columns_of(sql, &statement);
+            bind(&mut statement, params.iter().map(|p| p as &dyn ToSql))?;
+            let mut secret = None;
+            for_each_row(&mut statement, &columns, |row| {
+                secret = Some(secret_with_labelled_copy(row)?);
+                Ok(())
+            })?;
+            Ok(secret)
+        })
     }
 
     /// One page of a listing ([`crate::listing::page_sql`]), its count statements, page and
@@ -333,35 +355,48 @@ mod tests {
         assert!(err.to_string().contains("closed"), "{err}");
     }
 
-    /// The loads by label seek the partial index of the labelled versions by the secret's ARN
-    /// (a scan of it would read every labelled version of the Region).
+    /// The loads by label read the secret's row alone (its copy of the labelled versions),
+    /// found by its key; and the triggers that keep the copy seek the partial index of the
+    /// labelled versions by the secret's ARN (a scan would read every labelled version of the
+    /// Region on every write).
     #[tokio::test]
-    async fn loads_by_label_seek_the_labelled_versions() {
+    async fn loads_by_label_read_only_the_secrets_row() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("r.db");
         let store = crate::SqliteStore::open(&path).await.unwrap();
         crate::Store::close(&store).await;
         let conn = Connection::open(&path).unwrap();
         let (account, name, arn) = ("123456789012", "n", "arn");
-        for (sql, params) in [
-            (
-                crate::rows::SQLITE_LOAD_LABELLED_BY_NAME,
-                vec![&account as &dyn ToSql, &name],
-            ),
-            (crate::rows::SQLITE_LOAD_LABELLED_BY_ARN, vec![&arn]),
-        ] {
+        let plan = |sql: &str, params: &[&dyn ToSql]| -> Vec<String> {
             let mut plan = conn.prepare(&format!("EXPLAIN QUERY PLAN {sql}")).unwrap();
-            let steps: Vec<String> = plan
-                .query_map(params.as_slice(), |row| row.get::<_, String>(3))
+            plan.query_map(params, |row| row.get::<_, String>(3))
                 .unwrap()
                 .map(|step| step.unwrap())
-                .collect();
-            assert!(
-                steps.iter().any(|s| s
-                    == "SEARCH v USING INDEX secret_versions_labelled (secret_arn=?) LEFT-JOIN"),
-                "{steps:?}"
-            );
-            assert!(steps.iter().all(|s| !s.starts_with("SCAN")), "{steps:?}");
-        }
+                .collect()
+        };
+        assert_eq!(
+            plan(
+                crate::rows::SQLITE_LOAD_LABELLED_COPY_BY_NAME,
+                &[&account as &dyn ToSql, &name]
+            ),
+            ["SEARCH s USING INDEX sqlite_autoindex_secrets_2 (account_id=? AND name=?)"]
+        );
+        assert_eq!(
+            plan(crate::rows::SQLITE_LOAD_LABELLED_COPY_BY_ARN, &[&arn]),
+            ["SEARCH s USING INDEX sqlite_autoindex_secrets_1 (arn=?)"]
+        );
+        let copy = plan(
+            "SELECT labelled FROM secret_labelled_versions WHERE secret_arn = $1",
+            &[&arn],
+        );
+        assert!(
+            copy.iter().any(|s| s
+                == "SEARCH secret_versions USING INDEX secret_versions_labelled (secret_arn=?)"),
+            "{copy:?}"
+        );
+        assert!(
+            copy.iter().all(|s| !s.starts_with("SCAN secret_versions")),
+            "{copy:?}"
+        );
     }
 }
