@@ -279,16 +279,26 @@ pub(crate) const SQLITE_LOAD_LABELLED_COPY_BY_NAME: &str = concat!(
 /// One version in a secret's `labelled` copy, in the order of migration 0009's view:
 /// version id, labels, created, last accessed (day), KMS key, value kind, wrapped data key
 /// and ciphertext in hex.
-type CopiedVersion = (
+/// The hex is borrowed from the row's text (it has no escapes to undo).
+type CopiedVersion<'a> = (
     String,
     Vec<String>,
     i64,
     Option<i64>,
     Option<String>,
     i64,
-    Option<String>,
-    Option<String>,
+    Option<&'a str>,
+    Option<&'a str>,
 );
+
+/// The bytes of a copied version's hex column.
+fn unhex(hex: Option<&str>) -> Result<Option<Vec<u8>>> {
+    let Some(hex) = hex else { return Ok(None) };
+    let mut bytes = vec![0; hex.len() / 2];
+    const_hex::decode_to_slice(hex, &mut bytes)
+        .map_err(|e| StoreError::Backend(format!("a copied version's bytes: {e}")))?;
+    Ok(Some(bytes))
+}
 
 /// The secret of a row of a `SQLITE_LOAD_LABELLED_COPY_*` statement, with the versions of its
 /// `labelled` copy in the stores' order. The triggers of migration 0009 write the copy with
@@ -301,11 +311,7 @@ pub(crate) fn secret_with_labelled_copy<R: RecordRow>(row: &R) -> Result<crate::
             record.arn
         ))
     })?;
-    let copied: Vec<CopiedVersion> = serde_json::from_str(&copy).map_err(json_err)?;
-    let unhex = |hex: Option<String>| -> Result<Option<Vec<u8>>> {
-        hex.map(|h| hex::decode(h).map_err(|e| StoreError::Backend(format!("{e}"))))
-            .transpose()
-    };
+    let copied: Vec<CopiedVersion<'_>> = serde_json::from_str(&copy).map_err(json_err)?;
     let mut versions = copied
         .into_iter()
         .map(
