@@ -324,7 +324,8 @@ pub(crate) enum Dialect {
     Postgres,
 }
 
-/// Builds the SQL of one page: `SELECT s.* FROM secrets s WHERE ... ORDER BY ... LIMIT n`.
+/// Builds the SQL of one page: `SELECT s.arn, ... FROM secrets s WHERE ... ORDER BY ... LIMIT n`
+/// (the columns of [`crate::rows::secret_select`], not SQLite's copy of the labelled versions).
 pub(crate) struct PageSql {
     pub sql: String,
     pub binds: Vec<Bind>,
@@ -511,7 +512,8 @@ pub(crate) fn page_sql(q: &ListQuery<'_>, dialect: Dialect, driver: Option<&[Sou
     };
     PageSql {
         sql: format!(
-            "SELECT s.* FROM {from}{indexed_by} WHERE {} ORDER BY {key} {dir}, {arn} {dir} LIMIT {limit}",
+            "SELECT {} FROM {from}{indexed_by} WHERE {} ORDER BY {key} {dir}, {arn} {dir} LIMIT {limit}",
+            crate::rows::secret_select!(),
             conditions.join(" AND ")
         ),
         binds: b.binds,
