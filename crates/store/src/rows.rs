@@ -279,6 +279,7 @@ pub(crate) const SQLITE_LOAD_LABELLED_COPY_BY_NAME: &str = concat!(
 /// One version in a secret's `labelled` copy, in the order of migration 0009's view:
 /// version id, labels, created, last accessed (day), KMS key, value kind, wrapped data key
 /// and ciphertext in hex.
+///
 /// The hex is borrowed from the row's text (it has no escapes to undo).
 type CopiedVersion<'a> = (
     String,
@@ -301,7 +302,7 @@ fn unhex(hex: Option<&str>) -> Result<Option<Vec<u8>>> {
 }
 
 /// The secret of a row of a `SQLITE_LOAD_LABELLED_COPY_*` statement, with the versions of its
-/// `labelled` copy in the stores' order. The triggers of migration 0009 write the copy with
+/// `labelled` copy (in no order: the reader sorts them). The triggers of migration 0009 write the copy with
 /// every insert of a secret, so a row without one is corrupt, not a secret without versions.
 pub(crate) fn secret_with_labelled_copy<R: RecordRow>(row: &R) -> Result<crate::Secret> {
     let record = secret_from_row(row)?;
@@ -312,7 +313,7 @@ pub(crate) fn secret_with_labelled_copy<R: RecordRow>(row: &R) -> Result<crate::
         ))
     })?;
     let copied: Vec<CopiedVersion<'_>> = serde_json::from_str(&copy).map_err(json_err)?;
-    let mut versions = copied
+    let versions = copied
         .into_iter()
         .map(
             |(version_id, stages, created_ms, day, kms_key_arn, kind, key, ciphertext)| {
@@ -330,7 +331,6 @@ pub(crate) fn secret_with_labelled_copy<R: RecordRow>(row: &R) -> Result<crate::
             },
         )
         .collect::<Result<Vec<_>>>()?;
-    sort_versions(&mut versions);
     Ok(crate::Secret { record, versions })
 }
 

@@ -139,7 +139,9 @@ impl SyncReaders {
     /// The secret in the rows of `sql` (a `*_LOAD_BY_*` statement) with text parameters
     /// `params`.
     pub(crate) fn load(&self, sql: &'static str, params: &[&str]) -> Result<Option<Secret>> {
-        self.with_connection(|conn| self.load_on(conn, sql, params))
+        self.with_connection(|conn| {
+            self.load_on(conn, sql, params, |secret, row| add_joined_row(secret, row))
+        })
     }
 
     /// The secret in the row of `sql` (a `SQLITE_LOAD_LABELLED_COPY_*` statement) with text
@@ -150,15 +152,10 @@ impl SyncReaders {
         params: &[&str],
     ) -> Result<Option<Secret>> {
         self.with_connection(|conn| {
-            let mut statement = conn.prepare_cached(sql)?;
-            let columns = self.columns_of(sql, &statement);
-            bind(&mut statement, params.iter().map(|p| p as &dyn ToSql))?;
-            let mut secret = None;
-            for_each_row(&mut statement, &columns, |row| {
-                secret = Some(secret_with_labelled_copy(row)?);
+            self.load_on(conn, sql, params, |secret, row| {
+                *secret = Some(secret_with_labelled_copy(row)?);
                 Ok(())
-            })?;
-            Ok(secret)
+            })
         })
     }
 
@@ -184,19 +181,20 @@ impl SyncReaders {
         done
     }
 
+    /// The secret `add` makes of the rows of `sql` with text parameters `params`, its
+    /// versions in the stores' order.
     fn load_on(
         &self,
         conn: &Connection,
         sql: &'static str,
         params: &[&str],
+        mut add: impl FnMut(&mut Option<Secret>, &SyncRow<'_, '_>) -> Result<()>,
     ) -> Result<Option<Secret>> {
         let mut statement = conn.prepare_cached(sql)?;
         let columns = self.columns_of(sql, &statement);
         bind(&mut statement, params.iter().map(|p| p as &dyn ToSql))?;
         let mut secret = None;
-        for_each_row(&mut statement, &columns, |row| {
-            add_joined_row(&mut secret, row)
-        })?;
+        for_each_row(&mut statement, &columns, |row| add(&mut secret, row))?;
         if let Some(secret) = &mut secret {
             crate::rows::sort_versions(&mut secret.versions);
         }
