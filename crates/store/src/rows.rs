@@ -292,12 +292,22 @@ type CopiedVersion<'a> = (
     Option<&'a str>,
 );
 
-/// The bytes of a copied version's hex column.
-fn unhex(hex: Option<&str>) -> Result<Option<Vec<u8>>> {
+/// A copy of `arn`'s labelled versions that Coffer's triggers cannot have written: `what` is
+/// wrong with it. The error says how to recover.
+fn corrupt_copy(arn: &str, what: &str) -> StoreError {
+    StoreError::Backend(format!(
+        "the copy of {arn}'s labelled versions in its row (secrets.labelled, written by the \
+         triggers of migration 0009) {what}: the Region's database was changed outside Coffer; \
+         restore it from a `coffer backup`"
+    ))
+}
+
+/// The bytes of a copied version's hex column, of the secret `arn`.
+fn unhex(arn: &str, hex: Option<&str>) -> Result<Option<Vec<u8>>> {
     let Some(hex) = hex else { return Ok(None) };
     let mut bytes = vec![0; hex.len() / 2];
     const_hex::decode_to_slice(hex, &mut bytes)
-        .map_err(|e| StoreError::Backend(format!("a copied version's bytes: {e}")))?;
+        .map_err(|e| corrupt_copy(arn, &format!("has bytes that are not hex ({e})")))?;
     Ok(Some(bytes))
 }
 
@@ -306,12 +316,9 @@ fn unhex(hex: Option<&str>) -> Result<Option<Vec<u8>>> {
 /// every insert of a secret, so a row without one is corrupt, not a secret without versions.
 pub(crate) fn secret_with_labelled_copy<R: RecordRow>(row: &R) -> Result<crate::Secret> {
     let record = secret_from_row(row)?;
-    let copy = row.opt_text("labelled")?.ok_or_else(|| {
-        StoreError::Backend(format!(
-            "the row of {} has no copy of its labelled versions",
-            record.arn
-        ))
-    })?;
+    let copy = row
+        .opt_text("labelled")?
+        .ok_or_else(|| corrupt_copy(&record.arn, "is missing"))?;
     let copied: Vec<CopiedVersion<'_>> = serde_json::from_str(&copy).map_err(json_err)?;
     let versions = copied
         .into_iter()
@@ -325,8 +332,8 @@ pub(crate) fn secret_with_labelled_copy<R: RecordRow>(row: &R) -> Result<crate::
                     last_accessed_day: day,
                     kms_key_arn,
                     value_kind: ValueKind::from_i64(kind),
-                    wrapped_data_key: unhex(key)?,
-                    ciphertext: unhex(ciphertext)?,
+                    wrapped_data_key: unhex(&record.arn, key)?,
+                    ciphertext: unhex(&record.arn, ciphertext)?,
                 })
             },
         )

@@ -353,6 +353,35 @@ mod tests {
         assert!(err.to_string().contains("closed"), "{err}");
     }
 
+    /// A row whose copy of its labelled versions is gone (the file changed outside Coffer)
+    /// fails the read with an error that says how to recover, instead of reading as a secret
+    /// without versions.
+    #[tokio::test]
+    async fn a_missing_copy_of_the_labelled_versions_is_an_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("r.db");
+        let store = crate::SqliteStore::open(&path).await.unwrap();
+        crate::Store::close(&store).await;
+        let conn = Connection::open(&path).unwrap();
+        conn.execute_batch(
+            "INSERT INTO secrets (arn, account_id, name, created_ms, last_changed_ms, \
+             row_version) VALUES ('arn:s', '123456789012', 's', 1, 1, 1); \
+             UPDATE secrets SET labelled = NULL;",
+        )
+        .unwrap();
+        drop(conn);
+        let store = crate::SqliteStore::open(&path).await.unwrap();
+        let err = crate::Store::load_labelled_by_arn(&store, "arn:s")
+            .await
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("arn:s") && err.contains("coffer backup"),
+            "{err}"
+        );
+        crate::Store::close(&store).await;
+    }
+
     /// The loads by label read the secret's row alone (its copy of the labelled versions),
     /// found by its key; and the triggers that keep the copy seek the partial index of the
     /// labelled versions by the secret's ARN (a scan would read every labelled version of the
