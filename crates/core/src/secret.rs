@@ -37,7 +37,7 @@ pub async fn load(
 }
 
 /// [`load`] for a read of a version by staging label: the secret may come with only its
-/// versions that carry a label (`Store::load_labelled_by_name`), so it must not be the base
+/// versions that carry a label (`Store::load_by_name` with `Versions::Labelled`), so it must not be the base
 /// of a write nor list or count versions.
 pub async fn load_labelled(
     region: &RegionService,

@@ -685,21 +685,17 @@ fn updated(
 
 #[async_trait]
 impl Store for CachedStore {
-    async fn load_secret_by_name(&self, account_id: &str, name: &str) -> Result<Option<Secret>> {
-        self.read_by_name(account_id, name, Versions::All).await
+    async fn load_by_name(
+        &self,
+        account_id: &str,
+        name: &str,
+        versions: Versions,
+    ) -> Result<Option<Secret>> {
+        self.read_by_name(account_id, name, versions).await
     }
 
-    async fn load_secret_by_arn(&self, arn: &str) -> Result<Option<Secret>> {
-        self.read_by_arn(arn, Versions::All).await
-    }
-
-    async fn load_labelled_by_name(&self, account_id: &str, name: &str) -> Result<Option<Secret>> {
-        self.read_by_name(account_id, name, Versions::Labelled)
-            .await
-    }
-
-    async fn load_labelled_by_arn(&self, arn: &str) -> Result<Option<Secret>> {
-        self.read_by_arn(arn, Versions::Labelled).await
+    async fn load_by_arn(&self, arn: &str, versions: Versions) -> Result<Option<Secret>> {
+        self.read_by_arn(arn, versions).await
     }
 
     /// Waits until no commit of `arn` is in flight (at most [`SETTLE_WAIT`]), then reads: the
@@ -1256,7 +1252,7 @@ mod tests {
         };
 
         let first = store
-            .load_labelled_by_name("123456789012", "labels")
+            .load_by_name("123456789012", "labels", Versions::Labelled)
             .await
             .unwrap()
             .unwrap();
@@ -1268,7 +1264,7 @@ mod tests {
         assert_eq!(store.cached_bytes(), 0);
 
         let second = store
-            .load_labelled_by_name("123456789012", "labels")
+            .load_by_name("123456789012", "labels", Versions::Labelled)
             .await
             .unwrap()
             .unwrap();
@@ -1280,12 +1276,20 @@ mod tests {
         let cached = store.by_arn.get(&r.arn).expect("cached by its second load");
         assert_eq!(cached.versions, versions);
         // A hit hands out the whole secret, whatever the reader asked for.
-        let hit = store.load_labelled_by_arn(&r.arn).await.unwrap().unwrap();
+        let hit = store
+            .load_by_arn(&r.arn, Versions::Labelled)
+            .await
+            .unwrap()
+            .unwrap();
         assert_eq!(ids(&hit), ["v1", "v2", "v3", "v4"]);
 
         // By ARN the same: the first load of another secret by ARN is partial, not cached.
         store.by_arn.remove(&r.arn);
-        let by_arn = store.load_labelled_by_arn(&r.arn).await.unwrap().unwrap();
+        let by_arn = store
+            .load_by_arn(&r.arn, Versions::Labelled)
+            .await
+            .unwrap()
+            .unwrap();
         assert_eq!(ids(&by_arn), ["v2", "v4"]);
         assert!(store.by_arn.get(&r.arn).is_none());
         let whole = store.load_secret_by_arn(&r.arn).await.unwrap().unwrap();

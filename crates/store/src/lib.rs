@@ -147,7 +147,7 @@ pub struct Detachment {
 pub type AccessRead = (String, String, i64);
 
 /// Which versions a load of a secret takes: all of them, or only those that carry a staging
-/// label ([`Store::load_labelled_by_name`]).
+/// label ([`Store::load_by_name`]).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Versions {
     All,
@@ -157,38 +157,27 @@ pub enum Versions {
 /// Storage of one Region.
 #[async_trait]
 pub trait Store: Send + Sync + 'static {
-    async fn load_secret_by_name(&self, account_id: &str, name: &str) -> Result<Option<Secret>>;
-    async fn load_secret_by_arn(&self, arn: &str) -> Result<Option<Secret>>;
-    /// [`Store::load_secret_by_name`], but the secret may come with only its versions that
-    /// carry a staging label: for a read of a version by label (GetSecretValue without a
-    /// `VersionId`), never for a write or for anything that lists or counts versions. A
-    /// secret rotated for days keeps about a hundred versions without labels; reading them
-    /// all made such a read 7.5× slower (docs/benchmarks.md). The default loads every version.
-    async fn load_labelled_by_name(&self, account_id: &str, name: &str) -> Result<Option<Secret>> {
-        self.load_secret_by_name(account_id, name).await
-    }
-    /// [`Store::load_labelled_by_name`] by ARN.
-    async fn load_labelled_by_arn(&self, arn: &str) -> Result<Option<Secret>> {
-        self.load_secret_by_arn(arn).await
-    }
-    /// [`Store::load_secret_by_name`] or [`Store::load_labelled_by_name`], as `versions` says.
+    /// The secret `name` of `account_id` with the `versions` asked for. `Versions::Labelled`
+    /// may leave out the versions without a staging label: for a read of a version by label
+    /// (GetSecretValue without a `VersionId`, DescribeSecret), never for a write or for
+    /// anything that lists or counts versions. A secret rotated for days keeps about a hundred
+    /// versions without labels; reading them all made such a read 7.5× slower
+    /// (docs/benchmarks.md).
     async fn load_by_name(
         &self,
         account_id: &str,
         name: &str,
         versions: Versions,
-    ) -> Result<Option<Secret>> {
-        match versions {
-            Versions::All => self.load_secret_by_name(account_id, name).await,
-            Versions::Labelled => self.load_labelled_by_name(account_id, name).await,
-        }
+    ) -> Result<Option<Secret>>;
+    /// [`Store::load_by_name`] by ARN.
+    async fn load_by_arn(&self, arn: &str, versions: Versions) -> Result<Option<Secret>>;
+    /// The secret `name` of `account_id` with every version.
+    async fn load_secret_by_name(&self, account_id: &str, name: &str) -> Result<Option<Secret>> {
+        self.load_by_name(account_id, name, Versions::All).await
     }
-    /// [`Store::load_secret_by_arn`] or [`Store::load_labelled_by_arn`], as `versions` says.
-    async fn load_by_arn(&self, arn: &str, versions: Versions) -> Result<Option<Secret>> {
-        match versions {
-            Versions::All => self.load_secret_by_arn(arn).await,
-            Versions::Labelled => self.load_labelled_by_arn(arn).await,
-        }
+    /// The secret `arn` with every version.
+    async fn load_secret_by_arn(&self, arn: &str) -> Result<Option<Secret>> {
+        self.load_by_arn(arn, Versions::All).await
     }
     /// [`Store::load_secret_by_arn`] for a reader that learned of a commit of the secret from
     /// the store itself (the replication worker, from the outbox row the commit wrote): a cache

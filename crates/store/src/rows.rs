@@ -262,7 +262,7 @@ pub(crate) fn sort_versions(versions: &mut [crate::VersionRecord]) {
 pub(crate) const SQLITE_LOAD_BY_ARN: &str = joined_load!("s.arn = $1");
 pub(crate) const SQLITE_LOAD_BY_NAME: &str = joined_load!("s.account_id = $1 AND s.name = $2");
 /// A secret with only the versions that carry a staging label
-/// ([`crate::Store::load_labelled_by_name`]) from its row alone (SQLite, migration 0009): the
+/// ([`crate::Store::load_by_name`]) from its row alone (SQLite, migration 0009): the
 /// row's `labelled` copy, read by [`secret_with_labelled_copy`]. The versions' own rows are
 /// two more B-trees to walk (the partial index of migration 0008 and the table).
 pub(crate) const SQLITE_LOAD_LABELLED_COPY_BY_ARN: &str = concat!(

@@ -15,7 +15,7 @@ use std::sync::Arc;
 use coffer_store::{
     AccessKeyRecord, KmsAliasRecord, KmsChange, KmsKeyRecord, OutboxEntry, OutboxRow, Secret,
     SecretChange, SecretRecord, Store, StoreError, Tag, UserPolicyRecord, UserRecord, ValueKind,
-    VersionRecord,
+    VersionRecord, Versions,
 };
 
 use support::Backend;
@@ -340,7 +340,7 @@ mod cases {
         for rec in [&one, &bare] {
             let full = load(&store, &rec.arn).await;
             let labelled = store
-                .load_labelled_by_name(ACCOUNT, &rec.name)
+                .load_by_name(ACCOUNT, &rec.name, Versions::Labelled)
                 .await
                 .unwrap()
                 .unwrap();
@@ -750,7 +750,7 @@ mod cases {
         store.close().await;
     }
 
-    /// A load for a read by label (`Store::load_labelled_by_*`) of a store without a cache
+    /// A load for a read by label (`Store::load_by_*` with `Versions::Labelled`) of a store without a cache
     /// carries every version with a label, as stored, and only those (the partial index of
     /// migration 0008).
     pub async fn labelled_loads_carry_the_labelled_versions(b: &Backend) {
@@ -774,9 +774,12 @@ mod cases {
             let store = store.clone();
             async move {
                 let full = load(&store, &rec.arn).await;
-                let by_arn = store.load_labelled_by_arn(&rec.arn).await.unwrap();
+                let by_arn = store
+                    .load_by_arn(&rec.arn, Versions::Labelled)
+                    .await
+                    .unwrap();
                 let by_name = store
-                    .load_labelled_by_name(ACCOUNT, &rec.name)
+                    .load_by_name(ACCOUNT, &rec.name, Versions::Labelled)
                     .await
                     .unwrap();
                 for labelled in [by_arn.unwrap(), by_name.unwrap()] {
@@ -845,7 +848,10 @@ mod cases {
             })
             .await
             .unwrap();
-        let gone = store.load_labelled_by_arn(&rec.arn).await.unwrap();
+        let gone = store
+            .load_by_arn(&rec.arn, Versions::Labelled)
+            .await
+            .unwrap();
         assert!(gone.is_none());
         let again = version(&rec.arn, "again", 5_000, &["AWSCURRENT"]);
         insert(&store, rec.clone(), vec![again]).await;
@@ -854,14 +860,14 @@ mod cases {
         check(bare, "without versions").await;
         assert!(
             store
-                .load_labelled_by_name(ACCOUNT, "missing")
+                .load_by_name(ACCOUNT, "missing", Versions::Labelled)
                 .await
                 .unwrap()
                 .is_none()
         );
         assert!(
             store
-                .load_labelled_by_arn(&format!("{}x", rec.arn))
+                .load_by_arn(&format!("{}x", rec.arn), Versions::Labelled)
                 .await
                 .unwrap()
                 .is_none()
@@ -3195,7 +3201,7 @@ mod postgres_only {
                 Arc::new(coffer_store::SqliteStore::open(&path).await.unwrap());
             for exported in &whole.secrets {
                 let labelled = restored
-                    .load_labelled_by_arn(&exported.record.arn)
+                    .load_by_arn(&exported.record.arn, Versions::Labelled)
                     .await
                     .unwrap()
                     .unwrap();

@@ -338,21 +338,17 @@ impl PostgresStore {
 
 #[async_trait]
 impl Store for PostgresStore {
-    async fn load_secret_by_name(&self, account_id: &str, name: &str) -> Result<Option<Secret>> {
-        self.load(&By::Name(account_id, name), Versions::All).await
+    async fn load_by_name(
+        &self,
+        account_id: &str,
+        name: &str,
+        versions: Versions,
+    ) -> Result<Option<Secret>> {
+        self.load(&By::Name(account_id, name), versions).await
     }
 
-    async fn load_secret_by_arn(&self, arn: &str) -> Result<Option<Secret>> {
-        self.load(&By::Arn(arn), Versions::All).await
-    }
-
-    async fn load_labelled_by_name(&self, account_id: &str, name: &str) -> Result<Option<Secret>> {
-        self.load(&By::Name(account_id, name), Versions::Labelled)
-            .await
-    }
-
-    async fn load_labelled_by_arn(&self, arn: &str) -> Result<Option<Secret>> {
-        self.load(&By::Arn(arn), Versions::Labelled).await
+    async fn load_by_arn(&self, arn: &str, versions: Versions) -> Result<Option<Secret>> {
+        self.load(&By::Arn(arn), versions).await
     }
 
     async fn record_heads(&self, heads: &[crate::ReplicaHead]) -> Result<()> {

@@ -21,7 +21,7 @@ use crate::schema::StoreKind;
 use crate::writes::{kms_alias_insert, kms_change_statements, kms_key_insert};
 use crate::{
     KmsAliasRecord, KmsChange, KmsKeyRecord, OutboxEntry, OutboxRow, Result, Secret, SecretChange,
-    Store, StoreError,
+    Store, StoreError, Versions,
 };
 
 pub struct SqliteStore {
@@ -80,23 +80,28 @@ impl SqliteStore {
 
 #[async_trait]
 impl Store for SqliteStore {
-    async fn load_secret_by_name(&self, account_id: &str, name: &str) -> Result<Option<Secret>> {
-        self.point_reads
-            .load(SQLITE_LOAD_BY_NAME, &[account_id, name])
+    async fn load_by_name(
+        &self,
+        account_id: &str,
+        name: &str,
+        versions: Versions,
+    ) -> Result<Option<Secret>> {
+        let params = [account_id, name];
+        match versions {
+            Versions::All => self.point_reads.load(SQLITE_LOAD_BY_NAME, &params),
+            Versions::Labelled => self
+                .point_reads
+                .load_labelled_copy(SQLITE_LOAD_LABELLED_COPY_BY_NAME, &params),
+        }
     }
 
-    async fn load_secret_by_arn(&self, arn: &str) -> Result<Option<Secret>> {
-        self.point_reads.load(SQLITE_LOAD_BY_ARN, &[arn])
-    }
-
-    async fn load_labelled_by_name(&self, account_id: &str, name: &str) -> Result<Option<Secret>> {
-        self.point_reads
-            .load_labelled_copy(SQLITE_LOAD_LABELLED_COPY_BY_NAME, &[account_id, name])
-    }
-
-    async fn load_labelled_by_arn(&self, arn: &str) -> Result<Option<Secret>> {
-        self.point_reads
-            .load_labelled_copy(SQLITE_LOAD_LABELLED_COPY_BY_ARN, &[arn])
+    async fn load_by_arn(&self, arn: &str, versions: Versions) -> Result<Option<Secret>> {
+        match versions {
+            Versions::All => self.point_reads.load(SQLITE_LOAD_BY_ARN, &[arn]),
+            Versions::Labelled => self
+                .point_reads
+                .load_labelled_copy(SQLITE_LOAD_LABELLED_COPY_BY_ARN, &[arn]),
+        }
     }
 
     async fn record_heads(&self, heads: &[crate::ReplicaHead]) -> Result<()> {

@@ -371,7 +371,7 @@ mod tests {
         .unwrap();
         drop(conn);
         let store = crate::SqliteStore::open(&path).await.unwrap();
-        let err = crate::Store::load_labelled_by_arn(&store, "arn:s")
+        let err = crate::Store::load_by_arn(&store, "arn:s", crate::Versions::Labelled)
             .await
             .unwrap_err()
             .to_string();
