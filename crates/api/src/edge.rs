@@ -378,7 +378,9 @@ pub fn is_body_timeout(err: &(dyn std::error::Error + 'static)) -> bool {
 /// A request body that fails with [`BodyReadTimeout`] when it has not ended by its deadline.
 struct TimedBody {
     inner: Incoming,
-    deadline: Pin<Box<tokio::time::Sleep>>,
+    /// When the body must have ended; its timer is made only once the body is awaited.
+    deadline_at: tokio::time::Instant,
+    deadline: Option<Pin<Box<tokio::time::Sleep>>>,
     edge: Arc<Edge>,
     peer: SocketAddr,
     done: bool,
@@ -395,19 +397,28 @@ impl hyper::body::Body for TimedBody {
         if self.done {
             return Poll::Ready(None);
         }
-        if self.deadline.as_mut().poll(cx).is_ready() {
+        // The body first: a body already received (the usual case: it came with the head)
+        // never makes a timer, which costs an allocation and a lock of the timer wheel to
+        // insert and again to remove. The timer is made and armed only while the body is
+        // still awaited.
+        match Pin::new(&mut self.inner).poll_frame(cx) {
+            Poll::Ready(None) => {
+                self.done = true;
+                return Poll::Ready(None);
+            }
+            Poll::Ready(Some(r)) => return Poll::Ready(Some(r.map_err(Into::into))),
+            Poll::Pending => {}
+        }
+        let at = self.deadline_at;
+        let deadline = self
+            .deadline
+            .get_or_insert_with(|| Box::pin(tokio::time::sleep_until(at)));
+        if deadline.as_mut().poll(cx).is_ready() {
             self.done = true;
             self.edge.bites.bite(Bite::Body, Some(self.peer));
             return Poll::Ready(Some(Err(Box::new(BodyReadTimeout))));
         }
-        match Pin::new(&mut self.inner).poll_frame(cx) {
-            Poll::Ready(None) => {
-                self.done = true;
-                Poll::Ready(None)
-            }
-            Poll::Ready(Some(r)) => Poll::Ready(Some(r.map_err(Into::into))),
-            Poll::Pending => Poll::Pending,
-        }
+        Poll::Pending
     }
 
     fn is_end_stream(&self) -> bool {
@@ -613,7 +624,8 @@ async fn connection(
                 let mut request = request.map(|inner| {
                     Body::new(TimedBody {
                         inner,
-                        deadline: Box::pin(tokio::time::sleep(limits.body_read_timeout)),
+                        deadline_at: tokio::time::Instant::now() + limits.body_read_timeout,
+                        deadline: None,
                         edge: edge.clone(),
                         peer,
                         done: false,

@@ -121,7 +121,10 @@ where
     F: AsyncFnOnce(&RegionService, &Caller, I) -> Result<O>,
 {
     let input: I = parse(body)?;
-    let output = f(region, caller, input).await?;
+    // Boxed: the operation's future lives on the heap, sized for this operation only, so the
+    // futures of `dispatch` and of the HTTP handler above it stay small (moving a future
+    // copies all of it, and without the box each would be as large as the largest operation).
+    let output = Box::pin(f(region, caller, input)).await?;
     Ok(serde_json::to_vec(&output).expect("responses serialize"))
 }
 
