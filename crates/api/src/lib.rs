@@ -150,8 +150,12 @@ pub async fn serve_with(
         tracing::info!(url = %format!("{scheme}://{addr}/console"), "Web console is served");
     }
     let limits = deployment.limits.clone();
+    let api: edge::Api = {
+        let deployment = deployment.clone();
+        Arc::new(move |request| Box::pin(handle(State(deployment.clone()), request)))
+    };
     let app = router_with_console(deployment, console);
-    edge::serve(listener, app, limits, handshake, shutdown).await
+    edge::serve(listener, app, Some(api), limits, handshake, shutdown).await
 }
 
 async fn health(State(deployment): State<Arc<Deployment>>) -> Response {

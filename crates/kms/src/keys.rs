@@ -23,8 +23,10 @@ pub const MATERIAL_ID_LEN: usize = 32;
 /// The 32-byte AES-256 material of a KMS key (a customer key or an AWS-managed key such as
 /// `aws/secretsmanager`). At rest it exists only wrapped by the region's root key
 /// ([`crate::RootKey::wrap_key_material`]). Wiped on drop; `Debug` shows nothing.
+/// The second field is the material's id ([`KeyMaterial::id`]), derived once when the
+/// material is made: every decrypt picks the material a blob names by it.
 #[derive(Clone)]
-pub struct KeyMaterial(pub(crate) Key32);
+pub struct KeyMaterial(pub(crate) Key32, [u8; MATERIAL_ID_LEN]);
 
 impl ZeroizeOnDrop for KeyMaterial {}
 
@@ -37,7 +39,15 @@ impl fmt::Debug for KeyMaterial {
 impl KeyMaterial {
     /// Fresh material from the operating system's CSPRNG, for a new KMS key.
     pub fn generate() -> Self {
-        Self(Key32::random())
+        Self::from_key(Key32::random())
+    }
+
+    pub(crate) fn from_key(key: Key32) -> Self {
+        let mut id = [0u8; MATERIAL_ID_LEN];
+        Hkdf::<Sha256>::new(None, key.bytes())
+            .expand(MATERIAL_ID_INFO, &mut id)
+            .expect("32 bytes is within HKDF-SHA256's output limit");
+        Self(key, id)
     }
 
     /// The raw material, only for sending a multi-Region key to a replica Region inside a
@@ -54,7 +64,7 @@ impl KeyMaterial {
         }
         let mut key = Key32::zeroed();
         key.bytes_mut().copy_from_slice(bytes);
-        Some(Self(key))
+        Some(Self::from_key(key))
     }
 
     /// The id of this material (AWS's `KeyMaterialId`, `CurrentKeyMaterialId`): 64 hexadecimal
@@ -65,11 +75,7 @@ impl KeyMaterial {
     }
 
     pub(crate) fn id_bytes(&self) -> [u8; MATERIAL_ID_LEN] {
-        let mut id = [0u8; MATERIAL_ID_LEN];
-        Hkdf::<Sha256>::new(None, self.0.bytes())
-            .expand(MATERIAL_ID_INFO, &mut id)
-            .expect("32 bytes is within HKDF-SHA256's output limit");
-        id
+        self.1
     }
 
     /// Seals `previous` (an earlier material of a rotated key) under this, the key's current
@@ -103,7 +109,7 @@ impl KeyMaterial {
             material.bytes_mut(),
         )
         .map_err(|_| KmsError::InvalidCiphertext)?;
-        Ok(KeyMaterial(material))
+        Ok(KeyMaterial::from_key(material))
     }
 }
 

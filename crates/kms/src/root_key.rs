@@ -190,7 +190,7 @@ impl RootKey {
             material.bytes_mut(),
         )
         .map_err(|_| fail())?;
-        Ok(KeyMaterial(material))
+        Ok(KeyMaterial::from_key(material))
     }
 }
 
