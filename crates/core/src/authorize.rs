@@ -277,15 +277,12 @@ pub fn authorize_at(
             None => return unreadable_policy(region, now_ms, caller, access, &target),
         },
     };
-    // The context is built only when a policy can look at it (conditions, policy variables):
-    // GetSecretValue by an administrator then costs no context at all.
-    let context = if caller.policies.iter().any(Policy::uses_context)
-        || policy.as_deref().is_some_and(Policy::uses_context)
-    {
-        context_for(region, now_ms, caller, access, &target)
-    } else {
-        Context::new()
-    };
+    // The context is built only when a policy evaluated here can look at it (conditions,
+    // policy variables): GetSecretValue by an administrator then costs no context at all.
+    let context =
+        coffer_iam::context_if_read(caller.policies.iter().chain(policy.as_deref()), || {
+            context_for(region, now_ms, caller, access, &target)
+        });
     let principal = caller.principal();
     let request = Request {
         principal: &principal,
@@ -399,13 +396,13 @@ pub fn ensure_tags_keep_access(
     after: Target,
 ) -> Result<()> {
     // Tags reach a decision only through conditions and policy variables.
-    let uses_context = caller.policies.iter().any(Policy::uses_context)
+    let reads_context = caller.policies.iter().any(Policy::reads_context)
         || [before.policy(), after.policy()]
             .into_iter()
             .flatten()
             .filter_map(parsed_policy)
-            .any(|p| p.uses_context());
-    if !uses_context {
+            .any(|p| p.reads_context());
+    if !reads_context {
         return Ok(());
     }
     let now = region.now_ms();

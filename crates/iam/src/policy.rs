@@ -86,6 +86,32 @@ pub(crate) struct Statement {
 pub struct Policy {
     pub(crate) version: Version,
     pub(crate) statements: Vec<Statement>,
+    /// [`Policy::reads_context`], decided once by [`statements_read_context`] when the policy is
+    /// parsed.
+    reads_context: bool,
+}
+
+/// Whether evaluating `statements` can read the request [`crate::Context`]. Evaluation reads it
+/// in exactly two places (`eval.rs`, `condition.rs`, through `Facts`):
+/// - a Condition: every operator looks its key up (`Condition::holds`), and its values may
+///   hold policy variables (`Facts::text`, `Facts::pattern_matches`);
+/// - a policy variable (`${aws:username}`, `${aws:PrincipalTag/team}`, ...) in a Resource or
+///   NotResource, substituted per request (`Facts::expand`). Such a pattern is
+///   [`Pattern::Variables`], made only under Version 2012-10-17 for text containing `${`;
+///   under 2008-10-17 the text is literal.
+///
+/// Nothing else does: Action/NotAction match the action name alone, and Principal/NotPrincipal
+/// compare the caller's ARN and account literally (IAM has no policy variables there). A
+/// policy for which this is `false` decides the same whatever the context holds. A change to
+/// what evaluation reads (a new element, variables in another place) must update this rule.
+fn statements_read_context(statements: &[Statement]) -> bool {
+    statements.iter().any(|st| {
+        !st.conditions.is_empty()
+            || st
+                .resources
+                .as_ref()
+                .is_some_and(|r| r.items.iter().any(|p| matches!(p, Pattern::Variables(_))))
+    })
 }
 
 const TOP_LEVEL: [&str; 3] = ["Version", "Id", "Statement"];
@@ -374,6 +400,7 @@ impl Policy {
         }
         Ok(Policy {
             version,
+            reads_context: statements_read_context(&statements),
             statements,
         })
     }
@@ -419,17 +446,13 @@ impl Policy {
         .expect("the administrator policy parses")
     }
 
-    /// Whether evaluating this policy can consult the request context: some statement has a
-    /// Condition or a policy variable in its Resource. When no policy of a request does, the
-    /// caller may skip building the context (the decision cannot depend on it).
-    pub fn uses_context(&self) -> bool {
-        self.statements.iter().any(|st| {
-            !st.conditions.is_empty()
-                || st
-                    .resources
-                    .as_ref()
-                    .is_some_and(|r| r.items.iter().any(|p| matches!(p, Pattern::Variables(_))))
-        })
+    /// Whether evaluating this policy can read the request context: some statement has a
+    /// Condition, or a policy variable in its Resource or NotResource. Decided once at parse
+    /// time; the rule, and why it is exact, is at `statements_read_context` in policy.rs. When
+    /// no policy of a request reads it, the caller may pass an empty [`crate::Context`] (see
+    /// [`crate::context_if_read`]): the decision cannot depend on it.
+    pub fn reads_context(&self) -> bool {
+        self.reads_context
     }
 
     /// How many statements the policy has.

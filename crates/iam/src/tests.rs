@@ -1477,11 +1477,104 @@ fn administrator_access_allows_everything_in_its_account() {
 }
 
 #[test]
-fn policies_say_whether_they_use_the_context() {
-    assert!(!Policy::administrator_access().uses_context());
-    assert!(identity(r#"{"Effect":"Allow","Action":"*","Resource":"*","Condition":{"Bool":{"aws:SecureTransport":"true"}}}"#).uses_context());
-    assert!(identity(r#"{"Effect":"Allow","Action":"*","Resource":"arn:aws:secretsmanager:*:*:secret:${aws:username}"}"#).uses_context());
+fn policies_say_whether_they_read_the_context() {
+    let reads = |statement: &str| identity(statement).reads_context();
+    assert!(!Policy::administrator_access().reads_context());
+    assert!(!reads(
+        r#"{"Effect":"Deny","NotAction":"kms:*","NotResource":"arn:aws:kms:*:*:key/*"}"#
+    ));
+    // A Principal never reads the context, whatever it names.
+    let key_policy = Policy::parse_resource_policy(
+        r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"AWS":"arn:aws:iam::111122223333:root"},"Action":"kms:*","Resource":"*"}]}"#,
+    )
+    .unwrap();
+    assert!(!key_policy.reads_context());
+    // A Condition, of any operator, in any statement (Deny too), with or without a Resource.
+    assert!(reads(
+        r#"{"Effect":"Allow","Action":"*","Resource":"*","Condition":{"Bool":{"aws:SecureTransport":"true"}}}"#
+    ));
+    assert!(reads(
+        r#"{"Effect":"Allow","Action":"*","Resource":"*"},{"Effect":"Deny","Action":"*","Resource":"*","Condition":{"NotIpAddress":{"aws:SourceIp":"10.0.0.0/8"}}}"#
+    ));
+    assert!(reads(
+        r#"{"Effect":"Allow","Action":"*","Resource":"*","Condition":{"Null":{"aws:PrincipalTag/team":"false"}}}"#
+    ));
+    let with_principal = Policy::parse_resource_policy(
+        r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":"*","Action":"kms:Decrypt","Condition":{"StringEquals":{"kms:ViaService":"secretsmanager.us-east-1.amazonaws.com"}}}]}"#,
+    )
+    .unwrap();
+    assert!(with_principal.reads_context());
+    // Conditions read the context under 2008-10-17 too.
+    let old = Policy::parse(
+        r#"{"Statement":{"Effect":"Allow","Action":"*","Resource":"*","Condition":{"StringEquals":{"aws:username":"alice"}}}}"#,
+    )
+    .unwrap();
+    assert!(old.reads_context());
+    // A policy variable in a Resource or NotResource (2012-10-17).
+    assert!(reads(
+        r#"{"Effect":"Allow","Action":"*","Resource":"arn:aws:secretsmanager:*:*:secret:${aws:username}"}"#
+    ));
+    assert!(reads(
+        r#"{"Effect":"Deny","Action":"*","NotResource":["arn:aws:secretsmanager:*:*:secret:shared/*","arn:aws:secretsmanager:*:*:secret:${aws:PrincipalTag/team}/*"]}"#
+    ));
     // Under 2008-10-17 "${...}" is literal text.
     let literal = Policy::parse(r#"{"Statement":{"Effect":"Allow","Action":"*","Resource":"arn:aws:secretsmanager:*:*:secret:${aws:username}"}}"#).unwrap();
-    assert!(!literal.uses_context());
+    assert!(!literal.reads_context());
+    // An empty Condition block has no condition to read with.
+    assert!(!reads(
+        r#"{"Effect":"Allow","Action":"*","Resource":"*","Condition":{}}"#
+    ));
+}
+
+/// The flag is what evaluation does: a policy that says it does not read the context decides
+/// the same with an empty context as with a full one, and one that says it does can decide
+/// differently (so [`context_if_read`] must build the context for it).
+#[test]
+fn a_policy_that_reads_no_context_decides_without_it() {
+    let alice = user(ACCOUNT, "alice");
+    let full = context(&[
+        ("aws:SourceIp", &["10.1.2.3"]),
+        ("aws:SecureTransport", &["false"]),
+        ("aws:username", &["alice"]),
+        ("aws:PrincipalTag/team", &["blue"]),
+    ]);
+    let blue = "arn:aws:secretsmanager:us-east-1:111122223333:secret:blue/db-AbCdEf";
+    let cases = [
+        (r#"{"Effect":"Allow","Action":"*","Resource":"*"}"#, false),
+        (
+            r#"{"Effect":"Allow","Action":"*","Resource":"*","Condition":{"IpAddress":{"aws:SourceIp":"10.0.0.0/8"}}}"#,
+            true,
+        ),
+        (
+            r#"{"Effect":"Allow","Action":"*","Resource":"arn:aws:secretsmanager:*:*:secret:${aws:PrincipalTag/team}/*"}"#,
+            true,
+        ),
+    ];
+    for (statement, expected) in cases {
+        let policy = identity(statement);
+        assert_eq!(policy.reads_context(), expected, "{statement}");
+        let decide_with = |c: &Context| {
+            decide(
+                &alice,
+                "secretsmanager:GetSecretValue",
+                blue,
+                std::slice::from_ref(&policy),
+                None,
+                c,
+            )
+        };
+        let with = decide_with(&full);
+        assert!(with.is_allowed(), "{statement}");
+        assert_eq!(
+            decide_with(&context_if_read([&policy], || full.clone())),
+            with,
+            "{statement}"
+        );
+        // Without the context, only the policies that read it decide otherwise.
+        assert_eq!(
+            decide_with(&Context::new()) == with,
+            !expected,
+            "{statement}"
+        );
+    }
 }

@@ -294,14 +294,17 @@ impl Iam<'_> {
     pub(crate) fn authorize(&self, operation: Operation, resource: &str) -> Result<()> {
         use crate::operation::Operation as _;
         let caller = self.caller;
-        let mut context = Context::new();
-        // IAM is global: AWS serves it from us-east-1, which is its aws:RequestedRegion.
-        crate::authorize::global_context_at(
-            "us-east-1",
-            chrono::Utc::now().timestamp_millis(),
-            caller,
-            &mut context,
-        );
+        let context = coffer_iam::context_if_read(caller.policies.iter(), || {
+            let mut context = Context::new();
+            // IAM is global: AWS serves it from us-east-1, which is its aws:RequestedRegion.
+            crate::authorize::global_context_at(
+                "us-east-1",
+                chrono::Utc::now().timestamp_millis(),
+                caller,
+                &mut context,
+            );
+            context
+        });
         let principal = caller.principal();
         let request = Request {
             principal: &principal,

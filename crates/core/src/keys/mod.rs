@@ -298,11 +298,14 @@ impl Keys {
                 format!("{text}: {problem}"),
             )));
         }
-        let mut context = policy_context(caller);
-        context.set(
-            "kms:ViaService",
-            format!("secretsmanager.{}.amazonaws.com", self.region),
-        );
+        let context = coffer_iam::context_if_read(key_policies(caller, key), || {
+            let mut context = policy_context(caller);
+            context.set(
+                "kms:ViaService",
+                format!("secretsmanager.{}.amazonaws.com", self.region),
+            );
+            context
+        });
         evaluate_key_policy(caller, key, use_.action(), &context).map_err(KeyUseDenied::Policy)
     }
 
@@ -552,6 +555,15 @@ pub fn evaluate_key_policy(
             Err(coffer_iam::access_denied_message(&request, denial))
         }
     }
+}
+
+/// The policies [`evaluate_key_policy`] consults for `caller` on `key`: the caller's identity
+/// policies and the key policy (for [`coffer_iam::context_if_read`]).
+pub fn key_policies<'a>(
+    caller: &'a Caller,
+    key: &'a KeyHandle,
+) -> impl Iterator<Item = &'a coffer_iam::Policy> {
+    caller.policies.iter().chain(std::iter::once(&*key.policy))
 }
 
 /// The condition keys every KMS authorisation sees.

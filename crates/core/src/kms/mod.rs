@@ -270,14 +270,17 @@ pub async fn find_authorized_key(
 
 /// Checks `kms:<Op>` on `key` against its key policy and the caller's identity policies.
 pub fn authorize(caller: &Caller, key: &KeyHandle, action: &str) -> Result<()> {
-    crate::keys::evaluate_key_policy(caller, key, action, &policy_context(caller))
+    let context = coffer_iam::context_if_read(crate::keys::key_policies(caller, key), || {
+        policy_context(caller)
+    });
+    crate::keys::evaluate_key_policy(caller, key, action, &context)
         .map_err(|message| Error::new(ErrorCode::AccessDenied, message))
 }
 
 /// Checks an action without a key (CreateKey, ListKeys, ListAliases) against the caller's
 /// identity policies, on resource `*`.
 pub fn authorize_account(region: &RegionService, caller: &Caller, action: &str) -> Result<()> {
-    let context = policy_context(caller);
+    let context = coffer_iam::context_if_read(caller.policies.iter(), || policy_context(caller));
     let principal = caller.principal();
     let _ = region;
     let request = coffer_iam::Request {
