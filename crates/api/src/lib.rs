@@ -359,7 +359,7 @@ async fn serve_api(
     };
     facts.body = body.clone();
     if iam::is_query(&parts.headers) {
-        return iam::handle(deployment, request_id, &parts, &body, facts).await;
+        return Box::pin(iam::handle(deployment, request_id, &parts, &body, facts)).await;
     }
     let (service, operation) = target(&parts.headers).unwrap_or_default();
     let auth = match facts.take_auth(&parts.headers) {
@@ -404,17 +404,28 @@ async fn serve_api(
     // proxy's forwarding headers, else the TCP peer and whether it spoke TLS).
     let mut caller = credential.caller.clone();
     request_facts(&mut caller, &parts);
+    // The branches other than Secrets Manager's are boxed: a future holds the state of every
+    // branch it may take, and this one is moved at every layer above it (into the handler's
+    // box, through the request timeout), so it is kept small. Secrets Manager's operations
+    // box themselves (`coffer_core::ops::call`).
     let result = if service == "secretsmanager" {
         coffer_core::ops::dispatch(&region, &caller, &operation, &body).await
     } else if service == "Coffer" {
-        // Failback talks to the old primary Region's node: it needs the replication transport.
-        let failback =
-            coffer_replication::failback::run(&deployment.topology, &region, &caller, &body);
-        coffer_core::failover::dispatch(&region, &caller, &operation, &body, failback).await
+        Box::pin(async {
+            // Failback talks to the old primary Region's node: it needs the replication
+            // transport.
+            let failback =
+                coffer_replication::failback::run(&deployment.topology, &region, &caller, &body);
+            coffer_core::failover::dispatch(&region, &caller, &operation, &body, failback).await
+        })
+        .await
     } else if service == "TrentService" {
         // This node's Regions and its peers' (ReplicateKey).
         let regions = &*deployment.topology;
-        coffer_core::kms::dispatch(&region, &caller, &operation, &body, regions).await
+        Box::pin(coffer_core::kms::dispatch(
+            &region, &caller, &operation, &body, regions,
+        ))
+        .await
     } else {
         Err(Error::new(
             ErrorCode::UnknownOperation,
