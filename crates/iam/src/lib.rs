@@ -48,6 +48,8 @@ pub struct Principal {
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Context {
     values: BTreeMap<String, Vec<String>>,
+    /// The keys kept (lower-cased; see [`context_read_by`]); `None`: every key set is kept.
+    only: Option<Vec<String>>,
 }
 
 impl Context {
@@ -55,15 +57,34 @@ impl Context {
         Context::default()
     }
 
+    /// Whether a key set now would be kept (every key, unless the context was made by
+    /// [`context_read_by`] for policies that read only some).
+    pub fn wants(&self, key: &str) -> bool {
+        self.only
+            .as_ref()
+            .is_none_or(|keys| keys.iter().any(|k| k.eq_ignore_ascii_case(key)))
+    }
+
     /// Sets a single-valued key (replacing any earlier values).
     pub fn set(&mut self, key: &str, value: impl Into<String>) {
-        self.values
-            .insert(key.to_ascii_lowercase(), vec![value.into()]);
+        if self.wants(key) {
+            self.values
+                .insert(key.to_ascii_lowercase(), vec![value.into()]);
+        }
+    }
+
+    /// [`set`](Self::set) with the value computed only if the key is kept.
+    pub fn set_with(&mut self, key: &str, value: impl FnOnce() -> String) {
+        if self.wants(key) {
+            self.values.insert(key.to_ascii_lowercase(), vec![value()]);
+        }
     }
 
     /// Sets a multi-valued key (`ForAnyValue:` / `ForAllValues:` operate on these).
     pub fn set_all(&mut self, key: &str, values: Vec<String>) {
-        self.values.insert(key.to_ascii_lowercase(), values);
+        if self.wants(key) {
+            self.values.insert(key.to_ascii_lowercase(), values);
+        }
     }
 
     /// The values of `key`, or `None` when the request does not have it (`Null`, `...IfExists`).
@@ -87,6 +108,35 @@ pub fn context_if_read<'a>(
     } else {
         Context::new()
     }
+}
+
+/// The context for a request that `policies` decide, filled by `fill` but holding only the
+/// keys their conditions look up (values are computed only for those, with
+/// [`Context::set_with`]): evaluation cannot tell it from the full context, since no other key
+/// is ever read. A policy with a policy variable may read any key: then every key is kept.
+/// Pass every policy the evaluation consults (the caller's identity policies and the key or
+/// resource policy): a key read only by a policy left out would be missing.
+pub fn context_read_by<'a>(
+    policies: impl IntoIterator<Item = &'a Policy>,
+    fill: impl FnOnce(&mut Context),
+) -> Context {
+    let mut keys: Vec<String> = Vec::new();
+    let mut context = Context::new();
+    for policy in policies {
+        match policy.keys_read() {
+            Some(read) => keys.extend(read.iter().cloned()),
+            None => {
+                fill(&mut context);
+                return context;
+            }
+        }
+    }
+    if keys.is_empty() {
+        return context;
+    }
+    context.only = Some(keys);
+    fill(&mut context);
+    context
 }
 
 /// One authorisation question.

@@ -89,6 +89,36 @@ pub struct Policy {
     /// [`Policy::reads_context`], decided once by [`statements_read_context`] when the policy is
     /// parsed.
     reads_context: bool,
+    /// The condition keys (lower-cased) its conditions look up; `None` when it may read any
+    /// key (a policy variable, whose key is chosen by the text, in a Resource or a condition
+    /// value). See [`crate::context_read_by`].
+    keys_read: Option<Vec<String>>,
+}
+
+/// The condition keys `statements` look up (lower-cased, sorted, without repeats), or `None`
+/// when a policy variable may read any key: in a Resource or NotResource
+/// ([`Pattern::Variables`]), or in a condition's values (any `${`, whatever the version: the
+/// safe side). With [`statements_read_context`] false, this is an empty list.
+fn statements_keys_read(statements: &[Statement]) -> Option<Vec<String>> {
+    let mut keys = Vec::new();
+    for st in statements {
+        if st
+            .resources
+            .as_ref()
+            .is_some_and(|r| r.items.iter().any(|p| matches!(p, Pattern::Variables(_))))
+        {
+            return None;
+        }
+        for c in &st.conditions {
+            if c.raw.iter().any(|v| v.contains("${")) {
+                return None;
+            }
+            keys.push(c.key.to_ascii_lowercase());
+        }
+    }
+    keys.sort_unstable();
+    keys.dedup();
+    Some(keys)
 }
 
 /// Whether evaluating `statements` can read the request [`crate::Context`]. Evaluation reads it
@@ -401,6 +431,7 @@ impl Policy {
         Ok(Policy {
             version,
             reads_context: statements_read_context(&statements),
+            keys_read: statements_keys_read(&statements),
             statements,
         })
     }
@@ -453,6 +484,11 @@ impl Policy {
     /// [`crate::context_if_read`]): the decision cannot depend on it.
     pub fn reads_context(&self) -> bool {
         self.reads_context
+    }
+
+    /// The condition keys this policy can read (lower-cased), or `None` for any key.
+    pub(crate) fn keys_read(&self) -> Option<&[String]> {
+        self.keys_read.as_deref()
     }
 
     /// How many statements the policy has.

@@ -1578,3 +1578,71 @@ fn a_policy_that_reads_no_context_decides_without_it() {
         );
     }
 }
+
+/// [`context_read_by`] keeps the keys the policies' conditions look up and no other, and
+/// every key once a policy variable may read any; the decisions are those of the full context.
+#[test]
+fn a_context_read_by_policies_holds_the_keys_they_look_up() {
+    let alice = user(ACCOUNT, "alice");
+    let fill = |c: &mut Context| {
+        c.set("aws:SourceIp", "10.1.2.3");
+        c.set_with("aws:SecureTransport", || "false".into());
+        c.set("aws:username", "alice");
+        c.set_with("aws:PrincipalTag/team", || "blue".into());
+    };
+    let mut full = Context::new();
+    fill(&mut full);
+    let blue = "arn:aws:secretsmanager:us-east-1:111122223333:secret:blue/db-AbCdEf";
+    let by_ip = identity(
+        r#"{"Effect":"Allow","Action":"*","Resource":"*","Condition":{"IpAddress":{"AWS:SOURCEIP":"10.0.0.0/8"}}}"#,
+    );
+    let denied_plain_http = identity(
+        r#"{"Effect":"Deny","Action":"*","Resource":"*","Condition":{"Bool":{"aws:SecureTransport":"false"}}}"#,
+    );
+    let by_tag_variable = identity(
+        r#"{"Effect":"Allow","Action":"*","Resource":"arn:aws:secretsmanager:*:*:secret:${aws:PrincipalTag/team}/*"}"#,
+    );
+    let by_username_in_a_value = identity(
+        r#"{"Effect":"Allow","Action":"*","Resource":"*","Condition":{"StringEquals":{"aws:PrincipalTag/team":"${aws:username}"}}}"#,
+    );
+
+    let only_ip = context_read_by([&by_ip], fill);
+    assert_eq!(
+        only_ip.get("aws:SourceIp"),
+        Some(&["10.1.2.3".to_string()][..])
+    );
+    assert_eq!(only_ip.get("aws:SecureTransport"), None);
+    assert_eq!(only_ip.get("aws:username"), None);
+    let two = context_read_by([&by_ip, &denied_plain_http], fill);
+    assert!(two.get("aws:SourceIp").is_some() && two.get("aws:SecureTransport").is_some());
+    assert_eq!(two.get("aws:PrincipalTag/team"), None);
+    for variable in [&by_tag_variable, &by_username_in_a_value] {
+        let all = context_read_by([variable], fill);
+        assert!(all.get("aws:username").is_some() && all.get("aws:PrincipalTag/team").is_some());
+    }
+    assert_eq!(
+        context_read_by([&Policy::administrator_access()], fill),
+        Context::new()
+    );
+
+    for policies in [
+        vec![by_ip.clone()],
+        vec![by_ip.clone(), denied_plain_http.clone()],
+        vec![by_tag_variable.clone()],
+    ] {
+        let decide_with = |c: &Context| {
+            decide(
+                &alice,
+                "secretsmanager:GetSecretValue",
+                blue,
+                &policies,
+                None,
+                c,
+            )
+        };
+        assert_eq!(
+            decide_with(&context_read_by(policies.iter(), fill)),
+            decide_with(&full)
+        );
+    }
+}

@@ -298,13 +298,13 @@ impl Keys {
                 format!("{text}: {problem}"),
             )));
         }
-        let context = coffer_iam::context_if_read(key_policies(caller, key), || {
-            let mut context = policy_context(caller);
-            context.set(
-                "kms:ViaService",
-                format!("secretsmanager.{}.amazonaws.com", self.region),
-            );
-            context
+        // Only the keys the policies look up (the default key policy of aws/secretsmanager
+        // reads kms:CallerAccount and kms:ViaService): this runs on every read of a secret.
+        let context = coffer_iam::context_read_by(key_policies(caller, key), |context| {
+            fill_policy_context(caller, context);
+            context.set_with("kms:ViaService", || {
+                format!("secretsmanager.{}.amazonaws.com", self.region)
+            });
         });
         evaluate_key_policy(caller, key, use_.action(), &context).map_err(KeyUseDenied::Policy)
     }
@@ -558,7 +558,7 @@ pub fn evaluate_key_policy(
 }
 
 /// The policies [`evaluate_key_policy`] consults for `caller` on `key`: the caller's identity
-/// policies and the key policy (for [`coffer_iam::context_if_read`]).
+/// policies and the key policy (for [`coffer_iam::context_read_by`]).
 pub fn key_policies<'a>(
     caller: &'a Caller,
     key: &'a KeyHandle,
@@ -566,25 +566,25 @@ pub fn key_policies<'a>(
     caller.policies.iter().chain(std::iter::once(&*key.policy))
 }
 
-/// The condition keys every KMS authorisation sees.
-pub fn policy_context(caller: &Caller) -> coffer_iam::Context {
-    let mut context = coffer_iam::Context::new();
-    context.set("aws:PrincipalArn", caller.principal_arn.clone());
-    context.set("aws:PrincipalAccount", caller.account_id.clone());
+/// Sets the condition keys every KMS authorisation sees (each value computed only if the
+/// context keeps its key: see [`coffer_iam::context_read_by`]).
+pub fn fill_policy_context(caller: &Caller, context: &mut coffer_iam::Context) {
+    context.set_with("aws:PrincipalArn", || caller.principal_arn.clone());
+    context.set_with("aws:PrincipalAccount", || caller.account_id.clone());
     if let Some(name) = &caller.user_name {
-        context.set("aws:username", name.clone());
+        context.set_with("aws:username", || name.clone());
     }
-    caller.set_principal_tags(&mut context);
+    caller.set_principal_tags(context);
     if let Some(ip) = caller.source_ip {
-        context.set("aws:SourceIp", ip.to_string());
+        context.set_with("aws:SourceIp", || ip.to_string());
     }
-    context.set("aws:SecureTransport", caller.secure_transport.to_string());
-    context.set(
-        "aws:CurrentTime",
-        chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
-    );
-    context.set("kms:CallerAccount", caller.account_id.clone());
-    context
+    context.set_with("aws:SecureTransport", || {
+        caller.secure_transport.to_string()
+    });
+    context.set_with("aws:CurrentTime", || {
+        chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+    });
+    context.set_with("kms:CallerAccount", || caller.account_id.clone());
 }
 
 /// `AlreadyExistsException`: a key id taken in the Region.

@@ -19,7 +19,7 @@ use serde_json::{Value, json};
 
 use crate::error::{Error, ErrorCode, Result};
 use crate::keys::KeyHandle;
-pub use crate::keys::{KeyMeta, KmsTag, PreviousMaterial, Rotation, policy_context};
+pub use crate::keys::{KeyMeta, KmsTag, PreviousMaterial, Rotation, fill_policy_context};
 use crate::model::Arn;
 use crate::operation::{named, operations};
 use crate::ops::call;
@@ -270,8 +270,8 @@ pub async fn find_authorized_key(
 
 /// Checks `kms:<Op>` on `key` against its key policy and the caller's identity policies.
 pub fn authorize(caller: &Caller, key: &KeyHandle, action: &str) -> Result<()> {
-    let context = coffer_iam::context_if_read(crate::keys::key_policies(caller, key), || {
-        policy_context(caller)
+    let context = coffer_iam::context_read_by(crate::keys::key_policies(caller, key), |c| {
+        fill_policy_context(caller, c)
     });
     crate::keys::evaluate_key_policy(caller, key, action, &context)
         .map_err(|message| Error::new(ErrorCode::AccessDenied, message))
@@ -280,7 +280,8 @@ pub fn authorize(caller: &Caller, key: &KeyHandle, action: &str) -> Result<()> {
 /// Checks an action without a key (CreateKey, ListKeys, ListAliases) against the caller's
 /// identity policies, on resource `*`.
 pub fn authorize_account(region: &RegionService, caller: &Caller, action: &str) -> Result<()> {
-    let context = coffer_iam::context_if_read(caller.policies.iter(), || policy_context(caller));
+    let context =
+        coffer_iam::context_read_by(caller.policies.iter(), |c| fill_policy_context(caller, c));
     let principal = caller.principal();
     let _ = region;
     let request = coffer_iam::Request {
