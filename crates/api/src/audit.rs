@@ -163,7 +163,7 @@ pub(crate) fn refuse(deployment: &Deployment, request_id: &str, facts: &Facts) -
 pub(crate) async fn finish(
     deployment: &Deployment,
     request_id: &str,
-    facts: Facts,
+    mut facts: Facts,
     response: Response,
 ) -> Response {
     let Some(log) = deployment.audit.as_ref() else {
@@ -192,9 +192,10 @@ pub(crate) async fn finish(
     } else {
         (response, Bytes::new())
     };
-    record.aws_region = facts.region.clone().unwrap_or_default();
-    record.source_ip_address = facts.source_ip.clone();
-    record.user_agent = facts.user_agent.clone();
+    // Moved, not copied: only `form` and `target` are read again (by `failure`).
+    record.aws_region = facts.region.take().unwrap_or_default();
+    record.source_ip_address = std::mem::take(&mut facts.source_ip);
+    record.user_agent = std::mem::take(&mut facts.user_agent);
     record.user_identity = match &facts.caller {
         Some((arn, account, user)) => UserIdentity::authenticated(
             arn,
