@@ -115,7 +115,7 @@ enum RequestDate {
 /// \[D: "Handling dates in Signature Version 4"\].
 fn request_date(headers: &HeaderMap) -> RequestDate {
     if let Some(value) = headers.get(X_AMZ_DATE) {
-        let text = String::from_utf8_lossy(value.as_bytes()).into_owned();
+        let text = text(value.as_bytes()).into_owned();
         return match parse_amz_date(&text) {
             Some(time) => RequestDate::Parsed {
                 time,
@@ -125,7 +125,7 @@ fn request_date(headers: &HeaderMap) -> RequestDate {
         };
     }
     if let Some(value) = headers.get(DATE) {
-        let text = String::from_utf8_lossy(value.as_bytes()).into_owned();
+        let text = text(value.as_bytes()).into_owned();
         // IMF-fixdate (`Sun, 30 Aug 2015 12:36:00 GMT`); the obsolete RFC 850
         // and asctime forms are not accepted.
         return match DateTime::parse_from_rfc2822(&text) {
@@ -160,13 +160,22 @@ fn request_date(headers: &HeaderMap) -> RequestDate {
 /// 6. terminator other than `aws4_request` → `InvalidSignatureException`;
 /// 7. `host` not in `SignedHeaders` → `IncompleteSignatureException`;
 /// 8. unparseable `X-Amz-Date` (or `Date`) → `IncompleteSignatureException`.
+/// A header value as text: borrowed when it is UTF-8 (the usual case, checked quickly),
+/// else a lossy copy.
+fn text(bytes: &[u8]) -> std::borrow::Cow<'_, str> {
+    match std::str::from_utf8(bytes) {
+        Ok(text) => std::borrow::Cow::Borrowed(text),
+        Err(_) => String::from_utf8_lossy(bytes),
+    }
+}
+
 pub fn parse(headers: &HeaderMap) -> Result<Authorization, SigV4Error> {
     let Some(raw) = headers.get(AUTHORIZATION) else {
         return Err(SigV4Error::MissingAuthenticationToken);
     };
     // Header values may hold obs-text; the lossy copy is only for matching
     // ASCII syntax and for echoing in messages.
-    let raw = String::from_utf8_lossy(raw.as_bytes());
+    let raw = text(raw.as_bytes());
     let raw = raw.trim();
     if raw.is_empty() {
         return Err(SigV4Error::MissingAuthenticationToken);
@@ -231,8 +240,15 @@ pub fn parse(headers: &HeaderMap) -> Result<Authorization, SigV4Error> {
         return Err(requires_message(&[], true, raw));
     }
 
-    let scope: Vec<&str> = credential.split('/').collect();
-    let [access_key_id, scope_date, region, service, terminator] = scope[..] else {
+    let mut scope = [""; 5];
+    let mut elements = 0;
+    for (i, part) in credential.split('/').enumerate() {
+        if let Some(slot) = scope.get_mut(i) {
+            *slot = part;
+        }
+        elements += 1;
+    }
+    let (5, [access_key_id, scope_date, region, service, terminator]) = (elements, scope) else {
         // [F] Resource Groups Tagging API (AWS JSON 1.1), IncompleteSignatureException.
         return Err(SigV4Error::incomplete(format!(
             "Credential must have exactly 5 slash-delimited elements, e.g. keyid/date/region/service/term, got '{credential}'"
