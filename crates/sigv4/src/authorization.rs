@@ -142,6 +142,15 @@ fn request_date(headers: &HeaderMap) -> RequestDate {
     RequestDate::Missing
 }
 
+/// A header value as text: borrowed when it is UTF-8 (the usual case, checked quickly),
+/// else a lossy copy.
+fn text(bytes: &[u8]) -> std::borrow::Cow<'_, str> {
+    match std::str::from_utf8(bytes) {
+        Ok(text) => std::borrow::Cow::Borrowed(text),
+        Err(_) => String::from_utf8_lossy(bytes),
+    }
+}
+
 /// Parses the `Authorization` header and the request time.
 ///
 /// Checks only the *shape* of the header; time, scope date and signature are
@@ -160,15 +169,6 @@ fn request_date(headers: &HeaderMap) -> RequestDate {
 /// 6. terminator other than `aws4_request` → `InvalidSignatureException`;
 /// 7. `host` not in `SignedHeaders` → `IncompleteSignatureException`;
 /// 8. unparseable `X-Amz-Date` (or `Date`) → `IncompleteSignatureException`.
-/// A header value as text: borrowed when it is UTF-8 (the usual case, checked quickly),
-/// else a lossy copy.
-fn text(bytes: &[u8]) -> std::borrow::Cow<'_, str> {
-    match std::str::from_utf8(bytes) {
-        Ok(text) => std::borrow::Cow::Borrowed(text),
-        Err(_) => String::from_utf8_lossy(bytes),
-    }
-}
-
 pub fn parse(headers: &HeaderMap) -> Result<Authorization, SigV4Error> {
     let Some(raw) = headers.get(AUTHORIZATION) else {
         return Err(SigV4Error::MissingAuthenticationToken);
