@@ -156,15 +156,99 @@ impl Record {
 
     /// The record's canonical bytes: compact JSON, members in declaration order. This is
     /// what the chain hashes.
+    ///
+    /// Written member by member, byte for byte what the derived `Serialize` writes with
+    /// `serde_json::to_vec` (a test holds the two equal): this runs for every request, and the
+    /// derived code spent about 9k instructions per record on its generic machinery. Sized
+    /// for a typical record, so the buffer is not grown on the way.
     pub fn to_canonical_json(&self) -> Vec<u8> {
-        // Serialising these types cannot fail: every key is a string. Sized for a typical
-        // record, so the buffer is not grown (and copied) four times on the way.
         let mut out = Vec::with_capacity(1024);
-        match serde_json::to_writer(&mut out, self) {
-            Ok(()) => out,
-            Err(_) => b"{}".to_vec(),
+        out.extend_from_slice(b"{\"eventVersion\":");
+        json_str(&mut out, self.event_version);
+        out.extend_from_slice(b",\"userIdentity\":");
+        self.user_identity.write_json(&mut out);
+        member(&mut out, "eventTime", &self.event_time);
+        member(&mut out, "eventSource", &self.event_source);
+        member(&mut out, "eventName", &self.event_name);
+        member(&mut out, "awsRegion", &self.aws_region);
+        member(&mut out, "sourceIPAddress", &self.source_ip_address);
+        member(&mut out, "userAgent", &self.user_agent);
+        key(&mut out, "requestParameters");
+        json_value(&mut out, &self.request_parameters);
+        key(&mut out, "responseElements");
+        json_value(&mut out, &self.response_elements);
+        if let Some(code) = &self.error_code {
+            member(&mut out, "errorCode", code);
         }
+        if let Some(message) = &self.error_message {
+            member(&mut out, "errorMessage", message);
+        }
+        member(&mut out, "requestID", &self.request_id);
+        member(&mut out, "eventID", &self.event_id);
+        key(&mut out, "readOnly");
+        json_bool(&mut out, self.read_only);
+        member(&mut out, "eventType", self.event_type);
+        key(&mut out, "managementEvent");
+        json_bool(&mut out, self.management_event);
+        member(&mut out, "eventCategory", self.event_category);
+        if let Some(account) = &self.recipient_account_id {
+            member(&mut out, "recipientAccountId", account);
+        }
+        if let Some(flag) = self.session_credential_from_console {
+            member(&mut out, "sessionCredentialFromConsole", flag);
+        }
+        out.push(b'}');
+        out
     }
+}
+
+impl UserIdentity {
+    /// [`Record::to_canonical_json`]'s `userIdentity` object.
+    fn write_json(&self, out: &mut Vec<u8>) {
+        out.extend_from_slice(b"{\"type\":");
+        json_str(out, &self.kind);
+        let optional = [
+            ("principalId", &self.principal_id),
+            ("arn", &self.arn),
+            ("accountId", &self.account_id),
+            ("accessKeyId", &self.access_key_id),
+            ("userName", &self.user_name),
+        ];
+        for (name, value) in optional
+            .iter()
+            .filter_map(|(name, value)| value.as_deref().map(|v| (name, v)))
+        {
+            member(out, name, value);
+        }
+        out.push(b'}');
+    }
+}
+
+/// `,"name":` (every member but the first of an object).
+fn key(out: &mut Vec<u8>, name: &str) {
+    out.extend_from_slice(b",\"");
+    out.extend_from_slice(name.as_bytes());
+    out.extend_from_slice(b"\":");
+}
+
+fn member(out: &mut Vec<u8>, name: &str, value: &str) {
+    key(out, name);
+    json_str(out, value);
+}
+
+/// A JSON string, escaped by serde_json (so exactly as the derived serialiser escapes it).
+fn json_str(out: &mut Vec<u8>, value: &str) {
+    // Writing a string into a Vec cannot fail.
+    let _ = serde_json::to_writer(&mut *out, value);
+}
+
+fn json_value(out: &mut Vec<u8>, value: &Value) {
+    // A Value's keys are strings: writing it into a Vec cannot fail.
+    let _ = serde_json::to_writer(&mut *out, value);
+}
+
+fn json_bool(out: &mut Vec<u8>, value: bool) {
+    out.extend_from_slice(if value { b"true" } else { b"false" });
 }
 
 /// A random (v4) UUID from the thread-local CSPRNG: no system call per record.
@@ -244,6 +328,46 @@ pub fn redact(value: &mut Value) {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    /// The hand-written canonical bytes are the derived serialiser's, byte for byte: with
+    /// every optional member and without, and with text that needs escaping.
+    #[test]
+    fn canonical_bytes_are_the_derived_serialisers() {
+        let mut full = Record::new(
+            "secretsmanager.amazonaws.com".into(),
+            "PutSecretValue".into(),
+            false,
+            "req-\"1\"".into(),
+        );
+        full.user_identity = UserIdentity::authenticated(
+            "arn:aws:iam::111122223333:user/al\\ice",
+            "111122223333",
+            Some("al\\ice"),
+            "AKIAEXAMPLE",
+        );
+        full.aws_region = "us-east-1".into();
+        full.source_ip_address = "127.0.0.1".into();
+        full.user_agent = "aws-cli/2 \u{1}\u{7f} é \u{1F600} \n\t\"".into();
+        full.request_parameters =
+            json!({"SecretId": "a\"b", "List": [1, 2.5, null, true, {"x": "\u{8}"}]});
+        full.response_elements = json!({"ARN": "arn", "VersionId": "v"});
+        full.error_code = Some("ResourceNotFoundException".into());
+        full.error_message = Some("Secrets Manager can't find \"x\".".into());
+        full.recipient_account_id = Some("111122223333".into());
+        full.session_credential_from_console = Some("true");
+        let bare = Record::new(
+            "kms.amazonaws.com".into(),
+            "Decrypt".into(),
+            true,
+            "r".into(),
+        );
+        for record in [&full, &bare] {
+            assert_eq!(
+                String::from_utf8(record.to_canonical_json()).unwrap(),
+                serde_json::to_string(record).unwrap()
+            );
+        }
+    }
 
     #[test]
     fn every_secret_member_of_the_three_apis_is_hidden() {
