@@ -493,7 +493,7 @@ pub fn plaintext() -> Handshake {
 /// The API's own handler of `POST /`, called straight from the connection: the hottest route
 /// skips the router (its matching, boxing and response mapping cost about a microsecond per
 /// call). Every other request goes through the router, which routes `POST /` to the same
-/// handler (so without this, nothing changes but speed).
+/// handler (so taking it out would change nothing but speed).
 pub type Api = Arc<
     dyn Fn(Request<Body>) -> Pin<Box<dyn Future<Output = Response<Body>> + Send>> + Send + Sync,
 >;
@@ -502,7 +502,7 @@ pub type Api = Arc<
 pub async fn serve(
     listener: tokio::net::TcpListener,
     app: Router,
-    api: Option<Api>,
+    api: Api,
     limits: Limits,
     handshake: Handshake,
     shutdown: impl Future<Output = ()> + Send + 'static,
@@ -601,7 +601,7 @@ async fn connection(
     conn: Arc<Conn>,
     stream: TcpStream,
     app: Router,
-    api: Option<Api>,
+    api: Api,
     handshake: Handshake,
     stopping: Arc<AtomicBool>,
 ) {
@@ -652,17 +652,12 @@ async fn connection(
                 request.extensions_mut().insert(ConnectInfo(client));
                 request.extensions_mut().insert(Transport { tls: secure });
                 let call = async move {
-                    match api {
-                        Some(api)
-                            if request.method() == http::Method::POST
-                                && request.uri().path() == "/" =>
-                        {
-                            api(request).await
-                        }
-                        _ => match tower::ServiceExt::oneshot(app, request).await {
-                            Ok(response) => response,
-                            Err(never) => match never {},
-                        },
+                    if request.method() == http::Method::POST && request.uri().path() == "/" {
+                        return api(request).await;
+                    }
+                    match tower::ServiceExt::oneshot(app, request).await {
+                        Ok(response) => response,
+                        Err(never) => match never {},
                     }
                 };
                 let response = match tokio::time::timeout(limits.request_timeout, call).await {

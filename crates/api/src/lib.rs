@@ -155,7 +155,7 @@ pub async fn serve_with(
         Arc::new(move |request| Box::pin(handle(State(deployment.clone()), request)))
     };
     let app = router_with_console(deployment, console);
-    edge::serve(listener, app, Some(api), limits, handshake, shutdown).await
+    edge::serve(listener, app, api, limits, handshake, shutdown).await
 }
 
 async fn health(State(deployment): State<Arc<Deployment>>) -> Response {

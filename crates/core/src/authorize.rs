@@ -210,25 +210,38 @@ pub fn context_for(
     access: &Access,
     target: &Target,
 ) -> Context {
-    let mut context = access.context.clone();
-    global_context_at(region, now_ms, caller, &mut context);
+    let mut context = Context::new();
+    fill_context(region, now_ms, caller, access, target, &mut context);
+    context
+}
+
+/// Sets the keys of [`context_for`] in `context` (those it keeps).
+fn fill_context(
+    region: &str,
+    now_ms: i64,
+    caller: &Caller,
+    access: &Access,
+    target: &Target,
+    context: &mut Context,
+) {
+    context.extend_from(&access.context);
+    global_context_at(region, now_ms, caller, context);
     match target {
         Target::Everything => {}
         Target::Secret(secret) => {
             secret_keys(
-                &mut context,
+                context,
                 &secret.record.arn,
                 secret.record.tags.as_deref().unwrap_or_default(),
             );
         }
-        Target::Tagged { arn, tags, .. } => secret_keys(&mut context, arn, tags),
+        Target::Tagged { arn, tags, .. } => secret_keys(context, arn, tags),
         Target::Named { arn, .. } => {
             if access.action != "secretsmanager:CreateSecret" {
                 context.set("secretsmanager:SecretId", *arn);
             }
         }
     }
-    context
 }
 
 /// The keys of an existing secret: `secretsmanager:SecretId` and its tags.
@@ -280,8 +293,8 @@ pub fn authorize_at(
     // The context is built only when a policy evaluated here can look at it (conditions,
     // policy variables): GetSecretValue by an administrator then costs no context at all.
     let context =
-        coffer_iam::context_if_read(caller.policies.iter().chain(policy.as_deref()), || {
-            context_for(region, now_ms, caller, access, &target)
+        coffer_iam::context_read_by(caller.policies.iter().chain(policy.as_deref()), |context| {
+            fill_context(region, now_ms, caller, access, &target, context)
         });
     let principal = caller.principal();
     let request = Request {

@@ -9,7 +9,7 @@
 //!   policies and the resource's policy; [`evaluate_key_policy`] for KMS keys.
 //! - [`access_denied_message`] the text of AWS's AccessDeniedException for a [`Denial`].
 //! - [`Policy::reads_context`] whether a policy can look at the request context at all, and
-//!   [`context_if_read`] to build a context only for policies that do.
+//!   [`context_read_by`] to build only the part of a context that policies read.
 //! - [`Policy::parse_resource_policy`], [`Policy::is_public`] and [`validate_resource_policy`]
 //!   for PutResourcePolicy / ValidateResourcePolicy; [`Policy::parse_identity_policy`] for
 //!   users' inline policies.
@@ -87,26 +87,20 @@ impl Context {
         }
     }
 
+    /// Sets every key of `other` (as [`set_all`](Self::set_all) does: only those kept).
+    pub fn extend_from(&mut self, other: &Context) {
+        for (key, values) in &other.values {
+            if self.wants(key) {
+                self.values.insert(key.clone(), values.clone());
+            }
+        }
+    }
+
     /// The values of `key`, or `None` when the request does not have it (`Null`, `...IfExists`).
     pub fn get(&self, key: &str) -> Option<&[String]> {
         self.values
             .get(&key.to_ascii_lowercase())
             .map(Vec::as_slice)
-    }
-}
-
-/// The context for a request that `policies` decide: `build()` when one of them reads it
-/// ([`Policy::reads_context`]), else an empty [`Context`], which they cannot tell apart (no
-/// condition, no policy variable). Pass every policy the evaluation consults: the caller's
-/// identity policies and the resource or key policy.
-pub fn context_if_read<'a>(
-    policies: impl IntoIterator<Item = &'a Policy>,
-    build: impl FnOnce() -> Context,
-) -> Context {
-    if policies.into_iter().any(Policy::reads_context) {
-        build()
-    } else {
-        Context::new()
     }
 }
 

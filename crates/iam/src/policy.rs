@@ -86,19 +86,31 @@ pub(crate) struct Statement {
 pub struct Policy {
     pub(crate) version: Version,
     pub(crate) statements: Vec<Statement>,
-    /// [`Policy::reads_context`], decided once by [`statements_read_context`] when the policy is
-    /// parsed.
-    reads_context: bool,
     /// The condition keys (lower-cased) its conditions look up; `None` when it may read any
     /// key (a policy variable, whose key is chosen by the text, in a Resource or a condition
-    /// value). See [`crate::context_read_by`].
+    /// value). Decided once by [`statements_keys_read`] when the policy is parsed; see
+    /// [`crate::context_read_by`] and [`Policy::reads_context`].
     keys_read: Option<Vec<String>>,
 }
 
-/// The condition keys `statements` look up (lower-cased, sorted, without repeats), or `None`
-/// when a policy variable may read any key: in a Resource or NotResource
+/// What evaluating `statements` can read of the request [`crate::Context`]. Evaluation reads it
+/// in exactly two places (`eval.rs`, `condition.rs`, through `Facts`):
+/// - a Condition: every operator looks its key up (`Condition::holds`), and its values may
+///   hold policy variables (`Facts::text`, `Facts::pattern_matches`);
+/// - a policy variable (`${aws:username}`, `${aws:PrincipalTag/team}`, ...) in a Resource or
+///   NotResource, substituted per request (`Facts::expand`). Such a pattern is
+///   [`Pattern::Variables`], made only under Version 2012-10-17 for text containing `${`;
+///   under 2008-10-17 the text is literal.
+///
+/// Nothing else does: Action/NotAction match the action name alone, and Principal/NotPrincipal
+/// compare the caller's ARN and account literally (IAM has no policy variables there). A
+/// policy for which this is an empty list decides the same whatever the context holds. A change to
+/// what evaluation reads (a new element, variables in another place) must update this rule.
+///
+/// So: the condition keys `statements` look up (lower-cased, sorted, without repeats), or
+/// `None` when a policy variable may read any key: in a Resource or NotResource
 /// ([`Pattern::Variables`]), or in a condition's values (any `${`, whatever the version: the
-/// safe side). With [`statements_read_context`] false, this is an empty list.
+/// safe side). An empty list: the policy reads nothing of the context.
 fn statements_keys_read(statements: &[Statement]) -> Option<Vec<String>> {
     let mut keys = Vec::new();
     for st in statements {
@@ -119,29 +131,6 @@ fn statements_keys_read(statements: &[Statement]) -> Option<Vec<String>> {
     keys.sort_unstable();
     keys.dedup();
     Some(keys)
-}
-
-/// Whether evaluating `statements` can read the request [`crate::Context`]. Evaluation reads it
-/// in exactly two places (`eval.rs`, `condition.rs`, through `Facts`):
-/// - a Condition: every operator looks its key up (`Condition::holds`), and its values may
-///   hold policy variables (`Facts::text`, `Facts::pattern_matches`);
-/// - a policy variable (`${aws:username}`, `${aws:PrincipalTag/team}`, ...) in a Resource or
-///   NotResource, substituted per request (`Facts::expand`). Such a pattern is
-///   [`Pattern::Variables`], made only under Version 2012-10-17 for text containing `${`;
-///   under 2008-10-17 the text is literal.
-///
-/// Nothing else does: Action/NotAction match the action name alone, and Principal/NotPrincipal
-/// compare the caller's ARN and account literally (IAM has no policy variables there). A
-/// policy for which this is `false` decides the same whatever the context holds. A change to
-/// what evaluation reads (a new element, variables in another place) must update this rule.
-fn statements_read_context(statements: &[Statement]) -> bool {
-    statements.iter().any(|st| {
-        !st.conditions.is_empty()
-            || st
-                .resources
-                .as_ref()
-                .is_some_and(|r| r.items.iter().any(|p| matches!(p, Pattern::Variables(_))))
-    })
 }
 
 const TOP_LEVEL: [&str; 3] = ["Version", "Id", "Statement"];
@@ -430,7 +419,6 @@ impl Policy {
         }
         Ok(Policy {
             version,
-            reads_context: statements_read_context(&statements),
             keys_read: statements_keys_read(&statements),
             statements,
         })
@@ -479,11 +467,11 @@ impl Policy {
 
     /// Whether evaluating this policy can read the request context: some statement has a
     /// Condition, or a policy variable in its Resource or NotResource. Decided once at parse
-    /// time; the rule, and why it is exact, is at `statements_read_context` in policy.rs. When
+    /// time; the rule, and why it is exact, is at `statements_keys_read` in policy.rs. When
     /// no policy of a request reads it, the caller may pass an empty [`crate::Context`] (see
     /// [`crate::context_if_read`]): the decision cannot depend on it.
     pub fn reads_context(&self) -> bool {
-        self.reads_context
+        self.keys_read.as_ref().is_none_or(|keys| !keys.is_empty())
     }
 
     /// The condition keys this policy can read (lower-cased), or `None` for any key.

@@ -1528,7 +1528,7 @@ fn policies_say_whether_they_read_the_context() {
 
 /// The flag is what evaluation does: a policy that says it does not read the context decides
 /// the same with an empty context as with a full one, and one that says it does can decide
-/// differently (so [`context_if_read`] must build the context for it).
+/// differently (so [`context_read_by`] must build the context for it).
 #[test]
 fn a_policy_that_reads_no_context_decides_without_it() {
     let alice = user(ACCOUNT, "alice");
@@ -1566,7 +1566,7 @@ fn a_policy_that_reads_no_context_decides_without_it() {
         let with = decide_with(&full);
         assert!(with.is_allowed(), "{statement}");
         assert_eq!(
-            decide_with(&context_if_read([&policy], || full.clone())),
+            decide_with(&context_read_by([&policy], |c| c.extend_from(&full))),
             with,
             "{statement}"
         );

@@ -240,15 +240,23 @@ pub fn parse(headers: &HeaderMap) -> Result<Authorization, SigV4Error> {
         return Err(requires_message(&[], true, raw));
     }
 
-    let mut scope = [""; 5];
-    let mut elements = 0;
-    for (i, part) in credential.split('/').enumerate() {
-        if let Some(slot) = scope.get_mut(i) {
-            *slot = part;
-        }
-        elements += 1;
-    }
-    let (5, [access_key_id, scope_date, region, service, terminator]) = (elements, scope) else {
+    let mut scope = credential.split('/');
+    let (
+        Some(access_key_id),
+        Some(scope_date),
+        Some(region),
+        Some(service),
+        Some(terminator),
+        None,
+    ) = (
+        scope.next(),
+        scope.next(),
+        scope.next(),
+        scope.next(),
+        scope.next(),
+        scope.next(),
+    )
+    else {
         // [F] Resource Groups Tagging API (AWS JSON 1.1), IncompleteSignatureException.
         return Err(SigV4Error::incomplete(format!(
             "Credential must have exactly 5 slash-delimited elements, e.g. keyid/date/region/service/term, got '{credential}'"

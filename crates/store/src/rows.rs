@@ -306,7 +306,7 @@ fn corrupt_copy(arn: &str, what: &str) -> StoreError {
 fn unhex(arn: &str, hex: Option<&str>) -> Result<Option<Vec<u8>>> {
     let Some(hex) = hex else { return Ok(None) };
     let mut bytes = vec![0; hex.len() / 2];
-    const_hex::decode_to_slice(hex, &mut bytes)
+    hex::decode_to_slice(hex, &mut bytes)
         .map_err(|e| corrupt_copy(arn, &format!("has bytes that are not hex ({e})")))?;
     Ok(Some(bytes))
 }

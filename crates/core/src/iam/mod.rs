@@ -13,7 +13,7 @@
 //! refused with ValidationError, so no ARN ever differs from what the caller expects);
 //! no login profiles, groups, roles or managed policies.
 
-use coffer_iam::{Context, Decision, Request};
+use coffer_iam::{Decision, Request};
 use coffer_store::{AccessKeyRecord, UserPolicyRecord, UserRecord};
 
 use crate::Caller;
@@ -294,16 +294,14 @@ impl Iam<'_> {
     pub(crate) fn authorize(&self, operation: Operation, resource: &str) -> Result<()> {
         use crate::operation::Operation as _;
         let caller = self.caller;
-        let context = coffer_iam::context_if_read(caller.policies.iter(), || {
-            let mut context = Context::new();
+        let context = coffer_iam::context_read_by(caller.policies.iter(), |context| {
             // IAM is global: AWS serves it from us-east-1, which is its aws:RequestedRegion.
             crate::authorize::global_context_at(
                 "us-east-1",
                 chrono::Utc::now().timestamp_millis(),
                 caller,
-                &mut context,
+                context,
             );
-            context
         });
         let principal = caller.principal();
         let request = Request {
